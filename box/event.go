@@ -1,0 +1,76 @@
+package box
+
+import "time"
+
+// EventType names what happened. The strings are part of the wire protocol
+// and the outbox format: add new ones, never rename.
+type EventType string
+
+const (
+	EventBoxStarted     EventType = "box_started"
+	EventBoxStopped     EventType = "box_stopped"
+	EventClockUntrusted EventType = "clock_untrusted"
+	EventCodeAccepted   EventType = "code_accepted"
+	EventCodeRefused    EventType = "code_refused"
+	EventLockout        EventType = "lockout"
+	EventSlotReleased   EventType = "slot_released"
+	EventSlotRelocked   EventType = "slot_relocked"
+	EventKeyTaken       EventType = "key_taken"
+	EventKeyReturned    EventType = "key_returned"
+	EventKeyAbsent      EventType = "key_absent"      // a code was good but its key is not in its slot
+	EventFobUnknown     EventType = "fob_unknown"     // a fob that names no key
+	EventReturnRefused  EventType = "return_refused"  // a known fob whose home slot cannot take it
+	EventSlotUnexpected EventType = "slot_unexpected" // the key sensor changed while the slot was locked
+	EventRecordsApplied EventType = "records_applied" // keys/grants changed (import or sync)
+	EventHardwareFault  EventType = "hardware_fault"
+)
+
+// Reason says why something was refused or ended.
+type Reason string
+
+const (
+	ReasonUnknownCode    Reason = "unknown_code"
+	ReasonNotYetValid    Reason = "not_yet_valid"
+	ReasonExpired        Reason = "expired"
+	ReasonRevoked        Reason = "revoked"
+	ReasonUsedUp         Reason = "used_up"
+	ReasonClockUntrusted Reason = "clock_untrusted"
+	ReasonLockedOut      Reason = "locked_out"
+	ReasonTooLong        Reason = "too_long"
+	ReasonNoKeys         Reason = "no_keys" // a good code whose keys are all unknown to the box
+	ReasonSlotOccupied   Reason = "slot_occupied"
+	ReasonSlotBusy       Reason = "slot_busy" // the slot is in the middle of another sequence
+	ReasonKeyTaken       Reason = "key_taken"
+	ReasonKeyReturned    Reason = "key_returned"
+	ReasonTimeout        Reason = "timeout"
+	ReasonStop           Reason = "stop"
+)
+
+// Purpose says why a slot was released.
+type Purpose string
+
+const (
+	PurposeTake   Purpose = "take"
+	PurposeReturn Purpose = "return"
+)
+
+// Event is one entry of the outbox. Seq is given by the store when the event
+// is committed: a box-local, gap-free, increasing sequence number.
+type Event struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"` // the box clock when it happened
+	Type    EventType `json:"type"`
+	Slot    int       `json:"slot,omitempty"`
+	KeyID   string    `json:"key_id,omitempty"`
+	GrantID string    `json:"grant_id,omitempty"`
+	FobUID  string    `json:"fob_uid,omitempty"`
+	Reason  Reason    `json:"reason,omitempty"`
+	Purpose Purpose   `json:"purpose,omitempty"`
+	// Until is the end of a lockout.
+	Until time.Time `json:"until,omitzero"`
+	// Failures is the count of wrong codes in a row (lockout, code_refused).
+	Failures int `json:"failures,omitempty"`
+	// ClockUntrusted marks events stamped by a clock the box does not trust.
+	ClockUntrusted bool   `json:"clock_untrusted,omitempty"`
+	Detail         string `json:"detail,omitempty"` // free text for people, never a code
+}

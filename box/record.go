@@ -1,0 +1,175 @@
+package box
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Key is a physical key on its fob, and the slot it lives in.
+// Keys are replicated records: the cloud (or an import) owns them.
+type Key struct {
+	ID     string `json:"id"`
+	Name   string `json:"name,omitempty"`
+	FobUID string `json:"fob_uid"` // EM4100 UID, 10 upper-case hex digits (see NormalizeFobUID)
+	Slot   int    `json:"slot"`    // home slot, 1..N
+}
+
+// GrantKind says how a grant is used at the keypad.
+type GrantKind string
+
+const (
+	// KindBooking is a booking PIN: it opens the slots of the grant's keys.
+	KindBooking GrantKind = "booking"
+	// KindDriverCode is a driver's own access code: it opens the grant's keys
+	// and the keys of every active grant with the same DriverRef.
+	KindDriverCode GrantKind = "driver_code"
+)
+
+// Grant lets a code open keys during a window. Grants are replicated records
+// except for Uses, which the box counts itself.
+//
+// The code itself is not part of Grant: the store keeps only an HMAC of it
+// (see store), so a Grant read back from the box never carries a code.
+type Grant struct {
+	ID        string    `json:"id"`
+	Kind      GrantKind `json:"kind"`
+	KeyIDs    []string  `json:"key_ids,omitempty"`
+	From      time.Time `json:"from,omitzero"`      // zero: no start
+	Until     time.Time `json:"until,omitzero"`     // zero: no end; the window is [From, Until)
+	MaxUses   int       `json:"max_uses,omitempty"` // 0: unlimited
+	Uses      int       `json:"uses,omitempty"`     // counted by the box
+	Revoked   bool      `json:"revoked,omitempty"`
+	Source    string    `json:"source,omitempty"`     // who made it, e.g. "fleetio", "import"
+	DriverRef string    `json:"driver_ref,omitempty"` // e.g. a Fleetio contact id
+}
+
+// Windowed reports whether the grant has a start or an end.
+func (g Grant) Windowed() bool { return !g.From.IsZero() || !g.Until.IsZero() }
+
+// Ended reports whether the grant can never be used again at or after now
+// (revoked, window over, or uses exhausted).
+func (g Grant) Ended(now time.Time) bool {
+	return g.Revoked || (!g.Until.IsZero() && !now.Before(g.Until)) || (g.MaxUses > 0 && g.Uses >= g.MaxUses)
+}
+
+// Usable says whether the grant may be used at now, and if not, why not.
+func (g Grant) Usable(now time.Time) (bool, Reason) {
+	switch {
+	case g.Revoked:
+		return false, ReasonRevoked
+	case !g.From.IsZero() && now.Before(g.From):
+		return false, ReasonNotYetValid
+	case !g.Until.IsZero() && !now.Before(g.Until):
+		return false, ReasonExpired
+	case g.MaxUses > 0 && g.Uses >= g.MaxUses:
+		return false, ReasonUsedUp
+	}
+	return true, ""
+}
+
+// Lockout is the wrong-code state, kept across restarts.
+type Lockout struct {
+	Failures int       `json:"failures"`       // wrong codes in a row
+	Until    time.Time `json:"until,omitzero"` // keypad refuses codes before this
+}
+
+// Validation errors. Errors from Validate wrap ErrInvalidRecord.
+var ErrInvalidRecord = errors.New("invalid record")
+
+var (
+	idPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$`)
+	fobPattern = regexp.MustCompile(`^[0-9A-F]{10}$`)
+)
+
+// ValidID reports whether s can be a key, grant or box id.
+func ValidID(s string) bool { return idPattern.MatchString(s) }
+
+// NormalizeFobUID upper-cases a fob UID and drops spaces and colons, so that
+// "01 00 07 34 e0" and "01000734E0" name the same fob. It reports false when
+// the result is not 10 hex digits (40 bits, an EM4100 UID).
+func NormalizeFobUID(s string) (string, bool) {
+	b := make([]byte, 0, 10)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == ':' || c == '-':
+			continue
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	u := string(b)
+	return u, fobPattern.MatchString(u)
+}
+
+// Validate checks a key record. slots is the box's slot count (0: not checked).
+func (k Key) Validate(slots int) error {
+	if !ValidID(k.ID) {
+		return fmt.Errorf("%w: key id %q: want 1-128 letters, digits or ._:@-", ErrInvalidRecord, k.ID)
+	}
+	if _, ok := NormalizeFobUID(k.FobUID); !ok {
+		return fmt.Errorf("%w: key %s: fob_uid %q is not 10 hex digits", ErrInvalidRecord, k.ID, k.FobUID)
+	}
+	if k.Slot < 1 || (slots > 0 && k.Slot > slots) {
+		if slots > 0 {
+			return fmt.Errorf("%w: key %s: slot %d is not in 1..%d", ErrInvalidRecord, k.ID, k.Slot, slots)
+		}
+		return fmt.Errorf("%w: key %s: slot %d is not a slot number", ErrInvalidRecord, k.ID, k.Slot)
+	}
+	return nil
+}
+
+// Validate checks a grant record (without its code; see ValidCode).
+func (g Grant) Validate() error {
+	if !ValidID(g.ID) {
+		return fmt.Errorf("%w: grant id %q: want 1-128 letters, digits or ._:@-", ErrInvalidRecord, g.ID)
+	}
+	switch g.Kind {
+	case KindBooking:
+		if len(g.KeyIDs) == 0 {
+			return fmt.Errorf("%w: grant %s: a booking needs at least one key", ErrInvalidRecord, g.ID)
+		}
+	case KindDriverCode:
+		if g.DriverRef == "" {
+			return fmt.Errorf("%w: grant %s: a driver code needs a driver_ref", ErrInvalidRecord, g.ID)
+		}
+	default:
+		return fmt.Errorf("%w: grant %s: kind %q is not %q or %q", ErrInvalidRecord, g.ID, g.Kind, KindBooking, KindDriverCode)
+	}
+	for _, k := range g.KeyIDs {
+		if !ValidID(k) {
+			return fmt.Errorf("%w: grant %s: key id %q", ErrInvalidRecord, g.ID, k)
+		}
+	}
+	if !g.From.IsZero() && !g.Until.IsZero() && !g.From.Before(g.Until) {
+		return fmt.Errorf("%w: grant %s: window from %s is not before until %s", ErrInvalidRecord, g.ID,
+			g.From.Format(time.RFC3339), g.Until.Format(time.RFC3339))
+	}
+	if g.MaxUses < 0 || g.Uses < 0 {
+		return fmt.Errorf("%w: grant %s: negative use count", ErrInvalidRecord, g.ID)
+	}
+	return nil
+}
+
+// Code length bounds. A code is digits only: the keypad has nothing else
+// (besides * and #, which are commands).
+const (
+	MinCodeLength = 4
+	MaxCodeLength = 12
+)
+
+// ValidCode checks that code can be typed on the keypad.
+func ValidCode(code string) error {
+	if len(code) < MinCodeLength || len(code) > MaxCodeLength {
+		return fmt.Errorf("%w: code must be %d to %d digits, got %d characters", ErrInvalidRecord, MinCodeLength, MaxCodeLength, len(code))
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] < '0' || code[i] > '9' {
+			return fmt.Errorf("%w: code must be digits only", ErrInvalidRecord)
+		}
+	}
+	return nil
+}
