@@ -1,0 +1,645 @@
+package box
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Hardware is what the controller drives. hal/slots.Dev is all three.
+type Hardware struct {
+	Locks   Locks
+	Sensors KeySensors
+	LEDs    Indicators // may be nil
+}
+
+// Controller is the box: one event loop that owns the keypad entry, the slot
+// sequences and the lockout. Inputs (Press, FobScanned, KeySensed) may be
+// called from any goroutine; they are queued and handled in order.
+type Controller struct {
+	// immutable
+	cfg   Config
+	st    Store
+	hw    Hardware
+	clock Clock
+	log   *slog.Logger
+	in    chan func()
+	done  chan struct{}
+
+	// mutable, owned by the loop goroutine
+	entry      []byte
+	overflow   bool
+	entryTimer Timer
+	entryGen   uint64
+	lockout    Lockout
+	slots      []slotState // index slot-1
+	untrusted  bool        // last clock trust seen, to report a change once
+
+	viewMu sync.Mutex
+	view   []SlotView
+}
+
+type phase int
+
+const (
+	idle phase = iota
+	releasedTake
+	releasedReturn
+)
+
+type slotState struct {
+	phase    phase
+	keyID    string
+	grantID  string
+	fobUID   string
+	occupied bool
+	timer    Timer
+	gen      uint64
+}
+
+// SlotView is a snapshot of one slot, for consoles and status.
+type SlotView struct {
+	Slot     int     `json:"slot"`
+	KeyID    string  `json:"key_id,omitempty"` // the key in its sequence, if any
+	Occupied bool    `json:"occupied"`
+	Released bool    `json:"released"`
+	Purpose  Purpose `json:"purpose,omitempty"`
+}
+
+// New checks the configuration and makes a controller. Nothing is touched
+// until Run.
+func New(cfg Config, st Store, hw Hardware, clock Clock, log *slog.Logger) (*Controller, error) {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("box config: %w", err)
+	}
+	if st == nil || hw.Locks == nil || hw.Sensors == nil {
+		return nil, errors.New("box: a store, locks and key sensors are required")
+	}
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Controller{
+		cfg: cfg, st: st, hw: hw, clock: clock, log: log,
+		// Inputs arrive in bursts (a typed PIN, a sensor flapping); the buffer
+		// absorbs them while a commit fsyncs.
+		in:    make(chan func(), 256),
+		done:  make(chan struct{}),
+		slots: make([]slotState, cfg.Slots),
+	}
+	c.view = make([]SlotView, cfg.Slots)
+	for i := range c.view {
+		c.view[i].Slot = i + 1
+	}
+	return c, nil
+}
+
+// Config returns the effective configuration (defaults filled in).
+func (c *Controller) Config() Config { return c.cfg }
+
+// Press queues a keypad key: '0'..'9', '*' (clear) or '#' (submit).
+func (c *Controller) Press(key rune) { c.post(func() { c.press(key) }) }
+
+// FobScanned queues a fob read at the RFID reader.
+func (c *Controller) FobScanned(uid string) { c.post(func() { c.fobScanned(uid) }) }
+
+// KeySensed queues a change of a slot's key-present sensor.
+func (c *Controller) KeySensed(slot int, present bool) {
+	c.post(func() { c.keySensed(slot, present) })
+}
+
+// Flush waits until every input queued before it has been handled, or the
+// controller has stopped.
+func (c *Controller) Flush() {
+	ch := make(chan struct{})
+	c.post(func() { close(ch) })
+	select {
+	case <-ch:
+	case <-c.done:
+	}
+}
+
+// Slots returns a snapshot of every slot.
+func (c *Controller) Slots() []SlotView {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	return append([]SlotView(nil), c.view...)
+}
+
+func (c *Controller) post(f func()) {
+	select {
+	case c.in <- f:
+	case <-c.done:
+	}
+}
+
+// Run is the event loop. It de-energises every lock at start and at stop
+// (fail secure) and returns when ctx is done.
+func (c *Controller) Run(ctx context.Context) error {
+	defer close(c.done)
+	if err := c.hw.Locks.LockAll(); err != nil {
+		// A lock we cannot drive is a box we cannot trust to stay shut.
+		return fmt.Errorf("box start: locking all slots: %w", err)
+	}
+	lo, err := c.st.Lockout()
+	if err != nil {
+		return fmt.Errorf("box start: reading lockout: %w", err)
+	}
+	c.lockout = lo
+	for i := range c.slots {
+		p, err := c.hw.Sensors.Present(i + 1)
+		if err != nil {
+			return fmt.Errorf("box start: reading key sensor of slot %d: %w", i+1, err)
+		}
+		c.slots[i].occupied = p
+		c.setLED(i+1, false)
+	}
+	now := c.clock.Now()
+	evs := []Event{c.event(now, Event{Type: EventBoxStarted, Detail: fmt.Sprintf("%d slots", c.cfg.Slots)})}
+	if !c.trusted(now) {
+		c.untrusted = true
+		evs = append(evs, c.event(now, Event{Type: EventClockUntrusted,
+			Detail: fmt.Sprintf("box clock %s is before build time %s; windowed grants: %s",
+				now.UTC().Format(time.RFC3339), c.cfg.BuildTime.UTC().Format(time.RFC3339), c.cfg.UntrustedClock)}))
+	}
+	if _, err := c.st.Commit(Change{Events: evs}); err != nil {
+		return fmt.Errorf("box start: recording start: %w", err)
+	}
+	c.updateView()
+	c.log.Info("box started", "slots", c.cfg.Slots, "clock_trusted", !c.untrusted)
+
+	for {
+		select {
+		case f := <-c.in:
+			f()
+			c.updateView()
+		case <-ctx.Done():
+			return c.stop()
+		}
+	}
+}
+
+func (c *Controller) stop() error {
+	now := c.clock.Now()
+	var evs []Event
+	for i := range c.slots {
+		s := &c.slots[i]
+		if s.phase != idle {
+			evs = append(evs, c.event(now, Event{Type: EventSlotRelocked, Slot: i + 1, KeyID: s.keyID,
+				GrantID: s.grantID, Reason: ReasonStop}))
+		}
+		c.endSequence(i + 1)
+	}
+	if c.entryTimer != nil {
+		c.entryTimer.Stop()
+	}
+	lockErr := c.hw.Locks.LockAll()
+	evs = append(evs, c.event(now, Event{Type: EventBoxStopped}))
+	_, err := c.st.Commit(Change{Events: evs})
+	c.updateView()
+	c.log.Info("box stopped")
+	return errors.Join(lockErr, err)
+}
+
+// trusted reports whether the box clock can be believed at now.
+func (c *Controller) trusted(now time.Time) bool {
+	return c.cfg.BuildTime.IsZero() || !now.Before(c.cfg.BuildTime)
+}
+
+// event stamps e with the time and the clock's trust.
+func (c *Controller) event(now time.Time, e Event) Event {
+	e.Time = now
+	e.ClockUntrusted = !c.trusted(now)
+	return e
+}
+
+// commit records a change; a failure is logged, and the caller must not
+// move anything it was meant to record (fail secure).
+func (c *Controller) commit(ch Change) error {
+	_, err := c.st.Commit(ch)
+	if err != nil {
+		c.log.Error("recording events", "err", err, "events", len(ch.Events))
+	}
+	return err
+}
+
+// ---- keypad ----
+
+func (c *Controller) press(key rune) {
+	switch {
+	case key >= '0' && key <= '9':
+		if len(c.entry) >= c.cfg.MaxEntryLength {
+			c.overflow = true
+		} else {
+			c.entry = append(c.entry, byte(key))
+		}
+		c.armEntryTimer()
+	case key == '*':
+		c.clearEntry()
+	case key == '#':
+		if len(c.entry) == 0 && !c.overflow {
+			return
+		}
+		code, overflow := string(c.entry), c.overflow
+		c.clearEntry()
+		c.submit(code, overflow)
+	default:
+		c.log.Warn("keypad: unknown key ignored", "key", string(key))
+	}
+}
+
+func (c *Controller) armEntryTimer() {
+	if c.entryTimer != nil {
+		c.entryTimer.Stop()
+	}
+	c.entryGen++
+	gen := c.entryGen
+	c.entryTimer = c.clock.AfterFunc(c.cfg.EntryTimeout, func() {
+		c.post(func() {
+			if gen == c.entryGen {
+				c.log.Debug("keypad: entry timed out")
+				c.clearEntry()
+			}
+		})
+	})
+}
+
+func (c *Controller) clearEntry() {
+	// Overwrite the digits: the entry is a code in clear.
+	for i := range c.entry {
+		c.entry[i] = 0
+	}
+	c.entry = c.entry[:0]
+	c.overflow = false
+	c.entryGen++
+	if c.entryTimer != nil {
+		c.entryTimer.Stop()
+		c.entryTimer = nil
+	}
+}
+
+// submit checks a typed code and opens what it grants.
+func (c *Controller) submit(code string, overflow bool) {
+	now := c.clock.Now()
+	if now.Before(c.lockout.Until) {
+		// Codes typed during a lockout are not even looked up, so a guesser
+		// learns nothing; they do not extend the lockout either.
+		c.commit(Change{Events: []Event{c.event(now, Event{Type: EventCodeRefused, Reason: ReasonLockedOut,
+			Until: c.lockout.Until, Failures: c.lockout.Failures})}})
+		return
+	}
+	if overflow {
+		c.fail(now, ReasonTooLong)
+		return
+	}
+	grants, err := c.st.GrantsByCode(code)
+	if err != nil {
+		c.log.Error("looking up a code", "err", err)
+		c.commit(Change{Events: []Event{c.event(now, Event{Type: EventHardwareFault, Detail: "store: code lookup failed"})}})
+		return
+	}
+	if len(grants) == 0 {
+		c.fail(now, ReasonUnknownCode)
+		return
+	}
+	// A code may belong to several grants over time (an old booking's PIN
+	// reused after it ended); only the usable ones count.
+	var usable []Grant
+	var why Reason
+	for _, g := range grants {
+		if ok, r := c.usable(g, now); ok {
+			usable = append(usable, g)
+		} else if why == "" || rank(r) > rank(why) {
+			why = r
+		}
+	}
+	if len(usable) == 0 {
+		// A real code out of its window is not a guess: it does not count
+		// towards the lockout, but it is refused and recorded.
+		ev := Event{Type: EventCodeRefused, Reason: why, GrantID: grants[0].ID}
+		ch := Change{Events: []Event{c.event(now, ev)}}
+		c.commit(ch)
+		return
+	}
+	c.open(now, usable)
+}
+
+// rank orders refusal reasons by how useful they are to the person at the
+// keypad when several grants share a code.
+func rank(r Reason) int {
+	switch r {
+	case ReasonNotYetValid:
+		return 5
+	case ReasonClockUntrusted:
+		return 4
+	case ReasonUsedUp:
+		return 3
+	case ReasonExpired:
+		return 2
+	case ReasonRevoked:
+		return 1
+	}
+	return 0
+}
+
+func (c *Controller) usable(g Grant, now time.Time) (bool, Reason) {
+	if g.Windowed() && !c.trusted(now) && c.cfg.UntrustedClock == ClockRefuse {
+		if g.Revoked {
+			return false, ReasonRevoked
+		}
+		return false, ReasonClockUntrusted
+	}
+	return g.Usable(now)
+}
+
+// fail records a wrong code and starts a lockout when there were too many.
+func (c *Controller) fail(now time.Time, r Reason) {
+	lo := Lockout{Failures: c.lockout.Failures + 1}
+	evs := []Event{c.event(now, Event{Type: EventCodeRefused, Reason: r, Failures: lo.Failures})}
+	if d := c.cfg.lockoutFor(lo.Failures); d > 0 {
+		lo.Until = now.Add(d)
+		evs = append(evs, c.event(now, Event{Type: EventLockout, Until: lo.Until, Failures: lo.Failures,
+			Detail: fmt.Sprintf("keypad locked for %s", d)}))
+		c.log.Warn("keypad locked out", "failures", lo.Failures, "for", d)
+	}
+	if c.commit(Change{Lockout: &lo, Events: evs}) == nil {
+		c.lockout = lo
+	}
+}
+
+// open releases the slots of the keys that the usable grants give.
+func (c *Controller) open(now time.Time, grants []Grant) {
+	type target struct {
+		slot  int
+		key   Key
+		grant string
+	}
+	var (
+		targets []target
+		events  []Event
+		used    []string // grants that open something, in order: their uses go up
+		seen    = map[string]bool{}
+	)
+	markUsed := func(id string) {
+		for _, u := range used {
+			if u == id {
+				return
+			}
+		}
+		used = append(used, id)
+	}
+	addKeys := func(g Grant) {
+		for _, id := range g.KeyIDs {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			k, ok, err := c.st.KeyByID(id)
+			if err != nil || !ok {
+				c.log.Warn("grant names a key the box does not have", "grant", g.ID, "key", id, "err", err)
+				continue
+			}
+			if k.Slot < 1 || k.Slot > c.cfg.Slots {
+				c.log.Warn("key's slot is not on this box", "key", id, "slot", k.Slot)
+				continue
+			}
+			s := &c.slots[k.Slot-1]
+			switch {
+			case s.phase != idle:
+				events = append(events, c.event(now, Event{Type: EventKeyAbsent, Slot: k.Slot, KeyID: k.ID, GrantID: g.ID, Reason: ReasonSlotBusy}))
+			case !s.occupied:
+				events = append(events, c.event(now, Event{Type: EventKeyAbsent, Slot: k.Slot, KeyID: k.ID, GrantID: g.ID}))
+			default:
+				targets = append(targets, target{slot: k.Slot, key: k, grant: g.ID})
+				markUsed(g.ID)
+			}
+		}
+	}
+	for _, g := range grants {
+		before := len(targets)
+		addKeys(g)
+		if g.Kind != KindDriverCode {
+			continue
+		}
+		// A driver code also opens the keys of the driver's active bookings.
+		others, err := c.st.GrantsByDriver(g.DriverRef)
+		if err != nil {
+			c.log.Error("looking up a driver's grants", "err", err)
+			continue
+		}
+		for _, o := range others {
+			if o.ID == g.ID {
+				continue
+			}
+			if ok, _ := c.usable(o, now); ok {
+				addKeys(o)
+			}
+		}
+		if len(targets) > before {
+			markUsed(g.ID)
+		}
+	}
+
+	var ch Change
+	for _, g := range grants {
+		ch.Events = append(ch.Events, c.event(now, Event{Type: EventCodeAccepted, GrantID: g.ID, Detail: string(g.Kind)}))
+	}
+	if len(targets) == 0 && len(events) == 0 {
+		// The code is good but none of its keys is on this box (records
+		// not synced yet, or a key removed): say so rather than pretend.
+		ch.Events = []Event{c.event(now, Event{Type: EventCodeRefused, Reason: ReasonNoKeys, GrantID: grants[0].ID})}
+		c.commit(ch)
+		return
+	}
+	ch.Events = append(ch.Events, events...)
+	ch.UseGrants = used
+	for _, t := range targets {
+		ch.Events = append(ch.Events, c.event(now, Event{Type: EventSlotReleased, Slot: t.slot, KeyID: t.key.ID,
+			GrantID: t.grant, Purpose: PurposeTake}))
+	}
+	if c.lockout.Failures > 0 || !c.lockout.Until.IsZero() {
+		ch.Lockout = &Lockout{} // a good code ends the run of wrong ones
+	}
+	if err := c.commit(ch); err != nil {
+		if errors.Is(err, ErrUsedUp) {
+			c.commit(Change{Events: []Event{c.event(now, Event{Type: EventCodeRefused, Reason: ReasonUsedUp, GrantID: grants[0].ID})}})
+		}
+		return // not recorded, not opened
+	}
+	if ch.Lockout != nil {
+		c.lockout = *ch.Lockout
+	}
+	for _, t := range targets {
+		c.startSequence(now, t.slot, releasedTake, t.key.ID, t.grant, "")
+	}
+}
+
+// ---- slots ----
+
+// startSequence energises a slot's lock and waits for its key to move. The
+// slot_released event is already committed: the intent is on record before
+// the coil moves.
+func (c *Controller) startSequence(now time.Time, slot int, p phase, keyID, grantID, fob string) {
+	s := &c.slots[slot-1]
+	if err := c.hw.Locks.Release(slot, c.cfg.ReleaseTime); err != nil {
+		c.log.Error("releasing a slot", "slot", slot, "err", err)
+		_ = c.hw.Locks.Lock(slot)
+		c.commit(Change{Events: []Event{c.event(now, Event{Type: EventHardwareFault, Slot: slot, KeyID: keyID,
+			GrantID: grantID, Detail: "lock release failed: " + err.Error()})}})
+		return
+	}
+	s.phase, s.keyID, s.grantID, s.fobUID = p, keyID, grantID, fob
+	s.gen++
+	gen := s.gen
+	s.timer = c.clock.AfterFunc(c.cfg.ReleaseTime, func() {
+		c.post(func() { c.slotTimeout(slot, gen) })
+	})
+	c.setLED(slot, true)
+}
+
+// endSequence relocks a slot and forgets its sequence.
+func (c *Controller) endSequence(slot int) {
+	s := &c.slots[slot-1]
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	if s.phase != idle {
+		if err := c.hw.Locks.Lock(slot); err != nil {
+			c.log.Error("relocking a slot", "slot", slot, "err", err)
+		}
+		c.setLED(slot, false)
+	}
+	s.phase, s.keyID, s.grantID, s.fobUID = idle, "", "", ""
+	s.gen++
+}
+
+func (c *Controller) slotTimeout(slot int, gen uint64) {
+	s := &c.slots[slot-1]
+	if s.gen != gen || s.phase == idle {
+		return // the sequence ended another way
+	}
+	now := c.clock.Now()
+	ev := c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, GrantID: s.grantID,
+		FobUID: s.fobUID, Reason: ReasonTimeout, Purpose: purposeOf(s.phase)})
+	c.endSequence(slot) // lock first: the safe move does not wait for the disk
+	c.commit(Change{Events: []Event{ev}})
+}
+
+func purposeOf(p phase) Purpose {
+	switch p {
+	case releasedTake:
+		return PurposeTake
+	case releasedReturn:
+		return PurposeReturn
+	}
+	return ""
+}
+
+func (c *Controller) keySensed(slot int, present bool) {
+	if slot < 1 || slot > c.cfg.Slots {
+		c.log.Warn("key sensor of an unknown slot", "slot", slot)
+		return
+	}
+	s := &c.slots[slot-1]
+	if s.occupied == present {
+		return
+	}
+	s.occupied = present
+	now := c.clock.Now()
+	var evs []Event
+	switch {
+	case s.phase == releasedTake && !present:
+		evs = []Event{
+			c.event(now, Event{Type: EventKeyTaken, Slot: slot, KeyID: s.keyID, GrantID: s.grantID}),
+			c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, GrantID: s.grantID,
+				Reason: ReasonKeyTaken, Purpose: PurposeTake}),
+		}
+		c.endSequence(slot)
+	case s.phase == releasedReturn && present:
+		evs = []Event{
+			c.event(now, Event{Type: EventKeyReturned, Slot: slot, KeyID: s.keyID, FobUID: s.fobUID}),
+			c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, FobUID: s.fobUID,
+				Reason: ReasonKeyReturned, Purpose: PurposeReturn}),
+		}
+		c.endSequence(slot)
+	case s.phase == idle:
+		what := "key removed from a locked slot"
+		if present {
+			what = "key appeared in a locked slot"
+		}
+		c.log.Warn("slot sensor changed while locked", "slot", slot, "present", present)
+		evs = []Event{c.event(now, Event{Type: EventSlotUnexpected, Slot: slot, Detail: what})}
+	default:
+		return // a key put back while released for taking, or pulled again while returning
+	}
+	c.commit(Change{Events: evs})
+}
+
+// ---- reader ----
+
+func (c *Controller) fobScanned(raw string) {
+	now := c.clock.Now()
+	uid, ok := NormalizeFobUID(raw)
+	if !ok {
+		c.commit(Change{Events: []Event{c.event(now, Event{Type: EventFobUnknown, Detail: "malformed fob UID"})}})
+		return
+	}
+	k, ok, err := c.st.KeyByFob(uid)
+	if err != nil {
+		c.log.Error("looking up a fob", "err", err)
+		return
+	}
+	if !ok {
+		c.commit(Change{Events: []Event{c.event(now, Event{Type: EventFobUnknown, FobUID: uid})}})
+		return
+	}
+	refuse := func(r Reason) {
+		c.commit(Change{Events: []Event{c.event(now, Event{Type: EventReturnRefused, Slot: k.Slot, KeyID: k.ID,
+			FobUID: uid, Reason: r})}})
+	}
+	if k.Slot < 1 || k.Slot > c.cfg.Slots {
+		refuse(ReasonNoKeys)
+		return
+	}
+	s := &c.slots[k.Slot-1]
+	switch {
+	case s.phase == releasedReturn && s.keyID == k.ID:
+		return // the same fob again while its slot is already open for it
+	case s.phase != idle:
+		refuse(ReasonSlotBusy)
+		return
+	case s.occupied:
+		refuse(ReasonSlotOccupied)
+		return
+	}
+	ev := c.event(now, Event{Type: EventSlotReleased, Slot: k.Slot, KeyID: k.ID, FobUID: uid, Purpose: PurposeReturn})
+	if c.commit(Change{Events: []Event{ev}}) != nil {
+		return
+	}
+	c.startSequence(now, k.Slot, releasedReturn, k.ID, "", uid)
+}
+
+func (c *Controller) setLED(slot int, on bool) {
+	if c.hw.LEDs == nil {
+		return
+	}
+	if err := c.hw.LEDs.SetSlot(slot, on); err != nil {
+		c.log.Warn("slot LED", "slot", slot, "err", err)
+	}
+}
+
+func (c *Controller) updateView() {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	for i, s := range c.slots {
+		c.view[i] = SlotView{Slot: i + 1, KeyID: s.keyID, Occupied: s.occupied, Released: s.phase != idle,
+			Purpose: purposeOf(s.phase)}
+	}
+}
