@@ -1,0 +1,353 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/smartbox-oss/smartbox/box"
+)
+
+// GrantPut is a grant as the cloud or an import sends it: with its code in
+// clear. The code lives only in memory: the store writes its HMAC.
+type GrantPut struct {
+	box.Grant
+	Code string `json:"code,omitempty"`
+}
+
+// MaxDriverRefLength bounds a driver ref (it is part of an index key, and
+// bbolt keys are at most 32 KiB; real refs are short ids).
+const MaxDriverRefLength = 256
+
+// Batch is one change of the replicated records, applied all or nothing.
+type Batch struct {
+	FromRevision uint64 // applied only if the store's revision equals it (unless Snapshot)
+	ToRevision   uint64 // the store's revision after the batch; must be > FromRevision (0,0: an import, revision+1)
+	Snapshot     bool   // replace every key and grant with the batch's (local Uses kept for grants that stay)
+	Keys         []box.Key
+	DeleteKeys   []string
+	Grants       []GrantPut
+	DeleteGrants []string
+	Events       []box.Event // committed in the same transaction (e.g. records_applied)
+}
+
+// checkKey validates a key and normalises its fob UID.
+func checkKey(k box.Key, slots int) (box.Key, error) {
+	if err := k.Validate(slots); err != nil {
+		return k, err
+	}
+	k.FobUID, _ = box.NormalizeFobUID(k.FobUID)
+	return k, nil
+}
+
+// checkGrant validates a grant and its code. needCode: a grant without a
+// code must be revoked (it could never be used otherwise). The code is never
+// part of an error.
+func checkGrant(g GrantPut, needCode bool) error {
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	if len(g.DriverRef) > MaxDriverRefLength {
+		return fmt.Errorf("%w: grant %s: driver_ref is %d bytes, at most %d", box.ErrInvalidRecord, g.ID, len(g.DriverRef), MaxDriverRefLength)
+	}
+	if bytes.IndexByte([]byte(g.DriverRef), 0) >= 0 {
+		return fmt.Errorf("%w: grant %s: driver_ref holds a NUL byte", box.ErrInvalidRecord, g.ID)
+	}
+	if g.Code != "" {
+		if err := box.ValidCode(g.Code); err != nil {
+			return fmt.Errorf("grant %s: %w", g.ID, err)
+		}
+	} else if needCode && !g.Revoked {
+		return fmt.Errorf("%w: grant %s: a %s grant needs a code unless revoked", box.ErrInvalidRecord, g.ID, g.Kind)
+	}
+	return nil
+}
+
+// checkBatch validates everything that does not need the stored state and
+// returns the batch with fob UIDs normalised and the codes' hashes.
+func (s *Store) checkBatch(b Batch) (Batch, [][]byte, error) {
+	import0 := b.FromRevision == 0 && b.ToRevision == 0
+	if !import0 && b.ToRevision <= b.FromRevision {
+		return b, nil, fmt.Errorf("batch revision %d to %d does not go forward", b.FromRevision, b.ToRevision)
+	}
+	keys := make([]box.Key, len(b.Keys))
+	keyAt := make(map[string]int, len(b.Keys))
+	fobAt := make(map[string]int, len(b.Keys))
+	for i, k := range b.Keys {
+		k, err := checkKey(k, s.slots)
+		if err != nil {
+			return b, nil, fmt.Errorf("keys[%d] (id %q): %w", i, k.ID, err)
+		}
+		if j, dup := keyAt[k.ID]; dup {
+			return b, nil, fmt.Errorf("keys[%d] (id %q): %w: duplicate id, also keys[%d]", i, k.ID, box.ErrInvalidRecord, j)
+		}
+		if j, dup := fobAt[k.FobUID]; dup {
+			return b, nil, fmt.Errorf("keys[%d] (id %q): %w: fob %s is also keys[%d] (id %q)", i, k.ID, box.ErrInvalidRecord, k.FobUID, j, b.Keys[j].ID)
+		}
+		keyAt[k.ID], fobAt[k.FobUID] = i, i
+		keys[i] = k
+	}
+	for i, id := range b.DeleteKeys {
+		if !box.ValidID(id) {
+			return b, nil, fmt.Errorf("delete_keys[%d] (id %q): %w: not a key id", i, id, box.ErrInvalidRecord)
+		}
+		if j, both := keyAt[id]; both {
+			return b, nil, fmt.Errorf("delete_keys[%d] (id %q): %w: also put as keys[%d]", i, id, box.ErrInvalidRecord, j)
+		}
+	}
+	hashes := make([][]byte, len(b.Grants))
+	grantAt := make(map[string]int, len(b.Grants))
+	for i, g := range b.Grants {
+		if err := checkGrant(g, false); err != nil {
+			return b, nil, fmt.Errorf("grants[%d] (id %q): %w", i, g.ID, err)
+		}
+		if j, dup := grantAt[g.ID]; dup {
+			return b, nil, fmt.Errorf("grants[%d] (id %q): %w: duplicate id, also grants[%d]", i, g.ID, box.ErrInvalidRecord, j)
+		}
+		grantAt[g.ID] = i
+		if g.Code != "" {
+			hashes[i] = s.codeHash(g.Code)
+		}
+	}
+	for i, id := range b.DeleteGrants {
+		if !box.ValidID(id) {
+			return b, nil, fmt.Errorf("delete_grants[%d] (id %q): %w: not a grant id", i, id, box.ErrInvalidRecord)
+		}
+		if j, both := grantAt[id]; both {
+			return b, nil, fmt.Errorf("delete_grants[%d] (id %q): %w: also put as grants[%d]", i, id, box.ErrInvalidRecord, j)
+		}
+	}
+	b.Keys = keys
+	return b, hashes, nil
+}
+
+// Apply applies a batch of replicated records and its events in one
+// transaction: on any error nothing is written. It returns the events with
+// their sequence numbers.
+func (s *Store) Apply(b Batch) ([]box.Event, error) {
+	b, hashes, err := s.checkBatch(b)
+	if err != nil {
+		return nil, fmt.Errorf("store: apply: %w", err)
+	}
+	now := s.now()
+	var out []box.Event
+	err = s.update("apply", func(tx *bolt.Tx) error {
+		rev, err := getU64(tx, metaRevision)
+		if err != nil {
+			return err
+		}
+		next := b.ToRevision
+		switch {
+		case b.FromRevision == 0 && b.ToRevision == 0:
+			next = rev + 1
+		case b.Snapshot:
+			// A snapshot replaces everything, whatever the store had; only
+			// an older one (a late duplicate) would take the box back.
+			if b.ToRevision < rev {
+				return &RevisionMismatchError{Have: rev, From: b.FromRevision, To: b.ToRevision, Snapshot: true}
+			}
+		case b.FromRevision != rev:
+			return &RevisionMismatchError{Have: rev, From: b.FromRevision, To: b.ToRevision}
+		}
+		if err := applyKeys(tx, b); err != nil {
+			return err
+		}
+		if err := applyGrants(tx, b, hashes, now); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketMeta).Put(metaRevision, u64(next)); err != nil {
+			return err
+		}
+		out, err = appendEvents(tx, b.Events, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func deleteKey(tx *bolt.Tx, id string) error {
+	k, ok, err := getKey(tx, id)
+	if err != nil || !ok {
+		return err
+	}
+	fobs := tx.Bucket(bucketFobs)
+	if owner := fobs.Get([]byte(k.FobUID)); string(owner) == id {
+		if err := fobs.Delete([]byte(k.FobUID)); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketKeys).Delete([]byte(id))
+}
+
+func applyKeys(tx *bolt.Tx, b Batch) error {
+	keys, fobs := tx.Bucket(bucketKeys), tx.Bucket(bucketFobs)
+	var gone []string
+	if b.Snapshot {
+		keep := make(map[string]bool, len(b.Keys))
+		for _, k := range b.Keys {
+			keep[k.ID] = true
+		}
+		err := keys.ForEach(func(id, _ []byte) error {
+			if !keep[string(id)] {
+				gone = append(gone, string(id))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		gone = b.DeleteKeys
+	}
+	for _, id := range gone {
+		if err := deleteKey(tx, id); err != nil {
+			return err
+		}
+	}
+	// Drop the old fob entries of every key put before adding any new one,
+	// so that a batch may move a fob from one key to another.
+	for _, k := range b.Keys {
+		old, ok, err := getKey(tx, k.ID)
+		if err != nil {
+			return err
+		}
+		if ok && old.FobUID != k.FobUID && string(fobs.Get([]byte(old.FobUID))) == k.ID {
+			if err := fobs.Delete([]byte(old.FobUID)); err != nil {
+				return err
+			}
+		}
+	}
+	for i, k := range b.Keys {
+		if owner := fobs.Get([]byte(k.FobUID)); owner != nil && string(owner) != k.ID {
+			return fmt.Errorf("keys[%d] (id %q): %w: fob %s is key %q's", i, k.ID, box.ErrInvalidRecord, k.FobUID, owner)
+		}
+		v, err := json.Marshal(k)
+		if err != nil {
+			return fmt.Errorf("keys[%d] (id %q): encoding: %w", i, k.ID, err)
+		}
+		if err := keys.Put([]byte(k.ID), v); err != nil {
+			return err
+		}
+		if err := fobs.Put([]byte(k.FobUID), []byte(k.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func deleteGrant(tx *bolt.Tx, id string) error {
+	g, ok, err := getGrant(tx, id)
+	if err != nil || !ok {
+		return err
+	}
+	if g.CodeHash != nil {
+		if err := tx.Bucket(bucketCodes).Delete(codeKey(g.CodeHash, id)); err != nil {
+			return err
+		}
+	}
+	if g.DriverRef != "" {
+		if err := tx.Bucket(bucketDrivers).Delete(driverKey(g.DriverRef, id)); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketGrants).Delete([]byte(id))
+}
+
+func applyGrants(tx *bolt.Tx, b Batch, hashes [][]byte, now time.Time) error {
+	codes, drivers := tx.Bucket(bucketCodes), tx.Bucket(bucketDrivers)
+	var gone []string
+	if b.Snapshot {
+		keep := make(map[string]bool, len(b.Grants))
+		for _, g := range b.Grants {
+			keep[g.ID] = true
+		}
+		err := tx.Bucket(bucketGrants).ForEach(func(id, _ []byte) error {
+			if !keep[string(id)] {
+				gone = append(gone, string(id))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		gone = b.DeleteGrants
+	}
+	for _, id := range gone {
+		if err := deleteGrant(tx, id); err != nil {
+			return err
+		}
+	}
+	empty := []byte{}
+	for i, g := range b.Grants {
+		old, exists, err := getGrant(tx, g.ID)
+		if err != nil {
+			return err
+		}
+		rec := grantRecord{Grant: g.Grant, CodeHash: hashes[i]}
+		rec.KeyIDs = append([]string(nil), g.KeyIDs...)
+		if exists {
+			// The box counts uses; the cloud's figure is at best older.
+			rec.Uses = old.Uses
+			if rec.CodeHash == nil {
+				rec.CodeHash = old.CodeHash // no code sent: keep the one it has
+			}
+			if old.CodeHash != nil && !bytes.Equal(old.CodeHash, rec.CodeHash) {
+				if err := codes.Delete(codeKey(old.CodeHash, g.ID)); err != nil {
+					return err
+				}
+			}
+			if old.DriverRef != "" && old.DriverRef != rec.DriverRef {
+				if err := drivers.Delete(driverKey(old.DriverRef, g.ID)); err != nil {
+					return err
+				}
+			}
+		} else if rec.CodeHash == nil && !rec.Revoked {
+			return fmt.Errorf("grants[%d] (id %q): %w: a new %s grant needs a code unless revoked", i, g.ID, box.ErrInvalidRecord, g.Kind)
+		}
+		if err := putGrant(tx, rec); err != nil {
+			return fmt.Errorf("grants[%d] (id %q): %w", i, g.ID, err)
+		}
+		if rec.CodeHash != nil {
+			if err := codes.Put(codeKey(rec.CodeHash, g.ID), empty); err != nil {
+				return err
+			}
+		}
+		if rec.DriverRef != "" {
+			if err := drivers.Put(driverKey(rec.DriverRef, g.ID), empty); err != nil {
+				return err
+			}
+		}
+	}
+	// Uniqueness is checked on the state after the whole batch, so that a
+	// batch may end one grant and give its code to another.
+	for i, g := range b.Grants {
+		rec, _, err := getGrant(tx, g.ID)
+		if err != nil {
+			return err
+		}
+		if rec.CodeHash == nil || rec.Ended(now) {
+			continue
+		}
+		c := codes.Cursor()
+		for k, _ := c.Seek(rec.CodeHash); k != nil && bytes.HasPrefix(k, rec.CodeHash); k, _ = c.Next() {
+			other := string(k[len(rec.CodeHash):])
+			if other == g.ID {
+				continue
+			}
+			og, ok, err := getGrant(tx, other)
+			if err != nil {
+				return err
+			}
+			if ok && !og.Ended(now) {
+				return fmt.Errorf("grants[%d] (id %q): %w: grant %q has the same code and has not ended", i, g.ID, ErrCodeInUse, other)
+			}
+		}
+	}
+	return nil
+}
