@@ -1,0 +1,432 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/report"
+	"github.com/smartbox-oss/smartbox/store"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// usageError is a mistake in the command line: exit 2 and show usage.
+type usageError struct {
+	msg   string
+	shown bool // already printed (with the flags) by the flag package
+}
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{msg: fmt.Sprintf(format, args...)} }
+
+// discardLogger silences the store's log lines: the tool prints what matters.
+var discardLogger = slog.New(slog.DiscardHandler)
+
+const usage = `usage: smartboxctl COMMAND [flags]
+
+commands:
+  init    --data DIR --box-id ID              create the box's store (DIR/box.db)
+  import  --data DIR [--slots N] FILE.json    add or update keys and grants from a JSON file
+  keys    --data DIR                          list keys
+  grants  --data DIR                          list grants (never their codes)
+  events  --data DIR [--after SEQ] [--limit N]  list events in the outbox
+
+Run 'smartboxctl COMMAND -h' for a command's flags.
+`
+
+type command struct {
+	run func(args []string, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{
+	"init":   {cmdInit},
+	"import": {cmdImport},
+	"keys":   {cmdKeys},
+	"grants": {cmdGrants},
+	"events": {cmdEvents},
+}
+
+// run is main without the process: it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "smartboxctl: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+	err := cmd.run(args[1:], stdout, stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		if !ue.shown { // the flag package has already printed its own
+			fmt.Fprintf(stderr, "smartboxctl %s: %v\n", args[0], err)
+		}
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "smartboxctl %s: %v\n", args[0], err)
+		return exitFailure
+	}
+}
+
+// parseFlags parses flags that may come before or after positional
+// arguments (the standard flag package stops at the first positional one),
+// and returns the positional arguments.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{msg: err.Error(), shown: true}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("smartboxctl "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// dbPath is where the store lives in a data directory.
+func dbPath(dir string) string { return filepath.Join(dir, "box.db") }
+
+// openStore opens an existing store for a technician's command. It does
+// not create one: a mistyped --data must not leave a new empty box behind.
+func openStore(dir string, slots int) (*store.Store, error) {
+	if dir == "" {
+		return nil, usagef("--data DIR is required")
+	}
+	p := dbPath(dir)
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no store at %s: create it with 'smartboxctl init --data %s --box-id ID'", p, dir)
+	}
+	// A short lock timeout: when smartboxd holds the file, say so at once.
+	s, err := store.Open(p, store.Options{Timeout: time.Second, Slots: slots, Logger: discardLogger})
+	if err != nil {
+		if errors.Is(err, store.ErrInUse) {
+			return nil, fmt.Errorf("%w\n(smartboxd holds the store while it runs: stop it first, e.g. 'systemctl stop smartboxd')", err)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// withStore opens the store in dir, runs fn and closes the store, reporting
+// a failed close (the last fsync) as the command's failure.
+func withStore(dir string, slots int, fn func(s *store.Store) error) error {
+	s, err := openStore(dir, slots)
+	if err != nil {
+		return err
+	}
+	return errors.Join(fn(s), s.Close())
+}
+
+func cmdInit(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("init", stderr)
+	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
+	id := fs.String("box-id", "", "this box's id (letters, digits, ._:@-)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) > 0:
+		return usagef("unexpected argument %q", pos[0])
+	case *dir == "":
+		return usagef("--data DIR is required")
+	case *id == "":
+		return usagef("--box-id ID is required")
+	case !box.ValidID(*id):
+		return usagef("--box-id %q: want 1-128 letters, digits or ._:@-", *id)
+	}
+	if err := os.MkdirAll(*dir, 0o750); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	p := dbPath(*dir)
+	_, statErr := os.Stat(p)
+	existed := statErr == nil
+	// Open with a box id creates the store, or checks that an existing one
+	// is this box's (store.ErrWrongBox otherwise).
+	s, err := store.Open(p, store.Options{BoxID: *id, Timeout: time.Second, Logger: discardLogger})
+	if err != nil {
+		return err
+	}
+	ident, err := s.Identity()
+	if err == nil {
+		if existed {
+			fmt.Fprintf(stdout, "%s: already initialised for box %s (created %s)\n", p, ident.BoxID, ident.CreatedAt.Format(time.RFC3339))
+		} else {
+			fmt.Fprintf(stdout, "%s: created store for box %s (schema %d)\n", p, ident.BoxID, ident.SchemaVersion)
+		}
+	}
+	return errors.Join(err, s.Close())
+}
+
+func cmdImport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("import", stderr)
+	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
+	slots := fs.Int("slots", box.DefaultSlots, "the box's slot count: keys must be in slots 1..N")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(pos) == 0:
+		return usagef("FILE.json is required")
+	case len(pos) > 1:
+		return usagef("one file at a time, got %d", len(pos))
+	case *slots < 1 || *slots > box.MaxSlots:
+		return usagef("--slots %d is not in 1..%d", *slots, box.MaxSlots)
+	case *dir == "":
+		return usagef("--data DIR is required")
+	}
+	file := pos[0]
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// Parse and validate the whole file before opening the store: a bad
+	// record anywhere changes nothing.
+	b, err := store.ParseImport(f, *slots)
+	if err != nil {
+		return fmt.Errorf("%s: %w (nothing was changed)", file, err)
+	}
+	return withStore(*dir, *slots, func(s *store.Store) error {
+		changes, changed, err := describeImport(s, b)
+		if err != nil {
+			return err
+		}
+		if !changed {
+			// Re-importing the same file is a no-op: no new revision, no
+			// records_applied event to sync for nothing.
+			fmt.Fprintf(stdout, "%s: nothing to change (%d keys, %d grants already as in the file)\n", file, len(b.Keys), len(b.Grants))
+			return nil
+		}
+		before, err := s.Revision()
+		if err != nil {
+			return err
+		}
+		b.Events = append(b.Events, box.Event{
+			Time:   time.Now(),
+			Type:   box.EventRecordsApplied,
+			Detail: fmt.Sprintf("import %s: %d keys, %d grants", filepath.Base(file), len(b.Keys), len(b.Grants)),
+		})
+		if _, err := s.Apply(b); err != nil {
+			return fmt.Errorf("%s: %w (nothing was changed)", file, err)
+		}
+		after, err := s.Revision()
+		if err != nil {
+			return err
+		}
+		for _, c := range changes {
+			fmt.Fprintln(stdout, c)
+		}
+		fmt.Fprintf(stdout, "imported %s: %d keys, %d grants; revision %d -> %d\n", file, len(b.Keys), len(b.Grants), before, after)
+		return nil
+	})
+}
+
+// describeImport says, per record, what applying b will change. It never
+// mentions a code, only whether one is set or changes.
+func describeImport(s *store.Store, b store.Batch) (out []string, changed bool, err error) {
+	defer func() {
+		for _, l := range out {
+			if !strings.HasSuffix(l, ": unchanged") {
+				changed = true
+			}
+		}
+	}()
+	for _, k := range b.Keys {
+		old, ok, err := s.KeyByID(k.ID)
+		if err != nil {
+			return nil, false, err
+		}
+		uid, _ := box.NormalizeFobUID(k.FobUID)
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("key %s: added (slot %d, fob %s)", k.ID, k.Slot, uid))
+		case old.Slot != k.Slot || old.FobUID != uid || old.Name != k.Name:
+			out = append(out, fmt.Sprintf("key %s: changed (slot %d, fob %s)", k.ID, k.Slot, uid))
+		default:
+			out = append(out, fmt.Sprintf("key %s: unchanged", k.ID))
+		}
+	}
+	grants, err := s.Grants()
+	if err != nil {
+		return nil, false, err
+	}
+	byID := make(map[string]box.Grant, len(grants))
+	for _, g := range grants {
+		byID[g.ID] = g
+	}
+	for _, g := range b.Grants {
+		old, ok := byID[g.ID]
+		desc := fmt.Sprintf("%s, keys %s", g.Kind, report.List(g.KeyIDs))
+		if !ok {
+			out = append(out, fmt.Sprintf("grant %s: added (%s)", g.ID, desc))
+			continue
+		}
+		var what []string
+		if !sameGrant(old, g.Grant) {
+			what = append(what, desc)
+		}
+		if g.Code != "" {
+			same, err := codeUnchanged(s, g.ID, g.Code)
+			if err != nil {
+				return nil, false, err
+			}
+			if !same {
+				what = append(what, "new code")
+			}
+		}
+		if len(what) == 0 {
+			out = append(out, fmt.Sprintf("grant %s: unchanged", g.ID))
+		} else {
+			out = append(out, fmt.Sprintf("grant %s: changed (%s)", g.ID, strings.Join(what, "; ")))
+		}
+	}
+	for _, id := range b.DeleteKeys {
+		out = append(out, fmt.Sprintf("key %s: deleted", id))
+	}
+	for _, id := range b.DeleteGrants {
+		out = append(out, fmt.Sprintf("grant %s: deleted", id))
+	}
+	return out, false, nil
+}
+
+// sameGrant compares the replicated fields (Uses is the box's own count).
+func sameGrant(a, b box.Grant) bool {
+	return a.Kind == b.Kind && slices.Equal(a.KeyIDs, b.KeyIDs) && a.From.Equal(b.From) && a.Until.Equal(b.Until) &&
+		a.MaxUses == b.MaxUses && a.Revoked == b.Revoked && a.Source == b.Source && a.DriverRef == b.DriverRef
+}
+
+// codeUnchanged asks the store's code index whether code already opens grant id.
+func codeUnchanged(s *store.Store, id, code string) (bool, error) {
+	gs, err := s.GrantsByCode(code)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(gs, func(g box.Grant) bool { return g.ID == id }), nil
+}
+
+func cmdKeys(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("keys", stderr)
+	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	return withStore(*dir, 0, func(s *store.Store) error {
+		keys, err := s.Keys()
+		if err != nil {
+			return err
+		}
+		return report.Keys(stdout, keys)
+	})
+}
+
+func cmdGrants(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("grants", stderr)
+	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	return withStore(*dir, 0, func(s *store.Store) error {
+		grants, err := s.Grants()
+		if err != nil {
+			return err
+		}
+		return report.Grants(stdout, grants)
+	})
+}
+
+func cmdEvents(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("events", stderr)
+	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
+	after := fs.Uint64("after", 0, "list events with a sequence number above SEQ")
+	limit := fs.Int("limit", 0, "list at most N events (0: all)")
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	if *limit < 0 {
+		return usagef("--limit %d is negative", *limit)
+	}
+	return withStore(*dir, 0, func(s *store.Store) error {
+		tw := report.NewTable(stdout)
+		report.EventHeader(tw)
+		// Page through the outbox so that a box offline for weeks does
+		// not make one huge read.
+		const page = 1000
+		next, left := *after, *limit
+		for {
+			n := page
+			if *limit > 0 {
+				n = min(n, left)
+			}
+			if n == 0 {
+				break
+			}
+			evs, err := s.Events(next, n)
+			if err != nil {
+				return err
+			}
+			for _, e := range evs {
+				report.Event(tw, e)
+			}
+			if len(evs) < n {
+				break
+			}
+			next = evs[len(evs)-1].Seq
+			left -= len(evs)
+		}
+		return tw.Flush()
+	})
+}
+
+func noPositional(fs *flag.FlagSet, args []string) error {
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	return nil
+}
