@@ -24,7 +24,7 @@ type Config struct {
 	ReleaseTime      time.Duration // a released slot waits this long for its key to move (default 5s)
 	MaxReleaseTime   time.Duration // hard maximum for ReleaseTime (default 10s): a coil must not overheat
 	EntryTimeout     time.Duration // keypad inactivity that clears the entry (default 10s)
-	MaxEntryLength   int           // digits kept in an entry (default 12); more make the entry "too long"
+	MaxEntryLength   int           // digits kept in an entry (default MaxCodeLength); more make the entry "too long"
 	LockoutThreshold int           // wrong codes in a row before a lockout (default 5)
 	LockoutBase      time.Duration // first lockout (default 30s), doubling for each further wrong code
 	LockoutMax       time.Duration // cap of the lockout (default 15m)

@@ -103,5 +103,5 @@ func TestValidate(t *testing.T) {
 	require.NoError(t, ValidCode("123456"))
 	require.Error(t, ValidCode("123"))
 	require.Error(t, ValidCode("12345a"))
-	require.Error(t, ValidCode("1234567890123"))
+	require.Error(t, ValidCode("12345678901234567"))
 }

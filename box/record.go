@@ -158,7 +158,7 @@ func (g Grant) Validate() error {
 // (besides * and #, which are commands).
 const (
 	MinCodeLength = 4
-	MaxCodeLength = 12
+	MaxCodeLength = 16 // Keycafe takes custom codes of 4 to 16 digits
 )
 
 // ValidCode checks that code can be typed on the keypad.
