@@ -79,7 +79,7 @@ func TestParseImportErrors(t *testing.T) {
 		{"duplicate key", `{"keys": [{"id": "k1", "fob_uid": "0000000001", "slot": 1}, {"id": "k1", "fob_uid": "0000000002", "slot": 2}]}`, 0, `keys[1] (id "k1"): invalid record: duplicate id, first at keys[0]`},
 		{"duplicate fob", `{"keys": [{"id": "k1", "fob_uid": "0000000001", "slot": 1}, {"id": "k2", "fob_uid": "00:00:00:00:01", "slot": 2}]}`, 0, `keys[1] (id "k2"): invalid record: fob 0000000001 is also keys[0] (id "k1")`},
 		{"missing code", `{"grants": [{"id": "g-17", "kind": "booking", "key_ids": ["k1"]}]}`, 0, `grants[0] (id "g-17"): invalid record: grant g-17: a booking grant needs a code unless revoked`},
-		{"short code", `{"grants": [{"id": "g-17", "kind": "booking", "key_ids": ["k1"], "code": "12"}]}`, 0, `grants[0] (id "g-17"): grant g-17: invalid record: code must be 4 to 12 digits`},
+		{"short code", `{"grants": [{"id": "g-17", "kind": "booking", "key_ids": ["k1"], "code": "12"}]}`, 0, `grants[0] (id "g-17"): grant g-17: invalid record: code must be 4 to 16 digits`},
 		{"bad kind", `{"grants": [{"id": "g-1", "kind": "master", "code": "1234"}]}`, 0, `grants[0] (id "g-1"): invalid record: grant g-1: kind "master"`},
 		{"bad window", `{"grants": [{"id": "g-1", "kind": "booking", "key_ids": ["k1"], "code": "1234", "from": "2026-11-02T00:00:00Z", "until": "2026-11-01T00:00:00Z"}]}`, 0, "is not before until"},
 		{"duplicate grant", `{"grants": [{"id": "g-1", "kind": "driver_code", "driver_ref": "7", "code": "1234"}, {"id": "g-1", "kind": "driver_code", "driver_ref": "7", "code": "5678"}]}`, 0, `grants[1] (id "g-1"): invalid record: duplicate id, first at grants[0]`},
