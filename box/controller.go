@@ -48,6 +48,7 @@ const (
 	idle phase = iota
 	releasedTake
 	releasedReturn
+	releasedRemote
 )
 
 type slotState struct {
@@ -538,6 +539,8 @@ func purposeOf(p phase) Purpose {
 		return PurposeTake
 	case releasedReturn:
 		return PurposeReturn
+	case releasedRemote:
+		return PurposeRemote
 	}
 	return ""
 }
@@ -569,6 +572,16 @@ func (c *Controller) keySensed(slot int, present bool) {
 				Reason: ReasonKeyReturned, Purpose: PurposeReturn}),
 		}
 		c.endSequence(slot)
+	case s.phase == releasedRemote:
+		typ, r := EventKeyTaken, ReasonKeyTaken
+		if present {
+			typ, r = EventKeyReturned, ReasonKeyReturned
+		}
+		evs = []Event{
+			c.event(now, Event{Type: typ, Slot: slot, KeyID: s.keyID, Purpose: PurposeRemote}),
+			c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, Reason: r, Purpose: PurposeRemote}),
+		}
+		c.endSequence(slot)
 	case s.phase == idle:
 		what := "key removed from a locked slot"
 		if present {
@@ -580,6 +593,45 @@ func (c *Controller) keySensed(slot int, present bool) {
 		return // a key put back while released for taking, or pulled again while returning
 	}
 	c.commit(Change{Events: evs})
+}
+
+// ---- remote ----
+
+// ErrSlotBusy is returned by RemoteRelease for a slot already released.
+var ErrSlotBusy = errors.New("slot is already released")
+
+// RemoteRelease opens a slot on a signed command from the cloud (a technician
+// or an administrator; by and reason are recorded with the command id). The
+// slot relocks when its key leaves or is seated, or after the release time.
+func (c *Controller) RemoteRelease(slot int, by, reason, commandID string) error {
+	res := make(chan error, 1)
+	c.post(func() { res <- c.remoteRelease(slot, by, reason, commandID) })
+	select {
+	case err := <-res:
+		return err
+	case <-c.done:
+		return errors.New("box is stopping")
+	}
+}
+
+func (c *Controller) remoteRelease(slot int, by, reason, commandID string) error {
+	if slot < 1 || slot > c.cfg.Slots {
+		return fmt.Errorf("slot %d is not in 1..%d", slot, c.cfg.Slots)
+	}
+	if c.slots[slot-1].phase != idle {
+		return fmt.Errorf("slot %d: %w", slot, ErrSlotBusy)
+	}
+	now := c.clock.Now()
+	ev := c.event(now, Event{Type: EventSlotReleased, Slot: slot, Purpose: PurposeRemote,
+		Detail: fmt.Sprintf("command %s by %s: %s", commandID, by, reason)})
+	if err := c.commit(Change{Events: []Event{ev}}); err != nil {
+		return fmt.Errorf("recording the release: %w", err)
+	}
+	c.startSequence(now, slot, releasedRemote, "", "", "")
+	if c.slots[slot-1].phase != releasedRemote {
+		return fmt.Errorf("slot %d: the lock did not release (hardware fault recorded)", slot)
+	}
+	return nil
 }
 
 // ---- reader ----

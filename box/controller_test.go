@@ -595,3 +595,25 @@ func TestStoreFailureOpensNothing(t *testing.T) {
 	require.Error(t, <-r.errc, "the stop event could not be recorded")
 	r.stop = nil
 }
+
+func TestRemoteRelease(t *testing.T) {
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(2)})
+	r.newEvents()
+	require.NoError(t, r.c.RemoteRelease(2, "admin@depot", "driver lost the PIN", "cmd-1"))
+	evs := r.expect(box.EventSlotReleased)
+	require.Equal(t, box.PurposeRemote, evs[0].Purpose)
+	require.Contains(t, evs[0].Detail, "cmd-1 by admin@depot: driver lost the PIN")
+	require.Equal(t, []int{2}, r.hw.openSlots())
+
+	require.ErrorIs(t, r.c.RemoteRelease(2, "x", "y", "cmd-2"), box.ErrSlotBusy)
+	require.Error(t, r.c.RemoteRelease(13, "x", "y", "cmd-3"))
+
+	r.sense(2, false)
+	evs = r.expect(box.EventKeyTaken, box.EventSlotRelocked)
+	require.Equal(t, box.PurposeRemote, evs[0].Purpose)
+	require.Empty(t, r.hw.openSlots())
+
+	require.NoError(t, r.c.RemoteRelease(1, "tech", "test", "cmd-4"))
+	r.advance(5 * time.Second)
+	require.Equal(t, box.ReasonTimeout, r.expect(box.EventSlotReleased, box.EventSlotRelocked)[1].Reason)
+}

@@ -23,6 +23,7 @@ const (
 	EventSlotUnexpected EventType = "slot_unexpected" // the key sensor changed while the slot was locked
 	EventRecordsApplied EventType = "records_applied" // keys/grants changed (import or sync)
 	EventHardwareFault  EventType = "hardware_fault"
+	EventSyncRefused    EventType = "sync_refused" // a message from the cloud side refused (security event)
 )
 
 // Reason says why something was refused or ended.
@@ -52,6 +53,7 @@ type Purpose string
 const (
 	PurposeTake   Purpose = "take"
 	PurposeReturn Purpose = "return"
+	PurposeRemote Purpose = "remote" // opened by a signed command from the cloud
 )
 
 // Event is one entry of the outbox. Seq is given by the store when the event
