@@ -135,39 +135,47 @@ func (s *Store) Apply(b Batch) ([]box.Event, error) {
 	now := s.now()
 	var out []box.Event
 	err = s.update("apply", func(tx *bolt.Tx) error {
-		rev, err := getU64(tx, metaRevision)
-		if err != nil {
-			return err
-		}
-		next := b.ToRevision
-		switch {
-		case b.FromRevision == 0 && b.ToRevision == 0:
-			next = rev + 1
-		case b.Snapshot:
-			// A snapshot replaces everything, whatever the store had; only
-			// an older one (a late duplicate) would take the box back.
-			if b.ToRevision < rev {
-				return &RevisionMismatchError{Have: rev, From: b.FromRevision, To: b.ToRevision, Snapshot: true}
-			}
-		case b.FromRevision != rev:
-			return &RevisionMismatchError{Have: rev, From: b.FromRevision, To: b.ToRevision}
-		}
-		if err := applyKeys(tx, b); err != nil {
-			return err
-		}
-		if err := applyGrants(tx, b, hashes, now); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketMeta).Put(metaRevision, u64(next)); err != nil {
-			return err
-		}
-		out, err = appendEvents(tx, b.Events, now)
+		var err error
+		out, err = applyChecked(tx, b, hashes, now)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// applyChecked applies a batch that checkBatch has passed, inside tx. It is
+// shared by Apply and by the snapshot stage (see sync.go), which applies its
+// chunks in the transaction that stages the last one.
+func applyChecked(tx *bolt.Tx, b Batch, hashes [][]byte, now time.Time) ([]box.Event, error) {
+	rev, err := getU64(tx, metaRevision)
+	if err != nil {
+		return nil, err
+	}
+	next := b.ToRevision
+	switch {
+	case b.FromRevision == 0 && b.ToRevision == 0:
+		next = rev + 1
+	case b.Snapshot:
+		// A snapshot replaces everything, whatever the store had; only
+		// an older one (a late duplicate) would take the box back.
+		if b.ToRevision < rev {
+			return nil, &RevisionMismatchError{Have: rev, From: b.FromRevision, To: b.ToRevision, Snapshot: true}
+		}
+	case b.FromRevision != rev:
+		return nil, &RevisionMismatchError{Have: rev, From: b.FromRevision, To: b.ToRevision}
+	}
+	if err := applyKeys(tx, b); err != nil {
+		return nil, err
+	}
+	if err := applyGrants(tx, b, hashes, now); err != nil {
+		return nil, err
+	}
+	if err := tx.Bucket(bucketMeta).Put(metaRevision, u64(next)); err != nil {
+		return nil, err
+	}
+	return appendEvents(tx, b.Events, now)
 }
 
 func deleteKey(tx *bolt.Tx, id string) error {

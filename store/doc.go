@@ -24,6 +24,10 @@
 //	drivers  driver ref ++ 0x00 ++ grant id -> empty
 //	lockout  "state" -> box.Lockout as JSON
 //	outbox   event seq (uint64 big-endian) -> box.Event as JSON
+//	sync     the box's X25519 key for sealed codes, the cloud's signing keys
+//	         (Provision), a snapshot being staged chunk by chunk (codes as
+//	         HMACs there too) and the ids of recent cloud commands; see
+//	         sync.go. Made with the file, or on first use for older files.
 //
 // A code lookup computes the code's HMAC and seeks to it in codes: every
 // entry with that 32-byte prefix names one grant. It is an index seek, never

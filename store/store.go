@@ -364,7 +364,10 @@ func createV1(tx *bolt.Tx, opts Options) error {
 			return err
 		}
 	}
-	return nil
+	// The sync identity (see sync.go) is made with the file; files made
+	// before it existed get it on first use.
+	_, err = createSync(tx)
+	return err
 }
 
 // Close releases the file. The pid file goes first, while the lock is still
