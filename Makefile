@@ -56,6 +56,12 @@ demo: build
 	@if [ ! -f $(DEMO_DATA)/.imported ]; then \
 		$(BIN)/smartboxctl import --data $(DEMO_DATA) configs/demo-records.json && touch $(DEMO_DATA)/.imported; \
 	fi
+	@echo
+	@echo "SmartBox demo. Codes: 123456 (slot 1), 246810 (slot 2), 135790 (slots 3+4),"
+	@echo "driver code 9999 (slots 3+4). Fobs: key-1 01000734E0, key-2 0100073A1B,"
+	@echo "key-3 01000740C2, key-4 0100074D55. Try: press 123456#, take 1, scan 01000734E0, return 1."
+	@echo "Ctrl-C or quit stops it (every slot relocks)."
+	@echo
 	$(BIN)/smartboxd --config configs/smartboxd.sim.toml --hardware sim --data $(DEMO_DATA)
 
 clean:

@@ -291,6 +291,7 @@ func (c *Config) needPins() bool { return c.Hardware.Profile == ProfileSmartBoxV
 
 func (c *Config) validateKeypad() error {
 	k := &c.Hardware.Keypad
+	seen := map[rune]bool{}
 	for i, row := range k.Layout {
 		if len(row) != len(k.Layout[0]) || len(row) == 0 {
 			return c.fieldErr("hardware.keypad.layout", "row %d %q has %d keys, want %d like row 1", i+1, row, len(row), len(k.Layout[0]))
@@ -299,6 +300,10 @@ func (c *Config) validateKeypad() error {
 			if !strings.ContainsRune("0123456789*#", r) {
 				return c.fieldErr("hardware.keypad.layout", "row %d: key %q is not a digit, * or #", i+1, r)
 			}
+			if seen[r] {
+				return c.fieldErr("hardware.keypad.layout", "key %q appears twice", r)
+			}
+			seen[r] = true
 		}
 	}
 	if d := k.Debounce.Duration; d < time.Millisecond || d > 500*time.Millisecond {

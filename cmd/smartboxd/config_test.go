@@ -57,8 +57,8 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, 5, c.Lockout.Threshold)
 }
 
-// pins makes a TOML array of n pin names with a prefix.
-func pins(prefix string, n int) string {
+// pinArray makes a TOML array of n pin names with a prefix.
+func pinArray(prefix string, n int) string {
 	var b strings.Builder
 	b.WriteString("[")
 	for i := range n {
@@ -78,9 +78,9 @@ func v1(mod func(map[string]string)) string {
 		"rows":     `["GPIO5", "GPIO6", "GPIO13", "GPIO19"]`,
 		"cols":     `["GPIO26", "GPIO20", "GPIO21"]`,
 		"debounce": `"20ms"`,
-		"locks":    pins("L", 12),
-		"sensors":  pins("S", 12),
-		"leds":     pins("D", 12),
+		"locks":    pinArray("L", 12),
+		"sensors":  pinArray("S", 12),
+		"leds":     pinArray("D", 12),
 		"port":     `"/dev/serial0"`,
 		"release":  `"5s"`,
 		"extra":    "",
@@ -111,11 +111,11 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"smartboxd.toml:", "timing.relese_max: unknown key"}},
 		{"unknown table", "box_id = \"b\"\n[hardwear]\nprofile = \"sim\"\n",
 			[]string{"smartboxd.toml:2: hardwear: unknown key"}},
-		{"wrong lock pin count", v1(func(f map[string]string) { f["locks"] = pins("L", 11) }),
+		{"wrong lock pin count", v1(func(f map[string]string) { f["locks"] = pinArray("L", 11) }),
 			[]string{"smartboxd.toml:", "hardware.slots.locks: has 11 pins, want 12 (one per slot)"}},
-		{"wrong sensor pin count", v1(func(f map[string]string) { f["sensors"] = pins("S", 13) }),
+		{"wrong sensor pin count", v1(func(f map[string]string) { f["sensors"] = pinArray("S", 13) }),
 			[]string{"hardware.slots.sensors: has 13 pins, want 12 (one per slot)"}},
-		{"wrong led count", v1(func(f map[string]string) { f["leds"] = pins("D", 3) }),
+		{"wrong led count", v1(func(f map[string]string) { f["leds"] = pinArray("D", 3) }),
 			[]string{"hardware.slots.leds: has 3 pins, want 12 (one per slot) or none"}},
 		{"no leds is fine", v1(func(f map[string]string) { f["leds"] = "[]" }), nil},
 		{"wrong row count", v1(func(f map[string]string) { f["rows"] = `["GPIO5"]` }),
@@ -152,6 +152,8 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"hardware.reader.variant: \"wiegand\""}},
 		{"lockout max below base", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[lockout]\nbase = \"1m\"\nmax = \"30s\"\n",
 			[]string{"smartboxd.toml:6: lockout.max: 30s is shorter than lockout.base 1m0s"}},
+		{"duplicate layout key", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[hardware.keypad]\nlayout = [\"123\", \"456\", \"789\", \"*1#\"]\n",
+			[]string{"smartboxd.toml:5: hardware.keypad.layout: key '1' appears twice"}},
 		{"too many slots", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[hardware.slots]\ncount = 1000\n",
 			[]string{"smartboxd.toml:5: hardware.slots.count: 1000 is not in 1..256"}},
 		{"sim with wrong pin count", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[hardware.slots]\nlocks = [\"A\"]\n",

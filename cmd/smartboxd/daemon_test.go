@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/store"
+)
+
+const testPIN = "123456"
+
+// seedStore creates a store in dir for box id with one key in slot 1 and a
+// booking for it, as smartboxctl import would.
+func seedStore(t *testing.T, dir, id string) {
+	t.Helper()
+	s, err := store.Open(filepath.Join(dir, "box.db"), store.Options{BoxID: id, Slots: 12, Logger: testLogger(t)})
+	require.NoError(t, err)
+	b, err := store.ParseImport(strings.NewReader(`{
+		"keys": [{"id": "key-1", "fob_uid": "01000734E0", "slot": 1}],
+		"grants": [{"id": "booking-1", "kind": "booking", "key_ids": ["key-1"], "code": "`+testPIN+`"}]
+	}`), 12)
+	require.NoError(t, err)
+	_, err = s.Apply(b)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+}
+
+func simConfig(t *testing.T, dir string) *Config {
+	t.Helper()
+	c, err := LoadConfig("../../configs/smartboxd.sim.toml")
+	require.NoError(t, err)
+	c.DataDir = dir
+	require.NoError(t, c.Validate())
+	return c
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// eventTypes lists the store's events as "type/slot".
+func hasEvent(t *testing.T, s *store.Store, typ box.EventType, slot int) bool {
+	t.Helper()
+	evs, err := s.Events(0, 1000)
+	require.NoError(t, err)
+	return slices.ContainsFunc(evs, func(e box.Event) bool { return e.Type == typ && e.Slot == slot })
+}
+
+// TestEndToEndSim runs the daemon in-process on simulated hardware: the
+// real keypad scanner, slot driver, reader and store under the controller.
+func TestEndToEndSim(t *testing.T) {
+	dir := t.TempDir()
+	seedStore(t, dir, "demo-box")
+	d, err := newDaemon(simConfig(t, dir), daemonOptions{Log: testLogger(t)})
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	require.Eventually(t, func() bool { return hasEvent(t, d.store, box.EventBoxStarted, 0) }, 5*time.Second, 10*time.Millisecond)
+
+	// A driver types the booking PIN: slot 1 releases.
+	require.NoError(t, d.sim.keypad.Type(testPIN+"#", 60*time.Millisecond, 40*time.Millisecond))
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	require.NoError(t, d.sim.slots.WaitReleased(wctx, 1))
+	require.False(t, d.sim.slots.Released(2), "only the booked key's slot opens")
+
+	// The key leaves: key_taken, and the slot relocks.
+	require.NoError(t, d.sim.slots.Take(1))
+	require.Eventually(t, func() bool { return hasEvent(t, d.store, box.EventKeyTaken, 1) }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, d.sim.slots.WaitLocked(wctx, 1))
+
+	// Returning it: scan its fob, the slot releases for the key, relocks.
+	require.NoError(t, d.sim.reader.Tap("01000734E0", 150*time.Millisecond))
+	require.NoError(t, d.sim.slots.WaitReleased(wctx, 1))
+	require.NoError(t, d.sim.slots.PutBack(1))
+	require.Eventually(t, func() bool { return hasEvent(t, d.store, box.EventKeyReturned, 1) }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, d.sim.slots.WaitLocked(wctx, 1))
+
+	// The grant was used once (counted by the box).
+	gs, err := d.store.Grants()
+	require.NoError(t, err)
+	require.Len(t, gs, 1)
+	require.Equal(t, 1, gs[0].Uses)
+
+	// Stop: every lock de-energised, box_stopped recorded, store closed.
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+	for slot := 1; slot <= 12; slot++ {
+		require.False(t, d.sim.slots.Released(slot), "slot %d", slot)
+	}
+	s, err := store.Open(filepath.Join(dir, "box.db"), store.Options{Logger: testLogger(t)})
+	require.NoError(t, err, "the daemon released the store")
+	defer s.Close()
+	require.True(t, hasEvent(t, s, box.EventBoxStopped, 0))
+}
+
+// syncBuffer is a bytes.Buffer safe to write from the console goroutine
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestConsole drives smartboxd's run (flags, config, daemon) through the
+// console, as a person at `make demo` would.
+func TestConsole(t *testing.T) {
+	dir := t.TempDir()
+	seedStore(t, dir, "demo-box")
+	stdinR, stdinW := io.Pipe()
+	defer stdinW.Close()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(t.Context(), []string{"--config", "../../configs/smartboxd.sim.toml", "--hardware", "sim", "--data", dir, "--log-level", "warn"},
+			stdinR, &stdout, &stderr)
+	}()
+	say := func(line, want string) {
+		t.Helper()
+		_, err := io.WriteString(stdinW, line+"\n")
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return strings.Contains(stdout.String(), want) }, 10*time.Second, 10*time.Millisecond,
+			"after %q, want %q in:\n%s\nstderr:\n%s", line, want, stdout.String(), stderr.String())
+	}
+	require.Eventually(t, func() bool { return strings.Contains(stdout.String(), `Type "help"`) }, 5*time.Second, 10*time.Millisecond)
+	require.Contains(t, stdout.String(), "01000734E0", "the banner lists the fobs")
+	say("help", "press KEYS")
+	say("take 1", "slot 1 is locked: type a code first")
+	say("press 123456#", "slot_released slot=1 key=key-1 grant=booking-1")
+	say("slots", "key to be taken")
+	say("take 1", "key_taken slot=1 key=key-1")
+	say("scan 01000734E0", "slot_released slot=1 key=key-1 fob=01000734E0")
+	say("return 1", "key_returned slot=1 key=key-1")
+	say("grants", "booking-1")
+	say("events 3", "slot_relocked")
+	say("bogus", `unknown command "bogus"`)
+	say("press 12a", `key 'a' is not on the keypad`)
+	require.NotContains(t, stdout.String()[strings.Index(stdout.String(), "press KEYS"):], "  "+testPIN+" ",
+		"no table shows a code")
+	say("quit", "relocking and stopping")
+	select {
+	case code := <-done:
+		require.Equal(t, exitOK, code, "stderr:\n%s", stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("smartboxd did not stop on quit")
+	}
+}
+
+// TestConsoleEOFKeepsRunning: with stdin not a terminal (make demo
+// </dev/null, a service), EOF does not stop the box; a signal (ctx) does.
+func TestConsoleEOFKeepsRunning(t *testing.T) {
+	dir := t.TempDir()
+	seedStore(t, dir, "demo-box")
+	devnull, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	defer devnull.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--config", "../../configs/smartboxd.sim.toml", "--data", dir}, devnull, &stdout, &stderr)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "console input ended") }, 5*time.Second, 10*time.Millisecond)
+	select {
+	case code := <-done:
+		t.Fatalf("smartboxd stopped at EOF with %d", code)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel() // SIGTERM
+	select {
+	case code := <-done:
+		require.Equal(t, exitOK, code, "stderr:\n%s", stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("smartboxd did not stop")
+	}
+	require.Contains(t, stderr.String(), "every slot relocked")
+}
+
+func TestRunErrors(t *testing.T) {
+	dir := t.TempDir()
+	seedStore(t, dir, "other-box")
+	bad := filepath.Join(t.TempDir(), "smartboxd.toml")
+	example, err := os.ReadFile("../../configs/smartboxd.example.toml")
+	require.NoError(t, err)
+	// A pin no machine has, so that the test means the same on a real Pi.
+	nopin := filepath.Join(t.TempDir(), "smartboxd.toml")
+	require.NoError(t, os.WriteFile(nopin, bytes.Replace(example, []byte(`"GPIO5"`), []byte(`"NO_SUCH_PIN_5"`), 1), 0o600))
+	require.NoError(t, os.WriteFile(bad, []byte("box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[hardware.slots]\ncount = 12\nlocks = [\"A\"]\n"), 0o600))
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown flag", []string{"--nope"}, exitUsage, "flag provided but not defined"},
+		{"bad log level", []string{"--log-level", "loud"}, exitUsage, "--log-level"},
+		{"bad hardware", []string{"--config", "../../configs/smartboxd.sim.toml", "--hardware", "pi"}, exitUsage, `--hardware "pi"`},
+		{"missing config", []string{"--config", filepath.Join(dir, "none.toml")}, exitFailure, "none.toml"},
+		{"bad config", []string{"--config", bad}, exitFailure, "smartboxd.toml:6: hardware.slots.locks: has 1 pins, want 12 (one per slot)"},
+		{"wrong box", []string{"--config", "../../configs/smartboxd.sim.toml", "--data", dir}, exitFailure, "another box"},
+		{"pin absent", []string{"--config", nopin, "--data", t.TempDir()}, exitFailure, `keypad row 1: no GPIO pin named "NO_SUCH_PIN_5"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr syncBuffer
+			code := run(t.Context(), tc.args, strings.NewReader(""), &stdout, &stderr)
+			require.Equal(t, tc.code, code, "stderr:\n%s", stderr.String())
+			require.Contains(t, stderr.String(), tc.want)
+		})
+	}
+}
+
+func TestResolveBuildTime(t *testing.T) {
+	bt, src, err := resolveBuildTime("2026-11-20T10:00:00Z")
+	require.NoError(t, err)
+	require.Equal(t, "ldflags", src)
+	require.Equal(t, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC), bt.UTC())
+	_, _, err = resolveBuildTime("yesterday")
+	require.ErrorContains(t, err, "not RFC3339")
+	// A test binary has no vcs.time: no check.
+	_, src, err = resolveBuildTime("")
+	require.NoError(t, err)
+	require.Contains(t, []string{"vcs.time", "none"}, src)
+}
