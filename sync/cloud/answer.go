@@ -1,0 +1,344 @@
+package cloud
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/sync/wire"
+)
+
+// messageBudget is the most record bytes put in one message: the envelope,
+// the batch's own fields (box id, ephemeral key, times) and the signature
+// take well under the 8 KiB left over.
+const messageBudget = wire.MaxMessageSize - 8<<10
+
+// maxRevision bounds the have a box may claim: a box ahead of the cloud
+// moves the cloud's revision to have+1 (see Answer), and a lying box must
+// not push it to where it would wrap around.
+const maxRevision = math.MaxUint64 >> 2
+
+// errDeltaTooBig makes Answer fall back to a snapshot, which can be chunked.
+var errDeltaTooBig = errors.New("delta too big for a message")
+
+// Answer returns the signed record messages that bring a box from
+// req.Have to the cloud's current revision, in the order to publish them:
+//
+//   - one or more deltas, each covering whole revisions, when the log still
+//     holds every revision after req.Have;
+//   - otherwise a snapshot in chunks (1..Chunks, same To): when Have is 0,
+//     older than the log, or when a single revision is too big for a delta;
+//   - nothing when the box is current.
+//
+// A Have ahead of the cloud (a cloud restored from an old backup) moves the
+// cloud's revision to Have+1 and answers with a snapshot there: the box
+// refuses a snapshot older than what it holds, so the cloud must move past
+// it rather than send its own, lower, number.
+func (c *Cloud) Answer(req wire.SyncRequest) ([][]byte, error) {
+	if req.V != wire.Version {
+		return nil, fmt.Errorf("cloud: answer box %q: %w: v=%d", req.Box, wire.ErrVersion, req.V)
+	}
+	if req.Have > maxRevision {
+		return nil, fmt.Errorf("cloud: answer box %q: %w: have %d is not a revision", req.Box, wire.ErrMalformed, req.Have)
+	}
+	var cur uint64
+	var err error
+	if cur, err = c.Revision(req.Box); err != nil {
+		return nil, err
+	}
+	if req.Have > cur {
+		if err := c.rebase(req.Box, req.Have); err != nil {
+			return nil, err
+		}
+	}
+	var out [][]byte
+	err = c.view("answer", req.Box, func(bt *boxTx) error {
+		cur = getU64(bt.meta, kRev)
+		start := getU64(bt.meta, kLogStart)
+		if req.Have == cur {
+			return nil // current (or both empty)
+		}
+		if req.Have > 0 && req.Have >= start {
+			out, err = c.deltas(bt, req.Have, cur)
+			if !errors.Is(err, errDeltaTooBig) {
+				return err
+			}
+		}
+		out, err = c.snapshot(bt, req.Have, cur)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// rebase moves a box's revision past have (see Answer) and empties its log,
+// so that the next answer is a snapshot the box will take.
+func (c *Cloud) rebase(boxID string, have uint64) error {
+	return c.update("answer (rebase)", boxID, func(bt *boxTx) error {
+		cur := getU64(bt.meta, kRev)
+		if have <= cur {
+			return nil
+		}
+		c.log.Warn("box holds a revision ahead of the cloud (cloud restored from a backup?): moving past it with a snapshot",
+			"box", boxID, "box_revision", have, "cloud_revision", cur)
+		start := getU64(bt.meta, kLogStart)
+		for r := start + 1; r <= cur; r++ {
+			if err := bt.log.Delete(u64(r)); err != nil {
+				return err
+			}
+		}
+		if err := bt.meta.Put(kRev, u64(have+1)); err != nil {
+			return err
+		}
+		return bt.meta.Put(kLogStart, u64(have+1))
+	})
+}
+
+// batchBuilder fills one RecordBatch up to the size budget.
+type batchBuilder struct {
+	c      *Cloud
+	bt     *boxTx
+	sealer *wire.CodeSealer
+	b      wire.RecordBatch
+	bytes  int
+	n      int
+}
+
+func (c *Cloud) newBuilder(bt *boxTx, from, to uint64, now time.Time) (*batchBuilder, error) {
+	sealer, err := wire.NewCodeSealer(bt.meta.Get(kPub), bt.id, to)
+	if err != nil {
+		return nil, err
+	}
+	return &batchBuilder{c: c, bt: bt, sealer: sealer, b: wire.RecordBatch{V: wire.Version, Box: bt.id,
+		From: from, To: to, Ephemeral: sealer.Ephemeral(), IssuedAt: now.UTC()}}, nil
+}
+
+// add reports the encoded size of a record, and records it.
+func (bb *batchBuilder) account(v any) (int, error) {
+	enc, err := json.Marshal(v)
+	if err != nil {
+		return 0, err
+	}
+	return len(enc) + 1, nil // the comma
+}
+
+func (bb *batchBuilder) full(next int) bool {
+	return bb.n > 0 && (bb.n >= bb.c.opts.ChunkRecords || bb.bytes+next > messageBudget)
+}
+
+// key returns the key's record and its size.
+func (bb *batchBuilder) key(id string) (box.Key, bool, error) {
+	v := bb.bt.keys.Get([]byte(id))
+	if v == nil {
+		return box.Key{}, false, nil
+	}
+	var k box.Key
+	if err := json.Unmarshal(v, &k); err != nil {
+		return k, false, fmt.Errorf("key %s: stored record: %w", id, err)
+	}
+	return k, true, nil
+}
+
+// grant returns the grant as sent: its code decrypted and sealed to the box
+// for this batch.
+func (bb *batchBuilder) grant(id string) (wire.GrantRecord, bool, error) {
+	g, ok, err := getGrant(bb.bt, id)
+	if err != nil || !ok {
+		return wire.GrantRecord{}, ok, err
+	}
+	gr := wire.GrantRecord{Grant: g.Grant}
+	if g.CodeEnc != nil {
+		code, err := bb.c.decryptCode(bb.bt.id, id, g.CodeEnc)
+		if err != nil {
+			return gr, false, err
+		}
+		gr.CodeSealed = bb.sealer.Seal(id, code)
+	}
+	return gr, true, nil
+}
+
+func (bb *batchBuilder) sign() ([]byte, error) {
+	msg, err := bb.c.opts.Signer.Sign(wire.KindRecords, bb.bt.id, bb.b)
+	if err != nil {
+		return nil, fmt.Errorf("signing records %d..%d for box %s: %w", bb.b.From, bb.b.To, bb.bt.id, err)
+	}
+	return msg, nil
+}
+
+// deltas makes delta batches from have to cur, grouping whole revisions up
+// to ChunkRecords records a message. The log names what each revision
+// touched; the value sent is the record as it is now (or a delete when it
+// is gone), so a record changed many times is sent once.
+//
+// Codes are always sent with a grant. The protocol lets the cloud leave a
+// code out when it did not change, but sending it costs a few dozen bytes
+// and makes a box that lost a code (a restored SD card) whole again.
+func (c *Cloud) deltas(bt *boxTx, have, cur uint64) ([][]byte, error) {
+	now := c.opts.Now()
+	var out [][]byte
+	type group struct {
+		from, to    uint64
+		keys, grs   []string
+		seenK, seen map[string]bool
+	}
+	newGroup := func(from uint64) *group {
+		return &group{from: from, to: from, seenK: map[string]bool{}, seen: map[string]bool{}}
+	}
+	flush := func(g *group) error {
+		bb, err := c.newBuilder(bt, g.from, g.to, now)
+		if err != nil {
+			return err
+		}
+		for _, id := range sortedIDs(g.keys) {
+			k, ok, err := bb.key(id)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				bb.b.DeleteKeys = append(bb.b.DeleteKeys, id)
+				bb.bytes += len(id) + 3
+				continue
+			}
+			n, err := bb.account(k)
+			if err != nil {
+				return err
+			}
+			bb.bytes += n
+			bb.b.Keys = append(bb.b.Keys, k)
+		}
+		for _, id := range sortedIDs(g.grs) {
+			gr, ok, err := bb.grant(id)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				bb.b.DeleteGrants = append(bb.b.DeleteGrants, id)
+				bb.bytes += len(id) + 3
+				continue
+			}
+			n, err := bb.account(gr)
+			if err != nil {
+				return err
+			}
+			bb.bytes += n
+			bb.b.Grants = append(bb.b.Grants, gr)
+		}
+		if bb.bytes > messageBudget {
+			return errDeltaTooBig
+		}
+		msg, err := bb.sign()
+		if err != nil {
+			return err
+		}
+		out = append(out, msg)
+		return nil
+	}
+	g := newGroup(have)
+	for r := have + 1; r <= cur; r++ {
+		v := bt.log.Get(u64(r))
+		if v == nil {
+			return nil, errDeltaTooBig // trimmed meanwhile; a snapshot will do
+		}
+		var e logEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return nil, fmt.Errorf("box %s: log entry of revision %d: %w", bt.id, r, err)
+		}
+		if e.size() > c.opts.ChunkRecords {
+			return nil, errDeltaTooBig
+		}
+		if len(g.keys)+len(g.grs)+e.size() > c.opts.ChunkRecords {
+			if err := flush(g); err != nil {
+				return nil, err
+			}
+			g = newGroup(g.to)
+		}
+		for _, id := range e.Keys {
+			if !g.seenK[id] {
+				g.seenK[id] = true
+				g.keys = append(g.keys, id)
+			}
+		}
+		for _, id := range e.Grants {
+			if !g.seen[id] {
+				g.seen[id] = true
+				g.grs = append(g.grs, id)
+			}
+		}
+		g.to = r
+	}
+	if err := flush(g); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// snapshot makes every record at revision cur, in chunks numbered from 1.
+// All chunks share one sealing key (bound to box and cur), made fresh for
+// this answer.
+func (c *Cloud) snapshot(bt *boxTx, have, cur uint64) ([][]byte, error) {
+	now := c.opts.Now()
+	first, err := c.newBuilder(bt, have, cur, now)
+	if err != nil {
+		return nil, err
+	}
+	first.b.Snapshot = true
+	var batches []wire.RecordBatch
+	bb := first
+	next := func() {
+		batches = append(batches, bb.b)
+		bb = &batchBuilder{c: c, bt: bt, sealer: first.sealer, b: wire.RecordBatch{V: wire.Version, Box: bt.id,
+			From: have, To: cur, Snapshot: true, Ephemeral: first.b.Ephemeral, IssuedAt: first.b.IssuedAt}}
+	}
+	err = bt.keys.ForEach(func(id, v []byte) error {
+		var k box.Key
+		if err := json.Unmarshal(v, &k); err != nil {
+			return fmt.Errorf("key %s: stored record: %w", id, err)
+		}
+		n := len(v) + 1 // stored as the same JSON it is sent as
+		if bb.full(n) {
+			next()
+		}
+		bb.b.Keys = append(bb.b.Keys, k)
+		bb.bytes += n
+		bb.n++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = bt.grants.ForEach(func(id, _ []byte) error {
+		gr, _, err := bb.grant(string(id))
+		if err != nil {
+			return err
+		}
+		n, err := bb.account(gr)
+		if err != nil {
+			return err
+		}
+		if bb.full(n) {
+			next()
+		}
+		bb.b.Grants = append(bb.b.Grants, gr)
+		bb.bytes += n
+		bb.n++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	batches = append(batches, bb.b)
+	out := make([][]byte, len(batches))
+	for i := range batches {
+		batches[i].Chunk, batches[i].Chunks = i+1, len(batches)
+		bb.b = batches[i]
+		if out[i], err = bb.sign(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

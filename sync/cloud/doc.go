@@ -1,0 +1,65 @@
+// Package cloud is the cloud side of SmartBox sync (see sync/README.md): it
+// owns each box's replicated records (keys and grants) and their revision
+// log, answers a box's "I have revision N" with signed deltas or a chunked
+// snapshot, stores the events boxes send exactly once, and keeps their
+// statuses and the results of remote commands. The bridge embeds it.
+//
+// # Basics
+//
+// Everything lives in one bbolt file. A top-level bucket "meta" holds the
+// schema version and a check value of the code key; "boxes" holds one
+// bucket per box id with:
+//
+//	meta      X25519 public key, revision, log start, highest event seq,
+//	          last status
+//	keys      key id -> box.Key
+//	fobs      fob UID -> key id (one fob, one key: the box refuses more)
+//	grants    grant id -> box.Grant, its code encrypted, the code's MAC
+//	codes     code MAC ++ grant id -> empty (code uniqueness per box)
+//	log       revision -> the key and grant ids that revision touched
+//	events    seq -> box.Event
+//	commands  command id -> the command and, once answered, its result
+//
+// Every change (PutKey, PutGrant, PutBatch, ...) is one transaction that
+// bumps the box's revision by one and logs the ids it touched; a change
+// that changes nothing makes no revision. The log keeps the last LogLimit
+// revisions. A delta is made from the log and the current records: a record
+// the range touched is sent as it is now, or as a delete if it is gone. A
+// box whose revision is older than the log, or 0, gets a snapshot.
+//
+// Whatever the cloud signs, the box must be able to apply, or the box would
+// be stuck at its revision asking for the same batch forever. So the cloud
+// refuses up front what the box's store refuses: invalid ids, a fob on two
+// keys, a code that is not 4-16 digits, a new grant without a code, a
+// driver_ref over 256 bytes. It also refuses a grant naming a key the box
+// does not have, and a code another active or future grant of the box has
+// (the error names both grants, never the code).
+//
+// Events are keyed by (box, seq). A batch stores only the run that follows
+// the highest stored seq without a gap, and the signed ack says how far
+// that run goes: duplicates, replays and reordered batches store nothing
+// twice, and a gap stores nothing past it until the box resends.
+//
+// # Codes
+//
+// The cloud must keep codes to send them again in snapshots. They are
+// stored encrypted with AES-256-GCM (bound to box and grant id) under a key
+// derived from Options.CodeKey, and indexed by an HMAC for the uniqueness
+// check. On the wire each batch seals them to the box's X25519 key
+// (wire.NewCodeSealer). No error and no log line carries a code.
+//
+// # Caveats
+//
+// Without Options.CodeKey the code key is made at random and kept in the
+// store file beside the encrypted codes: that keeps codes out of a casual
+// dump or a backup grep, not from someone holding the whole file. A
+// deployment that cares passes the key from elsewhere (a secret store).
+//
+// A box whose outbox restarts at seq 1 (a re-flashed SD card under the same
+// box id) has its events taken as duplicates and acked: re-provision a box
+// under a new id.
+//
+// A Have ahead of the cloud's revision means the cloud went back in time
+// (restored from a backup). The cloud then moves its revision past the
+// box's and answers with a snapshot, which the box takes.
+package cloud

@@ -1,0 +1,470 @@
+package cloud
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/box"
+)
+
+// GrantPut is a grant with its code in clear, as the bridge hands it over.
+// Code "" keeps the grant's current code.
+type GrantPut struct {
+	box.Grant
+	Code string
+}
+
+// LogValue keeps the code out of logs.
+func (g GrantPut) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", g.ID), slog.String("kind", string(g.Kind)),
+		slog.Bool("code_given", g.Code != ""))
+}
+
+// maxDriverRef matches the box store's bound (store.MaxDriverRefLength):
+// anything the box would refuse must be refused here, or a batch the cloud
+// signed would never apply and the box would be stuck at its revision.
+const maxDriverRef = 256
+
+// storedGrant is a grant as the cloud keeps it: the code encrypted
+// (nonce || AES-GCM, bound to box and grant id) and its MAC for the index.
+type storedGrant struct {
+	box.Grant
+	CodeEnc []byte `json:"code_enc,omitempty"`
+	CodeMAC []byte `json:"code_mac,omitempty"`
+}
+
+// logEntry is what one revision touched. The record's value is read from
+// the current state when a delta is made: a record still there is put, a
+// record gone is deleted. That makes merging revisions trivial.
+type logEntry struct {
+	Keys   []string `json:"k,omitempty"`
+	Grants []string `json:"g,omitempty"`
+}
+
+func (e logEntry) size() int { return len(e.Keys) + len(e.Grants) }
+
+func codeAD(boxID, grantID string) []byte { return []byte(boxID + "\n" + grantID) }
+
+func (c *Cloud) encryptCode(boxID, grantID, code string) []byte {
+	n := c.codeAEAD.NonceSize()
+	nonce := make([]byte, n, n+len(code)+c.codeAEAD.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		panic(err) // crypto/rand does not fail on Linux >= 3.17
+	}
+	return c.codeAEAD.Seal(nonce, nonce, []byte(code), codeAD(boxID, grantID))
+}
+
+func (c *Cloud) decryptCode(boxID, grantID string, enc []byte) (string, error) {
+	n := c.codeAEAD.NonceSize()
+	if len(enc) < n+c.codeAEAD.Overhead() {
+		return "", fmt.Errorf("box %s grant %s: stored code is damaged", boxID, grantID)
+	}
+	code, err := c.codeAEAD.Open(nil, enc[:n], enc[n:], codeAD(boxID, grantID))
+	if err != nil {
+		return "", fmt.Errorf("box %s grant %s: stored code does not decrypt (damaged, or another code key)", boxID, grantID)
+	}
+	return string(code), nil
+}
+
+func (c *Cloud) codeMACOf(boxID, code string) []byte {
+	m := hmac.New(sha256.New, c.codeMAC)
+	m.Write([]byte(boxID))
+	m.Write([]byte{0})
+	m.Write([]byte(code))
+	return m.Sum(nil)
+}
+
+func indexKey(mac []byte, grantID string) []byte {
+	return append(append(make([]byte, 0, len(mac)+len(grantID)), mac...), grantID...)
+}
+
+// ended is the cloud's view of a grant that can no longer be used: the box
+// counts uses, so a used-up grant still counts as active here.
+func ended(g box.Grant, now time.Time) bool {
+	return g.Revoked || (!g.Until.IsZero() && !now.Before(g.Until))
+}
+
+// change is one revision in the making.
+type change struct {
+	c     *Cloud
+	bt    *boxTx
+	now   time.Time
+	entry logEntry
+	keys  map[string]bool
+	grs   map[string]bool
+}
+
+func (ch *change) touchKey(id string) {
+	if !ch.keys[id] {
+		ch.keys[id] = true
+		ch.entry.Keys = append(ch.entry.Keys, id)
+	}
+}
+
+func (ch *change) touchGrant(id string) {
+	if !ch.grs[id] {
+		ch.grs[id] = true
+		ch.entry.Grants = append(ch.entry.Grants, id)
+	}
+}
+
+// mutate runs fn in one transaction and, if fn changed anything, bumps the
+// box's revision, logs what changed and trims the log. It returns the
+// revision after the change (unchanged if nothing changed) and pushes the
+// change to the box when Serve runs.
+func (c *Cloud) mutate(what, boxID string, fn func(*change) error) (uint64, error) {
+	var rev, from uint64
+	err := c.update(what, boxID, func(bt *boxTx) error {
+		ch := &change{c: c, bt: bt, now: c.opts.Now(), keys: map[string]bool{}, grs: map[string]bool{}}
+		if err := fn(ch); err != nil {
+			return err
+		}
+		from = getU64(bt.meta, kRev)
+		rev = from
+		if ch.entry.size() == 0 {
+			return nil
+		}
+		rev = from + 1
+		if err := bt.meta.Put(kRev, u64(rev)); err != nil {
+			return err
+		}
+		v, err := json.Marshal(ch.entry)
+		if err != nil {
+			return err
+		}
+		if err := bt.log.Put(u64(rev), v); err != nil {
+			return err
+		}
+		return trimLog(bt, rev, c.opts.LogLimit)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if rev != from {
+		c.pushChange(boxID, from)
+	}
+	return rev, nil
+}
+
+// trimLog keeps the last limit revisions. The log always holds every
+// revision in (logstart, rev], so its length is rev - logstart.
+func trimLog(bt *boxTx, rev uint64, limit int) error {
+	start := getU64(bt.meta, kLogStart)
+	if rev-start <= uint64(limit) {
+		return nil
+	}
+	newStart := rev - uint64(limit)
+	for r := start + 1; r <= newStart; r++ {
+		if err := bt.log.Delete(u64(r)); err != nil {
+			return err
+		}
+	}
+	return bt.meta.Put(kLogStart, u64(newStart))
+}
+
+func (ch *change) putKey(k box.Key) error {
+	if err := k.Validate(0); err != nil {
+		return err
+	}
+	k.FobUID, _ = box.NormalizeFobUID(k.FobUID)
+	v, err := json.Marshal(k)
+	if err != nil {
+		return fmt.Errorf("key %s: encoding: %w", k.ID, err)
+	}
+	if len(v) > MaxRecordSize {
+		return fmt.Errorf("%w: key %s is %d bytes as JSON, at most %d", box.ErrInvalidRecord, k.ID, len(v), MaxRecordSize)
+	}
+	bt := ch.bt
+	if owner := bt.fobs.Get([]byte(k.FobUID)); owner != nil && string(owner) != k.ID {
+		return fmt.Errorf("%w: key %s: fob %s is key %s's", box.ErrInvalidRecord, k.ID, k.FobUID, owner)
+	}
+	old := bt.keys.Get([]byte(k.ID))
+	if bytes.Equal(old, v) {
+		return nil
+	}
+	if old != nil {
+		var ok box.Key
+		if err := json.Unmarshal(old, &ok); err != nil {
+			return fmt.Errorf("key %s: stored record: %w", k.ID, err)
+		}
+		if ok.FobUID != k.FobUID {
+			if err := bt.fobs.Delete([]byte(ok.FobUID)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := bt.keys.Put([]byte(k.ID), v); err != nil {
+		return err
+	}
+	if err := bt.fobs.Put([]byte(k.FobUID), []byte(k.ID)); err != nil {
+		return err
+	}
+	ch.touchKey(k.ID)
+	return nil
+}
+
+func (ch *change) deleteKey(id string) error {
+	bt := ch.bt
+	old := bt.keys.Get([]byte(id))
+	if old == nil {
+		return nil
+	}
+	var k box.Key
+	if err := json.Unmarshal(old, &k); err != nil {
+		return fmt.Errorf("key %s: stored record: %w", id, err)
+	}
+	if err := bt.fobs.Delete([]byte(k.FobUID)); err != nil {
+		return err
+	}
+	if err := bt.keys.Delete([]byte(id)); err != nil {
+		return err
+	}
+	ch.touchKey(id)
+	return nil
+}
+
+func getGrant(bt *boxTx, id string) (storedGrant, bool, error) {
+	v := bt.grants.Get([]byte(id))
+	if v == nil {
+		return storedGrant{}, false, nil
+	}
+	var g storedGrant
+	if err := json.Unmarshal(v, &g); err != nil {
+		return g, false, fmt.Errorf("grant %s: stored record: %w", id, err)
+	}
+	return g, true, nil
+}
+
+func (ch *change) putGrant(gp GrantPut) error {
+	g := gp.Grant
+	g.Uses = 0 // the box counts uses
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	if len(g.DriverRef) > maxDriverRef || bytes.IndexByte([]byte(g.DriverRef), 0) >= 0 {
+		return fmt.Errorf("%w: grant %s: driver_ref must be at most %d bytes without NUL", box.ErrInvalidRecord, g.ID, maxDriverRef)
+	}
+	if gp.Code != "" {
+		if err := box.ValidCode(gp.Code); err != nil {
+			return fmt.Errorf("grant %s: %w", g.ID, err)
+		}
+	}
+	bt, c := ch.bt, ch.c
+	// A grant naming a key the box lacks is a bridge mistake worth
+	// catching here; a revoked grant opens nothing, so it may keep the ids
+	// of keys deleted since.
+	for _, kid := range g.KeyIDs {
+		if !g.Revoked && bt.keys.Get([]byte(kid)) == nil {
+			return fmt.Errorf("%w: grant %s names key %s, which box %s does not have", ErrNotFound, g.ID, kid, bt.id)
+		}
+	}
+	old, had, err := getGrant(bt, g.ID)
+	if err != nil {
+		return err
+	}
+	ng := storedGrant{Grant: g}
+	codeChanged := false
+	switch {
+	case gp.Code != "":
+		ng.CodeMAC = c.codeMACOf(bt.id, gp.Code)
+		codeChanged = !had || !hmac.Equal(old.CodeMAC, ng.CodeMAC)
+		if codeChanged {
+			ng.CodeEnc = c.encryptCode(bt.id, g.ID, gp.Code)
+		} else {
+			ng.CodeEnc = old.CodeEnc
+		}
+	case had:
+		ng.CodeEnc, ng.CodeMAC = old.CodeEnc, old.CodeMAC
+	}
+	if ng.CodeEnc == nil && !g.Revoked {
+		return fmt.Errorf("%w: grant %s: a new %s grant needs a code unless revoked", ErrNoCode, g.ID, g.Kind)
+	}
+	// The size the record will have on the wire: its JSON plus a sealed
+	// code (nonce, code, tag) in base64.
+	wv, err := json.Marshal(g)
+	if err != nil {
+		return fmt.Errorf("grant %s: encoding: %w", g.ID, err)
+	}
+	if len(wv)+128 > MaxRecordSize {
+		return fmt.Errorf("%w: grant %s is %d bytes as JSON, at most %d", box.ErrInvalidRecord, g.ID, len(wv), MaxRecordSize-128)
+	}
+	if had && !codeChanged {
+		ov, err := json.Marshal(old.Grant)
+		if err == nil && bytes.Equal(ov, wv) {
+			return nil // nothing changed: no new revision
+		}
+	}
+	if ng.CodeMAC != nil && !ended(g, ch.now) {
+		if err := checkCodeFree(bt, ng.CodeMAC, g.ID, ch.now); err != nil {
+			return err
+		}
+	}
+	if had && old.CodeMAC != nil && codeChanged {
+		if err := bt.codes.Delete(indexKey(old.CodeMAC, g.ID)); err != nil {
+			return err
+		}
+	}
+	if ng.CodeMAC != nil {
+		if err := bt.codes.Put(indexKey(ng.CodeMAC, g.ID), nil); err != nil {
+			return err
+		}
+	}
+	v, err := json.Marshal(ng)
+	if err != nil {
+		return fmt.Errorf("grant %s: encoding: %w", g.ID, err)
+	}
+	if err := bt.grants.Put([]byte(g.ID), v); err != nil {
+		return err
+	}
+	ch.touchGrant(g.ID)
+	return nil
+}
+
+// checkCodeFree refuses a code that an active or future grant other than
+// id already has: at the keypad, one code must mean one grant.
+func checkCodeFree(bt *boxTx, mac []byte, id string, now time.Time) error {
+	cur := bt.codes.Cursor()
+	for k, _ := cur.Seek(mac); k != nil && bytes.HasPrefix(k, mac); k, _ = cur.Next() {
+		other := string(k[len(mac):])
+		if other == id {
+			continue
+		}
+		og, ok, err := getGrant(bt, other)
+		if err != nil {
+			return err
+		}
+		if ok && !ended(og.Grant, now) {
+			return fmt.Errorf("%w: grant %s would have the same code as grant %s of box %s, which is active or future",
+				ErrCodeInUse, id, other, bt.id)
+		}
+	}
+	return nil
+}
+
+func (ch *change) deleteGrant(id string) error {
+	bt := ch.bt
+	old, had, err := getGrant(bt, id)
+	if err != nil || !had {
+		return err
+	}
+	if old.CodeMAC != nil {
+		if err := bt.codes.Delete(indexKey(old.CodeMAC, id)); err != nil {
+			return err
+		}
+	}
+	if err := bt.grants.Delete([]byte(id)); err != nil {
+		return err
+	}
+	ch.touchGrant(id)
+	return nil
+}
+
+// PutKey adds or changes a key. Putting a key as it is makes no revision.
+func (c *Cloud) PutKey(boxID string, k box.Key) (uint64, error) {
+	return c.mutate("put key "+k.ID, boxID, func(ch *change) error { return ch.putKey(k) })
+}
+
+// DeleteKey removes a key; deleting a key the box does not have is no
+// change. Grants naming it keep their other keys.
+func (c *Cloud) DeleteKey(boxID, keyID string) (uint64, error) {
+	return c.mutate("delete key "+keyID, boxID, func(ch *change) error { return ch.deleteKey(keyID) })
+}
+
+// PutGrant adds or changes a grant. code "" keeps the grant's code (a new
+// grant needs one unless revoked). A code that another active or future
+// grant of the box has is refused with ErrCodeInUse naming both grants.
+func (c *Cloud) PutGrant(boxID string, g box.Grant, code string) (uint64, error) {
+	return c.mutate("put grant "+g.ID, boxID, func(ch *change) error {
+		return ch.putGrant(GrantPut{Grant: g, Code: code})
+	})
+}
+
+// RevokeGrant marks a grant revoked: the box refuses its code from the
+// batch that carries this on, and says why (revoked, not unknown).
+func (c *Cloud) RevokeGrant(boxID, grantID string) (uint64, error) {
+	return c.mutate("revoke grant "+grantID, boxID, func(ch *change) error {
+		g, ok, err := getGrant(ch.bt, grantID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: grant %s of box %s", ErrNotFound, grantID, boxID)
+		}
+		if g.Revoked {
+			return nil
+		}
+		g.Revoked = true
+		return ch.putGrant(GrantPut{Grant: g.Grant})
+	})
+}
+
+// DeleteGrant removes a grant; deleting one the box does not have is no
+// change.
+func (c *Cloud) DeleteGrant(boxID, grantID string) (uint64, error) {
+	return c.mutate("delete grant "+grantID, boxID, func(ch *change) error { return ch.deleteGrant(grantID) })
+}
+
+// PutBatch puts many keys then many grants as one revision, all or nothing.
+func (c *Cloud) PutBatch(boxID string, keys []box.Key, grants []GrantPut) (uint64, error) {
+	return c.mutate("put batch", boxID, func(ch *change) error {
+		for i, k := range keys {
+			if err := ch.putKey(k); err != nil {
+				return fmt.Errorf("keys[%d]: %w", i, err)
+			}
+		}
+		for i, g := range grants {
+			if err := ch.putGrant(g); err != nil {
+				return fmt.Errorf("grants[%d]: %w", i, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Revision is the box's current records revision.
+func (c *Cloud) Revision(boxID string) (rev uint64, err error) {
+	err = c.view("revision", boxID, func(bt *boxTx) error {
+		rev = getU64(bt.meta, kRev)
+		return nil
+	})
+	return rev, err
+}
+
+// Records returns the box's current keys and grants (without codes), by id.
+func (c *Cloud) Records(boxID string) (keys []box.Key, grants []box.Grant, err error) {
+	err = c.view("records", boxID, func(bt *boxTx) error {
+		if err := bt.keys.ForEach(func(_, v []byte) error {
+			var k box.Key
+			if err := json.Unmarshal(v, &k); err != nil {
+				return err
+			}
+			keys = append(keys, k)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return bt.grants.ForEach(func(_, v []byte) error {
+			var g storedGrant
+			if err := json.Unmarshal(v, &g); err != nil {
+				return err
+			}
+			grants = append(grants, g.Grant)
+			return nil
+		})
+	})
+	return keys, grants, err
+}
+
+// sortedIDs returns ids sorted, for deterministic batches.
+func sortedIDs(m []string) []string {
+	out := append([]string(nil), m...)
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,132 @@
+package cloud
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/sync/wire"
+)
+
+// MaxCommandTTL bounds how long a command stays good. A remote release
+// captured off the wire must be worthless soon; a technician who needs a
+// slot open tomorrow sends a new one tomorrow.
+const MaxCommandTTL = 24 * time.Hour
+
+// SetStatus keeps the box's last status (the retained message or its will).
+func (c *Cloud) SetStatus(boxID string, st wire.Status) error {
+	if st.Box != boxID {
+		c.stats.wrongBox.Add(1)
+		return fmt.Errorf("cloud: status of box %s: %w: it says box %q", boxID, wire.ErrWrongBox, st.Box)
+	}
+	v, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("cloud: status of box %s: encoding: %w", boxID, err)
+	}
+	return c.update("status", boxID, func(bt *boxTx) error { return bt.meta.Put(kStatus, v) })
+}
+
+// Status returns the box's last status, and false if it never sent one.
+func (c *Cloud) Status(boxID string) (st wire.Status, ok bool, err error) {
+	err = c.view("status", boxID, func(bt *boxTx) error {
+		v := bt.meta.Get(kStatus)
+		if v == nil {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(v, &st)
+	})
+	return st, ok, err
+}
+
+// commandRecord is a command sent and, once the box answered, its result.
+type commandRecord struct {
+	Command wire.Command        `json:"command"`
+	Result  *wire.CommandResult `json:"result,omitempty"`
+}
+
+// Command makes a signed command for a box: kind wire.CommandReleaseSlot
+// (slot >= 1, by and reason say who and why, for the audit trail) or
+// wire.CommandResync. It is good for ttl (at most MaxCommandTTL). The
+// command is kept so its result can be matched (CommandResult), and, while
+// Serve runs, published to the box.
+func (c *Cloud) Command(boxID, kind string, slot int, by, reason string, ttl time.Duration) ([]byte, wire.Command, error) {
+	switch {
+	case kind != wire.CommandReleaseSlot && kind != wire.CommandResync:
+		return nil, wire.Command{}, fmt.Errorf("cloud: command for box %s: kind %q is not %q or %q", boxID, kind,
+			wire.CommandReleaseSlot, wire.CommandResync)
+	case kind == wire.CommandReleaseSlot && slot < 1:
+		return nil, wire.Command{}, fmt.Errorf("cloud: command for box %s: release_slot needs a slot >= 1, got %d", boxID, slot)
+	case kind == wire.CommandReleaseSlot && (by == "" || reason == ""):
+		return nil, wire.Command{}, fmt.Errorf("cloud: command for box %s: release_slot needs who asked (by) and why (reason)", boxID)
+	case ttl <= 0 || ttl > MaxCommandTTL:
+		return nil, wire.Command{}, fmt.Errorf("cloud: command for box %s: ttl %s is not in (0, %s]", boxID, ttl, MaxCommandTTL)
+	}
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, wire.Command{}, err
+	}
+	now := c.opts.Now().UTC()
+	cmd := wire.Command{V: wire.Version, Box: boxID, ID: hex.EncodeToString(id[:]), Kind: kind, Slot: slot,
+		By: by, Reason: reason, IssuedAt: now, Expires: now.Add(ttl)}
+	msg, err := c.opts.Signer.Sign(wire.KindCommand, boxID, cmd)
+	if err != nil {
+		return nil, cmd, fmt.Errorf("cloud: command for box %s: %w", boxID, err)
+	}
+	v, err := json.Marshal(commandRecord{Command: cmd})
+	if err != nil {
+		return nil, cmd, err
+	}
+	if err := c.update("command", boxID, func(bt *boxTx) error { return bt.cmds.Put([]byte(cmd.ID), v) }); err != nil {
+		return nil, cmd, err
+	}
+	c.log.Info("command issued", "box", boxID, "id", cmd.ID, "kind", kind, "slot", slot, "by", by,
+		"reason", reason, "expires", cmd.Expires)
+	c.publishCommand(boxID, msg)
+	return msg, cmd, nil
+}
+
+// SetCommandResult records a box's answer to a command it was sent.
+func (c *Cloud) SetCommandResult(boxID string, res wire.CommandResult) error {
+	if res.Box != boxID {
+		c.stats.wrongBox.Add(1)
+		return fmt.Errorf("cloud: command result of box %s: %w: it says box %q", boxID, wire.ErrWrongBox, res.Box)
+	}
+	return c.update("command result", boxID, func(bt *boxTx) error {
+		v := bt.cmds.Get([]byte(res.ID))
+		if v == nil {
+			return fmt.Errorf("%w: box %s answers command %q, which the cloud never sent it", ErrNotFound, boxID, res.ID)
+		}
+		var rec commandRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("command %s: stored record: %w", res.ID, err)
+		}
+		rec.Result = &res
+		nv, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return bt.cmds.Put([]byte(res.ID), nv)
+	})
+}
+
+// CommandResult returns the box's answer to command id, false if none yet.
+func (c *Cloud) CommandResult(boxID, id string) (res wire.CommandResult, ok bool, err error) {
+	err = c.view("command result", boxID, func(bt *boxTx) error {
+		v := bt.cmds.Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("%w: command %q of box %s", ErrNotFound, id, boxID)
+		}
+		var rec commandRecord
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("command %s: stored record: %w", id, err)
+		}
+		if rec.Result != nil {
+			res, ok = *rec.Result, true
+		}
+		return nil
+	})
+	return res, ok, err
+}
