@@ -1,0 +1,224 @@
+package broker
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/smartbox-oss/smartbox/sync/wire"
+)
+
+func TestBoxAllowed(t *testing.T) {
+	for _, tc := range []struct {
+		topic string
+		want  bool
+	}{
+		{"smartbox/v1/box-a/records", true},
+		{"smartbox/v1/box-a/#", true},
+		{"smartbox/v1/box-a/+", true},
+		{"smartbox/v1/box-a/events/ack", true},
+		{"smartbox/v1/box-a", true},
+		{"smartbox/v1/box-b/records", false},
+		{"smartbox/v1/box-ab/records", false},
+		{"smartbox/v1/box-a-x/records", false},
+		{"smartbox/v1/+/records", false},
+		{"smartbox/v1/#", false},
+		{"smartbox/v1/+", false},
+		{"#", false},
+		{"+/v1/box-a/records", false},
+		{"$share/g/smartbox/v1/box-a/#", false},
+		{"$SYS/broker/uptime", false},
+		{"", false},
+	} {
+		t.Run(tc.topic, func(t *testing.T) {
+			require.Equal(t, tc.want, BoxAllowed("box-a", tc.topic))
+		})
+	}
+}
+
+func TestCloudAllowed(t *testing.T) {
+	h := &authHook{cloud: "cloud"}
+	for _, tc := range []struct {
+		user, topic string
+		want        bool
+	}{
+		{"cloud", "smartbox/v1/#", true},
+		{"cloud", "smartbox/v1/+/events", true},
+		{"cloud", "$share/bridge/smartbox/v1/+/events", true},
+		{"cloud", "$share/bridge", false},
+		{"cloud", "#", false},
+		{"cloud", "$SYS/#", false},
+		{"cloud", "smartbox/v2/x", false},
+		{"", "smartbox/v1/box-a/records", false},
+		{"not a box", "not a box", false},
+		{"box-a", "smartbox/v1/box-a/events", true},
+	} {
+		t.Run(tc.user+" "+tc.topic, func(t *testing.T) {
+			require.Equal(t, tc.want, h.allowed(tc.user, tc.topic, true))
+		})
+	}
+}
+
+// matches is MQTT filter matching, enough for the fuzz property.
+func matches(filter, topic string) bool {
+	f, tp := strings.Split(filter, "/"), strings.Split(topic, "/")
+	for i, p := range f {
+		if p == "#" {
+			return true
+		}
+		if i >= len(tp) || (p != "+" && p != tp[i]) {
+			return false
+		}
+	}
+	return len(f) == len(tp)
+}
+
+// Whatever a box sends as a filter, if it is allowed it matches no topic of
+// another box.
+func FuzzBoxAllowed(f *testing.F) {
+	for _, s := range []string{"#", "smartbox/v1/+/records", "smartbox/v1/box-a/#", "smartbox/v1/box-a", "+/+/+/+"} {
+		f.Add(s)
+	}
+	others := []string{wire.Topic("box-b", wire.LeafRecords), wire.Topic("box-a-2", wire.LeafEvents),
+		"smartbox/v1/box-b", "smartbox/v1", "$SYS/broker/uptime", "other/thing"}
+	f.Fuzz(func(t *testing.T, filter string) {
+		if !BoxAllowed("box-a", filter) {
+			return
+		}
+		for _, o := range others {
+			if matches(filter, o) {
+				t.Fatalf("filter %q allowed for box-a matches %q", filter, o)
+			}
+		}
+	})
+}
+
+func TestPacketIDFromKey(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		id   uint16
+		okay bool
+	}{
+		{"IFM_box-a:7", 7, true},
+		{"IFM_a:b:65535", 65535, true},
+		{"IFM_box-a:0", 0, false},
+		{"IFM_box-a:65536", 0, false},
+		{"IFM_box-a", 0, false},
+		{"IFM_box-a:x", 0, false},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			id, ok := packetIDFromKey(tc.key)
+			require.Equal(t, tc.okay, ok)
+			require.Equal(t, tc.id, id)
+		})
+	}
+}
+
+func TestPassword(t *testing.T) {
+	h, err := HashPassword("s3cret")
+	require.NoError(t, err)
+	require.True(t, CheckPassword(h, "s3cret"))
+	require.False(t, CheckPassword(h, "s3cret "))
+	require.False(t, CheckPassword(h, ""))
+	require.False(t, CheckPassword("s3cret", "s3cret"), "a plain password is no hash")
+	_, err = HashPassword("")
+	require.Error(t, err)
+	_, err = HashPassword(strings.Repeat("x", 73))
+	require.Error(t, err, "bcrypt refuses more than 72 bytes")
+}
+
+func TestStartConfigErrors(t *testing.T) {
+	h, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	require.NoError(t, err)
+	users := []User{{Name: "cloud", PasswordHash: string(h)}}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no listener", Config{CloudUser: "cloud", StaticUsers: users}, "no listener"},
+		{"TLS without cert", Config{ListenTLS: "127.0.0.1:0", CloudUser: "cloud", StaticUsers: users}, "server certificate"},
+		{"no cloud user", Config{Listen: "127.0.0.1:0", StaticUsers: users}, "CloudUser"},
+		{"no users", Config{Listen: "127.0.0.1:0", CloudUser: "cloud"}, "no users"},
+		{"plain password", Config{Listen: "127.0.0.1:0", CloudUser: "cloud",
+			StaticUsers: []User{{Name: "cloud", PasswordHash: "pw"}}}, "bcrypt"},
+		{"tiny expiry", Config{Listen: "127.0.0.1:0", CloudUser: "cloud", StaticUsers: users,
+			MessageExpiry: time.Millisecond}, "MessageExpiry"},
+		{"bad address", Config{Listen: "127.0.0.1:99999", CloudUser: "cloud", StaticUsers: users}, "127.0.0.1:99999"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Start(tc.cfg)
+			if b != nil {
+				b.Close()
+			}
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+
+	// A second broker on the same data dir fails instead of hanging.
+	dir := t.TempDir()
+	b, err := Start(Config{Listen: "127.0.0.1:0", CloudUser: "cloud", StaticUsers: users, DataDir: dir})
+	require.NoError(t, err)
+	defer b.Close()
+	_, err = Start(Config{Listen: "127.0.0.1:0", CloudUser: "cloud", StaticUsers: users, DataDir: dir})
+	require.ErrorContains(t, err, "store")
+}
+
+// mochi drops retained messages older than MaximumMessageExpiryInterval
+// (by their Created time, every second, for MQTT 3.1.1 too). A retained
+// message two days old must still be served; one older than the configured
+// expiry must go, which also shows the expiry sweep ran in between.
+func TestRetainedOlderThanADayIsKept(t *testing.T) {
+	h, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	require.NoError(t, err)
+	b, err := Start(Config{Listen: "127.0.0.1:0", CloudUser: "cloud",
+		StaticUsers: []User{{Name: "cloud", PasswordHash: string(h)}}})
+	require.NoError(t, err)
+	defer b.Close()
+	require.Equal(t, DefaultMessageExpiry, b.MessageExpiry())
+	require.Greater(t, b.srv.Options.Capabilities.MaximumMessageExpiryInterval, int64(24*3600))
+
+	now := time.Now()
+	retain := func(topic string, age time.Duration) {
+		b.srv.Topics.RetainMessage(packets.Packet{
+			FixedHeader:     packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
+			TopicName:       topic,
+			Payload:         []byte(age.String()),
+			Created:         now.Add(-age).Unix(),
+			ProtocolVersion: 4,
+		})
+	}
+	weekend, stale := wire.Topic("box-a", wire.LeafStatus), wire.Topic("box-z", wire.LeafStatus)
+	retain(weekend, 48*time.Hour)
+	retain(stale, DefaultMessageExpiry+time.Hour)
+	require.Eventually(t, func() bool {
+		_, ok := b.srv.Topics.Retained.Get(stale)
+		return !ok
+	}, 10*time.Second, 50*time.Millisecond, "the sweep removes a message older than the expiry")
+
+	got := make(chan string, 4)
+	o := paho.NewClientOptions().AddBroker("tcp://" + b.Addr()).SetClientID("cloud-1").
+		SetUsername("cloud").SetPassword("pw").SetAutoReconnect(false).
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+			got <- fmt.Sprintf("%s %s %v", m.Topic(), m.Payload(), m.Retained())
+		})
+	cl := paho.NewClient(o)
+	tok := cl.Connect()
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.NoError(t, tok.Error())
+	defer cl.Disconnect(100)
+	tok = cl.Subscribe(wire.CloudFilter(wire.LeafStatus), 1, nil)
+	require.True(t, tok.WaitTimeout(10*time.Second))
+	select {
+	case m := <-got:
+		require.Equal(t, weekend+" 48h0m0s true", m)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the two-day-old retained status was not served")
+	}
+}

@@ -1,0 +1,58 @@
+package broker
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
+)
+
+// boltStore is mochi's bolt storage hook with one repair. Its OnQosPublish
+// (v2.7.9) stores an in-flight message without its packet id (the badger and
+// pebble hooks keep it). After a restart every queued message would come back
+// with id 0: mochi then fails to resend them ("protocol violation: missing
+// packet id") and drops the connection, on every reconnect, so a box with
+// messages queued across a broker restart could never stay connected. The id
+// is also in the record's key ("IFM_<client>:<id>"), and this wrapper takes it
+// from there when the messages are loaded.
+type boltStore struct {
+	*bolt.Hook
+}
+
+// StoredInflightMessages returns the stored in-flight messages with their
+// packet ids restored; a record whose key has no id is left out (sending it
+// would break the client's connection).
+func (h boltStore) StoredInflightMessages() ([]storage.Message, error) {
+	v, err := h.Hook.StoredInflightMessages()
+	if err != nil {
+		return nil, err
+	}
+	out := v[:0]
+	for _, m := range v {
+		if m.PacketID == 0 {
+			id, ok := packetIDFromKey(m.ID)
+			if !ok {
+				h.Log.Warn("dropping stored in-flight message without a packet id", "key", m.ID, "client", m.Client)
+				continue
+			}
+			m.PacketID = id
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// packetIDFromKey parses the id at the end of "IFM_<client>:<id>". Client ids
+// may contain ':', the id never does: take the last one.
+func packetIDFromKey(key string) (uint16, bool) {
+	i := strings.LastIndexByte(key, ':')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(key[i+1:], 10, 16)
+	if err != nil || n == 0 {
+		return 0, false
+	}
+	return uint16(n), true
+}
