@@ -73,6 +73,13 @@
 //   - Password checks cost a bcrypt comparison per connect, on purpose.
 //   - Packets larger than wire.MaxMessageSize plus room for the topic are
 //     refused by the broker, so a client cannot make it buffer a huge message.
+//   - Two mochi v2.7.9 defects are worked around here: the bolt hook stores
+//     queued messages without their packet ids (store.go), and a connection
+//     accepted while the server closes races on its client WaitGroup
+//     (listener.go).
+//   - mochi refuses a MQTT 3.1.1 client's QoS 1 publish outside its tree by
+//     closing the connection (v3 has no negative PUBACK); mosquitto acks and
+//     drops it. Either way nothing is delivered.
 //   - Rate limiting of a flooding box is the cloud's job (sync/README.md);
 //     the broker only keeps a box inside its own tree.
 package broker
