@@ -1,0 +1,43 @@
+// Package link is the box side of SmartBox sync: it keeps the box's records
+// equal to what the cloud says over MQTT, sends the outbox's events until the
+// cloud acknowledges them, and runs the cloud's signed commands. The protocol
+// is written down in sync/README.md; the messages are in sync/wire.
+//
+// # Basics
+//
+// One paho client (MQTT 3.1.1, client id = box id, CleanSession=false so the
+// broker queues QoS 1 messages while the box is away, auto reconnect) and one
+// worker goroutine. paho's handlers only put messages on an in-memory queue
+// and return: a handler that blocks stalls paho's whole input and ends in
+// "pingresp not received". The worker does every store read and write, so
+// the link's state needs no locks.
+//
+// On connect the box publishes its status (retained; its last will is the
+// same message with online false), subscribes to records, events/ack and
+// command, asks for the records after the revision it holds, and starts
+// draining the outbox.
+//
+// Records: a batch verifies against the cloud keys set at provisioning
+// (store.Provision), its sealed codes open with the box's X25519 key
+// (store.SyncKey), and it applies in one bbolt transaction with a
+// records_applied event: a delta only on the revision it starts from, a
+// snapshot's chunks staged in the store and applied together when all are
+// there. A duplicate (to <= revision) is ignored; a gap asks again.
+//
+// Events: one EventBatch in flight. The outbox keeps events until a signed
+// EventAck says the cloud stored them, because a QoS 1 PUBACK only says the
+// broker has them; no ack within AckTimeout and the batch goes again. The
+// cloud de-duplicates by sequence number, so resending is always safe.
+//
+// # Caveats
+//
+// Anything refused (a bad or missing signature, another box's message, a
+// code that does not open, a batch the store refuses, malformed JSON) applies
+// nothing and leaves a sync_refused event in the outbox. Those events and
+// the sync requests a refusal triggers are rate limited, so a flood of
+// forged messages cannot fill the outbox or make the box hammer the cloud;
+// the keypad keeps working throughout, since PIN checks never touch the link.
+//
+// paho's message store is the default memory store: durability lives in
+// bbolt. paho's FileStore does not fsync and panics on I/O errors.
+package link

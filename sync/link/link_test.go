@@ -1,0 +1,405 @@
+package link_test
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/store"
+	"github.com/smartbox-oss/smartbox/sync/internal/brokertest"
+	"github.com/smartbox-oss/smartbox/sync/link"
+	"github.com/smartbox-oss/smartbox/sync/wire"
+)
+
+// setup starts a broker of kind k, a box store, the cloud and the link.
+func setup(t *testing.T, k brokertest.Kind, mod func(*link.Options)) (brokertest.Broker, *testCloud, *store.Store, *link.Link) {
+	t.Helper()
+	b := brokertest.Start(t, k, brokertest.Options{})
+	st := openBox(t, filepath.Join(t.TempDir(), "box.db"))
+	pub, err := st.SyncPublicKey()
+	require.NoError(t, err)
+	tc := startCloud(t, b, pub)
+	l := startLink(t, b, st, mod)
+	return b, tc, st, l
+}
+
+func TestSyncFromEmptyThenDeltas(t *testing.T) {
+	t.Parallel()
+	for _, k := range brokertest.Kinds(t) {
+		t.Run(string(k), func(t *testing.T) {
+			t.Parallel()
+			_, tc, st, l := setup(t, k, nil)
+			require.Eventually(t, l.Connected, 10*time.Second, 10*time.Millisecond)
+
+			rev, err := tc.PutBatch(boxID, testKeys(), grants(0, 10000, "k1"))
+			require.NoError(t, err)
+			tc.push(0)
+			requireSameRecords(t, tc, st, 30*time.Second)
+
+			// The codes opened: a PIN check on the box finds its grant.
+			gs, err := st.GrantsByCode("10004242")
+			require.NoError(t, err)
+			require.Len(t, gs, 1)
+			require.Equal(t, "g-004242", gs[0].ID)
+
+			// Deltas: a new grant, a revoked one, a deleted one, a changed code.
+			_, err = tc.PutGrant(boxID, box.Grant{ID: "g-new", Kind: box.KindBooking, KeyIDs: []string{"k2"}}, "55554444")
+			require.NoError(t, err)
+			_, err = tc.RevokeGrant(boxID, "g-000001")
+			require.NoError(t, err)
+			_, err = tc.DeleteGrant(boxID, "g-000002")
+			require.NoError(t, err)
+			_, err = tc.PutGrant(boxID, box.Grant{ID: "g-000003", Kind: box.KindBooking, KeyIDs: []string{"k1"}}, "77778888")
+			require.NoError(t, err)
+			tc.push(rev)
+			requireSameRecords(t, tc, st, 10*time.Second)
+			gs, err = st.GrantsByCode("77778888")
+			require.NoError(t, err)
+			require.Len(t, gs, 1)
+			gs, err = st.GrantsByCode("10000003")
+			require.NoError(t, err)
+			require.Empty(t, gs, "old code gone")
+
+			// Each apply left a records_applied event, and they reached the cloud.
+			require.Len(t, eventsOfType(t, st, box.EventRecordsApplied), 0, "drained")
+			evs := requireEventsOnce(t, tc, st, 10*time.Second)
+			require.GreaterOrEqual(t, len(evs), 2)
+			require.Equal(t, box.EventRecordsApplied, evs[0].Type)
+
+			// The retained status says where the box is.
+			brev, err := st.Revision()
+			require.NoError(t, err)
+			require.Eventually(t, func() bool {
+				s, ok := tc.lastStatus()
+				return ok && s.Online && s.Revision == brev && s.OutboxDepth == 0
+			}, 10*time.Second, 20*time.Millisecond)
+			require.Empty(t, eventsOfType(t, st, box.EventSyncRefused))
+		})
+	}
+}
+
+func TestRefused(t *testing.T) {
+	t.Parallel()
+	for _, k := range brokertest.Kinds(t) {
+		t.Run(string(k), func(t *testing.T) {
+			t.Parallel()
+			_, tc, st, l := setup(t, k, nil)
+			require.Eventually(t, l.Connected, 10*time.Second, 10*time.Millisecond)
+			rev1, err := tc.PutBatch(boxID, testKeys(), grants(0, 10, "k1"))
+			require.NoError(t, err)
+			tc.push(0)
+			requireSameRecords(t, tc, st, 10*time.Second)
+			_, err = tc.PutGrant(boxID, box.Grant{ID: "g-2", Kind: box.KindBooking, KeyIDs: []string{"k2"}}, "24682468")
+			require.NoError(t, err)
+			delta := tc.push(rev1)
+			requireSameRecords(t, tc, st, 10*time.Second)
+			rev, err := st.Revision()
+			require.NoError(t, err)
+			requireEventsOnce(t, tc, st, 10*time.Second)
+
+			_, forger, err := ed25519.GenerateKey(rand.Reader)
+			require.NoError(t, err)
+			evil := wire.RecordBatch{V: wire.Version, Box: boxID, From: rev, To: rev + 1, IssuedAt: time.Now(),
+				Keys: []box.Key{{ID: "k-evil", FobUID: "0100000001", Slot: 3}}}
+			forged, err := wire.Signer{KeyID: "k1", Key: forger}.Sign(wire.KindRecords, boxID, evil)
+			require.NoError(t, err)
+			unsigned, err := json.Marshal(wire.Envelope{V: wire.Version, Kind: wire.KindRecords, Box: boxID, KeyID: "k1",
+				Body: mustJSON(t, evil)})
+			require.NoError(t, err)
+			otherBox := evil
+			otherBox.Box = "box-b"
+			forOther, err := signingKey.Sign(wire.KindRecords, "box-b", otherBox)
+			require.NoError(t, err)
+			// A sealed code moved from one grant to another does not open.
+			moved := movedCode(t, tc, rev)
+
+			cases := []struct {
+				name, leaf string
+				msg        []byte
+				want       string // in the sync_refused detail
+			}{
+				{"forged signature", wire.LeafRecords, forged, "bad signature"},
+				{"missing signature", wire.LeafRecords, unsigned, "bad signature"},
+				{"signed for another box", wire.LeafRecords, forOther, "another box"},
+				{"malformed JSON", wire.LeafRecords, []byte("{not json"), "malformed"},
+				{"unknown version", wire.LeafRecords, []byte(`{"v":7,"kind":"records","box":"box-a"}`), "version"},
+				{"sealed code that does not open", wire.LeafRecords, moved, "does not open"},
+				{"forged ack", wire.LeafEventsAck, mustSign(t, wire.Signer{KeyID: "k1", Key: forger}, wire.KindEventsAck,
+					wire.EventAck{V: 1, Box: boxID, Through: 1}), "bad signature"},
+				{"command as records", wire.LeafRecords, mustSign(t, signingKey, wire.KindCommand,
+					wire.Command{V: 1, Box: boxID, ID: "c1", Kind: wire.CommandResync}), "malformed"},
+			}
+			for _, c := range cases {
+				before := len(refusals(t, tc, st))
+				tc.publish(c.leaf, c.msg)
+				require.Eventually(t, func() bool { return len(refusals(t, tc, st)) > before }, 10*time.Second, 10*time.Millisecond, c.name)
+				got := refusals(t, tc, st)
+				require.Contains(t, got[len(got)-1].Detail, c.want, c.name)
+				now, err := st.Revision()
+				require.NoError(t, err)
+				require.Equal(t, rev, now, "%s: nothing applied", c.name)
+			}
+			_, ok, err := st.KeyByID("k-evil")
+			require.NoError(t, err)
+			require.False(t, ok)
+
+			// A replayed older batch is ignored without a fuss.
+			refused := len(refusals(t, tc, st))
+			for _, m := range delta {
+				tc.publish(wire.LeafRecords, m)
+			}
+			// ... and a real change after all that still applies.
+			rev2, err := tc.PutGrant(boxID, box.Grant{ID: "g-3", Kind: box.KindBooking, KeyIDs: []string{"k2"}}, "13571357")
+			require.NoError(t, err)
+			tc.push(rev2 - 1)
+			requireSameRecords(t, tc, st, 10*time.Second)
+			require.Len(t, refusals(t, tc, st), refused, "replay not refused, just ignored")
+
+			// The box still checks PINs.
+			gs, err := st.GrantsByCode("13571357")
+			require.NoError(t, err)
+			require.Len(t, gs, 1)
+			requireEventsOnce(t, tc, st, 10*time.Second)
+		})
+	}
+}
+
+// refusals are the box's sync_refused events, at the cloud or still in the
+// outbox (an event may be in both for a moment: merged by seq).
+func refusals(t testing.TB, tc *testCloud, st *store.Store) []box.Event {
+	cloudEvs, err := tc.Events(boxID, 0, 100000)
+	require.NoError(t, err)
+	local, err := st.Events(0, 0)
+	require.NoError(t, err)
+	bySeq := map[uint64]box.Event{}
+	for _, e := range append(cloudEvs, local...) {
+		bySeq[e.Seq] = e
+	}
+	var out []box.Event
+	for _, e := range bySeq {
+		if e.Type == box.EventSyncRefused {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return b
+}
+
+func mustSign(t testing.TB, s wire.Signer, kind string, v any) []byte {
+	b, err := s.Sign(kind, boxID, v)
+	require.NoError(t, err)
+	return b
+}
+
+// movedCode makes a properly signed delta whose sealed code was made for
+// another grant id.
+func movedCode(t testing.TB, tc *testCloud, rev uint64) []byte {
+	s, err := wire.NewCodeSealer(tc.boxPub, boxID, rev+1)
+	require.NoError(t, err)
+	b := wire.RecordBatch{V: wire.Version, Box: boxID, From: rev, To: rev + 1, Ephemeral: s.Ephemeral(), IssuedAt: time.Now(),
+		Grants: []wire.GrantRecord{{Grant: box.Grant{ID: "g-x", Kind: box.KindBooking, KeyIDs: []string{"k1"}},
+			CodeSealed: s.Seal("g-y", "99998888")}}}
+	return mustSign(t, signingKey, wire.KindRecords, b)
+}
+
+func TestBrokerRestartMidSnapshot(t *testing.T) {
+	t.Parallel()
+	for _, k := range brokertest.Kinds(t) {
+		t.Run(string(k), func(t *testing.T) {
+			t.Parallel()
+			b, tc, st, l := setup(t, k, nil)
+			require.Eventually(t, l.Connected, 10*time.Second, 10*time.Millisecond)
+			_, err := tc.PutBatch(boxID, testKeys(), grants(0, 10000, "k1"))
+			require.NoError(t, err)
+			// Two of the five chunks get through, then the broker goes down.
+			tc.setBudget(2)
+			msgs := tc.push(0)
+			require.Greater(t, len(msgs), 2)
+			require.Eventually(t, func() bool {
+				_, _, have, err := st.StagedChunks()
+				require.NoError(t, err)
+				return have == 2
+			}, 20*time.Second, 10*time.Millisecond)
+			rev, err := st.Revision()
+			require.NoError(t, err)
+			require.Zero(t, rev, "nothing applied from a partial snapshot")
+
+			b.Restart(t)
+			tc.setBudget(-1)
+			requireSameRecords(t, tc, st, 30*time.Second)
+			requireEventsOnce(t, tc, st, 10*time.Second)
+		})
+	}
+}
+
+func TestEventsAcrossOutage(t *testing.T) {
+	t.Parallel()
+	outage := 3 * time.Second
+	if !testing.Short() {
+		// The issue's figure; one broker is enough to show it.
+		outage = 30 * time.Second
+	}
+	for i, k := range brokertest.Kinds(t) {
+		d := outage
+		if i > 0 {
+			d = 3 * time.Second
+		}
+		t.Run(string(k), func(t *testing.T) {
+			t.Parallel()
+			b, tc, st, l := setup(t, k, nil)
+			require.Eventually(t, l.Connected, 10*time.Second, 10*time.Millisecond)
+			commit(t, st, 20, "before")
+			l.Kick()
+			requireEventsOnce(t, tc, st, 10*time.Second)
+
+			b.Stop()
+			require.Eventually(t, func() bool { return !l.Connected() }, 10*time.Second, 10*time.Millisecond)
+			deadline := time.Now().Add(d)
+			n := 0
+			for time.Now().Before(deadline) {
+				commit(t, st, 10, "during")
+				l.Kick()
+				n += 10
+				time.Sleep(100 * time.Millisecond) // events spread over the outage, as a box makes them
+			}
+			b.Restart(t)
+			evs := requireEventsOnce(t, tc, st, 30*time.Second)
+			during := 0
+			for _, e := range evs {
+				if strings.HasPrefix(e.Detail, "during") {
+					during++
+				}
+			}
+			require.Equal(t, n, during)
+		})
+	}
+}
+
+// releases records RemoteRelease calls. It stands in for box.Controller,
+// whose own tests cover what a release does to the pins.
+type releases struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *releases) RemoteRelease(slot int, by, reason, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, id)
+	return nil
+}
+
+func (r *releases) n() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.calls)
+}
+
+func TestCommands(t *testing.T) {
+	t.Parallel()
+	rel := &releases{}
+	var trusted sync.Map
+	trusted.Store("v", true)
+	_, tc, st, l := setup(t, brokertest.Mochi, func(o *link.Options) {
+		o.Box = rel
+		o.ClockTrusted = func() bool { v, _ := trusted.Load("v"); return v.(bool) }
+	})
+	require.Eventually(t, l.Connected, 10*time.Second, 10*time.Millisecond)
+
+	result := func(id string) wire.CommandResult {
+		var res wire.CommandResult
+		require.Eventually(t, func() bool {
+			for _, r := range tc.commandResults() {
+				if r.ID == id {
+					res = r
+					return true
+				}
+			}
+			return false
+		}, 10*time.Second, 10*time.Millisecond)
+		return res
+	}
+
+	msg, cmd, err := tc.Command(boxID, wire.CommandReleaseSlot, 3, "tech@depot", "lost PIN", time.Minute)
+	require.NoError(t, err)
+	tc.publish(wire.LeafCommand, msg)
+	res := result(cmd.ID)
+	require.True(t, res.OK, res.Error)
+	require.Equal(t, 1, rel.n())
+
+	// Redelivered: not run again, answered again.
+	before := len(tc.commandResults())
+	tc.publish(wire.LeafCommand, msg)
+	require.Eventually(t, func() bool { return len(tc.commandResults()) > before }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, 1, rel.n())
+
+	// Expired.
+	old := wire.Command{V: 1, Box: boxID, ID: "c-old", Kind: wire.CommandReleaseSlot, Slot: 2, By: "x", Reason: "y",
+		IssuedAt: time.Now().Add(-time.Hour), Expires: time.Now().Add(-time.Minute)}
+	tc.publish(wire.LeafCommand, mustSign(t, signingKey, wire.KindCommand, old))
+	res = result("c-old")
+	require.False(t, res.OK)
+	require.Contains(t, res.Error, "expired")
+
+	// Untrusted clock.
+	trusted.Store("v", false)
+	msg, cmd, err = tc.Command(boxID, wire.CommandReleaseSlot, 3, "tech@depot", "lost PIN", time.Minute)
+	require.NoError(t, err)
+	tc.publish(wire.LeafCommand, msg)
+	res = result(cmd.ID)
+	require.False(t, res.OK)
+	require.Contains(t, res.Error, "not trusted")
+	require.Equal(t, 1, rel.n())
+	trusted.Store("v", true)
+
+	// Resync: a sync request from 0.
+	msg, cmd, err = tc.Command(boxID, wire.CommandResync, 0, "tech@depot", "check", time.Minute)
+	require.NoError(t, err)
+	tc.publish(wire.LeafCommand, msg)
+	require.True(t, result(cmd.ID).OK)
+	require.Eventually(t, func() bool {
+		for _, r := range tc.syncRequests() {
+			if r.Reason == "command" && r.Have == 0 {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond)
+	require.NotEmpty(t, refusals(t, tc, st), "the expired and the untrusted-clock commands are recorded")
+}
+
+func TestNew(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "box.db"), store.Options{BoxID: boxID})
+	require.NoError(t, err)
+	defer st.Close()
+	_, err = link.New(link.Options{BoxID: boxID, BrokerURL: "tcp://127.0.0.1:1", Store: st})
+	require.ErrorIs(t, err, store.ErrNotProvisioned)
+	require.NoError(t, st.SetProvision(store.Provision{CloudKeys: map[string]ed25519.PublicKey{"k1": signingKey.Key.Public().(ed25519.PublicKey)}}))
+	for name, o := range map[string]link.Options{
+		"bad box id":   {BoxID: "a b", BrokerURL: "tcp://x:1", Store: st},
+		"other box":    {BoxID: "box-b", BrokerURL: "tcp://x:1", Store: st},
+		"no store":     {BoxID: boxID, BrokerURL: "tcp://x:1"},
+		"no broker":    {BoxID: boxID, Store: st},
+		"bare address": {BoxID: boxID, BrokerURL: "127.0.0.1:1883", Store: st},
+	} {
+		_, err := link.New(o)
+		require.Error(t, err, name)
+	}
+	_, err = link.New(link.Options{BoxID: boxID, BrokerURL: "tcp://127.0.0.1:1", Store: st})
+	require.NoError(t, err)
+}
