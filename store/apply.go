@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -292,6 +293,7 @@ func applyGrants(tx *bolt.Tx, b Batch, hashes [][]byte, now time.Time) error {
 		}
 	}
 	empty := []byte{}
+	var codeKeys, driverKeys [][]byte
 	for i, g := range b.Grants {
 		old, exists, err := getGrant(tx, g.ID)
 		if err != nil {
@@ -322,12 +324,24 @@ func applyGrants(tx *bolt.Tx, b Batch, hashes [][]byte, now time.Time) error {
 			return fmt.Errorf("grants[%d] (id %q): %w", i, g.ID, err)
 		}
 		if rec.CodeHash != nil {
-			if err := codes.Put(codeKey(rec.CodeHash, g.ID), empty); err != nil {
-				return err
-			}
+			codeKeys = append(codeKeys, codeKey(rec.CodeHash, g.ID))
 		}
 		if rec.DriverRef != "" {
-			if err := drivers.Put(driverKey(rec.DriverRef, g.ID), empty); err != nil {
+			driverKeys = append(driverKeys, driverKey(rec.DriverRef, g.ID))
+		}
+	}
+	// Index entries go in in key order. bbolt splits nodes only at commit,
+	// so within one big transaction every Put is an insert into one ever
+	// larger sorted node: in random order (HMACs are) each one moves half
+	// of it, quadratic in the batch; in key order each one appends. A
+	// 100,000-grant snapshot went from seconds to a fraction of one.
+	for _, idx := range []struct {
+		b    *bolt.Bucket
+		keys [][]byte
+	}{{codes, codeKeys}, {drivers, driverKeys}} {
+		slices.SortFunc(idx.keys, bytes.Compare)
+		for _, k := range idx.keys {
+			if err := idx.b.Put(k, empty); err != nil {
 				return err
 			}
 		}
