@@ -367,3 +367,15 @@ func eventsOfType(t testing.TB, st *store.Store, typ box.EventType) []box.Event 
 	}
 	return out
 }
+
+// commitBatch records n events in one transaction (a fast way to fill an
+// outbox for benchmarks).
+func commitBatch(t testing.TB, st *store.Store, n int) {
+	t.Helper()
+	evs := make([]box.Event, n)
+	for i := range evs {
+		evs[i] = box.Event{Type: box.EventCodeRefused, Reason: box.ReasonUnknownCode, Detail: fmt.Sprintf("bench %d", i)}
+	}
+	_, err := st.Commit(box.Change{Events: evs})
+	require.NoError(t, err)
+}
