@@ -1,0 +1,395 @@
+package main
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/sync/cloud"
+	"github.com/smartbox-oss/smartbox/sync/wire"
+)
+
+// The admin API: JSON over HTTP on loopback, every request with
+// "Authorization: Bearer <data_dir/admin.token>". The CLI subcommands are its
+// clients; the later admin HTTP API grows from it. Request bodies that carry
+// a code or a password are never logged, and no response carries one.
+
+// maxAdminBody bounds a request body: the biggest legitimate one is a grant.
+const maxAdminBody = 1 << 20
+
+// Source marks grants made through the admin API (box.Grant.Source).
+const adminSource = "admin"
+
+type registerBoxRequest struct {
+	ID        string `json:"id"`
+	PublicKey string `json:"public_key"`         // the box's X25519 key, base64
+	Password  string `json:"password,omitempty"` // MQTT password; "" keeps the current one
+}
+
+type putKeyRequest struct {
+	Name   string `json:"name,omitempty"`
+	FobUID string `json:"fob_uid"`
+	Slot   int    `json:"slot"`
+}
+
+type putGrantRequest struct {
+	Kind      box.GrantKind `json:"kind"`
+	Code      string        `json:"code,omitempty"` // "" keeps the grant's code
+	KeyIDs    []string      `json:"key_ids"`
+	From      time.Time     `json:"from,omitzero"`
+	Until     time.Time     `json:"until,omitzero"`
+	MaxUses   int           `json:"max_uses,omitempty"`
+	DriverRef string        `json:"driver_ref,omitempty"`
+}
+
+type commandRequest struct {
+	Kind   string `json:"kind"`
+	Slot   int    `json:"slot,omitempty"`
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+	TTL    string `json:"ttl,omitempty"` // Go duration; default 10m
+}
+
+type revisionResponse struct {
+	Revision uint64 `json:"revision"`
+}
+
+type boxInfo struct {
+	ID          string       `json:"id"`
+	Revision    uint64       `json:"revision"` // the cloud's records revision for the box
+	HasPassword bool         `json:"has_password"`
+	Status      *wire.Status `json:"status,omitempty"` // nil: the box never sent one
+}
+
+type recordsResponse struct {
+	Keys   []box.Key   `json:"keys"`
+	Grants []box.Grant `json:"grants"` // never with codes: box.Grant has none
+}
+
+type commandResponse struct {
+	ID      string    `json:"id"`
+	Expires time.Time `json:"expires"`
+}
+
+type commandResultResponse struct {
+	Answered bool                `json:"answered"`
+	Result   *wire.CommandResult `json:"result,omitempty"`
+}
+
+type signingKeyResponse struct {
+	KeyID     string `json:"kid"`
+	PublicKey string `json:"public_key"`
+	Line      string `json:"line"` // kid=base64, for smartboxctl provision
+}
+
+type errorResponse struct {
+	Error string `json:"error"`
+}
+
+// defaultCommandTTL is how long a command made without a ttl stays good: long
+// enough for a box on a flaky link to get it, short enough that a captured
+// release is soon worthless.
+const defaultCommandTTL = 10 * time.Minute
+
+func (s *service) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/signing-key", s.getSigningKey)
+	mux.HandleFunc("GET /v1/boxes", s.listBoxes)
+	mux.HandleFunc("POST /v1/boxes", s.registerBox)
+	mux.HandleFunc("GET /v1/boxes/{box}/records", s.getRecords)
+	mux.HandleFunc("PUT /v1/boxes/{box}/keys/{key}", s.putKey)
+	mux.HandleFunc("DELETE /v1/boxes/{box}/keys/{key}", s.deleteKey)
+	mux.HandleFunc("PUT /v1/boxes/{box}/grants/{grant}", s.putGrant)
+	mux.HandleFunc("DELETE /v1/boxes/{box}/grants/{grant}", s.deleteGrant)
+	mux.HandleFunc("POST /v1/boxes/{box}/grants/{grant}/revoke", s.revokeGrant)
+	mux.HandleFunc("GET /v1/boxes/{box}/events", s.getEvents)
+	mux.HandleFunc("POST /v1/boxes/{box}/commands", s.postCommand)
+	mux.HandleFunc("GET /v1/boxes/{box}/commands/{id}", s.getCommand)
+	return s.authorize(mux)
+}
+
+// authorize checks the bearer token (in constant time) and logs each
+// request by method, path and status: never a body.
+func (s *service) authorize(next http.Handler) http.Handler {
+	want := []byte("Bearer " + s.token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			s.log.Warn("admin: request without a valid token", "security", true, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="smartbox-bridge"`)
+			writeJSON(w, http.StatusUnauthorized, errorResponse{Error: "missing or wrong bearer token (data_dir/admin.token)"})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		s.log.Info("admin", "method", r.Method, "path", r.URL.Path, "status", rec.status)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail answers with the error's message and a status from its kind. Errors
+// of sync/cloud never carry a code, and neither do ours.
+func fail(w http.ResponseWriter, status int, err error) {
+	switch {
+	case errors.Is(err, cloud.ErrUnknownBox), errors.Is(err, cloud.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, cloud.ErrCodeInUse):
+		status = http.StatusConflict
+	}
+	writeJSON(w, status, errorResponse{Error: err.Error()})
+}
+
+// decode reads a JSON body strictly: an unknown field is a typo that would
+// otherwise be silently ignored (a "max_use" that never limits anything).
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("request body over %d bytes", maxAdminBody)
+		}
+		return fmt.Errorf("request body: %w", err)
+	}
+	if dec.More() {
+		return errors.New("request body: more than one JSON value")
+	}
+	return nil
+}
+
+func (s *service) getSigningKey(w http.ResponseWriter, _ *http.Request) {
+	line := publicKeyLine(s.signer)
+	_, pub, _ := strings.Cut(line, "=")
+	writeJSON(w, http.StatusOK, signingKeyResponse{KeyID: s.signer.KeyID, PublicKey: pub, Line: line})
+}
+
+func (s *service) registerBox(w http.ResponseWriter, r *http.Request) {
+	var req registerBoxRequest
+	if err := decode(r, &req); err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	if !box.ValidID(req.ID) {
+		fail(w, http.StatusBadRequest, fmt.Errorf("box id %q: want 1-128 letters, digits or ._:@-", req.ID))
+		return
+	}
+	if req.ID == s.cloudUser {
+		fail(w, http.StatusBadRequest, fmt.Errorf("box id %q is the cloud's broker user name", req.ID))
+		return
+	}
+	pub, err := decodeBase64(req.PublicKey)
+	if err != nil || len(pub) != 32 {
+		fail(w, http.StatusBadRequest, fmt.Errorf("box %s: public_key: want the box's 32-byte X25519 key in base64 (smartboxctl identity)", req.ID))
+		return
+	}
+	if req.Password != "" && len(req.Password) > 72 {
+		// bcrypt uses only the first 72 bytes: refuse rather than
+		// silently accept a longer password that is partly ignored.
+		fail(w, http.StatusBadRequest, fmt.Errorf("box %s: password over 72 bytes", req.ID))
+		return
+	}
+	if err := s.cloud.RegisterBox(req.ID, pub); err != nil {
+		fail(w, http.StatusBadRequest, fmt.Errorf("register box %s: %w", req.ID, err))
+		return
+	}
+	if req.Password != "" {
+		if err := s.auth.SetPassword(req.ID, req.Password); err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+	}
+	s.log.Info("box registered", "box", req.ID, "password_set", req.Password != "")
+	writeJSON(w, http.StatusOK, boxInfo{ID: req.ID, HasPassword: s.auth.HasPassword(req.ID)})
+}
+
+// decodeBase64 takes standard or URL-safe base64, padded or not: people paste
+// keys from many tools.
+func decodeBase64(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, errors.New("not base64")
+}
+
+func (s *service) listBoxes(w http.ResponseWriter, _ *http.Request) {
+	ids, err := s.cloud.Boxes()
+	if err != nil {
+		fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	out := make([]boxInfo, 0, len(ids))
+	for _, id := range ids {
+		info := boxInfo{ID: id, HasPassword: s.auth.HasPassword(id)}
+		if info.Revision, err = s.cloud.Revision(id); err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		st, ok, err := s.cloud.Status(id)
+		if err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+		if ok {
+			info.Status = &st
+		}
+		out = append(out, info)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *service) getRecords(w http.ResponseWriter, r *http.Request) {
+	keys, grants, err := s.cloud.Records(r.PathValue("box"))
+	if err != nil {
+		fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	if keys == nil {
+		keys = []box.Key{}
+	}
+	if grants == nil {
+		grants = []box.Grant{}
+	}
+	writeJSON(w, http.StatusOK, recordsResponse{Keys: keys, Grants: grants})
+}
+
+func (s *service) putKey(w http.ResponseWriter, r *http.Request) {
+	var req putKeyRequest
+	if err := decode(r, &req); err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	k := box.Key{ID: r.PathValue("key"), Name: req.Name, FobUID: req.FobUID, Slot: req.Slot}
+	if uid, ok := box.NormalizeFobUID(k.FobUID); ok {
+		k.FobUID = uid
+	}
+	s.revision(w, func() (uint64, error) { return s.cloud.PutKey(r.PathValue("box"), k) })
+}
+
+func (s *service) deleteKey(w http.ResponseWriter, r *http.Request) {
+	s.revision(w, func() (uint64, error) { return s.cloud.DeleteKey(r.PathValue("box"), r.PathValue("key")) })
+}
+
+func (s *service) putGrant(w http.ResponseWriter, r *http.Request) {
+	var req putGrantRequest
+	if err := decode(r, &req); err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	g := box.Grant{ID: r.PathValue("grant"), Kind: req.Kind, KeyIDs: req.KeyIDs, From: req.From, Until: req.Until,
+		MaxUses: req.MaxUses, DriverRef: req.DriverRef, Source: adminSource}
+	s.revision(w, func() (uint64, error) { return s.cloud.PutGrant(r.PathValue("box"), g, req.Code) })
+}
+
+func (s *service) deleteGrant(w http.ResponseWriter, r *http.Request) {
+	s.revision(w, func() (uint64, error) { return s.cloud.DeleteGrant(r.PathValue("box"), r.PathValue("grant")) })
+}
+
+func (s *service) revokeGrant(w http.ResponseWriter, r *http.Request) {
+	s.revision(w, func() (uint64, error) { return s.cloud.RevokeGrant(r.PathValue("box"), r.PathValue("grant")) })
+}
+
+// revision runs a change and answers with the box's new revision. A change
+// the cloud refuses is the caller's input (400), unless it names a missing
+// box or record (404) or a code in use (409).
+func (s *service) revision(w http.ResponseWriter, change func() (uint64, error)) {
+	rev, err := change()
+	if err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, revisionResponse{Revision: rev})
+}
+
+func (s *service) getEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	after, err := queryUint(q.Get("after"))
+	if err != nil {
+		fail(w, http.StatusBadRequest, fmt.Errorf("after: %w", err))
+		return
+	}
+	limit, err := queryUint(q.Get("limit"))
+	if err != nil || limit > 100_000 {
+		fail(w, http.StatusBadRequest, fmt.Errorf("limit: want 0..100000"))
+		return
+	}
+	evs, err := s.cloud.Events(r.PathValue("box"), after, int(limit))
+	if err != nil {
+		fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	if evs == nil {
+		evs = []box.Event{}
+	}
+	writeJSON(w, http.StatusOK, evs)
+}
+
+func queryUint(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+func (s *service) postCommand(w http.ResponseWriter, r *http.Request) {
+	var req commandRequest
+	if err := decode(r, &req); err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	ttl := defaultCommandTTL
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil {
+			fail(w, http.StatusBadRequest, fmt.Errorf("ttl %q: not a duration", req.TTL))
+			return
+		}
+		ttl = d
+	}
+	boxID := r.PathValue("box")
+	_, cmd, err := s.cloud.Command(boxID, req.Kind, req.Slot, req.By, req.Reason, ttl)
+	if err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	s.log.Info("command sent", "box", boxID, "id", cmd.ID, "kind", cmd.Kind, "slot", cmd.Slot, "by", cmd.By, "reason", cmd.Reason)
+	writeJSON(w, http.StatusOK, commandResponse{ID: cmd.ID, Expires: cmd.Expires})
+}
+
+func (s *service) getCommand(w http.ResponseWriter, r *http.Request) {
+	res, ok, err := s.cloud.CommandResult(r.PathValue("box"), r.PathValue("id"))
+	if err != nil {
+		fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	out := commandResultResponse{Answered: ok}
+	if ok {
+		out.Result = &res
+	}
+	writeJSON(w, http.StatusOK, out)
+}

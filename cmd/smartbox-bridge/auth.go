@@ -1,0 +1,73 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterr "go.etcd.io/bbolt/errors"
+
+	"github.com/smartbox-oss/smartbox/sync/broker"
+)
+
+var bucketBoxPasswords = []byte("box_passwords")
+
+// authStore keeps the boxes' MQTT password hashes (bcrypt) for the embedded
+// broker's user lookup. It is a bbolt file of its own beside bridge.db:
+// sync/cloud keeps records and events and has no accounts, and a password
+// check must not wait behind a big snapshot transaction.
+type authStore struct {
+	db *bolt.DB
+}
+
+func openAuthStore(path string) (*authStore, error) {
+	// A second bridge on the same data dir would fight over the broker's
+	// port anyway; fail fast instead of blocking on the file lock.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolterr.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: in use by another process (is smartbox-bridge already running?)", path)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketBoxPasswords)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init %s: %w", path, err)
+	}
+	return &authStore{db: db}, nil
+}
+
+func (a *authStore) Close() error { return a.db.Close() }
+
+// SetPassword stores a bcrypt hash of pw as box id's MQTT password.
+func (a *authStore) SetPassword(id, pw string) error {
+	hash, err := broker.HashPassword(pw)
+	if err != nil {
+		return fmt.Errorf("hash password of box %s: %w", id, err)
+	}
+	return a.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBoxPasswords).Put([]byte(id), []byte(hash))
+	})
+}
+
+// PasswordHash is the broker's user lookup (broker.Config.Users).
+func (a *authStore) PasswordHash(id string) (hash string, ok bool) {
+	_ = a.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketBoxPasswords).Get([]byte(id)); v != nil {
+			hash, ok = string(v), true // string() copies: v dies with tx
+		}
+		return nil
+	})
+	return hash, ok
+}
+
+// HasPassword says whether the box has a password set.
+func (a *authStore) HasPassword(id string) bool {
+	_, ok := a.PasswordHash(id)
+	return ok
+}

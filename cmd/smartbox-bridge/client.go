@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/report"
+	"github.com/smartbox-oss/smartbox/sync/wire"
+)
+
+// adminClient talks to the running service's admin endpoint, found through
+// DATA/admin.addr and authorised by DATA/admin.token.
+type adminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func newAdminClient(d *dirFlags) (*adminClient, error) {
+	cfg, err := loadConfigFor(d, false)
+	if err != nil {
+		return nil, err
+	}
+	dir := cfg.DataDir
+	addr, err := os.ReadFile(filepath.Join(dir, fileAdminAddr))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w (no %s): start it with `smartbox-bridge serve`", errNoService, filepath.Join(dir, fileAdminAddr))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("admin address: %w", err)
+	}
+	tok, err := os.ReadFile(filepath.Join(dir, fileAdminToken))
+	if err != nil {
+		return nil, fmt.Errorf("admin token: %w (run as the user that runs the bridge)", err)
+	}
+	return &adminClient{
+		base:  "http://" + strings.TrimSpace(string(addr)),
+		token: strings.TrimSpace(string(tok)),
+		// Every admin call is a small local transaction; a minute covers
+		// a bbolt fsync on a slow SD card many times over.
+		http: &http.Client{Timeout: time.Minute},
+	}, nil
+}
+
+// do sends a JSON request and decodes a JSON answer into out (if not nil).
+// An error answer becomes an error with the service's message.
+func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w at %s: %v", errNoService, c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("reading answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e errorResponse
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("admin endpoint: %s", resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("admin endpoint answer: %w", err)
+	}
+	return nil
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+func required(name, v string) error {
+	if v == "" {
+		return usagef("--%s is required", name)
+	}
+	return nil
+}
+
+func cmdSigningKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("signing-key", stderr)
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	// Read the key file directly: it works while the service is stopped,
+	// and the file is the bridge user's anyway.
+	cfg, err := loadConfigFor(d, false)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(cfg.DataDir, fileSigningKey)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no signing key at %s yet: `smartbox-bridge serve` makes it on first start", path)
+	}
+	if err != nil {
+		return fmt.Errorf("read signing key: %w", err)
+	}
+	s, err := parseSigningKey(b)
+	if err != nil {
+		return fmt.Errorf("signing key %s: %w", path, err)
+	}
+	fmt.Fprintln(stdout, publicKeyLine(s))
+	return nil
+}
+
+func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("register-box", stderr)
+	id := fset.String("id", "", "box id")
+	pub := fset.String("public-key", "", "the box's X25519 public key, base64 (smartboxctl identity)")
+	pwFile := fset.String("password-file", "", "file holding the box's MQTT password (first line); none: client certificate only, or keep the current one")
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	if err := errors.Join(required("id", *id), required("public-key", *pub)); err != nil {
+		return usagef("%v", err)
+	}
+	req := registerBoxRequest{ID: *id, PublicKey: *pub}
+	if *pwFile != "" {
+		pw, err := readSecretFile("--password-file", *pwFile)
+		if err != nil {
+			return err
+		}
+		req.Password = pw
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var info boxInfo
+	if err := c.do(ctx, http.MethodPost, "/v1/boxes", req, &info); err != nil {
+		return err
+	}
+	auth := "password set"
+	if !info.HasPassword {
+		auth = "no password: the box needs a client certificate with CN=" + info.ID
+	}
+	fmt.Fprintf(stdout, "registered box %s (%s)\n", info.ID, auth)
+	return nil
+}
+
+func cmdBoxes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("boxes", stderr)
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var boxes []boxInfo
+	if err := c.do(ctx, http.MethodGet, "/v1/boxes", nil, &boxes); err != nil {
+		return err
+	}
+	tw := report.NewTable(stdout)
+	fmt.Fprintln(tw, "BOX\tONLINE\tREVISION\tCLOUD REVISION\tOUTBOX\tLAST SEQ\tSOFTWARE")
+	for _, b := range boxes {
+		online, rev, outbox, seq, sw := "never seen", "-", "-", "-", "-"
+		if st := b.Status; st != nil {
+			online = "no"
+			if st.Online {
+				online = "yes"
+			}
+			rev, outbox, seq, sw = fmt.Sprint(st.Revision), fmt.Sprint(st.OutboxDepth), fmt.Sprint(st.LastSeq), report.Dash(st.Software)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", b.ID, online, rev, b.Revision, outbox, seq, sw)
+	}
+	return tw.Flush()
+}
+
+func cmdPutKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("put-key", stderr)
+	boxID := fset.String("box", "", "box id")
+	keyID := fset.String("key", "", "key id")
+	fob := fset.String("fob", "", "the key's fob UID (10 hex digits)")
+	slot := fset.Int("slot", 0, "the key's home slot (1..N)")
+	name := fset.String("name", "", "name shown to people, e.g. the vehicle")
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	if err := errors.Join(required("box", *boxID), required("key", *keyID), required("fob", *fob)); err != nil {
+		return usagef("%v", err)
+	}
+	if *slot < 1 {
+		return usagef("--slot: want the home slot, 1 or more")
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var rev revisionResponse
+	err = c.do(ctx, http.MethodPut, "/v1/boxes/"+esc(*boxID)+"/keys/"+esc(*keyID),
+		putKeyRequest{Name: *name, FobUID: *fob, Slot: *slot}, &rev)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "key %s on box %s: revision %d\n", *keyID, *boxID, rev.Revision)
+	return nil
+}
+
+func cmdPutGrant(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("put-grant", stderr)
+	boxID := fset.String("box", "", "box id")
+	grantID := fset.String("grant", "", "grant id")
+	kind := fset.String("kind", "", "booking or driver_code")
+	code := fset.String("code", "", "the PIN (4-16 digits); leave out to keep a grant's current code")
+	keys := fset.String("keys", "", "key ids the grant opens, comma-separated")
+	from := fset.String("from", "", "start of the window, RFC 3339 (none: now)")
+	until := fset.String("until", "", "end of the window, RFC 3339 (none: open-ended)")
+	maxUses := fset.Int("max-uses", 0, "use limit (0: unlimited)")
+	driver := fset.String("driver", "", "driver reference, e.g. a Fleetio contact id")
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	if err := errors.Join(required("box", *boxID), required("grant", *grantID), required("kind", *kind)); err != nil {
+		return usagef("%v", err)
+	}
+	switch box.GrantKind(*kind) {
+	case box.KindBooking, box.KindDriverCode:
+	default:
+		return usagef("--kind %q: want %s or %s", *kind, box.KindBooking, box.KindDriverCode)
+	}
+	req := putGrantRequest{Kind: box.GrantKind(*kind), Code: *code, MaxUses: *maxUses, DriverRef: *driver}
+	if *keys != "" {
+		for k := range strings.SplitSeq(*keys, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				req.KeyIDs = append(req.KeyIDs, k)
+			}
+		}
+	}
+	var err error
+	if req.From, err = parseTime("from", *from); err != nil {
+		return err
+	}
+	if req.Until, err = parseTime("until", *until); err != nil {
+		return err
+	}
+	if *maxUses < 0 {
+		return usagef("--max-uses: %d is negative", *maxUses)
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var rev revisionResponse
+	if err := c.do(ctx, http.MethodPut, "/v1/boxes/"+esc(*boxID)+"/grants/"+esc(*grantID), req, &rev); err != nil {
+		return err
+	}
+	// Never echo the code back: terminals are logged and screens shared.
+	fmt.Fprintf(stdout, "grant %s on box %s: revision %d\n", *grantID, *boxID, rev.Revision)
+	return nil
+}
+
+func parseTime(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, usagef("--%s %q: want RFC 3339, e.g. 2026-11-20T08:00:00Z", name, v)
+	}
+	return t, nil
+}
+
+func cmdRevokeGrant(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("revoke-grant", stderr)
+	boxID := fset.String("box", "", "box id")
+	grantID := fset.String("grant", "", "grant id")
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	if err := errors.Join(required("box", *boxID), required("grant", *grantID)); err != nil {
+		return usagef("%v", err)
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var rev revisionResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/boxes/"+esc(*boxID)+"/grants/"+esc(*grantID)+"/revoke", nil, &rev); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "grant %s on box %s revoked: revision %d\n", *grantID, *boxID, rev.Revision)
+	return nil
+}
+
+func cmdEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("events", stderr)
+	boxID := fset.String("box", "", "box id")
+	after := fset.Uint64("after", 0, "show events after this sequence number")
+	limit := fset.Int("limit", 100, "at most this many events")
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	if err := required("box", *boxID); err != nil {
+		return err
+	}
+	if *limit < 1 || *limit > 100_000 {
+		return usagef("--limit %d: want 1..100000", *limit)
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var evs []box.Event
+	path := fmt.Sprintf("/v1/boxes/%s/events?after=%d&limit=%d", esc(*boxID), *after, *limit)
+	if err := c.do(ctx, http.MethodGet, path, nil, &evs); err != nil {
+		return err
+	}
+	return report.Events(stdout, evs)
+}
+
+func cmdReleaseSlot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("release-slot", stderr)
+	boxID := fset.String("box", "", "box id")
+	slot := fset.Int("slot", 0, "slot to open (1..N)")
+	by := fset.String("by", "", "who asks (kept in the box's events)")
+	reason := fset.String("reason", "", "why (kept in the box's events)")
+	ttl := fset.Duration("ttl", defaultCommandTTL, "the command is void after this")
+	wait := fset.Duration("wait", 30*time.Second, "wait this long for the box's answer (0: do not wait)")
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	if err := errors.Join(required("box", *boxID), required("by", *by), required("reason", *reason)); err != nil {
+		return usagef("%v", err)
+	}
+	if *slot < 1 {
+		return usagef("--slot: want a slot number, 1 or more")
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var cmd commandResponse
+	req := commandRequest{Kind: wire.CommandReleaseSlot, Slot: *slot, By: *by, Reason: *reason, TTL: ttl.String()}
+	if err := c.do(ctx, http.MethodPost, "/v1/boxes/"+esc(*boxID)+"/commands", req, &cmd); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "command %s sent to box %s: release slot %d (good until %s)\n", cmd.ID, *boxID, *slot, cmd.Expires.Local().Format(time.DateTime))
+	if *wait <= 0 {
+		return nil
+	}
+	// Poll: the box answers within a second when online; offline, the
+	// broker queues the command until the box is back or it expires.
+	deadline := time.Now().Add(*wait)
+	for {
+		var res commandResultResponse
+		if err := c.do(ctx, http.MethodGet, "/v1/boxes/"+esc(*boxID)+"/commands/"+esc(cmd.ID), nil, &res); err != nil {
+			return err
+		}
+		if res.Answered {
+			if !res.Result.OK {
+				return fmt.Errorf("box %s refused command %s: %s", *boxID, cmd.ID, res.Result.Error)
+			}
+			fmt.Fprintf(stdout, "box %s released slot %d\n", *boxID, *slot)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer from box %s within %s (offline?); the command stays good until %s",
+				*boxID, *wait, cmd.Expires.Local().Format(time.DateTime))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
