@@ -31,3 +31,42 @@ func resolveBuildTime(linked string) (time.Time, string, error) {
 	}
 	return time.Time{}, "none", nil
 }
+
+// version is set at link time: -ldflags "-X main.version=v1.2.0".
+var version string
+
+// softwareVersion is what the box reports in its sync status: the linker's
+// version, else the module version go build stamped, plus the VCS commit,
+// so that the cloud can tell which code a box runs.
+func softwareVersion(linked string) string {
+	v := linked
+	var rev string
+	var dirty bool
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	out := "smartboxd " + v
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if dirty {
+			rev += "+dirty"
+		}
+		out += " " + rev
+	}
+	return out
+}

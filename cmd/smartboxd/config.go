@@ -45,6 +45,8 @@ type Config struct {
 	Timing   TimingConfig   `toml:"timing"`
 	Lockout  LockoutConfig  `toml:"lockout"`
 	Clock    ClockConfig    `toml:"clock"`
+	// Cloud is the sync link; nil (no [cloud] table) is an offline box.
+	Cloud *CloudConfig `toml:"cloud"`
 
 	// file is the config's path, for error messages; src its bytes, to find
 	// the line of a field that fails validation.
@@ -282,6 +284,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateTiming(); err != nil {
+		return err
+	}
+	if err := c.validateCloud(); err != nil {
 		return err
 	}
 	return c.validateUniquePins()

@@ -23,6 +23,7 @@ const consoleHelp = `commands:
   keys            list keys and their fobs
   grants          list grants (codes are never shown: the box keeps only an HMAC)
   events [N]      show the last N events (default 10)
+  status          the cloud link: connected?, records revision, events waiting in the outbox
   help            this text
   quit            relock every slot and stop
 `
@@ -155,6 +156,11 @@ func (d *daemon) command(ctx context.Context, line string) error {
 			return err
 		}
 		return report.Grants(out, gs)
+	case "status":
+		if err := nargs(0); err != nil {
+			return err
+		}
+		return d.printStatus()
 	case "events":
 		n := 10
 		if len(args) > 1 {
@@ -175,7 +181,7 @@ func (d *daemon) command(ctx context.Context, line string) error {
 		if last > uint64(n) {
 			after = last - uint64(n)
 		}
-		evs, err := d.store.Events(after, n)
+		evs, err := d.eventsAfter(after, n)
 		if err != nil {
 			return err
 		}
@@ -260,6 +266,22 @@ func (d *daemon) printSlots() error {
 	return tw.Flush()
 }
 
+func (d *daemon) printStatus() error {
+	st, err := d.syncStatus()
+	if err != nil {
+		return err
+	}
+	tw := report.NewTable(d.stdout)
+	fmt.Fprintf(tw, "box\t%s\n", d.cfg.BoxID)
+	fmt.Fprintf(tw, "cloud\t%s\n", st.Cloud)
+	if st.Broker != "" {
+		fmt.Fprintf(tw, "broker\t%s\n", st.Broker)
+	}
+	fmt.Fprintf(tw, "revision\t%d\n", st.Revision)
+	fmt.Fprintf(tw, "outbox\t%d events not yet acknowledged by the cloud (last seq %d)\n", st.Outbox, st.LastSeq)
+	return tw.Flush()
+}
+
 func (d *daemon) lastSeq() uint64 {
 	s, err := d.store.LastSeq()
 	if err != nil {
@@ -276,7 +298,7 @@ func (d *daemon) showEvents(ctx context.Context, since uint64) {
 	tick := time.NewTicker(consolePoll)
 	defer tick.Stop()
 	for {
-		evs, err := d.store.Events(since, 100)
+		evs, err := d.eventsAfter(since, 100)
 		if err != nil {
 			fmt.Fprintf(d.stdout, "error: reading events: %v\n", err)
 			return

@@ -20,6 +20,7 @@ import (
 	"github.com/smartbox-oss/smartbox/sim"
 	simrfid "github.com/smartbox-oss/smartbox/sim/rfid"
 	"github.com/smartbox-oss/smartbox/store"
+	"github.com/smartbox-oss/smartbox/sync/link"
 )
 
 // daemon is one running box: store, hardware and controller.
@@ -32,7 +33,10 @@ type daemon struct {
 	keypad *keypad.Dev
 	slots  *slots.Dev
 	reader *rfid.Reader
+	link   *link.Link   // nil for an offline box (no [cloud])
 	sim    *simHardware // nil on real hardware
+
+	recent recentEvents // what the controller committed lately (console)
 
 	// console I/O (sim only)
 	stdin        io.Reader
@@ -58,6 +62,7 @@ type daemonOptions struct {
 	Stdin       io.Reader // console input (sim); nil: no console
 	Stdout      io.Writer // console output (sim)
 	StdinIsTerm bool      // EOF on a terminal means quit; on a pipe or /dev/null it does not
+	Software    string    // version for the sync status
 }
 
 // newDaemon opens the store and the hardware named by cfg (already
@@ -79,8 +84,13 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 		}
 	}()
 
-	// Hardware pins first: a misnamed pin is a config mistake and should
+	// The cloud's files (password, certificates) and the hardware pins
+	// first: a missing file or a misnamed pin is a config mistake and should
 	// be reported before anything else is opened.
+	creds, err := cfg.cloudCredentials()
+	if err != nil {
+		return nil, err
+	}
 	hw := cfg.Hardware
 	var rows, cols, locks, sensors, leds []gpio.PinIO
 	var port string
@@ -164,9 +174,14 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 	if len(leds) > 0 {
 		ind = d.slots
 	}
-	d.ctrl, err = box.New(cfg.BoxConfig(opts.BuildTime), d.store,
+	// The controller commits through kickOnCommit, so that a new event
+	// starts the link's drain at once rather than at its next poll.
+	d.ctrl, err = box.New(cfg.BoxConfig(opts.BuildTime), kickOnCommit{Store: d.store, kick: d.kickLink, recent: &d.recent},
 		box.Hardware{Locks: d.slots, Sensors: d.slots, LEDs: ind}, box.SystemClock{}, log.With("part", "box"))
 	if err != nil {
+		return nil, err
+	}
+	if err := d.newLink(creds, opts); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -204,10 +219,17 @@ func (d *daemon) run(ctx context.Context) error {
 		go d.console(ctx, cancel)
 	}
 
+	// The link runs on a context of its own: at shutdown it outlives the
+	// controller long enough to send box_stopped (see stopLink).
+	stopLink := d.startLink(ctx)
+
 	// The controller relocks every slot at start and again when ctx ends.
 	fail("controller", d.ctrl.Run(ctx))
 	cancel()
 	wg.Wait()
+	// Order: the controller has stopped (every slot relocked), then the
+	// link drains and disconnects, then close() closes the store.
+	stopLink()
 	errMu.Lock()
 	defer errMu.Unlock()
 	return errors.Join(runErrs...)

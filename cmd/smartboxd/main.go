@@ -80,10 +80,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "smartboxd: %v\n", err)
 		return exitFailure
 	}
+	sw := softwareVersion(version)
 	log.Info("starting", "box_id", cfg.BoxID, "profile", cfg.Hardware.Profile, "data", cfg.DataDir,
-		"slots", cfg.Hardware.Slots.Count, "build_time", bt, "build_time_from", btSource)
+		"slots", cfg.Hardware.Slots.Count, "build_time", bt, "build_time_from", btSource, "software", sw)
 
-	opts := daemonOptions{Log: log, BuildTime: bt}
+	opts := daemonOptions{Log: log, BuildTime: bt, Software: sw}
 	if cfg.Hardware.Profile == ProfileSim {
 		opts.Stdin, opts.Stdout = stdin, stdout
 		if f, ok := stdin.(*os.File); ok {

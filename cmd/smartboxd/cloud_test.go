@@ -1,0 +1,150 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const simBase = "box_id = \"box-7\"\n[hardware]\nprofile = \"sim\"\n"
+
+func TestCloudConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cloud string
+		want  []string // nil: valid
+		check func(t *testing.T, c *Config)
+	}{
+		{"no [cloud] is an offline box", "", nil, func(t *testing.T, c *Config) { require.Nil(t, c.Cloud) }},
+		{"password", "broker_url = \"tcp://mqtt.example.com:1883\"\npassword_file = \"pw\"\n", nil, func(t *testing.T, c *Config) {
+			require.Equal(t, "box-7", c.Cloud.Username, "username defaults to the box id")
+		}},
+		{"username set", "broker_url = \"ssl://mqtt.example.com:8883\"\nusername = \"depot-7\"\npassword_file = \"pw\"\n", nil,
+			func(t *testing.T, c *Config) { require.Equal(t, "depot-7", c.Cloud.Username) }},
+		{"client certificate", "broker_url = \"mqtts://mqtt.example.com:8883\"\nca_file = \"ca.crt\"\ncert_file = \"box.crt\"\nkey_file = \"box.key\"\n", nil, nil},
+		{"missing broker_url", "password_file = \"pw\"\n", []string{"smartboxd.toml:4: cloud: broker_url is missing"}, nil},
+		{"bad scheme", "broker_url = \"http://x:1883\"\npassword_file = \"pw\"\n",
+			[]string{"smartboxd.toml:5: cloud.broker_url: scheme \"http\" is not one of ssl, tls, mqtts, wss (TLS) or tcp, mqtt, ws (plain)"}, nil},
+		{"no port", "broker_url = \"tcp://mqtt.example.com\"\npassword_file = \"pw\"\n", []string{"cloud.broker_url:", "needs a host and a port"}, nil},
+		{"no scheme", "broker_url = \"mqtt.example.com:1883\"\npassword_file = \"pw\"\n", []string{"cloud.broker_url:"}, nil},
+		{"password in url", "broker_url = \"tcp://box:pw@x:1883\"\npassword_file = \"pw\"\n", []string{"cloud.broker_url: has a user name or password in it"}, nil},
+		{"path in url", "broker_url = \"tcp://x:1883/mqtt\"\npassword_file = \"pw\"\n", []string{"cloud.broker_url:", "has a path or query"}, nil},
+		{"no credentials", "broker_url = \"tcp://x:1883\"\n", []string{"smartboxd.toml:4: cloud: no credentials"}, nil},
+		{"cert on plain url", "broker_url = \"tcp://x:1883\"\npassword_file = \"pw\"\nca_file = \"ca.crt\"\n",
+			[]string{"smartboxd.toml:7: cloud.ca_file: is set but broker_url \"tcp://x:1883\" is not TLS"}, nil},
+		{"cert without key", "broker_url = \"ssl://x:8883\"\ncert_file = \"box.crt\"\n", []string{"cloud.cert_file: is set without cloud.key_file"}, nil},
+		{"key without cert", "broker_url = \"ssl://x:8883\"\nkey_file = \"box.key\"\npassword_file = \"pw\"\n", []string{"cloud.key_file: is set without cloud.cert_file"}, nil},
+		{"username with space", "broker_url = \"ssl://x:8883\"\nusername = \"a b\"\npassword_file = \"pw\"\n", []string{"cloud.username:"}, nil},
+		{"unknown key", "broker_url = \"ssl://x:8883\"\npassword = \"hunter2\"\n", []string{"smartboxd.toml:6: cloud.password: unknown key"}, nil},
+		{"wrong type", "broker_url = 1883\n", []string{"smartboxd.toml:5: cloud.broker_url: incompatible types"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := simBase
+			if tc.cloud != "" {
+				src += "[cloud]\n" + tc.cloud
+			}
+			c, err := ParseConfig("/etc/smartbox/smartboxd.toml", []byte(src))
+			if err == nil {
+				err = c.Validate()
+			}
+			if tc.want == nil {
+				require.NoError(t, err)
+				if tc.check != nil {
+					tc.check(t, c)
+				}
+				return
+			}
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+			require.NotContains(t, err.Error(), "hunter2")
+		})
+	}
+}
+
+// TestCloudCredentials reads the files [cloud] names: relative to the
+// config's directory, secrets only when private, certificates checked.
+func TestCloudCredentials(t *testing.T) {
+	pki := newTestPKI(t)
+	cert, key := pki.clientCert(t, "box-7")
+	otherCert, otherKey := pki.clientCert(t, "box-8")
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(body), mode))
+		require.NoError(t, os.Chmod(p, mode))
+		return p
+	}
+	write("pw", "s3cret-pw\n", 0o600)
+	write("pw-open", "s3cret-pw\n", 0o640)
+	write("pw-empty", "\n", 0o600)
+	write("pw-two", "s3cret-pw\nmore\n", 0o600)
+	write("not-pem", "hello", 0o644)
+	openKey := write("open.key", string(must(os.ReadFile(key))), 0o644)
+	for _, tc := range []struct {
+		name  string
+		cloud string
+		want  []string
+		check func(t *testing.T, cr cloudCredentials)
+	}{
+		{"password relative to the config", "broker_url = \"tcp://x:1883\"\npassword_file = \"pw\"\n", nil, func(t *testing.T, cr cloudCredentials) {
+			require.Equal(t, "s3cret-pw", cr.Password, "the final newline is not part of it")
+			require.Nil(t, cr.TLS)
+		}},
+		{"tls with system roots", "broker_url = \"ssl://x:8883\"\npassword_file = \"pw\"\n", nil, func(t *testing.T, cr cloudCredentials) {
+			require.NotNil(t, cr.TLS)
+			require.Nil(t, cr.TLS.RootCAs)
+		}},
+		{"client certificate", "broker_url = \"ssl://x:8883\"\nca_file = \"" + pki.caFile + "\"\ncert_file = \"" + cert + "\"\nkey_file = \"" + key + "\"\n",
+			nil, func(t *testing.T, cr cloudCredentials) {
+				require.NotNil(t, cr.TLS.RootCAs)
+				require.Len(t, cr.TLS.Certificates, 1)
+				require.Empty(t, cr.Password)
+			}},
+		{"group-readable password", "broker_url = \"tcp://x:1883\"\npassword_file = \"pw-open\"\n",
+			[]string{"smartboxd.toml:6: cloud.password_file:", "pw-open has mode 0640", "chmod 600"}, nil},
+		{"missing password file", "broker_url = \"tcp://x:1883\"\npassword_file = \"nope\"\n", []string{"cloud.password_file:", "nope: no such file"}, nil},
+		{"empty password", "broker_url = \"tcp://x:1883\"\npassword_file = \"pw-empty\"\n", []string{"cloud.password_file:", "is empty"}, nil},
+		{"two lines", "broker_url = \"tcp://x:1883\"\npassword_file = \"pw-two\"\n", []string{"more than one line"}, nil},
+		{"directory as password", "broker_url = \"tcp://x:1883\"\npassword_file = \".\"\n", []string{"is not a regular file"}, nil},
+		{"ca not pem", "broker_url = \"ssl://x:8883\"\npassword_file = \"pw\"\nca_file = \"not-pem\"\n", []string{"cloud.ca_file:", "holds no PEM certificate"}, nil},
+		{"readable key", "broker_url = \"ssl://x:8883\"\ncert_file = \"" + cert + "\"\nkey_file = \"" + openKey + "\"\n",
+			[]string{"cloud.key_file:", "mode 0644"}, nil},
+		{"key of another cert", "broker_url = \"ssl://x:8883\"\ncert_file = \"" + cert + "\"\nkey_file = \"" + otherKey + "\"\n",
+			[]string{"cloud.cert_file:", "are not a certificate and its key"}, nil},
+		{"certificate of another box", "broker_url = \"ssl://x:8883\"\ncert_file = \"" + otherCert + "\"\nkey_file = \"" + otherKey + "\"\n",
+			[]string{"cloud.cert_file:", `is for "box-8" (its CN), not this box "box-7"`}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig(filepath.Join(dir, "smartboxd.toml"), []byte(simBase+"[cloud]\n"+tc.cloud))
+			require.NoError(t, err)
+			require.NoError(t, c.Validate())
+			cr, err := c.cloudCredentials()
+			if tc.want == nil {
+				require.NoError(t, err)
+				tc.check(t, cr)
+				return
+			}
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+			require.NotContains(t, err.Error(), "s3cret-pw")
+		})
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestSoftwareVersion(t *testing.T) {
+	require.Equal(t, "smartboxd v1.2.0", softwareVersion("v1.2.0")[:len("smartboxd v1.2.0")])
+	require.Contains(t, softwareVersion(""), "smartboxd ")
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/store"
+	"github.com/smartbox-oss/smartbox/sync/link"
+)
+
+// How long a stopping box waits for the cloud to acknowledge its last events
+// (box_stopped above all) before it disconnects anyway, and for the link to
+// publish its offline status and close. Bounded so that systemd's stop
+// timeout (90 s by default) is never the thing that ends smartboxd; the
+// events that miss the cut stay in the outbox and go at the next start.
+const (
+	linkDrainWait = 3 * time.Second
+	linkStopWait  = 10 * time.Second
+	linkDrainPoll = 25 * time.Millisecond
+)
+
+// kickOnCommit is the store as the controller sees it: every successful
+// commit tells the link that the outbox has new events. Kick never blocks,
+// so a PIN check never waits on the network.
+// It also remembers the events for the console (see recentEvents).
+type kickOnCommit struct {
+	box.Store
+	kick   func()
+	recent *recentEvents
+}
+
+func (k kickOnCommit) Commit(c box.Change) ([]box.Event, error) {
+	evs, err := k.Store.Commit(c)
+	if err == nil && len(evs) > 0 {
+		k.recent.add(evs)
+		k.kick()
+	}
+	return evs, err
+}
+
+// kickLink tells the link (if any) to drain now.
+func (d *daemon) kickLink() {
+	if d.link != nil {
+		d.link.Kick()
+	}
+}
+
+// newLink makes the sync link when the config has [cloud]. The box must
+// have been provisioned (the cloud's signing keys in the store): without
+// them it could verify nothing the cloud sends.
+func (d *daemon) newLink(creds cloudCredentials, opts daemonOptions) error {
+	cc := d.cfg.Cloud
+	if cc == nil {
+		d.log.Info("no [cloud] in the config: this box is offline-only and keeps the records it has")
+		return nil
+	}
+	prov, err := d.store.Provision()
+	if errors.Is(err, store.ErrNotProvisioned) {
+		return fmt.Errorf("%s: [cloud] is set but the store %s was never provisioned with the cloud's signing key: "+
+			"run 'smartboxctl provision --data %s --cloud-key KID=BASE64' (stop smartboxd first), or remove [cloud] for an offline box",
+			d.cfg.name(), d.store.Path(), d.cfg.DataDir)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the box's provisioning: %w", err)
+	}
+	if prov.BrokerURL != "" && prov.BrokerURL != cc.BrokerURL {
+		// Informational only (the config decides), but worth a line: a
+		// box pointed at the wrong broker looks merely offline.
+		d.log.Warn("the config's broker differs from the one the box was provisioned for",
+			"config", cc.BrokerURL, "provisioned", prov.BrokerURL)
+	}
+	bt := opts.BuildTime
+	d.link, err = link.New(link.Options{
+		BoxID:     d.cfg.BoxID,
+		BrokerURL: cc.BrokerURL,
+		Username:  cc.Username,
+		Password:  creds.Password,
+		TLS:       creds.TLS,
+		Software:  opts.Software,
+		Store:     d.store,
+		Box:       d.ctrl,
+		// The controller's rule: a clock before the build time is not
+		// trusted, so a release_slot command's expiry cannot be checked.
+		ClockTrusted: func() bool { return bt.IsZero() || !time.Now().Before(bt) },
+		Logger:       d.log.With("part", "sync"),
+	})
+	if err != nil {
+		return fmt.Errorf("starting the sync link: %w", err)
+	}
+	return nil
+}
+
+// startLink runs the link (if any) until the returned stop is called. The
+// link's context is not ctx: at shutdown the controller stops first (and
+// records box_stopped), then stop gives the link a moment to deliver that.
+// A link that ends with an error leaves the box running offline: the keypad
+// and the slots matter more than the sync, and the outbox keeps the events.
+func (d *daemon) startLink(ctx context.Context) (stop func()) {
+	if d.link == nil {
+		return func() {}
+	}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.link.Run(lctx); err != nil {
+			d.log.Error("sync link stopped; the box carries on offline", "err", err)
+		}
+	}()
+	return func() {
+		d.drainLink()
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(linkStopWait):
+			d.log.Warn("sync link did not stop in time", "waited", linkStopWait)
+		}
+	}
+}
+
+// drainLink waits, while the link is connected and at most linkDrainWait,
+// for the outbox to empty.
+func (d *daemon) drainLink() {
+	d.link.Kick()
+	deadline := time.Now().Add(linkDrainWait)
+	for d.link.Connected() && time.Now().Before(deadline) {
+		n, err := d.store.OutboxDepth()
+		if err != nil || n == 0 {
+			return
+		}
+		time.Sleep(linkDrainPoll)
+	}
+	if n, err := d.store.OutboxDepth(); err == nil && n > 0 {
+		d.log.Info("stopping with events not yet acknowledged by the cloud; they go at the next start", "outbox", n)
+	}
+}
+
+// syncStatus is the link's state in words for the console.
+type syncStatus struct {
+	Cloud     string // "offline-only", "connected", "not connected"
+	Broker    string
+	Revision  uint64
+	Outbox    int
+	LastSeq   uint64
+	CloudKeys int
+}
+
+func (d *daemon) syncStatus() (syncStatus, error) {
+	var st syncStatus
+	var err error
+	switch {
+	case d.link == nil:
+		st.Cloud = "offline-only (no [cloud] in the config)"
+	case d.link.Connected():
+		st.Cloud, st.Broker = "connected", d.cfg.Cloud.BrokerURL
+	default:
+		st.Cloud, st.Broker = "not connected (retrying)", d.cfg.Cloud.BrokerURL
+	}
+	if st.Revision, err = d.store.Revision(); err != nil {
+		return st, err
+	}
+	if st.Outbox, err = d.store.OutboxDepth(); err != nil {
+		return st, err
+	}
+	if st.LastSeq, err = d.store.LastSeq(); err != nil {
+		return st, err
+	}
+	if p, err := d.store.Provision(); err == nil {
+		st.CloudKeys = len(p.CloudKeys)
+	}
+	return st, nil
+}

@@ -1,0 +1,331 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/store"
+	"github.com/smartbox-oss/smartbox/sync/broker"
+	"github.com/smartbox-oss/smartbox/sync/cloud"
+	"github.com/smartbox-oss/smartbox/sync/wire"
+)
+
+const (
+	syncBoxID     = "box-e2e"
+	cloudPassword = "cloud-secret"
+	boxPassword   = "box-e2e-secret"
+	syncPIN       = "482913"
+)
+
+// syncRig is an embedded broker (package broker, the one the bridge
+// embeds) and a real cloud serving on it.
+type syncRig struct {
+	broker *broker.Broker
+	cloud  *cloud.Cloud
+	signer wire.Signer
+	pki    *testPKI
+}
+
+func startSyncRig(t *testing.T) *syncRig {
+	t.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+	r := &syncRig{pki: newTestPKI(t)}
+	users := []broker.User{}
+	for name, pw := range map[string]string{"cloud": cloudPassword, syncBoxID: boxPassword} {
+		h, err := broker.HashPassword(pw)
+		require.NoError(t, err)
+		users = append(users, broker.User{Name: name, PasswordHash: h})
+	}
+	var err error
+	r.broker, err = broker.Start(broker.Config{
+		Listen: "127.0.0.1:0", ListenTLS: "127.0.0.1:0", TLS: r.pki.serverTLS(),
+		CloudUser: "cloud", StaticUsers: users, DataDir: t.TempDir(), Logger: quiet,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.broker.Close() })
+
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	r.signer = wire.Signer{KeyID: "cloud-1", Key: priv}
+	r.cloud, err = cloud.Open(cloud.Options{Path: filepath.Join(t.TempDir(), "cloud.db"), Signer: r.signer, Logger: quiet})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	subscribed := make(chan struct{})
+	var once sync.Once
+	go func() {
+		served <- r.cloud.Serve(ctx, "tcp://"+r.broker.Addr(), func(o *mqtt.ClientOptions) {
+			o.SetUsername("cloud").SetPassword(cloudPassword).SetClientID("smartbox-cloud-1")
+			// Serve subscribes in its connect handler without a way to
+			// wait for it. A box that connects before that loses its first
+			// event batch until the 10 s resend: follow Serve's subscribe
+			// with one of our own; its SUBACK comes after Serve's.
+			serveOnConnect := o.OnConnect
+			o.SetOnConnectHandler(func(cl mqtt.Client) {
+				serveOnConnect(cl)
+				tok := cl.Subscribe(wire.CloudFilter("probe"), 0, nil)
+				go func() {
+					if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+						once.Do(func() { close(subscribed) })
+					}
+				}()
+			})
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-served:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Error("cloud.Serve did not stop")
+		}
+		_ = r.cloud.Close()
+	})
+	select {
+	case <-subscribed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cloud did not subscribe")
+	}
+	return r
+}
+
+// provisionBox makes the box's store as smartboxctl init + provision would,
+// registers the box with the cloud, and returns the data dir.
+func (r *syncRig) provisionBox(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := store.Open(filepath.Join(dir, "box.db"), store.Options{BoxID: syncBoxID, Slots: 12, Logger: testLogger(t)})
+	require.NoError(t, err)
+	require.NoError(t, s.SetProvision(store.Provision{
+		CloudKeys: map[string]ed25519.PublicKey{r.signer.KeyID: r.signer.Key.Public().(ed25519.PublicKey)},
+		At:        time.Now(),
+	}))
+	pub, err := s.SyncPublicKey()
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	require.NoError(t, r.cloud.RegisterBox(syncBoxID, pub))
+	return dir
+}
+
+// boxConfig writes a sim config for the box with the given [cloud] table.
+func boxConfig(t *testing.T, dataDir, cloudTable string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "smartboxd.toml")
+	src := "box_id = \"" + syncBoxID + "\"\ndata_dir = \"" + dataDir + "\"\n\n[hardware]\nprofile = \"sim\"\n\n" +
+		"[timing]\nrelease = \"10s\"\nrelease_max = \"10s\"\n\n" + cloudTable
+	require.NoError(t, os.WriteFile(p, []byte(src), 0o644))
+	return p
+}
+
+func writeSecret(t *testing.T, name, body string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, []byte(body), mode))
+	require.NoError(t, os.Chmod(p, mode))
+	return p
+}
+
+// cloudHas reports whether the cloud stored an event of typ for slot.
+func cloudHas(t *testing.T, c *cloud.Cloud, typ box.EventType, slot int) bool {
+	t.Helper()
+	evs, err := c.Events(syncBoxID, 0, 1000)
+	require.NoError(t, err)
+	return slices.ContainsFunc(evs, func(e box.Event) bool { return e.Type == typ && e.Slot == slot })
+}
+
+// TestEndToEndCloud runs smartboxd (flags, config, daemon) in-process on
+// sim hardware with [cloud] set, against the embedded broker and the real
+// cloud: the cloud gives the box a key and a booking, the grant syncs, the
+// PIN typed on the sim keypad opens the slot, the key is taken, and the
+// cloud holds the events, box_stopped included once the box stops.
+func TestEndToEndCloud(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cloud func(t *testing.T, r *syncRig) string
+	}{
+		{"password over tcp", func(t *testing.T, r *syncRig) string {
+			pw := writeSecret(t, "mqtt-password", boxPassword+"\n", 0o600)
+			return "[cloud]\nbroker_url = \"tcp://" + r.broker.Addr() + "\"\npassword_file = \"" + pw + "\"\n"
+		}},
+		{"client certificate over TLS", func(t *testing.T, r *syncRig) string {
+			cert, key := r.pki.clientCert(t, syncBoxID)
+			return "[cloud]\nbroker_url = \"ssl://" + r.broker.TLSAddr() + "\"\nca_file = \"" + r.pki.caFile +
+				"\"\ncert_file = \"" + cert + "\"\nkey_file = \"" + key + "\"\n"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startSyncRig(t)
+			dir := r.provisionBox(t)
+			cfg := boxConfig(t, dir, tc.cloud(t, r))
+
+			stdinR, stdinW := io.Pipe()
+			defer stdinW.Close()
+			var stdout, stderr syncBuffer
+			done := make(chan int, 1)
+			go func() {
+				done <- run(t.Context(), []string{"--config", cfg, "--log-level", "debug"}, stdinR, &stdout, &stderr)
+			}()
+			require.Eventually(t, func() bool { return strings.Contains(stdout.String(), `Type "help"`) }, 10*time.Second, 10*time.Millisecond,
+				"stderr:\n%s", stderr.String())
+			say := func(line, want string) {
+				t.Helper()
+				mark := len(stdout.String())
+				_, err := io.WriteString(stdinW, line+"\n")
+				require.NoError(t, err)
+				if !assertEventually(10*time.Second, func() bool { return strings.Contains(stdout.String()[mark:], want) }) {
+					t.Fatalf("after %q, want %q in:\n%s\nstderr:\n%s", line, want, stdout.String()[mark:], stderr.String())
+				}
+			}
+
+			// The box connects and says so in its retained status.
+			require.Eventually(t, func() bool {
+				st, ok, err := r.cloud.Status(syncBoxID)
+				return err == nil && ok && st.Online
+			}, 10*time.Second, 20*time.Millisecond, "stderr:\n%s", stderr.String())
+			say("status", "connected")
+
+			// The cloud adds a key and a booking with a PIN: it reaches the box.
+			_, err := r.cloud.PutKey(syncBoxID, box.Key{ID: "key-1", FobUID: "01000734E0", Slot: 1, Name: "Van 3"})
+			require.NoError(t, err)
+			rev, err := r.cloud.PutGrant(syncBoxID, box.Grant{ID: "booking-1", Kind: box.KindBooking, KeyIDs: []string{"key-1"},
+				Source: "fleetio"}, syncPIN)
+			require.NoError(t, err)
+			require.Eventually(t, func() bool {
+				st, ok, err := r.cloud.Status(syncBoxID)
+				return err == nil && ok && st.Revision == rev
+			}, 10*time.Second, 20*time.Millisecond, "the box reports revision %d; stderr:\n%s", rev, stderr.String())
+			say("grants", "booking-1")
+			say("status", "revision")
+
+			// The driver types the PIN: the slot opens; the key is taken.
+			say("press "+syncPIN+"#", "slot_released slot=1 key=key-1 grant=booking-1")
+			say("take 1", "key_taken slot=1 key=key-1")
+
+			// The cloud has the events, exactly once.
+			require.Eventually(t, func() bool {
+				evs, err := r.cloud.Events(syncBoxID, 0, 1000)
+				require.NoError(t, err)
+				return slices.ContainsFunc(evs, func(e box.Event) bool { return e.Type == box.EventCodeAccepted && e.GrantID == "booking-1" })
+			}, 10*time.Second, 20*time.Millisecond, "code_accepted at the cloud")
+			require.Eventually(t, func() bool { return cloudHas(t, r.cloud, box.EventKeyTaken, 1) }, 10*time.Second, 20*time.Millisecond,
+				"key_taken at the cloud")
+			require.Eventually(t, func() bool {
+				st, ok, err := r.cloud.Status(syncBoxID)
+				return err == nil && ok && st.OutboxDepth == 0
+			}, 10*time.Second, 20*time.Millisecond, "the outbox drains")
+
+			say("quit", "relocking and stopping")
+			select {
+			case code := <-done:
+				require.Equal(t, exitOK, code, "stderr:\n%s", stderr.String())
+			case <-time.After(15 * time.Second):
+				t.Fatal("smartboxd did not stop")
+			}
+			// Shutdown order: the controller stopped first, then the link
+			// delivered box_stopped and said it is offline.
+			require.True(t, cloudHas(t, r.cloud, box.EventBoxStopped, 0), "box_stopped reached the cloud before the link closed")
+			require.Eventually(t, func() bool {
+				st, ok, err := r.cloud.Status(syncBoxID)
+				return err == nil && ok && !st.Online
+			}, 10*time.Second, 20*time.Millisecond, "the box said it is offline")
+			evs, err := r.cloud.Events(syncBoxID, 0, 1000)
+			require.NoError(t, err)
+			for i, e := range evs {
+				require.Equal(t, uint64(i+1), e.Seq, "every event once, in order")
+			}
+			require.NotContains(t, stdout.String()+stderr.String(), syncPIN+" ", "no output shows the PIN")
+		})
+	}
+}
+
+// assertEventually polls cond every 10 ms for up to within. Unlike
+// require.Eventually, the caller builds its failure message afterwards,
+// from the output as it is then.
+func assertEventually(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCloudStartupErrors: a [cloud] the box cannot use stops smartboxd at
+// start with a message that says what to do.
+func TestCloudStartupErrors(t *testing.T) {
+	unprovisioned := t.TempDir()
+	s, err := store.Open(filepath.Join(unprovisioned, "box.db"), store.Options{BoxID: syncBoxID, Logger: testLogger(t)})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	pw := writeSecret(t, "pw", "secret\n", 0o600)
+	open := writeSecret(t, "pw", "secret\n", 0o644)
+	for _, tc := range []struct {
+		name  string
+		data  string
+		cloud string
+		want  []string
+	}{
+		{"unprovisioned store", unprovisioned, "[cloud]\nbroker_url = \"tcp://127.0.0.1:1\"\npassword_file = \"" + pw + "\"\n",
+			[]string{"never provisioned", "smartboxctl provision --data " + unprovisioned}},
+		{"readable password file", unprovisioned, "[cloud]\nbroker_url = \"tcp://127.0.0.1:1\"\npassword_file = \"" + open + "\"\n",
+			[]string{"smartboxd.toml:", "cloud.password_file", "mode 0644", "chmod 600"}},
+		{"missing password file", unprovisioned, "[cloud]\nbroker_url = \"tcp://127.0.0.1:1\"\npassword_file = \"/nonexistent/pw\"\n",
+			[]string{"cloud.password_file", "/nonexistent/pw", "no such file"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := boxConfig(t, tc.data, tc.cloud)
+			var stdout, stderr syncBuffer
+			code := run(t.Context(), []string{"--config", cfg}, strings.NewReader(""), &stdout, &stderr)
+			require.Equal(t, exitFailure, code, "stderr:\n%s", stderr.String())
+			for _, w := range tc.want {
+				require.Contains(t, stderr.String(), w)
+			}
+		})
+	}
+}
+
+// TestOfflineBoxSaysSo: no [cloud], the box runs and logs once that it is
+// offline-only; the console's status says the same.
+func TestOfflineBoxSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	seedStore(t, dir, "demo-box")
+	stdinR, stdinW := io.Pipe()
+	defer stdinW.Close()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(t.Context(), []string{"--config", "../../configs/smartboxd.sim.toml", "--data", dir}, stdinR, &stdout, &stderr)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(stdout.String(), `Type "help"`) }, 10*time.Second, 10*time.Millisecond)
+	_, err := io.WriteString(stdinW, "status\n")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return strings.Contains(stdout.String(), "offline-only") }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, 1, strings.Count(stderr.String(), "offline-only"), stderr.String())
+	_, err = io.WriteString(stdinW, "quit\n")
+	require.NoError(t, err)
+	select {
+	case code := <-done:
+		require.Equal(t, exitOK, code, "stderr:\n%s", stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("smartboxd did not stop")
+	}
+}
