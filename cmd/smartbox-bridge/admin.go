@@ -65,6 +65,9 @@ type boxInfo struct {
 	ID          string       `json:"id"`
 	Revision    uint64       `json:"revision"` // the cloud's records revision for the box
 	HasPassword bool         `json:"has_password"`
+	// ExternalBroker: box passwords are the external broker's business
+	// (its password file); the one kept here is not used.
+	ExternalBroker bool `json:"external_broker,omitempty"`
 	Status      *wire.Status `json:"status,omitempty"` // nil: the box never sent one
 }
 
@@ -222,7 +225,7 @@ func (s *service) registerBox(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.log.Info("box registered", "box", req.ID, "password_set", req.Password != "")
-	writeJSON(w, http.StatusOK, boxInfo{ID: req.ID, HasPassword: s.auth.HasPassword(req.ID)})
+	writeJSON(w, http.StatusOK, boxInfo{ID: req.ID, HasPassword: s.auth.HasPassword(req.ID), ExternalBroker: s.broker == nil})
 }
 
 // decodeBase64 takes standard or URL-safe base64, padded or not: people paste

@@ -165,6 +165,9 @@ func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer
 	if !info.HasPassword {
 		auth = "no password: the box needs a client certificate with CN=" + info.ID
 	}
+	if info.ExternalBroker {
+		auth = "the bridge uses an external broker: give the box its account there (password file or client certificate)"
+	}
 	fmt.Fprintf(stdout, "registered box %s (%s)\n", info.ID, auth)
 	return nil
 }

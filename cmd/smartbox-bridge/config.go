@@ -89,8 +89,9 @@ type CloudConfig struct {
 	LogLimit    int    `toml:"log_limit"`
 }
 
-// IsEmbedded says whether the bridge runs its own broker.
-func (b *BrokerConfig) IsEmbedded() bool { return b.Embedded == nil || *b.Embedded }
+// IsEmbedded says whether the bridge runs its own broker: unless told not to,
+// or given an external broker's url.
+func (b *BrokerConfig) IsEmbedded() bool { return b.URL == "" && (b.Embedded == nil || *b.Embedded) }
 
 // Duration is a time.Duration written as a string ("720h"). toml's own
 // time.Duration takes a bare integer as nanoseconds; this refuses it.

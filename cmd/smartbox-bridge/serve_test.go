@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,52 +15,36 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"log/slog"
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/link"
 )
 
-// syncBuffer is a bytes.Buffer safe for the service's log goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // bridge is a serve running in process on free loopback ports.
 type bridge struct {
 	svc    *service
 	dir    string
 	out    string // what serve printed on stdout
-	log    *syncBuffer
+	log    *lockedBuffer
 	cancel context.CancelFunc
 	done   chan error
 }
 
 // startBridge runs serve with the embedded broker and the admin endpoint on
 // ports the system picks (127.0.0.1:0: nothing to race for).
-func startBridge(t *testing.T, dir string) *bridge {
+func startBridge(t *testing.T, dir, brokerTOML string) *bridge {
 	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "bridge.toml")
-	src := "data_dir = \"" + dir + "\"\n[broker]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+	if brokerTOML == "" {
+		brokerTOML = "listen = \"127.0.0.1:0\"\n"
+	}
+	src := "data_dir = \"" + dir + "\"\n[broker]\n" + brokerTOML + "[admin]\nlisten = \"127.0.0.1:0\"\n"
 	require.NoError(t, os.WriteFile(cfgPath, []byte(src), 0o600))
 	cfg, err := LoadConfig(cfgPath)
 	require.NoError(t, err)
 
-	logs := &syncBuffer{}
+	logs := &lockedBuffer{}
 	var stdout bytes.Buffer
 	svc, err := startService(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), &stdout)
 	require.NoError(t, err)
@@ -129,12 +114,33 @@ func (r *releases) get() []int {
 // grant, its events come back, a remote release reaches it, and no code or
 // password is ever printed or logged.
 func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
+	t.Run("embedded", func(t *testing.T) {
+		t.Parallel()
+		testEndToEnd(t, func(t *testing.T) *bridge { return startBridge(t, t.TempDir(), "") })
+	})
+	t.Run("mosquitto", func(t *testing.T) {
+		t.Parallel()
+		testEndToEnd(t, func(t *testing.T) *bridge {
+			url, cloudPwFile := startMosquitto(t, map[string]string{"cloud": "cloud-pw", e2eBox: e2ePassword})
+			return startBridge(t, t.TempDir(), "url = \""+url+"\"\npassword_file = \""+cloudPwFile+"\"\n")
+		})
+	})
+}
+
+const (
+	e2eBox      = "box-7"
+	e2eCode     = "48213579"
+	e2ePassword = "box-7-mqtt-secret"
+)
+
+func testEndToEnd(t *testing.T, start func(t *testing.T) *bridge) {
 	const (
-		boxID    = "box-7"
-		code     = "48213579"
-		password = "box-7-mqtt-secret"
+		boxID    = e2eBox
+		code     = e2eCode
+		password = e2ePassword
 	)
-	b := startBridge(t, t.TempDir())
+	b := start(t)
 
 	// The signing key: printed at start, and by signing-key, the same line.
 	line := strings.TrimSpace(b.mustCLI(t, "signing-key"))

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseConfigDefaults(t *testing.T) {
+	c, err := ParseConfig("bridge.toml", nil)
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
+	require.Equal(t, DefaultDataDir, c.DataDir)
+	require.True(t, c.Broker.IsEmbedded())
+	require.Equal(t, "127.0.0.1:1883", c.Broker.Listen)
+	require.Equal(t, "cloud", c.Broker.Username)
+	require.Equal(t, "smartbox-cloud", c.Broker.ClientID)
+	require.Equal(t, "127.0.0.1:8480", c.Admin.Listen)
+}
+
+func TestParseConfigExamples(t *testing.T) {
+	for _, f := range []string{"smartbox-bridge.example.toml", "smartbox-bridge.demo.toml"} {
+		t.Run(f, func(t *testing.T) {
+			c, err := LoadConfig(filepath.Join("..", "..", "configs", f))
+			require.NoError(t, err)
+			require.True(t, c.Broker.IsEmbedded())
+		})
+	}
+	c, err := LoadConfig(filepath.Join("..", "..", "configs", "smartbox-bridge.example.toml"))
+	require.NoError(t, err)
+	require.Equal(t, 720*time.Hour, c.Broker.MessageExpiry.Duration)
+}
+
+func TestParseConfigExternal(t *testing.T) {
+	c, err := ParseConfig("b.toml", []byte("[broker]\nurl = \"ssl://mqtt.example.net:8883\"\npassword_file = \"/p\"\nusername = \"cloud-2\"\n"))
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
+	require.False(t, c.Broker.IsEmbedded())
+	require.Empty(t, c.Broker.Listen, "no embedded listener with an external broker")
+	require.Equal(t, "cloud-2", c.Broker.Username)
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	cases := []struct {
+		name, src, want string
+	}{
+		{"syntax", "data_dir = \n", "b.toml:1:"},
+		{"unknown key", "data_dir = \"x\"\n[broker]\nlisten = \"127.0.0.1:1\"\nlisen_tls = \"x\"\n", "b.toml:4: broker.lisen_tls: unknown key"},
+		{"unknown table", "[brokr]\nlisten = \"x\"\n", "b.toml:1: brokr"},
+		{"boxes in config", "[[boxes]]\nid = \"a\"\n", "b.toml:1: boxes: boxes are not configured here"},
+		{"wrong type", "[broker]\nembedded = \"yes\"\n", "b.toml:2: broker.embedded"},
+		{"bare duration", "[broker]\nmessage_expiry = 5\n", "b.toml:2"},
+		{"short expiry", "[broker]\nmessage_expiry = \"1h\"\n", "b.toml:2: broker.message_expiry: 1h0m0s is shorter than 24h"},
+		{"url and embedded", "[broker]\nembedded = true\nurl = \"tcp://h:1883\"\n", "b.toml:3: broker.url: is for an external broker"},
+		{"embedded false without url", "[broker]\nembedded = false\n", "b.toml:2: broker.embedded: false needs broker.url"},
+		{"bad url", "[broker]\nurl = \"h:1883\"\npassword_file = \"p\"\n", "b.toml:2: broker.url"},
+		{"bad scheme", "[broker]\nurl = \"http://h:1883\"\npassword_file = \"p\"\n", "b.toml:2: broker.url: scheme \"http\""},
+		{"external without password", "[broker]\nurl = \"tcp://h:1883\"\n", "broker.password_file: missing"},
+		{"external with listen", "[broker]\nurl = \"tcp://h:1883\"\npassword_file = \"p\"\nlisten = \"127.0.0.1:1\"\n", "b.toml:4: broker.listen: is for the embedded broker"},
+		{"embedded with ca_file", "[broker]\nca_file = \"ca\"\n", "b.toml:2: broker.ca_file: is for an external broker"},
+		{"cert without key", "[broker]\nurl = \"ssl://h:8883\"\nclient_cert_file = \"c\"\n", "b.toml:3: broker.client_cert_file: needs broker.client_key_file"},
+		{"tls without cert", "[broker]\nlisten_tls = \"0.0.0.0:8883\"\n", "b.toml:2: broker.listen_tls: needs broker.cert_file"},
+		{"cert without tls", "[broker]\ncert_file = \"c\"\nkey_file = \"k\"\n", "b.toml:2: broker.cert_file: is set but broker.listen_tls is not"},
+		{"listen not host:port", "[broker]\nlisten = \"1883\"\n", "b.toml:2: broker.listen: \"1883\" is not host:port"},
+		{"admin not loopback", "[admin]\nlisten = \"0.0.0.0:8480\"\n", "b.toml:2: admin.listen: \"0.0.0.0:8480\" is not a loopback address"},
+		{"bad username", "[broker]\nusername = \"a b\"\n", "b.toml:2: broker.username"},
+		{"bad client id", "[broker]\nclient_id = \"a/#\"\n", "b.toml:2: broker.client_id"},
+		{"negative log limit", "[cloud]\nlog_limit = -1\n", "b.toml:2: cloud.log_limit: -1 is negative"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig("/etc/smartbox/b.toml", []byte(tc.src))
+			if err == nil {
+				err = c.Validate()
+			}
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestLoadConfigMissing(t *testing.T) {
+	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.toml"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func FuzzParseConfig(f *testing.F) {
+	for _, s := range []string{
+		"", "data_dir = \"x\"\n[broker]\nlisten = \"127.0.0.1:0\"\n",
+		"[broker]\nurl = \"tcp://h:1\"\npassword_file = \"p\"\n", "[[boxes]]\n", "[admin]\nlisten = \"[::1]:1\"\n",
+		"[broker]\nmessage_expiry = \"48h\"\nembedded = false\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		c, err := ParseConfig("f.toml", src)
+		if err != nil {
+			return
+		}
+		_ = c.Validate()
+	})
+}
