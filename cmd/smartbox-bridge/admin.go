@@ -62,13 +62,13 @@ type revisionResponse struct {
 }
 
 type boxInfo struct {
-	ID          string       `json:"id"`
-	Revision    uint64       `json:"revision"` // the cloud's records revision for the box
-	HasPassword bool         `json:"has_password"`
+	ID          string `json:"id"`
+	Revision    uint64 `json:"revision"` // the cloud's records revision for the box
+	HasPassword bool   `json:"has_password"`
 	// ExternalBroker: box passwords are the external broker's business
 	// (its password file); the one kept here is not used.
-	ExternalBroker bool `json:"external_broker,omitempty"`
-	Status      *wire.Status `json:"status,omitempty"` // nil: the box never sent one
+	ExternalBroker bool         `json:"external_broker,omitempty"`
+	Status         *wire.Status `json:"status,omitempty"` // nil: the box never sent one
 }
 
 type recordsResponse struct {
