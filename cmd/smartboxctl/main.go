@@ -49,6 +49,10 @@ commands:
   keys    --data DIR                          list keys
   grants  --data DIR                          list grants (never their codes)
   events  --data DIR [--after SEQ] [--limit N]  list events in the outbox
+  provision --data DIR --cloud-key KID=BASE64 [--cloud-key ...] [--broker URL]
+                                              trust the cloud's Ed25519 signing key(s) for sync
+  identity  --data DIR                        print the box id and its X25519 sync public key
+                                              (the cloud registers the box with it)
 
 Run 'smartboxctl COMMAND -h' for a command's flags.
 `
@@ -63,6 +67,9 @@ var commands = map[string]command{
 	"keys":   {cmdKeys},
 	"grants": {cmdGrants},
 	"events": {cmdEvents},
+	// provision.go
+	"provision": {cmdProvision},
+	"identity":  {cmdIdentity},
 }
 
 // run is main without the process: it returns the exit code.
@@ -358,6 +365,9 @@ func cmdKeys(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if err := header(stdout, s); err != nil {
+			return err
+		}
 		return report.Keys(stdout, keys)
 	})
 }
@@ -371,6 +381,9 @@ func cmdGrants(args []string, stdout, stderr io.Writer) error {
 	return withStore(*dir, 0, func(s *store.Store) error {
 		grants, err := s.Grants()
 		if err != nil {
+			return err
+		}
+		if err := header(stdout, s); err != nil {
 			return err
 		}
 		return report.Grants(stdout, grants)
@@ -418,6 +431,29 @@ func cmdEvents(args []string, stdout, stderr io.Writer) error {
 		}
 		return tw.Flush()
 	})
+}
+
+// header says which box and which records revision a listing shows, and
+// how far behind the cloud is on the box's events.
+func header(w io.Writer, s *store.Store) error {
+	id, err := s.Identity()
+	if err != nil {
+		return err
+	}
+	rev, err := s.Revision()
+	if err != nil {
+		return err
+	}
+	depth, err := s.OutboxDepth()
+	if err != nil {
+		return err
+	}
+	sync := "not provisioned for sync"
+	if _, err := s.Provision(); err == nil {
+		sync = "provisioned for sync"
+	}
+	fmt.Fprintf(w, "box %s: records revision %d, %d events in the outbox, %s\n", id.BoxID, rev, depth, sync)
+	return nil
 }
 
 func noPositional(fs *flag.FlagSet, args []string) error {
