@@ -1,6 +1,8 @@
 // Command smartboxctl is the technician's tool for a SmartBox: it creates a
 // box's store, imports keys and grants from a JSON file, and lists keys,
-// grants and the event outbox.
+// grants and the event outbox. For sync it stores the cloud's signing keys
+// (provision) and prints the box's own sync key (identity), the two halves
+// of registering a box with its cloud.
 //
 // Usage:
 //
@@ -9,6 +11,15 @@
 //	smartboxctl keys    --data DIR
 //	smartboxctl grants  --data DIR
 //	smartboxctl events  --data DIR [--after SEQ] [--limit N]
+//	smartboxctl provision --data DIR --cloud-key KID=BASE64 [--cloud-key ...] [--broker URL]
+//	smartboxctl identity  --data DIR
+//
+// provision replaces the set of cloud keys the box trusts with the ones
+// given (several during a key rotation); each is an Ed25519 public key in
+// standard or URL-safe base64, padded or not, as `smartbox-bridge
+// signing-key` prints it. identity prints "box_id:", "sync_public_key:"
+// (the box's X25519 key in standard base64, for `smartbox-bridge
+// register-box --public-key`) and "cloud_keys:".
 //
 // The store is DIR/box.db. smartboxd holds it while it runs (bbolt takes an
 // exclusive file lock), so smartboxctl then reports that the store is in use

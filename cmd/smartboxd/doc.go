@@ -20,6 +20,26 @@
 // pseudo-terminal reader (sim/rfid), and reads a line console on stdin for
 // a person to press keys, tap fobs and take or return keys (type "help").
 //
+// # Cloud sync
+//
+// An optional [cloud] table (broker_url, username, password_file, ca_file,
+// cert_file, key_file) runs the sync link (sync/link) beside the controller.
+// The cloud's signing keys come from the store, set by `smartboxctl
+// provision`; [cloud] on a store never provisioned stops smartboxd at start
+// with a message saying so. Without [cloud] the box is offline-only.
+//
+// PIN checks never wait on the network: the controller commits its events to
+// the store, and the store adapter the controller is given then kicks the
+// link (a non-blocking signal) to drain the outbox. At shutdown the
+// controller stops first (every slot relocked, box_stopped recorded), then
+// the link gets up to 3 s to have the outbox acknowledged and publishes its
+// offline status, then the store closes. The console's "status" shows
+// whether the link is connected, the records revision and the outbox depth.
+//
+// The software version in the box's status comes from -ldflags
+// "-X main.version=v1.2.0", else the module version and VCS commit stamped
+// by go build.
+//
 // # Build time
 //
 // A clock earlier than the build time is not trusted (see box). The build

@@ -169,6 +169,7 @@ func TestEndToEndCloud(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			r := startSyncRig(t)
 			dir := r.provisionBox(t)
 			cfg := boxConfig(t, dir, tc.cloud(t, r))
