@@ -20,6 +20,8 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("box_id = \"b\"\n[hardware\n"))
 	f.Add([]byte("box_id = 7\n[timing]\nrelease = 5\n"))
 	f.Add([]byte("[[hardware.slots]]\n"))
+	f.Add([]byte("box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[cloud]\nbroker_url = \"ssl://h:8883\"\npassword_file = \"pw\"\n"))
+	f.Add([]byte("box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[cloud]\nbroker_url = \"tcp://u:p@h\"\n"))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		c, err := ParseConfig("fuzz.toml", src)
 		if err != nil {
@@ -41,6 +43,9 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if c.Timing.Release.Duration > c.Timing.ReleaseMax.Duration || c.Timing.ReleaseMax.Duration > h.Slots.HardMax.Duration {
 			t.Fatalf("validated config with release %s > max %s or > hard max %s", c.Timing.Release, c.Timing.ReleaseMax, h.Slots.HardMax)
+		}
+		if cc := c.Cloud; cc != nil && (cc.BrokerURL == "" || cc.Username == "" || (cc.PasswordFile == "" && cc.CertFile == "")) {
+			t.Fatalf("validated [cloud] without a broker, a user or credentials: %+v", cc)
 		}
 		if _, err := c.BoxConfig(time.Time{}).WithDefaults(); err != nil {
 			t.Fatalf("validated config that box refuses: %v", err)

@@ -276,6 +276,7 @@ func (d *daemon) printStatus() error {
 	fmt.Fprintf(tw, "cloud\t%s\n", st.Cloud)
 	if st.Broker != "" {
 		fmt.Fprintf(tw, "broker\t%s\n", st.Broker)
+		fmt.Fprintf(tw, "cloud keys\t%d trusted (smartboxctl provision)\n", st.CloudKeys)
 	}
 	fmt.Fprintf(tw, "revision\t%d\n", st.Revision)
 	fmt.Fprintf(tw, "outbox\t%d events not yet acknowledged by the cloud (last seq %d)\n", st.Outbox, st.LastSeq)
