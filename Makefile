@@ -54,7 +54,7 @@ demo: build
 	@mkdir -p $(DEMO_DATA)
 	@if [ ! -f $(DEMO_DATA)/box.db ]; then $(BIN)/smartboxctl init --data $(DEMO_DATA) --box-id demo-box; fi
 	@if [ ! -f $(DEMO_DATA)/.imported ]; then \
-		$(BIN)/smartboxctl import --data $(DEMO_DATA) configs/demo-records.json && touch $(DEMO_DATA)/.imported; \
+		$(BIN)/smartboxctl import --data $(DEMO_DATA) cmd/smartboxd/demo-records.json && touch $(DEMO_DATA)/.imported; \
 	fi
 	@echo
 	@echo "SmartBox demo. Codes: 123456 (slot 1), 246810 (slot 2), 135790 (slots 3+4),"
@@ -62,7 +62,7 @@ demo: build
 	@echo "key-3 01000740C2, key-4 0100074D55. Try: press 123456#, take 1, scan 01000734E0, return 1."
 	@echo "Ctrl-C or quit stops it (every slot relocks)."
 	@echo
-	$(BIN)/smartboxd --config configs/smartboxd.sim.toml --hardware sim --data $(DEMO_DATA)
+	$(BIN)/smartboxd --config cmd/smartboxd/smartboxd.sim.toml --hardware sim --data $(DEMO_DATA)
 
 clean:
 	rm -rf $(BIN) $(DEMO_DATA)

@@ -35,7 +35,7 @@ const (
 )
 
 // Config is smartbox-bridge's TOML config file. See
-// configs/smartbox-bridge.example.toml for the documented version of every
+// cmd/smartbox-bridge/smartbox-bridge.example.toml for the documented version of every
 // field. Boxes are not in the config: they live in the store (register-box).
 type Config struct {
 	DataDir string       `toml:"data_dir"`

@@ -24,12 +24,12 @@ func TestParseConfigDefaults(t *testing.T) {
 func TestParseConfigExamples(t *testing.T) {
 	for _, f := range []string{"smartbox-bridge.example.toml", "smartbox-bridge.demo.toml"} {
 		t.Run(f, func(t *testing.T) {
-			c, err := LoadConfig(filepath.Join("..", "..", "configs", f))
+			c, err := LoadConfig(f)
 			require.NoError(t, err)
 			require.True(t, c.Broker.IsEmbedded())
 		})
 	}
-	c, err := LoadConfig(filepath.Join("..", "..", "configs", "smartbox-bridge.example.toml"))
+	c, err := LoadConfig("smartbox-bridge.example.toml")
 	require.NoError(t, err)
 	require.Equal(t, 720*time.Hour, c.Broker.MessageExpiry.Duration)
 }

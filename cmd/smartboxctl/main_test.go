@@ -34,7 +34,7 @@ func initBox(t *testing.T) string {
 	code, out, errOut := ctl(t, "init", "--data", dir, "--box-id", "box-1")
 	require.Equal(t, exitOK, code, errOut)
 	require.Contains(t, out, "created store for box box-1")
-	code, out, errOut = ctl(t, "import", "--data", dir, "../../configs/demo-records.json")
+	code, out, errOut = ctl(t, "import", "--data", dir, "../smartboxd/demo-records.json")
 	require.Equal(t, exitOK, code, errOut)
 	require.Contains(t, out, "key key-1: added (slot 1, fob 01000734E0)")
 	require.Contains(t, out, "grant booking-1001: added (booking, keys key-1)")
@@ -42,7 +42,7 @@ func initBox(t *testing.T) string {
 	return dir
 }
 
-// demoCodes are the codes in configs/demo-records.json.
+// demoCodes are the codes in cmd/smartboxd/demo-records.json.
 var demoCodes = []string{"123456", "246810", "135790", "9999"}
 
 func requireNoCode(t *testing.T, out string) {
@@ -72,7 +72,7 @@ func TestImportAndList(t *testing.T) {
 	requireNoCode(t, out)
 
 	// The same file again changes nothing: no new revision, no event.
-	code, out, _ = ctl(t, "import", "--data", dir, "../../configs/demo-records.json")
+	code, out, _ = ctl(t, "import", "--data", dir, "../smartboxd/demo-records.json")
 	require.Equal(t, exitOK, code)
 	require.Contains(t, out, "nothing to change")
 

@@ -36,7 +36,7 @@ const DefaultConfigPath = "/etc/smartbox/smartboxd.toml"
 // DefaultDataDir holds box.db when the config names no data_dir.
 const DefaultDataDir = "/var/lib/smartbox"
 
-// Config is smartboxd's TOML config file. See configs/smartboxd.example.toml
+// Config is smartboxd's TOML config file. See cmd/smartboxd/smartboxd.example.toml
 // for the documented version of every field.
 type Config struct {
 	BoxID    string         `toml:"box_id"`

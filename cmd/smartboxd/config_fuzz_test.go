@@ -10,7 +10,7 @@ import (
 // never a panic; a config that validates keeps the invariants the wiring
 // relies on.
 func FuzzParseConfig(f *testing.F) {
-	for _, p := range []string{"../../configs/smartboxd.example.toml", "../../configs/smartboxd.sim.toml"} {
+	for _, p := range []string{"smartboxd.example.toml", "smartboxd.sim.toml"} {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)

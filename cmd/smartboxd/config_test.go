@@ -16,8 +16,8 @@ func TestExampleConfigsParse(t *testing.T) {
 		file    string
 		profile string
 	}{
-		{"../../configs/smartboxd.example.toml", ProfileSmartBoxV1},
-		{"../../configs/smartboxd.sim.toml", ProfileSim},
+		{"smartboxd.example.toml", ProfileSmartBoxV1},
+		{"smartboxd.sim.toml", ProfileSim},
 	} {
 		t.Run(filepath.Base(tc.file), func(t *testing.T) {
 			c, err := LoadConfig(tc.file)
@@ -34,7 +34,7 @@ func TestExampleConfigsParse(t *testing.T) {
 }
 
 func TestExampleConfigPins(t *testing.T) {
-	c, err := LoadConfig("../../configs/smartboxd.example.toml")
+	c, err := LoadConfig("smartboxd.example.toml")
 	require.NoError(t, err)
 	require.Equal(t, []string{"GPIO5", "GPIO6", "GPIO13", "GPIO19"}, c.Hardware.Keypad.Rows)
 	require.Len(t, c.Hardware.Slots.Locks, 12)

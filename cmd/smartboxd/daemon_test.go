@@ -39,7 +39,7 @@ func seedStore(t *testing.T, dir, id string) {
 
 func simConfig(t *testing.T, dir string) *Config {
 	t.Helper()
-	c, err := LoadConfig("../../configs/smartboxd.sim.toml")
+	c, err := LoadConfig("smartboxd.sim.toml")
 	require.NoError(t, err)
 	c.DataDir = dir
 	require.NoError(t, c.Validate())
@@ -143,7 +143,7 @@ func TestConsole(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(t.Context(), []string{"--config", "../../configs/smartboxd.sim.toml", "--hardware", "sim", "--data", dir, "--log-level", "warn"},
+		done <- run(t.Context(), []string{"--config", "smartboxd.sim.toml", "--hardware", "sim", "--data", dir, "--log-level", "warn"},
 			stdinR, &stdout, &stderr)
 	}()
 	say := func(line, want string) {
@@ -189,7 +189,7 @@ func TestConsoleEOFKeepsRunning(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"--config", "../../configs/smartboxd.sim.toml", "--data", dir}, devnull, &stdout, &stderr)
+		done <- run(ctx, []string{"--config", "smartboxd.sim.toml", "--data", dir}, devnull, &stdout, &stderr)
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "console input ended") }, 5*time.Second, 10*time.Millisecond)
 	select {
@@ -211,7 +211,7 @@ func TestRunErrors(t *testing.T) {
 	dir := t.TempDir()
 	seedStore(t, dir, "other-box")
 	bad := filepath.Join(t.TempDir(), "smartboxd.toml")
-	example, err := os.ReadFile("../../configs/smartboxd.example.toml")
+	example, err := os.ReadFile("smartboxd.example.toml")
 	require.NoError(t, err)
 	// A pin no machine has, so that the test means the same on a real Pi.
 	nopin := filepath.Join(t.TempDir(), "smartboxd.toml")
@@ -225,10 +225,10 @@ func TestRunErrors(t *testing.T) {
 	}{
 		{"unknown flag", []string{"--nope"}, exitUsage, "flag provided but not defined"},
 		{"bad log level", []string{"--log-level", "loud"}, exitUsage, "--log-level"},
-		{"bad hardware", []string{"--config", "../../configs/smartboxd.sim.toml", "--hardware", "pi"}, exitUsage, `--hardware "pi"`},
+		{"bad hardware", []string{"--config", "smartboxd.sim.toml", "--hardware", "pi"}, exitUsage, `--hardware "pi"`},
 		{"missing config", []string{"--config", filepath.Join(dir, "none.toml")}, exitFailure, "none.toml"},
 		{"bad config", []string{"--config", bad}, exitFailure, "smartboxd.toml:6: hardware.slots.locks: has 1 pins, want 12 (one per slot)"},
-		{"wrong box", []string{"--config", "../../configs/smartboxd.sim.toml", "--data", dir}, exitFailure, "another box"},
+		{"wrong box", []string{"--config", "smartboxd.sim.toml", "--data", dir}, exitFailure, "another box"},
 		{"pin absent", []string{"--config", nopin, "--data", t.TempDir()}, exitFailure, `keypad row 1: no GPIO pin named "NO_SUCH_PIN_5"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

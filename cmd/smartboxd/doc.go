@@ -11,7 +11,7 @@
 // The config is decoded strictly: an unknown key, a pin list of the wrong
 // length or a malformed duration stops smartboxd before it touches any
 // hardware, with a message naming the file, line and field. See
-// configs/smartboxd.example.toml.
+// cmd/smartboxd/smartboxd.example.toml.
 //
 // # Hardware profiles
 //

@@ -399,7 +399,7 @@ func TestOfflineBoxSaysSo(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(t.Context(), []string{"--config", "../../configs/smartboxd.sim.toml", "--data", dir}, stdinR, &stdout, &stderr)
+		done <- run(t.Context(), []string{"--config", "smartboxd.sim.toml", "--data", dir}, stdinR, &stdout, &stderr)
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(stdout.String(), `Type "help"`) }, 10*time.Second, 10*time.Millisecond)
 	_, err := io.WriteString(stdinW, "status\n")
