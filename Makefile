@@ -18,7 +18,7 @@ BUILDVCS := $(if $(shell command -v git 2>/dev/null),auto,false)
 # -race needs cgo, and cgo a C compiler: without one, test without -race and say so.
 RACE := $(if $(shell command -v gcc 2>/dev/null || command -v cc 2>/dev/null),-race,)
 
-.PHONY: all build test bench fuzz lint demo clean
+.PHONY: all build test bench fuzz lint demo demo-offline clean
 
 all: build
 
@@ -48,21 +48,20 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# demo: a store in demo-data/ with the demo keys and codes, then the daemon on
-# simulated hardware with a console on this terminal.
+# demo: a bridge (cloud side, embedded broker) in the background and a box on
+# simulated hardware in the foreground, with a console on this terminal; the
+# box gets its keys and codes from the bridge over MQTT. See cmd/smartboxd/demo.sh.
 demo: build
-	@mkdir -p $(DEMO_DATA)
-	@if [ ! -f $(DEMO_DATA)/box.db ]; then $(BIN)/smartboxctl init --data $(DEMO_DATA) --box-id demo-box; fi
-	@if [ ! -f $(DEMO_DATA)/.imported ]; then \
-		$(BIN)/smartboxctl import --data $(DEMO_DATA) cmd/smartboxd/demo-records.json && touch $(DEMO_DATA)/.imported; \
+	@BIN=$(BIN) DEMO_DATA=$(DEMO_DATA) sh cmd/smartboxd/demo.sh
+
+# demo-offline: the box alone, its records imported from a file.
+demo-offline: build
+	@mkdir -p $(DEMO_DATA)/offline
+	@if [ ! -f $(DEMO_DATA)/offline/box.db ]; then \
+		$(BIN)/smartboxctl init --data $(DEMO_DATA)/offline --box-id demo-box && \
+		$(BIN)/smartboxctl import --data $(DEMO_DATA)/offline cmd/smartboxd/demo-records.json; \
 	fi
-	@echo
-	@echo "SmartBox demo. Codes: 123456 (slot 1), 246810 (slot 2), 135790 (slots 3+4),"
-	@echo "driver code 9999 (slots 3+4). Fobs: key-1 01000734E0, key-2 0100073A1B,"
-	@echo "key-3 01000740C2, key-4 0100074D55. Try: press 123456#, take 1, scan 01000734E0, return 1."
-	@echo "Ctrl-C or quit stops it (every slot relocks)."
-	@echo
-	$(BIN)/smartboxd --config cmd/smartboxd/smartboxd.sim.toml --hardware sim --data $(DEMO_DATA)
+	$(BIN)/smartboxd --config cmd/smartboxd/smartboxd.sim.toml --hardware sim --data $(DEMO_DATA)/offline
 
 clean:
 	rm -rf $(BIN) $(DEMO_DATA)
