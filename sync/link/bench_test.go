@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/store"
-	"github.com/smartbox-oss/smartbox/sync/internal/brokertest"
+	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/link"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )

@@ -18,8 +18,8 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/store"
+	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
-	"github.com/smartbox-oss/smartbox/sync/internal/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/link"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )

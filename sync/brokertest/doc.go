@@ -1,4 +1,4 @@
-// Package brokertest starts MQTT brokers for sync tests: the embedded mochi
+// Package brokertest starts MQTT brokers for tests: the embedded mochi
 // broker (package broker) in process, and a real mosquitto as a child process
 // with a config, password file, ACL and persistence in t.TempDir(). Both apply
 // the access rules of sync/README.md, so one test body runs against each:
@@ -18,4 +18,9 @@
 // box reconnecting to the same URL would expect. TestCerts makes a CA, a
 // server certificate for 127.0.0.1/localhost and client certificates whose CN
 // is a box id, at test time with crypto/x509.
+//
+// It is for tests only: every function takes a testing.TB and fails the test
+// rather than returning an error. It lives outside internal/ so that the
+// commands' end-to-end tests (cmd/smartboxd, cmd/smartbox-bridge) start their
+// brokers and make their certificates with it too, instead of keeping copies.
 package brokertest
