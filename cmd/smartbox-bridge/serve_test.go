@@ -18,6 +18,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/store"
+	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/link"
 )
 
@@ -87,6 +88,24 @@ func (b *bridge) mustCLI(t *testing.T, args ...string) string {
 	return out
 }
 
+// lockedBuffer collects serve's log from its goroutines while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // releases records the release_slot commands the box runs. It stands in for
 // box.Controller, whose own tests cover what a release does to the pins.
 type releases struct {
@@ -122,8 +141,13 @@ func TestServeEndToEnd(t *testing.T) {
 	t.Run("mosquitto", func(t *testing.T) {
 		t.Parallel()
 		testEndToEnd(t, func(t *testing.T) *bridge {
-			url, cloudPwFile := startMosquitto(t, map[string]string{"cloud": "cloud-pw", e2eBox: e2ePassword})
-			return startBridge(t, t.TempDir(), "url = \""+url+"\"\npassword_file = \""+cloudPwFile+"\"\n")
+			brokertest.SkipWithoutMosquitto(t)
+			m := brokertest.Start(t, brokertest.Mosquitto, brokertest.Options{
+				Users: map[string]string{brokertest.CloudUser: "cloud-pw", e2eBox: e2ePassword},
+			})
+			cloudPwFile := filepath.Join(t.TempDir(), "cloud.pw")
+			require.NoError(t, os.WriteFile(cloudPwFile, []byte("cloud-pw\n"), 0o600))
+			return startBridge(t, t.TempDir(), "url = \""+m.URL()+"\"\npassword_file = \""+cloudPwFile+"\"\n")
 		})
 	})
 }

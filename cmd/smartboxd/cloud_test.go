@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/sync/brokertest"
 )
 
 const simBase = "box_id = \"box-7\"\n[hardware]\nprofile = \"sim\"\n"
@@ -68,9 +70,9 @@ func TestCloudConfig(t *testing.T) {
 // TestCloudCredentials reads the files [cloud] names: relative to the
 // config's directory, secrets only when private, certificates checked.
 func TestCloudCredentials(t *testing.T) {
-	pki := newTestPKI(t)
-	cert, key := pki.clientCert(t, "box-7")
-	otherCert, otherKey := pki.clientCert(t, "box-8")
+	certs := brokertest.TestCerts(t)
+	cert, key, _ := certs.ClientCert(t, "box-7")
+	otherCert, otherKey, _ := certs.ClientCert(t, "box-8")
 	dir := t.TempDir()
 	write := func(name, body string, mode os.FileMode) string {
 		p := filepath.Join(dir, name)
@@ -98,7 +100,7 @@ func TestCloudCredentials(t *testing.T) {
 			require.NotNil(t, cr.TLS)
 			require.Nil(t, cr.TLS.RootCAs)
 		}},
-		{"client certificate", "broker_url = \"ssl://x:8883\"\nca_file = \"" + pki.caFile + "\"\ncert_file = \"" + cert + "\"\nkey_file = \"" + key + "\"\n",
+		{"client certificate", "broker_url = \"ssl://x:8883\"\nca_file = \"" + certs.CAFile + "\"\ncert_file = \"" + cert + "\"\nkey_file = \"" + key + "\"\n",
 			nil, func(t *testing.T, cr cloudCredentials) {
 				require.NotNil(t, cr.TLS.RootCAs)
 				require.Len(t, cr.TLS.Certificates, 1)

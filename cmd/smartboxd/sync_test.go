@@ -4,12 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,7 +19,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/store"
-	"github.com/smartbox-oss/smartbox/sync/broker"
+	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
@@ -34,43 +31,27 @@ const (
 	syncPIN       = "482913"
 )
 
-// syncRig is an embedded broker (package broker, the one the bridge
-// embeds) and a real cloud serving on it.
+// syncRig is a broker (the embedded one the bridge runs, or mosquitto) and
+// a real cloud serving on it.
 type syncRig struct {
-	broker *broker.Broker // the embedded one; nil on mosquitto
-	url    string         // the plain listener, for the cloud and password boxes
+	broker brokertest.Broker
+	url    string // the plain listener, for the cloud and password boxes
 	cloud  *cloud.Cloud
 	signer wire.Signer
-	pki    *testPKI
 }
 
-func startSyncRig(t *testing.T, kind string) *syncRig {
+func startSyncRig(t *testing.T, kind brokertest.Kind) *syncRig {
 	t.Helper()
-	r := &syncRig{pki: newTestPKI(t)}
-	if kind == "mosquitto" {
-		r.url = startMosquitto(t)
-	} else {
-		r.startMochi(t)
+	if kind == brokertest.Mosquitto {
+		brokertest.SkipWithoutMosquitto(t)
 	}
+	r := &syncRig{broker: brokertest.Start(t, kind, brokertest.Options{
+		Users: map[string]string{brokertest.CloudUser: cloudPassword, syncBoxID: boxPassword},
+		TLS:   true,
+	})}
+	r.url = r.broker.URL()
 	r.startCloud(t)
 	return r
-}
-
-func (r *syncRig) startMochi(t *testing.T) {
-	users := []broker.User{}
-	for name, pw := range map[string]string{"cloud": cloudPassword, syncBoxID: boxPassword} {
-		h, err := broker.HashPassword(pw)
-		require.NoError(t, err)
-		users = append(users, broker.User{Name: name, PasswordHash: h})
-	}
-	var err error
-	r.broker, err = broker.Start(broker.Config{
-		Listen: "127.0.0.1:0", ListenTLS: "127.0.0.1:0", TLS: r.pki.serverTLS(),
-		CloudUser: "cloud", StaticUsers: users, DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = r.broker.Close() })
-	r.url = "tcp://" + r.broker.Addr()
 }
 
 func (r *syncRig) startCloud(t *testing.T) {
@@ -119,69 +100,6 @@ func (r *syncRig) startCloud(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the cloud did not subscribe")
 	}
-}
-
-// startMosquitto runs a real mosquitto (Debian package mosquitto) with the
-// README's ACL and password logins on a free loopback port, and returns its
-// URL. Missing mosquitto skips the test, except under CI=true.
-func startMosquitto(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		bin, err = exec.LookPath("/usr/sbin/mosquitto")
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mosquitto is not installed (apt-get install -y mosquitto): %v", err)
-		}
-		t.Skip("mosquitto is not installed (apt-get install -y mosquitto)")
-	}
-	dir := t.TempDir()
-	pwFile := filepath.Join(dir, "passwords")
-	for name, pw := range map[string]string{"cloud": cloudPassword, syncBoxID: boxPassword} {
-		args := []string{"-b", pwFile, name, pw}
-		if _, err := os.Stat(pwFile); err != nil {
-			args = append([]string{"-c"}, args...)
-		}
-		out, err := exec.Command("mosquitto_passwd", args...).CombinedOutput()
-		require.NoError(t, err, "mosquitto_passwd: %s", out)
-	}
-	acl := filepath.Join(dir, "acl")
-	require.NoError(t, os.WriteFile(acl, []byte("user cloud\ntopic readwrite smartbox/v1/#\n\npattern readwrite smartbox/v1/%u/#\n"), 0o600))
-	port := freePort(t)
-	conf := filepath.Join(dir, "mosquitto.conf")
-	// user root: mosquitto started as root drops to the user mosquitto,
-	// which cannot read files in a root-owned temp dir.
-	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf("user root\nallow_anonymous false\npassword_file %s\nacl_file %s\n"+
-		"persistence false\nlog_dest stderr\nlistener %d 127.0.0.1\n", pwFile, acl, port)), 0o600))
-	var logs syncBuffer
-	cmd := exec.Command(bin, "-c", conf)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	if !assertEventually(10*time.Second, func() bool {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err == nil
-	}) {
-		t.Fatalf("mosquitto did not listen on %s:\n%s", addr, logs.String())
-	}
-	return "tcp://" + addr
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // provisionBox makes the box's store as smartboxctl init + provision would,
@@ -236,20 +154,20 @@ func cloudHas(t *testing.T, c *cloud.Cloud, typ box.EventType, slot int) bool {
 func TestEndToEndCloud(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		broker string
+		broker brokertest.Kind
 		cloud  func(t *testing.T, r *syncRig) string
 	}{
-		{"mochi password over tcp", "mochi", func(t *testing.T, r *syncRig) string {
+		{"mochi password over tcp", brokertest.Mochi, func(t *testing.T, r *syncRig) string {
 			pw := writeSecret(t, "mqtt-password", boxPassword+"\n", 0o600)
 			return "[cloud]\nbroker_url = \"" + r.url + "\"\npassword_file = \"" + pw + "\"\n"
 		}},
-		{"mosquitto password over tcp", "mosquitto", func(t *testing.T, r *syncRig) string {
+		{"mosquitto password over tcp", brokertest.Mosquitto, func(t *testing.T, r *syncRig) string {
 			pw := writeSecret(t, "mqtt-password", boxPassword+"\n", 0o600)
 			return "[cloud]\nbroker_url = \"" + r.url + "\"\npassword_file = \"" + pw + "\"\n"
 		}},
-		{"mochi client certificate over TLS", "mochi", func(t *testing.T, r *syncRig) string {
-			cert, key := r.pki.clientCert(t, syncBoxID)
-			return "[cloud]\nbroker_url = \"ssl://" + r.broker.TLSAddr() + "\"\nca_file = \"" + r.pki.caFile +
+		{"mochi client certificate over TLS", brokertest.Mochi, func(t *testing.T, r *syncRig) string {
+			cert, key, _ := r.broker.Certs().ClientCert(t, syncBoxID)
+			return "[cloud]\nbroker_url = \"" + r.broker.CertURL() + "\"\nca_file = \"" + r.broker.Certs().CAFile +
 				"\"\ncert_file = \"" + cert + "\"\nkey_file = \"" + key + "\"\n"
 		}},
 	} {

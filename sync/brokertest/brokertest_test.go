@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,13 @@ func TestCertsVerify(t *testing.T) {
 		_, err := srv.Verify(x509.VerifyOptions{Roots: c.Pool, DNSName: host})
 		require.NoError(t, err, host)
 	}
-	_, _, cl := c.ClientCert(t, "box-a")
+	certFile, keyFile, cl := c.ClientCert(t, "box-a")
+	// Keys private: smartboxd refuses a key_file that others may read.
+	for file, mode := range map[string]os.FileMode{certFile: 0o644, keyFile: 0o600, c.ServerKeyFile: 0o600, c.CAFile: 0o644} {
+		fi, err := os.Stat(file)
+		require.NoError(t, err)
+		require.Equal(t, mode, fi.Mode().Perm(), file)
+	}
 	cert, err := x509.ParseCertificate(cl.Certificate[0])
 	require.NoError(t, err)
 	require.Equal(t, "box-a", cert.Subject.CommonName)

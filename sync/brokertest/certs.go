@@ -18,7 +18,7 @@ import (
 
 // Certs is a throw-away PKI for one test: a CA, a server certificate for
 // 127.0.0.1, ::1 and localhost, and client certificates on demand. Every file
-// is PEM in Dir.
+// is PEM in Dir; keys (PKCS#8) have mode 0600, certificates 0644.
 type Certs struct {
 	Dir            string
 	CAFile         string // the CA certificate (mosquitto's cafile)
@@ -55,7 +55,7 @@ func TestCerts(t testing.TB) *Certs {
 	}
 	c.caKey = caKey
 	c.Pool.AddCert(c.ca)
-	c.CAFile = writePEM(t, filepath.Join(c.Dir, "ca.crt"), "CERTIFICATE", der)
+	c.CAFile = writePEM(t, filepath.Join(c.Dir, "ca.crt"), "CERTIFICATE", der, 0o644)
 
 	c.ServerCertFile, c.ServerKeyFile, c.server = c.issue(t, "server", &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "localhost"},
@@ -114,8 +114,8 @@ func (c *Certs) issue(t testing.TB, name string, tmpl *x509.Certificate) (certFi
 	if err != nil {
 		t.Fatalf("brokertest: encoding %s key: %v", name, err)
 	}
-	certFile = writePEM(t, filepath.Join(c.Dir, name+".crt"), "CERTIFICATE", der)
-	keyFile = writePEM(t, filepath.Join(c.Dir, name+".key"), "PRIVATE KEY", keyDER)
+	certFile = writePEM(t, filepath.Join(c.Dir, name+".crt"), "CERTIFICATE", der, 0o644)
+	keyFile = writePEM(t, filepath.Join(c.Dir, name+".key"), "PRIVATE KEY", keyDER, 0o600)
 	cert, err = tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatalf("brokertest: loading %s key pair: %v", name, err)
@@ -141,12 +141,17 @@ func serial(t testing.TB) *big.Int {
 	return n
 }
 
-func writePEM(t testing.TB, path, typ string, der []byte) string {
+// writePEM writes keys 0600: smartboxd refuses a key_file that group or
+// others may read. mosquitto reads them all the same: it runs as the test's
+// user, or as root with "user root" in its config (see config).
+func writePEM(t testing.TB, path, typ string, der []byte, mode os.FileMode) string {
 	t.Helper()
-	// 0644 even for keys: a mosquitto that dropped to its own user must
-	// read them; the directory is the test's and gone after it.
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
 		t.Fatalf("brokertest: writing %s: %v", path, err)
+	}
+	// WriteFile's mode passes through the umask; set it exactly.
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatalf("brokertest: chmod %s: %v", path, err)
 	}
 	return path
 }
