@@ -79,7 +79,7 @@ func (s *Server) getVehicle(w http.ResponseWriter, r *http.Request, _ apiKey) {
 		writeError(w, http.StatusNotFound, "Not Found")
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeRecord(w, v)
 }
 
 func (s *Server) getContact(w http.ResponseWriter, r *http.Request, _ apiKey) {
@@ -91,7 +91,7 @@ func (s *Server) getContact(w http.ResponseWriter, r *http.Request, _ apiKey) {
 		writeError(w, http.StatusNotFound, "Not Found")
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	writeRecord(w, c)
 }
 
 // getAssignment serves a single assignment by id. Fleetio's docs don't
@@ -104,7 +104,7 @@ func (s *Server) getAssignment(w http.ResponseWriter, r *http.Request, _ apiKey)
 		writeError(w, http.StatusNotFound, "Not Found")
 		return
 	}
-	writeJSON(w, http.StatusOK, a)
+	writeRecord(w, a)
 }
 
 func (s *Server) listVehicles(w http.ResponseWriter, r *http.Request, _ apiKey) {
@@ -231,7 +231,7 @@ func (s *Server) patchAssignment(w http.ResponseWriter, r *http.Request, k apiKe
 	out := s.view(a)
 	by := s.me.Email
 	s.hooks.enqueue(fleetio.EventAssignmentUpdated, out, &by)
-	writeJSON(w, http.StatusOK, out)
+	writeRecord(w, out)
 }
 
 // parsePatch reads a PATCH body's custom fields: each a string or null
@@ -277,4 +277,14 @@ func parsePatch(body []byte) (map[string]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// writeRecord answers 200 with one record as Fleetio encodes it.
+func writeRecord(w http.ResponseWriter, rec any) {
+	b, err := wire(rec)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "encoding the record failed")
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
 }

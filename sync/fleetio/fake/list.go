@@ -198,12 +198,12 @@ type row struct {
 }
 
 func toRow(id int64, rec any) (row, error) {
-	raw, err := json.Marshal(rec)
+	m, err := wireFields(rec)
 	if err != nil {
 		return row{}, err
 	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
+	raw, err := json.Marshal(m)
+	if err != nil {
 		return row{}, err
 	}
 	return row{id: id, fields: m, raw: raw}, nil
@@ -251,12 +251,7 @@ func page(rows []row, lq listQuery) (pageBody, error) {
 		for i, k := range lq.sort {
 			pos.fields[k.field] = lq.after.Values[i]
 		}
-		i, _ := slices.BinarySearchFunc(kept, pos, func(r, p row) int {
-			if c := order(r, p); c != 0 {
-				return c
-			}
-			return 0
-		})
+		i, _ := slices.BinarySearchFunc(kept, pos, order)
 		for i < len(kept) && order(kept[i], pos) <= 0 {
 			i++
 		}
@@ -410,4 +405,49 @@ func compareValues(a, b any) int {
 		}
 	}
 	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+}
+
+// timeFields are printed as Fleetio prints times: always three fractional
+// digits and the account offset ("2017-11-03T10:15:38.741-05:00"), where
+// time.Time's JSON would drop trailing zeros.
+var timeFields = []string{"created_at", "updated_at", "started_at", "ended_at"}
+
+// wireFields is rec as the JSON fields Fleetio sends: custom_fields always
+// present (an object, {} when empty: the shared types omit it when empty)
+// and times in Fleetio's format.
+func wireFields(rec any) (map[string]any, error) {
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	if m["custom_fields"] == nil {
+		m["custom_fields"] = map[string]any{}
+	}
+	for _, k := range timeFields {
+		s, ok := m[k].(string)
+		if !ok {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", k, s, err)
+		}
+		m[k] = t.Format(fleetioTime)
+	}
+	return m, nil
+}
+
+const fleetioTime = "2006-01-02T15:04:05.000Z07:00"
+
+// wire is rec encoded as Fleetio sends it.
+func wire(rec any) (json.RawMessage, error) {
+	m, err := wireFields(rec)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
 }

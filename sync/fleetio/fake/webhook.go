@@ -204,7 +204,7 @@ func (d *deliverer) enqueue(event string, payload fleetio.VehicleAssignment, tri
 		return
 	}
 	d.lastID++
-	p, err := json.Marshal(payload)
+	p, err := wire(payload)
 	if err != nil {
 		d.s.log.Error("fake fleetio: encode webhook payload", "err", err)
 		return
@@ -212,7 +212,7 @@ func (d *deliverer) enqueue(event string, payload fleetio.VehicleAssignment, tri
 	// The timestamp is formatted by hand: Fleetio sends milliseconds and the
 	// account's offset ("2017-11-03T10:15:38.741-05:00"), which time.Time's
 	// own JSON would shorten.
-	ts := d.s.accountTime(d.s.clock.Now()).Format("2006-01-02T15:04:05.000Z07:00")
+	ts := d.s.accountTime(d.s.clock.Now()).Format(fleetioTime)
 	body, err := json.Marshal(struct {
 		ID          int64           `json:"id"`
 		Event       string          `json:"event"`
