@@ -174,10 +174,10 @@ func (c *Config) cloudCredentials() (cloudCredentials, error) {
 
 // path resolves a file named in the config against the config's directory.
 func (c *Config) path(p string) string {
-	if filepath.IsAbs(p) || c.file == "" {
+	if filepath.IsAbs(p) || c.file.Path == "" {
 		return p
 	}
-	return filepath.Join(filepath.Dir(c.file), p)
+	return filepath.Join(filepath.Dir(c.file.Path), p)
 }
 
 // readSecret reads a file that holds a secret (a password, a private key),

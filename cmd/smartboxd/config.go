@@ -1,20 +1,14 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/tomlconf"
 )
 
 // Hardware profiles.
@@ -48,10 +42,9 @@ type Config struct {
 	// Cloud is the sync link; nil (no [cloud] table) is an offline box.
 	Cloud *CloudConfig `toml:"cloud"`
 
-	// file is the config's path, for error messages; src its bytes, to find
-	// the line of a field that fails validation.
-	file string
-	src  []byte
+	// file is where the config came from, for error messages that name
+	// the line of a field.
+	file tomlconf.File
 }
 
 // HardwareConfig selects the hardware profile and names its pins.
@@ -109,25 +102,14 @@ type ClockConfig struct {
 	Untrusted string `toml:"untrusted"`
 }
 
-// Duration is a time.Duration written as a string ("5s", "250ms").
-//
-// toml's own time.Duration support takes a bare integer as nanoseconds, so
-// `release = 5` would mean 5 ns; this type refuses anything but a string
-// with a unit.
-type Duration struct{ time.Duration }
+// Duration is a duration written as a string with a unit ("5s", "250ms");
+// a bare number (toml's nanoseconds) is refused.
+type Duration = tomlconf.Duration[durationExamples]
 
-// UnmarshalText parses a Go duration string.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("%q is not a duration: write it as a string with a unit, e.g. \"5s\" or \"250ms\"", b)
-	}
-	d.Duration = v
-	return nil
-}
+// durationExamples fit smartboxd's timings in Duration's error message.
+type durationExamples struct{}
 
-// MarshalText writes the duration back as a string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+func (durationExamples) DurationExamples() string { return `"5s" or "250ms"` }
 
 // Default values for fields left out of the file.
 const (
@@ -138,8 +120,6 @@ const (
 )
 
 var defaultLayout = []string{"123", "456", "789", "*0#"}
-
-var tomlErrRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
 // LoadConfig reads, decodes and validates the config file at path.
 func LoadConfig(path string) (*Config, error) {
@@ -154,34 +134,13 @@ func LoadConfig(path string) (*Config, error) {
 // defaults. It does not validate: call Validate once command-line overrides
 // are applied. Errors name the file, the line where known, and the field.
 func ParseConfig(path string, src []byte) (*Config, error) {
-	c := &Config{file: path, src: src}
-	md, err := toml.NewDecoder(bytes.NewReader(src)).Decode(c)
+	c := &Config{file: tomlconf.File{Path: path, Src: src}}
+	md, err := c.file.Decode(c)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			msg := pe.Message
-			if pe.LastKey != "" {
-				msg = pe.LastKey + ": " + msg
-			}
-			line := pe.Position.Line
-			// An error "at" the newline that ends a line (an unclosed
-			// [table) is reported on the next line; point at the line
-			// the technician has to fix.
-			if st := pe.Position.Start; st >= 0 && st < len(src) && src[st] == '\n' {
-				line = bytes.Count(src[:st], []byte("\n")) + 1
-			}
-			return nil, fmt.Errorf("%s:%d: %s", c.name(), line, msg)
-		}
-		// Type mismatches come as plain errors shaped
-		// `toml: line N (last key "k"): msg`: reshape them like the rest.
-		if m := tomlErrRE.FindStringSubmatch(err.Error()); m != nil {
-			return nil, fmt.Errorf("%s:%s: %s: %s", c.name(), m[1], m[2], m[3])
-		}
-		return nil, fmt.Errorf("%s: %w", c.name(), err)
+		return nil, err
 	}
-	if und := md.Undecoded(); len(und) > 0 {
-		k := und[0]
-		return nil, c.fieldErr(k.String(), "unknown key (misspelt, or not in this version of smartboxd)")
+	if err := c.file.UnknownKey(md, "smartboxd"); err != nil {
+		return nil, err
 	}
 	c.fillDefaults()
 	return c, nil
@@ -237,23 +196,12 @@ func (c *Config) fillDefaults() {
 	}
 }
 
-// name is the file name used in messages: the base name keeps them short and
-// is what a technician sees in the editor's title.
-func (c *Config) name() string {
-	if c.file == "" {
-		return "config"
-	}
-	return filepath.Base(c.file)
-}
+// name is the file name used in messages.
+func (c *Config) name() string { return c.file.Name() }
 
-// fieldErr makes "file:line: field: msg", with the line of field when it is
-// written in the file (defaults have no line).
+// fieldErr makes "file:line: field: msg" (tomlconf.File.FieldErr).
 func (c *Config) fieldErr(field, format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	if line := findKeyLine(c.src, field); line > 0 {
-		return fmt.Errorf("%s:%d: %s: %s", c.name(), line, field, msg)
-	}
-	return fmt.Errorf("%s: %s: %s", c.name(), field, msg)
+	return c.file.FieldErr(field, format, args...)
 }
 
 // Validate checks every field before anything touches hardware or the store.
@@ -468,55 +416,4 @@ func (c *Config) BoxConfig(buildTime time.Time) box.Config {
 		BuildTime:        buildTime,
 		UntrustedClock:   box.ClockPolicy(c.Clock.Untrusted),
 	}
-}
-
-// findKeyLine returns the 1-based line where the dotted key is written in
-// src (as "key = ..." under its table, a dotted key, or a [table] header),
-// or 0. toml's MetaData has no public positions for keys, and a message
-// that says where to look saves a technician a hunt through the file.
-func findKeyLine(src []byte, key string) int {
-	want := strings.Split(key, ".")
-	var table []string
-	sc := bufio.NewScanner(bytes.NewReader(src))
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		s := strings.TrimSpace(sc.Text())
-		switch {
-		case s == "" || s[0] == '#':
-			continue
-		case strings.HasPrefix(s, "[["):
-			end := strings.Index(s, "]]")
-			if end < 0 {
-				continue
-			}
-			table = splitKey(s[2:end])
-		case s[0] == '[':
-			end := strings.IndexByte(s, ']')
-			if end < 0 {
-				continue
-			}
-			table = splitKey(s[1:end])
-			if slices.Equal(table, want) {
-				return line
-			}
-		default:
-			eq := strings.IndexByte(s, '=')
-			if eq < 0 {
-				continue
-			}
-			full := append(slices.Clone(table), splitKey(s[:eq])...)
-			if slices.Equal(full, want) {
-				return line
-			}
-		}
-	}
-	return 0
-}
-
-func splitKey(s string) []string {
-	parts := strings.Split(s, ".")
-	for i, p := range parts {
-		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
-	}
-	return parts
 }

@@ -181,10 +181,3 @@ func TestLoadConfigMissingFile(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist)
 	require.Contains(t, err.Error(), "nope.toml")
 }
-
-func TestFindKeyLine(t *testing.T) {
-	src := []byte("a = 1\n# c\n[t]\nb = 2\n  c.d = 3\n[t.e]\n\"f\" = 4\n")
-	for key, want := range map[string]int{"a": 1, "t": 3, "t.b": 4, "t.c.d": 5, "t.e": 6, "t.e.f": 7, "t.x": 0} {
-		require.Equal(t, want, findKeyLine(src, key), key)
-	}
-}
