@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/sync/fleetio"
+)
+
+func TestRunServesSeedAndControl(t *testing.T) {
+	var hooks atomic.Int64
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hooks.Add(1)
+	}))
+	defer rcv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--api-key", "k", "--account-token", "t", "--seed",
+			"--webhook-url", rcv.URL, "--webhook-secret", "s", "--retry-intervals", "10ms"}, pw, io.Discard)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	require.NoError(t, err)
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	base := strings.TrimSpace(line)
+	require.True(t, strings.HasPrefix(base, "http://127.0.0.1:"), base)
+
+	call := func(method, path, body string, fleetioAuth bool) (int, []byte) {
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Token k")
+		if fleetioAuth {
+			req.Header.Set("Account-Token", "t")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+
+	status, b := call("GET", "/api/v1/vehicles", "", true)
+	require.Equal(t, 200, status, "%s", b)
+	var page fleetio.CursorPage[fleetio.Vehicle]
+	require.NoError(t, json.Unmarshal(b, &page))
+	require.Len(t, page.Records, 3)
+	status, b = call("GET", "/api/v2/contacts?filter[email][eq]=ada@example.com", "", true)
+	require.Equal(t, 200, status, "%s", b)
+	var contacts fleetio.CursorPage[fleetio.Contact]
+	require.NoError(t, json.Unmarshal(b, &contacts))
+	require.Len(t, contacts.Records, 1)
+
+	body := `{"vehicle_id":` + jsonInt(page.Records[0].ID) + `,"contact_id":` + jsonInt(contacts.Records[0].ID) + `,"started_at":"` + time.Now().Format(time.RFC3339) + `","ended_at":null}`
+	status, b = call("POST", "/_fake/vehicle_assignments", body, false)
+	require.Equal(t, 201, status, "%s", b)
+	var a fleetio.VehicleAssignment
+	require.NoError(t, json.Unmarshal(b, &a))
+	require.True(t, a.Current)
+	require.Contains(t, a.CustomFields, fleetio.FieldAccessCode)
+
+	status, _ = call("PATCH", "/_fake/vehicle_assignments/"+jsonInt(a.ID), `{"ended_at":"`+time.Now().Add(time.Hour).Format(time.RFC3339)+`"}`, false)
+	require.Equal(t, 200, status)
+	status, _ = call("PATCH", "/_fake/vehicle_assignments/999999", `{}`, false)
+	require.Equal(t, 404, status)
+	status, _ = call("POST", "/_fake/vehicle_assignments", `{"vehicle_id":1,"colour":"red"}`, false)
+	require.Equal(t, 400, status)
+	status, _ = call("DELETE", "/_fake/vehicle_assignments/"+jsonInt(a.ID), "", false)
+	require.Equal(t, 200, status)
+	require.Eventually(t, func() bool { return hooks.Load() == 3 }, 5*time.Second, 5*time.Millisecond)
+
+	status, b = call("GET", "/_fake/deliveries", "", false)
+	require.Equal(t, 200, status)
+	var dl []map[string]any
+	require.NoError(t, json.Unmarshal(b, &dl))
+	require.Len(t, dl, 3)
+
+	req, _ := http.NewRequest("GET", base+"/_fake/deliveries", nil)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 401, resp.StatusCode)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop")
+	}
+}
+
+func TestRunFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no key", []string{"--account-token", "t"}, "--api-key"},
+		{"bad retry", []string{"--api-key", "k", "--account-token", "t", "--retry-intervals", "soon"}, "--retry-intervals"},
+		{"bad listen", []string{"--api-key", "k", "--account-token", "t", "--listen", "nowhere"}, "--listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(context.Background(), tc.args, io.Discard, io.Discard)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
