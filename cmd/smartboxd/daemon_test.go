@@ -133,48 +133,86 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// consoleRun is smartboxd's run (flags, config, daemon) in process, driven
+// through its console as a person at `make demo` would.
+type consoleRun struct {
+	stdin          *io.PipeWriter
+	stdout, stderr syncBuffer
+	done           chan int // run's exit code
+}
+
+// startConsole runs smartboxd with args and waits for the console's prompt.
+func startConsole(t *testing.T, args ...string) *consoleRun {
+	t.Helper()
+	stdinR, stdinW := io.Pipe()
+	t.Cleanup(func() { _ = stdinW.Close() })
+	c := &consoleRun{stdin: stdinW, done: make(chan int, 1)}
+	go func() { c.done <- run(t.Context(), args, stdinR, &c.stdout, &c.stderr) }()
+	require.Eventually(t, func() bool { return strings.Contains(c.stdout.String(), `Type "help"`) }, 10*time.Second, 10*time.Millisecond,
+		"stderr:\n%s", c.stderr.String())
+	return c
+}
+
+// say types line and waits for want in what the console prints after it.
+func (c *consoleRun) say(t *testing.T, line, want string) {
+	t.Helper()
+	mark := len(c.stdout.String())
+	_, err := io.WriteString(c.stdin, line+"\n")
+	require.NoError(t, err)
+	if !assertEventually(10*time.Second, func() bool { return strings.Contains(c.stdout.String()[mark:], want) }) {
+		t.Fatalf("after %q, want %q in:\n%s\nstderr:\n%s", line, want, c.stdout.String()[mark:], c.stderr.String())
+	}
+}
+
+// quit types quit and waits for smartboxd to exit 0.
+func (c *consoleRun) quit(t *testing.T) {
+	t.Helper()
+	c.say(t, "quit", "relocking and stopping")
+	select {
+	case code := <-c.done:
+		require.Equal(t, exitOK, code, "stderr:\n%s", c.stderr.String())
+	case <-time.After(15 * time.Second):
+		t.Fatal("smartboxd did not stop on quit")
+	}
+}
+
+// assertEventually polls cond every 10 ms for up to within. Unlike
+// require.Eventually, the caller builds its failure message afterwards,
+// from the output as it is then.
+func assertEventually(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestConsole drives smartboxd's run (flags, config, daemon) through the
 // console, as a person at `make demo` would.
 func TestConsole(t *testing.T) {
 	dir := t.TempDir()
 	seedStore(t, dir, "demo-box")
-	stdinR, stdinW := io.Pipe()
-	defer stdinW.Close()
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(t.Context(), []string{"--config", "smartboxd.sim.toml", "--hardware", "sim", "--data", dir, "--log-level", "warn"},
-			stdinR, &stdout, &stderr)
-	}()
-	say := func(line, want string) {
-		t.Helper()
-		_, err := io.WriteString(stdinW, line+"\n")
-		require.NoError(t, err)
-		require.Eventually(t, func() bool { return strings.Contains(stdout.String(), want) }, 10*time.Second, 10*time.Millisecond,
-			"after %q, want %q in:\n%s\nstderr:\n%s", line, want, stdout.String(), stderr.String())
-	}
-	require.Eventually(t, func() bool { return strings.Contains(stdout.String(), `Type "help"`) }, 5*time.Second, 10*time.Millisecond)
-	require.Contains(t, stdout.String(), "01000734E0", "the banner lists the fobs")
-	say("help", "press KEYS")
-	say("take 1", "slot 1 is locked: type a code first")
-	say("press 123456#", "slot_released slot=1 key=key-1 grant=booking-1")
-	say("slots", "key to be taken")
-	say("take 1", "key_taken slot=1 key=key-1")
-	say("scan 01000734E0", "slot_released slot=1 key=key-1 fob=01000734E0")
-	say("return 1", "key_returned slot=1 key=key-1")
-	say("grants", "booking-1")
-	say("events 3", "slot_relocked")
-	say("bogus", `unknown command "bogus"`)
-	say("press 12a", `key 'a' is not on the keypad`)
-	require.NotContains(t, stdout.String()[strings.Index(stdout.String(), "press KEYS"):], "  "+testPIN+" ",
-		"no table shows a code")
-	say("quit", "relocking and stopping")
-	select {
-	case code := <-done:
-		require.Equal(t, exitOK, code, "stderr:\n%s", stderr.String())
-	case <-time.After(10 * time.Second):
-		t.Fatal("smartboxd did not stop on quit")
-	}
+	c := startConsole(t, "--config", "smartboxd.sim.toml", "--hardware", "sim", "--data", dir, "--log-level", "warn")
+	require.Contains(t, c.stdout.String(), "01000734E0", "the banner lists the fobs")
+	c.say(t, "help", "press KEYS")
+	c.say(t, "take 1", "slot 1 is locked: type a code first")
+	c.say(t, "press 123456#", "slot_released slot=1 key=key-1 grant=booking-1")
+	c.say(t, "slots", "key to be taken")
+	c.say(t, "take 1", "key_taken slot=1 key=key-1")
+	c.say(t, "scan 01000734E0", "slot_released slot=1 key=key-1 fob=01000734E0")
+	c.say(t, "return 1", "key_returned slot=1 key=key-1")
+	c.say(t, "grants", "booking-1")
+	c.say(t, "events 3", "slot_relocked")
+	c.say(t, "bogus", `unknown command "bogus"`)
+	c.say(t, "press 12a", `key 'a' is not on the keypad`)
+	out := c.stdout.String()
+	require.NotContains(t, out[strings.Index(out, "press KEYS"):], "  "+testPIN+" ", "no table shows a code")
+	c.quit(t)
 }
 
 // TestConsoleEOFKeepsRunning: with stdin not a terminal (make demo

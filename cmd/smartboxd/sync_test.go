@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -177,31 +176,14 @@ func TestEndToEndCloud(t *testing.T) {
 			dir := r.provisionBox(t)
 			cfg := boxConfig(t, dir, tc.cloud(t, r))
 
-			stdinR, stdinW := io.Pipe()
-			defer stdinW.Close()
-			var stdout, stderr syncBuffer
-			done := make(chan int, 1)
-			go func() {
-				done <- run(t.Context(), []string{"--config", cfg, "--log-level", "debug"}, stdinR, &stdout, &stderr)
-			}()
-			require.Eventually(t, func() bool { return strings.Contains(stdout.String(), `Type "help"`) }, 10*time.Second, 10*time.Millisecond,
-				"stderr:\n%s", stderr.String())
-			say := func(line, want string) {
-				t.Helper()
-				mark := len(stdout.String())
-				_, err := io.WriteString(stdinW, line+"\n")
-				require.NoError(t, err)
-				if !assertEventually(10*time.Second, func() bool { return strings.Contains(stdout.String()[mark:], want) }) {
-					t.Fatalf("after %q, want %q in:\n%s\nstderr:\n%s", line, want, stdout.String()[mark:], stderr.String())
-				}
-			}
+			c := startConsole(t, "--config", cfg, "--log-level", "debug")
 
 			// The box connects and says so in its retained status.
 			require.Eventually(t, func() bool {
 				st, ok, err := r.cloud.Status(syncBoxID)
 				return err == nil && ok && st.Online
-			}, 10*time.Second, 20*time.Millisecond, "stderr:\n%s", stderr.String())
-			say("status", "connected")
+			}, 10*time.Second, 20*time.Millisecond, "stderr:\n%s", c.stderr.String())
+			c.say(t, "status", "connected")
 
 			// The cloud adds a key and a booking with a PIN: it reaches the box.
 			_, err := r.cloud.PutKey(syncBoxID, box.Key{ID: "key-1", FobUID: "01000734E0", Slot: 1, Name: "Van 3"})
@@ -212,13 +194,13 @@ func TestEndToEndCloud(t *testing.T) {
 			require.Eventually(t, func() bool {
 				st, ok, err := r.cloud.Status(syncBoxID)
 				return err == nil && ok && st.Revision == rev
-			}, 10*time.Second, 20*time.Millisecond, "the box reports revision %d; stderr:\n%s", rev, stderr.String())
-			say("grants", "booking-1")
-			say("status", "revision")
+			}, 10*time.Second, 20*time.Millisecond, "the box reports revision %d; stderr:\n%s", rev, c.stderr.String())
+			c.say(t, "grants", "booking-1")
+			c.say(t, "status", "revision")
 
 			// The driver types the PIN: the slot opens; the key is taken.
-			say("press "+syncPIN+"#", "slot_released slot=1 key=key-1 grant=booking-1")
-			say("take 1", "key_taken slot=1 key=key-1")
+			c.say(t, "press "+syncPIN+"#", "slot_released slot=1 key=key-1 grant=booking-1")
+			c.say(t, "take 1", "key_taken slot=1 key=key-1")
 
 			// The cloud has the events, exactly once.
 			require.Eventually(t, func() bool {
@@ -233,13 +215,7 @@ func TestEndToEndCloud(t *testing.T) {
 				return err == nil && ok && st.OutboxDepth == 0
 			}, 10*time.Second, 20*time.Millisecond, "the outbox drains")
 
-			say("quit", "relocking and stopping")
-			select {
-			case code := <-done:
-				require.Equal(t, exitOK, code, "stderr:\n%s", stderr.String())
-			case <-time.After(15 * time.Second):
-				t.Fatal("smartboxd did not stop")
-			}
+			c.quit(t)
 			// Shutdown order: the controller stopped first, then the link
 			// delivered box_stopped and said it is offline.
 			require.True(t, cloudHas(t, r.cloud, box.EventBoxStopped, 0), "box_stopped reached the cloud before the link closed")
@@ -252,24 +228,8 @@ func TestEndToEndCloud(t *testing.T) {
 			for i, e := range evs {
 				require.Equal(t, uint64(i+1), e.Seq, "every event once, in order")
 			}
-			require.NotContains(t, stdout.String()+stderr.String(), syncPIN+" ", "no output shows the PIN")
+			require.NotContains(t, c.stdout.String()+c.stderr.String(), syncPIN+" ", "no output shows the PIN")
 		})
-	}
-}
-
-// assertEventually polls cond every 10 ms for up to within. Unlike
-// require.Eventually, the caller builds its failure message afterwards,
-// from the output as it is then.
-func assertEventually(within time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(within)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -312,24 +272,8 @@ func TestCloudStartupErrors(t *testing.T) {
 func TestOfflineBoxSaysSo(t *testing.T) {
 	dir := t.TempDir()
 	seedStore(t, dir, "demo-box")
-	stdinR, stdinW := io.Pipe()
-	defer stdinW.Close()
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(t.Context(), []string{"--config", "smartboxd.sim.toml", "--data", dir}, stdinR, &stdout, &stderr)
-	}()
-	require.Eventually(t, func() bool { return strings.Contains(stdout.String(), `Type "help"`) }, 10*time.Second, 10*time.Millisecond)
-	_, err := io.WriteString(stdinW, "status\n")
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { return strings.Contains(stdout.String(), "offline-only") }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, 1, strings.Count(stderr.String(), "offline-only"), stderr.String())
-	_, err = io.WriteString(stdinW, "quit\n")
-	require.NoError(t, err)
-	select {
-	case code := <-done:
-		require.Equal(t, exitOK, code, "stderr:\n%s", stderr.String())
-	case <-time.After(10 * time.Second):
-		t.Fatal("smartboxd did not stop")
-	}
+	c := startConsole(t, "--config", "smartboxd.sim.toml", "--data", dir)
+	c.say(t, "status", "offline-only")
+	require.Equal(t, 1, strings.Count(c.stderr.String(), "offline-only"), c.stderr.String())
+	c.quit(t)
 }
