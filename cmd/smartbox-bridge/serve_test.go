@@ -195,13 +195,7 @@ func testEndToEnd(t *testing.T, start func(t *testing.T) *bridge) {
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "auth %q", auth)
 	}
 
-	// A box's store, provisioned with the bridge's key as a technician would.
-	st, err := store.Open(filepath.Join(t.TempDir(), "box.db"), store.Options{BoxID: boxID, Slots: 12, Timeout: 5 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	require.NoError(t, st.SetProvision(store.Provision{CloudKeys: map[string]ed25519.PublicKey{kid: pub}}))
-	boxPub, err := st.SyncPublicKey()
-	require.NoError(t, err)
+	st, boxPub := provisionedBox(t, boxID, kid, pub)
 
 	pwFile := filepath.Join(t.TempDir(), "pw")
 	require.NoError(t, os.WriteFile(pwFile, []byte(password+"\n"), 0o600))
@@ -270,6 +264,20 @@ func testEndToEnd(t *testing.T, start func(t *testing.T) *bridge) {
 	c, _, errOut = b.cli(t, "boxes")
 	require.Equal(t, exitFailure, c)
 	require.Contains(t, errOut, "not running")
+}
+
+// provisionedBox is a box's store, provisioned with the bridge's signing key
+// (kid, pub) as a technician would, and the box's sync public key to
+// register.
+func provisionedBox(t *testing.T, boxID, kid string, pub ed25519.PublicKey) (*store.Store, []byte) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "box.db"), store.Options{BoxID: boxID, Slots: 12, Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	require.NoError(t, st.SetProvision(store.Provision{CloudKeys: map[string]ed25519.PublicKey{kid: pub}}))
+	boxPub, err := st.SyncPublicKey()
+	require.NoError(t, err)
+	return st, boxPub
 }
 
 // boxRow is the fields of box id's row in the boxes table.

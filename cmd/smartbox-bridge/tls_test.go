@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/base64"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/link"
 )
@@ -31,12 +28,7 @@ func TestServeTLSClientCert(t *testing.T) {
 	kid, pub64, _ := strings.Cut(strings.TrimSpace(b.mustCLI(t, "signing-key")), "=")
 	pub, err := base64.StdEncoding.DecodeString(pub64)
 	require.NoError(t, err)
-	st, err := store.Open(filepath.Join(t.TempDir(), "box.db"), store.Options{BoxID: boxID, Slots: 12, Timeout: 5 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	require.NoError(t, st.SetProvision(store.Provision{CloudKeys: map[string]ed25519.PublicKey{kid: pub}}))
-	boxPub, err := st.SyncPublicKey()
-	require.NoError(t, err)
+	st, boxPub := provisionedBox(t, boxID, kid, pub)
 
 	out := b.mustCLI(t, "register-box", "--id", boxID, "--public-key", base64.RawURLEncoding.EncodeToString(boxPub))
 	require.Contains(t, out, "client certificate")
