@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/syncbuf"
 	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/link"
@@ -27,7 +28,7 @@ type bridge struct {
 	svc    *service
 	dir    string
 	out    string // what serve printed on stdout
-	log    *lockedBuffer
+	log    *syncbuf.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -45,7 +46,7 @@ func startBridge(t *testing.T, dir, brokerTOML string) *bridge {
 	cfg, err := LoadConfig(cfgPath)
 	require.NoError(t, err)
 
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	var stdout bytes.Buffer
 	svc, err := startService(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), &stdout)
 	require.NoError(t, err)
@@ -86,24 +87,6 @@ func (b *bridge) mustCLI(t *testing.T, args ...string) string {
 	code, out, errOut := b.cli(t, args...)
 	require.Equal(t, exitOK, code, "smartbox-bridge %v: %s", args, errOut)
 	return out
-}
-
-// lockedBuffer collects serve's log from its goroutines while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // releases records the release_slot commands the box runs. It stands in for

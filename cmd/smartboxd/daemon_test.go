@@ -9,13 +9,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/syncbuf"
 	"github.com/smartbox-oss/smartbox/store"
 )
 
@@ -114,30 +114,11 @@ func TestEndToEndSim(t *testing.T) {
 	require.True(t, hasEvent(t, s, box.EventBoxStopped, 0))
 }
 
-// syncBuffer is a bytes.Buffer safe to write from the console goroutine
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // consoleRun is smartboxd's run (flags, config, daemon) in process, driven
 // through its console as a person at `make demo` would.
 type consoleRun struct {
 	stdin          *io.PipeWriter
-	stdout, stderr syncBuffer
+	stdout, stderr syncbuf.Buffer
 	done           chan int // run's exit code
 }
 
@@ -224,7 +205,7 @@ func TestConsoleEOFKeepsRunning(t *testing.T) {
 	require.NoError(t, err)
 	defer devnull.Close()
 	ctx, cancel := context.WithCancel(t.Context())
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"--config", "smartboxd.sim.toml", "--data", dir}, devnull, &stdout, &stderr)
@@ -270,7 +251,7 @@ func TestRunErrors(t *testing.T) {
 		{"pin absent", []string{"--config", nopin, "--data", t.TempDir()}, exitFailure, `keypad row 1: no GPIO pin named "NO_SUCH_PIN_5"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr syncBuffer
+			var stdout, stderr syncbuf.Buffer
 			code := run(t.Context(), tc.args, strings.NewReader(""), &stdout, &stderr)
 			require.Equal(t, tc.code, code, "stderr:\n%s", stderr.String())
 			require.Contains(t, stderr.String(), tc.want)

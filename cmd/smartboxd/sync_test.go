@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/syncbuf"
 	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
@@ -257,7 +258,7 @@ func TestCloudStartupErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := boxConfig(t, tc.data, tc.cloud)
-			var stdout, stderr syncBuffer
+			var stdout, stderr syncbuf.Buffer
 			code := run(t.Context(), []string{"--config", cfg}, strings.NewReader(""), &stdout, &stderr)
 			require.Equal(t, exitFailure, code, "stderr:\n%s", stderr.String())
 			for _, w := range tc.want {
