@@ -1,0 +1,574 @@
+package bridge
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Buckets of the store file.
+var (
+	bucketMeta       = []byte("meta")       // "schema", "seal_key"
+	bucketSettings   = []byte("settings")   // "connection" -> Settings (JSON)
+	bucketBoxes      = []byte("boxes")      // box id -> BoxInfo
+	bucketLinks      = []byte("links")      // vehicle id (8 bytes BE) -> Link
+	bucketDeliveries = []byte("deliveries") // delivery id -> Delivery
+	bucketQueue      = []byte("queue")      // delivery id -> empty: the deliveries still to process
+	bucketBookings   = []byte("bookings")   // assignment id -> Booking
+	bucketTokens     = []byte("tokens")     // SHA-256 of an access token -> assignment id
+	bucketPrompts    = []byte("prompts")    // assignment id -> Reservation
+)
+
+const schemaVersion = 1
+
+// Errors of the store, wrapped with what and which.
+var (
+	ErrNotConnected = errors.New("fleetio integration not connected")
+	ErrNotFound     = errors.New("not found")
+	ErrInvalid      = errors.New("invalid")
+)
+
+// Settings are the integration's connection secrets. They are stored in the
+// store file (mode 0600) and never logged: LogValue and String mask them.
+type Settings struct {
+	APIKey        string `json:"api_key"`
+	AccountToken  string `json:"account_token"`
+	WebhookSecret string `json:"webhook_secret"`
+	// Authorization is the fixed Authorization value the Fleetio webhook is
+	// configured with; "" means none is checked.
+	Authorization string `json:"authorization,omitempty"`
+	// BaseURL is Fleetio's API base URL; "" means fleetio.DefaultBaseURL.
+	BaseURL string `json:"base_url,omitempty"`
+}
+
+// LogValue keeps the secrets out of logs.
+func (s Settings) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("base_url", s.BaseURL),
+		slog.Bool("api_key_set", s.APIKey != ""), slog.Bool("authorization_set", s.Authorization != ""))
+}
+
+// String keeps the secrets out of %v.
+func (s Settings) String() string { return "fleetio settings (credentials hidden)" }
+
+// Validate checks that the three values Fleetio gives are there.
+func (s Settings) Validate() error {
+	switch {
+	case s.APIKey == "":
+		return fmt.Errorf("%w settings: api_key is empty", ErrInvalid)
+	case s.AccountToken == "":
+		return fmt.Errorf("%w settings: account_token is empty", ErrInvalid)
+	case s.WebhookSecret == "":
+		return fmt.Errorf("%w settings: webhook_secret is empty", ErrInvalid)
+	}
+	return nil
+}
+
+// Method is how a driver learns of a booking for a linked vehicle.
+type Method string
+
+const (
+	// MethodAutomatic books at once and notifies the driver.
+	MethodAutomatic Method = "automatic"
+	// MethodPrompt records a reservation and tells the account admin, who
+	// makes the booking.
+	MethodPrompt Method = "prompt"
+)
+
+// Link ties a Fleetio vehicle to the key of that vehicle in a box.
+type Link struct {
+	VehicleID int64  `json:"vehicle_id"`
+	BoxID     string `json:"box_id"`
+	KeyID     string `json:"key_id"`
+	Method    Method `json:"method"`
+}
+
+// Validate checks a link.
+func (l Link) Validate() error {
+	switch {
+	case l.VehicleID <= 0:
+		return fmt.Errorf("%w link: vehicle id %d is not positive", ErrInvalid, l.VehicleID)
+	case l.BoxID == "" || l.KeyID == "":
+		return fmt.Errorf("%w link of vehicle %d: box and key are needed", ErrInvalid, l.VehicleID)
+	case l.Method != MethodAutomatic && l.Method != MethodPrompt:
+		return fmt.Errorf("%w link of vehicle %d: method %q is not %q or %q", ErrInvalid, l.VehicleID, l.Method, MethodAutomatic, MethodPrompt)
+	}
+	return nil
+}
+
+// BoxInfo is what a driver needs to find a box.
+type BoxInfo struct {
+	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"`
+	Location string `json:"location,omitempty"`
+}
+
+// DeliveryState is where a webhook delivery is in the queue.
+type DeliveryState string
+
+const (
+	DeliveryQueued DeliveryState = "queued" // to process (again at NextAttempt)
+	DeliveryDone   DeliveryState = "done"
+	DeliveryFailed DeliveryState = "failed" // a permanent error; kept for the admin
+)
+
+// Delivery is one webhook delivery as received: the raw body is kept so that
+// it can be processed (again) after a restart.
+type Delivery struct {
+	ID          int64         `json:"id"`
+	Event       string        `json:"event"`
+	Body        []byte        `json:"body"`
+	ReceivedAt  time.Time     `json:"received_at"`
+	State       DeliveryState `json:"state"`
+	Attempts    int           `json:"attempts,omitempty"`
+	NextAttempt time.Time     `json:"next_attempt,omitzero"`
+	LastError   string        `json:"last_error,omitempty"`
+}
+
+// BookingState is the life of a booking.
+type BookingState string
+
+const (
+	BookingActive   BookingState = "active"   // a grant on the box
+	BookingEnded    BookingState = "ended"    // grant revoked: assignment ended or deleted
+	BookingUnlinked BookingState = "unlinked" // the vehicle has no linked key: recorded, no grant
+)
+
+// Booking is what the bridge made of one Fleetio vehicle assignment.
+type Booking struct {
+	AssignmentID int64        `json:"assignment_id"`
+	VehicleID    int64        `json:"vehicle_id"`
+	ContactID    int64        `json:"contact_id"`
+	ContactName  string       `json:"contact_name,omitempty"`
+	BoxID        string       `json:"box_id,omitempty"`
+	KeyID        string       `json:"key_id,omitempty"`
+	GrantID      string       `json:"grant_id,omitempty"`
+	From         time.Time    `json:"from"`
+	Until        time.Time    `json:"until,omitzero"` // zero: open-ended
+	State        BookingState `json:"state"`
+	// AccessLink is the access page's URL (it holds the token).
+	AccessLink string `json:"access_link,omitempty"`
+	// SealedPIN is the PIN, AES-GCM sealed, kept only until it is written
+	// back and the driver told (Pending* false), then wiped.
+	SealedPIN []byte `json:"sealed_pin,omitempty"`
+	// Steps still to do, so that a retry after a failure redoes only them.
+	PendingGrant     bool   `json:"pending_grant,omitempty"`
+	PendingWriteBack bool   `json:"pending_write_back,omitempty"`
+	PendingNotify    string `json:"pending_notify,omitempty"` // notification kind to send
+	// UpdatedAt is the assignment's updated_at last acted on (after our own
+	// PATCH, the one the PATCH returned): an equal or older read-back is stale.
+	UpdatedAt time.Time `json:"updated_at"`
+	Changed   time.Time `json:"changed"`
+}
+
+// Reservation is a pending Prompt booking: an assignment of a vehicle linked
+// in Prompt mode, waiting for the admin to create the booking.
+type Reservation struct {
+	AssignmentID int64     `json:"assignment_id"`
+	VehicleID    int64     `json:"vehicle_id"`
+	ContactID    int64     `json:"contact_id"`
+	ContactName  string    `json:"contact_name,omitempty"`
+	BoxID        string    `json:"box_id"`
+	KeyID        string    `json:"key_id"`
+	From         time.Time `json:"from"`
+	Until        time.Time `json:"until,omitzero"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	Notified     bool      `json:"notified,omitempty"`
+}
+
+// Store is the integration's bbolt file. It is safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	aead cipher.AEAD
+}
+
+// OpenStore opens (or creates, mode 0600) the store file at path.
+func OpenStore(path string) (*Store, error) {
+	// Timeout: a second bridge on the same file gets an error, not a hang.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("bridge store %s: open: %w", path, err)
+	}
+	// An existing file keeps its mode; the secrets inside need 0600.
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bridge store %s: chmod 0600: %w", path, err)
+	}
+	s := &Store{db: db}
+	var sealKey []byte
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketSettings, bucketBoxes, bucketLinks, bucketDeliveries,
+			bucketQueue, bucketBookings, bucketTokens, bucketPrompts} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get([]byte("schema")); v == nil {
+			if err := meta.Put([]byte("schema"), u64(schemaVersion)); err != nil {
+				return err
+			}
+		} else if binary.BigEndian.Uint64(v) != schemaVersion {
+			return fmt.Errorf("schema %d, this code knows %d", binary.BigEndian.Uint64(v), schemaVersion)
+		}
+		if v := meta.Get([]byte("seal_key")); v != nil {
+			sealKey = bytes.Clone(v)
+			return nil
+		}
+		sealKey = make([]byte, 32)
+		if _, err := rand.Read(sealKey); err != nil {
+			return err
+		}
+		return meta.Put([]byte("seal_key"), sealKey)
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bridge store %s: init: %w", path, err)
+	}
+	blk, err := aes.NewCipher(sealKey)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bridge store %s: seal key: %w", path, err)
+	}
+	s.aead, _ = cipher.NewGCM(blk)
+	return s, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+func id64(v int64) []byte { return u64(uint64(v)) }
+
+func getJSON(b *bolt.Bucket, k []byte, v any) (bool, error) {
+	raw := b.Get(k)
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("decode record %x: %w", k, err)
+	}
+	return true, nil
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, raw)
+}
+
+// --- settings ---
+
+// SetSettings stores the connection settings (after Validate).
+func (s *Store) SetSettings(st Settings) error {
+	if err := st.Validate(); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bucketSettings), []byte("connection"), st)
+	})
+}
+
+// Settings returns the connection settings, or ErrNotConnected.
+func (s *Store) Settings() (Settings, error) {
+	var st Settings
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		ok, err = getJSON(tx.Bucket(bucketSettings), []byte("connection"), &st)
+		return err
+	})
+	if err != nil {
+		return Settings{}, fmt.Errorf("bridge store: settings: %w", err)
+	}
+	if !ok {
+		return Settings{}, ErrNotConnected
+	}
+	return st, nil
+}
+
+// ForgetSettings deletes the connection settings (disconnect).
+func (s *Store) ForgetSettings() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSettings).Delete([]byte("connection"))
+	})
+}
+
+// --- boxes and links ---
+
+// PutBox stores what a driver is told about a box.
+func (s *Store) PutBox(b BoxInfo) error {
+	if b.ID == "" {
+		return fmt.Errorf("%w box: empty id", ErrInvalid)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketBoxes), []byte(b.ID), b) })
+}
+
+// Box returns a box's info; an unknown box gives BoxInfo{ID: id}.
+func (s *Store) Box(id string) (BoxInfo, error) {
+	b := BoxInfo{ID: id}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		_, err := getJSON(tx.Bucket(bucketBoxes), []byte(id), &b)
+		return err
+	})
+	return b, err
+}
+
+// PutLink links a vehicle to a key (or changes the link).
+func (s *Store) PutLink(l Link) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketLinks), id64(l.VehicleID), l) })
+}
+
+// DeleteLink unlinks a vehicle.
+func (s *Store) DeleteLink(vehicleID int64) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketLinks).Delete(id64(vehicleID)) })
+}
+
+// LinkOf returns the vehicle's link, false if it has none.
+func (s *Store) LinkOf(vehicleID int64) (Link, bool, error) {
+	var l Link
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		ok, err = getJSON(tx.Bucket(bucketLinks), id64(vehicleID), &l)
+		return err
+	})
+	return l, ok, err
+}
+
+// Links lists every link by vehicle id.
+func (s *Store) Links() ([]Link, error) {
+	var out []Link
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketLinks).ForEach(func(k, v []byte) error {
+			var l Link
+			if err := json.Unmarshal(v, &l); err != nil {
+				return fmt.Errorf("link %x: %w", k, err)
+			}
+			out = append(out, l)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// --- deliveries ---
+
+// AddDelivery stores a new delivery and queues it, in one transaction.
+// A delivery id already stored is a duplicate: nothing changes and added is
+// false.
+func (s *Store) AddDelivery(d Delivery) (added bool, err error) {
+	if d.ID <= 0 {
+		return false, fmt.Errorf("%w delivery id %d", ErrInvalid, d.ID)
+	}
+	d.State = DeliveryQueued
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		k := id64(d.ID)
+		if tx.Bucket(bucketDeliveries).Get(k) != nil {
+			return nil
+		}
+		added = true
+		if err := putJSON(tx.Bucket(bucketDeliveries), k, d); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketQueue).Put(k, nil)
+	})
+	if err != nil {
+		return false, fmt.Errorf("bridge store: add delivery %d: %w", d.ID, err)
+	}
+	return added, nil
+}
+
+// Delivery returns a stored delivery.
+func (s *Store) Delivery(id int64) (Delivery, error) {
+	var d Delivery
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bucketDeliveries), id64(id), &d)
+		if err == nil && !ok {
+			err = fmt.Errorf("delivery %d: %w", id, ErrNotFound)
+		}
+		return err
+	})
+	return d, err
+}
+
+// Queued returns the queued deliveries, oldest id first, and the earliest
+// NextAttempt among those not due at now (zero if none).
+func (s *Store) Queued(now time.Time) (due []Delivery, next time.Time, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		ds := tx.Bucket(bucketDeliveries)
+		return tx.Bucket(bucketQueue).ForEach(func(k, _ []byte) error {
+			var d Delivery
+			ok, err := getJSON(ds, k, &d)
+			if err != nil || !ok {
+				return err
+			}
+			if d.NextAttempt.After(now) {
+				if next.IsZero() || d.NextAttempt.Before(next) {
+					next = d.NextAttempt
+				}
+				return nil
+			}
+			due = append(due, d)
+			return nil
+		})
+	})
+	return due, next, err
+}
+
+// QueueDepth is how many deliveries wait to be processed.
+func (s *Store) QueueDepth() (n int) {
+	s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketQueue).Stats().KeyN
+		return nil
+	})
+	return n
+}
+
+// UpdateDelivery stores d; a state other than queued takes it off the queue.
+func (s *Store) UpdateDelivery(d Delivery) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		k := id64(d.ID)
+		if err := putJSON(tx.Bucket(bucketDeliveries), k, d); err != nil {
+			return err
+		}
+		if d.State == DeliveryQueued {
+			return tx.Bucket(bucketQueue).Put(k, nil)
+		}
+		return tx.Bucket(bucketQueue).Delete(k)
+	})
+}
+
+// --- bookings ---
+
+// PutBooking stores a booking (and indexes its access token, if any).
+func (s *Store) PutBooking(b Booking, token string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if token != "" {
+			h := sha256.Sum256([]byte(token))
+			if err := tx.Bucket(bucketTokens).Put(h[:], id64(b.AssignmentID)); err != nil {
+				return err
+			}
+		}
+		return putJSON(tx.Bucket(bucketBookings), id64(b.AssignmentID), b)
+	})
+}
+
+// Booking returns the booking of an assignment, false if there is none.
+func (s *Store) Booking(assignmentID int64) (Booking, bool, error) {
+	var b Booking
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		ok, err = getJSON(tx.Bucket(bucketBookings), id64(assignmentID), &b)
+		return err
+	})
+	return b, ok, err
+}
+
+// Bookings lists every booking by assignment id.
+func (s *Store) Bookings() ([]Booking, error) {
+	var out []Booking
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBookings).ForEach(func(k, v []byte) error {
+			var b Booking
+			if err := json.Unmarshal(v, &b); err != nil {
+				return fmt.Errorf("booking %x: %w", k, err)
+			}
+			out = append(out, b)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// BookingByToken finds the booking an access token belongs to. The token is
+// looked up by its SHA-256, so the lookup's timing says nothing useful about
+// the token, and the file holds no token that opens a page.
+func (s *Store) BookingByToken(token string) (Booking, bool, error) {
+	h := sha256.Sum256([]byte(token))
+	var b Booking
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		id := tx.Bucket(bucketTokens).Get(h[:])
+		if id == nil {
+			return nil
+		}
+		ok, err = getJSON(tx.Bucket(bucketBookings), id, &b)
+		return err
+	})
+	return b, ok, err
+}
+
+// --- prompt reservations ---
+
+// PutReservation stores a pending Prompt reservation.
+func (s *Store) PutReservation(r Reservation) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketPrompts), id64(r.AssignmentID), r) })
+}
+
+// Reservation returns the pending reservation of an assignment.
+func (s *Store) Reservation(assignmentID int64) (Reservation, bool, error) {
+	var r Reservation
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		ok, err = getJSON(tx.Bucket(bucketPrompts), id64(assignmentID), &r)
+		return err
+	})
+	return r, ok, err
+}
+
+// DeleteReservation drops a reservation (booked, or the assignment is gone).
+func (s *Store) DeleteReservation(assignmentID int64) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPrompts).Delete(id64(assignmentID)) })
+}
+
+// Reservations lists the pending reservations by assignment id.
+func (s *Store) Reservations() ([]Reservation, error) {
+	var out []Reservation
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPrompts).ForEach(func(k, v []byte) error {
+			var r Reservation
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("reservation %x: %w", k, err)
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// --- PIN sealing ---
+
+// sealPIN encrypts a PIN for the booking record, bound to the assignment.
+func (s *Store) sealPIN(assignmentID int64, pin string) []byte {
+	nonce := make([]byte, s.aead.NonceSize())
+	rand.Read(nonce) // crypto/rand.Read never fails (Go >= 1.24)
+	return s.aead.Seal(nonce, nonce, []byte(pin), id64(assignmentID))
+}
+
+// openPIN decrypts what sealPIN made.
+func (s *Store) openPIN(assignmentID int64, sealed []byte) (string, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n {
+		return "", fmt.Errorf("booking %d: sealed PIN too short", assignmentID)
+	}
+	pt, err := s.aead.Open(nil, sealed[:n], sealed[n:], id64(assignmentID))
+	if err != nil {
+		return "", fmt.Errorf("booking %d: open sealed PIN: %w", assignmentID, err)
+	}
+	return string(pt), nil
+}
