@@ -1,0 +1,237 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SMSConfig configures a client of an SMS gateway with Twilio's Messages API
+// shape.
+type SMSConfig struct {
+	// BaseURL is the API root; default "https://api.twilio.com".
+	BaseURL    string
+	AccountSID string
+	AuthToken  string
+	// From is the sending number (E.164), or leave it empty and set
+	// MessagingServiceSID (Twilio then picks the number).
+	From                string
+	MessagingServiceSID string
+	// HTTPClient defaults to a client with a 15 s timeout per attempt.
+	HTTPClient *http.Client
+	// MaxAttempts bounds tries on 429, 5xx and network errors; default 4.
+	MaxAttempts int
+	// MinBackoff and MaxBackoff bound the exponential back-off (with full
+	// jitter) between attempts; defaults 500 ms and 10 s. A 429's
+	// Retry-After is honoured up to MaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// SMSClient sends text messages. Safe for concurrent use.
+type SMSClient struct {
+	cfg      SMSConfig
+	endpoint string
+}
+
+// SMSError is an error answer from the gateway: Twilio's JSON
+// {code, message, more_info, status}.
+type SMSError struct {
+	HTTPStatus int
+	Code       int    `json:"code"`
+	Message    string `json:"message"`
+	MoreInfo   string `json:"more_info"`
+}
+
+func (e *SMSError) Error() string {
+	s := fmt.Sprintf("sms gateway: HTTP %d", e.HTTPStatus)
+	if e.Code != 0 {
+		s += fmt.Sprintf(", error %d", e.Code)
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.MoreInfo != "" {
+		s += " (" + e.MoreInfo + ")"
+	}
+	return s
+}
+
+// Temporary reports whether trying again later may succeed.
+func (e *SMSError) Temporary() bool { return e.HTTPStatus == 429 || e.HTTPStatus >= 500 }
+
+// SMSResult is the gateway's answer to an accepted message.
+type SMSResult struct {
+	SID    string `json:"sid"`
+	Status string `json:"status"` // "queued", "accepted", ...
+}
+
+// NewSMSClient checks cfg and returns a client.
+func NewSMSClient(cfg SMSConfig) (*SMSClient, error) {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "https://api.twilio.com"
+	}
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("notify: sms base url %q: want http(s)://host", cfg.BaseURL)
+	}
+	if cfg.AccountSID == "" || cfg.AuthToken == "" {
+		return nil, errors.New("notify: sms account sid and auth token are required")
+	}
+	if strings.ContainsAny(cfg.AccountSID, "/?#%") {
+		return nil, fmt.Errorf("notify: sms account sid %q has URL characters", cfg.AccountSID)
+	}
+	if cfg.From == "" && cfg.MessagingServiceSID == "" {
+		return nil, errors.New("notify: sms needs a From number or a MessagingServiceSID")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 15 * time.Second}
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 4
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(10*time.Second, cfg.MinBackoff)
+	}
+	return &SMSClient{
+		cfg:      cfg,
+		endpoint: strings.TrimRight(cfg.BaseURL, "/") + "/2010-04-01/Accounts/" + cfg.AccountSID + "/Messages.json",
+	}, nil
+}
+
+// maxAnswer bounds what is read of a gateway answer.
+const maxAnswer = 64 << 10
+
+// Send posts one message. 429 and 5xx answers and network errors are tried
+// again with back-off: a gateway that failed mid-request may have queued the
+// text, and a driver getting a PIN twice beats not getting it. Other 4xx
+// answers are final and returned as *SMSError.
+func (c *SMSClient) Send(ctx context.Context, to, body string) (SMSResult, error) {
+	if !validE164(to) {
+		return SMSResult{}, fmt.Errorf("notify: sms to %s: not an E.164 number (+ and 8 to 15 digits)", maskPhone(to))
+	}
+	form := url.Values{"To": {to}, "Body": {body}}
+	if c.cfg.MessagingServiceSID != "" {
+		form.Set("MessagingServiceSid", c.cfg.MessagingServiceSID)
+	} else {
+		form.Set("From", c.cfg.From)
+	}
+	encoded := form.Encode()
+	var last error
+	for attempt := 1; ; attempt++ {
+		res, retryAfter, err := c.post(ctx, encoded)
+		if err == nil {
+			return res, nil
+		}
+		last = err
+		var se *SMSError
+		retry := !errors.As(err, &se) || se.Temporary()
+		if !retry || attempt >= c.cfg.MaxAttempts || ctx.Err() != nil {
+			break
+		}
+		wait := c.backoff(attempt, retryAfter)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return SMSResult{}, fmt.Errorf("notify: sms to %s: %w (after %v)", maskPhone(to), ctx.Err(), last)
+		case <-t.C:
+		}
+	}
+	return SMSResult{}, fmt.Errorf("notify: sms to %s: %w", maskPhone(to), last)
+}
+
+// backoff is full jitter over an exponential ceiling; a Retry-After from a
+// 429 sets a floor (capped at MaxBackoff so a wild value cannot stall a
+// worker).
+func (c *SMSClient) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	ceil := c.cfg.MinBackoff << min(attempt-1, 20)
+	if ceil > c.cfg.MaxBackoff || ceil <= 0 {
+		ceil = c.cfg.MaxBackoff
+	}
+	d := c.cfg.MinBackoff + rand.N(ceil-c.cfg.MinBackoff+1)
+	if retryAfter > d {
+		d = min(retryAfter, c.cfg.MaxBackoff)
+	}
+	return d
+}
+
+func (c *SMSClient) post(ctx context.Context, form string) (SMSResult, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, strings.NewReader(form))
+	if err != nil {
+		return SMSResult{}, 0, fmt.Errorf("build request: %w", err)
+	}
+	req.SetBasicAuth(c.cfg.AccountSID, c.cfg.AuthToken)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		// *url.Error names the URL, which holds the account SID but not
+		// the token: fine to return.
+		return SMSResult{}, 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return SMSResult{}, 0, fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err)
+	}
+	res, err := ParseSMSAnswer(resp.StatusCode, raw)
+	return res, retryAfter(resp.Header.Get("Retry-After")), err
+}
+
+// ParseSMSAnswer reads a gateway answer: a 2xx with {sid, status}, or an
+// *SMSError for anything else (with Twilio's error fields when the body is
+// its JSON, the status text otherwise).
+func ParseSMSAnswer(status int, body []byte) (SMSResult, error) {
+	if status >= 200 && status < 300 {
+		var r SMSResult
+		if err := json.Unmarshal(body, &r); err != nil {
+			return SMSResult{}, fmt.Errorf("sms gateway: HTTP %d with a body that is not JSON: %w", status, err)
+		}
+		if r.SID == "" {
+			return SMSResult{}, fmt.Errorf("sms gateway: HTTP %d without a message sid", status)
+		}
+		return r, nil
+	}
+	e := &SMSError{}
+	if json.Unmarshal(body, e) != nil || (e.Code == 0 && e.Message == "") {
+		e = &SMSError{Message: http.StatusText(status)}
+	}
+	e.HTTPStatus = status
+	return SMSResult{}, e
+}
+
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+func validE164(s string) bool {
+	if len(s) < 9 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
+		return false
+	}
+	for _, r := range s[1:] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
