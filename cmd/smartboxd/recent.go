@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 
@@ -54,15 +55,7 @@ func (d *daemon) eventsAfter(since uint64, limit int) ([]box.Event, error) {
 		return nil, err
 	}
 	out = append(out, d.recent.after(since)...)
-	slices.SortStableFunc(out, func(a, b box.Event) int {
-		switch {
-		case a.Seq < b.Seq:
-			return -1
-		case a.Seq > b.Seq:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(out, func(a, b box.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	out = slices.CompactFunc(out, func(a, b box.Event) bool { return a.Seq == b.Seq })
 	if len(out) > limit {
 		out = out[:limit]
