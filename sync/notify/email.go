@@ -96,8 +96,8 @@ func (m *Mailer) Send(ctx context.Context, to Recipient, subject, body string) e
 		return err
 	}
 	if err := m.deliver(ctx, rcpt.Address, msg); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("notify: smtp %s: %w (%v)", m.cfg.Addr, ctx.Err(), err)
+		if cerr := ctxErr(ctx); cerr != nil {
+			return fmt.Errorf("notify: smtp %s: %w (%v)", m.cfg.Addr, cerr, err)
 		}
 		return fmt.Errorf("notify: smtp %s: %w", m.cfg.Addr, err)
 	}
@@ -225,4 +225,17 @@ func (m *Mailer) compose(to *mail.Address, subject, body string, now time.Time) 
 		return nil, fmt.Errorf("notify: encode body: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// ctxErr is ctx.Err, or DeadlineExceeded when the context's deadline has
+// passed but its timer has not fired yet: the connection deadline is the
+// same instant and often wins the race.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
