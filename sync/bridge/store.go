@@ -467,6 +467,15 @@ func (s *Store) PutBooking(b Booking, token string) error {
 	})
 }
 
+// DeleteToken forgets an access token: its page answers 404 from now on.
+func (s *Store) DeleteToken(token string) error {
+	if token == "" {
+		return nil
+	}
+	h := sha256.Sum256([]byte(token))
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketTokens).Delete(h[:]) })
+}
+
 // Booking returns the booking of an assignment, false if there is none.
 func (s *Store) Booking(assignmentID int64) (Booking, bool, error) {
 	var b Booking

@@ -1,0 +1,148 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/sync/cloud"
+	"github.com/smartbox-oss/smartbox/sync/fleetio"
+)
+
+// Recipient is who a notification goes to.
+type Recipient struct {
+	ContactID int64 // Fleetio contact id, 0 for the account admin
+	Name      string
+	Email     string
+	Phone     string
+}
+
+// Notification kinds the bridge sends.
+const (
+	NotifyBookingCreated   = "booking_created"    // to the driver: the PIN and instructions
+	NotifyBookingUpdated   = "booking_updated"    // to the driver: a new window
+	NotifyBookingCancelled = "booking_cancelled"  // to the driver: the assignment was deleted
+	NotifyPromptBooking    = "prompt_reservation" // to the admin: a Prompt vehicle was assigned
+)
+
+// Notifier tells people about bookings. data holds the template values
+// ("pin", "instructions", "link", "vehicle", "box", "location", "key",
+// "from", "until", "driver"); an implementation must not log "pin".
+// sync/notify implements it; tests use their own.
+type Notifier interface {
+	Notify(ctx context.Context, to Recipient, kind string, data map[string]string) error
+}
+
+// Defaults for Options left zero.
+const (
+	DefaultMaxBody = 1 << 20 // a Fleetio delivery is a few KB; 1 MiB bounds a hostile one
+	// DefaultMinRetry and DefaultMaxRetry bound the back-off of a delivery
+	// whose processing failed on something that may pass (Fleetio down or
+	// rate limited, the cloud store busy): doubling from a few seconds to an
+	// hour keeps a long outage cheap and a blip short.
+	DefaultMinRetry = 5 * time.Second
+	DefaultMaxRetry = time.Hour
+	// DefaultMaxAttempts gives up on a delivery after this many failures
+	// (about a day at the capped back-off), as Fleetio gives up its own.
+	DefaultMaxAttempts = 30
+)
+
+// Options configure New.
+type Options struct {
+	Store    *Store
+	Cloud    *cloud.Cloud
+	Notifier Notifier // nil: nobody is told
+	// Admin receives Prompt reservations.
+	Admin Recipient
+	// AccessBaseURL is the public URL the access page is served under, e.g.
+	// "https://bridge.example.com": links are AccessBaseURL+"/access/"+token.
+	AccessBaseURL string
+	// NewClient makes the Fleetio client from the stored settings; default
+	// fleetio.New with the settings' key, token and base URL.
+	NewClient   func(Settings) (*fleetio.Client, error)
+	MaxBody     int64
+	MinRetry    time.Duration
+	MaxRetry    time.Duration
+	MaxAttempts int
+	Now         func() time.Time
+	Logger      *slog.Logger
+	Rand        io.Reader // PINs and tokens; default crypto/rand
+}
+
+// Bridge is the Fleetio integration: webhook receiver, queue worker and
+// access pages.
+type Bridge struct {
+	o    Options
+	log  *slog.Logger
+	wake chan struct{}
+
+	mu         sync.Mutex
+	client     *fleetio.Client
+	clientFrom Settings
+}
+
+// New checks o and makes a Bridge.
+func New(o Options) (*Bridge, error) {
+	if o.Store == nil || o.Cloud == nil {
+		return nil, errors.New("bridge: Store and Cloud are required")
+	}
+	if o.AccessBaseURL == "" {
+		return nil, errors.New("bridge: AccessBaseURL is required (the access links sent to drivers)")
+	}
+	if o.NewClient == nil {
+		o.NewClient = func(s Settings) (*fleetio.Client, error) {
+			return fleetio.New(fleetio.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, AccountToken: s.AccountToken})
+		}
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	if o.MinRetry <= 0 {
+		o.MinRetry = DefaultMinRetry
+	}
+	if o.MaxRetry <= 0 {
+		o.MaxRetry = DefaultMaxRetry
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Bridge{o: o, log: o.Logger.With("component", "fleetio-bridge"), wake: make(chan struct{}, 1)}, nil
+}
+
+// fleetio returns a client for the current settings, made again when they
+// change (a reconnect with a new key).
+func (b *Bridge) fleetio() (*fleetio.Client, error) {
+	st, err := b.o.Store.Settings()
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.client != nil && b.clientFrom == st {
+		return b.client, nil
+	}
+	c, err := b.o.NewClient(st)
+	if err != nil {
+		return nil, fmt.Errorf("fleetio client: %w", err)
+	}
+	b.client, b.clientFrom = c, st
+	return c, nil
+}
+
+// Wake makes the worker look at the queue now.
+func (b *Bridge) Wake() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
