@@ -204,9 +204,16 @@ func (b *Bridge) book(ctx context.Context, c *fleetio.Client, a fleetio.VehicleA
 		driverChanged := bk.ContactID != a.ContactID
 		boxChanged := bk.BoxID != link.BoxID
 		changed := driverChanged || boxChanged || bk.KeyID != link.KeyID || !bk.From.Equal(from) || !bk.Until.Equal(until)
-		if !changed && !bk.pending() {
-			bk.UpdatedAt = a.UpdatedAt
-			return b.o.Store.PutBooking(bk, "")
+		if !changed {
+			// Nothing the booking depends on moved: finish what a failed
+			// attempt left (if anything), redo nothing.
+			if a.UpdatedAt.After(bk.UpdatedAt) {
+				bk.UpdatedAt = a.UpdatedAt
+			}
+			if err := b.o.Store.PutBooking(bk, ""); err != nil || !bk.pending() {
+				return err
+			}
+			return b.finish(ctx, c, a, bk)
 		}
 		if boxChanged {
 			if _, err := b.o.Cloud.RevokeGrant(bk.BoxID, bk.GrantID); err != nil && !errors.Is(err, cloud.ErrNotFound) {
