@@ -34,7 +34,9 @@
 // a UTF-8 text/plain, quoted-printable message with From, To, Subject (RFC
 // 2047), Date, Message-ID. net/smtp has no context: a connection deadline
 // (the context's or EmailConfig.Timeout) bounds the whole exchange and
-// cancellation moves it into the past. A mail is not retried here: the
+// cancellation moves it into the past. A STARTTLS handshake that fails
+// (an untrusted certificate) is an error in every mode, never a quiet
+// fall-back to plain text. A mail is not retried here: the
 // caller's durable queue decides, since a retry after a lost 250 duplicates.
 //
 // # SMS

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"text/template"
 	"time"
+	// A booking's window is shown in the box's zone; a bridge in a minimal
+	// container has no /usr/share/zoneinfo, so the zone database is built in.
+	_ "time/tzdata"
 )
 
 //go:embed templates/*.tmpl
@@ -217,14 +219,4 @@ func SampleData() map[string]any {
 		DataAdminLink:    "https://bridge.example.com/admin/reservations",
 		DataDriver:       "Alex Driver",
 	}
-}
-
-// names lists the loaded template names, sorted (for tests and diagnostics).
-func (t *Templates) names() []string {
-	n := make([]string, 0, len(t.byName))
-	for k := range t.byName {
-		n = append(n, k)
-	}
-	sort.Strings(n)
-	return n
 }
