@@ -230,3 +230,5 @@ func post(t testing.TB, url string, body []byte, hdr map[string]string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+func stringsReader(b []byte) *strings.Reader { return strings.NewReader(string(b)) }
