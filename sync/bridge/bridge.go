@@ -80,6 +80,8 @@ type Bridge struct {
 	log  *slog.Logger
 	wake chan struct{}
 
+	work sync.Mutex // held while processing the queue
+
 	mu         sync.Mutex
 	client     *fleetio.Client
 	clientFrom Settings

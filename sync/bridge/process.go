@@ -57,6 +57,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 // ProcessDue processes every queued delivery that is due, oldest first, and
 // returns when the next one not yet due will be (zero: none).
 func (b *Bridge) ProcessDue(ctx context.Context) (next time.Time, err error) {
+	// One delivery at a time: two workers on one booking would race on its
+	// steps (two PINs drawn, two PATCHes).
+	b.work.Lock()
+	defer b.work.Unlock()
 	due, next, err := b.o.Store.Queued(b.o.Now())
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read queue: %w", err)
@@ -389,6 +393,14 @@ func (b *Bridge) end(ctx context.Context, c *fleetio.Client, a *fleetio.VehicleA
 			bk.UpdatedAt = up.UpdatedAt
 		}
 	}
+	if a == nil && (bk.Until.IsZero() || b.o.Now().Before(bk.Until)) {
+		// Deleted before its end: the driver still holds a PIN and may be
+		// on the way to the box. Tell them (revoking again on a retry is
+		// no change).
+		if err := b.notifyCancelled(ctx, c, bk); err != nil {
+			return err
+		}
+	}
 	// The access link's token stays indexed: its page says 410 Gone.
 	bk.State, bk.SealedPIN, bk.Changed = st, nil, b.o.Now()
 	bk.PendingGrant, bk.PendingWriteBack, bk.PendingNotify = false, false, ""
@@ -446,6 +458,33 @@ func (b *Bridge) notify(ctx context.Context, c *fleetio.Client, a fleetio.Vehicl
 	}
 	if err := b.o.Notifier.Notify(ctx, to, kind, data); err != nil {
 		return fmt.Errorf("notify driver of assignment %d: %w", a.ID, err)
+	}
+	return nil
+}
+
+func (b *Bridge) notifyCancelled(ctx context.Context, c *fleetio.Client, bk Booking) error {
+	if b.o.Notifier == nil {
+		return nil
+	}
+	to := Recipient{ContactID: bk.ContactID, Name: bk.ContactName}
+	ct, err := c.GetContact(ctx, bk.ContactID)
+	switch {
+	case errors.Is(err, fleetio.ErrNotFound):
+		b.log.Warn("booking cancelled: driver's contact gone, not told", "assignment", bk.AssignmentID)
+		return nil
+	case err != nil:
+		return fmt.Errorf("read contact %d: %w", bk.ContactID, err)
+	}
+	to.Email, to.Phone = ct.Email, ct.Phone()
+	info, err := b.describe(bk)
+	if err != nil {
+		return err
+	}
+	data := info.data()
+	delete(data, "instructions")
+	data["driver"] = to.Name
+	if err := b.o.Notifier.Notify(ctx, to, NotifyBookingCancelled, data); err != nil {
+		return fmt.Errorf("notify driver of cancelled assignment %d: %w", bk.AssignmentID, err)
 	}
 	return nil
 }

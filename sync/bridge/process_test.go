@@ -124,6 +124,11 @@ func TestAssignmentDeleted(t *testing.T) {
 	bk, _, err := e.store.Booking(a.ID)
 	require.NoError(t, err)
 	require.Equal(t, bridge.BookingEnded, bk.State)
+	ns := e.notes.all()
+	require.Len(t, ns, 2)
+	require.Equal(t, bridge.NotifyBookingCancelled, ns[1].kind)
+	require.Equal(t, "ada@example.com", ns[1].to.Email)
+	require.Empty(t, ns[1].data["pin"])
 }
 
 func TestDuplicateAndOutOfOrderDeliveries(t *testing.T) {
