@@ -201,13 +201,8 @@ func applyKeys(tx *bolt.Tx, b Batch) error {
 		for _, k := range b.Keys {
 			keep[k.ID] = true
 		}
-		err := keys.ForEach(func(id, _ []byte) error {
-			if !keep[string(id)] {
-				gone = append(gone, string(id))
-			}
-			return nil
-		})
-		if err != nil {
+		var err error
+		if gone, err = idsNotIn(keys, keep); err != nil {
 			return err
 		}
 	} else {
@@ -275,13 +270,8 @@ func applyGrants(tx *bolt.Tx, b Batch, hashes [][]byte, now time.Time) error {
 		for _, g := range b.Grants {
 			keep[g.ID] = true
 		}
-		err := tx.Bucket(bucketGrants).ForEach(func(id, _ []byte) error {
-			if !keep[string(id)] {
-				gone = append(gone, string(id))
-			}
-			return nil
-		})
-		if err != nil {
+		var err error
+		if gone, err = idsNotIn(tx.Bucket(bucketGrants), keep); err != nil {
 			return err
 		}
 	} else {
@@ -372,4 +362,17 @@ func applyGrants(tx *bolt.Tx, b Batch, hashes [][]byte, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// idsNotIn lists the ids in bucket that keep does not hold: the records a
+// snapshot removes.
+func idsNotIn(bucket *bolt.Bucket, keep map[string]bool) ([]string, error) {
+	var gone []string
+	err := bucket.ForEach(func(id, _ []byte) error {
+		if !keep[string(id)] {
+			gone = append(gone, string(id))
+		}
+		return nil
+	})
+	return gone, err
 }
