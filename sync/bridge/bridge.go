@@ -82,6 +82,8 @@ type Bridge struct {
 
 	work sync.Mutex // held while processing the queue
 
+	stats counters
+
 	mu         sync.Mutex
 	client     *fleetio.Client
 	clientFrom Settings

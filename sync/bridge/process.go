@@ -136,9 +136,11 @@ func (b *Bridge) process(ctx context.Context, d Delivery) error {
 		return err
 	}
 	a, err := c.FindVehicleAssignment(ctx, pa.VehicleID, pa.ID)
+	b.fleetioErr(err)
 	if errors.Is(err, fleetio.ErrNotFound) && have && bk.VehicleID != pa.VehicleID {
 		// The delivery may be older than a change of vehicle.
 		a, err = c.FindVehicleAssignment(ctx, bk.VehicleID, pa.ID)
+		b.fleetioErr(err)
 	}
 	if errors.Is(err, fleetio.ErrNotFound) {
 		return b.end(ctx, c, nil, pa.ID, bk, have, BookingEnded)
@@ -220,7 +222,7 @@ func (b *Bridge) book(ctx context.Context, c *fleetio.Client, a fleetio.VehicleA
 			return b.finish(ctx, c, a, bk)
 		}
 		if boxChanged {
-			if _, err := b.o.Cloud.RevokeGrant(bk.BoxID, bk.GrantID); err != nil && !errors.Is(err, cloud.ErrNotFound) {
+			if _, err := b.revokeGrant(bk.BoxID, bk.GrantID); err != nil && !errors.Is(err, cloud.ErrNotFound) {
 				return fmt.Errorf("revoke grant %s on box %s (booking moved): %w", bk.GrantID, bk.BoxID, err)
 			}
 		}
@@ -300,7 +302,7 @@ func (b *Bridge) finish(ctx context.Context, c *fleetio.Client, a fleetio.Vehicl
 		g := box.Grant{ID: bk.GrantID, Kind: box.KindBooking, KeyIDs: []string{bk.KeyID}, From: bk.From, Until: bk.Until,
 			Source: GrantSource, DriverRef: strconv.FormatInt(bk.ContactID, 10)}
 		for i := 0; ; i++ {
-			_, err := b.o.Cloud.PutGrant(bk.BoxID, g, pin)
+			err := b.putGrant(bk.BoxID, g, pin)
 			if err == nil {
 				break
 			}
@@ -333,6 +335,7 @@ func (b *Bridge) finish(ctx context.Context, c *fleetio.Client, a fleetio.Vehicl
 			fields[fleetio.FieldAccessCode] = pin
 		}
 		up, err := c.PatchAssignmentCustomFields(ctx, bk.AssignmentID, fields)
+		b.fleetioErr(err)
 		if err != nil {
 			return fmt.Errorf("write back assignment %d: %w", bk.AssignmentID, err)
 		}
@@ -377,7 +380,7 @@ func (b *Bridge) end(ctx context.Context, c *fleetio.Client, a *fleetio.VehicleA
 		bk.State, bk.UpdatedAt, bk.Changed = st, a.UpdatedAt, b.o.Now()
 		return b.o.Store.PutBooking(bk, "")
 	}
-	if _, err := b.o.Cloud.RevokeGrant(bk.BoxID, bk.GrantID); err != nil && !errors.Is(err, cloud.ErrNotFound) {
+	if _, err := b.revokeGrant(bk.BoxID, bk.GrantID); err != nil && !errors.Is(err, cloud.ErrNotFound) {
 		return fmt.Errorf("revoke grant %s on box %s: %w", bk.GrantID, bk.BoxID, err)
 	}
 	if a != nil {
@@ -385,6 +388,7 @@ func (b *Bridge) end(ctx context.Context, c *fleetio.Client, a *fleetio.VehicleA
 		up, err := c.PatchAssignmentCustomFields(ctx, id, map[string]any{
 			fleetio.FieldAccessInstructions: nil, fleetio.FieldAccessLink: nil, fleetio.FieldAccessCode: nil,
 		})
+		b.fleetioErr(err)
 		switch {
 		case errors.Is(err, fleetio.ErrNotFound): // deleted meanwhile: nothing to clear
 		case err != nil:
@@ -429,7 +433,7 @@ func (b *Bridge) prompt(ctx context.Context, a fleetio.VehicleAssignment, link L
 	}
 	data := map[string]string{"driver": r.ContactName, "vehicle": vehicleName(a), "box": link.BoxID, "key": link.KeyID,
 		"from": fmtTime(from), "until": fmtTime(until), "assignment": strconv.FormatInt(a.ID, 10)}
-	if err := b.o.Notifier.Notify(ctx, b.o.Admin, NotifyPromptBooking, data); err != nil {
+	if err := b.notified(b.o.Notifier.Notify(ctx, b.o.Admin, NotifyPromptBooking, data)); err != nil {
 		return fmt.Errorf("notify admin of assignment %d: %w", a.ID, err)
 	}
 	r.Notified = true
@@ -445,7 +449,7 @@ func (b *Bridge) notify(ctx context.Context, c *fleetio.Client, a fleetio.Vehicl
 		to.Email = a.Contact.Email
 	}
 	// The assignment's nested contact has no phone: ask for the contact.
-	if ct, err := c.GetContact(ctx, a.ContactID); err == nil {
+	if ct, err := b.getContact(ctx, c, a.ContactID); err == nil {
 		to.Email = cmpOr(to.Email, ct.Email)
 		to.Phone = ct.Phone()
 	} else if !errors.Is(err, fleetio.ErrNotFound) {
@@ -456,7 +460,7 @@ func (b *Bridge) notify(ctx context.Context, c *fleetio.Client, a fleetio.Vehicl
 	if pin != "" {
 		data["pin"] = pin
 	}
-	if err := b.o.Notifier.Notify(ctx, to, kind, data); err != nil {
+	if err := b.notified(b.o.Notifier.Notify(ctx, to, kind, data)); err != nil {
 		return fmt.Errorf("notify driver of assignment %d: %w", a.ID, err)
 	}
 	return nil
@@ -467,7 +471,7 @@ func (b *Bridge) notifyCancelled(ctx context.Context, c *fleetio.Client, bk Book
 		return nil
 	}
 	to := Recipient{ContactID: bk.ContactID, Name: bk.ContactName}
-	ct, err := c.GetContact(ctx, bk.ContactID)
+	ct, err := b.getContact(ctx, c, bk.ContactID)
 	switch {
 	case errors.Is(err, fleetio.ErrNotFound):
 		b.log.Warn("booking cancelled: driver's contact gone, not told", "assignment", bk.AssignmentID)
@@ -483,7 +487,7 @@ func (b *Bridge) notifyCancelled(ctx context.Context, c *fleetio.Client, bk Book
 	data := info.data()
 	delete(data, "instructions")
 	data["driver"] = to.Name
-	if err := b.o.Notifier.Notify(ctx, to, NotifyBookingCancelled, data); err != nil {
+	if err := b.notified(b.o.Notifier.Notify(ctx, to, NotifyBookingCancelled, data)); err != nil {
 		return fmt.Errorf("notify driver of cancelled assignment %d: %w", bk.AssignmentID, err)
 	}
 	return nil
@@ -494,4 +498,27 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// putGrant puts a grant in the cloud and counts it.
+func (b *Bridge) putGrant(boxID string, g box.Grant, code string) error {
+	if _, err := b.o.Cloud.PutGrant(boxID, g, code); err != nil {
+		return err
+	}
+	b.stats.grantsPushed.Add(1)
+	return nil
+}
+
+// revokeGrant revokes a grant in the cloud and counts it.
+func (b *Bridge) revokeGrant(boxID, grantID string) (uint64, error) {
+	rev, err := b.o.Cloud.RevokeGrant(boxID, grantID)
+	if err == nil {
+		b.stats.grantsRevoked.Add(1)
+	}
+	return rev, err
+}
+
+func (b *Bridge) getContact(ctx context.Context, c *fleetio.Client, id int64) (fleetio.Contact, error) {
+	ct, err := c.GetContact(ctx, id)
+	return ct, b.fleetioErr(err)
 }

@@ -39,10 +39,12 @@ func (b *Bridge) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
+			b.stats.webhooksRejected.Add(1)
 			log.Warn("webhook refused: body too large", "limit", mbe.Limit)
 			httpError(w, http.StatusRequestEntityTooLarge, "body over the limit")
 			return
 		}
+		b.stats.webhooksRejected.Add(1)
 		log.Warn("webhook: reading body", "err", err)
 		httpError(w, http.StatusBadRequest, "cannot read body")
 		return
@@ -59,12 +61,14 @@ func (b *Bridge) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	v := fleetio.WebhookVerifier{Secret: []byte(st.WebhookSecret), Authorization: st.Authorization}
 	if err := v.Verify(r.Header, body); err != nil {
+		b.stats.webhooksRejected.Add(1)
 		log.Warn("webhook refused", "err", err)
 		httpError(w, http.StatusUnauthorized, "signature check failed")
 		return
 	}
 	wh, err := fleetio.ParseWebhook(body)
 	if err != nil {
+		b.stats.webhooksRejected.Add(1)
 		log.Warn("webhook refused: malformed", "err", err)
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
@@ -73,11 +77,13 @@ func (b *Bridge) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	if !handledEvent(wh.Event) {
 		// 2xx: a webhook subscribed to more events must not be retried and
 		// then disabled by Fleetio for events we do not act on.
+		b.stats.webhooksIgnored.Add(1)
 		log.Info("webhook ignored: event not handled")
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ignored"})
 		return
 	}
 	if _, err := fleetio.ParseAssignment(wh.Payload); err != nil {
+		b.stats.webhooksRejected.Add(1)
 		log.Warn("webhook refused: payload", "err", err)
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
@@ -89,10 +95,12 @@ func (b *Bridge) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !added {
+		b.stats.webhooksDuplicate.Add(1)
 		log.Info("webhook duplicate: already stored")
 		writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate"})
 		return
 	}
+	b.stats.webhooksAccepted.Add(1)
 	log.Info("webhook stored")
 	b.Wake()
 	writeJSON(w, http.StatusOK, map[string]string{"status": "queued"})
