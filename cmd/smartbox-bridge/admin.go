@@ -115,7 +115,16 @@ func (s *service) adminHandler() http.Handler {
 	mux.HandleFunc("GET /v1/boxes/{box}/events", s.getEvents)
 	mux.HandleFunc("POST /v1/boxes/{box}/commands", s.postCommand)
 	mux.HandleFunc("GET /v1/boxes/{box}/commands/{id}", s.getCommand)
-	return s.authorize(mux)
+	s.fleetioRoutes(mux)
+
+	// /metrics and /healthz go without the token: the admin listener is on
+	// loopback, and a Prometheus scraper should not hold a key that can put
+	// grants on boxes. Neither says anything secret.
+	top := http.NewServeMux()
+	top.Handle("GET /metrics", s.metricsHandler())
+	top.HandleFunc("GET /healthz", s.healthz)
+	top.Handle("/", s.authorize(mux))
+	return top
 }
 
 // authorize checks the bearer token (in constant time) and logs each

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"strings"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/tomlconf"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
 // DefaultConfigPath is where smartbox-bridge looks for its config.
@@ -25,16 +28,27 @@ const (
 	defaultListen      = "127.0.0.1:1883"
 	defaultAdminListen = "127.0.0.1:8480"
 	defaultCloudUser   = "cloud"
+	defaultPublic      = "127.0.0.1:8490"
+	// defaultReconcile is how often the bridge compares Fleetio's
+	// assignments with its bookings and looks for overdue keys: webhooks
+	// are the fast path, this catches the ones Fleetio gave up on.
+	defaultReconcile = 15 * time.Minute
+	// minReconcile keeps a typo ("15s") from spending the account's API
+	// rate limit (Fleetio counts requests per minute per account).
+	minReconcile    = time.Minute
+	defaultSMTPPort = 587
 )
 
 // Config is smartbox-bridge's TOML config file. See
 // cmd/smartbox-bridge/smartbox-bridge.example.toml for the documented version of every
 // field. Boxes are not in the config: they live in the store (register-box).
 type Config struct {
-	DataDir string       `toml:"data_dir"`
-	Broker  BrokerConfig `toml:"broker"`
-	Admin   AdminConfig  `toml:"admin"`
-	Cloud   CloudConfig  `toml:"cloud"`
+	DataDir string        `toml:"data_dir"`
+	Broker  BrokerConfig  `toml:"broker"`
+	Admin   AdminConfig   `toml:"admin"`
+	Cloud   CloudConfig   `toml:"cloud"`
+	Fleetio FleetioConfig `toml:"fleetio"`
+	Notify  NotifyConfig  `toml:"notify"`
 
 	// file is where the config came from, for error messages that name
 	// the line of a field.
@@ -79,6 +93,58 @@ type CloudConfig struct {
 	// at rest; "" keeps a random key in bridge.db (see sync/cloud Caveats).
 	CodeKeyFile string `toml:"code_key_file"`
 	LogLimit    int    `toml:"log_limit"`
+}
+
+// FleetioConfig is the Fleetio integration's public side: the listener
+// Fleetio's webhooks and the drivers' access pages reach, and who is told
+// about Prompt reservations and overdue keys. The connection secrets are
+// not here: `smartbox-bridge fleetio connect` stores them (0600).
+type FleetioConfig struct {
+	// PublicListen serves POST /webhooks/fleetio, GET /access/{token} and
+	// GET /healthz. Put it behind a TLS reverse proxy: Fleetio wants https.
+	PublicListen string `toml:"public_listen"`
+	// PublicURL is the base of the links drivers get and the webhook URL to
+	// give Fleetio, e.g. "https://keys.example.com". Default: http:// and
+	// the listener's address (fine for a demo only).
+	PublicURL      string   `toml:"public_url"`
+	ReconcileEvery Duration `toml:"reconcile_every"`
+	AdminName      string   `toml:"admin_name"`
+	AdminEmail     string   `toml:"admin_email"`
+	AdminPhone     string   `toml:"admin_phone"`
+	// MaxBody bounds one webhook delivery in bytes (default 1 MiB).
+	MaxBody int64 `toml:"max_body"`
+}
+
+// NotifyConfig says how drivers and the admin are told: email, SMS, or both
+// (the booking's contact method picks).
+type NotifyConfig struct {
+	// TemplatesDir overrides built-in templates ("<kind>.<method>.tmpl").
+	TemplatesDir string `toml:"templates_dir"`
+	// TimeZone (IANA) shows booking times in that zone; "" keeps the offset
+	// Fleetio gave them (the account's zone).
+	TimeZone string       `toml:"time_zone"`
+	Email    *EmailConfig `toml:"email"`
+	SMS      *SMSConfig   `toml:"sms"`
+}
+
+// EmailConfig is the SMTP submission server.
+type EmailConfig struct {
+	Host         string `toml:"host"`
+	Port         int    `toml:"port"`
+	From         string `toml:"from"`
+	Username     string `toml:"username"`
+	PasswordFile string `toml:"password_file"`
+	// StartTLS is "require" (default), "opportunistic" or "none".
+	StartTLS string `toml:"starttls"`
+}
+
+// SMSConfig is an SMS gateway with Twilio's Messages API shape.
+type SMSConfig struct {
+	BaseURL             string `toml:"base_url"`
+	AccountSID          string `toml:"account_sid"`
+	AuthTokenFile       string `toml:"auth_token_file"`
+	From                string `toml:"from"`
+	MessagingServiceSID string `toml:"messaging_service_sid"`
 }
 
 // IsEmbedded says whether the bridge runs its own broker: unless told not to,
@@ -147,6 +213,24 @@ func (c *Config) fillDefaults() {
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = defaultAdminListen
 	}
+	f := &c.Fleetio
+	if f.PublicListen == "" {
+		f.PublicListen = defaultPublic
+	}
+	if f.ReconcileEvery.Duration == 0 {
+		f.ReconcileEvery.Duration = defaultReconcile
+	}
+	if f.MaxBody == 0 {
+		f.MaxBody = bridge.DefaultMaxBody
+	}
+	if e := c.Notify.Email; e != nil {
+		if e.Port == 0 {
+			e.Port = defaultSMTPPort
+		}
+		if e.StartTLS == "" {
+			e.StartTLS = string(notify.TLSRequire)
+		}
+	}
 }
 
 // Validate checks every field before anything is opened or listened on.
@@ -177,7 +261,107 @@ func (c *Config) Validate() error {
 	if c.Cloud.LogLimit < 0 {
 		return c.fieldErr("cloud.log_limit", "%d is negative", c.Cloud.LogLimit)
 	}
+	if err := c.validateFleetio(); err != nil {
+		return err
+	}
+	return c.validateNotify()
+}
+
+func (c *Config) validateFleetio() error {
+	f := &c.Fleetio
+	if err := c.hostPort("fleetio.public_listen", f.PublicListen); err != nil {
+		return err
+	}
+	if f.PublicURL != "" {
+		u, err := url.Parse(f.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return c.fieldErr("fleetio.public_url", "%q is not a base URL like \"https://keys.example.com\"", f.PublicURL)
+		}
+	}
+	if d := f.ReconcileEvery.Duration; d < minReconcile {
+		return c.fieldErr("fleetio.reconcile_every", "%s is shorter than %s: each round reads every assignment from Fleetio", d, minReconcile)
+	}
+	if f.MaxBody < 4096 || f.MaxBody > 64<<20 {
+		return c.fieldErr("fleetio.max_body", "%d bytes: want 4096..67108864 (a delivery is a few KB)", f.MaxBody)
+	}
+	if f.AdminEmail != "" {
+		if _, err := mail.ParseAddress(f.AdminEmail); err != nil {
+			return c.fieldErr("fleetio.admin_email", "%q is not an email address", f.AdminEmail)
+		}
+	}
+	if f.AdminPhone != "" && !validPhone(f.AdminPhone) {
+		return c.fieldErr("fleetio.admin_phone", "%q is not an E.164 number like \"+15551234567\"", f.AdminPhone)
+	}
 	return nil
+}
+
+func (c *Config) validateNotify() error {
+	n := &c.Notify
+	if n.TimeZone != "" {
+		if _, err := time.LoadLocation(n.TimeZone); err != nil {
+			return c.fieldErr("notify.time_zone", "%q is not an IANA time zone like \"America/Chicago\"", n.TimeZone)
+		}
+	}
+	if e := n.Email; e != nil {
+		if e.Host == "" {
+			return c.fieldErr("notify.email.host", "missing: the SMTP submission server's name")
+		}
+		if e.Port < 1 || e.Port > 65535 {
+			return c.fieldErr("notify.email.port", "%d is not a port", e.Port)
+		}
+		if _, err := mail.ParseAddress(e.From); err != nil {
+			return c.fieldErr("notify.email.from", "%q is not an address like \"SmartBox <keys@example.com>\"", e.From)
+		}
+		if (e.Username == "") != (e.PasswordFile == "") {
+			return c.fieldErr("notify.email.username", "username and password_file go together (AUTH PLAIN)")
+		}
+		switch notify.TLSMode(e.StartTLS) {
+		case notify.TLSRequire, notify.TLSOpportunistic, notify.TLSNone:
+		default:
+			return c.fieldErr("notify.email.starttls", "%q: want \"require\", \"opportunistic\" or \"none\"", e.StartTLS)
+		}
+	}
+	if s := n.SMS; s != nil {
+		if s.AccountSID == "" {
+			return c.fieldErr("notify.sms.account_sid", "missing")
+		}
+		if s.AuthTokenFile == "" {
+			return c.fieldErr("notify.sms.auth_token_file", "missing: the gateway's auth token, in a file (0600)")
+		}
+		if (s.From == "") == (s.MessagingServiceSID == "") {
+			return c.fieldErr("notify.sms.from", "set from (an E.164 number) or messaging_service_sid, one of the two")
+		}
+		if s.From != "" && !validPhone(s.From) {
+			return c.fieldErr("notify.sms.from", "%q is not an E.164 number like \"+15551234567\"", s.From)
+		}
+		if s.BaseURL != "" {
+			if u, err := url.Parse(s.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return c.fieldErr("notify.sms.base_url", "%q is not a URL like \"https://api.twilio.com\"", s.BaseURL)
+			}
+		}
+	}
+	// The admin must be reachable by a configured channel, or Prompt
+	// reservations would fail to be announced, over and over.
+	f := &c.Fleetio
+	byMail, bySMS := f.AdminEmail != "" && n.Email != nil, f.AdminPhone != "" && n.SMS != nil
+	if (f.AdminEmail != "" || f.AdminPhone != "") && !byMail && !bySMS && (n.Email != nil || n.SMS != nil) {
+		return c.fieldErr("fleetio.admin_email", "the admin has no address for the channels configured ([notify.email] needs admin_email, [notify.sms] admin_phone)")
+	}
+	return nil
+}
+
+// validPhone is a loose E.164 check: "+" and 7 to 15 digits.
+func validPhone(s string) bool {
+	d, ok := strings.CutPrefix(s, "+")
+	if !ok || len(d) < 7 || len(d) > 15 {
+		return false
+	}
+	for _, r := range d {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Config) validateEmbedded() error {

@@ -19,6 +19,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/broker"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/wire"
@@ -44,6 +45,14 @@ type service struct {
 
 	adminLn  net.Listener
 	adminSrv *http.Server
+
+	// The Fleetio integration: its store, the bridge, and the public
+	// listener (webhooks, access pages).
+	fleetStore *bridge.Store
+	fleet      *bridge.Bridge
+	publicLn   net.Listener
+	publicSrv  *http.Server
+	publicURL  string
 
 	closeOnce sync.Once
 }
@@ -99,6 +108,9 @@ func startService(cfg *Config, log *slog.Logger, stdout io.Writer) (_ *service, 
 	}
 
 	if err := s.startBroker(); err != nil {
+		return nil, err
+	}
+	if err := s.startFleetio(); err != nil {
 		return nil, err
 	}
 
@@ -260,6 +272,9 @@ func (s *service) run(ctx context.Context) error {
 
 	adminErr := make(chan error, 1)
 	go func() { adminErr <- s.adminSrv.Serve(s.adminLn) }()
+	publicErr := make(chan error, 1)
+	go func() { publicErr <- s.publicSrv.Serve(s.publicLn) }()
+	fleetDone := s.runFleetio(ctx)
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -283,11 +298,18 @@ func (s *service) run(ctx context.Context) error {
 		}
 	case err = <-adminErr:
 		err = fmt.Errorf("admin endpoint: %w", err)
+	case err = <-publicErr:
+		err = fmt.Errorf("public endpoint: %w", err)
 	}
 	cancel()
+	// Graceful: a webhook being stored finishes (Fleetio would otherwise
+	// retry it, which is harmless but noisy), then the worker stops between
+	// deliveries, then the stores close.
 	shut, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
+	_ = s.publicSrv.Shutdown(shut)
 	_ = s.adminSrv.Shutdown(shut)
+	<-fleetDone
 	if !served {
 		// Serve returns once ctx is done, after its workers stopped: the
 		// store must not close under them.
@@ -305,9 +327,17 @@ func (s *service) close() {
 			_ = os.Remove(filepath.Join(s.cfg.DataDir, fileAdminAddr))
 			_ = s.adminLn.Close()
 		}
+		if s.publicLn != nil {
+			_ = s.publicLn.Close()
+		}
 		if s.broker != nil {
 			if err := s.broker.Close(); err != nil {
 				s.log.Warn("closing broker", "err", err)
+			}
+		}
+		if s.fleetStore != nil {
+			if err := s.fleetStore.Close(); err != nil {
+				s.log.Warn("closing fleetio store", "err", err)
 			}
 		}
 		if s.cloud != nil {

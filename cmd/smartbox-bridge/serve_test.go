@@ -23,8 +23,8 @@ import (
 	"github.com/smartbox-oss/smartbox/sync/link"
 )
 
-// bridge is a serve running in process on free loopback ports.
-type bridge struct {
+// runningBridge is a serve running in process on free loopback ports.
+type runningBridge struct {
 	svc    *service
 	dir    string
 	out    string // what serve printed on stdout
@@ -35,13 +35,13 @@ type bridge struct {
 
 // startBridge runs serve with the embedded broker and the admin endpoint on
 // ports the system picks (127.0.0.1:0: nothing to race for).
-func startBridge(t *testing.T, dir, brokerTOML string) *bridge {
+func startBridge(t *testing.T, dir, brokerTOML string) *runningBridge {
 	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "bridge.toml")
 	if brokerTOML == "" {
 		brokerTOML = "listen = \"127.0.0.1:0\"\n"
 	}
-	src := "data_dir = \"" + dir + "\"\n[broker]\n" + brokerTOML + "[admin]\nlisten = \"127.0.0.1:0\"\n"
+	src := "data_dir = \"" + dir + "\"\n[broker]\n" + brokerTOML + "[admin]\nlisten = \"127.0.0.1:0\"\n[fleetio]\npublic_listen = \"127.0.0.1:0\"\n"
 	require.NoError(t, os.WriteFile(cfgPath, []byte(src), 0o600))
 	cfg, err := LoadConfig(cfgPath)
 	require.NoError(t, err)
@@ -51,13 +51,13 @@ func startBridge(t *testing.T, dir, brokerTOML string) *bridge {
 	svc, err := startService(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), &stdout)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &bridge{svc: svc, dir: dir, out: stdout.String(), log: logs, cancel: cancel, done: make(chan error, 1)}
+	b := &runningBridge{svc: svc, dir: dir, out: stdout.String(), log: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { b.done <- svc.run(ctx) }()
 	t.Cleanup(func() { b.stop(t) })
 	return b
 }
 
-func (b *bridge) stop(t *testing.T) {
+func (b *runningBridge) stop(t *testing.T) {
 	t.Helper()
 	if b.cancel == nil {
 		return
@@ -74,7 +74,7 @@ func (b *bridge) stop(t *testing.T) {
 
 // cli runs a client subcommand against the bridge's data dir and returns
 // its exit code and output.
-func (b *bridge) cli(t *testing.T, args ...string) (int, string, string) {
+func (b *runningBridge) cli(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	args = append([]string{args[0], "--data", b.dir}, args[1:]...)
@@ -82,7 +82,7 @@ func (b *bridge) cli(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
-func (b *bridge) mustCLI(t *testing.T, args ...string) string {
+func (b *runningBridge) mustCLI(t *testing.T, args ...string) string {
 	t.Helper()
 	code, out, errOut := b.cli(t, args...)
 	require.Equal(t, exitOK, code, "smartbox-bridge %v: %s", args, errOut)
@@ -119,11 +119,11 @@ func TestServeEndToEnd(t *testing.T) {
 	t.Parallel()
 	t.Run("embedded", func(t *testing.T) {
 		t.Parallel()
-		testEndToEnd(t, func(t *testing.T) *bridge { return startBridge(t, t.TempDir(), "") })
+		testEndToEnd(t, func(t *testing.T) *runningBridge { return startBridge(t, t.TempDir(), "") })
 	})
 	t.Run("mosquitto", func(t *testing.T) {
 		t.Parallel()
-		testEndToEnd(t, func(t *testing.T) *bridge {
+		testEndToEnd(t, func(t *testing.T) *runningBridge {
 			brokertest.SkipWithoutMosquitto(t)
 			m := brokertest.Start(t, brokertest.Mosquitto, brokertest.Options{
 				Users: map[string]string{brokertest.CloudUser: "cloud-pw", e2eBox: e2ePassword},
@@ -141,7 +141,7 @@ const (
 	e2ePassword = "box-7-mqtt-secret"
 )
 
-func testEndToEnd(t *testing.T, start func(t *testing.T) *bridge) {
+func testEndToEnd(t *testing.T, start func(t *testing.T) *runningBridge) {
 	const (
 		boxID    = e2eBox
 		code     = e2eCode

