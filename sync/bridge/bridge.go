@@ -19,7 +19,16 @@ type Recipient struct {
 	Name      string
 	Email     string
 	Phone     string
+	// Method is how to reach them: ContactEmail, ContactSMS, or "" for
+	// email when there is an address, else SMS.
+	Method string
 }
+
+// Contact methods of a Recipient, a Booking and a BookingEdit.
+const (
+	ContactEmail = "email"
+	ContactSMS   = "sms"
+)
 
 // Notification kinds the bridge sends.
 const (

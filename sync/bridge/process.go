@@ -69,29 +69,40 @@ func (b *Bridge) ProcessDue(ctx context.Context) (next time.Time, err error) {
 		if ctx.Err() != nil {
 			return next, ctx.Err()
 		}
-		perr := b.process(ctx, d)
-		d.Attempts++
-		log := b.log.With("delivery", d.ID, "event", d.Event, "attempt", d.Attempts)
-		switch {
-		case perr == nil:
-			d.State, d.LastError, d.NextAttempt = DeliveryDone, "", time.Time{}
-			log.Info("delivery processed")
-		case permanent(perr) || d.Attempts >= b.o.MaxAttempts:
-			d.State, d.LastError = DeliveryFailed, perr.Error()
-			log.Error("delivery failed for good", "err", perr)
-		default:
-			d.LastError = perr.Error()
-			d.NextAttempt = b.o.Now().Add(b.backoff(d.Attempts, perr))
-			if next.IsZero() || d.NextAttempt.Before(next) {
-				next = d.NextAttempt
-			}
-			log.Warn("delivery will be retried", "err", perr, "at", d.NextAttempt)
+		d, _, err := b.processOne(ctx, d)
+		if err != nil {
+			return next, err
 		}
-		if err := b.o.Store.UpdateDelivery(d); err != nil {
-			return next, fmt.Errorf("delivery %d: %w", d.ID, err)
+		if d.State == DeliveryQueued && (next.IsZero() || d.NextAttempt.Before(next)) {
+			next = d.NextAttempt
 		}
 	}
 	return next, nil
+}
+
+// processOne processes one delivery and records the outcome: done, failed
+// for good, or queued again with a back-off. perr is the processing error,
+// err a failure to record it. b.work must be held.
+func (b *Bridge) processOne(ctx context.Context, d Delivery) (_ Delivery, perr, err error) {
+	perr = b.process(ctx, d)
+	d.Attempts++
+	log := b.log.With("delivery", d.ID, "event", d.Event, "attempt", d.Attempts)
+	switch {
+	case perr == nil:
+		d.State, d.LastError, d.NextAttempt = DeliveryDone, "", time.Time{}
+		log.Info("delivery processed")
+	case permanent(perr) || d.Attempts >= b.o.MaxAttempts:
+		d.State, d.LastError = DeliveryFailed, perr.Error()
+		log.Error("delivery failed for good", "err", perr)
+	default:
+		d.LastError = perr.Error()
+		d.NextAttempt = b.o.Now().Add(b.backoff(d.Attempts, perr))
+		log.Warn("delivery will be retried", "err", perr, "at", d.NextAttempt)
+	}
+	if err := b.o.Store.UpdateDelivery(d); err != nil {
+		return d, perr, fmt.Errorf("delivery %d: %w", d.ID, err)
+	}
+	return d, perr, nil
 }
 
 // backoff doubles from MinRetry to MaxRetry; a 429's Retry-After is honoured
@@ -173,7 +184,13 @@ func (b *Bridge) reconcile(ctx context.Context, c *fleetio.Client, a fleetio.Veh
 		return b.end(ctx, c, &a, a.ID, bk, have, BookingUnlinked)
 	}
 	if link.Method == MethodPrompt && !(have && bk.State == BookingActive) {
-		return b.prompt(ctx, a, link)
+		r, ok, err := b.o.Store.Reservation(a.ID)
+		if err != nil {
+			return err
+		}
+		if !ok || !r.Approved {
+			return b.prompt(ctx, a, link)
+		}
 	}
 	return b.book(ctx, c, a, link, bk, have)
 }
@@ -195,18 +212,39 @@ func contactName(a fleetio.VehicleAssignment) string {
 	return ""
 }
 
-// book creates or updates the booking grant of an Automatic assignment.
+// book creates or updates the booking grant of an Automatic assignment, or
+// of a Prompt one the admin approved (CreateBooking).
 func (b *Bridge) book(ctx context.Context, c *fleetio.Client, a fleetio.VehicleAssignment, link Link, bk Booking, have bool) error {
-	from, until := window(a)
+	ffrom, funtil := window(a)
+	from, until := ffrom, funtil
 	var token string
+	var prune []Booking // driver code grants that may be left without a booking
 	switch {
 	case !have || bk.State != BookingActive:
 		bk = Booking{AssignmentID: a.ID, GrantID: GrantID(a.ID), State: BookingActive, PendingNotify: NotifyBookingCreated}
-		var err error
+		r, ok, err := b.o.Store.Reservation(a.ID)
+		if err != nil {
+			return err
+		}
+		if ok && r.Approved {
+			bk.Contact = r.Contact
+			if r.Edit != nil {
+				from, until, bk.WindowEdited = r.Edit.apply(ffrom, funtil)
+			}
+		}
+		if bk.DriverCode, err = b.useDriverCode(a.ContactID); err != nil {
+			return err
+		}
 		if token, err = b.newBookingSecrets(&bk); err != nil {
 			return err
 		}
 	default:
+		if bk.WindowEdited && bk.FleetioFrom.Equal(ffrom) && bk.FleetioUntil.Equal(funtil) {
+			// The admin's window stands while Fleetio's does not move.
+			from, until = bk.From, bk.Until
+		} else {
+			bk.WindowEdited = false
+		}
 		driverChanged := bk.ContactID != a.ContactID
 		boxChanged := bk.BoxID != link.BoxID
 		changed := driverChanged || boxChanged || bk.KeyID != link.KeyID || !bk.From.Equal(from) || !bk.Until.Equal(until)
@@ -216,10 +254,18 @@ func (b *Bridge) book(ctx context.Context, c *fleetio.Client, a fleetio.VehicleA
 			if a.UpdatedAt.After(bk.UpdatedAt) {
 				bk.UpdatedAt = a.UpdatedAt
 			}
-			if err := b.o.Store.PutBooking(bk, ""); err != nil || !bk.pending() {
+			if err := b.o.Store.PutBooking(bk, ""); err != nil {
+				return err
+			}
+			// A booking stored before its reservation was dropped (a crash
+			// in between): drop it now.
+			if err := b.o.Store.DeleteReservation(a.ID); err != nil || !bk.pending() {
 				return err
 			}
 			return b.finish(ctx, c, a, bk)
+		}
+		if bk.DriverCode && (driverChanged || boxChanged) {
+			prune = append(prune, bk)
 		}
 		if boxChanged {
 			if _, err := b.revokeGrant(bk.BoxID, bk.GrantID); err != nil && !errors.Is(err, cloud.ErrNotFound) {
@@ -232,6 +278,13 @@ func (b *Bridge) book(ctx context.Context, c *fleetio.Client, a fleetio.VehicleA
 				return err
 			}
 			var err error
+			if driverChanged {
+				// The method was chosen for the old driver.
+				bk.Contact = ""
+				if bk.DriverCode, err = b.useDriverCode(a.ContactID); err != nil {
+					return err
+				}
+			}
 			if token, err = b.newBookingSecrets(&bk); err != nil {
 				return err
 			}
@@ -242,6 +295,7 @@ func (b *Bridge) book(ctx context.Context, c *fleetio.Client, a fleetio.VehicleA
 	}
 	bk.VehicleID, bk.ContactID, bk.ContactName = a.VehicleID, a.ContactID, contactName(a)
 	bk.BoxID, bk.KeyID, bk.From, bk.Until = link.BoxID, link.KeyID, from, until
+	bk.DriverRef, bk.FleetioFrom, bk.FleetioUntil = DriverRef(a.ContactID), ffrom, funtil
 	bk.UpdatedAt = a.UpdatedAt
 	bk.PendingGrant, bk.PendingWriteBack = true, true
 	bk.Changed = b.o.Now()
@@ -251,13 +305,27 @@ func (b *Bridge) book(ctx context.Context, c *fleetio.Client, a fleetio.VehicleA
 	if err := b.o.Store.DeleteReservation(a.ID); err != nil {
 		return err
 	}
+	for _, old := range prune {
+		if err := b.pruneDriverGrant(old.ContactID, old.BoxID); err != nil {
+			return err
+		}
+	}
 	return b.finish(ctx, c, a, bk)
+}
+
+// codeLength is the length of a booking grant's code: a PIN the driver
+// types, or a long one nobody is told when the driver uses a driver code.
+func codeLength(bk Booking) int {
+	if bk.DriverCode {
+		return untoldCodeLength
+	}
+	return PINLength
 }
 
 // newBookingSecrets gives bk a new PIN (sealed) and access link, and returns
 // the link's token for the store's index.
 func (b *Bridge) newBookingSecrets(bk *Booking) (string, error) {
-	pin, err := NewPIN(b.o.Rand, PINLength)
+	pin, err := NewPIN(b.o.Rand, codeLength(*bk))
 	if err != nil {
 		return "", err
 	}
@@ -299,8 +367,30 @@ func (b *Bridge) finish(ctx context.Context, c *fleetio.Client, a fleetio.Vehicl
 		}
 	}
 	if bk.PendingGrant {
+		if bk.DriverCode {
+			if _, err := b.ensureDriverGrant(bk.ContactID, bk.BoxID); err != nil {
+				if !errors.Is(err, ErrDriverCodeInUse) {
+					return err
+				}
+				// The driver can't have their code on this box: they still
+				// get the key, with a PIN of this booking.
+				b.log.Error("driver's own code is in use on the box by another grant: this booking gets a per-assignment PIN; set the driver another code",
+					"assignment", bk.AssignmentID, "contact", bk.ContactID, "box", bk.BoxID)
+				bk.DriverCode = false
+				if pin, err = NewPIN(b.o.Rand, PINLength); err != nil {
+					return err
+				}
+				bk.SealedPIN = b.o.Store.sealPIN(bk.AssignmentID, pin)
+				if err := b.o.Store.PutBooking(bk, ""); err != nil {
+					return err
+				}
+			}
+		}
+		if bk.DriverRef == "" {
+			bk.DriverRef = DriverRef(bk.ContactID)
+		}
 		g := box.Grant{ID: bk.GrantID, Kind: box.KindBooking, KeyIDs: []string{bk.KeyID}, From: bk.From, Until: bk.Until,
-			Source: GrantSource, DriverRef: strconv.FormatInt(bk.ContactID, 10)}
+			Source: GrantSource, DriverRef: bk.DriverRef}
 		for i := 0; ; i++ {
 			err := b.putGrant(bk.BoxID, g, pin)
 			if err == nil {
@@ -309,7 +399,7 @@ func (b *Bridge) finish(ctx context.Context, c *fleetio.Client, a fleetio.Vehicl
 			if !errors.Is(err, cloud.ErrCodeInUse) || pin == "" || i >= maxPINDraws {
 				return fmt.Errorf("put grant %s on box %s: %w", g.ID, bk.BoxID, err)
 			}
-			if pin, err = NewPIN(b.o.Rand, PINLength); err != nil {
+			if pin, err = NewPIN(b.o.Rand, codeLength(bk)); err != nil {
 				return err
 			}
 			bk.SealedPIN = b.o.Store.sealPIN(bk.AssignmentID, pin)
@@ -322,6 +412,22 @@ func (b *Bridge) finish(ctx context.Context, c *fleetio.Client, a fleetio.Vehicl
 			return err
 		}
 	}
+	// told is the code the driver types: the booking's PIN, or their
+	// driver code.
+	told, tellCode := pin, pin != ""
+	if bk.DriverCode {
+		code, dc, err := b.driverCodeFor(bk.ContactID)
+		if err != nil {
+			return err
+		}
+		if !dc.Boxes[bk.BoxID] {
+			// A code cleared, or drawn again, since the grant was made.
+			if code, err = b.ensureDriverGrant(bk.ContactID, bk.BoxID); err != nil {
+				return err
+			}
+		}
+		told, tellCode = code, bk.PendingNotify == NotifyBookingCreated || bk.NotifyCode
+	}
 	info, err := b.describe(bk)
 	if err != nil {
 		return err
@@ -331,8 +437,8 @@ func (b *Bridge) finish(ctx context.Context, c *fleetio.Client, a fleetio.Vehicl
 			fleetio.FieldAccessInstructions: info.instructions(),
 			fleetio.FieldAccessLink:         bk.AccessLink,
 		}
-		if pin != "" {
-			fields[fleetio.FieldAccessCode] = pin
+		if told != "" {
+			fields[fleetio.FieldAccessCode] = told
 		}
 		up, err := c.PatchAssignmentCustomFields(ctx, bk.AssignmentID, fields)
 		b.fleetioErr(err)
@@ -348,10 +454,14 @@ func (b *Bridge) finish(ctx context.Context, c *fleetio.Client, a fleetio.Vehicl
 		}
 	}
 	if bk.PendingNotify != "" {
-		if err := b.notify(ctx, c, a, bk.PendingNotify, info, pin); err != nil {
+		var code string
+		if tellCode {
+			code = told
+		}
+		if err := b.notify(ctx, c, a, bk.Contact, bk.PendingNotify, info, code); err != nil {
 			return err
 		}
-		bk.PendingNotify = ""
+		bk.PendingNotify, bk.NotifyCode = "", false
 	}
 	// Everyone who needs the PIN has it: the cloud (encrypted), Fleetio's
 	// field and the driver. The bridge forgets it.
@@ -407,9 +517,15 @@ func (b *Bridge) end(ctx context.Context, c *fleetio.Client, a *fleetio.VehicleA
 	}
 	// The access link's token stays indexed: its page says 410 Gone.
 	bk.State, bk.SealedPIN, bk.Changed = st, nil, b.o.Now()
-	bk.PendingGrant, bk.PendingWriteBack, bk.PendingNotify = false, false, ""
+	bk.PendingGrant, bk.PendingWriteBack, bk.PendingNotify, bk.NotifyCode = false, false, "", false
 	b.log.Info("booking ended", "assignment", id, "grant", bk.GrantID, "box", bk.BoxID, "state", st)
-	return b.o.Store.PutBooking(bk, "")
+	if err := b.o.Store.PutBooking(bk, ""); err != nil {
+		return err
+	}
+	if bk.DriverCode {
+		return b.pruneDriverGrant(bk.ContactID, bk.BoxID)
+	}
+	return nil
 }
 
 // prompt records a reservation for a vehicle linked in Prompt mode and tells
@@ -440,11 +556,11 @@ func (b *Bridge) prompt(ctx context.Context, a fleetio.VehicleAssignment, link L
 	return b.o.Store.PutReservation(r)
 }
 
-func (b *Bridge) notify(ctx context.Context, c *fleetio.Client, a fleetio.VehicleAssignment, kind string, info bookingInfo, pin string) error {
+func (b *Bridge) notify(ctx context.Context, c *fleetio.Client, a fleetio.VehicleAssignment, method, kind string, info bookingInfo, pin string) error {
 	if b.o.Notifier == nil {
 		return nil
 	}
-	to := Recipient{ContactID: a.ContactID, Name: contactName(a)}
+	to := Recipient{ContactID: a.ContactID, Name: contactName(a), Method: method}
 	if a.Contact != nil {
 		to.Email = a.Contact.Email
 	}
@@ -470,7 +586,7 @@ func (b *Bridge) notifyCancelled(ctx context.Context, c *fleetio.Client, bk Book
 	if b.o.Notifier == nil {
 		return nil
 	}
-	to := Recipient{ContactID: bk.ContactID, Name: bk.ContactName}
+	to := Recipient{ContactID: bk.ContactID, Name: bk.ContactName, Method: bk.Contact}
 	ct, err := b.getContact(ctx, c, bk.ContactID)
 	switch {
 	case errors.Is(err, fleetio.ErrNotFound):
@@ -521,4 +637,131 @@ func (b *Bridge) revokeGrant(boxID, grantID string) (uint64, error) {
 func (b *Bridge) getContact(ctx context.Context, c *fleetio.Client, id int64) (fleetio.Contact, error) {
 	ct, err := c.GetContact(ctx, id)
 	return ct, b.fleetioErr(err)
+}
+
+// Events of the deliveries the bridge queues itself (see
+// Store.AddInternalDelivery): the worker reads the assignment back and acts,
+// as for Fleetio's.
+const (
+	EventCreateBooking     = "smartbox_create_booking"      // the admin approved a Prompt reservation
+	EventDriverCodeChanged = "smartbox_driver_code_changed" // a booking's driver code changed
+)
+
+// BookingEdit is what the admin may change when making the booking of a
+// Prompt reservation: the window (nil: Fleetio's) and the contact method.
+type BookingEdit struct {
+	From    *time.Time `json:"from,omitempty"`
+	Until   *time.Time `json:"until,omitempty"`
+	Contact string     `json:"contact,omitempty"` // ContactEmail, ContactSMS or "" (email if the driver has an address)
+}
+
+// apply returns the window of a booking whose Fleetio window is [from,
+// until), and whether the edit changed it.
+func (e BookingEdit) apply(from, until time.Time) (time.Time, time.Time, bool) {
+	f, u := from, until
+	if e.From != nil {
+		f = *e.From
+	}
+	if e.Until != nil {
+		u = *e.Until
+	}
+	return f, u, !f.Equal(from) || !u.Equal(until)
+}
+
+// CreateBooking makes the booking of a pending Prompt reservation, with the
+// admin's edits, then goes on exactly as for an Automatic vehicle: grant,
+// write-back, the driver told by the chosen method. The approval is stored
+// and queued before any of it happens, so a crash half-way is finished by the
+// worker, and a Fleetio or notifier failure is retried by it (the error says
+// so); calling CreateBooking again for a booking already made returns it.
+// The edited window stays until Fleetio's window of the assignment changes.
+func (b *Bridge) CreateBooking(ctx context.Context, assignmentID int64, e BookingEdit) (Booking, error) {
+	switch e.Contact {
+	case "", ContactEmail, ContactSMS:
+	default:
+		return Booking{}, fmt.Errorf("%w contact method %q: want %q, %q or empty", ErrInvalid, e.Contact, ContactEmail, ContactSMS)
+	}
+	c, err := b.fleetio()
+	if err != nil {
+		return Booking{}, err
+	}
+	b.work.Lock()
+	defer b.work.Unlock()
+	r, ok, err := b.o.Store.Reservation(assignmentID)
+	if err != nil {
+		return Booking{}, err
+	}
+	if !ok || r.Approved {
+		bk, have, err := b.o.Store.Booking(assignmentID)
+		if err != nil {
+			return Booking{}, err
+		}
+		if have && bk.State == BookingActive && !bk.pending() {
+			return bk, nil // made already: a retry
+		}
+		if !ok && !(have && bk.State == BookingActive) {
+			return Booking{}, fmt.Errorf("create booking: assignment %d has no pending reservation: %w", assignmentID, ErrNotFound)
+		}
+		// Approved or made but not finished: finish it now.
+		d, err := b.o.Store.AddInternalDelivery(EventCreateBooking, assignmentID, cmpOrID(r.VehicleID, bk.VehicleID), b.o.Now())
+		if err != nil {
+			return Booking{}, err
+		}
+		return b.createdBooking(ctx, assignmentID, d)
+	}
+	from, until, _ := e.apply(r.From, r.Until)
+	if !until.IsZero() && !from.Before(until) {
+		return Booking{}, fmt.Errorf("%w booking of assignment %d: from %s is not before until %s", ErrInvalid, assignmentID,
+			from.Format(time.RFC3339), until.Format(time.RFC3339))
+	}
+	if e.Contact != "" {
+		ct, err := b.getContact(ctx, c, r.ContactID)
+		if err != nil {
+			return Booking{}, fmt.Errorf("create booking of assignment %d: read contact %d: %w", assignmentID, r.ContactID, err)
+		}
+		if e.Contact == ContactSMS && ct.Phone() == "" {
+			return Booking{}, fmt.Errorf("%w contact method sms: contact %d has no phone number in Fleetio", ErrInvalid, r.ContactID)
+		}
+		if e.Contact == ContactEmail && ct.Email == "" {
+			return Booking{}, fmt.Errorf("%w contact method email: contact %d has no email address in Fleetio", ErrInvalid, r.ContactID)
+		}
+	}
+	r.Approved, r.Edit, r.Contact = true, &e, e.Contact
+	d, err := b.o.Store.ApproveReservation(r, b.o.Now())
+	if err != nil {
+		return Booking{}, err
+	}
+	b.log.Info("prompt reservation approved", "assignment", assignmentID, "edited", e.From != nil || e.Until != nil, "contact", e.Contact)
+	return b.createdBooking(ctx, assignmentID, d)
+}
+
+// createdBooking processes the delivery that makes a booking and returns it.
+func (b *Bridge) createdBooking(ctx context.Context, assignmentID int64, d Delivery) (Booking, error) {
+	d, perr, err := b.processOne(ctx, d)
+	if err != nil {
+		return Booking{}, err
+	}
+	bk, have, err := b.o.Store.Booking(assignmentID)
+	if err != nil {
+		return Booking{}, err
+	}
+	switch {
+	case perr != nil && d.State == DeliveryQueued:
+		b.Wake()
+		return bk, fmt.Errorf("create booking of assignment %d: not finished, the worker retries at %s: %w",
+			assignmentID, d.NextAttempt.Format(time.RFC3339), perr)
+	case perr != nil:
+		return bk, fmt.Errorf("create booking of assignment %d: %w", assignmentID, perr)
+	case !have || bk.State != BookingActive:
+		return bk, fmt.Errorf("create booking of assignment %d: the assignment is gone, ended or its vehicle unlinked in Fleetio: %w",
+			assignmentID, ErrNotFound)
+	}
+	return bk, nil
+}
+
+func cmpOrID(a, b int64) int64 {
+	if a != 0 {
+		return a
+	}
+	return b
 }

@@ -30,7 +30,7 @@ func TestAssignmentCreatedUpdatedEnded(t *testing.T) {
 	require.True(t, g.From.Equal(from), "from %s want %s", g.From, from)
 	require.True(t, g.Until.Equal(until))
 	require.Equal(t, "fleetio", g.Source)
-	require.Equal(t, strconv.FormatInt(e.ada.ID, 10), g.DriverRef)
+	require.Equal(t, "fleetio:"+strconv.FormatInt(e.ada.ID, 10), g.DriverRef)
 	require.False(t, g.Revoked)
 
 	// The custom fields are filled in.
@@ -246,7 +246,7 @@ func TestDriverChangeGetsNewPIN(t *testing.T) {
 	code, _ := get(t, link1)
 	require.Equal(t, http.StatusNotFound, code, "the old driver's link is dead")
 	g, _ := e.grant(t, bridge.GrantID(a.ID))
-	require.Equal(t, strconv.FormatInt(e.bob.ID, 10), g.DriverRef)
+	require.Equal(t, "fleetio:"+strconv.FormatInt(e.bob.ID, 10), g.DriverRef)
 	ns := e.notes.all()
 	require.Equal(t, "bob@example.com", ns[len(ns)-1].to.Email)
 	require.Equal(t, field(got, fleetio.FieldAccessCode), ns[len(ns)-1].data["pin"])

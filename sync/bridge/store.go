@@ -28,7 +28,14 @@ var (
 	bucketBookings   = []byte("bookings")   // assignment id -> Booking
 	bucketTokens     = []byte("tokens")     // SHA-256 of an access token -> assignment id
 	bucketPrompts    = []byte("prompts")    // assignment id -> Reservation
+	bucketDrivers    = []byte("drivers")    // contact id -> driverCode (code sealed)
 )
+
+// internalDeliveryBase is where the ids of the deliveries the bridge queues
+// itself start (CreateBooking, a driver code change): far above any id
+// Fleetio hands out, so the two never collide, and unforgeable from outside
+// since a webhook must carry Fleetio's signature.
+const internalDeliveryBase = 1 << 62
 
 const schemaVersion = 1
 
@@ -50,11 +57,15 @@ type Settings struct {
 	Authorization string `json:"authorization,omitempty"`
 	// BaseURL is Fleetio's API base URL; "" means fleetio.DefaultBaseURL.
 	BaseURL string `json:"base_url,omitempty"`
+	// CodeMode is how drivers' codes are made; "" is CodePerAssignment.
+	// It is kept apart from the secrets (see Store.SetCodeMode), so it
+	// outlives a disconnect.
+	CodeMode CodeMode `json:"code_mode,omitempty"`
 }
 
 // LogValue keeps the secrets out of logs.
 func (s Settings) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("base_url", s.BaseURL),
+	return slog.GroupValue(slog.String("base_url", s.BaseURL), slog.String("code_mode", string(s.CodeMode)),
 		slog.Bool("api_key_set", s.APIKey != ""), slog.Bool("authorization_set", s.Authorization != ""))
 }
 
@@ -156,6 +167,21 @@ type Booking struct {
 	From         time.Time    `json:"from"`
 	Until        time.Time    `json:"until,omitzero"` // zero: open-ended
 	State        BookingState `json:"state"`
+	// Contact is how the driver is told: "email", "sms" or "" (email when
+	// the contact has an address, else sms).
+	Contact string `json:"contact,omitempty"`
+	// DriverRef ties the booking grant to the driver ("fleetio:<contact>"):
+	// a driver code grant with the same ref opens it.
+	DriverRef string `json:"driver_ref,omitempty"`
+	// DriverCode: the driver opens this booking with their driver code
+	// (CodePerDriver, or CodeDriverOwn with a code set); the booking grant's
+	// own code is a long one nobody is told. False: a per-assignment PIN.
+	DriverCode bool `json:"driver_code,omitempty"`
+	// WindowEdited: the admin changed the window (CreateBooking); it stays
+	// as long as Fleetio's window, FleetioFrom/FleetioUntil, does not move.
+	WindowEdited bool      `json:"window_edited,omitempty"`
+	FleetioFrom  time.Time `json:"fleetio_from,omitzero"`
+	FleetioUntil time.Time `json:"fleetio_until,omitzero"`
 	// AccessLink is the access page's URL (it holds the token).
 	AccessLink string `json:"access_link,omitempty"`
 	// SealedPIN is the PIN, AES-GCM sealed, kept only until it is written
@@ -165,6 +191,9 @@ type Booking struct {
 	PendingGrant     bool   `json:"pending_grant,omitempty"`
 	PendingWriteBack bool   `json:"pending_write_back,omitempty"`
 	PendingNotify    string `json:"pending_notify,omitempty"` // notification kind to send
+	// NotifyCode: the code the driver knows changed (a driver code drawn
+	// again), so an update notification carries it.
+	NotifyCode bool `json:"notify_code,omitempty"`
 	// UpdatedAt is the assignment's updated_at last acted on (after our own
 	// PATCH, the one the PATCH returned): an equal or older read-back is stale.
 	UpdatedAt time.Time `json:"updated_at"`
@@ -184,6 +213,12 @@ type Reservation struct {
 	Until        time.Time `json:"until,omitzero"`
 	UpdatedAt    time.Time `json:"updated_at"`
 	Notified     bool      `json:"notified,omitempty"`
+	// Contact is the contact method the admin chose ("email", "sms", "").
+	Contact string `json:"contact,omitempty"`
+	// Approved: the admin asked for the booking (CreateBooking) with Edit;
+	// the worker makes it, even after a crash half-way.
+	Approved bool         `json:"approved,omitempty"`
+	Edit     *BookingEdit `json:"edit,omitempty"`
 }
 
 // Store is the integration's bbolt file. It is safe for concurrent use.
@@ -208,7 +243,7 @@ func OpenStore(path string) (*Store, error) {
 	var sealKey []byte
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketSettings, bucketBoxes, bucketLinks, bucketDeliveries,
-			bucketQueue, bucketBookings, bucketTokens, bucketPrompts} {
+			bucketQueue, bucketBookings, bucketTokens, bucketPrompts, bucketDrivers} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -271,22 +306,59 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 
 // --- settings ---
 
-// SetSettings stores the connection settings (after Validate).
+// SetSettings stores the connection settings (after Validate). A CodeMode
+// other than "" is stored too (as SetCodeMode does); "" keeps the mode.
 func (s *Store) SetSettings(st Settings) error {
 	if err := st.Validate(); err != nil {
 		return err
 	}
+	if err := st.CodeMode.Validate(); err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		return putJSON(tx.Bucket(bucketSettings), []byte("connection"), st)
+		b := tx.Bucket(bucketSettings)
+		if st.CodeMode != "" {
+			if err := b.Put([]byte("code_mode"), []byte(st.CodeMode)); err != nil {
+				return err
+			}
+		}
+		st.CodeMode = ""
+		return putJSON(b, []byte("connection"), st)
 	})
 }
 
-// Settings returns the connection settings, or ErrNotConnected.
+// SetCodeMode stores how drivers' codes are made. It is not a secret and is
+// kept across a disconnect.
+func (s *Store) SetCodeMode(m CodeMode) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSettings).Put([]byte("code_mode"), []byte(m))
+	})
+}
+
+// CodeMode returns the stored code mode (CodePerAssignment when none is).
+func (s *Store) CodeMode() (m CodeMode, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		m = CodeMode(tx.Bucket(bucketSettings).Get([]byte("code_mode")))
+		return nil
+	})
+	if m == "" {
+		m = CodePerAssignment
+	}
+	return m, err
+}
+
+// Settings returns the connection settings (with the code mode as stored,
+// "" for the default), or ErrNotConnected.
 func (s *Store) Settings() (Settings, error) {
 	var st Settings
 	var ok bool
 	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		ok, err = getJSON(tx.Bucket(bucketSettings), []byte("connection"), &st)
+		b := tx.Bucket(bucketSettings)
+		ok, err = getJSON(b, []byte("connection"), &st)
+		st.CodeMode = CodeMode(b.Get([]byte("code_mode")))
 		return err
 	})
 	if err != nil {
@@ -298,7 +370,8 @@ func (s *Store) Settings() (Settings, error) {
 	return st, nil
 }
 
-// ForgetSettings deletes the connection settings (disconnect).
+// ForgetSettings deletes the connection settings (disconnect); the code mode
+// stays.
 func (s *Store) ForgetSettings() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSettings).Delete([]byte("connection"))
@@ -560,6 +633,168 @@ func (s *Store) Reservations() ([]Reservation, error) {
 	return out, err
 }
 
+// --- bridge-made deliveries ---
+
+// AddInternalDelivery queues a delivery the bridge makes itself, so that the
+// worker reads assignment assignmentID of vehicle vehicleID back and acts on
+// it, with the same retries and durability as Fleetio's. event says why.
+func (s *Store) AddInternalDelivery(event string, assignmentID, vehicleID int64, now time.Time) (Delivery, error) {
+	var d Delivery
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		d = internalDelivery(tx, event, assignmentID, vehicleID, now)
+		if err := putJSON(tx.Bucket(bucketDeliveries), id64(d.ID), d); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketQueue).Put(id64(d.ID), nil)
+	})
+	if err != nil {
+		return Delivery{}, fmt.Errorf("bridge store: queue %s of assignment %d: %w", event, assignmentID, err)
+	}
+	return d, nil
+}
+
+func internalDelivery(tx *bolt.Tx, event string, assignmentID, vehicleID int64, now time.Time) Delivery {
+	seq, _ := tx.Bucket(bucketDeliveries).NextSequence() // fails only on a read-only tx
+	id := int64(internalDeliveryBase + seq)
+	body, _ := json.Marshal(map[string]any{"id": id, "event": event, "triggered_by": "smartbox-bridge",
+		"payload": map[string]int64{"id": assignmentID, "vehicle_id": vehicleID}})
+	return Delivery{ID: id, Event: event, Body: body, ReceivedAt: now, State: DeliveryQueued}
+}
+
+// ApproveReservation stores r (approved, with its edit) and queues the
+// delivery that makes its booking, in one transaction: once it returns, the
+// booking will be made, whatever happens to this process.
+func (s *Store) ApproveReservation(r Reservation, now time.Time) (Delivery, error) {
+	var d Delivery
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := putJSON(tx.Bucket(bucketPrompts), id64(r.AssignmentID), r); err != nil {
+			return err
+		}
+		d = internalDelivery(tx, EventCreateBooking, r.AssignmentID, r.VehicleID, now)
+		if err := putJSON(tx.Bucket(bucketDeliveries), id64(d.ID), d); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketQueue).Put(id64(d.ID), nil)
+	})
+	if err != nil {
+		return Delivery{}, fmt.Errorf("bridge store: approve reservation %d: %w", r.AssignmentID, err)
+	}
+	return d, nil
+}
+
+// DropQueue takes every queued delivery off the queue as failed with reason
+// (a disconnect: they belong to the old connection) and deletes the pending
+// reservations. It returns how many of each.
+func (s *Store) DropQueue(reason string) (deliveries, reservations int, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		ds, q := tx.Bucket(bucketDeliveries), tx.Bucket(bucketQueue)
+		var ids [][]byte
+		q.ForEach(func(k, _ []byte) error { ids = append(ids, bytes.Clone(k)); return nil })
+		for _, k := range ids {
+			var d Delivery
+			if ok, err := getJSON(ds, k, &d); err != nil {
+				return err
+			} else if ok {
+				d.State, d.LastError = DeliveryFailed, reason
+				if err := putJSON(ds, k, d); err != nil {
+					return err
+				}
+			}
+			if err := q.Delete(k); err != nil {
+				return err
+			}
+		}
+		deliveries = len(ids)
+		ps := tx.Bucket(bucketPrompts)
+		var rs [][]byte
+		ps.ForEach(func(k, _ []byte) error { rs = append(rs, bytes.Clone(k)); return nil })
+		for _, k := range rs {
+			if err := ps.Delete(k); err != nil {
+				return err
+			}
+		}
+		reservations = len(rs)
+		return nil
+	})
+	return deliveries, reservations, err
+}
+
+// --- driver codes ---
+
+// driverCode is a driver's code (CodePerDriver drawn, or CodeDriverOwn set
+// by the admin), sealed like PINs, and the boxes its grant is on.
+type driverCode struct {
+	ContactID int64           `json:"contact_id"`
+	Sealed    []byte          `json:"sealed"`
+	Own       bool            `json:"own,omitempty"` // set by the admin (CodeDriverOwn)
+	Boxes     map[string]bool `json:"boxes,omitempty"`
+	Changed   time.Time       `json:"changed"`
+}
+
+func (s *Store) driverCode(contactID int64) (driverCode, bool, error) {
+	var dc driverCode
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		ok, err = getJSON(tx.Bucket(bucketDrivers), id64(contactID), &dc)
+		return err
+	})
+	return dc, ok, err
+}
+
+func (s *Store) putDriverCode(dc driverCode) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketDrivers), id64(dc.ContactID), dc) })
+}
+
+func (s *Store) deleteDriverCode(contactID int64) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDrivers).Delete(id64(contactID)) })
+}
+
+func (s *Store) driverCodes() ([]driverCode, error) {
+	var out []driverCode
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDrivers).ForEach(func(k, v []byte) error {
+			var dc driverCode
+			if err := json.Unmarshal(v, &dc); err != nil {
+				return fmt.Errorf("driver code %x: %w", k, err)
+			}
+			out = append(out, dc)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// forgetSecrets wipes every sealed PIN and driver code (disconnect).
+func (s *Store) forgetSecrets() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		bs := tx.Bucket(bucketBookings)
+		var wipe []Booking
+		if err := bs.ForEach(func(k, v []byte) error {
+			var b Booking
+			if err := json.Unmarshal(v, &b); err != nil {
+				return fmt.Errorf("booking %x: %w", k, err)
+			}
+			if b.SealedPIN != nil {
+				b.SealedPIN = nil
+				wipe = append(wipe, b)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, b := range wipe {
+			if err := putJSON(bs, id64(b.AssignmentID), b); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteBucket(bucketDrivers); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket(bucketDrivers)
+		return err
+	})
+}
+
 // --- PIN sealing ---
 
 // sealPIN encrypts a PIN for the booking record, bound to the assignment.
@@ -568,6 +803,28 @@ func (s *Store) sealPIN(assignmentID int64, pin string) []byte {
 	rand.Read(nonce) // crypto/rand.Read never fails (Go >= 1.24)
 	return s.aead.Seal(nonce, nonce, []byte(pin), id64(assignmentID))
 }
+
+// sealDriverCode encrypts a driver's code, bound to the contact (the
+// additional data differs from a PIN's, so one can't pass for the other).
+func (s *Store) sealDriverCode(contactID int64, code string) []byte {
+	nonce := make([]byte, s.aead.NonceSize())
+	rand.Read(nonce)
+	return s.aead.Seal(nonce, nonce, []byte(code), driverAD(contactID))
+}
+
+func (s *Store) openDriverCode(contactID int64, sealed []byte) (string, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n {
+		return "", fmt.Errorf("driver %d: sealed code too short", contactID)
+	}
+	pt, err := s.aead.Open(nil, sealed[:n], sealed[n:], driverAD(contactID))
+	if err != nil {
+		return "", fmt.Errorf("driver %d: open sealed code: %w", contactID, err)
+	}
+	return string(pt), nil
+}
+
+func driverAD(contactID int64) []byte { return append([]byte("driver:"), id64(contactID)...) }
 
 // openPIN decrypts what sealPIN made.
 func (s *Store) openPIN(assignmentID int64, sealed []byte) (string, error) {
