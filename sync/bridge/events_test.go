@@ -1,0 +1,150 @@
+package bridge_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
+)
+
+func TestBookingEventsAttachedToTheRightBooking(t *testing.T) {
+	e := newWEnv(t, wOpts{})
+	now := e.clock.Now()
+	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
+	truck := e.booked(t, e.truck, e.bob, now.Add(-time.Hour), now.Add(time.Hour))
+
+	var evs []box.Event
+	// A wrong code before either booking started: nobody's.
+	evs = append(evs, e.ev(now.Add(-3*time.Hour), box.EventCodeRefused, func(ev *box.Event) {
+		ev.Reason, ev.Failures = box.ReasonUnknownCode, 1
+	}))
+	// A wrong code during both windows: both bookings see it.
+	evs = append(evs, e.ev(now.Add(-40*time.Minute), box.EventCodeRefused, func(ev *box.Event) {
+		ev.Reason, ev.Failures = box.ReasonUnknownCode, 1
+	}))
+	// Ada takes the van's key with her PIN.
+	evs = append(evs, e.take(now.Add(-30*time.Minute), van, wVanKey, 3)...)
+	// A grant the bridge did not make (an admin's) refused, and used to
+	// take the truck's key: not the bridge's business.
+	evs = append(evs, e.ev(now.Add(-20*time.Minute), box.EventCodeRefused, func(ev *box.Event) {
+		ev.Reason, ev.GrantID = box.ReasonExpired, "admin-grant-1"
+	}))
+	evs = append(evs, e.ev(now.Add(-19*time.Minute), box.EventKeyTaken, func(ev *box.Event) {
+		ev.Slot, ev.KeyID, ev.GrantID = 4, wTruckKey, "admin-grant-1"
+	}))
+	// Another assignment's grant id of a booking the bridge never made.
+	evs = append(evs, e.ev(now.Add(-18*time.Minute), box.EventCodeAccepted, func(ev *box.Event) {
+		ev.GrantID = bridge.GrantID(999999)
+	}))
+	// Ada brings the key back: the box names only the key.
+	evs = append(evs, e.giveBack(now.Add(-10*time.Minute), wVanKey, "01000734E0", 3)...)
+	e.send(t, evs...)
+
+	got, err := e.b.BookingEvents(van.ID)
+	require.NoError(t, err)
+	require.Equal(t, []box.EventType{box.EventCodeRefused, box.EventCodeAccepted, box.EventSlotReleased,
+		box.EventKeyTaken, box.EventKeyReturned}, types(got))
+	require.Equal(t, "window", got[0].Via)
+	require.Equal(t, wBox, got[0].BoxID)
+	for _, ev := range got[1:4] {
+		require.Equal(t, "grant", ev.Via)
+		require.Equal(t, bridge.GrantID(van.ID), ev.GrantID)
+		require.Equal(t, van.ID, ev.AssignmentID)
+	}
+	require.Equal(t, wVanKey, got[3].KeyID)
+	require.Equal(t, "key", got[4].Via)
+	require.Equal(t, 3, got[4].Slot)
+
+	got, err = e.b.BookingEvents(truck.ID)
+	require.NoError(t, err)
+	require.Equal(t, []box.EventType{box.EventCodeRefused}, types(got), "only the wrong code during its window")
+	require.Equal(t, box.ReasonUnknownCode, got[0].Reason)
+
+	// The same events again (a box resending after a lost ack, handed to
+	// the hook directly): nothing is attached twice.
+	e.b.HandleEvents(wBox, evs)
+	again, err := e.b.BookingEvents(van.ID)
+	require.NoError(t, err)
+	require.Len(t, again, 5)
+
+	_, err = e.b.BookingEvents(424242)
+	require.ErrorIs(t, err, bridge.ErrNotFound)
+}
+
+func TestBookingEventsRemoteReleaseAndDriverCode(t *testing.T) {
+	e := newWEnv(t, wOpts{})
+	now := e.clock.Now()
+	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
+
+	e.send(t,
+		// The driver's own code (per-driver mode) accepted at the box.
+		e.ev(now.Add(-50*time.Minute), box.EventCodeAccepted, func(ev *box.Event) {
+			ev.GrantID, ev.Detail = "fleetio-driver-"+itoa(e.ada.ID), string(box.KindDriverCode)
+		}),
+		// Bob's driver code: not Ada's booking.
+		e.ev(now.Add(-49*time.Minute), box.EventCodeAccepted, func(ev *box.Event) {
+			ev.GrantID = "fleetio-driver-" + itoa(e.bob.ID)
+		}),
+		// A remote release from the admin: the box names the slot only.
+		e.ev(now.Add(-40*time.Minute), box.EventSlotReleased, func(ev *box.Event) {
+			ev.Slot, ev.Purpose = 3, box.PurposeRemote
+		}),
+		e.ev(now.Add(-39*time.Minute), box.EventKeyTaken, func(ev *box.Event) {
+			ev.Slot, ev.Purpose = 3, box.PurposeRemote
+		}),
+		// Slot released for a code and nothing taken.
+		e.ev(now.Add(-30*time.Minute), box.EventSlotRelocked, func(ev *box.Event) {
+			ev.Slot, ev.KeyID, ev.GrantID, ev.Reason, ev.Purpose = 3, wVanKey, bridge.GrantID(van.ID), box.ReasonTimeout, box.PurposeTake
+		}),
+	)
+	got, err := e.b.BookingEvents(van.ID)
+	require.NoError(t, err)
+	require.Equal(t, []box.EventType{box.EventCodeAccepted, box.EventKeyTaken, box.EventSlotRelocked}, types(got))
+	require.Equal(t, "driver_code", got[0].Via)
+	require.Equal(t, wVanKey, got[1].KeyID, "the slot's key, from the cloud's records")
+	require.Equal(t, "key", got[1].Via)
+	require.Equal(t, box.ReasonTimeout, got[2].Reason)
+}
+
+func TestBookingEventsGapFilledFromTheCloud(t *testing.T) {
+	// The hook is not registered while the box's first events arrive (the
+	// bridge was down): they wait in the cloud.
+	e := newWEnv(t, wOpts{noHook: true})
+	now := e.clock.Now()
+	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
+	first := e.take(now.Add(-30*time.Minute), van, wVanKey, 3)
+	e.send(t, first...)
+	got, err := e.b.BookingEvents(van.ID)
+	require.NoError(t, err)
+	require.Empty(t, got)
+
+	t.Run("a later batch fills the gap", func(t *testing.T) {
+		back := e.giveBack(now.Add(-10*time.Minute), wVanKey, "01000734E0", 3)
+		e.send(t, back...)
+		e.b.HandleEvents(wBox, back) // seq 5.. with 1..4 never handed over
+		got, err := e.b.BookingEvents(van.ID)
+		require.NoError(t, err)
+		require.Equal(t, []box.EventType{box.EventCodeAccepted, box.EventSlotReleased, box.EventKeyTaken,
+			box.EventKeyReturned}, types(got))
+	})
+	t.Run("catch up reads what nobody handed over", func(t *testing.T) {
+		e.send(t, e.ev(now.Add(-5*time.Minute), box.EventCodeRefused, func(ev *box.Event) {
+			ev.Reason = box.ReasonUnknownCode
+		}))
+		n, err := e.b.CatchUpEvents()
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		n, err = e.b.CatchUpEvents()
+		require.NoError(t, err)
+		require.Zero(t, n)
+		got, err := e.b.BookingEvents(van.ID)
+		require.NoError(t, err)
+		require.Len(t, got, 5)
+	})
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
