@@ -6,7 +6,8 @@
 //
 // A Store (one bbolt file, mode 0600) keeps the integration's connection
 // settings, the key <-> vehicle links, a durable queue of webhook deliveries,
-// the bookings made from assignments and the pending Prompt reservations.
+// the bookings made from assignments, the pending Prompt reservations and the
+// drivers' codes (sealed).
 //
 // Webhook (POST /webhooks/fleetio) bounds the body, verifies Fleetio's
 // signature, de-duplicates by delivery id and stores the delivery before it
@@ -25,7 +26,27 @@
 // PATCH returned; a read-back that is not newer, or that changes nothing the
 // booking depends on (window, driver, vehicle), does nothing.
 //
-// # PINs
+// # Connecting
+//
+// Connect checks the API key and account token with Fleetio (users/me) and
+// only then stores them with the webhook secret; until then, and after
+// Disconnect, the webhook answers 503 and stores nothing. Disconnect revokes
+// the grants of bookings that have not started (clearing their Fleetio
+// fields, best effort), keeps those in progress until their end so that the
+// driver can bring the key back, drops the queue and the pending
+// reservations, and forgets the secrets: settings, sealed PINs and driver
+// codes. Links, booking records and the code mode stay.
+//
+// SetLink ties a vehicle to a key the box has in the cloud's records, with a
+// method: Automatic books at once; Prompt records a Reservation and tells the
+// admin, who calls CreateBooking, optionally with another window and a
+// contact method (email or SMS). The approval is stored and queued as a
+// delivery of the bridge's own before anything else happens, so a crash or a
+// Fleetio failure half-way is finished by the worker; from then on the
+// booking follows Fleetio as an Automatic one does, except that the admin's
+// window stays until Fleetio's window of the assignment changes.
+//
+// # Codes
 //
 // Booking PINs are 6 digits from crypto/rand, never a trivial sequence. The
 // cloud (sync/cloud) is what knows every code of a box, encrypted; it refuses a
@@ -33,10 +54,36 @@
 // worker then draws again. The bridge keeps a PIN, sealed with AES-GCM, only
 // until it has been written back to Fleetio and sent to the driver.
 //
+// The code mode (SetCodeMode) says what the driver types:
+//
+//	per_assignment  a new PIN for each assignment (the default)
+//	per_driver      one code per driver, drawn once and kept sealed, the same
+//	                on every box and assignment
+//	driver_own      the driver's own code, set by the admin (SetDriverCode);
+//	                a driver without one gets per-assignment PINs (logged)
+//
+// In the last two, the driver's code is a driver-code grant
+// "fleetio-driver-<contact>" with DriverRef "fleetio:<contact>" on each box
+// where the driver has a booking; every booking grant carries the same
+// DriverRef, so the box opens the driver's active bookings with it. A booking
+// grant still needs a code of its own: it gets 16 random digits nobody is
+// told. The driver-code grant is revoked on a box once the driver has no
+// active or future booking there. A drawn code that another grant of a box
+// holds is drawn again (and the driver's other bookings told the new one); an
+// own code that clashes is refused by SetDriverCode with ErrDriverCodeInUse,
+// and a booking on a box where it clashes falls back to a PIN.
+//
+// # Stats
+//
+// Stats counts webhooks (accepted, rejected, ignored, duplicate), grants
+// pushed and revoked, Fleetio errors, notifications sent and failed, overdue
+// keys and reconcile repairs, and reads the queue depth from the store.
+//
 // # Caveats
 //
 // The sealing key lives in the store file (like sync/cloud's default code
-// key): it keeps PINs out of a casual dump, not from someone holding the file.
-// Prompt reservations are recorded and the admin told; creating the booking
-// from one is the admin API's job (not here yet).
+// key): it keeps PINs and driver codes out of a casual dump, not from someone
+// holding the file. A booking in progress at Disconnect keeps its grant with
+// no word from Fleetio any more; an open-ended one stays until the admin
+// revokes it.
 package bridge
