@@ -31,6 +31,11 @@ type registerBoxRequest struct {
 	ID        string `json:"id"`
 	PublicKey string `json:"public_key"`         // the box's X25519 key, base64
 	Password  string `json:"password,omitempty"` // MQTT password; "" keeps the current one
+	// Slots is how many key slots the box has (0 keeps the number known);
+	// Name and Location are what drivers are told to find it ("" keeps).
+	Slots    int    `json:"slots,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Location string `json:"location,omitempty"`
 }
 
 type putKeyRequest struct {
@@ -69,6 +74,9 @@ type boxInfo struct {
 	// (its password file); the one kept here is not used.
 	ExternalBroker bool         `json:"external_broker,omitempty"`
 	Status         *wire.Status `json:"status,omitempty"` // nil: the box never sent one
+	Slots          int          `json:"slots,omitempty"`
+	Name           string       `json:"name,omitempty"`
+	Location       string       `json:"location,omitempty"`
 }
 
 type recordsResponse struct {
@@ -94,6 +102,17 @@ type signingKeyResponse struct {
 
 type errorResponse struct {
 	Error string `json:"error"`
+}
+
+// maxSlots bounds register-box --slots: the largest Keycafe cabinet has a
+// few hundred; a bigger number is a typo.
+const maxSlots = 1000
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // defaultCommandTTL is how long a command made without a ttl stays good: long
@@ -223,6 +242,10 @@ func (s *service) registerBox(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, fmt.Errorf("box %s: password over 72 bytes", req.ID))
 		return
 	}
+	if req.Slots < 0 || req.Slots > maxSlots {
+		fail(w, http.StatusBadRequest, fmt.Errorf("box %s: slots %d: want 1..%d", req.ID, req.Slots, maxSlots))
+		return
+	}
 	if err := s.cloud.RegisterBox(req.ID, pub); err != nil {
 		fail(w, http.StatusBadRequest, fmt.Errorf("register box %s: %w", req.ID, err))
 		return
@@ -233,8 +256,28 @@ func (s *service) registerBox(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.log.Info("box registered", "box", req.ID, "password_set", req.Password != "")
-	writeJSON(w, http.StatusOK, boxInfo{ID: req.ID, HasPassword: s.auth.HasPassword(req.ID), ExternalBroker: s.broker == nil})
+	if req.Slots > 0 {
+		if err := s.auth.SetSlots(req.ID, req.Slots); err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+	}
+	bi, err := s.fleetStore.Box(req.ID)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, err)
+		return
+	}
+	if req.Name != "" || req.Location != "" {
+		// The access page and the drivers' messages say where the box is.
+		bi.ID, bi.Name, bi.Location = req.ID, cmpOr(req.Name, bi.Name), cmpOr(req.Location, bi.Location)
+		if err := s.fleetStore.PutBox(bi); err != nil {
+			fail(w, http.StatusInternalServerError, err)
+			return
+		}
+	}
+	s.log.Info("box registered", "box", req.ID, "password_set", req.Password != "", "slots", req.Slots, "location", bi.Location)
+	writeJSON(w, http.StatusOK, boxInfo{ID: req.ID, HasPassword: s.auth.HasPassword(req.ID), ExternalBroker: s.broker == nil,
+		Slots: s.auth.Slots(req.ID), Name: bi.Name, Location: bi.Location})
 }
 
 // decodeBase64 takes standard or URL-safe base64, padded or not: people paste
@@ -257,7 +300,10 @@ func (s *service) listBoxes(w http.ResponseWriter, _ *http.Request) {
 	}
 	out := make([]boxInfo, 0, len(ids))
 	for _, id := range ids {
-		info := boxInfo{ID: id, HasPassword: s.auth.HasPassword(id)}
+		info := boxInfo{ID: id, HasPassword: s.auth.HasPassword(id), Slots: s.auth.Slots(id)}
+		if bi, err := s.fleetStore.Box(id); err == nil {
+			info.Name, info.Location = bi.Name, bi.Location
+		}
 		if info.Revision, err = s.cloud.Revision(id); err != nil {
 			fail(w, http.StatusInternalServerError, err)
 			return
@@ -297,6 +343,10 @@ func (s *service) putKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k := box.Key{ID: r.PathValue("key"), Name: req.Name, FobUID: req.FobUID, Slot: req.Slot}
+	if n := s.auth.Slots(r.PathValue("box")); n > 0 && (k.Slot < 1 || k.Slot > n) {
+		fail(w, http.StatusBadRequest, fmt.Errorf("key %s: home slot %d: box %s has slots 1..%d", k.ID, k.Slot, r.PathValue("box"), n))
+		return
+	}
 	if uid, ok := box.NormalizeFobUID(k.FobUID); ok {
 		k.FobUID = uid
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -11,7 +12,13 @@ import (
 	"github.com/smartbox-oss/smartbox/sync/broker"
 )
 
-var bucketBoxPasswords = []byte("box_passwords")
+var (
+	bucketBoxPasswords = []byte("box_passwords")
+	// bucketBoxSlots keeps each box's slot count (register-box --slots):
+	// put-key refuses a home slot the box does not have. The cloud's
+	// records have no place for it, and the box enforces its own anyway.
+	bucketBoxSlots = []byte("box_slots")
+)
 
 // authStore keeps the boxes' MQTT password hashes (bcrypt) for the embedded
 // broker's user lookup. It is a bbolt file of its own beside bridge.db:
@@ -32,8 +39,12 @@ func openAuthStore(path string) (*authStore, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketBoxPasswords)
-		return err
+		for _, b := range [][]byte{bucketBoxPasswords, bucketBoxSlots} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		db.Close()
@@ -70,4 +81,22 @@ func (a *authStore) PasswordHash(id string) (hash string, ok bool) {
 func (a *authStore) HasPassword(id string) bool {
 	_, ok := a.PasswordHash(id)
 	return ok
+}
+
+// SetSlots records how many slots box id has.
+func (a *authStore) SetSlots(id string, n int) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBoxSlots).Put([]byte(id), []byte(strconv.Itoa(n)))
+	})
+}
+
+// Slots is box id's slot count, 0 when never given.
+func (a *authStore) Slots(id string) (n int) {
+	_ = a.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketBoxSlots).Get([]byte(id)); v != nil {
+			n, _ = strconv.Atoi(string(v))
+		}
+		return nil
+	})
+	return n
 }

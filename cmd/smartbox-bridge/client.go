@@ -139,13 +139,19 @@ func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer
 	id := fset.String("id", "", "box id")
 	pub := fset.String("public-key", "", "the box's X25519 public key, base64 (smartboxctl identity)")
 	pwFile := fset.String("password-file", "", "file holding the box's MQTT password (first line); none: client certificate only, or keep the current one")
+	slots := fset.Int("slots", 0, "how many key slots the box has (put-key refuses others); 0 keeps the number known")
+	name := fset.String("name", "", "the box's name for drivers, e.g. \"Depot North\"")
+	location := fset.String("location", "", "where the box is, for drivers' access pages and messages")
 	if err := parse(fset, args); err != nil {
 		return err
 	}
 	if err := errors.Join(required("id", *id), required("public-key", *pub)); err != nil {
 		return usagef("%v", err)
 	}
-	req := registerBoxRequest{ID: *id, PublicKey: *pub}
+	if *slots < 0 || *slots > maxSlots {
+		return usagef("--slots %d: want 1..%d", *slots, maxSlots)
+	}
+	req := registerBoxRequest{ID: *id, PublicKey: *pub, Slots: *slots, Name: *name, Location: *location}
 	if *pwFile != "" {
 		pw, err := readSecretFile("--password-file", *pwFile)
 		if err != nil {
@@ -169,6 +175,9 @@ func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer
 		auth = "the bridge uses an external broker: give the box its account there (password file or client certificate)"
 	}
 	fmt.Fprintf(stdout, "registered box %s (%s)\n", info.ID, auth)
+	if info.Slots > 0 || info.Location != "" {
+		fmt.Fprintf(stdout, "  %d slots, location %q\n", info.Slots, info.Location)
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/smartbox-oss/smartbox/sync/bridge"
@@ -41,7 +42,7 @@ func (s *service) startFleetio() error {
 		Store:         s.fleetStore,
 		Cloud:         s.cloud,
 		Notifier:      n,
-		Admin:         bridge.Recipient{Name: fc.AdminName, Email: fc.AdminEmail, Phone: fc.AdminPhone},
+		Admin:         s.adminRecipient(),
 		AccessBaseURL: s.publicURL,
 		MaxBody:       fc.MaxBody,
 		Logger:        s.log,
@@ -49,6 +50,10 @@ func (s *service) startFleetio() error {
 	if err != nil {
 		return fmt.Errorf("fleetio bridge: %w", err)
 	}
+	// Box events (key taken, returned, codes refused) are tied to bookings
+	// as the cloud stores them; the maintenance loop catches up on any
+	// stored while the bridge was down.
+	s.cloud.OnEvents(s.fleet.HandleEvents)
 	s.publicSrv = &http.Server{
 		Handler:           s.publicHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -83,23 +88,41 @@ func (s *service) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // fleetioConnected says whether the integration has its settings.
-func (s *service) fleetioConnected() bool {
-	_, err := s.fleetStore.Settings()
-	return err == nil
+func (s *service) fleetioConnected() bool { return s.fleet != nil && s.fleet.Connected() }
+
+// adminRecipient is who hears of Prompt reservations and overdue keys, by
+// the channel configured for them (email first).
+func (s *service) adminRecipient() bridge.Recipient {
+	fc, n := &s.cfg.Fleetio, &s.cfg.Notify
+	r := bridge.Recipient{Name: fc.AdminName, Email: fc.AdminEmail, Phone: fc.AdminPhone}
+	switch {
+	case r.Email != "" && n.Email != nil:
+		r.Method = bridge.ContactEmail
+	case r.Phone != "" && n.SMS != nil:
+		r.Method = bridge.ContactSMS
+	}
+	return r
 }
 
-// runFleetio runs the queue worker and the maintenance loop until ctx ends,
-// and returns once both have stopped (the store must not close under them).
+// runFleetio runs the queue worker and the maintenance loop (reconcile and
+// overdue keys every fleetio.reconcile_every) until ctx ends. The channel
+// closes once both have stopped: the store must not close under them.
 func (s *service) runFleetio(ctx context.Context) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		if err := s.fleet.Run(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("fleetio queue worker stopped", "err", err)
 		}
+	})
+	wg.Go(func() {
+		if err := s.fleet.RunMaintenance(ctx, s.cfg.Fleetio.ReconcileEvery.Duration); err != nil && ctx.Err() == nil {
+			s.log.Error("fleetio maintenance stopped", "err", err)
+		}
+	})
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
 	}()
 	return done
 }
-
-// fleetioRoutes adds the Fleetio integration's admin API.
-func (s *service) fleetioRoutes(mux *http.ServeMux) {}

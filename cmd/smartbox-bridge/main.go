@@ -35,7 +35,7 @@ local admin endpoint the other commands talk to.
 
   serve          run the bridge (--config FILE)
   signing-key    print the signing key as kid=base64, for smartboxctl provision
-  register-box   --id ID --public-key B64 [--password-file F]
+  register-box   --id ID --public-key B64 [--password-file F --slots N --name N --location L]
   boxes          list boxes: online, revision, outbox depth
   put-key        --box ID --key ID --fob UID --slot N [--name NAME]
   put-grant      --box ID --grant ID --kind booking|driver_code --code C --keys k1,k2
@@ -43,6 +43,8 @@ local admin endpoint the other commands talk to.
   revoke-grant   --box ID --grant ID
   events         --box ID [--after SEQ --limit N]
   release-slot   --box ID --slot N --by WHO --reason WHY [--ttl 10m --wait 30s]
+  bookings       [--events] every grant of every box, Fleetio's marked, with events
+  fleetio        the Fleetio integration: connect, link, book... (fleetio help)
 
 Every command takes --config FILE (default ` + DefaultConfigPath + `) or
 --data DIR to find the data directory of the running service.
@@ -60,7 +62,12 @@ var commands = map[string]command{
 	"revoke-grant": cmdRevokeGrant,
 	"events":       cmdEvents,
 	"release-slot": cmdReleaseSlot,
+	"fleetio":      cmdFleetio,
+	"bookings":     cmdBookings,
 }
+
+// flagErrHelp is flag.ErrHelp, for files that name flag sets by interface.
+var flagErrHelp = flag.ErrHelp
 
 // usageError is a mistake on the command line (exit 2).
 type usageError struct{ msg string }

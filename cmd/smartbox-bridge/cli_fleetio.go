@@ -1,0 +1,600 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/cmd/internal/report"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/fleetio"
+)
+
+// stdin is where connect and driver-code read secrets when no file is
+// given; a variable so that tests can feed it.
+var stdin io.Reader = os.Stdin
+
+const fleetioUsage = `usage: smartbox-bridge fleetio COMMAND [flags]
+
+  connect        [--secrets-file F] [--base-url URL] [--code-mode M]
+                 api_key, account_token, webhook_secret (and optionally
+                 authorization) as "name = value" lines, from F (mode 0600)
+                 or stdin; checked against Fleetio's users/me
+  disconnect     revoke bookings not started, keep those in progress, forget the secrets
+  status         connected, webhook URL, code mode, counters
+  code-mode      per_assignment | per_driver | driver_own
+  vehicles       Fleetio's vehicles and their links
+  link           VEHICLE --box B --key K [--method automatic|prompt]
+  unlink         VEHICLE
+  reservations   pending Prompt reservations
+  book           ASSIGNMENT [--from RFC3339 --until RFC3339 --contact email|sms]
+  bookings       [--events] every grant of every box; FLEETIO marks the integration's
+  driver-code    CONTACT [--clear]   the driver's own code, read from stdin
+  drivers        drivers with a code (never the code)
+  reconcile      compare with Fleetio now and repair
+
+Every command takes --config FILE or --data DIR.
+`
+
+var fleetioCommands = map[string]command{
+	"connect":      cmdFleetioConnect,
+	"disconnect":   cmdFleetioDisconnect,
+	"status":       cmdFleetioStatus,
+	"code-mode":    cmdFleetioCodeMode,
+	"vehicles":     cmdFleetioVehicles,
+	"link":         cmdFleetioLink,
+	"unlink":       cmdFleetioUnlink,
+	"reservations": cmdFleetioReservations,
+	"book":         cmdFleetioBook,
+	"bookings":     cmdBookings,
+	"driver-code":  cmdFleetioDriverCode,
+	"drivers":      cmdFleetioDrivers,
+	"reconcile":    cmdFleetioReconcile,
+}
+
+// cmdFleetio dispatches `smartbox-bridge fleetio COMMAND`.
+func cmdFleetio(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, fleetioUsage)
+		if len(args) == 0 {
+			return usageError{}
+		}
+		return nil
+	}
+	cmd, ok := fleetioCommands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "smartbox-bridge fleetio: unknown command %q\n\n%s", args[0], fleetioUsage)
+		return usageError{}
+	}
+	return cmd(ctx, args[1:], stdout, stderr)
+}
+
+// parseWith parses flags around positional arguments (the flag package stops
+// at the first one: `link 12 --box b` must work as well as `link --box b 12`)
+// and wants exactly the names given.
+func parseWith(fs interface {
+	Parse([]string) error
+	Args() []string
+}, args []string, names ...string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flagErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	if len(pos) != len(names) {
+		if len(pos) < len(names) {
+			return nil, usagef("missing %s", strings.Join(names[len(pos):], " "))
+		}
+		return nil, usagef("unexpected argument %q", pos[len(names)])
+	}
+	return pos, nil
+}
+
+func positiveID(name, v string) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, usagef("%s %q: want Fleetio's numeric id", name, v)
+	}
+	return n, nil
+}
+
+// readSecrets reads "name = value" lines (also "name: value"; # comments;
+// values may be quoted). A file must not be readable by others: it holds
+// the account's API key. Errors name the line, never a value.
+func readSecrets(path string) (map[string]string, error) {
+	var r io.Reader = stdin
+	what := "stdin"
+	if path != "" && path != "-" {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("--secrets-file: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("--secrets-file %s: mode %04o lets others read the Fleetio API key: chmod 600 it", path, fi.Mode().Perm())
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("--secrets-file: %w", err)
+		}
+		defer f.Close()
+		r, what = f, path
+	}
+	out := map[string]string{}
+	sc := bufio.NewScanner(io.LimitReader(r, 64<<10))
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || s[0] == '#' {
+			continue
+		}
+		i := strings.IndexAny(s, "=:")
+		if i < 0 {
+			return nil, fmt.Errorf("%s:%d: want \"name = value\"", what, line)
+		}
+		name := strings.ToLower(strings.TrimSpace(s[:i]))
+		v := strings.TrimSpace(s[i+1:])
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		switch name {
+		case "api_key", "account_token", "webhook_secret", "authorization":
+		default:
+			return nil, fmt.Errorf("%s:%d: unknown name %q (want api_key, account_token, webhook_secret, authorization)", what, line, name)
+		}
+		out[name] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	var missing []string
+	for _, k := range []string{"api_key", "account_token", "webhook_secret"} {
+		if out[k] == "" {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s: missing %s", what, strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+func cmdFleetioConnect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("fleetio connect", stderr)
+	file := fset.String("secrets-file", "", "file (mode 0600) with api_key, account_token, webhook_secret lines; default stdin")
+	base := fset.String("base-url", "", "Fleetio's API base URL (default "+fleetio.DefaultBaseURL+")")
+	mode := fset.String("code-mode", "", "per_assignment (default), per_driver or driver_own")
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	if *file == "" {
+		fmt.Fprintln(stderr, "reading api_key, account_token, webhook_secret (\"name = value\" lines) from stdin...")
+	}
+	sec, err := readSecrets(*file)
+	if err != nil {
+		return err
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	req := connectRequest{APIKey: sec["api_key"], AccountToken: sec["account_token"], WebhookSecret: sec["webhook_secret"],
+		Authorization: sec["authorization"], BaseURL: *base, CodeMode: bridge.CodeMode(*mode)}
+	var resp connectResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/fleetio/connect", req, &resp); err != nil {
+		return err
+	}
+	who := resp.User.Email
+	if n := strings.TrimSpace(resp.User.FirstName + " " + resp.User.LastName); n != "" {
+		who = n + " <" + resp.User.Email + ">"
+	}
+	fmt.Fprintf(stdout, "connected to Fleetio as %s (user %d)\n", who, resp.User.ID)
+	fmt.Fprintf(stdout, "point the Fleetio webhook (vehicle assignment events) at:\n  %s\n", resp.WebhookURL)
+	return nil
+}
+
+func cmdFleetioDisconnect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("fleetio disconnect", stderr)
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var rep bridge.DisconnectReport
+	if err := c.do(ctx, http.MethodPost, "/v1/fleetio/disconnect", nil, &rep); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "disconnected from Fleetio: webhooks are refused, the secrets forgotten\n")
+	fmt.Fprintf(stdout, "revoked %d booking(s) not started; kept %d in progress until their end; dropped %d queued deliveries and %d reservations\n",
+		len(rep.Revoked), len(rep.Kept), rep.DeliveriesDropped, rep.ReservationsDropped)
+	for _, bk := range rep.Kept {
+		fmt.Fprintf(stdout, "  kept: assignment %d, grant %s on box %s until %s\n", bk.AssignmentID, bk.GrantID, bk.BoxID, when(bk.Until))
+	}
+	if len(rep.FieldsNotCleared) > 0 {
+		fmt.Fprintf(stdout, "could not clear the Keycafe fields of assignments %v in Fleetio\n", rep.FieldsNotCleared)
+	}
+	return nil
+}
+
+func cmdFleetioStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("fleetio status", stderr)
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var st fleetioStatus
+	if err := c.do(ctx, http.MethodGet, "/v1/fleetio/status", nil, &st); err != nil {
+		return err
+	}
+	tw := report.NewTable(stdout)
+	yes := map[bool]string{true: "yes", false: "no"}
+	fmt.Fprintf(tw, "connected\t%s\n", yes[st.Connected])
+	if st.BaseURL != "" {
+		fmt.Fprintf(tw, "fleetio api\t%s\n", st.BaseURL)
+	}
+	fmt.Fprintf(tw, "webhook url\t%s\n", st.WebhookURL)
+	fmt.Fprintf(tw, "access pages\t%s...\n", st.AccessURL)
+	fmt.Fprintf(tw, "code mode\t%s\n", st.CodeMode)
+	fmt.Fprintf(tw, "linked vehicles\t%d\n", st.Links)
+	fmt.Fprintf(tw, "reservations\t%d\n", st.Pending)
+	s := st.Stats
+	fmt.Fprintf(tw, "queue depth\t%d\n", s.QueueDepth)
+	fmt.Fprintf(tw, "webhooks\taccepted %d, rejected %d, ignored %d, duplicate %d\n", s.WebhooksAccepted, s.WebhooksRejected, s.WebhooksIgnored, s.WebhooksDuplicate)
+	fmt.Fprintf(tw, "grants\tpushed %d, revoked %d\n", s.GrantsPushed, s.GrantsRevoked)
+	fmt.Fprintf(tw, "notifications\tsent %d, failed %d\n", s.NotificationsSent, s.NotificationsFailed)
+	fmt.Fprintf(tw, "fleetio errors\t%d\n", s.FleetioErrors)
+	fmt.Fprintf(tw, "overdue keys\t%d\n", s.Overdue)
+	fmt.Fprintf(tw, "reconcile repairs\t%d\n", s.Reconciled)
+	return tw.Flush()
+}
+
+func cmdFleetioCodeMode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("fleetio code-mode", stderr)
+	pos, err := parseWith(fset, args, "MODE")
+	if err != nil {
+		return err
+	}
+	m := bridge.CodeMode(pos[0])
+	if err := m.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var out codeModeRequest
+	if err := c.do(ctx, http.MethodPut, "/v1/fleetio/code-mode", codeModeRequest{Mode: m}, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "code mode: %s (bookings made from now on)\n", out.Mode)
+	return nil
+}
+
+func cmdFleetioVehicles(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("fleetio vehicles", stderr)
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var vs []bridge.VehicleLink
+	if err := c.do(ctx, http.MethodGet, "/v1/fleetio/vehicles", nil, &vs); err != nil {
+		return err
+	}
+	tw := report.NewTable(stdout)
+	fmt.Fprintln(tw, "VEHICLE\tNAME\tPLATE\tBOX\tKEY\tMETHOD")
+	for _, v := range vs {
+		bx, key, method := "-", "-", "not linked"
+		if l := v.Link; l != nil {
+			bx, key, method = l.BoxID, l.KeyID, string(l.Method)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.Vehicle.ID, report.Dash(v.Vehicle.Name), report.Dash(v.Vehicle.LicensePlate), bx, key, method)
+	}
+	return tw.Flush()
+}
+
+func cmdFleetioLink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("fleetio link", stderr)
+	boxID := fset.String("box", "", "box id")
+	keyID := fset.String("key", "", "the vehicle's key in that box")
+	method := fset.String("method", string(bridge.MethodAutomatic), "automatic (book and tell the driver) or prompt (tell the admin)")
+	pos, err := parseWith(fset, args, "VEHICLE")
+	if err != nil {
+		return err
+	}
+	vid, err := positiveID("VEHICLE", pos[0])
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(required("box", *boxID), required("key", *keyID)); err != nil {
+		return usagef("%v", err)
+	}
+	switch bridge.Method(*method) {
+	case bridge.MethodAutomatic, bridge.MethodPrompt:
+	default:
+		return usagef("--method %q: want automatic or prompt", *method)
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var l bridge.Link
+	req := linkRequest{BoxID: *boxID, KeyID: *keyID, Method: bridge.Method(*method)}
+	if err := c.do(ctx, http.MethodPut, "/v1/fleetio/links/"+strconv.FormatInt(vid, 10), req, &l); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "vehicle %d linked to key %s of box %s (%s)\n", l.VehicleID, l.KeyID, l.BoxID, l.Method)
+	return nil
+}
+
+func cmdFleetioUnlink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("fleetio unlink", stderr)
+	pos, err := parseWith(fset, args, "VEHICLE")
+	if err != nil {
+		return err
+	}
+	vid, err := positiveID("VEHICLE", pos[0])
+	if err != nil {
+		return err
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	if err := c.do(ctx, http.MethodDelete, "/v1/fleetio/links/"+strconv.FormatInt(vid, 10), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "vehicle %d unlinked\n", vid)
+	return nil
+}
+
+func cmdFleetioReservations(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("fleetio reservations", stderr)
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var rs []bridge.Reservation
+	if err := c.do(ctx, http.MethodGet, "/v1/fleetio/reservations", nil, &rs); err != nil {
+		return err
+	}
+	tw := report.NewTable(stdout)
+	fmt.Fprintln(tw, "ASSIGNMENT\tVEHICLE\tDRIVER\tBOX\tKEY\tFROM\tUNTIL\tCONTACT")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.AssignmentID, r.VehicleID, report.Dash(r.ContactName), r.BoxID, r.KeyID,
+			when(r.From), when(r.Until), report.Dash(r.Contact))
+	}
+	return tw.Flush()
+}
+
+func cmdFleetioBook(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("fleetio book", stderr)
+	from := fset.String("from", "", "start, RFC 3339 (default: the assignment's)")
+	until := fset.String("until", "", "end, RFC 3339 (default: the assignment's)")
+	contact := fset.String("contact", "", "tell the driver by email or sms (default: email if they have an address)")
+	pos, err := parseWith(fset, args, "ASSIGNMENT")
+	if err != nil {
+		return err
+	}
+	id, err := positiveID("ASSIGNMENT", pos[0])
+	if err != nil {
+		return err
+	}
+	switch *contact {
+	case "", bridge.ContactEmail, bridge.ContactSMS:
+	default:
+		return usagef("--contact %q: want email or sms", *contact)
+	}
+	req := bookRequest{Contact: *contact}
+	for _, f := range []struct {
+		name, v string
+		to      **time.Time
+	}{{"from", *from, &req.From}, {"until", *until, &req.Until}} {
+		if f.v == "" {
+			continue
+		}
+		t, err := parseTime(f.name, f.v)
+		if err != nil {
+			return err
+		}
+		*f.to = &t
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var bk bridge.Booking
+	if err := c.do(ctx, http.MethodPost, "/v1/fleetio/reservations/"+strconv.FormatInt(id, 10)+"/book", req, &bk); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "booking for assignment %d: %s\n", id, describeBooking(bk))
+	return nil
+}
+
+func describeBooking(bk bridge.Booking) string {
+	s := fmt.Sprintf("state %s", bk.State)
+	if bk.GrantID != "" {
+		s += fmt.Sprintf(", grant %s on box %s", bk.GrantID, report.Dash(bk.BoxID))
+	}
+	if !bk.From.IsZero() {
+		s += fmt.Sprintf(", %s..%s", when(bk.From), when(bk.Until))
+	}
+	if bk.Contact != "" {
+		s += ", driver told by " + bk.Contact
+	}
+	return s
+}
+
+// when is a time for a table, local, or "-" (open).
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}
+
+func cmdBookings(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("bookings", stderr)
+	events := fset.Bool("events", false, "list each booking's events under it")
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var rows []bookingRow
+	if err := c.do(ctx, http.MethodGet, "/v1/bookings", nil, &rows); err != nil {
+		return err
+	}
+	tw := report.NewTable(stdout)
+	fmt.Fprintln(tw, "BOX\tGRANT\tKIND\tKEYS\tFROM\tUNTIL\tSTATE\tFLEETIO\tASSIGNMENT\tDRIVER\tEVENTS")
+	for _, r := range rows {
+		state := "active"
+		if r.Revoked {
+			state = "revoked"
+		}
+		fl, asg, driver := "no", "-", report.Dash(r.DriverRef)
+		if r.Fleetio {
+			fl = "yes"
+		}
+		if bk := r.Booking; bk != nil {
+			state, asg = string(bk.State), strconv.FormatInt(bk.AssignmentID, 10)
+			if bk.ContactName != "" {
+				driver = bk.ContactName
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", report.Dash(r.BoxID), report.Dash(r.GrantID), report.Dash(string(r.Kind)),
+			report.List(r.KeyIDs), when(r.From), when(r.Until), state, fl, asg, driver, len(r.Events)+len(r.BoxEvents))
+		if *events {
+			for _, e := range r.Events {
+				fmt.Fprintf(tw, "\t  %s\t%s\t%s\t%s\t%s\t\t\t\t\t\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type,
+					report.Dash(e.BoxID), report.Dash(e.KeyID), report.Dash(string(e.Reason)))
+			}
+			for _, e := range r.BoxEvents {
+				fmt.Fprintf(tw, "\t  %s\t%s\t%s\t%s\t%s\t\t\t\t\t\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type,
+					r.BoxID, report.Dash(e.KeyID), report.Dash(string(e.Reason)))
+			}
+		}
+	}
+	return tw.Flush()
+}
+
+func cmdFleetioDriverCode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("fleetio driver-code", stderr)
+	clearCode := fset.Bool("clear", false, "forget the driver's code and revoke its grants")
+	pos, err := parseWith(fset, args, "CONTACT")
+	if err != nil {
+		return err
+	}
+	id, err := positiveID("CONTACT", pos[0])
+	if err != nil {
+		return err
+	}
+	path := "/v1/fleetio/drivers/" + strconv.FormatInt(id, 10) + "/code"
+	if *clearCode {
+		c, err := newAdminClient(d)
+		if err != nil {
+			return err
+		}
+		if err := c.do(ctx, http.MethodDelete, path, nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "driver code of contact %d cleared\n", id)
+		return nil
+	}
+	// The code comes from stdin, never argv: ps and shell history would
+	// show it.
+	fmt.Fprintf(stderr, "reading the code for contact %d from stdin (one line)...\n", id)
+	line, err := bufio.NewReader(io.LimitReader(stdin, 256)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read code: %w", err)
+	}
+	code := strings.TrimSpace(line)
+	if code == "" {
+		return errors.New("no code on stdin")
+	}
+	if err := bridge.ValidCode(code); err != nil {
+		return err
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	if err := c.do(ctx, http.MethodPut, path, driverCodeRequest{Code: code}, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "driver code of contact %d set\n", id)
+	return nil
+}
+
+func cmdFleetioDrivers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("fleetio drivers", stderr)
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var ds []bridge.DriverCodeInfo
+	if err := c.do(ctx, http.MethodGet, "/v1/fleetio/drivers", nil, &ds); err != nil {
+		return err
+	}
+	tw := report.NewTable(stdout)
+	fmt.Fprintln(tw, "CONTACT\tCODE\tBOXES")
+	for _, dc := range ds {
+		kind := "drawn (per_driver)"
+		if dc.Own {
+			kind = "own (set by admin)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", dc.ContactID, kind, report.List(dc.Boxes))
+	}
+	return tw.Flush()
+}
+
+func cmdFleetioReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("fleetio reconcile", stderr)
+	if err := parse(fset, args); err != nil {
+		return err
+	}
+	c, err := newAdminClient(d)
+	if err != nil {
+		return err
+	}
+	var rep bridge.ReconcileReport
+	if err := c.do(ctx, http.MethodPost, "/v1/fleetio/reconcile", nil, &rep); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "reconciled: %d linked vehicles, %d assignments, %d bookings looked up, %d repairs\n",
+		rep.Vehicles, rep.Assignments, rep.Checked, len(rep.Repairs))
+	for _, r := range rep.Repairs {
+		fmt.Fprintf(stdout, "  assignment %d (vehicle %d): %s\n", r.AssignmentID, r.VehicleID, r.Why)
+	}
+	return nil
+}
