@@ -2,6 +2,8 @@ package bridge_test
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
 	"testing"
 	"time"
 
@@ -142,4 +144,47 @@ func TestDriverOwnCode(t *testing.T) {
 	require.True(t, g.Revoked)
 	ns := e.notes.all()
 	require.Equal(t, pin, ns[len(ns)-1].data["pin"])
+}
+
+func TestPerDriverCodeClashDrawsAgain(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	require.NoError(t, e.b.SetCodeMode(bridge.CodePerDriver))
+	from := time.Now().Add(time.Hour)
+	a1 := e.assign(t, e.van, e.ada, from, from.Add(time.Hour))
+	e.settle(t)
+	g1, _ := e.f.Assignment(a1.ID)
+	old := field(g1, fleetio.FieldAccessCode)
+	require.Len(t, old, bridge.PINLength)
+
+	// A second box where another grant already holds ada's code.
+	const boxB = "box-b"
+	boxKey, err := ecdh.X25519().GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	require.NoError(t, e.cloud.RegisterBox(boxB, boxKey.PublicKey().Bytes()))
+	_, err = e.cloud.PutKey(boxB, box.Key{ID: truckKey, Name: "Truck 2", FobUID: "0100073500", Slot: 1})
+	require.NoError(t, err)
+	_, err = e.cloud.PutGrant(boxB, box.Grant{ID: "manual-b", Kind: box.KindBooking, KeyIDs: []string{truckKey}}, old)
+	require.NoError(t, err)
+	require.NoError(t, e.b.SetLink(ctx, bridge.Link{VehicleID: e.truck.ID, BoxID: boxB, KeyID: truckKey, Method: bridge.MethodAutomatic}))
+
+	a2 := e.assign(t, e.truck, e.ada, from, from.Add(time.Hour))
+	e.settle(t)
+	g1, _ = e.f.Assignment(a1.ID)
+	g2, _ := e.f.Assignment(a2.ID)
+	code := field(g2, fleetio.FieldAccessCode)
+	require.Len(t, code, bridge.PINLength)
+	require.NotEqual(t, old, code, "drawn again")
+	require.Equal(t, code, field(g1, fleetio.FieldAccessCode), "the first assignment shows the new code too")
+	// Both boxes hold the new code on the driver's grant.
+	for _, id := range []string{boxID, boxB} {
+		_, err := e.cloud.PutGrant(id, box.Grant{ID: "probe", Kind: box.KindDriverCode, DriverRef: "x"}, code)
+		require.ErrorIs(t, err, cloud.ErrCodeInUse, id)
+	}
+	// The driver was told the new code for the first booking.
+	var told bool
+	for _, n := range e.notes.all() {
+		told = told || (n.kind == bridge.NotifyBookingUpdated && n.data["pin"] == code)
+	}
+	require.True(t, told)
 }
