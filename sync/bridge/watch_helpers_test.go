@@ -102,6 +102,35 @@ type wEnv struct {
 	bob   fleetio.Contact
 	seq   uint64 // the box's last event seq
 	url   string // the bridge's webhook URL
+	rt    countingTransport
+}
+
+// countingTransport counts the bridge's requests to Fleetio, so that a test
+// can make the fake fail exactly the k-th one from now (FailNext counts from
+// the moment it is called).
+type countingTransport struct {
+	mu     gosync.Mutex
+	n      int
+	failAt int
+	before func()
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.n++
+	if c.failAt > 0 && c.n == c.failAt && c.before != nil {
+		c.before()
+	}
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// failRequest makes the k-th request the bridge sends from now on get status.
+func (e *wEnv) failRequest(k, status int) {
+	e.rt.mu.Lock()
+	defer e.rt.mu.Unlock()
+	e.rt.n, e.rt.failAt = 0, k
+	e.rt.before = func() { e.f.FailNext(1, status) }
 }
 
 type wOpts struct {
@@ -162,7 +191,7 @@ func newWEnv(t testing.TB, o wOpts) *wEnv {
 			// No retries inside the client: a 429 or 500 reaches the
 			// caller at once, which is what the error tests look at.
 			return fleetio.New(fleetio.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, AccountToken: s.AccountToken,
-				MaxRetries: -1, Timeout: 5 * time.Second})
+				MaxRetries: -1, Timeout: 5 * time.Second, HTTPClient: &http.Client{Transport: &e.rt}})
 		},
 		MinRetry: 20 * time.Millisecond, MaxRetry: 200 * time.Millisecond,
 		Now:    e.clock.Now,
