@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strconv"
@@ -29,6 +30,9 @@ func TestFleetioE2E(t *testing.T) {
 	t.Run("deleted and ended", func(t *testing.T) { scenarioDeleted(t, rg, rigKeys[2], rigKeys[3]) })
 	t.Run("duplicate and out of order", func(t *testing.T) { scenarioDuplicates(t, rg, rigKeys[4]) })
 	t.Run("prompt", func(t *testing.T) { scenarioPrompt(t, rg, rigKeys[5]) })
+	t.Run("overdue", func(t *testing.T) { scenarioOverdue(t, rg, rigKeys[6]) })
+	// Last: it changes the account's code mode.
+	t.Run("per-driver code", func(t *testing.T) { scenarioDriverCode(t, rg, rigKeys[7], rigKeys[8]) })
 }
 
 // TestFleetioE2EMosquitto runs the first scenario through a real mosquitto.
@@ -250,7 +254,7 @@ func scenarioDuplicates(t *testing.T, rg *fleetRig, k rigKey) {
 // reservation and an email to the admin.
 func scenarioPrompt(t *testing.T, rg *fleetRig, k rigKey) {
 	v := rg.vehicles[k.ID]
-	require.NoError(t, rg.store.PutLink(bridge.Link{VehicleID: v.ID, BoxID: syncBoxID, KeyID: k.ID, Method: bridge.MethodPrompt}))
+	require.NoError(t, rg.b.SetLink(t.Context(), bridge.Link{VehicleID: v.ID, BoxID: syncBoxID, KeyID: k.ID, Method: bridge.MethodPrompt}))
 	from, until := nowWindow(2 * time.Hour)
 	a := rg.assign(t, k.ID, rg.bob, from, until)
 	rg.mail.waitMail(t, adminEmail, "Reservation waiting: "+k.Name, 1)
@@ -301,14 +305,134 @@ func wrongCode(pin string) string {
 
 // checkBookingEvents waits for an event of typ among the box events the
 // bridge attached to the booking of assignment id.
-func checkBookingEvents(t *testing.T, rg *fleetRig, id int64, typ box.EventType) {
+func checkBookingEvents(t *testing.T, rg *fleetRig, id int64, typ box.EventType) bridge.BookingEvent {
 	t.Helper()
-	t.Log("bridge.BookingEvents not there yet: skipped")
+	var found bridge.BookingEvent
+	require.Eventually(t, func() bool {
+		evs, err := rg.b.BookingEvents(id)
+		require.NoError(t, err)
+		i := slices.IndexFunc(evs, func(e bridge.BookingEvent) bool { return e.Type == typ })
+		if i >= 0 {
+			found = evs[i]
+		}
+		return i >= 0
+	}, 15*time.Second, 20*time.Millisecond, "%s attached to the booking of assignment %d", typ, id)
+	return found
 }
 
-// createPromptBooking books a Prompt reservation as the admin would; from
-// then on it is as Automatic.
+// createPromptBooking books a Prompt reservation as the admin would (with
+// a window of their own); from then on it is as Automatic: grant at the
+// box, the PIN emailed to the driver and written back, the slot opens.
 func createPromptBooking(t *testing.T, rg *fleetRig, k rigKey, a fleetio.VehicleAssignment, from, until time.Time) {
 	t.Helper()
-	t.Log("bridge.CreateBooking not there yet: skipped")
+	until2 := until.Add(time.Hour)
+	bk, err := rg.b.CreateBooking(t.Context(), a.ID, bridge.BookingEdit{Until: &until2})
+	require.NoError(t, err)
+	require.Equal(t, bridge.BookingActive, bk.State)
+	gid := bridge.GrantID(a.ID)
+	rg.waitBoxGrant(t, gid, "booked with the admin's window", func(g box.Grant) bool {
+		return !g.Revoked && sameWindow(g, from, until2)
+	})
+	pin := rg.mail.waitMail(t, rg.bob.Email, k.Name, 1).pin(t)
+	rg.settle(t)
+	require.Equal(t, pin, rg.code(t, a.ID))
+	_, ok, err := rg.store.Reservation(a.ID)
+	require.NoError(t, err)
+	require.False(t, ok, "the reservation is booked")
+	rg.takeWith(t, pin, k)
+	checkBookingEvents(t, rg, a.ID, box.EventKeyTaken)
+	rg.returnKey(t, k)
+	checkBookingEvents(t, rg, a.ID, box.EventKeyReturned)
+}
+
+// scenarioOverdue: the key is taken, the assignment ends, the key is not
+// back: CheckOverdue records key_overdue on the booking and emails the
+// driver, once.
+func scenarioOverdue(t *testing.T, rg *fleetRig, k rigKey) {
+	from, until := nowWindow(2 * time.Hour)
+	a := rg.assign(t, k.ID, rg.ada, from, until)
+	rg.waitBoxGrant(t, bridge.GrantID(a.ID), "active", func(g box.Grant) bool { return !g.Revoked })
+	pin := rg.mail.waitMail(t, rg.ada.Email, k.Name, 1).pin(t)
+	rg.settle(t)
+	rg.takeWith(t, pin, k)
+	checkBookingEvents(t, rg, a.ID, box.EventKeyTaken)
+
+	n, err := rg.b.CheckOverdue(t.Context())
+	require.NoError(t, err)
+	require.Zero(t, n, "not overdue during its window")
+
+	past := time.Now().Add(-time.Second).Truncate(time.Millisecond)
+	_, err = rg.f.UpdateAssignment(a.ID, func(a *fleetio.VehicleAssignment) { a.EndedAt = &past })
+	require.NoError(t, err)
+	rg.waitBoxGrant(t, bridge.GrantID(a.ID), "revoked at the end", func(g box.Grant) bool { return g.Revoked })
+	rg.settle(t)
+
+	n, err = rg.b.CheckOverdue(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	ev := checkBookingEvents(t, rg, a.ID, bridge.EventKeyOverdue)
+	require.Equal(t, k.ID, ev.KeyID)
+	m := rg.mail.waitMail(t, rg.ada.Email, "Key overdue: "+k.Name, 1)
+	require.Contains(t, m.Body, "has not been returned")
+	n, err = rg.b.CheckOverdue(t.Context())
+	require.NoError(t, err)
+	require.Zero(t, n, "raised once")
+	require.Equal(t, 1, countMailSubject(rg, rg.ada.Email, "Key overdue", k.Name))
+
+	// Returned late: the fob still opens its home slot; the return is
+	// attached to the booking.
+	rg.returnKey(t, k)
+	checkBookingEvents(t, rg, a.ID, box.EventKeyReturned)
+}
+
+// scenarioDriverCode: in per_driver mode one driver's two assignments carry
+// the same code (emailed, and in both keycafe_access_code fields); at the
+// box it opens each key's slot only in that assignment's window.
+func scenarioDriverCode(t *testing.T, rg *fleetRig, k1, k2 rigKey) {
+	require.NoError(t, rg.b.SetCodeMode(bridge.CodePerDriver))
+	defer func() { require.NoError(t, rg.b.SetCodeMode(bridge.CodePerAssignment)) }()
+	from, until := nowWindow(2 * time.Hour)
+	later, laterEnd := from.Add(4*time.Hour), from.Add(6*time.Hour)
+	a1 := rg.assign(t, k1.ID, rg.bob, from, until)
+	a2 := rg.assign(t, k2.ID, rg.bob, later, laterEnd)
+	rg.waitBoxGrant(t, bridge.GrantID(a1.ID), "active", func(g box.Grant) bool { return !g.Revoked })
+	rg.waitBoxGrant(t, bridge.GrantID(a2.ID), "later", func(g box.Grant) bool { return !g.Revoked && sameWindow(g, later, laterEnd) })
+	dc := rg.waitBoxGrant(t, bridge.DriverGrantID(rg.bob.ID), "Bob's driver code", func(g box.Grant) bool { return !g.Revoked })
+	require.Equal(t, box.KindDriverCode, dc.Kind)
+	require.Equal(t, bridge.DriverRef(rg.bob.ID), dc.DriverRef)
+	code := rg.mail.waitMail(t, rg.bob.Email, k1.Name, 1).pin(t)
+	require.Equal(t, code, rg.mail.waitMail(t, rg.bob.Email, k2.Name, 1).pin(t), "one code for the driver")
+	rg.settle(t)
+	require.Equal(t, code, rg.code(t, a1.ID))
+	require.Equal(t, code, rg.code(t, a2.ID))
+
+	// Now: the code opens k1's slot, not k2's (its window is later).
+	ev := rg.typeCode(t, code)
+	require.Equal(t, box.EventCodeAccepted, ev.Type, "%+v", ev)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, rg.d.sim.slots.WaitReleased(ctx, k1.Slot))
+	require.False(t, rg.d.sim.slots.Released(k2.Slot), "k2's window has not started")
+	require.NoError(t, rg.d.sim.slots.WaitLocked(ctx, k1.Slot), "not taken: relocks")
+
+	// k2's assignment moved to now: the same code opens both slots.
+	_, err := rg.f.UpdateAssignment(a2.ID, func(a *fleetio.VehicleAssignment) { a.StartedAt = from })
+	require.NoError(t, err)
+	rg.waitBoxGrant(t, bridge.GrantID(a2.ID), "moved to now", func(g box.Grant) bool { return sameWindow(g, from, laterEnd) })
+	rg.settle(t)
+	ev = rg.typeCode(t, code)
+	require.Equal(t, box.EventCodeAccepted, ev.Type, "%+v", ev)
+	for _, k := range []rigKey{k1, k2} {
+		require.NoError(t, rg.d.sim.slots.WaitReleased(ctx, k.Slot), "slot %d", k.Slot)
+		require.NoError(t, rg.d.sim.slots.Take(k.Slot))
+	}
+	for _, k := range []rigKey{k1, k2} {
+		require.Eventually(t, func() bool { return rg.boxHas(t, box.EventKeyTaken, k.Slot) }, 10*time.Second, 10*time.Millisecond)
+		require.NoError(t, rg.d.sim.slots.WaitLocked(ctx, k.Slot))
+	}
+	for _, k := range []rigKey{k1, k2} {
+		rg.returnKey(t, k)
+	}
+	checkBookingEvents(t, rg, a1.ID, box.EventKeyTaken)
+	checkBookingEvents(t, rg, a2.ID, box.EventKeyTaken)
 }

@@ -61,6 +61,8 @@ var rigKeys = []rigKey{
 	{"key-van-5", "0D00AABBCC", 5, "Van 5"},
 	{"key-van-6", "0E00DDEEFF", 6, "Van 6"},
 	{"key-van-7", "0F00123456", 7, "Van 7"},
+	{"key-van-8", "1000654321", 8, "Van 8"},
+	{"key-van-9", "1100ABCDEF", 9, "Van 9"},
 }
 
 // fleetRig is the whole Fleetio flow with every part real but Fleetio (the
@@ -146,12 +148,7 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 	rg.store, err = bridge.OpenStore(filepath.Join(t.TempDir(), "bridge.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rg.store.Close() })
-	require.NoError(t, rg.store.SetSettings(bridge.Settings{APIKey: fleetAPIKey, AccountToken: fleetAccount,
-		WebhookSecret: fleetSecret, BaseURL: rg.f.APIURL()}))
 	require.NoError(t, rg.store.PutBox(bridge.BoxInfo{ID: syncBoxID, Name: "Depot North", Location: "12 Dock Road, bay 4"}))
-	for _, k := range rigKeys {
-		require.NoError(t, rg.store.PutLink(bridge.Link{VehicleID: rg.vehicles[k.ID].ID, BoxID: syncBoxID, KeyID: k.ID, Method: o.method}))
-	}
 	mux := http.NewServeMux()
 	rg.web = httptest.NewServer(mux)
 	t.Cleanup(rg.web.Close)
@@ -169,10 +166,20 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 		Logger: log,
 	})
 	require.NoError(t, err)
+	// Connected and linked as an admin would: Connect checks users/me with
+	// the credentials; SetLink checks the key is one of the box's.
+	_, err = rg.b.Connect(context.Background(), bridge.Settings{APIKey: fleetAPIKey, AccountToken: fleetAccount,
+		WebhookSecret: fleetSecret, BaseURL: rg.f.APIURL()})
+	require.NoError(t, err)
+	for _, k := range rigKeys {
+		require.NoError(t, rg.b.SetLink(context.Background(), bridge.Link{VehicleID: rg.vehicles[k.ID].ID, BoxID: syncBoxID, KeyID: k.ID, Method: o.method}))
+	}
 	mux.Handle(bridge.WebhookPath, rg.arrive.wrap(rg.b.Webhook()))
 	mux.Handle(bridge.AccessPath, rg.b.Access())
 	rg.f.SetWebhookURL(rg.web.URL + bridge.WebhookPath)
-	hookBridgeEvents(rg) // box events -> bookings, where the bridge has it
+	// Box events the cloud stores go to the bridge, which ties them to
+	// bookings (key taken, returned, refused codes).
+	r.cloud.OnEvents(rg.b.HandleEvents)
 
 	bctx, bcancel := context.WithCancel(context.Background())
 	bdone := make(chan struct{})
@@ -310,9 +317,10 @@ type bridgeMail struct{ d *notify.Dispatcher }
 
 func (n bridgeMail) Notify(ctx context.Context, to bridge.Recipient, kind string, data map[string]string) error {
 	m := notify.Message{
-		To:   notify.Recipient{Name: to.Name, Email: to.Email, Phone: to.Phone},
-		Kind: notify.Kind(kind),
-		Data: map[string]any{notify.DataTimeZone: "UTC"},
+		To:     notify.Recipient{Name: to.Name, Email: to.Email, Phone: to.Phone},
+		Kind:   notify.Kind(kind),
+		Method: notify.Method(to.Method),
+		Data:   map[string]any{notify.DataTimeZone: "UTC"},
 	}
 	for k, v := range data {
 		switch k {
@@ -633,7 +641,3 @@ func (s *mailSession) Data(r io.Reader) error {
 	s.ms.mu.Unlock()
 	return nil
 }
-
-// hookBridgeEvents hands the cloud's new box events to the bridge, which
-// attaches them to bookings (key taken, returned, refused codes).
-func hookBridgeEvents(rg *fleetRig) {}
