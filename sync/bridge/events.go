@@ -215,6 +215,15 @@ func bookingEvent(boxID string, e box.Event, assignmentID int64, via string) Boo
 
 // handle ties one event to the bookings it belongs to.
 func (w *watchTx) handle(boxID string, e box.Event) (int, error) {
+	// A box's bytes: a key or grant id the box could not hold names nothing
+	// of ours, and must not reach a bbolt key (an over-long one would fail
+	// the transaction and stall the box's events behind it).
+	if e.KeyID != "" && !box.ValidID(e.KeyID) {
+		e.KeyID = ""
+	}
+	if e.GrantID != "" && !box.ValidID(e.GrantID) {
+		return 0, nil
+	}
 	if e.GrantID != "" {
 		return w.handleGrantEvent(boxID, e)
 	}

@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -148,3 +149,33 @@ func TestBookingEventsGapFilledFromTheCloud(t *testing.T) {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// FuzzHandleEvents feeds events as a broken or hostile box might send them:
+// nothing panics, and the box's events never stall behind a bad one.
+func FuzzHandleEvents(f *testing.F) {
+	f.Add("key_taken", "van-key", "fleetio-1", 3, int64(0), "")
+	f.Add("key_returned", "", "", 3, int64(-3600), "")
+	f.Add("code_refused", "", "fleetio-driver-x", 0, int64(60), "unknown_code")
+	f.Add("key_taken", string(make([]byte, 40000)), "fleetio-driver-12", -1, int64(1<<40), "")
+	f.Add("code_accepted", "k\x00ey", "fleetio-99999999999999999999", 1<<30, int64(-1<<40), "expired")
+	e := newWEnv(f, wOpts{})
+	now := e.clock.Now()
+	van := e.booked(f, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
+	f.Fuzz(func(t *testing.T, typ, keyID, grantID string, slot int, offset int64, reason string) {
+		ev := e.ev(now.Add(time.Duration(offset)*time.Second), box.EventType(typ), func(ev *box.Event) {
+			ev.KeyID, ev.GrantID, ev.Slot, ev.Reason = keyID, grantID, slot, box.Reason(reason)
+		})
+		e.send(t, ev) // the cloud stores it and hands it to HandleEvents
+		_, err := e.b.CatchUpEvents()
+		require.NoError(t, err, "a bad event must not stall the box's events")
+		// The next good event is still attached.
+		e.send(t, e.ev(now, box.EventCodeRefused, func(ev *box.Event) { ev.Reason = box.ReasonUnknownCode }))
+		n, err := e.b.CatchUpEvents()
+		require.NoError(t, err)
+		require.Zero(t, n, "the hook took it, nothing left to catch up")
+		evs, err := e.b.BookingEvents(van.ID)
+		require.NoError(t, err)
+		require.True(t, slices.ContainsFunc(evs, func(x bridge.BookingEvent) bool { return x.Seq == e.seq }),
+			"the good event after the fuzzed one is attached")
+	})
+}

@@ -141,9 +141,10 @@ func (b *Bridge) overdueDriver(ctx context.Context, c *fleetio.Client, cerr erro
 	if cerr != nil {
 		return Recipient{}, cerr
 	}
-	ct, err := c.GetContact(ctx, bk.ContactID)
-	if err := b.fleetioErr(err); err != nil {
+	ct, err := b.getContact(ctx, c, bk.ContactID)
+	if err != nil {
 		return Recipient{}, fmt.Errorf("read contact %d: %w", bk.ContactID, err)
 	}
-	return Recipient{ContactID: bk.ContactID, Name: cmpOr(bk.ContactName, ct.Name), Email: ct.Email, Phone: ct.Phone()}, nil
+	return Recipient{ContactID: bk.ContactID, Name: cmpOr(bk.ContactName, ct.Name), Email: ct.Email, Phone: ct.Phone(),
+		Method: bk.Contact}, nil
 }

@@ -188,14 +188,16 @@ func (b *Bridge) repairListed(ctx context.Context, c *fleetio.Client, a fleetio.
 // mismatch says how a booking differs from its assignment ("" if it does not).
 func (b *Bridge) mismatch(a fleetio.VehicleAssignment, link Link, bk Booking, have bool) (string, error) {
 	active := have && bk.State == BookingActive
+	from, until := window(a)
 	if link.Method == MethodPrompt && !active {
 		r, ok, err := b.o.Store.Reservation(a.ID)
-		from, until := window(a)
 		switch {
 		case err != nil:
 			return "", err
 		case !ok:
 			return RepairMissing, nil
+		case r.Approved:
+			return RepairPending, nil // the admin asked for the booking; it was not made
 		case r.ContactID != a.ContactID:
 			return RepairDriver, nil
 		case r.BoxID != link.BoxID || r.KeyID != link.KeyID:
@@ -219,11 +221,13 @@ func (b *Bridge) mismatch(a fleetio.VehicleAssignment, link Link, bk Booking, ha
 	case bk.BoxID != link.BoxID || bk.KeyID != link.KeyID:
 		return RepairKey, nil
 	}
-	from, until := window(a)
-	if link.Method == MethodAutomatic && (!bk.From.Equal(from) || !bk.Until.Equal(until)) {
-		// A Prompt booking's window is the admin's (CreateBooking may
-		// have changed it): only the worker, on a change in Fleetio, moves
-		// it.
+	// An admin-edited window (CreateBooking) stands while Fleetio's does
+	// not move: compare Fleetio's window then.
+	bfrom, buntil := bk.From, bk.Until
+	if bk.WindowEdited {
+		bfrom, buntil = bk.FleetioFrom, bk.FleetioUntil
+	}
+	if !bfrom.Equal(from) || !buntil.Equal(until) {
 		return RepairWindow, nil
 	}
 	return "", nil

@@ -222,3 +222,42 @@ func TestRunMaintenance(t *testing.T) {
 	}
 	require.EqualValues(t, 1, e.b.Stats().Overdue)
 }
+
+func TestReconcilePromptVehicle(t *testing.T) {
+	e := newWEnv(t, wOpts{})
+	ctx := context.Background()
+	now := e.clock.Now()
+	require.NoError(t, e.store.PutLink(bridge.Link{VehicleID: e.truck.ID, BoxID: wBox, KeyID: wTruckKey, Method: bridge.MethodPrompt}))
+	e.webhooks(false)
+	a := e.assign(t, e.truck, e.bob, now.Add(time.Hour), now.Add(3*time.Hour))
+	e.webhooks(true)
+
+	rep, err := e.b.Reconcile(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{bridge.RepairMissing}, whys(rep))
+	_, ok, err := e.store.Reservation(a.ID)
+	require.NoError(t, err)
+	require.True(t, ok, "reservation recorded")
+	require.Len(t, e.notes.of(bridge.NotifyPromptBooking), 1, "admin told")
+	_, ok = e.grant(t, bridge.GrantID(a.ID))
+	require.False(t, ok, "no grant before the admin books")
+
+	rep, err = e.b.Reconcile(ctx)
+	require.NoError(t, err)
+	require.Empty(t, rep.Repairs)
+
+	// The admin books it with a shorter window: Reconcile leaves the
+	// admin's window alone while Fleetio's does not move.
+	until := a.EndedAt.Add(-time.Hour)
+	_, err = e.b.CreateBooking(ctx, a.ID, bridge.BookingEdit{Until: &until})
+	require.NoError(t, err)
+	e.settle(t)
+	g, ok := e.grant(t, bridge.GrantID(a.ID))
+	require.True(t, ok)
+	require.True(t, g.Until.Equal(until))
+	rep, err = e.b.Reconcile(ctx)
+	require.NoError(t, err)
+	require.Empty(t, rep.Repairs)
+	g, _ = e.grant(t, bridge.GrantID(a.ID))
+	require.True(t, g.Until.Equal(until))
+}

@@ -144,7 +144,8 @@ func newWEnv(t testing.TB, o wOpts) *wEnv {
 
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	e.cloud, err = cloud.Open(cloud.Options{Path: filepath.Join(dir, "cloud.db"), Signer: wire.Signer{KeyID: "k1", Key: priv}})
+	e.cloud, err = cloud.Open(cloud.Options{Path: filepath.Join(dir, "cloud.db"), Signer: wire.Signer{KeyID: "k1", Key: priv},
+		EventRate: cloud.Rate{PerSecond: 1e6, Burst: 1 << 20}}) // the fuzz target sends batches fast
 	require.NoError(t, err)
 	t.Cleanup(func() { e.cloud.Close() })
 	boxKey, err := ecdh.X25519().GenerateKey(rand.Reader)
