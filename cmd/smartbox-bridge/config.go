@@ -304,7 +304,7 @@ func (c *Config) validateNotify() error {
 	}
 	if e := n.Email; e != nil {
 		if e.Host == "" {
-			return c.fieldErr("notify.email.host", "missing: the SMTP submission server's name")
+			return c.fieldErr("notify.email", "host is missing: the SMTP submission server's name")
 		}
 		if e.Port < 1 || e.Port > 65535 {
 			return c.fieldErr("notify.email.port", "%d is not a port", e.Port)
@@ -323,10 +323,10 @@ func (c *Config) validateNotify() error {
 	}
 	if s := n.SMS; s != nil {
 		if s.AccountSID == "" {
-			return c.fieldErr("notify.sms.account_sid", "missing")
+			return c.fieldErr("notify.sms", "account_sid is missing")
 		}
 		if s.AuthTokenFile == "" {
-			return c.fieldErr("notify.sms.auth_token_file", "missing: the gateway's auth token, in a file (0600)")
+			return c.fieldErr("notify.sms", "auth_token_file is missing: the gateway's auth token, in a file (0600)")
 		}
 		if (s.From == "") == (s.MessagingServiceSID == "") {
 			return c.fieldErr("notify.sms.from", "set from (an E.164 number) or messaging_service_sid, one of the two")

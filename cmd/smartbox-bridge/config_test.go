@@ -19,6 +19,22 @@ func TestParseConfigDefaults(t *testing.T) {
 	require.Equal(t, "cloud", c.Broker.Username)
 	require.Equal(t, "smartbox-cloud", c.Broker.ClientID)
 	require.Equal(t, "127.0.0.1:8480", c.Admin.Listen)
+	require.Equal(t, "127.0.0.1:8490", c.Fleetio.PublicListen)
+	require.Equal(t, 15*time.Minute, c.Fleetio.ReconcileEvery.Duration)
+	require.EqualValues(t, 1<<20, c.Fleetio.MaxBody)
+	require.Nil(t, c.Notify.Email)
+	require.Nil(t, c.Notify.SMS)
+}
+
+func TestParseConfigNotify(t *testing.T) {
+	c, err := ParseConfig("b.toml", []byte("[fleetio]\npublic_url = \"https://keys.example.com\"\nadmin_phone = \"+15551234567\"\n"+
+		"[notify.email]\nhost = \"smtp.example.com\"\nfrom = \"SmartBox <k@example.com>\"\n"+
+		"[notify.sms]\naccount_sid = \"AC1\"\nauth_token_file = \"/t\"\nfrom = \"+15557654321\"\n"))
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
+	require.Equal(t, 587, c.Notify.Email.Port)
+	require.Equal(t, "require", c.Notify.Email.StartTLS)
+	require.Equal(t, "AC1", c.Notify.SMS.AccountSID)
 }
 
 func TestParseConfigExamples(t *testing.T) {
@@ -69,6 +85,26 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad username", "[broker]\nusername = \"a b\"\n", "b.toml:2: broker.username"},
 		{"bad client id", "[broker]\nclient_id = \"a/#\"\n", "b.toml:2: broker.client_id"},
 		{"negative log limit", "[cloud]\nlog_limit = -1\n", "b.toml:2: cloud.log_limit: -1 is negative"},
+		{"public listen", "[fleetio]\npublic_listen = \"8490\"\n", "b.toml:2: fleetio.public_listen: \"8490\" is not host:port"},
+		{"public url", "[fleetio]\npublic_url = \"keys.example.com\"\n", "b.toml:2: fleetio.public_url"},
+		{"reconcile too often", "[fleetio]\nreconcile_every = \"15s\"\n", "b.toml:2: fleetio.reconcile_every: 15s is shorter than 1m0s"},
+		{"reconcile bare", "[fleetio]\nreconcile_every = 15\n", "b.toml:2"},
+		{"max body", "[fleetio]\nmax_body = 10\n", "b.toml:2: fleetio.max_body: 10 bytes"},
+		{"admin email", "[fleetio]\nadmin_email = \"desk\"\n", "b.toml:2: fleetio.admin_email"},
+		{"admin phone", "[fleetio]\nadmin_phone = \"555-1234\"\n", "b.toml:2: fleetio.admin_phone"},
+		{"fleetio unknown", "[fleetio]\napi_key = \"k\"\n", "b.toml:2: fleetio.api_key: unknown key"},
+		{"bad zone", "[notify]\ntime_zone = \"Mars/Olympus\"\n", "b.toml:2: notify.time_zone"},
+		{"email no host", "[notify.email]\nfrom = \"a@b.c\"\n", "b.toml:1: notify.email: host is missing"},
+		{"email bad from", "[notify.email]\nhost = \"h\"\nfrom = \"nobody\"\n", "b.toml:3: notify.email.from"},
+		{"email bad port", "[notify.email]\nhost = \"h\"\nport = 70000\nfrom = \"a@b.c\"\n", "b.toml:3: notify.email.port: 70000"},
+		{"email starttls", "[notify.email]\nhost = \"h\"\nfrom = \"a@b.c\"\nstarttls = \"maybe\"\n", "b.toml:4: notify.email.starttls: \"maybe\""},
+		{"email user without password", "[notify.email]\nhost = \"h\"\nfrom = \"a@b.c\"\nusername = \"u\"\n", "b.toml:4: notify.email.username"},
+		{"email password inline", "[notify.email]\nhost = \"h\"\nfrom = \"a@b.c\"\npassword = \"p\"\n", "b.toml:4: notify.email.password: unknown key"},
+		{"sms no token", "[notify.sms]\naccount_sid = \"AC\"\nfrom = \"+15551234567\"\n", "b.toml:1: notify.sms: auth_token_file is missing"},
+		{"sms token inline", "[notify.sms]\nauth_token = \"x\"\n", "b.toml:2: notify.sms.auth_token: unknown key"},
+		{"sms both senders", "[notify.sms]\naccount_sid = \"AC\"\nauth_token_file = \"t\"\nfrom = \"+15551234567\"\nmessaging_service_sid = \"MG\"\n", "b.toml:4: notify.sms.from: set from"},
+		{"sms bad from", "[notify.sms]\naccount_sid = \"AC\"\nauth_token_file = \"t\"\nfrom = \"5551234\"\n", "b.toml:4: notify.sms.from"},
+		{"admin unreachable", "[fleetio]\nadmin_email = \"d@example.com\"\n[notify.sms]\naccount_sid = \"AC\"\nauth_token_file = \"t\"\nfrom = \"+15551234567\"\n", "b.toml:2: fleetio.admin_email: the admin has no address"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -62,9 +62,27 @@ func (n notifier) Notify(ctx context.Context, to bridge.Recipient, kind string, 
 			m.Data[k] = v
 		}
 	}
+	// Gaps between what sync/bridge sends and what the default templates
+	// require (reported to its owner): without these a driver's message
+	// fails to render and the delivery is retried for a day.
+	if _, ok := m.Data[notify.DataVehicle]; !ok {
+		// Driver notifications carry no vehicle name; keys are named for
+		// their vehicle.
+		m.Data[notify.DataVehicle] = data["key"]
+	}
+	if _, ok := m.Data[notify.DataPIN]; !ok && m.Kind == notify.KindBookingUpdated {
+		// The bridge forgets a PIN once it is sent and a new window keeps it.
+		m.Data[notify.DataPIN] = "unchanged"
+	}
+	if _, ok := m.Data[notify.DataInstructions]; !ok && (m.Kind == notify.KindBookingCreated || m.Kind == notify.KindBookingUpdated) {
+		m.Data[notify.DataInstructions] = "Type the PIN on the keypad, then #."
+	}
 	if _, ok := m.Data[notify.DataEnd]; !ok {
 		m.Data[notify.DataEnd] = openEnded
 	}
+	// The templates read .time_zone; "" with the bridge's text times shows
+	// them as given.
+	m.Data[notify.DataTimeZone] = ""
 	if n.zone != nil {
 		m.Data[notify.DataTimeZone] = n.zone.String()
 	}

@@ -37,11 +37,18 @@ type runningBridge struct {
 // ports the system picks (127.0.0.1:0: nothing to race for).
 func startBridge(t *testing.T, dir, brokerTOML string) *runningBridge {
 	t.Helper()
+	return startBridgeWith(t, dir, brokerTOML, "")
+}
+
+// startBridgeWith is startBridge with more config: keys of [fleetio] first
+// (they go under its header), then any tables.
+func startBridgeWith(t *testing.T, dir, brokerTOML, more string) *runningBridge {
+	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "bridge.toml")
 	if brokerTOML == "" {
 		brokerTOML = "listen = \"127.0.0.1:0\"\n"
 	}
-	src := "data_dir = \"" + dir + "\"\n[broker]\n" + brokerTOML + "[admin]\nlisten = \"127.0.0.1:0\"\n[fleetio]\npublic_listen = \"127.0.0.1:0\"\n"
+	src := "data_dir = \"" + dir + "\"\n[broker]\n" + brokerTOML + "[admin]\nlisten = \"127.0.0.1:0\"\n[fleetio]\npublic_listen = \"127.0.0.1:0\"\n" + more
 	require.NoError(t, os.WriteFile(cfgPath, []byte(src), 0o600))
 	cfg, err := LoadConfig(cfgPath)
 	require.NoError(t, err)
@@ -77,7 +84,11 @@ func (b *runningBridge) stop(t *testing.T) {
 func (b *runningBridge) cli(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	args = append([]string{args[0], "--data", b.dir}, args[1:]...)
+	n := 1 // --data goes after the command: "fleetio link" is two words
+	if args[0] == "fleetio" && len(args) > 1 {
+		n = 2
+	}
+	args = append(append(append([]string{}, args[:n]...), "--data", b.dir), args[n:]...)
 	code := run(context.Background(), args, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
