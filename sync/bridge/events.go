@@ -10,9 +10,9 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 )
 
-// driverGrantPrefix names the driver-code grants the bridge makes
-// ("fleetio-driver-<contact id>").
-const driverGrantPrefix = GrantSource + "-driver-" // DriverGrantID(contact)
+// driverGrantPrefix names the driver-code grants the bridge makes: the id
+// DriverGrantID gives, without the contact id.
+var driverGrantPrefix = strings.TrimSuffix(DriverGrantID(0), "0")
 
 // maxGapFill bounds how many events HandleEvents reads back from the cloud
 // to fill a gap (events stored while the hook was not registered, or
