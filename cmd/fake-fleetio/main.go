@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -242,6 +243,25 @@ func control(mux *http.ServeMux, f *fake.Server, key string) {
 			return nil, http.StatusNotFound, err
 		}
 		return out, http.StatusOK, nil
+	}))
+	mux.Handle("PUT /_fake/webhook", authed(func(w http.ResponseWriter, r *http.Request) (any, int, error) {
+		// Point the webhook elsewhere (a bridge started after the fake):
+		// later deliveries, and retries of pending ones, go there.
+		var body struct {
+			URL string `json:"url"`
+		}
+		d := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<12))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&body); err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("body: %w", err)
+		}
+		if body.URL != "" {
+			if u, err := url.Parse(body.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, http.StatusBadRequest, fmt.Errorf("url %q: want http(s)://host/path", body.URL)
+			}
+		}
+		f.SetWebhookURL(body.URL)
+		return body, http.StatusOK, nil
 	}))
 	mux.Handle("GET /_fake/deliveries", authed(func(w http.ResponseWriter, r *http.Request) (any, int, error) {
 		type delivery struct {

@@ -81,6 +81,12 @@ func TestRunServesSeedAndControl(t *testing.T) {
 	require.Equal(t, 200, status)
 	require.Eventually(t, func() bool { return hooks.Load() == 3 }, 5*time.Second, 5*time.Millisecond)
 
+	// The webhook can be pointed elsewhere at run time; a bad URL is refused.
+	status, _ = call("PUT", "/_fake/webhook", `{"url":"ftp://x"}`, false)
+	require.Equal(t, 400, status)
+	status, _ = call("PUT", "/_fake/webhook", `{"url":"`+rcv.URL+`/again"}`, false)
+	require.Equal(t, 200, status)
+
 	status, b = call("GET", "/_fake/deliveries", "", false)
 	require.Equal(t, 200, status)
 	var dl []map[string]any
