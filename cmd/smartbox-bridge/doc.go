@@ -28,8 +28,7 @@
 // subcommands talk to the running service over a local HTTP endpoint
 // (admin.listen, loopback only, JSON) with the bearer token in
 // DATA/admin.token (0600). serve writes the endpoint's address to
-// DATA/admin.addr and removes it on stop. The later admin HTTP API grows from
-// this endpoint.
+// DATA/admin.addr and removes it on stop.
 //
 // Codes and passwords go in, never out: no answer, table or log line carries
 // one. The code is a command-line flag (--code), so it is visible in `ps` and
@@ -52,6 +51,61 @@
 //	POST   /v1/boxes/{box}/commands                  {kind, slot, by, reason, ttl}
 //	GET    /v1/boxes/{box}/commands/{id}             the box's answer, once there
 //
+//	GET    /v1/bookings                              every grant of every box; Fleetio's marked, with events
+//	GET    /v1/fleetio/status                        connected, webhook URL, code mode, counters
+//	POST   /v1/fleetio/connect                       {api_key, account_token, webhook_secret, authorization, base_url, code_mode}
+//	POST   /v1/fleetio/disconnect                    the bookings revoked and kept
+//	PUT    /v1/fleetio/code-mode                     {mode}: per_assignment, per_driver, driver_own
+//	GET    /v1/fleetio/vehicles                      Fleetio's vehicles with their links
+//	PUT    /v1/fleetio/links/{vehicle}               {box_id, key_id, method}
+//	DELETE /v1/fleetio/links/{vehicle}
+//	GET    /v1/fleetio/reservations                  pending Prompt reservations
+//	POST   /v1/fleetio/reservations/{assignment}/book {from, until, contact}
+//	GET    /v1/fleetio/drivers                       drivers with a code (never the code)
+//	PUT    /v1/fleetio/drivers/{contact}/code        {code}
+//	DELETE /v1/fleetio/drivers/{contact}/code
+//	POST   /v1/fleetio/reconcile                     compare with Fleetio now
+//
 // Errors are {"error": "..."} with 400 (bad input), 401 (token), 404 (unknown
-// box or record) or 409 (code in use by another grant, named).
+// box or record), 409 (code in use by another grant, named; Fleetio not
+// connected) or 502 (Fleetio refused a call).
+//
+// Without the token, on the same loopback listener: GET /metrics (Prometheus
+// text: webhooks by outcome, grants pushed and revoked, boxes by status,
+// queue depth, Fleetio API errors, notifications, overdue keys, reconcile
+// repairs, cloud drops, Go runtime) and GET /healthz.
+//
+// # Fleetio
+//
+// The Fleetio integration (sync/bridge, in DATA/fleetio.db) runs inside
+// serve. Its public listener (fleetio.public_listen, behind a TLS proxy)
+// serves POST /webhooks/fleetio, GET /access/{token} (a booking's page for
+// the driver) and GET /healthz. Set it up with:
+//
+//	smartbox-bridge register-box --id depot-1 --public-key B64 --slots 12 --name "Depot North" --location "12 Fleet Way"
+//	smartbox-bridge put-key --box depot-1 --key van-7 --fob 0100073400 --slot 3 --name "Van 7"
+//	smartbox-bridge fleetio connect --secrets-file fleetio.secrets    # or on stdin
+//	smartbox-bridge fleetio vehicles
+//	smartbox-bridge fleetio link 1234 --box depot-1 --key van-7 --method automatic
+//
+// and point Fleetio's webhook (vehicle assignment events) at the URL connect
+// prints. The secrets file (mode 0600, refused otherwise) holds
+// "api_key = ...", "account_token = ...", "webhook_secret = ..." and
+// optionally "authorization = ..." lines; the secrets never go on the
+// command line. A driver's own code (code mode driver_own) is read from
+// stdin too: `echo ... | smartbox-bridge fleetio driver-code CONTACT` is
+// for scripts; typed, it stays out of shell history.
+//
+// Automatic vehicles are booked as Fleetio assigns them; Prompt ones wait in
+// `fleetio reservations` (the admin is mailed) for `fleetio book ASSIGNMENT
+// [--from --until --contact email|sms]`. `bookings --events` shows every
+// grant of every box, the integration's marked, with what happened at the
+// box. Every fleetio.reconcile_every the bridge compares Fleetio's
+// assignments with its bookings and looks for overdue keys; `fleetio
+// reconcile` does it now.
+//
+// Messages go by [notify.email] (SMTP) and [notify.sms] (a Twilio-shaped
+// gateway), rendered by sync/notify's templates (notify.templates_dir
+// overrides them). With neither, nobody is messaged: the PIN is only in
+// the assignment's keycafe_access_code field.
 package main
