@@ -153,7 +153,7 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 	rg.web = httptest.NewServer(mux)
 	t.Cleanup(rg.web.Close)
 	rg.b, err = bridge.New(bridge.Options{
-		Store: rg.store, Cloud: r.cloud, Notifier: bridgeMail{disp},
+		Store: rg.store, Cloud: r.cloud, Notifier: bridge.Dispatch{D: disp},
 		Admin:         bridge.Recipient{Name: "Fleet admin", Email: adminEmail},
 		AccessBaseURL: rg.web.URL,
 		NewClient: func(s bridge.Settings) (*fleetio.Client, error) {
@@ -308,45 +308,6 @@ func tbOutput(t testing.TB) io.Writer {
 		return tt.Output()
 	}
 	return io.Discard
-}
-
-// bridgeMail is the bridge's Notifier on sync/notify's Dispatcher: it maps
-// the bridge's data keys to the templates' (from/until -> start/end as
-// already formatted text, link -> access_link).
-type bridgeMail struct{ d *notify.Dispatcher }
-
-func (n bridgeMail) Notify(ctx context.Context, to bridge.Recipient, kind string, data map[string]string) error {
-	m := notify.Message{
-		To:     notify.Recipient{Name: to.Name, Email: to.Email, Phone: to.Phone},
-		Kind:   notify.Kind(kind),
-		Method: notify.Method(to.Method),
-		Data:   map[string]any{notify.DataTimeZone: "UTC"},
-	}
-	for k, v := range data {
-		switch k {
-		case "from":
-			m.Data[notify.DataStart] = v
-		case "until":
-			m.Data[notify.DataEnd] = v
-		case "link":
-			m.Data[notify.DataAccessLink] = v
-		default:
-			m.Data[k] = v
-		}
-	}
-	if _, ok := m.Data[notify.DataPIN]; !ok && kind == bridge.NotifyBookingUpdated {
-		// The booking_updated templates require .pin, but the bridge
-		// forgets a PIN once sent and does not resend it on a change of
-		// window: reported; the mail says the PIN is unchanged.
-		m.Data[notify.DataPIN] = "unchanged"
-	}
-	if _, ok := m.Data[notify.DataVehicle]; !ok {
-		// The bridge's driver notifications carry no "vehicle" (only the
-		// prompt one does) while every template requires it: reported;
-		// the key's name stands in.
-		m.Data[notify.DataVehicle] = data["key"]
-	}
-	return n.d.Notify(ctx, m)
 }
 
 // arrivals records when each webhook delivery first reached the bridge's

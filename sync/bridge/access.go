@@ -41,8 +41,15 @@ func (b *Bridge) describe(bk Booking) (bookingInfo, error) {
 			info.Key, info.Slot = cmpOr(k.Name, k.ID), k.Slot
 		}
 	}
+	// Keys are named for their vehicle: the best stand-in when Fleetio's
+	// read-back had no vehicle name.
+	info.Vehicle = cmpOr(bk.VehicleName, info.Key)
 	return info, nil
 }
+
+// timeLayout is how times are written into notification data and the
+// access page; Dispatch parses it back to show a time in another zone.
+const timeLayout = "Mon 2 Jan 2006 15:04 (-07:00)"
 
 // fmtTime shows a time in the offset Fleetio gave it (the account's zone),
 // which is the driver's.
@@ -50,7 +57,7 @@ func fmtTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.Format("Mon 2 Jan 2006 15:04 (-07:00)")
+	return t.Format(timeLayout)
 }
 
 func (i bookingInfo) window() string {
@@ -77,7 +84,7 @@ func (i bookingInfo) instructions() string {
 }
 
 func (i bookingInfo) data() map[string]string {
-	return map[string]string{"box": i.Box, "location": i.Location, "key": i.Key, "slot": fmt.Sprint(i.Slot),
+	return map[string]string{"vehicle": i.Vehicle, "box": i.Box, "location": i.Location, "key": i.Key, "slot": fmt.Sprint(i.Slot),
 		"from": fmtTime(i.From), "until": fmtTime(i.Until), "link": i.Link, "instructions": i.instructions()}
 }
 

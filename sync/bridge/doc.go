@@ -73,6 +73,28 @@
 // own code that clashes is refused by SetDriverCode with ErrDriverCodeInUse,
 // and a booking on a box where it clashes falls back to a PIN.
 //
+// # Box events, overdue keys, reconciliation
+//
+// HandleEvents (registered with cloud.OnEvents) ties each box event to the
+// booking it belongs to: by the booking's grant, by the driver's code grant
+// and the window, by the key for a take or a return, and wrong codes or
+// lockouts at the box to every booking whose window holds them. It only
+// writes the store (buckets watch_events, watch_holders, watch_overdue,
+// watch_seen) and fills a gap in a box's seq from the cloud's copy.
+// BookingEvents lists them. CheckOverdue raises "key_overdue" once for a
+// booking whose window is over while its key is out, and tells the driver and
+// the admin. Reconcile lists every linked vehicle's current and future
+// assignments, reads everything first (a Fleetio error changes nothing) and
+// then repairs what missed webhooks left wrong. RunMaintenance runs event
+// catch-up, Reconcile and CheckOverdue on a ticker.
+//
+// # Notifications
+//
+// Dispatch sends through sync/notify's Dispatcher: email or SMS by the
+// booking's contact method, with the deployer's templates. The bridge gives
+// the PIN only in booking_created (and when a driver code is redrawn); an
+// update of the window says the PIN is unchanged.
+//
 // # Stats
 //
 // Stats counts webhooks (accepted, rejected, ignored, duplicate), grants
@@ -85,5 +107,7 @@
 // key): it keeps PINs and driver codes out of a casual dump, not from someone
 // holding the file. A booking in progress at Disconnect keeps its grant with
 // no word from Fleetio any more; an open-ended one stays until the admin
-// revokes it.
+// revokes it. Overdue is judged on what boxes have reported: a box offline
+// at the end of a window may hold a return the cloud has not heard of, and
+// there is no grace period beyond the maintenance interval.
 package bridge

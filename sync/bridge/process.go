@@ -294,6 +294,9 @@ func (b *Bridge) book(ctx context.Context, c *fleetio.Client, a fleetio.VehicleA
 		}
 	}
 	bk.VehicleID, bk.ContactID, bk.ContactName = a.VehicleID, a.ContactID, contactName(a)
+	if a.Vehicle != nil && a.Vehicle.Name != "" {
+		bk.VehicleName = a.Vehicle.Name
+	}
 	bk.BoxID, bk.KeyID, bk.From, bk.Until = link.BoxID, link.KeyID, from, until
 	bk.DriverRef, bk.FleetioFrom, bk.FleetioUntil = DriverRef(a.ContactID), ffrom, funtil
 	bk.UpdatedAt = a.UpdatedAt

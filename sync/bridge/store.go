@@ -159,6 +159,7 @@ const (
 type Booking struct {
 	AssignmentID int64        `json:"assignment_id"`
 	VehicleID    int64        `json:"vehicle_id"`
+	VehicleName  string       `json:"vehicle_name,omitempty"` // for people: messages, the access page
 	ContactID    int64        `json:"contact_id"`
 	ContactName  string       `json:"contact_name,omitempty"`
 	BoxID        string       `json:"box_id,omitempty"`
