@@ -21,6 +21,15 @@
 //
 // Each change queues its vehicle_assignment_* webhook, as in Fleetio.
 //
+// Two subcommands play the fleet manager without curl (make demo uses them):
+//
+//	fake-fleetio assign --url BASE --api-key K --account-token T --vehicle 1 --contact 4 [--hours 8] [--wait 30s]
+//	fake-fleetio unassign --url BASE --api-key K ASSIGNMENT
+//
+// assign waits until the bridge has written the Keycafe fields back and
+// prints them as Fleetio's assignment page shows them (--wait 0 for a Prompt
+// vehicle, whose fields wait for the admin).
+//
 // # The whole flow by hand
 //
 // With smartbox-bridge running on its demo config (public listener

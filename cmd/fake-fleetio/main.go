@@ -23,6 +23,14 @@ import (
 )
 
 func main() {
+	run := run
+	if len(os.Args) > 1 && (os.Args[1] == "assign" || os.Args[1] == "unassign") {
+		cmd := os.Args[1]
+		os.Args = os.Args[1:]
+		run = func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			return runManager(ctx, cmd, args, stdout, stderr)
+		}
+	}
 	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "fake-fleetio:", err)
 		os.Exit(1)

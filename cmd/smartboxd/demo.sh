@@ -5,14 +5,24 @@
 # and codes from the bridge over MQTT, signed and with sealed codes, exactly
 # as a real box would, and its events flow back.
 #
-# Everything lives in demo-data/ (make clean removes it). Ports: broker
-# 127.0.0.1:18830, bridge admin 127.0.0.1:18480 (not 1883, so a mosquitto
-# already on the machine is no obstacle).
+# A fake Fleetio account (cmd/fake-fleetio, seeded with three vehicles and
+# two drivers) is connected to the bridge: Van 7 is linked to key-1 in
+# Automatic mode and assigned to Ada for 8 hours, so the bridge makes a
+# booking PIN, pushes it to the box and writes it back into the assignment's
+# Keycafe fields, exactly as with the real Fleetio.
+#
+# Everything lives in demo-data/ and starts afresh each run (the fake Fleetio
+# keeps nothing). Ports: broker 127.0.0.1:18830, bridge admin 127.0.0.1:18480,
+# bridge public (webhooks, access pages) 127.0.0.1:18490, fake Fleetio
+# 127.0.0.1:18090 (not the usual ones, so a mosquitto already on the machine
+# is no obstacle).
 set -eu
 
 BIN=${BIN:-bin}
 D=$(pwd)/${DEMO_DATA:-demo-data}
 BOX=demo-box
+FLEETIO=http://127.0.0.1:18090
+rm -rf "$D/box" "$D/bridge"
 mkdir -p "$D/box"
 chmod 700 "$D"
 
@@ -25,43 +35,73 @@ listen = "127.0.0.1:18830"
 
 [admin]
 listen = "127.0.0.1:18480"
+
+[fleetio]
+public_listen = "127.0.0.1:18490"
+public_url = "http://127.0.0.1:18490"
+# No [notify.email] or [notify.sms]: drivers find their PIN in Fleetio's
+# Keycafe fields (printed below), nobody is mailed.
 CONF
 bridge() { "$BIN/smartbox-bridge" "$@" --config "$D/bridge.toml"; }
 
+# The fake Fleetio account: its API key, account token and webhook secret
+# are the three values a fleet manager copies from Fleetio's settings.
+"$BIN/fake-fleetio" --listen 127.0.0.1:18090 --api-key demo-key --account-token demo-account \
+	--webhook-url http://127.0.0.1:18490/webhooks/fleetio --webhook-secret demo-webhook-secret \
+	--seed >"$D/fleetio.url" 2>"$D/fleetio.log" &
+FAKE=$!
 "$BIN/smartbox-bridge" serve --config "$D/bridge.toml" >"$D/bridge.log" 2>&1 &
 BRIDGE=$!
-trap 'kill $BRIDGE 2>/dev/null; wait $BRIDGE 2>/dev/null' EXIT INT TERM
-i=0
-until bridge boxes >/dev/null 2>&1; do
-	i=$((i + 1))
-	if [ $i -gt 100 ] || ! kill -0 $BRIDGE 2>/dev/null; then
-		echo "demo: the bridge did not start; its log:" >&2
-		cat "$D/bridge.log" >&2
-		exit 1
-	fi
-	sleep 0.1
-done
+trap 'kill $BRIDGE $FAKE 2>/dev/null; wait $BRIDGE $FAKE 2>/dev/null' EXIT INT TERM
+# started PID NAME LOG CHECK...: wait up to 10 s for CHECK to pass while PID
+# lives, or show LOG and stop.
+started() {
+	pid=$1 name=$2 log=$3
+	shift 3
+	i=0
+	until "$@" >/dev/null 2>&1; do
+		i=$((i + 1))
+		if [ $i -gt 100 ] || ! kill -0 "$pid" 2>/dev/null; then
+			echo "demo: $name did not start; its log:" >&2
+			cat "$log" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+}
+started $BRIDGE "the bridge" "$D/bridge.log" bridge boxes
+started $FAKE "the fake Fleetio" "$D/fleetio.log" test -s "$D/fleetio.url"
 
-if [ ! -f "$D/box/box.db" ]; then
-	"$BIN/smartboxctl" init --data "$D/box" --box-id $BOX >/dev/null
-	"$BIN/smartboxctl" provision --data "$D/box" --cloud-key "$(bridge signing-key)" \
-		--broker tcp://127.0.0.1:18830 >/dev/null
-	(umask 077 && head -c 18 /dev/urandom | base64 >"$D/box/mqtt.pw")
-	PUB=$("$BIN/smartboxctl" identity --data "$D/box" | awk '/^sync_public_key:/ {print $2}')
-	bridge register-box --id $BOX --public-key "$PUB" --password-file "$D/box/mqtt.pw" >/dev/null
+"$BIN/smartboxctl" init --data "$D/box" --box-id $BOX >/dev/null
+"$BIN/smartboxctl" provision --data "$D/box" --cloud-key "$(bridge signing-key)" \
+	--broker tcp://127.0.0.1:18830 >/dev/null
+(umask 077 && head -c 18 /dev/urandom | base64 >"$D/box/mqtt.pw")
+PUB=$("$BIN/smartboxctl" identity --data "$D/box" | awk '/^sync_public_key:/ {print $2}')
+bridge register-box --id $BOX --public-key "$PUB" --password-file "$D/box/mqtt.pw" \
+	--slots 12 --name "Depot A" --location "12 Harbour Road, north gate" >/dev/null
 
-	# The demo's keys and codes, put in the cloud: they reach the box over MQTT.
-	bridge put-key --box $BOX --key key-1 --fob 01000734E0 --slot 1 --name "Van 12 (Ford Transit)" >/dev/null
-	bridge put-key --box $BOX --key key-2 --fob 0100073A1B --slot 2 --name "Van 14 (Ford Transit)" >/dev/null
-	bridge put-key --box $BOX --key key-3 --fob 01000740C2 --slot 3 --name "Truck 3 (Isuzu NPR)" >/dev/null
-	bridge put-key --box $BOX --key key-4 --fob 0100074D55 --slot 4 --name "Car 8 (Toyota Corolla)" >/dev/null
-	bridge put-grant --box $BOX --grant booking-1001 --kind booking --code 123456 --keys key-1 >/dev/null
-	bridge put-grant --box $BOX --grant booking-1002 --kind booking --code 246810 --keys key-2 \
-		--from 2026-01-01T00:00:00Z --until 2036-01-01T00:00:00Z >/dev/null
-	bridge put-grant --box $BOX --grant booking-1003 --kind booking --code 135790 --keys key-3,key-4 \
-		--driver driver-7 >/dev/null
-	bridge put-grant --box $BOX --grant driver-7-code --kind driver_code --code 9999 --driver driver-7 >/dev/null
-fi
+# The demo's keys and codes, put in the cloud: they reach the box over MQTT.
+bridge put-key --box $BOX --key key-1 --fob 01000734E0 --slot 1 --name "Van 7 (Ford Transit)" >/dev/null
+bridge put-key --box $BOX --key key-2 --fob 0100073A1B --slot 2 --name "Truck 12 (Volvo VNL)" >/dev/null
+bridge put-key --box $BOX --key key-3 --fob 01000740C2 --slot 3 --name "Car 3 (Toyota Prius)" >/dev/null
+bridge put-key --box $BOX --key key-4 --fob 0100074D55 --slot 4 --name "Car 8 (Toyota Corolla)" >/dev/null
+bridge put-grant --box $BOX --grant booking-1002 --kind booking --code 246810 --keys key-2 \
+	--from 2026-01-01T00:00:00Z --until 2036-01-01T00:00:00Z >/dev/null
+bridge put-grant --box $BOX --grant booking-1003 --kind booking --code 135790 --keys key-3,key-4 \
+	--driver driver-7 >/dev/null
+bridge put-grant --box $BOX --grant driver-7-code --kind driver_code --code 9999 --driver driver-7 >/dev/null
+
+# Fleetio: connect (secrets from a 0600 file, never argv; checked against
+# users/me), link Van 7 (vehicle 1) to key-1 in Automatic mode and Truck 12
+# (vehicle 2) to key-2 in Prompt mode, then the fleet manager assigns Van 7
+# to Ada Lovelace (contact 4) for the next 8 hours.
+(umask 077 && printf 'api_key = demo-key\naccount_token = demo-account\nwebhook_secret = demo-webhook-secret\n' >"$D/fleetio.secrets")
+bridge fleetio connect --secrets-file "$D/fleetio.secrets" --base-url $FLEETIO/api >/dev/null
+bridge fleetio link 1 --box $BOX --key key-1 --method automatic >/dev/null
+bridge fleetio link 2 --box $BOX --key key-2 --method prompt >/dev/null
+ASSIGN=$("$BIN/fake-fleetio" assign --url $FLEETIO --api-key demo-key --account-token demo-account \
+	--vehicle 1 --contact 4 --hours 8)
+PIN=$(printf '%s\n' "$ASSIGN" | awk '/keycafe_access_code:/ {print $2}')
 
 sed -e "s|^box_id = .*|box_id = \"$BOX\"|" -e "s|^data_dir = .*|data_dir = \"$D/box\"|" \
 	cmd/smartboxd/smartboxd.sim.toml >"$D/smartboxd.toml"
@@ -75,13 +115,23 @@ CONF
 
 cat <<'TXT'
 
-SmartBox demo: a bridge (cloud side, embedded MQTT broker; log in demo-data/bridge.log)
-and a box on simulated hardware, synced over MQTT.
-Codes: 123456 (slot 1), 246810 (slot 2), 135790 (slots 3+4), driver code 9999 (slots 3+4).
+SmartBox demo: a bridge (cloud side, embedded MQTT broker; log in demo-data/bridge.log),
+a fake Fleetio account connected to it, and a box on simulated hardware, synced over MQTT.
+
+TXT
+printf '%s\n' "$ASSIGN"
+cat <<TXT
+
+Fleetio assigned Van 7 to Ada: her booking PIN $PIN opens slot 1 (Van 7's key).
+Other codes: 246810 (slot 2), 135790 (slots 3+4), driver code 9999 (slots 3+4).
 Fobs: key-1 01000734E0, key-2 0100073A1B, key-3 01000740C2, key-4 0100074D55.
-Try: status, press 123456#, take 1, scan 01000734E0, return 1, events.
-In another terminal: bin/smartbox-bridge events --config demo-data/bridge.toml --box demo-box
-Ctrl-C or quit stops both (every slot relocks).
+Try: status, press $PIN#, take 1, scan 01000734E0, return 1, events.
+In another terminal, for example:
+  bin/smartbox-bridge bookings --events --config demo-data/bridge.toml
+  bin/smartbox-bridge fleetio vehicles --config demo-data/bridge.toml
+  bin/fake-fleetio assign --url $FLEETIO --api-key demo-key --account-token demo-account --vehicle 2 --contact 5 --wait 0
+  bin/smartbox-bridge fleetio reservations --config demo-data/bridge.toml
+Ctrl-C or quit stops all three (every slot relocks).
 
 TXT
 "$BIN/smartboxd" --config "$D/smartboxd.toml" --hardware sim
