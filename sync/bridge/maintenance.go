@@ -15,8 +15,9 @@ const DefaultMaintenanceInterval = 10 * time.Minute
 
 // RunMaintenance runs the bridge's periodic checks at once and then every
 // interval until ctx is done: CatchUpEvents (box events the hook missed),
-// Reconcile (webhooks that never arrived) and CheckOverdue (keys not back
-// when a booking ended), logging what each did. A failing check is logged and
+// Reconcile (webhooks that never arrived), ExpireEnded (bookings whose
+// window is over: grant revoked, fields cleared) and CheckOverdue (keys not
+// back when a booking ended), logging what each did. A failing check is logged and
 // tried again on the next tick; it returns nil when ctx ends.
 func (b *Bridge) RunMaintenance(ctx context.Context, every time.Duration) error {
 	if every <= 0 {
@@ -53,6 +54,14 @@ func (b *Bridge) maintain(ctx context.Context) {
 	case err == nil:
 		b.log.Info("maintenance: reconciled", "vehicles", rep.Vehicles, "assignments", rep.Assignments,
 			"checked", rep.Checked, "repairs", len(rep.Repairs))
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if n, err := b.ExpireEnded(ctx); err != nil && ctx.Err() == nil {
+		b.log.Error("maintenance: end bookings whose window is over", "err", err, "ended", n)
+	} else if n > 0 {
+		b.log.Info("maintenance: bookings ended with their window", "ended", n)
 	}
 	if ctx.Err() != nil {
 		return
