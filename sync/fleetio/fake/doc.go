@@ -54,6 +54,8 @@
 // carry Retry-After, SetRetryAfter, and Fleetio's error body), RateLimit(n)
 // for n requests per minute of the fake's clock. Requests() logs what was
 // asked, with X-Api-Version.
+// Options.Latency delays every API request (a real Fleetio answers in
+// about 100-300 ms); concurrent requests wait side by side.
 //
 // # Webhooks
 //

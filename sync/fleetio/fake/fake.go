@@ -64,6 +64,14 @@ type Options struct {
 	// through the HTTP API are triggered by the API key's user.
 	TriggeredBy string
 
+	// Latency delays every API request by this much before it is answered
+	// (injected failures and rate limits included), as the round trip to
+	// the real Fleetio does (about 100-300 ms): a benchmark or a test of
+	// concurrent callers sees what waiting on the API costs. The wait runs
+	// outside the fake's lock, so concurrent requests wait at the same
+	// time, and ends early when the request's context does. 0: none.
+	Latency time.Duration
+
 	Clock  Clock        // default: the system clock
 	Logger *slog.Logger // default: discard
 }
@@ -270,6 +278,15 @@ func (s *Server) Requests() []Request {
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Latency > 0 && strings.HasPrefix(r.URL.Path, "/api/") {
+		t := time.NewTimer(s.opts.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return // the client went away: nobody reads an answer
+		}
+	}
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	s.handler.ServeHTTP(rec, r)
 	s.mu.Lock()
