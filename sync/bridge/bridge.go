@@ -58,6 +58,13 @@ const (
 	// DefaultMaxAttempts gives up on a delivery after this many failures
 	// (about a day at the capped back-off), as Fleetio gives up its own.
 	DefaultMaxAttempts = 30
+	// DefaultWorkers is how many deliveries are processed at once. Each
+	// waits mostly on Fleetio (a read-back, a PATCH, a contact lookup at
+	// 100-300 ms each): eight in flight turn a burst of a thousand
+	// assignments from minutes into well under one, while staying far from
+	// Fleetio's per-account rate limit between two 429s (a 429 is retried by
+	// the queue after its Retry-After).
+	DefaultWorkers = 8
 )
 
 // Options configure New.
@@ -77,9 +84,13 @@ type Options struct {
 	MinRetry    time.Duration
 	MaxRetry    time.Duration
 	MaxAttempts int
-	Now         func() time.Time
-	Logger      *slog.Logger
-	Rand        io.Reader // PINs and tokens; default crypto/rand
+	// Workers is how many deliveries are processed at the same time
+	// (default DefaultWorkers; 1 processes them one by one). Two deliveries
+	// of one assignment never run at once.
+	Workers int
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Rand    io.Reader // PINs and tokens; default crypto/rand (any other is used under a lock)
 }
 
 // Bridge is the Fleetio integration: webhook receiver, queue worker and
@@ -89,7 +100,24 @@ type Bridge struct {
 	log  *slog.Logger
 	wake chan struct{}
 
-	work sync.Mutex // held while processing the queue
+	// work orders the queue's workers against the operations that act on
+	// many bookings at once: each worker holds it shared (RLock) while it
+	// processes a delivery; Disconnect, CreateBooking, SetDriverCode,
+	// ClearDriverCode, SetCodeMode and each Reconcile repair hold it
+	// exclusively (Lock), so they never see a booking half-processed and
+	// no worker starts while they run. A worker takes it once (never
+	// again while holding it: a waiting Lock would deadlock a nested RLock).
+	work sync.RWMutex
+	// inflight is the keyed lock of the queue: the deliveries being
+	// processed and their assignments, so that two deliveries of one
+	// assignment never run at once, and in order (see dispatcher).
+	inflight inflight
+	// drivers serializes, per Fleetio contact, the processing of deliveries
+	// whose bookings use a driver code: drawing the driver's code once,
+	// its grant once per box, the rewrite of the driver's other bookings
+	// when it changes (see lockDrivers). Taken after the delivery's claim,
+	// in ascending contact order.
+	drivers keyLock
 
 	stats counters
 
@@ -106,9 +134,13 @@ func New(o Options) (*Bridge, error) {
 	if o.AccessBaseURL == "" {
 		return nil, errors.New("bridge: AccessBaseURL is required (the access links sent to drivers)")
 	}
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers
+	}
 	if o.NewClient == nil {
 		o.NewClient = func(s Settings) (*fleetio.Client, error) {
-			return fleetio.New(fleetio.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, AccountToken: s.AccountToken})
+			return fleetio.New(fleetio.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, AccountToken: s.AccountToken,
+				HTTPClient: pooledClient(o.Workers)})
 		}
 	}
 	if o.MaxBody <= 0 {
@@ -125,6 +157,11 @@ func New(o Options) (*Bridge, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Rand != nil {
+		// Workers draw PINs and tokens at the same time; a test's
+		// deterministic reader need not be safe for that.
+		o.Rand = &lockedReader{r: o.Rand}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -60,6 +60,10 @@ func driverGrant(contactID int64) box.Grant {
 // SetCodeMode sets how drivers' codes are made from now on. Bookings already
 // made keep their code until their driver or box changes.
 func (b *Bridge) SetCodeMode(m CodeMode) error {
+	// Exclusive: a worker decides once, at its start, whether it needs the
+	// driver locks (lockDrivers), from the mode.
+	b.work.Lock()
+	defer b.work.Unlock()
 	if err := b.o.Store.SetCodeMode(m); err != nil {
 		return err
 	}

@@ -30,7 +30,11 @@ func (b *Bridge) Connect(ctx context.Context, s Settings) (fleetio.User, error) 
 		b.fleetioErr(err)
 		return fleetio.User{}, fmt.Errorf("fleetio connect: checking the API key and account token (users/me): %w", err)
 	}
-	if err := b.o.Store.SetSettings(s); err != nil {
+	// Exclusive: the settings may carry a code mode (see SetCodeMode).
+	b.work.Lock()
+	err = b.o.Store.SetSettings(s)
+	b.work.Unlock()
+	if err != nil {
 		return fleetio.User{}, fmt.Errorf("fleetio connect: store settings: %w", err)
 	}
 	b.log.Info("fleetio connected", "settings", s, "user", u.ID)

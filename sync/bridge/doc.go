@@ -19,12 +19,24 @@
 // and makes the booking match what it reads. A Fleetio outage or 429 leaves
 // the delivery queued with a next-attempt time; nothing is lost.
 //
+// Up to Options.Workers deliveries (default 8) are processed at once: each
+// waits mostly on Fleetio. Two deliveries of one assignment never run at the
+// same time, and run in order; the bookings of a driver who uses a driver
+// code are processed one at a time (their code is drawn once, its grant put
+// once per box); Disconnect, CreateBooking, the driver code calls and each
+// Reconcile repair wait for the deliveries in progress and run alone. Two
+// PINs drawn at once for one box cannot both be taken: the cloud refuses a
+// code in use, and the worker draws again. See queue.go.
+//
 // # Loops
 //
 // The bridge's own PATCH of the custom fields makes Fleetio send a
 // vehicle_assignment_updated delivery. The worker records the updated_at the
-// PATCH returned; a read-back that is not newer, or that changes nothing the
-// booking depends on (window, driver, vehicle), does nothing.
+// PATCH returned (when the PATCH's answer still shows what it acted on); the
+// echo, whose payload carries that updated_at and the booking's vehicle,
+// driver and window, is marked done without reading it back. A read-back
+// that is not newer, or that changes nothing the booking depends on (window,
+// driver, vehicle), does nothing.
 //
 // # Connecting
 //

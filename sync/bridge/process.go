@@ -30,59 +30,10 @@ var errPermanent = errors.New("permanent")
 // that every delivery about an assignment touches the same grant.
 func GrantID(assignmentID int64) string { return "fleetio-" + strconv.FormatInt(assignmentID, 10) }
 
-// Run processes the delivery queue until ctx is done: at once, whenever a
-// webhook is stored (Wake), and when a retry is due.
-func (b *Bridge) Run(ctx context.Context) error {
-	for {
-		next, err := b.ProcessDue(ctx)
-		if err != nil && ctx.Err() == nil {
-			b.log.Error("delivery queue", "err", err)
-		}
-		wait := pollInterval
-		if !next.IsZero() {
-			wait = min(max(next.Sub(b.o.Now()), 0), pollInterval)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-b.wake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
-}
-
-// ProcessDue processes every queued delivery that is due, oldest first, and
-// returns when the next one not yet due will be (zero: none).
-func (b *Bridge) ProcessDue(ctx context.Context) (next time.Time, err error) {
-	// One delivery at a time: two workers on one booking would race on its
-	// steps (two PINs drawn, two PATCHes).
-	b.work.Lock()
-	defer b.work.Unlock()
-	due, next, err := b.o.Store.Queued(b.o.Now())
-	if err != nil {
-		return time.Time{}, fmt.Errorf("read queue: %w", err)
-	}
-	for _, d := range due {
-		if ctx.Err() != nil {
-			return next, ctx.Err()
-		}
-		d, _, err := b.processOne(ctx, d)
-		if err != nil {
-			return next, err
-		}
-		if d.State == DeliveryQueued && (next.IsZero() || d.NextAttempt.Before(next)) {
-			next = d.NextAttempt
-		}
-	}
-	return next, nil
-}
-
 // processOne processes one delivery and records the outcome: done, failed
 // for good, or queued again with a back-off. perr is the processing error,
-// err a failure to record it. b.work must be held.
+// err a failure to record it. b.work must be held (shared by a worker,
+// which has claimed the delivery and its assignment; or exclusively).
 func (b *Bridge) processOne(ctx context.Context, d Delivery) (_ Delivery, perr, err error) {
 	perr = b.process(ctx, d)
 	d.Attempts++
@@ -138,11 +89,16 @@ func (b *Bridge) process(ctx context.Context, d Delivery) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errPermanent, err)
 	}
-	c, err := b.fleetio()
+	bk, have, err := b.o.Store.Booking(pa.ID)
 	if err != nil {
 		return err
 	}
-	bk, have, err := b.o.Store.Booking(pa.ID)
+	if echoOf(wh.Event, pa, bk, have) {
+		b.stats.echoesSkipped.Add(1)
+		b.log.Debug("delivery is the echo of the bridge's own write: not read back", "delivery", d.ID, "assignment", pa.ID)
+		return nil
+	}
+	c, err := b.fleetio()
 	if err != nil {
 		return err
 	}
@@ -153,13 +109,91 @@ func (b *Bridge) process(ctx context.Context, d Delivery) error {
 		a, err = c.FindVehicleAssignment(ctx, bk.VehicleID, pa.ID)
 		b.fleetioErr(err)
 	}
-	if errors.Is(err, fleetio.ErrNotFound) {
-		return b.end(ctx, c, nil, pa.ID, bk, have, BookingEnded)
-	}
-	if err != nil {
+	gone := errors.Is(err, fleetio.ErrNotFound)
+	if err != nil && !gone {
 		return fmt.Errorf("read assignment %d back: %w", pa.ID, err)
 	}
+	unlock, err := b.lockDrivers(bk, have, a, !gone)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// Read again under the driver's lock: a code change by a worker on
+	// another booking of the driver may have marked this one for a
+	// write-back meanwhile, and writing the copy read above would lose it.
+	if bk, have, err = b.o.Store.Booking(pa.ID); err != nil {
+		return err
+	}
+	if gone {
+		return b.end(ctx, c, nil, pa.ID, bk, have, BookingEnded)
+	}
 	return b.reconcile(ctx, c, a, bk, have)
+}
+
+// echoOf reports whether a delivery is the echo of the bridge's own write
+// (the PATCH of the custom fields) and can be marked done without reading the
+// assignment back: an updated delivery whose payload is the version the
+// booking was last acted on (finish stores the updated_at our PATCH
+// returned) and shows the vehicle, driver and window the booking was made
+// from. Safe because:
+//   - reading it back could only find that version or a newer one; that
+//     version is what the booking holds, and a newer one is a change made
+//     after it, which Fleetio sends its own delivery for (and Reconcile
+//     repairs if that delivery never comes);
+//   - the read-back path would skip it too: it acts only on an updated_at
+//     newer than the booking's;
+//   - finish keeps the PATCH's updated_at only when the PATCH's answer
+//     still shows what the booking was made from (see sameVersion), so a
+//     change someone made between our read-back and our PATCH is not
+//     mistaken for our own;
+//   - a booking with a step pending, or not active, is always read back,
+//     and so is every other event (a deletion does not move updated_at).
+func echoOf(event string, pa fleetio.VehicleAssignment, bk Booking, have bool) bool {
+	if !have || event != fleetio.EventAssignmentUpdated || bk.State != BookingActive || bk.pending() {
+		return false
+	}
+	from, until := window(pa)
+	return !pa.UpdatedAt.IsZero() && pa.UpdatedAt.Equal(bk.UpdatedAt) &&
+		pa.VehicleID == bk.VehicleID && pa.ContactID == bk.ContactID &&
+		!bk.FleetioFrom.IsZero() && from.Equal(bk.FleetioFrom) && until.Equal(bk.FleetioUntil)
+}
+
+// sameVersion reports whether up, the answer to our PATCH of a's custom
+// fields, still shows what the bridge acted on (vehicle, driver, window):
+// then its updated_at is our own write's, and its webhook an echo. Otherwise
+// someone changed the assignment between our read-back and our PATCH, and
+// its updated_at must not be taken, or that change would be skipped as not
+// newer than what was acted on.
+func sameVersion(up, a fleetio.VehicleAssignment) bool {
+	uf, uu := window(up)
+	af, au := window(a)
+	return up.ID == a.ID && up.VehicleID == a.VehicleID && up.ContactID == a.ContactID && uf.Equal(af) && uu.Equal(au)
+}
+
+// lockDrivers takes, when the booking may use a driver code (the mode says
+// so, or it does already), the locks of its driver and of the assignment's
+// driver now (they differ when the assignment changed hands), and returns
+// what releases them. Under them a worker draws the driver's code once,
+// puts its grant on a box once, and rewrites the driver's other bookings
+// when the code changes without another worker writing those bookings
+// meanwhile. The code mode cannot change while a worker runs (SetCodeMode
+// takes b.work exclusively).
+func (b *Bridge) lockDrivers(bk Booking, have bool, a fleetio.VehicleAssignment, found bool) (func(), error) {
+	mode, err := b.o.Store.CodeMode()
+	if err != nil {
+		return nil, err
+	}
+	if mode == CodePerAssignment && !(have && bk.DriverCode) {
+		return func() {}, nil
+	}
+	var ids []int64
+	if have && bk.ContactID > 0 {
+		ids = append(ids, bk.ContactID)
+	}
+	if found && a.ContactID > 0 {
+		ids = append(ids, a.ContactID)
+	}
+	return b.drivers.lock(ids...), nil
 }
 
 func (bk Booking) pending() bool {
@@ -448,8 +482,13 @@ func (b *Bridge) finish(ctx context.Context, c *fleetio.Client, a fleetio.Vehicl
 		if err != nil {
 			return fmt.Errorf("write back assignment %d: %w", bk.AssignmentID, err)
 		}
-		if up.UpdatedAt.After(bk.UpdatedAt) {
+		switch {
+		case !up.UpdatedAt.After(bk.UpdatedAt):
+		case sameVersion(up, a):
 			bk.UpdatedAt = up.UpdatedAt // our own write: its webhook is an echo
+		default:
+			b.log.Info("assignment changed in Fleetio while it was being written back: its next delivery is acted on",
+				"assignment", bk.AssignmentID)
 		}
 		bk.PendingWriteBack = false
 		if err := b.o.Store.PutBooking(bk, ""); err != nil {
@@ -506,7 +545,7 @@ func (b *Bridge) end(ctx context.Context, c *fleetio.Client, a *fleetio.VehicleA
 		case errors.Is(err, fleetio.ErrNotFound): // deleted meanwhile: nothing to clear
 		case err != nil:
 			return fmt.Errorf("clear fields of assignment %d: %w", id, err)
-		case up.UpdatedAt.After(bk.UpdatedAt):
+		case up.UpdatedAt.After(bk.UpdatedAt) && sameVersion(up, *a):
 			bk.UpdatedAt = up.UpdatedAt
 		}
 	}

@@ -21,6 +21,7 @@ type Stats struct {
 	NotificationsFailed uint64 `json:"notifications_failed"` // Notifier.Notify returned an error
 	Overdue             uint64 `json:"overdue"`              // keys found overdue (key_overdue sent)
 	Reconciled          uint64 `json:"reconciled"`           // repairs made by Reconcile
+	EchoesSkipped       uint64 `json:"echoes_skipped"`       // deliveries of the bridge's own writes, done without a read-back
 	QueueDepth          int    `json:"queue_depth"`          // deliveries waiting to be processed
 }
 
@@ -38,6 +39,7 @@ type counters struct {
 	notificationsFailed atomic.Uint64
 	overdue             atomic.Uint64
 	reconciled          atomic.Uint64
+	echoesSkipped       atomic.Uint64
 }
 
 // Stats returns the counters and the current queue depth.
@@ -55,6 +57,7 @@ func (b *Bridge) Stats() Stats {
 		NotificationsFailed: c.notificationsFailed.Load(),
 		Overdue:             c.overdue.Load(),
 		Reconciled:          c.reconciled.Load(),
+		EchoesSkipped:       c.echoesSkipped.Load(),
 		QueueDepth:          b.o.Store.QueueDepth(),
 	}
 }
