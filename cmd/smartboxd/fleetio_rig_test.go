@@ -90,7 +90,14 @@ type rigOptions struct {
 	method bridge.Method
 	// quiet: no logs from the bridge and the box (the benchmark).
 	quiet bool
+	// latency delays every request to the fake Fleetio (a real one answers
+	// in about 100-300 ms).
+	latency time.Duration
 }
+
+// fleetHTTP is the rig's HTTP client to the fake Fleetio, with an idle
+// connection kept for each of the bridge's workers.
+var fleetHTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: bridge.DefaultWorkers + 2}}
 
 // startFleetRig builds the rig and waits until the box has its keys.
 func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
@@ -127,7 +134,8 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 
 	// Fleetio: the fake account, its webhooks to the bridge's server.
 	rg.f = fake.New(fake.Options{APIKey: fleetAPIKey, AccountToken: fleetAccount, WebhookSecret: fleetSecret,
-		RetryIntervals: []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}})
+		RetryIntervals: []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond},
+		Latency:        o.latency})
 	t.Cleanup(func() { _ = rg.f.Close() })
 	_, err = rg.f.Start()
 	require.NoError(t, err)
@@ -158,8 +166,10 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 		AccessBaseURL: rg.web.URL,
 		NewClient: func(s bridge.Settings) (*fleetio.Client, error) {
 			// No retries inside the client: the bridge's queue retries.
+			// Idle connections kept for every worker, as the bridge's
+			// default client does (net/http keeps 2 per host).
 			return fleetio.New(fleetio.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, AccountToken: s.AccountToken,
-				MaxRetries: -1, Timeout: 10 * time.Second})
+				MaxRetries: -1, Timeout: 10 * time.Second, HTTPClient: fleetHTTP})
 		},
 		// Short back-off: a test's transient failure retries in ms.
 		MinRetry: 20 * time.Millisecond, MaxRetry: 200 * time.Millisecond,
