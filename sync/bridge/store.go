@@ -615,6 +615,16 @@ func (s *Store) Reservation(assignmentID int64) (Reservation, bool, error) {
 
 // DeleteReservation drops a reservation (booked, or the assignment is gone).
 func (s *Store) DeleteReservation(assignmentID int64) error {
+	// Looked up first: every booking made or ended asks, few have one, and
+	// a write transaction is a commit (two fsyncs) that also holds up the
+	// webhook's intake and the other workers.
+	var had bool
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		had = tx.Bucket(bucketPrompts).Get(id64(assignmentID)) != nil
+		return nil
+	}); err != nil || !had {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPrompts).Delete(id64(assignmentID)) })
 }
 
