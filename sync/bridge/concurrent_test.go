@@ -328,6 +328,9 @@ func TestConcurrentBurst(t *testing.T) {
 			st := fl.b.Stats()
 			require.Positive(t, st.EchoesSkipped, "the echoes of our PATCHes are not read back")
 			require.Zero(t, st.FleetioErrors)
+			if mode == bridge.CodePerAssignment {
+				require.EqualValues(t, len(as), st.EchoesSkipped, "each assignment's one echo is done without a read-back")
+			}
 		})
 	}
 }
