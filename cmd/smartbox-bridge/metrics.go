@@ -14,8 +14,8 @@ import (
 type metricsCollector struct {
 	s *service
 
-	webhooks, grants, fleetioErrors, notifications, overdue, reconciled *prometheus.Desc
-	queueDepth, boxes, connected, cloudDropped                          *prometheus.Desc
+	webhooks, grants, fleetioErrors, notifications, overdue, reconciled, echoes *prometheus.Desc
+	queueDepth, boxes, connected, cloudDropped                                  *prometheus.Desc
 }
 
 const metricsNS = "smartbox_bridge"
@@ -32,6 +32,7 @@ func newMetricsCollector(s *service) *metricsCollector {
 		notifications: d("notifications_total", "Driver and admin notifications by outcome.", "outcome"),
 		overdue:       d("fleetio_keys_overdue_total", "Keys found not returned after their booking ended."),
 		reconciled:    d("fleetio_reconcile_repairs_total", "Bookings the periodic reconcile had to repair."),
+		echoes:        d("fleetio_echoes_skipped_total", "Webhooks that only echoed the bridge's own write-back, done without reading the assignment back."),
 		queueDepth:    d("fleetio_queue_depth", "Webhook deliveries waiting to be processed."),
 		boxes:         d("boxes", "Registered boxes by their last status: online, offline, or unknown (never sent one).", "state"),
 		connected:     d("fleetio_connected", "1 when the Fleetio integration is connected."),
@@ -40,7 +41,7 @@ func newMetricsCollector(s *service) *metricsCollector {
 }
 
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.webhooks, m.grants, m.fleetioErrors, m.notifications, m.overdue, m.reconciled,
+	for _, d := range []*prometheus.Desc{m.webhooks, m.grants, m.fleetioErrors, m.notifications, m.overdue, m.reconciled, m.echoes,
 		m.queueDepth, m.boxes, m.connected, m.cloudDropped} {
 		ch <- d
 	}
@@ -66,6 +67,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(m.notifications, st.NotificationsFailed, "failed")
 		counter(m.overdue, st.Overdue)
 		counter(m.reconciled, st.Reconciled)
+		counter(m.echoes, st.EchoesSkipped)
 		gauge(m.queueDepth, float64(st.QueueDepth))
 		gauge(m.connected, boolGauge(m.s.fleetioConnected()))
 	}

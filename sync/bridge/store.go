@@ -443,13 +443,19 @@ func (s *Store) Links() ([]Link, error) {
 
 // AddDelivery stores a new delivery and queues it, in one transaction.
 // A delivery id already stored is a duplicate: nothing changes and added is
-// false.
+// false. Without connection settings it stores nothing: ErrNotConnected.
 func (s *Store) AddDelivery(d Delivery) (added bool, err error) {
 	if d.ID <= 0 {
 		return false, fmt.Errorf("%w delivery id %d", ErrInvalid, d.ID)
 	}
 	d.State = DeliveryQueued
 	err = s.db.Update(func(tx *bolt.Tx) error {
+		// In the same transaction as the write: a webhook verified just
+		// before a Disconnect forgot the settings must not land in the
+		// queue Disconnect has just emptied.
+		if tx.Bucket(bucketSettings).Get([]byte("connection")) == nil {
+			return ErrNotConnected
+		}
 		k := id64(d.ID)
 		if tx.Bucket(bucketDeliveries).Get(k) != nil {
 			return nil

@@ -71,6 +71,9 @@ func TestStoreLinks(t *testing.T) {
 func TestStoreDeliveryQueue(t *testing.T) {
 	s, path := openTestStore(t)
 	t0 := time.Date(2026, 11, 3, 15, 0, 0, 0, time.UTC)
+	_, err := s.AddDelivery(Delivery{ID: 2, Event: "e", Body: []byte("{}"), ReceivedAt: t0})
+	require.ErrorIs(t, err, ErrNotConnected, "no queue without a connection")
+	require.NoError(t, s.SetSettings(Settings{APIKey: "k", AccountToken: "t", WebhookSecret: "s"}))
 	added, err := s.AddDelivery(Delivery{ID: 2, Event: "e", Body: []byte("{}"), ReceivedAt: t0})
 	require.NoError(t, err)
 	require.True(t, added)

@@ -89,6 +89,10 @@ func (b *Bridge) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	added, err := b.o.Store.AddDelivery(Delivery{ID: wh.ID, Event: wh.Event, Body: body, ReceivedAt: b.o.Now()})
+	if errors.Is(err, ErrNotConnected) { // disconnected while this one was checked
+		httpError(w, http.StatusServiceUnavailable, "fleetio integration not connected")
+		return
+	}
 	if err != nil {
 		log.Error("webhook: store delivery", "err", err)
 		httpError(w, http.StatusInternalServerError, "store error")
