@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ed25519"
@@ -141,6 +142,15 @@ var (
 	kRev      = []byte("rev")
 	kLogStart = []byte("logstart") // deltas can be made from any have in [logstart, rev]
 	kHighSeq  = []byte("highseq")  // highest event seq stored with none missing before it
+	// kSeqBase is added to a box's own seq to make the stored one: 0 until
+	// the box is registered again with a new key (a re-flashed card whose
+	// outbox restarts at 1), then the highest seq stored before.
+	kSeqBase = []byte("seqbase")
+	// kSeqBasePending marks a kSeqBase not yet confirmed by the box's first
+	// batch: a batch starting at seq 1 confirms it (a fresh outbox); one
+	// starting later means the box kept its outbox and its numbering, and
+	// the base goes back to 0, so such a box is never stuck at a gap.
+	kSeqBasePending = []byte("seqbase-pending")
 	kStatus   = []byte("status")
 )
 
@@ -364,7 +374,22 @@ func (c *Cloud) RegisterBox(id string, boxPublicKey []byte) error {
 				return err
 			}
 		}
-		return b.Bucket(bMeta).Put(kPub, append([]byte(nil), boxPublicKey...))
+		meta := b.Bucket(bMeta)
+		if old := meta.Get(kPub); old != nil && !bytes.Equal(old, boxPublicKey) {
+			// A new key is a new box store (re-flashed, replaced): its
+			// outbox starts again at seq 1. Its events are stored after
+			// the old ones instead of being taken for duplicates.
+			high := getU64(meta, kHighSeq)
+			if err := meta.Put(kSeqBase, u64(high)); err != nil {
+				return err
+			}
+			if err := meta.Put(kSeqBasePending, []byte{1}); err != nil {
+				return err
+			}
+			c.log.Warn("box registered with a new key: its event numbering starts again after the events stored so far",
+				"box", id, "events_before", high)
+		}
+		return meta.Put(kPub, append([]byte(nil), boxPublicKey...))
 	})
 	if err != nil {
 		return fmt.Errorf("cloud: register box %q: %w", id, err)

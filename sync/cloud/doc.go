@@ -55,9 +55,15 @@
 // dump or a backup grep, not from someone holding the whole file. A
 // deployment that cares passes the key from elsewhere (a secret store).
 //
-// A box whose outbox restarts at seq 1 (a re-flashed SD card under the same
-// box id) has its events taken as duplicates and acked: re-provision a box
-// under a new id.
+// A re-flashed SD card under the same box id has a new store, so a new
+// X25519 key and an outbox that restarts at seq 1. Registering the box again
+// with the new key (which a re-flashed box needs anyway to open its codes)
+// makes the cloud number its events on after the ones stored before, instead
+// of taking them for duplicates; the box's first batch confirms it (it starts
+// at seq 1) or undoes it (a box that kept its outbox keeps its numbering).
+// Events and the ack carry the cloud's and the box's numbering respectively.
+// A box re-flashed but not registered again cannot open new codes and its
+// events are still taken as duplicates: register-box is part of re-flashing.
 //
 // A Have ahead of the cloud's revision means the cloud went back in time
 // (restored from a backup). The cloud then moves its revision past the

@@ -64,6 +64,10 @@ func (c *Cloud) OnEvents(fn func(boxID string, evs []box.Event)) {
 // Duplicates are skipped. The ack says "through the highest seq stored with
 // nothing missing before it", which is what lets the box forget them.
 //
+// Seqs in the ack are the box's own; the events stored (and given to the
+// hooks and Events) carry the cloud's, which differ only after the box was
+// registered again with a new key (see RegisterBox).
+//
 // A batch over the box's EventRate is refused with ErrThrottled and no ack,
 // so the box keeps the events and retries later; a batch naming another box
 // is refused with wire.ErrWrongBox.
@@ -91,13 +95,27 @@ func (c *Cloud) IngestEvents(boxID string, batch wire.EventBatch) (ack []byte, s
 		}
 		return 0
 	})
-	var through uint64
+	// through is in the box's own numbering (what the ack speaks); the
+	// stored seq is base+through (see kSeqBase).
+	var through, base uint64
 	var fresh []box.Event
 	var dups, past uint64
 	err = c.update("ingest events", boxID, func(bt *boxTx) error {
 		// Reset: bbolt may not, but keep the closure safe to rerun.
 		fresh, dups, past = fresh[:0], 0, 0
-		through = getU64(bt.meta, kHighSeq)
+		base = getU64(bt.meta, kSeqBase)
+		if bt.meta.Get(kSeqBasePending) != nil && len(evs) > 0 {
+			if evs[0].Seq != 1 {
+				base = 0 // the box kept its outbox: same numbering as before
+			}
+			if err := bt.meta.Put(kSeqBase, u64(base)); err != nil {
+				return err
+			}
+			if err := bt.meta.Delete(kSeqBasePending); err != nil {
+				return err
+			}
+		}
+		through = getU64(bt.meta, kHighSeq) - base
 		for i, e := range evs {
 			switch {
 			case e.Seq <= through:
@@ -109,6 +127,8 @@ func (c *Cloud) IngestEvents(boxID string, batch wire.EventBatch) (ack []byte, s
 			if past > 0 {
 				break
 			}
+			through = e.Seq
+			e.Seq += base
 			v, err := json.Marshal(e)
 			if err != nil {
 				return fmt.Errorf("event %d: encoding: %w", e.Seq, err)
@@ -116,13 +136,12 @@ func (c *Cloud) IngestEvents(boxID string, batch wire.EventBatch) (ack []byte, s
 			if err := bt.ev.Put(u64(e.Seq), v); err != nil {
 				return err
 			}
-			through = e.Seq
 			fresh = append(fresh, e)
 		}
 		if len(fresh) == 0 {
 			return nil
 		}
-		return bt.meta.Put(kHighSeq, u64(through))
+		return bt.meta.Put(kHighSeq, u64(base+through))
 	})
 	if err != nil {
 		return nil, 0, err

@@ -1,6 +1,8 @@
 package cloud_test
 
 import (
+	"crypto/ecdh"
+	"crypto/rand"
 	"fmt"
 	"testing"
 	"time"
@@ -161,4 +163,64 @@ func BenchmarkIngestEvents(b *testing.B) {
 		seq += per
 	}
 	b.ReportMetric(float64(b.N*per)/b.Elapsed().Seconds(), "events/s")
+}
+
+// A re-flashed box (registered again with a new key) starts its outbox at
+// seq 1 again: its events are stored after the old ones, not taken for
+// duplicates, and acked in its own numbering. A box that kept its outbox
+// through a new key keeps its numbering.
+func TestIngestAfterReRegister(t *testing.T) {
+	newKey := func() []byte {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		require.NoError(t, err)
+		return k.PublicKey().Bytes()
+	}
+	ack := func(e *env, raw []byte) uint64 {
+		var a wire.EventAck
+		require.NoError(t, e.verifier.Open(raw, wire.KindEventsAck, "box-a", &a))
+		return a.Through
+	}
+
+	t.Run("re-flashed", func(t *testing.T) {
+		e := newEnv(t, nil)
+		_, _, err := e.c.IngestEvents("box-a", events(seqRange(1, 5)...))
+		require.NoError(t, err)
+		require.NoError(t, e.c.RegisterBox("box-a", e.boxKey.PublicKey().Bytes()), "same key: nothing changes")
+		require.NoError(t, e.c.RegisterBox("box-a", newKey()))
+
+		raw, stored, err := e.c.IngestEvents("box-a", events(seqRange(1, 3)...))
+		require.NoError(t, err)
+		require.Equal(t, 3, stored, "not duplicates")
+		require.EqualValues(t, 3, ack(e, raw), "acked in the box's own numbering")
+		raw, stored, err = e.c.IngestEvents("box-a", events(seqRange(2, 4)...))
+		require.NoError(t, err)
+		require.Equal(t, 1, stored)
+		require.EqualValues(t, 4, ack(e, raw))
+
+		got, err := e.c.Events("box-a", 0, 0)
+		require.NoError(t, err)
+		require.Len(t, got, 9)
+		for i, ev := range got {
+			require.EqualValues(t, i+1, ev.Seq, "one numbering in the cloud")
+		}
+		require.Equal(t, "g1", got[5].GrantID, "the new card's first event follows the old ones")
+		high, err := e.c.HighestSeq("box-a")
+		require.NoError(t, err)
+		require.EqualValues(t, 9, high)
+	})
+
+	t.Run("kept its outbox", func(t *testing.T) {
+		e := newEnv(t, nil)
+		_, _, err := e.c.IngestEvents("box-a", events(seqRange(1, 5)...))
+		require.NoError(t, err)
+		require.NoError(t, e.c.RegisterBox("box-a", newKey()))
+		raw, stored, err := e.c.IngestEvents("box-a", events(seqRange(6, 7)...))
+		require.NoError(t, err)
+		require.Equal(t, 2, stored)
+		require.EqualValues(t, 7, ack(e, raw))
+		raw, stored, err = e.c.IngestEvents("box-a", events(seqRange(1, 7)...))
+		require.NoError(t, err)
+		require.Zero(t, stored, "old ones are still duplicates")
+		require.EqualValues(t, 7, ack(e, raw))
+	})
 }
