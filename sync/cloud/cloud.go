@@ -151,7 +151,7 @@ var (
 	// starting later means the box kept its outbox and its numbering, and
 	// the base goes back to 0, so such a box is never stuck at a gap.
 	kSeqBasePending = []byte("seqbase-pending")
-	kStatus   = []byte("status")
+	kStatus         = []byte("status")
 )
 
 const schemaVersion = 1
