@@ -35,8 +35,12 @@ const (
 	defaultReconcile = 15 * time.Minute
 	// minReconcile keeps a typo ("15s") from spending the account's API
 	// rate limit (Fleetio counts requests per minute per account).
-	minReconcile    = time.Minute
-	defaultSMTPPort = 587
+	minReconcile = time.Minute
+	// defaultOverdueGrace: a key brought back a few minutes late is not
+	// worth an "overdue" message to the driver and the admin.
+	defaultOverdueGrace = 10 * time.Minute
+	maxOverdueGrace     = 24 * time.Hour
+	defaultSMTPPort     = 587
 )
 
 // Config is smartbox-bridge's TOML config file. See
@@ -108,9 +112,13 @@ type FleetioConfig struct {
 	// the listener's address (fine for a demo only).
 	PublicURL      string   `toml:"public_url"`
 	ReconcileEvery Duration `toml:"reconcile_every"`
-	AdminName      string   `toml:"admin_name"`
-	AdminEmail     string   `toml:"admin_email"`
-	AdminPhone     string   `toml:"admin_phone"`
+	// OverdueGrace is how long past a booking's end a key may still be out
+	// before it is overdue (default 10m; "0s" raises it at the end). A
+	// pointer, so that an explicit "0s" differs from not written.
+	OverdueGrace *Duration `toml:"overdue_grace"`
+	AdminName    string    `toml:"admin_name"`
+	AdminEmail   string    `toml:"admin_email"`
+	AdminPhone   string    `toml:"admin_phone"`
 	// MaxBody bounds one webhook delivery in bytes (default 1 MiB).
 	MaxBody int64 `toml:"max_body"`
 }
@@ -220,6 +228,9 @@ func (c *Config) fillDefaults() {
 	if f.ReconcileEvery.Duration == 0 {
 		f.ReconcileEvery.Duration = defaultReconcile
 	}
+	if f.OverdueGrace == nil {
+		f.OverdueGrace = &Duration{Duration: defaultOverdueGrace}
+	}
 	if f.MaxBody == 0 {
 		f.MaxBody = bridge.DefaultMaxBody
 	}
@@ -280,6 +291,9 @@ func (c *Config) validateFleetio() error {
 	}
 	if d := f.ReconcileEvery.Duration; d < minReconcile {
 		return c.fieldErr("fleetio.reconcile_every", "%s is shorter than %s: each round reads every assignment from Fleetio", d, minReconcile)
+	}
+	if d := f.OverdueGrace.Duration; d < 0 || d > maxOverdueGrace {
+		return c.fieldErr("fleetio.overdue_grace", "%s: want 0s..%s", d, maxOverdueGrace)
 	}
 	if f.MaxBody < 4096 || f.MaxBody > 64<<20 {
 		return c.fieldErr("fleetio.max_body", "%d bytes: want 4096..67108864 (a delivery is a few KB)", f.MaxBody)

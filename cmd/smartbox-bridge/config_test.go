@@ -21,6 +21,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	require.Equal(t, "127.0.0.1:8480", c.Admin.Listen)
 	require.Equal(t, "127.0.0.1:8490", c.Fleetio.PublicListen)
 	require.Equal(t, 15*time.Minute, c.Fleetio.ReconcileEvery.Duration)
+	require.Equal(t, 10*time.Minute, c.Fleetio.OverdueGrace.Duration)
 	require.EqualValues(t, 1<<20, c.Fleetio.MaxBody)
 	require.Nil(t, c.Notify.Email)
 	require.Nil(t, c.Notify.SMS)
@@ -89,6 +90,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"public url", "[fleetio]\npublic_url = \"keys.example.com\"\n", "b.toml:2: fleetio.public_url"},
 		{"reconcile too often", "[fleetio]\nreconcile_every = \"15s\"\n", "b.toml:2: fleetio.reconcile_every: 15s is shorter than 1m0s"},
 		{"reconcile bare", "[fleetio]\nreconcile_every = 15\n", "b.toml:2"},
+		{"overdue grace negative", "[fleetio]\noverdue_grace = \"-1m\"\n", "b.toml:2: fleetio.overdue_grace: -1m0s: want 0s..24h0m0s"},
+		{"overdue grace too long", "[fleetio]\noverdue_grace = \"48h\"\n", "fleetio.overdue_grace: 48h0m0s"},
 		{"max body", "[fleetio]\nmax_body = 10\n", "b.toml:2: fleetio.max_body: 10 bytes"},
 		{"admin email", "[fleetio]\nadmin_email = \"desk\"\n", "b.toml:2: fleetio.admin_email"},
 		{"admin phone", "[fleetio]\nadmin_phone = \"555-1234\"\n", "b.toml:2: fleetio.admin_phone"},
@@ -138,4 +141,11 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		_ = c.Validate()
 	})
+}
+
+func TestOverdueGraceZeroIsKept(t *testing.T) {
+	c, err := ParseConfig("b.toml", []byte("[fleetio]\noverdue_grace = \"0s\"\n"))
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
+	require.Zero(t, c.Fleetio.OverdueGrace.Duration, "an explicit 0s is not the default")
 }

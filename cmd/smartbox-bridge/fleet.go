@@ -45,6 +45,7 @@ func (s *service) startFleetio() error {
 		Admin:         s.adminRecipient(),
 		AccessBaseURL: s.publicURL,
 		MaxBody:       fc.MaxBody,
+		OverdueGrace:  fc.OverdueGrace.Duration,
 		Logger:        s.log,
 	})
 	if err != nil {

@@ -88,9 +88,13 @@ type Options struct {
 	// (default DefaultWorkers; 1 processes them one by one). Two deliveries
 	// of one assignment never run at once.
 	Workers int
-	Now     func() time.Time
-	Logger  *slog.Logger
-	Rand    io.Reader // PINs and tokens; default crypto/rand (any other is used under a lock)
+	// OverdueGrace is how long after a booking's end a key still out is
+	// let be before CheckOverdue raises it: a driver a few minutes late
+	// at the box is not told off. 0 raises it at the end.
+	OverdueGrace time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
+	Rand         io.Reader // PINs and tokens; default crypto/rand (any other is used under a lock)
 }
 
 // Bridge is the Fleetio integration: webhook receiver, queue worker and

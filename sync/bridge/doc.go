@@ -94,8 +94,9 @@
 // writes the store (buckets watch_events, watch_holders, watch_overdue,
 // watch_seen) and fills a gap in a box's seq from the cloud's copy.
 // BookingEvents lists them. CheckOverdue raises "key_overdue" once for a
-// booking whose window is over while its key is out, and tells the driver and
-// the admin. Reconcile lists every linked vehicle's current and future
+// booking whose window is over (plus Options.OverdueGrace) while its key is
+// out and its box is not reported offline, and tells the driver and the
+// admin. Reconcile lists every linked vehicle's current and future
 // assignments, reads everything first (a Fleetio error changes nothing) and
 // then repairs what missed webhooks left wrong. RunMaintenance runs event
 // catch-up, Reconcile and CheckOverdue on a ticker.
@@ -120,6 +121,6 @@
 // holding the file. A booking in progress at Disconnect keeps its grant with
 // no word from Fleetio any more; an open-ended one stays until the admin
 // revokes it. Overdue is judged on what boxes have reported: a box offline
-// at the end of a window may hold a return the cloud has not heard of, and
-// there is no grace period beyond the maintenance interval.
+// is judged once it is back, but one that lost its network without saying
+// so (its last will not yet out) may hold a return the cloud has not heard of.
 package bridge

@@ -21,8 +21,9 @@ const NotifyKeyOverdue = "key_overdue"
 // failed is tried again on the next check. A key returned later clears
 // nothing: its key_returned is attached to the booking as usual.
 //
-// "Still out" is what the box has reported: a box offline at the end of the
-// window may hold a return the cloud has not heard of yet.
+// "Still out" is what the box has reported. Options.OverdueGrace gives the
+// driver some minutes past the end; a box whose last status says offline is
+// not judged until it is back (its outbox may hold the return).
 func (b *Bridge) CheckOverdue(ctx context.Context) (int, error) {
 	held, err := b.o.Store.heldKeys()
 	if err != nil {
@@ -44,7 +45,13 @@ func (b *Bridge) CheckOverdue(ctx context.Context) (int, error) {
 			continue
 		}
 		end := bookingEnd(bk)
-		if end.IsZero() || now.Before(end) {
+		if end.IsZero() || now.Before(end.Add(b.o.OverdueGrace)) {
+			continue
+		}
+		if st, ok, err := b.o.Cloud.Status(h.BoxID); err == nil && ok && !st.Online {
+			// The box is offline: it may hold the key's return in its
+			// outbox. Its events come first when it is back; the next
+			// check decides.
 			continue
 		}
 		f, had, err := b.o.Store.overdueFlagOf(bk.AssignmentID)

@@ -134,7 +134,8 @@ func (e *wEnv) failRequest(k, status int) {
 }
 
 type wOpts struct {
-	noHook bool // do not register HandleEvents with the cloud
+	noHook bool          // do not register HandleEvents with the cloud
+	grace  time.Duration // Options.OverdueGrace
 }
 
 func newWEnv(t testing.TB, o wOpts) *wEnv {
@@ -195,8 +196,9 @@ func newWEnv(t testing.TB, o wOpts) *wEnv {
 				MaxRetries: -1, Timeout: 5 * time.Second, HTTPClient: &http.Client{Transport: &e.rt}})
 		},
 		MinRetry: 20 * time.Millisecond, MaxRetry: 200 * time.Millisecond,
-		Now:    e.clock.Now,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OverdueGrace: o.grace,
+		Now:          e.clock.Now,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	require.NoError(t, err)
 	if !o.noHook {
