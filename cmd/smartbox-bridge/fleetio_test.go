@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"mime/quotedprintable"
 	"net"
 	"net/http"
 	"os"
@@ -16,16 +15,15 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 	"github.com/smartbox-oss/smartbox/sync/fleetio/fake"
+	"github.com/smartbox-oss/smartbox/sync/notify/smtptest"
 )
 
 const (
@@ -36,91 +34,13 @@ const (
 	flKeyID   = "van-7-key"
 )
 
-// mailbox is a real SMTP server (go-smtp) on loopback that keeps every
-// message it accepts.
-type mailbox struct {
-	addr string
-	mu   sync.Mutex
-	got  []sentMail
-}
-
-type sentMail struct {
-	to   []string
-	data string
-}
-
-func startMailbox(t *testing.T) *mailbox {
-	t.Helper()
-	mb := &mailbox{}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &mailSession{mb: mb}, nil }))
-	srv.Domain = "mail.test"
-	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
-	srv.MaxMessageBytes = 1 << 20
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	mb.addr = ln.Addr().String()
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return mb
-}
-
-func (mb *mailbox) mails() []sentMail {
-	mb.mu.Lock()
-	defer mb.mu.Unlock()
-	return append([]sentMail(nil), mb.got...)
-}
-
-// to returns the mails sent to addr.
-func (mb *mailbox) to(addr string) []sentMail {
-	var out []sentMail
-	for _, m := range mb.mails() {
-		for _, r := range m.to {
-			if r == addr {
-				out = append(out, m)
-			}
-		}
-	}
-	return out
-}
-
-// text is the mail's headers and its body decoded from quoted-printable
-// (soft line breaks split long lines).
-func (m sentMail) text() string {
-	head, body, _ := strings.Cut(m.data, "\r\n\r\n")
-	b, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(body)))
-	if err != nil {
-		return m.data
-	}
-	return head + "\r\n\r\n" + string(b)
-}
-
-type mailSession struct {
-	mb *mailbox
-	to []string
-}
-
-func (s *mailSession) Reset()                                    { s.to = nil }
-func (s *mailSession) Logout() error                             { return nil }
-func (s *mailSession) Mail(string, *smtp.MailOptions) error      { return nil }
-func (s *mailSession) Rcpt(to string, _ *smtp.RcptOptions) error { s.to = append(s.to, to); return nil }
-func (s *mailSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.mb.mu.Lock()
-	s.mb.got = append(s.mb.got, sentMail{to: s.to, data: string(b)})
-	s.mb.mu.Unlock()
-	return nil
-}
-
 // fleetRig is serve with the Fleetio integration configured, a fake Fleetio
 // on loopback whose webhooks go to the bridge's public listener, and an SMTP
 // server for the messages.
 type fleetRig struct {
 	b     *runningBridge
 	f     *fake.Server
-	mail  *mailbox
+	mail  *smtptest.Server
 	van   fleetio.Vehicle
 	truck fleetio.Vehicle
 	ada   fleetio.Contact
@@ -128,8 +48,8 @@ type fleetRig struct {
 
 func startFleetRig(t *testing.T) *fleetRig {
 	t.Helper()
-	r := &fleetRig{mail: startMailbox(t)}
-	host, port, err := net.SplitHostPort(r.mail.addr)
+	r := &fleetRig{mail: smtptest.Start(t)}
+	host, port, err := net.SplitHostPort(r.mail.Addr)
 	require.NoError(t, err)
 	r.b = startBridgeWith(t, t.TempDir(), "", "admin_name = \"Fleet Desk\"\nadmin_email = \"desk@example.com\"\n"+
 		"[notify.email]\nhost = \""+host+"\"\nport = "+port+"\nfrom = \"SmartBox <keys@example.com>\"\nstarttls = \"none\"\n")
@@ -263,8 +183,8 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 	require.Equal(t, bridge.GrantSource, grants[0].Source)
 	require.Equal(t, []string{flKeyID}, grants[0].KeyIDs)
 
-	require.Eventually(t, func() bool { return len(r.mail.to("ada@example.com")) == 1 }, 20*time.Second, 20*time.Millisecond, "mails %v\nlog:\n%s", r.mail.mails(), r.b.log)
-	m := r.mail.to("ada@example.com")[0].text()
+	require.Eventually(t, func() bool { return len(r.mail.To("ada@example.com")) == 1 }, 20*time.Second, 20*time.Millisecond, "mails %v\nlog:\n%s", r.mail.Mails(), r.b.log)
+	m := r.mail.To("ada@example.com")[0].Text()
 	require.Contains(t, m, pin)
 	require.Contains(t, m, "Van 7")
 	require.Contains(t, m, "Depot North")
@@ -281,8 +201,8 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return strings.Contains(r.b.mustCLI(t, "fleetio", "reservations"), strconv.FormatInt(a2.ID, 10))
 	}, 20*time.Second, 20*time.Millisecond)
-	require.Eventually(t, func() bool { return len(r.mail.to("desk@example.com")) == 1 }, 20*time.Second, 20*time.Millisecond)
-	require.Contains(t, r.mail.to("desk@example.com")[0].text(), fmt.Sprintf("smartbox-bridge fleetio book %d", a2.ID))
+	require.Eventually(t, func() bool { return len(r.mail.To("desk@example.com")) == 1 }, 20*time.Second, 20*time.Millisecond)
+	require.Contains(t, r.mail.To("desk@example.com")[0].Text(), fmt.Sprintf("smartbox-bridge fleetio book %d", a2.ID))
 	out = r.b.mustCLI(t, "fleetio", "book", strconv.FormatInt(a2.ID, 10), "--contact", "email",
 		"--until", now.Add(4*time.Hour).UTC().Format(time.RFC3339))
 	require.Contains(t, out, fmt.Sprintf("booking for assignment %d", a2.ID))
@@ -290,7 +210,7 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 		_, gs, err := r.b.svc.cloud.Records(flBox)
 		return err == nil && len(gs) == 2
 	}, 20*time.Second, 20*time.Millisecond)
-	require.Eventually(t, func() bool { return len(r.mail.to("ada@example.com")) == 2 }, 20*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(r.mail.To("ada@example.com")) == 2 }, 20*time.Second, 20*time.Millisecond)
 
 	// A grant of the admin's own sits beside them; bookings lists all three,
 	// the integration's marked.

@@ -288,7 +288,7 @@ func countMail(rg *fleetRig, addr, about string) int {
 
 func countMailSubject(rg *fleetRig, addr, subj, about string) int {
 	n := 0
-	for _, m := range rg.mail.to(addr) {
+	for _, m := range rg.mail.To(addr) {
 		if strings.Contains(m.Subject, subj) && strings.Contains(m.Subject, about) {
 			n++
 		}

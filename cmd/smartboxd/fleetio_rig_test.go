@@ -3,12 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"io"
 	"log/slog"
-	"mime/quotedprintable"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,19 +16,15 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/box"
-	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
-	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 	"github.com/smartbox-oss/smartbox/sync/fleetio/fake"
 	"github.com/smartbox-oss/smartbox/sync/notify"
-	"github.com/smartbox-oss/smartbox/sync/wire"
+	"github.com/smartbox-oss/smartbox/sync/notify/smtptest"
 )
 
 // The Fleetio account of the end-to-end rig.
@@ -112,12 +104,12 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 	if !o.quiet {
 		log = slog.New(slog.NewTextHandler(tbOutput(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	rg := &fleetRig{sync: startSyncRigTB(t, o.broker), vehicles: map[string]fleetio.Vehicle{}, arrive: newArrivals()}
+	rg := &fleetRig{sync: startSyncRig(t, o.broker), vehicles: map[string]fleetio.Vehicle{}, arrive: newArrivals()}
 	r := rg.sync
 
 	// The cloud knows the box's keys before the box starts: it gets them
 	// in its first sync.
-	dir := r.provisionBoxTB(t)
+	dir := r.provisionBox(t)
 	for _, k := range rigKeys {
 		_, err := r.cloud.PutKey(syncBoxID, box.Key{ID: k.ID, FobUID: k.Fob, Slot: k.Slot, Name: k.Name})
 		require.NoError(t, err)
@@ -237,80 +229,6 @@ func startRigDaemon(t testing.TB, r *syncRig, dir string, log *slog.Logger) *dae
 		}
 	})
 	return d
-}
-
-// startSyncRigTB is sync_test.go's startSyncRig for a testing.TB (the
-// benchmark runs the rig too, and that file's helpers take *testing.T): a
-// broker and a real cloud serving on it.
-func startSyncRigTB(t testing.TB, kind brokertest.Kind) *syncRig {
-	t.Helper()
-	if kind == brokertest.Mosquitto {
-		brokertest.SkipWithoutMosquitto(t)
-	}
-	r := &syncRig{broker: brokertest.Start(t, kind, brokertest.Options{
-		Users: map[string]string{brokertest.CloudUser: cloudPassword, syncBoxID: boxPassword},
-	})}
-	r.url = r.broker.URL()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	require.NoError(t, err)
-	r.signer = wire.Signer{KeyID: "cloud-1", Key: priv}
-	r.cloud, err = cloud.Open(cloud.Options{Path: filepath.Join(t.TempDir(), "cloud.db"), Signer: r.signer,
-		Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	subscribed := make(chan struct{})
-	var once gosync.Once
-	go func() {
-		served <- r.cloud.Serve(ctx, r.url, func(o *mqtt.ClientOptions) {
-			o.SetUsername("cloud").SetPassword(cloudPassword).SetClientID("smartbox-cloud-1")
-			// As in startCloud: Serve subscribes in its connect handler; a
-			// subscribe of ours after it tells when Serve's is in place.
-			serveOnConnect := o.OnConnect
-			o.SetOnConnectHandler(func(cl mqtt.Client) {
-				serveOnConnect(cl)
-				tok := cl.Subscribe(wire.CloudFilter("probe"), 0, nil)
-				go func() {
-					if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
-						once.Do(func() { close(subscribed) })
-					}
-				}()
-			})
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-served:
-			require.NoError(t, err)
-		case <-time.After(10 * time.Second):
-			t.Error("cloud.Serve did not stop")
-		}
-		_ = r.cloud.Close()
-	})
-	select {
-	case <-subscribed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the cloud did not subscribe")
-	}
-	return r
-}
-
-// provisionBoxTB is sync_test.go's provisionBox for a testing.TB.
-func (r *syncRig) provisionBoxTB(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	s, err := store.Open(filepath.Join(dir, "box.db"), store.Options{BoxID: syncBoxID, Slots: 12, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	require.NoError(t, s.SetProvision(store.Provision{
-		CloudKeys: map[string]ed25519.PublicKey{r.signer.KeyID: r.signer.Key.Public().(ed25519.PublicKey)},
-		At:        time.Now(),
-	}))
-	pub, err := s.SyncPublicKey()
-	require.NoError(t, err)
-	require.NoError(t, s.Close())
-	require.NoError(t, r.cloud.RegisterBox(syncBoxID, pub))
-	return dir
 }
 
 func tbOutput(t testing.TB) io.Writer {
@@ -511,64 +429,29 @@ func (rg *fleetRig) boxHas(t testing.TB, typ box.EventType, slot int) bool {
 
 // --- email ---
 
-// mailServer is a real SMTP server (go-smtp) on loopback that keeps every
-// message it accepts (the pattern of sync/notify's smtpserver_test.go).
-type mailServer struct {
-	Addr string
-	mu   gosync.Mutex
-	got  []mail
-}
+// mailServer is the loopback SMTP server the bridge mails drivers through.
+type mailServer struct{ *smtptest.Server }
 
-// mail is one accepted message, its body decoded.
-type mail struct {
-	To      []string
-	Subject string
-	Body    string
-}
+// mail is one accepted message.
+type mail struct{ smtptest.Mail }
 
-func startMailServer(t testing.TB) *mailServer {
-	t.Helper()
-	ms := &mailServer{}
-	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &mailSession{ms: ms}, nil }))
-	s.Domain = "mail.test"
-	s.ReadTimeout, s.WriteTimeout = 10*time.Second, 10*time.Second
-	s.MaxMessageBytes = 1 << 20
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ms.Addr = l.Addr().String()
-	go func() { _ = s.Serve(l) }()
-	t.Cleanup(func() { _ = s.Close() })
-	return ms
-}
-
-// to returns the messages sent to addr, oldest first.
-func (ms *mailServer) to(addr string) []mail {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	var out []mail
-	for _, m := range ms.got {
-		if slices.Contains(m.To, addr) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+func startMailServer(t testing.TB) *mailServer { return &mailServer{smtptest.Start(t)} }
 
 // waitMail waits for the n-th (1-based) message to addr whose subject
 // contains subj and returns it.
 func (ms *mailServer) waitMail(t testing.TB, addr, subj string, n int) mail {
 	t.Helper()
-	var found []mail
+	var found []smtptest.Mail
 	require.Eventually(t, func() bool {
 		found = found[:0]
-		for _, m := range ms.to(addr) {
+		for _, m := range ms.To(addr) {
 			if strings.Contains(m.Subject, subj) {
 				found = append(found, m)
 			}
 		}
 		return len(found) >= n
 	}, 15*time.Second, 10*time.Millisecond, "mail %d to %s about %q", n, addr, subj)
-	return found[n-1]
+	return mail{found[n-1]}
 }
 
 var pinInMail = regexp.MustCompile(`PIN: ([0-9]{4,16})`)
@@ -579,36 +462,4 @@ func (m mail) pin(t testing.TB) string {
 	sm := pinInMail.FindStringSubmatch(m.Body)
 	require.NotNil(t, sm, "no PIN in mail %q:\n%s", m.Subject, m.Body)
 	return sm[1]
-}
-
-type mailSession struct {
-	ms *mailServer
-	to []string
-}
-
-func (s *mailSession) Reset()                                    { s.to = nil }
-func (s *mailSession) Logout() error                             { return nil }
-func (s *mailSession) Mail(string, *smtp.MailOptions) error      { return nil }
-func (s *mailSession) Rcpt(to string, _ *smtp.RcptOptions) error { s.to = append(s.to, to); return nil }
-func (s *mailSession) Data(r io.Reader) error {
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	head, body, _ := strings.Cut(strings.ReplaceAll(string(raw), "\r\n", "\n"), "\n\n")
-	m := mail{To: slices.Clone(s.to)}
-	for _, line := range strings.Split(head, "\n") {
-		if v, ok := strings.CutPrefix(line, "Subject: "); ok {
-			m.Subject = v
-		}
-	}
-	if dec, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(body))); err == nil {
-		m.Body = string(dec)
-	} else {
-		m.Body = body
-	}
-	s.ms.mu.Lock()
-	s.ms.got = append(s.ms.got, m)
-	s.ms.mu.Unlock()
-	return nil
 }

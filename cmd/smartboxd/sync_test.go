@@ -40,7 +40,7 @@ type syncRig struct {
 	signer wire.Signer
 }
 
-func startSyncRig(t *testing.T, kind brokertest.Kind) *syncRig {
+func startSyncRig(t testing.TB, kind brokertest.Kind) *syncRig {
 	t.Helper()
 	if kind == brokertest.Mosquitto {
 		brokertest.SkipWithoutMosquitto(t)
@@ -54,7 +54,7 @@ func startSyncRig(t *testing.T, kind brokertest.Kind) *syncRig {
 	return r
 }
 
-func (r *syncRig) startCloud(t *testing.T) {
+func (r *syncRig) startCloud(t testing.TB) {
 	quiet := slog.New(slog.DiscardHandler)
 
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -104,7 +104,7 @@ func (r *syncRig) startCloud(t *testing.T) {
 
 // provisionBox makes the box's store as smartboxctl init + provision would,
 // registers the box with the cloud, and returns the data dir.
-func (r *syncRig) provisionBox(t *testing.T) string {
+func (r *syncRig) provisionBox(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	s, err := store.Open(filepath.Join(dir, "box.db"), store.Options{BoxID: syncBoxID, Slots: 12, Logger: testLogger(t)})
