@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -85,15 +86,7 @@ func (b *Bridge) CatchUpEvents() (int, error) {
 func (b *Bridge) handleEvents(boxID string, evs []box.Event) (int, error) {
 	seen := b.o.Store.seenOf(boxID)
 	evs = slices.DeleteFunc(slices.Clone(evs), func(e box.Event) bool { return e.Seq <= seen })
-	slices.SortStableFunc(evs, func(a, b box.Event) int {
-		switch {
-		case a.Seq < b.Seq:
-			return -1
-		case a.Seq > b.Seq:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(evs, func(a, b box.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	if len(evs) == 0 || evs[0].Seq != seen+1 {
 		// The cloud stores a batch before it calls the hook, so its copy
 		// holds everything up to what we were handed.

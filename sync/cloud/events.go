@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -86,15 +87,7 @@ func (c *Cloud) IngestEvents(boxID string, batch wire.EventBatch) (ack []byte, s
 			c.opts.EventRate.PerSecond, c.opts.EventRate.Burst)
 	}
 	evs := slices.Clone(batch.Events)
-	slices.SortStableFunc(evs, func(a, b box.Event) int {
-		switch {
-		case a.Seq < b.Seq:
-			return -1
-		case a.Seq > b.Seq:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(evs, func(a, b box.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	// through is in the box's own numbering (what the ack speaks); the
 	// stored seq is base+through (see kSeqBase).
 	var through, base uint64
