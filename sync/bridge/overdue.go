@@ -100,8 +100,8 @@ func (b *Bridge) notifyOverdue(ctx context.Context, bk Booking, end time.Time, f
 		return fmt.Errorf("overdue key of booking %d: %w", bk.AssignmentID, err)
 	}
 	c, cerr := b.fleetio()
-	vehicle := fmt.Sprintf("vehicle %d", bk.VehicleID)
-	if cerr == nil {
+	vehicle := cmpOr(bk.VehicleName, fmt.Sprintf("vehicle %d", bk.VehicleID))
+	if cerr == nil && bk.VehicleName == "" { // older bookings kept no name
 		// The vehicle's name is for people; without it the message still
 		// says which key.
 		if v, err := c.GetVehicle(ctx, bk.VehicleID); b.fleetioErr(err) == nil && v.Name != "" {
