@@ -24,6 +24,27 @@ const (
 	EventRecordsApplied EventType = "records_applied" // keys/grants changed (import or sync)
 	EventHardwareFault  EventType = "hardware_fault"
 	EventSyncRefused    EventType = "sync_refused" // a message from the cloud side refused (security event)
+	// EventKeypadAttack is raised when wrong codes at the keypad pass an
+	// alert threshold within a window: someone is guessing, and an admin
+	// should be told within a minute (security event).
+	EventKeypadAttack EventType = "keypad_attack"
+	// EventRefusalsMerged stands for Count refusal events (code_refused,
+	// fob_unknown, ...) that were merged into one to keep the outbox within
+	// its quota or a burst of refusals small; Reason and Detail say which.
+	EventRefusalsMerged EventType = "refusals_merged"
+)
+
+// ReturnBy says what let a key back into its slot (key_returned).
+type ReturnBy string
+
+const (
+	// ReturnByFob: a fob scanned at the reader released the key's home slot.
+	// EM4100 fobs are cloned with cheap tools, so a fob return is weak
+	// evidence on its own: SeatedMS says how long the key sensor saw a key
+	// seated before the event was recorded.
+	ReturnByFob ReturnBy = "fob"
+	// ReturnByRemote: the slot was opened by a signed command from the cloud.
+	ReturnByRemote ReturnBy = "remote"
 )
 
 // Reason says why something was refused or ended.
@@ -75,4 +96,13 @@ type Event struct {
 	// ClockUntrusted marks events stamped by a clock the box does not trust.
 	ClockUntrusted bool   `json:"clock_untrusted,omitempty"`
 	Detail         string `json:"detail,omitempty"` // free text for people, never a code
+	// ReturnBy and SeatedMS qualify key_returned: what released the slot,
+	// and for how many milliseconds the slot's key sensor saw a key seated
+	// (a return whose sensor did not stay seated for the settle time is not
+	// proof the key is back).
+	ReturnBy ReturnBy `json:"return_by,omitempty"`
+	SeatedMS int64    `json:"seated_ms,omitempty"`
+	// Count is how many events a merged event (refusals_merged) or an alert
+	// (keypad_attack) stands for.
+	Count int `json:"count,omitempty"`
 }
