@@ -20,16 +20,34 @@ const (
 
 // Config holds the rules' numbers. Zero values take the defaults below.
 type Config struct {
-	Slots            int           // slot count (default 12)
-	ReleaseTime      time.Duration // a released slot waits this long for its key to move (default 5s)
-	MaxReleaseTime   time.Duration // hard maximum for ReleaseTime (default 10s): a coil must not overheat
-	EntryTimeout     time.Duration // keypad inactivity that clears the entry (default 10s)
-	MaxEntryLength   int           // digits kept in an entry (default MaxCodeLength); more make the entry "too long"
-	LockoutThreshold int           // wrong codes in a row before a lockout (default 5)
-	LockoutBase      time.Duration // first lockout (default 30s), doubling for each further wrong code
-	LockoutMax       time.Duration // cap of the lockout (default 15m)
-	BuildTime        time.Time     // a clock before this is untrusted (zero: never)
-	UntrustedClock   ClockPolicy   // default ClockRefuse
+	Slots          int           // slot count (default 12)
+	ReleaseTime    time.Duration // a released slot waits this long for its key to move (default 5s)
+	MaxReleaseTime time.Duration // hard maximum for ReleaseTime (default 10s): a coil must not overheat
+	EntryTimeout   time.Duration // keypad inactivity that clears the entry (default 10s)
+	MaxEntryLength int           // digits kept in an entry (default MaxCodeLength); more make the entry "too long"
+	// The keypad's tarpit (see doc.go, "Wrong codes", for the bounds these
+	// numbers give). LockoutThreshold wrong codes cost nothing (a driver's
+	// typos); from then on each wrong code makes the keypad wait before it
+	// checks the next code: LockoutBase, doubling per further wrong code, up
+	// to LockoutMax. The count of wrong codes goes down by one per
+	// LockoutDecay and by nothing else: a good code forgives nothing.
+	LockoutThreshold int           // wrong codes before the first wait (default 5)
+	LockoutBase      time.Duration // first wait (default 30s)
+	LockoutMax       time.Duration // longest wait (default 5m): the longest a driver can be kept out
+	LockoutDecay     time.Duration // one wrong code forgiven per this much time (default 15m; at least LockoutMax)
+	// AttackThreshold failed codes (wrong, or typed during a wait) within
+	// AttackWindow raise keypad_attack, at most once per window.
+	AttackThreshold int           // default 8: a guesser who waits out the tarpit types 8 in 3.5 min
+	AttackWindow    time.Duration // default 10m
+	// RefusalWindow folds refusals of one kind (wrong codes, unknown fobs,
+	// ...): the first is recorded, the rest within the window become one
+	// refusals_merged event with their count when it closes.
+	RefusalWindow time.Duration // default 1m
+	// ReturnSettle is how long a returned key must stay seated before its
+	// key_returned says so (SeatedMS); the slot relocks at once regardless.
+	ReturnSettle   time.Duration // default 2s
+	BuildTime      time.Time     // a clock before this is untrusted (zero: never)
+	UntrustedClock ClockPolicy   // default ClockRefuse
 }
 
 // Hard limits no configuration may exceed.
@@ -37,6 +55,36 @@ const (
 	HardMaxRelease = 30 * time.Second
 	DefaultSlots   = 12
 	MaxSlots       = 256
+	// HardMaxLockout caps LockoutMax: a wait longer than a day is a
+	// denial of service, not a lockout.
+	HardMaxLockout = 24 * time.Hour
+	// HardMaxReturnSettle caps ReturnSettle: the settle only has to outlast
+	// a hand's touch on the sensor, and key_returned must not be late.
+	HardMaxReturnSettle = time.Minute
+	// HardMaxRefusalWindow caps RefusalWindow: merged refusals reach the
+	// cloud when their window closes, so it bounds how late they are.
+	HardMaxRefusalWindow = time.Hour
+)
+
+// Defaults of the keypad's numbers (see Config).
+const (
+	DefaultLockoutThreshold = 5
+	DefaultLockoutBase      = 30 * time.Second
+	// DefaultLockoutMax keeps a driver out at most 5 minutes after the
+	// last code anyone typed, and lets a guesser about 288 codes a day.
+	DefaultLockoutMax = 5 * time.Minute
+	// DefaultLockoutDecay forgives one wrong code per 15 minutes: a box
+	// at the tarpit's cap is back to free typos about 2 h after the
+	// guessing stops, and the decay adds at most 96 guesses a day.
+	DefaultLockoutDecay    = 15 * time.Minute
+	DefaultAttackThreshold = 8
+	DefaultAttackWindow    = 10 * time.Minute
+	DefaultRefusalWindow   = time.Minute
+	// DefaultReturnSettle: a key pushed home stays seated; something
+	// touched to the sensor and pulled away (a fob clone on a stick) is
+	// gone within a second. 2 s is far above the sensor's debounce (50 ms)
+	// and short enough that key_returned is not noticeably late.
+	DefaultReturnSettle = 2 * time.Second
 )
 
 // WithDefaults fills zero fields and checks the rest.
@@ -52,13 +100,20 @@ func (c Config) WithDefaults() (Config, error) {
 	def(&c.ReleaseTime, 5*time.Second)
 	def(&c.MaxReleaseTime, 10*time.Second)
 	def(&c.EntryTimeout, 10*time.Second)
-	def(&c.LockoutBase, 30*time.Second)
-	def(&c.LockoutMax, 15*time.Minute)
+	def(&c.LockoutBase, DefaultLockoutBase)
+	def(&c.LockoutMax, DefaultLockoutMax)
+	def(&c.LockoutDecay, DefaultLockoutDecay)
+	def(&c.AttackWindow, DefaultAttackWindow)
+	def(&c.RefusalWindow, DefaultRefusalWindow)
+	def(&c.ReturnSettle, DefaultReturnSettle)
 	if c.MaxEntryLength == 0 {
 		c.MaxEntryLength = MaxCodeLength
 	}
 	if c.LockoutThreshold == 0 {
-		c.LockoutThreshold = 5
+		c.LockoutThreshold = DefaultLockoutThreshold
+	}
+	if c.AttackThreshold == 0 {
+		c.AttackThreshold = DefaultAttackThreshold
 	}
 	if c.UntrustedClock == "" {
 		c.UntrustedClock = ClockRefuse
@@ -72,6 +127,18 @@ func (c Config) WithDefaults() (Config, error) {
 		return c, fmt.Errorf("release time: %s is negative", c.ReleaseTime)
 	case c.EntryTimeout < 0 || c.LockoutBase < 0 || c.LockoutMax < c.LockoutBase:
 		return c, fmt.Errorf("timings: entry timeout %s, lockout %s..%s", c.EntryTimeout, c.LockoutBase, c.LockoutMax)
+	case c.LockoutMax > HardMaxLockout:
+		return c, fmt.Errorf("lockout max: %s is over %s", c.LockoutMax, HardMaxLockout)
+	case c.LockoutDecay < c.LockoutMax:
+		// Forgiving faster than the longest wait would let a patient
+		// guesser outpace the tarpit's cap.
+		return c, fmt.Errorf("lockout decay: %s is shorter than lockout max %s", c.LockoutDecay, c.LockoutMax)
+	case c.AttackThreshold < 1 || c.AttackWindow < 0:
+		return c, fmt.Errorf("keypad attack alert: %d failed codes in %s", c.AttackThreshold, c.AttackWindow)
+	case c.RefusalWindow < 0 || c.RefusalWindow > HardMaxRefusalWindow:
+		return c, fmt.Errorf("refusal window: %s is not in 0..%s", c.RefusalWindow, HardMaxRefusalWindow)
+	case c.ReturnSettle < 0 || c.ReturnSettle > HardMaxReturnSettle:
+		return c, fmt.Errorf("return settle: %s is not in 0..%s", c.ReturnSettle, HardMaxReturnSettle)
 	case c.MaxEntryLength < MinCodeLength || c.MaxEntryLength > 64:
 		return c, fmt.Errorf("max entry length: %d is not in %d..64", c.MaxEntryLength, MinCodeLength)
 	case c.LockoutThreshold < 1:
@@ -82,13 +149,19 @@ func (c Config) WithDefaults() (Config, error) {
 	if c.ReleaseTime > c.MaxReleaseTime {
 		c.ReleaseTime = c.MaxReleaseTime
 	}
+	// An alert no guesser can trigger is no alert: someone who waits out
+	// every wait must still be reported within the window.
+	if n := c.GreedyGuesses(c.AttackWindow); c.AttackThreshold > n {
+		return c, fmt.Errorf("keypad attack alert: %d failed codes in %s can never be reached; the lockout admits at most %d in that time",
+			c.AttackThreshold, c.AttackWindow, n)
+	}
 	return c, nil
 }
 
-// lockoutFor is how long the keypad refuses codes after failures wrong codes
-// in a row: nothing below the threshold, then base doubling per further wrong
-// code, capped. Growing back-off makes guessing a 6-digit PIN take years while
-// a driver who mistypes twice loses nothing.
+// lockoutFor is how long the keypad waits before it checks another code when
+// failures wrong codes are not yet forgiven: nothing below the threshold, then
+// base doubling per further wrong code, capped. Growing back-off makes
+// guessing slow while a driver who mistypes twice loses nothing.
 func (c Config) lockoutFor(failures int) time.Duration {
 	if failures < c.LockoutThreshold {
 		return 0
@@ -101,4 +174,43 @@ func (c Config) lockoutFor(failures int) time.Duration {
 		}
 	}
 	return min(d, c.LockoutMax)
+}
+
+// failureCap is the wrong-code count at which the wait reaches LockoutMax.
+// The count stops there: more would only make the box slower to forgive
+// after an attack, not a guesser slower (the wait is already at its cap).
+func (c Config) failureCap() int {
+	n := c.LockoutThreshold
+	for c.lockoutFor(n) < c.LockoutMax {
+		n++
+	}
+	return n
+}
+
+// GreedyGuesses is how many wrong codes the tarpit checks within d for a
+// guesser who starts with nothing to forgive and types each code the moment
+// it is admitted (decay ignored: within AttackWindow it adds nothing).
+func (c Config) GreedyGuesses(d time.Duration) int {
+	var t time.Duration // when the next code is admitted
+	for n := 1; ; n++ {
+		t += c.lockoutFor(n)
+		if t > d {
+			return n
+		}
+		if n == c.failureCap() {
+			// From here every wait is LockoutMax: code n+1 at t, then one per wait.
+			return n + 1 + int((d-t)/c.LockoutMax)
+		}
+	}
+}
+
+// MaxGuesses bounds the wrong codes the keypad checks in any span d, for
+// anyone, a driver with a good code included (a good code forgives nothing).
+// A check either raises the count of wrong codes by one, which happens at
+// most failureCap times plus once per decay step (one per LockoutDecay, so at
+// most d/LockoutDecay+1), or finds the count already at its cap, and then
+// came at least LockoutMax after the check before it (at most
+// d/LockoutMax+1). The clock is assumed not to run backwards.
+func (c Config) MaxGuesses(d time.Duration) int {
+	return c.failureCap() + int(d/c.LockoutDecay) + int(d/c.LockoutMax) + 2
 }

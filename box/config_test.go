@@ -18,12 +18,50 @@ func TestLockoutGrowth(t *testing.T) {
 		{5, 30 * time.Second},
 		{6, time.Minute},
 		{7, 2 * time.Minute},
-		{9, 8 * time.Minute},
-		{10, 15 * time.Minute}, // 16m capped
-		{50, 15 * time.Minute},
-		{1 << 20, 15 * time.Minute}, // no overflow however long the run
+		{8, 4 * time.Minute},
+		{9, 5 * time.Minute}, // 8m capped
+		{50, 5 * time.Minute},
+		{1 << 20, 5 * time.Minute}, // no overflow however long the run
 	} {
 		require.Equal(t, tc.want, cfg.lockoutFor(tc.failures), "failures=%d", tc.failures)
+	}
+}
+
+// TestLockoutBoundsOfTheDefaults pins the figures box/doc.go states.
+func TestLockoutBoundsOfTheDefaults(t *testing.T) {
+	cfg, err := Config{}.WithDefaults()
+	require.NoError(t, err)
+	require.Equal(t, 9, cfg.failureCap(), "the wait reaches its 5m cap at the 9th wrong code")
+	require.Equal(t, 9, cfg.GreedyGuesses(10*time.Minute))
+	require.Equal(t, 8, cfg.GreedyGuesses(3*time.Minute+30*time.Second), "the 8th, which raises keypad_attack, at 3m30s")
+	require.Equal(t, 295, cfg.GreedyGuesses(24*time.Hour))
+	require.Equal(t, 9+96+288+2, cfg.MaxGuesses(24*time.Hour))
+	require.Equal(t, 5*time.Minute, cfg.LockoutMax, "the longest a driver is kept out")
+}
+
+func TestCurrentLockout(t *testing.T) {
+	cfg, err := Config{}.WithDefaults()
+	require.NoError(t, err)
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		lo   Lockout
+		at   time.Duration // after now
+		want Lockout
+	}{
+		{"nothing to forgive", Lockout{}, time.Hour, Lockout{}},
+		{"not a full step", Lockout{Failures: 3, Since: now}, 14 * time.Minute, Lockout{Failures: 3, Since: now}},
+		{"one step", Lockout{Failures: 3, Since: now}, 15 * time.Minute, Lockout{Failures: 2, Since: now.Add(15 * time.Minute)}},
+		{"two steps and a bit", Lockout{Failures: 3, Since: now}, 31 * time.Minute, Lockout{Failures: 1, Since: now.Add(30 * time.Minute)}},
+		{"all forgiven", Lockout{Failures: 3, Since: now, Until: now.Add(time.Minute)}, 45 * time.Minute, Lockout{Until: now.Add(time.Minute)}},
+		{"clock went back: nothing forgiven", Lockout{Failures: 3, Since: now.Add(time.Hour)}, 0, Lockout{Failures: 3, Since: now}},
+		{"written before decay: counts from now", Lockout{Failures: 3}, 0, Lockout{Failures: 3, Since: now}},
+		{"wait clamped to the cap", Lockout{Failures: 9, Since: now, Until: now.Add(365 * 24 * time.Hour)}, 0,
+			Lockout{Failures: 9, Since: now, Until: now.Add(5 * time.Minute)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, cfg.currentLockout(tc.lo, now.Add(tc.at)))
+		})
 	}
 }
 
@@ -35,11 +73,16 @@ func TestConfigDefaultsAndLimits(t *testing.T) {
 	require.Equal(t, ClockRefuse, cfg.UntrustedClock)
 
 	for name, bad := range map[string]Config{
-		"too many slots":      {Slots: 1000},
-		"release max too big": {MaxReleaseTime: time.Hour},
-		"lockout max < base":  {LockoutBase: time.Hour, LockoutMax: time.Minute},
-		"bad clock policy":    {UntrustedClock: "maybe"},
-		"entry length":        {MaxEntryLength: 2},
+		"too many slots":            {Slots: 1000},
+		"release max too big":       {MaxReleaseTime: time.Hour},
+		"lockout max < base":        {LockoutBase: time.Hour, LockoutMax: time.Minute},
+		"bad clock policy":          {UntrustedClock: "maybe"},
+		"entry length":              {MaxEntryLength: 2},
+		"lockout max too big":       {LockoutMax: 48 * time.Hour, LockoutDecay: 48 * time.Hour},
+		"decay faster than the cap": {LockoutDecay: time.Minute},
+		"alert never reached":       {AttackThreshold: 10}, // a patient guesser types 9 in 10m
+		"settle too long":           {ReturnSettle: time.Hour},
+		"refusal window":            {RefusalWindow: -time.Second},
 	} {
 		_, err := bad.WithDefaults()
 		require.Error(t, err, name)

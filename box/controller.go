@@ -34,9 +34,17 @@ type Controller struct {
 	overflow   bool
 	entryTimer Timer
 	entryGen   uint64
-	lockout    Lockout
 	slots      []slotState // index slot-1
 	untrusted  bool        // last clock trust seen, to report a change once
+
+	lockout        Lockout
+	lockoutPending bool  // memory is ahead of the store: the next commit writes it
+	lockoutTimer   Timer // retries the write when nothing else commits
+	// attempts are the times of the last AttackThreshold failed codes;
+	// lastAttack is when keypad_attack was last raised.
+	attempts   []time.Time
+	lastAttack time.Time
+	refusals   map[refusalKind]*refusalRun
 
 	viewMu sync.Mutex
 	view   []SlotView
@@ -59,6 +67,16 @@ type slotState struct {
 	occupied bool
 	timer    Timer
 	gen      uint64
+	ret      *seatedReturn // a key seated for its return, settling
+}
+
+// seatedReturn is a key seated in a slot released for its return. The slot
+// is relocked already; key_returned waits until the sensor has seen the key
+// seated for ReturnSettle, or says for how long it did.
+type seatedReturn struct {
+	ev    Event     // key_returned, without SeatedMS
+	at    time.Time // when the sensor saw the key seated
+	timer Timer
 }
 
 // SlotView is a snapshot of one slot, for consoles and status.
@@ -90,9 +108,10 @@ func New(cfg Config, st Store, hw Hardware, clock Clock, log *slog.Logger) (*Con
 		cfg: cfg, st: st, hw: hw, clock: clock, log: log,
 		// Inputs arrive in bursts (a typed PIN, a sensor flapping); the buffer
 		// absorbs them while a commit fsyncs.
-		in:    make(chan func(), 256),
-		done:  make(chan struct{}),
-		slots: make([]slotState, cfg.Slots),
+		in:       make(chan func(), 256),
+		done:     make(chan struct{}),
+		slots:    make([]slotState, cfg.Slots),
+		refusals: map[refusalKind]*refusalRun{},
 	}
 	c.view = make([]SlotView, cfg.Slots)
 	for i := range c.view {
@@ -153,6 +172,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return fmt.Errorf("box start: reading lockout: %w", err)
 	}
 	c.lockout = lo
+	c.lockoutNow(c.clock.Now())
 	for i := range c.slots {
 		p, err := c.hw.Sensors.Present(i + 1)
 		if err != nil {
@@ -169,7 +189,10 @@ func (c *Controller) Run(ctx context.Context) error {
 			Detail: fmt.Sprintf("box clock %s is before build time %s; windowed grants: %s",
 				now.UTC().Format(time.RFC3339), c.cfg.BuildTime.UTC().Format(time.RFC3339), c.cfg.UntrustedClock)}))
 	}
-	if _, err := c.st.Commit(Change{Events: evs}); err != nil {
+	ch := c.withLockout(Change{Events: evs})
+	_, err = c.st.Commit(ch)
+	c.committed(ch, err)
+	if err != nil {
 		return fmt.Errorf("box start: recording start: %w", err)
 	}
 	c.updateView()
@@ -191,6 +214,10 @@ func (c *Controller) stop() error {
 	var evs []Event
 	for i := range c.slots {
 		s := &c.slots[i]
+		if s.ret != nil {
+			// Stopped while settling: say how long it was seen seated.
+			evs = append(evs, c.settled(i+1, now))
+		}
 		if s.phase != idle {
 			evs = append(evs, c.event(now, Event{Type: EventSlotRelocked, Slot: i + 1, KeyID: s.keyID,
 				GrantID: s.grantID, Reason: ReasonStop}))
@@ -200,9 +227,13 @@ func (c *Controller) stop() error {
 	if c.entryTimer != nil {
 		c.entryTimer.Stop()
 	}
+	if c.lockoutTimer != nil {
+		c.lockoutTimer.Stop()
+	}
 	lockErr := c.hw.Locks.LockAll()
+	evs = append(evs, c.closeAllRefusals(now)...)
 	evs = append(evs, c.event(now, Event{Type: EventBoxStopped}))
-	_, err := c.st.Commit(Change{Events: evs})
+	_, err := c.st.Commit(c.withLockout(Change{Events: evs}))
 	c.updateView()
 	c.log.Info("box stopped")
 	return errors.Join(lockErr, err)
@@ -220,10 +251,16 @@ func (c *Controller) event(now time.Time, e Event) Event {
 	return e
 }
 
-// commit records a change; a failure is logged, and the caller must not
-// move anything it was meant to record (fail secure).
+// commit records a change, with the lockout if the store is behind memory;
+// a failure is logged, and the caller must not move anything it was meant to
+// record (fail secure). A change with nothing in it is not written.
 func (c *Controller) commit(ch Change) error {
+	ch = c.withLockout(ch)
+	if len(ch.UseGrants) == 0 && ch.Lockout == nil && len(ch.Events) == 0 {
+		return nil
+	}
 	_, err := c.st.Commit(ch)
+	c.committed(ch, err)
 	if err != nil {
 		c.log.Error("recording events", "err", err, "events", len(ch.Events))
 	}
@@ -288,11 +325,12 @@ func (c *Controller) clearEntry() {
 // submit checks a typed code and opens what it grants.
 func (c *Controller) submit(code string, overflow bool) {
 	now := c.clock.Now()
-	if now.Before(c.lockout.Until) {
-		// Codes typed during a lockout are not even looked up, so a guesser
-		// learns nothing; they do not extend the lockout either.
-		c.commit(Change{Events: []Event{c.event(now, Event{Type: EventCodeRefused, Reason: ReasonLockedOut,
-			Until: c.lockout.Until, Failures: c.lockout.Failures})}})
+	if lo := c.lockoutNow(now); now.Before(lo.Until) {
+		// Codes typed during a wait are not even looked up, so a guesser
+		// learns nothing; they do not extend the wait either, so a driver
+		// trying again early loses nothing. They do count as an attack.
+		evs := c.refused(now, Event{Type: EventCodeRefused, Reason: ReasonLockedOut, Until: lo.Until, Failures: lo.Failures})
+		c.commit(Change{Events: append(evs, c.attempted(now)...)})
 		return
 	}
 	if overflow {
@@ -323,9 +361,7 @@ func (c *Controller) submit(code string, overflow bool) {
 	if len(usable) == 0 {
 		// A real code out of its window is not a guess: it does not count
 		// towards the lockout, but it is refused and recorded.
-		ev := Event{Type: EventCodeRefused, Reason: why, GrantID: grants[0].ID}
-		ch := Change{Events: []Event{c.event(now, ev)}}
-		c.commit(ch)
+		c.refuse(now, Event{Type: EventCodeRefused, Reason: why, GrantID: grants[0].ID})
 		return
 	}
 	c.open(now, usable)
@@ -357,21 +393,6 @@ func (c *Controller) usable(g Grant, now time.Time) (bool, Reason) {
 		return false, ReasonClockUntrusted
 	}
 	return g.Usable(now)
-}
-
-// fail records a wrong code and starts a lockout when there were too many.
-func (c *Controller) fail(now time.Time, r Reason) {
-	lo := Lockout{Failures: c.lockout.Failures + 1}
-	evs := []Event{c.event(now, Event{Type: EventCodeRefused, Reason: r, Failures: lo.Failures})}
-	if d := c.cfg.lockoutFor(lo.Failures); d > 0 {
-		lo.Until = now.Add(d)
-		evs = append(evs, c.event(now, Event{Type: EventLockout, Until: lo.Until, Failures: lo.Failures,
-			Detail: fmt.Sprintf("keypad locked for %s", d)}))
-		c.log.Warn("keypad locked out", "failures", lo.Failures, "for", d)
-	}
-	if c.commit(Change{Lockout: &lo, Events: evs}) == nil {
-		c.lockout = lo
-	}
 }
 
 // open releases the slots of the keys that the usable grants give.
@@ -454,27 +475,28 @@ func (c *Controller) open(now time.Time, grants []Grant) {
 	if len(targets) == 0 && len(events) == 0 {
 		// The code is good but none of its keys is on this box (records
 		// not synced yet, or a key removed): say so rather than pretend.
-		ch.Events = []Event{c.event(now, Event{Type: EventCodeRefused, Reason: ReasonNoKeys, GrantID: grants[0].ID})}
-		c.commit(ch)
+		c.refuse(now, Event{Type: EventCodeRefused, Reason: ReasonNoKeys, GrantID: grants[0].ID})
 		return
 	}
 	ch.Events = append(ch.Events, events...)
 	ch.UseGrants = used
+	// A good code forgives no wrong ones, even when it opens a slot: a
+	// driver could otherwise take and return a key between guesses and
+	// guess forever (see doc.go, "Wrong codes").
 	for _, t := range targets {
+		if c.slots[t.slot-1].ret != nil {
+			// Released again while its return settles: the return is
+			// recorded first, with the time it was seen seated.
+			ch.Events = append(ch.Events, c.settled(t.slot, now))
+		}
 		ch.Events = append(ch.Events, c.event(now, Event{Type: EventSlotReleased, Slot: t.slot, KeyID: t.key.ID,
 			GrantID: t.grant, Purpose: PurposeTake}))
 	}
-	if c.lockout.Failures > 0 || !c.lockout.Until.IsZero() {
-		ch.Lockout = &Lockout{} // a good code ends the run of wrong ones
-	}
 	if err := c.commit(ch); err != nil {
 		if errors.Is(err, ErrUsedUp) {
-			c.commit(Change{Events: []Event{c.event(now, Event{Type: EventCodeRefused, Reason: ReasonUsedUp, GrantID: grants[0].ID})}})
+			c.refuse(now, Event{Type: EventCodeRefused, Reason: ReasonUsedUp, GrantID: grants[0].ID})
 		}
 		return // not recorded, not opened
-	}
-	if ch.Lockout != nil {
-		c.lockout = *ch.Lockout
 	}
 	for _, t := range targets {
 		c.startSequence(now, t.slot, releasedTake, t.key.ID, t.grant, "")
@@ -557,30 +579,33 @@ func (c *Controller) keySensed(slot int, present bool) {
 	s.occupied = present
 	now := c.clock.Now()
 	var evs []Event
+	if s.ret != nil && !present {
+		// Gone before it settled: the return is recorded with the time it
+		// was seen seated, short of the settle, so it is not trusted.
+		evs = append(evs, c.settled(slot, now))
+	}
 	switch {
 	case s.phase == releasedTake && !present:
-		evs = []Event{
+		evs = append(evs,
 			c.event(now, Event{Type: EventKeyTaken, Slot: slot, KeyID: s.keyID, GrantID: s.grantID}),
 			c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, GrantID: s.grantID,
-				Reason: ReasonKeyTaken, Purpose: PurposeTake}),
-		}
+				Reason: ReasonKeyTaken, Purpose: PurposeTake}))
 		c.endSequence(slot)
-	case s.phase == releasedReturn && present:
-		evs = []Event{
-			c.event(now, Event{Type: EventKeyReturned, Slot: slot, KeyID: s.keyID, FobUID: s.fobUID}),
-			c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, FobUID: s.fobUID,
-				Reason: ReasonKeyReturned, Purpose: PurposeReturn}),
+	case (s.phase == releasedReturn || s.phase == releasedRemote) && present:
+		// Relock at once (the safe move never waits); key_returned waits
+		// for the sensor to settle.
+		ret := Event{Type: EventKeyReturned, Slot: slot, KeyID: s.keyID, FobUID: s.fobUID, ReturnBy: ReturnByFob}
+		if s.phase == releasedRemote {
+			ret.ReturnBy, ret.Purpose = ReturnByRemote, PurposeRemote
 		}
+		evs = append(evs, c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, FobUID: s.fobUID,
+			Reason: ReasonKeyReturned, Purpose: purposeOf(s.phase)}))
 		c.endSequence(slot)
+		c.settle(slot, now, ret)
 	case s.phase == releasedRemote:
-		typ, r := EventKeyTaken, ReasonKeyTaken
-		if present {
-			typ, r = EventKeyReturned, ReasonKeyReturned
-		}
-		evs = []Event{
-			c.event(now, Event{Type: typ, Slot: slot, KeyID: s.keyID, Purpose: PurposeRemote}),
-			c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, Reason: r, Purpose: PurposeRemote}),
-		}
+		evs = append(evs,
+			c.event(now, Event{Type: EventKeyTaken, Slot: slot, KeyID: s.keyID, Purpose: PurposeRemote}),
+			c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, Reason: ReasonKeyTaken, Purpose: PurposeRemote}))
 		c.endSequence(slot)
 	case s.phase == idle:
 		what := "key removed from a locked slot"
@@ -588,11 +613,38 @@ func (c *Controller) keySensed(slot int, present bool) {
 			what = "key appeared in a locked slot"
 		}
 		c.log.Warn("slot sensor changed while locked", "slot", slot, "present", present)
-		evs = []Event{c.event(now, Event{Type: EventSlotUnexpected, Slot: slot, Detail: what})}
-	default:
-		return // a key put back while released for taking, or pulled again while returning
+		evs = append(evs, c.event(now, Event{Type: EventSlotUnexpected, Slot: slot, Detail: what}))
 	}
+	// Otherwise: a key put back while released for taking, or pulled
+	// again while returning; nothing to record.
 	c.commit(Change{Events: evs})
+}
+
+// settle waits ReturnSettle for a returned key to stay seated before
+// recording its key_returned.
+func (c *Controller) settle(slot int, now time.Time, ev Event) {
+	s := &c.slots[slot-1]
+	r := &seatedReturn{ev: ev, at: now}
+	r.timer = c.clock.AfterFunc(c.cfg.ReturnSettle, func() {
+		c.post(func() {
+			if s.ret == r {
+				c.commit(Change{Events: []Event{c.settled(slot, c.clock.Now())}})
+			}
+		})
+	})
+	s.ret = r
+}
+
+// settled ends a slot's settle at now: its key_returned, stamped with the
+// time the key was seated and how long the sensor saw it seated since.
+func (c *Controller) settled(slot int, now time.Time) Event {
+	s := &c.slots[slot-1]
+	r := s.ret
+	s.ret = nil
+	r.timer.Stop()
+	ev := r.ev
+	ev.SeatedMS = max(now.Sub(r.at).Milliseconds(), 0)
+	return c.event(r.at, ev)
 }
 
 // ---- remote ----
@@ -622,9 +674,13 @@ func (c *Controller) remoteRelease(slot int, by, reason, commandID string) error
 		return fmt.Errorf("slot %d: %w", slot, ErrSlotBusy)
 	}
 	now := c.clock.Now()
-	ev := c.event(now, Event{Type: EventSlotReleased, Slot: slot, Purpose: PurposeRemote,
-		Detail: fmt.Sprintf("command %s by %s: %s", commandID, by, reason)})
-	if err := c.commit(Change{Events: []Event{ev}}); err != nil {
+	var evs []Event
+	if c.slots[slot-1].ret != nil {
+		evs = append(evs, c.settled(slot, now)) // its return first, as in open
+	}
+	evs = append(evs, c.event(now, Event{Type: EventSlotReleased, Slot: slot, Purpose: PurposeRemote,
+		Detail: fmt.Sprintf("command %s by %s: %s", commandID, by, reason)}))
+	if err := c.commit(Change{Events: evs}); err != nil {
 		return fmt.Errorf("recording the release: %w", err)
 	}
 	c.startSequence(now, slot, releasedRemote, "", "", "")
@@ -640,7 +696,7 @@ func (c *Controller) fobScanned(raw string) {
 	now := c.clock.Now()
 	uid, ok := NormalizeFobUID(raw)
 	if !ok {
-		c.commit(Change{Events: []Event{c.event(now, Event{Type: EventFobUnknown, Detail: "malformed fob UID"})}})
+		c.refuse(now, Event{Type: EventFobUnknown, Detail: "malformed fob UID"})
 		return
 	}
 	k, ok, err := c.st.KeyByFob(uid)
@@ -649,12 +705,11 @@ func (c *Controller) fobScanned(raw string) {
 		return
 	}
 	if !ok {
-		c.commit(Change{Events: []Event{c.event(now, Event{Type: EventFobUnknown, FobUID: uid})}})
+		c.refuse(now, Event{Type: EventFobUnknown, FobUID: uid})
 		return
 	}
 	refuse := func(r Reason) {
-		c.commit(Change{Events: []Event{c.event(now, Event{Type: EventReturnRefused, Slot: k.Slot, KeyID: k.ID,
-			FobUID: uid, Reason: r})}})
+		c.refuse(now, Event{Type: EventReturnRefused, Slot: k.Slot, KeyID: k.ID, FobUID: uid, Reason: r})
 	}
 	if k.Slot < 1 || k.Slot > c.cfg.Slots {
 		refuse(ReasonNoKeys)

@@ -2,9 +2,11 @@ package box_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,11 +104,28 @@ func (h *slotsHW) openSlots() []int {
 	return out
 }
 
+// flakyStore is the store on an SD card that can start failing: while
+// failing is set, every Commit errors and writes nothing.
+type flakyStore struct {
+	box.Store
+	failing atomic.Bool
+}
+
+var errDisk = errors.New("disk I/O error")
+
+func (f *flakyStore) Commit(c box.Change) ([]box.Event, error) {
+	if f.failing.Load() {
+		return nil, errDisk
+	}
+	return f.Store.Commit(c)
+}
+
 type rig struct {
 	t     *testing.T
 	path  string
 	cfg   box.Config
 	st    *store.Store
+	flaky *flakyStore // what the controller writes through
 	clock *boxtest.Clock
 	hw    *slotsHW
 	c     *box.Controller
@@ -134,7 +153,8 @@ func newRig(t *testing.T, cfg box.Config, b store.Batch) *rig {
 }
 
 func (r *rig) start() {
-	c, err := box.New(r.cfg, r.st, box.Hardware{Locks: r.hw, Sensors: r.hw, LEDs: r.hw}, r.clock, nil)
+	r.flaky = &flakyStore{Store: r.st}
+	c, err := box.New(r.cfg, r.flaky, box.Hardware{Locks: r.hw, Sensors: r.hw, LEDs: r.hw}, r.clock, nil)
 	require.NoError(r.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.c, r.stop, r.errc = c, cancel, make(chan error, 1)
@@ -160,6 +180,14 @@ func (r *rig) restart() {
 	require.NoError(r.t, err)
 	r.st = st
 	r.start()
+}
+
+// lockout is the lockout on disk.
+func (r *rig) lockout() box.Lockout {
+	r.t.Helper()
+	lo, err := r.st.Lockout()
+	require.NoError(r.t, err)
+	return lo
 }
 
 func (r *rig) typeKeys(s string) {
@@ -203,7 +231,7 @@ func types(evs []box.Event) []box.EventType {
 func (r *rig) expect(want ...box.EventType) []box.Event {
 	r.t.Helper()
 	evs := r.newEvents()
-	require.Equal(r.t, want, types(evs), "events: %+v", evs)
+	require.Equal(r.t, append([]box.EventType{}, want...), types(evs), "events: %+v", evs)
 	return evs
 }
 
@@ -317,41 +345,46 @@ func TestUseLimitAndRevocation(t *testing.T) {
 func TestLockoutGrowsAndSurvivesRestart(t *testing.T) {
 	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
 	r.newEvents()
-	for i := 1; i <= 4; i++ {
+	r.typeKeys("000000#")
+	evs := r.expect(box.EventCodeRefused)
+	require.Equal(t, box.ReasonUnknownCode, evs[0].Reason)
+	require.Equal(t, 1, evs[0].Failures)
+	for i := 2; i <= 4; i++ {
 		r.typeKeys("000000#")
-		evs := r.expect(box.EventCodeRefused)
-		require.Equal(t, box.ReasonUnknownCode, evs[0].Reason)
-		require.Equal(t, i, evs[0].Failures)
+		r.expect() // merged into the first (see TestRefusalsMerged)...
+		require.Equal(t, i, r.lockout().Failures, "...but the count is on disk at every wrong code")
 	}
 	r.typeKeys("000000#")
-	evs := r.expect(box.EventCodeRefused, box.EventLockout)
-	require.Equal(t, t0.Add(30*time.Second), evs[1].Until)
-	require.Equal(t, 5, evs[1].Failures)
+	evs = r.expect(box.EventLockout)
+	require.Equal(t, t0.Add(30*time.Second), evs[0].Until)
+	require.Equal(t, 5, evs[0].Failures)
 
-	// During the lockout even the right code is refused, and not looked up.
+	// During the wait even the right code is refused, and not looked up.
 	r.typeKeys("123456#")
-	require.Equal(t, box.ReasonLockedOut, r.expect(box.EventCodeRefused)[0].Reason)
+	evs = r.expect(box.EventCodeRefused)
+	require.Equal(t, box.ReasonLockedOut, evs[0].Reason)
+	require.Equal(t, t0.Add(30*time.Second), evs[0].Until)
 	require.Empty(t, r.hw.openSlots())
 
-	// A power cycle does not reset it.
+	// A power cycle does not reset it (and closes the merged refusals).
 	r.restart()
-	r.expect(box.EventBoxStopped, box.EventBoxStarted)
+	evs = r.expect(box.EventRefusalsMerged, box.EventBoxStopped, box.EventBoxStarted)
+	require.Equal(t, box.ReasonUnknownCode, evs[0].Reason)
+	require.Equal(t, 4, evs[0].Count)
 	r.typeKeys("123456#")
 	require.Equal(t, box.ReasonLockedOut, r.expect(box.EventCodeRefused)[0].Reason)
 
-	// After it, one more wrong code locks for twice as long.
+	// After it, one more wrong code makes the wait twice as long.
 	r.advance(30 * time.Second)
 	r.typeKeys("111111#")
 	evs = r.expect(box.EventCodeRefused, box.EventLockout)
 	require.Equal(t, r.clock.Now().Add(time.Minute), evs[1].Until)
 
-	// A good code after the lockout ends the run.
+	// A good code after the wait opens, and forgives nothing.
 	r.advance(time.Minute)
 	r.typeKeys("123456#")
 	r.expect(box.EventCodeAccepted, box.EventSlotReleased)
-	lo, err := r.st.Lockout()
-	require.NoError(t, err)
-	require.Equal(t, box.Lockout{}, lo)
+	require.Equal(t, 6, r.lockout().Failures)
 }
 
 func TestKeypadEntry(t *testing.T) {
@@ -491,10 +524,13 @@ func TestReturnByFob(t *testing.T) {
 	require.Empty(t, r.newEvents())
 
 	r.sense(1, true)
-	evs = r.expect(box.EventKeyReturned, box.EventSlotRelocked)
-	require.Equal(t, "k1", evs[0].KeyID)
-	require.Equal(t, box.ReasonKeyReturned, evs[1].Reason)
+	evs = r.expect(box.EventSlotRelocked)
+	require.Equal(t, box.ReasonKeyReturned, evs[0].Reason)
 	require.Empty(t, r.hw.openSlots())
+	r.advance(r.c.Config().ReturnSettle) // key_returned once seated long enough (TestReturnSettle)
+	evs = r.expect(box.EventKeyReturned)
+	require.Equal(t, "k1", evs[0].KeyID)
+	require.Equal(t, box.ReturnByFob, evs[0].ReturnBy)
 }
 
 func TestReturnRefusals(t *testing.T) {
@@ -512,6 +548,7 @@ func TestReturnRefusals(t *testing.T) {
 	require.Equal(t, 2, evs[0].Slot)
 	require.Empty(t, r.hw.openSlots())
 
+	r.advance(r.c.Config().RefusalWindow) // else merged with the first (TestRefusalsMerged)
 	r.c.FobScanned("garbage")
 	r.c.Flush()
 	r.expect(box.EventFobUnknown)

@@ -71,8 +71,12 @@ func (g Grant) Usable(now time.Time) (bool, Reason) {
 
 // Lockout is the wrong-code state, kept across restarts.
 type Lockout struct {
-	Failures int       `json:"failures"`       // wrong codes in a row
-	Until    time.Time `json:"until,omitzero"` // keypad refuses codes before this
+	// Failures is the count of wrong codes not yet forgiven: one is
+	// forgiven per Config.LockoutDecay since Since, and nothing else
+	// forgives any (see Config).
+	Failures int       `json:"failures"`
+	Until    time.Time `json:"until,omitzero"` // keypad checks no code before this
+	Since    time.Time `json:"since,omitzero"` // the decay of Failures counts from here
 }
 
 // Validation errors. Errors from Validate wrap ErrInvalidRecord.
