@@ -30,4 +30,89 @@
 // not trusted, grants with a window [from, until) follow Config.UntrustedClock:
 // by default they are refused (with a code_refused event whose reason is
 // clock_untrusted); grants without a window are unaffected.
+//
+// # Wrong codes: a tarpit, not a wall
+//
+// The box counts wrong codes (codes that match no grant, and entries too long
+// to be one). The first LockoutThreshold (5) cost nothing: a driver's typos.
+// From then on each wrong code makes the keypad wait before it checks the
+// next one: LockoutBase (30 s), doubling per further wrong code (1, 2, 4 min),
+// capped at LockoutMax (5 min, reached at the 9th; the count stops there).
+// Codes typed during a wait are refused unchecked (a guesser learns nothing)
+// and do not make it longer. The count goes down by one per LockoutDecay
+// (15 min) and by nothing else: a good code forgives nothing, even one that
+// opens a slot and has its use counted, so a driver who takes and returns
+// their key between guesses guesses no faster than anyone else. The count and
+// the wait are kept across restarts; the wait is never more than LockoutMax
+// from now, whatever the clock did (an RTC set back must not wall the keypad
+// for a year).
+//
+// The two bounds, with the defaults (Config.GreedyGuesses and
+// Config.MaxGuesses compute them for any config; the tests check them):
+//
+//   - Guesses a day. Someone who types each code the moment it is admitted
+//     gets 5 at once, then one at 0:30, 1:30, 3:30 and 7:30 (9 in 7.5 min),
+//     then one every 5 min from 12:30: 9 + 1 + floor((1440 - 12.5)/5) = 295
+//     a day (in minutes). No one gets more than 9 + 96 + 288 + 2 = 395 a
+//     day, however they time their codes: a checked wrong code either raises
+//     the count by one (at most 9 times, plus once per decay step: 1440/15 +
+//     1 = 97 a day), or finds it at its cap and so came at least 5 min after
+//     the code before it (at most 1440/5 + 1 = 289 a day).
+//     This holds for a driver with a good code too (an insider): nothing but
+//     time forgives. A 6-digit booking PIN is one of 10^6 codes: sweeping
+//     them takes 10^6/395 = 2532 days (6.9 years), and with k PINs live on
+//     the box a guess hits one with a chance of k/10^6 (k = 10: 0.4% a day).
+//     A 4-digit driver code (MinCodeLength) is one of 10^4: swept in
+//     10^4/395 = 25 days, and with 20 driver codes on the box the first hit is
+//     expected after about 10^4/(21*395) = 1.2 days. Only the alert below
+//     stands between that and a stolen key: give drivers 6 digits or more.
+//   - Longest a driver is kept out: a code is checked at most LockoutMax
+//     (5 min) after the last code anyone typed. Someone standing at the
+//     keypad can of course keep others from typing at all; that is what the
+//     alert is for. (The old wall was 15 min, renewed by each wrong code.)
+//
+// AttackThreshold (8) failed codes, wrong or typed during a wait, within
+// AttackWindow (10 min) raise keypad_attack (Count: the failed codes), at
+// most once per window; the link sends it at once, and the cloud tells an
+// admin. A guesser who waits out every wait is reported at their 8th code,
+// 3.5 min in (WithDefaults refuses a threshold that such a guesser would
+// never reach within the window); someone hammering the keypad, once per
+// window. Limit: a guesser who keeps to the cap's pace after the first alert
+// makes 2 or 3 wrong codes per window and is not reported again; and the
+// alert's memory of recent codes does not survive a restart (the count and
+// the wait do).
+//
+// The lockout advances in memory whatever the store does: if the write that
+// records a wrong code fails (SD card full or failing), the keypad is locked
+// out all the same, and the lockout is written with the next commit that
+// works, or by a retry every 5 s. Only a power cut while the card refuses
+// writes loses it.
+//
+// # Refusals are merged
+//
+// Every refused code, unknown fob or refused return is an event, and an
+// offline box must not be pushed towards a full SD card by them. Within
+// RefusalWindow (1 min) of a refusal, further refusals of the same kind (type,
+// reason, and the grant, slot or key they name; not the fob UID) are counted,
+// not recorded: when the window closes, or at stop, one refusals_merged event
+// records them, with Count, the same Reason, GrantID, Slot and KeyID, and the
+// merged events' type as its Detail. So each kind costs at most two events a
+// minute. The lockout is still written at every wrong code (a commit with no
+// event). key_taken, key_returned, slot and code_accepted events, lockout,
+// keypad_attack and hardware_fault are never merged.
+//
+// # Returns and the key sensor
+//
+// An EM4100 fob is cloned with a ten-euro tool, so a fob return is weak
+// evidence. When a key is seated in a slot released for its return, the slot
+// relocks at once (the safe move never waits) and slot_relocked is recorded;
+// key_returned waits until the slot's key sensor has seen the key seated for
+// ReturnSettle (2 s). It says ReturnBy (fob, or remote for a slot opened by
+// a signed command) and SeatedMS: how long the sensor saw a key seated before
+// the event was recorded, stamped with the time it was seated. If the sensor
+// goes absent first, the box stops, or the slot is released again, key_returned
+// is recorded then, with the SeatedMS actually seen (less than the settle), and
+// the cloud does not trust it. Limit: a cloned fob plus any object that
+// presses the sensor and stays there still looks returned; the settle only
+// removes the quick fake (touch the sensor, pull away).
 package box
