@@ -102,7 +102,8 @@ func (c Config) WithDefaults() (Config, error) {
 	def(&c.EntryTimeout, 10*time.Second)
 	def(&c.LockoutBase, DefaultLockoutBase)
 	def(&c.LockoutMax, DefaultLockoutMax)
-	def(&c.LockoutDecay, DefaultLockoutDecay)
+	// A longer cap than the default's needs a decay at least as slow.
+	def(&c.LockoutDecay, max(DefaultLockoutDecay, c.LockoutMax))
 	def(&c.AttackWindow, DefaultAttackWindow)
 	def(&c.RefusalWindow, DefaultRefusalWindow)
 	def(&c.ReturnSettle, DefaultReturnSettle)
@@ -111,9 +112,6 @@ func (c Config) WithDefaults() (Config, error) {
 	}
 	if c.LockoutThreshold == 0 {
 		c.LockoutThreshold = DefaultLockoutThreshold
-	}
-	if c.AttackThreshold == 0 {
-		c.AttackThreshold = DefaultAttackThreshold
 	}
 	if c.UntrustedClock == "" {
 		c.UntrustedClock = ClockRefuse
@@ -133,7 +131,7 @@ func (c Config) WithDefaults() (Config, error) {
 		// Forgiving faster than the longest wait would let a patient
 		// guesser outpace the tarpit's cap.
 		return c, fmt.Errorf("lockout decay: %s is shorter than lockout max %s", c.LockoutDecay, c.LockoutMax)
-	case c.AttackThreshold < 1 || c.AttackWindow < 0:
+	case c.AttackThreshold < 0 || c.AttackWindow < 0:
 		return c, fmt.Errorf("keypad attack alert: %d failed codes in %s", c.AttackThreshold, c.AttackWindow)
 	case c.RefusalWindow < 0 || c.RefusalWindow > HardMaxRefusalWindow:
 		return c, fmt.Errorf("refusal window: %s is not in 0..%s", c.RefusalWindow, HardMaxRefusalWindow)
@@ -151,7 +149,11 @@ func (c Config) WithDefaults() (Config, error) {
 	}
 	// An alert no guesser can trigger is no alert: someone who waits out
 	// every wait must still be reported within the window.
-	if n := c.GreedyGuesses(c.AttackWindow); c.AttackThreshold > n {
+	n := c.GreedyGuesses(c.AttackWindow)
+	if c.AttackThreshold == 0 {
+		c.AttackThreshold = min(DefaultAttackThreshold, n)
+	}
+	if c.AttackThreshold > n {
 		return c, fmt.Errorf("keypad attack alert: %d failed codes in %s can never be reached; the lockout admits at most %d in that time",
 			c.AttackThreshold, c.AttackWindow, n)
 	}

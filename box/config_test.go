@@ -72,6 +72,15 @@ func TestConfigDefaultsAndLimits(t *testing.T) {
 	require.Equal(t, 12, cfg.Slots)
 	require.Equal(t, ClockRefuse, cfg.UntrustedClock)
 
+	// Defaults that depend on the rest: a longer cap decays no faster than
+	// it, and the alert threshold stays within what a guesser can reach.
+	cfg, err = Config{LockoutMax: 30 * time.Minute}.WithDefaults()
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Minute, cfg.LockoutDecay)
+	cfg, err = Config{LockoutThreshold: 1, LockoutBase: 5 * time.Minute, LockoutMax: 10 * time.Minute}.WithDefaults()
+	require.NoError(t, err)
+	require.Equal(t, 2, cfg.AttackThreshold, "a guesser gets codes at 0 and 5m, then 15m: 2 within 10m")
+
 	for name, bad := range map[string]Config{
 		"too many slots":            {Slots: 1000},
 		"release max too big":       {MaxReleaseTime: time.Hour},

@@ -90,11 +90,14 @@ type TimingConfig struct {
 	EntryTimeout Duration `toml:"entry_timeout"`
 }
 
-// LockoutConfig is the wrong-code back-off.
+// LockoutConfig is the wrong-code tarpit and its alert (box.Config).
 type LockoutConfig struct {
-	Threshold int      `toml:"threshold"`
-	Base      Duration `toml:"base"`
-	Max       Duration `toml:"max"`
+	Threshold       int      `toml:"threshold"`
+	Base            Duration `toml:"base"`
+	Max             Duration `toml:"max"`
+	Decay           Duration `toml:"decay"`
+	AttackThreshold int      `toml:"attack_threshold"`
+	AttackWindow    Duration `toml:"attack_window"`
 }
 
 // ClockConfig says what windowed grants do while the clock is untrusted.
@@ -188,6 +191,7 @@ func (c *Config) fillDefaults() {
 	fill(&c.Timing.EntryTimeout, def.EntryTimeout)
 	fill(&c.Lockout.Base, def.LockoutBase)
 	fill(&c.Lockout.Max, def.LockoutMax)
+	fill(&c.Lockout.AttackWindow, def.AttackWindow)
 	if c.Lockout.Threshold == 0 {
 		c.Lockout.Threshold = def.LockoutThreshold
 	}
@@ -369,6 +373,8 @@ func (c *Config) validateTiming() error {
 		{"timing.entry_timeout", c.Timing.EntryTimeout.Duration},
 		{"lockout.base", c.Lockout.Base.Duration},
 		{"lockout.max", c.Lockout.Max.Duration},
+		{"lockout.decay", c.Lockout.Decay.Duration},
+		{"lockout.attack_window", c.Lockout.AttackWindow.Duration},
 	}
 	for _, ch := range checks {
 		if ch.d < 0 {
@@ -413,6 +419,9 @@ func (c *Config) BoxConfig(buildTime time.Time) box.Config {
 		LockoutThreshold: c.Lockout.Threshold,
 		LockoutBase:      c.Lockout.Base.Duration,
 		LockoutMax:       c.Lockout.Max.Duration,
+		LockoutDecay:     c.Lockout.Decay.Duration,
+		AttackThreshold:  c.Lockout.AttackThreshold,
+		AttackWindow:     c.Lockout.AttackWindow.Duration,
 		BuildTime:        buildTime,
 		UntrustedClock:   box.ClockPolicy(c.Clock.Untrusted),
 	}

@@ -152,6 +152,8 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"hardware.reader.variant: \"wiegand\""}},
 		{"lockout max below base", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[lockout]\nbase = \"1m\"\nmax = \"30s\"\n",
 			[]string{"smartboxd.toml:6: lockout.max: 30s is shorter than lockout.base 1m0s"}},
+		{"lockout decay below max", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[lockout]\ndecay = \"1m\"\n",
+			[]string{"smartboxd.toml: lockout decay: 1m0s is shorter than lockout max 5m0s"}},
 		{"duplicate layout key", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[hardware.keypad]\nlayout = [\"123\", \"456\", \"789\", \"*1#\"]\n",
 			[]string{"smartboxd.toml:5: hardware.keypad.layout: key '1' appears twice"}},
 		{"too many slots", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[hardware.slots]\ncount = 1000\n",
