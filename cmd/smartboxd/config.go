@@ -85,9 +85,10 @@ type ReaderConfig struct {
 
 // TimingConfig is how long a slot stays released and how long an entry lasts.
 type TimingConfig struct {
-	Release      Duration `toml:"release"`
-	ReleaseMax   Duration `toml:"release_max"`
-	EntryTimeout Duration `toml:"entry_timeout"`
+	Release       Duration `toml:"release"`
+	ReleaseMax    Duration `toml:"release_max"`
+	EntryTimeout  Duration `toml:"entry_timeout"`
+	RefusalWindow Duration `toml:"refusal_window"`
 }
 
 // LockoutConfig is the wrong-code tarpit and its alert (box.Config).
@@ -189,6 +190,7 @@ func (c *Config) fillDefaults() {
 	fill(&c.Timing.Release, def.ReleaseTime)
 	fill(&c.Timing.ReleaseMax, def.MaxReleaseTime)
 	fill(&c.Timing.EntryTimeout, def.EntryTimeout)
+	fill(&c.Timing.RefusalWindow, def.RefusalWindow)
 	fill(&c.Lockout.Base, def.LockoutBase)
 	fill(&c.Lockout.Max, def.LockoutMax)
 	fill(&c.Lockout.AttackWindow, def.AttackWindow)
@@ -371,6 +373,7 @@ func (c *Config) validateTiming() error {
 		{"timing.release", c.Timing.Release.Duration},
 		{"timing.release_max", c.Timing.ReleaseMax.Duration},
 		{"timing.entry_timeout", c.Timing.EntryTimeout.Duration},
+		{"timing.refusal_window", c.Timing.RefusalWindow.Duration},
 		{"lockout.base", c.Lockout.Base.Duration},
 		{"lockout.max", c.Lockout.Max.Duration},
 		{"lockout.decay", c.Lockout.Decay.Duration},
@@ -416,6 +419,7 @@ func (c *Config) BoxConfig(buildTime time.Time) box.Config {
 		ReleaseTime:      c.Timing.Release.Duration,
 		MaxReleaseTime:   c.Timing.ReleaseMax.Duration,
 		EntryTimeout:     c.Timing.EntryTimeout.Duration,
+		RefusalWindow:    c.Timing.RefusalWindow.Duration,
 		LockoutThreshold: c.Lockout.Threshold,
 		LockoutBase:      c.Lockout.Base.Duration,
 		LockoutMax:       c.Lockout.Max.Duration,

@@ -123,7 +123,7 @@ func (d *daemon) command(ctx context.Context, line string) error {
 		if err := d.sim.reader.Tap(uid, 150*time.Millisecond); err != nil {
 			return err
 		}
-		d.showEvents(ctx, since)
+		d.showEvents(ctx, since, "")
 	case "take", "return":
 		if err := nargs(1); err != nil {
 			return err
@@ -141,7 +141,11 @@ func (d *daemon) command(ctx context.Context, line string) error {
 		if err != nil {
 			return d.explainMove(cmd, slot, err)
 		}
-		d.showEvents(ctx, since)
+		var until box.EventType
+		if cmd == "return" {
+			until = box.EventKeyReturned // recorded once the key sensor settles
+		}
+		d.showEvents(ctx, since, until)
 	case "slots":
 		return d.printSlots()
 	case "keys":
@@ -206,7 +210,7 @@ func (d *daemon) press(ctx context.Context, keys string) error {
 		return err
 	}
 	if strings.ContainsRune(keys, '#') {
-		d.showEvents(ctx, since)
+		d.showEvents(ctx, since, "")
 	} else {
 		fmt.Fprintln(d.stdout, "typed; press # to submit")
 	}
@@ -292,9 +296,14 @@ func (d *daemon) lastSeq() uint64 {
 }
 
 // showEvents prints the events committed after seq since, waiting a moment
-// for them: the hardware path (debounce, scan, commit) takes tens of ms.
-func (d *daemon) showEvents(ctx context.Context, since uint64) {
+// for them: the hardware path (debounce, scan, commit) takes tens of ms. If
+// until is set, it waits for an event of that type too, the key sensor's
+// settle longer at most.
+func (d *daemon) showEvents(ctx context.Context, since uint64, until box.EventType) {
 	deadline := time.Now().Add(consoleEventWait)
+	if until != "" {
+		deadline = deadline.Add(d.ctrl.Config().ReturnSettle)
+	}
 	var quietUntil time.Time
 	tick := time.NewTicker(consolePoll)
 	defer tick.Stop()
@@ -307,12 +316,15 @@ func (d *daemon) showEvents(ctx context.Context, since uint64) {
 		for _, e := range evs {
 			fmt.Fprintf(d.stdout, "  -> %s\n", describeEvent(e))
 			since = e.Seq
+			if e.Type == until {
+				until = ""
+			}
 		}
 		now := time.Now()
 		if len(evs) > 0 {
 			quietUntil = now.Add(consoleEventQuiet)
 		}
-		if (!quietUntil.IsZero() && now.After(quietUntil)) || now.After(deadline) {
+		if (until == "" && !quietUntil.IsZero() && now.After(quietUntil)) || now.After(deadline) {
 			if quietUntil.IsZero() {
 				fmt.Fprintln(d.stdout, "  (nothing happened)")
 			}

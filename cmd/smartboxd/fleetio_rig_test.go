@@ -205,9 +205,11 @@ func startRigDaemon(t testing.TB, r *syncRig, dir string, log *slog.Logger) *dae
 	require.NoError(t, os.WriteFile(pw, []byte(boxPassword+"\n"), 0o600))
 	// release 2s: a slot opened by a test that does not take the key
 	// relocks soon. Lockout threshold 50: scenarios type refused codes on
-	// purpose and must not lock the keypad for the next one.
+	// purpose and must not lock the keypad for the next one. Refusal
+	// window 1ms: each refused code is its own code_refused event, the
+	// verdict typeCode waits for.
 	src := "box_id = \"" + syncBoxID + "\"\ndata_dir = \"" + dir + "\"\n\n[hardware]\nprofile = \"sim\"\n\n" +
-		"[timing]\nrelease = \"2s\"\nrelease_max = \"10s\"\n\n[lockout]\nthreshold = 50\n\n" +
+		"[timing]\nrelease = \"2s\"\nrelease_max = \"10s\"\nrefusal_window = \"1ms\"\n\n[lockout]\nthreshold = 50\n\n" +
 		"[cloud]\nbroker_url = \"" + r.url + "\"\npassword_file = \"" + pw + "\"\n"
 	p := filepath.Join(t.TempDir(), "smartboxd.toml")
 	require.NoError(t, os.WriteFile(p, []byte(src), 0o600))
