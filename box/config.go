@@ -193,13 +193,15 @@ func (c Config) failureCap() int {
 // guesser who starts with nothing to forgive and types each code the moment
 // it is admitted (decay ignored: within AttackWindow it adds nothing).
 func (c Config) GreedyGuesses(d time.Duration) int {
-	var t time.Duration // when the next code is admitted
-	for n := 1; ; n++ {
+	// The first LockoutThreshold codes are all admitted at once.
+	var t time.Duration // when the code after the n-th is admitted
+	lcap := c.failureCap()
+	for n := max(1, c.LockoutThreshold); ; n++ {
 		t += c.lockoutFor(n)
 		if t > d {
 			return n
 		}
-		if n == c.failureCap() {
+		if n == lcap {
 			// From here every wait is LockoutMax: code n+1 at t, then one per wait.
 			return n + 1 + int((d-t)/c.LockoutMax)
 		}

@@ -80,6 +80,9 @@ func TestConfigDefaultsAndLimits(t *testing.T) {
 	cfg, err = Config{LockoutThreshold: 1, LockoutBase: 5 * time.Minute, LockoutMax: 10 * time.Minute}.WithDefaults()
 	require.NoError(t, err)
 	require.Equal(t, 2, cfg.AttackThreshold, "a guesser gets codes at 0 and 5m, then 15m: 2 within 10m")
+	cfg, err = Config{LockoutThreshold: 1 << 30}.WithDefaults() // the bounds are computed, not simulated
+	require.NoError(t, err)
+	require.Equal(t, 8, cfg.AttackThreshold)
 
 	for name, bad := range map[string]Config{
 		"too many slots":            {Slots: 1000},

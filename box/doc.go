@@ -38,8 +38,9 @@
 // From then on each wrong code makes the keypad wait before it checks the
 // next one: LockoutBase (30 s), doubling per further wrong code (1, 2, 4 min),
 // capped at LockoutMax (5 min, reached at the 9th; the count stops there).
-// Codes typed during a wait are refused unchecked (a guesser learns nothing)
-// and do not make it longer. The count goes down by one per LockoutDecay
+// Each wrong code from the threshold on records a lockout event with the end
+// of its wait (Until). Codes typed during a wait are refused unchecked (a
+// guesser learns nothing) and do not make it longer. The count goes down by one per LockoutDecay
 // (15 min) and by nothing else: a good code forgives nothing, even one that
 // opens a slot and has its use counted, so a driver who takes and returns
 // their key between guesses guesses no faster than anyone else. The count and

@@ -91,7 +91,8 @@ type Event struct {
 	Purpose Purpose   `json:"purpose,omitempty"`
 	// Until is the end of a lockout.
 	Until time.Time `json:"until,omitzero"`
-	// Failures is the count of wrong codes in a row (lockout, code_refused).
+	// Failures is the count of wrong codes not yet forgiven (lockout,
+	// code_refused, keypad_attack; see doc.go, "Wrong codes").
 	Failures int `json:"failures,omitempty"`
 	// ClockUntrusted marks events stamped by a clock the box does not trust.
 	ClockUntrusted bool   `json:"clock_untrusted,omitempty"`
