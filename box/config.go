@@ -71,7 +71,8 @@ const (
 	DefaultLockoutThreshold = 5
 	DefaultLockoutBase      = 30 * time.Second
 	// DefaultLockoutMax keeps a driver out at most 5 minutes after the
-	// last code anyone typed, and lets a guesser about 288 codes a day.
+	// last code anyone typed, and lets a guesser 295 codes a day (at most
+	// 395 however they time them; doc.go has the arithmetic).
 	DefaultLockoutMax = 5 * time.Minute
 	// DefaultLockoutDecay forgives one wrong code per 15 minutes: a box
 	// at the tarpit's cap is back to free typos about 2 h after the
@@ -191,7 +192,10 @@ func (c Config) failureCap() int {
 
 // GreedyGuesses is how many wrong codes the tarpit checks within d for a
 // guesser who starts with nothing to forgive and types each code the moment
-// it is admitted (decay ignored: within AttackWindow it adds nothing).
+// it is admitted. Decay is left out: it changes nothing once the count is at
+// its cap, and nothing before if the climb there (7.5 min with the defaults)
+// is shorter than LockoutDecay; else this is an underestimate, which is the
+// safe side for the alert's check in WithDefaults.
 func (c Config) GreedyGuesses(d time.Duration) int {
 	// The first LockoutThreshold codes are all admitted at once.
 	var t time.Duration // when the code after the n-th is admitted
