@@ -13,6 +13,20 @@
 // hardware, with a message naming the file, line and field. See
 // cmd/smartboxd/smartboxd.example.toml.
 //
+// # Fail secure
+//
+// Every slot lock is de-energised the moment its pin is found: the lock pins
+// are looked up first and each is driven Low at once, before the other pins,
+// the cloud's files, the store, the keypad, the reader and the link, any of
+// which may fail. A daemon that crashed with a slot released and restarts
+// onto a store that will not open (corrupt, held by another process, another
+// box's card) exits with every lock Low, not as the crash left it. Every exit
+// path de-energises the locks again: an error from newDaemon, the end of run,
+// and a panic in newDaemon, run or any goroutine they start (a deferred
+// close that runs while the panic unwinds, which then goes on and ends the
+// process). What a SIGKILL or a kernel crash leaves is the next start's to
+// undo, which is why it comes first.
+//
 // # Hardware profiles
 //
 // "smartbox-v1" opens real GPIO lines by name (periph.io) and the reader's

@@ -104,12 +104,12 @@ func (d *daemon) startLink(ctx context.Context) (stop func()) {
 	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
-	go func() {
+	go d.failSecure(func() {
 		defer close(done)
 		if err := d.link.Run(lctx); err != nil {
 			d.log.Error("sync link stopped; the box carries on offline", "err", err)
 		}
-	}()
+	})
 	return func() {
 		d.drainLink()
 		cancel()
