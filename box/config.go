@@ -28,7 +28,7 @@ type Config struct {
 	LockoutThreshold int           // wrong codes in a row before a lockout (default 5)
 	LockoutBase      time.Duration // first lockout (default 30s), doubling for each further wrong code
 	LockoutMax       time.Duration // cap of the lockout (default 15m)
-	BuildTime        time.Time     // a clock before this is untrusted (zero: never)
+	BuildTime        time.Time     // a clock before this is untrusted (zero: never); smartboxd gives its clock floor
 	UntrustedClock   ClockPolicy   // default ClockRefuse
 }
 

@@ -16,7 +16,9 @@
 //	         a 32-byte random per-box secret made with crypto/rand when the
 //	         file is created, record revision and the last event sequence
 //	         number (both uint64 big-endian), "merged_refusals" (JSON,
-//	         only while the outbox quota has counted refusals; see below)
+//	         only while the outbox quota has counted refusals; see below),
+//	         "clock_floor" (RFC 3339: the latest time the daemon vouched
+//	         for with a trusted clock, RaiseClockFloor; it only rises)
 //	keys     key id -> box.Key as JSON
 //	fobs     fob UID (normalised with box.NormalizeFobUID) -> key id
 //	grants   grant id -> box.Grant as JSON plus "code_hash", the HMAC of its

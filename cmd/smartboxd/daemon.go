@@ -34,6 +34,8 @@ type daemon struct {
 	slots  *slots.Dev
 	reader *rfid.Reader
 	link   *link.Link   // nil for an offline box (no [cloud])
+	clock  box.Clock    // the box clock (the system's, or the simulator's --sim-clock)
+	floor  *clockFloor  // the earliest trusted time, kept moving by run
 	sim    *simHardware // nil on real hardware
 	// lockPins are the slot locks' pins as found, before slots.Dev owns
 	// them: close de-energises them whatever else failed.
@@ -61,7 +63,8 @@ type simHardware struct {
 // daemonOptions are the parts of a daemon that do not come from the config.
 type daemonOptions struct {
 	Log         *slog.Logger
-	BuildTime   time.Time
+	BuildTime   time.Time // one source of the clock floor (see clockFloor)
+	Clock       box.Clock // the box clock; nil: the system's
 	Stdin       io.Reader // console input (sim); nil: no console
 	Stdout      io.Writer // console output (sim)
 	StdinIsTerm bool      // EOF on a terminal means quit; on a pipe or /dev/null it does not
@@ -179,6 +182,26 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
 
+	// The clock floor: never none. The source date is always there; the
+	// first of equal candidates names the floor's source.
+	d.clock = opts.Clock
+	if d.clock == nil {
+		d.clock = box.SystemClock{}
+	}
+	d.floor, err = newClockFloor(d.store, d.clock, log.With("part", "clock"),
+		floorSource{sourceFloor, "source"}, floorSource{opts.BuildTime, "build_time"}, floorSource{cfg.Clock.Floor, "config"})
+	if err != nil {
+		return nil, err
+	}
+	floor, floorFrom := d.floor.Floor()
+	now := d.clock.Now()
+	log.Info("clock floor", "clock_floor", floor.Format(time.RFC3339), "clock_floor_from", floorFrom,
+		"clock", now.UTC().Format(time.RFC3339), "clock_trusted", d.floor.Trusted())
+	if !d.floor.Trusted() {
+		log.Warn("the box clock is before the earliest time it can be: not trusted until it is set; windowed grants: "+cfg.Clock.Untrusted,
+			"clock", now.UTC().Format(time.RFC3339), "clock_floor", floor.Format(time.RFC3339), "clock_floor_from", floorFrom)
+	}
+
 	// slots.New de-energises every lock again before anything else.
 	d.slots, err = slots.New(locks, sensors, leds, slots.Options{
 		HardMax:  hw.Slots.HardMax.Duration,
@@ -204,8 +227,10 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 	}
 	// The controller commits through kickOnCommit, so that a new event
 	// starts the link's drain at once rather than at its next poll.
-	d.ctrl, err = box.New(cfg.BoxConfig(opts.BuildTime), kickOnCommit{Store: d.store, kick: d.kickLink, recent: &d.recent},
-		box.Hardware{Locks: d.slots, Sensors: d.slots, LEDs: ind}, box.SystemClock{}, log.With("part", "box"))
+	// Its BuildTime is the floor at start; run stops the daemon if the
+	// clock later goes back below a floor reached since (clockFloor.check).
+	d.ctrl, err = box.New(cfg.BoxConfig(floor), kickOnCommit{Store: d.store, kick: d.kickLink, recent: &d.recent},
+		box.Hardware{Locks: d.slots, Sensors: d.slots, LEDs: ind}, d.clock, log.With("part", "box"))
 	if err != nil {
 		return nil, err
 	}
@@ -269,6 +294,7 @@ func (d *daemon) run(ctx context.Context) error {
 	wg.Go(func() { d.failSecure(func() { fail("keypad", d.keypad.Run(ctx, d.ctrl.Press)) }) })
 	wg.Go(func() { d.failSecure(func() { fail("reader", d.reader.Run(ctx, d.ctrl.FobScanned)) }) })
 	wg.Go(func() { d.failSecure(func() { fail("key sensors", d.slots.Watch(ctx, d.ctrl.KeySensed)) }) })
+	wg.Go(func() { d.failSecure(func() { fail("clock", d.floor.Run(ctx)) }) })
 	if d.sim != nil && d.stdin != nil {
 		// The console is not waited for: a read on stdin cannot be
 		// interrupted, and the process ends anyway.

@@ -266,8 +266,9 @@ func TestResolveBuildTime(t *testing.T) {
 	require.Equal(t, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC), bt.UTC())
 	_, _, err = resolveBuildTime("yesterday")
 	require.ErrorContains(t, err, "not RFC3339")
-	// A test binary has no vcs.time: no check.
-	_, src, err = resolveBuildTime("")
+	// A test binary has no vcs.time: the source date, never none.
+	bt, src, err = resolveBuildTime("")
 	require.NoError(t, err)
-	require.Contains(t, []string{"vcs.time", "none"}, src)
+	require.Contains(t, []string{"vcs.time", "source"}, src)
+	require.False(t, bt.IsZero())
 }
