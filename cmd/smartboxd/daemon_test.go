@@ -233,8 +233,9 @@ func TestRunErrors(t *testing.T) {
 	example, err := os.ReadFile("smartboxd.example.toml")
 	require.NoError(t, err)
 	// A pin no machine has, so that the test means the same on a real Pi.
+	// The lock pins are looked up first (fail secure: see newDaemon).
 	nopin := filepath.Join(t.TempDir(), "smartboxd.toml")
-	require.NoError(t, os.WriteFile(nopin, bytes.Replace(example, []byte(`"GPIO5"`), []byte(`"NO_SUCH_PIN_5"`), 1), 0o600))
+	require.NoError(t, os.WriteFile(nopin, bytes.Replace(example, []byte(`"LOCK1"`), []byte(`"NO_SUCH_PIN_1"`), 1), 0o600))
 	require.NoError(t, os.WriteFile(bad, []byte("box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[hardware.slots]\ncount = 12\nlocks = [\"A\"]\n"), 0o600))
 	for _, tc := range []struct {
 		name string
@@ -248,7 +249,7 @@ func TestRunErrors(t *testing.T) {
 		{"missing config", []string{"--config", filepath.Join(dir, "none.toml")}, exitFailure, "none.toml"},
 		{"bad config", []string{"--config", bad}, exitFailure, "smartboxd.toml:6: hardware.slots.locks: has 1 pins, want 12 (one per slot)"},
 		{"wrong box", []string{"--config", "smartboxd.sim.toml", "--data", dir}, exitFailure, "another box"},
-		{"pin absent", []string{"--config", nopin, "--data", t.TempDir()}, exitFailure, `keypad row 1: no GPIO pin named "NO_SUCH_PIN_5"`},
+		{"pin absent", []string{"--config", nopin, "--data", t.TempDir()}, exitFailure, `slot lock 1: no GPIO pin named "NO_SUCH_PIN_1"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr syncbuf.Buffer
