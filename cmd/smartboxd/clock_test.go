@@ -14,7 +14,6 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/box/boxtest"
-	"github.com/smartbox-oss/smartbox/cmd/internal/syncbuf"
 	"github.com/smartbox-oss/smartbox/store"
 )
 
@@ -210,9 +209,8 @@ func plainBinary(t *testing.T) string {
 
 // binaryRun is the plain binary running on the sim profile with a console.
 type binaryRun struct {
-	cmd            *exec.Cmd
-	stdin          io.WriteCloser
-	stdout, stderr syncbuf.Buffer
+	consoleIO
+	cmd *exec.Cmd
 }
 
 func startBinary(t *testing.T, bin string, args ...string) *binaryRun {
@@ -228,16 +226,6 @@ func startBinary(t *testing.T, bin string, args ...string) *binaryRun {
 		t.Fatalf("no console prompt; stderr:\n%s", b.stderr.String())
 	}
 	return b
-}
-
-func (b *binaryRun) say(t *testing.T, line, want string) {
-	t.Helper()
-	mark := len(b.stdout.String())
-	_, err := io.WriteString(b.stdin, line+"\n")
-	require.NoError(t, err)
-	if !assertEventually(10*time.Second, func() bool { return strings.Contains(b.stdout.String()[mark:], want) }) {
-		t.Fatalf("after %q, want %q in:\n%s\nstderr:\n%s", line, want, b.stdout.String()[mark:], b.stderr.String())
-	}
 }
 
 // typePIN types the booking's PIN at the console and waits for want. A PIN

@@ -117,9 +117,15 @@ func TestEndToEndSim(t *testing.T) {
 // consoleRun is smartboxd's run (flags, config, daemon) in process, driven
 // through its console as a person at `make demo` would.
 type consoleRun struct {
-	stdin          *io.PipeWriter
+	consoleIO
+	done chan int // run's exit code
+}
+
+// consoleIO is smartboxd's console as a test drives it: lines in, what it
+// prints and logs out.
+type consoleIO struct {
+	stdin          io.Writer
 	stdout, stderr syncbuf.Buffer
-	done           chan int // run's exit code
 }
 
 // startConsole runs smartboxd with args and waits for the console's prompt.
@@ -127,7 +133,7 @@ func startConsole(t *testing.T, args ...string) *consoleRun {
 	t.Helper()
 	stdinR, stdinW := io.Pipe()
 	t.Cleanup(func() { _ = stdinW.Close() })
-	c := &consoleRun{stdin: stdinW, done: make(chan int, 1)}
+	c := &consoleRun{consoleIO: consoleIO{stdin: stdinW}, done: make(chan int, 1)}
 	go func() { c.done <- run(t.Context(), args, stdinR, &c.stdout, &c.stderr) }()
 	require.Eventually(t, func() bool { return strings.Contains(c.stdout.String(), `Type "help"`) }, 10*time.Second, 10*time.Millisecond,
 		"stderr:\n%s", c.stderr.String())
@@ -135,7 +141,7 @@ func startConsole(t *testing.T, args ...string) *consoleRun {
 }
 
 // say types line and waits for want in what the console prints after it.
-func (c *consoleRun) say(t *testing.T, line, want string) {
+func (c *consoleIO) say(t *testing.T, line, want string) {
 	t.Helper()
 	mark := len(c.stdout.String())
 	_, err := io.WriteString(c.stdin, line+"\n")
