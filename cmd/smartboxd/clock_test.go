@@ -285,6 +285,7 @@ func TestPlainBuildClockFloor(t *testing.T) {
 		seedWindowed(t, dir, time.Time{}, date(2026, 11, 25), date(2026, 11, 20))
 		b := startBinary(t, bin, "--config", "smartboxd.sim.toml", "--data", dir, "--sim-clock", "1970-01-01T00:00:00Z")
 		b.typePIN(t, "code_refused grant=booking-1 reason=clock_untrusted")
+		b.say(t, "status", "NOT trusted: windowed codes refuse (floor 2026-12-01T00:00:00Z, from source)")
 		b.quit(t)
 		log := b.stderr.String()
 		require.Contains(t, log, "build_time_from=source")

@@ -198,8 +198,9 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 	log.Info("clock floor", "clock_floor", floor.Format(time.RFC3339), "clock_floor_from", floorFrom,
 		"clock", now.UTC().Format(time.RFC3339), "clock_trusted", d.floor.Trusted())
 	if !d.floor.Trusted() {
-		log.Warn("the box clock is before the earliest time it can be: not trusted until it is set; windowed grants: "+cfg.Clock.Untrusted,
-			"clock", now.UTC().Format(time.RFC3339), "clock_floor", floor.Format(time.RFC3339), "clock_floor_from", floorFrom)
+		log.Warn("the box clock is before the earliest time it can be: not trusted until it is set",
+			"clock", now.UTC().Format(time.RFC3339), "clock_floor", floor.Format(time.RFC3339), "clock_floor_from", floorFrom,
+			"windowed_grants", cfg.Clock.Untrusted)
 	}
 
 	// slots.New de-energises every lock again before anything else.
