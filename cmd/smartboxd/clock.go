@@ -24,11 +24,12 @@ const (
 	// has the store remember the time (and once at start and at stop). It
 	// weighs flash wear against how far back a power cut can take the clock
 	// unnoticed: a clock that comes back at most this much before the last
-	// write passes. A write is one bbolt commit (a few 4 KiB pages and an
-	// fdatasync): every 5 minutes is 288 a day, about 3 MB a day, nothing to
-	// a wear-levelled SD card, while a board with fake-hwclock (which saves
-	// the time hourly) or a flat RTC battery comes back well over 5 minutes
-	// behind and is caught.
+	// write passes. A write is one bbolt commit and fdatasync, 28 KiB
+	// written to the disk (measured with /proc/self/io over 200 writes on
+	// ext4): every 5 minutes is 288 a day, 8 MB a day, 3 GB a year, which a
+	// wear-levelled 16 GB card (tens of TB of endurance) does not notice,
+	// while a board with fake-hwclock (which saves the time hourly) or a
+	// flat RTC battery comes back well over 5 minutes behind and is caught.
 	floorWriteInterval = 5 * time.Minute
 	// floorCheckInterval is how often the running box checks that its clock
 	// has not gone back below the floor it has reached (a reading of the

@@ -74,9 +74,9 @@
 // config or store.
 //
 // The store's time is written while the clock is trusted: at start, every
-// 5 minutes (floorWriteInterval: one small commit, 288 a day, against a
-// power cut taking the clock back unnoticed by at most that much), and at
-// stop. What is written is the box clock, but never more than the floor at
+// 5 minutes (floorWriteInterval: one commit of about 28 KiB, 8 MB a day,
+// against a power cut taking the clock back unnoticed by at most that much),
+// and at stop. What is written is the box clock, but never more than the floor at
 // start plus the real time passed since (Go's monotonic clock, which a
 // change of the wall clock does not move). So a clock that jumped into the
 // future is not remembered as the floor (it would leave the corrected clock
