@@ -46,7 +46,7 @@ type Config struct {
 	// ReturnSettle is how long a returned key must stay seated before its
 	// key_returned says so (SeatedMS); the slot relocks at once regardless.
 	ReturnSettle   time.Duration // default 2s
-	BuildTime      time.Time     // a clock before this is untrusted (zero: never)
+	BuildTime      time.Time     // a clock before this is untrusted (zero: never); smartboxd gives its clock floor
 	UntrustedClock ClockPolicy   // default ClockRefuse
 }
 

@@ -26,7 +26,12 @@
 // # Clock trust
 //
 // A box boots with whatever its RTC says, and a board without a battery says
-// 1970. A clock earlier than the build time is not trusted. While the clock is
+// 1970. A clock earlier than Config.BuildTime is not trusted; smartboxd sets
+// it to its clock floor, never zero: the latest of the build time, a date
+// compiled into its source, a config floor and the latest time its store
+// remembers (see cmd/smartboxd). The controller reads it once, at New: a
+// daemon whose floor rises while it runs restarts the controller (the
+// process) if the clock goes back below it. While the clock is
 // not trusted, grants with a window [from, until) follow Config.UntrustedClock:
 // by default they are refused (with a code_refused event whose reason is
 // clock_untrusted); grants without a window are unaffected.

@@ -107,3 +107,25 @@ type Event struct {
 	// (keypad_attack) stands for.
 	Count int `json:"count,omitempty"`
 }
+
+// Refusal reports whether events of type t are refusal-class: an attempt at
+// the keypad, the reader or the link that by itself moved no key and no slot
+// (a refused code, an unknown fob, a return the slot could not take, a good
+// code whose keys are all out, a refused message from the cloud side). There
+// are as many of them as someone cares to make, so they may be merged into
+// one counted refusals_merged (the store does it at its outbox quota).
+// code_accepted is in the class too: a code that opens a slot also records
+// slot_released, naming the grant and the key, which is never merged; alone,
+// it is a good code typed again and again that opens nothing.
+//
+// Every other type records a key or a slot moving, an alarm, a change of the
+// records or of the box's own state: bounded by physical actions, and never
+// merged. A new type is not refusal-class until it is listed here.
+func (t EventType) Refusal() bool {
+	switch t {
+	case EventCodeRefused, EventCodeAccepted, EventKeyAbsent, EventFobUnknown, EventReturnRefused,
+		EventSyncRefused, EventRefusalsMerged:
+		return true
+	}
+	return false
+}

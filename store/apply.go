@@ -137,7 +137,7 @@ func (s *Store) Apply(b Batch) ([]box.Event, error) {
 	var out []box.Event
 	err = s.update("apply", func(tx *bolt.Tx) error {
 		var err error
-		out, err = applyChecked(tx, b, hashes, now)
+		out, err = s.applyChecked(tx, b, hashes, now)
 		return err
 	})
 	if err != nil {
@@ -149,7 +149,7 @@ func (s *Store) Apply(b Batch) ([]box.Event, error) {
 // applyChecked applies a batch that checkBatch has passed, inside tx. It is
 // shared by Apply and by the snapshot stage (see sync.go), which applies its
 // chunks in the transaction that stages the last one.
-func applyChecked(tx *bolt.Tx, b Batch, hashes [][]byte, now time.Time) ([]box.Event, error) {
+func (s *Store) applyChecked(tx *bolt.Tx, b Batch, hashes [][]byte, now time.Time) ([]box.Event, error) {
 	rev, err := getU64(tx, metaRevision)
 	if err != nil {
 		return nil, err
@@ -176,7 +176,7 @@ func applyChecked(tx *bolt.Tx, b Batch, hashes [][]byte, now time.Time) ([]box.E
 	if err := tx.Bucket(bucketMeta).Put(metaRevision, u64(next)); err != nil {
 		return nil, err
 	}
-	return appendEvents(tx, b.Events, now)
+	return s.appendEvents(tx, b.Events, now)
 }
 
 func deleteKey(tx *bolt.Tx, id string) error {

@@ -14,7 +14,9 @@ import (
 // outbox with the next sequence numbers (any Seq they carry is ignored; a
 // zero Time becomes the store's clock). If a grant has no uses left the error
 // wraps box.ErrUsedUp, and for a grant the store does not have it wraps
-// ErrUnknownGrant; either way nothing is written.
+// ErrUnknownGrant; either way nothing is written. The events returned are
+// those written: at the outbox quota a refusal-class event is counted
+// instead (see appendEvents), and a refusals_merged may come first.
 func (s *Store) Commit(c box.Change) ([]box.Event, error) {
 	if len(c.UseGrants) == 0 && c.Lockout == nil && len(c.Events) == 0 {
 		return nil, nil
@@ -48,7 +50,7 @@ func (s *Store) Commit(c box.Change) ([]box.Event, error) {
 			}
 		}
 		var err error
-		out, err = appendEvents(tx, c.Events, now)
+		out, err = s.appendEvents(tx, c.Events, now)
 		return err
 	})
 	if err != nil {

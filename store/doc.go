@@ -15,7 +15,10 @@
 //	meta     schema version (uint64 big-endian), box id, creation time,
 //	         a 32-byte random per-box secret made with crypto/rand when the
 //	         file is created, record revision and the last event sequence
-//	         number (both uint64 big-endian)
+//	         number (both uint64 big-endian), "merged_refusals" (JSON,
+//	         only while the outbox quota has counted refusals; see below),
+//	         "clock_floor" (RFC 3339: the latest time the daemon vouched
+//	         for with a trusted clock, RaiseClockFloor; it only rises)
 //	keys     key id -> box.Key as JSON
 //	fobs     fob UID (normalised with box.NormalizeFobUID) -> key id
 //	grants   grant id -> box.Grant as JSON plus "code_hash", the HMAC of its
@@ -37,6 +40,34 @@
 // Event sequence numbers are gap-free and increasing. The last one given out
 // lives in meta, not in the outbox, so that it survives AckEvents emptying
 // the outbox and a restart after that.
+//
+// # Outbox quota
+//
+// An offline box keeps every event until the cloud acknowledges it, and
+// refusals (a refused code, an unknown fob, ...) are as many as someone at
+// the keypad cares to make. So the outbox has a quota (Options.OutboxQuota,
+// DefaultOutboxQuota = 50,000 events, about 34 MB, seven weeks of a busy
+// box offline). While it holds that many unacknowledged events or more:
+//
+//   - a refusal-class event (box.EventType.Refusal: code_refused,
+//     fob_unknown, return_refused, key_absent, code_accepted, sync_refused,
+//     refusals_merged) is not written; it is counted, per type with the
+//     first and last time, in meta "merged_refusals", in the same
+//     transaction as the rest of its change (a lockout, a use count);
+//   - every other event (key_taken, key_returned, slot_released,
+//     slot_relocked, lockout, keypad_attack, hardware_fault, box_started,
+//     box_stopped, records_applied, ...) is written whatever the depth: they
+//     record keys and slots and are bounded by physical actions, and losing
+//     one would break the box's promise to the cloud;
+//   - the first AckEvents or commit that finds room writes one
+//     refusals_merged whose Count is how many were counted (a merged event
+//     counts as its own Count) and whose Detail names the types, counts and
+//     the time span, before that commit's own events.
+//
+// Written events are never renumbered or deleted to make room (they may be
+// in flight to the cloud, which stores only a run without gaps), so the
+// sequence stays gap-free; what the quota gives up is the detail of each
+// refusal beyond it (which code, which fob), never a key's movement.
 //
 // Replicated records change only through Apply, with a revision check: a
 // batch from revision r applies only to a store at revision r (a snapshot

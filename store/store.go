@@ -58,6 +58,9 @@ var (
 	metaSecret    = []byte("secret")
 	metaRevision  = []byte("revision")
 	metaLastSeq   = []byte("last_seq")
+	// metaMergedRefusals counts refusals not stored at the outbox quota
+	// (JSON, see outbox.go); absent when there are none.
+	metaMergedRefusals = []byte("merged_refusals")
 
 	lockoutState = []byte("state")
 )
@@ -78,6 +81,10 @@ type Options struct {
 	Slots int
 	// Logger gets the store's few log lines (slog.Default if nil).
 	Logger *slog.Logger
+	// OutboxQuota is how many unacknowledged events the outbox holds before
+	// refusal-class events are counted rather than stored
+	// (DefaultOutboxQuota if 0 or less).
+	OutboxQuota int
 }
 
 // Identity is who the store belongs to.
@@ -95,6 +102,7 @@ type Store struct {
 	path   string
 	now    func() time.Time
 	slots  int
+	quota  int // outbox quota (Options.OutboxQuota)
 	log    *slog.Logger
 	secret []byte
 	id     Identity
@@ -128,6 +136,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.OutboxQuota <= 0 {
+		opts.OutboxQuota = DefaultOutboxQuota
+	}
 	if opts.BoxID != "" && !box.ValidID(opts.BoxID) {
 		return nil, fmt.Errorf("store: open %s: box id %q: want 1-128 letters, digits or ._:@-", path, opts.BoxID)
 	}
@@ -149,7 +160,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, path: path, now: opts.Now, slots: opts.Slots, log: opts.Logger}
+	s := &Store{db: db, path: path, now: opts.Now, slots: opts.Slots, log: opts.Logger, quota: opts.OutboxQuota}
 	writePID(path)
 	if err := s.init(opts); err != nil {
 		_ = s.Close()

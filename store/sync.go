@@ -281,7 +281,7 @@ func (s *Store) StageChunk(to uint64, chunk, chunks int, batch Batch) (complete 
 		all, allHashes, err := s.loadStage(stage, to, chunks)
 		if err == nil {
 			all.Events = batch.Events
-			_, err = applyChecked(tx, all, allHashes, now)
+			_, err = s.applyChecked(tx, all, allHashes, now)
 		}
 		if err != nil {
 			discard = fmt.Errorf("snapshot to revision %d (%d chunks): %w", to, chunks, err)

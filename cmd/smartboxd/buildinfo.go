@@ -9,9 +9,13 @@ import (
 // buildTime is set at link time: -ldflags "-X main.buildTime=2026-11-20T10:00:00Z".
 var buildTime string
 
-// resolveBuildTime picks the build time: the linker's value, else the VCS
-// commit time go build stamped into the binary, else zero (no clock check).
-// A malformed linker value is an error: it would silently disable the check.
+// resolveBuildTime picks the build time and says where it came from: the
+// linker's value ("ldflags"), else the VCS commit time go build stamped into
+// the binary ("vcs.time"), else the date compiled into the source
+// (sourceFloor, "source": a plain go build or go install without VCS
+// information). Never zero: a binary without a stamp still has a clock
+// floor. A malformed linker value is an error: it would silently weaken the
+// check.
 func resolveBuildTime(linked string) (time.Time, string, error) {
 	if linked != "" {
 		t, err := time.Parse(time.RFC3339, linked)
@@ -29,7 +33,7 @@ func resolveBuildTime(linked string) (time.Time, string, error) {
 			}
 		}
 	}
-	return time.Time{}, "none", nil
+	return sourceFloor, "source", nil
 }
 
 // version is set at link time: -ldflags "-X main.version=v1.2.0".

@@ -101,9 +101,14 @@ type LockoutConfig struct {
 	AttackWindow    Duration `toml:"attack_window"`
 }
 
-// ClockConfig says what windowed grants do while the clock is untrusted.
+// ClockConfig says what windowed grants do while the clock is untrusted,
+// and the earliest time the clock can be trusted at.
 type ClockConfig struct {
 	Untrusted string `toml:"untrusted"`
+	// Floor: a clock before it is not trusted (one source of the clock
+	// floor; see cmd/smartboxd/doc.go). RFC 3339, quoted or a TOML
+	// date-time. Zero: only the other sources.
+	Floor time.Time `toml:"floor"`
 }
 
 // Duration is a duration written as a string with a unit ("5s", "250ms");

@@ -284,6 +284,13 @@ func (d *daemon) printStatus() error {
 	}
 	fmt.Fprintf(tw, "revision\t%d\n", st.Revision)
 	fmt.Fprintf(tw, "outbox\t%d events not yet acknowledged by the cloud (last seq %d)\n", st.Outbox, st.LastSeq)
+	floor, from := d.floor.Floor()
+	trust := "trusted"
+	if !d.floor.Trusted() {
+		trust = "NOT trusted: windowed codes " + d.cfg.Clock.Untrusted
+	}
+	fmt.Fprintf(tw, "clock\t%s, %s (floor %s, from %s)\n", d.clock.Now().UTC().Format(time.RFC3339), trust,
+		floor.Format(time.RFC3339), from)
 	return tw.Flush()
 }
 

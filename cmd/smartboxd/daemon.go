@@ -34,7 +34,12 @@ type daemon struct {
 	slots  *slots.Dev
 	reader *rfid.Reader
 	link   *link.Link   // nil for an offline box (no [cloud])
+	clock  box.Clock    // the box clock (the system's, or the simulator's --sim-clock)
+	floor  *clockFloor  // the earliest trusted time, kept moving by run
 	sim    *simHardware // nil on real hardware
+	// lockPins are the slot locks' pins as found, before slots.Dev owns
+	// them: close de-energises them whatever else failed.
+	lockPins []gpio.PinIO
 
 	recent recentEvents // what the controller committed lately (console)
 
@@ -58,16 +63,28 @@ type simHardware struct {
 // daemonOptions are the parts of a daemon that do not come from the config.
 type daemonOptions struct {
 	Log         *slog.Logger
-	BuildTime   time.Time
+	BuildTime   time.Time // one source of the clock floor (see clockFloor)
+	Clock       box.Clock // the box clock; nil: the system's
 	Stdin       io.Reader // console input (sim); nil: no console
 	Stdout      io.Writer // console output (sim)
 	StdinIsTerm bool      // EOF on a terminal means quit; on a pipe or /dev/null it does not
 	Software    string    // version for the sync status
+
+	// simSlots are the simulated slots to run on (tests: locks that start
+	// energised, as a crash would leave them); nil makes new ones.
+	simSlots *sim.Slots
 }
 
 // newDaemon opens the store and the hardware named by cfg (already
-// validated) and makes the controller. On error everything opened is closed
-// again and every lock it reached is de-energised.
+// validated) and makes the controller.
+//
+// Fail secure: every lock is de-energised the moment its pin is found,
+// before anything else (the other pins, the cloud's files, the store, the
+// keypad, the reader, the link) can fail. A daemon that crashed with a slot
+// released and now meets a store that will not open (corrupt, held by
+// another process, another box's) exits with every lock Low, not in the
+// state the crash left. On error, and on a panic, everything opened is
+// closed again and every lock found is de-energised (again).
 func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 	log := opts.Log
 	if log == nil {
@@ -78,19 +95,15 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 	if d.stdout == nil {
 		d.stdout = io.Discard
 	}
+	ok := false
 	defer func() {
-		if err != nil {
+		// Runs on an error return and while a panic unwinds (which then
+		// goes on): either way the box stops shut.
+		if !ok {
 			d.close()
 		}
 	}()
 
-	// The cloud's files (password, certificates) and the hardware pins
-	// first: a missing file or a misnamed pin is a config mistake and should
-	// be reported before anything else is opened.
-	creds, err := cfg.cloudCredentials()
-	if err != nil {
-		return nil, err
-	}
 	hw := cfg.Hardware
 	var rows, cols, locks, sensors, leds []gpio.PinIO
 	var port string
@@ -99,14 +112,16 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 		if err := pins.Init(); err != nil {
 			return nil, fmt.Errorf("loading GPIO drivers: %w", err)
 		}
+		// The locks first: a misnamed keypad or LED pin must not keep a
+		// lock found before it energised.
 		lookups := []struct {
 			role  string
 			names []string
 			out   *[]gpio.PinIO
 		}{
+			{"slot lock", hw.Slots.Locks, &locks},
 			{"keypad row", hw.Keypad.Rows, &rows},
 			{"keypad column", hw.Keypad.Cols, &cols},
-			{"slot lock", hw.Slots.Locks, &locks},
 			{"slot sensor", hw.Slots.Sensors, &sensors},
 			{"slot LED", hw.Slots.LEDs, &leds},
 		}
@@ -117,14 +132,24 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 					return nil, fmt.Errorf("%s: %w", cfg.name(), err)
 				}
 				*l.out = append(*l.out, p)
+				if l.out == &locks {
+					if err := d.deEnergise(p); err != nil {
+						return nil, err
+					}
+				}
 			}
 		}
 		port = hw.Reader.Port
 	case ProfileSim:
-		sh := &simHardware{
-			keypad: sim.NewKeypad(hw.Keypad.Layout),
+		sh := &simHardware{keypad: sim.NewKeypad(hw.Keypad.Layout), slots: opts.simSlots}
+		if sh.slots == nil {
 			// Every slot starts with its key seated, as a stocked box.
-			slots: sim.NewSlots(hw.Slots.Count, true),
+			sh.slots = sim.NewSlots(hw.Slots.Count, true)
+		}
+		d.sim = sh
+		locks = sh.slots.LockPins()
+		if err := d.deEnergise(locks...); err != nil {
+			return nil, err
 		}
 		variant := simrfid.RDM6300
 		if hw.Reader.Variant == VariantID12 {
@@ -134,12 +159,18 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("starting the simulated reader: %w", err)
 		}
-		d.sim = sh
 		rows, cols = sh.keypad.Rows(), sh.keypad.Cols()
-		locks, sensors, leds = sh.slots.LockPins(), sh.slots.SensorPins(), sh.slots.LEDPins()
+		sensors, leds = sh.slots.SensorPins(), sh.slots.LEDPins()
 		port = sh.reader.Path()
 	default:
 		return nil, fmt.Errorf("hardware profile %q is not %q or %q", hw.Profile, ProfileSmartBoxV1, ProfileSim)
+	}
+
+	// The cloud's files (password, certificates): a missing file is a
+	// config mistake, reported before the store is opened.
+	creds, err := cfg.cloudCredentials()
+	if err != nil {
+		return nil, err
 	}
 
 	d.store, err = store.Open(filepath.Join(cfg.DataDir, "box.db"), store.Options{
@@ -151,7 +182,28 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
 
-	// slots.New de-energises every lock before anything else (fail secure).
+	// The clock floor: never none. The source date is always there; the
+	// first of equal candidates names the floor's source.
+	d.clock = opts.Clock
+	if d.clock == nil {
+		d.clock = box.SystemClock{}
+	}
+	d.floor, err = newClockFloor(d.store, d.clock, log.With("part", "clock"),
+		floorSource{sourceFloor, "source"}, floorSource{opts.BuildTime, "build_time"}, floorSource{cfg.Clock.Floor, "config"})
+	if err != nil {
+		return nil, err
+	}
+	floor, floorFrom := d.floor.Floor()
+	now := d.clock.Now()
+	log.Info("clock floor", "clock_floor", floor.Format(time.RFC3339), "clock_floor_from", floorFrom,
+		"clock", now.UTC().Format(time.RFC3339), "clock_trusted", d.floor.Trusted())
+	if !d.floor.Trusted() {
+		log.Warn("the box clock is before the earliest time it can be: not trusted until it is set",
+			"clock", now.UTC().Format(time.RFC3339), "clock_floor", floor.Format(time.RFC3339), "clock_floor_from", floorFrom,
+			"windowed_grants", cfg.Clock.Untrusted)
+	}
+
+	// slots.New de-energises every lock again before anything else.
 	d.slots, err = slots.New(locks, sensors, leds, slots.Options{
 		HardMax:  hw.Slots.HardMax.Duration,
 		Debounce: hw.Slots.Debounce.Duration,
@@ -176,21 +228,49 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 	}
 	// The controller commits through kickOnCommit, so that a new event
 	// starts the link's drain at once rather than at its next poll.
-	d.ctrl, err = box.New(cfg.BoxConfig(opts.BuildTime), kickOnCommit{Store: d.store, kick: d.kickLink, recent: &d.recent},
-		box.Hardware{Locks: d.slots, Sensors: d.slots, LEDs: ind}, box.SystemClock{}, log.With("part", "box"))
+	// Its BuildTime is the floor at start; run stops the daemon if the
+	// clock later goes back below a floor reached since (clockFloor.check).
+	d.ctrl, err = box.New(cfg.BoxConfig(floor), kickOnCommit{Store: d.store, kick: d.kickLink, recent: &d.recent},
+		box.Hardware{Locks: d.slots, Sensors: d.slots, LEDs: ind}, d.clock, log.With("part", "box"))
 	if err != nil {
 		return nil, err
 	}
 	if err := d.newLink(creds, opts); err != nil {
 		return nil, err
 	}
+	ok = true
 	return d, nil
+}
+
+// deEnergise drives lock pins Low at once and keeps them, so that every
+// exit path (close) can do it again even when no slots.Dev was made.
+func (d *daemon) deEnergise(locks ...gpio.PinIO) error {
+	d.lockPins = append(d.lockPins, locks...)
+	if err := slots.DeEnergise(locks); err != nil {
+		return fmt.Errorf("de-energising the slot locks: %w", err)
+	}
+	return nil
+}
+
+// failSecure runs f (a goroutine's body). If f panics, every lock is
+// de-energised and the store closed before the panic goes on: a panic ends
+// the whole process, and only the panicking goroutine's defers run.
+func (d *daemon) failSecure(f func()) {
+	returned := false
+	defer func() {
+		if !returned {
+			d.close()
+		}
+	}()
+	f()
+	returned = true
 }
 
 // run runs the box until ctx is done (or the console says quit), then
 // relocks every slot and closes the store. An error means the box could not
 // keep running safely; the caller exits non-zero so that systemd restarts it.
 func (d *daemon) run(ctx context.Context) error {
+	// Deferred, so it runs on a panic in run too (which then goes on).
 	defer d.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -210,13 +290,16 @@ func (d *daemon) run(ctx context.Context) error {
 		errMu.Unlock()
 		cancel()
 	}
-	wg.Go(func() { fail("keypad", d.keypad.Run(ctx, d.ctrl.Press)) })
-	wg.Go(func() { fail("reader", d.reader.Run(ctx, d.ctrl.FobScanned)) })
-	wg.Go(func() { fail("key sensors", d.slots.Watch(ctx, d.ctrl.KeySensed)) })
+	// Every goroutine runs under failSecure: a panic in any of them ends
+	// the process, and the locks must be Low when it does.
+	wg.Go(func() { d.failSecure(func() { fail("keypad", d.keypad.Run(ctx, d.ctrl.Press)) }) })
+	wg.Go(func() { d.failSecure(func() { fail("reader", d.reader.Run(ctx, d.ctrl.FobScanned)) }) })
+	wg.Go(func() { d.failSecure(func() { fail("key sensors", d.slots.Watch(ctx, d.ctrl.KeySensed)) }) })
+	wg.Go(func() { d.failSecure(func() { fail("clock", d.floor.Run(ctx)) }) })
 	if d.sim != nil && d.stdin != nil {
 		// The console is not waited for: a read on stdin cannot be
 		// interrupted, and the process ends anyway.
-		go d.console(ctx, cancel)
+		go d.failSecure(func() { d.console(ctx, cancel) })
 	}
 
 	// The link runs on a context of its own: at shutdown it outlives the
@@ -235,7 +318,9 @@ func (d *daemon) run(ctx context.Context) error {
 	return errors.Join(runErrs...)
 }
 
-// close releases everything newDaemon opened, locks first. It runs once;
+// close releases everything newDaemon opened, locks first: through the
+// slots.Dev if there is one, then straight on the pins (there may be no Dev,
+// or its Close may have failed half-way). It runs once;
 // fields are left as they are, since the console may still hold them (their
 // methods then fail with "closed").
 func (d *daemon) close() {
@@ -246,6 +331,9 @@ func (d *daemon) close() {
 			if err := d.slots.Close(); err != nil {
 				d.log.Error("closing slots", "err", err)
 			}
+		}
+		if err := slots.DeEnergise(d.lockPins); err != nil {
+			d.log.Error("de-energising the slot locks", "err", err)
 		}
 		if d.sim != nil && d.sim.reader != nil {
 			_ = d.sim.reader.Close()

@@ -117,9 +117,15 @@ func TestEndToEndSim(t *testing.T) {
 // consoleRun is smartboxd's run (flags, config, daemon) in process, driven
 // through its console as a person at `make demo` would.
 type consoleRun struct {
-	stdin          *io.PipeWriter
+	consoleIO
+	done chan int // run's exit code
+}
+
+// consoleIO is smartboxd's console as a test drives it: lines in, what it
+// prints and logs out.
+type consoleIO struct {
+	stdin          io.Writer
 	stdout, stderr syncbuf.Buffer
-	done           chan int // run's exit code
 }
 
 // startConsole runs smartboxd with args and waits for the console's prompt.
@@ -127,7 +133,7 @@ func startConsole(t *testing.T, args ...string) *consoleRun {
 	t.Helper()
 	stdinR, stdinW := io.Pipe()
 	t.Cleanup(func() { _ = stdinW.Close() })
-	c := &consoleRun{stdin: stdinW, done: make(chan int, 1)}
+	c := &consoleRun{consoleIO: consoleIO{stdin: stdinW}, done: make(chan int, 1)}
 	go func() { c.done <- run(t.Context(), args, stdinR, &c.stdout, &c.stderr) }()
 	require.Eventually(t, func() bool { return strings.Contains(c.stdout.String(), `Type "help"`) }, 10*time.Second, 10*time.Millisecond,
 		"stderr:\n%s", c.stderr.String())
@@ -135,7 +141,7 @@ func startConsole(t *testing.T, args ...string) *consoleRun {
 }
 
 // say types line and waits for want in what the console prints after it.
-func (c *consoleRun) say(t *testing.T, line, want string) {
+func (c *consoleIO) say(t *testing.T, line, want string) {
 	t.Helper()
 	mark := len(c.stdout.String())
 	_, err := io.WriteString(c.stdin, line+"\n")
@@ -233,8 +239,9 @@ func TestRunErrors(t *testing.T) {
 	example, err := os.ReadFile("smartboxd.example.toml")
 	require.NoError(t, err)
 	// A pin no machine has, so that the test means the same on a real Pi.
+	// The lock pins are looked up first (fail secure: see newDaemon).
 	nopin := filepath.Join(t.TempDir(), "smartboxd.toml")
-	require.NoError(t, os.WriteFile(nopin, bytes.Replace(example, []byte(`"GPIO5"`), []byte(`"NO_SUCH_PIN_5"`), 1), 0o600))
+	require.NoError(t, os.WriteFile(nopin, bytes.Replace(example, []byte(`"LOCK1"`), []byte(`"NO_SUCH_PIN_1"`), 1), 0o600))
 	require.NoError(t, os.WriteFile(bad, []byte("box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[hardware.slots]\ncount = 12\nlocks = [\"A\"]\n"), 0o600))
 	for _, tc := range []struct {
 		name string
@@ -248,7 +255,7 @@ func TestRunErrors(t *testing.T) {
 		{"missing config", []string{"--config", filepath.Join(dir, "none.toml")}, exitFailure, "none.toml"},
 		{"bad config", []string{"--config", bad}, exitFailure, "smartboxd.toml:6: hardware.slots.locks: has 1 pins, want 12 (one per slot)"},
 		{"wrong box", []string{"--config", "smartboxd.sim.toml", "--data", dir}, exitFailure, "another box"},
-		{"pin absent", []string{"--config", nopin, "--data", t.TempDir()}, exitFailure, `keypad row 1: no GPIO pin named "NO_SUCH_PIN_5"`},
+		{"pin absent", []string{"--config", nopin, "--data", t.TempDir()}, exitFailure, `slot lock 1: no GPIO pin named "NO_SUCH_PIN_1"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr syncbuf.Buffer
@@ -266,8 +273,9 @@ func TestResolveBuildTime(t *testing.T) {
 	require.Equal(t, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC), bt.UTC())
 	_, _, err = resolveBuildTime("yesterday")
 	require.ErrorContains(t, err, "not RFC3339")
-	// A test binary has no vcs.time: no check.
-	_, src, err = resolveBuildTime("")
+	// A test binary has no vcs.time: the source date, never none.
+	bt, src, err = resolveBuildTime("")
 	require.NoError(t, err)
-	require.Contains(t, []string{"vcs.time", "none"}, src)
+	require.Contains(t, []string{"vcs.time", "source"}, src)
+	require.False(t, bt.IsZero())
 }

@@ -10,6 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/box"
 )
 
 func main() {
@@ -36,6 +39,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	hardware := fs.String("hardware", "", `hardware profile, overriding the config's: "sim" or "smartbox-v1"`)
 	dataDir := fs.String("data", "", "data directory (box.db), overriding the config's data_dir")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	simClock := fs.String("sim-clock", "", "with the sim profile: the simulated board's clock starts at this RFC 3339 time (a board without an RTC battery boots in 1970)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -74,6 +78,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "smartboxd: %v\n", err)
 		return exitFailure
 	}
+	var clock box.Clock
+	if *simClock != "" {
+		t, err := time.Parse(time.RFC3339, *simClock)
+		switch {
+		case err != nil:
+			fmt.Fprintf(stderr, "smartboxd: --sim-clock %q: want an RFC 3339 time such as 1970-01-01T00:00:00Z\n", *simClock)
+			return exitUsage
+		case cfg.Hardware.Profile != ProfileSim:
+			// A real box's clock is the system's; only a simulated board's
+			// may be set from the command line.
+			fmt.Fprintf(stderr, "smartboxd: --sim-clock needs the %q hardware profile, not %q\n", ProfileSim, cfg.Hardware.Profile)
+			return exitUsage
+		}
+		clock = offsetClock{offset: time.Until(t)}
+	}
 
 	bt, btSource, err := resolveBuildTime(buildTime)
 	if err != nil {
@@ -84,7 +103,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	log.Info("starting", "box_id", cfg.BoxID, "profile", cfg.Hardware.Profile, "data", cfg.DataDir,
 		"slots", cfg.Hardware.Slots.Count, "build_time", bt, "build_time_from", btSource, "software", sw)
 
-	opts := daemonOptions{Log: log, BuildTime: bt, Software: sw}
+	opts := daemonOptions{Log: log, BuildTime: bt, Clock: clock, Software: sw}
 	if cfg.Hardware.Profile == ProfileSim {
 		opts.Stdin, opts.Stdout = stdin, stdout
 		if f, ok := stdin.(*os.File); ok {

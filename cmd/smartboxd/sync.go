@@ -72,7 +72,6 @@ func (d *daemon) newLink(creds cloudCredentials, opts daemonOptions) error {
 		d.log.Warn("the config's broker differs from the one the box was provisioned for",
 			"config", cc.BrokerURL, "provisioned", prov.BrokerURL)
 	}
-	bt := opts.BuildTime
 	d.link, err = link.New(link.Options{
 		BoxID:     d.cfg.BoxID,
 		BrokerURL: cc.BrokerURL,
@@ -82,9 +81,11 @@ func (d *daemon) newLink(creds cloudCredentials, opts daemonOptions) error {
 		Software:  opts.Software,
 		Store:     d.store,
 		Box:       d.ctrl,
-		// The controller's rule: a clock before the build time is not
-		// trusted, so a release_slot command's expiry cannot be checked.
-		ClockTrusted: func() bool { return bt.IsZero() || !time.Now().Before(bt) },
+		// A clock before the floor is not trusted, so a release_slot
+		// command's expiry cannot be checked. The link sees the floor as it
+		// rises while the box runs.
+		ClockTrusted: d.floor.Trusted,
+		Now:          d.clock.Now,
 		Logger:       d.log.With("part", "sync"),
 	})
 	if err != nil {
@@ -104,12 +105,12 @@ func (d *daemon) startLink(ctx context.Context) (stop func()) {
 	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
-	go func() {
+	go d.failSecure(func() {
 		defer close(done)
 		if err := d.link.Run(lctx); err != nil {
 			d.log.Error("sync link stopped; the box carries on offline", "err", err)
 		}
-	}()
+	})
 	return func() {
 		d.drainLink()
 		cancel()

@@ -7,7 +7,9 @@
 //   - Lock: an output driving the relay or MOSFET of a solenoid lock. High
 //     energises the coil, which releases the latch (the slot opens); Low
 //     de-energises it (the slot is locked). Fail secure: New and Close drive
-//     every lock Low, and an unpowered lock is locked.
+//     every lock Low, and an unpowered lock is locked. DeEnergise does the
+//     same on bare pins, for a program that has found its lock pins but has
+//     no Dev (yet, or because something else failed).
 //   - Key sensor: a switch to ground that closes while a key's fob is
 //     seated, on an input with pull-up: Low means a key is present.
 //   - LED: an output, High lights it. Optional.

@@ -77,12 +77,12 @@ var (
 	_ box.Indicators = (*Dev)(nil)
 )
 
-// New takes the pins of slots 1..N: slot i+1 uses locks[i], sensors[i] and,
-// if leds is not nil, leds[i]. Before anything else, even checking the
-// arguments, it de-energises every lock it was given: a box must come up
-// locked (fail secure). Then it configures the sensors (input, pull-up, both
-// edges) and turns the LEDs off.
-func New(locks []gpio.PinIO, sensors []gpio.PinIO, leds []gpio.PinIO, opts Options) (*Dev, error) {
+// DeEnergise drives every lock pin Low (latched), slot 1 first, carrying on
+// past a pin that fails so that one bad pin leaves no other slot open; the
+// failures come back joined. New calls it before anything else. A program
+// that has found its lock pins but has no Dev (yet, or any more: it failed
+// to start) calls it to fail secure.
+func DeEnergise(locks []gpio.PinIO) error {
 	var errs []error
 	for i, p := range locks {
 		if p == nil {
@@ -93,7 +93,16 @@ func New(locks []gpio.PinIO, sensors []gpio.PinIO, leds []gpio.PinIO, opts Optio
 			errs = append(errs, fmt.Errorf("slots: slot %d lock (%s): de-energise: %w", i+1, p, err))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
+	return errors.Join(errs...)
+}
+
+// New takes the pins of slots 1..N: slot i+1 uses locks[i], sensors[i] and,
+// if leds is not nil, leds[i]. Before anything else, even checking the
+// arguments, it de-energises every lock it was given: a box must come up
+// locked (fail secure). Then it configures the sensors (input, pull-up, both
+// edges) and turns the LEDs off.
+func New(locks []gpio.PinIO, sensors []gpio.PinIO, leds []gpio.PinIO, opts Options) (*Dev, error) {
+	if err := DeEnergise(locks); err != nil {
 		return nil, err
 	}
 	switch {

@@ -360,3 +360,13 @@ func ios(pins []*gpiotest.Pin) []gpio.PinIO {
 	}
 	return out
 }
+
+// TestDeEnergise: every lock goes Low, even past a slot whose pin is
+// missing, and the missing one is reported.
+func TestDeEnergise(t *testing.T) {
+	a, c := &gpiotest.Pin{N: "L1", L: gpio.High}, &gpiotest.Pin{N: "L3", L: gpio.High}
+	err := DeEnergise([]gpio.PinIO{a, nil, c})
+	require.ErrorContains(t, err, "slot 2 lock: no pin")
+	require.Equal(t, gpio.Low, a.Read())
+	require.Equal(t, gpio.Low, c.Read())
+}
