@@ -297,13 +297,13 @@ func capEvent(e box.Event) (_ box.Event, v []byte, cut bool, err error) {
 }
 
 // DefaultEventBytes is each box's budget of stored event bytes. A busy box
-// (12 keys each taken and returned ten times a day, about 8 events a
-// round, plus refusals) sends about 1,100 events a day of 150-250 bytes:
-// some 250 KB a day, 60 KB in its busiest hour. 1 MiB an hour is more
-// than 15 times that busiest hour; the 8 MiB burst takes a whole month's
-// outbox of such a box back from a long outage at once. A box flooding
-// made-up events stores at most 8 MiB and then 24 MiB a day, not the
-// hundreds of MB one password could push before.
+// (12 keys each taken and returned ten times a day, 8 events a round, 100
+// records_applied) sends about 1,060 events a day of 126 bytes on average:
+// 134 KB a day (TestBusyBoxUnaffected measures it), perhaps 40 KB in its
+// busiest hour. 1 MiB an hour is 25 times that busiest hour; the 8 MiB
+// burst takes back a month of such a box's outbox (4 MB) at once after an
+// outage. A box flooding made-up events stores at most 8 MiB and then
+// 24 MiB a day, not the hundreds of MB one password could push before.
 var DefaultEventBytes = Rate{PerSecond: (1 << 20) / 3600.0, Burst: 8 << 20}
 
 // SecurityLogWindow is how often at most the cloud logs a security line
