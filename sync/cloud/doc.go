@@ -78,8 +78,10 @@
 // of taking them for duplicates; the box's first batch confirms it (it starts
 // at seq 1) or undoes it (a box that kept its outbox keeps its numbering).
 // Events and the ack carry the cloud's and the box's numbering respectively.
-// A box re-flashed but not registered again cannot open new codes and its
-// events are still taken as duplicates: register-box is part of re-flashing.
+// A box re-flashed but not registered again cannot open new codes, and it
+// refuses every ack, batch and command (they are signed for its old key):
+// its events are taken as duplicates here but stay in its outbox until it
+// is registered, and then go. register-box is part of re-flashing.
 //
 // A Have ahead of the cloud's revision means the cloud went back in time
 // (restored from a backup). The cloud then moves its revision past the
