@@ -91,7 +91,7 @@ type Stats struct {
 	WrongBox        uint64 // a body naming a box other than its topic's (security event)
 	Malformed       uint64 // undecodable JSON, unknown version, topic outside the tree
 	UnknownBox      uint64 // a message from a box that was never registered
-	EventsThrottled uint64 // event batches dropped by EventRate
+	EventsThrottled uint64 // event batches dropped by EventRate, or with no event within EventBytes
 	SyncThrottled   uint64 // sync requests dropped by SyncRate
 	QueueFull       uint64 // messages dropped because the workers were behind
 	DuplicateEvents uint64 // events already stored, acked again
