@@ -2,13 +2,13 @@ package link_test
 
 import (
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/box/boxtest"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/link"
@@ -117,7 +117,7 @@ func TestThrottledBoxLosesNothing(t *testing.T) {
 	st := openBox(t, filepath.Join(t.TempDir(), "box.db"))
 	pub, err := st.SyncPublicKey()
 	require.NoError(t, err)
-	clock := &testClock{t: time.Now()}
+	clock := boxtest.NewClock(time.Now())
 	tc := startCloudWith(t, b, pub, func(o *cloud.Options) {
 		o.Now = clock.Now
 		o.EventBytes = cloud.Rate{PerSecond: 1, Burst: 8 << 10} // some 50 of these events, refilled by the clock
@@ -139,28 +139,10 @@ func TestThrottledBoxLosesNothing(t *testing.T) {
 	// The budget refills (an hour a poll here); the box's retries take
 	// the rest, a budget's worth each.
 	require.Eventually(t, func() bool {
-		clock.Add(time.Hour)
+		clock.Advance(time.Hour)
 		depth, err := st.OutboxDepth()
 		require.NoError(t, err)
 		return depth == 0
 	}, 20*time.Second, 50*time.Millisecond)
 	requireEventsOnce(t, tc, st, 10*time.Second)
-}
-
-// testClock is a settable clock for the cloud's budgets.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
