@@ -136,6 +136,14 @@ func TestThrottledBoxLosesNothing(t *testing.T) {
 		return depth == 200-int(hi)
 	}, 10*time.Second, 10*time.Millisecond, "the box deletes what was acked and keeps every event the cloud held back")
 
+	// Held back, the box backs off: over 1.5 s, waits of 100, 200, 400,
+	// 400 ms... make at most 5 resends (a fixed 100 ms would make 15).
+	before := tc.eventBatches.Load()
+	time.Sleep(1500 * time.Millisecond) // observing a rate, not waiting for an event
+	resent := tc.eventBatches.Load() - before
+	t.Logf("resends in 1.5 s while held back: %d", resent)
+	require.LessOrEqual(t, resent, int64(6), "the wait for an ack grows")
+
 	// The budget refills (an hour a poll here); the box's retries take
 	// the rest, a budget's worth each.
 	require.Eventually(t, func() bool {
