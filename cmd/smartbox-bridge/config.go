@@ -79,6 +79,11 @@ type BrokerConfig struct {
 	CAFile         string `toml:"ca_file"`
 	ClientCertFile string `toml:"client_cert_file"`
 	ClientKeyFile  string `toml:"client_key_file"`
+	// Insecure allows a password login over a plain tcp:// (or ws://) url
+	// to a host other than this machine; without it that is refused, as
+	// the cloud's password, which reads and writes every box's topics,
+	// would cross the network in clear.
+	Insecure bool `toml:"insecure"`
 
 	// The cloud's account, either way.
 	Username     string `toml:"username"`
@@ -442,6 +447,12 @@ func (c *Config) validateExternal() error {
 	if b.PasswordFile == "" && b.ClientCertFile == "" {
 		return c.fieldErr("broker.password_file", "missing: an external broker needs the cloud's password (or client_cert_file)")
 	}
+	plain := u.Scheme == "tcp" || u.Scheme == "mqtt" || u.Scheme == "ws"
+	if plain && b.PasswordFile != "" && !b.Insecure && !tomlconf.LoopbackHost(u.Hostname()) {
+		return c.fieldErr("broker.url", "%q would send the cloud's password in clear to %s: use TLS "+
+			"(e.g. \"ssl://%s:8883\", broker.ca_file for a private CA), or set broker.insecure = true on a network you trust",
+			b.URL, u.Hostname(), u.Hostname())
+	}
 	return nil
 }
 
@@ -460,8 +471,7 @@ func (c *Config) validateLoopback(field, addr string) error {
 	if err != nil {
 		return c.fieldErr(field, "%q is not host:port (e.g. \"127.0.0.1:8480\")", addr)
 	}
-	ip := net.ParseIP(host)
-	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !tomlconf.LoopbackHost(host) {
 		return c.fieldErr(field, "%q is not a loopback address: the admin endpoint serves this machine only", addr)
 	}
 	return nil

@@ -60,6 +60,38 @@ func TestParseConfigExternal(t *testing.T) {
 	require.Equal(t, "cloud-2", c.Broker.Username)
 }
 
+// TestExternalBrokerPlainPassword: the cloud's password goes over plain MQTT
+// only to this machine, unless broker.insecure says the network is trusted.
+func TestExternalBrokerPlainPassword(t *testing.T) {
+	for _, tc := range []struct {
+		name, broker string
+		ok           bool
+	}{
+		{"tcp to 127.0.0.1", "url = \"tcp://127.0.0.1:1883\"\n", true},
+		{"tcp to localhost", "url = \"tcp://localhost:1883\"\n", true},
+		{"tcp to ::1", "url = \"tcp://[::1]:1883\"\n", true},
+		{"tcp to 10.0.0.5", "url = \"tcp://10.0.0.5:1883\"\n", false},
+		{"mqtt to a name", "url = \"mqtt://broker.internal:1883\"\n", false},
+		{"tcp to 10.0.0.5, insecure", "url = \"tcp://10.0.0.5:1883\"\ninsecure = true\n", true},
+		{"tls to 10.0.0.5", "url = \"tls://10.0.0.5:8883\"\nca_file = \"ca.pem\"\n", true},
+		{"ssl to a name", "url = \"ssl://broker.internal:8883\"\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig("b.toml", []byte("[broker]\n"+tc.broker+"password_file = \"p\"\n"))
+			require.NoError(t, err)
+			err = c.Validate()
+			if tc.ok {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "broker.url:")
+			require.Contains(t, err.Error(), "in clear")
+			require.Contains(t, err.Error(), "broker.insecure = true")
+		})
+	}
+}
+
 func TestParseConfigErrors(t *testing.T) {
 	cases := []struct {
 		name, src, want string
@@ -76,6 +108,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad url", "[broker]\nurl = \"h:1883\"\npassword_file = \"p\"\n", "b.toml:2: broker.url"},
 		{"bad scheme", "[broker]\nurl = \"http://h:1883\"\npassword_file = \"p\"\n", "b.toml:2: broker.url: scheme \"http\""},
 		{"external without password", "[broker]\nurl = \"tcp://h:1883\"\n", "broker.password_file: missing"},
+		{"external password over tcp to a host", "[broker]\nurl = \"tcp://10.0.0.5:1883\"\npassword_file = \"p\"\n",
+			"b.toml:2: broker.url: \"tcp://10.0.0.5:1883\" would send the cloud's password in clear to 10.0.0.5"},
+		{"external password over ws to a host", "[broker]\nurl = \"ws://mqtt.example.com:80\"\npassword_file = \"p\"\n",
+			"broker.insecure = true"},
 		{"external with listen", "[broker]\nurl = \"tcp://h:1883\"\npassword_file = \"p\"\nlisten = \"127.0.0.1:1\"\n", "b.toml:4: broker.listen: is for the embedded broker"},
 		{"embedded with ca_file", "[broker]\nca_file = \"ca\"\n", "b.toml:2: broker.ca_file: is for an external broker"},
 		{"cert without key", "[broker]\nurl = \"ssl://h:8883\"\nclient_cert_file = \"c\"\n", "b.toml:3: broker.client_cert_file: needs broker.client_key_file"},

@@ -230,6 +230,8 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 		`smartbox_bridge_fleetio_connected 1`,
 		`smartbox_bridge_boxes{state="unknown"} 1`,
 		`smartbox_bridge_fleetio_queue_depth`,
+		`smartbox_bridge_cloud_dropped_total{reason="event_oversize"} 0`,
+		`smartbox_bridge_cloud_dropped_total{reason="event_over_budget"} 0`,
 	} {
 		require.Contains(t, metrics, want)
 	}

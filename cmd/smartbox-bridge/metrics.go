@@ -36,7 +36,7 @@ func newMetricsCollector(s *service) *metricsCollector {
 		queueDepth:    d("fleetio_queue_depth", "Webhook deliveries waiting to be processed."),
 		boxes:         d("boxes", "Registered boxes by their last status: online, offline, or unknown (never sent one).", "state"),
 		connected:     d("fleetio_connected", "1 when the Fleetio integration is connected."),
-		cloudDropped:  d("cloud_dropped_total", "Box messages the cloud dropped or refused, by reason.", "reason"),
+		cloudDropped:  d("cloud_dropped_total", "Box messages (event_*: events) the cloud dropped, refused, cut short or expired, by reason.", "reason"),
 	}
 }
 
@@ -98,6 +98,11 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			{"wrong_box", cs.WrongBox}, {"malformed", cs.Malformed}, {"unknown_box", cs.UnknownBox},
 			{"events_throttled", cs.EventsThrottled}, {"sync_throttled", cs.SyncThrottled}, {"queue_full", cs.QueueFull},
 			{"duplicate_events", cs.DuplicateEvents}, {"events_past_gap", cs.EventsPastGap},
+			// Events, not messages: cut to the cloud's size bounds (stored
+			// and acked), held back by a box's byte budget (not acked, sent
+			// again), deleted after the retention.
+			{"event_oversize", cs.EventsOversize}, {"event_over_budget", cs.EventsOverBudget},
+			{"event_expired", cs.EventsExpired},
 		} {
 			counter(m.cloudDropped, r.v, r.reason)
 		}

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/smartbox-oss/smartbox/cmd/internal/tomlconf"
 )
 
 // CloudConfig is the optional [cloud] table: where the box's sync link
@@ -26,6 +28,11 @@ type CloudConfig struct {
 	CAFile       string `toml:"ca_file"`
 	CertFile     string `toml:"cert_file"`
 	KeyFile      string `toml:"key_file"`
+	// Insecure allows a password login over a plain (tcp://, mqtt://,
+	// ws://) broker URL to a host other than this machine. Without it such
+	// a config is refused: the box's password would cross the network in
+	// clear, and whoever reads it can publish as the box.
+	Insecure bool `toml:"insecure"`
 }
 
 // Broker URL schemes paho understands, split by whether they use TLS.
@@ -94,6 +101,10 @@ func (c *Config) validateCloud() error {
 	}
 	if cc.PasswordFile == "" && cc.CertFile == "" {
 		return c.fieldErr("cloud", "no credentials: set password_file, or cert_file and key_file (a client certificate with CN = %q)", c.BoxID)
+	}
+	if !secure && cc.PasswordFile != "" && !cc.Insecure && !tomlconf.LoopbackHost(host) {
+		return c.fieldErr("cloud.broker_url", "%q would send the box's password in clear to %s: use TLS "+
+			"(e.g. \"ssl://%s:8883\" with cloud.ca_file), or set cloud.insecure = true on a network you trust", cc.BrokerURL, host, host)
 	}
 	return nil
 }

@@ -20,9 +20,24 @@ func TestCloudConfig(t *testing.T) {
 		check func(t *testing.T, c *Config)
 	}{
 		{"no [cloud] is an offline box", "", nil, func(t *testing.T, c *Config) { require.Nil(t, c.Cloud) }},
-		{"password", "broker_url = \"tcp://mqtt.example.com:1883\"\npassword_file = \"pw\"\n", nil, func(t *testing.T, c *Config) {
+		{"password", "broker_url = \"ssl://mqtt.example.com:8883\"\npassword_file = \"pw\"\n", nil, func(t *testing.T, c *Config) {
 			require.Equal(t, "box-7", c.Cloud.Username, "username defaults to the box id")
 		}},
+		// A password over plain MQTT only to this machine, unless insecure.
+		{"password over tcp to 127.0.0.1", "broker_url = \"tcp://127.0.0.1:1883\"\npassword_file = \"pw\"\n", nil, nil},
+		{"password over tcp to 127.0.0.2", "broker_url = \"tcp://127.0.0.2:1883\"\npassword_file = \"pw\"\n", nil, nil},
+		{"password over tcp to localhost", "broker_url = \"tcp://localhost:1883\"\npassword_file = \"pw\"\n", nil, nil},
+		{"password over tcp to ::1", "broker_url = \"tcp://[::1]:1883\"\npassword_file = \"pw\"\n", nil, nil},
+		{"password over tcp to 10.0.0.5", "broker_url = \"tcp://10.0.0.5:1883\"\npassword_file = \"pw\"\n",
+			[]string{"smartboxd.toml:5: cloud.broker_url: \"tcp://10.0.0.5:1883\" would send the box's password in clear to 10.0.0.5",
+				"cloud.insecure = true", "ssl://10.0.0.5:8883"}, nil},
+		{"password over mqtt to a name", "broker_url = \"mqtt://mqtt.example.com:1883\"\npassword_file = \"pw\"\n",
+			[]string{"cloud.broker_url:", "in clear to mqtt.example.com", "cloud.insecure"}, nil},
+		{"password over ws to a name", "broker_url = \"ws://mqtt.example.com:80\"\npassword_file = \"pw\"\n",
+			[]string{"cloud.broker_url:", "in clear", "cloud.insecure"}, nil},
+		{"password over tcp to 10.0.0.5, insecure", "broker_url = \"tcp://10.0.0.5:1883\"\npassword_file = \"pw\"\ninsecure = true\n", nil,
+			func(t *testing.T, c *Config) { require.True(t, c.Cloud.Insecure) }},
+		{"password over tls to 10.0.0.5", "broker_url = \"tls://10.0.0.5:8883\"\npassword_file = \"pw\"\nca_file = \"ca.crt\"\n", nil, nil},
 		{"username set", "broker_url = \"ssl://mqtt.example.com:8883\"\nusername = \"depot-7\"\npassword_file = \"pw\"\n", nil,
 			func(t *testing.T, c *Config) { require.Equal(t, "depot-7", c.Cloud.Username) }},
 		{"client certificate", "broker_url = \"mqtts://mqtt.example.com:8883\"\nca_file = \"ca.crt\"\ncert_file = \"box.crt\"\nkey_file = \"box.key\"\n", nil, nil},
@@ -41,6 +56,8 @@ func TestCloudConfig(t *testing.T) {
 		{"username with space", "broker_url = \"ssl://x:8883\"\nusername = \"a b\"\npassword_file = \"pw\"\n", []string{"cloud.username:"}, nil},
 		{"unknown key", "broker_url = \"ssl://x:8883\"\npassword = \"hunter2\"\n", []string{"smartboxd.toml:6: cloud.password: unknown key"}, nil},
 		{"wrong type", "broker_url = 1883\n", []string{"smartboxd.toml:5: cloud.broker_url: incompatible types"}, nil},
+		{"insecure not a bool", "broker_url = \"tcp://10.0.0.5:1883\"\npassword_file = \"pw\"\ninsecure = \"yes\"\n",
+			[]string{"cloud.insecure"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := simBase
@@ -92,7 +109,7 @@ func TestCloudCredentials(t *testing.T) {
 		want  []string
 		check func(t *testing.T, cr cloudCredentials)
 	}{
-		{"password relative to the config", "broker_url = \"tcp://x:1883\"\npassword_file = \"pw\"\n", nil, func(t *testing.T, cr cloudCredentials) {
+		{"password relative to the config", "broker_url = \"tcp://127.0.0.1:1883\"\npassword_file = \"pw\"\n", nil, func(t *testing.T, cr cloudCredentials) {
 			require.Equal(t, "s3cret-pw", cr.Password, "the final newline is not part of it")
 			require.Nil(t, cr.TLS)
 		}},
@@ -106,12 +123,12 @@ func TestCloudCredentials(t *testing.T) {
 				require.Len(t, cr.TLS.Certificates, 1)
 				require.Empty(t, cr.Password)
 			}},
-		{"group-readable password", "broker_url = \"tcp://x:1883\"\npassword_file = \"pw-open\"\n",
+		{"group-readable password", "broker_url = \"tcp://127.0.0.1:1883\"\npassword_file = \"pw-open\"\n",
 			[]string{"smartboxd.toml:6: cloud.password_file:", "pw-open has mode 0640", "chmod 600"}, nil},
-		{"missing password file", "broker_url = \"tcp://x:1883\"\npassword_file = \"nope\"\n", []string{"cloud.password_file:", "nope: no such file"}, nil},
-		{"empty password", "broker_url = \"tcp://x:1883\"\npassword_file = \"pw-empty\"\n", []string{"cloud.password_file:", "is empty"}, nil},
-		{"two lines", "broker_url = \"tcp://x:1883\"\npassword_file = \"pw-two\"\n", []string{"more than one line"}, nil},
-		{"directory as password", "broker_url = \"tcp://x:1883\"\npassword_file = \".\"\n", []string{"is not a regular file"}, nil},
+		{"missing password file", "broker_url = \"tcp://127.0.0.1:1883\"\npassword_file = \"nope\"\n", []string{"cloud.password_file:", "nope: no such file"}, nil},
+		{"empty password", "broker_url = \"tcp://127.0.0.1:1883\"\npassword_file = \"pw-empty\"\n", []string{"cloud.password_file:", "is empty"}, nil},
+		{"two lines", "broker_url = \"tcp://127.0.0.1:1883\"\npassword_file = \"pw-two\"\n", []string{"more than one line"}, nil},
+		{"directory as password", "broker_url = \"tcp://127.0.0.1:1883\"\npassword_file = \".\"\n", []string{"is not a regular file"}, nil},
 		{"ca not pem", "broker_url = \"ssl://x:8883\"\npassword_file = \"pw\"\nca_file = \"not-pem\"\n", []string{"cloud.ca_file:", "holds no PEM certificate"}, nil},
 		{"readable key", "broker_url = \"ssl://x:8883\"\ncert_file = \"" + cert + "\"\nkey_file = \"" + openKey + "\"\n",
 			[]string{"cloud.key_file:", "mode 0644"}, nil},

@@ -163,7 +163,7 @@ func (bb *batchBuilder) grant(id string) (wire.GrantRecord, bool, error) {
 }
 
 func (bb *batchBuilder) sign() ([]byte, error) {
-	msg, err := bb.c.opts.Signer.Sign(wire.KindRecords, bb.bt.id, bb.b)
+	msg, err := bb.c.opts.Signer.Sign(wire.KindRecords, bb.bt.id, bb.bt.meta.Get(kPub), bb.b)
 	if err != nil {
 		return nil, fmt.Errorf("signing records %d..%d for box %s: %w", bb.b.From, bb.b.To, bb.bt.id, err)
 	}

@@ -65,9 +65,14 @@ type Options struct {
 	LogLimit     int  // revisions kept per box for deltas; older -> snapshot
 	ChunkRecords int  // records per snapshot chunk or delta message
 	EventRate    Rate // event batches per box; excess dropped unacked
-	SyncRate     Rate // sync requests answered per box (Serve); excess dropped
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// EventBytes is each box's budget of stored event bytes
+	// (DefaultEventBytes); events past it are not stored nor acked.
+	EventBytes Rate
+	// EventRetention is how long events are kept (DefaultEventRetention).
+	EventRetention time.Duration
+	SyncRate       Rate // sync requests answered per box (Serve); excess dropped
+	Now            func() time.Time
+	Logger         *slog.Logger
 }
 
 // Errors, each wrapped with what and which.
@@ -86,16 +91,26 @@ type Stats struct {
 	WrongBox        uint64 // a body naming a box other than its topic's (security event)
 	Malformed       uint64 // undecodable JSON, unknown version, topic outside the tree
 	UnknownBox      uint64 // a message from a box that was never registered
-	EventsThrottled uint64 // event batches dropped by EventRate
+	EventsThrottled uint64 // event batches dropped by EventRate, or with no event within EventBytes
 	SyncThrottled   uint64 // sync requests dropped by SyncRate
 	QueueFull       uint64 // messages dropped because the workers were behind
 	DuplicateEvents uint64 // events already stored, acked again
 	EventsPastGap   uint64 // events not stored because one before them is missing
+	// EventsOversize counts events stored cut short (Detail over
+	// MaxEventDetail) or as an event_dropped placeholder (over
+	// MaxEventSize): acked, so the box moves on.
+	EventsOversize uint64
+	// EventsOverBudget counts events not stored (nor acked) because their
+	// box was over its EventBytes budget; the box sends them again later.
+	EventsOverBudget uint64
+	// EventsExpired counts events deleted after EventRetention.
+	EventsExpired uint64
 }
 
 type counters struct {
 	wrongBox, malformed, unknownBox, eventsThrottled, syncThrottled,
-	queueFull, duplicateEvents, eventsPastGap atomic.Uint64
+	queueFull, duplicateEvents, eventsPastGap,
+	eventsOversize, eventsOverBudget, eventsExpired atomic.Uint64
 }
 
 // Cloud is the cloud side of sync: the per-box records, their log, the
@@ -109,14 +124,17 @@ type Cloud struct {
 	codeMAC  []byte      // HMAC key of the code index
 
 	// mutable
-	stats    counters
-	mu       sync.Mutex
-	events   map[string]*bucket // per-box event rate
-	syncs    map[string]*bucket // per-box sync request rate
-	hooks    []func(boxID string, evs []box.Event)
-	serving  *server // non-nil while Serve runs
-	closed   bool
-	closeErr error
+	stats  counters
+	mu     sync.Mutex
+	events map[string]*bucket // per-box event rate
+	// per-box stored event bytes (EventBytes)
+	eventBytes map[string]*bucket
+	secWindows map[string]*securityWindow // per-box security log lines
+	syncs      map[string]*bucket         // per-box sync request rate
+	hooks      []func(boxID string, evs []box.Event)
+	serving    *server // non-nil while Serve runs
+	closed     bool
+	closeErr   error
 }
 
 // Bucket names. Top level: meta (schema, code key check) and boxes, which
@@ -133,6 +151,10 @@ var (
 	bLog      = []byte("log")      // revision (u64 BE) -> logEntry JSON
 	bEvents   = []byte("events")   // seq (u64 BE) -> box.Event JSON
 	bCommands = []byte("commands") // command id -> commandRecord JSON
+	// bDays indexes events by the day the cloud received them, for the
+	// retention sweep: day (u64 BE, days since 1970 UTC) -> the highest
+	// seq stored that day. Made on first use in stores made before it.
+	bDays = []byte("days")
 
 	metaSchema       = []byte("schema")
 	metaCodeKey      = []byte("code_key")       // only when Options.CodeKey was nil
@@ -177,6 +199,12 @@ func Open(opts Options) (*Cloud, error) {
 	if opts.EventRate.PerSecond <= 0 || opts.EventRate.Burst <= 0 {
 		opts.EventRate = DefaultEventRate
 	}
+	if opts.EventBytes.PerSecond <= 0 || opts.EventBytes.Burst <= 0 {
+		opts.EventBytes = DefaultEventBytes
+	}
+	if opts.EventRetention <= 0 {
+		opts.EventRetention = DefaultEventRetention
+	}
 	if opts.SyncRate.PerSecond <= 0 || opts.SyncRate.Burst <= 0 {
 		opts.SyncRate = DefaultSyncRate
 	}
@@ -194,7 +222,8 @@ func Open(opts Options) (*Cloud, error) {
 		return nil, fmt.Errorf("cloud: open %s: %w", opts.Path, err)
 	}
 	c := &Cloud{db: db, opts: opts, log: opts.Logger.With("component", "cloud"),
-		events: map[string]*bucket{}, syncs: map[string]*bucket{}}
+		events: map[string]*bucket{}, syncs: map[string]*bucket{},
+		eventBytes: map[string]*bucket{}, secWindows: map[string]*securityWindow{}}
 	var key []byte
 	err = db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
@@ -263,7 +292,9 @@ func (c *Cloud) Stats() Stats {
 	s := &c.stats
 	return Stats{WrongBox: s.wrongBox.Load(), Malformed: s.malformed.Load(), UnknownBox: s.unknownBox.Load(),
 		EventsThrottled: s.eventsThrottled.Load(), SyncThrottled: s.syncThrottled.Load(),
-		QueueFull: s.queueFull.Load(), DuplicateEvents: s.duplicateEvents.Load(), EventsPastGap: s.eventsPastGap.Load()}
+		QueueFull: s.queueFull.Load(), DuplicateEvents: s.duplicateEvents.Load(), EventsPastGap: s.eventsPastGap.Load(),
+		EventsOversize: s.eventsOversize.Load(), EventsOverBudget: s.eventsOverBudget.Load(),
+		EventsExpired: s.eventsExpired.Load()}
 }
 
 func keyCheck(key []byte) []byte {
@@ -307,7 +338,9 @@ func getU64(b *bolt.Bucket, k []byte) uint64 {
 // boxTx is one box's buckets inside a transaction.
 type boxTx struct {
 	id                                             string
+	b                                              *bolt.Bucket // the box's own
 	meta, keys, fobs, grants, codes, log, ev, cmds *bolt.Bucket
+	days                                           *bolt.Bucket // nil in a store made before it (see daysBucket)
 }
 
 func openBox(tx *bolt.Tx, id string) (*boxTx, error) {
@@ -315,7 +348,7 @@ func openBox(tx *bolt.Tx, id string) (*boxTx, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w %q", ErrUnknownBox, id)
 	}
-	bt := &boxTx{id: id, meta: b.Bucket(bMeta), keys: b.Bucket(bKeys), fobs: b.Bucket(bFobs),
+	bt := &boxTx{id: id, b: b, days: b.Bucket(bDays), meta: b.Bucket(bMeta), keys: b.Bucket(bKeys), fobs: b.Bucket(bFobs),
 		grants: b.Bucket(bGrants), codes: b.Bucket(bCodes), log: b.Bucket(bLog), ev: b.Bucket(bEvents),
 		cmds: b.Bucket(bCommands)}
 	if bt.meta == nil || bt.keys == nil || bt.fobs == nil || bt.grants == nil || bt.codes == nil ||
@@ -369,7 +402,7 @@ func (c *Cloud) RegisterBox(id string, boxPublicKey []byte) error {
 		if err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bMeta, bKeys, bFobs, bGrants, bCodes, bLog, bEvents, bCommands} {
+		for _, name := range [][]byte{bMeta, bKeys, bFobs, bGrants, bCodes, bLog, bEvents, bCommands, bDays} {
 			if _, err := b.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -395,6 +428,17 @@ func (c *Cloud) RegisterBox(id string, boxPublicKey []byte) error {
 		return fmt.Errorf("cloud: register box %q: %w", id, err)
 	}
 	return nil
+}
+
+// boxKey is the X25519 public key the box was last registered with: what
+// everything signed for the box is addressed to (wire.Audience), so that a
+// message made for an old SD card does not verify on the new one.
+func (c *Cloud) boxKey(boxID string) (pub []byte, err error) {
+	err = c.view("box key", boxID, func(bt *boxTx) error {
+		pub = bytes.Clone(bt.meta.Get(kPub))
+		return nil
+	})
+	return pub, err
 }
 
 // Boxes lists the registered box ids.

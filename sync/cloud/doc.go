@@ -18,6 +18,7 @@
 //	codes     code MAC ++ grant id -> empty (code uniqueness per box)
 //	log       revision -> the key and grant ids that revision touched
 //	events    seq -> box.Event
+//	days      day received (cloud clock) -> highest seq stored that day
 //	commands  command id -> the command and, once answered, its result
 //
 // Every change (PutKey, PutGrant, PutBatch, ...) is one transaction that
@@ -39,6 +40,21 @@
 // the highest stored seq without a gap, and the signed ack says how far
 // that run goes: duplicates, replays and reordered batches store nothing
 // twice, and a gap stores nothing past it until the box resends.
+//
+// What a box's events may take is bounded: one event by MaxEventDetail and
+// MaxEventSize (cut, or an EventDropped placeholder, and acked: the box must
+// move on, or it would resend the event forever), a box's stored bytes by
+// Options.EventBytes (DefaultEventBytes, a token bucket: what does not fit
+// is neither stored nor acked, and the box sends it again later), its
+// batches by Options.EventRate, and their age by Options.EventRetention
+// (DefaultEventRetention, by the day the cloud received them, never the
+// box's clock). Stats counts each; a box over the size or byte bounds gets
+// one security log line per SecurityLogWindow with the counts, not one per
+// event.
+//
+// Everything the cloud signs for a box is addressed to the X25519 key the
+// box was last registered with (wire.Audience), so what was signed for an
+// old SD card does not verify on the re-flashed one.
 //
 // # Codes
 //
@@ -62,8 +78,10 @@
 // of taking them for duplicates; the box's first batch confirms it (it starts
 // at seq 1) or undoes it (a box that kept its outbox keeps its numbering).
 // Events and the ack carry the cloud's and the box's numbering respectively.
-// A box re-flashed but not registered again cannot open new codes and its
-// events are still taken as duplicates: register-box is part of re-flashing.
+// A box re-flashed but not registered again cannot open new codes, and it
+// refuses every ack, batch and command (they are signed for its old key):
+// its events are taken as duplicates here but stay in its outbox until it
+// is registered, and then go. register-box is part of re-flashing.
 //
 // A Have ahead of the cloud's revision means the cloud went back in time
 // (restored from a backup). The cloud then moves its revision past the

@@ -175,9 +175,12 @@ func TestIngestAfterReRegister(t *testing.T) {
 		require.NoError(t, err)
 		return k.PublicKey().Bytes()
 	}
-	ack := func(e *env, raw []byte) uint64 {
+	// ack opens an ack as the box holding pub (its new card) would.
+	ack := func(e *env, pub, raw []byte) uint64 {
 		var a wire.EventAck
-		require.NoError(t, e.verifier.Open(raw, wire.KindEventsAck, "box-a", &a))
+		v := e.verifier
+		v.BoxKey = pub
+		require.NoError(t, v.Open(raw, wire.KindEventsAck, "box-a", &a))
 		return a.Through
 	}
 
@@ -186,16 +189,20 @@ func TestIngestAfterReRegister(t *testing.T) {
 		_, _, err := e.c.IngestEvents("box-a", events(seqRange(1, 5)...))
 		require.NoError(t, err)
 		require.NoError(t, e.c.RegisterBox("box-a", e.boxKey.PublicKey().Bytes()), "same key: nothing changes")
-		require.NoError(t, e.c.RegisterBox("box-a", newKey()))
+		pub := newKey()
+		require.NoError(t, e.c.RegisterBox("box-a", pub))
 
 		raw, stored, err := e.c.IngestEvents("box-a", events(seqRange(1, 3)...))
 		require.NoError(t, err)
 		require.Equal(t, 3, stored, "not duplicates")
-		require.EqualValues(t, 3, ack(e, raw), "acked in the box's own numbering")
+		require.EqualValues(t, 3, ack(e, pub, raw), "acked in the box's own numbering")
+		var a wire.EventAck
+		require.ErrorIs(t, e.verifier.Open(raw, wire.KindEventsAck, "box-a", &a), wire.ErrWrongAudience,
+			"the old card cannot take the new card's ack")
 		raw, stored, err = e.c.IngestEvents("box-a", events(seqRange(2, 4)...))
 		require.NoError(t, err)
 		require.Equal(t, 1, stored)
-		require.EqualValues(t, 4, ack(e, raw))
+		require.EqualValues(t, 4, ack(e, pub, raw))
 
 		got, err := e.c.Events("box-a", 0, 0)
 		require.NoError(t, err)
@@ -213,14 +220,15 @@ func TestIngestAfterReRegister(t *testing.T) {
 		e := newEnv(t, nil)
 		_, _, err := e.c.IngestEvents("box-a", events(seqRange(1, 5)...))
 		require.NoError(t, err)
-		require.NoError(t, e.c.RegisterBox("box-a", newKey()))
+		pub := newKey()
+		require.NoError(t, e.c.RegisterBox("box-a", pub))
 		raw, stored, err := e.c.IngestEvents("box-a", events(seqRange(6, 7)...))
 		require.NoError(t, err)
 		require.Equal(t, 2, stored)
-		require.EqualValues(t, 7, ack(e, raw))
+		require.EqualValues(t, 7, ack(e, pub, raw))
 		raw, stored, err = e.c.IngestEvents("box-a", events(seqRange(1, 7)...))
 		require.NoError(t, err)
 		require.Zero(t, stored, "old ones are still duplicates")
-		require.EqualValues(t, 7, ack(e, raw))
+		require.EqualValues(t, 7, ack(e, pub, raw))
 	})
 }

@@ -67,7 +67,7 @@ func newEnv(t testing.TB, tweak func(*cloud.Options)) *env {
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	require.NoError(t, c.RegisterBox("box-a", boxKey.PublicKey().Bytes()))
-	return &env{c: c, path: opts.Path, verifier: wire.Verifier{Keys: map[string]ed25519.PublicKey{"k1": pub}},
+	return &env{c: c, path: opts.Path, verifier: wire.Verifier{Keys: map[string]ed25519.PublicKey{"k1": pub}, BoxKey: boxKey.PublicKey().Bytes()},
 		boxKey: boxKey, clock: clock, signer: opts.Signer}
 }
 

@@ -130,6 +130,11 @@ func (c *Cloud) Serve(ctx context.Context, mqttURL string, clientOpts ...func(*m
 			c.work(s, s.queues[i])
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.sweepLoop(s.done)
+	}()
 	stop := func() {
 		c.mu.Lock()
 		c.serving = nil

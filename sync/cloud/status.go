@@ -71,7 +71,11 @@ func (c *Cloud) Command(boxID, kind string, slot int, by, reason string, ttl tim
 	now := c.opts.Now().UTC()
 	cmd := wire.Command{V: wire.Version, Box: boxID, ID: hex.EncodeToString(id[:]), Kind: kind, Slot: slot,
 		By: by, Reason: reason, IssuedAt: now, Expires: now.Add(ttl)}
-	msg, err := c.opts.Signer.Sign(wire.KindCommand, boxID, cmd)
+	pub, err := c.boxKey(boxID)
+	if err != nil {
+		return nil, cmd, fmt.Errorf("cloud: command for box %s: %w", boxID, err)
+	}
+	msg, err := c.opts.Signer.Sign(wire.KindCommand, boxID, pub, cmd)
 	if err != nil {
 		return nil, cmd, fmt.Errorf("cloud: command for box %s: %w", boxID, err)
 	}

@@ -26,8 +26,16 @@
 //
 // Events: one EventBatch in flight. The outbox keeps events until a signed
 // EventAck says the cloud stored them, because a QoS 1 PUBACK only says the
-// broker has them; no ack within AckTimeout and the batch goes again. The
-// cloud de-duplicates by sequence number, so resending is always safe.
+// broker has them; no ack within AckTimeout and the batch goes again, each
+// further batch without an ack waiting twice as long up to MaxAckWait (a
+// cloud that holds the box back over its byte budget is not sent the same
+// batch every few seconds). The cloud de-duplicates by sequence number, so
+// resending is always safe.
+//
+// Everything the cloud signs is addressed to the box's store (its X25519
+// sync public key, see wire.Audience): an ack, batch or command signed for
+// another store of the same box id (an old SD card's, replayed) is refused
+// like a bad signature, and deletes, applies and runs nothing.
 //
 // # Caveats
 //

@@ -67,9 +67,11 @@ func (l *Link) onAck(payload []byte) {
 	switch {
 	case f == nil:
 	case ack.Through >= f.last:
-		l.w.inflight = nil // all of it: send the next
+		l.w.inflight, l.w.unacked = nil, 0 // all of it: send the next
 	case ack.Through >= f.first:
-		l.w.inflight = nil // a part (the cloud stopped at a gap or a limit): resend the rest now
+		// A part (the cloud stopped at a gap or its byte budget): resend
+		// the rest now.
+		l.w.inflight, l.w.unacked = nil, 0
 	default:
 		// An older ack (a duplicate delivery): the batch in flight still
 		// waits for its own, or for the timeout.

@@ -30,6 +30,12 @@ var _ Releaser = (*box.Controller)(nil)
 const (
 	DefaultDrainBatch = 500              // events per EventBatch (sync/README.md: at most 500)
 	DefaultAckTimeout = 10 * time.Second // resend an unacked event batch after this
+	// DefaultMaxAckWait caps the growing wait for an ack (see ackWait): a
+	// box the cloud throttles retries every five minutes at worst, each try
+	// storing what the cloud's byte budget earned meanwhile (about 85 KB at
+	// the default 1 MiB an hour), and is never more than five minutes late
+	// once the cloud takes its events again.
+	DefaultMaxAckWait = 5 * time.Minute
 	// DefaultMaxReconnectInterval caps paho's reconnect back-off: long
 	// enough that a thousand boxes do not hammer a broker coming back, short
 	// enough that a box is back within half a minute of it.
@@ -57,6 +63,9 @@ type Options struct {
 	Now          func() time.Time // box clock (time.Now if nil)
 	DrainBatch   int              // events per EventBatch (DefaultDrainBatch)
 	AckTimeout   time.Duration    // resend after this without an ack (DefaultAckTimeout)
+	// MaxAckWait caps the wait for an ack, which doubles with each batch
+	// in a row that got none (DefaultMaxAckWait; at least AckTimeout).
+	MaxAckWait time.Duration
 	// MaxReconnectInterval caps the reconnect back-off
 	// (DefaultMaxReconnectInterval).
 	MaxReconnectInterval time.Duration
@@ -112,6 +121,10 @@ func New(opts Options) (*Link, error) {
 	if opts.AckTimeout <= 0 {
 		opts.AckTimeout = DefaultAckTimeout
 	}
+	if opts.MaxAckWait <= 0 {
+		opts.MaxAckWait = DefaultMaxAckWait
+	}
+	opts.MaxAckWait = max(opts.MaxAckWait, opts.AckTimeout)
 	if opts.MaxReconnectInterval <= 0 {
 		opts.MaxReconnectInterval = DefaultMaxReconnectInterval
 	}
@@ -136,7 +149,7 @@ func New(opts Options) (*Link, error) {
 		opts:     opts,
 		log:      opts.Logger.With("box", opts.BoxID),
 		st:       opts.Store,
-		verifier: wire.Verifier{Keys: prov.CloudKeys},
+		verifier: wire.Verifier{Keys: prov.CloudKeys, BoxKey: key.PublicKey().Bytes()},
 		key:      key,
 		topic:    func(leaf string) string { return wire.Topic(opts.BoxID, leaf) },
 		in:       newInbox(),

@@ -110,14 +110,14 @@ func TestRefused(t *testing.T) {
 			require.NoError(t, err)
 			evil := wire.RecordBatch{V: wire.Version, Box: boxID, From: rev, To: rev + 1, IssuedAt: time.Now(),
 				Keys: []box.Key{{ID: "k-evil", FobUID: "0100000001", Slot: 3}}}
-			forged, err := wire.Signer{KeyID: "k1", Key: forger}.Sign(wire.KindRecords, boxID, evil)
+			forged, err := wire.Signer{KeyID: "k1", Key: forger}.Sign(wire.KindRecords, boxID, tc.boxPub, evil)
 			require.NoError(t, err)
-			unsigned, err := json.Marshal(wire.Envelope{V: wire.Version, Kind: wire.KindRecords, Box: boxID, KeyID: "k1",
+			unsigned, err := json.Marshal(wire.Envelope{V: wire.EnvelopeVersion, Kind: wire.KindRecords, Box: boxID, Aud: wire.Audience(tc.boxPub), KeyID: "k1",
 				Body: mustJSON(t, evil)})
 			require.NoError(t, err)
 			otherBox := evil
 			otherBox.Box = "box-b"
-			forOther, err := signingKey.Sign(wire.KindRecords, "box-b", otherBox)
+			forOther, err := signingKey.Sign(wire.KindRecords, "box-b", tc.boxPub, otherBox)
 			require.NoError(t, err)
 			// A sealed code moved from one grant to another does not open.
 			moved := movedCode(t, tc, rev)
@@ -133,9 +133,9 @@ func TestRefused(t *testing.T) {
 				{"malformed JSON", wire.LeafRecords, []byte("{not json"), "malformed"},
 				{"unknown version", wire.LeafRecords, []byte(`{"v":7,"kind":"records","box":"box-a"}`), "version"},
 				{"sealed code that does not open", wire.LeafRecords, moved, "does not open"},
-				{"forged ack", wire.LeafEventsAck, mustSign(t, wire.Signer{KeyID: "k1", Key: forger}, wire.KindEventsAck,
+				{"forged ack", wire.LeafEventsAck, mustSign(t, wire.Signer{KeyID: "k1", Key: forger}, wire.KindEventsAck, tc.boxPub,
 					wire.EventAck{V: 1, Box: boxID, Through: 1}), "bad signature"},
-				{"command as records", wire.LeafRecords, mustSign(t, signingKey, wire.KindCommand,
+				{"command as records", wire.LeafRecords, mustSign(t, signingKey, wire.KindCommand, tc.boxPub,
 					wire.Command{V: 1, Box: boxID, ID: "c1", Kind: wire.CommandResync}), "malformed"},
 			}
 			for _, c := range cases {
@@ -200,8 +200,9 @@ func mustJSON(t testing.TB, v any) []byte {
 	return b
 }
 
-func mustSign(t testing.TB, s wire.Signer, kind string, v any) []byte {
-	b, err := s.Sign(kind, boxID, v)
+// mustSign signs v for boxID's store whose sync public key is boxPub.
+func mustSign(t testing.TB, s wire.Signer, kind string, boxPub []byte, v any) []byte {
+	b, err := s.Sign(kind, boxID, boxPub, v)
 	require.NoError(t, err)
 	return b
 }
@@ -214,7 +215,7 @@ func movedCode(t testing.TB, tc *testCloud, rev uint64) []byte {
 	b := wire.RecordBatch{V: wire.Version, Box: boxID, From: rev, To: rev + 1, Ephemeral: s.Ephemeral(), IssuedAt: time.Now(),
 		Grants: []wire.GrantRecord{{Grant: box.Grant{ID: "g-x", Kind: box.KindBooking, KeyIDs: []string{"k1"}},
 			CodeSealed: s.Seal("g-y", "99998888")}}}
-	return mustSign(t, signingKey, wire.KindRecords, b)
+	return mustSign(t, signingKey, wire.KindRecords, tc.boxPub, b)
 }
 
 func TestBrokerRestartMidSnapshot(t *testing.T) {
@@ -351,7 +352,7 @@ func TestCommands(t *testing.T) {
 	// Expired.
 	old := wire.Command{V: 1, Box: boxID, ID: "c-old", Kind: wire.CommandReleaseSlot, Slot: 2, By: "x", Reason: "y",
 		IssuedAt: time.Now().Add(-time.Hour), Expires: time.Now().Add(-time.Minute)}
-	tc.publish(wire.LeafCommand, mustSign(t, signingKey, wire.KindCommand, old))
+	tc.publish(wire.LeafCommand, mustSign(t, signingKey, wire.KindCommand, tc.boxPub, old))
 	res = result("c-old")
 	require.False(t, res.OK)
 	require.Contains(t, res.Error, "expired")

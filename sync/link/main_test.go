@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,12 +76,26 @@ type testCloud struct {
 	// budget, when >= 0, is how many more record messages the cloud
 	// publishes; the rest are dropped (lost on the way). -1: no limit.
 	budget int
+	// holdEvents makes the cloud take no event batch (no ack), as a cloud
+	// that is down or holding the box back.
+	holdEvents atomic.Bool
+	// eventBatches counts the event batches the cloud was sent.
+	eventBatches atomic.Int64
 }
 
 func startCloud(t testing.TB, b brokertest.Broker, boxPub []byte) *testCloud {
+	return startCloudWith(t, b, boxPub, nil)
+}
+
+// startCloudWith is startCloud with the cloud's options changed by tweak.
+func startCloudWith(t testing.TB, b brokertest.Broker, boxPub []byte, tweak func(*cloud.Options)) *testCloud {
 	t.Helper()
-	c, err := cloud.Open(cloud.Options{Path: filepath.Join(t.TempDir(), "cloud.db"), Signer: signingKey,
-		ChunkRecords: 2000, EventRate: cloud.Rate{PerSecond: 1000, Burst: 1000}, SyncRate: cloud.Rate{PerSecond: 100, Burst: 100}})
+	opts := cloud.Options{Path: filepath.Join(t.TempDir(), "cloud.db"), Signer: signingKey,
+		ChunkRecords: 2000, EventRate: cloud.Rate{PerSecond: 1000, Burst: 1000}, SyncRate: cloud.Rate{PerSecond: 100, Burst: 100}}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	c, err := cloud.Open(opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	require.NoError(t, c.RegisterBox(boxID, boxPub))
@@ -139,6 +154,10 @@ func (tc *testCloud) serve(m mqtt.Message) {
 		}
 		tc.send(msgs)
 	case wire.LeafEvents:
+		tc.eventBatches.Add(1)
+		if tc.holdEvents.Load() {
+			return
+		}
 		var batch wire.EventBatch
 		if wire.Decode(m.Payload(), id, &batch) != nil {
 			return

@@ -30,6 +30,7 @@ type flight struct {
 type workerState struct {
 	online      bool    // the worker has seen the connection come up
 	inflight    *flight // nil: no event batch waiting for an ack
+	unacked     int     // event batches in a row that got no ack (see ackWait)
 	syncHave    uint64  // have of the last SyncRequest
 	syncAt      time.Time
 	resync      bool   // a resync command: take a snapshot even at the revision held
@@ -131,8 +132,10 @@ func (l *Link) onConnect() {
 // periodic runs on every tick.
 func (l *Link) periodic() {
 	now := time.Now()
-	if f := l.w.inflight; f != nil && now.Sub(f.sentAt) >= l.opts.AckTimeout {
-		l.log.Info("sync: no ack, resending events", "first", f.first, "last", f.last)
+	if f := l.w.inflight; f != nil && now.Sub(f.sentAt) >= ackWait(l.opts.AckTimeout, l.opts.MaxAckWait, l.w.unacked) {
+		l.w.unacked++
+		l.log.Info("sync: no ack, resending events", "first", f.first, "last", f.last,
+			"next_wait", ackWait(l.opts.AckTimeout, l.opts.MaxAckWait, l.w.unacked))
 		l.w.inflight = nil
 	}
 	l.drain()
@@ -150,6 +153,23 @@ func (l *Link) periodic() {
 	if now.Sub(l.lastSync) >= syncEvery {
 		l.requestSync("periodic", true)
 	}
+}
+
+// ackWait is how long the box waits for the ack of an event batch after
+// unacked batches in a row got none: AckTimeout, doubling with each batch
+// that got no ack, up to max. A cloud that holds a box's events back (over
+// its byte budget, ErrThrottled, with no ack) is not sent the same
+// megabyte every AckTimeout; an ack of any part resets the wait. The events
+// stay in the outbox throughout.
+func ackWait(timeout, max time.Duration, unacked int) time.Duration {
+	d := timeout
+	for range unacked {
+		if d >= max/2 {
+			return max
+		}
+		d *= 2
+	}
+	return min(d, max)
 }
 
 // requestSync sends a SyncRequest for the revision the box holds. Unless

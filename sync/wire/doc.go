@@ -7,9 +7,14 @@
 // # Signing
 //
 // A signed message is an Envelope whose Body holds the exact bytes that were
-// signed. The signature covers a domain string, the message kind and the box
-// id as well as the body, so a batch signed for box A cannot be replayed to
-// box B and a record batch cannot pass as a command. Signing the body's bytes
+// signed. The signature covers a domain string, the message kind, the box id
+// and the box's store identity (Audience: a hash of the box's X25519 sync
+// public key, the key it registered) as well as the body, so a batch signed
+// for box A cannot be replayed to box B, a record batch cannot pass as a
+// command, and an ack signed for a box's old SD card does not verify on the
+// re-flashed card of the same id (ErrWrongAudience). Envelopes are at
+// EnvelopeVersion 2 since the audience was added; plain messages stay at
+// Version 1 (see EnvelopeVersion for why). Signing the body's bytes
 // as sent, rather than a re-encoding, removes the need for a canonical JSON
 // form on the verifying side: the box verifies the bytes, then decodes them.
 //

@@ -35,14 +35,17 @@ func TestTopics(t *testing.T) {
 func newSigner(t testing.TB) (wire.Signer, wire.Verifier) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	return wire.Signer{KeyID: "k1", Key: priv}, wire.Verifier{Keys: map[string]ed25519.PublicKey{"k1": pub}}
+	return wire.Signer{KeyID: "k1", Key: priv}, wire.Verifier{Keys: map[string]ed25519.PublicKey{"k1": pub}, BoxKey: testBoxKey}
 }
+
+// testBoxKey stands for a box store's X25519 sync public key.
+var testBoxKey = bytes.Repeat([]byte{7}, 32)
 
 func TestSignVerify(t *testing.T) {
 	s, v := newSigner(t)
 	batch := wire.RecordBatch{V: wire.Version, Box: "box-a", From: 3, To: 4, IssuedAt: time.Unix(1e9, 0).UTC(),
 		Keys: []box.Key{{ID: "k1", FobUID: "01000734E0", Slot: 1}}}
-	msg, err := s.Sign(wire.KindRecords, "box-a", batch)
+	msg, err := s.Sign(wire.KindRecords, "box-a", testBoxKey, batch)
 	require.NoError(t, err)
 
 	var got wire.RecordBatch
@@ -54,6 +57,25 @@ func TestSignVerify(t *testing.T) {
 	})
 	t.Run("another kind", func(t *testing.T) {
 		require.ErrorIs(t, v.Open(msg, wire.KindCommand, "box-a", &got), wire.ErrMalformed)
+	})
+	t.Run("signed for another store of the same box", func(t *testing.T) {
+		// An old SD card's ack or batch, replayed to the re-flashed card.
+		old, err := s.Sign(wire.KindRecords, "box-a", bytes.Repeat([]byte{8}, 32), batch)
+		require.NoError(t, err)
+		require.ErrorIs(t, v.Open(old, wire.KindRecords, "box-a", &got), wire.ErrWrongAudience)
+		// Relabelling its audience does not help: the signature covers it.
+		var env wire.Envelope
+		require.NoError(t, json.Unmarshal(old, &env))
+		env.Aud = wire.Audience(testBoxKey)
+		forged, _ := json.Marshal(env)
+		require.ErrorIs(t, v.Open(forged, wire.KindRecords, "box-a", &got), wire.ErrBadSignature)
+	})
+	t.Run("v1 envelope (no audience)", func(t *testing.T) {
+		var env wire.Envelope
+		require.NoError(t, json.Unmarshal(msg, &env))
+		env.V = 1
+		old, _ := json.Marshal(env)
+		require.ErrorIs(t, v.Open(old, wire.KindRecords, "box-a", &got), wire.ErrVersion)
 	})
 	t.Run("re-addressed envelope", func(t *testing.T) {
 		var env wire.Envelope
@@ -69,14 +91,14 @@ func TestSignVerify(t *testing.T) {
 	})
 	t.Run("signed by another key", func(t *testing.T) {
 		other, _ := newSigner(t)
-		forged, err := other.Sign(wire.KindRecords, "box-a", batch)
+		forged, err := other.Sign(wire.KindRecords, "box-a", testBoxKey, batch)
 		require.NoError(t, err)
 		require.ErrorIs(t, v.Open(forged, wire.KindRecords, "box-a", &got), wire.ErrBadSignature)
 	})
 	t.Run("unknown key id", func(t *testing.T) {
 		s2 := s
 		s2.KeyID = "k9"
-		forged, err := s2.Sign(wire.KindRecords, "box-a", batch)
+		forged, err := s2.Sign(wire.KindRecords, "box-a", testBoxKey, batch)
 		require.NoError(t, err)
 		require.ErrorIs(t, v.Open(forged, wire.KindRecords, "box-a", &got), wire.ErrBadSignature)
 	})
@@ -90,14 +112,14 @@ func TestSignVerify(t *testing.T) {
 	t.Run("body says another box", func(t *testing.T) {
 		b := batch
 		b.Box = "box-b"
-		inner, err := s.Sign(wire.KindRecords, "box-a", b)
+		inner, err := s.Sign(wire.KindRecords, "box-a", testBoxKey, b)
 		require.NoError(t, err)
 		require.ErrorIs(t, v.Open(inner, wire.KindRecords, "box-a", &got), wire.ErrWrongBox)
 	})
 	t.Run("unknown version", func(t *testing.T) {
 		b := batch
 		b.V = 2
-		m, err := s.Sign(wire.KindRecords, "box-a", b)
+		m, err := s.Sign(wire.KindRecords, "box-a", testBoxKey, b)
 		require.NoError(t, err)
 		require.ErrorIs(t, v.Open(m, wire.KindRecords, "box-a", &got), wire.ErrVersion)
 	})
@@ -151,9 +173,9 @@ func TestSealCodes(t *testing.T) {
 
 func FuzzOpen(f *testing.F) {
 	s, v := newSigner(f)
-	good, _ := s.Sign(wire.KindRecords, "box-a", wire.RecordBatch{V: 1, Box: "box-a", To: 1})
+	good, _ := s.Sign(wire.KindRecords, "box-a", testBoxKey, wire.RecordBatch{V: 1, Box: "box-a", To: 1})
 	f.Add(good)
-	f.Add([]byte(`{"v":1,"kind":"records","box":"box-a","body":{},"sig":""}`))
+	f.Add([]byte(`{"v":2,"kind":"records","box":"box-a","aud":"","body":{},"sig":""}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var b wire.RecordBatch
 		err := v.Open(data, wire.KindRecords, "box-a", &b)
