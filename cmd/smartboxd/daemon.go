@@ -135,6 +135,7 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 			return nil, fmt.Errorf("starting the simulated reader: %w", err)
 		}
 		d.sim = sh
+		sh.keypad.ConfirmScans(hw.Keypad.Debounce.Duration) // what keypad.New gets below, default filled in
 		rows, cols = sh.keypad.Rows(), sh.keypad.Cols()
 		locks, sensors, leds = sh.slots.LockPins(), sh.slots.SensorPins(), sh.slots.LEDPins()
 		port = sh.reader.Path()
