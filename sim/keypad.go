@@ -188,6 +188,10 @@ func (k *Keypad) ConfirmScans(debounce time.Duration) {
 	k.confirm.Store(int64(max(debounce, 0)))
 }
 
+// ConfirmDebounce is the debounce ConfirmScans was last given; 0: confirmed
+// taps are off.
+func (k *Keypad) ConfirmDebounce() time.Duration { return time.Duration(k.confirm.Load()) }
+
 // Tap presses r, holds it for hold (0: DefaultHold) and releases it. With
 // ConfirmScans on, it holds r at least hold and until the scanner read it,
 // and returns once the scanner has seen it released.
@@ -198,7 +202,7 @@ func (k *Keypad) Tap(r rune, hold time.Duration) error {
 	if err := k.Press(r); err != nil {
 		return err
 	}
-	debounce := time.Duration(k.confirm.Load())
+	debounce := k.ConfirmDebounce()
 	if debounce <= 0 {
 		time.Sleep(hold)
 		return k.Release(r)

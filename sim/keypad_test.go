@@ -167,7 +167,10 @@ func TestKeypadConfirmOff(t *testing.T) {
 	k := newTestKeypad(t)
 	k.confirmTimeout = time.Hour
 	k.ConfirmScans(20 * time.Millisecond)
+	k.ConfirmScans(-time.Second)
+	require.Zero(t, k.ConfirmDebounce())
 	k.ConfirmScans(0)
+	require.Zero(t, k.ConfirmDebounce())
 	require.NoError(t, k.Tap('5', time.Millisecond))
 	require.Empty(t, k.Down())
 }
