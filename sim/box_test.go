@@ -39,6 +39,7 @@ func startSimBox(tb testing.TB, cfg box.Config) *simBox {
 	require.NoError(tb, err)
 
 	kp := sim.NewKeypad(sim.DefaultLayout)
+	kp.ConfirmScans(keypad.DefaultDebounce) // the scanner below has the default
 	ss := sim.NewSlots(12, true)
 	scanner, err := keypad.New(kp.Rows(), kp.Cols(), keypad.Options{})
 	require.NoError(tb, err)

@@ -19,6 +19,28 @@
 // A person at the box is modelled by methods: Keypad.Press, Tap and Type;
 // Slots.Take and PutBack.
 //
+// # Confirmed taps
+//
+// A plain Tap holds a key for a fixed real time. The scanner runs on its own
+// goroutines and reports a key only once its scans have read it down for the
+// debounce, so on a loaded machine (race detector, 2 cores) a late scanner
+// can miss a tap and a correct PIN arrives with a digit lost.
+// Keypad.ConfirmScans(debounce) makes Tap and Type wait for the scanner
+// instead: the keypad sees every column Read, and a Read while exactly one
+// row is driven Low is a reading of the key where they cross. A confirmed
+// tap holds the key at least its hold and until the scanner has read it
+// down in scans spanning the debounce (counted from the second reading, so
+// that it holds on the scanner's clock too, however late the scanner ran),
+// then releases it and waits until the scanner has read it up for the
+// debounce or has gone idle (a Read with every row Low and no key down). So
+// every tap is reported, "11" is two presses, and by the time Type returns
+// every key has been reported. Each wait is bounded by ConfirmTimeout (5 s),
+// after which Tap returns an error saying the scanner never read the key.
+// smartboxd's sim profile turns this on; hal/keypad's own tests leave it off,
+// as they test the scanner's timing with taps of a given length. A confirmed
+// tap assumes nothing else presses keys meanwhile, and Press and Release
+// never wait.
+//
 // # Caveats
 //
 // An input that nothing drives and that has no pull reads Low (on hardware it

@@ -127,3 +127,50 @@ func TestKeypadTapAndType(t *testing.T) {
 	require.Equal(t, []uint64{1, 1, 1}, []uint64{k.ColPins()[0].Edges(), k.ColPins()[1].Edges(), k.ColPins()[2].Edges()})
 	require.Equal(t, []string{"KP_ROW1", "KP_COL3"}, []string{k.Rows()[0].Name(), k.Cols()[2].Name()})
 }
+
+// A confirmed tap with nobody scanning gives up after its bound, says the
+// scanner never read the key, and leaves the key released.
+func TestKeypadConfirmTimeoutPressed(t *testing.T) {
+	k := newTestKeypad(t)
+	k.confirmTimeout = 50 * time.Millisecond
+	k.ConfirmScans(20 * time.Millisecond)
+	err := k.Tap('5', time.Millisecond)
+	require.ErrorContains(t, err, `key '5' pressed, the scanner never read it down for 20ms within 50ms`)
+	require.Empty(t, k.Down())
+}
+
+// A scanner that reads the key down but stops reading before it is released:
+// the tap's wait for the release is bounded too.
+func TestKeypadConfirmTimeoutReleased(t *testing.T) {
+	k := newTestKeypad(t)
+	k.confirmTimeout = 50 * time.Millisecond
+	k.ConfirmScans(time.Millisecond)
+	selectRow(t, k, 1)
+	col := k.ColPins()[1]
+	go func() {
+		// Wake on the press's falling edge, read the key while it is down,
+		// then never again.
+		if !col.WaitForEdge(5 * time.Second) {
+			return
+		}
+		for len(k.Down()) > 0 {
+			col.Read()
+		}
+	}()
+	err := k.Tap('5', time.Millisecond)
+	require.ErrorContains(t, err, `key '5' released, the scanner never read it up or went idle for 1ms within 50ms`)
+	require.Empty(t, k.Down())
+}
+
+// ConfirmScans(0) turns the mode off again: a tap then takes its hold only.
+func TestKeypadConfirmOff(t *testing.T) {
+	k := newTestKeypad(t)
+	k.confirmTimeout = time.Hour
+	k.ConfirmScans(20 * time.Millisecond)
+	k.ConfirmScans(-time.Second)
+	require.Zero(t, k.ConfirmDebounce())
+	k.ConfirmScans(0)
+	require.Zero(t, k.ConfirmDebounce())
+	require.NoError(t, k.Tap('5', time.Millisecond))
+	require.Empty(t, k.Down())
+}

@@ -159,6 +159,7 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("starting the simulated reader: %w", err)
 		}
+		sh.keypad.ConfirmScans(hw.Keypad.Debounce.Duration) // what keypad.New gets below, default filled in
 		rows, cols = sh.keypad.Rows(), sh.keypad.Cols()
 		sensors, leds = sh.slots.SensorPins(), sh.slots.LEDPins()
 		port = sh.reader.Path()
