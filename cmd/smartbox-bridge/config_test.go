@@ -22,7 +22,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	require.Equal(t, "127.0.0.1:8490", c.Fleetio.PublicListen)
 	require.Equal(t, 15*time.Minute, c.Fleetio.ReconcileEvery.Duration)
 	require.Equal(t, 10*time.Minute, c.Fleetio.OverdueGrace.Duration)
-	require.EqualValues(t, 1<<20, c.Fleetio.MaxBody)
+	require.EqualValues(t, 64<<10, c.Fleetio.MaxBody)
 	require.Nil(t, c.Notify.Email)
 	require.Nil(t, c.Notify.SMS)
 }

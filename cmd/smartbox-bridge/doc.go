@@ -80,7 +80,15 @@
 // The Fleetio integration (sync/bridge, in DATA/fleetio.db) runs inside
 // serve. Its public listener (fleetio.public_listen, behind a TLS proxy)
 // serves POST /webhooks/fleetio, GET /access/{token} (a booking's page for
-// the driver) and GET /healthz. Set it up with:
+// the driver) and GET /healthz. It is the internet's way in, so it bounds
+// what a client that has shown nothing can cost (listeners.go): headers
+// within 10 s and 16 KiB, a whole request within 20 s, idle connections
+// closed after a minute; a webhook without a well-formed signature header
+// is refused (401) before its body is read, bodies are at most
+// fleetio.max_body (64 KiB by default) and at most 32 are read at once
+// (503 with Retry-After beyond that). 400 slow unsigned POSTs of 1 MiB
+// each took the bridge from 15 MB to 603 MB before; they now leave it under
+// 30 MB (BenchmarkSlowUnsignedPOSTsRSS). Set it up with:
 //
 //	smartbox-bridge register-box --id depot-1 --public-key B64 --slots 12 --name "Depot North" --location "12 Fleet Way"
 //	smartbox-bridge put-key --box depot-1 --key van-7 --fob 0100073400 --slot 3 --name "Van 7"

@@ -123,11 +123,7 @@ func startService(cfg *Config, log *slog.Logger, stdout io.Writer) (_ *service, 
 	if err := writeSecret(filepath.Join(dir, fileAdminAddr), []byte(s.adminLn.Addr().String()+"\n")); err != nil {
 		return nil, fmt.Errorf("write admin address: %w", err)
 	}
-	s.adminSrv = &http.Server{
-		Handler:           s.adminHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	s.adminSrv = adminLimits.server(s.adminHandler(), log)
 	log.Info("admin endpoint listening", "addr", s.adminLn.Addr().String())
 	return s, nil
 }

@@ -12,7 +12,17 @@
 // Webhook (POST /webhooks/fleetio) bounds the body, verifies Fleetio's
 // signature, de-duplicates by delivery id and stores the delivery before it
 // answers 2xx: Fleetio wants an answer within about 30 s and retries failures,
-// so nothing slow (no Fleetio call, no box push) happens on that path.
+// so nothing slow (no Fleetio call, no box push) happens on that path. What
+// the headers can tell is judged before the body is read: a missing or
+// malformed signature header, a wrong fixed Authorization, a Content-Length
+// over Options.MaxBody (64 KiB by default: a delivery is about 1 KB) and
+// the integration not connected are refused unread, the connection closed.
+// At most Options.MaxBodiesInFlight bodies (32) are read at once, so
+// webhooks hold at most that times MaxBody in memory; one more is answered
+// 503 with Retry-After. A forger who sends a well-formed but wrong
+// signature still has a body read (the HMAC needs it), within those bounds;
+// the server's read timeout (cmd/smartbox-bridge) bounds how long a slow one
+// holds its slot.
 //
 // A Worker drains the queue. It never trusts a payload: deliveries come late,
 // repeated and out of order, so it reads the assignment back from Fleetio's API

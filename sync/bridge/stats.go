@@ -12,6 +12,7 @@ import (
 type Stats struct {
 	WebhooksAccepted    uint64 `json:"webhooks_accepted"`    // stored for the worker
 	WebhooksRejected    uint64 `json:"webhooks_rejected"`    // 401, 400 or 413: nothing stored
+	WebhooksBusy        uint64 `json:"webhooks_busy"`        // 503: too many bodies being read, refused unread
 	WebhooksIgnored     uint64 `json:"webhooks_ignored"`     // an event the bridge does not act on (answered 2xx)
 	WebhooksDuplicate   uint64 `json:"webhooks_duplicate"`   // a delivery id already stored
 	GrantsPushed        uint64 `json:"grants_pushed"`        // grants put in the cloud (new or changed)
@@ -23,6 +24,7 @@ type Stats struct {
 	Reconciled          uint64 `json:"reconciled"`           // repairs made by Reconcile
 	EchoesSkipped       uint64 `json:"echoes_skipped"`       // deliveries of the bridge's own writes, done without a read-back
 	QueueDepth          int    `json:"queue_depth"`          // deliveries waiting to be processed
+	BodiesInFlight      int    `json:"bodies_in_flight"`     // webhook bodies being read now
 }
 
 // counters are the live values behind Stats. Each is bumped where the thing
@@ -30,6 +32,7 @@ type Stats struct {
 type counters struct {
 	webhooksAccepted    atomic.Uint64
 	webhooksRejected    atomic.Uint64
+	webhooksBusy        atomic.Uint64
 	webhooksIgnored     atomic.Uint64
 	webhooksDuplicate   atomic.Uint64
 	grantsPushed        atomic.Uint64
@@ -48,6 +51,7 @@ func (b *Bridge) Stats() Stats {
 	return Stats{
 		WebhooksAccepted:    c.webhooksAccepted.Load(),
 		WebhooksRejected:    c.webhooksRejected.Load(),
+		WebhooksBusy:        c.webhooksBusy.Load(),
 		WebhooksIgnored:     c.webhooksIgnored.Load(),
 		WebhooksDuplicate:   c.webhooksDuplicate.Load(),
 		GrantsPushed:        c.grantsPushed.Load(),
@@ -59,6 +63,7 @@ func (b *Bridge) Stats() Stats {
 		Reconciled:          c.reconciled.Load(),
 		EchoesSkipped:       c.echoesSkipped.Load(),
 		QueueDepth:          b.o.Store.QueueDepth(),
+		BodiesInFlight:      len(b.bodySlots),
 	}
 }
 
