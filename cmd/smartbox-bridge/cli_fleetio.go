@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
+	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
@@ -115,6 +117,9 @@ func positiveID(name, v string) (int64, error) {
 	return n, nil
 }
 
+// maxSecretsFile bounds the --secrets-file (four secrets and comments).
+const maxSecretsFile = 64 << 10
+
 // readSecrets reads "name = value" lines (also "name: value"; # comments;
 // values may be quoted). A file must not be readable by others: it holds
 // the account's API key. Errors name the line, never a value.
@@ -122,22 +127,14 @@ func readSecrets(path string) (map[string]string, error) {
 	var r io.Reader = stdin
 	what := "stdin"
 	if path != "" && path != "-" {
-		fi, err := os.Stat(path)
+		b, err := secretfile.Read(path, maxSecretsFile)
 		if err != nil {
 			return nil, fmt.Errorf("--secrets-file: %w", err)
 		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("--secrets-file %s: mode %04o lets others read the Fleetio API key: chmod 600 it", path, fi.Mode().Perm())
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("--secrets-file: %w", err)
-		}
-		defer f.Close()
-		r, what = f, path
+		r, what = bytes.NewReader(b), path
 	}
 	out := map[string]string{}
-	sc := bufio.NewScanner(io.LimitReader(r, 64<<10))
+	sc := bufio.NewScanner(io.LimitReader(r, maxSecretsFile))
 	for line := 1; sc.Scan(); line++ {
 		s := strings.TrimSpace(sc.Text())
 		if s == "" || s[0] == '#' {

@@ -16,6 +16,14 @@
 // public key ("bridge-" and 8 hex digits of its SHA-256), so a new key gets a
 // new id and boxes can hold old and new during a rotation.
 //
+// The data directory holds the keys and stores: serve makes it 0700, and
+// tightens an existing looser one (saying so in the log). Files named in
+// the config that hold secrets (broker.password_file,
+// notify.email.password_file, notify.sms.auth_token_file,
+// cloud.code_key_file, and --secrets-file) must not be readable by group
+// or others: serve refuses to start with the file and "chmod 600" in the
+// message, the check smartboxd makes (cmd/internal/secretfile).
+//
 // Broker accounts: the cloud's (broker.username, password from
 // broker.password_file or a random one kept in DATA/cloud.passwd), and one per
 // registered box (user name = box id) whose bcrypt hash lives in DATA/auth.db.
