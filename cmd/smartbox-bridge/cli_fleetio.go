@@ -491,7 +491,7 @@ func cmdBookings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if *events {
 			for _, e := range r.Events {
 				fmt.Fprintf(tw, "\t  %s\t%s\t%s\t%s\t%s\t\t\t\t\t\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type,
-					report.Dash(e.BoxID), report.Dash(e.KeyID), report.Dash(string(e.Reason)))
+					report.Dash(e.BoxID), report.Dash(e.KeyID), report.Dash(bookingEventNote(e)))
 			}
 			for _, e := range r.BoxEvents {
 				fmt.Fprintf(tw, "\t  %s\t%s\t%s\t%s\t%s\t\t\t\t\t\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type,
@@ -500,6 +500,20 @@ func cmdBookings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	return tw.Flush()
+}
+
+// bookingEventNote is the last column of an event under `bookings
+// --events`: its reason, or for a return what let the key in and whether
+// the bridge takes it as proof.
+func bookingEventNote(e bridge.BookingEvent) string {
+	if e.ReturnBy == "" && !e.Unconfirmed {
+		return string(e.Reason)
+	}
+	note := "return_by: " + cmpOr(string(e.ReturnBy), "unknown")
+	if e.Unconfirmed {
+		note += ", not confirmed by the slot sensor"
+	}
+	return note
 }
 
 func cmdFleetioDriverCode(ctx context.Context, args []string, stdout, stderr io.Writer) error {

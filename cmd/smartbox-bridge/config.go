@@ -45,8 +45,11 @@ const (
 	// a delivery with a few custom fields would be refused; above 1 MiB the
 	// webhook's bodies in flight (bridge.DefaultMaxBodiesInFlight) could
 	// hold 32 MiB for clients that have not yet shown a valid signature.
-	minWebhookBody = 4 << 10
-	maxWebhookBody = 1 << 20
+	// maxReturnSettle: a key is seated in a second or two; a longer settle
+	// would leave genuine returns unconfirmed.
+	maxReturnSettle = time.Minute
+	minWebhookBody  = 4 << 10
+	maxWebhookBody  = 1 << 20
 )
 
 // Config is smartbox-bridge's TOML config file. See
@@ -125,6 +128,10 @@ type FleetioConfig struct {
 	AdminName    string    `toml:"admin_name"`
 	AdminEmail   string    `toml:"admin_email"`
 	AdminPhone   string    `toml:"admin_phone"`
+	// ReturnSettle is how long a fob return's slot sensor must have seen
+	// the key seated for an overdue key to count as back (default 2s, the
+	// box's own return settle time; "0s" or not written: the default).
+	ReturnSettle Duration `toml:"return_settle"`
 	// MaxBody bounds one webhook delivery in bytes (default
 	// bridge.DefaultMaxBody, 64 KiB; at most maxWebhookBody).
 	MaxBody int64 `toml:"max_body"`
@@ -301,6 +308,9 @@ func (c *Config) validateFleetio() error {
 	}
 	if d := f.OverdueGrace.Duration; d < 0 || d > maxOverdueGrace {
 		return c.fieldErr("fleetio.overdue_grace", "%s: want 0s..%s", d, maxOverdueGrace)
+	}
+	if d := f.ReturnSettle.Duration; d < 0 || d > maxReturnSettle {
+		return c.fieldErr("fleetio.return_settle", "%s: want 0s..%s", d, maxReturnSettle)
 	}
 	if f.MaxBody < minWebhookBody || f.MaxBody > maxWebhookBody {
 		return c.fieldErr("fleetio.max_body", "%d bytes: want %d..%d (a delivery is a few KB)", f.MaxBody, minWebhookBody, maxWebhookBody)

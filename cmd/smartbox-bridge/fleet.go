@@ -44,6 +44,7 @@ func (s *service) startFleetio() error {
 		AccessBaseURL: s.publicURL,
 		MaxBody:       fc.MaxBody,
 		OverdueGrace:  fc.OverdueGrace.Duration,
+		ReturnSettle:  fc.ReturnSettle.Duration,
 		Logger:        s.log,
 	})
 	if err != nil {

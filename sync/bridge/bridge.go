@@ -111,6 +111,11 @@ type Options struct {
 	// let be before CheckOverdue raises it: a driver a few minutes late
 	// at the box is not told off. 0 raises it at the end.
 	OverdueGrace time.Duration
+	// ReturnSettle is how long a fob return's key sensor must have seen
+	// the key seated (box.Event.SeatedMS) for the key to count as back
+	// (default DefaultReturnSettle). A shorter one is attached to the
+	// booking as unconfirmed, the key stays out and the admin is told.
+	ReturnSettle time.Duration
 	Now          func() time.Time
 	Logger       *slog.Logger
 	Rand         io.Reader // PINs and tokens; default crypto/rand (any other is used under a lock)
@@ -147,6 +152,10 @@ type Bridge struct {
 	// bodySlots holds a token per webhook body being read (cap
 	// Options.MaxBodiesInFlight).
 	bodySlots chan struct{}
+	// alertWake wakes Run's alert loop when HandleEvents queued an admin
+	// alert; alertMu keeps two SendAlerts from sending one alert twice.
+	alertWake chan struct{}
+	alertMu   sync.Mutex
 
 	mu         sync.Mutex
 	client     *fleetio.Client
@@ -173,6 +182,9 @@ func New(o Options) (*Bridge, error) {
 	if o.MaxBody <= 0 {
 		o.MaxBody = DefaultMaxBody
 	}
+	if o.ReturnSettle <= 0 {
+		o.ReturnSettle = DefaultReturnSettle
+	}
 	if o.MaxBodiesInFlight <= 0 {
 		o.MaxBodiesInFlight = DefaultMaxBodiesInFlight
 	}
@@ -197,7 +209,7 @@ func New(o Options) (*Bridge, error) {
 		o.Logger = slog.Default()
 	}
 	return &Bridge{o: o, log: o.Logger.With("component", "fleetio-bridge"), wake: make(chan struct{}, 1),
-		bodySlots: make(chan struct{}, o.MaxBodiesInFlight)}, nil
+		bodySlots: make(chan struct{}, o.MaxBodiesInFlight), alertWake: make(chan struct{}, 1)}, nil
 }
 
 // fleetio returns a client for the current settings, made again when they

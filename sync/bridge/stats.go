@@ -23,6 +23,8 @@ type Stats struct {
 	Overdue             uint64 `json:"overdue"`              // keys found overdue (key_overdue sent)
 	Reconciled          uint64 `json:"reconciled"`           // repairs made by Reconcile
 	EchoesSkipped       uint64 `json:"echoes_skipped"`       // deliveries of the bridge's own writes, done without a read-back
+	KeypadAttacks       uint64 `json:"keypad_attacks"`       // keypad_attack events from boxes (the admin is told)
+	ReturnsUnconfirmed  uint64 `json:"returns_unconfirmed"`  // fob returns not taken as proof the key is back
 	QueueDepth          int    `json:"queue_depth"`          // deliveries waiting to be processed
 	BodiesInFlight      int    `json:"bodies_in_flight"`     // webhook bodies being read now
 }
@@ -43,6 +45,8 @@ type counters struct {
 	overdue             atomic.Uint64
 	reconciled          atomic.Uint64
 	echoesSkipped       atomic.Uint64
+	keypadAttacks       atomic.Uint64
+	returnsUnconfirmed  atomic.Uint64
 }
 
 // Stats returns the counters and the current queue depth.
@@ -62,6 +66,8 @@ func (b *Bridge) Stats() Stats {
 		Overdue:             c.overdue.Load(),
 		Reconciled:          c.reconciled.Load(),
 		EchoesSkipped:       c.echoesSkipped.Load(),
+		KeypadAttacks:       c.keypadAttacks.Load(),
+		ReturnsUnconfirmed:  c.returnsUnconfirmed.Load(),
 		QueueDepth:          b.o.Store.QueueDepth(),
 		BodiesInFlight:      len(b.bodySlots),
 	}
