@@ -60,10 +60,10 @@ func TestPublicListenerCutsSlowClients(t *testing.T) {
 
 	cutAfter := func(t *testing.T, first string, min time.Duration) {
 		t.Helper()
+		start := time.Now() // before the server's clock starts: at its accept
 		c, err := net.Dial("tcp", addr)
 		require.NoError(t, err)
 		defer c.Close()
-		start := time.Now()
 		_, err = io.WriteString(c, first)
 		require.NoError(t, err)
 		require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
