@@ -175,21 +175,10 @@ type OverdueKey struct {
 // OverdueKeys lists the overdue alerts still raised, by booking.
 func (b *Bridge) OverdueKeys() ([]OverdueKey, error) {
 	var out []OverdueKey
-	err := b.o.Store.db.View(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bucketWatchOverdue)
-		if bk == nil {
-			return nil
+	err := forEachJSON(b.o.Store, bucketWatchOverdue, func(k []byte, f overdueFlag) {
+		if f.ClearedAt.IsZero() && len(k) == 8 {
+			out = append(out, OverdueKey{AssignmentID: int64(binary.BigEndian.Uint64(k)), BoxID: f.BoxID, KeyID: f.KeyID, RaisedAt: f.RaisedAt})
 		}
-		return bk.ForEach(func(k, v []byte) error {
-			var f overdueFlag
-			if err := json.Unmarshal(v, &f); err != nil {
-				return fmt.Errorf("overdue flag %x: %w", k, err)
-			}
-			if f.ClearedAt.IsZero() && len(k) == 8 {
-				out = append(out, OverdueKey{AssignmentID: int64(binary.BigEndian.Uint64(k)), BoxID: f.BoxID, KeyID: f.KeyID, RaisedAt: f.RaisedAt})
-			}
-			return nil
-		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bridge store: overdue keys: %w", err)
@@ -200,23 +189,31 @@ func (b *Bridge) OverdueKeys() ([]OverdueKey, error) {
 // pendingAlerts lists the alerts waiting to be sent.
 func (s *Store) pendingAlerts() ([]adminAlert, error) {
 	var out []adminAlert
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketWatchAlerts)
+	err := forEachJSON(s, bucketWatchAlerts, func(_ []byte, a adminAlert) {
+		if a.Pending {
+			out = append(out, a)
+		}
+	})
+	return out, err
+}
+
+// forEachJSON decodes every record of a watch bucket (none if it was never
+// made) and hands it to fn, in key order.
+func forEachJSON[T any](s *Store, bucket []byte, fn func(k []byte, v T)) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(k, v []byte) error {
-			var a adminAlert
-			if err := json.Unmarshal(v, &a); err != nil {
-				return fmt.Errorf("admin alert %q: %w", k, err)
+		return b.ForEach(func(k, raw []byte) error {
+			var v T
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return fmt.Errorf("%s record %x: %w", bucket, k, err)
 			}
-			if a.Pending {
-				out = append(out, a)
-			}
+			fn(k, v)
 			return nil
 		})
 	})
-	return out, err
 }
 
 // alertDone records the outcome of sending a: sent (what it told is taken

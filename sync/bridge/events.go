@@ -291,19 +291,20 @@ func (w *watchTx) handle(boxID string, e box.Event) (int, error) {
 		if err := w.queueAlert(keypadAttackAlert(boxID, e)); err != nil {
 			return 0, err
 		}
-		return w.attachInWindow(boxID, e)
+		return w.attachInWindow(boxID, e, viaWindow, nil)
 	case box.EventCodeRefused, box.EventLockout:
 		// A wrong code at the box during a booking: maybe the driver
 		// mistyping, maybe someone guessing. Every booking of the box
 		// whose window holds it sees it.
-		return w.attachInWindow(boxID, e)
+		return w.attachInWindow(boxID, e, viaWindow, nil)
 	}
 	return 0, nil
 }
 
 // attachInWindow ties e to every booking of the box whose window holds its
-// time (none when the box's clock is not trusted).
-func (w *watchTx) attachInWindow(boxID string, e box.Event) (int, error) {
+// time and that match accepts (nil: all), none when the box's clock is not
+// trusted.
+func (w *watchTx) attachInWindow(boxID string, e box.Event, via string, match func(Booking) bool) (int, error) {
 	if e.ClockUntrusted {
 		return 0, nil // its time says nothing about any window
 	}
@@ -313,8 +314,8 @@ func (w *watchTx) attachInWindow(boxID string, e box.Event) (int, error) {
 	}
 	n := 0
 	for _, bk := range bks {
-		if inWindow(bk, e.Time) {
-			if err := w.attach(bookingEvent(boxID, e, bk.AssignmentID, viaWindow)); err != nil {
+		if inWindow(bk, e.Time) && (match == nil || match(bk)) {
+			if err := w.attach(bookingEvent(boxID, e, bk.AssignmentID, via)); err != nil {
 				return n, err
 			}
 			n++
@@ -352,23 +353,10 @@ func joinDetail(a, b string) string {
 // a key taken with one is no longer held by a booking.
 func (w *watchTx) handleGrantEvent(boxID string, e box.Event) (int, error) {
 	if contact, ok := driverCodeContact(e.GrantID); ok {
-		if (e.Type != box.EventCodeAccepted && e.Type != box.EventCodeRefused) || e.ClockUntrusted {
+		if e.Type != box.EventCodeAccepted && e.Type != box.EventCodeRefused {
 			return 0, nil
 		}
-		bks, err := w.bookingsOf(boxID)
-		if err != nil {
-			return 0, err
-		}
-		n := 0
-		for _, bk := range bks {
-			if bk.ContactID == contact && inWindow(bk, e.Time) {
-				if err := w.attach(bookingEvent(boxID, e, bk.AssignmentID, viaDriverCode)); err != nil {
-					return n, err
-				}
-				n++
-			}
-		}
-		return n, nil
+		return w.attachInWindow(boxID, e, viaDriverCode, func(bk Booking) bool { return bk.ContactID == contact })
 	}
 	id, ok := bookingGrant(e.GrantID)
 	var bk Booking

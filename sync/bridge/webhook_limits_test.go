@@ -71,6 +71,16 @@ func TestWebhookRefusedBeforeBody(t *testing.T) {
 			require.Equal(t, "close", hdr.Get("Connection"), "the rest of the body is not waited for")
 		})
 	}
+	t.Run("undeclared length over the limit", func(t *testing.T) {
+		// Chunked: no Content-Length to judge by; reading stops at the limit.
+		rc := &readCounter{r: strings.NewReader(strings.Repeat("x", 4*bridge.DefaultMaxBody))}
+		req := httptest.NewRequest(http.MethodPost, bridge.WebhookPath, nil)
+		req.Body, req.ContentLength = rc, -1
+		req.Header.Set(fleetio.SignatureHeader, good)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		require.Equal(t, http.StatusRequestEntityTooLarge, w.Code)
+	})
 	t.Run("well-formed signature: the body is read", func(t *testing.T) {
 		status, _, reads := serve(map[string]string{fleetio.SignatureHeader: good}, n)
 		require.Equal(t, http.StatusOK, status)
@@ -91,7 +101,7 @@ func TestWebhookRefusedBeforeBody(t *testing.T) {
 		require.Equal(t, http.StatusServiceUnavailable, status)
 		require.Zero(t, reads)
 	})
-	require.EqualValues(t, 7, e.b.Stats().WebhooksRejected)
+	require.EqualValues(t, 8, e.b.Stats().WebhooksRejected)
 }
 
 // slowPost sends a POST's headers and the first byte of its body, and
