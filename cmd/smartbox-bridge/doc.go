@@ -118,7 +118,11 @@
 // grant of every box, the integration's marked, with what happened at the
 // box. Every fleetio.reconcile_every the bridge compares Fleetio's
 // assignments with its bookings and looks for overdue keys; `fleetio
-// reconcile` does it now.
+// reconcile` does it now. An overdue key counts as back only on a return
+// the slot's sensor confirms (fleetio.return_settle, default 2s; see
+// sync/bridge "A fob alone is weak evidence"). The admin is told at once of
+// a box's keypad_attack (wrong codes past its threshold) and of a fob
+// return the slot did not confirm; both are counted in /metrics.
 //
 // Messages go by [notify.email] (SMTP) and [notify.sms] (a Twilio-shaped
 // gateway), rendered by sync/notify's templates (notify.templates_dir

@@ -238,6 +238,9 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 		`smartbox_bridge_fleetio_connected 1`,
 		`smartbox_bridge_boxes{state="unknown"} 1`,
 		`smartbox_bridge_fleetio_queue_depth`,
+		`smartbox_bridge_keypad_attacks_total 0`,
+		`smartbox_bridge_fleetio_returns_unconfirmed_total 0`,
+		`smartbox_bridge_fleetio_webhooks_total{outcome="busy"} 0`,
 	} {
 		require.Contains(t, metrics, want)
 	}
