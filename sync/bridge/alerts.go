@@ -172,18 +172,33 @@ type OverdueKey struct {
 	RaisedAt     time.Time `json:"raised_at"`
 }
 
-// OverdueKeys lists the overdue alerts still raised, by booking.
+// OverdueKeys lists the overdue alerts still raised, by booking: flagged
+// overdue, not cleared, and the key still out with that booking (a flag of
+// an older bridge, which took every return as proof, is not listed once
+// its key came back).
 func (b *Bridge) OverdueKeys() ([]OverdueKey, error) {
-	var out []OverdueKey
-	err := forEachJSON(b.o.Store, bucketWatchOverdue, func(k []byte, f overdueFlag) {
-		if f.ClearedAt.IsZero() && len(k) == 8 {
-			out = append(out, OverdueKey{AssignmentID: int64(binary.BigEndian.Uint64(k)), BoxID: f.BoxID, KeyID: f.KeyID, RaisedAt: f.RaisedAt})
+	held, err := b.o.Store.heldKeys()
+	if err != nil {
+		return nil, err
+	}
+	stillOut := map[heldKey]bool{}
+	for _, h := range held {
+		stillOut[h] = true
+	}
+	var open []OverdueKey
+	err = forEachJSON(b.o.Store, bucketWatchOverdue, func(k []byte, f overdueFlag) {
+		if len(k) != 8 {
+			return
+		}
+		id := int64(binary.BigEndian.Uint64(k))
+		if f.ClearedAt.IsZero() && stillOut[heldKey{BoxID: f.BoxID, KeyID: f.KeyID, AssignmentID: id}] {
+			open = append(open, OverdueKey{AssignmentID: id, BoxID: f.BoxID, KeyID: f.KeyID, RaisedAt: f.RaisedAt})
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bridge store: overdue keys: %w", err)
 	}
-	return out, nil
+	return open, nil
 }
 
 // pendingAlerts lists the alerts waiting to be sent.
