@@ -95,8 +95,10 @@
 // is refused (401) before its body is read, bodies are at most
 // fleetio.max_body (64 KiB by default) and at most 32 are read at once
 // (503 with Retry-After beyond that). 400 slow unsigned POSTs of 1 MiB
-// each took the bridge from 15 MB to 603 MB before; they now leave it under
-// 30 MB (BenchmarkSlowUnsignedPOSTsRSS). Set it up with:
+// each took the bridge from 15 MB to 600-780 MB before, 400 with a forged
+// signature to 870 MB; both now leave it under 30 MB
+// (BenchmarkSlowUnsignedPOSTsRSS, BenchmarkSlowForgedPOSTsRSS). Set it up
+// with:
 //
 //	smartbox-bridge register-box --id depot-1 --public-key B64 --slots 12 --name "Depot North" --location "12 Fleet Way"
 //	smartbox-bridge put-key --box depot-1 --key van-7 --fob 0100073400 --slot 3 --name "Van 7"
