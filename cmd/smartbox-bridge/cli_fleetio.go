@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
+	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
@@ -115,6 +117,9 @@ func positiveID(name, v string) (int64, error) {
 	return n, nil
 }
 
+// maxSecretsFile bounds the --secrets-file (four secrets and comments).
+const maxSecretsFile = 64 << 10
+
 // readSecrets reads "name = value" lines (also "name: value"; # comments;
 // values may be quoted). A file must not be readable by others: it holds
 // the account's API key. Errors name the line, never a value.
@@ -122,22 +127,14 @@ func readSecrets(path string) (map[string]string, error) {
 	var r io.Reader = stdin
 	what := "stdin"
 	if path != "" && path != "-" {
-		fi, err := os.Stat(path)
+		b, err := secretfile.Read(path, maxSecretsFile)
 		if err != nil {
 			return nil, fmt.Errorf("--secrets-file: %w", err)
 		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("--secrets-file %s: mode %04o lets others read the Fleetio API key: chmod 600 it", path, fi.Mode().Perm())
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("--secrets-file: %w", err)
-		}
-		defer f.Close()
-		r, what = f, path
+		r, what = bytes.NewReader(b), path
 	}
 	out := map[string]string{}
-	sc := bufio.NewScanner(io.LimitReader(r, 64<<10))
+	sc := bufio.NewScanner(io.LimitReader(r, maxSecretsFile))
 	for line := 1; sc.Scan(); line++ {
 		s := strings.TrimSpace(sc.Text())
 		if s == "" || s[0] == '#' {
@@ -494,7 +491,7 @@ func cmdBookings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if *events {
 			for _, e := range r.Events {
 				fmt.Fprintf(tw, "\t  %s\t%s\t%s\t%s\t%s\t\t\t\t\t\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type,
-					report.Dash(e.BoxID), report.Dash(e.KeyID), report.Dash(string(e.Reason)))
+					report.Dash(e.BoxID), report.Dash(e.KeyID), report.Dash(bookingEventNote(e)))
 			}
 			for _, e := range r.BoxEvents {
 				fmt.Fprintf(tw, "\t  %s\t%s\t%s\t%s\t%s\t\t\t\t\t\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type,
@@ -503,6 +500,20 @@ func cmdBookings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	return tw.Flush()
+}
+
+// bookingEventNote is the last column of an event under `bookings
+// --events`: its reason, or for a return what let the key in and whether
+// the bridge takes it as proof.
+func bookingEventNote(e bridge.BookingEvent) string {
+	if e.ReturnBy == "" && !e.Unconfirmed {
+		return string(e.Reason)
+	}
+	note := "return_by: " + cmpOr(string(e.ReturnBy), "unknown")
+	if e.Unconfirmed {
+		note += ", not confirmed by the slot sensor"
+	}
+	return note
 }
 
 func cmdFleetioDriverCode(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -41,6 +41,15 @@ const (
 	defaultOverdueGrace = 10 * time.Minute
 	maxOverdueGrace     = 24 * time.Hour
 	defaultSMTPPort     = 587
+	// minWebhookBody and maxWebhookBody bound fleetio.max_body: below 4 KiB
+	// a delivery with a few custom fields would be refused; above 1 MiB the
+	// webhook's bodies in flight (bridge.DefaultMaxBodiesInFlight) could
+	// hold 32 MiB for clients that have not yet shown a valid signature.
+	// maxReturnSettle: a key is seated in a second or two; a longer settle
+	// would leave genuine returns unconfirmed.
+	maxReturnSettle = time.Minute
+	minWebhookBody  = 4 << 10
+	maxWebhookBody  = 1 << 20
 )
 
 // Config is smartbox-bridge's TOML config file. See
@@ -124,7 +133,12 @@ type FleetioConfig struct {
 	AdminName    string    `toml:"admin_name"`
 	AdminEmail   string    `toml:"admin_email"`
 	AdminPhone   string    `toml:"admin_phone"`
-	// MaxBody bounds one webhook delivery in bytes (default 1 MiB).
+	// ReturnSettle is how long a fob return's slot sensor must have seen
+	// the key seated for an overdue key to count as back (default 2s, the
+	// box's own return settle time; "0s" or not written: the default).
+	ReturnSettle Duration `toml:"return_settle"`
+	// MaxBody bounds one webhook delivery in bytes (default
+	// bridge.DefaultMaxBody, 64 KiB; at most maxWebhookBody).
 	MaxBody int64 `toml:"max_body"`
 }
 
@@ -300,8 +314,11 @@ func (c *Config) validateFleetio() error {
 	if d := f.OverdueGrace.Duration; d < 0 || d > maxOverdueGrace {
 		return c.fieldErr("fleetio.overdue_grace", "%s: want 0s..%s", d, maxOverdueGrace)
 	}
-	if f.MaxBody < 4096 || f.MaxBody > 64<<20 {
-		return c.fieldErr("fleetio.max_body", "%d bytes: want 4096..67108864 (a delivery is a few KB)", f.MaxBody)
+	if d := f.ReturnSettle.Duration; d < 0 || d > maxReturnSettle {
+		return c.fieldErr("fleetio.return_settle", "%s: want 0s..%s", d, maxReturnSettle)
+	}
+	if f.MaxBody < minWebhookBody || f.MaxBody > maxWebhookBody {
+		return c.fieldErr("fleetio.max_body", "%d bytes: want %d..%d (a delivery is a few KB)", f.MaxBody, minWebhookBody, maxWebhookBody)
 	}
 	if f.AdminEmail != "" {
 		if _, err := mail.ParseAddress(f.AdminEmail); err != nil {

@@ -22,7 +22,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	require.Equal(t, "127.0.0.1:8490", c.Fleetio.PublicListen)
 	require.Equal(t, 15*time.Minute, c.Fleetio.ReconcileEvery.Duration)
 	require.Equal(t, 10*time.Minute, c.Fleetio.OverdueGrace.Duration)
-	require.EqualValues(t, 1<<20, c.Fleetio.MaxBody)
+	require.EqualValues(t, 64<<10, c.Fleetio.MaxBody)
 	require.Nil(t, c.Notify.Email)
 	require.Nil(t, c.Notify.SMS)
 }
@@ -129,6 +129,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"overdue grace negative", "[fleetio]\noverdue_grace = \"-1m\"\n", "b.toml:2: fleetio.overdue_grace: -1m0s: want 0s..24h0m0s"},
 		{"overdue grace too long", "[fleetio]\noverdue_grace = \"48h\"\n", "fleetio.overdue_grace: 48h0m0s"},
 		{"max body", "[fleetio]\nmax_body = 10\n", "b.toml:2: fleetio.max_body: 10 bytes"},
+		{"max body too large", "[fleetio]\nmax_body = 2097152\n", "b.toml:2: fleetio.max_body: 2097152 bytes: want 4096..1048576"},
+		{"return settle", "[fleetio]\nreturn_settle = \"2h\"\n", "b.toml:2: fleetio.return_settle: 2h0m0s"},
 		{"admin email", "[fleetio]\nadmin_email = \"desk\"\n", "b.toml:2: fleetio.admin_email"},
 		{"admin phone", "[fleetio]\nadmin_phone = \"555-1234\"\n", "b.toml:2: fleetio.admin_phone"},
 		{"fleetio unknown", "[fleetio]\napi_key = \"k\"\n", "b.toml:2: fleetio.api_key: unknown key"},

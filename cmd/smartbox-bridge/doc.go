@@ -16,6 +16,14 @@
 // public key ("bridge-" and 8 hex digits of its SHA-256), so a new key gets a
 // new id and boxes can hold old and new during a rotation.
 //
+// The data directory holds the keys and stores: serve makes it 0700, and
+// tightens an existing looser one (saying so in the log). Files named in
+// the config that hold secrets (broker.password_file,
+// notify.email.password_file, notify.sms.auth_token_file,
+// cloud.code_key_file, and --secrets-file) must not be readable by group
+// or others: serve refuses to start with the file and "chmod 600" in the
+// message, the check smartboxd makes (cmd/internal/secretfile).
+//
 // Broker accounts: the cloud's (broker.username, password from
 // broker.password_file or a random one kept in DATA/cloud.passwd), and one per
 // registered box (user name = box id) whose bcrypt hash lives in DATA/auth.db.
@@ -80,7 +88,17 @@
 // The Fleetio integration (sync/bridge, in DATA/fleetio.db) runs inside
 // serve. Its public listener (fleetio.public_listen, behind a TLS proxy)
 // serves POST /webhooks/fleetio, GET /access/{token} (a booking's page for
-// the driver) and GET /healthz. Set it up with:
+// the driver) and GET /healthz. It is the internet's way in, so it bounds
+// what a client that has shown nothing can cost (listeners.go): headers
+// within 10 s and 16 KiB, a whole request within 20 s, idle connections
+// closed after a minute; a webhook without a well-formed signature header
+// is refused (401) before its body is read, bodies are at most
+// fleetio.max_body (64 KiB by default) and at most 32 are read at once
+// (503 with Retry-After beyond that). 400 slow unsigned POSTs of 1 MiB
+// each took the bridge from 15 MB to 600-780 MB before, 400 with a forged
+// signature to 870 MB; both now leave it under 30 MB
+// (BenchmarkSlowUnsignedPOSTsRSS, BenchmarkSlowForgedPOSTsRSS). Set it up
+// with:
 //
 //	smartbox-bridge register-box --id depot-1 --public-key B64 --slots 12 --name "Depot North" --location "12 Fleet Way"
 //	smartbox-bridge put-key --box depot-1 --key van-7 --fob 0100073400 --slot 3 --name "Van 7"
@@ -102,7 +120,11 @@
 // grant of every box, the integration's marked, with what happened at the
 // box. Every fleetio.reconcile_every the bridge compares Fleetio's
 // assignments with its bookings and looks for overdue keys; `fleetio
-// reconcile` does it now.
+// reconcile` does it now. An overdue key counts as back only on a return
+// the slot's sensor confirms (fleetio.return_settle, default 2s; see
+// sync/bridge "A fob alone is weak evidence"). The admin is told at once of
+// a box's keypad_attack (wrong codes past its threshold) and of a fob
+// return the slot did not confirm; both are counted in /metrics.
 //
 // Messages go by [notify.email] (SMTP) and [notify.sms] (a Twilio-shaped
 // gateway), rendered by sync/notify's templates (notify.templates_dir

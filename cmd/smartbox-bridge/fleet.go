@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 )
@@ -46,6 +44,7 @@ func (s *service) startFleetio() error {
 		AccessBaseURL: s.publicURL,
 		MaxBody:       fc.MaxBody,
 		OverdueGrace:  fc.OverdueGrace.Duration,
+		ReturnSettle:  fc.ReturnSettle.Duration,
 		Logger:        s.log,
 	})
 	if err != nil {
@@ -55,16 +54,7 @@ func (s *service) startFleetio() error {
 	// as the cloud stores them; the maintenance loop catches up on any
 	// stored while the bridge was down.
 	s.cloud.OnEvents(s.fleet.HandleEvents)
-	s.publicSrv = &http.Server{
-		Handler:           s.publicHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		// Fleetio gives up on a delivery after about 30 s: a slow client
-		// holding a connection longer is not Fleetio.
-		ReadTimeout:  30 * time.Second,
-		WriteTimeout: 30 * time.Second,
-		IdleTimeout:  2 * time.Minute,
-		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	s.publicSrv = publicLimits.server(s.publicHandler(), s.log)
 	s.log.Info("public endpoint listening", "addr", s.publicLn.Addr().String(), "webhook_url", s.publicURL+bridge.WebhookPath)
 	return nil
 }

@@ -123,11 +123,19 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	// Before connect: the webhook says 503, so Fleetio retries later.
-	resp, err := http.Post(r.b.svc.publicURL+bridge.WebhookPath, "application/json", strings.NewReader(`{}`))
+	// Before connect: a signed delivery gets 503, so Fleetio retries
+	// later; one without a signature is refused outright.
+	req, err := http.NewRequest(http.MethodPost, r.b.svc.publicURL+bridge.WebhookPath, strings.NewReader(`{}`))
+	require.NoError(t, err)
+	req.Header.Set(fleetio.SignatureHeader, fleetio.Sign([]byte("any"), []byte(`{}`)))
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	resp, err = http.Post(r.b.svc.publicURL+bridge.WebhookPath, "application/json", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 	require.Contains(t, r.b.mustCLI(t, "fleetio", "status"), "no")
 
 	// Secrets in a file others can read are refused; so is a wrong key.
@@ -232,6 +240,9 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 		`smartbox_bridge_fleetio_queue_depth`,
 		`smartbox_bridge_cloud_dropped_total{reason="event_oversize"} 0`,
 		`smartbox_bridge_cloud_dropped_total{reason="event_over_budget"} 0`,
+		`smartbox_bridge_keypad_attacks_total 0`,
+		`smartbox_bridge_fleetio_returns_unconfirmed_total 0`,
+		`smartbox_bridge_fleetio_webhooks_total{outcome="busy"} 0`,
 	} {
 		require.Contains(t, metrics, want)
 	}
@@ -254,7 +265,10 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 	// and webhooks are refused again.
 	out = r.b.mustCLI(t, "fleetio", "disconnect")
 	require.Contains(t, out, "revoked 1 booking(s) not started; kept 1 in progress")
-	resp, err = http.Post(r.b.svc.publicURL+bridge.WebhookPath, "application/json", strings.NewReader(`{}`))
+	req, err = http.NewRequest(http.MethodPost, r.b.svc.publicURL+bridge.WebhookPath, strings.NewReader(`{}`))
+	require.NoError(t, err)
+	req.Header.Set(fleetio.SignatureHeader, fleetio.Sign([]byte("any"), []byte(`{}`)))
+	resp, err = http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
@@ -114,10 +115,16 @@ func loadOrCreateToken(path string) (string, error) {
 	return tok, nil
 }
 
+// maxSecretFile bounds a password or token file: a secret is one short
+// line, and a path mistyped to a log file must not be read whole.
+const maxSecretFile = 4 << 10
+
 // readSecretFile reads a password file: its first line, without the line
-// end. An empty password is an error, not an account without one.
+// end. The file must not be readable by group or others (secretfile: the
+// check smartboxd makes too). An empty password is an error, not an
+// account without one.
 func readSecretFile(what, path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path, maxSecretFile)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}

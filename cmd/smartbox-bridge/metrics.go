@@ -16,6 +16,7 @@ type metricsCollector struct {
 
 	webhooks, grants, fleetioErrors, notifications, overdue, reconciled, echoes *prometheus.Desc
 	queueDepth, boxes, connected, cloudDropped                                  *prometheus.Desc
+	keypadAttacks, returnsUnconfirmed                                           *prometheus.Desc
 }
 
 const metricsNS = "smartbox_bridge"
@@ -26,7 +27,7 @@ func newMetricsCollector(s *service) *metricsCollector {
 	}
 	return &metricsCollector{
 		s:             s,
-		webhooks:      d("fleetio_webhooks_total", "Fleetio webhook deliveries by outcome: accepted (queued), rejected (401/400/413), ignored (event not acted on), duplicate.", "outcome"),
+		webhooks:      d("fleetio_webhooks_total", "Fleetio webhook deliveries by outcome: accepted (queued), rejected (401/400/413), ignored (event not acted on), duplicate, busy (503: too many bodies being read).", "outcome"),
 		grants:        d("fleetio_grants_total", "Booking grants the Fleetio integration pushed to or revoked in the cloud.", "action"),
 		fleetioErrors: d("fleetio_api_errors_total", "Failed calls to Fleetio's API (a 404 is an answer, not counted)."),
 		notifications: d("notifications_total", "Driver and admin notifications by outcome.", "outcome"),
@@ -37,12 +38,15 @@ func newMetricsCollector(s *service) *metricsCollector {
 		boxes:         d("boxes", "Registered boxes by their last status: online, offline, or unknown (never sent one).", "state"),
 		connected:     d("fleetio_connected", "1 when the Fleetio integration is connected."),
 		cloudDropped:  d("cloud_dropped_total", "Box messages (event_*: events) the cloud dropped, refused, cut short or expired, by reason.", "reason"),
+		keypadAttacks: d("keypad_attacks_total", "keypad_attack events from boxes: wrong codes past a box's alert threshold (the admin is told)."),
+		returnsUnconfirmed: d("fleetio_returns_unconfirmed_total",
+			"Fob returns of a booking's key that the slot's sensor did not confirm: the key still counts as out."),
 	}
 }
 
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.webhooks, m.grants, m.fleetioErrors, m.notifications, m.overdue, m.reconciled, m.echoes,
-		m.queueDepth, m.boxes, m.connected, m.cloudDropped} {
+		m.queueDepth, m.boxes, m.connected, m.cloudDropped, m.keypadAttacks, m.returnsUnconfirmed} {
 		ch <- d
 	}
 }
@@ -60,6 +64,9 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(m.webhooks, st.WebhooksRejected, "rejected")
 		counter(m.webhooks, st.WebhooksIgnored, "ignored")
 		counter(m.webhooks, st.WebhooksDuplicate, "duplicate")
+		counter(m.webhooks, st.WebhooksBusy, "busy")
+		counter(m.keypadAttacks, st.KeypadAttacks)
+		counter(m.returnsUnconfirmed, st.ReturnsUnconfirmed)
 		counter(m.grants, st.GrantsPushed, "pushed")
 		counter(m.grants, st.GrantsRevoked, "revoked")
 		counter(m.fleetioErrors, st.FleetioErrors)

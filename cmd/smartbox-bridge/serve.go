@@ -19,6 +19,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/broker"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
@@ -68,8 +69,12 @@ func startService(cfg *Config, log *slog.Logger, stdout io.Writer) (_ *service, 
 		}
 	}()
 	dir := cfg.DataDir
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// It holds the signing key, the admin token and the stores: 0700, even
+	// if it was made looser before.
+	if was, err := secretfile.PrivateDir(dir); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
+	} else if was != 0 {
+		log.Warn("data dir was readable by others: made it 0700", "dir", dir, "was", fmt.Sprintf("%04o", was))
 	}
 
 	var created bool
@@ -123,11 +128,7 @@ func startService(cfg *Config, log *slog.Logger, stdout io.Writer) (_ *service, 
 	if err := writeSecret(filepath.Join(dir, fileAdminAddr), []byte(s.adminLn.Addr().String()+"\n")); err != nil {
 		return nil, fmt.Errorf("write admin address: %w", err)
 	}
-	s.adminSrv = &http.Server{
-		Handler:           s.adminHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	s.adminSrv = adminLimits.server(s.adminHandler(), log)
 	log.Info("admin endpoint listening", "addr", s.adminLn.Addr().String())
 	return s, nil
 }
@@ -250,9 +251,10 @@ func loadPool(field, path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// readCodeKey reads the 32-byte code key written as 64 hex digits.
+// readCodeKey reads the 32-byte code key written as 64 hex digits, from a
+// file only its owner may read (it decrypts every box's codes).
 func readCodeKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path, maxSecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("cloud.code_key_file: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
 	"github.com/smartbox-oss/smartbox/cmd/internal/tomlconf"
 )
 
@@ -194,19 +195,13 @@ func (c *Config) path(p string) string {
 // readSecret reads a file that holds a secret (a password, a private key),
 // refusing one that group or others may read or change: on a box whose SD
 // card is shared by other services, that secret logs in as the box.
+// The check is secretfile's, shared with smartbox-bridge.
 func (c *Config) readSecret(field, name string) ([]byte, error) {
-	p := c.path(name)
-	fi, err := os.Stat(p)
+	b, err := secretfile.Read(c.path(name), maxSecretFile)
 	if err != nil {
 		return nil, c.fieldErr(field, "%v", err)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, c.fieldErr(field, "%s is not a regular file", p)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, c.fieldErr(field, "%s has mode %04o: it holds a secret and must not be readable by group or others (chmod 600 %s)", p, perm, p)
-	}
-	return c.readFile(field, name, maxSecretFile)
+	return b, nil
 }
 
 // readFile reads at most limit bytes of a file named in the config.

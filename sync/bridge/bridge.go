@@ -48,7 +48,22 @@ type Notifier interface {
 
 // Defaults for Options left zero.
 const (
-	DefaultMaxBody = 1 << 20 // a Fleetio delivery is a few KB; 1 MiB bounds a hostile one
+	// DefaultMaxBody bounds one webhook body. A delivery is one vehicle
+	// assignment with its contact, vehicle and custom fields: about 1 KB
+	// (Fleetio's documented shape, and what sync/fleetio/fake sends), a few
+	// KB with an account's own custom fields. 64 KiB leaves tens of times
+	// that, while 1 MiB (the old default) let each unauthenticated request
+	// cost a megabyte.
+	DefaultMaxBody = 64 << 10
+	// DefaultMaxBodiesInFlight is how many webhook bodies are read at the
+	// same time; one more is answered 503 with Retry-After, unread. It
+	// bounds the memory that bodies take to DefaultMaxBodiesInFlight x
+	// MaxBody (2 MiB by default) however many clients connect. Fleetio
+	// sends a burst of deliveries over a few connections and each body is
+	// read in milliseconds, so 32 is far above what it needs; a delivery
+	// refused while slow clients hold every slot is retried by Fleetio, and
+	// Reconcile repairs what Fleetio gives up on.
+	DefaultMaxBodiesInFlight = 32
 	// DefaultMinRetry and DefaultMaxRetry bound the back-off of a delivery
 	// whose processing failed on something that may pass (Fleetio down or
 	// rate limited, the cloud store busy): doubling from a few seconds to an
@@ -79,11 +94,15 @@ type Options struct {
 	AccessBaseURL string
 	// NewClient makes the Fleetio client from the stored settings; default
 	// fleetio.New with the settings' key, token and base URL.
-	NewClient   func(Settings) (*fleetio.Client, error)
-	MaxBody     int64
-	MinRetry    time.Duration
-	MaxRetry    time.Duration
-	MaxAttempts int
+	NewClient func(Settings) (*fleetio.Client, error)
+	// MaxBody bounds one webhook body in bytes (default DefaultMaxBody).
+	MaxBody int64
+	// MaxBodiesInFlight bounds the webhook bodies being read at once
+	// (default DefaultMaxBodiesInFlight).
+	MaxBodiesInFlight int
+	MinRetry          time.Duration
+	MaxRetry          time.Duration
+	MaxAttempts       int
 	// Workers is how many deliveries are processed at the same time
 	// (default DefaultWorkers; 1 processes them one by one). Two deliveries
 	// of one assignment never run at once.
@@ -92,6 +111,11 @@ type Options struct {
 	// let be before CheckOverdue raises it: a driver a few minutes late
 	// at the box is not told off. 0 raises it at the end.
 	OverdueGrace time.Duration
+	// ReturnSettle is how long a fob return's key sensor must have seen
+	// the key seated (box.Event.SeatedMS) for the key to count as back
+	// (default DefaultReturnSettle). A shorter one is attached to the
+	// booking as unconfirmed, the key stays out and the admin is told.
+	ReturnSettle time.Duration
 	Now          func() time.Time
 	Logger       *slog.Logger
 	Rand         io.Reader // PINs and tokens; default crypto/rand (any other is used under a lock)
@@ -125,6 +149,14 @@ type Bridge struct {
 
 	stats counters
 
+	// bodySlots holds a token per webhook body being read (cap
+	// Options.MaxBodiesInFlight).
+	bodySlots chan struct{}
+	// alertWake wakes Run's alert loop when HandleEvents queued an admin
+	// alert; alertMu keeps two SendAlerts from sending one alert twice.
+	alertWake chan struct{}
+	alertMu   sync.Mutex
+
 	mu         sync.Mutex
 	client     *fleetio.Client
 	clientFrom Settings
@@ -150,6 +182,12 @@ func New(o Options) (*Bridge, error) {
 	if o.MaxBody <= 0 {
 		o.MaxBody = DefaultMaxBody
 	}
+	if o.ReturnSettle <= 0 {
+		o.ReturnSettle = DefaultReturnSettle
+	}
+	if o.MaxBodiesInFlight <= 0 {
+		o.MaxBodiesInFlight = DefaultMaxBodiesInFlight
+	}
 	if o.MinRetry <= 0 {
 		o.MinRetry = DefaultMinRetry
 	}
@@ -170,7 +208,8 @@ func New(o Options) (*Bridge, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Bridge{o: o, log: o.Logger.With("component", "fleetio-bridge"), wake: make(chan struct{}, 1)}, nil
+	return &Bridge{o: o, log: o.Logger.With("component", "fleetio-bridge"), wake: make(chan struct{}, 1),
+		bodySlots: make(chan struct{}, o.MaxBodiesInFlight), alertWake: make(chan struct{}, 1)}, nil
 }
 
 // fleetio returns a client for the current settings, made again when they

@@ -46,6 +46,8 @@ func (n Dispatch) Notify(ctx context.Context, to Recipient, kind string, data ma
 			} else {
 				m.Data[notify.DataEnd] = n.when(v)
 			}
+		case "at":
+			m.Data[notify.DataAt] = n.when(v)
 		case "link":
 			if v != "" {
 				m.Data[notify.DataAccessLink] = v

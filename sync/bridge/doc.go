@@ -12,7 +12,17 @@
 // Webhook (POST /webhooks/fleetio) bounds the body, verifies Fleetio's
 // signature, de-duplicates by delivery id and stores the delivery before it
 // answers 2xx: Fleetio wants an answer within about 30 s and retries failures,
-// so nothing slow (no Fleetio call, no box push) happens on that path.
+// so nothing slow (no Fleetio call, no box push) happens on that path. What
+// the headers can tell is judged before the body is read: a missing or
+// malformed signature header, a wrong fixed Authorization, a Content-Length
+// over Options.MaxBody (64 KiB by default: a delivery is about 1 KB) and
+// the integration not connected are refused unread, the connection closed.
+// At most Options.MaxBodiesInFlight bodies (32) are read at once, so
+// webhooks hold at most that times MaxBody in memory; one more is answered
+// 503 with Retry-After. A forger who sends a well-formed but wrong
+// signature still has a body read (the HMAC needs it), within those bounds;
+// the server's read timeout (cmd/smartbox-bridge) bounds how long a slow one
+// holds its slot.
 //
 // A Worker drains the queue. It never trusts a payload: deliveries come late,
 // repeated and out of order, so it reads the assignment back from Fleetio's API
@@ -101,6 +111,35 @@
 // then repairs what missed webhooks left wrong. RunMaintenance runs event
 // catch-up, Reconcile and CheckOverdue on a ticker.
 //
+// # A fob alone is weak evidence
+//
+// EM4100 fob UIDs are copied with a ten-euro tool, so a key_returned is
+// taken as proof that the key is back only when it says so: return_by
+// "remote" (the slot was opened by a signed command), or "fob" with the
+// slot's key sensor having seen a key seated (seated_ms) for at least
+// Options.ReturnSettle (default 2 s, the box's own settle time). Any other
+// return, including one without return_by from firmware older than the
+// field (fail secure), is attached to the booking marked unconfirmed
+// ("return_by: fob", "not confirmed by the slot sensor"), but the key still
+// counts as out with its booking: an overdue alert stays raised
+// (OverdueKeys), one is raised when the window ends, and the admin is told
+// (return_unconfirmed). The next take of the key from its slot proves it
+// was back and clears the alert. The limit: the sensor says a key-shaped
+// thing sat in the slot, not which key; a copied fob plus a dummy on a
+// key ring that stays seated passes. Only the driver's account of it, or a
+// look at the slot, tells more.
+//
+// # Alerts to the admin
+//
+// HandleEvents queues, in the transaction that marks the events handled, an
+// alert to Options.Admin for each keypad_attack (a box saw wrong codes past
+// its threshold: someone may be guessing) and each unconfirmed return; Run
+// sends them at once (within seconds of the box's batch reaching the
+// cloud), retrying a failed message with back-off. keypad_attack messages
+// about one box are at most one per 15 minutes, the wrong codes reported
+// meanwhile added to the next. Stats counts keypad attacks and unconfirmed
+// returns.
+//
 // # Notifications
 //
 // Dispatch sends through sync/notify's Dispatcher: email or SMS by the
@@ -110,7 +149,7 @@
 //
 // # Stats
 //
-// Stats counts webhooks (accepted, rejected, ignored, duplicate), grants
+// Stats counts webhooks (accepted, rejected, ignored, duplicate, busy), grants
 // pushed and revoked, Fleetio errors, notifications sent and failed, overdue
 // keys and reconcile repairs, and reads the queue depth from the store.
 //

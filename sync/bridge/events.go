@@ -116,9 +116,12 @@ func (b *Bridge) handleEvents(boxID string, evs []box.Event) (int, error) {
 			break
 		}
 	}
-	attached := 0
+	var attached int
+	var did watchCounts
 	err := b.o.Store.watchUpdate(func(w *watchTx) error {
 		attached = 0 // bbolt may run the function again
+		w.settle = b.o.ReturnSettle
+		defer func() { did = w.did }()
 		seen := w.lastSeen(boxID)
 		last := seen
 		for _, e := range evs {
@@ -145,6 +148,11 @@ func (b *Bridge) handleEvents(boxID string, evs []box.Event) (int, error) {
 	})
 	if err != nil {
 		return 0, fmt.Errorf("bridge store: events of box %s: %w", boxID, err)
+	}
+	b.stats.keypadAttacks.Add(uint64(did.attacks))
+	b.stats.returnsUnconfirmed.Add(uint64(did.unconfirmed))
+	if did.queued > 0 {
+		b.wakeAlerts()
 	}
 	return attached, nil
 }
@@ -203,7 +211,8 @@ func grantEvent(e box.Event) bool {
 func bookingEvent(boxID string, e box.Event, assignmentID int64, via string) BookingEvent {
 	return BookingEvent{AssignmentID: assignmentID, BoxID: boxID, Seq: e.Seq, Time: e.Time, Type: e.Type,
 		Slot: e.Slot, KeyID: e.KeyID, GrantID: e.GrantID, Reason: e.Reason, Purpose: e.Purpose,
-		Failures: e.Failures, ClockUntrusted: e.ClockUntrusted, Detail: e.Detail, Via: via}
+		Failures: e.Failures, ClockUntrusted: e.ClockUntrusted, Detail: e.Detail, ReturnBy: e.ReturnBy, SeatedMS: e.SeatedMS,
+		Count: e.Count, Via: via}
 }
 
 // handle ties one event to the bookings it belongs to.
@@ -229,9 +238,9 @@ func (w *watchTx) handle(boxID string, e box.Event) (int, error) {
 		if err != nil || !ok {
 			// Taken outside any booking (a remote release for a
 			// technician): whoever had it before does not hold it now.
-			return 0, firstErr(err, w.clearHolder(boxID, e.KeyID))
+			return 0, firstErr(err, w.takenBy(boxID, e, 0))
 		}
-		if err := w.setHolder(boxID, e.KeyID, bk.AssignmentID); err != nil {
+		if err := w.takenBy(boxID, e, bk.AssignmentID); err != nil {
 			return 0, err
 		}
 		return 1, w.attach(bookingEvent(boxID, e, bk.AssignmentID, viaKey))
@@ -249,35 +258,93 @@ func (w *watchTx) handle(boxID string, e box.Event) (int, error) {
 			}
 			id = bk.AssignmentID
 		}
-		if e.Type == box.EventKeyReturned && held {
-			if err := w.clearHolder(boxID, e.KeyID); err != nil {
-				return 0, err
+		be := bookingEvent(boxID, e, id, viaKey)
+		if e.Type == box.EventKeyReturned {
+			proof, why := returnProof(e, w.settle)
+			switch {
+			case !proof:
+				// A fob alone is weak evidence: the key stays out with
+				// its booking (overdue once the window ends), and the
+				// admin is told.
+				be.Unconfirmed, be.Detail = true, joinDetail(why, e.Detail)
+				w.did.unconfirmed++
+				if held {
+					if err := w.queueAlert(unconfirmedReturnAlert(boxID, id, e, why)); err != nil {
+						return 0, err
+					}
+				}
+			case held:
+				if err := w.clearHolder(boxID, e.KeyID); err != nil {
+					return 0, err
+				}
+				if err := w.clearOverdue(id, e.Time, returnedBy(e)); err != nil {
+					return 0, err
+				}
 			}
 		}
-		return 1, w.attach(bookingEvent(boxID, e, id, viaKey))
+		return 1, w.attach(be)
+	case box.EventKeypadAttack:
+		// Someone may be guessing codes: the admin is told (alerts.go),
+		// whatever the box's clock, and the bookings in whose window it
+		// happened see it.
+		w.did.attacks++
+		if err := w.queueAlert(keypadAttackAlert(boxID, e)); err != nil {
+			return 0, err
+		}
+		return w.attachInWindow(boxID, e, viaWindow, nil)
 	case box.EventCodeRefused, box.EventLockout:
 		// A wrong code at the box during a booking: maybe the driver
 		// mistyping, maybe someone guessing. Every booking of the box
 		// whose window holds it sees it.
-		if e.ClockUntrusted {
-			return 0, nil // its time says nothing about any window
-		}
-		bks, err := w.bookingsOf(boxID)
-		if err != nil {
-			return 0, err
-		}
-		n := 0
-		for _, bk := range bks {
-			if inWindow(bk, e.Time) {
-				if err := w.attach(bookingEvent(boxID, e, bk.AssignmentID, viaWindow)); err != nil {
-					return n, err
-				}
-				n++
-			}
-		}
-		return n, nil
+		return w.attachInWindow(boxID, e, viaWindow, nil)
 	}
 	return 0, nil
+}
+
+// attachInWindow ties e to every booking of the box whose window holds its
+// time and that match accepts (nil: all), none when the box's clock is not
+// trusted.
+func (w *watchTx) attachInWindow(boxID string, e box.Event, via string, match func(Booking) bool) (int, error) {
+	if e.ClockUntrusted {
+		return 0, nil // its time says nothing about any window
+	}
+	bks, err := w.bookingsOf(boxID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, bk := range bks {
+		if inWindow(bk, e.Time) && (match == nil || match(bk)) {
+			if err := w.attach(bookingEvent(boxID, e, bk.AssignmentID, via)); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+// takenBy records that e's key was taken for booking id (0: outside any
+// booking). The booking that held it before no longer does: the key was in
+// its slot to be taken, so an overdue alert of that booking (left raised
+// by a return the slot did not confirm) is cleared.
+func (w *watchTx) takenBy(boxID string, e box.Event, id int64) error {
+	if prev, ok := w.holder(boxID, e.KeyID); ok && prev != id {
+		if err := w.clearOverdue(prev, e.Time, "key taken again from its slot"); err != nil {
+			return err
+		}
+	}
+	if id == 0 {
+		return w.clearHolder(boxID, e.KeyID)
+	}
+	return w.setHolder(boxID, e.KeyID, id)
+}
+
+func joinDetail(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + "; " + b
 }
 
 // handleGrantEvent ties an event that names a grant: the booking's own, or
@@ -286,23 +353,10 @@ func (w *watchTx) handle(boxID string, e box.Event) (int, error) {
 // a key taken with one is no longer held by a booking.
 func (w *watchTx) handleGrantEvent(boxID string, e box.Event) (int, error) {
 	if contact, ok := driverCodeContact(e.GrantID); ok {
-		if (e.Type != box.EventCodeAccepted && e.Type != box.EventCodeRefused) || e.ClockUntrusted {
+		if e.Type != box.EventCodeAccepted && e.Type != box.EventCodeRefused {
 			return 0, nil
 		}
-		bks, err := w.bookingsOf(boxID)
-		if err != nil {
-			return 0, err
-		}
-		n := 0
-		for _, bk := range bks {
-			if bk.ContactID == contact && inWindow(bk, e.Time) {
-				if err := w.attach(bookingEvent(boxID, e, bk.AssignmentID, viaDriverCode)); err != nil {
-					return n, err
-				}
-				n++
-			}
-		}
-		return n, nil
+		return w.attachInWindow(boxID, e, viaDriverCode, func(bk Booking) bool { return bk.ContactID == contact })
 	}
 	id, ok := bookingGrant(e.GrantID)
 	var bk Booking
@@ -316,7 +370,7 @@ func (w *watchTx) handleGrantEvent(boxID string, e box.Event) (int, error) {
 	}
 	if !ok {
 		if e.Type == box.EventKeyTaken && e.KeyID != "" {
-			return 0, w.clearHolder(boxID, e.KeyID)
+			return 0, w.takenBy(boxID, e, 0)
 		}
 		return 0, nil
 	}
@@ -324,7 +378,7 @@ func (w *watchTx) handleGrantEvent(boxID string, e box.Event) (int, error) {
 		return 0, nil
 	}
 	if e.Type == box.EventKeyTaken && e.KeyID != "" {
-		if err := w.setHolder(boxID, e.KeyID, id); err != nil {
+		if err := w.takenBy(boxID, e, id); err != nil {
 			return 0, err
 		}
 	}

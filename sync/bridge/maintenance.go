@@ -72,4 +72,8 @@ func (b *Bridge) maintain(ctx context.Context) {
 	} else if n > 0 {
 		b.log.Warn("maintenance: keys overdue", "raised", n)
 	}
+	// Alerts the events caught up above queued (Run sends them too).
+	if n, _, err := b.SendAlerts(ctx); err != nil && ctx.Err() == nil {
+		b.log.Error("maintenance: admin alerts", "err", err, "sent", n)
+	}
 }

@@ -18,8 +18,12 @@ const NotifyKeyOverdue = "key_overdue"
 // once the booking's window is over (its Until passed, or the booking ended
 // early), it records a key_overdue event on the booking, tells the driver and
 // the admin, and counts it. Each booking is raised once; a notification that
-// failed is tried again on the next check. A key returned later clears
-// nothing: its key_returned is attached to the booking as usual.
+// failed is tried again on the next check. A key returned later is attached
+// to the booking; the alert is cleared (OverdueKeys no longer lists it) only
+// by a return that proves the key back: a remote one, or a fob return whose
+// slot sensor saw the key seated for Options.ReturnSettle. Any other return
+// leaves the key out and the alert raised, and the admin is told
+// (return_unconfirmed, alerts.go).
 //
 // "Still out" is what the box has reported. Options.OverdueGrace gives the
 // driver some minutes past the end; a box whose last status says offline is

@@ -266,9 +266,16 @@ func earlier(a, b time.Time) time.Time {
 
 // Run processes the delivery queue until ctx is done, up to Options.Workers
 // deliveries at once: at once, whenever a webhook is stored (Wake), and when
-// a retry is due. When ctx ends it waits for the deliveries in progress
+// a retry is due. It sends the admin alerts box events queue (alerts.go)
+// too. When ctx ends it waits for the deliveries in progress
 // (each ends soon: its calls see ctx) and returns nil.
 func (b *Bridge) Run(ctx context.Context) error {
+	alertsDone := make(chan struct{})
+	go func() {
+		defer close(alertsDone)
+		b.runAlerts(ctx)
+	}()
+	defer func() { <-alertsDone }()
 	q := b.newDispatcher(ctx)
 	var next time.Time
 	rescan := true

@@ -12,6 +12,7 @@ import (
 type Stats struct {
 	WebhooksAccepted    uint64 `json:"webhooks_accepted"`    // stored for the worker
 	WebhooksRejected    uint64 `json:"webhooks_rejected"`    // 401, 400 or 413: nothing stored
+	WebhooksBusy        uint64 `json:"webhooks_busy"`        // 503: too many bodies being read, refused unread
 	WebhooksIgnored     uint64 `json:"webhooks_ignored"`     // an event the bridge does not act on (answered 2xx)
 	WebhooksDuplicate   uint64 `json:"webhooks_duplicate"`   // a delivery id already stored
 	GrantsPushed        uint64 `json:"grants_pushed"`        // grants put in the cloud (new or changed)
@@ -22,7 +23,10 @@ type Stats struct {
 	Overdue             uint64 `json:"overdue"`              // keys found overdue (key_overdue sent)
 	Reconciled          uint64 `json:"reconciled"`           // repairs made by Reconcile
 	EchoesSkipped       uint64 `json:"echoes_skipped"`       // deliveries of the bridge's own writes, done without a read-back
+	KeypadAttacks       uint64 `json:"keypad_attacks"`       // keypad_attack events from boxes (the admin is told)
+	ReturnsUnconfirmed  uint64 `json:"returns_unconfirmed"`  // fob returns not taken as proof the key is back
 	QueueDepth          int    `json:"queue_depth"`          // deliveries waiting to be processed
+	BodiesInFlight      int    `json:"bodies_in_flight"`     // webhook bodies being read now
 }
 
 // counters are the live values behind Stats. Each is bumped where the thing
@@ -30,6 +34,7 @@ type Stats struct {
 type counters struct {
 	webhooksAccepted    atomic.Uint64
 	webhooksRejected    atomic.Uint64
+	webhooksBusy        atomic.Uint64
 	webhooksIgnored     atomic.Uint64
 	webhooksDuplicate   atomic.Uint64
 	grantsPushed        atomic.Uint64
@@ -40,6 +45,8 @@ type counters struct {
 	overdue             atomic.Uint64
 	reconciled          atomic.Uint64
 	echoesSkipped       atomic.Uint64
+	keypadAttacks       atomic.Uint64
+	returnsUnconfirmed  atomic.Uint64
 }
 
 // Stats returns the counters and the current queue depth.
@@ -48,6 +55,7 @@ func (b *Bridge) Stats() Stats {
 	return Stats{
 		WebhooksAccepted:    c.webhooksAccepted.Load(),
 		WebhooksRejected:    c.webhooksRejected.Load(),
+		WebhooksBusy:        c.webhooksBusy.Load(),
 		WebhooksIgnored:     c.webhooksIgnored.Load(),
 		WebhooksDuplicate:   c.webhooksDuplicate.Load(),
 		GrantsPushed:        c.grantsPushed.Load(),
@@ -58,7 +66,10 @@ func (b *Bridge) Stats() Stats {
 		Overdue:             c.overdue.Load(),
 		Reconciled:          c.reconciled.Load(),
 		EchoesSkipped:       c.echoesSkipped.Load(),
+		KeypadAttacks:       c.keypadAttacks.Load(),
+		ReturnsUnconfirmed:  c.returnsUnconfirmed.Load(),
 		QueueDepth:          b.o.Store.QueueDepth(),
+		BodiesInFlight:      len(b.bodySlots),
 	}
 }
 

@@ -31,9 +31,12 @@ var (
 	bucketWatchOverdue = []byte("watch_overdue")
 	// box id -> highest box event seq handled, with none missing before it.
 	bucketWatchSeen = []byte("watch_seen")
+	// kind ++ 0x00 ++ subject (a box id, or an assignment id in decimal) ->
+	// adminAlert: messages to the admin HandleEvents queued (see alerts.go).
+	bucketWatchAlerts = []byte("watch_alerts")
 )
 
-var watchBuckets = [][]byte{bucketWatchEvents, bucketWatchHolders, bucketWatchOverdue, bucketWatchSeen}
+var watchBuckets = [][]byte{bucketWatchEvents, bucketWatchHolders, bucketWatchOverdue, bucketWatchSeen, bucketWatchAlerts}
 
 // EventKeyOverdue is the booking event the bridge records itself when a
 // booking's window ended with its key still out.
@@ -56,6 +59,17 @@ type BookingEvent struct {
 	Failures       int           `json:"failures,omitempty"`
 	ClockUntrusted bool          `json:"clock_untrusted,omitempty"`
 	Detail         string        `json:"detail,omitempty"`
+	// ReturnBy and SeatedMS are a key_returned's (box.Event): what let the
+	// key back in, and how long the slot's sensor saw it seated.
+	ReturnBy box.ReturnBy `json:"return_by,omitempty"`
+	SeatedMS int64        `json:"seated_ms,omitempty"`
+	// Unconfirmed marks a key_returned the bridge does not take as proof
+	// that the key is back (a fob return the slot's sensor did not see
+	// seated for Options.ReturnSettle); Detail says why. The key still
+	// counts as out with its booking.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
+	// Count is a keypad_attack's number of wrong codes.
+	Count int `json:"count,omitempty"`
 	// Via says how the event was tied to the booking: "grant" (its booking
 	// grant), "driver_code" (the driver's code, during the window), "key"
 	// (the booking's key: taken during the window, or returned after the
@@ -82,6 +96,10 @@ type overdueFlag struct {
 	BoxID          string    `json:"box_id"`
 	DriverNotified bool      `json:"driver_notified,omitempty"`
 	AdminNotified  bool      `json:"admin_notified,omitempty"`
+	// ClearedAt is the box time of the return that proved the key back
+	// (zero: still overdue); ClearedBy says what it was.
+	ClearedAt time.Time `json:"cleared_at,omitzero"`
+	ClearedBy string    `json:"cleared_by,omitempty"`
 }
 
 // heldKey is one entry of the holders index.
@@ -98,15 +116,29 @@ type watchTx struct {
 	holders  *bolt.Bucket
 	overdue  *bolt.Bucket
 	seen     *bolt.Bucket
+	alerts   *bolt.Bucket
 	bookings *bolt.Bucket // A's bucket, read only here
 
 	boxBookings map[string][]Booking // bookings of a box, read once per transaction
+
+	// settle is Options.ReturnSettle, for the events handled in this
+	// transaction; did counts what they did, for the caller to act on once
+	// it commits.
+	settle time.Duration
+	did    watchCounts
+}
+
+// watchCounts are what one watch transaction did.
+type watchCounts struct {
+	queued      int // admin alerts queued
+	attacks     int // keypad_attack events
+	unconfirmed int // key_returned not taken as proof
 }
 
 // watchUpdate runs fn in a write transaction, making the watch buckets first.
 func (s *Store) watchUpdate(fn func(w *watchTx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		var bs [4]*bolt.Bucket
+		var bs [5]*bolt.Bucket
 		for i, name := range watchBuckets {
 			b, err := tx.CreateBucketIfNotExists(name)
 			if err != nil {
@@ -114,7 +146,7 @@ func (s *Store) watchUpdate(fn func(w *watchTx) error) error {
 			}
 			bs[i] = b
 		}
-		return fn(&watchTx{tx: tx, events: bs[0], holders: bs[1], overdue: bs[2], seen: bs[3],
+		return fn(&watchTx{tx: tx, events: bs[0], holders: bs[1], overdue: bs[2], seen: bs[3], alerts: bs[4],
 			bookings: tx.Bucket(bucketBookings)})
 	})
 }

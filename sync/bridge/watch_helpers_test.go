@@ -315,13 +315,22 @@ func (e *wEnv) take(at time.Time, a fleetio.VehicleAssignment, keyID string, slo
 }
 
 // giveBack is what a box sends when a key's fob is scanned and the key put
-// back: only the key and fob, no grant.
+// back: only the key and fob, no grant; the slot's sensor saw the key
+// seated for 5 s (past the settle time).
 func (e *wEnv) giveBack(at time.Time, keyID, fob string, slot int) []box.Event {
+	return e.giveBackBy(at, keyID, fob, slot, box.ReturnByFob, 5000)
+}
+
+// giveBackBy is giveBack with what let the key in and how long its sensor
+// saw it seated.
+func (e *wEnv) giveBackBy(at time.Time, keyID, fob string, slot int, by box.ReturnBy, seatedMS int64) []box.Event {
 	return []box.Event{
 		e.ev(at, box.EventSlotReleased, func(ev *box.Event) {
 			ev.Slot, ev.KeyID, ev.FobUID, ev.Purpose = slot, keyID, fob, box.PurposeReturn
 		}),
-		e.ev(at.Add(5*time.Second), box.EventKeyReturned, func(ev *box.Event) { ev.Slot, ev.KeyID, ev.FobUID = slot, keyID, fob }),
+		e.ev(at.Add(5*time.Second), box.EventKeyReturned, func(ev *box.Event) {
+			ev.Slot, ev.KeyID, ev.FobUID, ev.ReturnBy, ev.SeatedMS = slot, keyID, fob, by, seatedMS
+		}),
 		e.ev(at.Add(5*time.Second), box.EventSlotRelocked, func(ev *box.Event) {
 			ev.Slot, ev.KeyID, ev.FobUID, ev.Reason, ev.Purpose = slot, keyID, fob, box.ReasonKeyReturned, box.PurposeReturn
 		}),

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
@@ -16,25 +17,76 @@ const WebhookPath = "/webhooks/fleetio"
 // Webhook returns the handler of POST /webhooks/fleetio. It answers:
 //
 //	405 not a POST
-//	413 body over Options.MaxBody
-//	503 the integration is not connected (Fleetio retries later)
-//	401 bad or missing signature or Authorization: nothing stored
+//	401 missing or malformed signature header, or a wrong Authorization
+//	    (when one is configured): refused before the body is read
+//	503 the integration is not connected (Fleetio retries later), or
+//	    Options.MaxBodiesInFlight bodies are being read already
+//	    (Retry-After): refused before the body is read
+//	413 body over Options.MaxBody (by its Content-Length: unread)
+//	401 the signature does not match the body: nothing stored
 //	400 not a webhook delivery, or an assignment event without an assignment
 //	200 stored (or a duplicate, or an event the bridge does not handle)
 //	500 the store failed: Fleetio retries
 //
-// It only stores; the worker does the rest, so that the answer is fast.
+// Nothing that cannot be a delivery costs a body read, and at most
+// Options.MaxBodiesInFlight bodies of at most Options.MaxBody bytes are in
+// memory at once. It only stores; the worker does the rest, so that the
+// answer is fast.
 func (b *Bridge) Webhook() http.Handler {
 	return http.HandlerFunc(b.serveWebhook)
 }
 
+// busyRetryAfter is the Retry-After (seconds) of a 503 when every body slot
+// is taken: slow clients hold one for at most the server's read timeout.
+const busyRetryAfter = "10"
+
 func (b *Bridge) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		httpError(w, http.StatusMethodNotAllowed, "POST only")
+		refuseUnread(w, http.StatusMethodNotAllowed, "POST only")
 		return
 	}
 	log := b.log.With("remote", r.RemoteAddr)
+	// Everything that can be judged from the headers is, before the body:
+	// an unauthenticated client must not make the bridge read a megabyte.
+	if _, err := fleetio.ParseSignatureHeader(r.Header.Get(fleetio.SignatureHeader)); err != nil {
+		b.stats.webhooksRejected.Add(1)
+		log.Warn("webhook refused before its body", "err", err)
+		refuseUnread(w, http.StatusUnauthorized, "signature check failed")
+		return
+	}
+	st, err := b.o.Store.Settings()
+	if err != nil {
+		if errors.Is(err, ErrNotConnected) {
+			refuseUnread(w, http.StatusServiceUnavailable, "fleetio integration not connected")
+			return
+		}
+		log.Error("webhook: settings", "err", err)
+		refuseUnread(w, http.StatusInternalServerError, "store error")
+		return
+	}
+	if err := fleetio.VerifyAuthorization(st.Authorization, r.Header.Get("Authorization")); err != nil {
+		b.stats.webhooksRejected.Add(1)
+		log.Warn("webhook refused before its body", "err", err)
+		refuseUnread(w, http.StatusUnauthorized, "signature check failed")
+		return
+	}
+	if r.ContentLength > b.o.MaxBody {
+		b.stats.webhooksRejected.Add(1)
+		log.Warn("webhook refused: body too large", "limit", b.o.MaxBody, "content_length", r.ContentLength)
+		refuseUnread(w, http.StatusRequestEntityTooLarge, "body over the limit")
+		return
+	}
+	select {
+	case b.bodySlots <- struct{}{}:
+		defer func() { <-b.bodySlots }()
+	default:
+		b.stats.webhooksBusy.Add(1)
+		log.Warn("webhook refused: too many bodies being read", "limit", cap(b.bodySlots))
+		w.Header().Set("Retry-After", busyRetryAfter)
+		refuseUnread(w, http.StatusServiceUnavailable, "busy, retry later")
+		return
+	}
 	body, err := readBody(w, r, b.o.MaxBody)
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -47,16 +99,6 @@ func (b *Bridge) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		b.stats.webhooksRejected.Add(1)
 		log.Warn("webhook: reading body", "err", err)
 		httpError(w, http.StatusBadRequest, "cannot read body")
-		return
-	}
-	st, err := b.o.Store.Settings()
-	if err != nil {
-		if errors.Is(err, ErrNotConnected) {
-			httpError(w, http.StatusServiceUnavailable, "fleetio integration not connected")
-			return
-		}
-		log.Error("webhook: settings", "err", err)
-		httpError(w, http.StatusInternalServerError, "store error")
 		return
 	}
 	v := fleetio.WebhookVerifier{Secret: []byte(st.WebhookSecret), Authorization: st.Authorization}
@@ -108,6 +150,18 @@ func (b *Bridge) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	log.Info("webhook stored")
 	b.Wake()
 	writeJSON(w, http.StatusOK, map[string]string{"status": "queued"})
+}
+
+// refuseUnread answers without reading the request's body, and makes the
+// server drop the connection rather than read what is left of it: "Connection:
+// close" stops net/http's post-handler discard of up to 256 KiB, and a read
+// deadline of now ends the final Close's read at once, so a slow client's
+// body is not waited for. (A ResponseWriter without a connection, as in
+// tests, has no deadline to set.)
+func refuseUnread(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	httpError(w, status, msg)
 }
 
 // handledEvent: vehicle_assignment_* (the names are inferred from Fleetio's

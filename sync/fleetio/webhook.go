@@ -43,19 +43,9 @@ func VerifyWebhook(secret, body []byte, signatureHeader string) error {
 		// An empty key would make every forger's HMAC valid.
 		return ErrNoSecret
 	}
-	sig := strings.TrimSpace(signatureHeader)
-	if sig == "" {
-		return ErrMissingSignature
-	}
-	if len(sig) > 7 && strings.EqualFold(sig[:7], "sha256=") {
-		sig = sig[7:]
-	}
-	if len(sig) != 2*sha256.Size {
-		return fmt.Errorf("%w: %d characters, want %d hex digits", ErrBadSignature, len(sig), 2*sha256.Size)
-	}
-	got, err := hex.DecodeString(sig)
+	got, err := ParseSignatureHeader(signatureHeader)
 	if err != nil {
-		return fmt.Errorf("%w: not hex", ErrBadSignature)
+		return err
 	}
 	m := hmac.New(sha256.New, secret)
 	m.Write(body)
@@ -63,6 +53,30 @@ func VerifyWebhook(secret, body []byte, signatureHeader string) error {
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// ParseSignatureHeader checks the form of an X-Fleetio-Webhook-Signature
+// value without the body: 64 hex digits (either case, optionally after
+// "sha256=", surrounding space ignored). A receiver calls it before it reads
+// a body, so that a request that cannot be a delivery costs no body read.
+// It returns the decoded digest; errors are ErrMissingSignature or
+// ErrBadSignature.
+func ParseSignatureHeader(signatureHeader string) ([]byte, error) {
+	sig := strings.TrimSpace(signatureHeader)
+	if sig == "" {
+		return nil, ErrMissingSignature
+	}
+	if len(sig) > 7 && strings.EqualFold(sig[:7], "sha256=") {
+		sig = sig[7:]
+	}
+	if len(sig) != 2*sha256.Size {
+		return nil, fmt.Errorf("%w: %d characters, want %d hex digits", ErrBadSignature, len(sig), 2*sha256.Size)
+	}
+	got, err := hex.DecodeString(sig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not hex", ErrBadSignature)
+	}
+	return got, nil
 }
 
 // VerifyAuthorization checks the fixed Authorization value a webhook may be

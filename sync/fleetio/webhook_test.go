@@ -69,6 +69,36 @@ func TestVerifyWebhook(t *testing.T) {
 	}
 }
 
+// ParseSignatureHeader sorts headers by form alone, before any body: what
+// VerifyWebhook refuses for its form is refused here with the same error.
+func TestParseSignatureHeader(t *testing.T) {
+	good := Sign([]byte("k"), []byte(sampleDelivery))
+	for _, tt := range []struct {
+		name, sig string
+		want      error
+	}{
+		{"lower-case hex", good, nil},
+		{"upper-case hex", strings.ToUpper(good), nil},
+		{"sha256= prefix and space", " sha256=" + good + " ", nil},
+		{"missing", "", ErrMissingSignature},
+		{"blank", " \t", ErrMissingSignature},
+		{"truncated", good[:63], ErrBadSignature},
+		{"too long", good + "0", ErrBadSignature},
+		{"not hex", strings.Repeat("g", 64), ErrBadSignature},
+		{"prefix only", "sha256=", ErrBadSignature},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := ParseSignatureHeader(tt.sig)
+			if tt.want != nil {
+				require.ErrorIs(t, err, tt.want)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, good, hex.EncodeToString(d))
+		})
+	}
+}
+
 func flip(h string) string {
 	b := []byte(h)
 	if b[10] == '0' {

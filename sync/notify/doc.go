@@ -2,7 +2,9 @@
 // access instructions when a Fleetio assignment becomes a booking, hears
 // when it changes, is cancelled or the key is overdue; an account admin is
 // prompted when a vehicle set to Prompt is assigned (Keycafe's notification
-// methods, Automatic and Prompt).
+// methods, Automatic and Prompt), and alerted when a box reports wrong codes
+// past its alert threshold (keypad_attack) or a fob return the slot's key
+// sensor did not confirm (return_unconfirmed).
 //
 // # Messages
 //

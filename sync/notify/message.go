@@ -17,10 +17,18 @@ const (
 	KindBookingCancelled  Kind = "booking_cancelled"
 	KindPromptReservation Kind = "prompt_reservation"
 	KindKeyOverdue        Kind = "key_overdue"
+	// KindKeypadAttack tells the admin that wrong codes at a box passed the
+	// box's alert threshold: someone may be guessing codes.
+	KindKeypadAttack Kind = "keypad_attack"
+	// KindReturnUnconfirmed tells the admin that a key was returned by fob
+	// but the slot's key sensor did not confirm it seated: the booking's
+	// key is still counted out (and overdue once its window ends).
+	KindReturnUnconfirmed Kind = "return_unconfirmed"
 )
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{KindBookingCreated, KindBookingUpdated, KindBookingCancelled, KindPromptReservation, KindKeyOverdue}
+var Kinds = []Kind{KindBookingCreated, KindBookingUpdated, KindBookingCancelled, KindPromptReservation, KindKeyOverdue,
+	KindKeypadAttack, KindReturnUnconfirmed}
 
 func (k Kind) valid() bool {
 	for _, x := range Kinds {
@@ -69,6 +77,9 @@ const (
 	DataInstructions = "instructions" // how to use the box
 	DataAdminLink    = "admin_link"   // prompt_reservation: where the admin creates the booking
 	DataDriver       = "driver"       // prompt_reservation: the assigned driver's name
+	DataAt           = "at"           // keypad_attack, return_unconfirmed: when it happened at the box
+	DataCount        = "count"        // keypad_attack: wrong codes the alert stands for
+	DataReason       = "reason"       // return_unconfirmed: why the return is not proof the key is back
 	DataRecipient    = "recipient"    // set by the package: the Recipient (templates: .recipient.Name)
 )
 

@@ -218,5 +218,8 @@ func SampleData() map[string]any {
 		DataInstructions: "Type the PIN on the keypad, then #. The slot opens; take the key and close the door.",
 		DataAdminLink:    "https://bridge.example.com/admin/reservations",
 		DataDriver:       "Alex Driver",
+		DataAt:           start.Add(9 * time.Hour),
+		DataCount:        "12",
+		DataReason:       "the key sensor saw it seated for 300 ms, under the 2s settle time",
 	}
 }

@@ -22,7 +22,9 @@ func TestDefaultTemplatesRender(t *testing.T) {
 				r, err := tm.Render(k, m, notify.SampleRecipient, data)
 				require.NoError(t, err)
 				require.NotContains(t, r.Body, "<no value>")
-				require.Contains(t, r.Body, data[notify.DataVehicle].(string)[:6])
+				if k != notify.KindKeypadAttack { // a box's alert, no vehicle in it
+					require.Contains(t, r.Body, data[notify.DataVehicle].(string)[:6])
+				}
 				if m == notify.MethodEmail {
 					require.NotEmpty(t, r.Subject)
 					require.NotContains(t, r.Subject, "482913", "a PIN in a subject shows on lock screens")
@@ -38,6 +40,15 @@ func TestDefaultTemplatesRender(t *testing.T) {
 					require.Contains(t, r.Body, "Mon 2 Mar 2026 09:00 CST")
 					require.Contains(t, r.Body, "bridge.example.com/b/sample-token")
 				case notify.KindBookingCancelled, notify.KindKeyOverdue, notify.KindPromptReservation:
+					require.NotContains(t, r.Body, "482913")
+				case notify.KindKeypadAttack:
+					require.Contains(t, r.Body, "12 wrong codes")
+					require.Contains(t, r.Body, "Depot North box 1")
+					require.Contains(t, r.Body, "Mon 2 Mar 2026 18:00 CST", "the time in the box's zone")
+					require.NotContains(t, r.Body, "482913")
+				case notify.KindReturnUnconfirmed:
+					require.Contains(t, r.Body, "300 ms")
+					require.Contains(t, r.Body, "Van 12 key")
 					require.NotContains(t, r.Body, "482913")
 				}
 			})

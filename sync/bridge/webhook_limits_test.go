@@ -1,0 +1,171 @@
+package bridge_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/fleetio"
+)
+
+// readCounter is a request body that records every Read.
+type readCounter struct {
+	r     io.Reader
+	reads atomic.Int64
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	c.reads.Add(1)
+	return c.r.Read(p)
+}
+
+func (c *readCounter) Close() error { return nil }
+
+// A request that cannot be a delivery is refused from its headers alone:
+// the handler never reads its body.
+func TestWebhookRefusedBeforeBody(t *testing.T) {
+	e := newEnv(t)
+	h := e.b.Webhook()
+	body := delivery(910001, fleetio.EventAssignmentCreated, `{"id":910002,"vehicle_id":1,"contact_id":1}`)
+	good := fleetio.Sign([]byte(secret), body)
+	serve := func(hdr map[string]string, contentLength int64) (int, http.Header, int64) {
+		rc := &readCounter{r: strings.NewReader(string(body))}
+		req := httptest.NewRequest(http.MethodPost, bridge.WebhookPath, nil)
+		req.Body, req.ContentLength = rc, contentLength
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code, w.Header(), rc.reads.Load()
+	}
+	n := int64(len(body))
+	for _, tc := range []struct {
+		name   string
+		hdr    map[string]string
+		length int64
+		status int
+	}{
+		{"no signature header", nil, n, http.StatusUnauthorized},
+		{"blank signature header", map[string]string{fleetio.SignatureHeader: "  "}, n, http.StatusUnauthorized},
+		{"signature not hex", map[string]string{fleetio.SignatureHeader: strings.Repeat("z", 64)}, n, http.StatusUnauthorized},
+		{"signature too short", map[string]string{fleetio.SignatureHeader: good[:40]}, n, http.StatusUnauthorized},
+		{"signature prefix only", map[string]string{fleetio.SignatureHeader: "sha256="}, n, http.StatusUnauthorized},
+		{"declared length over the limit", map[string]string{fleetio.SignatureHeader: good}, bridge.DefaultMaxBody + 1, http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, hdr, reads := serve(tc.hdr, tc.length)
+			require.Equal(t, tc.status, status)
+			require.Zero(t, reads, "the body was read")
+			require.Equal(t, "close", hdr.Get("Connection"), "the rest of the body is not waited for")
+		})
+	}
+	t.Run("undeclared length over the limit", func(t *testing.T) {
+		// Chunked: no Content-Length to judge by; reading stops at the limit.
+		rc := &readCounter{r: strings.NewReader(strings.Repeat("x", 4*bridge.DefaultMaxBody))}
+		req := httptest.NewRequest(http.MethodPost, bridge.WebhookPath, nil)
+		req.Body, req.ContentLength = rc, -1
+		req.Header.Set(fleetio.SignatureHeader, good)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		require.Equal(t, http.StatusRequestEntityTooLarge, w.Code)
+	})
+	t.Run("well-formed signature: the body is read", func(t *testing.T) {
+		status, _, reads := serve(map[string]string{fleetio.SignatureHeader: good}, n)
+		require.Equal(t, http.StatusOK, status)
+		require.NotZero(t, reads)
+	})
+	t.Run("wrong Authorization", func(t *testing.T) {
+		st, err := e.store.Settings()
+		require.NoError(t, err)
+		st.Authorization = "Bearer fixed"
+		require.NoError(t, e.store.SetSettings(st))
+		status, _, reads := serve(map[string]string{fleetio.SignatureHeader: good, "Authorization": "Bearer guess"}, n)
+		require.Equal(t, http.StatusUnauthorized, status)
+		require.Zero(t, reads)
+	})
+	t.Run("not connected", func(t *testing.T) {
+		require.NoError(t, e.store.ForgetSettings())
+		status, _, reads := serve(map[string]string{fleetio.SignatureHeader: good}, n)
+		require.Equal(t, http.StatusServiceUnavailable, status)
+		require.Zero(t, reads)
+	})
+	require.EqualValues(t, 8, e.b.Stats().WebhooksRejected)
+}
+
+// slowPost sends a POST's headers and the first byte of its body, and
+// leaves the rest to the caller.
+func slowPost(t *testing.T, addr string, bodyLen int, sig string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	_, err = fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s: %s\r\n\r\n{",
+		bridge.WebhookPath, bodyLen, fleetio.SignatureHeader, sig)
+	require.NoError(t, err)
+	return c, bufio.NewReader(c)
+}
+
+// Bodies being read are bounded: with MaxBodiesInFlight held by slow
+// clients, one more is answered 503 at once, with Retry-After, unread;
+// once a slot is free a delivery goes through again.
+func TestWebhookBodiesInFlightBounded(t *testing.T) {
+	e := newEnv(t)
+	const slots = 2
+	b, err := bridge.New(bridge.Options{Store: e.store, Cloud: e.cloud, AccessBaseURL: "http://bridge.test",
+		MaxBodiesInFlight: slots, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	srv := httptest.NewServer(b.Webhook())
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
+	forged := strings.Repeat("ab", 32) // well-formed, wrong
+
+	type slow struct {
+		c net.Conn
+		r *bufio.Reader
+	}
+	var held []slow
+	for range slots {
+		c, r := slowPost(t, addr, 1000, forged)
+		held = append(held, slow{c, r})
+	}
+	require.Eventually(t, func() bool { return b.Stats().BodiesInFlight == slots }, 5*time.Second, time.Millisecond,
+		"the slow bodies are being read")
+
+	c, r := slowPost(t, addr, 1000, forged)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err, "answered without its body")
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.NotEmpty(t, resp.Header.Get("Retry-After"))
+	require.EqualValues(t, 1, b.Stats().WebhooksBusy)
+	require.Equal(t, slots, b.Stats().BodiesInFlight, "the slow ones still hold their slots")
+
+	// The slow clients finish: their forged signature is refused, and
+	// the slots are free again.
+	for _, s := range held {
+		_, err := io.WriteString(s.c, strings.Repeat(" ", 998)+"}")
+		require.NoError(t, err)
+		require.NoError(t, s.c.SetReadDeadline(time.Now().Add(5*time.Second)))
+		resp, err := http.ReadResponse(s.r, nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	}
+	require.Eventually(t, func() bool { return b.Stats().BodiesInFlight == 0 }, 5*time.Second, time.Millisecond)
+	body := delivery(920001, fleetio.EventAssignmentCreated, `{"id":920002,"vehicle_id":1,"contact_id":1}`)
+	require.Equal(t, http.StatusOK, post(t, srv.URL+bridge.WebhookPath, body,
+		map[string]string{fleetio.SignatureHeader: fleetio.Sign([]byte(secret), body)}))
+}
