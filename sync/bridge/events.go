@@ -198,7 +198,9 @@ func inWindow(bk Booking, t time.Time) bool {
 func grantEvent(e box.Event) bool {
 	switch e.Type {
 	case box.EventCodeAccepted, box.EventCodeRefused, box.EventSlotReleased, box.EventKeyTaken,
-		box.EventKeyAbsent, box.EventHardwareFault:
+		box.EventKeyAbsent, box.EventHardwareFault, box.EventRefusalsMerged:
+		// refusals_merged: the box counted repeated refusals of this grant
+		// (its Count) instead of sending each.
 		return true
 	case box.EventSlotRelocked:
 		// Relocked after a take is the key_taken again; relocked on a
@@ -292,10 +294,11 @@ func (w *watchTx) handle(boxID string, e box.Event) (int, error) {
 			return 0, err
 		}
 		return w.attachInWindow(boxID, e, viaWindow, nil)
-	case box.EventCodeRefused, box.EventLockout:
+	case box.EventCodeRefused, box.EventLockout, box.EventRefusalsMerged:
 		// A wrong code at the box during a booking: maybe the driver
 		// mistyping, maybe someone guessing. Every booking of the box
-		// whose window holds it sees it.
+		// whose window holds it sees it (refusals_merged: Count of them,
+		// merged by the box).
 		return w.attachInWindow(boxID, e, viaWindow, nil)
 	}
 	return 0, nil
@@ -353,7 +356,7 @@ func joinDetail(a, b string) string {
 // a key taken with one is no longer held by a booking.
 func (w *watchTx) handleGrantEvent(boxID string, e box.Event) (int, error) {
 	if contact, ok := driverCodeContact(e.GrantID); ok {
-		if e.Type != box.EventCodeAccepted && e.Type != box.EventCodeRefused {
+		if e.Type != box.EventCodeAccepted && e.Type != box.EventCodeRefused && e.Type != box.EventRefusalsMerged {
 			return 0, nil
 		}
 		return w.attachInWindow(boxID, e, viaDriverCode, func(bk Booking) bool { return bk.ContactID == contact })

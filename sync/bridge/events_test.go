@@ -179,3 +179,29 @@ func FuzzHandleEvents(f *testing.F) {
 			"the good event after the fuzzed one is attached")
 	})
 }
+
+// The box folds repeated refusals into one refusals_merged (box/refusal.go)
+// and, past its outbox quota, counts them (store/outbox.go): a booking sees
+// the merged event with its count as it saw the single ones.
+func TestMergedRefusalsAttached(t *testing.T) {
+	e := newWEnv(t, wOpts{})
+	now := e.clock.Now()
+	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
+	e.send(t,
+		// Wrong codes during the window, merged by the box.
+		e.ev(now.Add(-30*time.Minute), box.EventRefusalsMerged, func(ev *box.Event) {
+			ev.Reason, ev.Count, ev.Detail = box.ReasonUnknownCode, 41, string(box.EventCodeRefused)
+		}),
+		// The booking's own PIN refused again and again (used up).
+		e.ev(now.Add(-20*time.Minute), box.EventRefusalsMerged, func(ev *box.Event) {
+			ev.Reason, ev.GrantID, ev.Count, ev.Detail = box.ReasonUsedUp, bridge.GrantID(van.ID), 7, string(box.EventCodeRefused)
+		}),
+	)
+	got, err := e.b.BookingEvents(van.ID)
+	require.NoError(t, err)
+	require.Equal(t, []box.EventType{box.EventRefusalsMerged, box.EventRefusalsMerged}, types(got))
+	require.Equal(t, "window", got[0].Via)
+	require.Equal(t, 41, got[0].Count)
+	require.Equal(t, "grant", got[1].Via)
+	require.Equal(t, 7, got[1].Count)
+}
