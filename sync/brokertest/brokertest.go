@@ -72,6 +72,9 @@ type Broker interface {
 	Restart(t testing.TB)
 	// Stop stops the broker (idempotent); Restart brings it back.
 	Stop()
+	// StoreFile is the broker's persistence file: mochi's bbolt file, or
+	// mosquitto's mosquitto.db (written every second and on Stop).
+	StoreFile() string
 }
 
 // Kinds lists the brokers to run sync tests against: mochi always, mosquitto
