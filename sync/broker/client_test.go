@@ -78,7 +78,8 @@ type conn struct {
 	tls                 *tls.Config
 	persistent          bool // CleanSession=false
 	willTopic, will     string
-	rawConn             *net.Conn // set: dial plain TCP ourselves, to cut it later
+	rawConn             *net.Conn    // set: dial plain TCP ourselves, to cut it later
+	lost                chan<- error // set: told when the broker drops the connection
 }
 
 // dial connects; the client disconnects on test cleanup.
@@ -101,6 +102,14 @@ func (c conn) dial(t *testing.T) (paho.Client, inbox, error) {
 	}
 	if c.willTopic != "" {
 		o.SetWill(c.willTopic, c.will, 1, true)
+	}
+	if c.lost != nil {
+		o.SetConnectionLostHandler(func(_ paho.Client, err error) {
+			select {
+			case c.lost <- err:
+			default:
+			}
+		})
 	}
 	if c.rawConn != nil {
 		var mu sync.Mutex

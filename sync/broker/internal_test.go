@@ -2,11 +2,16 @@ package broker
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
@@ -276,4 +281,52 @@ func TestRetainedOlderThanADayIsKept(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the two-day-old retained status was not served")
 	}
+}
+
+// A store written before the retain rule (a box could retain anything in its
+// tree) loses, at the next start, every retained message the rule forbids:
+// from memory, and from the file.
+func TestStoreDropsRetainedTheRulesForbid(t *testing.T) {
+	path := filepath.Join(t.TempDir(), StoreFile)
+	old := new(bolt.Hook)
+	old.SetOpts(slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	require.NoError(t, old.Init(&bolt.Options{Path: path}))
+	status := wire.Topic("box-a", wire.LeafStatus)
+	forbidden := []string{wire.Topic("box-a", wire.LeafRecords), wire.Topic("box-a", wire.LeafEvents),
+		wire.Topic("box-a", "flood/1"), wire.Topic("box-b", wire.LeafStatus)}
+	retain := func(topic string, size int) {
+		old.OnRetainMessage(&mqtt.Client{ID: "box-a"}, packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
+			TopicName:   topic, Payload: []byte(strings.Repeat("x", size)), Created: time.Now().Unix(),
+		}, 1)
+	}
+	retain(status, 300)
+	for _, topic := range forbidden[:3] {
+		retain(topic, 100<<10)
+	}
+	retain(forbidden[3], maxStatusSize+1) // a status, but too large
+	require.NoError(t, old.Stop())
+
+	h, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	require.NoError(t, err)
+	b, err := Start(Config{Listen: "127.0.0.1:0", CloudUser: "cloud", DataDir: filepath.Dir(path),
+		StaticUsers: []User{{Name: "cloud", PasswordHash: string(h)}},
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	_, ok := b.srv.Topics.Retained.Get(status)
+	require.True(t, ok, "the status is kept")
+	for _, topic := range forbidden {
+		_, ok := b.srv.Topics.Retained.Get(topic)
+		require.False(t, ok, topic)
+	}
+	require.NoError(t, b.Close())
+
+	again := new(bolt.Hook)
+	again.SetOpts(slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	require.NoError(t, again.Init(&bolt.Options{Path: path}))
+	defer again.Stop()
+	stored, err := again.StoredRetainedMessages()
+	require.NoError(t, err)
+	require.Len(t, stored, 1)
+	require.Equal(t, status, stored[0].TopicName)
 }

@@ -5,7 +5,8 @@ import (
 	"strings"
 
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
-	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt")
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
+)
 
 // boltStore is mochi's bolt storage hook with one repair. Its OnQosPublish
 // (v2.7.9) stores an in-flight message without its packet id (the badger and
