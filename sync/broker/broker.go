@@ -59,7 +59,8 @@ type Config struct {
 	// passwords may then use the same listener).
 	TLS *tls.Config
 
-	// CloudUser is the cloud/bridge user: it may use all of smartbox/v1/#.
+	// CloudUser is the cloud/bridge user: it reads what every box publishes
+	// and publishes what every box reads (CloudAllowed).
 	CloudUser string
 	// Users looks up a user's password hash (the bridge's store). Users
 	// that are also listed in StaticUsers are looked up there first.

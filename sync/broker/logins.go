@@ -224,9 +224,11 @@ func (t *failureTable) add(key string, now time.Time) int {
 }
 
 // makeRoom keeps the table under maxTracked entries: forgotten ones go
-// first, then random ones (Go's map order). Dropping a live entry gives
-// that key its free failures again; the check slots still bound what that
-// costs. It runs only after a failed check, which cost far more.
+// first, then random ones (Go's map order) down to 7/8 full, so that the
+// sweep runs once per maxTracked/8 new keys, not for each. Dropping a live
+// entry gives that key its free failures again; the check slots still
+// bound what that costs. It runs only after a failed check, which cost far
+// more than the sweep.
 func (t *failureTable) makeRoom(now time.Time) {
 	if len(t.m) < maxTracked {
 		return
@@ -237,7 +239,7 @@ func (t *failureTable) makeRoom(now time.Time) {
 		}
 	}
 	for k := range t.m {
-		if len(t.m) < maxTracked {
+		if len(t.m) <= maxTracked*7/8 {
 			break
 		}
 		delete(t.m, k)

@@ -41,7 +41,8 @@ type Options struct {
 	// Users maps user name to password; nil = DefaultUsers(). Include the
 	// cloud user to let the cloud connect with a password.
 	Users map[string]string
-	// CloudUser may use all of smartbox/v1/#; "" = CloudUser ("cloud").
+	// CloudUser has the cloud's rights over every box (sync/README.md);
+	// "" = CloudUser ("cloud").
 	// mosquitto only supports the default name (it is in the README's ACL).
 	CloudUser string
 	// TLS also starts a TLS listener (TLSURL) with a server certificate from
