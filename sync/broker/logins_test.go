@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -12,25 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/smartbox-oss/smartbox/box/boxtest"
 )
-
-// fakeClock is the login guard's clock in tests.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // countChecks replaces the bcrypt comparison for the test: a password is
 // right when it is "right", and every call is counted. Tests that use it do
@@ -50,11 +33,11 @@ func countChecks(t *testing.T) *atomic.Int64 {
 }
 
 // guardedHook is an auth hook whose users are box-* with password "right".
-func guardedHook(clock *fakeClock) *authHook {
+func guardedHook(clock *boxtest.Clock) *authHook {
 	return &authHook{
 		cloud:  "cloud",
 		lookup: func(name string) (string, bool) { return "$2a$04$hash-of-right", true },
-		logins: newLoginGuard(clock.now),
+		logins: newLoginGuard(clock.Now),
 		log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -65,7 +48,7 @@ func guardedHook(clock *fakeClock) *authHook {
 // grows with each failure after it.
 func TestLoginBackoffPerUserAndAddress(t *testing.T) {
 	checks := countChecks(t)
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := boxtest.NewClock(time.Unix(1_800_000_000, 0))
 	h := guardedHook(clock)
 	const attacker, box = "203.0.113.7:40000", "198.51.100.2:50000"
 
@@ -86,16 +69,16 @@ func TestLoginBackoffPerUserAndAddress(t *testing.T) {
 	require.EqualValues(t, userFreeFailures+1, checks.Load())
 
 	// The first back-off is firstBackoff; one more failure doubles it.
-	clock.advance(firstBackoff - time.Millisecond)
+	clock.Advance(firstBackoff - time.Millisecond)
 	require.NotNil(t, h.checkPassword("box-a", attacker, "guess"))
 	require.EqualValues(t, userFreeFailures+1, checks.Load())
-	clock.advance(time.Millisecond)
+	clock.Advance(time.Millisecond)
 	require.NotNil(t, h.checkPassword("box-a", attacker, "guess"), "checked, and wrong")
 	require.EqualValues(t, userFreeFailures+2, checks.Load())
-	clock.advance(2*firstBackoff - time.Millisecond)
+	clock.Advance(2*firstBackoff - time.Millisecond)
 	require.NotNil(t, h.checkPassword("box-a", attacker, "right"))
 	require.EqualValues(t, userFreeFailures+2, checks.Load(), "still in the doubled back-off")
-	clock.advance(time.Millisecond)
+	clock.Advance(time.Millisecond)
 	require.Nil(t, h.checkPassword("box-a", attacker, "right"), "back-off over: the right password works")
 
 	// A success forgets that user's failures at that address.
@@ -106,7 +89,7 @@ func TestLoginBackoffPerUserAndAddress(t *testing.T) {
 // The back-off is capped, and forgotten after a quiet period.
 func TestLoginBackoffCapAndForget(t *testing.T) {
 	checks := countChecks(t)
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := boxtest.NewClock(time.Unix(1_800_000_000, 0))
 	h := guardedHook(clock)
 	const attacker = "203.0.113.7:40000"
 	addr := addressKey(attacker)
@@ -118,7 +101,7 @@ func TestLoginBackoffCapAndForget(t *testing.T) {
 		require.NotNil(t, h.checkPassword("box-a", attacker, "guess"))
 		w := h.logins.backoff("box-a", addr)
 		waits = append(waits, w)
-		clock.advance(w)
+		clock.Advance(w)
 	}
 	require.Equal(t, time.Duration(0), waits[userFreeFailures-2])
 	require.Equal(t, firstBackoff, waits[userFreeFailures-1])
@@ -127,7 +110,7 @@ func TestLoginBackoffCapAndForget(t *testing.T) {
 	require.EqualValues(t, 40, checks.Load(), "each waited-out attempt is one check")
 
 	require.NotNil(t, h.checkPassword("box-a", attacker, "guess"))
-	clock.advance(userForget)
+	clock.Advance(userForget)
 	require.Zero(t, h.logins.backoff("box-a", addr), "forgotten after a quiet hour")
 	for range userFreeFailures - 1 {
 		require.NotNil(t, h.checkPassword("box-a", attacker, "guess"))
@@ -140,13 +123,13 @@ func TestLoginBackoffCapAndForget(t *testing.T) {
 // in back-off, however long it retries.
 func TestLoginBackoffPerAddress(t *testing.T) {
 	checks := countChecks(t)
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := boxtest.NewClock(time.Unix(1_800_000_000, 0))
 	h := guardedHook(clock)
 
 	const nat = "192.0.2.1:1000"
 	for i := range 500 {
 		require.NotNil(t, h.checkPassword("box-stale", nat, "old password"))
-		clock.advance(h.logins.backoff("box-stale", addressKey(nat)) + time.Second)
+		clock.Advance(h.logins.backoff("box-stale", addressKey(nat)) + time.Second)
 		require.Nil(t, h.checkPassword(fmt.Sprint("box-", i), nat, "right"), "a neighbour behind the same NAT, try %d", i)
 	}
 	require.NotNil(t, h.checkPassword("box-stale", nat, "old password"))
@@ -176,7 +159,7 @@ func TestLoginBackoffPerAddress(t *testing.T) {
 // maxTracked entries.
 func TestLoginTablesBounded(t *testing.T) {
 	countChecks(t)
-	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	clock := boxtest.NewClock(time.Unix(1_800_000_000, 0))
 	h := guardedHook(clock)
 	for i := range maxTracked + maxTracked/2 {
 		h.checkPassword("box-a", fmt.Sprintf("10.%d.%d.%d:1", i>>16&255, i>>8&255, i&255), "guess")
@@ -202,7 +185,7 @@ func TestPasswordChecksCapped(t *testing.T) {
 			return bcrypt.ErrMismatchedHashAndPassword
 		}
 		defer func() { compareHash = old }()
-		h := guardedHook(&fakeClock{t: time.Unix(1_800_000_000, 0)})
+		h := guardedHook(boxtest.NewClock(time.Unix(1_800_000_000, 0)))
 
 		const logins = 10
 		results := make(chan *refusal, logins)
