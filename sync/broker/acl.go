@@ -14,12 +14,50 @@ import (
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
+// Message size bounds per leaf (payload bytes), checked on every publish.
+const (
+	// maxStatusSize bounds a status (and a box's will, which is a status):
+	// a real one is about 300 bytes of JSON. It is the one message the
+	// broker keeps (retained, for 30 days), so it is kept small: a box can
+	// make the broker store at most this much.
+	maxStatusSize = 4 << 10
+	// maxSyncRequestSize bounds a SyncRequest, about 100 bytes of JSON.
+	maxSyncRequestSize = 4 << 10
+	// maxCommandResultSize bounds a CommandResult: about 150 bytes plus an
+	// error text, which comes from the box's own error messages; room to
+	// spare so that a long one is not lost.
+	maxCommandResultSize = 16 << 10
+)
+
+// leafRule says which side publishes a leaf and how large its messages may
+// be. The other side may only read (subscribe to) it.
+type leafRule struct {
+	boxPublishes bool
+	maxSize      int
+}
+
+// leafRules is the whole access policy, per leaf of wire's topic tree.
+// events, records, events/ack and command may be as large as a receiver
+// accepts at all (wire.MaxMessageSize: snapshots are chunked below it, an
+// event batch of 500 events fits); anything larger would only be refused
+// unread at the other end.
+var leafRules = map[string]leafRule{
+	wire.LeafStatus:        {boxPublishes: true, maxSize: maxStatusSize},
+	wire.LeafSyncRequest:   {boxPublishes: true, maxSize: maxSyncRequestSize},
+	wire.LeafEvents:        {boxPublishes: true, maxSize: wire.MaxMessageSize},
+	wire.LeafCommandResult: {boxPublishes: true, maxSize: maxCommandResultSize},
+	wire.LeafRecords:       {boxPublishes: false, maxSize: wire.MaxMessageSize},
+	wire.LeafEventsAck:     {boxPublishes: false, maxSize: wire.MaxMessageSize},
+	wire.LeafCommand:       {boxPublishes: false, maxSize: wire.MaxMessageSize},
+}
+
 // authHook is the broker's authentication and access control (see doc.go).
 type authHook struct {
 	mqtt.HookBase
 	cloud    string
 	lookup   func(name string) (hash string, ok bool)
 	sessions *mqtt.Clients // to see who owns an existing session
+	logins   *loginGuard
 	log      *slog.Logger
 	denied   atomic.Uint64
 }
@@ -27,7 +65,7 @@ type authHook struct {
 func (h *authHook) ID() string { return "smartbox-acl" }
 
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish}, []byte{b})
 }
 
 // deny logs a refusal as a security event and counts it.
@@ -66,12 +104,9 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 			return false
 		}
 		identity = cn
-	} else {
-		hash, ok := h.lookup(user)
-		if user == "" || !ok || !CheckPassword(hash, string(pk.Connect.Password)) {
-			h.deny("connect refused: bad user name or password", "user", user, "client", cl.ID, "remote", remote)
-			return false
-		}
+	} else if refusal := h.checkPassword(user, remote, string(pk.Connect.Password)); refusal != nil {
+		h.deny("connect refused: "+refusal.reason, append([]any{"user", user, "client", cl.ID, "remote", remote}, refusal.args...)...)
+		return false
 	}
 	isCloud := identity == h.cloud
 	if !isCloud && !box.ValidID(identity) {
@@ -90,10 +125,19 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 			return false
 		}
 	}
-	if pk.Connect.WillFlag && !h.allowed(identity, pk.Connect.WillTopic, true) {
-		h.deny("connect refused: will topic outside the user's tree",
-			"user", identity, "topic", pk.Connect.WillTopic, "remote", remote)
-		return false
+	// A will is a publish the broker makes later on the client's behalf,
+	// retained if the client asks: only a box's own status qualifies.
+	if pk.Connect.WillFlag {
+		if isCloud || pk.Connect.WillTopic != wire.Topic(identity, wire.LeafStatus) {
+			h.deny("connect refused: will topic is not the box's own status",
+				"user", identity, "topic", pk.Connect.WillTopic, "remote", remote)
+			return false
+		}
+		if n := len(pk.Connect.WillPayload); n > maxStatusSize {
+			h.deny("connect refused: will larger than a status may be",
+				"user", identity, "bytes", n, "max", maxStatusSize, "remote", remote)
+			return false
+		}
 	}
 	cl.Properties.Username = []byte(identity)
 	return true
@@ -114,39 +158,84 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	return false
 }
 
-// allowed says whether user may use topic (a topic name or a filter).
+// OnPublish runs after OnACLCheck has admitted the topic. It drops (acks and
+// forgets, as mosquitto does with message_size_limit) a message larger than
+// its leaf allows, and a retained message anywhere but a box's own status:
+// so a box can make the broker keep one message of at most maxStatusSize,
+// and the cloud none. CodeSuccessIgnore is the one way to drop that mochi
+// honours for MQTT 3.1.1 clients at every QoS.
+func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	user := string(cl.Properties.Username)
+	_, leaf, _ := splitTopic(pk.TopicName)
+	if max := leafRules[leaf].maxSize; len(pk.Payload) > max {
+		h.deny("publish dropped: message too large for its topic", "user", user, "client", cl.ID,
+			"topic", pk.TopicName, "bytes", len(pk.Payload), "max", max)
+		return pk, packets.CodeSuccessIgnore
+	}
+	if pk.FixedHeader.Retain && !retainAllowed(user, pk.TopicName) {
+		h.deny("publish dropped: retained message outside the box's status", "user", user, "client", cl.ID,
+			"topic", pk.TopicName, "bytes", len(pk.Payload))
+		return pk, packets.CodeSuccessIgnore
+	}
+	return pk, nil
+}
+
+// retainAllowed: only a box may retain, and only on its own status. (The
+// cloud may not publish to a status at all, whatever its name.)
+func retainAllowed(user, topic string) bool {
+	return box.ValidID(user) && topic == wire.Topic(user, wire.LeafStatus)
+}
+
+// allowed says whether user may publish to (write) or read topic (a topic
+// name, or a subscription filter).
 func (h *authHook) allowed(user, topic string, write bool) bool {
 	if user == "" {
 		return false
 	}
 	if user == h.cloud {
-		return cloudAllowed(topic)
+		return CloudAllowed(topic, write)
 	}
-	return box.ValidID(user) && BoxAllowed(user, topic)
+	return box.ValidID(user) && BoxAllowed(user, topic, write)
 }
 
-// BoxAllowed says whether box boxID may publish to, or subscribe with, topic
-// (a topic name or a filter): only if every topic it can match lies in the
-// box's own tree, smartbox/v1/<boxID> and below (wire.BoxFilter).
-func BoxAllowed(boxID, topic string) bool {
-	own := wire.Root + "/" + boxID
-	if topic == own {
-		return true
-	}
-	// Wildcards after the box's own level cannot leave its tree; a wildcard
-	// at or before it ("+", "#" or a box id of "+") can, and fails here.
-	return strings.HasPrefix(topic, own+"/") && !strings.ContainsAny(boxID, "+#/")
+// BoxAllowed says whether box boxID may publish to (write) or subscribe with
+// topic: only to exactly smartbox/v1/<boxID>/<leaf> with a leaf the box
+// publishes (status, sync/request, events, command/result) or, to read, one
+// the cloud publishes (records, events/ack, command). A filter with a
+// wildcard is refused even when it would match only the box's own topics:
+// "smartbox/v1/<boxID>/#" matches its status and events too, which the
+// cloud alone reads; the box subscribes to its three read leaves by name.
+func BoxAllowed(boxID, topic string, write bool) bool {
+	id, leaf, ok := splitTopic(topic)
+	rule, known := leafRules[leaf]
+	return ok && known && id == boxID && box.ValidID(boxID) && rule.boxPublishes == write
 }
 
-// cloudAllowed: the cloud may use the whole tree, directly or through a
-// shared subscription ($share/<group>/<filter>).
-func cloudAllowed(topic string) bool {
-	if rest, ok := strings.CutPrefix(topic, "$share/"); ok {
-		_, filter, ok := strings.Cut(rest, "/")
-		if !ok {
+// CloudAllowed says whether the cloud user may publish to (write) or read
+// topic: the reverse of a box's rights, for every box. It reads
+// smartbox/v1/+/<leaf> or smartbox/v1/<box>/<leaf> for each leaf a box
+// publishes, also through a shared subscription ($share/<group>/<filter>,
+// so that several bridge instances can split the load), and publishes to
+// smartbox/v1/<box>/<leaf> for each leaf a box reads.
+func CloudAllowed(topic string, write bool) bool {
+	if rest, ok := strings.CutPrefix(topic, "$share/"); ok && !write {
+		group, filter, ok := strings.Cut(rest, "/")
+		if !ok || group == "" || strings.ContainsAny(group, "+#") {
 			return false
 		}
 		topic = filter
 	}
-	return topic == wire.Root || strings.HasPrefix(topic, wire.Root+"/")
+	id, leaf, ok := splitTopic(topic)
+	rule, known := leafRules[leaf]
+	return ok && known && rule.boxPublishes != write && (box.ValidID(id) || (id == "+" && !write))
+}
+
+// splitTopic splits smartbox/v1/<id>/<leaf> into id and leaf; the leaf may
+// have several levels ("events/ack") and is not checked here.
+func splitTopic(topic string) (id, leaf string, ok bool) {
+	rest, ok := strings.CutPrefix(topic, wire.Root+"/")
+	if !ok {
+		return "", "", false
+	}
+	return strings.Cut(rest, "/")
 }

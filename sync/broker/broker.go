@@ -34,8 +34,8 @@ const maxPacketSize = wire.MaxMessageSize + 64<<10
 // mochi's default of one second would wear an SD card for nothing.
 const sysInterval = 60 // seconds
 
-// storeFile is the bbolt file in Config.DataDir.
-const storeFile = "broker.bolt"
+// StoreFile is the bbolt file in Config.DataDir.
+const StoreFile = "broker.bolt"
 
 // storeLockTimeout bounds the wait for the store's file lock, so a second
 // broker on the same DataDir fails with an error instead of hanging.
@@ -59,7 +59,8 @@ type Config struct {
 	// passwords may then use the same listener).
 	TLS *tls.Config
 
-	// CloudUser is the cloud/bridge user: it may use all of smartbox/v1/#.
+	// CloudUser is the cloud/bridge user: it reads what every box publishes
+	// and publishes what every box reads (CloudAllowed).
 	CloudUser string
 	// Users looks up a user's password hash (the bridge's store). Users
 	// that are also listed in StaticUsers are looked up there first.
@@ -145,6 +146,7 @@ func Start(cfg Config) (*Broker, error) {
 			return "", false
 		},
 		sessions: srv.Clients,
+		logins:   newLoginGuard(time.Now),
 		log:      log,
 	}
 	if box.ValidID(cfg.CloudUser) {
@@ -157,7 +159,7 @@ func Start(cfg Config) (*Broker, error) {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("broker: data dir: %w", err)
 		}
-		path := filepath.Join(cfg.DataDir, storeFile)
+		path := filepath.Join(cfg.DataDir, StoreFile)
 		err := srv.AddHook(boltStore{new(bolt.Hook)}, &bolt.Options{
 			Path:    path,
 			Options: &bbolt.Options{Timeout: storeLockTimeout},

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
@@ -33,8 +34,26 @@ func denied(b brokertest.Broker) int64 {
 	return -1
 }
 
+// boxReads are the topics box id subscribes to (as sync/link does).
+func boxReads(id string) map[string]byte {
+	return map[string]byte{wire.Topic(id, wire.LeafRecords): 1, wire.Topic(id, wire.LeafEventsAck): 1,
+		wire.Topic(id, wire.LeafCommand): 1}
+}
+
+// subscribeBox subscribes cl to box id's read leaves; each must be granted.
+func subscribeBox(t *testing.T, cl paho.Client, id string) {
+	t.Helper()
+	tok := cl.SubscribeMultiple(boxReads(id), nil)
+	require.True(t, tok.WaitTimeout(wait))
+	require.NoError(t, tok.Error())
+	for f, code := range tok.(*paho.SubscribeToken).Result() {
+		require.Less(t, code, byte(0x80), "subscribe %s", f)
+	}
+}
+
 // A box neither reads another box's topics, whatever filter it tries, nor
-// publishes into them.
+// publishes into them; nor does a wildcard give it its own tree's other
+// leaves.
 func TestBoxIsolation(t *testing.T) {
 	for _, k := range brokertest.Kinds(t) {
 		t.Run(string(k), func(t *testing.T) {
@@ -42,31 +61,37 @@ func TestBoxIsolation(t *testing.T) {
 			b := brokertest.Start(t, k, brokertest.Options{})
 			cloud, cloudIn := pw(b, "cloud").mustDial(t)
 			boxB, boxBIn := pw(b, "box-b").mustDial(t)
-			require.Less(t, subscribe(t, boxB, wire.BoxFilter("box-b")), byte(0x80))
+			subscribeBox(t, boxB, "box-b")
 			require.Less(t, subscribe(t, cloud, wire.CloudFilter(wire.LeafEvents)), byte(0x80))
 
 			// One connection for every filter: mochi tidies up a closed
 			// clean session asynchronously, and a quick reconnect with the
 			// same client id can lose its new subscriptions to that.
 			boxA, boxAIn := pw(b, "box-a").mustDial(t)
-			require.Less(t, subscribe(t, boxA, wire.BoxFilter("box-a")), byte(0x80))
+			subscribeBox(t, boxA, "box-a")
 			for _, filter := range []string{"#", "smartbox/#", "smartbox/v1/#", "smartbox/v1/box-b/#",
-				bRecords, "smartbox/v1/+/records", "smartbox/v1/+/#", "+/+/+/records", "$share/g/smartbox/v1/box-b/#"} {
+				bRecords, "smartbox/v1/+/records", "smartbox/v1/+/#", "+/+/+/records", "$share/g/smartbox/v1/box-b/#",
+				wire.BoxFilter("box-a"), "smartbox/v1/box-a/+", aEvents, aStatus, "$share/g/" + aRecords} {
 				t.Run("subscribe "+filter, func(t *testing.T) {
 					before := denied(b)
 					code := subscribe(t, boxA, filter)
 					t.Logf("SUBACK for %s: %#x", filter, code)
 
 					publish(t, cloud, bRecords, "for b only", false)
+					publish(t, boxB, bEvents, "b's event", false)
+					publish(t, boxA, aEvents, "a's own event", false)
 					publish(t, cloud, aRecords, "for a", false)
 					got := boxAIn.until(t, aRecords, "for a")
 					for _, m := range got {
 						require.NotEqual(t, bRecords, m.topic, "box-a read box-b's records through %s", filter)
+						require.NotEqual(t, bEvents, m.topic, "box-a read box-b's events through %s", filter)
+						require.NotEqual(t, aEvents, m.topic, "box-a read its own events (the cloud's to read) through %s", filter)
 					}
 					boxAIn.none(t)
 					require.Equal(t, msg{bRecords, "for b only", false}, boxBIn.next(t))
+					require.ElementsMatch(t, []msg{{bEvents, "b's event", false}, {aEvents, "a's own event", false}},
+						[]msg{cloudIn.next(t), cloudIn.next(t)})
 					if before >= 0 {
-						require.GreaterOrEqual(t, code, byte(0x80), "mochi refuses the subscription")
 						require.Greater(t, denied(b), before, "the refusal is counted")
 					}
 				})
@@ -167,8 +192,8 @@ func TestAuthentication(t *testing.T) {
 				certs := b.Certs()
 				c := conn{url: b.CertURL(), user: "", id: "box-a", tls: certs.ClientTLS(t, "box-a")}
 				boxA, in := c.mustDial(t)
-				require.Less(t, subscribe(t, boxA, wire.BoxFilter("box-a")), byte(0x80))
-				code := subscribe(t, boxA, wire.BoxFilter("box-b"))
+				subscribeBox(t, boxA, "box-a")
+				code := subscribe(t, boxA, bRecords)
 				cloud, _ := pw(b, "cloud").mustDial(t)
 				publish(t, cloud, bRecords, "for b", false)
 				publish(t, cloud, aRecords, "for a", false)

@@ -78,7 +78,8 @@ type conn struct {
 	tls                 *tls.Config
 	persistent          bool // CleanSession=false
 	willTopic, will     string
-	rawConn             *net.Conn // set: dial plain TCP ourselves, to cut it later
+	rawConn             *net.Conn    // set: dial plain TCP ourselves, to cut it later
+	lost                chan<- error // set: told when the broker drops the connection
 }
 
 // dial connects; the client disconnects on test cleanup.
@@ -92,12 +93,23 @@ func (c conn) dial(t *testing.T) (paho.Client, inbox, error) {
 	o := paho.NewClientOptions().AddBroker(c.url).SetClientID(id).
 		SetUsername(c.user).SetPassword(c.pass).SetCleanSession(!c.persistent).
 		SetAutoReconnect(false).SetConnectTimeout(wait).SetOrderMatters(false).
+		// 3.1.1 only: paho would retry a refused connect as MQTT 3.1, a
+		// second wrong password that the broker's back-off counts.
+		SetProtocolVersion(4).
 		SetDefaultPublishHandler(in.handler) // before Connect: queued messages come at once
 	if c.tls != nil {
 		o.SetTLSConfig(c.tls)
 	}
 	if c.willTopic != "" {
 		o.SetWill(c.willTopic, c.will, 1, true)
+	}
+	if c.lost != nil {
+		o.SetConnectionLostHandler(func(_ paho.Client, err error) {
+			select {
+			case c.lost <- err:
+			default:
+			}
+		})
 	}
 	if c.rawConn != nil {
 		var mu sync.Mutex

@@ -26,18 +26,81 @@
 //
 // # What each user may touch
 //
-// A box may publish and subscribe only under smartbox/v1/<its id>/ (the tree
-// of wire.BoxFilter). Subscription filters are checked as filters, not as
-// topics: "#", "smartbox/v1/#" and "smartbox/v1/+/records" all match other
-// boxes' topics and are refused, even though each also matches the box's own.
+// A box may use only the leaves it needs, under smartbox/v1/<its id>/ and by
+// their exact names: publish status, sync/request, events and
+// command/result; read (subscribe to) records, events/ack and command
+// (BoxAllowed). A filter with a wildcard is refused even when it stays in
+// the box's own tree: smartbox/v1/<id>/# would also read the box's own
+// status and events, and "#", "smartbox/v1/+/records" match other boxes'
+// topics. A box publishing to its records, events/ack or command (forging
+// what the cloud signs) is refused like a publish into another box's tree.
+// The cloud user (Config.CloudUser) has the reverse, for every box
+// (CloudAllowed): it reads the four box leaves, as smartbox/v1/+/<leaf> or
+// for one box, also through shared subscriptions
+// ($share/<group>/smartbox/v1/..., so that several bridge instances can
+// split the load), and publishes the three cloud leaves. Nobody may touch
+// anything else, $SYS included. mochi also checks the read rule again when
+// it delivers each message. Every refusal is logged at warn level with
+// "security" set and counted (Broker.Denied).
+//
 // A will message is a publish too, made later by the broker on the client's
-// behalf: a connect whose will topic lies outside the box's tree is refused.
-// The cloud user may use everything under smartbox/v1/ (and shared
-// subscriptions, $share/<group>/smartbox/v1/..., so that several bridge
-// instances can split the load). Nobody may touch anything else, $SYS
-// included. mochi also checks the read rule again when it delivers each
-// message. Every refusal is logged at warn level with "security" set and
-// counted (Broker.Denied).
+// behalf: a connect with a will is refused unless the client is a box and
+// the will's topic is its own status, of at most a status's size.
+//
+// # Retained messages and sizes
+//
+// Only a box's own status may be retained. A retained publish anywhere else
+// (a box's events, say) is acked and dropped, not delivered, and counted:
+// with the ACL above that is the per-client cap, one retained message per
+// box, of at most 4 KiB, and none for the cloud. At start the broker also
+// deletes from its store any retained message these rules forbid (left by
+// an older version, when a box could retain anything in its tree).
+//
+// Each leaf bounds its messages' payload (leafRules): status and
+// sync/request 4 KiB (a real one is a few hundred bytes; the status is what
+// the broker keeps for 30 days), command/result 16 KiB (it carries an error
+// text), events, records, events/ack and command wire.MaxMessageSize (what
+// a receiver accepts at all; snapshots are chunked below it). A larger
+// message is acked and dropped (mochi's CodeSuccessIgnore; mosquitto's
+// message_size_limit does the same, but for all topics at once).
+//
+// # Failed logins
+//
+// A wrong password costs a bcrypt comparison, about 64 ms of a core, so
+// failures are paced by who fails (logins.go). Failures are counted per
+// user at an address and per address (an IPv4 address, or an IPv6 /64):
+//
+//   - after 5 failures of one user from one address, logins of that user
+//     from there are refused without a check for 1 s, doubled with each
+//     further failure, up to 5 minutes; forgotten after an hour without a
+//     failure, or at that user's next success from there;
+//   - after 20 failures from one address (counting only each user's first
+//     5, so one box with a stale password never trips it), every login from
+//     there backs off the same way, up to 1 minute; forgotten after 10
+//     minutes without one; a success does not reset it;
+//   - at most 2 checks run at once; a login that waits 1 s for a slot is
+//     refused unchecked. The tables hold at most 4096 entries each (about
+//     1 MB), forgotten entries dropped first, then random ones.
+//
+// A login in back-off is refused even with the right password: that is the
+// point. The two bounds this gives:
+//
+//   - Guesses: an address gets 20 checks, then about one a minute, at most
+//     about 1 500 a day over all users, and one user about 300 a day from
+//     it. An attacker with many addresses gets that per address, but never
+//     more than 2 concurrent checks of the broker's CPU (2 cores of the Pi
+//     4's 4, the bridge keeps the rest).
+//   - Denial: only logins from the attacker's own address (or /64) back
+//     off. A box behind another address is never refused for someone
+//     else's failures; one behind the same NAT as the attacker is kept out
+//     while the attack goes on and at most 5 minutes after it stops. The
+//     check slots are the one shared resource: keeping both busy takes
+//     about 31 failed checks a second, from some 1 900 addresses in
+//     back-off (one a minute each) or about 90 fresh addresses a minute (20
+//     each). Under such an attack a box's login waits for a slot at most
+//     1 s and, if refused, paho connects again; it is not locked out.
+//
+// Client-certificate logins cost no bcrypt check and are not paced.
 //
 // # Expiry
 //
@@ -70,9 +133,14 @@
 //
 // # Caveats
 //
-//   - Password checks cost a bcrypt comparison per connect, on purpose.
+//   - Password checks cost a bcrypt comparison per connect, on purpose; see
+//     "Failed logins" for how failures are paced.
 //   - Packets larger than wire.MaxMessageSize plus room for the topic are
 //     refused by the broker, so a client cannot make it buffer a huge message.
+//   - Messages queued for an offline persistent session are not capped in
+//     bytes here: a box may still send 1 MiB event batches that wait for an
+//     offline cloud. The cloud's rate limit and event size caps handle event
+//     floods.
 //   - Two mochi v2.7.9 defects are worked around here: the bolt hook stores
 //     queued messages without their packet ids (store.go), and a connection
 //     accepted while the server closes races on its client WaitGroup
@@ -81,5 +149,5 @@
 //     closing the connection (v3 has no negative PUBACK); mosquitto acks and
 //     drops it. Either way nothing is delivered.
 //   - Rate limiting of a flooding box is the cloud's job (sync/README.md);
-//     the broker only keeps a box inside its own tree.
+//     the broker only keeps a box to its own leaves and sizes.
 package broker

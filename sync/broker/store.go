@@ -20,6 +20,31 @@ type boltStore struct {
 	*bolt.Hook
 }
 
+// StoredRetainedMessages returns the stored retained messages that the
+// access policy would let a client retain today, a box's status of at most
+// maxStatusSize, and deletes the others from the store. A store written
+// before that policy (when a box could retain anything in its tree) would
+// otherwise bring them back on every start, for up to the message expiry.
+// bbolt reuses the pages freed, but does not shrink its file.
+func (h boltStore) StoredRetainedMessages() ([]storage.Message, error) {
+	v, err := h.Hook.StoredRetainedMessages()
+	if err != nil {
+		return nil, err
+	}
+	out := v[:0]
+	for _, m := range v {
+		id, _, _ := splitTopic(m.TopicName)
+		if !retainAllowed(id, m.TopicName) || len(m.Payload) > maxStatusSize {
+			h.Log.Warn("deleting stored retained message the access policy no longer allows",
+				"security", true, "topic", m.TopicName, "bytes", len(m.Payload), "client", m.Client)
+			h.Hook.OnRetainedExpired(m.TopicName)
+			continue
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
 // StoredInflightMessages returns the stored in-flight messages with their
 // packet ids restored; a record whose key has no id is left out (sending it
 // would break the client's connection).

@@ -41,7 +41,8 @@ type Options struct {
 	// Users maps user name to password; nil = DefaultUsers(). Include the
 	// cloud user to let the cloud connect with a password.
 	Users map[string]string
-	// CloudUser may use all of smartbox/v1/#; "" = CloudUser ("cloud").
+	// CloudUser has the cloud's rights over every box (sync/README.md);
+	// "" = CloudUser ("cloud").
 	// mosquitto only supports the default name (it is in the README's ACL).
 	CloudUser string
 	// TLS also starts a TLS listener (TLSURL) with a server certificate from
@@ -72,6 +73,9 @@ type Broker interface {
 	Restart(t testing.TB)
 	// Stop stops the broker (idempotent); Restart brings it back.
 	Stop()
+	// StoreFile is the broker's persistence file: mochi's bbolt file, or
+	// mosquitto's mosquitto.db (written every second and on Stop).
+	StoreFile() string
 }
 
 // Kinds lists the brokers to run sync tests against: mochi always, mosquitto

@@ -36,6 +36,19 @@ func TestCertsVerify(t *testing.T) {
 	require.Error(t, err, "another test's CA does not vouch for it")
 }
 
+// The mosquitto ACL the tests run with is the one sync/README.md documents.
+func TestMosquittoACLIsTheREADMEs(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(readme), "<!-- mosquitto-acl:")
+	require.True(t, ok, "README has no mosquitto-acl marker")
+	_, rest, ok = strings.Cut(rest, "```\n")
+	require.True(t, ok, "no code block after the marker")
+	block, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok, "the code block does not end")
+	require.Equal(t, block, MosquittoACL)
+}
+
 func TestMosquittoPasswordFormat(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(mosquittoPasswords(t, DefaultUsers())), "\n")
 	require.Len(t, lines, 3)

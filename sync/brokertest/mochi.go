@@ -2,6 +2,7 @@ package brokertest
 
 import (
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -96,6 +97,9 @@ func (m *MochiBroker) Embedded() *broker.Broker {
 	defer m.mu.Unlock()
 	return m.b
 }
+
+// StoreFile is the bbolt file in the broker's data directory.
+func (m *MochiBroker) StoreFile() string { return filepath.Join(m.cfg.DataDir, broker.StoreFile) }
 
 // Restart closes the broker, keeping its store, and starts it again.
 func (m *MochiBroker) Restart(t testing.TB) {

@@ -16,15 +16,31 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
-// mosquittoACL is the ACL of sync/README.md ("Brokers and access control").
-const mosquittoACL = `# the cloud sees every box
+// MosquittoACL is the ACL of sync/README.md ("Brokers and access control"),
+// the block after its "mosquitto-acl" marker, word for word (a test
+// compares them). Start's mosquitto uses it as its acl_file.
+const MosquittoACL = `# The cloud reads what every box sends and writes what every box reads.
 user cloud
-topic readwrite smartbox/v1/#
+topic read smartbox/v1/+/status
+topic read smartbox/v1/+/sync/request
+topic read smartbox/v1/+/events
+topic read smartbox/v1/+/command/result
+topic write smartbox/v1/+/records
+topic write smartbox/v1/+/events/ack
+topic write smartbox/v1/+/command
 
-# every other user is a box, and its user name is its box id
-pattern readwrite smartbox/v1/%u/#
+# Every other user is a box, and its user name is its box id.
+pattern write smartbox/v1/%u/status
+pattern write smartbox/v1/%u/sync/request
+pattern write smartbox/v1/%u/events
+pattern write smartbox/v1/%u/command/result
+pattern read smartbox/v1/%u/records
+pattern read smartbox/v1/%u/events/ack
+pattern read smartbox/v1/%u/command
 `
 
 // startTimeout bounds how long mosquitto may take to accept connections;
@@ -62,7 +78,7 @@ func startMosquitto(t testing.TB, opts Options) *MosquittoBroker {
 	if err := os.Mkdir(filepath.Join(m.dir, "data"), 0o755); err != nil {
 		t.Fatalf("brokertest: %v", err)
 	}
-	writeFile(t, filepath.Join(m.dir, "acl"), mosquittoACL)
+	writeFile(t, filepath.Join(m.dir, "acl"), MosquittoACL)
 	writeFile(t, filepath.Join(m.dir, "passwd"), mosquittoPasswords(t, opts.Users))
 	t.Cleanup(func() {
 		m.Stop()
@@ -106,6 +122,8 @@ func (m *MosquittoBroker) config() string {
 	w("persistence true")
 	w("persistence_location %s/", filepath.Join(m.dir, "data"))
 	w("autosave_interval 1")
+	// As sync/README.md advises: the largest message of the protocol.
+	w("message_size_limit %d", wire.MaxMessageSize)
 	w("log_dest stderr")
 	w("log_type error")
 	w("log_type warning")
@@ -179,6 +197,9 @@ func (m *MosquittoBroker) CertURL() string {
 
 // Certs are the certificates in use.
 func (m *MosquittoBroker) Certs() *Certs { return m.certs }
+
+// StoreFile is mosquitto's persistence file.
+func (m *MosquittoBroker) StoreFile() string { return filepath.Join(m.dir, "data", "mosquitto.db") }
 
 // Log is what mosquitto wrote so far.
 func (m *MosquittoBroker) Log() string { return m.log.String() }

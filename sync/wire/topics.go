@@ -31,7 +31,9 @@ var leaves = map[string]bool{
 // Topic returns Root/<boxID>/<leaf>.
 func Topic(boxID, leaf string) string { return Root + "/" + boxID + "/" + leaf }
 
-// BoxFilter matches every topic of one box: what its ACL allows.
+// BoxFilter matches every topic of one box. No user may subscribe with it:
+// the brokers' ACLs give a box its read leaves by name and the cloud the box
+// leaves (sync/README.md); tests use it to show that.
 func BoxFilter(boxID string) string { return Root + "/" + boxID + "/#" }
 
 // CloudFilter matches one leaf of every box, for the cloud's subscriptions.
