@@ -448,12 +448,28 @@ func TestContextCancel(t *testing.T) {
 	}
 	require.EqualValues(t, 1, h.calls.Load(), "no retry after the caller gave up")
 
-	// Cancelled during a back-off wait (the real sleep).
+	// Cancelled during a back-off wait (the real sleep). The server counts
+	// the call before the client has read the 500, so wait for the client to
+	// be in its back-off, not for the call: a cancel before then ends the
+	// request itself, without the 500 in the error.
+	backingOff := make(chan struct{}, 1)
 	h2 := newHarness(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) },
-		func(o *Options) { o.Sleep = nil; o.MinBackoff = time.Hour; o.MaxBackoff = time.Hour })
+		func(o *Options) {
+			o.Sleep = func(ctx context.Context, d time.Duration) error {
+				backingOff <- struct{}{}
+				return sleep(ctx, d)
+			}
+			o.MinBackoff = time.Hour
+			o.MaxBackoff = time.Hour
+		})
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	go func() { _, err := h2.c.Me(ctx2); errc <- err }()
-	require.Eventually(t, func() bool { return h2.calls.Load() == 1 }, 10*time.Second, time.Millisecond)
+	select {
+	case <-backingOff:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client never backed off")
+	}
+	require.EqualValues(t, 1, h2.calls.Load())
 	cancel2()
 	select {
 	case err := <-errc:
