@@ -88,6 +88,7 @@ func (c *Cloud) Serve(ctx context.Context, mqttURL string, clientOpts ...func(*m
 		filters[wire.CloudFilter(leaf)] = 1
 	}
 	o := mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID(DefaultClientID).
+		SetProtocolVersion(4). // 3.1.1 only: no second, MQTT 3.1 login after a refusal
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectTimeout(connectTimeout).
 		SetMaxReconnectInterval(30 * time.Second).
 		// Set before Connect: with a persistent session the broker sends

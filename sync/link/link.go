@@ -185,6 +185,10 @@ func (l *Link) Run(ctx context.Context) error {
 	o := mqtt.NewClientOptions().
 		AddBroker(l.opts.BrokerURL).
 		SetClientID(l.opts.BoxID).
+		// MQTT 3.1.1 only: by default paho retries a refused connect as
+		// MQTT 3.1, which the broker counts as a second failed login (its
+		// back-off allows a few, sync/broker doc.go).
+		SetProtocolVersion(4).
 		SetCleanSession(false). // the broker keeps our subscriptions and queues QoS 1 while away
 		SetStore(NewMemoryStore()).
 		SetOrderMatters(true).
