@@ -359,6 +359,11 @@ func describeEvent(e box.Event) string {
 	add("grant", e.GrantID)
 	add("fob", e.FobUID)
 	add("reason", string(e.Reason))
+	add("return_by", string(e.ReturnBy))
+	if e.Type == box.EventKeyReturned {
+		add("seated_ms", strconv.FormatInt(e.SeatedMS, 10))
+	}
+	add("count", strconv.Itoa(e.Count))
 	if !e.Until.IsZero() {
 		add("until", e.Until.Local().Format(time.TimeOnly))
 	}
