@@ -17,6 +17,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
+	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
@@ -41,7 +42,7 @@ func newAdminClient(d *dirFlags) (*adminClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin address: %w", err)
 	}
-	tok, err := os.ReadFile(filepath.Join(dir, fileAdminToken))
+	tok, err := secretfile.Read(filepath.Join(dir, fileAdminToken), maxSecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("admin token: %w (run as the user that runs the bridge)", err)
 	}
@@ -119,12 +120,12 @@ func cmdSigningKey(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	path := filepath.Join(cfg.DataDir, fileSigningKey)
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path, maxSecretFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("no signing key at %s yet: `smartbox-bridge serve` makes it on first start", path)
 	}
 	if err != nil {
-		return fmt.Errorf("read signing key: %w", err)
+		return fmt.Errorf("signing key: %w", err)
 	}
 	s, err := parseSigningKey(b)
 	if err != nil {

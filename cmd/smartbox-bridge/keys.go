@@ -31,11 +31,13 @@ const (
 )
 
 // loadOrCreateSigningKey reads the bridge's Ed25519 signing key from path,
-// or makes one (0600) if the file does not exist. created says which.
+// or makes one (0600) if the file does not exist. created says which. An
+// existing file others may read is refused (secretfile): whoever reads it
+// can sign records and commands every box obeys.
 // The key id is derived from the public key, so it needs no file of its own
 // and a box provisioned with "kid=base64" names the key that signs for it.
 func loadOrCreateSigningKey(path string) (s wire.Signer, created bool, err error) {
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path, maxSecretFile)
 	switch {
 	case err == nil:
 		s, err := parseSigningKey(b)
@@ -44,7 +46,7 @@ func loadOrCreateSigningKey(path string) (s wire.Signer, created bool, err error
 		}
 		return s, false, nil
 	case !errors.Is(err, fs.ErrNotExist):
-		return wire.Signer{}, false, fmt.Errorf("read signing key: %w", err)
+		return wire.Signer{}, false, fmt.Errorf("signing key: %w", err)
 	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -91,9 +93,10 @@ func publicKeyLine(s wire.Signer) string {
 }
 
 // loadOrCreateToken reads a random secret (hex) from path, or makes a
-// 32-byte one (0600).
+// 32-byte one (0600). An existing file others may read is refused
+// (secretfile), as every other secret file is.
 func loadOrCreateToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path, maxSecretFile)
 	if err == nil {
 		tok := strings.TrimSpace(string(b))
 		if len(tok) < 32 {
@@ -102,7 +105,7 @@ func loadOrCreateToken(path string) (string, error) {
 		return tok, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("read %s: %w", path, err)
+		return "", err // secretfile's errors name the file (and the chmod)
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
@@ -115,8 +118,9 @@ func loadOrCreateToken(path string) (string, error) {
 	return tok, nil
 }
 
-// maxSecretFile bounds a password or token file: a secret is one short
-// line, and a path mistyped to a log file must not be read whole.
+// maxSecretFile bounds a password, token or key file: a secret is one short
+// line (the signing key a PEM block of about 120 bytes), and a path
+// mistyped to a log file must not be read whole.
 const maxSecretFile = 4 << 10
 
 // readSecretFile reads a password file: its first line, without the line
