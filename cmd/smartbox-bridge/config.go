@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -140,6 +141,14 @@ type FleetioConfig struct {
 	// MaxBody bounds one webhook delivery in bytes (default
 	// bridge.DefaultMaxBody, 64 KiB; at most maxWebhookBody).
 	MaxBody int64 `toml:"max_body"`
+	// MaxBodiesPerAddress bounds the webhook bodies one client address
+	// has being read at once (default bridge.DefaultMaxBodiesPerAddress;
+	// 1..bridge.DefaultMaxBodiesInFlight).
+	MaxBodiesPerAddress int `toml:"max_bodies_per_address"`
+	// TrustedProxies are the reverse proxies in front of PublicListen
+	// (addresses or CIDRs) whose X-Forwarded-For is believed, so that the
+	// webhook's share per address is the client's, not the proxy's.
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // NotifyConfig says how drivers and the admin are told: email, SMS, or both
@@ -253,6 +262,9 @@ func (c *Config) fillDefaults() {
 	if f.MaxBody == 0 {
 		f.MaxBody = bridge.DefaultMaxBody
 	}
+	if f.MaxBodiesPerAddress == 0 {
+		f.MaxBodiesPerAddress = bridge.DefaultMaxBodiesPerAddress
+	}
 	if e := c.Notify.Email; e != nil {
 		if e.Port == 0 {
 			e.Port = defaultSMTPPort
@@ -320,6 +332,12 @@ func (c *Config) validateFleetio() error {
 	if f.MaxBody < minWebhookBody || f.MaxBody > maxWebhookBody {
 		return c.fieldErr("fleetio.max_body", "%d bytes: want %d..%d (a delivery is a few KB)", f.MaxBody, minWebhookBody, maxWebhookBody)
 	}
+	if n := f.MaxBodiesPerAddress; n < 1 || n > bridge.DefaultMaxBodiesInFlight {
+		return c.fieldErr("fleetio.max_bodies_per_address", "%d: want 1..%d", n, bridge.DefaultMaxBodiesInFlight)
+	}
+	if _, err := f.trustedProxies(); err != nil {
+		return c.fieldErr("fleetio.trusted_proxies", "%v", err)
+	}
 	if f.AdminEmail != "" {
 		if _, err := mail.ParseAddress(f.AdminEmail); err != nil {
 			return c.fieldErr("fleetio.admin_email", "%q is not an email address", f.AdminEmail)
@@ -384,6 +402,25 @@ func (c *Config) validateNotify() error {
 		return c.fieldErr("fleetio.admin_email", "the admin has no address for the channels configured ([notify.email] needs admin_email, [notify.sms] admin_phone)")
 	}
 	return nil
+}
+
+// trustedProxies parses TrustedProxies: each an address (one host) or a
+// CIDR prefix.
+func (f *FleetioConfig) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range f.TrustedProxies {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("%q is not an address or CIDR like \"10.0.0.5\" or \"10.0.0.0/24\"", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // validPhone is a loose E.164 check: "+" and 7 to 15 digits.

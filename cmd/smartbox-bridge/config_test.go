@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -23,8 +24,22 @@ func TestParseConfigDefaults(t *testing.T) {
 	require.Equal(t, 15*time.Minute, c.Fleetio.ReconcileEvery.Duration)
 	require.Equal(t, 10*time.Minute, c.Fleetio.OverdueGrace.Duration)
 	require.EqualValues(t, 64<<10, c.Fleetio.MaxBody)
+	require.Equal(t, 2, c.Fleetio.MaxBodiesPerAddress)
+	require.Empty(t, c.Fleetio.TrustedProxies)
 	require.Nil(t, c.Notify.Email)
 	require.Nil(t, c.Notify.SMS)
+}
+
+// trusted_proxies takes single addresses and CIDRs.
+func TestParseConfigTrustedProxies(t *testing.T) {
+	c, err := ParseConfig("b.toml", []byte("[fleetio]\ntrusted_proxies = [\"127.0.0.1\", \"::1\", \"10.1.2.3/24\"]\nmax_bodies_per_address = 4\n"))
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
+	ps, err := c.Fleetio.trustedProxies()
+	require.NoError(t, err)
+	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128"),
+		netip.MustParsePrefix("10.1.2.0/24")}, ps)
+	require.Equal(t, 4, c.Fleetio.MaxBodiesPerAddress)
 }
 
 func TestParseConfigNotify(t *testing.T) {
@@ -130,6 +145,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"overdue grace too long", "[fleetio]\noverdue_grace = \"48h\"\n", "fleetio.overdue_grace: 48h0m0s"},
 		{"max body", "[fleetio]\nmax_body = 10\n", "b.toml:2: fleetio.max_body: 10 bytes"},
 		{"max body too large", "[fleetio]\nmax_body = 2097152\n", "b.toml:2: fleetio.max_body: 2097152 bytes: want 4096..1048576"},
+		{"bodies per address", "[fleetio]\nmax_bodies_per_address = 33\n", "b.toml:2: fleetio.max_bodies_per_address: 33: want 1..32"},
+		{"trusted proxy", "[fleetio]\ntrusted_proxies = [\"10.0.0.5\", \"proxy.lan\"]\n", "b.toml:2: fleetio.trusted_proxies: \"proxy.lan\" is not an address or CIDR"},
 		{"return settle", "[fleetio]\nreturn_settle = \"2h\"\n", "b.toml:2: fleetio.return_settle: 2h0m0s"},
 		{"admin email", "[fleetio]\nadmin_email = \"desk\"\n", "b.toml:2: fleetio.admin_email"},
 		{"admin phone", "[fleetio]\nadmin_phone = \"555-1234\"\n", "b.toml:2: fleetio.admin_phone"},

@@ -93,8 +93,13 @@
 // within 10 s and 16 KiB, a whole request within 20 s, idle connections
 // closed after a minute; a webhook without a well-formed signature header
 // is refused (401) before its body is read, bodies are at most
-// fleetio.max_body (64 KiB by default) and at most 32 are read at once
-// (503 with Retry-After beyond that). 400 slow unsigned POSTs of 1 MiB
+// fleetio.max_body (64 KiB by default) and at most 32 are read at once,
+// at most fleetio.max_bodies_per_address (2) from one client address, each
+// within 5 s (503 with Retry-After beyond that; 408 for a slow body).
+// Behind a reverse proxy, name it in fleetio.trusted_proxies so that the
+// share is counted by its X-Forwarded-For; a fixed Authorization on the
+// webhook (connect's "authorization = ...") keeps forgers from having any
+// body read. 400 slow unsigned POSTs of 1 MiB
 // each took the bridge from 15 MB to 600-780 MB before, 400 with a forged
 // signature to 870 MB; both now leave it under 30 MB
 // (BenchmarkSlowUnsignedPOSTsRSS, BenchmarkSlowForgedPOSTsRSS). Set it up

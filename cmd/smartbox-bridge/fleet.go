@@ -32,6 +32,10 @@ func (s *service) startFleetio() error {
 	if s.publicURL == "" {
 		s.publicURL = "http://" + s.publicLn.Addr().String()
 	}
+	proxies, err := fc.trustedProxies() // checked by Validate
+	if err != nil {
+		return fmt.Errorf("fleetio.trusted_proxies: %w", err)
+	}
 	n, err := newNotifier(s.cfg.Notify, s.log)
 	if err != nil {
 		return err
@@ -43,9 +47,13 @@ func (s *service) startFleetio() error {
 		Admin:         s.adminRecipient(),
 		AccessBaseURL: s.publicURL,
 		MaxBody:       fc.MaxBody,
-		OverdueGrace:  fc.OverdueGrace.Duration,
-		ReturnSettle:  fc.ReturnSettle.Duration,
-		Logger:        s.log,
+		// At most a few slow bodies per client; a body has
+		// bridge.DefaultBodyTimeout to arrive.
+		MaxBodiesPerAddress: fc.MaxBodiesPerAddress,
+		TrustedProxies:      proxies,
+		OverdueGrace:        fc.OverdueGrace.Duration,
+		ReturnSettle:        fc.ReturnSettle.Duration,
+		Logger:              s.log,
 	})
 	if err != nil {
 		return fmt.Errorf("fleetio bridge: %w", err)

@@ -35,9 +35,10 @@ var publicLimits = httpLimits{
 	// holding a connection, not sending a request.
 	ReadHeader: 10 * time.Second,
 	// The biggest body is a webhook of at most fleetio.max_body (64 KiB
-	// by default), seconds even at a few hundred kbit/s; 20 s bounds how
-	// long a slow client holds one of the webhook's body slots
-	// (bridge.DefaultMaxBodiesInFlight).
+	// by default), seconds even at a few hundred kbit/s. 20 s bounds the
+	// whole request; a webhook body has its own, shorter deadline
+	// (bridge.DefaultBodyTimeout, 5 s), which is what bounds how long a
+	// slow client holds one of the webhook's body slots.
 	Read: 20 * time.Second,
 	// Answers are small (JSON, an access page); Fleetio gives up on a
 	// delivery after about 30 s.

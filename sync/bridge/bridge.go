@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -64,6 +65,23 @@ const (
 	// refused while slow clients hold every slot is retried by Fleetio, and
 	// Reconcile repairs what Fleetio gives up on.
 	DefaultMaxBodiesInFlight = 32
+	// DefaultMaxBodiesPerAddress is how many of those one client address
+	// (an IPv6 /64) may hold: a forger with a well-formed header gets a
+	// body read, and without a share per address 32 slow ones held every
+	// slot while Fleetio's deliveries got 503. Each of Fleetio's bodies is
+	// read in milliseconds, so even a burst from one of its addresses
+	// rarely has two in flight; a third waits for Fleetio's retry. Behind
+	// a reverse proxy every client has the proxy's address: name it in
+	// Options.TrustedProxies, or the share is the proxy's and one slow
+	// client behind it refuses everyone.
+	DefaultMaxBodiesPerAddress = 2
+	// DefaultBodyTimeout bounds the reading of one webhook body, from the
+	// end of its headers: a delivery of a few KB arrives in well under a
+	// second, even over a bad link, and a client slower than this is
+	// holding a body slot, not sending a delivery. It is what a slot costs
+	// at most, far under the server's read timeout (cmd/smartbox-bridge,
+	// 20 s for the whole request).
+	DefaultBodyTimeout = 5 * time.Second
 	// DefaultMinRetry and DefaultMaxRetry bound the back-off of a delivery
 	// whose processing failed on something that may pass (Fleetio down or
 	// rate limited, the cloud store busy): doubling from a few seconds to an
@@ -100,9 +118,22 @@ type Options struct {
 	// MaxBodiesInFlight bounds the webhook bodies being read at once
 	// (default DefaultMaxBodiesInFlight).
 	MaxBodiesInFlight int
-	MinRetry          time.Duration
-	MaxRetry          time.Duration
-	MaxAttempts       int
+	// MaxBodiesPerAddress bounds the bodies one client address (an IPv6
+	// /64) may have being read at once (default DefaultMaxBodiesPerAddress;
+	// at most MaxBodiesInFlight).
+	MaxBodiesPerAddress int
+	// TrustedProxies are the reverse proxies in front of the webhook: a
+	// request from one of them is counted against the client its
+	// X-Forwarded-For names (the right-most entry that is not a trusted
+	// proxy), not against the proxy. Empty: X-Forwarded-For is ignored
+	// (anyone can write it).
+	TrustedProxies []netip.Prefix
+	// BodyTimeout bounds how long one webhook body may take to arrive
+	// (default DefaultBodyTimeout); a slower one is answered 408.
+	BodyTimeout time.Duration
+	MinRetry    time.Duration
+	MaxRetry    time.Duration
+	MaxAttempts int
 	// Workers is how many deliveries are processed at the same time
 	// (default DefaultWorkers; 1 processes them one by one). Two deliveries
 	// of one assignment never run at once.
@@ -149,9 +180,9 @@ type Bridge struct {
 
 	stats counters
 
-	// bodySlots holds a token per webhook body being read (cap
-	// Options.MaxBodiesInFlight).
-	bodySlots chan struct{}
+	// bodySlots counts the webhook bodies being read, in all and per
+	// client address (Options.MaxBodiesInFlight, MaxBodiesPerAddress).
+	bodySlots *bodySlots
 	// alertWake wakes Run's alert loop when HandleEvents queued an admin
 	// alert; alertMu keeps two SendAlerts from sending one alert twice.
 	alertWake chan struct{}
@@ -188,6 +219,13 @@ func New(o Options) (*Bridge, error) {
 	if o.MaxBodiesInFlight <= 0 {
 		o.MaxBodiesInFlight = DefaultMaxBodiesInFlight
 	}
+	if o.MaxBodiesPerAddress <= 0 {
+		o.MaxBodiesPerAddress = DefaultMaxBodiesPerAddress
+	}
+	o.MaxBodiesPerAddress = min(o.MaxBodiesPerAddress, o.MaxBodiesInFlight)
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = DefaultBodyTimeout
+	}
 	if o.MinRetry <= 0 {
 		o.MinRetry = DefaultMinRetry
 	}
@@ -209,7 +247,7 @@ func New(o Options) (*Bridge, error) {
 		o.Logger = slog.Default()
 	}
 	return &Bridge{o: o, log: o.Logger.With("component", "fleetio-bridge"), wake: make(chan struct{}, 1),
-		bodySlots: make(chan struct{}, o.MaxBodiesInFlight), alertWake: make(chan struct{}, 1)}, nil
+		bodySlots: newBodySlots(o.MaxBodiesInFlight, o.MaxBodiesPerAddress, o.TrustedProxies), alertWake: make(chan struct{}, 1)}, nil
 }
 
 // fleetio returns a client for the current settings, made again when they

@@ -20,9 +20,18 @@
 // At most Options.MaxBodiesInFlight bodies (32) are read at once, so
 // webhooks hold at most that times MaxBody in memory; one more is answered
 // 503 with Retry-After. A forger who sends a well-formed but wrong
-// signature still has a body read (the HMAC needs it), within those bounds;
-// the server's read timeout (cmd/smartbox-bridge) bounds how long a slow one
-// holds its slot.
+// signature still has a body read (the HMAC needs it), within those bounds:
+// one client address (an IPv6 /64) has at most Options.MaxBodiesPerAddress
+// (2) of the slots, and a body must arrive within Options.BodyTimeout (5 s;
+// 408 otherwise), so slow forgers hold a slot for seconds and need 16
+// addresses to hold them all. Behind a reverse proxy every request comes
+// from the proxy: list it in Options.TrustedProxies (the config's
+// fleetio.trusted_proxies) and the share is counted by the right-most
+// X-Forwarded-For entry that is not a trusted proxy, the one the proxy
+// appended. The stronger defence is a fixed Authorization header on
+// Fleetio's webhook (Settings.Authorization, given at connect): a request
+// without it is refused before its body, so a forger without that value
+// gets no body read at all.
 //
 // A Worker drains the queue. It never trusts a payload: deliveries come late,
 // repeated and out of order, so it reads the assignment back from Fleetio's API

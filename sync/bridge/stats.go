@@ -11,8 +11,8 @@ import (
 // metrics. Counters only grow; QueueDepth is read from the store.
 type Stats struct {
 	WebhooksAccepted    uint64 `json:"webhooks_accepted"`    // stored for the worker
-	WebhooksRejected    uint64 `json:"webhooks_rejected"`    // 401, 400 or 413: nothing stored
-	WebhooksBusy        uint64 `json:"webhooks_busy"`        // 503: too many bodies being read, refused unread
+	WebhooksRejected    uint64 `json:"webhooks_rejected"`    // 401, 400, 408 or 413: nothing stored
+	WebhooksBusy        uint64 `json:"webhooks_busy"`        // 503: every body slot, or the client address's share, taken: refused unread
 	WebhooksIgnored     uint64 `json:"webhooks_ignored"`     // an event the bridge does not act on (answered 2xx)
 	WebhooksDuplicate   uint64 `json:"webhooks_duplicate"`   // a delivery id already stored
 	GrantsPushed        uint64 `json:"grants_pushed"`        // grants put in the cloud (new or changed)
@@ -69,7 +69,7 @@ func (b *Bridge) Stats() Stats {
 		KeypadAttacks:       c.keypadAttacks.Load(),
 		ReturnsUnconfirmed:  c.returnsUnconfirmed.Load(),
 		QueueDepth:          b.o.Store.QueueDepth(),
-		BodiesInFlight:      len(b.bodySlots),
+		BodiesInFlight:      b.bodySlots.inFlight(),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -20,9 +21,11 @@ const WebhookPath = "/webhooks/fleetio"
 //	401 missing or malformed signature header, or a wrong Authorization
 //	    (when one is configured): refused before the body is read
 //	503 the integration is not connected (Fleetio retries later), or
-//	    Options.MaxBodiesInFlight bodies are being read already
-//	    (Retry-After): refused before the body is read
+//	    Options.MaxBodiesInFlight bodies are being read already, or
+//	    Options.MaxBodiesPerAddress from the client's address (Retry-After):
+//	    refused before the body is read
 //	413 body over Options.MaxBody (by its Content-Length: unread)
+//	408 the body did not arrive within Options.BodyTimeout
 //	401 the signature does not match the body: nothing stored
 //	400 not a webhook delivery, or an assignment event without an assignment
 //	200 stored (or a duplicate, or an event the bridge does not handle)
@@ -30,14 +33,15 @@ const WebhookPath = "/webhooks/fleetio"
 //
 // Nothing that cannot be a delivery costs a body read, and at most
 // Options.MaxBodiesInFlight bodies of at most Options.MaxBody bytes are in
-// memory at once. It only stores; the worker does the rest, so that the
+// memory at once, at most Options.MaxBodiesPerAddress of them for one
+// client, each for at most Options.BodyTimeout. It only stores; the worker does the rest, so that the
 // answer is fast.
 func (b *Bridge) Webhook() http.Handler {
 	return http.HandlerFunc(b.serveWebhook)
 }
 
 // busyRetryAfter is the Retry-After (seconds) of a 503 when every body slot
-// is taken: slow clients hold one for at most the server's read timeout.
+// is taken: slow clients hold one for at most Options.BodyTimeout (5 s).
 const busyRetryAfter = "10"
 
 func (b *Bridge) serveWebhook(w http.ResponseWriter, r *http.Request) {
@@ -77,28 +81,42 @@ func (b *Bridge) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		refuseUnread(w, http.StatusRequestEntityTooLarge, "body over the limit")
 		return
 	}
-	select {
-	case b.bodySlots <- struct{}{}:
-		defer func() { <-b.bodySlots }()
-	default:
+	client := b.bodySlots.client(r)
+	release, ok, perAddr := b.bodySlots.take(client)
+	if !ok {
 		b.stats.webhooksBusy.Add(1)
-		log.Warn("webhook refused: too many bodies being read", "limit", cap(b.bodySlots))
+		if perAddr {
+			log.Warn("webhook refused: this address has its share of bodies being read", "client", client,
+				"limit", b.o.MaxBodiesPerAddress)
+		} else {
+			log.Warn("webhook refused: too many bodies being read", "limit", b.o.MaxBodiesInFlight)
+		}
 		w.Header().Set("Retry-After", busyRetryAfter)
 		refuseUnread(w, http.StatusServiceUnavailable, "busy, retry later")
 		return
 	}
+	defer release()
+	// The slot is held while the body arrives: a client that has shown
+	// nothing but a well-formed header holds it for BodyTimeout at most,
+	// not the server's whole read timeout. (A ResponseWriter without a
+	// connection, as in tests, has no deadline to set.)
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(b.o.BodyTimeout))
 	body, err := readBody(w, r, b.o.MaxBody)
 	if err != nil {
+		b.stats.webhooksRejected.Add(1)
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			b.stats.webhooksRejected.Add(1)
+		switch {
+		case errors.As(err, &mbe):
 			log.Warn("webhook refused: body too large", "limit", mbe.Limit)
 			httpError(w, http.StatusRequestEntityTooLarge, "body over the limit")
-			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			log.Warn("webhook refused: body too slow", "limit", b.o.BodyTimeout)
+			w.Header().Set("Connection", "close")
+			httpError(w, http.StatusRequestTimeout, "body not received in time")
+		default:
+			log.Warn("webhook: reading body", "err", err)
+			httpError(w, http.StatusBadRequest, "cannot read body")
 		}
-		b.stats.webhooksRejected.Add(1)
-		log.Warn("webhook: reading body", "err", err)
-		httpError(w, http.StatusBadRequest, "cannot read body")
 		return
 	}
 	v := fleetio.WebhookVerifier{Secret: []byte(st.WebhookSecret), Authorization: st.Authorization}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -168,4 +169,139 @@ func TestWebhookBodiesInFlightBounded(t *testing.T) {
 	body := delivery(920001, fleetio.EventAssignmentCreated, `{"id":920002,"vehicle_id":1,"contact_id":1}`)
 	require.Equal(t, http.StatusOK, post(t, srv.URL+bridge.WebhookPath, body,
 		map[string]string{fleetio.SignatureHeader: fleetio.Sign([]byte(secret), body)}))
+}
+
+// slowPostFrom is slowPost from a given local address (the loopback net is
+// 127/8 on Linux: 127.0.0.2 is another client) with more header lines.
+func slowPostFrom(t *testing.T, from, addr string, bodyLen int, sig string, hdr ...string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	extra := ""
+	for _, h := range hdr {
+		extra += h + "\r\n"
+	}
+	_, err = fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s: %s\r\n%s\r\n{",
+		bridge.WebhookPath, bodyLen, fleetio.SignatureHeader, sig, extra)
+	require.NoError(t, err)
+	return c, bufio.NewReader(c)
+}
+
+// deliverFrom posts a signed delivery from a local address, whole, and
+// returns the status.
+func deliverFrom(t *testing.T, from, addr string, id int64, hdr ...string) int {
+	t.Helper()
+	body := delivery(id, fleetio.EventAssignmentCreated, fmt.Sprintf(`{"id":%d,"vehicle_id":1,"contact_id":1}`, id+1))
+	c, r := slowPostFrom(t, from, addr, len(body), fleetio.Sign([]byte(secret), body), hdr...)
+	_, err := c.Write(body[1:]) // slowPostFrom sent the "{"
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// expectBusy reads the answer to a request refused unread.
+func expectBusy(t *testing.T, c net.Conn, r *bufio.Reader) {
+	t.Helper()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err, "answered without its body")
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.NotEmpty(t, resp.Header.Get("Retry-After"))
+}
+
+// One address's slow forged clients hold at most its share of the body
+// slots: one more from it is refused unread, while a delivery from another
+// address still goes through. X-Forwarded-For is believed only from a
+// trusted proxy, and then only what the proxy appended (IPv6 by /64).
+func TestWebhookBodySlotsPerAddress(t *testing.T) {
+	e := newEnv(t)
+	forged := strings.Repeat("ab", 32) // well-formed, wrong
+	start := func(t *testing.T, proxies ...netip.Prefix) (*bridge.Bridge, string) {
+		b, err := bridge.New(bridge.Options{Store: e.store, Cloud: e.cloud, AccessBaseURL: "http://bridge.test",
+			MaxBodiesInFlight: 8, MaxBodiesPerAddress: 2, BodyTimeout: time.Minute, TrustedProxies: proxies,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		require.NoError(t, err)
+		srv := httptest.NewServer(b.Webhook())
+		t.Cleanup(srv.Close)
+		return b, srv.Listener.Addr().String()
+	}
+	var id atomic.Int64
+	id.Store(930000)
+	nextID := func() int64 { return id.Add(2) }
+
+	t.Run("direct", func(t *testing.T) {
+		b, addr := start(t)
+		for range 2 {
+			slowPostFrom(t, "127.0.0.1", addr, 1000, forged)
+		}
+		require.Eventually(t, func() bool { return b.Stats().BodiesInFlight == 2 }, 5*time.Second, time.Millisecond)
+		c, r := slowPostFrom(t, "127.0.0.1", addr, 1000, forged)
+		expectBusy(t, c, r)
+		// A header anyone can write does not make it another client.
+		c, r = slowPostFrom(t, "127.0.0.1", addr, 1000, forged, "X-Forwarded-For: 198.51.100.7")
+		expectBusy(t, c, r)
+		require.EqualValues(t, 2, b.Stats().WebhooksBusy)
+		require.Equal(t, 2, b.Stats().BodiesInFlight, "slots are left for others")
+
+		require.Equal(t, http.StatusOK, deliverFrom(t, "127.0.0.2", addr, nextID()), "another address gets through")
+		require.Equal(t, http.StatusOK, deliverFrom(t, "127.0.0.2", addr, nextID()), "and again: its slot came back")
+	})
+
+	t.Run("behind a trusted proxy", func(t *testing.T) {
+		b, addr := start(t, netip.MustParsePrefix("127.0.0.1/32"))
+		// The proxy appends the address that connected to it: a client's
+		// own X-Forwarded-For is to its left.
+		attacker := "X-Forwarded-For: 203.0.113.9"
+		for range 2 {
+			slowPostFrom(t, "127.0.0.1", addr, 1000, forged, attacker)
+		}
+		require.Eventually(t, func() bool { return b.Stats().BodiesInFlight == 2 }, 5*time.Second, time.Millisecond)
+		c, r := slowPostFrom(t, "127.0.0.1", addr, 1000, forged, attacker)
+		expectBusy(t, c, r)
+		c, r = slowPostFrom(t, "127.0.0.1", addr, 1000, forged, "X-Forwarded-For: 192.0.2.10, 203.0.113.9")
+		expectBusy(t, c, r) // a made-up hop on the left changes nothing
+		require.Equal(t, http.StatusOK, deliverFrom(t, "127.0.0.1", addr, nextID(), "X-Forwarded-For: 203.0.113.9, 192.0.2.10"),
+			"another client behind the proxy gets through")
+
+		// IPv6: one /64 is one client.
+		for range 2 {
+			slowPostFrom(t, "127.0.0.1", addr, 1000, forged, "X-Forwarded-For: 2001:db8:0:1::1")
+		}
+		require.Eventually(t, func() bool { return b.Stats().BodiesInFlight == 4 }, 5*time.Second, time.Millisecond)
+		c, r = slowPostFrom(t, "127.0.0.1", addr, 1000, forged, "X-Forwarded-For: 2001:db8:0:1:ffff::2")
+		expectBusy(t, c, r)
+		require.Equal(t, http.StatusOK, deliverFrom(t, "127.0.0.1", addr, nextID(), "X-Forwarded-For: 2001:db8:0:2::1"))
+	})
+}
+
+// A body that does not arrive within Options.BodyTimeout is cut: 408, the
+// connection closed, its slot free again, long before the server's own
+// read timeout (none here at all).
+func TestWebhookSlowBodyCut(t *testing.T) {
+	e := newEnv(t)
+	const limit = 300 * time.Millisecond
+	b, err := bridge.New(bridge.Options{Store: e.store, Cloud: e.cloud, AccessBaseURL: "http://bridge.test",
+		BodyTimeout: limit, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	srv := httptest.NewServer(b.Webhook())
+	t.Cleanup(srv.Close)
+
+	began := time.Now()
+	c, r := slowPostFrom(t, "127.0.0.1", srv.Listener.Addr().String(), 1000, strings.Repeat("ab", 32))
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+	resp, err := http.ReadResponse(r, nil)
+	require.NoError(t, err, "answered once the body deadline passed")
+	resp.Body.Close()
+	took := time.Since(began)
+	require.Equal(t, http.StatusRequestTimeout, resp.StatusCode)
+	require.True(t, resp.Close, "the connection is closed")
+	require.GreaterOrEqual(t, took, limit)
+	require.Eventually(t, func() bool { return b.Stats().BodiesInFlight == 0 }, 5*time.Second, time.Millisecond)
+	require.EqualValues(t, 1, b.Stats().WebhooksRejected)
 }
