@@ -150,15 +150,30 @@ func (w *watchTx) queueAlert(a adminAlert) error {
 }
 
 // clearOverdue marks a booking's overdue flag cleared (its key proved
-// back), if it has one still raised.
-func (w *watchTx) clearOverdue(assignmentID int64, at time.Time, by string) error {
+// back), if it has one still raised; cleared says whether it had.
+func (w *watchTx) clearOverdue(assignmentID int64, at time.Time, by string) (cleared bool, err error) {
 	k := id64(assignmentID)
 	var f overdueFlag
 	ok, err := getJSON(w.overdue, k, &f)
 	if err != nil || !ok || !f.ClearedAt.IsZero() {
-		return err
+		return false, err
 	}
 	f.ClearedAt, f.ClearedBy = at, by
+	return true, putJSON(w.overdue, k, f)
+}
+
+// reopenOverdue raises again a booking's overdue flag that a return
+// cleared: the same flag, so the key_overdue event is not recorded twice
+// and whoever was told is not told again (the admin hears of the reason,
+// alerts.go).
+func (w *watchTx) reopenOverdue(assignmentID int64) error {
+	k := id64(assignmentID)
+	var f overdueFlag
+	ok, err := getJSON(w.overdue, k, &f)
+	if err != nil || !ok || f.ClearedAt.IsZero() {
+		return err
+	}
+	f.ClearedAt, f.ClearedBy = time.Time{}, ""
 	return putJSON(w.overdue, k, f)
 }
 

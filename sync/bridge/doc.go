@@ -111,7 +111,8 @@
 // and the window, by the key for a take or a return, and wrong codes or
 // lockouts at the box to every booking whose window holds them. It only
 // writes the store (buckets watch_events, watch_holders, watch_overdue,
-// watch_seen) and fills a gap in a box's seq from the cloud's copy.
+// watch_returns, watch_seen) and fills a gap in a box's seq from the
+// cloud's copy.
 // BookingEvents lists them. CheckOverdue raises "key_overdue" once for a
 // booking whose window is over (plus Options.OverdueGrace) while its key is
 // out and its box is not reported offline, and tells the driver and the
@@ -133,10 +134,24 @@
 // counts as out with its booking: an overdue alert stays raised
 // (OverdueKeys), one is raised when the window ends, and the admin is told
 // (return_unconfirmed). The next take of the key from its slot proves it
-// was back and clears the alert. The limit: the sensor says a key-shaped
-// thing sat in the slot, not which key; a copied fob plus a dummy on a
-// key ring that stays seated passes. Only the driver's account of it, or a
-// look at the slot, tells more.
+// was back and clears the alert.
+//
+// The sensor says something sat in the slot, not which key: a copied fob
+// plus any object pressed on the sensor for the settle time passes. Pulling
+// the object out afterwards is seen by the box as a slot_unexpected
+// removal ("key removed from a locked slot", the slot only); the bridge
+// finds the slot's key from the box's keys and, when that key's last
+// return was proven within the day before (removalWatch) and it has not
+// been taken since, undoes the return: the booking holds the key again, an
+// overdue alert the return cleared is raised again (the same alert: no
+// second key_overdue, the driver not told twice), the return is marked
+// unconfirmed and the admin is told (return_unconfirmed, the reason
+// "removed from its locked slot ... after the return"). A return inside the
+// window undone that way leaves the key overdue when the window ends. The
+// limit that remains: an object left in the slot still looks returned
+// until someone looks (or the next driver finds no key); a removal more
+// than a day after the return is the box's slot_unexpected for the admin
+// to look into, not held against the booking.
 //
 // # Alerts to the admin
 //

@@ -99,14 +99,14 @@ func (b *Bridge) handleEvents(boxID string, evs []box.Event) (int, error) {
 	if len(evs) == 0 {
 		return 0, nil
 	}
-	// A remote release's key_taken/key_returned name only the slot: find
-	// the key that lives there.
+	// A remote release's key_taken/key_returned, and a slot_unexpected,
+	// name only the slot: find the key that lives there.
 	var slotKeys map[int]string
 	for _, e := range evs {
-		if e.KeyID == "" && e.Slot > 0 && (e.Type == box.EventKeyTaken || e.Type == box.EventKeyReturned) {
+		if e.KeyID == "" && e.Slot > 0 && slotOnly(e.Type) {
 			keys, _, err := b.o.Cloud.Records(boxID)
 			if err != nil {
-				b.log.Warn("slot of a remote release not matched to a key", "box", boxID, "err", err)
+				b.log.Warn("slot of an event not matched to a key", "box", boxID, "err", err)
 				break
 			}
 			slotKeys = map[int]string{}
@@ -131,7 +131,7 @@ func (b *Bridge) handleEvents(boxID string, evs []box.Event) (int, error) {
 			if e.Seq != last+1 {
 				break // a gap: wait for the cloud to have it
 			}
-			if e.KeyID == "" && slotKeys != nil && (e.Type == box.EventKeyTaken || e.Type == box.EventKeyReturned) {
+			if e.KeyID == "" && slotKeys != nil && slotOnly(e.Type) {
 				e.KeyID = slotKeys[e.Slot]
 			}
 			n, err := w.handle(boxID, e)
@@ -155,6 +155,12 @@ func (b *Bridge) handleEvents(boxID string, evs []box.Event) (int, error) {
 		b.wakeAlerts()
 	}
 	return attached, nil
+}
+
+// slotOnly says whether an event of type t may name its slot and not its
+// key, the key being the one that lives in the slot.
+func slotOnly(t box.EventType) bool {
+	return t == box.EventKeyTaken || t == box.EventKeyReturned || t == box.EventSlotUnexpected
 }
 
 // bookingGrant returns the assignment id of a booking grant id.
@@ -279,12 +285,20 @@ func (w *watchTx) handle(boxID string, e box.Event) (int, error) {
 				if err := w.clearHolder(boxID, e.KeyID); err != nil {
 					return 0, err
 				}
-				if err := w.clearOverdue(id, e.Time, returnedBy(e)); err != nil {
+				cleared, err := w.clearOverdue(id, e.Time, returnedBy(e))
+				if err != nil {
+					return 0, err
+				}
+				// What the sensor saw may not be the key: a removal
+				// from the locked slot soon after undoes the return.
+				if err := w.watchReturn(boxID, e, id, cleared); err != nil {
 					return 0, err
 				}
 			}
 		}
 		return 1, w.attach(be)
+	case box.EventSlotUnexpected:
+		return w.removedAfterReturn(boxID, e)
 	case box.EventKeypadAttack:
 		// Someone may be guessing codes: the admin is told (alerts.go),
 		// whatever the box's clock, and the bookings in whose window it
@@ -333,9 +347,12 @@ func (w *watchTx) attachInWindow(boxID string, e box.Event, via string, match fu
 // by a return the slot did not confirm) is cleared.
 func (w *watchTx) takenBy(boxID string, e box.Event, id int64) error {
 	if prev, ok := w.holder(boxID, e.KeyID); ok && prev != id {
-		if err := w.clearOverdue(prev, e.Time, "key taken again from its slot"); err != nil {
+		if _, err := w.clearOverdue(prev, e.Time, "key taken again from its slot"); err != nil {
 			return err
 		}
+	}
+	if err := w.unwatchReturn(boxID, e.KeyID); err != nil { // taken: what was returned was there
+		return err
 	}
 	if id == 0 {
 		return w.clearHolder(boxID, e.KeyID)

@@ -23,7 +23,9 @@ const NotifyKeyOverdue = "key_overdue"
 // by a return that proves the key back: a remote one, or a fob return whose
 // slot sensor saw the key seated for Options.ReturnSettle. Any other return
 // leaves the key out and the alert raised, and the admin is told
-// (return_unconfirmed, alerts.go).
+// (return_unconfirmed, alerts.go); so does a removal from the key's locked
+// slot soon after a proven return (removal.go), which raises a cleared
+// alert again.
 //
 // "Still out" is what the box has reported. Options.OverdueGrace gives the
 // driver some minutes past the end; a box whose last status says offline is

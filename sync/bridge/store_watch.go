@@ -34,9 +34,14 @@ var (
 	// kind ++ 0x00 ++ subject (a box id, or an assignment id in decimal) ->
 	// adminAlert: messages to the admin HandleEvents queued (see alerts.go).
 	bucketWatchAlerts = []byte("watch_alerts")
+	// box id ++ 0x00 ++ key id -> watchedReturn: the last proven return of
+	// a key a booking held, until the key is taken again or a removal from
+	// its locked slot undoes it (see removedAfterReturn).
+	bucketWatchReturns = []byte("watch_returns")
 )
 
-var watchBuckets = [][]byte{bucketWatchEvents, bucketWatchHolders, bucketWatchOverdue, bucketWatchSeen, bucketWatchAlerts}
+var watchBuckets = [][]byte{bucketWatchEvents, bucketWatchHolders, bucketWatchOverdue, bucketWatchSeen, bucketWatchAlerts,
+	bucketWatchReturns}
 
 // EventKeyOverdue is the booking event the bridge records itself when a
 // booking's window ended with its key still out.
@@ -117,6 +122,7 @@ type watchTx struct {
 	overdue  *bolt.Bucket
 	seen     *bolt.Bucket
 	alerts   *bolt.Bucket
+	returns  *bolt.Bucket
 	bookings *bolt.Bucket // A's bucket, read only here
 
 	boxBookings map[string][]Booking // bookings of a box, read once per transaction
@@ -138,7 +144,7 @@ type watchCounts struct {
 // watchUpdate runs fn in a write transaction, making the watch buckets first.
 func (s *Store) watchUpdate(fn func(w *watchTx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		var bs [5]*bolt.Bucket
+		var bs [6]*bolt.Bucket
 		for i, name := range watchBuckets {
 			b, err := tx.CreateBucketIfNotExists(name)
 			if err != nil {
@@ -147,7 +153,7 @@ func (s *Store) watchUpdate(fn func(w *watchTx) error) error {
 			bs[i] = b
 		}
 		return fn(&watchTx{tx: tx, events: bs[0], holders: bs[1], overdue: bs[2], seen: bs[3], alerts: bs[4],
-			bookings: tx.Bucket(bucketBookings)})
+			returns: bs[5], bookings: tx.Bucket(bucketBookings)})
 	})
 }
 
