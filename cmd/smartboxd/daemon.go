@@ -255,7 +255,11 @@ func (d *daemon) deEnergise(locks ...gpio.PinIO) error {
 
 // failSecure runs f (a goroutine's body). If f panics, every lock is
 // de-energised and the store closed before the panic goes on: a panic ends
-// the whole process, and only the panicking goroutine's defers run.
+// the whole process, and only the panicking goroutine's defers run. The
+// daemon's own goroutines run under it, and so do the sync link's
+// callbacks on paho's goroutines and the link's own (link.Options.Guard).
+// Not covered: hal/slots' release timer (time.AfterFunc in Dev.Release),
+// which runs the relock after ReleaseTime on the runtime's goroutine.
 func (d *daemon) failSecure(f func()) {
 	returned := false
 	defer func() {

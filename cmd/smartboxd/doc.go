@@ -24,7 +24,10 @@
 // path de-energises the locks again: an error from newDaemon, the end of run,
 // and a panic in newDaemon, run or any goroutine they start (a deferred
 // close that runs while the panic unwinds, which then goes on and ends the
-// process). What a SIGKILL or a kernel crash leaves is the next start's to
+// process), including the sync link's callbacks on paho's goroutines
+// (link.Options.Guard). The controller's timers only post to its loop,
+// which run covers. Not covered: hal/slots' relock timer after a release
+// (time.AfterFunc), whose panic would end the process without the close. What a SIGKILL or a kernel crash leaves is the next start's to
 // undo, which is why it comes first.
 //
 // # Hardware profiles

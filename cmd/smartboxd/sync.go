@@ -87,6 +87,10 @@ func (d *daemon) newLink(creds cloudCredentials, opts daemonOptions) error {
 		ClockTrusted: d.floor.Trusted,
 		Now:          d.clock.Now,
 		Logger:       d.log.With("part", "sync"),
+		// paho's callbacks and the link's own goroutines are not under
+		// startLink's failSecure: a panic there must de-energise the
+		// locks too before it ends the process.
+		Guard: d.failSecure,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the sync link: %w", err)

@@ -70,6 +70,12 @@ type Options struct {
 	// (DefaultMaxReconnectInterval).
 	MaxReconnectInterval time.Duration
 	Logger               *slog.Logger
+	// Guard runs each callback paho calls on its own goroutines (message,
+	// connect, connection lost, reconnecting) and each goroutine the link
+	// starts, as Guard(f). A panic there ends the process without the
+	// caller's defers: smartboxd's Guard de-energises every lock first
+	// (its failSecure) and lets the panic go on. nil: f is called as is.
+	Guard func(f func())
 }
 
 // Link is the box's side of sync. Make it with New and run it with Run.
@@ -204,18 +210,20 @@ func (l *Link) Run(ctx context.Context) error {
 		// Set before Connect: with a persistent session the broker sends what
 		// it queued for us right after CONNACK, before any Subscribe.
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
-			l.in.push(item{topic: m.Topic(), payload: m.Payload()})
+			l.guard(func() { l.in.push(item{topic: m.Topic(), payload: m.Payload()}) })
 		}).
 		SetOnConnectHandler(func(mqtt.Client) {
-			l.in.push(item{event: evConnected}) // Connected turns true once subscribed
+			l.guard(func() { l.in.push(item{event: evConnected}) }) // Connected turns true once subscribed
 		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			l.connected.Store(false)
-			l.log.Warn("sync: connection lost", "err", err)
-			l.in.push(item{event: evLost})
+			l.guard(func() {
+				l.connected.Store(false)
+				l.log.Warn("sync: connection lost", "err", err)
+				l.in.push(item{event: evLost})
+			})
 		}).
 		SetReconnectingHandler(func(mqtt.Client, *mqtt.ClientOptions) {
-			l.log.Debug("sync: reconnecting", "broker", l.opts.BrokerURL)
+			l.guard(func() { l.log.Debug("sync: reconnecting", "broker", l.opts.BrokerURL) })
 		})
 	if l.opts.Username != "" {
 		o.SetUsername(l.opts.Username).SetPassword(l.opts.Password)
@@ -226,12 +234,12 @@ func (l *Link) Run(ctx context.Context) error {
 	l.client = mqtt.NewClient(o)
 	l.log.Info("sync: connecting", "broker", l.opts.BrokerURL)
 	connTok := l.client.Connect() // with ConnectRetry it completes only once connected
-	go func() {
+	go l.guard(func() {
 		<-connTok.Done()
 		if err := connTok.Error(); err != nil {
 			l.log.Error("sync: connect", "broker", l.opts.BrokerURL, "err", err)
 		}
-	}()
+	})
 
 	l.work(ctx)
 
@@ -254,9 +262,19 @@ func (l *Link) publish(leaf string, retained bool, payload []byte) {
 		return // not running
 	}
 	tok := l.client.Publish(l.topic(leaf), 1, retained, payload)
-	go func() {
+	go l.guard(func() {
 		if tok.WaitTimeout(30*time.Second) && tok.Error() != nil {
 			l.log.Debug("sync: publish", "leaf", leaf, "err", tok.Error())
 		}
-	}()
+	})
+}
+
+// guard runs f under Options.Guard: f runs on a goroutine the caller's
+// Run does not cover.
+func (l *Link) guard(f func()) {
+	if l.opts.Guard == nil {
+		f()
+		return
+	}
+	l.opts.Guard(f)
 }
