@@ -9,6 +9,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
 
 // removed is what a box sends when its sensor finds a locked slot empty:
@@ -31,6 +32,21 @@ func (e *wEnv) overdueEvents(t *testing.T, id int64) int {
 	return n
 }
 
+// overdueVan books the van for the hour around now, has its key taken,
+// and moves past the window's end until CheckOverdue raises it.
+func (e *wEnv) overdueVan(t *testing.T) fleetio.VehicleAssignment {
+	t.Helper()
+	now := e.clock.Now()
+	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
+	e.send(t, e.take(now.Add(-30*time.Minute), van, wVanKey, 3)...)
+	e.clock.Advance(2 * time.Hour)
+	n, err := e.b.CheckOverdue(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, []int64{van.ID}, e.overdueKeys(t))
+	return van
+}
+
 // A cloned fob and a dummy seated past the settle time clear an overdue
 // alert; pulling the dummy out (slot_unexpected on the key's slot, no key
 // id) undoes the return: the alert is raised again (the same one: no
@@ -39,13 +55,7 @@ func (e *wEnv) overdueEvents(t *testing.T, id int64) int {
 func TestRemovalAfterReturnRestoresOverdue(t *testing.T) {
 	e := newWEnv(t, wOpts{})
 	ctx := context.Background()
-	now := e.clock.Now()
-	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
-	e.send(t, e.take(now.Add(-30*time.Minute), van, wVanKey, 3)...)
-	e.clock.Advance(2 * time.Hour)
-	n, err := e.b.CheckOverdue(ctx)
-	require.NoError(t, err)
-	require.Equal(t, 1, n)
+	van := e.overdueVan(t)
 	require.Len(t, e.notes.of(bridge.NotifyKeyOverdue), 2, "driver and admin")
 
 	back := e.clock.Now()
@@ -54,7 +64,7 @@ func TestRemovalAfterReturnRestoresOverdue(t *testing.T) {
 
 	e.send(t, e.removed(back.Add(3*time.Minute), 3))
 	require.Equal(t, []int64{van.ID}, e.overdueKeys(t), "raised again")
-	n, err = e.b.CheckOverdue(ctx)
+	n, err := e.b.CheckOverdue(ctx)
 	require.NoError(t, err)
 	require.Zero(t, n, "not a new alert")
 	require.Equal(t, 1, e.overdueEvents(t, van.ID))
@@ -130,12 +140,7 @@ func TestRemovalAfterReturnLimits(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newWEnv(t, wOpts{})
-			now := e.clock.Now()
-			van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
-			e.send(t, e.take(now.Add(-30*time.Minute), van, wVanKey, 3)...)
-			e.clock.Advance(2 * time.Hour)
-			_, err := e.b.CheckOverdue(context.Background())
-			require.NoError(t, err)
+			e.overdueVan(t)
 			back := e.clock.Now()
 			e.send(t, e.giveBack(back, wVanKey, "01000734E0", 3)...)
 			require.Empty(t, e.overdueKeys(t))

@@ -52,14 +52,7 @@ func TestOverdueClearedOnlyByAProvenReturn(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newWEnv(t, wOpts{})
 			ctx := context.Background()
-			now := e.clock.Now()
-			van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
-			e.send(t, e.take(now.Add(-30*time.Minute), van, wVanKey, 3)...)
-			e.clock.Advance(2 * time.Hour)
-			n, err := e.b.CheckOverdue(ctx)
-			require.NoError(t, err)
-			require.Equal(t, 1, n)
-			require.Equal(t, []int64{van.ID}, e.overdueKeys(t))
+			van := e.overdueVan(t)
 
 			e.send(t, e.giveBackBy(e.clock.Now(), wVanKey, "01000734E0", 3, tc.by, tc.seatedMS)...)
 			evs, err := e.b.BookingEvents(van.ID)
@@ -87,7 +80,7 @@ func TestOverdueClearedOnlyByAProvenReturn(t *testing.T) {
 			require.Equal(t, "Van 7", told[0].data["vehicle"])
 			require.Equal(t, "Depot North", told[0].data["box"])
 			require.Contains(t, told[0].data["reason"], "not confirmed by the slot sensor")
-			n, err = e.b.CheckOverdue(ctx)
+			n, err := e.b.CheckOverdue(ctx)
 			require.NoError(t, err)
 			require.Zero(t, n, "raised once")
 
