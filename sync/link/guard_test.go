@@ -3,6 +3,7 @@ package link_test
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -45,7 +46,10 @@ func TestGuardRunsPahoCallbacks(t *testing.T) {
 		}()
 		f()
 	}
-	b, _, _, l := setup(t, brokertest.Mochi, func(o *link.Options) {
+	// No cloud: nothing but the link's own callbacks on the broker.
+	b := brokertest.Start(t, brokertest.Mochi, brokertest.Options{})
+	st := openBox(t, filepath.Join(t.TempDir(), "box.db"))
+	l := startLink(t, b, st, func(o *link.Options) {
 		o.Guard = guard
 		o.Logger = slog.New(panicOn{msg: "connection lost"})
 	})
