@@ -209,6 +209,7 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 		HardMax:  hw.Slots.HardMax.Duration,
 		Debounce: hw.Slots.Debounce.Duration,
 		Logger:   log.With("part", "slots"),
+		Guard:    d.failSecure, // a panic in the relock timer de-energises every lock first
 	})
 	if err != nil {
 		return nil, fmt.Errorf("slots: %w", err)
@@ -257,9 +258,8 @@ func (d *daemon) deEnergise(locks ...gpio.PinIO) error {
 // de-energised and the store closed before the panic goes on: a panic ends
 // the whole process, and only the panicking goroutine's defers run. The
 // daemon's own goroutines run under it, and so do the sync link's
-// callbacks on paho's goroutines and the link's own (link.Options.Guard).
-// Not covered: hal/slots' release timer (time.AfterFunc in Dev.Release),
-// which runs the relock after ReleaseTime on the runtime's goroutine.
+// callbacks on paho's goroutines and the link's own (link.Options.Guard),
+// and hal/slots' relock timer (slots.Options.Guard).
 func (d *daemon) failSecure(f func()) {
 	returned := false
 	defer func() {

@@ -25,10 +25,10 @@
 // and a panic in newDaemon, run or any goroutine they start (a deferred
 // close that runs while the panic unwinds, which then goes on and ends the
 // process), including the sync link's callbacks on paho's goroutines
-// (link.Options.Guard). The controller's timers only post to its loop,
-// which run covers. Not covered: hal/slots' relock timer after a release
-// (time.AfterFunc), whose panic would end the process without the close. What a SIGKILL or a kernel crash leaves is the next start's to
-// undo, which is why it comes first.
+// (link.Options.Guard) and hal/slots' relock timer (slots.Options.Guard).
+// The controller's timers only post to its loop, which run covers. What a
+// SIGKILL or a kernel crash leaves is the next start's to undo, which is why
+// it comes first.
 //
 // # Hardware profiles
 //

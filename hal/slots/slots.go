@@ -38,6 +38,10 @@ type Options struct {
 	HardMax  time.Duration // a lock is never energised longer than this; 0: DefaultHardMax
 	Debounce time.Duration // key sensor debounce; 0: DefaultDebounce
 	Logger   *slog.Logger  // nil: slog.Default()
+	// Guard runs the automatic relock (a timer goroutine of Dev's own), so
+	// that a panic there reaches the caller's fail-secure handler (smartboxd
+	// de-energises every lock) before it ends the process. nil: run it.
+	Guard func(func())
 }
 
 // Errors.
@@ -56,6 +60,7 @@ type Dev struct {
 	locks, sensors, leds []gpio.PinIO
 	hardMax, debounce    time.Duration
 	log                  *slog.Logger
+	guard                func(func())
 
 	// Mutable.
 	watching atomic.Bool
@@ -120,6 +125,7 @@ func New(locks []gpio.PinIO, sensors []gpio.PinIO, leds []gpio.PinIO, opts Optio
 		hardMax:  opts.HardMax,
 		debounce: opts.Debounce,
 		log:      opts.Logger,
+		guard:    opts.Guard,
 		state:    make([]lockState, len(locks)),
 	}
 	if d.hardMax <= 0 {
@@ -127,6 +133,9 @@ func New(locks []gpio.PinIO, sensors []gpio.PinIO, leds []gpio.PinIO, opts Optio
 	}
 	if d.debounce <= 0 {
 		d.debounce = DefaultDebounce
+	}
+	if d.guard == nil {
+		d.guard = func(f func()) { f() }
 	}
 	if d.log == nil {
 		d.log = slog.Default()
@@ -204,7 +213,7 @@ func (d *Dev) Release(slot int, dur time.Duration) error {
 	}
 	s.since = since
 	gen := s.gen
-	s.timer = time.AfterFunc(left, func() { d.expire(i, gen) })
+	s.timer = time.AfterFunc(left, func() { d.guard(func() { d.expire(i, gen) }) })
 	return nil
 }
 

@@ -370,3 +370,22 @@ func TestDeEnergise(t *testing.T) {
 	require.Equal(t, gpio.Low, a.Read())
 	require.Equal(t, gpio.Low, c.Read())
 }
+
+// The automatic relock runs on a timer goroutine of Dev's own: it goes
+// through Options.Guard, so that smartboxd's fail-secure handler sees a
+// panic there before it ends the process.
+func TestRelockRunsUnderGuard(t *testing.T) {
+	t.Parallel()
+	guarded := make(chan struct{}, 1)
+	s, d := newSim(t, 1, true, Options{Guard: func(f func()) {
+		f()
+		guarded <- struct{}{}
+	}})
+	require.NoError(t, d.Release(1, 20*time.Millisecond))
+	select {
+	case <-guarded:
+	case <-time.After(long):
+		t.Fatal("the relock did not run under the guard")
+	}
+	require.False(t, s.Released(1), "relocked inside the guard")
+}
