@@ -331,6 +331,17 @@ func TestLockoutAdvancesWhenTheStoreFails(t *testing.T) {
 	require.Equal(t, box.ReasonLockedOut, r.expect(box.EventCodeRefused)[0].Reason, "after stop, start: still locked out")
 }
 
+// underTheThreshold waits, a second at a time, until a code typed now would
+// not make AttackThreshold within AttackWindow, given the times of the codes
+// typed before; it returns them with now, the next code's time.
+func (r *rig) underTheThreshold(times []time.Time) []time.Time {
+	cfg := r.c.Config()
+	for k := cfg.AttackThreshold - 1; len(times) >= k && r.clock.Now().Sub(times[len(times)-k]) <= cfg.AttackWindow; {
+		r.advance(time.Second)
+	}
+	return append(times, r.clock.Now())
+}
+
 // TestKeypadAttackAlertOverADay: a guesser is reported to the cloud within
 // minutes and again about every hour while they keep going, whether they
 // type each code the moment it is admitted (greedy) or keep under the
@@ -357,15 +368,11 @@ func TestKeypadAttackAlertOverADay(t *testing.T) {
 			for {
 				r.waitOut()
 				if tc.name == "patient" {
-					// Keep fewer than AttackThreshold codes in any AttackWindow.
-					for k := cfg.AttackThreshold - 1; len(times) >= k && r.clock.Now().Sub(times[len(times)-k]) <= cfg.AttackWindow; {
-						r.advance(time.Second)
-					}
+					times = r.underTheThreshold(times)
 				}
 				if r.clock.Now().After(end) {
 					break
 				}
-				times = append(times, r.clock.Now())
 				r.guess(guesses)
 				guesses++
 			}
@@ -406,4 +413,36 @@ func TestDecayCreditsOnlyRealTime(t *testing.T) {
 	r.advance(cfg.LockoutDecay) // real time passing forgives as ever
 	r.guess(6)
 	require.Equal(t, 6, r.lockout().Failures, "one forgiven, one more wrong")
+}
+
+// TestKeypadAttackAlertLimit is doc.go's stated limit of the alert: a guesser
+// who never lets the count of wrong codes reach its cap (one wrong code per
+// decay step, after the first 8, and never AttackThreshold within
+// AttackWindow) is never reported, and gets no more than 8 + 1440/15 + 1 = 105
+// wrong codes checked in a day.
+func TestKeypadAttackAlertLimit(t *testing.T) {
+	r := newRig(t, box.Config{}, store.Batch{})
+	r.newEvents()
+	cfg := r.c.Config()
+	end := t0.Add(24 * time.Hour)
+	guesses := 0
+	var times []time.Time
+	for {
+		r.waitOut()
+		if lo := r.lockout(); lo.Failures >= 8 { // one more would reach the cap: wait for the decay
+			r.advance(lo.Since.Add(cfg.LockoutDecay).Sub(r.clock.Now()))
+		}
+		times = r.underTheThreshold(times)
+		if r.clock.Now().After(end) {
+			break
+		}
+		r.guess(guesses)
+		guesses++
+	}
+	r.advance(cfg.RefusalWindow)
+	evs := r.newEvents()
+	t.Logf("below the cap: %d wrong codes checked in a day, %d alerts", guesses, len(ofType(evs, box.EventKeypadAttack)))
+	require.Empty(t, ofType(evs, box.EventKeypadAttack))
+	require.LessOrEqual(t, guesses, 105)
+	require.Equal(t, guesses, tally(evs, box.EventCodeRefused, box.ReasonUnknownCode))
 }
