@@ -379,6 +379,7 @@ func TestKeypadAttackAlertOverADay(t *testing.T) {
 			r.advance(cfg.RefusalWindow)
 			evs := r.newEvents()
 			alerts := ofType(evs, box.EventKeypadAttack)
+			require.NotEmpty(t, alerts, "a day of guessing at the %s pace", tc.name)
 			t.Logf("%s: %d wrong codes checked in %s; %d alerts, first at %s", tc.name,
 				tally(evs, box.EventCodeRefused, box.ReasonUnknownCode), day, len(alerts), alerts[0].Time.Sub(t0))
 			require.Equal(t, tc.first, alerts[0].Time.Sub(t0))
