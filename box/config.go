@@ -100,17 +100,19 @@ const (
 // The cool-down of a slot released with nothing moved (a fob of a key that is
 // out, a clone, a good code whose key stays in its slot): the lock's coil is
 // sized for short pulses of ReleaseTime, not for being energised back to back,
-// and each release is two events. After the n-th such release in a row the
-// slot is not released again for ReleaseCoolBase, doubling per further one,
-// up to ReleaseCoolMax. A key moving in the slot ends it.
+// and each release is two events. The first such release costs nothing (a
+// driver too slow to take their key tries again at once); after the n-th in a
+// row, n >= 2, the slot is not released for a code or a fob for
+// ReleaseCoolBase, doubling per further one, up to ReleaseCoolMax. A key
+// moving in the slot ends it.
 const (
-	// ReleaseCoolBase: a driver who was too slow to take their key waits
-	// 10 s, not more, before the same code opens it again; the coil is then
-	// energised at most ReleaseTime of every ReleaseTime+10 s (33% with the
-	// defaults) for that one retry.
+	// ReleaseCoolBase: a driver too slow twice in a row waits 10 s before
+	// the same code opens the slot again; the coil is then energised at
+	// most 2 ReleaseTime per 2 ReleaseTime + 10 s (50% with the defaults)
+	// for those tries, against 100% without a rest.
 	ReleaseCoolBase = 10 * time.Second
-	// ReleaseCoolMax is reached at the 6th fruitless release in a row: the
-	// coil is then energised at most ReleaseTime per ReleaseTime+5 min
+	// ReleaseCoolMax is reached at the 7th fruitless release in a row: the
+	// coil is then energised at most ReleaseTime per ReleaseTime + 5 min
 	// (1.6% with the default 5 s; 9% at HardMaxRelease), and a slot records
 	// at most 12 releases (24 slot events) an hour. 5 min is also the
 	// longest the keypad's tarpit keeps a driver out (DefaultLockoutMax).
@@ -120,8 +122,11 @@ const (
 // coolDownFor is how long a slot rests after its n-th release in a row that
 // timed out with nothing moved.
 func coolDownFor(n int) time.Duration {
+	if n < 2 {
+		return 0
+	}
 	d := ReleaseCoolBase
-	for i := 1; i < n && d < ReleaseCoolMax; i++ {
+	for i := 2; i < n && d < ReleaseCoolMax; i++ {
 		d *= 2
 	}
 	return min(d, ReleaseCoolMax)

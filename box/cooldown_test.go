@@ -68,10 +68,11 @@ func TestFruitlessReleasesCoolDown(t *testing.T) {
 			released := len(ofType(evs, box.EventSlotReleased))
 			t.Logf("%d tries in %s: %d events, %d releases, coil energised %.1f%% of the time",
 				tries, hour, len(evs), released, 100*r.hw.coilDuty(hour))
-			// Rests of 10 s, 20 s, ... 160 s, then 5 min: 16 releases in the first hour.
-			require.Equal(t, 16, released)
+			// No rest after the first, then 10 s, 20 s, ... 160 s, then
+			// 5 min: 17 releases in the first hour.
+			require.Equal(t, 17, released)
 			require.Equal(t, released, r.hw.releaseCount())
-			require.Less(t, r.hw.coilDuty(hour), 0.025)
+			require.Less(t, r.hw.coilDuty(hour), 0.03)
 			// The releases (slot_released, and code_accepted for a code),
 			// and per kind of refusal at most two events a minute.
 			require.LessOrEqual(t, len(evs), 2*released+tc.kinds*2*int(hour/cfg.RefusalWindow+1))
@@ -90,7 +91,8 @@ func refusedRelease(name string) box.EventType {
 
 // TestCoolDownLeavesLegitimateUseAlone: a driver who opens, takes, returns by
 // fob and opens again at once is never held back; one who was too slow to
-// take their key waits ReleaseCoolBase, no more.
+// take their key tries again at once, and if too slow again waits
+// ReleaseCoolBase, no more.
 func TestCoolDownLeavesLegitimateUseAlone(t *testing.T) {
 	t.Run("take, return, take again", func(t *testing.T) {
 		r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
@@ -116,6 +118,10 @@ func TestCoolDownLeavesLegitimateUseAlone(t *testing.T) {
 		r.typeKeys("123456#")
 		r.advance(r.c.Config().ReleaseTime)
 		r.expect(box.EventCodeAccepted, box.EventSlotReleased, box.EventSlotRelocked)
+		r.typeKeys("123456#")
+		require.Equal(t, []int{1}, r.hw.openSlots(), "a second try at once")
+		r.advance(r.c.Config().ReleaseTime)
+		r.expect(box.EventCodeAccepted, box.EventSlotReleased) // the relock merged
 		r.typeKeys("123456#")
 		evs := r.expect(box.EventCodeAccepted, box.EventKeyAbsent)
 		require.Equal(t, box.ReasonCoolDown, evs[1].Reason)

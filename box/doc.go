@@ -154,18 +154,19 @@
 // key that is out, or a clone of it; a good code whose driver leaves the key
 // in) would otherwise be released again at once, every ReleaseTime: its coil
 // energised back to back and two events per release. So after such a release
-// times out, the slot rests: it is not released for a code or a fob for
-// ReleaseCoolBase (10 s), doubling per further fruitless release in a row, up
-// to ReleaseCoolMax (5 min, from the 6th). A release refused while the slot
+// times out, the second in a row and every one after it, the slot rests: it
+// is not released for a code or a fob for ReleaseCoolBase (10 s) after the
+// second, doubling per further fruitless release in a row, up to
+// ReleaseCoolMax (5 min, from the 7th). A release refused while the slot
 // rests is a refusal (key_absent or return_refused, reason cool_down, Until
 // the end of the rest), merged as above. A key moving in the slot (taken,
 // returned, or pulled or pushed while locked) ends the rest and the count:
 // a driver who opens, takes, returns and opens again is never held back, and
 // a return by fob works right after a take; one who was too slow to take their
-// key waits 10 s. Bounds, for one slot played with all day: 16 releases in
-// the first hour, 12 an hour after that (24 slot events), and the coil
+// key tries again at once, and waits 10 s only if too slow again. Bounds, for
+// one slot played with all day: 17 releases in the first hour, 12 an hour after that (24 slot events), and the coil
 // energised at most ReleaseTime per ReleaseTime + 5 min (1.6% with the default
-// 5 s; the test measures 2.2% over the first hour). A signed command from the
+// 5 s; the test measures 2.4% over the first hour). A signed command from the
 // cloud (remote release) is never held back, nor counted.
 //
 // # Returns and the key sensor
