@@ -342,6 +342,24 @@ func (r *rig) underTheThreshold(times []time.Time) []time.Time {
 	return append(times, r.clock.Now())
 }
 
+// guessUntil has a guesser type wrong codes until end, each once the keypad's
+// wait is over and pace (which may let more time pass) has returned. It
+// returns how many were typed and the events, merged refusals closed.
+func (r *rig) guessUntil(end time.Time, pace func()) (int, []box.Event) {
+	guesses := 0
+	for {
+		r.waitOut()
+		pace()
+		if r.clock.Now().After(end) {
+			break
+		}
+		r.guess(guesses)
+		guesses++
+	}
+	r.advance(r.c.Config().RefusalWindow)
+	return guesses, r.newEvents()
+}
+
 // TestKeypadAttackAlertOverADay: a guesser is reported to the cloud within
 // minutes and again about every hour while they keep going, whether they
 // type each code the moment it is admitted (greedy) or keep under the
@@ -362,22 +380,12 @@ func TestKeypadAttackAlertOverADay(t *testing.T) {
 			r := newRig(t, box.Config{}, store.Batch{Keys: keys(1)})
 			r.newEvents()
 			cfg := r.c.Config()
-			end := t0.Add(day)
 			var times []time.Time
-			guesses := 0
-			for {
-				r.waitOut()
+			_, evs := r.guessUntil(t0.Add(day), func() {
 				if tc.name == "patient" {
 					times = r.underTheThreshold(times)
 				}
-				if r.clock.Now().After(end) {
-					break
-				}
-				r.guess(guesses)
-				guesses++
-			}
-			r.advance(cfg.RefusalWindow)
-			evs := r.newEvents()
+			})
 			alerts := ofType(evs, box.EventKeypadAttack)
 			require.NotEmpty(t, alerts, "a day of guessing at the %s pace", tc.name)
 			t.Logf("%s: %d wrong codes checked in %s; %d alerts, first at %s", tc.name,
@@ -425,23 +433,13 @@ func TestKeypadAttackAlertLimit(t *testing.T) {
 	r := newRig(t, box.Config{}, store.Batch{})
 	r.newEvents()
 	cfg := r.c.Config()
-	end := t0.Add(24 * time.Hour)
-	guesses := 0
 	var times []time.Time
-	for {
-		r.waitOut()
+	guesses, evs := r.guessUntil(t0.Add(24*time.Hour), func() {
 		if lo := r.lockout(); lo.Failures >= 8 { // one more would reach the cap: wait for the decay
 			r.advance(lo.Since.Add(cfg.LockoutDecay).Sub(r.clock.Now()))
 		}
 		times = r.underTheThreshold(times)
-		if r.clock.Now().After(end) {
-			break
-		}
-		r.guess(guesses)
-		guesses++
-	}
-	r.advance(cfg.RefusalWindow)
-	evs := r.newEvents()
+	})
 	t.Logf("below the cap: %d wrong codes checked in a day, %d alerts", guesses, len(ofType(evs, box.EventKeypadAttack)))
 	require.Empty(t, ofType(evs, box.EventKeypadAttack))
 	require.LessOrEqual(t, guesses, 105)
