@@ -86,6 +86,12 @@
 //     keypad can of course keep others from typing at all; that is what the
 //     alert is for. (The old wall was 15 min, renewed by each wrong code.)
 //
+// The lockout advances in memory whatever the store does: if the write that
+// records a wrong code fails (SD card full or failing), the keypad is locked
+// out all the same, and the lockout is written with the next commit that
+// works, or by a retry every 5 s. Only a power cut while the card refuses
+// writes loses it.
+//
 // # Who is told of a guesser, and when
 //
 // keypad_attack is an event the link sends to the cloud at once; the bridge
@@ -112,19 +118,13 @@
 // more after the last alert: every hour while they keep going (24 alerts in a
 // day of greedy or patient guessing, about 295 wrong codes; the tests check
 // these times over a simulated day). Limit: a guesser who never lets the
-// count reach its cap is never reported. Keeping it below the cap takes one
-// wrong code per decay step at most, after the first 8: no more than 8 +
-// 1440/15 + 1 = 105 wrong codes a day (a third of the tarpit's 295, a quarter
-// of MaxGuesses), all unreported; a 4-digit driver code then falls in about
-// 10^4/(21*105) = 4.5 days with 20 driver codes on the box, a 6-digit PIN in
-// years. The fast alert's memory of recent codes does not survive a restart
+// count reach its cap (and keeps under the fast threshold) is never reported.
+// Keeping it below the cap allows one wrong code per decay step at most,
+// after the first 8: no more than 8 + 1440/15 + 1 = 105 wrong codes a day (a
+// third of the tarpit's 295, a quarter of MaxGuesses), all unreported; a
+// 4-digit driver code then falls in about 10^4/(21*105) = 4.5 days with 20
+// driver codes on the box, a 6-digit PIN in years. The fast alert's memory of recent codes does not survive a restart
 // (the count does).
-//
-// The lockout advances in memory whatever the store does: if the write that
-// records a wrong code fails (SD card full or failing), the keypad is locked
-// out all the same, and the lockout is written with the next commit that
-// works, or by a retry every 5 s. Only a power cut while the card refuses
-// writes loses it.
 //
 // # Refusals are merged
 //
