@@ -36,9 +36,13 @@ type Config struct {
 	LockoutMax       time.Duration // longest wait (default 5m): the longest a driver can be kept out
 	LockoutDecay     time.Duration // one wrong code forgiven per this much time (default 15m; at least LockoutMax)
 	// AttackThreshold failed codes (wrong, or typed during a wait) within
-	// AttackWindow raise keypad_attack, at most once per window.
+	// AttackWindow raise keypad_attack, at most once per window. A wrong
+	// code that finds the count of wrong codes at its cap raises it too, at
+	// most once per AttackRepeat (doc.go, "Wrong codes", says who is
+	// reported and when).
 	AttackThreshold int           // default 8: a guesser who waits out the tarpit types 8 in 3.5 min
 	AttackWindow    time.Duration // default 10m
+	AttackRepeat    time.Duration // default 1h; at least AttackWindow
 	// RefusalWindow folds refusals of one kind (wrong codes, unknown fobs,
 	// ...): the first is recorded, the rest within the window become one
 	// refusals_merged event with their count when it closes.
@@ -80,13 +84,53 @@ const (
 	DefaultLockoutDecay    = 15 * time.Minute
 	DefaultAttackThreshold = 8
 	DefaultAttackWindow    = 10 * time.Minute
-	DefaultRefusalWindow   = time.Minute
+	// DefaultAttackRepeat: a guesser who keeps the count at its cap is
+	// reported again every hour, so an admin who missed (or dismissed) the
+	// first alert hears of it while it goes on, and the outbox gets at most
+	// 24 such alerts a day.
+	DefaultAttackRepeat  = time.Hour
+	DefaultRefusalWindow = time.Minute
 	// DefaultReturnSettle: a key pushed home stays seated; something
 	// touched to the sensor and pulled away (a fob clone on a stick) is
 	// gone within a second. 2 s is far above the sensor's debounce (50 ms)
 	// and short enough that key_returned is not noticeably late.
 	DefaultReturnSettle = 2 * time.Second
 )
+
+// The cool-down of a slot released with nothing moved (a fob of a key that is
+// out, a clone, a good code whose key stays in its slot): the lock's coil is
+// sized for short pulses of ReleaseTime, not for being energised back to back,
+// and each release is two events. The first such release costs nothing (a
+// driver too slow to take their key tries again at once); after the n-th in a
+// row, n >= 2, the slot is not released for a code or a fob for
+// ReleaseCoolBase, doubling per further one, up to ReleaseCoolMax. A key
+// moving in the slot ends it.
+const (
+	// ReleaseCoolBase: a driver too slow twice in a row waits 10 s before
+	// the same code opens the slot again; the coil is then energised at
+	// most 2 ReleaseTime per 2 ReleaseTime + 10 s (50% with the defaults)
+	// for those tries, against 100% without a rest.
+	ReleaseCoolBase = 10 * time.Second
+	// ReleaseCoolMax is reached at the 7th fruitless release in a row: the
+	// coil is then energised at most ReleaseTime per ReleaseTime + 5 min
+	// (1.6% with the default 5 s; 9% at HardMaxRelease), and a slot records
+	// at most 12 releases (24 slot events) an hour. 5 min is also the
+	// longest the keypad's tarpit keeps a driver out (DefaultLockoutMax).
+	ReleaseCoolMax = 5 * time.Minute
+)
+
+// coolDownFor is how long a slot rests after its n-th release in a row that
+// timed out with nothing moved.
+func coolDownFor(n int) time.Duration {
+	if n < 2 {
+		return 0
+	}
+	d := ReleaseCoolBase
+	for i := 2; i < n && d < ReleaseCoolMax; i++ {
+		d *= 2
+	}
+	return min(d, ReleaseCoolMax)
+}
 
 // WithDefaults fills zero fields and checks the rest.
 func (c Config) WithDefaults() (Config, error) {
@@ -106,6 +150,7 @@ func (c Config) WithDefaults() (Config, error) {
 	// A longer cap than the default's needs a decay at least as slow.
 	def(&c.LockoutDecay, max(DefaultLockoutDecay, c.LockoutMax))
 	def(&c.AttackWindow, DefaultAttackWindow)
+	def(&c.AttackRepeat, max(DefaultAttackRepeat, c.AttackWindow))
 	def(&c.RefusalWindow, DefaultRefusalWindow)
 	def(&c.ReturnSettle, DefaultReturnSettle)
 	if c.MaxEntryLength == 0 {
@@ -134,6 +179,8 @@ func (c Config) WithDefaults() (Config, error) {
 		return c, fmt.Errorf("lockout decay: %s is shorter than lockout max %s", c.LockoutDecay, c.LockoutMax)
 	case c.AttackThreshold < 0 || c.AttackWindow < 0:
 		return c, fmt.Errorf("keypad attack alert: %d failed codes in %s", c.AttackThreshold, c.AttackWindow)
+	case c.AttackRepeat < c.AttackWindow:
+		return c, fmt.Errorf("keypad attack alert: repeat %s is shorter than the window %s", c.AttackRepeat, c.AttackWindow)
 	case c.RefusalWindow < 0 || c.RefusalWindow > HardMaxRefusalWindow:
 		return c, fmt.Errorf("refusal window: %s is not in 0..%s", c.RefusalWindow, HardMaxRefusalWindow)
 	case c.ReturnSettle < 0 || c.ReturnSettle > HardMaxReturnSettle:

@@ -60,7 +60,36 @@ func TestCurrentLockout(t *testing.T) {
 			Lockout{Failures: 9, Since: now, Until: now.Add(5 * time.Minute)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, cfg.currentLockout(tc.lo, now.Add(tc.at)))
+			lo, _ := cfg.currentLockout(tc.lo, now.Add(tc.at), tc.at)
+			require.Equal(t, tc.want, lo)
+		})
+	}
+}
+
+// TestCurrentLockoutCreditsOnlyRealTime: the decay credits the lesser of the
+// wall clock's and the real time passed (finding 10: a clock stepped forward
+// forgave every wrong code).
+func TestCurrentLockoutCreditsOnlyRealTime(t *testing.T) {
+	cfg, err := Config{}.WithDefaults()
+	require.NoError(t, err)
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	years := 10 * 365 * 24 * time.Hour
+	for _, tc := range []struct {
+		name       string
+		wall, real time.Duration
+		want       Lockout
+		served     time.Duration
+	}{
+		{"wall clock stepped forward", years, 20 * time.Minute,
+			Lockout{Failures: 2, Since: now.Add(years - 5*time.Minute)}, 5 * time.Minute},
+		{"box was off", 8 * time.Hour, 0, Lockout{Failures: 3, Since: now.Add(8 * time.Hour)}, 0},
+		{"wall clock slower than real time", 20 * time.Minute, time.Hour,
+			Lockout{Failures: 2, Since: now.Add(15 * time.Minute)}, 5 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lo, served := cfg.currentLockout(Lockout{Failures: 3, Since: now}, now.Add(tc.wall), tc.real)
+			require.Equal(t, tc.want, lo)
+			require.Equal(t, tc.served, served)
 		})
 	}
 }

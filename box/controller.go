@@ -40,10 +40,15 @@ type Controller struct {
 	lockout        Lockout
 	lockoutPending bool  // memory is ahead of the store: the next commit writes it
 	lockoutTimer   Timer // retries the write when nothing else commits
+	// decayMark is the clock's Uptime at lockout.Since, as far as this
+	// process knows it: the decay credits no more than real time passed.
+	decayMark time.Duration
 	// attempts are the times of the last AttackThreshold failed codes;
-	// lastAttack is when keypad_attack was last raised.
+	// lastAttack is when keypad_attack was last raised, sinceAlert the
+	// failed codes since then.
 	attempts   []time.Time
 	lastAttack time.Time
+	sinceAlert int
 	refusals   map[refusalKind]*refusalRun
 
 	viewMu sync.Mutex
@@ -68,6 +73,20 @@ type slotState struct {
 	timer    Timer
 	gen      uint64
 	ret      *seatedReturn // a key seated for its return, settling
+	// fruitless counts the releases in a row that timed out with nothing
+	// moved; until then the slot is not released for a code or a fob
+	// (coolDownFor). A key moving in the slot resets both.
+	fruitless int
+	coolUntil time.Time
+}
+
+// cooling reports whether the slot rests at now after fruitless releases. A
+// clock set back does not make it rest longer than ReleaseCoolMax.
+func (s *slotState) cooling(now time.Time) bool {
+	if limit := now.Add(ReleaseCoolMax); s.coolUntil.After(limit) {
+		s.coolUntil = limit
+	}
+	return now.Before(s.coolUntil)
 }
 
 // seatedReturn is a key seated in a slot released for its return. The slot
@@ -172,6 +191,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return fmt.Errorf("box start: reading lockout: %w", err)
 	}
 	c.lockout = lo
+	c.markDecay()
 	c.lockoutNow(c.clock.Now())
 	for i := range c.slots {
 		p, err := c.hw.Sensors.Present(i + 1)
@@ -330,7 +350,7 @@ func (c *Controller) submit(code string, overflow bool) {
 		// learns nothing; they do not extend the wait either, so a driver
 		// trying again early loses nothing. They do count as an attack.
 		evs := c.refused(now, Event{Type: EventCodeRefused, Reason: ReasonLockedOut, Until: lo.Until, Failures: lo.Failures})
-		c.commit(Change{Events: append(evs, c.attempted(now)...)})
+		c.commit(Change{Events: append(evs, c.attempted(now, false)...)})
 		return
 	}
 	if overflow {
@@ -437,6 +457,9 @@ func (c *Controller) open(now time.Time, grants []Grant) {
 				events = append(events, c.event(now, Event{Type: EventKeyAbsent, Slot: k.Slot, KeyID: k.ID, GrantID: g.ID, Reason: ReasonSlotBusy}))
 			case !s.occupied:
 				events = append(events, c.event(now, Event{Type: EventKeyAbsent, Slot: k.Slot, KeyID: k.ID, GrantID: g.ID}))
+			case s.cooling(now):
+				events = append(events, c.event(now, Event{Type: EventKeyAbsent, Slot: k.Slot, KeyID: k.ID, GrantID: g.ID,
+					Reason: ReasonCoolDown, Until: s.coolUntil}))
 			default:
 				targets = append(targets, target{slot: k.Slot, key: k, grant: g.ID})
 				markUsed(g.ID)
@@ -479,6 +502,17 @@ func (c *Controller) open(now time.Time, grants []Grant) {
 		return
 	}
 	ch.Events = append(ch.Events, events...)
+	if len(targets) == 0 {
+		// A good code that opens nothing (its keys are out, or their
+		// slots busy or resting) moves nothing, and can be typed as
+		// often as anyone likes: it is a refusal, merged like one.
+		var evs []Event
+		for _, e := range ch.Events {
+			evs = append(evs, c.refused(now, e)...)
+		}
+		c.commit(Change{Events: evs})
+		return
+	}
 	ch.UseGrants = used
 	// A good code forgives no wrong ones, even when it opens a slot: a
 	// driver could otherwise take and return a key between guesses and
@@ -551,8 +585,18 @@ func (c *Controller) slotTimeout(slot int, gen uint64) {
 	now := c.clock.Now()
 	ev := c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, GrantID: s.grantID,
 		FobUID: s.fobUID, Reason: ReasonTimeout, Purpose: purposeOf(s.phase)})
+	evs := []Event{ev}
+	if s.phase != releasedRemote {
+		// Released for a code or a fob and nothing moved: the slot rests
+		// (its coil cools) before it is released again, longer each time
+		// in a row, and the relock is merged like a refusal. A signed
+		// command from the cloud is not held back.
+		s.fruitless++
+		s.coolUntil = now.Add(coolDownFor(s.fruitless))
+		evs = c.refused(now, ev)
+	}
 	c.endSequence(slot) // lock first: the safe move does not wait for the disk
-	c.commit(Change{Events: []Event{ev}})
+	c.commit(Change{Events: evs})
 }
 
 func purposeOf(p phase) Purpose {
@@ -577,6 +621,7 @@ func (c *Controller) keySensed(slot int, present bool) {
 		return
 	}
 	s.occupied = present
+	s.fruitless, s.coolUntil = 0, time.Time{} // a key moved: the slot is in use, not played with
 	now := c.clock.Now()
 	var evs []Event
 	if s.ret != nil && !present {
@@ -724,6 +769,9 @@ func (c *Controller) fobScanned(raw string) {
 		return
 	case s.occupied:
 		refuse(ReasonSlotOccupied)
+		return
+	case s.cooling(now):
+		refuse(ReasonCoolDown)
 		return
 	}
 	ev := c.event(now, Event{Type: EventSlotReleased, Slot: k.Slot, KeyID: k.ID, FobUID: uid, Purpose: PurposeReturn})

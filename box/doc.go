@@ -45,13 +45,22 @@
 // capped at LockoutMax (5 min, reached at the 9th; the count stops there).
 // Each wrong code from the threshold on records a lockout event with the end
 // of its wait (Until). Codes typed during a wait are refused unchecked (a
-// guesser learns nothing) and do not make it longer. The count goes down by one per LockoutDecay
-// (15 min) and by nothing else: a good code forgives nothing, even one that
-// opens a slot and has its use counted, so a driver who takes and returns
-// their key between guesses guesses no faster than anyone else. The count and
-// the wait are kept across restarts; the wait is never more than LockoutMax
-// from now, whatever the clock did (an RTC set back must not wall the keypad
-// for a year).
+// guesser learns nothing) and do not make it longer. The count goes down by
+// one per LockoutDecay (15 min) of time really passed, and by nothing else: a
+// good code forgives nothing, even one that opens a slot and has its use
+// counted, so a driver who takes and returns their key between guesses
+// guesses no faster than anyone else. "Really passed" is the lesser of what
+// the wall clock says and what the clock's Uptime (the process's monotonic
+// clock, see Uptimer) says since the decay was last counted in this process:
+// a wall clock stepped forward (an RTC that booted in 1970, then NTP; an RTC
+// set years ahead) forgives nothing. The count and the wait are kept across
+// restarts, and the decay counts again from the start: the time a box was
+// off is not known to have passed, so a power cycle forgives nothing either
+// (and loses what was served of the current 15 min). The wait is never more
+// than LockoutMax from now, whatever the clock did (an RTC set back must not
+// wall the keypad for a year). Limit: the wait's end (Until) is a wall-clock
+// time, so a clock stepped forward ends a wait early (by at most LockoutMax
+// per wrong code).
 //
 // The two bounds, with the defaults (Config.GreedyGuesses and
 // Config.MaxGuesses compute them for any config; the tests check them):
@@ -77,22 +86,45 @@
 //     keypad can of course keep others from typing at all; that is what the
 //     alert is for. (The old wall was 15 min, renewed by each wrong code.)
 //
-// AttackThreshold (8) failed codes, wrong or typed during a wait, within
-// AttackWindow (10 min) raise keypad_attack (Count: the failed codes), at
-// most once per window; the link sends it at once, and the cloud tells an
-// admin. A guesser who waits out every wait is reported at their 8th code,
-// 3.5 min in (WithDefaults refuses a threshold that such a guesser would
-// never reach within the window); someone hammering the keypad, once per
-// window. Limit: a guesser who keeps to the cap's pace after the first alert
-// makes 2 or 3 wrong codes per window and is not reported again; and the
-// alert's memory of recent codes does not survive a restart (the count and
-// the wait do).
-//
 // The lockout advances in memory whatever the store does: if the write that
 // records a wrong code fails (SD card full or failing), the keypad is locked
 // out all the same, and the lockout is written with the next commit that
 // works, or by a retry every 5 s. Only a power cut while the card refuses
 // writes loses it.
+//
+// # Who is told of a guesser, and when
+//
+// keypad_attack is an event the link sends to the cloud at once; the bridge
+// mails (or texts) Options.Admin, the first message at once and then at most
+// one per 15 min per box, the wrong codes meanwhile added to it
+// (sync/bridge, "Alerts to the admin"). The box raises it in two ways:
+//
+//   - Fast: AttackThreshold (8) failed codes, wrong or typed during a wait,
+//     within AttackWindow (10 min); Count is those codes. At most once per
+//     window. A guesser at the greedy pace (each code the moment it is
+//     admitted) is reported at their 8th code, 3.5 min in (WithDefaults
+//     refuses a threshold such a guesser would never reach within the
+//     window); someone hammering the keypad, once per window.
+//   - Patient: a wrong code that leaves the count of wrong codes at its cap
+//     (9): wrong codes have come faster than the decay forgives them, however
+//     slowly. At most once per AttackRepeat (1 h) since the last alert of
+//     either kind; Count is the failed codes since that alert, Failures the
+//     count (kept across restarts, so a restart does not hide a guesser). A
+//     guesser who keeps under the fast alert's threshold (never 8 codes in
+//     10 min) but otherwise types the moment a code is admitted reaches the
+//     cap at their 9th code, about 14 min in, and is reported then.
+//
+// Either guesser is then reported again at their first wrong code an hour or
+// more after the last alert: every hour while they keep going (24 alerts in a
+// day of greedy or patient guessing, about 295 wrong codes; the tests check
+// these times over a simulated day). Limit: a guesser who never lets the
+// count reach its cap (and keeps under the fast threshold) is never reported.
+// Keeping it below the cap allows one wrong code per decay step at most,
+// after the first 8: no more than 8 + 1440/15 + 1 = 105 wrong codes a day (a
+// third of the tarpit's 295, a quarter of MaxGuesses), all unreported; a
+// 4-digit driver code then falls in about 10^4/(21*105) = 4.5 days with 20
+// driver codes on the box, a 6-digit PIN in years. The fast alert's memory of recent codes does not survive a restart
+// (the count does).
 //
 // # Refusals are merged
 //
@@ -103,9 +135,39 @@
 // not recorded: when the window closes, or at stop, one refusals_merged event
 // records them, with Count, the same Reason, GrantID, Slot and KeyID, and the
 // merged events' type as its Detail. So each kind costs at most two events a
-// minute. The lockout is still written at every wrong code (a commit with no
-// event). key_taken, key_returned, slot and code_accepted events, lockout,
-// keypad_attack and hardware_fault are never merged.
+// minute. Merged like refusals, because they too cost nothing to repeat:
+//   - a good code that opens nothing (its keys are out, or their slots busy
+//     or resting): its code_accepted and key_absent events, per grant;
+//   - the slot_relocked (reason timeout) of a slot released for a code or a
+//     fob in which nothing moved (see "Slots released for nothing").
+//
+// A good code that opens a slot records code_accepted and slot_released
+// unmerged. The lockout is still written at every wrong code (a commit with
+// no event). key_taken, key_returned, slot_released, the other slot_relocked,
+// slot_unexpected, lockout, keypad_attack and hardware_fault are never
+// merged. (The store's outbox quota merges by EventType.Refusal, which
+// includes code_accepted and key_absent but not slot events.)
+//
+// # Slots released for nothing
+//
+// A slot released for a code or a fob whose key does not move (the fob of a
+// key that is out, or a clone of it; a good code whose driver leaves the key
+// in) would otherwise be released again at once, every ReleaseTime: its coil
+// energised back to back and two events per release. So after such a release
+// times out, the second in a row and every one after it, the slot rests: it
+// is not released for a code or a fob for ReleaseCoolBase (10 s) after the
+// second, doubling per further fruitless release in a row, up to
+// ReleaseCoolMax (5 min, from the 7th). A release refused while the slot
+// rests is a refusal (key_absent or return_refused, reason cool_down, Until
+// the end of the rest), merged as above. A key moving in the slot (taken,
+// returned, or pulled or pushed while locked) ends the rest and the count:
+// a driver who opens, takes, returns and opens again is never held back, and
+// a return by fob works right after a take; one who was too slow to take their
+// key tries again at once, and waits 10 s only if too slow again. Bounds, for
+// one slot played with all day: 17 releases in the first hour, 12 an hour after that (24 slot events), and the coil
+// energised at most ReleaseTime per ReleaseTime + 5 min (1.6% with the default
+// 5 s; the test measures 2.4% over the first hour). A signed command from the
+// cloud (remote release) is never held back, nor counted.
 //
 // # Returns and the key sensor
 //
@@ -118,7 +180,10 @@
 // the event was recorded, stamped with the time it was seated. If the sensor
 // goes absent first, the box stops, or the slot is released again, key_returned
 // is recorded then, with the SeatedMS actually seen (less than the settle), and
-// the cloud does not trust it. Limit: a cloned fob plus any object that
-// presses the sensor and stays there still looks returned; the settle only
-// removes the quick fake (touch the sensor, pull away).
+// the cloud does not trust it. Limit: the settle only removes the quick fake
+// (touch the sensor, pull away). A cloned fob plus any object that presses
+// the sensor for the settle time (2 s) looks returned, even if it is pulled
+// out right after: the box then records only slot_unexpected ("key removed
+// from a locked slot"). What the cloud makes of that is sync/bridge's answer
+// (see its doc.go, "A fob alone is weak evidence").
 package box

@@ -62,10 +62,13 @@ const (
 	ReasonNoKeys         Reason = "no_keys" // a good code whose keys are all unknown to the box
 	ReasonSlotOccupied   Reason = "slot_occupied"
 	ReasonSlotBusy       Reason = "slot_busy" // the slot is in the middle of another sequence
-	ReasonKeyTaken       Reason = "key_taken"
-	ReasonKeyReturned    Reason = "key_returned"
-	ReasonTimeout        Reason = "timeout"
-	ReasonStop           Reason = "stop"
+	// ReasonCoolDown: the slot was released and nothing moved, so it is not
+	// released again for a while (its coil cools; see Config.coolDownFor).
+	ReasonCoolDown    Reason = "cool_down"
+	ReasonKeyTaken    Reason = "key_taken"
+	ReasonKeyReturned Reason = "key_returned"
+	ReasonTimeout     Reason = "timeout"
+	ReasonStop        Reason = "stop"
 )
 
 // Purpose says why a slot was released.

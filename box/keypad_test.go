@@ -322,8 +322,126 @@ func TestLockoutAdvancesWhenTheStoreFails(t *testing.T) {
 	want = box.Lockout{Failures: 6, Since: t0, Until: r.clock.Now().Add(time.Minute)}
 	require.Equal(t, want, r.lockout())
 	r.restart()
+	// The count and the wait survive; the decay counts again from the
+	// start (the time a box is off is not known to have passed).
+	want.Since = r.clock.Now()
 	require.Equal(t, want, r.lockout())
 	r.newEvents()
 	r.typeKeys("123456#")
 	require.Equal(t, box.ReasonLockedOut, r.expect(box.EventCodeRefused)[0].Reason, "after stop, start: still locked out")
+}
+
+// underTheThreshold waits, a second at a time, until a code typed now would
+// not make AttackThreshold within AttackWindow, given the times of the codes
+// typed before; it returns them with now, the next code's time.
+func (r *rig) underTheThreshold(times []time.Time) []time.Time {
+	cfg := r.c.Config()
+	for k := cfg.AttackThreshold - 1; len(times) >= k && r.clock.Now().Sub(times[len(times)-k]) <= cfg.AttackWindow; {
+		r.advance(time.Second)
+	}
+	return append(times, r.clock.Now())
+}
+
+// guessUntil has a guesser type wrong codes until end, each once the keypad's
+// wait is over and pace (which may let more time pass) has returned. It
+// returns how many were typed and the events, merged refusals closed.
+func (r *rig) guessUntil(end time.Time, pace func()) (int, []box.Event) {
+	guesses := 0
+	for {
+		r.waitOut()
+		pace()
+		if r.clock.Now().After(end) {
+			break
+		}
+		r.guess(guesses)
+		guesses++
+	}
+	r.advance(r.c.Config().RefusalWindow)
+	return guesses, r.newEvents()
+}
+
+// TestKeypadAttackAlertOverADay: a guesser is reported to the cloud within
+// minutes and again about every hour while they keep going, whether they
+// type each code the moment it is admitted (greedy) or keep under the
+// window's threshold (patient: never AttackThreshold codes within
+// AttackWindow, which alone was never reported; review finding 1). The
+// times are the ones doc.go states.
+func TestKeypadAttackAlertOverADay(t *testing.T) {
+	day := 24 * time.Hour
+	for _, tc := range []struct {
+		name  string
+		first time.Duration // when the first alert comes
+		count int           // and how many in the day
+	}{
+		{"greedy", 3*time.Minute + 30*time.Second, 24},
+		{"patient", 14*time.Minute + time.Second, 24},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, box.Config{}, store.Batch{Keys: keys(1)})
+			r.newEvents()
+			cfg := r.c.Config()
+			var times []time.Time
+			_, evs := r.guessUntil(t0.Add(day), func() {
+				if tc.name == "patient" {
+					times = r.underTheThreshold(times)
+				}
+			})
+			alerts := ofType(evs, box.EventKeypadAttack)
+			require.NotEmpty(t, alerts, "a day of guessing at the %s pace", tc.name)
+			t.Logf("%s: %d wrong codes checked in %s; %d alerts, first at %s", tc.name,
+				tally(evs, box.EventCodeRefused, box.ReasonUnknownCode), day, len(alerts), alerts[0].Time.Sub(t0))
+			require.Equal(t, tc.first, alerts[0].Time.Sub(t0))
+			require.Len(t, alerts, tc.count)
+			for i := 1; i < len(alerts); i++ {
+				gap := alerts[i].Time.Sub(alerts[i-1].Time)
+				require.GreaterOrEqual(t, gap, cfg.AttackWindow, "at most one alert per window")
+				require.LessOrEqual(t, gap, cfg.AttackRepeat+cfg.LockoutMax, "told again within the hour and a wait")
+			}
+			last := alerts[len(alerts)-1]
+			require.Positive(t, last.Count, "failed codes since the alert before")
+			require.Equal(t, 9, last.Failures, "at the cap")
+		})
+	}
+}
+
+// TestDecayCreditsOnlyRealTime: a wall clock stepped forward (a box that
+// booted in 1970, then NTP; or an RTC set wrong) forgives no wrong code; only
+// time that really passes does (review finding 10).
+func TestDecayCreditsOnlyRealTime(t *testing.T) {
+	r := newRig(t, box.Config{}, store.Batch{})
+	cfg := r.c.Config()
+	for n := range 5 {
+		r.guess(n)
+	}
+	require.Equal(t, 5, r.lockout().Failures)
+	r.clock.Jump(t0.Add(10 * 365 * 24 * time.Hour))
+	r.advance(cfg.LockoutBase) // the wait, really served
+	r.guess(5)
+	require.Equal(t, 6, r.lockout().Failures, "a step of the wall clock forgives nothing")
+
+	r.advance(cfg.LockoutDecay) // real time passing forgives as ever
+	r.guess(6)
+	require.Equal(t, 6, r.lockout().Failures, "one forgiven, one more wrong")
+}
+
+// TestKeypadAttackAlertLimit is doc.go's stated limit of the alert: a guesser
+// who never lets the count of wrong codes reach its cap (one wrong code per
+// decay step, after the first 8, and never AttackThreshold within
+// AttackWindow) is never reported, and gets no more than 8 + 1440/15 + 1 = 105
+// wrong codes checked in a day.
+func TestKeypadAttackAlertLimit(t *testing.T) {
+	r := newRig(t, box.Config{}, store.Batch{})
+	r.newEvents()
+	cfg := r.c.Config()
+	var times []time.Time
+	guesses, evs := r.guessUntil(t0.Add(24*time.Hour), func() {
+		if lo := r.lockout(); lo.Failures >= 8 { // one more would reach the cap: wait for the decay
+			r.advance(lo.Since.Add(cfg.LockoutDecay).Sub(r.clock.Now()))
+		}
+		times = r.underTheThreshold(times)
+	})
+	t.Logf("below the cap: %d wrong codes checked in a day, %d alerts", guesses, len(ofType(evs, box.EventKeypadAttack)))
+	require.Empty(t, ofType(evs, box.EventKeypadAttack))
+	require.LessOrEqual(t, guesses, 105)
+	require.Equal(t, guesses, tally(evs, box.EventCodeRefused, box.ReasonUnknownCode))
 }

@@ -69,10 +69,25 @@ type Timer interface {
 	Stop() bool
 }
 
+// Uptimer is an optional method of a Clock: how long this process has run,
+// by a clock no one sets (the monotonic clock). The decay of wrong codes
+// credits no more time than this says has passed (see doc.go, "Wrong codes"),
+// so a wall clock stepped forward (an RTC that booted in 1970, then NTP)
+// forgives nothing. A Clock without it is taken at its word: the decay then
+// credits what its Now says has passed.
+type Uptimer interface {
+	Uptime() time.Duration
+}
+
 // SystemClock is the real clock.
 type SystemClock struct{}
 
-func (SystemClock) Now() time.Time { return time.Now() }
+// processStart is the origin of SystemClock's Uptime. time.Since reads the
+// monotonic clock for it, whatever the wall clock does.
+var processStart = time.Now()
+
+func (SystemClock) Now() time.Time        { return time.Now() }
+func (SystemClock) Uptime() time.Duration { return time.Since(processStart) }
 func (SystemClock) AfterFunc(d time.Duration, f func()) Timer {
 	return time.AfterFunc(d, f)
 }

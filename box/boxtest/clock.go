@@ -12,9 +12,13 @@ import (
 
 // Clock is a box.Clock whose time moves only by Set and Advance. Timers due
 // at the new time fire, in order, before Advance returns.
+//
+// It is also a box.Uptimer: Advance, and Set forward, are time passing;
+// Set backwards and Jump are steps of the wall clock, with no time passing.
 type Clock struct {
 	mu     sync.Mutex
 	now    time.Time
+	uptime time.Duration
 	timers []*timer
 	seq    int
 }
@@ -28,7 +32,10 @@ type timer struct {
 	fired   bool
 }
 
-var _ box.Clock = (*Clock)(nil)
+var (
+	_ box.Clock   = (*Clock)(nil)
+	_ box.Uptimer = (*Clock)(nil)
+)
 
 // NewClock starts at t.
 func NewClock(t time.Time) *Clock { return &Clock{now: t} }
@@ -38,6 +45,27 @@ func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
+}
+
+// Uptime is the time passed since NewClock: Advance and Set forward count,
+// Set backwards and Jump do not.
+func (c *Clock) Uptime() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.uptime
+}
+
+// Jump steps the wall clock to t with no time passing, as NTP or an RTC
+// being set does: pending timers keep the time left to them (real timers run
+// on the monotonic clock), none fires, and Uptime does not move.
+func (c *Clock) Jump(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := t.Sub(c.now)
+	for _, tm := range c.timers {
+		tm.at = tm.at.Add(d)
+	}
+	c.now = t
 }
 
 // AfterFunc schedules f at Now()+d.
@@ -83,12 +111,16 @@ func (c *Clock) Set(t time.Time) {
 				due = first
 				c.timers = c.timers[1:]
 				if first.at.After(c.now) {
+					c.uptime += first.at.Sub(c.now)
 					c.now = first.at
 				}
 			}
 			break
 		}
 		if due == nil {
+			if t.After(c.now) {
+				c.uptime += t.Sub(c.now)
+			}
 			c.now = t
 			c.mu.Unlock()
 			return
