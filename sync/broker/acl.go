@@ -79,7 +79,7 @@ func (h *authHook) deny(msg string, args ...any) {
 // verified chains count: a listener configured with tls.RequestClientCert
 // would hand us unverified certificates.
 func certIdentity(cl *mqtt.Client) string {
-	tc, ok := cl.Net.Conn.(*tls.Conn)
+	tc, ok := rawConn(cl.Net.Conn).(*tls.Conn)
 	if !ok {
 		return ""
 	}
@@ -140,6 +140,9 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		}
 	}
 	cl.Properties.Username = []byte(identity)
+	if g, ok := cl.Net.Conn.(*gatedConn); ok {
+		g.loggedIn()
+	}
 	return true
 }
 
