@@ -148,9 +148,11 @@ func Start(cfg Config) (*Broker, error) {
 			}
 			return "", false
 		},
-		sessions: srv.Clients,
-		logins:   newLoginGuard(time.Now),
-		log:      log,
+		sessions:    srv.Clients,
+		logins:      newLoginGuard(time.Now),
+		queues:      newQueueBound(cfg.CloudUser, log),
+		log:         log,
+		subscribing: map[*mqtt.Client]map[string]bool{},
 	}
 	if box.ValidID(cfg.CloudUser) {
 		log.Info("cloud user name is also a valid box id; no box can use it", "cloud_user", cfg.CloudUser)
@@ -167,7 +169,7 @@ func Start(cfg Config) (*Broker, error) {
 			return nil, fmt.Errorf("broker: data dir: %w", err)
 		}
 		path := filepath.Join(cfg.DataDir, StoreFile)
-		err := srv.AddHook(boltStore{new(bolt.Hook)}, &bolt.Options{
+		err := srv.AddHook(boltStore{Hook: new(bolt.Hook), queues: b.auth.queues}, &bolt.Options{
 			Path:    path,
 			Options: &bbolt.Options{Timeout: storeLockTimeout},
 		})
@@ -225,6 +227,11 @@ func (b *Broker) Denied() uint64 { return b.auth.denied.Load() }
 // not a CONNECT of at most 8 KiB. Each is a security event; they are logged
 // at most once per 10 s, with the count since.
 func (b *Broker) RefusedConnections() uint64 { return b.gate.refused.Load() }
+
+// QueueDropped counts deliveries dropped because the receiving session's
+// queue was over its bounds (queue.go): security events, logged once per
+// episode.
+func (b *Broker) QueueDropped() uint64 { return b.auth.queues.dropped.Load() }
 
 // MessageExpiry is the expiry the broker applies to retained and queued
 // messages.

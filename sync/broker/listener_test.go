@@ -72,7 +72,7 @@ func heapInuse() int64 {
 func TestSlowConnectsBounded(t *testing.T) {
 	hash, err := HashPassword("pw")
 	require.NoError(t, err)
-	const deadline = 2 * time.Second
+	const deadline = 5 * time.Second
 	b, err := Start(Config{Listen: "127.0.0.1:0", CloudUser: "cloud",
 		StaticUsers:    []User{{Name: "box-a", PasswordHash: hash}},
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
