@@ -157,7 +157,7 @@ func Start(cfg Config) (*Broker, error) {
 	if box.ValidID(cfg.CloudUser) {
 		log.Info("cloud user name is also a valid box id; no box can use it", "cloud_user", cfg.CloudUser)
 	}
-	b.gate = newConnGate(log, b.auth.deny)
+	b.gate = newConnGate(log)
 	if cfg.connectTimeout > 0 {
 		b.gate.timeout = cfg.connectTimeout
 	}

@@ -28,7 +28,8 @@
 //
 // A connection has 10 s (connectTimeout) for its TLS handshake and its
 // whole CONNECT; mochi then replaces that deadline with the client's
-// keepalive (1.5 times it, refreshed at each packet). Its first packet must
+// keepalive (1.5 times it, refreshed at each packet; none for a client that
+// asks for keepalive 0, as MQTT says). Its first packet must
 // be a CONNECT that declares at most 8 KiB (maxConnectSize: a real one is a
 // box id, a password and a status will of at most 4 KiB), checked from the
 // fixed header as it is read (gatedConn), before mochi allocates the packet:

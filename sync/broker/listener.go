@@ -57,7 +57,6 @@ var errConnectTooLarge = errors.New("first packet is not a CONNECT of at most 8 
 type connGate struct {
 	timeout time.Duration
 	log     *slog.Logger
-	deny    func(msg string, args ...any) // counts and logs a security event
 
 	mu      sync.Mutex
 	pending map[string]int // address -> connections not yet logged in
@@ -68,8 +67,8 @@ type connGate struct {
 	unlogged atomic.Uint64 // refusals since then, not logged
 }
 
-func newConnGate(log *slog.Logger, deny func(string, ...any)) *connGate {
-	return &connGate{timeout: connectTimeout, log: log, deny: deny, pending: map[string]int{}}
+func newConnGate(log *slog.Logger) *connGate {
+	return &connGate{timeout: connectTimeout, log: log, pending: map[string]int{}}
 }
 
 // enter counts a new connection from addr, or says it is over a bound.
@@ -106,7 +105,7 @@ func (g *connGate) refuse(reason, remote string) {
 		g.unlogged.Add(1)
 		return
 	}
-	g.deny("connection refused before login: "+reason, "remote", remote,
+	g.log.Warn("connection refused before login: "+reason, "security", true, "remote", remote,
 		"refused_unlogged", g.unlogged.Swap(0))
 }
 

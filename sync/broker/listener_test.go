@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -137,4 +138,22 @@ func TestSlowConnectsBounded(t *testing.T) {
 	b.gate.mu.Lock()
 	defer b.gate.mu.Unlock()
 	require.Zero(t, b.gate.total, "nothing left pending")
+}
+
+// The gate admits maxPendingPerAddress per address and maxPending in all,
+// and frees a place when a connection logs in or closes.
+func TestConnGateBounds(t *testing.T) {
+	g := newConnGate(slog.New(slog.DiscardHandler))
+	addr := func(i int) string { return fmt.Sprintf("10.0.0.%d", i) }
+	for i := range maxPending / maxPendingPerAddress {
+		for range maxPendingPerAddress {
+			require.NoError(t, g.enter(addr(i)))
+		}
+	}
+	require.ErrorContains(t, g.enter("10.9.9.9"), "256 connections not logged in yet")
+	g.leave(addr(0))
+	require.NoError(t, g.enter("10.9.9.9"), "a place came free")
+	g.leave(addr(1))
+	require.ErrorContains(t, g.enter(addr(2)), "16 connections from this address")
+	require.NoError(t, g.enter(addr(1)))
 }

@@ -75,7 +75,7 @@ const (
 // few failures for a user from an address, or from an address overall,
 // logins from there are refused without a bcrypt check for a time that
 // grows with each further failure; and no more than maxPasswordChecks
-// checks run at once.
+// checks run at once, plus reservedChecks for users known at their address.
 type loginGuard struct {
 	now      func() time.Time // injected by tests
 	slotWait time.Duration
