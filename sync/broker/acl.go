@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -58,14 +59,19 @@ type authHook struct {
 	lookup   func(name string) (hash string, ok bool)
 	sessions *mqtt.Clients // to see who owns an existing session
 	logins   *loginGuard
+	queues   *queueBound
 	log      *slog.Logger
 	denied   atomic.Uint64
+
+	subMu       sync.Mutex
+	subscribing map[*mqtt.Client]map[string]bool // filters of a SUBSCRIBE being checked
 }
 
 func (h *authHook) ID() string { return "smartbox-acl" }
 
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish,
+		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnSubscribe, mqtt.OnSubscribed}, []byte{b})
 }
 
 // deny logs a refusal as a security event and counts it.
@@ -79,7 +85,7 @@ func (h *authHook) deny(msg string, args ...any) {
 // verified chains count: a listener configured with tls.RequestClientCert
 // would hand us unverified certificates.
 func certIdentity(cl *mqtt.Client) string {
-	tc, ok := cl.Net.Conn.(*tls.Conn)
+	tc, ok := rawConn(cl.Net.Conn).(*tls.Conn)
 	if !ok {
 		return ""
 	}
@@ -140,15 +146,19 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		}
 	}
 	cl.Properties.Username = []byte(identity)
+	if g, ok := cl.Net.Conn.(*gatedConn); ok {
+		g.loggedIn()
+	}
 	return true
 }
 
 // OnACLCheck is called with a topic name for publishes and deliveries and with
-// a filter for subscriptions.
+// a filter for subscriptions. A delivery the access rules allow is also
+// refused when the receiving session's queue is over its bounds (queue.go).
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	user := string(cl.Properties.Username)
 	if h.allowed(user, topic, write) {
-		return true
+		return write || h.isSubscribeCheck(cl, topic) || h.queues.admit(cl, topic)
 	}
 	op := "subscribe/read"
 	if write {
@@ -166,6 +176,11 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // honours for MQTT 3.1.1 clients at every QoS.
 func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	user := string(cl.Properties.Username)
+	if pk.FixedHeader.Qos == 0 {
+		h.deny("publish dropped: QoS 0 (every SmartBox message is QoS 1)", "user", user, "client", cl.ID,
+			"topic", pk.TopicName, "bytes", len(pk.Payload))
+		return pk, packets.CodeSuccessIgnore
+	}
 	_, leaf, _ := splitTopic(pk.TopicName)
 	if max := leafRules[leaf].maxSize; len(pk.Payload) > max {
 		h.deny("publish dropped: message too large for its topic", "user", user, "client", cl.ID,

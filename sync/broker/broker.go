@@ -76,12 +76,15 @@ type Config struct {
 	MessageExpiry time.Duration
 
 	Logger *slog.Logger // nil = slog.Default()
+
+	connectTimeout time.Duration // tests: 0 = connectTimeout
 }
 
 // Broker is a running embedded broker.
 type Broker struct {
 	srv    *mqtt.Server
 	auth   *authHook
+	gate   *connGate
 	addr   string
 	tlsAdr string
 	log    *slog.Logger
@@ -145,12 +148,18 @@ func Start(cfg Config) (*Broker, error) {
 			}
 			return "", false
 		},
-		sessions: srv.Clients,
-		logins:   newLoginGuard(time.Now),
-		log:      log,
+		sessions:    srv.Clients,
+		logins:      newLoginGuard(time.Now),
+		queues:      newQueueBound(cfg.CloudUser, log),
+		log:         log,
+		subscribing: map[*mqtt.Client]map[string]bool{},
 	}
 	if box.ValidID(cfg.CloudUser) {
 		log.Info("cloud user name is also a valid box id; no box can use it", "cloud_user", cfg.CloudUser)
+	}
+	b.gate = newConnGate(log)
+	if cfg.connectTimeout > 0 {
+		b.gate.timeout = cfg.connectTimeout
 	}
 	if err := srv.AddHook(b.auth, nil); err != nil {
 		return nil, fmt.Errorf("broker: adding auth hook: %w", err)
@@ -160,7 +169,7 @@ func Start(cfg Config) (*Broker, error) {
 			return nil, fmt.Errorf("broker: data dir: %w", err)
 		}
 		path := filepath.Join(cfg.DataDir, StoreFile)
-		err := srv.AddHook(boltStore{new(bolt.Hook)}, &bolt.Options{
+		err := srv.AddHook(boltStore{Hook: new(bolt.Hook), queues: b.auth.queues}, &bolt.Options{
 			Path:    path,
 			Options: &bbolt.Options{Timeout: storeLockTimeout},
 		})
@@ -175,7 +184,7 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	if cfg.Listen != "" {
 		l := &closeSafeListener{Listener: listeners.NewTCP(listeners.Config{ID: "tcp", Address: cfg.Listen}),
-			clients: &srv.Listeners.ClientsWg}
+			clients: &srv.Listeners.ClientsWg, gate: b.gate}
 		if err := srv.AddListener(l); err != nil {
 			return fail(fmt.Errorf("broker: listening on %s: %w", cfg.Listen, err))
 		}
@@ -187,7 +196,7 @@ func Start(cfg Config) (*Broker, error) {
 			tc.MinVersion = tls.VersionTLS12
 		}
 		l := &closeSafeListener{Listener: listeners.NewTCP(listeners.Config{ID: "tls", Address: cfg.ListenTLS, TLSConfig: tc}),
-			clients: &srv.Listeners.ClientsWg}
+			clients: &srv.Listeners.ClientsWg, gate: b.gate}
 		if err := srv.AddListener(l); err != nil {
 			return fail(fmt.Errorf("broker: listening (TLS) on %s: %w", cfg.ListenTLS, err))
 		}
@@ -212,6 +221,17 @@ func (b *Broker) TLSAddr() string { return b.tlsAdr }
 // Denied counts refused connects, publishes and subscriptions: security
 // events, each also logged.
 func (b *Broker) Denied() uint64 { return b.auth.denied.Load() }
+
+// RefusedConnections counts connections closed before login by the bounds
+// on them (listener.go): over the pending bounds, or a first packet that is
+// not a CONNECT of at most 8 KiB. Each is a security event; they are logged
+// at most once per 10 s, with the count since.
+func (b *Broker) RefusedConnections() uint64 { return b.gate.refused.Load() }
+
+// QueueDropped counts deliveries dropped because the receiving session's
+// queue was over its bounds (queue.go): security events, logged once per
+// episode.
+func (b *Broker) QueueDropped() uint64 { return b.auth.queues.dropped.Load() }
 
 // MessageExpiry is the expiry the broker applies to retained and queued
 // messages.

@@ -24,6 +24,24 @@
 // that another user created (the cloud's "smartbox-cloud-1" is safe from a
 // box that happens to be called that).
 //
+// # Before login
+//
+// A connection has 10 s (connectTimeout) for its TLS handshake and its
+// whole CONNECT; mochi then replaces that deadline with the client's
+// keepalive (1.5 times it, refreshed at each packet; none for a client that
+// asks for keepalive 0, as MQTT says). Its first packet must
+// be a CONNECT that declares at most 8 KiB (maxConnectSize: a real one is a
+// box id, a password and a status will of at most 4 KiB), checked from the
+// fixed header as it is read (gatedConn), before mochi allocates the packet:
+// mochi's own size limit is one value for all packets and must admit a
+// 1 MiB event batch. At most 16 connections from one address (an IPv4
+// address or an IPv6 /64) and 256 in all may be open and not logged in yet;
+// past that a new connection is closed at once. Each refusal is a security
+// event (Broker.RefusedConnections), logged at most once per 10 s with the
+// count. So connections that never log in hold at most about 20 MB, each
+// for at most 10 s; an attacker with 16 addresses can keep the 256 places
+// full, and boxes are then refused until one frees (paho retries).
+//
 // # What each user may touch
 //
 // A box may use only the leaves it needs, under smartbox/v1/<its id>/ and by
@@ -78,9 +96,14 @@
 //     5, so one box with a stale password never trips it), every login from
 //     there backs off the same way, up to 1 minute; forgotten after 10
 //     minutes without one; a success does not reset it;
-//   - at most 2 checks run at once; a login that waits 1 s for a slot is
-//     refused unchecked. The tables hold at most 4096 entries each (about
-//     1 MB), forgotten entries dropped first, then random ones.
+//   - at most 2 checks run at once, plus 1 kept for a user known at its
+//     address (one that has logged in from there since the broker started:
+//     the bridge's cloud user, a box reconnecting); a login that waits 1 s
+//     for a slot is refused unchecked, and if its user is not known there,
+//     the refusal counts as a failure of its address (so an address that
+//     only ever queues for slots backs off too). The tables hold at most
+//     4096 entries each (about 1 MB), forgotten entries dropped first, then
+//     random ones.
 //
 // A login in back-off is refused even with the right password: that is the
 // point. The two bounds this gives:
@@ -89,7 +112,7 @@
 //     about 1 500 a day over all users, and one user about 300 a day from
 //     it. An attacker with many addresses gets that per address, but never
 //     more than 2 concurrent checks of the broker's CPU (2 cores of the Pi
-//     4's 4, the bridge keeps the rest).
+//     4's 4; the reserved check makes 3 at most, the bridge keeps one).
 //   - Denial: only logins from the attacker's own address (or /64) back
 //     off. A box behind another address is never refused for someone
 //     else's failures; one behind the same NAT as the attacker is kept out
@@ -97,10 +120,36 @@
 //     check slots are the one shared resource: keeping both busy takes
 //     about 31 failed checks a second, from some 1 900 addresses in
 //     back-off (one a minute each) or about 90 fresh addresses a minute (20
-//     each). Under such an attack a box's login waits for a slot at most
-//     1 s and, if refused, paho connects again; it is not locked out.
+//     each). Under such an attack the bridge and every box known at its
+//     address log in through the reserved slot; a box never seen waits for
+//     a slot at most 1 s and, if refused, paho connects again.
 //
 // Client-certificate logins cost no bcrypt check and are not paced.
+//
+// # Queues
+//
+// What the broker holds for a session, the QoS 1 and 2 messages delivered
+// to it and not yet acked (all of an offline persistent session's queue, and
+// what a slow reader has not read), is bounded in bytes and in messages
+// (queue.go), not only by mochi's count of 8192:
+//
+//   - the cloud's session: 8 MiB and 1024 messages from each box, 64 MiB
+//     and 4096 messages in all. One box's password can make the broker hold
+//     8 MiB for the cloud, and cannot crowd the other boxes out;
+//   - a box's session: 16 MiB and 1024 messages (the largest snapshot it
+//     may need at once; see Caveats).
+//
+// A delivery past a bound is dropped (the publisher still gets its PUBACK),
+// counted (Broker.QueueDropped) and logged as a security event once when
+// the dropping starts and once when the queue has drained to half its bound.
+// The protocol repairs what is dropped: a box sends each event batch until
+// the cloud's signed ack (a dropped batch costs a resend, not an event), its
+// status is retained and sent again at each subscribe, a box asks for the
+// records after its revision on every connect, at a gap and every 15
+// minutes, and a dropped command expires unanswered. Messages loaded from
+// the store at start count against the bounds. QoS 0 publishes are dropped
+// and counted: every SmartBox message is QoS 1, and mochi holds QoS 0
+// deliveries to a slow reader in a write queue bounded only by count.
 //
 // # Expiry
 //
@@ -136,11 +185,19 @@
 //   - Password checks cost a bcrypt comparison per connect, on purpose; see
 //     "Failed logins" for how failures are paced.
 //   - Packets larger than wire.MaxMessageSize plus room for the topic are
-//     refused by the broker, so a client cannot make it buffer a huge message.
-//   - Messages queued for an offline persistent session are not capped in
-//     bytes here: a box may still send 1 MiB event batches that wait for an
-//     offline cloud. The cloud's rate limit and event size caps handle event
-//     floods.
+//     refused by the broker, so a logged-in client cannot make it buffer a
+//     huge message; before login the limit is 8 KiB (see "Before login").
+//   - A snapshot larger than a box session's bound (16 MiB, about 40 000
+//     records) never arrives whole at a box that reads slower than the
+//     cloud publishes: its tail is dropped each time, and the box asks
+//     again. A key locker has far fewer records.
+//   - Per-box shares exist only in the cloud's session: mochi's hooks tell
+//     the broker a delivery's session and topic, and the topic names the box.
+//   - mochi v2.7.9 shares packet ids between what a client sends and what it
+//     is sent: a SUBSCRIBE whose id is that of a message in flight to the
+//     client is refused (0x91). The cloud subscribes again on each connect
+//     and may see this while its queue is sent; its session keeps the
+//     subscription, so nothing is lost.
 //   - Two mochi v2.7.9 defects are worked around here: the bolt hook stores
 //     queued messages without their packet ids (store.go), and a connection
 //     accepted while the server closes races on its client WaitGroup

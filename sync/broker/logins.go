@@ -47,29 +47,45 @@ const (
 	// When a table is full, forgotten entries go first, then random ones.
 	maxTracked = 4096
 
-	// maxPasswordChecks is how many bcrypt comparisons run at once, each
-	// about 64 ms of one core: failed logins from many addresses at once
-	// can take at most two cores (the Pi 4 has four), and the bridge keeps
-	// the rest.
+	// maxPasswordChecks is how many bcrypt comparisons run at once for
+	// logins not known at their address, each about 64 ms of one core:
+	// failed logins from many addresses at once can take at most two cores
+	// (the Pi 4 has four). With the reservedChecks slot, at most three
+	// checks run at once, and the bridge keeps a core.
 	maxPasswordChecks = 2
 	// checkSlotWait is how long a login waits for a free check before it is
 	// refused unchecked. A box refused so retries later (paho reconnects).
+	// For a user not known at its address (below), the refusal counts as a
+	// failure of the address: an address whose logins keep waiting for
+	// slots that others hold backs off like one that fails, and does not
+	// keep a place in the queue for nothing.
 	checkSlotWait = time.Second
+	// reservedChecks are check slots kept, beyond maxPasswordChecks, for
+	// users known at their address: a user that has logged in from that
+	// address since the broker started (the cloud's bridge, a box that
+	// reconnects). Failed logins from elsewhere cannot take them, so the
+	// bridge and the boxes already seen still log in while fresh addresses
+	// keep the other slots busy. An attacker needs the user's password to
+	// become known, and then gains nothing: the user's own back-off still
+	// paces its failures.
+	reservedChecks = 1
 )
 
 // loginGuard makes failed password logins cost the one who fails: after a
 // few failures for a user from an address, or from an address overall,
 // logins from there are refused without a bcrypt check for a time that
 // grows with each further failure; and no more than maxPasswordChecks
-// checks run at once.
+// checks run at once, plus reservedChecks for users known at their address.
 type loginGuard struct {
 	now      func() time.Time // injected by tests
 	slotWait time.Duration
 	slots    chan struct{} // one token per running check
+	reserved chan struct{} // the same, for users known at their address
 
 	mu    sync.Mutex
-	users failureTable // key: user + " " + address
-	addrs failureTable // key: address
+	users failureTable        // key: user + " " + address
+	addrs failureTable        // key: address
+	known map[string]struct{} // user + " " + address that logged in; at most maxTracked
 }
 
 func newLoginGuard(now func() time.Time) *loginGuard {
@@ -77,6 +93,8 @@ func newLoginGuard(now func() time.Time) *loginGuard {
 		now:      now,
 		slotWait: checkSlotWait,
 		slots:    make(chan struct{}, maxPasswordChecks),
+		reserved: make(chan struct{}, reservedChecks),
+		known:    map[string]struct{}{},
 		users:    failureTable{free: userFreeFailures, maxWait: userMaxBackoff, forget: userForget, m: map[string]*failures{}},
 		addrs:    failureTable{free: addrFreeFailures, maxWait: addrMaxBackoff, forget: addrForget, m: map[string]*failures{}},
 	}
@@ -104,11 +122,16 @@ func (h *authHook) checkPassword(user, remote, pw string) *refusal {
 		return &refusal{reason: "too many failed logins; backing off, password not checked",
 			args: []any{"address", addr, "retry_in", wait.Round(time.Second).String()}}
 	}
-	if !g.acquire() {
+	known := g.isKnown(user, addr)
+	release := g.acquire(known)
+	if release == nil {
+		if !known {
+			g.timedOut(addr)
+		}
 		return &refusal{reason: "too many password checks at once; password not checked"}
 	}
 	ok = CheckPassword(hash, pw)
-	<-g.slots
+	release()
 	if !ok {
 		g.failed(user, addr)
 		return &refusal{reason: "bad user name or password"}
@@ -125,21 +148,51 @@ func (g *loginGuard) backoff(user, addr string) time.Duration {
 	return max(g.users.wait(user+" "+addr, now), g.addrs.wait(addr, now))
 }
 
-// acquire takes a check slot, waiting at most slotWait.
-func (g *loginGuard) acquire() bool {
+// acquire takes a check slot, a reserved one too if known, waiting at most
+// slotWait. It returns the slot's release, or nil if none came free.
+func (g *loginGuard) acquire(known bool) (release func()) {
+	free := func(c chan struct{}) func() { return func() { <-c } }
+	var reserved chan struct{} // nil: never ready
+	if known {
+		reserved = g.reserved
+	}
 	select {
 	case g.slots <- struct{}{}:
-		return true
+		return free(g.slots)
+	default:
+	}
+	select {
+	case reserved <- struct{}{}:
+		return free(reserved)
 	default:
 	}
 	t := time.NewTimer(g.slotWait)
 	defer t.Stop()
 	select {
 	case g.slots <- struct{}{}:
-		return true
+		return free(g.slots)
+	case reserved <- struct{}{}:
+		return free(reserved)
 	case <-t.C:
-		return false
+		return nil
 	}
+}
+
+// isKnown says whether user has logged in from addr since the start.
+func (g *loginGuard) isKnown(user, addr string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.known[user+" "+addr]
+	return ok
+}
+
+// timedOut counts a login that found no check slot against its address,
+// like a failure: after addrFreeFailures of them (and failures), the
+// address backs off.
+func (g *loginGuard) timedOut(addr string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.addrs.add(addr, g.now())
 }
 
 // failed counts a wrong password. The address counts only the user's first
@@ -156,10 +209,24 @@ func (g *loginGuard) failed(user, addr string) {
 // succeeded forgets user's failures at addr. The address's count stays: a
 // success for one user must not buy guesses at another (someone holding
 // one box's password could otherwise reset the count between guesses).
+//
+// It makes user known at addr: a table of at most maxTracked entries that
+// only a right password adds to; when full, random entries go (Go's map
+// order), which costs them only the reserved slot until they log in again.
 func (g *loginGuard) succeeded(user, addr string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	delete(g.users.m, user+" "+addr)
+	key := user + " " + addr
+	delete(g.users.m, key)
+	if _, ok := g.known[key]; !ok && len(g.known) >= maxTracked {
+		for k := range g.known {
+			if len(g.known) < maxTracked*7/8 {
+				break
+			}
+			delete(g.known, k)
+		}
+	}
+	g.known[key] = struct{}{}
 }
 
 // addressKey is what failures are counted by: the IP address, or for IPv6

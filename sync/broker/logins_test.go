@@ -222,3 +222,60 @@ func TestAddressKey(t *testing.T) {
 		require.Equal(t, want, addressKey(remote), remote)
 	}
 }
+
+// fillChecks holds every ordinary check slot (as logins from many fresh
+// addresses would) until the test ends.
+func fillChecks(t *testing.T, g *loginGuard) {
+	for range maxPasswordChecks {
+		g.slots <- struct{}{}
+	}
+	t.Cleanup(func() {
+		for range maxPasswordChecks {
+			<-g.slots
+		}
+	})
+}
+
+// Review finding 9. While others hold the check slots, a login that waits
+// for one in vain costs its address like a failure: after the address's
+// free failures it backs off, refused at once, instead of queueing again
+// for free. A user known at its address (the cloud, a box that logged in
+// from there before) gets the reserved slot and logs in meanwhile.
+func TestSlotTimeoutsCountAndKnownUsersGetIn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		checks := countChecks(t)
+		clock := boxtest.NewClock(time.Unix(1_800_000_000, 0))
+		h := guardedHook(clock)
+		g := h.logins
+		require.Nil(t, h.checkPassword("cloud", "127.0.0.1:5000", "right"))
+		require.Nil(t, h.checkPassword("box-k", "10.0.0.9:5000", "right"))
+		fillChecks(t, g)
+
+		for i := range addrFreeFailures {
+			start := time.Now()
+			r := h.checkPassword(fmt.Sprint("box-", i), "10.6.6.6:1", "guess")
+			require.Contains(t, r.reason, "at once", "login %d waits for a slot", i)
+			require.Equal(t, checkSlotWait, time.Since(start))
+		}
+		start := time.Now()
+		r := h.checkPassword("box-x", "10.6.6.6:1", "guess")
+		require.Contains(t, r.reason, "backing off", "the address's free failures are spent")
+		require.Zero(t, time.Since(start), "refused without waiting for a slot")
+
+		// Known users get in through the reserved slot; the cloud from its
+		// own address only.
+		require.Nil(t, h.checkPassword("cloud", "127.0.0.1:5001", "right"))
+		require.Nil(t, h.checkPassword("box-k", "10.0.0.9:5001", "right"))
+		require.Contains(t, h.checkPassword("cloud", "10.6.6.7:1", "right").reason, "at once",
+			"the cloud user from an address it never logged in from is not known there")
+		require.EqualValues(t, 4, checks.Load(), "only the known users' logins were checked")
+
+		// A known user's wait for a slot is not held against its address.
+		g.reserved <- struct{}{}
+		for range addrFreeFailures + 1 {
+			require.Contains(t, h.checkPassword("box-k", "10.0.0.9:5002", "right").reason, "at once")
+		}
+		<-g.reserved
+		require.Nil(t, h.checkPassword("box-k", "10.0.0.9:5003", "right"))
+	})
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // boltStore is mochi's bolt storage hook with one repair. Its OnQosPublish
@@ -18,6 +19,7 @@ import (
 // from there when the messages are loaded.
 type boltStore struct {
 	*bolt.Hook
+	queues *queueBound // counts the in-flight messages loaded
 }
 
 // StoredRetainedMessages returns the stored retained messages that the
@@ -47,7 +49,10 @@ func (h boltStore) StoredRetainedMessages() ([]storage.Message, error) {
 
 // StoredInflightMessages returns the stored in-flight messages with their
 // packet ids restored; a record whose key has no id is left out (sending it
-// would break the client's connection).
+// would break the client's connection). The messages returned count
+// against their session's queue bounds: mochi loads them without calling
+// OnQosPublish, and a broker restarted often would otherwise hold one more
+// full queue per restart.
 func (h boltStore) StoredInflightMessages() ([]storage.Message, error) {
 	v, err := h.Hook.StoredInflightMessages()
 	if err != nil {
@@ -64,6 +69,10 @@ func (h boltStore) StoredInflightMessages() ([]storage.Message, error) {
 			m.PacketID = id
 		}
 		out = append(out, m)
+		if m.FixedHeader.Type == packets.Publish {
+			source, _, _ := splitTopic(m.TopicName)
+			h.queues.addMsg(m.Client, "", m.PacketID, source, len(m.Payload)+len(m.TopicName))
+		}
 	}
 	return out, nil
 }

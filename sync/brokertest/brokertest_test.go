@@ -2,6 +2,7 @@ package brokertest
 
 import (
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -47,6 +48,20 @@ func TestMosquittoACLIsTheREADMEs(t *testing.T) {
 	block, _, ok := strings.Cut(rest, "```")
 	require.True(t, ok, "the code block does not end")
 	require.Equal(t, block, MosquittoACL)
+}
+
+// The test mosquitto bounds each client's queue as sync/README.md advises.
+func TestMosquittoQueueBoundsAreTheREADMEs(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	conf := (&MosquittoBroker{}).config()
+	for _, line := range []string{
+		fmt.Sprintf("max_queued_messages %d", mosquittoMaxQueuedMessages),
+		fmt.Sprintf("max_queued_bytes %d", mosquittoMaxQueuedBytes),
+	} {
+		require.Contains(t, string(readme), "`"+line+"`")
+		require.Contains(t, conf, line+"\n")
+	}
 }
 
 func TestMosquittoPasswordFormat(t *testing.T) {

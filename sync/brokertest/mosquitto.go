@@ -104,6 +104,14 @@ func startMosquitto(t testing.TB, opts Options) *MosquittoBroker {
 	}
 }
 
+// The queue bounds sync/README.md advises for mosquitto: those of the
+// embedded broker's cloud session (sync/broker, queue.go), since mosquitto
+// has one value for every client.
+const (
+	mosquittoMaxQueuedMessages = 4096
+	mosquittoMaxQueuedBytes    = 64 << 20
+)
+
 // config writes the mosquitto.conf. mosquitto started as root drops to the
 // user mosquitto unless told otherwise, and then cannot read files in the
 // test's 0700 temp dir: "user root" keeps it root (as a non-root user it
@@ -124,6 +132,10 @@ func (m *MosquittoBroker) config() string {
 	w("autosave_interval 1")
 	// As sync/README.md advises: the largest message of the protocol.
 	w("message_size_limit %d", wire.MaxMessageSize)
+	// As sync/README.md advises: a byte bound on each client's queue (the
+	// default has none), and its message count.
+	w("max_queued_messages %d", mosquittoMaxQueuedMessages)
+	w("max_queued_bytes %d", mosquittoMaxQueuedBytes)
 	w("log_dest stderr")
 	w("log_type error")
 	w("log_type warning")
