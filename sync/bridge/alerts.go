@@ -35,7 +35,7 @@ const (
 // the box itself accepted after a full settle passes, and one it recorded
 // on a sensor that bounced (a fob held to the reader, an empty fob ring
 // pushed in and out) does not.
-const DefaultReturnSettle = 2 * time.Second
+const DefaultReturnSettle = box.DefaultReturnSettle
 
 const (
 	// attackAlertInterval: after a keypad_attack message about a box, the
