@@ -97,7 +97,7 @@
 // keypad_attack is an event the link sends to the cloud at once; the bridge
 // mails (or texts) Options.Admin, the first message at once and then at most
 // one per 15 min per box, the wrong codes meanwhile added to it
-// (sync/bridge, "Alerts to the admin"). The box raises it in two ways:
+// (sync/bookings, "Alerts to the admin"). The box raises it in two ways:
 //
 //   - Fast: AttackThreshold (8) failed codes, wrong or typed during a wait,
 //     within AttackWindow (10 min); Count is those codes. At most once per
@@ -184,6 +184,6 @@
 // (touch the sensor, pull away). A cloned fob plus any object that presses
 // the sensor for the settle time (2 s) looks returned, even if it is pulled
 // out right after: the box then records only slot_unexpected ("key removed
-// from a locked slot"). What the cloud makes of that is sync/bridge's answer
+// from a locked slot"). What the cloud makes of that is sync/bookings's answer
 // (see its doc.go, "A fob alone is weak evidence").
 package box

@@ -1,4 +1,4 @@
-// Command fake-fleetio runs the fake Fleetio account of sync/fleetio/fake
+// Command fake-fleetio runs the fake Fleetio account of sync/fleetio/fleetiotest
 // as a server, for the demo and for trying the bridge by hand.
 //
 //	fake-fleetio --listen 127.0.0.1:8090 --api-key k --account-token t \

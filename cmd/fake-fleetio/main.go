@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
-	"github.com/smartbox-oss/smartbox/sync/fleetio/fake"
+	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
 )
 
 func main() {
@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	f := fake.New(fake.Options{
+	f := fleetiotest.New(fleetiotest.Options{
 		APIKey: *key, AccountToken: *account,
 		WebhookURL: *hookURL, WebhookSecret: *hookSecret, WebhookAuthorization: *hookAuth,
 		RetryIntervals: intervals, TriggeredBy: "fleet.manager@example.com", Logger: log,
@@ -119,7 +119,7 @@ func parseIntervals(s string) ([]time.Duration, error) {
 	return out, nil
 }
 
-func seedAccount(f *fake.Server) error {
+func seedAccount(f *fleetiotest.Server) error {
 	for _, v := range []fleetio.Vehicle{
 		{Name: "Van 7", LicensePlate: "KC-7007", VIN: "1FTBW2CM5GKA12345", Year: 2021, Make: "Ford", Model: "Transit"},
 		{Name: "Truck 12", LicensePlate: "KC-1212", VIN: "4V4NC9EH0LN123456", Year: 2020, Make: "Volvo", Model: "VNL"},
@@ -172,7 +172,7 @@ func (c assignmentChange) apply(a *fleetio.VehicleAssignment) error {
 }
 
 // control mounts the control API (a fleet manager's clicks).
-func control(mux *http.ServeMux, f *fake.Server, key string) {
+func control(mux *http.ServeMux, f *fleetiotest.Server, key string) {
 	authed := func(h func(w http.ResponseWriter, r *http.Request) (any, int, error)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Token ")
@@ -229,7 +229,7 @@ func control(mux *http.ServeMux, f *fake.Server, key string) {
 			return nil, http.StatusBadRequest, err
 		}
 		if _, ok := f.Assignment(id); !ok {
-			return nil, http.StatusNotFound, fmt.Errorf("assignment %d: %w", id, fake.ErrNotFound)
+			return nil, http.StatusNotFound, fmt.Errorf("assignment %d: %w", id, fleetiotest.ErrNotFound)
 		}
 		var applyErr error
 		out, err := f.UpdateAssignment(id, func(a *fleetio.VehicleAssignment) { applyErr = c.apply(a) })
@@ -273,12 +273,12 @@ func control(mux *http.ServeMux, f *fake.Server, key string) {
 	}))
 	mux.Handle("GET /_fake/deliveries", authed(func(w http.ResponseWriter, r *http.Request) (any, int, error) {
 		type delivery struct {
-			ID        int64           `json:"id"`
-			Event     string          `json:"event"`
-			Body      json.RawMessage `json:"body"`
-			Attempts  []fake.Attempt  `json:"attempts"`
-			Delivered bool            `json:"delivered"`
-			GaveUp    bool            `json:"gave_up"`
+			ID        int64                 `json:"id"`
+			Event     string                `json:"event"`
+			Body      json.RawMessage       `json:"body"`
+			Attempts  []fleetiotest.Attempt `json:"attempts"`
+			Delivered bool                  `json:"delivered"`
+			GaveUp    bool                  `json:"gave_up"`
 		}
 		out := []delivery{}
 		for _, d := range f.Deliveries() {

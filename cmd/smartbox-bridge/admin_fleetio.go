@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
@@ -34,12 +34,12 @@ import (
 //	GET    /v1/bookings                           every grant of every box, Fleetio's marked, with events
 
 type connectRequest struct {
-	APIKey        string          `json:"api_key"`
-	AccountToken  string          `json:"account_token"`
-	WebhookSecret string          `json:"webhook_secret"`
-	Authorization string          `json:"authorization,omitempty"`
-	BaseURL       string          `json:"base_url,omitempty"`
-	CodeMode      bridge.CodeMode `json:"code_mode,omitempty"`
+	APIKey        string            `json:"api_key"`
+	AccountToken  string            `json:"account_token"`
+	WebhookSecret string            `json:"webhook_secret"`
+	Authorization string            `json:"authorization,omitempty"`
+	BaseURL       string            `json:"base_url,omitempty"`
+	CodeMode      bookings.CodeMode `json:"code_mode,omitempty"`
 }
 
 type connectResponse struct {
@@ -48,24 +48,24 @@ type connectResponse struct {
 }
 
 type fleetioStatus struct {
-	Connected  bool            `json:"connected"`
-	BaseURL    string          `json:"base_url,omitempty"`
-	CodeMode   bridge.CodeMode `json:"code_mode"`
-	WebhookURL string          `json:"webhook_url"`
-	AccessURL  string          `json:"access_url"`
-	Links      int             `json:"links"`
-	Pending    int             `json:"reservations"`
-	Stats      bridge.Stats    `json:"stats"`
+	Connected  bool              `json:"connected"`
+	BaseURL    string            `json:"base_url,omitempty"`
+	CodeMode   bookings.CodeMode `json:"code_mode"`
+	WebhookURL string            `json:"webhook_url"`
+	AccessURL  string            `json:"access_url"`
+	Links      int               `json:"links"`
+	Pending    int               `json:"reservations"`
+	Stats      bookings.Stats    `json:"stats"`
 }
 
 type codeModeRequest struct {
-	Mode bridge.CodeMode `json:"mode"`
+	Mode bookings.CodeMode `json:"mode"`
 }
 
 type linkRequest struct {
-	BoxID  string        `json:"box_id"`
-	KeyID  string        `json:"key_id"`
-	Method bridge.Method `json:"method"`
+	BoxID  string          `json:"box_id"`
+	KeyID  string          `json:"key_id"`
+	Method bookings.Method `json:"method"`
 }
 
 type bookRequest struct {
@@ -95,8 +95,8 @@ type bookingRow struct {
 	// Fleetio: the grant is the integration's (a booking or a driver code).
 	Fleetio bool `json:"fleetio"`
 	// Booking is the Fleetio booking behind the grant, if any.
-	Booking *bridge.Booking       `json:"booking,omitempty"`
-	Events  []bridge.BookingEvent `json:"events,omitempty"`
+	Booking *bookings.Booking       `json:"booking,omitempty"`
+	Events  []bookings.BookingEvent `json:"events,omitempty"`
 	// BoxEvents are the box's events naming a grant the bridge did not
 	// make (the latest grantEventWindow of the box's log).
 	BoxEvents []box.Event `json:"box_events,omitempty"`
@@ -129,11 +129,11 @@ func fleetFail(w http.ResponseWriter, err error) {
 	var api *fleetio.APIError
 	status := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, bridge.ErrNotFound), errors.Is(err, cloud.ErrUnknownBox), errors.Is(err, cloud.ErrNotFound):
+	case errors.Is(err, bookings.ErrNotFound), errors.Is(err, cloud.ErrUnknownBox), errors.Is(err, cloud.ErrNotFound):
 		status = http.StatusNotFound
-	case errors.Is(err, bridge.ErrInvalid):
+	case errors.Is(err, bookings.ErrInvalid):
 		status = http.StatusBadRequest
-	case errors.Is(err, bridge.ErrNotConnected), errors.Is(err, bridge.ErrDriverCodeInUse), errors.Is(err, cloud.ErrCodeInUse):
+	case errors.Is(err, bookings.ErrNotConnected), errors.Is(err, bookings.ErrDriverCodeInUse), errors.Is(err, cloud.ErrCodeInUse):
 		status = http.StatusConflict
 	case errors.As(err, &api):
 		// Fleetio said no (a bad key is 401 there): the gateway's answer.
@@ -145,15 +145,15 @@ func fleetFail(w http.ResponseWriter, err error) {
 func pathInt(r *http.Request, name string) (int64, error) {
 	v, err := strconv.ParseInt(r.PathValue(name), 10, 64)
 	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("%w %s %q: want a positive number (Fleetio's id)", bridge.ErrInvalid, name, r.PathValue(name))
+		return 0, fmt.Errorf("%w %s %q: want a positive number (Fleetio's id)", bookings.ErrInvalid, name, r.PathValue(name))
 	}
 	return v, nil
 }
 
-func (s *service) webhookURL() string { return s.publicURL + bridge.WebhookPath }
+func (s *service) webhookURL() string { return s.publicURL + bookings.WebhookPath }
 
 func (s *service) fleetioStatus(w http.ResponseWriter, _ *http.Request) {
-	out := fleetioStatus{Connected: s.fleet.Connected(), WebhookURL: s.webhookURL(), AccessURL: s.publicURL + bridge.AccessPath,
+	out := fleetioStatus{Connected: s.fleet.Connected(), WebhookURL: s.webhookURL(), AccessURL: s.publicURL + bookings.AccessPath,
 		Stats: s.fleet.Stats()}
 	if st, err := s.fleetStore.Settings(); err == nil {
 		out.BaseURL = cmp.Or(st.BaseURL, fleetio.DefaultBaseURL)
@@ -163,7 +163,7 @@ func (s *service) fleetioStatus(w http.ResponseWriter, _ *http.Request) {
 		fleetFail(w, err)
 		return
 	}
-	out.CodeMode = cmp.Or(out.CodeMode, bridge.CodePerAssignment)
+	out.CodeMode = cmp.Or(out.CodeMode, bookings.CodePerAssignment)
 	links, err := s.fleetStore.Links()
 	if err != nil {
 		fleetFail(w, err)
@@ -184,7 +184,7 @@ func (s *service) fleetioConnect(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, err)
 		return
 	}
-	st := bridge.Settings{APIKey: req.APIKey, AccountToken: req.AccountToken, WebhookSecret: req.WebhookSecret,
+	st := bookings.Settings{APIKey: req.APIKey, AccountToken: req.AccountToken, WebhookSecret: req.WebhookSecret,
 		Authorization: req.Authorization, BaseURL: req.BaseURL, CodeMode: req.CodeMode}
 	u, err := s.fleet.Connect(r.Context(), st)
 	if err != nil {
@@ -228,7 +228,7 @@ func (s *service) fleetioCodeMode(w http.ResponseWriter, r *http.Request) {
 		fleetFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, codeModeRequest{Mode: cmp.Or(req.Mode, bridge.CodePerAssignment)})
+	writeJSON(w, http.StatusOK, codeModeRequest{Mode: cmp.Or(req.Mode, bookings.CodePerAssignment)})
 }
 
 func (s *service) fleetioVehicles(w http.ResponseWriter, r *http.Request) {
@@ -251,7 +251,7 @@ func (s *service) fleetioLink(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, err)
 		return
 	}
-	l := bridge.Link{VehicleID: id, BoxID: req.BoxID, KeyID: req.KeyID, Method: req.Method}
+	l := bookings.Link{VehicleID: id, BoxID: req.BoxID, KeyID: req.KeyID, Method: req.Method}
 	if err := s.fleet.SetLink(r.Context(), l); err != nil {
 		fleetFail(w, err)
 		return
@@ -279,7 +279,7 @@ func (s *service) fleetioReservations(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	if rs == nil {
-		rs = []bridge.Reservation{}
+		rs = []bookings.Reservation{}
 	}
 	writeJSON(w, http.StatusOK, rs)
 }
@@ -298,10 +298,10 @@ func (s *service) fleetioBook(w http.ResponseWriter, r *http.Request) {
 	switch req.Contact {
 	case "", "email", "sms":
 	default:
-		fleetFail(w, fmt.Errorf("%w contact %q: want email or sms", bridge.ErrInvalid, req.Contact))
+		fleetFail(w, fmt.Errorf("%w contact %q: want email or sms", bookings.ErrInvalid, req.Contact))
 		return
 	}
-	bk, err := s.fleet.CreateBooking(r.Context(), id, bridge.BookingEdit{From: req.From, Until: req.Until, Contact: req.Contact})
+	bk, err := s.fleet.CreateBooking(r.Context(), id, bookings.BookingEdit{From: req.From, Until: req.Until, ContactMethod: req.Contact})
 	if err != nil {
 		fleetFail(w, err)
 		return
@@ -367,7 +367,7 @@ func (s *service) allBookings(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	type ref struct{ box, grant string }
-	byGrant := make(map[ref]*bridge.Booking, len(bks))
+	byGrant := make(map[ref]*bookings.Booking, len(bks))
 	for i := range bks {
 		if bks[i].GrantID != "" && bks[i].BoxID != "" {
 			byGrant[ref{bks[i].BoxID, bks[i].GrantID}] = &bks[i]
@@ -390,11 +390,11 @@ func (s *service) allBookings(w http.ResponseWriter, _ *http.Request) {
 		for _, g := range grants {
 			row := bookingRow{BoxID: id, GrantID: g.ID, Kind: g.Kind, KeyIDs: g.KeyIDs, From: g.From, Until: g.Until,
 				Revoked: g.Revoked, MaxUses: g.MaxUses, Uses: g.Uses, DriverRef: g.DriverRef, Source: g.Source,
-				Fleetio: g.Source == bridge.GrantSource}
+				Fleetio: g.Source == bookings.GrantSource}
 			if bk := byGrant[ref{id, g.ID}]; bk != nil {
 				row.Booking, row.Fleetio = bk, true
 				used[bk.AssignmentID] = true
-				if row.Events, err = s.fleet.BookingEvents(bk.AssignmentID); err != nil && !errors.Is(err, bridge.ErrNotFound) {
+				if row.Events, err = s.fleet.BookingEvents(bk.AssignmentID); err != nil && !errors.Is(err, bookings.ErrNotFound) {
 					fleetFail(w, err)
 					return
 				}
@@ -417,11 +417,11 @@ func (s *service) allBookings(w http.ResponseWriter, _ *http.Request) {
 	for i := range bks {
 		if bk := &bks[i]; !used[bk.AssignmentID] {
 			row := bookingRow{BoxID: bk.BoxID, GrantID: bk.GrantID, Kind: box.KindBooking, From: bk.From, Until: bk.Until,
-				Fleetio: true, Booking: bk, Source: bridge.GrantSource}
+				Fleetio: true, Booking: bk, Source: bookings.GrantSource}
 			if bk.KeyID != "" {
 				row.KeyIDs = []string{bk.KeyID}
 			}
-			if row.Events, err = s.fleet.BookingEvents(bk.AssignmentID); err != nil && !errors.Is(err, bridge.ErrNotFound) {
+			if row.Events, err = s.fleet.BookingEvents(bk.AssignmentID); err != nil && !errors.Is(err, bookings.ErrNotFound) {
 				fleetFail(w, err)
 				return
 			}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
 	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
 
@@ -191,7 +191,7 @@ func cmdFleetioConnect(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	req := connectRequest{APIKey: sec["api_key"], AccountToken: sec["account_token"], WebhookSecret: sec["webhook_secret"],
-		Authorization: sec["authorization"], BaseURL: *base, CodeMode: bridge.CodeMode(*mode)}
+		Authorization: sec["authorization"], BaseURL: *base, CodeMode: bookings.CodeMode(*mode)}
 	var resp connectResponse
 	if err := c.do(ctx, http.MethodPost, "/v1/fleetio/connect", req, &resp); err != nil {
 		return err
@@ -214,7 +214,7 @@ func cmdFleetioDisconnect(ctx context.Context, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	var rep bridge.DisconnectReport
+	var rep bookings.DisconnectReport
 	if err := c.do(ctx, http.MethodPost, "/v1/fleetio/disconnect", nil, &rep); err != nil {
 		return err
 	}
@@ -271,7 +271,7 @@ func cmdFleetioCodeMode(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	m := bridge.CodeMode(pos[0])
+	m := bookings.CodeMode(pos[0])
 	if err := m.Validate(); err != nil {
 		return usagef("%v", err)
 	}
@@ -296,7 +296,7 @@ func cmdFleetioVehicles(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	var vs []bridge.VehicleLink
+	var vs []bookings.VehicleLink
 	if err := c.do(ctx, http.MethodGet, "/v1/fleetio/vehicles", nil, &vs); err != nil {
 		return err
 	}
@@ -316,7 +316,7 @@ func cmdFleetioLink(ctx context.Context, args []string, stdout, stderr io.Writer
 	fset, d := newFlagSet("fleetio link", stderr)
 	boxID := fset.String("box", "", "box id")
 	keyID := fset.String("key", "", "the vehicle's key in that box")
-	method := fset.String("method", string(bridge.MethodAutomatic), "automatic (book and tell the driver) or prompt (tell the admin)")
+	method := fset.String("method", string(bookings.MethodAutomatic), "automatic (book and tell the driver) or prompt (tell the admin)")
 	pos, err := parseWith(fset, args, "VEHICLE")
 	if err != nil {
 		return err
@@ -328,8 +328,8 @@ func cmdFleetioLink(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := errors.Join(required("box", *boxID), required("key", *keyID)); err != nil {
 		return usagef("%v", err)
 	}
-	switch bridge.Method(*method) {
-	case bridge.MethodAutomatic, bridge.MethodPrompt:
+	switch bookings.Method(*method) {
+	case bookings.MethodAutomatic, bookings.MethodPrompt:
 	default:
 		return usagef("--method %q: want automatic or prompt", *method)
 	}
@@ -337,8 +337,8 @@ func cmdFleetioLink(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	var l bridge.Link
-	req := linkRequest{BoxID: *boxID, KeyID: *keyID, Method: bridge.Method(*method)}
+	var l bookings.Link
+	req := linkRequest{BoxID: *boxID, KeyID: *keyID, Method: bookings.Method(*method)}
 	if err := c.do(ctx, http.MethodPut, "/v1/fleetio/links/"+strconv.FormatInt(vid, 10), req, &l); err != nil {
 		return err
 	}
@@ -376,7 +376,7 @@ func cmdFleetioReservations(ctx context.Context, args []string, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	var rs []bridge.Reservation
+	var rs []bookings.Reservation
 	if err := c.do(ctx, http.MethodGet, "/v1/fleetio/reservations", nil, &rs); err != nil {
 		return err
 	}
@@ -384,7 +384,7 @@ func cmdFleetioReservations(ctx context.Context, args []string, stdout, stderr i
 	fmt.Fprintln(tw, "ASSIGNMENT\tVEHICLE\tDRIVER\tBOX\tKEY\tFROM\tUNTIL\tCONTACT")
 	for _, r := range rs {
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.AssignmentID, r.VehicleID, report.Dash(r.ContactName), r.BoxID, r.KeyID,
-			when(r.From), when(r.Until), report.Dash(r.Contact))
+			when(r.From), when(r.Until), report.Dash(r.ContactMethod))
 	}
 	return tw.Flush()
 }
@@ -403,7 +403,7 @@ func cmdFleetioBook(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	switch *contact {
-	case "", bridge.ContactEmail, bridge.ContactSMS:
+	case "", bookings.ContactEmail, bookings.ContactSMS:
 	default:
 		return usagef("--contact %q: want email or sms", *contact)
 	}
@@ -425,7 +425,7 @@ func cmdFleetioBook(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	var bk bridge.Booking
+	var bk bookings.Booking
 	if err := c.do(ctx, http.MethodPost, "/v1/fleetio/reservations/"+strconv.FormatInt(id, 10)+"/book", req, &bk); err != nil {
 		return err
 	}
@@ -433,7 +433,7 @@ func cmdFleetioBook(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
-func describeBooking(bk bridge.Booking) string {
+func describeBooking(bk bookings.Booking) string {
 	s := fmt.Sprintf("state %s", bk.State)
 	if bk.GrantID != "" {
 		s += fmt.Sprintf(", grant %s on box %s", bk.GrantID, report.Dash(bk.BoxID))
@@ -441,8 +441,8 @@ func describeBooking(bk bridge.Booking) string {
 	if !bk.From.IsZero() {
 		s += fmt.Sprintf(", %s..%s", when(bk.From), when(bk.Until))
 	}
-	if bk.Contact != "" {
-		s += ", driver told by " + bk.Contact
+	if bk.ContactMethod != "" {
+		s += ", driver told by " + bk.ContactMethod
 	}
 	return s
 }
@@ -505,7 +505,7 @@ func cmdBookings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // bookingEventNote is the last column of an event under `bookings
 // --events`: its reason, or for a return what let the key in and whether
 // the bridge takes it as proof.
-func bookingEventNote(e bridge.BookingEvent) string {
+func bookingEventNote(e bookings.BookingEvent) string {
 	if e.ReturnBy == "" && !e.Unconfirmed {
 		return string(e.Reason)
 	}
@@ -550,7 +550,7 @@ func cmdFleetioDriverCode(ctx context.Context, args []string, stdout, stderr io.
 	if code == "" {
 		return errors.New("no code on stdin")
 	}
-	if err := bridge.ValidCode(code); err != nil {
+	if err := bookings.ValidDriverCode(code); err != nil {
 		return err
 	}
 	c, err := newAdminClient(d)
@@ -573,7 +573,7 @@ func cmdFleetioDrivers(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	var ds []bridge.DriverCodeInfo
+	var ds []bookings.DriverCodeInfo
 	if err := c.do(ctx, http.MethodGet, "/v1/fleetio/drivers", nil, &ds); err != nil {
 		return err
 	}
@@ -598,7 +598,7 @@ func cmdFleetioReconcile(ctx context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	var rep bridge.ReconcileReport
+	var rep bookings.ReconcileReport
 	if err := c.do(ctx, http.MethodPost, "/v1/fleetio/reconcile", nil, &rep); err != nil {
 		return err
 	}

@@ -12,15 +12,15 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/tomlconf"
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
 // DefaultConfigPath is where smartbox-bridge looks for its config.
-const DefaultConfigPath = "/etc/smartbox/smartbox-bridge.toml"
+const DefaultConfigPath = "/etc/smartbox/smartbox-bookings.toml"
 
-// DefaultDataDir holds bridge.db, broker data and keys when the config
+// DefaultDataDir holds bookings.db, broker data and keys when the config
 // names no data_dir.
 const DefaultDataDir = "/var/lib/smartbox-bridge"
 
@@ -44,7 +44,7 @@ const (
 	defaultSMTPPort     = 587
 	// minWebhookBody and maxWebhookBody bound fleetio.max_body: below 4 KiB
 	// a delivery with a few custom fields would be refused; above 1 MiB the
-	// webhook's bodies in flight (bridge.DefaultMaxBodiesInFlight) could
+	// webhook's bodies in flight (bookings.DefaultMaxBodiesInFlight) could
 	// hold 32 MiB for clients that have not yet shown a valid signature.
 	// maxReturnSettle: a key is seated in a second or two; a longer settle
 	// would leave genuine returns unconfirmed.
@@ -54,7 +54,7 @@ const (
 )
 
 // Config is smartbox-bridge's TOML config file. See
-// cmd/smartbox-bridge/smartbox-bridge.example.toml for the documented version of every
+// cmd/smartbox-bridge/smartbox-bookings.example.toml for the documented version of every
 // field. Boxes are not in the config: they live in the store (register-box).
 type Config struct {
 	DataDir string        `toml:"data_dir"`
@@ -109,7 +109,7 @@ type AdminConfig struct {
 // CloudConfig tunes the cloud store.
 type CloudConfig struct {
 	// CodeKeyFile holds the 32-byte key (64 hex digits) that encrypts codes
-	// at rest; "" keeps a random key in bridge.db (see sync/cloud Caveats).
+	// at rest; "" keeps a random key in bookings.db (see sync/cloud Caveats).
 	CodeKeyFile string `toml:"code_key_file"`
 	LogLimit    int    `toml:"log_limit"`
 }
@@ -139,11 +139,11 @@ type FleetioConfig struct {
 	// box's own return settle time; "0s" or not written: the default).
 	ReturnSettle Duration `toml:"return_settle"`
 	// MaxBody bounds one webhook delivery in bytes (default
-	// bridge.DefaultMaxBody, 64 KiB; at most maxWebhookBody).
+	// bookings.DefaultMaxBody, 64 KiB; at most maxWebhookBody).
 	MaxBody int64 `toml:"max_body"`
 	// MaxBodiesPerAddress bounds the webhook bodies one client address
-	// has being read at once (default bridge.DefaultMaxBodiesPerAddress;
-	// 1..bridge.DefaultMaxBodiesInFlight).
+	// has being read at once (default bookings.DefaultMaxBodiesPerAddress;
+	// 1..bookings.DefaultMaxBodiesInFlight).
 	MaxBodiesPerAddress int `toml:"max_bodies_per_address"`
 	// TrustedProxies are the reverse proxies in front of PublicListen
 	// (addresses or CIDRs) whose X-Forwarded-For is believed, so that the
@@ -260,10 +260,10 @@ func (c *Config) fillDefaults() {
 		f.OverdueGrace = &Duration{Duration: defaultOverdueGrace}
 	}
 	if f.MaxBody == 0 {
-		f.MaxBody = bridge.DefaultMaxBody
+		f.MaxBody = bookings.DefaultMaxBody
 	}
 	if f.MaxBodiesPerAddress == 0 {
-		f.MaxBodiesPerAddress = bridge.DefaultMaxBodiesPerAddress
+		f.MaxBodiesPerAddress = bookings.DefaultMaxBodiesPerAddress
 	}
 	if e := c.Notify.Email; e != nil {
 		if e.Port == 0 {
@@ -332,8 +332,8 @@ func (c *Config) validateFleetio() error {
 	if f.MaxBody < minWebhookBody || f.MaxBody > maxWebhookBody {
 		return c.fieldErr("fleetio.max_body", "%d bytes: want %d..%d (a delivery is a few KB)", f.MaxBody, minWebhookBody, maxWebhookBody)
 	}
-	if n := f.MaxBodiesPerAddress; n < 1 || n > bridge.DefaultMaxBodiesInFlight {
-		return c.fieldErr("fleetio.max_bodies_per_address", "%d: want 1..%d", n, bridge.DefaultMaxBodiesInFlight)
+	if n := f.MaxBodiesPerAddress; n < 1 || n > bookings.DefaultMaxBodiesInFlight {
+		return c.fieldErr("fleetio.max_bodies_per_address", "%d: want 1..%d", n, bookings.DefaultMaxBodiesInFlight)
 	}
 	if _, err := f.trustedProxies(); err != nil {
 		return c.fieldErr("fleetio.trusted_proxies", "%v", err)

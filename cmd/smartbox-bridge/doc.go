@@ -85,7 +85,7 @@
 //
 // # Fleetio
 //
-// The Fleetio integration (sync/bridge, in DATA/fleetio.db) runs inside
+// The Fleetio integration (sync/bookings, in DATA/fleetio.db) runs inside
 // serve. Its public listener (fleetio.public_listen, behind a TLS proxy)
 // serves POST /webhooks/fleetio, GET /access/{token} (a booking's page for
 // the driver) and GET /healthz. It is the internet's way in, so it bounds
@@ -127,7 +127,7 @@
 // assignments with its bookings and looks for overdue keys; `fleetio
 // reconcile` does it now. An overdue key counts as back only on a return
 // the slot's sensor confirms (fleetio.return_settle, default 2s; see
-// sync/bridge "A fob alone is weak evidence"). The admin is told at once of
+// sync/bookings "A fob alone is weak evidence"). The admin is told at once of
 // a box's keypad_attack (wrong codes past its threshold) and of a fob
 // return the slot did not confirm; both are counted in /metrics.
 //

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bookings"
 )
 
-// fileFleetioDB is the Fleetio integration's store (sync/bridge): settings
+// fileFleetioDB is the Fleetio integration's store (sync/bookings): settings
 // (0600), links, the webhook queue, bookings, reservations.
 const fileFleetioDB = "fleetio.db"
 
@@ -22,7 +22,7 @@ const fileFleetioDB = "fleetio.db"
 func (s *service) startFleetio() error {
 	fc := &s.cfg.Fleetio
 	var err error
-	if s.fleetStore, err = bridge.OpenStore(filepath.Join(s.cfg.DataDir, fileFleetioDB)); err != nil {
+	if s.fleetStore, err = bookings.OpenStore(filepath.Join(s.cfg.DataDir, fileFleetioDB)); err != nil {
 		return fmt.Errorf("fleetio store: %w", err)
 	}
 	if s.publicLn, err = net.Listen("tcp", fc.PublicListen); err != nil {
@@ -40,7 +40,7 @@ func (s *service) startFleetio() error {
 	if err != nil {
 		return err
 	}
-	s.fleet, err = bridge.New(bridge.Options{
+	s.fleet, err = bookings.New(bookings.Options{
 		Store:         s.fleetStore,
 		Cloud:         s.cloud,
 		Notifier:      n,
@@ -48,7 +48,7 @@ func (s *service) startFleetio() error {
 		AccessBaseURL: s.publicURL,
 		MaxBody:       fc.MaxBody,
 		// At most a few slow bodies per client; a body has
-		// bridge.DefaultBodyTimeout to arrive.
+		// bookings.DefaultBodyTimeout to arrive.
 		MaxBodiesPerAddress: fc.MaxBodiesPerAddress,
 		TrustedProxies:      proxies,
 		OverdueGrace:        fc.OverdueGrace.Duration,
@@ -63,7 +63,7 @@ func (s *service) startFleetio() error {
 	// stored while the bridge was down.
 	s.cloud.OnEvents(s.fleet.HandleEvents)
 	s.publicSrv = publicLimits.server(s.publicHandler(), s.log)
-	s.log.Info("public endpoint listening", "addr", s.publicLn.Addr().String(), "webhook_url", s.publicURL+bridge.WebhookPath)
+	s.log.Info("public endpoint listening", "addr", s.publicLn.Addr().String(), "webhook_url", s.publicURL+bookings.WebhookPath)
 	return nil
 }
 
@@ -72,8 +72,8 @@ func (s *service) startFleetio() error {
 // token, and nothing here changes a grant by itself.
 func (s *service) publicHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(bridge.WebhookPath, s.fleet.Webhook())
-	mux.Handle(bridge.AccessPath, s.fleet.Access())
+	mux.Handle(bookings.WebhookPath, s.fleet.Webhook())
+	mux.Handle(bookings.AccessPath, s.fleet.Access())
 	mux.HandleFunc("GET /healthz", s.healthz)
 	return mux
 }
@@ -91,14 +91,14 @@ func (s *service) fleetioConnected() bool { return s.fleet != nil && s.fleet.Con
 
 // adminRecipient is who hears of Prompt reservations and overdue keys, by
 // the channel configured for them (email first).
-func (s *service) adminRecipient() bridge.Recipient {
+func (s *service) adminRecipient() bookings.Recipient {
 	fc, n := &s.cfg.Fleetio, &s.cfg.Notify
-	r := bridge.Recipient{Name: fc.AdminName, Email: fc.AdminEmail, Phone: fc.AdminPhone}
+	r := bookings.Recipient{Name: fc.AdminName, Email: fc.AdminEmail, Phone: fc.AdminPhone}
 	switch {
 	case r.Email != "" && n.Email != nil:
-		r.Method = bridge.ContactEmail
+		r.Method = bookings.ContactEmail
 	case r.Phone != "" && n.SMS != nil:
-		r.Method = bridge.ContactSMS
+		r.Method = bookings.ContactSMS
 	}
 	return r
 }

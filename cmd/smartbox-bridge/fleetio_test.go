@@ -20,9 +20,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
-	"github.com/smartbox-oss/smartbox/sync/fleetio/fake"
+	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
 	"github.com/smartbox-oss/smartbox/sync/notify/smtptest"
 )
 
@@ -39,7 +39,7 @@ const (
 // server for the messages.
 type fleetRig struct {
 	b     *runningBridge
-	f     *fake.Server
+	f     *fleetiotest.Server
 	mail  *smtptest.Server
 	van   fleetio.Vehicle
 	truck fleetio.Vehicle
@@ -54,8 +54,8 @@ func startFleetRig(t *testing.T) *fleetRig {
 	r.b = startBridgeWith(t, t.TempDir(), "", "admin_name = \"Fleet Desk\"\nadmin_email = \"desk@example.com\"\n"+
 		"[notify.email]\nhost = \""+host+"\"\nport = "+port+"\nfrom = \"SmartBox <keys@example.com>\"\nstarttls = \"none\"\n")
 
-	r.f = fake.New(fake.Options{APIKey: flKey, AccountToken: flAccount, WebhookSecret: flSecret,
-		WebhookURL:     r.b.svc.publicURL + bridge.WebhookPath,
+	r.f = fleetiotest.New(fleetiotest.Options{APIKey: flKey, AccountToken: flAccount, WebhookSecret: flSecret,
+		WebhookURL:     r.b.svc.publicURL + bookings.WebhookPath,
 		RetryIntervals: []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}})
 	t.Cleanup(func() { r.f.Close() })
 	_, err = r.f.Start()
@@ -125,14 +125,14 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 
 	// Before connect: a signed delivery gets 503, so Fleetio retries
 	// later; one without a signature is refused outright.
-	req, err := http.NewRequest(http.MethodPost, r.b.svc.publicURL+bridge.WebhookPath, strings.NewReader(`{}`))
+	req, err := http.NewRequest(http.MethodPost, r.b.svc.publicURL+bookings.WebhookPath, strings.NewReader(`{}`))
 	require.NoError(t, err)
 	req.Header.Set(fleetio.SignatureHeader, fleetio.Sign([]byte("any"), []byte(`{}`)))
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-	resp, err = http.Post(r.b.svc.publicURL+bridge.WebhookPath, "application/json", strings.NewReader(`{}`))
+	resp, err = http.Post(r.b.svc.publicURL+bookings.WebhookPath, "application/json", strings.NewReader(`{}`))
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
@@ -153,7 +153,7 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 
 	out := r.connect(t)
 	require.Contains(t, out, "connected to Fleetio")
-	require.Contains(t, out, r.b.svc.publicURL+bridge.WebhookPath)
+	require.Contains(t, out, r.b.svc.publicURL+bookings.WebhookPath)
 	require.Contains(t, r.b.mustCLI(t, "fleetio", "status"), "yes")
 
 	// Link: the van automatic (positional id after the flags works too),
@@ -178,17 +178,17 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 	require.Eventually(t, func() bool {
 		got, _ := r.f.Assignment(a.ID)
 		pin, _ = got.CustomFields[fleetio.FieldAccessCode].(string)
-		return len(pin) == bridge.PINLength
+		return len(pin) == bookings.PINLength
 	}, 20*time.Second, 20*time.Millisecond, "the PIN is written back to Fleetio")
 	got, _ := r.f.Assignment(a.ID)
 	link, _ := got.CustomFields[fleetio.FieldAccessLink].(string)
-	require.True(t, strings.HasPrefix(link, r.b.svc.publicURL+bridge.AccessPath), link)
+	require.True(t, strings.HasPrefix(link, r.b.svc.publicURL+bookings.AccessPath), link)
 
 	_, grants, err := r.b.svc.cloud.Records(flBox)
 	require.NoError(t, err)
 	require.Len(t, grants, 1)
-	require.Equal(t, bridge.GrantID(a.ID), grants[0].ID)
-	require.Equal(t, bridge.GrantSource, grants[0].Source)
+	require.Equal(t, bookings.GrantID(a.ID), grants[0].ID)
+	require.Equal(t, bookings.GrantSource, grants[0].Source)
 	require.Equal(t, []string{flKeyID}, grants[0].KeyIDs)
 
 	require.Eventually(t, func() bool { return len(r.mail.To("ada@example.com")) == 1 }, 20*time.Second, 20*time.Millisecond, "mails %v\nlog:\n%s", r.mail.Mails(), r.b.log)
@@ -224,7 +224,7 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 	// the integration's marked.
 	r.b.mustCLI(t, "put-grant", "--box", flBox, "--grant", "cleaner", "--kind", "booking", "--code", "73914682", "--keys", "truck-2-key")
 	table := r.b.mustCLI(t, "bookings", "--events")
-	require.Regexp(t, regexp.MustCompile(`(?m)^`+flBox+`\s+`+regexp.QuoteMeta(bridge.GrantID(a.ID))+`\s+booking\s+`+flKeyID+`\s.*\sactive\s+yes\s+`+strconv.FormatInt(a.ID, 10)), table)
+	require.Regexp(t, regexp.MustCompile(`(?m)^`+flBox+`\s+`+regexp.QuoteMeta(bookings.GrantID(a.ID))+`\s+booking\s+`+flKeyID+`\s.*\sactive\s+yes\s+`+strconv.FormatInt(a.ID, 10)), table)
 	require.Regexp(t, regexp.MustCompile(`(?m)^`+flBox+`\s+cleaner\s+booking\s+truck-2-key\s.*\sactive\s+no\s+-`), table)
 
 	// Metrics without the token (loopback); the API wants it.
@@ -265,7 +265,7 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 	// and webhooks are refused again.
 	out = r.b.mustCLI(t, "fleetio", "disconnect")
 	require.Contains(t, out, "revoked 1 booking(s) not started; kept 1 in progress")
-	req, err = http.NewRequest(http.MethodPost, r.b.svc.publicURL+bridge.WebhookPath, strings.NewReader(`{}`))
+	req, err = http.NewRequest(http.MethodPost, r.b.svc.publicURL+bookings.WebhookPath, strings.NewReader(`{}`))
 	require.NoError(t, err)
 	req.Header.Set(fleetio.SignatureHeader, fleetio.Sign([]byte("any"), []byte(`{}`)))
 	resp, err = http.DefaultClient.Do(req)

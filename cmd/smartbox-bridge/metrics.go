@@ -9,7 +9,7 @@ import (
 )
 
 // metricsCollector reads the bridge's counters and the boxes' statuses at
-// scrape time: the counters live in sync/bridge and sync/cloud already, so
+// scrape time: the counters live in sync/bookings and sync/cloud already, so
 // there is nothing to keep in step here.
 type metricsCollector struct {
 	s *service

@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
@@ -13,7 +13,7 @@ import (
 // so a broken one stops the start rather than a driver's PIN), the SMTP
 // mailer and the SMS client, each only when configured. Secrets come from
 // files only.
-func newNotifier(c NotifyConfig, log *slog.Logger) (bridge.Notifier, error) {
+func newNotifier(c NotifyConfig, log *slog.Logger) (bookings.Notifier, error) {
 	tmpl, err := notify.LoadTemplates(c.TemplatesDir)
 	if err != nil {
 		return nil, fmt.Errorf("notify.templates_dir: %w", err)
@@ -46,7 +46,7 @@ func newNotifier(c NotifyConfig, log *slog.Logger) (bridge.Notifier, error) {
 	}
 	// There is no admin web page yet: the admin link of a Prompt
 	// reservation is the command that makes the booking.
-	n := bridge.Dispatch{D: d, AdminLink: func(id string) string { return "smartbox-bridge fleetio book " + id }}
+	n := bookings.Dispatch{D: d, AdminLink: func(id string) string { return "smartbox-bridge fleetio book " + id }}
 	if c.TimeZone != "" {
 		if n.Zone, err = time.LoadLocation(c.TimeZone); err != nil {
 			return nil, fmt.Errorf("notify.time_zone: %w", err)

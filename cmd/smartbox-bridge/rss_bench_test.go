@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
 
@@ -35,7 +35,7 @@ func BenchmarkSlowUnsignedPOSTsRSS(b *testing.B) { benchSlowPOSTs(b, "") }
 // BenchmarkSlowForgedPOSTsRSS is the same with a well-formed but wrong
 // signature, a connected integration and chunked bodies (no Content-Length
 // to refuse them by): the bodies are read, at most
-// bridge.DefaultMaxBodiesInFlight at once and each up to the body limit.
+// bookings.DefaultMaxBodiesInFlight at once and each up to the body limit.
 func BenchmarkSlowForgedPOSTsRSS(b *testing.B) { benchSlowPOSTs(b, strings.Repeat("ab", 32)) }
 
 func benchSlowPOSTs(b *testing.B, signature string) {
@@ -61,16 +61,16 @@ func benchSlowPOSTs(b *testing.B, signature string) {
 			if err := os.Mkdir(data, 0o700); err != nil {
 				b.Fatal(err)
 			}
-			st, err := bridge.OpenStore(filepath.Join(data, fileFleetioDB))
+			st, err := bookings.OpenStore(filepath.Join(data, fileFleetioDB))
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := st.SetSettings(bridge.Settings{APIKey: "k", AccountToken: "t", WebhookSecret: "s"}); err != nil {
+			if err := st.SetSettings(bookings.Settings{APIKey: "k", AccountToken: "t", WebhookSecret: "s"}); err != nil {
 				b.Fatal(err)
 			}
 			st.Close()
 		}
-		cfg := filepath.Join(dir, "bridge.toml")
+		cfg := filepath.Join(dir, "bookings.toml")
 		src := fmt.Sprintf("data_dir = %q\n[broker]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"+
 			"[fleetio]\npublic_listen = \"127.0.0.1:0\"\n", data)
 		if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {

@@ -20,7 +20,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/broker"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/wire"
@@ -49,8 +49,8 @@ type service struct {
 
 	// The Fleetio integration: its store, the bridge, and the public
 	// listener (webhooks, access pages).
-	fleetStore *bridge.Store
-	fleet      *bridge.Bridge
+	fleetStore *bookings.Store
+	fleet      *bookings.Integration
 	publicLn   net.Listener
 	publicSrv  *http.Server
 	publicURL  string

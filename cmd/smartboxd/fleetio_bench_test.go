@@ -19,10 +19,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
-	"github.com/smartbox-oss/smartbox/sync/fleetio/fake"
+	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
@@ -70,7 +70,7 @@ func benchWebhookToGrantAtBox(b *testing.B, latency time.Duration) {
 			k := rigKeys[i%len(rigKeys)]
 			from := sbase.Add(time.Duration(i) * 2 * time.Hour)
 			a := rg.assign(b, k.ID, rg.ada, from, from.Add(time.Hour))
-			gid := bridge.GrantID(a.ID)
+			gid := bookings.GrantID(a.ID)
 			require.Eventually(b, func() bool { _, ok := seen.at(gid); return ok }, time.Minute, time.Millisecond)
 			sent, ok := rg.arrive.createdAt(a.ID)
 			require.True(b, ok)
@@ -98,7 +98,7 @@ func benchWebhookToGrantAtBox(b *testing.B, latency time.Duration) {
 
 		want := make([]string, len(ids))
 		for i, id := range ids {
-			want[i] = bridge.GrantID(id)
+			want[i] = bookings.GrantID(id)
 		}
 		require.Eventually(b, func() bool { return seen.has(want) }, 15*time.Minute, 50*time.Millisecond,
 			"every grant reaches the box")
@@ -110,7 +110,7 @@ func benchWebhookToGrantAtBox(b *testing.B, latency time.Duration) {
 		for _, id := range ids {
 			sent, ok := rg.arrive.createdAt(id)
 			require.True(b, ok, "created delivery of %d arrived", id)
-			at, _ := seen.at(bridge.GrantID(id))
+			at, _ := seen.at(bookings.GrantID(id))
 			lat = append(lat, at.Sub(sent))
 			if first.IsZero() || sent.Before(first) {
 				first = sent
@@ -228,12 +228,12 @@ func BenchmarkWebhookAcceptedHTTP(b *testing.B) {
 	bk, err := ecdh.X25519().GenerateKey(rand.Reader)
 	require.NoError(b, err)
 	require.NoError(b, cl.RegisterBox(syncBoxID, bk.PublicKey().Bytes()))
-	st, err := bridge.OpenStore(filepath.Join(dir, "bridge.db"))
+	st, err := bookings.OpenStore(filepath.Join(dir, "bookings.db"))
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = st.Close() })
-	require.NoError(b, st.SetSettings(bridge.Settings{APIKey: fleetAPIKey, AccountToken: fleetAccount, WebhookSecret: fleetSecret,
+	require.NoError(b, st.SetSettings(bookings.Settings{APIKey: fleetAPIKey, AccountToken: fleetAccount, WebhookSecret: fleetSecret,
 		BaseURL: "http://127.0.0.1:1/api"}))
-	br, err := bridge.New(bridge.Options{Store: st, Cloud: cl, AccessBaseURL: "http://127.0.0.1", Logger: slog.New(slog.DiscardHandler)})
+	br, err := bookings.New(bookings.Options{Store: st, Cloud: cl, AccessBaseURL: "http://127.0.0.1", Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(b, err)
 	srv := httptest.NewServer(br.Webhook())
 	b.Cleanup(srv.Close)
@@ -255,9 +255,9 @@ func BenchmarkWebhookAcceptedHTTP(b *testing.B) {
 				payload := fmt.Sprintf(`{"id":%d,"vehicle_id":1,"contact_id":1,"started_at":"2026-11-03T10:00:00.000-05:00","ended_at":null,"custom_fields":{}}`, i)
 				body := []byte(fmt.Sprintf(`{"id":%d,"event":%q,"timestamp":"2026-11-03T10:00:00.000-05:00","triggered_by":null,"payload":%s}`,
 					i, fleetio.EventAssignmentCreated, payload))
-				req, _ := http.NewRequest(http.MethodPost, srv.URL+bridge.WebhookPath, strings.NewReader(string(body)))
+				req, _ := http.NewRequest(http.MethodPost, srv.URL+bookings.WebhookPath, strings.NewReader(string(body)))
 				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set(fleetio.SignatureHeader, fake.Sign(fleetSecret, body))
+				req.Header.Set(fleetio.SignatureHeader, fleetiotest.Sign(fleetSecret, body))
 				resp, err := client.Do(req)
 				if err != nil {
 					errs <- err

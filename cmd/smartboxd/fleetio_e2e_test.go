@@ -12,10 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/box"
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
-	"github.com/smartbox-oss/smartbox/sync/fleetio/fake"
+	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
 )
 
 // The Fleetio flow end to end: an assignment made in (fake) Fleetio becomes
@@ -59,14 +59,14 @@ func sameWindow(g box.Grant, from, until time.Time) bool {
 func scenarioCreated(t *testing.T, rg *fleetRig, k rigKey) {
 	from, until := nowWindow(4 * time.Hour)
 	a := rg.assign(t, k.ID, rg.ada, from, until)
-	gid := bridge.GrantID(a.ID)
+	gid := bookings.GrantID(a.ID)
 
 	g := rg.waitBoxGrant(t, gid, "active with the assignment's window", func(g box.Grant) bool {
 		return !g.Revoked && sameWindow(g, from, until)
 	})
 	require.Equal(t, []string{k.ID}, g.KeyIDs)
 	require.Equal(t, box.KindBooking, g.Kind)
-	require.Equal(t, bridge.GrantSource, g.Source)
+	require.Equal(t, bookings.GrantSource, g.Source)
 	require.Contains(t, g.DriverRef, strconv.FormatInt(rg.ada.ID, 10))
 
 	m := rg.mail.waitMail(t, rg.ada.Email, k.Name, 1)
@@ -77,7 +77,7 @@ func scenarioCreated(t *testing.T, rg *fleetRig, k rigKey) {
 	require.Equal(t, pin, customField(got, fleetio.FieldAccessCode), "the emailed PIN is the one written back to Fleetio")
 	require.Contains(t, customField(got, fleetio.FieldAccessInstructions), "Depot North")
 	link := customField(got, fleetio.FieldAccessLink)
-	require.True(t, strings.HasPrefix(link, rg.web.URL+bridge.AccessPath), link)
+	require.True(t, strings.HasPrefix(link, rg.web.URL+bookings.AccessPath), link)
 	require.Contains(t, m.Body, link, "the email carries the access link")
 
 	// The access page works and does not show the PIN.
@@ -112,7 +112,7 @@ func scenarioCreated(t *testing.T, rg *fleetRig, k rigKey) {
 func scenarioUpdated(t *testing.T, rg *fleetRig, k rigKey) {
 	from, until := nowWindow(2 * time.Hour)
 	a := rg.assign(t, k.ID, rg.ada, from, until)
-	gid := bridge.GrantID(a.ID)
+	gid := bookings.GrantID(a.ID)
 	rg.waitBoxGrant(t, gid, "active", func(g box.Grant) bool { return !g.Revoked && sameWindow(g, from, until) })
 	pin1 := rg.mail.waitMail(t, rg.ada.Email, k.Name, 1).pin(t)
 	rg.settle(t)
@@ -159,7 +159,7 @@ func scenarioDeleted(t *testing.T, rg *fleetRig, kd, ke rigKey) {
 	del := rg.assign(t, kd.ID, rg.ada, from, until)
 	end := rg.assign(t, ke.ID, rg.bob, from, until)
 	for _, id := range []int64{del.ID, end.ID} {
-		rg.waitBoxGrant(t, bridge.GrantID(id), "active", func(g box.Grant) bool { return !g.Revoked })
+		rg.waitBoxGrant(t, bookings.GrantID(id), "active", func(g box.Grant) bool { return !g.Revoked })
 	}
 	pinDel := rg.mail.waitMail(t, rg.ada.Email, kd.Name, 1).pin(t)
 	pinEnd := rg.mail.waitMail(t, rg.bob.Email, ke.Name, 1).pin(t)
@@ -171,7 +171,7 @@ func scenarioDeleted(t *testing.T, rg *fleetRig, kd, ke rigKey) {
 	_, err = rg.f.UpdateAssignment(end.ID, func(a *fleetio.VehicleAssignment) { a.EndedAt = &past })
 	require.NoError(t, err)
 	for _, id := range []int64{del.ID, end.ID} {
-		rg.waitBoxGrant(t, bridge.GrantID(id), "revoked", func(g box.Grant) bool { return g.Revoked })
+		rg.waitBoxGrant(t, bookings.GrantID(id), "revoked", func(g box.Grant) bool { return g.Revoked })
 	}
 	rg.mail.waitMail(t, rg.ada.Email, "Booking cancelled: "+kd.Name, 1)
 	rg.settle(t)
@@ -187,7 +187,7 @@ func scenarioDeleted(t *testing.T, rg *fleetRig, kd, ke rigKey) {
 		bk, ok, err := rg.store.Booking(id)
 		require.NoError(t, err)
 		require.True(t, ok)
-		require.Equal(t, bridge.BookingEnded, bk.State)
+		require.Equal(t, bookings.BookingEnded, bk.State)
 	}
 }
 
@@ -206,10 +206,10 @@ func scenarioDuplicates(t *testing.T, rg *fleetRig, k rigKey) {
 	until3 := from.Add(4 * time.Hour)
 	_, err = rg.f.UpdateAssignment(a.ID, func(a *fleetio.VehicleAssignment) { a.EndedAt = &until3 })
 	require.NoError(t, err)
-	rg.f.ResumeDeliveries(fake.Reversed)
+	rg.f.ResumeDeliveries(fleetiotest.Reversed)
 	rg.settle(t)
 
-	gid := bridge.GrantID(a.ID)
+	gid := bookings.GrantID(a.ID)
 	rg.waitBoxGrant(t, gid, "the newest window", func(g box.Grant) bool { return !g.Revoked && sameWindow(g, from, until3) })
 	pin := rg.mail.waitMail(t, rg.ada.Email, k.Name, 1).pin(t)
 	require.Equal(t, pin, rg.code(t, a.ID))
@@ -217,7 +217,7 @@ func scenarioDuplicates(t *testing.T, rg *fleetRig, k rigKey) {
 	// Replays: the created delivery again as sent (same id), and its
 	// payload (the oldest window) under a new delivery id, correctly
 	// signed. Neither moves the booking back.
-	var created fake.Delivery
+	var created fleetiotest.Delivery
 	for _, d := range rg.f.Deliveries() {
 		if d.Event == fleetio.EventAssignmentCreated && strings.Contains(string(d.Body), `"id":`+strconv.FormatInt(a.ID, 10)+`,`) {
 			created = d
@@ -242,7 +242,7 @@ func scenarioDuplicates(t *testing.T, rg *fleetRig, k rigKey) {
 	for _, bk := range bks {
 		if bk.AssignmentID == a.ID {
 			n++
-			require.Equal(t, bridge.BookingActive, bk.State)
+			require.Equal(t, bookings.BookingActive, bk.State)
 		}
 	}
 	require.Equal(t, 1, n, "one booking")
@@ -254,12 +254,12 @@ func scenarioDuplicates(t *testing.T, rg *fleetRig, k rigKey) {
 // reservation and an email to the admin.
 func scenarioPrompt(t *testing.T, rg *fleetRig, k rigKey) {
 	v := rg.vehicles[k.ID]
-	require.NoError(t, rg.b.SetLink(t.Context(), bridge.Link{VehicleID: v.ID, BoxID: syncBoxID, KeyID: k.ID, Method: bridge.MethodPrompt}))
+	require.NoError(t, rg.b.SetLink(t.Context(), bookings.Link{VehicleID: v.ID, BoxID: syncBoxID, KeyID: k.ID, Method: bookings.MethodPrompt}))
 	from, until := nowWindow(2 * time.Hour)
 	a := rg.assign(t, k.ID, rg.bob, from, until)
 	rg.mail.waitMail(t, adminEmail, "Reservation waiting: "+k.Name, 1)
 	rg.settle(t)
-	_, ok := rg.boxGrant(t, bridge.GrantID(a.ID))
+	_, ok := rg.boxGrant(t, bookings.GrantID(a.ID))
 	require.False(t, ok, "no grant before the admin books")
 	_, ok, err := rg.store.Reservation(a.ID)
 	require.NoError(t, err)
@@ -272,10 +272,10 @@ func scenarioPrompt(t *testing.T, rg *fleetRig, k rigKey) {
 // postWebhook posts a delivery body to the bridge as Fleetio would.
 func (rg *fleetRig) postWebhook(t testing.TB, body []byte) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, rg.web.URL+bridge.WebhookPath, strings.NewReader(string(body)))
+	req, err := http.NewRequest(http.MethodPost, rg.web.URL+bookings.WebhookPath, strings.NewReader(string(body)))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(fleetio.SignatureHeader, fake.Sign(fleetSecret, body))
+	req.Header.Set(fleetio.SignatureHeader, fleetiotest.Sign(fleetSecret, body))
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -305,13 +305,13 @@ func wrongCode(pin string) string {
 
 // checkBookingEvents waits for an event of typ among the box events the
 // bridge attached to the booking of assignment id.
-func checkBookingEvents(t *testing.T, rg *fleetRig, id int64, typ box.EventType) bridge.BookingEvent {
+func checkBookingEvents(t *testing.T, rg *fleetRig, id int64, typ box.EventType) bookings.BookingEvent {
 	t.Helper()
-	var found bridge.BookingEvent
+	var found bookings.BookingEvent
 	require.Eventually(t, func() bool {
 		evs, err := rg.b.BookingEvents(id)
 		require.NoError(t, err)
-		i := slices.IndexFunc(evs, func(e bridge.BookingEvent) bool { return e.Type == typ })
+		i := slices.IndexFunc(evs, func(e bookings.BookingEvent) bool { return e.Type == typ })
 		if i >= 0 {
 			found = evs[i]
 		}
@@ -326,10 +326,10 @@ func checkBookingEvents(t *testing.T, rg *fleetRig, id int64, typ box.EventType)
 func createPromptBooking(t *testing.T, rg *fleetRig, k rigKey, a fleetio.VehicleAssignment, from, until time.Time) {
 	t.Helper()
 	until2 := until.Add(time.Hour)
-	bk, err := rg.b.CreateBooking(t.Context(), a.ID, bridge.BookingEdit{Until: &until2})
+	bk, err := rg.b.CreateBooking(t.Context(), a.ID, bookings.BookingEdit{Until: &until2})
 	require.NoError(t, err)
-	require.Equal(t, bridge.BookingActive, bk.State)
-	gid := bridge.GrantID(a.ID)
+	require.Equal(t, bookings.BookingActive, bk.State)
+	gid := bookings.GrantID(a.ID)
 	rg.waitBoxGrant(t, gid, "booked with the admin's window", func(g box.Grant) bool {
 		return !g.Revoked && sameWindow(g, from, until2)
 	})
@@ -351,7 +351,7 @@ func createPromptBooking(t *testing.T, rg *fleetRig, k rigKey, a fleetio.Vehicle
 func scenarioOverdue(t *testing.T, rg *fleetRig, k rigKey) {
 	from, until := nowWindow(2 * time.Hour)
 	a := rg.assign(t, k.ID, rg.ada, from, until)
-	rg.waitBoxGrant(t, bridge.GrantID(a.ID), "active", func(g box.Grant) bool { return !g.Revoked })
+	rg.waitBoxGrant(t, bookings.GrantID(a.ID), "active", func(g box.Grant) bool { return !g.Revoked })
 	pin := rg.mail.waitMail(t, rg.ada.Email, k.Name, 1).pin(t)
 	rg.settle(t)
 	rg.takeWith(t, pin, k)
@@ -364,13 +364,13 @@ func scenarioOverdue(t *testing.T, rg *fleetRig, k rigKey) {
 	past := time.Now().Add(-time.Second).Truncate(time.Millisecond)
 	_, err = rg.f.UpdateAssignment(a.ID, func(a *fleetio.VehicleAssignment) { a.EndedAt = &past })
 	require.NoError(t, err)
-	rg.waitBoxGrant(t, bridge.GrantID(a.ID), "revoked at the end", func(g box.Grant) bool { return g.Revoked })
+	rg.waitBoxGrant(t, bookings.GrantID(a.ID), "revoked at the end", func(g box.Grant) bool { return g.Revoked })
 	rg.settle(t)
 
 	n, err = rg.b.CheckOverdue(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	ev := checkBookingEvents(t, rg, a.ID, bridge.EventKeyOverdue)
+	ev := checkBookingEvents(t, rg, a.ID, bookings.EventKeyOverdue)
 	require.Equal(t, k.ID, ev.KeyID)
 	m := rg.mail.waitMail(t, rg.ada.Email, "Key overdue: "+k.Name, 1)
 	require.Contains(t, m.Body, "has not been returned")
@@ -389,17 +389,17 @@ func scenarioOverdue(t *testing.T, rg *fleetRig, k rigKey) {
 // the same code (emailed, and in both keycafe_access_code fields); at the
 // box it opens each key's slot only in that assignment's window.
 func scenarioDriverCode(t *testing.T, rg *fleetRig, k1, k2 rigKey) {
-	require.NoError(t, rg.b.SetCodeMode(bridge.CodePerDriver))
-	defer func() { require.NoError(t, rg.b.SetCodeMode(bridge.CodePerAssignment)) }()
+	require.NoError(t, rg.b.SetCodeMode(bookings.CodePerDriver))
+	defer func() { require.NoError(t, rg.b.SetCodeMode(bookings.CodePerAssignment)) }()
 	from, until := nowWindow(2 * time.Hour)
 	later, laterEnd := from.Add(4*time.Hour), from.Add(6*time.Hour)
 	a1 := rg.assign(t, k1.ID, rg.bob, from, until)
 	a2 := rg.assign(t, k2.ID, rg.bob, later, laterEnd)
-	rg.waitBoxGrant(t, bridge.GrantID(a1.ID), "active", func(g box.Grant) bool { return !g.Revoked })
-	rg.waitBoxGrant(t, bridge.GrantID(a2.ID), "later", func(g box.Grant) bool { return !g.Revoked && sameWindow(g, later, laterEnd) })
-	dc := rg.waitBoxGrant(t, bridge.DriverGrantID(rg.bob.ID), "Bob's driver code", func(g box.Grant) bool { return !g.Revoked })
+	rg.waitBoxGrant(t, bookings.GrantID(a1.ID), "active", func(g box.Grant) bool { return !g.Revoked })
+	rg.waitBoxGrant(t, bookings.GrantID(a2.ID), "later", func(g box.Grant) bool { return !g.Revoked && sameWindow(g, later, laterEnd) })
+	dc := rg.waitBoxGrant(t, bookings.DriverGrantID(rg.bob.ID), "Bob's driver code", func(g box.Grant) bool { return !g.Revoked })
 	require.Equal(t, box.KindDriverCode, dc.Kind)
-	require.Equal(t, bridge.DriverRef(rg.bob.ID), dc.DriverRef)
+	require.Equal(t, bookings.DriverRef(rg.bob.ID), dc.DriverRef)
 	code := rg.mail.waitMail(t, rg.bob.Email, k1.Name, 1).pin(t)
 	require.Equal(t, code, rg.mail.waitMail(t, rg.bob.Email, k2.Name, 1).pin(t), "one code for the driver")
 	rg.settle(t)
@@ -418,7 +418,7 @@ func scenarioDriverCode(t *testing.T, rg *fleetRig, k1, k2 rigKey) {
 	// k2's assignment moved to now: the same code opens both slots.
 	_, err := rg.f.UpdateAssignment(a2.ID, func(a *fleetio.VehicleAssignment) { a.StartedAt = from })
 	require.NoError(t, err)
-	rg.waitBoxGrant(t, bridge.GrantID(a2.ID), "moved to now", func(g box.Grant) bool { return sameWindow(g, from, laterEnd) })
+	rg.waitBoxGrant(t, bookings.GrantID(a2.ID), "moved to now", func(g box.Grant) bool { return sameWindow(g, from, laterEnd) })
 	rg.settle(t)
 	ev = rg.typeCode(t, code)
 	require.Equal(t, box.EventCodeAccepted, ev.Type, "%+v", ev)

@@ -19,10 +19,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/box"
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
-	"github.com/smartbox-oss/smartbox/sync/fleetio/fake"
+	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
 	"github.com/smartbox-oss/smartbox/sync/notify"
 	"github.com/smartbox-oss/smartbox/sync/notify/smtptest"
 )
@@ -59,14 +59,14 @@ var rigKeys = []rigKey{
 
 // fleetRig is the whole Fleetio flow with every part real but Fleetio (the
 // fake, on loopback) and the pins (sim): a broker, sync/cloud serving on it,
-// sync/bridge with its store and its webhook on a loopback HTTP server,
+// sync/bookings with its store and its webhook on a loopback HTTP server,
 // email through a go-smtp server, and a smartboxd daemon on sim hardware
 // syncing from that cloud.
 type fleetRig struct {
 	sync   *syncRig
-	f      *fake.Server
-	store  *bridge.Store
-	b      *bridge.Bridge
+	f      *fleetiotest.Server
+	store  *bookings.Store
+	b      *bookings.Integration
 	web    *httptest.Server // the bridge's webhook and access pages
 	mail   *mailServer
 	d      *daemon
@@ -79,7 +79,7 @@ type fleetRig struct {
 type rigOptions struct {
 	broker brokertest.Kind
 	// method links every vehicle with (default Automatic).
-	method bridge.Method
+	method bookings.Method
 	// quiet: no logs from the bridge and the box (the benchmark).
 	quiet bool
 	// latency delays every request to the fake Fleetio (a real one answers
@@ -89,7 +89,7 @@ type rigOptions struct {
 
 // fleetHTTP is the rig's HTTP client to the fake Fleetio, with an idle
 // connection kept for each of the bridge's workers.
-var fleetHTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: bridge.DefaultWorkers + 2}}
+var fleetHTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: bookings.DefaultWorkers + 2}}
 
 // startFleetRig builds the rig and waits until the box has its keys.
 func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
@@ -98,7 +98,7 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 		o.broker = brokertest.Mochi
 	}
 	if o.method == "" {
-		o.method = bridge.MethodAutomatic
+		o.method = bookings.MethodAutomatic
 	}
 	log := slog.New(slog.DiscardHandler)
 	if !o.quiet {
@@ -125,7 +125,7 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 	disp := &notify.Dispatcher{Templates: tpl, Mail: mailer, Log: log}
 
 	// Fleetio: the fake account, its webhooks to the bridge's server.
-	rg.f = fake.New(fake.Options{APIKey: fleetAPIKey, AccountToken: fleetAccount, WebhookSecret: fleetSecret,
+	rg.f = fleetiotest.New(fleetiotest.Options{APIKey: fleetAPIKey, AccountToken: fleetAccount, WebhookSecret: fleetSecret,
 		RetryIntervals: []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond},
 		Latency:        o.latency})
 	t.Cleanup(func() { _ = rg.f.Close() })
@@ -145,18 +145,18 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 	require.NoError(t, err)
 
 	// The bridge: store in t.TempDir(), webhook and access pages on loopback.
-	rg.store, err = bridge.OpenStore(filepath.Join(t.TempDir(), "bridge.db"))
+	rg.store, err = bookings.OpenStore(filepath.Join(t.TempDir(), "bookings.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rg.store.Close() })
-	require.NoError(t, rg.store.PutBox(bridge.BoxInfo{ID: syncBoxID, Name: "Depot North", Location: "12 Dock Road, bay 4"}))
+	require.NoError(t, rg.store.PutBox(bookings.BoxInfo{ID: syncBoxID, Name: "Depot North", Location: "12 Dock Road, bay 4"}))
 	mux := http.NewServeMux()
 	rg.web = httptest.NewServer(mux)
 	t.Cleanup(rg.web.Close)
-	rg.b, err = bridge.New(bridge.Options{
-		Store: rg.store, Cloud: r.cloud, Notifier: bridge.Dispatch{D: disp},
-		Admin:         bridge.Recipient{Name: "Fleet admin", Email: adminEmail},
+	rg.b, err = bookings.New(bookings.Options{
+		Store: rg.store, Cloud: r.cloud, Notifier: bookings.Dispatch{D: disp},
+		Admin:         bookings.Recipient{Name: "Fleet admin", Email: adminEmail},
 		AccessBaseURL: rg.web.URL,
-		NewClient: func(s bridge.Settings) (*fleetio.Client, error) {
+		NewClient: func(s bookings.Settings) (*fleetio.Client, error) {
 			// No retries inside the client: the bridge's queue retries.
 			// Idle connections kept for every worker, as the bridge's
 			// default client does (net/http keeps 2 per host).
@@ -170,15 +170,15 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 	require.NoError(t, err)
 	// Connected and linked as an admin would: Connect checks users/me with
 	// the credentials; SetLink checks the key is one of the box's.
-	_, err = rg.b.Connect(context.Background(), bridge.Settings{APIKey: fleetAPIKey, AccountToken: fleetAccount,
+	_, err = rg.b.Connect(context.Background(), bookings.Settings{APIKey: fleetAPIKey, AccountToken: fleetAccount,
 		WebhookSecret: fleetSecret, BaseURL: rg.f.APIURL()})
 	require.NoError(t, err)
 	for _, k := range rigKeys {
-		require.NoError(t, rg.b.SetLink(context.Background(), bridge.Link{VehicleID: rg.vehicles[k.ID].ID, BoxID: syncBoxID, KeyID: k.ID, Method: o.method}))
+		require.NoError(t, rg.b.SetLink(context.Background(), bookings.Link{VehicleID: rg.vehicles[k.ID].ID, BoxID: syncBoxID, KeyID: k.ID, Method: o.method}))
 	}
-	mux.Handle(bridge.WebhookPath, rg.arrive.wrap(rg.b.Webhook()))
-	mux.Handle(bridge.AccessPath, rg.b.Access())
-	rg.f.SetWebhookURL(rg.web.URL + bridge.WebhookPath)
+	mux.Handle(bookings.WebhookPath, rg.arrive.wrap(rg.b.Webhook()))
+	mux.Handle(bookings.AccessPath, rg.b.Access())
+	rg.f.SetWebhookURL(rg.web.URL + bookings.WebhookPath)
 	// Box events the cloud stores go to the bridge, which ties them to
 	// bookings (key taken, returned, refused codes).
 	r.cloud.OnEvents(rg.b.HandleEvents)

@@ -1,0 +1,379 @@
+package bookings
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/smartbox-oss/smartbox/box"
+)
+
+// Admin alerts: messages to the admin that box events call for. HandleEvents
+// runs on the cloud's ingest goroutine and must not wait on a mail server,
+// so it only queues them in the store (bucket watch_alerts, in the same
+// transaction that marks the events handled: a crash loses none); Run's
+// alert loop sends them at once and retries a failure.
+const (
+	// NotifyKeypadAttack tells the admin that a box reported wrong codes
+	// past its alert threshold (keypad_attack): someone may be guessing.
+	NotifyKeypadAttack = "keypad_attack"
+	// NotifyReturnUnconfirmed tells the admin that a booking's key came
+	// back by fob without the slot's sensor confirming it: the key still
+	// counts as out (and overdue once the window ends).
+	NotifyReturnUnconfirmed = "return_unconfirmed"
+)
+
+// DefaultReturnSettle is how long the slot's key sensor must have seen a
+// key seated (box.Event.SeatedMS) for a fob return to count as the key
+// back: the box's own default settle time for a return, so that a return
+// the box itself accepted after a full settle passes, and one it recorded
+// on a sensor that bounced (a fob held to the reader, an empty fob ring
+// pushed in and out) does not.
+const DefaultReturnSettle = box.DefaultReturnSettle
+
+const (
+	// attackAlertInterval: after a keypad_attack message about a box, the
+	// next one waits this long, the wrong codes reported meanwhile added
+	// to it. The first reaches the admin at once; one attacker cannot turn
+	// the admin's inbox into a flood (at most four an hour per box).
+	attackAlertInterval = 15 * time.Minute
+	// alertRetryMin and alertRetryMax bound the back-off of a message the
+	// notifier failed to send: a mail relay's blip is retried within
+	// seconds, a long outage costs a try every ten minutes.
+	alertRetryMin = 10 * time.Second
+	alertRetryMax = 10 * time.Minute
+	// alertPoll is how often the alert loop looks for alerts that became
+	// due without being woken (a retry, a held keypad_attack).
+	alertPoll = 15 * time.Second
+)
+
+// adminAlert is one queued message to the admin. There is one record per
+// kind and subject (a box for keypad_attack, a booking for
+// return_unconfirmed): an event while one is waiting adds to it.
+type adminAlert struct {
+	Kind         string    `json:"kind"`
+	BoxID        string    `json:"box_id"`
+	AssignmentID int64     `json:"assignment_id,omitempty"`
+	KeyID        string    `json:"key_id,omitempty"`
+	Count        int       `json:"count"`            // what is waiting to be told: wrong codes, or returns
+	At           time.Time `json:"at"`               // box time of the latest event
+	Reason       string    `json:"reason,omitempty"` // return_unconfirmed: why
+	Pending      bool      `json:"pending"`          // something is waiting to be told
+	SentAt       time.Time `json:"sent_at,omitzero"` // the last message about this subject
+	Attempts     int       `json:"attempts,omitempty"`
+	NextTry      time.Time `json:"next_try,omitzero"`
+}
+
+func (a adminAlert) key() []byte {
+	subject := a.BoxID
+	if a.Kind == NotifyReturnUnconfirmed {
+		subject = strconv.FormatInt(a.AssignmentID, 10)
+	}
+	return append(append([]byte(a.Kind), 0), subject...)
+}
+
+// due is when a can be sent.
+func (a adminAlert) due() time.Time {
+	d := a.NextTry
+	if a.Kind == NotifyKeypadAttack && !a.SentAt.IsZero() {
+		if held := a.SentAt.Add(attackAlertInterval); held.After(d) {
+			d = held
+		}
+	}
+	return d
+}
+
+func keypadAttackAlert(boxID string, e box.Event) adminAlert {
+	return adminAlert{Kind: NotifyKeypadAttack, BoxID: boxID, Count: max(e.Count, 1), At: e.Time}
+}
+
+func unconfirmedReturnAlert(boxID string, assignmentID int64, e box.Event, why string) adminAlert {
+	return adminAlert{Kind: NotifyReturnUnconfirmed, BoxID: boxID, AssignmentID: assignmentID, KeyID: e.KeyID,
+		Count: 1, At: e.Time, Reason: why}
+}
+
+// returnProof says whether a key_returned proves the key is back in its
+// slot, and if not, why (for people). A remote return was opened by a
+// signed command an admin sent; a fob return counts when the slot's sensor
+// saw the key seated for settle. A key_returned without return_by comes
+// from firmware older than the field: it is not proof (fail secure).
+func returnProof(e box.Event, settle time.Duration) (bool, string) {
+	switch e.ReturnBy {
+	case box.ReturnByRemote:
+		return true, ""
+	case box.ReturnByFob:
+		if time.Duration(e.SeatedMS)*time.Millisecond >= settle {
+			return true, ""
+		}
+		return false, fmt.Sprintf("not confirmed by the slot sensor: key seated %d ms, under the %s settle time", e.SeatedMS, settle)
+	case "":
+		return false, "not confirmed by the slot sensor: the box does not report it (firmware without return_by)"
+	default:
+		return false, fmt.Sprintf("not confirmed by the slot sensor: unknown return_by %q", e.ReturnBy)
+	}
+}
+
+// returnedBy says what proved a return, for the cleared overdue flag.
+func returnedBy(e box.Event) string {
+	if e.ReturnBy == box.ReturnByFob {
+		return fmt.Sprintf("fob return, key seated %d ms", e.SeatedMS)
+	}
+	return string(e.ReturnBy) + " return"
+}
+
+// queueAlert adds a to the queue, or to the alert already waiting for its
+// kind and subject.
+func (w *watchTx) queueAlert(a adminAlert) error {
+	k := a.key()
+	var cur adminAlert
+	ok, err := getJSON(w.alerts, k, &cur)
+	if err != nil {
+		return err
+	}
+	if ok {
+		cur.Count += a.Count
+		if a.At.After(cur.At) {
+			cur.At = a.At
+		}
+		cur.KeyID, cur.Reason = cmpOr(a.KeyID, cur.KeyID), cmpOr(a.Reason, cur.Reason)
+		a = cur
+	}
+	a.Pending = true
+	w.did.queued++
+	return putJSON(w.alerts, k, a)
+}
+
+// clearOverdue marks a booking's overdue flag cleared (its key proved
+// back), if it has one still raised; cleared says whether it had.
+func (w *watchTx) clearOverdue(assignmentID int64, at time.Time, by string) (cleared bool, err error) {
+	k := id64(assignmentID)
+	var f overdueFlag
+	ok, err := getJSON(w.overdue, k, &f)
+	if err != nil || !ok || !f.ClearedAt.IsZero() {
+		return false, err
+	}
+	f.ClearedAt, f.ClearedBy = at, by
+	return true, putJSON(w.overdue, k, f)
+}
+
+// reopenOverdue raises again a booking's overdue flag that a return
+// cleared: the same flag, so the key_overdue event is not recorded twice
+// and whoever was told is not told again (the admin hears of the reason,
+// alerts.go).
+func (w *watchTx) reopenOverdue(assignmentID int64) error {
+	k := id64(assignmentID)
+	var f overdueFlag
+	ok, err := getJSON(w.overdue, k, &f)
+	if err != nil || !ok || f.ClearedAt.IsZero() {
+		return err
+	}
+	f.ClearedAt, f.ClearedBy = time.Time{}, ""
+	return putJSON(w.overdue, k, f)
+}
+
+// OverdueKey is a booking whose key was found overdue and has not been
+// proved back: not returned, or returned in a way the bridge does not
+// take as proof (BookingEvent.Unconfirmed).
+type OverdueKey struct {
+	AssignmentID int64     `json:"assignment_id"`
+	BoxID        string    `json:"box_id"`
+	KeyID        string    `json:"key_id"`
+	RaisedAt     time.Time `json:"raised_at"`
+}
+
+// OverdueKeys lists the overdue alerts still raised, by booking: flagged
+// overdue, not cleared, and the key still out with that booking (a flag of
+// an older bridge, which took every return as proof, is not listed once
+// its key came back).
+func (b *Integration) OverdueKeys() ([]OverdueKey, error) {
+	held, err := b.o.Store.heldKeys()
+	if err != nil {
+		return nil, err
+	}
+	stillOut := map[heldKey]bool{}
+	for _, h := range held {
+		stillOut[h] = true
+	}
+	var open []OverdueKey
+	err = forEachJSON(b.o.Store, bucketWatchOverdue, func(k []byte, f overdueFlag) {
+		if len(k) != 8 {
+			return
+		}
+		id := int64(binary.BigEndian.Uint64(k))
+		if f.ClearedAt.IsZero() && stillOut[heldKey{BoxID: f.BoxID, KeyID: f.KeyID, AssignmentID: id}] {
+			open = append(open, OverdueKey{AssignmentID: id, BoxID: f.BoxID, KeyID: f.KeyID, RaisedAt: f.RaisedAt})
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bridge store: overdue keys: %w", err)
+	}
+	return open, nil
+}
+
+// pendingAlerts lists the alerts waiting to be sent.
+func (s *Store) pendingAlerts() ([]adminAlert, error) {
+	var out []adminAlert
+	err := forEachJSON(s, bucketWatchAlerts, func(_ []byte, a adminAlert) {
+		if a.Pending {
+			out = append(out, a)
+		}
+	})
+	return out, err
+}
+
+// forEachJSON decodes every record of a watch bucket (none if it was never
+// made) and hands it to fn, in key order.
+func forEachJSON[T any](s *Store, bucket []byte, fn func(k []byte, v T)) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, raw []byte) error {
+			var v T
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return fmt.Errorf("%s record %x: %w", bucket, k, err)
+			}
+			fn(k, v)
+			return nil
+		})
+	})
+}
+
+// alertDone records the outcome of sending a: sent (what it told is taken
+// off what is waiting, which events may have added to meanwhile) or failed
+// (tried again at next).
+func (s *Store) alertDone(a adminAlert, sent bool, now, next time.Time) error {
+	return s.watchUpdate(func(w *watchTx) error {
+		k := a.key()
+		var cur adminAlert
+		if ok, err := getJSON(w.alerts, k, &cur); err != nil || !ok {
+			return err
+		}
+		if !sent {
+			cur.Attempts++
+			cur.NextTry = next
+			return putJSON(w.alerts, k, cur)
+		}
+		cur.Count -= a.Count
+		cur.Attempts, cur.NextTry, cur.SentAt = 0, time.Time{}, now
+		if cur.Count > 0 {
+			return putJSON(w.alerts, k, cur) // more came in while it was sent
+		}
+		if cur.Kind == NotifyReturnUnconfirmed {
+			return w.alerts.Delete(k)
+		}
+		// keypad_attack: kept (not pending) for attackAlertInterval.
+		cur.Count, cur.Pending = 0, false
+		return putJSON(w.alerts, k, cur)
+	})
+}
+
+func (b *Integration) wakeAlerts() {
+	select {
+	case b.alertWake <- struct{}{}:
+	default:
+	}
+}
+
+// runAlerts sends queued admin alerts as they come, until ctx is done.
+func (b *Integration) runAlerts(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.alertWake:
+		case <-t.C:
+		}
+		_, next, err := b.SendAlerts(ctx)
+		if err != nil && ctx.Err() == nil {
+			b.log.Error("admin alerts", "err", err)
+		}
+		wait := alertPoll
+		if !next.IsZero() {
+			wait = min(max(next.Sub(b.o.Now()), 0), alertPoll)
+		}
+		t.Reset(wait)
+	}
+}
+
+// SendAlerts sends the admin alerts that are due and returns how many were
+// sent and when the next one waiting will be due (zero: none). Run does
+// this as alerts are queued; the maintenance loop too.
+func (b *Integration) SendAlerts(ctx context.Context) (sent int, next time.Time, err error) {
+	b.alertMu.Lock()
+	defer b.alertMu.Unlock()
+	alerts, err := b.o.Store.pendingAlerts()
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("bridge store: admin alerts: %w", err)
+	}
+	now := b.o.Now()
+	var errs []error
+	for _, a := range alerts {
+		if ctx.Err() != nil {
+			return sent, next, ctx.Err()
+		}
+		if due := a.due(); now.Before(due) {
+			next = earlier(next, due)
+			continue
+		}
+		serr := b.sendAlert(ctx, a)
+		retry := time.Time{}
+		if serr != nil {
+			retry = now.Add(min(alertRetryMin<<min(a.Attempts, 16), alertRetryMax))
+			next = earlier(next, retry)
+			errs = append(errs, serr)
+		} else {
+			sent++
+		}
+		if err := b.o.Store.alertDone(a, serr == nil, now, retry); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return sent, next, errors.Join(errs...)
+}
+
+// sendAlert tells the admin of one alert. With nobody to tell, it logs and
+// counts as sent.
+func (b *Integration) sendAlert(ctx context.Context, a adminAlert) error {
+	bi, err := b.o.Store.Box(a.BoxID)
+	if err != nil {
+		return err
+	}
+	data := map[string]string{"box": cmpOr(bi.Name, a.BoxID), "location": bi.Location, "at": fmtTime(a.At)}
+	switch a.Kind {
+	case NotifyKeypadAttack:
+		data["count"] = strconv.Itoa(a.Count)
+	case NotifyReturnUnconfirmed:
+		bk, ok, err := b.o.Store.Booking(a.AssignmentID)
+		if err != nil {
+			return err
+		}
+		data["key"], data["reason"] = a.KeyID, a.Reason
+		data["vehicle"] = fmt.Sprintf("booking %d", a.AssignmentID)
+		if ok {
+			data["vehicle"], data["driver"] = cmpOr(bk.VehicleName, fmt.Sprintf("vehicle %d", bk.VehicleID)), bk.ContactName
+			if info, err := b.describe(bk); err == nil {
+				data["key"], data["slot"] = info.Key, strconv.Itoa(info.Slot)
+			}
+		}
+	}
+	if b.o.Notifier == nil || (b.o.Admin.Email == "" && b.o.Admin.Phone == "") {
+		b.log.Warn("admin alert not sent: no admin to tell", "kind", a.Kind, "box", a.BoxID, "count", a.Count,
+			"assignment", a.AssignmentID)
+		return nil
+	}
+	if err := b.notified(b.o.Notifier.Notify(ctx, b.o.Admin, a.Kind, data)); err != nil {
+		return fmt.Errorf("tell the admin %s of box %s: %w", a.Kind, a.BoxID, err)
+	}
+	b.log.Info("admin told", "kind", a.Kind, "box", a.BoxID, "count", a.Count, "assignment", a.AssignmentID)
+	return nil
+}

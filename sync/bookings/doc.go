@@ -1,0 +1,189 @@
+// Package bridge is the Fleetio side of the SmartBox bridge: it turns Fleetio
+// vehicle assignments into booking grants on a box, writes the Keycafe
+// custom fields back to the assignment and tells the driver.
+//
+// # Basics
+//
+// A Store (one bbolt file, mode 0600) keeps the integration's connection
+// settings, the key <-> vehicle links, a durable queue of webhook deliveries,
+// the bookings made from assignments, the pending Prompt reservations and the
+// drivers' codes (sealed).
+//
+// Webhook (POST /webhooks/fleetio) bounds the body, verifies Fleetio's
+// signature, de-duplicates by delivery id and stores the delivery before it
+// answers 2xx: Fleetio wants an answer within about 30 s and retries failures,
+// so nothing slow (no Fleetio call, no box push) happens on that path. What
+// the headers can tell is judged before the body is read: a missing or
+// malformed signature header, a wrong fixed Authorization, a Content-Length
+// over Options.MaxBody (64 KiB by default: a delivery is about 1 KB) and
+// the integration not connected are refused unread, the connection closed.
+// At most Options.MaxBodiesInFlight bodies (32) are read at once, so
+// webhooks hold at most that times MaxBody in memory; one more is answered
+// 503 with Retry-After. A forger who sends a well-formed but wrong
+// signature still has a body read (the HMAC needs it), within those bounds:
+// one client address (an IPv6 /64) has at most Options.MaxBodiesPerAddress
+// (2) of the slots, and a body must arrive within Options.BodyTimeout (5 s;
+// 408 otherwise), so slow forgers hold a slot for seconds and need 16
+// addresses to hold them all. Behind a reverse proxy every request comes
+// from the proxy: list it in Options.TrustedProxies (the config's
+// fleetio.trusted_proxies) and the share is counted by the right-most
+// X-Forwarded-For entry that is not a trusted proxy, the one the proxy
+// appended. The stronger defence is a fixed Authorization header on
+// Fleetio's webhook (Settings.Authorization, given at connect): a request
+// without it is refused before its body, so a forger without that value
+// gets no body read at all.
+//
+// A Worker drains the queue. It never trusts a payload: deliveries come late,
+// repeated and out of order, so it reads the assignment back from Fleetio's API
+// and makes the booking match what it reads. A Fleetio outage or 429 leaves
+// the delivery queued with a next-attempt time; nothing is lost.
+//
+// Up to Options.Workers deliveries (default 8) are processed at once: each
+// waits mostly on Fleetio. Two deliveries of one assignment never run at the
+// same time, and run in order; the bookings of a driver who uses a driver
+// code are processed one at a time (their code is drawn once, its grant put
+// once per box); Disconnect, CreateBooking, the driver code calls and each
+// Reconcile repair wait for the deliveries in progress and run alone. Two
+// PINs drawn at once for one box cannot both be taken: the cloud refuses a
+// code in use, and the worker draws again. See queue.go.
+//
+// # Loops
+//
+// The bridge's own PATCH of the custom fields makes Fleetio send a
+// vehicle_assignment_updated delivery. The worker records the updated_at the
+// PATCH returned (when the PATCH's answer still shows what it acted on); the
+// echo, whose payload carries that updated_at and the booking's vehicle,
+// driver and window, is marked done without reading it back. A read-back
+// that is not newer, or that changes nothing the booking depends on (window,
+// driver, vehicle), does nothing.
+//
+// # Connecting
+//
+// Connect checks the API key and account token with Fleetio (users/me) and
+// only then stores them with the webhook secret; until then, and after
+// Disconnect, the webhook answers 503 and stores nothing. Disconnect revokes
+// the grants of bookings that have not started (clearing their Fleetio
+// fields, best effort), keeps those in progress until their end so that the
+// driver can bring the key back, drops the queue and the pending
+// reservations, and forgets the secrets: settings, sealed PINs and driver
+// codes. Links, booking records and the code mode stay.
+//
+// SetLink ties a vehicle to a key the box has in the cloud's records, with a
+// method: Automatic books at once; Prompt records a Reservation and tells the
+// admin, who calls CreateBooking, optionally with another window and a
+// contact method (email or SMS). The approval is stored and queued as a
+// delivery of the bridge's own before anything else happens, so a crash or a
+// Fleetio failure half-way is finished by the worker; from then on the
+// booking follows Fleetio as an Automatic one does, except that the admin's
+// window stays until Fleetio's window of the assignment changes.
+//
+// # Codes
+//
+// Booking PINs are 6 digits from crypto/rand, never a trivial sequence. The
+// cloud (sync/cloud) is what knows every code of a box, encrypted; it refuses a
+// code another active or future grant of the box holds (ErrCodeInUse), and the
+// worker then draws again. The bridge keeps a PIN, sealed with AES-GCM, only
+// until it has been written back to Fleetio and sent to the driver.
+//
+// The code mode (SetCodeMode) says what the driver types:
+//
+//	per_assignment  a new PIN for each assignment (the default)
+//	per_driver      one code per driver, drawn once and kept sealed, the same
+//	                on every box and assignment
+//	driver_own      the driver's own code, set by the admin (SetDriverCode);
+//	                a driver without one gets per-assignment PINs (logged)
+//
+// In the last two, the driver's code is a driver-code grant
+// "fleetio-driver-<contact>" with DriverRef "fleetio:<contact>" on each box
+// where the driver has a booking; every booking grant carries the same
+// DriverRef, so the box opens the driver's active bookings with it. A booking
+// grant still needs a code of its own: it gets 16 random digits nobody is
+// told. The driver-code grant is revoked on a box once the driver has no
+// active or future booking there. A drawn code that another grant of a box
+// holds is drawn again (and the driver's other bookings told the new one); an
+// own code that clashes is refused by SetDriverCode with ErrDriverCodeInUse,
+// and a booking on a box where it clashes falls back to a PIN.
+//
+// # Box events, overdue keys, reconciliation
+//
+// HandleEvents (registered with cloud.OnEvents) ties each box event to the
+// booking it belongs to: by the booking's grant, by the driver's code grant
+// and the window, by the key for a take or a return, and wrong codes or
+// lockouts at the box to every booking whose window holds them. It only
+// writes the store (buckets watch_events, watch_holders, watch_overdue,
+// watch_returns, watch_seen) and fills a gap in a box's seq from the
+// cloud's copy.
+// BookingEvents lists them. CheckOverdue raises "key_overdue" once for a
+// booking whose window is over (plus Options.OverdueGrace) while its key is
+// out and its box is not reported offline, and tells the driver and the
+// admin. Reconcile lists every linked vehicle's current and future
+// assignments, reads everything first (a Fleetio error changes nothing) and
+// then repairs what missed webhooks left wrong. RunMaintenance runs event
+// catch-up, Reconcile and CheckOverdue on a ticker.
+//
+// # A fob alone is weak evidence
+//
+// EM4100 fob UIDs are copied with a ten-euro tool, so a key_returned is
+// taken as proof that the key is back only when it says so: return_by
+// "remote" (the slot was opened by a signed command), or "fob" with the
+// slot's key sensor having seen a key seated (seated_ms) for at least
+// Options.ReturnSettle (default 2 s, the box's own settle time). Any other
+// return, including one without return_by from firmware older than the
+// field (fail secure), is attached to the booking marked unconfirmed
+// ("return_by: fob", "not confirmed by the slot sensor"), but the key still
+// counts as out with its booking: an overdue alert stays raised
+// (OverdueKeys), one is raised when the window ends, and the admin is told
+// (return_unconfirmed). The next take of the key from its slot proves it
+// was back and clears the alert.
+//
+// The sensor says something sat in the slot, not which key: a copied fob
+// plus any object pressed on the sensor for the settle time passes. Pulling
+// the object out afterwards is seen by the box as a slot_unexpected
+// removal ("key removed from a locked slot", the slot only); the bridge
+// finds the slot's key from the box's keys and, when that key's last
+// return was proven within the day before (removalWatch) and it has not
+// been taken since, undoes the return: the booking holds the key again, an
+// overdue alert the return cleared is raised again (the same alert: no
+// second key_overdue, the driver not told twice), the return is marked
+// unconfirmed and the admin is told (return_unconfirmed, the reason
+// "removed from its locked slot ... after the return"). A return inside the
+// window undone that way leaves the key overdue when the window ends. The
+// limit that remains: an object left in the slot still looks returned
+// until someone looks (or the next driver finds no key); a removal more
+// than a day after the return is the box's slot_unexpected for the admin
+// to look into, not held against the booking.
+//
+// # Alerts to the admin
+//
+// HandleEvents queues, in the transaction that marks the events handled, an
+// alert to Options.Admin for each keypad_attack (a box saw wrong codes past
+// its threshold: someone may be guessing) and each unconfirmed return; Run
+// sends them at once (within seconds of the box's batch reaching the
+// cloud), retrying a failed message with back-off. keypad_attack messages
+// about one box are at most one per 15 minutes, the wrong codes reported
+// meanwhile added to the next. Stats counts keypad attacks and unconfirmed
+// returns.
+//
+// # Notifications
+//
+// Dispatch sends through sync/notify's Dispatcher: email or SMS by the
+// booking's contact method, with the deployer's templates. The bridge gives
+// the PIN only in booking_created (and when a driver code is redrawn); an
+// update of the window says the PIN is unchanged.
+//
+// # Stats
+//
+// Stats counts webhooks (accepted, rejected, ignored, duplicate, busy), grants
+// pushed and revoked, Fleetio errors, notifications sent and failed, overdue
+// keys and reconcile repairs, and reads the queue depth from the store.
+//
+// # Caveats
+//
+// The sealing key lives in the store file (like sync/cloud's default code
+// key): it keeps PINs and driver codes out of a casual dump, not from someone
+// holding the file. A booking in progress at Disconnect keeps its grant with
+// no word from Fleetio any more; an open-ended one stays until the admin
+// revokes it. Overdue is judged on what boxes have reported: a box offline
+// is judged once it is back, but one that lost its network without saying
+// so (its last will not yet out) may hold a return the cloud has not heard of.
+package bookings

@@ -1,0 +1,279 @@
+package bookings
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/sync/cloud"
+	"github.com/smartbox-oss/smartbox/sync/fleetio"
+)
+
+// Recipient is who a notification goes to.
+type Recipient struct {
+	ContactID int64 // Fleetio contact id, 0 for the account admin
+	Name      string
+	Email     string
+	Phone     string
+	// Method is how to reach them: ContactEmail, ContactSMS, or "" for
+	// email when there is an address, else SMS.
+	Method string
+}
+
+// Contact methods of a Recipient, a Booking and a BookingEdit.
+const (
+	ContactEmail = "email"
+	ContactSMS   = "sms"
+)
+
+// Notification kinds the bridge sends.
+const (
+	NotifyBookingCreated   = "booking_created"    // to the driver: the PIN and instructions
+	NotifyBookingUpdated   = "booking_updated"    // to the driver: a new window
+	NotifyBookingCancelled = "booking_cancelled"  // to the driver: the assignment was deleted
+	NotifyPromptBooking    = "prompt_reservation" // to the admin: a Prompt vehicle was assigned
+)
+
+// Notifier tells people about bookings. data holds the template values
+// ("pin", "instructions", "link", "vehicle", "box", "location", "key",
+// "from", "until", "driver"); an implementation must not log "pin".
+// sync/notify implements it; tests use their own.
+type Notifier interface {
+	Notify(ctx context.Context, to Recipient, kind string, data map[string]string) error
+}
+
+// Defaults for Options left zero.
+const (
+	// DefaultMaxBody bounds one webhook body. A delivery is one vehicle
+	// assignment with its contact, vehicle and custom fields: about 1 KB
+	// (Fleetio's documented shape, and what sync/fleetio/fleetiotest sends), a few
+	// KB with an account's own custom fields. 64 KiB leaves tens of times
+	// that, while 1 MiB (the old default) let each unauthenticated request
+	// cost a megabyte.
+	DefaultMaxBody = 64 << 10
+	// DefaultMaxBodiesInFlight is how many webhook bodies are read at the
+	// same time; one more is answered 503 with Retry-After, unread. It
+	// bounds the memory that bodies take to DefaultMaxBodiesInFlight x
+	// MaxBody (2 MiB by default) however many clients connect. Fleetio
+	// sends a burst of deliveries over a few connections and each body is
+	// read in milliseconds, so 32 is far above what it needs; a delivery
+	// refused while slow clients hold every slot is retried by Fleetio, and
+	// Reconcile repairs what Fleetio gives up on.
+	DefaultMaxBodiesInFlight = 32
+	// DefaultMaxBodiesPerAddress is how many of those one client address
+	// (an IPv6 /64) may hold: a forger with a well-formed header gets a
+	// body read, and without a share per address 32 slow ones held every
+	// slot while Fleetio's deliveries got 503. Each of Fleetio's bodies is
+	// read in milliseconds, so even a burst from one of its addresses
+	// rarely has two in flight; a third waits for Fleetio's retry. Behind
+	// a reverse proxy every client has the proxy's address: name it in
+	// Options.TrustedProxies, or the share is the proxy's and one slow
+	// client behind it refuses everyone.
+	DefaultMaxBodiesPerAddress = 2
+	// DefaultBodyTimeout bounds the reading of one webhook body, from the
+	// end of its headers: a delivery of a few KB arrives in well under a
+	// second, even over a bad link, and a client slower than this is
+	// holding a body slot, not sending a delivery. It is what a slot costs
+	// at most, far under the server's read timeout (cmd/smartbox-bridge,
+	// 20 s for the whole request).
+	DefaultBodyTimeout = 5 * time.Second
+	// DefaultMinRetry and DefaultMaxRetry bound the back-off of a delivery
+	// whose processing failed on something that may pass (Fleetio down or
+	// rate limited, the cloud store busy): doubling from a few seconds to an
+	// hour keeps a long outage cheap and a blip short.
+	DefaultMinRetry = 5 * time.Second
+	DefaultMaxRetry = time.Hour
+	// DefaultMaxAttempts gives up on a delivery after this many failures
+	// (about a day at the capped back-off), as Fleetio gives up its own.
+	DefaultMaxAttempts = 30
+	// DefaultWorkers is how many deliveries are processed at once. Each
+	// waits mostly on Fleetio (a read-back, a PATCH, a contact lookup at
+	// 100-300 ms each): eight in flight turn a burst of a thousand
+	// assignments from minutes into well under one, while staying far from
+	// Fleetio's per-account rate limit between two 429s (a 429 is retried by
+	// the queue after its Retry-After).
+	DefaultWorkers = 8
+)
+
+// Options configure New.
+type Options struct {
+	Store    *Store
+	Cloud    *cloud.Cloud
+	Notifier Notifier // nil: nobody is told
+	// Admin receives Prompt reservations.
+	Admin Recipient
+	// AccessBaseURL is the public URL the access page is served under, e.g.
+	// "https://bridge.example.com": links are AccessBaseURL+"/access/"+token.
+	AccessBaseURL string
+	// NewClient makes the Fleetio client from the stored settings; default
+	// fleetio.New with the settings' key, token and base URL.
+	NewClient func(Settings) (*fleetio.Client, error)
+	// MaxBody bounds one webhook body in bytes (default DefaultMaxBody).
+	MaxBody int64
+	// MaxBodiesInFlight bounds the webhook bodies being read at once
+	// (default DefaultMaxBodiesInFlight).
+	MaxBodiesInFlight int
+	// MaxBodiesPerAddress bounds the bodies one client address (an IPv6
+	// /64) may have being read at once (default DefaultMaxBodiesPerAddress;
+	// at most MaxBodiesInFlight).
+	MaxBodiesPerAddress int
+	// TrustedProxies are the reverse proxies in front of the webhook: a
+	// request from one of them is counted against the client its
+	// X-Forwarded-For names (the right-most entry that is not a trusted
+	// proxy), not against the proxy. Empty: X-Forwarded-For is ignored
+	// (anyone can write it).
+	TrustedProxies []netip.Prefix
+	// BodyTimeout bounds how long one webhook body may take to arrive
+	// (default DefaultBodyTimeout); a slower one is answered 408.
+	BodyTimeout time.Duration
+	MinRetry    time.Duration
+	MaxRetry    time.Duration
+	MaxAttempts int
+	// Workers is how many deliveries are processed at the same time
+	// (default DefaultWorkers; 1 processes them one by one). Two deliveries
+	// of one assignment never run at once.
+	Workers int
+	// OverdueGrace is how long after a booking's end a key still out is
+	// let be before CheckOverdue raises it: a driver a few minutes late
+	// at the box is not told off. 0 raises it at the end.
+	OverdueGrace time.Duration
+	// ReturnSettle is how long a fob return's key sensor must have seen
+	// the key seated (box.Event.SeatedMS) for the key to count as back
+	// (default DefaultReturnSettle). A shorter one is attached to the
+	// booking as unconfirmed, the key stays out and the admin is told.
+	ReturnSettle time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
+	Rand         io.Reader // PINs and tokens; default crypto/rand (any other is used under a lock)
+}
+
+// Integration is the Fleetio integration: webhook receiver, queue worker and
+// access pages.
+type Integration struct {
+	o    Options
+	log  *slog.Logger
+	wake chan struct{}
+
+	// work orders the queue's workers against the operations that act on
+	// many bookings at once: each worker holds it shared (RLock) while it
+	// processes a delivery; Disconnect, CreateBooking, SetDriverCode,
+	// ClearDriverCode, SetCodeMode and each Reconcile repair hold it
+	// exclusively (Lock), so they never see a booking half-processed and
+	// no worker starts while they run. A worker takes it once (never
+	// again while holding it: a waiting Lock would deadlock a nested RLock).
+	work sync.RWMutex
+	// inflight is the keyed lock of the queue: the deliveries being
+	// processed and their assignments, so that two deliveries of one
+	// assignment never run at once, and in order (see dispatcher).
+	inflight inflight
+	// drivers serializes, per Fleetio contact, the processing of deliveries
+	// whose bookings use a driver code: drawing the driver's code once,
+	// its grant once per box, the rewrite of the driver's other bookings
+	// when it changes (see lockDrivers). Taken after the delivery's claim,
+	// in ascending contact order.
+	drivers keyLock
+
+	stats counters
+
+	// bodySlots counts the webhook bodies being read, in all and per
+	// client address (Options.MaxBodiesInFlight, MaxBodiesPerAddress).
+	bodySlots *bodySlots
+	// alertWake wakes Run's alert loop when HandleEvents queued an admin
+	// alert; alertMu keeps two SendAlerts from sending one alert twice.
+	alertWake chan struct{}
+	alertMu   sync.Mutex
+
+	mu         sync.Mutex
+	client     *fleetio.Client
+	clientFrom Settings
+}
+
+// New checks o and makes a Bridge.
+func New(o Options) (*Integration, error) {
+	if o.Store == nil || o.Cloud == nil {
+		return nil, errors.New("bridge: Store and Cloud are required")
+	}
+	if o.AccessBaseURL == "" {
+		return nil, errors.New("bridge: AccessBaseURL is required (the access links sent to drivers)")
+	}
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.NewClient == nil {
+		o.NewClient = func(s Settings) (*fleetio.Client, error) {
+			return fleetio.New(fleetio.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, AccountToken: s.AccountToken,
+				HTTPClient: pooledClient(o.Workers)})
+		}
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = DefaultMaxBody
+	}
+	if o.ReturnSettle <= 0 {
+		o.ReturnSettle = DefaultReturnSettle
+	}
+	if o.MaxBodiesInFlight <= 0 {
+		o.MaxBodiesInFlight = DefaultMaxBodiesInFlight
+	}
+	if o.MaxBodiesPerAddress <= 0 {
+		o.MaxBodiesPerAddress = DefaultMaxBodiesPerAddress
+	}
+	o.MaxBodiesPerAddress = min(o.MaxBodiesPerAddress, o.MaxBodiesInFlight)
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = DefaultBodyTimeout
+	}
+	if o.MinRetry <= 0 {
+		o.MinRetry = DefaultMinRetry
+	}
+	if o.MaxRetry <= 0 {
+		o.MaxRetry = DefaultMaxRetry
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand != nil {
+		// Workers draw PINs and tokens at the same time; a test's
+		// deterministic reader need not be safe for that.
+		o.Rand = &lockedReader{r: o.Rand}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Integration{o: o, log: o.Logger.With("component", "fleetio-bridge"), wake: make(chan struct{}, 1),
+		bodySlots: newBodySlots(o.MaxBodiesInFlight, o.MaxBodiesPerAddress, o.TrustedProxies), alertWake: make(chan struct{}, 1)}, nil
+}
+
+// fleetio returns a client for the current settings, made again when they
+// change (a reconnect with a new key).
+func (b *Integration) fleetio() (*fleetio.Client, error) {
+	st, err := b.o.Store.Settings()
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.client != nil && b.clientFrom == st {
+		return b.client, nil
+	}
+	c, err := b.o.NewClient(st)
+	if err != nil {
+		return nil, fmt.Errorf("fleetio client: %w", err)
+	}
+	b.client, b.clientFrom = c, st
+	return c, nil
+}
+
+// Wake makes the worker look at the queue now.
+func (b *Integration) Wake() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,350 @@
+package bookings
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// The queue's workers. A delivery spends nearly all its time waiting on
+// Fleetio (read-back, PATCH, contact lookup) and on fsyncs, so up to
+// Options.Workers deliveries run at once. What keeps that correct:
+//
+//   - inflight: a delivery is claimed before it runs, with its assignment,
+//     so two deliveries of one assignment never run together, and a later one
+//     waits behind an earlier one (the dispatcher keeps id order per
+//     assignment). One delivery is processed once: a worker reads it again
+//     under b.work and runs it only if it is still queued and due.
+//   - b.work (an RWMutex): workers hold it shared; the operations that act
+//     on many bookings (Disconnect, CreateBooking, driver codes, Reconcile's
+//     repairs) hold it exclusively, so they never overlap a worker.
+//   - b.drivers: the deliveries of bookings that use a driver code are
+//     serialized per driver (see lockDrivers).
+//   - PINs: the cloud refuses a code another grant of the box holds
+//     (cloud.ErrCodeInUse, checked in the transaction that stores the
+//     grant), and finish draws again: two workers drawing the same PIN for
+//     one box cannot both get it.
+
+// inflight is the keyed lock of the queue: the deliveries being processed
+// and their assignments. Run and ProcessDue share it.
+type inflight struct {
+	mu          sync.Mutex
+	deliveries  map[int64]bool
+	assignments map[int64]bool
+}
+
+// claim takes delivery id of assignment key; false if either is taken.
+func (f *inflight) claim(id, key int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.deliveries[id] || f.assignments[key] {
+		return false
+	}
+	if f.deliveries == nil {
+		f.deliveries, f.assignments = map[int64]bool{}, map[int64]bool{}
+	}
+	f.deliveries[id], f.assignments[key] = true, true
+	return true
+}
+
+func (f *inflight) release(id, key int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.deliveries, id)
+	delete(f.assignments, key)
+}
+
+func (f *inflight) busy(id int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.deliveries[id]
+}
+
+// keyLock is a mutex per key (a Fleetio contact), made on first use and
+// dropped when nobody holds or waits for it.
+type keyLock struct {
+	mu    sync.Mutex
+	locks map[int64]*keyEntry
+}
+
+type keyEntry struct {
+	mu   sync.Mutex
+	refs int // holders and waiters
+}
+
+// lock takes the keys' locks in ascending order (so two callers wanting
+// overlapping sets cannot deadlock) and returns what releases them.
+func (k *keyLock) lock(keys ...int64) (unlock func()) {
+	keys = slices.Compact(slices.Sorted(slices.Values(keys)))
+	for _, key := range keys {
+		k.mu.Lock()
+		if k.locks == nil {
+			k.locks = map[int64]*keyEntry{}
+		}
+		e := k.locks[key]
+		if e == nil {
+			e = &keyEntry{}
+			k.locks[key] = e
+		}
+		e.refs++
+		k.mu.Unlock()
+		e.mu.Lock()
+	}
+	return func() {
+		for _, key := range slices.Backward(keys) {
+			k.mu.Lock()
+			e := k.locks[key]
+			if e.refs--; e.refs == 0 {
+				delete(k.locks, key)
+			}
+			k.mu.Unlock()
+			e.mu.Unlock()
+		}
+	}
+}
+
+// lockedReader makes a random source safe for the workers drawing PINs at
+// the same time.
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
+}
+
+// pooledClient is the HTTP client of the default Fleetio client: net/http
+// keeps 2 idle connections per host by default, so more workers than that
+// would open and close connections to Fleetio (a TLS handshake each, sockets
+// in TIME_WAIT) all through a burst instead of reusing them.
+func pooledClient(workers int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = workers + 2 // + the admin's calls (Vehicles, Reconcile)
+	return &http.Client{Transport: t}
+}
+
+// queued is a due delivery and the assignment it is about.
+type queued struct {
+	d   Delivery
+	key int64 // the assignment id; -(delivery id) for a body that names none (it fails on its own)
+}
+
+// deliveryKey is the assignment a delivery is about, read from its payload
+// without parsing the rest (process parses and checks it all).
+func deliveryKey(d Delivery) int64 {
+	var wh struct {
+		Payload struct {
+			ID int64 `json:"id"`
+		} `json:"payload"`
+	}
+	if err := json.Unmarshal(d.Body, &wh); err != nil || wh.Payload.ID <= 0 {
+		return -d.ID
+	}
+	return wh.Payload.ID
+}
+
+// outcome is what a worker did with a delivery.
+type outcome struct {
+	d         Delivery
+	ran       bool // false: processed or dropped by someone else meanwhile
+	perr, err error
+}
+
+// workerPool hands due deliveries, oldest first, to up to Workers
+// goroutines.
+type workerPool struct {
+	b       *Integration
+	ctx     context.Context
+	pending []queued // due, not started, oldest first
+	running int
+	done    chan outcome
+}
+
+func (b *Integration) newWorkerPool(ctx context.Context) *workerPool {
+	return &workerPool{b: b, ctx: ctx, done: make(chan outcome, b.o.Workers)}
+}
+
+// scan reads the queue: pending becomes the due deliveries that no worker
+// has, oldest first; next is when the first one not yet due will be.
+func (q *workerPool) scan() (next time.Time, err error) {
+	due, next, err := q.b.o.Store.Queued(q.b.o.Now())
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read queue: %w", err)
+	}
+	q.pending = q.pending[:0]
+	for _, d := range due {
+		if !q.b.inflight.busy(d.ID) {
+			q.pending = append(q.pending, queued{d: d, key: deliveryKey(d)})
+		}
+	}
+	return next, nil
+}
+
+// start starts pending deliveries while a worker is free. One whose
+// assignment is being processed stays, and so do the later ones of that
+// assignment behind it: an assignment's deliveries run one at a time, in
+// order.
+func (q *workerPool) start() {
+	if q.ctx.Err() != nil {
+		return
+	}
+	var blocked map[int64]bool
+	kept := q.pending[:0]
+	for i, p := range q.pending {
+		if q.running >= q.b.o.Workers {
+			kept = append(kept, q.pending[i:]...)
+			break
+		}
+		if blocked[p.key] || !q.b.inflight.claim(p.d.ID, p.key) {
+			if blocked == nil {
+				blocked = map[int64]bool{}
+			}
+			blocked[p.key] = true
+			kept = append(kept, p)
+			continue
+		}
+		q.running++
+		go q.work(p)
+	}
+	clear(q.pending[len(kept):])
+	q.pending = kept
+}
+
+func (q *workerPool) work(p queued) {
+	var o outcome
+	o.d, o.ran, o.perr, o.err = q.b.runQueued(q.ctx, p.d.ID)
+	// Released before the dispatcher hears of it, so that the next
+	// delivery of the assignment can start at once.
+	q.b.inflight.release(p.d.ID, p.key)
+	q.done <- o
+}
+
+// finished takes a worker's outcome and returns when its delivery is due
+// again (zero: it is not queued any more).
+func (q *workerPool) finished(o outcome) time.Time {
+	q.running--
+	if o.ran && o.d.State == DeliveryQueued {
+		return o.d.NextAttempt
+	}
+	return time.Time{}
+}
+
+// runQueued processes delivery id if it is still queued and due: between
+// the scan that found it and now, CreateBooking may have processed it, or
+// Disconnect dropped it.
+func (b *Integration) runQueued(ctx context.Context, id int64) (d Delivery, ran bool, perr, err error) {
+	b.work.RLock()
+	defer b.work.RUnlock()
+	if ctx.Err() != nil {
+		return d, false, nil, nil // stopping: it stays queued as it is
+	}
+	if d, err = b.o.Store.Delivery(id); err != nil {
+		return d, false, nil, fmt.Errorf("delivery %d: %w", id, err)
+	}
+	if d.State != DeliveryQueued || d.NextAttempt.After(b.o.Now()) {
+		return d, false, nil, nil
+	}
+	d, perr, err = b.processOne(ctx, d)
+	return d, true, perr, err
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// Run processes the delivery queue until ctx is done, up to Options.Workers
+// deliveries at once: at once, whenever a webhook is stored (Wake), and when
+// a retry is due. It sends the admin alerts box events queue (alerts.go)
+// too. When ctx ends it waits for the deliveries in progress
+// (each ends soon: its calls see ctx) and returns nil.
+func (b *Integration) Run(ctx context.Context) error {
+	alertsDone := make(chan struct{})
+	go func() {
+		defer close(alertsDone)
+		b.runAlerts(ctx)
+	}()
+	defer func() { <-alertsDone }()
+	q := b.newWorkerPool(ctx)
+	var next time.Time
+	rescan := true
+	for {
+		q.start()
+		// The queue is read again only when a worker is free and nothing
+		// pending may start: a scan reads the whole queue, and a burst
+		// wakes the worker hundreds of times while the first scan's
+		// deliveries are still being worked through. New deliveries have
+		// higher ids than the pending ones, so waiting keeps the order.
+		if rescan && ctx.Err() == nil && q.running < b.o.Workers {
+			n, err := q.scan()
+			if err != nil {
+				b.log.Error("delivery queue", "err", err)
+			}
+			next, rescan = n, false
+			q.start()
+		}
+		wait := pollInterval
+		if !next.IsZero() {
+			wait = min(max(next.Sub(b.o.Now()), 0), pollInterval)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			for q.running > 0 {
+				q.finished(<-q.done)
+			}
+			return nil
+		case <-b.wake:
+			rescan = true
+		case o := <-q.done:
+			next = earlier(next, q.finished(o))
+			if o.err != nil && ctx.Err() == nil {
+				b.log.Error("delivery queue", "err", o.err)
+			}
+		case <-t.C:
+			// Look again; the scan says when the next retry is due (until
+			// then, the safety poll).
+			rescan, next = true, time.Time{}
+		}
+		t.Stop()
+	}
+}
+
+// ProcessDue processes every queued delivery that is due, up to
+// Options.Workers at once, and returns when they are done and when the next
+// one not yet due will be (zero: none). A delivery another worker (Run) has
+// in hand is left to it. err is a failure to record an outcome, or ctx's.
+func (b *Integration) ProcessDue(ctx context.Context) (next time.Time, err error) {
+	q := b.newWorkerPool(ctx)
+	if next, err = q.scan(); err != nil {
+		return time.Time{}, err
+	}
+	var errs []error
+	for {
+		q.start()
+		if q.running == 0 {
+			break // done, or what is left waits on Run's workers
+		}
+		o := <-q.done
+		next = earlier(next, q.finished(o))
+		if o.err != nil {
+			errs = append(errs, o.err)
+		}
+	}
+	if ctx.Err() != nil {
+		return next, ctx.Err()
+	}
+	return next, errors.Join(errs...)
+}

@@ -1,0 +1,356 @@
+package bookings_test
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	gosync "sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/sync/bookings"
+	"github.com/smartbox-oss/smartbox/sync/cloud"
+	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
+	"github.com/smartbox-oss/smartbox/sync/wire"
+)
+
+// The watch tests' own rig (harness_test.go belongs to the bridge-core
+// tests): a bridge on a real cloud store and the fake Fleetio, with a clock
+// the test moves forward, box events ingested by the cloud as a box's batch
+// would be, and the bridge's HandleEvents registered with cloud.OnEvents as
+// the service does.
+
+const (
+	wBox      = "box-w"
+	wVanKey   = "van-key"
+	wTruckKey = "truck-key"
+	wAPIKey   = "w-key-123"
+	wAccount  = "w-acct-456"
+	wSecret   = "w-whsec-789"
+)
+
+// wClock is real time plus an offset the test advances: the fake Fleetio
+// runs on real time, the bridge on this.
+type wClock struct{ off atomic.Int64 }
+
+func (c *wClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *wClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// wNotes records notifications.
+type wNotes struct {
+	mu   gosync.Mutex
+	got  []wNote
+	fail int // fail this many calls
+}
+
+type wNote struct {
+	to   bookings.Recipient
+	kind string
+	data map[string]string
+}
+
+func (n *wNotes) Notify(_ context.Context, to bookings.Recipient, kind string, data map[string]string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.fail > 0 {
+		n.fail--
+		return io.ErrUnexpectedEOF // a mail relay hanging up
+	}
+	n.got = append(n.got, wNote{to, kind, data})
+	return nil
+}
+
+func (n *wNotes) failNext(k int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fail = k
+}
+
+func (n *wNotes) of(kind string) []wNote {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []wNote
+	for _, x := range n.got {
+		if x.kind == kind {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+type wEnv struct {
+	f     *fleetiotest.Server
+	cloud *cloud.Cloud
+	store *bookings.Store
+	b     *bookings.Integration
+	clock *wClock
+	notes *wNotes
+	van   fleetio.Vehicle
+	truck fleetio.Vehicle
+	ada   fleetio.Contact
+	bob   fleetio.Contact
+	seq   uint64 // the box's last event seq
+	url   string // the bridge's webhook URL
+	rt    countingTransport
+}
+
+// countingTransport counts the bridge's requests to Fleetio, so that a test
+// can make the fake fail exactly the k-th one from now (FailNext counts from
+// the moment it is called).
+type countingTransport struct {
+	mu     gosync.Mutex
+	n      int
+	failAt int
+	before func()
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.n++
+	if c.failAt > 0 && c.n == c.failAt && c.before != nil {
+		c.before()
+	}
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// failRequest makes the k-th request the bridge sends from now on get status.
+func (e *wEnv) failRequest(k, status int) {
+	e.rt.mu.Lock()
+	defer e.rt.mu.Unlock()
+	e.rt.n, e.rt.failAt = 0, k
+	e.rt.before = func() { e.f.FailNext(1, status) }
+}
+
+type wOpts struct {
+	noHook bool          // do not register HandleEvents with the cloud
+	grace  time.Duration // Options.OverdueGrace
+}
+
+func newWEnv(t testing.TB, o wOpts) *wEnv {
+	t.Helper()
+	dir := t.TempDir()
+	e := &wEnv{clock: &wClock{}, notes: &wNotes{}}
+
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	e.cloud, err = cloud.Open(cloud.Options{Path: filepath.Join(dir, "cloud.db"), Signer: wire.Signer{KeyID: "k1", Key: priv},
+		EventRate: cloud.Rate{PerSecond: 1e6, Burst: 1 << 20}}) // the fuzz target sends batches fast
+	require.NoError(t, err)
+	t.Cleanup(func() { e.cloud.Close() })
+	boxKey, err := ecdh.X25519().GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	require.NoError(t, e.cloud.RegisterBox(wBox, boxKey.PublicKey().Bytes()))
+	_, err = e.cloud.PutKey(wBox, box.Key{ID: wVanKey, Name: "Van 7", FobUID: "01000734E0", Slot: 3})
+	require.NoError(t, err)
+	_, err = e.cloud.PutKey(wBox, box.Key{ID: wTruckKey, Name: "Truck 2", FobUID: "0100073400", Slot: 4})
+	require.NoError(t, err)
+
+	e.f = fleetiotest.New(fleetiotest.Options{APIKey: wAPIKey, AccountToken: wAccount, WebhookSecret: wSecret,
+		RetryIntervals: []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}})
+	t.Cleanup(func() { e.f.Close() })
+	_, err = e.f.Start()
+	require.NoError(t, err)
+	for _, k := range []string{fleetio.FieldAccessInstructions, fleetio.FieldAccessLink, fleetio.FieldAccessCode} {
+		e.f.DefineCustomField(k, false)
+	}
+	e.van, err = e.f.AddVehicle(fleetio.Vehicle{Name: "Van 7", LicensePlate: "SB-007"})
+	require.NoError(t, err)
+	e.truck, err = e.f.AddVehicle(fleetio.Vehicle{Name: "Truck 2"})
+	require.NoError(t, err)
+	e.ada, err = e.f.AddContact(fleetio.Contact{FirstName: "Ada", LastName: "Lovelace", Email: "ada@example.com", MobilePhoneNumber: "+15550100"})
+	require.NoError(t, err)
+	e.bob, err = e.f.AddContact(fleetio.Contact{FirstName: "Bob", LastName: "Smith", Email: "bob@example.com"})
+	require.NoError(t, err)
+
+	e.store, err = bookings.OpenStore(filepath.Join(dir, "bookings.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { e.store.Close() })
+	require.NoError(t, e.store.SetSettings(bookings.Settings{APIKey: wAPIKey, AccountToken: wAccount, WebhookSecret: wSecret, BaseURL: e.f.APIURL()}))
+	require.NoError(t, e.store.PutBox(bookings.BoxInfo{ID: wBox, Name: "Depot North", Location: "12 Dock Road, bay 4"}))
+	require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.van.ID, BoxID: wBox, KeyID: wVanKey, Method: bookings.MethodAutomatic}))
+	require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.truck.ID, BoxID: wBox, KeyID: wTruckKey, Method: bookings.MethodAutomatic}))
+
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	e.b, err = bookings.New(bookings.Options{
+		Store: e.store, Cloud: e.cloud, Notifier: e.notes,
+		Admin:         bookings.Recipient{Name: "Fleet admin", Email: "admin@example.com"},
+		AccessBaseURL: srv.URL,
+		NewClient: func(s bookings.Settings) (*fleetio.Client, error) {
+			// No retries inside the client: a 429 or 500 reaches the
+			// caller at once, which is what the error tests look at.
+			return fleetio.New(fleetio.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, AccountToken: s.AccountToken,
+				MaxRetries: -1, Timeout: 5 * time.Second, HTTPClient: &http.Client{Transport: &e.rt}})
+		},
+		MinRetry: 20 * time.Millisecond, MaxRetry: 200 * time.Millisecond,
+		OverdueGrace: o.grace,
+		Now:          e.clock.Now,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	if !o.noHook {
+		e.cloud.OnEvents(e.b.HandleEvents)
+	}
+	mux.Handle(bookings.WebhookPath, e.b.Webhook())
+	e.url = srv.URL + bookings.WebhookPath
+	e.f.SetWebhookURL(e.url)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return e
+}
+
+// webhooks turns Fleetio's deliveries on or off (off: recorded, never sent,
+// as when Fleetio gave up on or disabled the webhook).
+func (e *wEnv) webhooks(on bool) {
+	if on {
+		e.f.SetWebhookURL(e.url)
+	} else {
+		e.f.SetWebhookURL("")
+	}
+}
+
+// settle waits until every delivery is in and the queue is empty.
+func (e *wEnv) settle(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := 0; ; i++ {
+		require.NoError(t, e.f.Flush(ctx))
+		require.Eventually(t, func() bool { return e.store.QueueDepth() == 0 }, 10*time.Second, 5*time.Millisecond)
+		n := len(e.f.Deliveries())
+		require.NoError(t, e.f.Flush(ctx))
+		if len(e.f.Deliveries()) == n && e.store.QueueDepth() == 0 {
+			return
+		}
+		require.Less(t, i, 50, "deliveries never settle")
+	}
+}
+
+func (e *wEnv) assign(t testing.TB, v fleetio.Vehicle, c fleetio.Contact, from, until time.Time) fleetio.VehicleAssignment {
+	t.Helper()
+	a := fleetio.VehicleAssignment{VehicleID: v.ID, ContactID: c.ID, StartedAt: from}
+	if !until.IsZero() {
+		a.EndedAt = &until
+	}
+	a, err := e.f.CreateAssignment(a)
+	require.NoError(t, err)
+	return a
+}
+
+// booked creates an assignment and waits for its booking.
+func (e *wEnv) booked(t testing.TB, v fleetio.Vehicle, c fleetio.Contact, from, until time.Time) fleetio.VehicleAssignment {
+	t.Helper()
+	a := e.assign(t, v, c, from, until)
+	e.settle(t)
+	bk, ok, err := e.store.Booking(a.ID)
+	require.NoError(t, err)
+	require.True(t, ok, "no booking for assignment %d", a.ID)
+	require.Equal(t, bookings.BookingActive, bk.State)
+	return a
+}
+
+func (e *wEnv) grant(t testing.TB, id string) (box.Grant, bool) {
+	t.Helper()
+	_, grants, err := e.cloud.Records(wBox)
+	require.NoError(t, err)
+	for _, g := range grants {
+		if g.ID == id {
+			return g, true
+		}
+	}
+	return box.Grant{}, false
+}
+
+// ev makes the box's next event.
+func (e *wEnv) ev(at time.Time, typ box.EventType, mod func(*box.Event)) box.Event {
+	e.seq++
+	ev := box.Event{Seq: e.seq, Time: at, Type: typ}
+	if mod != nil {
+		mod(&ev)
+	}
+	return ev
+}
+
+// send ingests events as the box's batch would arrive at the cloud.
+func (e *wEnv) send(t testing.TB, evs ...box.Event) {
+	t.Helper()
+	_, stored, err := e.cloud.IngestEvents(wBox, wire.EventBatch{V: wire.Version, Box: wBox, Events: evs})
+	require.NoError(t, err)
+	require.Equal(t, len(evs), stored)
+}
+
+// take is what a box sends when a booking's code opens its key's slot and
+// the key is taken.
+func (e *wEnv) take(at time.Time, a fleetio.VehicleAssignment, keyID string, slot int) []box.Event {
+	g := bookings.GrantID(a.ID)
+	return []box.Event{
+		e.ev(at, box.EventCodeAccepted, func(ev *box.Event) { ev.GrantID, ev.Detail = g, string(box.KindBooking) }),
+		e.ev(at, box.EventSlotReleased, func(ev *box.Event) {
+			ev.Slot, ev.KeyID, ev.GrantID, ev.Purpose = slot, keyID, g, box.PurposeTake
+		}),
+		e.ev(at.Add(5*time.Second), box.EventKeyTaken, func(ev *box.Event) { ev.Slot, ev.KeyID, ev.GrantID = slot, keyID, g }),
+		e.ev(at.Add(5*time.Second), box.EventSlotRelocked, func(ev *box.Event) {
+			ev.Slot, ev.KeyID, ev.GrantID, ev.Reason, ev.Purpose = slot, keyID, g, box.ReasonKeyTaken, box.PurposeTake
+		}),
+	}
+}
+
+// giveBack is what a box sends when a key's fob is scanned and the key put
+// back: only the key and fob, no grant; the slot's sensor saw the key
+// seated for 5 s (past the settle time).
+func (e *wEnv) giveBack(at time.Time, keyID, fob string, slot int) []box.Event {
+	return e.giveBackBy(at, keyID, fob, slot, box.ReturnByFob, 5000)
+}
+
+// giveBackBy is giveBack with what let the key in and how long its sensor
+// saw it seated.
+func (e *wEnv) giveBackBy(at time.Time, keyID, fob string, slot int, by box.ReturnBy, seatedMS int64) []box.Event {
+	return []box.Event{
+		e.ev(at, box.EventSlotReleased, func(ev *box.Event) {
+			ev.Slot, ev.KeyID, ev.FobUID, ev.Purpose = slot, keyID, fob, box.PurposeReturn
+		}),
+		e.ev(at.Add(5*time.Second), box.EventKeyReturned, func(ev *box.Event) {
+			ev.Slot, ev.KeyID, ev.FobUID, ev.ReturnBy, ev.SeatedMS = slot, keyID, fob, by, seatedMS
+		}),
+		e.ev(at.Add(5*time.Second), box.EventSlotRelocked, func(ev *box.Event) {
+			ev.Slot, ev.KeyID, ev.FobUID, ev.Reason, ev.Purpose = slot, keyID, fob, box.ReasonKeyReturned, box.PurposeReturn
+		}),
+	}
+}
+
+func types(evs []bookings.BookingEvent) []box.EventType {
+	out := make([]box.EventType, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+	}
+	return out
+}
+
+func (e *wEnv) patches() int {
+	n := 0
+	for _, r := range e.f.Requests() {
+		if r.Method == http.MethodPatch {
+			n++
+		}
+	}
+	return n
+}
