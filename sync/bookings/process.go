@@ -692,8 +692,8 @@ const (
 // BookingEdit is what the admin may change when making the booking of a
 // Prompt reservation: the window (nil: Fleetio's) and the contact method.
 type BookingEdit struct {
-	From    *time.Time `json:"from,omitempty"`
-	Until   *time.Time `json:"until,omitempty"`
+	From          *time.Time `json:"from,omitempty"`
+	Until         *time.Time `json:"until,omitempty"`
 	ContactMethod string     `json:"contact,omitempty"` // ContactEmail, ContactSMS or "" (email if the driver has an address)
 }
 
