@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
 	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
@@ -23,96 +24,37 @@ import (
 // given; a variable so that tests can feed it.
 var stdin io.Reader = os.Stdin
 
-const fleetioUsage = `usage: smartbox-bridge fleetio COMMAND [flags]
-
-  connect        [--secrets-file F] [--base-url URL] [--code-mode M]
-                 api_key, account_token, webhook_secret (and optionally
-                 authorization) as "name = value" lines, from F (mode 0600)
-                 or stdin; checked against Fleetio's users/me
-  disconnect     revoke bookings not started, keep those in progress, forget the secrets
-  status         connected, webhook URL, code mode, counters
-  code-mode      per_assignment | per_driver | driver_own
-  vehicles       Fleetio's vehicles and their links
-  link           VEHICLE --box B --key K [--method automatic|prompt]
-  unlink         VEHICLE
-  reservations   pending Prompt reservations
-  book           ASSIGNMENT [--from RFC3339 --until RFC3339 --contact email|sms]
-  bookings       [--events] every grant of every box; FLEETIO marks the integration's
-  driver-code    CONTACT [--clear]   the driver's own code, read from stdin
-  drivers        drivers with a code (never the code)
-  reconcile      compare with Fleetio now and repair
-
-Every command takes --config FILE or --data DIR.
-`
-
-var fleetioCommands = map[string]command{
-	"connect":      cmdFleetioConnect,
-	"disconnect":   cmdFleetioDisconnect,
-	"status":       cmdFleetioStatus,
-	"code-mode":    cmdFleetioCodeMode,
-	"vehicles":     cmdFleetioVehicles,
-	"link":         cmdFleetioLink,
-	"unlink":       cmdFleetioUnlink,
-	"reservations": cmdFleetioReservations,
-	"book":         cmdFleetioBook,
-	"bookings":     cmdBookings,
-	"driver-code":  cmdFleetioDriverCode,
-	"drivers":      cmdFleetioDrivers,
-	"reconcile":    cmdFleetioReconcile,
-}
-
-// cmdFleetio dispatches `smartbox-bridge fleetio COMMAND`.
-func cmdFleetio(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, fleetioUsage)
-		if len(args) == 0 {
-			return usageError{}
-		}
-		return nil
-	}
-	cmd, ok := fleetioCommands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "smartbox-bridge fleetio: unknown command %q\n\n%s", args[0], fleetioUsage)
-		return usageError{}
-	}
-	return cmd(ctx, args[1:], stdout, stderr)
-}
-
-// parseWith parses flags around positional arguments (the flag package stops
-// at the first one: `link 12 --box b` must work as well as `link --box b 12`)
-// and wants exactly the names given.
-func parseWith(fs interface {
-	Parse([]string) error
-	Args() []string
-}, args []string, names ...string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flagErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{}
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-	if len(pos) != len(names) {
-		if len(pos) < len(names) {
-			return nil, usagef("missing %s", strings.Join(names[len(pos):], " "))
-		}
-		return nil, usagef("unexpected argument %q", pos[len(names)])
-	}
-	return pos, nil
+// fleetioCommands are `smartbox-bridge fleetio COMMAND`: the Fleetio
+// integration, driven through the admin API.
+var fleetioCommands = &cli.Set{
+	Name:   "smartbox-bridge fleetio",
+	Header: "usage: smartbox-bridge fleetio COMMAND [flags]\n\n",
+	Width:  15,
+	Commands: []cli.Command{
+		{Name: "connect", Summary: "[--secrets-file F] [--base-url URL] [--code-mode M]\n" +
+			"api_key, account_token, webhook_secret (and optionally\n" +
+			"authorization) as \"name = value\" lines, from F (mode 0600)\n" +
+			"or stdin; checked against Fleetio's users/me", Run: cmdFleetioConnect},
+		{Name: "disconnect", Summary: "revoke bookings not started, keep those in progress, forget the secrets", Run: cmdFleetioDisconnect},
+		{Name: "status", Summary: "connected, webhook URL, code mode, counters", Run: cmdFleetioStatus},
+		{Name: "code-mode", Summary: "per_assignment | per_driver | driver_own", Run: cmdFleetioCodeMode},
+		{Name: "vehicles", Summary: "Fleetio's vehicles and their links", Run: cmdFleetioVehicles},
+		{Name: "link", Summary: "VEHICLE --box B --key K [--method automatic|prompt]", Run: cmdFleetioLink},
+		{Name: "unlink", Summary: "VEHICLE", Run: cmdFleetioUnlink},
+		{Name: "reservations", Summary: "pending Prompt reservations", Run: cmdFleetioReservations},
+		{Name: "book", Summary: "ASSIGNMENT [--from RFC3339 --until RFC3339 --contact email|sms]", Run: cmdFleetioBook},
+		{Name: "bookings", Summary: "[--events] every grant of every box; FLEETIO marks the integration's", Run: cmdBookings},
+		{Name: "driver-code", Summary: "CONTACT [--clear]   the driver's own code, read from stdin", Run: cmdFleetioDriverCode},
+		{Name: "drivers", Summary: "drivers with a code (never the code)", Run: cmdFleetioDrivers},
+		{Name: "reconcile", Summary: "compare with Fleetio now and repair", Run: cmdFleetioReconcile},
+	},
+	Footer: "\nEvery command takes --config FILE or --data DIR.\n",
 }
 
 func positiveID(name, v string) (int64, error) {
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n <= 0 {
-		return 0, usagef("%s %q: want Fleetio's numeric id", name, v)
+		return 0, cli.Usagef("%s %q: want Fleetio's numeric id", name, v)
 	}
 	return n, nil
 }
@@ -176,140 +118,97 @@ func cmdFleetioConnect(ctx context.Context, args []string, stdout, stderr io.Wri
 	file := fset.String("secrets-file", "", "file (mode 0600) with api_key, account_token, webhook_secret lines; default stdin")
 	base := fset.String("base-url", "", "Fleetio's API base URL (default "+fleetio.DefaultBaseURL+")")
 	mode := fset.String("code-mode", "", "per_assignment (default), per_driver or driver_own")
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	if *file == "" {
-		fmt.Fprintln(stderr, "reading api_key, account_token, webhook_secret (\"name = value\" lines) from stdin...")
-	}
-	sec, err := readSecrets(*file)
-	if err != nil {
-		return err
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	req := connectRequest{APIKey: sec["api_key"], AccountToken: sec["account_token"], WebhookSecret: sec["webhook_secret"],
-		Authorization: sec["authorization"], BaseURL: *base, CodeMode: bookings.CodeMode(*mode)}
-	var resp connectResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/fleetio/connect", req, &resp); err != nil {
-		return err
-	}
-	who := resp.User.Email
-	if n := strings.TrimSpace(resp.User.FirstName + " " + resp.User.LastName); n != "" {
-		who = n + " <" + resp.User.Email + ">"
-	}
-	fmt.Fprintf(stdout, "connected to Fleetio as %s (user %d)\n", who, resp.User.ID)
-	fmt.Fprintf(stdout, "point the Fleetio webhook (vehicle assignment events) at:\n  %s\n", resp.WebhookURL)
-	return nil
+	return adminCall(ctx, fset, d, args, nil, func([]string) (request, error) {
+		if *file == "" {
+			fmt.Fprintln(stderr, "reading api_key, account_token, webhook_secret (\"name = value\" lines) from stdin...")
+		}
+		sec, err := readSecrets(*file)
+		if err != nil {
+			return request{}, err
+		}
+		return request{http.MethodPost, "/v1/fleetio/connect", connectRequest{APIKey: sec["api_key"], AccountToken: sec["account_token"],
+			WebhookSecret: sec["webhook_secret"], Authorization: sec["authorization"], BaseURL: *base, CodeMode: bookings.CodeMode(*mode)}}, nil
+	}, func(resp connectResponse) error {
+		who := resp.User.Email
+		if n := strings.TrimSpace(resp.User.FirstName + " " + resp.User.LastName); n != "" {
+			who = n + " <" + resp.User.Email + ">"
+		}
+		fmt.Fprintf(stdout, "connected to Fleetio as %s (user %d)\n", who, resp.User.ID)
+		fmt.Fprintf(stdout, "point the Fleetio webhook (vehicle assignment events) at:\n  %s\n", resp.WebhookURL)
+		return nil
+	})
 }
 
 func cmdFleetioDisconnect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio disconnect", stderr)
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var rep bookings.DisconnectReport
-	if err := c.do(ctx, http.MethodPost, "/v1/fleetio/disconnect", nil, &rep); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "disconnected from Fleetio: webhooks are refused, the secrets forgotten\n")
-	fmt.Fprintf(stdout, "revoked %d booking(s) not started; kept %d in progress until their end; dropped %d queued deliveries and %d reservations\n",
-		len(rep.Revoked), len(rep.Kept), rep.DeliveriesDropped, rep.ReservationsDropped)
-	for _, bk := range rep.Kept {
-		fmt.Fprintf(stdout, "  kept: assignment %d, grant %s on box %s until %s\n", bk.AssignmentID, bk.GrantID, bk.BoxID, when(bk.Until))
-	}
-	if len(rep.FieldsNotCleared) > 0 {
-		fmt.Fprintf(stdout, "could not clear the Keycafe fields of assignments %v in Fleetio\n", rep.FieldsNotCleared)
-	}
-	return nil
+	return adminCall(ctx, fset, d, args, nil, post("/v1/fleetio/disconnect"), func(rep bookings.DisconnectReport) error {
+		fmt.Fprintf(stdout, "disconnected from Fleetio: webhooks are refused, the secrets forgotten\n")
+		fmt.Fprintf(stdout, "revoked %d booking(s) not started; kept %d in progress until their end; dropped %d queued deliveries and %d reservations\n",
+			len(rep.Revoked), len(rep.Kept), rep.DeliveriesDropped, rep.ReservationsDropped)
+		for _, bk := range rep.Kept {
+			fmt.Fprintf(stdout, "  kept: assignment %d, grant %s on box %s until %s\n", bk.AssignmentID, bk.GrantID, bk.BoxID, when(bk.Until))
+		}
+		if len(rep.FieldsNotCleared) > 0 {
+			fmt.Fprintf(stdout, "could not clear the Keycafe fields of assignments %v in Fleetio\n", rep.FieldsNotCleared)
+		}
+		return nil
+	})
 }
 
 func cmdFleetioStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio status", stderr)
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var st fleetioStatus
-	if err := c.do(ctx, http.MethodGet, "/v1/fleetio/status", nil, &st); err != nil {
-		return err
-	}
-	tw := report.NewTable(stdout)
-	yes := map[bool]string{true: "yes", false: "no"}
-	fmt.Fprintf(tw, "connected\t%s\n", yes[st.Connected])
-	if st.BaseURL != "" {
-		fmt.Fprintf(tw, "fleetio api\t%s\n", st.BaseURL)
-	}
-	fmt.Fprintf(tw, "webhook url\t%s\n", st.WebhookURL)
-	fmt.Fprintf(tw, "access pages\t%s...\n", st.AccessURL)
-	fmt.Fprintf(tw, "code mode\t%s\n", st.CodeMode)
-	fmt.Fprintf(tw, "linked vehicles\t%d\n", st.Links)
-	fmt.Fprintf(tw, "reservations\t%d\n", st.Pending)
-	s := st.Stats
-	fmt.Fprintf(tw, "queue depth\t%d\n", s.QueueDepth)
-	fmt.Fprintf(tw, "webhooks\taccepted %d, rejected %d, ignored %d, duplicate %d\n", s.WebhooksAccepted, s.WebhooksRejected, s.WebhooksIgnored, s.WebhooksDuplicate)
-	fmt.Fprintf(tw, "grants\tpushed %d, revoked %d\n", s.GrantsPushed, s.GrantsRevoked)
-	fmt.Fprintf(tw, "notifications\tsent %d, failed %d\n", s.NotificationsSent, s.NotificationsFailed)
-	fmt.Fprintf(tw, "fleetio errors\t%d\n", s.FleetioErrors)
-	fmt.Fprintf(tw, "overdue keys\t%d\n", s.Overdue)
-	fmt.Fprintf(tw, "reconcile repairs\t%d\n", s.Reconciled)
-	return tw.Flush()
+	return adminCall(ctx, fset, d, args, nil, get("/v1/fleetio/status"), func(st fleetioStatus) error {
+		tw := report.NewTable(stdout)
+		yes := map[bool]string{true: "yes", false: "no"}
+		fmt.Fprintf(tw, "connected\t%s\n", yes[st.Connected])
+		if st.BaseURL != "" {
+			fmt.Fprintf(tw, "fleetio api\t%s\n", st.BaseURL)
+		}
+		fmt.Fprintf(tw, "webhook url\t%s\n", st.WebhookURL)
+		fmt.Fprintf(tw, "access pages\t%s...\n", st.AccessURL)
+		fmt.Fprintf(tw, "code mode\t%s\n", st.CodeMode)
+		fmt.Fprintf(tw, "linked vehicles\t%d\n", st.Links)
+		fmt.Fprintf(tw, "reservations\t%d\n", st.Pending)
+		s := st.Stats
+		fmt.Fprintf(tw, "queue depth\t%d\n", s.QueueDepth)
+		fmt.Fprintf(tw, "webhooks\taccepted %d, rejected %d, ignored %d, duplicate %d\n", s.WebhooksAccepted, s.WebhooksRejected, s.WebhooksIgnored, s.WebhooksDuplicate)
+		fmt.Fprintf(tw, "grants\tpushed %d, revoked %d\n", s.GrantsPushed, s.GrantsRevoked)
+		fmt.Fprintf(tw, "notifications\tsent %d, failed %d\n", s.NotificationsSent, s.NotificationsFailed)
+		fmt.Fprintf(tw, "fleetio errors\t%d\n", s.FleetioErrors)
+		fmt.Fprintf(tw, "overdue keys\t%d\n", s.Overdue)
+		fmt.Fprintf(tw, "reconcile repairs\t%d\n", s.Reconciled)
+		return tw.Flush()
+	})
 }
 
 func cmdFleetioCodeMode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio code-mode", stderr)
-	pos, err := parseWith(fset, args, "MODE")
-	if err != nil {
-		return err
-	}
-	m := bookings.CodeMode(pos[0])
-	if err := m.Validate(); err != nil {
-		return usagef("%v", err)
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var out codeModeRequest
-	if err := c.do(ctx, http.MethodPut, "/v1/fleetio/code-mode", codeModeRequest{Mode: m}, &out); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "code mode: %s (bookings made from now on)\n", out.Mode)
-	return nil
+	return adminCall(ctx, fset, d, args, []string{"MODE"}, func(pos []string) (request, error) {
+		m := bookings.CodeMode(pos[0])
+		if err := m.Validate(); err != nil {
+			return request{}, cli.Usagef("%v", err)
+		}
+		return request{http.MethodPut, "/v1/fleetio/code-mode", codeModeRequest{Mode: m}}, nil
+	}, func(out codeModeRequest) error {
+		fmt.Fprintf(stdout, "code mode: %s (bookings made from now on)\n", out.Mode)
+		return nil
+	})
 }
 
 func cmdFleetioVehicles(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio vehicles", stderr)
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var vs []bookings.VehicleLink
-	if err := c.do(ctx, http.MethodGet, "/v1/fleetio/vehicles", nil, &vs); err != nil {
-		return err
-	}
-	tw := report.NewTable(stdout)
-	fmt.Fprintln(tw, "VEHICLE\tNAME\tPLATE\tBOX\tKEY\tMETHOD")
-	for _, v := range vs {
-		bx, key, method := "-", "-", "not linked"
-		if l := v.Link; l != nil {
-			bx, key, method = l.BoxID, l.KeyID, string(l.Method)
+	return adminCall(ctx, fset, d, args, nil, get("/v1/fleetio/vehicles"), func(vs []bookings.VehicleLink) error {
+		tw := report.NewTable(stdout)
+		fmt.Fprintln(tw, "VEHICLE\tNAME\tPLATE\tBOX\tKEY\tMETHOD")
+		for _, v := range vs {
+			bx, key, method := "-", "-", "not linked"
+			if l := v.Link; l != nil {
+				bx, key, method = l.BoxID, l.KeyID, string(l.Method)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.Vehicle.ID, report.Dash(v.Vehicle.Name), report.Dash(v.Vehicle.LicensePlate), bx, key, method)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.Vehicle.ID, report.Dash(v.Vehicle.Name), report.Dash(v.Vehicle.LicensePlate), bx, key, method)
-	}
-	return tw.Flush()
+		return tw.Flush()
+	})
 }
 
 func cmdFleetioLink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -317,76 +216,53 @@ func cmdFleetioLink(ctx context.Context, args []string, stdout, stderr io.Writer
 	boxID := fset.String("box", "", "box id")
 	keyID := fset.String("key", "", "the vehicle's key in that box")
 	method := fset.String("method", string(bookings.MethodAutomatic), "automatic (book and tell the driver) or prompt (tell the admin)")
-	pos, err := parseWith(fset, args, "VEHICLE")
-	if err != nil {
-		return err
-	}
-	vid, err := positiveID("VEHICLE", pos[0])
-	if err != nil {
-		return err
-	}
-	if err := errors.Join(required("box", *boxID), required("key", *keyID)); err != nil {
-		return usagef("%v", err)
-	}
-	switch bookings.Method(*method) {
-	case bookings.MethodAutomatic, bookings.MethodPrompt:
-	default:
-		return usagef("--method %q: want automatic or prompt", *method)
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var l bookings.Link
-	req := linkRequest{BoxID: *boxID, KeyID: *keyID, Method: bookings.Method(*method)}
-	if err := c.do(ctx, http.MethodPut, "/v1/fleetio/links/"+strconv.FormatInt(vid, 10), req, &l); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "vehicle %d linked to key %s of box %s (%s)\n", l.VehicleID, l.KeyID, l.BoxID, l.Method)
-	return nil
+	return adminCall(ctx, fset, d, args, []string{"VEHICLE"}, func(pos []string) (request, error) {
+		vid, err := positiveID("VEHICLE", pos[0])
+		if err != nil {
+			return request{}, err
+		}
+		if err := errors.Join(required("box", *boxID), required("key", *keyID)); err != nil {
+			return request{}, cli.Usagef("%v", err)
+		}
+		switch bookings.Method(*method) {
+		case bookings.MethodAutomatic, bookings.MethodPrompt:
+		default:
+			return request{}, cli.Usagef("--method %q: want automatic or prompt", *method)
+		}
+		return request{http.MethodPut, "/v1/fleetio/links/" + strconv.FormatInt(vid, 10),
+			linkRequest{BoxID: *boxID, KeyID: *keyID, Method: bookings.Method(*method)}}, nil
+	}, func(l bookings.Link) error {
+		fmt.Fprintf(stdout, "vehicle %d linked to key %s of box %s (%s)\n", l.VehicleID, l.KeyID, l.BoxID, l.Method)
+		return nil
+	})
 }
 
 func cmdFleetioUnlink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio unlink", stderr)
-	pos, err := parseWith(fset, args, "VEHICLE")
-	if err != nil {
-		return err
-	}
-	vid, err := positiveID("VEHICLE", pos[0])
-	if err != nil {
-		return err
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	if err := c.do(ctx, http.MethodDelete, "/v1/fleetio/links/"+strconv.FormatInt(vid, 10), nil, nil); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "vehicle %d unlinked\n", vid)
-	return nil
+	var vid int64
+	return adminCall(ctx, fset, d, args, []string{"VEHICLE"}, func(pos []string) (request, error) {
+		var err error
+		if vid, err = positiveID("VEHICLE", pos[0]); err != nil {
+			return request{}, err
+		}
+		return request{http.MethodDelete, "/v1/fleetio/links/" + strconv.FormatInt(vid, 10), nil}, nil
+	}, func(noAnswer) error {
+		fmt.Fprintf(stdout, "vehicle %d unlinked\n", vid)
+		return nil
+	})
 }
 
 func cmdFleetioReservations(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio reservations", stderr)
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var rs []bookings.Reservation
-	if err := c.do(ctx, http.MethodGet, "/v1/fleetio/reservations", nil, &rs); err != nil {
-		return err
-	}
-	tw := report.NewTable(stdout)
-	fmt.Fprintln(tw, "ASSIGNMENT\tVEHICLE\tDRIVER\tBOX\tKEY\tFROM\tUNTIL\tCONTACT")
-	for _, r := range rs {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.AssignmentID, r.VehicleID, report.Dash(r.ContactName), r.BoxID, r.KeyID,
-			when(r.From), when(r.Until), report.Dash(r.ContactMethod))
-	}
-	return tw.Flush()
+	return adminCall(ctx, fset, d, args, nil, get("/v1/fleetio/reservations"), func(rs []bookings.Reservation) error {
+		tw := report.NewTable(stdout)
+		fmt.Fprintln(tw, "ASSIGNMENT\tVEHICLE\tDRIVER\tBOX\tKEY\tFROM\tUNTIL\tCONTACT")
+		for _, r := range rs {
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.AssignmentID, r.VehicleID, report.Dash(r.ContactName), r.BoxID, r.KeyID,
+				when(r.From), when(r.Until), report.Dash(r.ContactMethod))
+		}
+		return tw.Flush()
+	})
 }
 
 func cmdFleetioBook(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -394,43 +270,36 @@ func cmdFleetioBook(ctx context.Context, args []string, stdout, stderr io.Writer
 	from := fset.String("from", "", "start, RFC 3339 (default: the assignment's)")
 	until := fset.String("until", "", "end, RFC 3339 (default: the assignment's)")
 	contact := fset.String("contact", "", "tell the driver by email or sms (default: email if they have an address)")
-	pos, err := parseWith(fset, args, "ASSIGNMENT")
-	if err != nil {
-		return err
-	}
-	id, err := positiveID("ASSIGNMENT", pos[0])
-	if err != nil {
-		return err
-	}
-	switch *contact {
-	case "", bookings.ContactEmail, bookings.ContactSMS:
-	default:
-		return usagef("--contact %q: want email or sms", *contact)
-	}
-	req := bookRequest{Contact: *contact}
-	for _, f := range []struct {
-		name, v string
-		to      **time.Time
-	}{{"from", *from, &req.From}, {"until", *until, &req.Until}} {
-		if f.v == "" {
-			continue
+	var id int64
+	return adminCall(ctx, fset, d, args, []string{"ASSIGNMENT"}, func(pos []string) (request, error) {
+		var err error
+		if id, err = positiveID("ASSIGNMENT", pos[0]); err != nil {
+			return request{}, err
 		}
-		t, err := parseTime(f.name, f.v)
-		if err != nil {
-			return err
+		switch *contact {
+		case "", bookings.ContactEmail, bookings.ContactSMS:
+		default:
+			return request{}, cli.Usagef("--contact %q: want email or sms", *contact)
 		}
-		*f.to = &t
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var bk bookings.Booking
-	if err := c.do(ctx, http.MethodPost, "/v1/fleetio/reservations/"+strconv.FormatInt(id, 10)+"/book", req, &bk); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "booking for assignment %d: %s\n", id, describeBooking(bk))
-	return nil
+		req := bookRequest{Contact: *contact}
+		for _, f := range []struct {
+			name, v string
+			to      **time.Time
+		}{{"from", *from, &req.From}, {"until", *until, &req.Until}} {
+			if f.v == "" {
+				continue
+			}
+			t, err := parseTime(f.name, f.v)
+			if err != nil {
+				return request{}, err
+			}
+			*f.to = &t
+		}
+		return request{http.MethodPost, "/v1/fleetio/reservations/" + strconv.FormatInt(id, 10) + "/book", req}, nil
+	}, func(bk bookings.Booking) error {
+		fmt.Fprintf(stdout, "booking for assignment %d: %s\n", id, describeBooking(bk))
+		return nil
+	})
 }
 
 func describeBooking(bk bookings.Booking) string {
@@ -458,48 +327,39 @@ func when(t time.Time) string {
 func cmdBookings(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("bookings", stderr)
 	events := fset.Bool("events", false, "list each booking's events under it")
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var rows []bookingRow
-	if err := c.do(ctx, http.MethodGet, "/v1/bookings", nil, &rows); err != nil {
-		return err
-	}
-	tw := report.NewTable(stdout)
-	fmt.Fprintln(tw, "BOX\tGRANT\tKIND\tKEYS\tFROM\tUNTIL\tSTATE\tFLEETIO\tASSIGNMENT\tDRIVER\tEVENTS")
-	for _, r := range rows {
-		state := "active"
-		if r.Revoked {
-			state = "revoked"
-		}
-		fl, asg, driver := "no", "-", report.Dash(r.DriverRef)
-		if r.Fleetio {
-			fl = "yes"
-		}
-		if bk := r.Booking; bk != nil {
-			state, asg = string(bk.State), strconv.FormatInt(bk.AssignmentID, 10)
-			if bk.ContactName != "" {
-				driver = bk.ContactName
+	return adminCall(ctx, fset, d, args, nil, get("/v1/bookings"), func(rows []bookingRow) error {
+		tw := report.NewTable(stdout)
+		fmt.Fprintln(tw, "BOX\tGRANT\tKIND\tKEYS\tFROM\tUNTIL\tSTATE\tFLEETIO\tASSIGNMENT\tDRIVER\tEVENTS")
+		for _, r := range rows {
+			state := "active"
+			if r.Revoked {
+				state = "revoked"
+			}
+			fl, asg, driver := "no", "-", report.Dash(r.DriverRef)
+			if r.Fleetio {
+				fl = "yes"
+			}
+			if bk := r.Booking; bk != nil {
+				state, asg = string(bk.State), strconv.FormatInt(bk.AssignmentID, 10)
+				if bk.ContactName != "" {
+					driver = bk.ContactName
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", report.Dash(r.BoxID), report.Dash(r.GrantID), report.Dash(string(r.Kind)),
+				report.List(r.KeyIDs), when(r.From), when(r.Until), state, fl, asg, driver, len(r.Events)+len(r.BoxEvents))
+			if *events {
+				for _, e := range r.Events {
+					fmt.Fprintf(tw, "\t  %s\t%s\t%s\t%s\t%s\t\t\t\t\t\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type,
+						report.Dash(e.BoxID), report.Dash(e.KeyID), report.Dash(bookingEventNote(e)))
+				}
+				for _, e := range r.BoxEvents {
+					fmt.Fprintf(tw, "\t  %s\t%s\t%s\t%s\t%s\t\t\t\t\t\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type,
+						r.BoxID, report.Dash(e.KeyID), report.Dash(string(e.Reason)))
+				}
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", report.Dash(r.BoxID), report.Dash(r.GrantID), report.Dash(string(r.Kind)),
-			report.List(r.KeyIDs), when(r.From), when(r.Until), state, fl, asg, driver, len(r.Events)+len(r.BoxEvents))
-		if *events {
-			for _, e := range r.Events {
-				fmt.Fprintf(tw, "\t  %s\t%s\t%s\t%s\t%s\t\t\t\t\t\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type,
-					report.Dash(e.BoxID), report.Dash(e.KeyID), report.Dash(bookingEventNote(e)))
-			}
-			for _, e := range r.BoxEvents {
-				fmt.Fprintf(tw, "\t  %s\t%s\t%s\t%s\t%s\t\t\t\t\t\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type,
-					r.BoxID, report.Dash(e.KeyID), report.Dash(string(e.Reason)))
-			}
-		}
-	}
-	return tw.Flush()
+		return tw.Flush()
+	})
 }
 
 // bookingEventNote is the last column of an event under `bookings
@@ -519,93 +379,65 @@ func bookingEventNote(e bookings.BookingEvent) string {
 func cmdFleetioDriverCode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio driver-code", stderr)
 	clearCode := fset.Bool("clear", false, "forget the driver's code and revoke its grants")
-	pos, err := parseWith(fset, args, "CONTACT")
-	if err != nil {
-		return err
-	}
-	id, err := positiveID("CONTACT", pos[0])
-	if err != nil {
-		return err
-	}
-	path := "/v1/fleetio/drivers/" + strconv.FormatInt(id, 10) + "/code"
-	if *clearCode {
-		c, err := newAdminClient(d)
-		if err != nil {
-			return err
+	var id int64
+	return adminCall(ctx, fset, d, args, []string{"CONTACT"}, func(pos []string) (request, error) {
+		var err error
+		if id, err = positiveID("CONTACT", pos[0]); err != nil {
+			return request{}, err
 		}
-		if err := c.do(ctx, http.MethodDelete, path, nil, nil); err != nil {
-			return err
+		path := "/v1/fleetio/drivers/" + strconv.FormatInt(id, 10) + "/code"
+		if *clearCode {
+			return request{http.MethodDelete, path, nil}, nil
 		}
-		fmt.Fprintf(stdout, "driver code of contact %d cleared\n", id)
+		// The code comes from stdin, never argv: ps and shell history would
+		// show it.
+		fmt.Fprintf(stderr, "reading the code for contact %d from stdin (one line)...\n", id)
+		line, err := bufio.NewReader(io.LimitReader(stdin, 256)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return request{}, fmt.Errorf("read code: %w", err)
+		}
+		code := strings.TrimSpace(line)
+		if code == "" {
+			return request{}, errors.New("no code on stdin")
+		}
+		if err := bookings.ValidDriverCode(code); err != nil {
+			return request{}, err
+		}
+		return request{http.MethodPut, path, driverCodeRequest{Code: code}}, nil
+	}, func(noAnswer) error {
+		done := "set"
+		if *clearCode {
+			done = "cleared"
+		}
+		fmt.Fprintf(stdout, "driver code of contact %d %s\n", id, done)
 		return nil
-	}
-	// The code comes from stdin, never argv: ps and shell history would
-	// show it.
-	fmt.Fprintf(stderr, "reading the code for contact %d from stdin (one line)...\n", id)
-	line, err := bufio.NewReader(io.LimitReader(stdin, 256)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read code: %w", err)
-	}
-	code := strings.TrimSpace(line)
-	if code == "" {
-		return errors.New("no code on stdin")
-	}
-	if err := bookings.ValidDriverCode(code); err != nil {
-		return err
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	if err := c.do(ctx, http.MethodPut, path, driverCodeRequest{Code: code}, nil); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "driver code of contact %d set\n", id)
-	return nil
+	})
 }
 
 func cmdFleetioDrivers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio drivers", stderr)
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var ds []bookings.DriverCodeInfo
-	if err := c.do(ctx, http.MethodGet, "/v1/fleetio/drivers", nil, &ds); err != nil {
-		return err
-	}
-	tw := report.NewTable(stdout)
-	fmt.Fprintln(tw, "CONTACT\tCODE\tBOXES")
-	for _, dc := range ds {
-		kind := "drawn (per_driver)"
-		if dc.Own {
-			kind = "own (set by admin)"
+	return adminCall(ctx, fset, d, args, nil, get("/v1/fleetio/drivers"), func(ds []bookings.DriverCodeInfo) error {
+		tw := report.NewTable(stdout)
+		fmt.Fprintln(tw, "CONTACT\tCODE\tBOXES")
+		for _, dc := range ds {
+			kind := "drawn (per_driver)"
+			if dc.Own {
+				kind = "own (set by admin)"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\n", dc.ContactID, kind, report.List(dc.Boxes))
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\n", dc.ContactID, kind, report.List(dc.Boxes))
-	}
-	return tw.Flush()
+		return tw.Flush()
+	})
 }
 
 func cmdFleetioReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio reconcile", stderr)
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var rep bookings.ReconcileReport
-	if err := c.do(ctx, http.MethodPost, "/v1/fleetio/reconcile", nil, &rep); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "reconciled: %d linked vehicles, %d assignments, %d bookings looked up, %d repairs\n",
-		rep.Vehicles, rep.Assignments, rep.Checked, len(rep.Repairs))
-	for _, r := range rep.Repairs {
-		fmt.Fprintf(stdout, "  assignment %d (vehicle %d): %s\n", r.AssignmentID, r.VehicleID, r.Why)
-	}
-	return nil
+	return adminCall(ctx, fset, d, args, nil, post("/v1/fleetio/reconcile"), func(rep bookings.ReconcileReport) error {
+		fmt.Fprintf(stdout, "reconciled: %d linked vehicles, %d assignments, %d bookings looked up, %d repairs\n",
+			rep.Vehicles, rep.Assignments, rep.Checked, len(rep.Repairs))
+		for _, r := range rep.Repairs {
+			fmt.Fprintf(stdout, "  assignment %d (vehicle %d): %s\n", r.AssignmentID, r.VehicleID, r.Why)
+		}
+		return nil
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
 	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
 	"github.com/smartbox-oss/smartbox/sync/wire"
@@ -101,16 +102,61 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 
 func esc(s string) string { return url.PathEscape(s) }
 
+// request is the admin API call a command makes.
+type request struct {
+	method, path string
+	body         any // sent as JSON; nil: no body
+}
+
+// askFunc checks a command's flag values and positional arguments and says
+// which admin call to make. It runs before the service is looked for, so a
+// mistake on the command line is reported as one (exit 2) even when the
+// service is down.
+type askFunc func(pos []string) (request, error)
+
+// get and post are the calls that need nothing from the flags.
+func get(path string) askFunc  { return fixed(request{http.MethodGet, path, nil}) }
+func post(path string) askFunc { return fixed(request{http.MethodPost, path, nil}) }
+
+func fixed(r request) askFunc { return func([]string) (request, error) { return r, nil } }
+
+// noAnswer is the answer of a call whose status is all it says.
+type noAnswer struct{}
+
+// adminCall is the shape of a client command: parse args (exactly the
+// positional arguments names), let ask check them and say which call to
+// make, make it against the running service found through d, and print the
+// answer.
+func adminCall[T any](ctx context.Context, fset *cli.FlagSet, d *dirFlags, args, names []string, ask askFunc, print func(T) error) error {
+	return cli.Call(fset, args, names, func(pos []string) (T, error) {
+		var answer T
+		r, err := ask(pos)
+		if err != nil {
+			return answer, err
+		}
+		c, err := newAdminClient(d)
+		if err != nil {
+			return answer, err
+		}
+		var out any = &answer
+		if _, none := out.(*noAnswer); none {
+			out = nil
+		}
+		err = c.do(ctx, r.method, r.path, r.body, out)
+		return answer, err
+	}, print)
+}
+
 func required(name, v string) error {
 	if v == "" {
-		return usagef("--%s is required", name)
+		return cli.Usagef("--%s is required", name)
 	}
 	return nil
 }
 
 func cmdSigningKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("signing-key", stderr)
-	if err := parse(fset, args); err != nil {
+	if err := fset.Parse(args); err != nil {
 		return err
 	}
 	// Read the key file directly: it works while the service is stopped,
@@ -143,72 +189,56 @@ func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer
 	slots := fset.Int("slots", 0, "how many key slots the box has (put-key refuses others); 0 keeps the number known")
 	name := fset.String("name", "", "the box's name for drivers, e.g. \"Depot North\"")
 	location := fset.String("location", "", "where the box is, for drivers' access pages and messages")
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	if err := errors.Join(required("id", *id), required("public-key", *pub)); err != nil {
-		return usagef("%v", err)
-	}
-	if *slots < 0 || *slots > maxSlots {
-		return usagef("--slots %d: want 1..%d", *slots, maxSlots)
-	}
-	req := registerBoxRequest{ID: *id, PublicKey: *pub, Slots: *slots, Name: *name, Location: *location}
-	if *pwFile != "" {
-		pw, err := readSecretFile("--password-file", *pwFile)
-		if err != nil {
-			return err
+	return adminCall(ctx, fset, d, args, nil, func([]string) (request, error) {
+		if err := errors.Join(required("id", *id), required("public-key", *pub)); err != nil {
+			return request{}, cli.Usagef("%v", err)
 		}
-		req.Password = pw
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var info boxInfo
-	if err := c.do(ctx, http.MethodPost, "/v1/boxes", req, &info); err != nil {
-		return err
-	}
-	auth := "password set"
-	if !info.HasPassword {
-		auth = "no password: the box needs a client certificate with CN=" + info.ID
-	}
-	if info.ExternalBroker {
-		auth = "the bridge uses an external broker: give the box its account there (password file or client certificate)"
-	}
-	fmt.Fprintf(stdout, "registered box %s (%s)\n", info.ID, auth)
-	if info.Slots > 0 || info.Location != "" {
-		fmt.Fprintf(stdout, "  %d slots, location %q\n", info.Slots, info.Location)
-	}
-	return nil
+		if *slots < 0 || *slots > maxSlots {
+			return request{}, cli.Usagef("--slots %d: want 1..%d", *slots, maxSlots)
+		}
+		req := registerBoxRequest{ID: *id, PublicKey: *pub, Slots: *slots, Name: *name, Location: *location}
+		if *pwFile != "" {
+			pw, err := readSecretFile("--password-file", *pwFile)
+			if err != nil {
+				return request{}, err
+			}
+			req.Password = pw
+		}
+		return request{http.MethodPost, "/v1/boxes", req}, nil
+	}, func(info boxInfo) error {
+		auth := "password set"
+		if !info.HasPassword {
+			auth = "no password: the box needs a client certificate with CN=" + info.ID
+		}
+		if info.ExternalBroker {
+			auth = "the bridge uses an external broker: give the box its account there (password file or client certificate)"
+		}
+		fmt.Fprintf(stdout, "registered box %s (%s)\n", info.ID, auth)
+		if info.Slots > 0 || info.Location != "" {
+			fmt.Fprintf(stdout, "  %d slots, location %q\n", info.Slots, info.Location)
+		}
+		return nil
+	})
 }
 
 func cmdBoxes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("boxes", stderr)
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var boxes []boxInfo
-	if err := c.do(ctx, http.MethodGet, "/v1/boxes", nil, &boxes); err != nil {
-		return err
-	}
-	tw := report.NewTable(stdout)
-	fmt.Fprintln(tw, "BOX\tONLINE\tREVISION\tCLOUD REVISION\tOUTBOX\tLAST SEQ\tSOFTWARE")
-	for _, b := range boxes {
-		online, rev, outbox, seq, sw := "never seen", "-", "-", "-", "-"
-		if st := b.Status; st != nil {
-			online = "no"
-			if st.Online {
-				online = "yes"
+	return adminCall(ctx, fset, d, args, nil, get("/v1/boxes"), func(boxes []boxInfo) error {
+		tw := report.NewTable(stdout)
+		fmt.Fprintln(tw, "BOX\tONLINE\tREVISION\tCLOUD REVISION\tOUTBOX\tLAST SEQ\tSOFTWARE")
+		for _, b := range boxes {
+			online, rev, outbox, seq, sw := "never seen", "-", "-", "-", "-"
+			if st := b.Status; st != nil {
+				online = "no"
+				if st.Online {
+					online = "yes"
+				}
+				rev, outbox, seq, sw = fmt.Sprint(st.Revision), fmt.Sprint(st.OutboxDepth), fmt.Sprint(st.LastSeq), report.Dash(st.Software)
 			}
-			rev, outbox, seq, sw = fmt.Sprint(st.Revision), fmt.Sprint(st.OutboxDepth), fmt.Sprint(st.LastSeq), report.Dash(st.Software)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", b.ID, online, rev, b.Revision, outbox, seq, sw)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", b.ID, online, rev, b.Revision, outbox, seq, sw)
-	}
-	return tw.Flush()
+		return tw.Flush()
+	})
 }
 
 func cmdPutKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -218,27 +248,19 @@ func cmdPutKey(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fob := fset.String("fob", "", "the key's fob UID (10 hex digits)")
 	slot := fset.Int("slot", 0, "the key's home slot (1..N)")
 	name := fset.String("name", "", "name shown to people, e.g. the vehicle")
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	if err := errors.Join(required("box", *boxID), required("key", *keyID), required("fob", *fob)); err != nil {
-		return usagef("%v", err)
-	}
-	if *slot < 1 {
-		return usagef("--slot: want the home slot, 1 or more")
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var rev revisionResponse
-	err = c.do(ctx, http.MethodPut, "/v1/boxes/"+esc(*boxID)+"/keys/"+esc(*keyID),
-		putKeyRequest{Name: *name, FobUID: *fob, Slot: *slot}, &rev)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "key %s on box %s: revision %d\n", *keyID, *boxID, rev.Revision)
-	return nil
+	return adminCall(ctx, fset, d, args, nil, func([]string) (request, error) {
+		if err := errors.Join(required("box", *boxID), required("key", *keyID), required("fob", *fob)); err != nil {
+			return request{}, cli.Usagef("%v", err)
+		}
+		if *slot < 1 {
+			return request{}, cli.Usagef("--slot: want the home slot, 1 or more")
+		}
+		return request{http.MethodPut, "/v1/boxes/" + esc(*boxID) + "/keys/" + esc(*keyID),
+			putKeyRequest{Name: *name, FobUID: *fob, Slot: *slot}}, nil
+	}, func(rev revisionResponse) error {
+		fmt.Fprintf(stdout, "key %s on box %s: revision %d\n", *keyID, *boxID, rev.Revision)
+		return nil
+	})
 }
 
 func cmdPutGrant(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -252,46 +274,39 @@ func cmdPutGrant(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	until := fset.String("until", "", "end of the window, RFC 3339 (none: open-ended)")
 	maxUses := fset.Int("max-uses", 0, "use limit (0: unlimited)")
 	driver := fset.String("driver", "", "driver reference, e.g. a Fleetio contact id")
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	if err := errors.Join(required("box", *boxID), required("grant", *grantID), required("kind", *kind)); err != nil {
-		return usagef("%v", err)
-	}
-	switch box.GrantKind(*kind) {
-	case box.KindBooking, box.KindDriverCode:
-	default:
-		return usagef("--kind %q: want %s or %s", *kind, box.KindBooking, box.KindDriverCode)
-	}
-	req := putGrantRequest{Kind: box.GrantKind(*kind), Code: *code, MaxUses: *maxUses, DriverRef: *driver}
-	if *keys != "" {
-		for k := range strings.SplitSeq(*keys, ",") {
-			if k = strings.TrimSpace(k); k != "" {
-				req.KeyIDs = append(req.KeyIDs, k)
+	return adminCall(ctx, fset, d, args, nil, func([]string) (request, error) {
+		if err := errors.Join(required("box", *boxID), required("grant", *grantID), required("kind", *kind)); err != nil {
+			return request{}, cli.Usagef("%v", err)
+		}
+		switch box.GrantKind(*kind) {
+		case box.KindBooking, box.KindDriverCode:
+		default:
+			return request{}, cli.Usagef("--kind %q: want %s or %s", *kind, box.KindBooking, box.KindDriverCode)
+		}
+		req := putGrantRequest{Kind: box.GrantKind(*kind), Code: *code, MaxUses: *maxUses, DriverRef: *driver}
+		if *keys != "" {
+			for k := range strings.SplitSeq(*keys, ",") {
+				if k = strings.TrimSpace(k); k != "" {
+					req.KeyIDs = append(req.KeyIDs, k)
+				}
 			}
 		}
-	}
-	var err error
-	if req.From, err = parseTime("from", *from); err != nil {
-		return err
-	}
-	if req.Until, err = parseTime("until", *until); err != nil {
-		return err
-	}
-	if *maxUses < 0 {
-		return usagef("--max-uses: %d is negative", *maxUses)
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var rev revisionResponse
-	if err := c.do(ctx, http.MethodPut, "/v1/boxes/"+esc(*boxID)+"/grants/"+esc(*grantID), req, &rev); err != nil {
-		return err
-	}
-	// Never echo the code back: terminals are logged and screens shared.
-	fmt.Fprintf(stdout, "grant %s on box %s: revision %d\n", *grantID, *boxID, rev.Revision)
-	return nil
+		var err error
+		if req.From, err = parseTime("from", *from); err != nil {
+			return request{}, err
+		}
+		if req.Until, err = parseTime("until", *until); err != nil {
+			return request{}, err
+		}
+		if *maxUses < 0 {
+			return request{}, cli.Usagef("--max-uses: %d is negative", *maxUses)
+		}
+		return request{http.MethodPut, "/v1/boxes/" + esc(*boxID) + "/grants/" + esc(*grantID), req}, nil
+	}, func(rev revisionResponse) error {
+		// Never echo the code back: terminals are logged and screens shared.
+		fmt.Fprintf(stdout, "grant %s on box %s: revision %d\n", *grantID, *boxID, rev.Revision)
+		return nil
+	})
 }
 
 func parseTime(name, v string) (time.Time, error) {
@@ -300,7 +315,7 @@ func parseTime(name, v string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return time.Time{}, usagef("--%s %q: want RFC 3339, e.g. 2026-11-20T08:00:00Z", name, v)
+		return time.Time{}, cli.Usagef("--%s %q: want RFC 3339, e.g. 2026-11-20T08:00:00Z", name, v)
 	}
 	return t, nil
 }
@@ -309,22 +324,15 @@ func cmdRevokeGrant(ctx context.Context, args []string, stdout, stderr io.Writer
 	fset, d := newFlagSet("revoke-grant", stderr)
 	boxID := fset.String("box", "", "box id")
 	grantID := fset.String("grant", "", "grant id")
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	if err := errors.Join(required("box", *boxID), required("grant", *grantID)); err != nil {
-		return usagef("%v", err)
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var rev revisionResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/boxes/"+esc(*boxID)+"/grants/"+esc(*grantID)+"/revoke", nil, &rev); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "grant %s on box %s revoked: revision %d\n", *grantID, *boxID, rev.Revision)
-	return nil
+	return adminCall(ctx, fset, d, args, nil, func([]string) (request, error) {
+		if err := errors.Join(required("box", *boxID), required("grant", *grantID)); err != nil {
+			return request{}, cli.Usagef("%v", err)
+		}
+		return request{http.MethodPost, "/v1/boxes/" + esc(*boxID) + "/grants/" + esc(*grantID) + "/revoke", nil}, nil
+	}, func(rev revisionResponse) error {
+		fmt.Fprintf(stdout, "grant %s on box %s revoked: revision %d\n", *grantID, *boxID, rev.Revision)
+		return nil
+	})
 }
 
 func cmdEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -332,25 +340,15 @@ func cmdEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	boxID := fset.String("box", "", "box id")
 	after := fset.Uint64("after", 0, "show events after this sequence number")
 	limit := fset.Int("limit", 100, "at most this many events")
-	if err := parse(fset, args); err != nil {
-		return err
-	}
-	if err := required("box", *boxID); err != nil {
-		return err
-	}
-	if *limit < 1 || *limit > 100_000 {
-		return usagef("--limit %d: want 1..100000", *limit)
-	}
-	c, err := newAdminClient(d)
-	if err != nil {
-		return err
-	}
-	var evs []box.Event
-	path := fmt.Sprintf("/v1/boxes/%s/events?after=%d&limit=%d", esc(*boxID), *after, *limit)
-	if err := c.do(ctx, http.MethodGet, path, nil, &evs); err != nil {
-		return err
-	}
-	return report.Events(stdout, evs)
+	return adminCall(ctx, fset, d, args, nil, func([]string) (request, error) {
+		if err := required("box", *boxID); err != nil {
+			return request{}, err
+		}
+		if *limit < 1 || *limit > 100_000 {
+			return request{}, cli.Usagef("--limit %d: want 1..100000", *limit)
+		}
+		return request{http.MethodGet, fmt.Sprintf("/v1/boxes/%s/events?after=%d&limit=%d", esc(*boxID), *after, *limit), nil}, nil
+	}, func(evs []box.Event) error { return report.Events(stdout, evs) })
 }
 
 func cmdReleaseSlot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -361,15 +359,16 @@ func cmdReleaseSlot(ctx context.Context, args []string, stdout, stderr io.Writer
 	reason := fset.String("reason", "", "why (kept in the box's events)")
 	ttl := fset.Duration("ttl", defaultCommandTTL, "the command is void after this")
 	wait := fset.Duration("wait", 30*time.Second, "wait this long for the box's answer (0: do not wait)")
-	if err := parse(fset, args); err != nil {
+	if err := fset.Parse(args); err != nil {
 		return err
 	}
 	if err := errors.Join(required("box", *boxID), required("by", *by), required("reason", *reason)); err != nil {
-		return usagef("%v", err)
+		return cli.Usagef("%v", err)
 	}
 	if *slot < 1 {
-		return usagef("--slot: want a slot number, 1 or more")
+		return cli.Usagef("--slot: want a slot number, 1 or more")
 	}
+	// Not adminCall: the answer is a command id to poll with the same client.
 	c, err := newAdminClient(d)
 	if err != nil {
 		return err

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
 	"github.com/smartbox-oss/smartbox/store"
 )
@@ -21,114 +22,57 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// Exit codes.
+// Exit codes, as the kit defines them.
 const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
+	exitOK      = cli.ExitOK
+	exitFailure = cli.ExitFailure
+	exitUsage   = cli.ExitUsage
 )
-
-// usageError is a mistake in the command line: exit 2 and show usage.
-type usageError struct {
-	msg   string
-	shown bool // already printed (with the flags) by the flag package
-}
-
-func (e usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return usageError{msg: fmt.Sprintf(format, args...)} }
 
 // discardLogger silences the store's log lines: the tool prints what matters.
 var discardLogger = slog.New(slog.DiscardHandler)
 
-const usage = `usage: smartboxctl COMMAND [flags]
+// underDescriptions indents a summary's second line to the descriptions'
+// column.
+const underDescriptions = "                                    "
 
-commands:
-  init    --data DIR --box-id ID              create the box's store (DIR/box.db)
-  import  --data DIR [--slots N] FILE.json    add or update keys and grants from a JSON file
-  keys    --data DIR                          list keys
-  grants  --data DIR                          list grants (never their codes)
-  events  --data DIR [--after SEQ] [--limit N]  list events in the outbox
-  provision --data DIR --cloud-key KID=BASE64 [--cloud-key ...] [--broker URL]
-                                              trust the cloud's Ed25519 signing key(s) for sync
-  identity  --data DIR                        print the box id and its X25519 sync public key
-                                              (the cloud registers the box with it)
-
-Run 'smartboxctl COMMAND -h' for a command's flags.
-`
-
-type command struct {
-	run func(args []string, stdout, stderr io.Writer) error
+// commands work on a box's store (DIR/box.db) while smartboxd is stopped.
+var commands = &cli.Set{
+	Name:   "smartboxctl",
+	Header: "usage: smartboxctl COMMAND [flags]\n\ncommands:\n",
+	Width:  8,
+	Commands: []cli.Command{
+		{Name: "init", Summary: "--data DIR --box-id ID              create the box's store (DIR/box.db)", Run: local(cmdInit)},
+		{Name: "import", Summary: "--data DIR [--slots N] FILE.json    add or update keys and grants from a JSON file", Run: local(cmdImport)},
+		{Name: "keys", Summary: "--data DIR                          list keys", Run: local(cmdKeys)},
+		{Name: "grants", Summary: "--data DIR                          list grants (never their codes)", Run: local(cmdGrants)},
+		{Name: "events", Summary: "--data DIR [--after SEQ] [--limit N]  list events in the outbox", Run: local(cmdEvents)},
+		// provision.go
+		{Name: "provision", Summary: "--data DIR --cloud-key KID=BASE64 [--cloud-key ...] [--broker URL]\n" +
+			underDescriptions + "trust the cloud's Ed25519 signing key(s) for sync", Run: local(cmdProvision)},
+		// The leading space lines identity's arguments up with provision's.
+		{Name: "identity", Summary: " --data DIR                        print the box id and its X25519 sync public key\n" +
+			underDescriptions + "(the cloud registers the box with it)", Run: local(cmdIdentity)},
+	},
+	Footer: "\nRun 'smartboxctl COMMAND -h' for a command's flags.\n",
 }
 
-var commands = map[string]command{
-	"init":   {cmdInit},
-	"import": {cmdImport},
-	"keys":   {cmdKeys},
-	"grants": {cmdGrants},
-	"events": {cmdEvents},
-	// provision.go
-	"provision": {cmdProvision},
-	"identity":  {cmdIdentity},
+// local adapts a command that works on the box's store alone: it needs no
+// context, the store's calls are local and short.
+func local(run func(args []string, stdout, stderr io.Writer) error) cli.RunFunc {
+	return func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+		return run(args, stdout, stderr)
+	}
 }
 
 // run is main without the process: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, usage)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "smartboxctl: unknown command %q\n\n%s", args[0], usage)
-		return exitUsage
-	}
-	err := cmd.run(args[1:], stdout, stderr)
-	var ue usageError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case errors.As(err, &ue):
-		if !ue.shown { // the flag package has already printed its own
-			fmt.Fprintf(stderr, "smartboxctl %s: %v\n", args[0], err)
-		}
-		return exitUsage
-	default:
-		fmt.Fprintf(stderr, "smartboxctl %s: %v\n", args[0], err)
-		return exitFailure
-	}
+	return commands.Main(context.Background(), args, stdout, stderr)
 }
 
-// parseFlags parses flags that may come before or after positional
-// arguments (the standard flag package stops at the first positional one),
-// and returns the positional arguments.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{msg: err.Error(), shown: true}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("smartboxctl "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+// newFlagSet makes the flags of `smartboxctl name`.
+func newFlagSet(name string, stderr io.Writer) *cli.FlagSet {
+	return cli.NewFlagSet("smartboxctl "+name, stderr)
 }
 
 // dbPath is where the store lives in a data directory.
@@ -138,7 +82,7 @@ func dbPath(dir string) string { return filepath.Join(dir, "box.db") }
 // not create one: a mistyped --data must not leave a new empty box behind.
 func openStore(dir string, slots int) (*store.Store, error) {
 	if dir == "" {
-		return nil, usagef("--data DIR is required")
+		return nil, cli.Usagef("--data DIR is required")
 	}
 	p := dbPath(dir)
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
@@ -169,19 +113,16 @@ func cmdInit(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("init", stderr)
 	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
 	id := fs.String("box-id", "", "this box's id (letters, digits, ._:@-)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
+	if _, err := fs.ParseArgs(args); err != nil {
 		return err
 	}
 	switch {
-	case len(pos) > 0:
-		return usagef("unexpected argument %q", pos[0])
 	case *dir == "":
-		return usagef("--data DIR is required")
+		return cli.Usagef("--data DIR is required")
 	case *id == "":
-		return usagef("--box-id ID is required")
+		return cli.Usagef("--box-id ID is required")
 	case !box.ValidID(*id):
-		return usagef("--box-id %q: want 1-128 letters, digits or ._:@-", *id)
+		return cli.Usagef("--box-id %q: want 1-128 letters, digits or ._:@-", *id)
 	}
 	if err := os.MkdirAll(*dir, 0o750); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
@@ -210,19 +151,19 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("import", stderr)
 	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
 	slots := fs.Int("slots", box.DefaultSlots, "the box's slot count: keys must be in slots 1..N")
-	pos, err := parseFlags(fs, args)
+	pos, err := fs.Positional(args)
 	if err != nil {
 		return err
 	}
 	switch {
 	case len(pos) == 0:
-		return usagef("FILE.json is required")
+		return cli.Usagef("FILE.json is required")
 	case len(pos) > 1:
-		return usagef("one file at a time, got %d", len(pos))
+		return cli.Usagef("one file at a time, got %d", len(pos))
 	case *slots < 1 || *slots > box.MaxSlots:
-		return usagef("--slots %d is not in 1..%d", *slots, box.MaxSlots)
+		return cli.Usagef("--slots %d is not in 1..%d", *slots, box.MaxSlots)
 	case *dir == "":
-		return usagef("--data DIR is required")
+		return cli.Usagef("--data DIR is required")
 	}
 	file := pos[0]
 	f, err := os.Open(file)
@@ -357,7 +298,7 @@ func codeUnchanged(s *store.Store, id, code string) (bool, error) {
 func cmdKeys(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("keys", stderr)
 	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
-	if err := noPositional(fs, args); err != nil {
+	if _, err := fs.ParseArgs(args); err != nil {
 		return err
 	}
 	return withStore(*dir, 0, func(s *store.Store) error {
@@ -375,7 +316,7 @@ func cmdKeys(args []string, stdout, stderr io.Writer) error {
 func cmdGrants(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("grants", stderr)
 	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
-	if err := noPositional(fs, args); err != nil {
+	if _, err := fs.ParseArgs(args); err != nil {
 		return err
 	}
 	return withStore(*dir, 0, func(s *store.Store) error {
@@ -395,11 +336,11 @@ func cmdEvents(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
 	after := fs.Uint64("after", 0, "list events with a sequence number above SEQ")
 	limit := fs.Int("limit", 0, "list at most N events (0: all)")
-	if err := noPositional(fs, args); err != nil {
+	if _, err := fs.ParseArgs(args); err != nil {
 		return err
 	}
 	if *limit < 0 {
-		return usagef("--limit %d is negative", *limit)
+		return cli.Usagef("--limit %d is negative", *limit)
 	}
 	return withStore(*dir, 0, func(s *store.Store) error {
 		tw := report.NewTable(stdout)
@@ -453,16 +394,5 @@ func header(w io.Writer, s *store.Store) error {
 		sync = "provisioned for sync"
 	}
 	fmt.Fprintf(w, "box %s: records revision %d, %d events in the outbox, %s\n", id.BoxID, rev, depth, sync)
-	return nil
-}
-
-func noPositional(fs *flag.FlagSet, args []string) error {
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
-	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/store"
 )
 
@@ -30,10 +31,10 @@ var base64Encodings = []*base64.Encoding{base64.StdEncoding, base64.RawStdEncodi
 func parseCloudKey(v string) (string, ed25519.PublicKey, error) {
 	kid, b64, ok := strings.Cut(v, "=")
 	if !ok || kid == "" || b64 == "" {
-		return "", nil, usagef("--cloud-key %q: want KID=BASE64, e.g. cloud-1=MCowBQYDK2VwAyEA... (the key id and the public key the cloud prints)", v)
+		return "", nil, cli.Usagef("--cloud-key %q: want KID=BASE64, e.g. cloud-1=MCowBQYDK2VwAyEA... (the key id and the public key the cloud prints)", v)
 	}
 	if !box.ValidID(kid) {
-		return "", nil, usagef("--cloud-key: key id %q: want 1-128 letters, digits or ._:@-", kid)
+		return "", nil, cli.Usagef("--cloud-key: key id %q: want 1-128 letters, digits or ._:@-", kid)
 	}
 	b64 = strings.TrimSpace(b64)
 	var raw []byte
@@ -44,10 +45,10 @@ func parseCloudKey(v string) (string, ed25519.PublicKey, error) {
 		}
 	}
 	if err != nil {
-		return "", nil, usagef("--cloud-key %s: the key is not base64 (standard or URL-safe): %v", kid, err)
+		return "", nil, cli.Usagef("--cloud-key %s: the key is not base64 (standard or URL-safe): %v", kid, err)
 	}
 	if len(raw) != ed25519.PublicKeySize {
-		return "", nil, usagef("--cloud-key %s: the key is %d bytes, an Ed25519 public key is %d (is it the public key, in base64?)",
+		return "", nil, cli.Usagef("--cloud-key %s: the key is %d bytes, an Ed25519 public key is %d (is it the public key, in base64?)",
 			kid, len(raw), ed25519.PublicKeySize)
 	}
 	return kid, ed25519.PublicKey(raw), nil
@@ -59,14 +60,14 @@ func cmdProvision(args []string, stdout, stderr io.Writer) error {
 	var keys keyFlags
 	fs.Var(&keys, "cloud-key", "the cloud's Ed25519 public key as KID=BASE64; repeat for key rotation (all replace what the box had)")
 	broker := fs.String("broker", "", "the broker the box is meant for, e.g. ssl://mqtt.example.com:8883 (for the record: smartboxd's [cloud] decides)")
-	if err := noPositional(fs, args); err != nil {
+	if _, err := fs.ParseArgs(args); err != nil {
 		return err
 	}
 	if *dir == "" {
-		return usagef("--data DIR is required")
+		return cli.Usagef("--data DIR is required")
 	}
 	if len(keys) == 0 {
-		return usagef("--cloud-key KID=BASE64 is required: the box refuses every record batch it cannot verify")
+		return cli.Usagef("--cloud-key KID=BASE64 is required: the box refuses every record batch it cannot verify")
 	}
 	p := store.Provision{CloudKeys: map[string]ed25519.PublicKey{}, BrokerURL: *broker, At: time.Now().UTC()}
 	for _, v := range keys {
@@ -75,14 +76,14 @@ func cmdProvision(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if _, dup := p.CloudKeys[kid]; dup {
-			return usagef("--cloud-key %s is given twice", kid)
+			return cli.Usagef("--cloud-key %s is given twice", kid)
 		}
 		p.CloudKeys[kid] = k
 	}
 	if *broker != "" {
 		u, err := url.Parse(*broker)
 		if err != nil || u.Scheme == "" || u.Host == "" {
-			return usagef("--broker %q: want scheme://host:port, e.g. ssl://mqtt.example.com:8883", *broker)
+			return cli.Usagef("--broker %q: want scheme://host:port, e.g. ssl://mqtt.example.com:8883", *broker)
 		}
 	}
 	if err := p.Validate(); err != nil {
@@ -122,7 +123,7 @@ func keyIDs(keys map[string]ed25519.PublicKey) string {
 func cmdIdentity(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("identity", stderr)
 	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
-	if err := noPositional(fs, args); err != nil {
+	if _, err := fs.ParseArgs(args); err != nil {
 		return err
 	}
 	return withStore(*dir, 0, func(s *store.Store) error { return printIdentity(stdout, s) })
