@@ -295,40 +295,32 @@ func codeUnchanged(s *store.Store, id, code string) (bool, error) {
 	return slices.ContainsFunc(gs, func(g box.Grant) bool { return g.ID == id }), nil
 }
 
-func cmdKeys(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keys", stderr)
-	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
-	if _, err := fs.ParseArgs(args); err != nil {
-		return err
-	}
-	return withStore(*dir, 0, func(s *store.Store) error {
-		keys, err := s.Keys()
-		if err != nil {
-			return err
-		}
-		if err := header(stdout, s); err != nil {
-			return err
-		}
-		return report.Keys(stdout, keys)
-	})
-}
+// cmdKeys and cmdGrants list the store's records under the header.
+var (
+	cmdKeys   = listing("keys", (*store.Store).Keys, report.Keys)
+	cmdGrants = listing("grants", (*store.Store).Grants, report.Grants)
+)
 
-func cmdGrants(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("grants", stderr)
-	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
-	if _, err := fs.ParseArgs(args); err != nil {
-		return err
+// listing makes a command that prints the header and then the records list
+// reads, as print lays them out.
+func listing[T any](name string, list func(*store.Store) ([]T, error), print func(io.Writer, []T) error) func(args []string, stdout, stderr io.Writer) error {
+	return func(args []string, stdout, stderr io.Writer) error {
+		fs := newFlagSet(name, stderr)
+		dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
+		if _, err := fs.ParseArgs(args); err != nil {
+			return err
+		}
+		return withStore(*dir, 0, func(s *store.Store) error {
+			records, err := list(s)
+			if err != nil {
+				return err
+			}
+			if err := header(stdout, s); err != nil {
+				return err
+			}
+			return print(stdout, records)
+		})
 	}
-	return withStore(*dir, 0, func(s *store.Store) error {
-		grants, err := s.Grants()
-		if err != nil {
-			return err
-		}
-		if err := header(stdout, s); err != nil {
-			return err
-		}
-		return report.Grants(stdout, grants)
-	})
 }
 
 func cmdEvents(args []string, stdout, stderr io.Writer) error {
