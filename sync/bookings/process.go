@@ -433,7 +433,7 @@ func (b *Integration) finish(ctx context.Context, c *fleetio.Client, a fleetio.V
 			if err == nil {
 				break
 			}
-			if !errors.Is(err, cloud.ErrCodeInUse) || pin == "" || i >= maxPINDraws {
+			if !errors.Is(err, box.ErrCodeInUse) || pin == "" || i >= maxPINDraws {
 				return fmt.Errorf("put grant %s on box %s: %w", g.ID, bk.BoxID, err)
 			}
 			if pin, err = NewPIN(b.o.Rand, codeLength(bk)); err != nil {
