@@ -16,7 +16,9 @@
 // throttle: refused until last failure + wait; the ack wait: resend when
 // the batch is older than the wait) uses the ceiling itself
 // (Policy.Ceiling): a draw made again at each check would make the wait
-// mean nothing.
+// mean nothing. So does the bookings delivery queue, whose attempts at the
+// cap are how long a delivery is tried (about a day, as Fleetio tries its
+// own webhooks); its Retry-After floor is Policy.AtLeast.
 //
 // # The loop
 //
@@ -28,7 +30,6 @@ package retry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -182,10 +183,4 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// IsStopped reports whether err ended a Do because ctx ended.
-func IsStopped(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Ctx != nil
 }
