@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -392,24 +391,5 @@ func errorMessage(body []byte) string {
 // retryAfter reads a Retry-After value: seconds (what Fleetio sends) or an
 // HTTP date (allowed by RFC 9110), capped at MaxRetryAfter. 0: none usable.
 func (c *Client) retryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseFloat(v, 64); err == nil {
-		if n <= 0 || n != n {
-			return 0
-		}
-		if n > c.opts.MaxRetryAfter.Seconds() {
-			return c.opts.MaxRetryAfter
-		}
-		d = time.Duration(n * float64(time.Second))
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(c.opts.Now())
-	}
-	if d <= 0 {
-		return 0
-	}
-	return min(d, c.opts.MaxRetryAfter)
+	return min(retry.RetryAfter(v, c.opts.Now()), c.opts.MaxRetryAfter)
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -169,7 +168,7 @@ func (c *SMSClient) post(ctx context.Context, form string) (SMSResult, time.Dura
 		return SMSResult{}, 0, fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err)
 	}
 	res, err := ParseSMSAnswer(resp.StatusCode, raw)
-	return res, retryAfter(resp.Header.Get("Retry-After")), err
+	return res, retry.RetryAfter(resp.Header.Get("Retry-After"), time.Now()), err
 }
 
 // ParseSMSAnswer reads a gateway answer: a 2xx with {sid, status}, or an
@@ -192,19 +191,6 @@ func ParseSMSAnswer(status int, body []byte) (SMSResult, error) {
 	}
 	e.HTTPStatus = status
 	return SMSResult{}, e
-}
-
-func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
-	}
-	return 0
 }
 
 func validE164(s string) bool {

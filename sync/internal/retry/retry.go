@@ -31,7 +31,11 @@ package retry
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -82,6 +86,29 @@ func (p Policy) AtLeast(d, retryAfter time.Duration) time.Duration {
 		capRA = p.Cap
 	}
 	return max(d, min(retryAfter, capRA))
+}
+
+// RetryAfter reads an HTTP Retry-After value (RFC 9110): delay seconds, or
+// an HTTP date, counted from now. 0: absent, unusable or past. It is not
+// capped: Policy.Delay caps it (MaxRetryAfter).
+func RetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		switch {
+		case n <= 0 || n != n:
+			return 0
+		case n >= float64(math.MaxInt64/int64(time.Second)):
+			return time.Duration(math.MaxInt64) // would overflow: "for ever"
+		}
+		return time.Duration(n * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
 }
 
 // Outcome is the caller's verdict on a failed attempt.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -211,4 +212,27 @@ func TestSleep(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	require.ErrorIs(t, retry.Sleep(ctx, time.Hour), context.Canceled)
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0},
+		{"7", 7 * time.Second},
+		{" 2 ", 2 * time.Second},
+		{"1.5", 1500 * time.Millisecond},
+		{"0", 0},
+		{"-3", 0},
+		{"NaN", 0},
+		{"1e300", time.Duration(1<<63 - 1)},
+		{now.Add(12 * time.Second).Format(http.TimeFormat), 12 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"soon", 0},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, retry.RetryAfter(tt.in, now), "%q", tt.in)
+	}
 }
