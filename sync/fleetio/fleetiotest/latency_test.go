@@ -77,9 +77,15 @@ func TestLatency(t *testing.T) {
 		}
 	})
 	t.Run("a caller that gives up is not held", func(t *testing.T) {
+		// An hour's latency: only the caller's deadline can end the call,
+		// however loaded the machine.
+		e := newEnv(t, fleetiotest.Options{Latency: time.Hour})
+		c, err := fleetio.New(fleetio.Options{BaseURL: e.api, APIKey: apiKey, AccountToken: account, MaxRetries: -1})
+		require.NoError(t, err)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 		defer cancel()
-		_, err := c.Me(ctx)
+		_, err = c.Me(ctx)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Empty(t, e.f.Requests(), "the fake answered nobody")
 	})
 }
