@@ -5,6 +5,9 @@ import (
 	"fmt"
 )
 
+// The store's errors. Apply refuses a record the box's rules refuse with
+// box.ErrInvalidRecord, and a code that another grant which has not ended
+// holds with box.ErrCodeInUse, as the cloud does.
 var (
 	// ErrInUse is returned by Open when another process (or another Store in
 	// this process) holds the file.
