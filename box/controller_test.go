@@ -256,12 +256,12 @@ func keys(n int) []box.Key {
 	return ks
 }
 
-func booking(id, code string, keyIDs ...string) store.GrantPut {
-	return store.GrantPut{Grant: box.Grant{ID: id, Kind: box.KindBooking, KeyIDs: keyIDs, Source: "test"}, Code: code}
+func booking(id, code string, keyIDs ...string) box.GrantPut {
+	return box.GrantPut{Grant: box.Grant{ID: id, Kind: box.KindBooking, KeyIDs: keyIDs, Source: "test"}, Code: code}
 }
 
 func TestBookingPINOpensItsSlotAndTheKeyIsTaken(t *testing.T) {
-	r := newRig(t, box.Config{}, store.Batch{Keys: keys(4), Grants: []store.GrantPut{booking("g1", "123456", "k2")}})
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(4), Grants: []box.GrantPut{booking("g1", "123456", "k2")}})
 	r.expect(box.EventBoxStarted)
 	require.Equal(t, 1, r.hw.lockAlls, "every lock de-energised at start")
 
@@ -302,7 +302,7 @@ func TestWindowEdges(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := booking("g1", "123456", "k1")
 			g.From, g.Until = tc.from, tc.until
-			r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{g}})
+			r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{g}})
 			r.newEvents()
 			r.typeKeys("123456#")
 			if tc.want == "" {
@@ -323,7 +323,7 @@ func TestUseLimitAndRevocation(t *testing.T) {
 	g.MaxUses = 2
 	rv := booking("g2", "654321", "k2")
 	rv.Revoked = true
-	r := newRig(t, box.Config{}, store.Batch{Keys: keys(2), Grants: []store.GrantPut{g, rv}})
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(2), Grants: []box.GrantPut{g, rv}})
 	r.newEvents()
 	for i := 1; i <= 2; i++ {
 		r.typeKeys("123456#")
@@ -343,7 +343,7 @@ func TestUseLimitAndRevocation(t *testing.T) {
 }
 
 func TestLockoutGrowsAndSurvivesRestart(t *testing.T) {
-	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 	r.newEvents()
 	r.typeKeys("000000#")
 	evs := r.expect(box.EventCodeRefused)
@@ -402,7 +402,7 @@ func TestKeypadEntry(t *testing.T) {
 		{"right code after a long one", []any{"12345612345671234", "*123456#"}, box.EventCodeAccepted, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+			r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 			r.newEvents()
 			for _, s := range tc.steps {
 				switch s := s.(type) {
@@ -428,7 +428,7 @@ func TestKeypadEntry(t *testing.T) {
 }
 
 func TestDriverCodeOpensEveryKeyOfTheDriver(t *testing.T) {
-	dc := store.GrantPut{Grant: box.Grant{ID: "d7", Kind: box.KindDriverCode, DriverRef: "driver-7"}, Code: "9999"}
+	dc := box.GrantPut{Grant: box.Grant{ID: "d7", Kind: box.KindDriverCode, DriverRef: "driver-7"}, Code: "9999"}
 	b3 := booking("b3", "333333", "k3")
 	b3.DriverRef = "driver-7"
 	b4 := booking("b4", "444444", "k4")
@@ -436,7 +436,7 @@ func TestDriverCodeOpensEveryKeyOfTheDriver(t *testing.T) {
 	b4.From, b4.Until = t0.Add(time.Hour), t0.Add(3*time.Hour)
 	other := booking("b5", "555555", "k5")
 	other.DriverRef = "driver-8"
-	r := newRig(t, box.Config{}, store.Batch{Keys: keys(5), Grants: []store.GrantPut{dc, b3, b4, other}})
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(5), Grants: []box.GrantPut{dc, b3, b4, other}})
 	r.newEvents()
 
 	r.typeKeys("9999#")
@@ -461,8 +461,8 @@ func TestDriverCodeOpensEveryKeyOfTheDriver(t *testing.T) {
 }
 
 func TestDriverCodeWithItsOwnKeys(t *testing.T) {
-	dc := store.GrantPut{Grant: box.Grant{ID: "d1", Kind: box.KindDriverCode, DriverRef: "d", KeyIDs: []string{"k1", "k2"}}, Code: "2468"}
-	r := newRig(t, box.Config{}, store.Batch{Keys: keys(2), Grants: []store.GrantPut{dc}})
+	dc := box.GrantPut{Grant: box.Grant{ID: "d1", Kind: box.KindDriverCode, DriverRef: "d", KeyIDs: []string{"k1", "k2"}}, Code: "2468"}
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(2), Grants: []box.GrantPut{dc}})
 	r.newEvents()
 	r.typeKeys("2468#")
 	r.expect(box.EventCodeAccepted, box.EventSlotReleased, box.EventSlotReleased)
@@ -470,7 +470,7 @@ func TestDriverCodeWithItsOwnKeys(t *testing.T) {
 }
 
 func TestSlotNotOpenedInTimeRelocks(t *testing.T) {
-	r := newRig(t, box.Config{ReleaseTime: 3 * time.Second}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+	r := newRig(t, box.Config{ReleaseTime: 3 * time.Second}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 	r.newEvents()
 	r.typeKeys("123456#")
 	r.expect(box.EventCodeAccepted, box.EventSlotReleased)
@@ -488,13 +488,13 @@ func TestSlotNotOpenedInTimeRelocks(t *testing.T) {
 
 func TestReleaseTimeNeverOverTheHardMaximum(t *testing.T) {
 	r := newRig(t, box.Config{ReleaseTime: 25 * time.Second, MaxReleaseTime: 8 * time.Second},
-		store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+		store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 	r.typeKeys("123456#")
 	require.Equal(t, []release{{1, 8 * time.Second}}, r.hw.releases)
 }
 
 func TestKeyAbsent(t *testing.T) {
-	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 	r.newEvents()
 	r.sense(1, false) // someone forced the key out
 	r.expect(box.EventSlotUnexpected)
@@ -505,7 +505,7 @@ func TestKeyAbsent(t *testing.T) {
 }
 
 func TestReturnByFob(t *testing.T) {
-	r := newRig(t, box.Config{}, store.Batch{Keys: keys(2), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(2), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 	r.newEvents()
 	r.typeKeys("123456#")
 	r.sense(1, false)
@@ -571,7 +571,7 @@ func TestUntrustedClock(t *testing.T) {
 	windowed := booking("w", "111111", "k1")
 	windowed.From, windowed.Until = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
 	open := booking("o", "222222", "k2")
-	batch := store.Batch{Keys: keys(2), Grants: []store.GrantPut{windowed, open}}
+	batch := store.Batch{Keys: keys(2), Grants: []box.GrantPut{windowed, open}}
 
 	t.Run("refuse (default)", func(t *testing.T) {
 		r := newRig(t, box.Config{BuildTime: t0.Add(24 * time.Hour)}, batch) // the RTC is behind the build
@@ -600,7 +600,7 @@ func TestUntrustedClock(t *testing.T) {
 }
 
 func TestStopRelocksEverything(t *testing.T) {
-	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 	r.newEvents()
 	r.typeKeys("123456#")
 	r.expect(box.EventCodeAccepted, box.EventSlotReleased)
@@ -612,7 +612,7 @@ func TestStopRelocksEverything(t *testing.T) {
 }
 
 func TestLockFailureOpensNothingAndIsReported(t *testing.T) {
-	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 	r.newEvents()
 	r.hw.mu.Lock()
 	r.hw.failLock = true
@@ -624,7 +624,7 @@ func TestLockFailureOpensNothingAndIsReported(t *testing.T) {
 }
 
 func TestStoreFailureOpensNothing(t *testing.T) {
-	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 	require.NoError(t, r.st.Close()) // the SD card is gone
 	r.typeKeys("123456#")
 	require.Empty(t, r.hw.openSlots(), "fail secure: nothing recorded, nothing opened")

@@ -51,7 +51,7 @@ func TestFruitlessReleasesCoolDown(t *testing.T) {
 		{"good code, key left in", func(r *rig) { r.typeKeys("123456#") }, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+			r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 			if tc.name == "fob of a key that is out" {
 				r.sense(1, false)
 			}
@@ -95,7 +95,7 @@ func refusedRelease(name string) box.EventType {
 // ReleaseCoolBase, no more.
 func TestCoolDownLeavesLegitimateUseAlone(t *testing.T) {
 	t.Run("take, return, take again", func(t *testing.T) {
-		r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+		r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 		r.newEvents()
 		for range 20 {
 			r.typeKeys("123456#")
@@ -113,7 +113,7 @@ func TestCoolDownLeavesLegitimateUseAlone(t *testing.T) {
 		require.Zero(t, tally(evs, box.EventKeyAbsent, box.ReasonCoolDown))
 	})
 	t.Run("too slow to take", func(t *testing.T) {
-		r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+		r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 		r.newEvents()
 		r.typeKeys("123456#")
 		r.advance(r.c.Config().ReleaseTime)
@@ -139,8 +139,8 @@ func TestCoolDownLeavesLegitimateUseAlone(t *testing.T) {
 // whose key is out, every 2 s for a minute: code_accepted and key_absent are
 // merged like any refusal (review finding 5).
 func TestGoodCodeThatOpensNothingIsMerged(t *testing.T) {
-	dc := store.GrantPut{Grant: box.Grant{ID: "d1", Kind: box.KindDriverCode, DriverRef: "insider", KeyIDs: []string{"k1"}}, Code: "2468"}
-	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{dc}})
+	dc := box.GrantPut{Grant: box.Grant{ID: "d1", Kind: box.KindDriverCode, DriverRef: "insider", KeyIDs: []string{"k1"}}, Code: "2468"}
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{dc}})
 	r.sense(1, false)
 	r.newEvents()
 	for range 30 {

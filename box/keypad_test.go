@@ -60,8 +60,8 @@ func ofType(evs []box.Event, typ box.EventType) []box.Event {
 func TestLockoutNotResetByAGoodCode(t *testing.T) {
 	for _, keyIn := range []bool{true, false} {
 		t.Run(fmt.Sprintf("key in its slot %v", keyIn), func(t *testing.T) {
-			dc := store.GrantPut{Grant: box.Grant{ID: "d1", Kind: box.KindDriverCode, DriverRef: "insider", KeyIDs: []string{"k1"}}, Code: "2468"}
-			r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{dc}})
+			dc := box.GrantPut{Grant: box.Grant{ID: "d1", Kind: box.KindDriverCode, DriverRef: "insider", KeyIDs: []string{"k1"}}, Code: "2468"}
+			r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{dc}})
 			if !keyIn {
 				r.sense(1, false) // the insider's key is out with them
 			}
@@ -152,7 +152,7 @@ func TestTarpitBoundsOverADay(t *testing.T) {
 // TestLegitimateCodeDuringAnAttack: whatever a guesser did before, a driver
 // who comes to a free keypad has their code checked within LockoutMax.
 func TestLegitimateCodeDuringAnAttack(t *testing.T) {
-	batch := store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}}
+	batch := store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}}
 	driverOpens := func(r *rig) time.Duration {
 		r.t.Helper()
 		r.typeKeys("123456#")
@@ -295,7 +295,7 @@ func TestRefusalsMerged(t *testing.T) {
 // wrong codes still lock the keypad out; once it recovers, the lockout on
 // disk is the one in memory, without another code being typed.
 func TestLockoutAdvancesWhenTheStoreFails(t *testing.T) {
-	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 	r.newEvents()
 	r.flaky.failing.Store(true)
 	for n := range 5 {

@@ -3,7 +3,9 @@ package box
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -176,4 +178,63 @@ func ValidCode(code string) error {
 		}
 	}
 	return nil
+}
+
+// MaxDriverRefLength bounds a driver ref: it is part of the store's index
+// keys (bbolt keys are at most 32 KiB; real refs are short ids).
+const MaxDriverRefLength = 256
+
+// ErrCodeInUse is returned when a code is already the code of another grant
+// of the box that has not ended: at the keypad, one code must mean one grant.
+// The box's store and the cloud both refuse such a grant with it.
+var ErrCodeInUse = errors.New("code already in use")
+
+// GrantPut is a grant as the cloud, the bridge or an import sends it: with
+// its code in clear. Code "" keeps the grant's current code. The code lives
+// only in memory: the box's store writes its HMAC, the cloud its sealed
+// form, and no log or error ever carries it.
+type GrantPut struct {
+	Grant
+	Code string `json:"code,omitempty"`
+}
+
+// LogValue keeps the code out of logs.
+func (g GrantPut) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", g.ID), slog.String("kind", string(g.Kind)),
+		slog.Bool("code_given", g.Code != ""))
+}
+
+// Validate checks a grant and its code (if given) as the box will: the
+// record (Grant.Validate), a driver ref the store can index, and a code the
+// keypad can type. The cloud runs the same check, so that it never signs a
+// batch the box would refuse (the box would be stuck at its revision). The
+// code is never part of an error. A grant without a code is the
+// receiver's to judge: acceptable if it already holds one for it.
+func (g GrantPut) Validate() error {
+	if err := g.Grant.Validate(); err != nil {
+		return err
+	}
+	if len(g.DriverRef) > MaxDriverRefLength {
+		return fmt.Errorf("%w: grant %s: driver_ref is %d bytes, at most %d", ErrInvalidRecord, g.ID, len(g.DriverRef), MaxDriverRefLength)
+	}
+	if strings.IndexByte(g.DriverRef, 0) >= 0 {
+		return fmt.Errorf("%w: grant %s: driver_ref holds a NUL byte", ErrInvalidRecord, g.ID)
+	}
+	if g.Code != "" {
+		if err := ValidCode(g.Code); err != nil {
+			return fmt.Errorf("grant %s: %w", g.ID, err)
+		}
+	}
+	return nil
+}
+
+// Normalized validates a key (slots: the box's slot count, 0: not checked)
+// and returns it with its fob UID normalised (see NormalizeFobUID), as the
+// box's store and the cloud keep it.
+func (k Key) Normalized(slots int) (Key, error) {
+	if err := k.Validate(slots); err != nil {
+		return k, err
+	}
+	k.FobUID, _ = NormalizeFobUID(k.FobUID)
+	return k, nil
 }

@@ -67,7 +67,7 @@ func TestReturnSettle(t *testing.T) {
 		require.Equal(t, int64(500), evs[1].SeatedMS)
 	})
 	t.Run("released for taking while settling", func(t *testing.T) {
-		r := newReturnRig(t, store.Batch{Keys: keys(1), Grants: []store.GrantPut{booking("g1", "123456", "k1")}})
+		r := newReturnRig(t, store.Batch{Keys: keys(1), Grants: []box.GrantPut{booking("g1", "123456", "k1")}})
 		r.sense(1, true)
 		r.advance(time.Second)
 		r.typeKeys("123456#")

@@ -34,7 +34,7 @@ func startSimBox(tb testing.TB, cfg box.Config) *simBox {
 	tb.Cleanup(func() { st.Close() })
 	_, err = st.Apply(store.Batch{
 		Keys:   []box.Key{{ID: "van-1", FobUID: "01000734E0", Slot: 1}},
-		Grants: []store.GrantPut{{Grant: box.Grant{ID: "b1", Kind: box.KindBooking, KeyIDs: []string{"van-1"}}, Code: "123456"}},
+		Grants: []box.GrantPut{{Grant: box.Grant{ID: "b1", Kind: box.KindBooking, KeyIDs: []string{"van-1"}}, Code: "123456"}},
 	})
 	require.NoError(tb, err)
 

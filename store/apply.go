@@ -12,17 +12,6 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 )
 
-// GrantPut is a grant as the cloud or an import sends it: with its code in
-// clear. The code lives only in memory: the store writes its HMAC.
-type GrantPut struct {
-	box.Grant
-	Code string `json:"code,omitempty"`
-}
-
-// MaxDriverRefLength bounds a driver ref (it is part of an index key, and
-// bbolt keys are at most 32 KiB; real refs are short ids).
-const MaxDriverRefLength = 256
-
 // Batch is one change of the replicated records, applied all or nothing.
 type Batch struct {
 	FromRevision uint64 // applied only if the store's revision equals it (unless Snapshot)
@@ -30,41 +19,9 @@ type Batch struct {
 	Snapshot     bool   // replace every key and grant with the batch's (local Uses kept for grants that stay)
 	Keys         []box.Key
 	DeleteKeys   []string
-	Grants       []GrantPut
+	Grants       []box.GrantPut // codes in clear: the store writes their HMACs
 	DeleteGrants []string
 	Events       []box.Event // committed in the same transaction (e.g. records_applied)
-}
-
-// checkKey validates a key and normalises its fob UID.
-func checkKey(k box.Key, slots int) (box.Key, error) {
-	if err := k.Validate(slots); err != nil {
-		return k, err
-	}
-	k.FobUID, _ = box.NormalizeFobUID(k.FobUID)
-	return k, nil
-}
-
-// checkGrant validates a grant and its code. needCode: a grant without a
-// code must be revoked (it could never be used otherwise). The code is never
-// part of an error.
-func checkGrant(g GrantPut, needCode bool) error {
-	if err := g.Validate(); err != nil {
-		return err
-	}
-	if len(g.DriverRef) > MaxDriverRefLength {
-		return fmt.Errorf("%w: grant %s: driver_ref is %d bytes, at most %d", box.ErrInvalidRecord, g.ID, len(g.DriverRef), MaxDriverRefLength)
-	}
-	if bytes.IndexByte([]byte(g.DriverRef), 0) >= 0 {
-		return fmt.Errorf("%w: grant %s: driver_ref holds a NUL byte", box.ErrInvalidRecord, g.ID)
-	}
-	if g.Code != "" {
-		if err := box.ValidCode(g.Code); err != nil {
-			return fmt.Errorf("grant %s: %w", g.ID, err)
-		}
-	} else if needCode && !g.Revoked {
-		return fmt.Errorf("%w: grant %s: a %s grant needs a code unless revoked", box.ErrInvalidRecord, g.ID, g.Kind)
-	}
-	return nil
 }
 
 // checkBatch validates everything that does not need the stored state and
@@ -78,7 +35,7 @@ func (s *Store) checkBatch(b Batch) (Batch, [][]byte, error) {
 	keyAt := make(map[string]int, len(b.Keys))
 	fobAt := make(map[string]int, len(b.Keys))
 	for i, k := range b.Keys {
-		k, err := checkKey(k, s.slots)
+		k, err := k.Normalized(s.slots)
 		if err != nil {
 			return b, nil, fmt.Errorf("keys[%d] (id %q): %w", i, k.ID, err)
 		}
@@ -102,7 +59,7 @@ func (s *Store) checkBatch(b Batch) (Batch, [][]byte, error) {
 	hashes := make([][]byte, len(b.Grants))
 	grantAt := make(map[string]int, len(b.Grants))
 	for i, g := range b.Grants {
-		if err := checkGrant(g, false); err != nil {
+		if err := g.Validate(); err != nil {
 			return b, nil, fmt.Errorf("grants[%d] (id %q): %w", i, g.ID, err)
 		}
 		if j, dup := grantAt[g.ID]; dup {
@@ -357,7 +314,7 @@ func applyGrants(tx *bolt.Tx, b Batch, hashes [][]byte, now time.Time) error {
 				return err
 			}
 			if ok && !og.Ended(now) {
-				return fmt.Errorf("grants[%d] (id %q): %w: grant %q has the same code and has not ended", i, g.ID, ErrCodeInUse, other)
+				return fmt.Errorf("grants[%d] (id %q): %w: grant %q has the same code and has not ended", i, g.ID, box.ErrCodeInUse, other)
 			}
 		}
 	}

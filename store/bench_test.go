@@ -48,9 +48,9 @@ func benchStore(b *testing.B) *Store {
 		}
 		const batch = 10_000
 		for start := 0; start < benchGrants; start += batch {
-			gs := make([]GrantPut, 0, batch)
+			gs := make([]box.GrantPut, 0, batch)
 			for i := start; i < start+batch; i++ {
-				gs = append(gs, GrantPut{Grant: box.Grant{
+				gs = append(gs, box.GrantPut{Grant: box.Grant{
 					ID: benchID(i), Kind: box.KindBooking, KeyIDs: []string{fmt.Sprintf("k%d", i%12+1)},
 					DriverRef: fmt.Sprintf("driver-%d", i%500), Source: "bench",
 				}, Code: benchCode(i)})

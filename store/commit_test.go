@@ -11,26 +11,26 @@ import (
 )
 
 func TestCommitUses(t *testing.T) {
-	limited := func(id, code string, max, uses int) GrantPut {
+	limited := func(id, code string, max, uses int) box.GrantPut {
 		g := booking(id, code, "k1")
 		g.MaxUses, g.Uses = max, uses
 		return g
 	}
 	tests := []struct {
 		name     string
-		grants   []GrantPut
+		grants   []box.GrantPut
 		use      []string
 		wantErr  error
 		wantUses map[string]int // after the commit
 	}{
-		{"unlimited", []GrantPut{booking("g-1", "1111", "k1")}, []string{"g-1"}, nil, map[string]int{"g-1": 1}},
-		{"last use", []GrantPut{limited("g-1", "1111", 3, 2)}, []string{"g-1"}, nil, map[string]int{"g-1": 3}},
-		{"used up", []GrantPut{limited("g-1", "1111", 3, 3)}, []string{"g-1"}, box.ErrUsedUp, map[string]int{"g-1": 3}},
+		{"unlimited", []box.GrantPut{booking("g-1", "1111", "k1")}, []string{"g-1"}, nil, map[string]int{"g-1": 1}},
+		{"last use", []box.GrantPut{limited("g-1", "1111", 3, 2)}, []string{"g-1"}, nil, map[string]int{"g-1": 3}},
+		{"used up", []box.GrantPut{limited("g-1", "1111", 3, 3)}, []string{"g-1"}, box.ErrUsedUp, map[string]int{"g-1": 3}},
 		{"two grants, second used up: neither counted",
-			[]GrantPut{booking("g-1", "1111", "k1"), limited("g-2", "2222", 1, 1)}, []string{"g-1", "g-2"},
+			[]box.GrantPut{booking("g-1", "1111", "k1"), limited("g-2", "2222", 1, 1)}, []string{"g-1", "g-2"},
 			box.ErrUsedUp, map[string]int{"g-1": 0, "g-2": 1}},
-		{"same grant twice passes its limit", []GrantPut{limited("g-1", "1111", 2, 1)}, []string{"g-1", "g-1"}, box.ErrUsedUp, map[string]int{"g-1": 1}},
-		{"unknown grant", []GrantPut{booking("g-1", "1111", "k1")}, []string{"g-1", "g-gone"}, ErrUnknownGrant, map[string]int{"g-1": 0}},
+		{"same grant twice passes its limit", []box.GrantPut{limited("g-1", "1111", 2, 1)}, []string{"g-1", "g-1"}, box.ErrUsedUp, map[string]int{"g-1": 1}},
+		{"unknown grant", []box.GrantPut{booking("g-1", "1111", "k1")}, []string{"g-1", "g-gone"}, ErrUnknownGrant, map[string]int{"g-1": 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -165,7 +165,7 @@ func TestLockoutPersisted(t *testing.T) {
 
 func TestCommitConcurrent(t *testing.T) {
 	s, _ := newStore(t)
-	mustApply(t, s, Batch{Grants: []GrantPut{booking("g-1", "1111", "k1")}})
+	mustApply(t, s, Batch{Grants: []box.GrantPut{booking("g-1", "1111", "k1")}})
 	const workers, each = 4, 25
 	seqs := make(chan uint64, workers*each)
 	var wg sync.WaitGroup

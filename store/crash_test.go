@@ -59,7 +59,7 @@ func runHelper(mode, path string) int {
 			n := rev + 1
 			_, err = s.Apply(Batch{
 				FromRevision: rev, ToRevision: n,
-				Grants: []GrantPut{booking(fmt.Sprintf("g-%d", n), fmt.Sprintf("%06d", n), "k1")},
+				Grants: []box.GrantPut{booking(fmt.Sprintf("g-%d", n), fmt.Sprintf("%06d", n), "k1")},
 				Events: []box.Event{{Type: box.EventRecordsApplied, Detail: fmt.Sprintf("revision %d", n)}},
 			})
 			if err != nil {
@@ -132,7 +132,7 @@ func killMidStream(t *testing.T, cmd *exec.Cmd, lines *bufio.Scanner, word strin
 
 func TestCrashDuringCommit(t *testing.T) {
 	s, clock := newStore(t)
-	mustApply(t, s, Batch{Keys: []box.Key{key("k1", 1, fob(1))}, Grants: []GrantPut{booking("g-1", "111111", "k1")}})
+	mustApply(t, s, Batch{Keys: []box.Key{key("k1", 1, fob(1))}, Grants: []box.GrantPut{booking("g-1", "111111", "k1")}})
 	require.NoError(t, s.Close())
 
 	cmd, lines, _ := startHelper(t, "commit", s.Path())

@@ -5,6 +5,9 @@ import (
 	"fmt"
 )
 
+// The store's errors. Apply refuses a record the box's rules refuse with
+// box.ErrInvalidRecord, and a code that another grant which has not ended
+// holds with box.ErrCodeInUse, as the cloud does.
 var (
 	// ErrInUse is returned by Open when another process (or another Store in
 	// this process) holds the file.
@@ -12,9 +15,6 @@ var (
 	// ErrSchema is returned by Open for a file this code cannot read: written
 	// by a newer version, or not a SmartBox store at all.
 	ErrSchema = errors.New("unsupported schema")
-	// ErrCodeInUse is returned by Apply when a code is already the code of
-	// another grant that is neither revoked nor ended.
-	ErrCodeInUse = errors.New("code already in use by another grant")
 	// ErrRevisionMismatch is returned by Apply when a batch does not follow
 	// the store's revision. The error is a *RevisionMismatchError.
 	ErrRevisionMismatch = errors.New("revision mismatch")

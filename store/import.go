@@ -16,8 +16,8 @@ import (
 const MaxImportSize = 64 << 20
 
 type importFile struct {
-	Keys   []box.Key  `json:"keys"`
-	Grants []GrantPut `json:"grants"`
+	Keys   []box.Key      `json:"keys"`
+	Grants []box.GrantPut `json:"grants"`
 }
 
 // ParseImport reads an import file, JSON {"keys":[...], "grants":[...]},
@@ -45,11 +45,11 @@ func ParseImport(r io.Reader, slots int) (Batch, error) {
 		return Batch{}, fmt.Errorf("store: import: unexpected data after the JSON object at byte %d", dec.InputOffset())
 	}
 
-	b := Batch{Keys: make([]box.Key, 0, len(f.Keys)), Grants: make([]GrantPut, 0, len(f.Grants))}
+	b := Batch{Keys: make([]box.Key, 0, len(f.Keys)), Grants: make([]box.GrantPut, 0, len(f.Grants))}
 	keyAt := make(map[string]int, len(f.Keys))
 	fobAt := make(map[string]int, len(f.Keys))
 	for i, k := range f.Keys {
-		k, err := checkKey(k, slots)
+		k, err := k.Normalized(slots)
 		if err != nil {
 			return Batch{}, fmt.Errorf("store: import: keys[%d] (id %q): %w", i, k.ID, err)
 		}
@@ -64,8 +64,13 @@ func ParseImport(r io.Reader, slots int) (Batch, error) {
 	}
 	grantAt := make(map[string]int, len(f.Grants))
 	for i, g := range f.Grants {
-		if err := checkGrant(g, true); err != nil {
+		if err := g.Validate(); err != nil {
 			return Batch{}, fmt.Errorf("store: import: grants[%d] (id %q): %w", i, g.ID, err)
+		}
+		// An import holds the whole record: a grant without a code could
+		// never be used, unless it is revoked and opens nothing anyway.
+		if g.Code == "" && !g.Revoked {
+			return Batch{}, fmt.Errorf("store: import: grants[%d] (id %q): %w: grant %s: a %s grant needs a code unless revoked", i, g.ID, box.ErrInvalidRecord, g.ID, g.Kind)
 		}
 		if j, dup := grantAt[g.ID]; dup {
 			return Batch{}, fmt.Errorf("store: import: grants[%d] (id %q): %w: duplicate id, first at grants[%d]", i, g.ID, box.ErrInvalidRecord, j)

@@ -84,12 +84,12 @@ func key(id string, slot int, fob string) box.Key {
 
 func fob(n int) string { return fmt.Sprintf("%010X", n) }
 
-func booking(id, code string, keyIDs ...string) GrantPut {
-	return GrantPut{Grant: box.Grant{ID: id, Kind: box.KindBooking, KeyIDs: keyIDs, Source: "test"}, Code: code}
+func booking(id, code string, keyIDs ...string) box.GrantPut {
+	return box.GrantPut{Grant: box.Grant{ID: id, Kind: box.KindBooking, KeyIDs: keyIDs, Source: "test"}, Code: code}
 }
 
-func driverCode(id, ref, code string) GrantPut {
-	return GrantPut{Grant: box.Grant{ID: id, Kind: box.KindDriverCode, DriverRef: ref, Source: "test"}, Code: code}
+func driverCode(id, ref, code string) box.GrantPut {
+	return box.GrantPut{Grant: box.Grant{ID: id, Kind: box.KindDriverCode, DriverRef: ref, Source: "test"}, Code: code}
 }
 
 // mustApply applies a batch at the store's current revision.

@@ -105,7 +105,7 @@ func TestOpenCorrupt(t *testing.T) {
 	// A real store with some pages of records, for truncating and damaging.
 	build := func(t *testing.T) string {
 		s, _ := newStore(t)
-		var gs []GrantPut
+		var gs []box.GrantPut
 		for i := range 2000 {
 			gs = append(gs, booking(fmt.Sprintf("g-%05d", i), fmt.Sprintf("%08d", i), "k1"))
 		}
@@ -261,6 +261,6 @@ func TestOpenSchema(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	s, _ := newStore(t)
-	mustApply(t, s, Batch{Keys: []box.Key{key("k1", 1, fob(1))}, Grants: []GrantPut{booking("g-1", "1234", "k1")}})
+	mustApply(t, s, Batch{Keys: []box.Key{key("k1", 1, fob(1))}, Grants: []box.GrantPut{booking("g-1", "1234", "k1")}})
 	require.NoError(t, s.Verify())
 }

@@ -146,7 +146,7 @@ func TestGrantsByCode(t *testing.T) {
 	driver := driverCode("d-1", "contact-7", "9999")
 
 	s, _ := newStore(t)
-	mustApply(t, s, Batch{Grants: []GrantPut{ended, revoked, current, other, driver}})
+	mustApply(t, s, Batch{Grants: []box.GrantPut{ended, revoked, current, other, driver}})
 
 	tests := []struct {
 		code string
@@ -176,7 +176,7 @@ func TestGrantsByCode(t *testing.T) {
 	t.Run("code change drops the old index entry", func(t *testing.T) {
 		moved := other
 		moved.Code = "777777"
-		mustApply(t, s, Batch{Grants: []GrantPut{moved}})
+		mustApply(t, s, Batch{Grants: []box.GrantPut{moved}})
 		gs, err := s.GrantsByCode("654321")
 		require.NoError(t, err)
 		require.Empty(t, gs)
@@ -189,7 +189,7 @@ func TestGrantsByCode(t *testing.T) {
 		changed.Code = ""
 		changed.KeyIDs = []string{"k2", "k3"}
 		changed.Until = t0.Add(day)
-		mustApply(t, s, Batch{Grants: []GrantPut{changed}})
+		mustApply(t, s, Batch{Grants: []box.GrantPut{changed}})
 		gs, err := s.GrantsByCode("777777")
 		require.NoError(t, err)
 		require.Len(t, gs, 1)
@@ -218,7 +218,7 @@ func TestGrantsByDriver(t *testing.T) {
 	b1.DriverRef = "12"
 	b2 := booking("b-2", "222222", "k2")
 	b2.DriverRef = "1"
-	mustApply(t, s, Batch{Grants: []GrantPut{driverCode("d-1", "1", "1111"), driverCode("d-12", "12", "1212"), b1, b2}})
+	mustApply(t, s, Batch{Grants: []box.GrantPut{driverCode("d-1", "1", "1111"), driverCode("d-12", "12", "1212"), b1, b2}})
 
 	tests := []struct {
 		ref  string
@@ -245,7 +245,7 @@ func TestGrantsByDriver(t *testing.T) {
 	t.Run("driver ref change moves the index", func(t *testing.T) {
 		b1.DriverRef = "99"
 		b1.Code = ""
-		mustApply(t, s, Batch{Grants: []GrantPut{b1}})
+		mustApply(t, s, Batch{Grants: []box.GrantPut{b1}})
 		gs, err := s.GrantsByDriver("12")
 		require.NoError(t, err)
 		require.Equal(t, []string{"d-12"}, grantIDs(gs))
@@ -257,30 +257,30 @@ func TestGrantsByDriver(t *testing.T) {
 
 func TestCodeUniqueness(t *testing.T) {
 	day := 24 * time.Hour
-	withWindow := func(g GrantPut, from, until time.Time) GrantPut {
+	withWindow := func(g box.GrantPut, from, until time.Time) box.GrantPut {
 		g.From, g.Until = from, until
 		return g
 	}
-	revoke := func(g GrantPut) GrantPut { g.Revoked = true; g.Code = ""; return g }
+	revoke := func(g box.GrantPut) box.GrantPut { g.Revoked = true; g.Code = ""; return g }
 	usedUp := booking("g-a", "482913", "k1")
 	usedUp.MaxUses, usedUp.Uses = 1, 1
 
 	tests := []struct {
 		name    string
-		first   []GrantPut
-		second  []GrantPut
+		first   []box.GrantPut
+		second  []box.GrantPut
 		wantErr bool
 	}{
-		{"active code refused", []GrantPut{booking("g-a", "482913", "k1")}, []GrantPut{booking("g-b", "482913", "k2")}, true},
-		{"future grant's code refused", []GrantPut{withWindow(booking("g-a", "482913", "k1"), t0.Add(day), t0.Add(2*day))}, []GrantPut{booking("g-b", "482913", "k2")}, true},
-		{"driver code and booking share the space", []GrantPut{driverCode("g-a", "7", "482913")}, []GrantPut{booking("g-b", "482913", "k2")}, true},
-		{"two in one batch refused", nil, []GrantPut{booking("g-a", "482913", "k1"), booking("g-b", "482913", "k2")}, true},
-		{"code of an ended grant reused", []GrantPut{withWindow(booking("g-a", "482913", "k1"), t0.Add(-2*day), t0.Add(-day))}, []GrantPut{booking("g-b", "482913", "k2")}, false},
-		{"code of a revoked grant reused", []GrantPut{revoke(booking("g-a", "482913", "k1"))}, []GrantPut{booking("g-b", "482913", "k2")}, false},
-		{"code of a used-up grant reused", []GrantPut{usedUp}, []GrantPut{booking("g-b", "482913", "k2")}, false},
-		{"old one revoked in the same batch", []GrantPut{booking("g-a", "482913", "k1")}, []GrantPut{revoke(booking("g-a", "", "k1")), booking("g-b", "482913", "k2")}, false},
-		{"an ended grant may take a live grant's code", []GrantPut{booking("g-a", "482913", "k1")}, []GrantPut{withWindow(booking("g-b", "482913", "k2"), t0.Add(-2*day), t0.Add(-day))}, false},
-		{"re-putting the same grant is fine", []GrantPut{booking("g-a", "482913", "k1")}, []GrantPut{booking("g-a", "482913", "k1", "k2")}, false},
+		{"active code refused", []box.GrantPut{booking("g-a", "482913", "k1")}, []box.GrantPut{booking("g-b", "482913", "k2")}, true},
+		{"future grant's code refused", []box.GrantPut{withWindow(booking("g-a", "482913", "k1"), t0.Add(day), t0.Add(2*day))}, []box.GrantPut{booking("g-b", "482913", "k2")}, true},
+		{"driver code and booking share the space", []box.GrantPut{driverCode("g-a", "7", "482913")}, []box.GrantPut{booking("g-b", "482913", "k2")}, true},
+		{"two in one batch refused", nil, []box.GrantPut{booking("g-a", "482913", "k1"), booking("g-b", "482913", "k2")}, true},
+		{"code of an ended grant reused", []box.GrantPut{withWindow(booking("g-a", "482913", "k1"), t0.Add(-2*day), t0.Add(-day))}, []box.GrantPut{booking("g-b", "482913", "k2")}, false},
+		{"code of a revoked grant reused", []box.GrantPut{revoke(booking("g-a", "482913", "k1"))}, []box.GrantPut{booking("g-b", "482913", "k2")}, false},
+		{"code of a used-up grant reused", []box.GrantPut{usedUp}, []box.GrantPut{booking("g-b", "482913", "k2")}, false},
+		{"old one revoked in the same batch", []box.GrantPut{booking("g-a", "482913", "k1")}, []box.GrantPut{revoke(booking("g-a", "", "k1")), booking("g-b", "482913", "k2")}, false},
+		{"an ended grant may take a live grant's code", []box.GrantPut{booking("g-a", "482913", "k1")}, []box.GrantPut{withWindow(booking("g-b", "482913", "k2"), t0.Add(-2*day), t0.Add(-day))}, false},
+		{"re-putting the same grant is fine", []box.GrantPut{booking("g-a", "482913", "k1")}, []box.GrantPut{booking("g-a", "482913", "k1", "k2")}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -297,7 +297,7 @@ func TestCodeUniqueness(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
-			require.ErrorIs(t, err, ErrCodeInUse)
+			require.ErrorIs(t, err, box.ErrCodeInUse)
 			require.ErrorContains(t, err, `"g-a"`)
 			require.ErrorContains(t, err, `"g-b"`)
 			require.NotContains(t, err.Error(), "482913", "an error never shows a code")
@@ -314,10 +314,10 @@ func TestCodeUniqueness(t *testing.T) {
 		s, _ := newStore(t)
 		a := booking("g-a", "482913", "k1")
 		a.Revoked = true
-		mustApply(t, s, Batch{Grants: []GrantPut{a, booking("g-b", "482913", "k2")}})
+		mustApply(t, s, Batch{Grants: []box.GrantPut{a, booking("g-b", "482913", "k2")}})
 		a.Revoked = false
-		_, err := s.Apply(Batch{FromRevision: 1, ToRevision: 2, Grants: []GrantPut{a}})
-		require.ErrorIs(t, err, ErrCodeInUse)
+		_, err := s.Apply(Batch{FromRevision: 1, ToRevision: 2, Grants: []box.GrantPut{a}})
+		require.ErrorIs(t, err, box.ErrCodeInUse)
 	})
 }
 
@@ -372,7 +372,7 @@ func TestSnapshot(t *testing.T) {
 	limited.MaxUses = 5
 	mustApply(t, s, Batch{
 		Keys:   []box.Key{key("k1", 1, fob(1)), key("k2", 2, fob(2))},
-		Grants: []GrantPut{limited, booking("g-drop", "222222", "k2"), driverCode("d-drop", "7", "3333")},
+		Grants: []box.GrantPut{limited, booking("g-drop", "222222", "k2"), driverCode("d-drop", "7", "3333")},
 	})
 	_, err := s.Commit(box.Change{UseGrants: []string{"g-keep", "g-keep"}})
 	require.NoError(t, err)
@@ -384,7 +384,7 @@ func TestSnapshot(t *testing.T) {
 	_, err = s.Apply(Batch{
 		Snapshot: true, FromRevision: 0, ToRevision: 10,
 		Keys:   []box.Key{key("k1", 1, fob(11)), key("k3", 3, fob(2))},
-		Grants: []GrantPut{cloud, booking("g-new", "222222", "k3")},
+		Grants: []box.GrantPut{cloud, booking("g-new", "222222", "k3")},
 	})
 	require.NoError(t, err)
 
@@ -428,12 +428,12 @@ func TestApplyValidation(t *testing.T) {
 		batch   Batch
 		wantErr string
 	}{
-		{"new grant without code", Batch{Grants: []GrantPut{noCode}}, `grants[0] (id "g-1"): invalid record: a new booking grant needs a code`},
-		{"new revoked grant without code is fine", Batch{Grants: []GrantPut{revokedNoCode}}, ""},
-		{"bad code", Batch{Grants: []GrantPut{booking("g-1", "12a4", "k1")}}, `grants[0] (id "g-1"): grant g-1: invalid record: code must be digits only`},
-		{"booking without keys", Batch{Grants: []GrantPut{booking("g-1", "1234")}}, `a booking needs at least one key`},
-		{"NUL in driver ref", Batch{Grants: []GrantPut{driverCode("d-1", "a\x00b", "1234")}}, `driver_ref holds a NUL byte`},
-		{"duplicate grant", Batch{Grants: []GrantPut{booking("g-1", "1234", "k1"), booking("g-1", "5678", "k1")}}, `grants[1] (id "g-1"): invalid record: duplicate id`},
+		{"new grant without code", Batch{Grants: []box.GrantPut{noCode}}, `grants[0] (id "g-1"): invalid record: a new booking grant needs a code`},
+		{"new revoked grant without code is fine", Batch{Grants: []box.GrantPut{revokedNoCode}}, ""},
+		{"bad code", Batch{Grants: []box.GrantPut{booking("g-1", "12a4", "k1")}}, `grants[0] (id "g-1"): grant g-1: invalid record: code must be digits only`},
+		{"booking without keys", Batch{Grants: []box.GrantPut{booking("g-1", "1234")}}, `a booking needs at least one key`},
+		{"NUL in driver ref", Batch{Grants: []box.GrantPut{driverCode("d-1", "a\x00b", "1234")}}, `driver_ref holds a NUL byte`},
+		{"duplicate grant", Batch{Grants: []box.GrantPut{booking("g-1", "1234", "k1"), booking("g-1", "5678", "k1")}}, `grants[1] (id "g-1"): invalid record: duplicate id`},
 		{"bad delete id", Batch{DeleteGrants: []string{"no spaces"}}, `delete_grants[0] (id "no spaces")`},
 		{"event without type", Batch{Events: []box.Event{{}}}, `events[0]: no type`},
 	}
@@ -455,17 +455,17 @@ func TestApplyValidation(t *testing.T) {
 
 func TestApplyAllOrNothing(t *testing.T) {
 	s, _ := newStore(t)
-	mustApply(t, s, Batch{Keys: []box.Key{key("k1", 1, fob(1))}, Grants: []GrantPut{booking("g-1", "111111", "k1")}})
+	mustApply(t, s, Batch{Keys: []box.Key{key("k1", 1, fob(1))}, Grants: []box.GrantPut{booking("g-1", "111111", "k1")}})
 	// Everything in this batch is fine but its last grant, whose code
 	// clashes: the key, the new grant, the delete and the event must not land.
 	_, err := s.Apply(Batch{
 		FromRevision: 1, ToRevision: 2,
 		Keys:       []box.Key{key("k2", 2, fob(2))},
 		DeleteKeys: []string{"k1"},
-		Grants:     []GrantPut{booking("g-2", "222222", "k2"), booking("g-3", "111111", "k2")},
+		Grants:     []box.GrantPut{booking("g-2", "222222", "k2"), booking("g-3", "111111", "k2")},
 		Events:     []box.Event{{Type: box.EventRecordsApplied}},
 	})
-	require.ErrorIs(t, err, ErrCodeInUse)
+	require.ErrorIs(t, err, box.ErrCodeInUse)
 	keys, err := s.Keys()
 	require.NoError(t, err)
 	require.Equal(t, []box.Key{key("k1", 1, fob(1))}, keys)
@@ -495,11 +495,11 @@ func TestCodeNotInClear(t *testing.T) {
 	s, _ := newStore(t)
 	// Codes unlikely to appear by chance in a 32 KiB file.
 	codes := []string{"73914682", "5550123498", "40417"}
-	mustApply(t, s, Batch{Grants: []GrantPut{
+	mustApply(t, s, Batch{Grants: []box.GrantPut{
 		booking("g-1", codes[0], "k1"), booking("g-2", codes[1], "k2"), driverCode("d-1", "7", codes[2]),
 	}})
 	moved := booking("g-1", "86420975", "k1")
-	mustApply(t, s, Batch{Grants: []GrantPut{moved}})
+	mustApply(t, s, Batch{Grants: []box.GrantPut{moved}})
 	codes = append(codes, moved.Code)
 	require.NoError(t, s.Close())
 

@@ -313,7 +313,7 @@ func (s *Store) loadStage(stage *bolt.Bucket, to uint64, chunks int) (Batch, [][
 		}
 		all.Keys = append(all.Keys, part.Keys...)
 		for _, g := range part.Grants {
-			all.Grants = append(all.Grants, GrantPut{Grant: g.Grant})
+			all.Grants = append(all.Grants, box.GrantPut{Grant: g.Grant})
 			hashes = append(hashes, g.CodeHash)
 		}
 	}

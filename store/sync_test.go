@@ -73,12 +73,12 @@ func TestProvision(t *testing.T) {
 
 func TestStageChunk(t *testing.T) {
 	s, _ := newStore(t)
-	mustApply(t, s, Batch{Keys: []box.Key{key("old", 5, fob(50))}, Grants: []GrantPut{booking("g-old", "999999", "old")}})
+	mustApply(t, s, Batch{Keys: []box.Key{key("old", 5, fob(50))}, Grants: []box.GrantPut{booking("g-old", "999999", "old")}})
 
 	chunks := []Batch{
 		{Keys: []box.Key{key("k1", 1, fob(1)), key("k2", 2, fob(2))}},
-		{Grants: []GrantPut{booking("g-1", "73914682", "k1")}},
-		{Grants: []GrantPut{driverCode("d-1", "7", "5550123498")}, Keys: []box.Key{key("k3", 3, fob(3))}},
+		{Grants: []box.GrantPut{booking("g-1", "73914682", "k1")}},
+		{Grants: []box.GrantPut{driverCode("d-1", "7", "5550123498")}, Keys: []box.Key{key("k3", 3, fob(3))}},
 	}
 	done, err := s.StageChunk(20, 3, 3, chunks[2])
 	require.NoError(t, err)
@@ -134,7 +134,7 @@ func TestStageChunk(t *testing.T) {
 		done, err := s.StageChunk(30, 1, 2, chunks[0])
 		require.NoError(t, err)
 		require.False(t, done)
-		done, err = s.StageChunk(31, 2, 2, Batch{Grants: []GrantPut{booking("g-31", "123456", "k1")}})
+		done, err = s.StageChunk(31, 2, 2, Batch{Grants: []box.GrantPut{booking("g-31", "123456", "k1")}})
 		require.NoError(t, err)
 		require.False(t, done, "chunk 1 was of revision 30")
 		done, err = s.StageChunk(31, 1, 2, chunks[0])
@@ -159,7 +159,7 @@ func TestStageChunk(t *testing.T) {
 			"too many chunks":      {to: rev + 1, chunk: 1, chunks: MaxSnapshotChunks + 1},
 			"revision 0":           {to: 0, chunk: 1, chunks: 1},
 			"bad key":              {to: rev + 1, chunk: 1, chunks: 1, b: Batch{Keys: []box.Key{key("k1", 0, fob(1))}}},
-			"bad code":             {to: rev + 1, chunk: 1, chunks: 1, b: Batch{Grants: []GrantPut{booking("g", "12ab56", "k1")}}},
+			"bad code":             {to: rev + 1, chunk: 1, chunks: 1, b: Batch{Grants: []box.GrantPut{booking("g", "12ab56", "k1")}}},
 		} {
 			t.Run(name, func(t *testing.T) {
 				done, err := s.StageChunk(tc.to, tc.chunk, tc.chunks, tc.b)

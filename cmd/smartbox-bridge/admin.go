@@ -187,7 +187,7 @@ func fail(w http.ResponseWriter, status int, err error) {
 	switch {
 	case errors.Is(err, cloud.ErrUnknownBox), errors.Is(err, cloud.ErrNotFound):
 		status = http.StatusNotFound
-	case errors.Is(err, cloud.ErrCodeInUse):
+	case errors.Is(err, box.ErrCodeInUse):
 		status = http.StatusConflict
 	}
 	writeJSON(w, status, errorResponse{Error: err.Error()})

@@ -133,7 +133,7 @@ func fleetFail(w http.ResponseWriter, err error) {
 		status = http.StatusNotFound
 	case errors.Is(err, bookings.ErrInvalid):
 		status = http.StatusBadRequest
-	case errors.Is(err, bookings.ErrNotConnected), errors.Is(err, bookings.ErrDriverCodeInUse), errors.Is(err, cloud.ErrCodeInUse):
+	case errors.Is(err, bookings.ErrNotConnected), errors.Is(err, bookings.ErrDriverCodeInUse), errors.Is(err, box.ErrCodeInUse):
 		status = http.StatusConflict
 	case errors.As(err, &api):
 		// Fleetio said no (a bad key is 401 there): the gateway's answer.

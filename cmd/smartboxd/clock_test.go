@@ -28,7 +28,7 @@ func seedWindowed(t *testing.T, dir string, from, until, seen time.Time) {
 	g := box.Grant{ID: "booking-1", Kind: box.KindBooking, KeyIDs: []string{"key-1"}, From: from, Until: until, Source: "test"}
 	_, err = s.Apply(store.Batch{FromRevision: 0, ToRevision: 1,
 		Keys:   []box.Key{{ID: "key-1", Slot: 1, FobUID: "01000734E0"}},
-		Grants: []store.GrantPut{{Grant: g, Code: testPIN}}})
+		Grants: []box.GrantPut{{Grant: g, Code: testPIN}}})
 	require.NoError(t, err)
 	if !seen.IsZero() {
 		_, err = s.RaiseClockFloor(seen)

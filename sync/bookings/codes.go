@@ -112,7 +112,7 @@ func (b *Integration) SetDriverCode(ctx context.Context, contactID int64, code s
 		}
 	}
 	if err := b.pushDriverCode(contactID, dc.Boxes, code, old); err != nil {
-		if errors.Is(err, cloud.ErrCodeInUse) {
+		if errors.Is(err, box.ErrCodeInUse) {
 			return fmt.Errorf("%w: driver %d: %w: choose another code", ErrDriverCodeInUse, contactID, err)
 		}
 		return err
@@ -294,7 +294,7 @@ func (b *Integration) ensureDriverGrant(contactID int64, boxID string) (string, 
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, cloud.ErrCodeInUse) {
+		if !errors.Is(err, box.ErrCodeInUse) {
 			return "", fmt.Errorf("driver code grant of contact %d on box %s: %w", contactID, boxID, err)
 		}
 		if dc.Own {
@@ -310,7 +310,7 @@ func (b *Integration) ensureDriverGrant(contactID int64, boxID string) (string, 
 		}
 		if err := b.pushDriverCode(contactID, dc.Boxes, code, old); err != nil {
 			// Clashes elsewhere too: draw again (bounded by maxPINDraws).
-			if !errors.Is(err, cloud.ErrCodeInUse) {
+			if !errors.Is(err, box.ErrCodeInUse) {
 				return "", err
 			}
 			code = old

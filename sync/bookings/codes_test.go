@@ -11,7 +11,6 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
-	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
 
@@ -54,7 +53,7 @@ func TestPerDriverCode(t *testing.T) {
 	require.Equal(t, 1, driverGrants)
 	// The cloud holds the code on the driver's grant: no other grant may take it.
 	_, err = e.cloud.PutGrant(boxID, box.Grant{ID: "other", Kind: box.KindBooking, KeyIDs: []string{keyID}}, code)
-	require.ErrorIs(t, err, cloud.ErrCodeInUse)
+	require.ErrorIs(t, err, box.ErrCodeInUse)
 	for _, id := range []int64{a1.ID, a2.ID} {
 		bk, _, err := e.store.Booking(id)
 		require.NoError(t, err)
@@ -123,7 +122,7 @@ func TestDriverOwnCode(t *testing.T) {
 	require.Contains(t, err.Error(), "choose another")
 	require.NotContains(t, err.Error(), "739184", "no code in errors")
 	_, err = e.cloud.PutGrant(boxID, box.Grant{ID: "probe", Kind: box.KindBooking, KeyIDs: []string{keyID}}, "482913")
-	require.ErrorIs(t, err, cloud.ErrCodeInUse, "the old code still holds")
+	require.ErrorIs(t, err, box.ErrCodeInUse, "the old code still holds")
 
 	// A free code: pushed to the box, written back to the assignment.
 	require.NoError(t, e.b.SetDriverCode(ctx, e.ada.ID, "560271"))
@@ -179,7 +178,7 @@ func TestPerDriverCodeClashDrawsAgain(t *testing.T) {
 	// Both boxes hold the new code on the driver's grant.
 	for _, id := range []string{boxID, boxB} {
 		_, err := e.cloud.PutGrant(id, box.Grant{ID: "probe", Kind: box.KindDriverCode, DriverRef: "x"}, code)
-		require.ErrorIs(t, err, cloud.ErrCodeInUse, id)
+		require.ErrorIs(t, err, box.ErrCodeInUse, id)
 	}
 	// The driver was told the new code for the first booking.
 	var told bool

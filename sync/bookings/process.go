@@ -14,6 +14,7 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/internal/retry"
 )
 
 // GrantSource is the Source of the grants the bridge makes.
@@ -56,18 +57,17 @@ func (b *Integration) processOne(ctx context.Context, d Delivery) (_ Delivery, p
 	return d, perr, nil
 }
 
-// backoff doubles from MinRetry to MaxRetry; a 429's Retry-After is honoured
-// when it asks for longer.
+// backoff doubles from MinRetry to MaxRetry (sync/internal/retry's
+// ceiling, without a draw: MaxAttempts at the cap is how long a delivery
+// is tried, about a day, as Fleetio tries its own); a 429's Retry-After is
+// honoured when it asks for longer.
 func (b *Integration) backoff(attempts int, err error) time.Duration {
-	d := b.o.MinRetry
-	for i := 1; i < attempts && d < b.o.MaxRetry; i++ {
-		d *= 2
-	}
+	p := retry.Policy{Base: b.o.MinRetry, Cap: b.o.MaxRetry}
 	var ae *fleetio.APIError
-	if errors.As(err, &ae) && ae.RetryAfter > d {
-		d = ae.RetryAfter
+	if errors.As(err, &ae) {
+		return p.AtLeast(p.Ceiling(attempts), ae.RetryAfter)
 	}
-	return min(d, b.o.MaxRetry)
+	return p.Ceiling(attempts)
 }
 
 func permanent(err error) bool {
@@ -433,7 +433,7 @@ func (b *Integration) finish(ctx context.Context, c *fleetio.Client, a fleetio.V
 			if err == nil {
 				break
 			}
-			if !errors.Is(err, cloud.ErrCodeInUse) || pin == "" || i >= maxPINDraws {
+			if !errors.Is(err, box.ErrCodeInUse) || pin == "" || i >= maxPINDraws {
 				return fmt.Errorf("put grant %s on box %s: %w", g.ID, bk.BoxID, err)
 			}
 			if pin, err = NewPIN(b.o.Rand, codeLength(bk)); err != nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
-	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
 
@@ -47,7 +46,7 @@ func TestAssignmentCreatedUpdatedEnded(t *testing.T) {
 
 	// The cloud holds that PIN for the grant: another grant cannot take it.
 	_, err := e.cloud.PutGrant(boxID, box.Grant{ID: "other", Kind: box.KindBooking, KeyIDs: []string{keyID}}, pin)
-	require.ErrorIs(t, err, cloud.ErrCodeInUse)
+	require.ErrorIs(t, err, box.ErrCodeInUse)
 
 	// The driver was told, once, with the PIN and the link.
 	ns := e.notes.all()

@@ -27,7 +27,7 @@ import (
 //   - b.drivers: the deliveries of bookings that use a driver code are
 //     serialized per driver (see lockDrivers).
 //   - PINs: the cloud refuses a code another grant of the box holds
-//     (cloud.ErrCodeInUse, checked in the transaction that stores the
+//     (box.ErrCodeInUse, checked in the transaction that stores the
 //     grant), and finish draws again: two workers drawing the same PIN for
 //     one box cannot both get it.
 

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/smartbox-oss/smartbox/sync/internal/retry"
 )
 
 // The login guard's bounds. doc.go ("Failed logins") states what they give:
@@ -267,11 +269,10 @@ func (t *failureTable) wait(key string, now time.Time) time.Duration {
 	if f == nil || f.n < t.free || now.Sub(f.last) >= t.forget {
 		return 0
 	}
-	d := firstBackoff
-	for i := t.free; i < f.n && d < t.maxWait; i++ {
-		d *= 2
-	}
-	return max(0, f.last.Add(min(d, t.maxWait)).Sub(now))
+	// The ceiling, not a draw: the wait is recomputed at every login, and
+	// must be the same each time.
+	d := retry.Policy{Base: firstBackoff, Cap: t.maxWait}.Ceiling(f.n - t.free + 1)
+	return max(0, f.last.Add(d).Sub(now))
 }
 
 // add counts a failure of key at now and returns the count.

@@ -75,11 +75,11 @@ type Options struct {
 	Logger         *slog.Logger
 }
 
-// Errors, each wrapped with what and which.
+// Errors, each wrapped with what and which. A code that another grant of
+// the box holds is refused with box.ErrCodeInUse, as the box refuses it.
 var (
 	ErrUnknownBox = errors.New("unknown box")
 	ErrNotFound   = errors.New("no such record")
-	ErrCodeInUse  = errors.New("code already in use")
 	ErrThrottled  = errors.New("rate limit exceeded")
 	ErrNoCode     = errors.New("grant has no code")
 	ErrCodeKey    = errors.New("code key does not match this store")

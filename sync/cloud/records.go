@@ -7,30 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"sort"
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
 )
-
-// GrantPut is a grant with its code in clear, as the bridge hands it over.
-// Code "" keeps the grant's current code.
-type GrantPut struct {
-	box.Grant
-	Code string
-}
-
-// LogValue keeps the code out of logs.
-func (g GrantPut) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("id", g.ID), slog.String("kind", string(g.Kind)),
-		slog.Bool("code_given", g.Code != ""))
-}
-
-// maxDriverRef matches the box store's bound (store.MaxDriverRefLength):
-// anything the box would refuse must be refused here, or a batch the cloud
-// signed would never apply and the box would be stuck at its revision.
-const maxDriverRef = 256
 
 // storedGrant is a grant as the cloud keeps it: the code encrypted
 // (nonce || AES-GCM, bound to box and grant id) and its MAC for the index.
@@ -170,10 +151,10 @@ func trimLog(bt *boxTx, rev uint64, limit int) error {
 }
 
 func (ch *change) putKey(k box.Key) error {
-	if err := k.Validate(0); err != nil {
+	k, err := k.Normalized(0)
+	if err != nil {
 		return err
 	}
-	k.FobUID, _ = box.NormalizeFobUID(k.FobUID)
 	v, err := json.Marshal(k)
 	if err != nil {
 		return fmt.Errorf("key %s: encoding: %w", k.ID, err)
@@ -242,20 +223,15 @@ func getGrant(bt *boxTx, id string) (storedGrant, bool, error) {
 	return g, true, nil
 }
 
-func (ch *change) putGrant(gp GrantPut) error {
-	g := gp.Grant
-	g.Uses = 0 // the box counts uses
-	if err := g.Validate(); err != nil {
+func (ch *change) putGrant(gp box.GrantPut) error {
+	gp.Uses = 0 // the box counts uses
+	// The box's own rules: anything the box would refuse must be refused
+	// here, or a batch the cloud signed would never apply and the box would
+	// be stuck at its revision.
+	if err := gp.Validate(); err != nil {
 		return err
 	}
-	if len(g.DriverRef) > maxDriverRef || bytes.IndexByte([]byte(g.DriverRef), 0) >= 0 {
-		return fmt.Errorf("%w: grant %s: driver_ref must be at most %d bytes without NUL", box.ErrInvalidRecord, g.ID, maxDriverRef)
-	}
-	if gp.Code != "" {
-		if err := box.ValidCode(gp.Code); err != nil {
-			return fmt.Errorf("grant %s: %w", g.ID, err)
-		}
-	}
+	g := gp.Grant
 	bt, c := ch.bt, ch.c
 	// A grant naming a key the box lacks is a bridge mistake worth
 	// catching here; a revoked grant opens nothing, so it may keep the ids
@@ -342,7 +318,7 @@ func checkCodeFree(bt *boxTx, mac []byte, id string, now time.Time) error {
 		}
 		if ok && !ended(og.Grant, now) {
 			return fmt.Errorf("%w: grant %s would have the same code as grant %s of box %s, which is active or future",
-				ErrCodeInUse, id, other, bt.id)
+				box.ErrCodeInUse, id, other, bt.id)
 		}
 	}
 	return nil
@@ -379,10 +355,10 @@ func (c *Cloud) DeleteKey(boxID, keyID string) (uint64, error) {
 
 // PutGrant adds or changes a grant. code "" keeps the grant's code (a new
 // grant needs one unless revoked). A code that another active or future
-// grant of the box has is refused with ErrCodeInUse naming both grants.
+// grant of the box has is refused with box.ErrCodeInUse naming both grants.
 func (c *Cloud) PutGrant(boxID string, g box.Grant, code string) (uint64, error) {
 	return c.mutate("put grant "+g.ID, boxID, func(ch *change) error {
-		return ch.putGrant(GrantPut{Grant: g, Code: code})
+		return ch.putGrant(box.GrantPut{Grant: g, Code: code})
 	})
 }
 
@@ -401,7 +377,7 @@ func (c *Cloud) RevokeGrant(boxID, grantID string) (uint64, error) {
 			return nil
 		}
 		g.Revoked = true
-		return ch.putGrant(GrantPut{Grant: g.Grant})
+		return ch.putGrant(box.GrantPut{Grant: g.Grant})
 	})
 }
 
@@ -412,7 +388,7 @@ func (c *Cloud) DeleteGrant(boxID, grantID string) (uint64, error) {
 }
 
 // PutBatch puts many keys then many grants as one revision, all or nothing.
-func (c *Cloud) PutBatch(boxID string, keys []box.Key, grants []GrantPut) (uint64, error) {
+func (c *Cloud) PutBatch(boxID string, keys []box.Key, grants []box.GrantPut) (uint64, error) {
 	return c.mutate("put batch", boxID, func(ch *change) error {
 		for i, k := range keys {
 			if err := ch.putKey(k); err != nil {

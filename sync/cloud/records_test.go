@@ -200,18 +200,18 @@ func TestSnapshot10k(t *testing.T) {
 	}
 }
 
-func bigSet(n int) ([]box.Key, []cloud.GrantPut) {
+func bigSet(n int) ([]box.Key, []box.GrantPut) {
 	keys := make([]box.Key, 100)
 	for i := range keys {
 		keys[i] = key(i + 1)
 	}
-	grants := make([]cloud.GrantPut, n)
+	grants := make([]box.GrantPut, n)
 	from := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	for i := range grants {
 		g := booking(fmt.Sprintf("booking-%06d", i), keys[i%100].ID)
 		g.From, g.Until = from.Add(time.Duration(i)*time.Hour), from.Add(time.Duration(i+8)*time.Hour)
 		g.DriverRef = fmt.Sprintf("contact-%d", i%300)
-		grants[i] = cloud.GrantPut{Grant: g, Code: fmt.Sprintf("%08d", 10_000_000+i)}
+		grants[i] = box.GrantPut{Grant: g, Code: fmt.Sprintf("%08d", 10_000_000+i)}
 	}
 	return keys, grants
 }
@@ -220,7 +220,7 @@ func TestRevokeDelete(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.c
 	r := e.replica(t)
-	_, err := c.PutBatch("box-a", []box.Key{key(1), key(2)}, []cloud.GrantPut{
+	_, err := c.PutBatch("box-a", []box.Key{key(1), key(2)}, []box.GrantPut{
 		{Grant: booking("g1", "k1"), Code: "123456"}, {Grant: booking("g2", "k2"), Code: "234567"}})
 	require.NoError(t, err)
 	r.apply(e.answer(t, 0))
@@ -277,15 +277,15 @@ func TestCodeUniqueness(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = c.PutGrant("box-a", booking("g2", "k1"), "424242")
-	require.ErrorIs(t, err, cloud.ErrCodeInUse)
+	require.ErrorIs(t, err, box.ErrCodeInUse)
 	require.Contains(t, err.Error(), "g1")
 	require.Contains(t, err.Error(), "g2")
 	require.NotContains(t, err.Error(), "424242")
 
 	// Within one batch too, and nothing of the batch is applied.
-	_, err = c.PutBatch("box-a", []box.Key{key(2)}, []cloud.GrantPut{
+	_, err = c.PutBatch("box-a", []box.Key{key(2)}, []box.GrantPut{
 		{Grant: booking("g3", "k1"), Code: "777777"}, {Grant: booking("g4", "k1"), Code: "777777"}})
-	require.ErrorIs(t, err, cloud.ErrCodeInUse)
+	require.ErrorIs(t, err, box.ErrCodeInUse)
 	keys, grants, err := c.Records("box-a")
 	require.NoError(t, err)
 	require.Len(t, keys, 1)
@@ -305,7 +305,7 @@ func TestCodeUniqueness(t *testing.T) {
 	// And g1 cannot come back to life with it.
 	g1.Until = now.Add(48 * time.Hour)
 	_, err = c.PutGrant("box-a", g1, "")
-	require.ErrorIs(t, err, cloud.ErrCodeInUse)
+	require.ErrorIs(t, err, box.ErrCodeInUse)
 	// A revoked grant frees its code.
 	_, err = c.RevokeGrant("box-a", "g2")
 	require.NoError(t, err)

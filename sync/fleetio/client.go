@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/smartbox-oss/smartbox/sync/internal/retry"
 )
 
 // Defaults for Options left zero.
@@ -26,7 +26,7 @@ const (
 	// answers in well under a second; a hung connection must not hold a
 	// bridge worker for ever.
 	DefaultTimeout = 30 * time.Second
-	// DefaultMaxRetries: with the default back-off, 4 retries span about
+	// DefaultMaxRetries: with the default back-off, 4 retries span 2 to
 	// 7.5 s, enough for a blip; longer outages are the bridge's durable
 	// queue's business, not a blocked call's.
 	DefaultMaxRetries = 4
@@ -64,13 +64,13 @@ type Options struct {
 	// or a network error: 0 means DefaultMaxRetries, a negative value none.
 	MaxRetries    int
 	MaxRetryAfter time.Duration // cap on a 429's Retry-After; default DefaultMaxRetryAfter
-	MinBackoff    time.Duration // first back-off; default DefaultMinBackoff
-	MaxBackoff    time.Duration // back-off cap; default DefaultMaxBackoff
+	MinBackoff    time.Duration // first and least back-off; default DefaultMinBackoff
+	MaxBackoff    time.Duration // back-off cap; default DefaultMaxBackoff (sync/internal/retry: full jitter between the two)
 	PerPage       int           // cursor page size, 2..100; default DefaultPerPage
 	Logger        *slog.Logger  // default slog.Default()
 
 	// Hooks for tests. Now reads the clock (Retry-After as an HTTP date);
-	// Sleep waits d or until ctx is done.
+	// Sleep waits d or until ctx is done (default retry.Sleep, a timer).
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -83,6 +83,7 @@ type Client struct {
 	http   *http.Client
 	log    *slog.Logger
 	secret []string // strings no error may contain
+	retry  retry.Loop
 }
 
 // New checks o and makes a Client. It does not call Fleetio: use Me to
@@ -149,9 +150,6 @@ func New(o Options) (*Client, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Sleep == nil {
-		o.Sleep = sleep
-	}
 	hc := o.HTTPClient
 	if hc == nil {
 		hc = &http.Client{}
@@ -160,13 +158,21 @@ func New(o Options) (*Client, error) {
 	if lg == nil {
 		lg = slog.Default()
 	}
-	return &Client{
+	c := &Client{
 		base:   base,
 		opts:   o,
 		http:   hc,
 		log:    lg.With("component", "fleetio"),
 		secret: []string{o.APIKey, o.AccountToken},
-	}, nil
+	}
+	c.retry = retry.Loop{
+		// A 429's Retry-After is capped by retryAfter (MaxRetryAfter);
+		// the back-off itself by MaxBackoff.
+		Policy:   retry.Policy{Base: o.MinBackoff, Cap: o.MaxBackoff, MaxRetryAfter: o.MaxRetryAfter},
+		Attempts: o.MaxRetries + 1,
+		Sleep:    o.Sleep,
+	}
+	return c, nil
 }
 
 func hasCtl(s string) bool {
@@ -176,17 +182,6 @@ func hasCtl(s string) bool {
 		}
 	}
 	return false
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // APIError is a non-2xx answer from Fleetio. Body is Fleetio's error body
@@ -284,54 +279,32 @@ func (c *Client) doRaw(ctx context.Context, method, path string, q url.Values, i
 		where += "?" + u.RawQuery
 	}
 
-	var last error
-	for attempt := 0; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("fleetio: %s %s: %w", method, where, err)
-		}
-		h, body, wait, retryable, err := c.attempt(ctx, method, u.String(), where, reqBody)
-		if err == nil {
-			if derr := decode(body); derr != nil {
-				return h, fmt.Errorf("fleetio: %s %s: decode answer: %w", method, where, derr)
-			}
-			return h, nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			// The caller gave up: report that, with what the last attempt saw.
-			return nil, fmt.Errorf("fleetio: %s %s: %w (last attempt: %v)", method, where, ctx.Err(), err)
-		}
-		if !retryable {
-			return nil, err
-		}
-		if attempt >= c.opts.MaxRetries {
-			if attempt == 0 {
-				return nil, err
-			}
-			return nil, fmt.Errorf("fleetio: %s %s: giving up after %d attempts: %w", method, where, attempt+1, last)
-		}
-		if wait <= 0 {
-			wait = c.backoff(attempt)
-		}
+	type answer struct {
+		h    http.Header
+		body []byte
+	}
+	loop := c.retry
+	loop.OnRetry = func(ctx context.Context, attempt int, wait time.Duration, err error) {
 		c.log.WarnContext(ctx, "fleetio request failed, retrying",
-			"method", method, "path", path, "attempt", attempt+1, "wait", wait, "err", c.redact(err.Error()))
-		if err := c.opts.Sleep(ctx, wait); err != nil {
-			return nil, fmt.Errorf("fleetio: %s %s: %w (last attempt: %v)", method, where, err, last)
-		}
+			"method", method, "path", path, "attempt", attempt, "wait", wait, "err", c.redact(err.Error()))
 	}
-}
-
-// backoff is the wait before retry attempt+1: exponential from MinBackoff,
-// capped at MaxBackoff, with "equal jitter" (half fixed, half random) so
-// that many bridges hit by one outage do not retry in step.
-func (c *Client) backoff(attempt int) time.Duration {
-	d := c.opts.MinBackoff
-	for i := 0; i < attempt && d < c.opts.MaxBackoff; i++ {
-		d *= 2
+	a, err := retry.Do(ctx, loop, func(ctx context.Context) (answer, retry.Outcome, error) {
+		h, body, wait, retryable, err := c.attempt(ctx, method, u.String(), where, reqBody)
+		return answer{h, body}, retry.Outcome{Retry: retryable, RetryAfter: wait}, err
+	})
+	var stopped *retry.Error
+	switch {
+	case errors.As(err, &stopped):
+		// Out of attempts, or the caller gave up (then with what the last
+		// attempt saw).
+		return nil, fmt.Errorf("fleetio: %s %s: %w", method, where, err)
+	case err != nil:
+		return nil, err
 	}
-	d = min(d, c.opts.MaxBackoff)
-	half := d / 2
-	return half + rand.N(half+1)
+	if derr := decode(a.body); derr != nil {
+		return a.h, fmt.Errorf("fleetio: %s %s: decode answer: %w", method, where, derr)
+	}
+	return a.h, nil
 }
 
 // attempt sends one request. wait > 0 is how long a 429 asked to wait;
@@ -418,24 +391,5 @@ func errorMessage(body []byte) string {
 // retryAfter reads a Retry-After value: seconds (what Fleetio sends) or an
 // HTTP date (allowed by RFC 9110), capped at MaxRetryAfter. 0: none usable.
 func (c *Client) retryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseFloat(v, 64); err == nil {
-		if n <= 0 || n != n {
-			return 0
-		}
-		if n > c.opts.MaxRetryAfter.Seconds() {
-			return c.opts.MaxRetryAfter
-		}
-		d = time.Duration(n * float64(time.Second))
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(c.opts.Now())
-	}
-	if d <= 0 {
-		return 0
-	}
-	return min(d, c.opts.MaxRetryAfter)
+	return min(retry.RetryAfter(v, c.opts.Now()), c.opts.MaxRetryAfter)
 }

@@ -344,7 +344,8 @@ func TestRetry5xxThenSuccess(t *testing.T) {
 	require.Equal(t, "+15550100", c.Phone())
 	s := h.slept()
 	require.Len(t, s, 2)
-	// Equal jitter: attempt k waits in [b*2^k/2, b*2^k].
+	// Full jitter above MinBackoff (sync/internal/retry): retry k waits in
+	// [b, b*2^(k-1)], within the bounds equal jitter gave.
 	require.GreaterOrEqual(t, s[0], DefaultMinBackoff/2)
 	require.LessOrEqual(t, s[0], DefaultMinBackoff)
 	require.GreaterOrEqual(t, s[1], DefaultMinBackoff)
@@ -356,7 +357,7 @@ func TestBackoffCapped(t *testing.T) {
 	c, err := New(Options{APIKey: "k", AccountToken: "t", MinBackoff: time.Second, MaxBackoff: 4 * time.Second})
 	require.NoError(t, err)
 	for attempt := range 70 { // far past where 2^attempt would overflow
-		d := c.backoff(attempt)
+		d := c.retry.Delay(attempt+1, 0)
 		require.GreaterOrEqual(t, d, 500*time.Millisecond)
 		require.LessOrEqual(t, d, 4*time.Second)
 	}
@@ -448,16 +449,18 @@ func TestContextCancel(t *testing.T) {
 	}
 	require.EqualValues(t, 1, h.calls.Load(), "no retry after the caller gave up")
 
-	// Cancelled during a back-off wait (the real sleep). The server counts
-	// the call before the client has read the 500, so wait for the client to
-	// be in its back-off, not for the call: a cancel before then ends the
-	// request itself, without the 500 in the error.
+	// Cancelled during a back-off wait. The server counts the call before
+	// the client has read the 500, so wait for the client to be in its
+	// back-off, not for the call: a cancel before then ends the request
+	// itself, without the 500 in the error. The wait is an injected one that
+	// only the cancel ends: no timer races the cancel.
 	backingOff := make(chan struct{}, 1)
 	h2 := newHarness(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) },
 		func(o *Options) {
 			o.Sleep = func(ctx context.Context, d time.Duration) error {
 				backingOff <- struct{}{}
-				return sleep(ctx, d)
+				<-ctx.Done()
+				return ctx.Err()
 			}
 			o.MinBackoff = time.Hour
 			o.MaxBackoff = time.Hour

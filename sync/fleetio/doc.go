@@ -12,9 +12,10 @@
 //
 // # Retries
 //
-// HTTP 429 waits Retry-After seconds (capped, so a wild value cannot stall
-// the bridge); 5xx answers and network errors are retried with exponential
-// back-off and jitter up to Options.MaxRetries. Any other 4xx is final and
+// HTTP 429 waits at least Retry-After seconds (capped, so a wild value
+// cannot stall the bridge); 5xx answers and network errors are retried with
+// capped exponential back-off and full jitter (sync/internal/retry, the
+// loop the SMS client uses too) up to Options.MaxRetries. Any other 4xx is final and
 // returned as *APIError carrying the status and Fleetio's error body. No
 // error ever contains the API key or the account token.
 //

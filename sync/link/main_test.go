@@ -267,10 +267,10 @@ func startLink(t testing.TB, b brokertest.Broker, st *store.Store, mod func(*lin
 }
 
 // grants makes n bookings on the keys, with distinct codes.
-func grants(from, n int, keyIDs ...string) []cloud.GrantPut {
-	out := make([]cloud.GrantPut, n)
+func grants(from, n int, keyIDs ...string) []box.GrantPut {
+	out := make([]box.GrantPut, n)
 	for i := range out {
-		out[i] = cloud.GrantPut{Grant: box.Grant{ID: fmt.Sprintf("g-%06d", from+i), Kind: box.KindBooking,
+		out[i] = box.GrantPut{Grant: box.Grant{ID: fmt.Sprintf("g-%06d", from+i), Kind: box.KindBooking,
 			KeyIDs: keyIDs, Source: "test"}, Code: fmt.Sprintf("%08d", 10000000+from+i)}
 	}
 	return out

@@ -98,12 +98,12 @@ func (l *Link) openBatch(b wire.RecordBatch) (store.Batch, error) {
 	out := store.Batch{
 		FromRevision: b.From, ToRevision: b.To, Snapshot: b.Snapshot,
 		Keys: b.Keys, DeleteKeys: b.DeleteKeys, DeleteGrants: b.DeleteGrants,
-		Grants: make([]store.GrantPut, len(b.Grants)),
+		Grants: make([]box.GrantPut, len(b.Grants)),
 	}
 	var opener *wire.CodeOpener
 	for i, g := range b.Grants {
 		g.Uses = 0 // the box counts uses; Apply keeps its own anyway
-		out.Grants[i] = store.GrantPut{Grant: g.Grant}
+		out.Grants[i] = box.GrantPut{Grant: g.Grant}
 		if len(g.CodeSealed) == 0 {
 			continue
 		}

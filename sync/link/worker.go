@@ -9,6 +9,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/store"
+	"github.com/smartbox-oss/smartbox/sync/internal/retry"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
@@ -162,14 +163,8 @@ func (l *Link) periodic() {
 // megabyte every AckTimeout; an ack of any part resets the wait. The events
 // stay in the outbox throughout.
 func ackWait(timeout, max time.Duration, unacked int) time.Duration {
-	d := timeout
-	for range unacked {
-		if d >= max/2 {
-			return max
-		}
-		d *= 2
-	}
-	return min(d, max)
+	// The ceiling, not a draw: the wait is recomputed at every poll.
+	return retry.Policy{Base: timeout, Cap: max}.Ceiling(unacked + 1)
 }
 
 // requestSync sends a SyncRequest for the revision the box holds. Unless

@@ -132,11 +132,19 @@ func TestDispatcherContext(t *testing.T) {
 	fake.FailNext(100, 503, "")
 	tm, err := notify.LoadTemplates("")
 	require.NoError(t, err)
+	// The caller gives up during the first back-off wait: an injected wait
+	// that cancels, then waits for the context, so no timer races the
+	// request.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	d := &notify.Dispatcher{Templates: tm, SMS: newSMS(t, smsSrv.URL, func(c *notify.SMSConfig) {
 		c.MinBackoff, c.MaxBackoff, c.MaxAttempts = time.Second, 2*time.Second, 100
+		c.Sleep = func(ctx context.Context, d time.Duration) error {
+			cancel()
+			<-ctx.Done()
+			return ctx.Err()
+		}
 	})}
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(100*time.Millisecond, cancel)
 	err = d.Notify(ctx, notify.Message{To: notify.Recipient{Phone: "+15555550100"}, Kind: notify.KindBookingCancelled, Data: notify.SampleData()})
 	require.ErrorIs(t, err, context.Canceled)
 }

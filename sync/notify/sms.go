@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/smartbox-oss/smartbox/sync/internal/retry"
 )
 
 // SMSConfig configures a client of an SMS gateway with Twilio's Messages API
@@ -30,15 +30,18 @@ type SMSConfig struct {
 	// MaxAttempts bounds tries on 429, 5xx and network errors; default 4.
 	MaxAttempts int
 	// MinBackoff and MaxBackoff bound the exponential back-off (with full
-	// jitter) between attempts; defaults 500 ms and 10 s. A 429's
-	// Retry-After is honoured up to MaxBackoff.
+	// jitter, sync/internal/retry) between attempts; defaults 500 ms and
+	// 10 s. A 429's Retry-After is honoured up to MaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
+	// Sleep waits d or until ctx is done; nil: a timer. A hook for tests.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // SMSClient sends text messages. Safe for concurrent use.
 type SMSClient struct {
 	cfg      SMSConfig
 	endpoint string
+	retry    retry.Loop
 }
 
 // SMSError is an error answer from the gateway: Twilio's JSON
@@ -106,6 +109,13 @@ func NewSMSClient(cfg SMSConfig) (*SMSClient, error) {
 	return &SMSClient{
 		cfg:      cfg,
 		endpoint: strings.TrimRight(cfg.BaseURL, "/") + "/2010-04-01/Accounts/" + cfg.AccountSID + "/Messages.json",
+		// A Retry-After is honoured up to MaxBackoff: a wild value must
+		// not stall a worker.
+		retry: retry.Loop{
+			Policy:   retry.Policy{Base: cfg.MinBackoff, Cap: cfg.MaxBackoff},
+			Attempts: cfg.MaxAttempts,
+			Sleep:    cfg.Sleep,
+		},
 	}, nil
 }
 
@@ -127,43 +137,15 @@ func (c *SMSClient) Send(ctx context.Context, to, body string) (SMSResult, error
 		form.Set("From", c.cfg.From)
 	}
 	encoded := form.Encode()
-	var last error
-	for attempt := 1; ; attempt++ {
+	res, err := retry.Do(ctx, c.retry, func(ctx context.Context) (SMSResult, retry.Outcome, error) {
 		res, retryAfter, err := c.post(ctx, encoded)
-		if err == nil {
-			return res, nil
-		}
-		last = err
 		var se *SMSError
-		retry := !errors.As(err, &se) || se.Temporary()
-		if !retry || attempt >= c.cfg.MaxAttempts || ctx.Err() != nil {
-			break
-		}
-		wait := c.backoff(attempt, retryAfter)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return SMSResult{}, fmt.Errorf("notify: sms to %s: %w (after %v)", maskPhone(to), ctx.Err(), last)
-		case <-t.C:
-		}
+		return res, retry.Outcome{Retry: !errors.As(err, &se) || se.Temporary(), RetryAfter: retryAfter}, err
+	})
+	if err != nil {
+		return SMSResult{}, fmt.Errorf("notify: sms to %s: %w", maskPhone(to), err)
 	}
-	return SMSResult{}, fmt.Errorf("notify: sms to %s: %w", maskPhone(to), last)
-}
-
-// backoff is full jitter over an exponential ceiling; a Retry-After from a
-// 429 sets a floor (capped at MaxBackoff so a wild value cannot stall a
-// worker).
-func (c *SMSClient) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	ceil := c.cfg.MinBackoff << min(attempt-1, 20)
-	if ceil > c.cfg.MaxBackoff || ceil <= 0 {
-		ceil = c.cfg.MaxBackoff
-	}
-	d := c.cfg.MinBackoff + rand.N(ceil-c.cfg.MinBackoff+1)
-	if retryAfter > d {
-		d = min(retryAfter, c.cfg.MaxBackoff)
-	}
-	return d
+	return res, nil
 }
 
 func (c *SMSClient) post(ctx context.Context, form string) (SMSResult, time.Duration, error) {
@@ -186,7 +168,7 @@ func (c *SMSClient) post(ctx context.Context, form string) (SMSResult, time.Dura
 		return SMSResult{}, 0, fmt.Errorf("read answer (HTTP %d): %w", resp.StatusCode, err)
 	}
 	res, err := ParseSMSAnswer(resp.StatusCode, raw)
-	return res, retryAfter(resp.Header.Get("Retry-After")), err
+	return res, retry.RetryAfter(resp.Header.Get("Retry-After"), time.Now()), err
 }
 
 // ParseSMSAnswer reads a gateway answer: a 2xx with {sid, status}, or an
@@ -209,19 +191,6 @@ func ParseSMSAnswer(status int, body []byte) (SMSResult, error) {
 	}
 	e.HTTPStatus = status
 	return SMSResult{}, e
-}
-
-func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
-	}
-	return 0
 }
 
 func validE164(s string) bool {

@@ -33,16 +33,45 @@ func startTwilio(t *testing.T) (*twiliotest.Server, *httptest.Server) {
 
 func newSMS(t *testing.T, base string, mod func(*notify.SMSConfig)) *notify.SMSClient {
 	t.Helper()
+	c, _ := newSMSWaits(t, base, mod)
+	return c
+}
+
+// newSMSWaits is newSMS whose back-off waits are recorded, not slept
+// (unless mod sets its own Sleep): the tests run without a timer.
+func newSMSWaits(t *testing.T, base string, mod func(*notify.SMSConfig)) (*notify.SMSClient, *waits) {
+	t.Helper()
+	w := &waits{}
 	cfg := notify.SMSConfig{
 		BaseURL: base, AccountSID: testSID, AuthToken: testToken, From: "+15555550199",
 		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		Sleep: w.sleep,
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
 	c, err := notify.NewSMSClient(cfg)
 	require.NoError(t, err)
-	return c
+	return c, w
+}
+
+// waits records the back-off waits asked for.
+type waits struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (w *waits) sleep(ctx context.Context, d time.Duration) error {
+	w.mu.Lock()
+	w.d = append(w.d, d)
+	w.mu.Unlock()
+	return ctx.Err()
+}
+
+func (w *waits) all() []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]time.Duration(nil), w.d...)
 }
 
 // The request on the wire: path, basic auth, form fields.
@@ -133,42 +162,64 @@ func TestSMSAgainstFakeTwilio(t *testing.T) {
 	t.Run("500 retried then sent", func(t *testing.T) {
 		fake, srv := startTwilio(t)
 		fake.FailNext(2, http.StatusInternalServerError, "")
-		res, err := newSMS(t, srv.URL, nil).Send(context.Background(), "+15555550100", "hello")
+		c, w := newSMSWaits(t, srv.URL, nil)
+		res, err := c.Send(context.Background(), "+15555550100", "hello")
 		require.NoError(t, err)
 		require.NotEmpty(t, res.SID)
 		require.Equal(t, 3, fake.Requests())
 		require.Len(t, fake.Messages(), 1)
+		// Full jitter above MinBackoff: the first wait is MinBackoff, the
+		// second at most twice it.
+		got := w.all()
+		require.Len(t, got, 2)
+		require.Equal(t, time.Millisecond, got[0])
+		require.GreaterOrEqual(t, got[1], time.Millisecond)
+		require.LessOrEqual(t, got[1], 2*time.Millisecond)
 	})
 	t.Run("429 honours Retry-After", func(t *testing.T) {
 		fake, srv := startTwilio(t)
 		fake.FailNext(1, http.StatusTooManyRequests, "1")
-		c := newSMS(t, srv.URL, func(c *notify.SMSConfig) { c.MaxBackoff = 300 * time.Millisecond })
-		start := time.Now()
+		c, w := newSMSWaits(t, srv.URL, func(c *notify.SMSConfig) { c.MaxBackoff = 300 * time.Millisecond })
 		_, err := c.Send(context.Background(), "+15555550100", "hello")
 		require.NoError(t, err)
 		// Retry-After: 1 is capped at MaxBackoff (300 ms), and waited.
-		require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+		require.Equal(t, []time.Duration{300 * time.Millisecond}, w.all())
 		require.Equal(t, 2, fake.Requests())
 	})
 	t.Run("5xx until attempts run out", func(t *testing.T) {
 		fake, srv := startTwilio(t)
 		fake.FailNext(10, http.StatusServiceUnavailable, "")
-		_, err := newSMS(t, srv.URL, func(c *notify.SMSConfig) { c.MaxAttempts = 3 }).Send(context.Background(), "+15555550100", "hello")
+		c, w := newSMSWaits(t, srv.URL, func(c *notify.SMSConfig) { c.MaxAttempts = 3 })
+		_, err := c.Send(context.Background(), "+15555550100", "hello")
 		var se *notify.SMSError
 		require.ErrorAs(t, err, &se)
 		require.Equal(t, http.StatusServiceUnavailable, se.HTTPStatus)
 		require.True(t, se.Temporary())
 		require.Equal(t, 3, fake.Requests())
+		require.Len(t, w.all(), 2, "no wait after the last attempt")
 	})
 	t.Run("context cancelled during back-off", func(t *testing.T) {
 		fake, srv := startTwilio(t)
 		fake.FailNext(10, http.StatusInternalServerError, "")
-		c := newSMS(t, srv.URL, func(c *notify.SMSConfig) { c.MinBackoff = 5 * time.Second; c.MaxBackoff = 10 * time.Second })
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
+		// The deadline passes during the 5 s wait: the wait is an injected
+		// one that only the context ends, and the wait itself ends the
+		// context, so no timer races the request.
+		ctx := &deadlineCtx{Context: context.Background(), done: make(chan struct{})}
+		waited := make(chan time.Duration, 1)
+		c := newSMS(t, srv.URL, func(c *notify.SMSConfig) {
+			c.MinBackoff, c.MaxBackoff = 5*time.Second, 10*time.Second
+			c.Sleep = func(ctx context.Context, d time.Duration) error {
+				waited <- d
+				close(ctx.(*deadlineCtx).done)
+				<-ctx.Done()
+				return ctx.Err()
+			}
+		})
 		start := time.Now()
 		_, err := c.Send(ctx, "+15555550100", "hello")
 		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorContains(t, err, "HTTP 500", "with what the attempt saw")
+		require.Equal(t, 5*time.Second, <-waited)
 		require.Less(t, time.Since(start), 3*time.Second)
 	})
 	t.Run("gateway down: network error retried then reported", func(t *testing.T) {
@@ -180,6 +231,24 @@ func TestSMSAgainstFakeTwilio(t *testing.T) {
 		var se *notify.SMSError
 		require.False(t, errors.As(err, &se))
 	})
+}
+
+// deadlineCtx is a context whose deadline the test passes by hand (closing
+// done), so that a test needs no timer to see context.DeadlineExceeded.
+type deadlineCtx struct {
+	context.Context
+	done chan struct{}
+}
+
+func (c *deadlineCtx) Done() <-chan struct{} { return c.done }
+
+func (c *deadlineCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
 }
 
 func TestSMSBadInput(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/internal/retry"
 )
 
 // Clock is the fake's time: it decides current and future, the timestamps of
@@ -71,6 +72,10 @@ type Options struct {
 	// outside the fake's lock, so concurrent requests wait at the same
 	// time, and ends early when the request's context does. 0: none.
 	Latency time.Duration
+	// Wait waits out Latency, or returns an error when ctx (the request's)
+	// ends first; nil: a timer. A test of concurrent callers injects one
+	// to see them wait at the same time without a clock.
+	Wait func(ctx context.Context, d time.Duration) error
 
 	Clock  Clock        // default: the system clock
 	Logger *slog.Logger // default: discard
@@ -279,11 +284,11 @@ func (s *Server) Requests() []Request {
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Latency > 0 && strings.HasPrefix(r.URL.Path, "/api/") {
-		t := time.NewTimer(s.opts.Latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
+		wait := s.opts.Wait
+		if wait == nil {
+			wait = retry.Sleep
+		}
+		if wait(r.Context(), s.opts.Latency) != nil {
 			return // the client went away: nobody reads an answer
 		}
 	}

@@ -28,30 +28,64 @@ func TestLatency(t *testing.T) {
 		require.GreaterOrEqual(t, time.Since(start), lat)
 	})
 	t.Run("concurrent requests wait side by side", func(t *testing.T) {
+		// The fake's wait is a barrier: it lets the requests go only once
+		// all n wait at the same time, which they cannot if the fake
+		// serves them one at a time (the wait inside its lock). No clock
+		// decides: a loaded machine only takes longer.
 		const n = 8
-		start := time.Now()
+		var (
+			mu      gosync.Mutex
+			waiting int
+			all     = make(chan struct{})
+		)
+		e := newEnv(t, fleetiotest.Options{Latency: lat, Wait: func(ctx context.Context, d time.Duration) error {
+			require.Equal(t, lat, d)
+			mu.Lock()
+			if waiting++; waiting == n {
+				close(all)
+			}
+			mu.Unlock()
+			select {
+			case <-all:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}})
+		c, err := fleetio.New(fleetio.Options{BaseURL: e.api, APIKey: apiKey, AccountToken: account, MaxRetries: -1})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
 		var wg gosync.WaitGroup
 		errs := make(chan error, n)
 		for range n {
 			wg.Go(func() {
-				_, err := c.GetVehicle(context.Background(), e.van.ID)
+				_, err := c.GetVehicle(ctx, e.van.ID)
 				errs <- err
 			})
+		}
+		select {
+		case <-all:
+		case <-time.After(30 * time.Second):
+			cancel()
+			t.Fatal("requests were served one at a time: never all waiting at once")
 		}
 		wg.Wait()
 		close(errs)
 		for err := range errs {
 			require.NoError(t, err)
 		}
-		took := time.Since(start)
-		require.GreaterOrEqual(t, took, lat)
-		// Serial would be n*lat (800 ms); generous for a loaded CI machine.
-		require.Less(t, took, time.Duration(n)*lat/2, "requests were served one at a time")
 	})
 	t.Run("a caller that gives up is not held", func(t *testing.T) {
+		// An hour's latency: only the caller's deadline can end the call,
+		// however loaded the machine.
+		e := newEnv(t, fleetiotest.Options{Latency: time.Hour})
+		c, err := fleetio.New(fleetio.Options{BaseURL: e.api, APIKey: apiKey, AccountToken: account, MaxRetries: -1})
+		require.NoError(t, err)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 		defer cancel()
-		_, err := c.Me(ctx)
+		_, err = c.Me(ctx)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Empty(t, e.f.Requests(), "the fake answered nobody")
 	})
 }
