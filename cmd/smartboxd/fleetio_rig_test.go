@@ -153,8 +153,8 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 	rg.web = httptest.NewServer(mux)
 	t.Cleanup(rg.web.Close)
 	rg.b, err = bookings.New(bookings.Options{
-		Store: rg.store, Cloud: r.cloud, Notifier: bookings.Dispatch{D: disp},
-		Admin:         bookings.Recipient{Name: "Fleet admin", Email: adminEmail},
+		Store: rg.store, Cloud: r.cloud, Notifier: disp,
+		Admin:         notify.Recipient{Name: "Fleet admin", Email: adminEmail},
 		AccessBaseURL: rg.web.URL,
 		NewClient: func(s bookings.Settings) (*fleetio.Client, error) {
 			// No retries inside the client: the bridge's queue retries.

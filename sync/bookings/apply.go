@@ -14,6 +14,7 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
 // GrantSource is the Source of the grants the bridge makes.
@@ -78,7 +79,7 @@ func (b *Integration) book(ctx context.Context, c *fleetio.Client, a fleetio.Veh
 	var prune []Booking // driver code grants that may be left without a booking
 	switch {
 	case !have || bk.State != BookingActive:
-		bk = Booking{AssignmentID: a.ID, GrantID: GrantID(a.ID), State: BookingActive, PendingNotify: NotifyBookingCreated}
+		bk = Booking{AssignmentID: a.ID, GrantID: GrantID(a.ID), State: BookingActive, PendingNotify: notify.KindBookingCreated}
 		r, ok, err := b.o.Store.Reservation(a.ID)
 		if err != nil {
 			return err
@@ -145,9 +146,9 @@ func (b *Integration) book(ctx context.Context, c *fleetio.Client, a fleetio.Veh
 			if token, err = b.newBookingSecrets(&bk); err != nil {
 				return err
 			}
-			bk.PendingNotify = NotifyBookingCreated
+			bk.PendingNotify = notify.KindBookingCreated
 		} else if changed && bk.PendingNotify == "" {
-			bk.PendingNotify = NotifyBookingUpdated
+			bk.PendingNotify = notify.KindBookingUpdated
 		}
 	}
 	bk.VehicleID, bk.ContactID, bk.ContactName = a.VehicleID, a.ContactID, contactName(a)
@@ -286,7 +287,7 @@ func (b *Integration) finish(ctx context.Context, c *fleetio.Client, a fleetio.V
 				return err
 			}
 		}
-		told, tellCode = code, bk.PendingNotify == NotifyBookingCreated || bk.NotifyCode
+		told, tellCode = code, bk.PendingNotify == notify.KindBookingCreated || bk.NotifyCode
 	}
 	info, err := b.describe(bk)
 	if err != nil {
@@ -412,9 +413,10 @@ func (b *Integration) prompt(ctx context.Context, a fleetio.VehicleAssignment, l
 	if r.Notified || b.o.Notifier == nil {
 		return nil
 	}
-	data := map[string]string{"driver": r.ContactName, "vehicle": vehicleName(a), "box": link.BoxID, "key": link.KeyID,
-		"from": fmtTime(from), "until": fmtTime(until), "assignment": strconv.FormatInt(a.ID, 10)}
-	if err := b.notified(b.o.Notifier.Notify(ctx, b.o.Admin, NotifyPromptBooking, data)); err != nil {
+	data := map[string]any{notify.DataDriver: r.ContactName, notify.DataVehicle: vehicleName(a), notify.DataBox: link.BoxID,
+		notify.DataKey: link.KeyID, notify.DataStart: b.when(from), notify.DataEnd: b.until(until),
+		dataAssignment: strconv.FormatInt(a.ID, 10)}
+	if err := b.send(ctx, b.o.Admin, b.o.AdminMethod, notify.KindPromptReservation, data); err != nil {
 		return fmt.Errorf("notify admin of assignment %d: %w", a.ID, err)
 	}
 	r.Notified = true

@@ -1,6 +1,10 @@
 package bookings
 
-import "time"
+import (
+	"time"
+
+	"github.com/smartbox-oss/smartbox/sync/notify"
+)
 
 // BookingState is the life of a booking.
 type BookingState string
@@ -45,9 +49,9 @@ type Booking struct {
 	// back and the driver told (Pending* false), then wiped.
 	SealedPIN []byte `json:"sealed_pin,omitempty"`
 	// Steps still to do, so that a retry after a failure redoes only them.
-	PendingGrant     bool   `json:"pending_grant,omitempty"`
-	PendingWriteBack bool   `json:"pending_write_back,omitempty"`
-	PendingNotify    string `json:"pending_notify,omitempty"` // notification kind to send
+	PendingGrant     bool        `json:"pending_grant,omitempty"`
+	PendingWriteBack bool        `json:"pending_write_back,omitempty"`
+	PendingNotify    notify.Kind `json:"pending_notify,omitempty"` // the message to send
 	// NotifyCode: the code the driver knows changed (a driver code drawn
 	// again), so an update notification carries it.
 	NotifyCode bool `json:"notify_code,omitempty"`

@@ -13,9 +13,8 @@ import (
 	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
-
-const truckKey = "truck-2-key"
 
 // linkTruck puts a second key in the box and links the truck to it.
 func linkTruck(t *testing.T, e *env) {
@@ -26,7 +25,7 @@ func linkTruck(t *testing.T, e *env) {
 }
 
 func TestPerDriverCode(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	linkTruck(t, e)
 	require.NoError(t, e.b.SetCodeMode(bookings.CodePerDriver))
 	from := time.Now().Add(time.Hour)
@@ -90,7 +89,7 @@ func TestPerDriverCode(t *testing.T) {
 }
 
 func TestDriverOwnCode(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	ctx := context.Background()
 	linkTruck(t, e)
 	require.NoError(t, e.b.SetCodeMode(bookings.CodeDriverOwn))
@@ -147,7 +146,7 @@ func TestDriverOwnCode(t *testing.T) {
 }
 
 func TestPerDriverCodeClashDrawsAgain(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	ctx := context.Background()
 	require.NoError(t, e.b.SetCodeMode(bookings.CodePerDriver))
 	from := time.Now().Add(time.Hour)
@@ -184,7 +183,7 @@ func TestPerDriverCodeClashDrawsAgain(t *testing.T) {
 	// The driver was told the new code for the first booking.
 	var told bool
 	for _, n := range e.notes.all() {
-		told = told || (n.kind == bookings.NotifyBookingUpdated && n.data["pin"] == code)
+		told = told || (n.kind == notify.KindBookingUpdated && n.data["pin"] == code)
 	}
 	require.True(t, told)
 }

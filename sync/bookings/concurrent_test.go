@@ -23,6 +23,7 @@ import (
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
@@ -207,7 +208,7 @@ func (fl *fleet) checkAll(t *testing.T, as []fleetio.VehicleAssignment) {
 			if err != nil {
 				// Not every template carries the assignment: find it by the
 				// link, which is the booking's.
-				id = fl.byLink(t, n.data["link"])
+				id = fl.byLink(t, n.data[notify.DataAccessLink])
 			}
 			told[id] = pin
 		}
