@@ -41,7 +41,7 @@ func (b *Integration) applyAssignment(ctx context.Context, c *fleetio.Client, a 
 	if !linked {
 		return b.end(ctx, c, &a, a.ID, bk, have, BookingUnlinked)
 	}
-	if link.Method == MethodPrompt && !(have && bk.State == BookingActive) {
+	if link.Mode == ModePrompt && !(have && bk.State == BookingActive) {
 		r, ok, err := b.o.Store.Reservation(a.ID)
 		if err != nil {
 			return err
@@ -324,7 +324,7 @@ func (b *Integration) finish(ctx context.Context, c *fleetio.Client, a fleetio.V
 		if tellCode {
 			code = told
 		}
-		if err := b.notify(ctx, c, a, bk.ContactMethod, bk.PendingNotify, info, code); err != nil {
+		if err := b.tellDriver(ctx, c, a, bk.ContactMethod, bk.PendingNotify, info, code); err != nil {
 			return err
 		}
 		bk.PendingNotify, bk.NotifyCode = "", false
@@ -377,7 +377,7 @@ func (b *Integration) end(ctx context.Context, c *fleetio.Client, a *fleetio.Veh
 		// Deleted before its end: the driver still holds a PIN and may be
 		// on the way to the box. Tell them (revoking again on a retry is
 		// no change).
-		if err := b.notifyCancelled(ctx, c, bk); err != nil {
+		if err := b.tellCancelled(ctx, c, bk); err != nil {
 			return err
 		}
 	}

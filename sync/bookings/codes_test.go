@@ -21,7 +21,7 @@ func linkTruck(t *testing.T, e *env) {
 	t.Helper()
 	_, err := e.cloud.PutKey(boxID, box.Key{ID: truckKey, Name: "Truck 2", FobUID: "0100073500", Slot: 4})
 	require.NoError(t, err)
-	require.NoError(t, e.b.SetLink(context.Background(), bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Method: bookings.MethodAutomatic}))
+	require.NoError(t, e.b.SetLink(context.Background(), bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Mode: bookings.ModeAutomatic}))
 }
 
 func TestPerDriverCode(t *testing.T) {
@@ -165,7 +165,7 @@ func TestPerDriverCodeClashDrawsAgain(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.cloud.PutGrant(boxB, box.Grant{ID: "manual-b", Kind: box.KindBooking, KeyIDs: []string{truckKey}}, old)
 	require.NoError(t, err)
-	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.truck.ID, BoxID: boxB, KeyID: truckKey, Method: bookings.MethodAutomatic}))
+	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.truck.ID, BoxID: boxB, KeyID: truckKey, Mode: bookings.ModeAutomatic}))
 
 	a2 := e.assign(t, e.truck, e.ada, from, from.Add(time.Hour))
 	e.settle(t)

@@ -100,7 +100,7 @@ func newFleet(t *testing.T, mode bookings.CodeMode, latency time.Duration) *flee
 		boxID, keyID := fl.boxes[i%2], fmt.Sprintf("key-%d", i+1)
 		_, err = fl.cloud.PutKey(boxID, box.Key{ID: keyID, Name: v.Name, FobUID: fmt.Sprintf("%010X", i+1), Slot: i/2 + 1})
 		require.NoError(t, err)
-		l := bookings.Link{VehicleID: v.ID, BoxID: boxID, KeyID: keyID, Method: bookings.MethodAutomatic}
+		l := bookings.Link{VehicleID: v.ID, BoxID: boxID, KeyID: keyID, Mode: bookings.ModeAutomatic}
 		require.NoError(t, fl.store.PutLink(l))
 		fl.links[v.ID] = l
 	}

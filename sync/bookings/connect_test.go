@@ -120,10 +120,10 @@ func TestSetLink(t *testing.T) {
 		l    bookings.Link
 		is   error
 	}{
-		{"missing key", bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: "no-such-key", Method: bookings.MethodAutomatic}, bookings.ErrNotFound},
-		{"missing vehicle", bookings.Link{VehicleID: 999999, BoxID: boxID, KeyID: keyID, Method: bookings.MethodAutomatic}, nil},
-		{"key of another vehicle", bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: keyID, Method: bookings.MethodAutomatic}, bookings.ErrInvalid},
-		{"bad method", bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: keyID, Method: "often"}, bookings.ErrInvalid},
+		{"missing key", bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: "no-such-key", Mode: bookings.ModeAutomatic}, bookings.ErrNotFound},
+		{"missing vehicle", bookings.Link{VehicleID: 999999, BoxID: boxID, KeyID: keyID, Mode: bookings.ModeAutomatic}, nil},
+		{"key of another vehicle", bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: keyID, Mode: bookings.ModeAutomatic}, bookings.ErrInvalid},
+		{"bad method", bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: keyID, Mode: "often"}, bookings.ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := e.b.SetLink(ctx, tc.l)
@@ -135,9 +135,9 @@ func TestSetLink(t *testing.T) {
 	}
 	_, err := e.cloud.PutKey(boxID, box.Key{ID: truckKey, Name: "Truck 2", FobUID: "0100073500", Slot: 4})
 	require.NoError(t, err)
-	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Method: bookings.MethodPrompt}))
+	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Mode: bookings.ModePrompt}))
 	// Changing the method any time.
-	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Method: bookings.MethodAutomatic}))
+	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Mode: bookings.ModeAutomatic}))
 
 	vs, err := e.b.Vehicles(ctx)
 	require.NoError(t, err)
@@ -158,7 +158,7 @@ func TestSetLink(t *testing.T) {
 func TestCreateBookingFromPrompt(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	ctx := context.Background()
-	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Method: bookings.MethodPrompt}))
+	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Mode: bookings.ModePrompt}))
 	from := time.Now().Add(time.Hour).Truncate(time.Second)
 	until := from.Add(4 * time.Hour)
 	a := e.assign(t, e.van, e.ada, from, until)
@@ -238,7 +238,7 @@ func TestCreateBookingFromPrompt(t *testing.T) {
 func TestCreateBookingFinishedByWorker(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	ctx := context.Background()
-	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Method: bookings.MethodPrompt}))
+	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Mode: bookings.ModePrompt}))
 	a := e.assign(t, e.van, e.bob, time.Now().Add(time.Hour), time.Time{})
 	e.settle(t)
 	_, err := e.b.CreateBooking(ctx, a.ID, bookings.BookingEdit{ContactMethod: bookings.ContactSMS})

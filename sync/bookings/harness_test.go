@@ -211,9 +211,9 @@ func newEnv(t testing.TB, o envOpts) *env {
 	t.Cleanup(func() { e.store.Close() })
 	require.NoError(t, e.store.SetSettings(bookings.Settings{APIKey: apiKey, AccountToken: account, WebhookSecret: secret, BaseURL: e.f.APIURL()}))
 	require.NoError(t, e.store.PutBox(bookings.BoxInfo{ID: boxID, Name: "Depot North", Location: "12 Dock Road, bay 4"}))
-	require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Method: bookings.MethodAutomatic}))
+	require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Mode: bookings.ModeAutomatic}))
 	if o.truck {
-		require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Method: bookings.MethodAutomatic}))
+		require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Mode: bookings.ModeAutomatic}))
 	}
 
 	mux := http.NewServeMux()

@@ -155,14 +155,14 @@ type Integration struct {
 	work sync.RWMutex
 	// inflight is the keyed lock of the queue: the deliveries being
 	// processed and their assignments, so that two deliveries of one
-	// assignment never run at once, and in order (see dispatcher).
+	// assignment never run at once, and in order (see workerPool).
 	inflight inflight
 	// drivers serializes, per Fleetio contact, the processing of deliveries
 	// whose bookings use a driver code: drawing the driver's code once,
 	// its grant once per box, the rewrite of the driver's other bookings
 	// when it changes (see lockDrivers). Taken after the delivery's claim,
 	// in ascending contact order.
-	drivers keyLock
+	drivers idLocks
 
 	stats counters
 
@@ -179,7 +179,7 @@ type Integration struct {
 	clientFrom Settings
 }
 
-// New checks o and makes a Bridge.
+// New checks o and makes an Integration.
 func New(o Options) (*Integration, error) {
 	if o.Store == nil || o.Cloud == nil {
 		return nil, errors.New("bridge: Store and Cloud are required")

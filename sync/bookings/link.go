@@ -2,23 +2,25 @@ package bookings
 
 import "fmt"
 
-// Method is how a driver learns of a booking for a linked vehicle.
-type Method string
+// LinkMode is how a driver learns of a booking for a linked vehicle (the
+// admin API and stored links call it "method"; a contact method, email or
+// SMS, is notify.Method).
+type LinkMode string
 
 const (
-	// MethodAutomatic books at once and notifies the driver.
-	MethodAutomatic Method = "automatic"
-	// MethodPrompt records a reservation and tells the account admin, who
+	// ModeAutomatic books at once and notifies the driver.
+	ModeAutomatic LinkMode = "automatic"
+	// ModePrompt records a reservation and tells the account admin, who
 	// makes the booking.
-	MethodPrompt Method = "prompt"
+	ModePrompt LinkMode = "prompt"
 )
 
 // Link ties a Fleetio vehicle to the key of that vehicle in a box.
 type Link struct {
-	VehicleID int64  `json:"vehicle_id"`
-	BoxID     string `json:"box_id"`
-	KeyID     string `json:"key_id"`
-	Method    Method `json:"method"`
+	VehicleID int64    `json:"vehicle_id"`
+	BoxID     string   `json:"box_id"`
+	KeyID     string   `json:"key_id"`
+	Mode      LinkMode `json:"method"`
 }
 
 // Validate checks a link.
@@ -28,8 +30,8 @@ func (l Link) Validate() error {
 		return fmt.Errorf("%w link: vehicle id %d is not positive", ErrInvalid, l.VehicleID)
 	case l.BoxID == "" || l.KeyID == "":
 		return fmt.Errorf("%w link of vehicle %d: box and key are needed", ErrInvalid, l.VehicleID)
-	case l.Method != MethodAutomatic && l.Method != MethodPrompt:
-		return fmt.Errorf("%w link of vehicle %d: method %q is not %q or %q", ErrInvalid, l.VehicleID, l.Method, MethodAutomatic, MethodPrompt)
+	case l.Mode != ModeAutomatic && l.Mode != ModePrompt:
+		return fmt.Errorf("%w link of vehicle %d: method %q is not %q or %q", ErrInvalid, l.VehicleID, l.Mode, ModeAutomatic, ModePrompt)
 	}
 	return nil
 }

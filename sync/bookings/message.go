@@ -80,7 +80,7 @@ func (b *Integration) bookingData(i bookingInfo) map[string]any {
 	return data
 }
 
-func (b *Integration) notify(ctx context.Context, c *fleetio.Client, a fleetio.VehicleAssignment, method string, kind notify.Kind, info bookingInfo, pin string) error {
+func (b *Integration) tellDriver(ctx context.Context, c *fleetio.Client, a fleetio.VehicleAssignment, method string, kind notify.Kind, info bookingInfo, pin string) error {
 	if b.o.Notifier == nil {
 		return nil
 	}
@@ -106,7 +106,7 @@ func (b *Integration) notify(ctx context.Context, c *fleetio.Client, a fleetio.V
 	return nil
 }
 
-func (b *Integration) notifyCancelled(ctx context.Context, c *fleetio.Client, bk Booking) error {
+func (b *Integration) tellCancelled(ctx context.Context, c *fleetio.Client, bk Booking) error {
 	if b.o.Notifier == nil {
 		return nil
 	}

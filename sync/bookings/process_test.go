@@ -182,7 +182,7 @@ func TestUnlinkedVehicle(t *testing.T) {
 
 func TestPromptVehicle(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Method: bookings.MethodPrompt}))
+	require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Mode: bookings.ModePrompt}))
 	a := e.assign(t, e.van, e.bob, time.Now().Add(time.Hour), time.Time{})
 	e.settle(t)
 	_, ok := e.grant(t, bookings.GrantID(a.ID))

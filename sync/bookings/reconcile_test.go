@@ -228,7 +228,7 @@ func TestReconcilePromptVehicle(t *testing.T) {
 	e := newEnv(t, envOpts{truck: true})
 	ctx := context.Background()
 	now := e.clock.Now()
-	require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Method: bookings.MethodPrompt}))
+	require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Mode: bookings.ModePrompt}))
 	e.webhooks(false)
 	a := e.assign(t, e.truck, e.bob, now.Add(time.Hour), now.Add(3*time.Hour))
 	e.webhooks(true)
