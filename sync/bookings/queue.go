@@ -134,7 +134,7 @@ func pooledClient(workers int) *http.Client {
 
 // queued is a due delivery and the assignment it is about.
 type queued struct {
-	d   Delivery
+	d          Delivery
 	assignment int64 // the assignment id; -(delivery id) for a body that names none (it fails on its own)
 }
 
