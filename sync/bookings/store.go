@@ -15,7 +15,14 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Buckets of the store file.
+// Buckets of the store file. Ids (vehicle, delivery, assignment, contact)
+// are keys of 8 bytes big-endian, so a cursor walks them in id order (the
+// queue in arrival order); values are JSON, so a field added to a record
+// reads as its zero value from an older file. The buckets of box events tied
+// to bookings (watch_*) are laid out in store_watch.go. Which file stores
+// what: store_settings.go (settings, boxes, links), store_queue.go
+// (deliveries, queue), store_bookings.go (bookings, tokens, prompts),
+// store_codes.go (drivers).
 var (
 	bucketMeta       = []byte("meta")       // "schema", "seal_key"
 	bucketSettings   = []byte("settings")   // "connection" -> Settings (JSON)
