@@ -121,6 +121,34 @@ func getJSON(b *bolt.Bucket, k []byte, v any) (bool, error) {
 	return true, nil
 }
 
+// get reads the record of id in bucket; false if there is none.
+func get[T any](s *Store, bucket []byte, id int64) (T, bool, error) {
+	var v T
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		ok, err = getJSON(tx.Bucket(bucket), id64(id), &v)
+		return err
+	})
+	return v, ok, err
+}
+
+// list decodes every record of bucket in key (id) order; what names a
+// record in an error.
+func list[T any](s *Store, bucket []byte, what string) ([]T, error) {
+	var out []T
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+			var x T
+			if err := json.Unmarshal(v, &x); err != nil {
+				return fmt.Errorf("%s %x: %w", what, k, err)
+			}
+			out = append(out, x)
+			return nil
+		})
+	})
+	return out, err
+}
+
 func putJSON(b *bolt.Bucket, k []byte, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {

@@ -2,7 +2,6 @@ package bookings
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -33,30 +32,11 @@ func (s *Store) DeleteToken(token string) error {
 
 // Booking returns the booking of an assignment, false if there is none.
 func (s *Store) Booking(assignmentID int64) (Booking, bool, error) {
-	var b Booking
-	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		ok, err = getJSON(tx.Bucket(bucketBookings), id64(assignmentID), &b)
-		return err
-	})
-	return b, ok, err
+	return get[Booking](s, bucketBookings, assignmentID)
 }
 
 // Bookings lists every booking by assignment id.
-func (s *Store) Bookings() ([]Booking, error) {
-	var out []Booking
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketBookings).ForEach(func(k, v []byte) error {
-			var b Booking
-			if err := json.Unmarshal(v, &b); err != nil {
-				return fmt.Errorf("booking %x: %w", k, err)
-			}
-			out = append(out, b)
-			return nil
-		})
-	})
-	return out, err
-}
+func (s *Store) Bookings() ([]Booking, error) { return list[Booking](s, bucketBookings, "booking") }
 
 // BookingByToken finds the booking an access token belongs to. The token is
 // looked up by its SHA-256, so the lookup's timing says nothing useful about
@@ -83,13 +63,7 @@ func (s *Store) PutReservation(r Reservation) error {
 
 // Reservation returns the pending reservation of an assignment.
 func (s *Store) Reservation(assignmentID int64) (Reservation, bool, error) {
-	var r Reservation
-	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		ok, err = getJSON(tx.Bucket(bucketPrompts), id64(assignmentID), &r)
-		return err
-	})
-	return r, ok, err
+	return get[Reservation](s, bucketPrompts, assignmentID)
 }
 
 // DeleteReservation drops a reservation (booked, or the assignment is gone).
@@ -109,18 +83,7 @@ func (s *Store) DeleteReservation(assignmentID int64) error {
 
 // Reservations lists the pending reservations by assignment id.
 func (s *Store) Reservations() ([]Reservation, error) {
-	var out []Reservation
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketPrompts).ForEach(func(k, v []byte) error {
-			var r Reservation
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("reservation %x: %w", k, err)
-			}
-			out = append(out, r)
-			return nil
-		})
-	})
-	return out, err
+	return list[Reservation](s, bucketPrompts, "reservation")
 }
 
 // ApproveReservation stores r (approved, with its edit) and queues the

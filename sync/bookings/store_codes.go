@@ -2,7 +2,6 @@ package bookings
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -20,13 +19,7 @@ type driverCode struct {
 }
 
 func (s *Store) driverCode(contactID int64) (driverCode, bool, error) {
-	var dc driverCode
-	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		ok, err = getJSON(tx.Bucket(bucketDrivers), id64(contactID), &dc)
-		return err
-	})
-	return dc, ok, err
+	return get[driverCode](s, bucketDrivers, contactID)
 }
 
 func (s *Store) putDriverCode(dc driverCode) error {
@@ -38,18 +31,7 @@ func (s *Store) deleteDriverCode(contactID int64) error {
 }
 
 func (s *Store) driverCodes() ([]driverCode, error) {
-	var out []driverCode
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDrivers).ForEach(func(k, v []byte) error {
-			var dc driverCode
-			if err := json.Unmarshal(v, &dc); err != nil {
-				return fmt.Errorf("driver code %x: %w", k, err)
-			}
-			out = append(out, dc)
-			return nil
-		})
-	})
-	return out, err
+	return list[driverCode](s, bucketDrivers, "driver code")
 }
 
 // sealDriverCode encrypts a driver's code, bound to the contact (the

@@ -1,7 +1,6 @@
 package bookings
 
 import (
-	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -112,27 +111,8 @@ func (s *Store) DeleteLink(vehicleID int64) error {
 
 // LinkOf returns the vehicle's link, false if it has none.
 func (s *Store) LinkOf(vehicleID int64) (Link, bool, error) {
-	var l Link
-	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		ok, err = getJSON(tx.Bucket(bucketLinks), id64(vehicleID), &l)
-		return err
-	})
-	return l, ok, err
+	return get[Link](s, bucketLinks, vehicleID)
 }
 
 // Links lists every link by vehicle id.
-func (s *Store) Links() ([]Link, error) {
-	var out []Link
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketLinks).ForEach(func(k, v []byte) error {
-			var l Link
-			if err := json.Unmarshal(v, &l); err != nil {
-				return fmt.Errorf("link %x: %w", k, err)
-			}
-			out = append(out, l)
-			return nil
-		})
-	})
-	return out, err
-}
+func (s *Store) Links() ([]Link, error) { return list[Link](s, bucketLinks, "link") }
