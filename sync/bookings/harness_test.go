@@ -59,6 +59,7 @@ type note struct {
 	kind      notify.Kind
 	data      map[string]string
 	contactID int64
+	msg       notify.Message // as handed over
 }
 
 // notes records messages, as a notifier would send them.
@@ -82,7 +83,7 @@ func (n *notes) Notify(_ context.Context, m notify.Message) error {
 	for k, v := range m.Data {
 		data[k] = fmt.Sprint(v)
 	}
-	n.got = append(n.got, note{to: m.To, method: m.Method, kind: m.Kind, data: data, contactID: n.contacts[m.To.Email]})
+	n.got = append(n.got, note{to: m.To, method: m.Method, kind: m.Kind, data: data, contactID: n.contacts[m.To.Email], msg: m})
 	return nil
 }
 
@@ -136,6 +137,9 @@ type envOpts struct {
 	noHook bool          // do not register HandleEvents with the cloud
 	grace  time.Duration // Options.OverdueGrace
 	truck  bool          // the truck's key in the box (truckKey, slot 4), the truck linked to it
+	// zone and adminLink are Options.Zone and Options.AdminLink.
+	zone      *time.Location
+	adminLink func(assignmentID string) string
 }
 
 // countingTransport counts the integration's requests to Fleetio, so that a
@@ -232,6 +236,8 @@ func newEnv(t testing.TB, o envOpts) *env {
 		},
 		MinRetry: 20 * time.Millisecond, MaxRetry: 200 * time.Millisecond,
 		OverdueGrace: o.grace,
+		Zone:         o.zone,
+		AdminLink:    o.adminLink,
 		Now:          e.clock.Now,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
