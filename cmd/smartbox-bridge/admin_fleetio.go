@@ -63,9 +63,9 @@ type codeModeRequest struct {
 }
 
 type linkRequest struct {
-	BoxID  string          `json:"box_id"`
-	KeyID  string          `json:"key_id"`
-	Method bookings.Method `json:"method"`
+	BoxID  string            `json:"box_id"`
+	KeyID  string            `json:"key_id"`
+	Method bookings.LinkMode `json:"method"`
 }
 
 type bookRequest struct {
@@ -251,7 +251,7 @@ func (s *service) fleetioLink(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, err)
 		return
 	}
-	l := bookings.Link{VehicleID: id, BoxID: req.BoxID, KeyID: req.KeyID, Method: req.Method}
+	l := bookings.Link{VehicleID: id, BoxID: req.BoxID, KeyID: req.KeyID, Mode: req.Method}
 	if err := s.fleet.SetLink(r.Context(), l); err != nil {
 		fleetFail(w, err)
 		return

@@ -203,7 +203,7 @@ func cmdFleetioVehicles(ctx context.Context, args []string, stdout, stderr io.Wr
 		for _, v := range vs {
 			bx, key, method := "-", "-", "not linked"
 			if l := v.Link; l != nil {
-				bx, key, method = l.BoxID, l.KeyID, string(l.Method)
+				bx, key, method = l.BoxID, l.KeyID, string(l.Mode)
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.Vehicle.ID, report.Dash(v.Vehicle.Name), report.Dash(v.Vehicle.LicensePlate), bx, key, method)
 		}
@@ -215,7 +215,7 @@ func cmdFleetioLink(ctx context.Context, args []string, stdout, stderr io.Writer
 	fset, d := newFlagSet("fleetio link", stderr)
 	boxID := fset.String("box", "", "box id")
 	keyID := fset.String("key", "", "the vehicle's key in that box")
-	method := fset.String("method", string(bookings.MethodAutomatic), "automatic (book and tell the driver) or prompt (tell the admin)")
+	method := fset.String("method", string(bookings.ModeAutomatic), "automatic (book and tell the driver) or prompt (tell the admin)")
 	return adminCall(ctx, fset, d, args, []string{"VEHICLE"}, func(pos []string) (request, error) {
 		vid, err := positiveID("VEHICLE", pos[0])
 		if err != nil {
@@ -224,15 +224,15 @@ func cmdFleetioLink(ctx context.Context, args []string, stdout, stderr io.Writer
 		if err := errors.Join(required("box", *boxID), required("key", *keyID)); err != nil {
 			return request{}, cli.Usagef("%v", err)
 		}
-		switch bookings.Method(*method) {
-		case bookings.MethodAutomatic, bookings.MethodPrompt:
+		switch bookings.LinkMode(*method) {
+		case bookings.ModeAutomatic, bookings.ModePrompt:
 		default:
 			return request{}, cli.Usagef("--method %q: want automatic or prompt", *method)
 		}
 		return request{http.MethodPut, "/v1/fleetio/links/" + strconv.FormatInt(vid, 10),
-			linkRequest{BoxID: *boxID, KeyID: *keyID, Method: bookings.Method(*method)}}, nil
+			linkRequest{BoxID: *boxID, KeyID: *keyID, Method: bookings.LinkMode(*method)}}, nil
 	}, func(l bookings.Link) error {
-		fmt.Fprintf(stdout, "vehicle %d linked to key %s of box %s (%s)\n", l.VehicleID, l.KeyID, l.BoxID, l.Method)
+		fmt.Fprintf(stdout, "vehicle %d linked to key %s of box %s (%s)\n", l.VehicleID, l.KeyID, l.BoxID, l.Mode)
 		return nil
 	})
 }

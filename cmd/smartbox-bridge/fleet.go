@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/smartbox-oss/smartbox/sync/bookings"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
 // fileFleetioDB is the Fleetio integration's store (sync/bookings): settings
@@ -36,15 +37,18 @@ func (s *service) startFleetio() error {
 	if err != nil {
 		return fmt.Errorf("fleetio.trusted_proxies: %w", err)
 	}
-	n, err := newNotifier(s.cfg.Notify, s.log)
+	n, zone, err := newNotifier(s.cfg.Notify, s.log)
 	if err != nil {
 		return err
 	}
+	admin, adminMethod := s.adminRecipient()
 	s.fleet, err = bookings.New(bookings.Options{
 		Store:         s.fleetStore,
 		Cloud:         s.cloud,
 		Notifier:      n,
-		Admin:         s.adminRecipient(),
+		Zone:          zone,
+		Admin:         admin,
+		AdminMethod:   adminMethod,
 		AccessBaseURL: s.publicURL,
 		MaxBody:       fc.MaxBody,
 		// At most a few slow bodies per client; a body has
@@ -54,6 +58,9 @@ func (s *service) startFleetio() error {
 		OverdueGrace:        fc.OverdueGrace.Duration,
 		ReturnSettle:        fc.ReturnSettle.Duration,
 		Logger:              s.log,
+		// There is no admin web page yet: the admin link of a Prompt
+		// reservation is the command that makes the booking.
+		AdminLink: func(id string) string { return "smartbox-bridge fleetio book " + id },
 	})
 	if err != nil {
 		return fmt.Errorf("fleetio bridge: %w", err)
@@ -89,18 +96,18 @@ func (s *service) healthz(w http.ResponseWriter, _ *http.Request) {
 // fleetioConnected says whether the integration has its settings.
 func (s *service) fleetioConnected() bool { return s.fleet != nil && s.fleet.Connected() }
 
-// adminRecipient is who hears of Prompt reservations and overdue keys, by
+// adminRecipient is who hears of Prompt reservations and overdue keys, and
 // the channel configured for them (email first).
-func (s *service) adminRecipient() bookings.Recipient {
+func (s *service) adminRecipient() (notify.Recipient, notify.Method) {
 	fc, n := &s.cfg.Fleetio, &s.cfg.Notify
-	r := bookings.Recipient{Name: fc.AdminName, Email: fc.AdminEmail, Phone: fc.AdminPhone}
+	r := notify.Recipient{Name: fc.AdminName, Email: fc.AdminEmail, Phone: fc.AdminPhone}
 	switch {
 	case r.Email != "" && n.Email != nil:
-		r.Method = bookings.ContactEmail
+		return r, notify.MethodEmail
 	case r.Phone != "" && n.SMS != nil:
-		r.Method = bookings.ContactSMS
+		return r, notify.MethodSMS
 	}
-	return r
+	return r, ""
 }
 
 // runFleetio runs the queue worker and the maintenance loop (reconcile and

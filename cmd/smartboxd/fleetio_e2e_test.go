@@ -254,7 +254,7 @@ func scenarioDuplicates(t *testing.T, rg *fleetRig, k rigKey) {
 // reservation and an email to the admin.
 func scenarioPrompt(t *testing.T, rg *fleetRig, k rigKey) {
 	v := rg.vehicles[k.ID]
-	require.NoError(t, rg.b.SetLink(t.Context(), bookings.Link{VehicleID: v.ID, BoxID: syncBoxID, KeyID: k.ID, Method: bookings.MethodPrompt}))
+	require.NoError(t, rg.b.SetLink(t.Context(), bookings.Link{VehicleID: v.ID, BoxID: syncBoxID, KeyID: k.ID, Mode: bookings.ModePrompt}))
 	from, until := nowWindow(2 * time.Hour)
 	a := rg.assign(t, k.ID, rg.bob, from, until)
 	rg.mail.waitMail(t, adminEmail, "Reservation waiting: "+k.Name, 1)

@@ -79,7 +79,7 @@ type fleetRig struct {
 type rigOptions struct {
 	broker brokertest.Kind
 	// method links every vehicle with (default Automatic).
-	method bookings.Method
+	method bookings.LinkMode
 	// quiet: no logs from the bridge and the box (the benchmark).
 	quiet bool
 	// latency delays every request to the fake Fleetio (a real one answers
@@ -98,7 +98,7 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 		o.broker = brokertest.Mochi
 	}
 	if o.method == "" {
-		o.method = bookings.MethodAutomatic
+		o.method = bookings.ModeAutomatic
 	}
 	log := slog.New(slog.DiscardHandler)
 	if !o.quiet {
@@ -153,8 +153,8 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 	rg.web = httptest.NewServer(mux)
 	t.Cleanup(rg.web.Close)
 	rg.b, err = bookings.New(bookings.Options{
-		Store: rg.store, Cloud: r.cloud, Notifier: bookings.Dispatch{D: disp},
-		Admin:         bookings.Recipient{Name: "Fleet admin", Email: adminEmail},
+		Store: rg.store, Cloud: r.cloud, Notifier: disp,
+		Admin:         notify.Recipient{Name: "Fleet admin", Email: adminEmail},
 		AccessBaseURL: rg.web.URL,
 		NewClient: func(s bookings.Settings) (*fleetio.Client, error) {
 			// No retries inside the client: the bridge's queue retries.
@@ -174,7 +174,7 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 		WebhookSecret: fleetSecret, BaseURL: rg.f.APIURL()})
 	require.NoError(t, err)
 	for _, k := range rigKeys {
-		require.NoError(t, rg.b.SetLink(context.Background(), bookings.Link{VehicleID: rg.vehicles[k.ID].ID, BoxID: syncBoxID, KeyID: k.ID, Method: o.method}))
+		require.NoError(t, rg.b.SetLink(context.Background(), bookings.Link{VehicleID: rg.vehicles[k.ID].ID, BoxID: syncBoxID, KeyID: k.ID, Mode: o.method}))
 	}
 	mux.Handle(bookings.WebhookPath, rg.arrive.wrap(rg.b.Webhook()))
 	mux.Handle(bookings.AccessPath, rg.b.Access())

@@ -48,7 +48,8 @@ func (b *Integration) describe(bk Booking) (bookingInfo, error) {
 }
 
 // timeLayout is how times are written into notification data and the
-// access page; Dispatch parses it back to show a time in another zone.
+// access page; with Options.Zone, a message reads it back as a time to show
+// it in that zone (Integration.when).
 const timeLayout = "Mon 2 Jan 2006 15:04 (-07:00)"
 
 // fmtTime shows a time in the offset Fleetio gave it (the account's zone),
@@ -81,11 +82,6 @@ func (i bookingInfo) instructions() string {
 	fmt.Fprintf(&sb, ". Valid %s. Type your Keycafe access code on the keypad and press #; the slot opens. "+
 		"Return the key by holding its fob to the reader. Details: %s", i.window(), i.Link)
 	return sb.String()
-}
-
-func (i bookingInfo) data() map[string]string {
-	return map[string]string{"vehicle": i.Vehicle, "box": i.Box, "location": i.Location, "key": i.Key, "slot": fmt.Sprint(i.Slot),
-		"from": fmtTime(i.From), "until": fmtTime(i.Until), "link": i.Link, "instructions": i.instructions()}
 }
 
 func vehicleName(a fleetio.VehicleAssignment) string {

@@ -12,22 +12,18 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
-// Admin alerts: messages to the admin that box events call for. HandleEvents
-// runs on the cloud's ingest goroutine and must not wait on a mail server,
-// so it only queues them in the store (bucket watch_alerts, in the same
-// transaction that marks the events handled: a crash loses none); Run's
-// alert loop sends them at once and retries a failure.
-const (
-	// NotifyKeypadAttack tells the admin that a box reported wrong codes
-	// past its alert threshold (keypad_attack): someone may be guessing.
-	NotifyKeypadAttack = "keypad_attack"
-	// NotifyReturnUnconfirmed tells the admin that a booking's key came
-	// back by fob without the slot's sensor confirming it: the key still
-	// counts as out (and overdue once the window ends).
-	NotifyReturnUnconfirmed = "return_unconfirmed"
-)
+// Admin alerts: messages to the admin that box events call for
+// (notify.KindKeypadAttack: a box reported wrong codes past its alert
+// threshold, someone may be guessing; notify.KindReturnUnconfirmed: a
+// booking's key came back by fob without the slot's sensor confirming it,
+// so it still counts as out, and overdue once the window ends).
+// HandleEvents runs on the cloud's ingest goroutine and must not wait on a
+// mail server, so it only queues them in the store (bucket watch_alerts, in
+// the same transaction that marks the events handled: a crash loses none);
+// Run's alert loop sends them at once and retries a failure.
 
 // DefaultReturnSettle is how long the slot's key sensor must have seen a
 // key seated (box.Event.SeatedMS) for a fob return to count as the key
@@ -57,22 +53,22 @@ const (
 // kind and subject (a box for keypad_attack, a booking for
 // return_unconfirmed): an event while one is waiting adds to it.
 type adminAlert struct {
-	Kind         string    `json:"kind"`
-	BoxID        string    `json:"box_id"`
-	AssignmentID int64     `json:"assignment_id,omitempty"`
-	KeyID        string    `json:"key_id,omitempty"`
-	Count        int       `json:"count"`            // what is waiting to be told: wrong codes, or returns
-	At           time.Time `json:"at"`               // box time of the latest event
-	Reason       string    `json:"reason,omitempty"` // return_unconfirmed: why
-	Pending      bool      `json:"pending"`          // something is waiting to be told
-	SentAt       time.Time `json:"sent_at,omitzero"` // the last message about this subject
-	Attempts     int       `json:"attempts,omitempty"`
-	NextTry      time.Time `json:"next_try,omitzero"`
+	Kind         notify.Kind `json:"kind"`
+	BoxID        string      `json:"box_id"`
+	AssignmentID int64       `json:"assignment_id,omitempty"`
+	KeyID        string      `json:"key_id,omitempty"`
+	Count        int         `json:"count"`            // what is waiting to be told: wrong codes, or returns
+	At           time.Time   `json:"at"`               // box time of the latest event
+	Reason       string      `json:"reason,omitempty"` // return_unconfirmed: why
+	Pending      bool        `json:"pending"`          // something is waiting to be told
+	SentAt       time.Time   `json:"sent_at,omitzero"` // the last message about this subject
+	Attempts     int         `json:"attempts,omitempty"`
+	NextTry      time.Time   `json:"next_try,omitzero"`
 }
 
 func (a adminAlert) key() []byte {
 	subject := a.BoxID
-	if a.Kind == NotifyReturnUnconfirmed {
+	if a.Kind == notify.KindReturnUnconfirmed {
 		subject = strconv.FormatInt(a.AssignmentID, 10)
 	}
 	return append(append([]byte(a.Kind), 0), subject...)
@@ -81,7 +77,7 @@ func (a adminAlert) key() []byte {
 // due is when a can be sent.
 func (a adminAlert) due() time.Time {
 	d := a.NextTry
-	if a.Kind == NotifyKeypadAttack && !a.SentAt.IsZero() {
+	if a.Kind == notify.KindKeypadAttack && !a.SentAt.IsZero() {
 		if held := a.SentAt.Add(attackAlertInterval); held.After(d) {
 			d = held
 		}
@@ -90,11 +86,11 @@ func (a adminAlert) due() time.Time {
 }
 
 func keypadAttackAlert(boxID string, e box.Event) adminAlert {
-	return adminAlert{Kind: NotifyKeypadAttack, BoxID: boxID, Count: max(e.Count, 1), At: e.Time}
+	return adminAlert{Kind: notify.KindKeypadAttack, BoxID: boxID, Count: max(e.Count, 1), At: e.Time}
 }
 
 func unconfirmedReturnAlert(boxID string, assignmentID int64, e box.Event, why string) adminAlert {
-	return adminAlert{Kind: NotifyReturnUnconfirmed, BoxID: boxID, AssignmentID: assignmentID, KeyID: e.KeyID,
+	return adminAlert{Kind: notify.KindReturnUnconfirmed, BoxID: boxID, AssignmentID: assignmentID, KeyID: e.KeyID,
 		Count: 1, At: e.Time, Reason: why}
 }
 
@@ -266,7 +262,7 @@ func (s *Store) alertDone(a adminAlert, sent bool, now, next time.Time) error {
 		if cur.Count > 0 {
 			return putJSON(w.alerts, k, cur) // more came in while it was sent
 		}
-		if cur.Kind == NotifyReturnUnconfirmed {
+		if cur.Kind == notify.KindReturnUnconfirmed {
 			return w.alerts.Delete(k)
 		}
 		// keypad_attack: kept (not pending) for attackAlertInterval.
@@ -348,21 +344,21 @@ func (b *Integration) sendAlert(ctx context.Context, a adminAlert) error {
 	if err != nil {
 		return err
 	}
-	data := map[string]string{"box": cmpOr(bi.Name, a.BoxID), "location": bi.Location, "at": fmtTime(a.At)}
+	data := map[string]any{notify.DataBox: cmpOr(bi.Name, a.BoxID), notify.DataLocation: bi.Location, notify.DataAt: b.when(a.At)}
 	switch a.Kind {
-	case NotifyKeypadAttack:
-		data["count"] = strconv.Itoa(a.Count)
-	case NotifyReturnUnconfirmed:
+	case notify.KindKeypadAttack:
+		data[notify.DataCount] = strconv.Itoa(a.Count)
+	case notify.KindReturnUnconfirmed:
 		bk, ok, err := b.o.Store.Booking(a.AssignmentID)
 		if err != nil {
 			return err
 		}
-		data["key"], data["reason"] = a.KeyID, a.Reason
-		data["vehicle"] = fmt.Sprintf("booking %d", a.AssignmentID)
+		data[notify.DataKey], data[notify.DataReason] = a.KeyID, a.Reason
+		data[notify.DataVehicle] = fmt.Sprintf("booking %d", a.AssignmentID)
 		if ok {
-			data["vehicle"], data["driver"] = cmpOr(bk.VehicleName, fmt.Sprintf("vehicle %d", bk.VehicleID)), bk.ContactName
+			data[notify.DataVehicle], data[notify.DataDriver] = cmpOr(bk.VehicleName, fmt.Sprintf("vehicle %d", bk.VehicleID)), bk.ContactName
 			if info, err := b.describe(bk); err == nil {
-				data["key"], data["slot"] = info.Key, strconv.Itoa(info.Slot)
+				data[notify.DataKey], data[dataSlot] = info.Key, strconv.Itoa(info.Slot)
 			}
 		}
 	}
@@ -371,7 +367,7 @@ func (b *Integration) sendAlert(ctx context.Context, a adminAlert) error {
 			"assignment", a.AssignmentID)
 		return nil
 	}
-	if err := b.notified(b.o.Notifier.Notify(ctx, b.o.Admin, a.Kind, data)); err != nil {
+	if err := b.send(ctx, b.o.Admin, b.o.AdminMethod, a.Kind, data); err != nil {
 		return fmt.Errorf("tell the admin %s of box %s: %w", a.Kind, a.BoxID, err)
 	}
 	b.log.Info("admin told", "kind", a.Kind, "box", a.BoxID, "count", a.Count, "assignment", a.AssignmentID)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
 // CodeMode is how the code a driver types at the box is made.
@@ -154,7 +155,7 @@ func (b *Integration) ClearDriverCode(ctx context.Context, contactID int64) erro
 		if err != nil {
 			return err
 		}
-		bk.PendingGrant, bk.PendingWriteBack, bk.PendingNotify = true, true, NotifyBookingCreated
+		bk.PendingGrant, bk.PendingWriteBack, bk.PendingNotify = true, true, notify.KindBookingCreated
 		if err := b.o.Store.PutBooking(bk, token); err != nil {
 			return err
 		}
@@ -211,7 +212,7 @@ func (b *Integration) rewriteDriverBookings(contactID int64, tell bool) error {
 		if tell {
 			bk.NotifyCode = true
 			if bk.PendingNotify == "" {
-				bk.PendingNotify = NotifyBookingUpdated
+				bk.PendingNotify = notify.KindBookingUpdated
 			}
 		}
 		if err := b.o.Store.PutBooking(bk, ""); err != nil {

@@ -12,20 +12,19 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
-
-const truckKey = "truck-2-key"
 
 // linkTruck puts a second key in the box and links the truck to it.
 func linkTruck(t *testing.T, e *env) {
 	t.Helper()
 	_, err := e.cloud.PutKey(boxID, box.Key{ID: truckKey, Name: "Truck 2", FobUID: "0100073500", Slot: 4})
 	require.NoError(t, err)
-	require.NoError(t, e.b.SetLink(context.Background(), bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Method: bookings.MethodAutomatic}))
+	require.NoError(t, e.b.SetLink(context.Background(), bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Mode: bookings.ModeAutomatic}))
 }
 
 func TestPerDriverCode(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	linkTruck(t, e)
 	require.NoError(t, e.b.SetCodeMode(bookings.CodePerDriver))
 	from := time.Now().Add(time.Hour)
@@ -89,7 +88,7 @@ func TestPerDriverCode(t *testing.T) {
 }
 
 func TestDriverOwnCode(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	ctx := context.Background()
 	linkTruck(t, e)
 	require.NoError(t, e.b.SetCodeMode(bookings.CodeDriverOwn))
@@ -146,7 +145,7 @@ func TestDriverOwnCode(t *testing.T) {
 }
 
 func TestPerDriverCodeClashDrawsAgain(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	ctx := context.Background()
 	require.NoError(t, e.b.SetCodeMode(bookings.CodePerDriver))
 	from := time.Now().Add(time.Hour)
@@ -165,7 +164,7 @@ func TestPerDriverCodeClashDrawsAgain(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.cloud.PutGrant(boxB, box.Grant{ID: "manual-b", Kind: box.KindBooking, KeyIDs: []string{truckKey}}, old)
 	require.NoError(t, err)
-	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.truck.ID, BoxID: boxB, KeyID: truckKey, Method: bookings.MethodAutomatic}))
+	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.truck.ID, BoxID: boxB, KeyID: truckKey, Mode: bookings.ModeAutomatic}))
 
 	a2 := e.assign(t, e.truck, e.ada, from, from.Add(time.Hour))
 	e.settle(t)
@@ -183,7 +182,7 @@ func TestPerDriverCodeClashDrawsAgain(t *testing.T) {
 	// The driver was told the new code for the first booking.
 	var told bool
 	for _, n := range e.notes.all() {
-		told = told || (n.kind == bookings.NotifyBookingUpdated && n.data["pin"] == code)
+		told = told || (n.kind == notify.KindBookingUpdated && n.data["pin"] == code)
 	}
 	require.True(t, told)
 }

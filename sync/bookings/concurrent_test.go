@@ -23,6 +23,7 @@ import (
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
@@ -99,7 +100,7 @@ func newFleet(t *testing.T, mode bookings.CodeMode, latency time.Duration) *flee
 		boxID, keyID := fl.boxes[i%2], fmt.Sprintf("key-%d", i+1)
 		_, err = fl.cloud.PutKey(boxID, box.Key{ID: keyID, Name: v.Name, FobUID: fmt.Sprintf("%010X", i+1), Slot: i/2 + 1})
 		require.NoError(t, err)
-		l := bookings.Link{VehicleID: v.ID, BoxID: boxID, KeyID: keyID, Method: bookings.MethodAutomatic}
+		l := bookings.Link{VehicleID: v.ID, BoxID: boxID, KeyID: keyID, Mode: bookings.ModeAutomatic}
 		require.NoError(t, fl.store.PutLink(l))
 		fl.links[v.ID] = l
 	}
@@ -207,7 +208,7 @@ func (fl *fleet) checkAll(t *testing.T, as []fleetio.VehicleAssignment) {
 			if err != nil {
 				// Not every template carries the assignment: find it by the
 				// link, which is the booking's.
-				id = fl.byLink(t, n.data["link"])
+				id = fl.byLink(t, n.data[notify.DataAccessLink])
 			}
 			told[id] = pin
 		}

@@ -196,7 +196,7 @@ func (b *Integration) SetLink(ctx context.Context, l Link) error {
 	if err := b.o.Store.PutLink(l); err != nil {
 		return err
 	}
-	b.log.Info("vehicle linked", "vehicle", l.VehicleID, "box", l.BoxID, "key", l.KeyID, "method", l.Method)
+	b.log.Info("vehicle linked", "vehicle", l.VehicleID, "box", l.BoxID, "key", l.KeyID, "method", l.Mode)
 	return nil
 }
 

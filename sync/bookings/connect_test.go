@@ -11,10 +11,11 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
 func TestConnect(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	ctx := context.Background()
 	require.NoError(t, e.store.ForgetSettings())
 	require.False(t, e.b.Connected())
@@ -52,7 +53,7 @@ func TestConnect(t *testing.T) {
 }
 
 func TestDisconnect(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	ctx := context.Background()
 	require.NoError(t, e.b.SetCodeMode(bookings.CodePerDriver))
 	now := time.Now()
@@ -112,17 +113,17 @@ func TestDisconnect(t *testing.T) {
 }
 
 func TestSetLink(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
 		l    bookings.Link
 		is   error
 	}{
-		{"missing key", bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: "no-such-key", Method: bookings.MethodAutomatic}, bookings.ErrNotFound},
-		{"missing vehicle", bookings.Link{VehicleID: 999999, BoxID: boxID, KeyID: keyID, Method: bookings.MethodAutomatic}, nil},
-		{"key of another vehicle", bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: keyID, Method: bookings.MethodAutomatic}, bookings.ErrInvalid},
-		{"bad method", bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: keyID, Method: "often"}, bookings.ErrInvalid},
+		{"missing key", bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: "no-such-key", Mode: bookings.ModeAutomatic}, bookings.ErrNotFound},
+		{"missing vehicle", bookings.Link{VehicleID: 999999, BoxID: boxID, KeyID: keyID, Mode: bookings.ModeAutomatic}, nil},
+		{"key of another vehicle", bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: keyID, Mode: bookings.ModeAutomatic}, bookings.ErrInvalid},
+		{"bad method", bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: keyID, Mode: "often"}, bookings.ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := e.b.SetLink(ctx, tc.l)
@@ -132,11 +133,11 @@ func TestSetLink(t *testing.T) {
 			}
 		})
 	}
-	_, err := e.cloud.PutKey(boxID, box.Key{ID: "truck-2-key", Name: "Truck 2", FobUID: "0100073500", Slot: 4})
+	_, err := e.cloud.PutKey(boxID, box.Key{ID: truckKey, Name: "Truck 2", FobUID: "0100073500", Slot: 4})
 	require.NoError(t, err)
-	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: "truck-2-key", Method: bookings.MethodPrompt}))
+	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Mode: bookings.ModePrompt}))
 	// Changing the method any time.
-	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: "truck-2-key", Method: bookings.MethodAutomatic}))
+	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Mode: bookings.ModeAutomatic}))
 
 	vs, err := e.b.Vehicles(ctx)
 	require.NoError(t, err)
@@ -155,9 +156,9 @@ func TestSetLink(t *testing.T) {
 }
 
 func TestCreateBookingFromPrompt(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	ctx := context.Background()
-	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Method: bookings.MethodPrompt}))
+	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Mode: bookings.ModePrompt}))
 	from := time.Now().Add(time.Hour).Truncate(time.Second)
 	until := from.Add(4 * time.Hour)
 	a := e.assign(t, e.van, e.ada, from, until)
@@ -193,9 +194,9 @@ func TestCreateBookingFromPrompt(t *testing.T) {
 	require.Len(t, pin, 6)
 	ns := e.notes.all()
 	require.Len(t, ns, 2)
-	require.Equal(t, bookings.NotifyPromptBooking, ns[0].kind)
-	require.Equal(t, bookings.NotifyBookingCreated, ns[1].kind)
-	require.Equal(t, bookings.ContactSMS, ns[1].to.Method)
+	require.Equal(t, notify.KindPromptReservation, ns[0].kind)
+	require.Equal(t, notify.KindBookingCreated, ns[1].kind)
+	require.Equal(t, notify.MethodSMS, ns[1].method)
 	require.Equal(t, "+15550100", ns[1].to.Phone)
 	require.Equal(t, pin, ns[1].data["pin"])
 	rs, err = e.b.Reservations()
@@ -230,14 +231,14 @@ func TestCreateBookingFromPrompt(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, bk.WindowEdited)
 	ns = e.notes.all()
-	require.Equal(t, bookings.NotifyBookingUpdated, ns[len(ns)-1].kind)
-	require.Equal(t, bookings.ContactSMS, ns[len(ns)-1].to.Method, "the chosen method sticks")
+	require.Equal(t, notify.KindBookingUpdated, ns[len(ns)-1].kind)
+	require.Equal(t, notify.MethodSMS, ns[len(ns)-1].method, "the chosen method sticks")
 }
 
 func TestCreateBookingFinishedByWorker(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	ctx := context.Background()
-	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Method: bookings.MethodPrompt}))
+	require.NoError(t, e.b.SetLink(ctx, bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Mode: bookings.ModePrompt}))
 	a := e.assign(t, e.van, e.bob, time.Now().Add(time.Hour), time.Time{})
 	e.settle(t)
 	_, err := e.b.CreateBooking(ctx, a.ID, bookings.BookingEdit{ContactMethod: bookings.ContactSMS})
@@ -258,6 +259,6 @@ func TestCreateBookingFinishedByWorker(t *testing.T) {
 	got, _ := e.f.Assignment(a.ID)
 	require.Len(t, field(got, fleetio.FieldAccessCode), 6)
 	ns := e.notes.all()
-	require.Equal(t, bookings.NotifyBookingCreated, ns[len(ns)-1].kind)
+	require.Equal(t, notify.KindBookingCreated, ns[len(ns)-1].kind)
 	require.Equal(t, "bob@example.com", ns[len(ns)-1].to.Email)
 }

@@ -1,6 +1,7 @@
-// Package bridge is the Fleetio side of the SmartBox bridge: it turns Fleetio
-// vehicle assignments into booking grants on a box, writes the Keycafe
-// custom fields back to the assignment and tells the driver.
+// Package bookings is the Fleetio integration of the SmartBox bridge: an
+// Integration turns Fleetio vehicle assignments into bookings, each a grant
+// on a box, writes the Keycafe custom fields back to the assignment and
+// tells the driver.
 //
 // # Basics
 //
@@ -33,10 +34,12 @@
 // without it is refused before its body, so a forger without that value
 // gets no body read at all.
 //
-// A Worker drains the queue. It never trusts a payload: deliveries come late,
-// repeated and out of order, so it reads the assignment back from Fleetio's API
-// and makes the booking match what it reads. A Fleetio outage or 429 leaves
-// the delivery queued with a next-attempt time; nothing is lost.
+// Run's workers drain the queue (Integration.processOne, one delivery;
+// applyAssignment, what one assignment calls for). They never trust a
+// payload: deliveries come late, repeated and out of order, so a worker
+// reads the assignment back from Fleetio's API and makes the booking match
+// what it reads. A Fleetio outage or 429 leaves the delivery queued with a
+// next-attempt time; nothing is lost.
 //
 // Up to Options.Workers deliveries (default 8) are processed at once: each
 // waits mostly on Fleetio. Two deliveries of one assignment never run at the
@@ -45,11 +48,11 @@
 // once per box); Disconnect, CreateBooking, the driver code calls and each
 // Reconcile repair wait for the deliveries in progress and run alone. Two
 // PINs drawn at once for one box cannot both be taken: the cloud refuses a
-// code in use, and the worker draws again. See queue.go.
+// code in use, and the worker draws again. See queue.go (workerPool).
 //
 // # Loops
 //
-// The bridge's own PATCH of the custom fields makes Fleetio send a
+// The integration's own PATCH of the custom fields makes Fleetio send a
 // vehicle_assignment_updated delivery. The worker records the updated_at the
 // PATCH returned (when the PATCH's answer still shows what it acted on); the
 // echo, whose payload carries that updated_at and the booking's vehicle,
@@ -69,10 +72,10 @@
 // codes. Links, booking records and the code mode stay.
 //
 // SetLink ties a vehicle to a key the box has in the cloud's records, with a
-// method: Automatic books at once; Prompt records a Reservation and tells the
+// LinkMode: Automatic books at once; Prompt records a Reservation and tells the
 // admin, who calls CreateBooking, optionally with another window and a
 // contact method (email or SMS). The approval is stored and queued as a
-// delivery of the bridge's own before anything else happens, so a crash or a
+// delivery of the integration's own before anything else happens, so a crash or a
 // Fleetio failure half-way is finished by the worker; from then on the
 // booking follows Fleetio as an Automatic one does, except that the admin's
 // window stays until Fleetio's window of the assignment changes.
@@ -82,7 +85,7 @@
 // Booking PINs are 6 digits from crypto/rand, never a trivial sequence. The
 // cloud (sync/cloud) is what knows every code of a box, encrypted; it refuses a
 // code another active or future grant of the box holds (ErrCodeInUse), and the
-// worker then draws again. The bridge keeps a PIN, sealed with AES-GCM, only
+// worker then draws again. The integration keeps a PIN, sealed with AES-GCM, only
 // until it has been written back to Fleetio and sent to the driver.
 //
 // The code mode (SetCodeMode) says what the driver types:
@@ -139,7 +142,7 @@
 // The sensor says something sat in the slot, not which key: a copied fob
 // plus any object pressed on the sensor for the settle time passes. Pulling
 // the object out afterwards is seen by the box as a slot_unexpected
-// removal ("key removed from a locked slot", the slot only); the bridge
+// removal ("key removed from a locked slot", the slot only); the integration
 // finds the slot's key from the box's keys and, when that key's last
 // return was proven within the day before (removalWatch) and it has not
 // been taken since, undoes the return: the booking holds the key again, an
@@ -166,10 +169,14 @@
 //
 // # Notifications
 //
-// Dispatch sends through sync/notify's Dispatcher: email or SMS by the
-// booking's contact method, with the deployer's templates. The bridge gives
-// the PIN only in booking_created (and when a driver code is redrawn); an
-// update of the window says the PIN is unchanged.
+// The integration builds sync/notify's Message itself (notify.Recipient,
+// notify.Kind, the data in notify's Data* keys, the booking's ContactMethod
+// as notify.Method) and hands it to Options.Notifier: the service's
+// *notify.Dispatcher renders it with the deployer's templates and sends it
+// by email or SMS. Options.Zone shows times in the box's zone,
+// Options.AdminLink says where the admin makes a Prompt booking. The
+// driver gets the PIN only in booking_created (and when a driver code is
+// redrawn); an update of the window says the PIN is unchanged.
 //
 // # Stats
 //
@@ -186,4 +193,32 @@
 // revokes it. Overdue is judged on what boxes have reported: a box offline
 // is judged once it is back, but one that lost its network without saying
 // so (its last will not yet out) may hold a return the cloud has not heard of.
+//
+// # Files
+//
+//	integration.go    Integration, Options, New, the defaults
+//	booking.go        Booking, BookingState, Reservation, BookingEdit
+//	delivery.go       Delivery, DeliveryState, the integration's own delivery events
+//	link.go           Link, LinkMode, BoxInfo
+//	settings.go       Settings (the connection's secrets)
+//	store.go          Store, OpenStore, the buckets, JSON and sealing helpers
+//	store_settings.go storing settings, the code mode, boxes and links
+//	store_queue.go    storing deliveries: the queue
+//	store_bookings.go storing bookings, access tokens and reservations
+//	store_codes.go    storing drivers' codes (sealed)
+//	store_watch.go    storing box events tied to bookings, holders, overdue flags
+//	webhook.go        the webhook handler; bodyslots.go its body bounds
+//	queue.go          Run, the worker pool, ProcessDue, the locks
+//	process.go        a delivery: processOne, its retry and back-off, echoes
+//	apply.go          an assignment: applyAssignment, book, finish, end, prompt
+//	createbooking.go  CreateBooking: the admin's booking of a Prompt reservation
+//	message.go        what people are told: notify.Message built from a booking
+//	connect.go        Connect, Disconnect, SetLink, Unlink, the listings
+//	codes.go          CodeMode, driver codes; pin.go drawing PINs
+//	access.go         the driver's access page
+//	events.go         HandleEvents: box events tied to bookings
+//	overdue.go        CheckOverdue; removal.go a return undone by a removal
+//	alerts.go         the admin's alerts (keypad_attack, return_unconfirmed)
+//	expire.go         ExpireEnded; reconcile.go Reconcile (the sweep)
+//	maintenance.go    RunMaintenance; stats.go Stats
 package bookings

@@ -13,7 +13,7 @@ import (
 )
 
 func TestBookingEventsAttachedToTheRightBooking(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	now := e.clock.Now()
 	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
 	truck := e.booked(t, e.truck, e.bob, now.Add(-time.Hour), now.Add(time.Hour))
@@ -28,21 +28,21 @@ func TestBookingEventsAttachedToTheRightBooking(t *testing.T) {
 		ev.Reason, ev.Failures = box.ReasonUnknownCode, 1
 	}))
 	// Ada takes the van's key with her PIN.
-	evs = append(evs, e.take(now.Add(-30*time.Minute), van, wVanKey, 3)...)
+	evs = append(evs, e.take(now.Add(-30*time.Minute), van, keyID, 3)...)
 	// A grant the bridge did not make (an admin's) refused, and used to
 	// take the truck's key: not the bridge's business.
 	evs = append(evs, e.ev(now.Add(-20*time.Minute), box.EventCodeRefused, func(ev *box.Event) {
 		ev.Reason, ev.GrantID = box.ReasonExpired, "admin-grant-1"
 	}))
 	evs = append(evs, e.ev(now.Add(-19*time.Minute), box.EventKeyTaken, func(ev *box.Event) {
-		ev.Slot, ev.KeyID, ev.GrantID = 4, wTruckKey, "admin-grant-1"
+		ev.Slot, ev.KeyID, ev.GrantID = 4, truckKey, "admin-grant-1"
 	}))
 	// Another assignment's grant id of a booking the bridge never made.
 	evs = append(evs, e.ev(now.Add(-18*time.Minute), box.EventCodeAccepted, func(ev *box.Event) {
 		ev.GrantID = bookings.GrantID(999999)
 	}))
 	// Ada brings the key back: the box names only the key.
-	evs = append(evs, e.giveBack(now.Add(-10*time.Minute), wVanKey, "01000734E0", 3)...)
+	evs = append(evs, e.giveBack(now.Add(-10*time.Minute), keyID, "01000734E0", 3)...)
 	e.send(t, evs...)
 
 	got, err := e.b.BookingEvents(van.ID)
@@ -50,13 +50,13 @@ func TestBookingEventsAttachedToTheRightBooking(t *testing.T) {
 	require.Equal(t, []box.EventType{box.EventCodeRefused, box.EventCodeAccepted, box.EventSlotReleased,
 		box.EventKeyTaken, box.EventKeyReturned}, types(got))
 	require.Equal(t, "window", got[0].Via)
-	require.Equal(t, wBox, got[0].BoxID)
+	require.Equal(t, boxID, got[0].BoxID)
 	for _, ev := range got[1:4] {
 		require.Equal(t, "grant", ev.Via)
 		require.Equal(t, bookings.GrantID(van.ID), ev.GrantID)
 		require.Equal(t, van.ID, ev.AssignmentID)
 	}
-	require.Equal(t, wVanKey, got[3].KeyID)
+	require.Equal(t, keyID, got[3].KeyID)
 	require.Equal(t, "key", got[4].Via)
 	require.Equal(t, 3, got[4].Slot)
 
@@ -67,7 +67,7 @@ func TestBookingEventsAttachedToTheRightBooking(t *testing.T) {
 
 	// The same events again (a box resending after a lost ack, handed to
 	// the hook directly): nothing is attached twice.
-	e.b.HandleEvents(wBox, evs)
+	e.b.HandleEvents(boxID, evs)
 	again, err := e.b.BookingEvents(van.ID)
 	require.NoError(t, err)
 	require.Len(t, again, 5)
@@ -77,7 +77,7 @@ func TestBookingEventsAttachedToTheRightBooking(t *testing.T) {
 }
 
 func TestBookingEventsRemoteReleaseAndDriverCode(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	now := e.clock.Now()
 	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
 
@@ -99,14 +99,14 @@ func TestBookingEventsRemoteReleaseAndDriverCode(t *testing.T) {
 		}),
 		// Slot released for a code and nothing taken.
 		e.ev(now.Add(-30*time.Minute), box.EventSlotRelocked, func(ev *box.Event) {
-			ev.Slot, ev.KeyID, ev.GrantID, ev.Reason, ev.Purpose = 3, wVanKey, bookings.GrantID(van.ID), box.ReasonTimeout, box.PurposeTake
+			ev.Slot, ev.KeyID, ev.GrantID, ev.Reason, ev.Purpose = 3, keyID, bookings.GrantID(van.ID), box.ReasonTimeout, box.PurposeTake
 		}),
 	)
 	got, err := e.b.BookingEvents(van.ID)
 	require.NoError(t, err)
 	require.Equal(t, []box.EventType{box.EventCodeAccepted, box.EventKeyTaken, box.EventSlotRelocked}, types(got))
 	require.Equal(t, "driver_code", got[0].Via)
-	require.Equal(t, wVanKey, got[1].KeyID, "the slot's key, from the cloud's records")
+	require.Equal(t, keyID, got[1].KeyID, "the slot's key, from the cloud's records")
 	require.Equal(t, "key", got[1].Via)
 	require.Equal(t, box.ReasonTimeout, got[2].Reason)
 }
@@ -114,19 +114,19 @@ func TestBookingEventsRemoteReleaseAndDriverCode(t *testing.T) {
 func TestBookingEventsGapFilledFromTheCloud(t *testing.T) {
 	// The hook is not registered while the box's first events arrive (the
 	// bridge was down): they wait in the cloud.
-	e := newWEnv(t, wOpts{noHook: true})
+	e := newEnv(t, envOpts{truck: true, noHook: true})
 	now := e.clock.Now()
 	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
-	first := e.take(now.Add(-30*time.Minute), van, wVanKey, 3)
+	first := e.take(now.Add(-30*time.Minute), van, keyID, 3)
 	e.send(t, first...)
 	got, err := e.b.BookingEvents(van.ID)
 	require.NoError(t, err)
 	require.Empty(t, got)
 
 	t.Run("a later batch fills the gap", func(t *testing.T) {
-		back := e.giveBack(now.Add(-10*time.Minute), wVanKey, "01000734E0", 3)
+		back := e.giveBack(now.Add(-10*time.Minute), keyID, "01000734E0", 3)
 		e.send(t, back...)
-		e.b.HandleEvents(wBox, back) // seq 5.. with 1..4 never handed over
+		e.b.HandleEvents(boxID, back) // seq 5.. with 1..4 never handed over
 		got, err := e.b.BookingEvents(van.ID)
 		require.NoError(t, err)
 		require.Equal(t, []box.EventType{box.EventCodeAccepted, box.EventSlotReleased, box.EventKeyTaken,
@@ -158,7 +158,7 @@ func FuzzHandleEvents(f *testing.F) {
 	f.Add("code_refused", "", "fleetio-driver-x", 0, int64(60), "unknown_code")
 	f.Add("key_taken", string(make([]byte, 40000)), "fleetio-driver-12", -1, int64(1<<40), "")
 	f.Add("code_accepted", "k\x00ey", "fleetio-99999999999999999999", 1<<30, int64(-1<<40), "expired")
-	e := newWEnv(f, wOpts{})
+	e := newEnv(f, envOpts{truck: true})
 	now := e.clock.Now()
 	van := e.booked(f, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
 	f.Fuzz(func(t *testing.T, typ, keyID, grantID string, slot int, offset int64, reason string) {
@@ -184,7 +184,7 @@ func FuzzHandleEvents(f *testing.F) {
 // and, past its outbox quota, counts them (store/outbox.go): a booking sees
 // the merged event with its count as it saw the single ones.
 func TestMergedRefusalsAttached(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	now := e.clock.Now()
 	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
 	e.send(t,

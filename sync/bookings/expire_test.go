@@ -9,13 +9,14 @@ import (
 
 	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
 // Fleetio sends nothing when an assignment's end simply passes: the
 // maintenance round ends the booking, revokes its grant and clears the
 // Keycafe fields, and tells nobody (nothing was cancelled).
 func TestExpireEndedAtTheWindowsEnd(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	ctx := context.Background()
 	now := e.clock.Now()
 	a := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
@@ -42,7 +43,7 @@ func TestExpireEndedAtTheWindowsEnd(t *testing.T) {
 	for _, f := range []string{fleetio.FieldAccessCode, fleetio.FieldAccessLink, fleetio.FieldAccessInstructions} {
 		require.Nil(t, fa.CustomFields[f], f)
 	}
-	require.Empty(t, e.notes.of(bookings.NotifyBookingCancelled))
+	require.Empty(t, e.notes.of(notify.KindBookingCancelled))
 
 	// The other booking is untouched, and a second round does nothing.
 	bk, _, err = e.store.Booking(later.ID)
@@ -57,7 +58,7 @@ func TestExpireEndedAtTheWindowsEnd(t *testing.T) {
 
 // A window Fleetio extended without a webhook is followed, not ended.
 func TestExpireEndedFollowsAnExtension(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	ctx := context.Background()
 	now := e.clock.Now()
 	a := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
@@ -84,7 +85,7 @@ func TestExpireEndedFollowsAnExtension(t *testing.T) {
 // A Fleetio error stops the round with the booking as it was; after a
 // Disconnect the kept bookings end at the bridge alone.
 func TestExpireEndedErrorsAndDisconnected(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	ctx := context.Background()
 	now := e.clock.Now()
 	a := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))

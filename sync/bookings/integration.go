@@ -1,7 +1,6 @@
 package bookings
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,40 +11,16 @@ import (
 
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
-// Recipient is who a notification goes to.
-type Recipient struct {
-	ContactID int64 // Fleetio contact id, 0 for the account admin
-	Name      string
-	Email     string
-	Phone     string
-	// Method is how to reach them: ContactEmail, ContactSMS, or "" for
-	// email when there is an address, else SMS.
-	Method string
-}
-
-// Contact methods of a Recipient, a Booking and a BookingEdit.
+// Contact methods of a Booking, a Reservation and a BookingEdit: how the
+// driver is told, stored as notify's method names ("" is email when the
+// driver has an address, else SMS).
 const (
-	ContactEmail = "email"
-	ContactSMS   = "sms"
+	ContactEmail = string(notify.MethodEmail)
+	ContactSMS   = string(notify.MethodSMS)
 )
-
-// Notification kinds the bridge sends.
-const (
-	NotifyBookingCreated   = "booking_created"    // to the driver: the PIN and instructions
-	NotifyBookingUpdated   = "booking_updated"    // to the driver: a new window
-	NotifyBookingCancelled = "booking_cancelled"  // to the driver: the assignment was deleted
-	NotifyPromptBooking    = "prompt_reservation" // to the admin: a Prompt vehicle was assigned
-)
-
-// Notifier tells people about bookings. data holds the template values
-// ("pin", "instructions", "link", "vehicle", "box", "location", "key",
-// "from", "until", "driver"); an implementation must not log "pin".
-// sync/notify implements it; tests use their own.
-type Notifier interface {
-	Notify(ctx context.Context, to Recipient, kind string, data map[string]string) error
-}
 
 // Defaults for Options left zero.
 const (
@@ -102,11 +77,22 @@ const (
 
 // Options configure New.
 type Options struct {
-	Store    *Store
-	Cloud    *cloud.Cloud
-	Notifier Notifier // nil: nobody is told
-	// Admin receives Prompt reservations.
-	Admin Recipient
+	Store *Store
+	Cloud *cloud.Cloud
+	// Notifier sends the messages to drivers and the admin
+	// (*notify.Dispatcher in the service); nil: nobody is told.
+	Notifier notify.Notifier
+	// Admin receives Prompt reservations, overdue keys and box alerts, by
+	// AdminMethod ("": email when Admin has an address, else SMS).
+	Admin       notify.Recipient
+	AdminMethod notify.Method
+	// Zone shows the times in messages in that zone; nil keeps the text
+	// the integration writes (the offset Fleetio sent, the account's).
+	Zone *time.Location
+	// AdminLink, when set, says where the admin makes the booking of a
+	// Prompt reservation (given the assignment id); the templates have a
+	// fallback without it.
+	AdminLink func(assignmentID string) string
 	// AccessBaseURL is the public URL the access page is served under, e.g.
 	// "https://bridge.example.com": links are AccessBaseURL+"/access/"+token.
 	AccessBaseURL string
@@ -169,14 +155,14 @@ type Integration struct {
 	work sync.RWMutex
 	// inflight is the keyed lock of the queue: the deliveries being
 	// processed and their assignments, so that two deliveries of one
-	// assignment never run at once, and in order (see dispatcher).
+	// assignment never run at once, and in order (see workerPool).
 	inflight inflight
 	// drivers serializes, per Fleetio contact, the processing of deliveries
 	// whose bookings use a driver code: drawing the driver's code once,
 	// its grant once per box, the rewrite of the driver's other bookings
 	// when it changes (see lockDrivers). Taken after the delivery's claim,
 	// in ascending contact order.
-	drivers keyLock
+	drivers idLocks
 
 	stats counters
 
@@ -193,7 +179,7 @@ type Integration struct {
 	clientFrom Settings
 }
 
-// New checks o and makes a Bridge.
+// New checks o and makes an Integration.
 func New(o Options) (*Integration, error) {
 	if o.Store == nil || o.Cloud == nil {
 		return nil, errors.New("bridge: Store and Cloud are required")

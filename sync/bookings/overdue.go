@@ -8,11 +8,8 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
-
-// NotifyKeyOverdue tells the driver (and the admin) that a booking's window
-// ended with its key still out of the box.
-const NotifyKeyOverdue = "key_overdue"
 
 // CheckOverdue looks at every key a booking took out and has not returned:
 // once the booking's window is over (its Until passed, or the booking ended
@@ -114,10 +111,10 @@ func (b *Integration) notifyOverdue(ctx context.Context, bk Booking, end time.Ti
 			vehicle = v.Name
 		}
 	}
-	data := func(driver string) map[string]string {
-		return map[string]string{"vehicle": vehicle, "box": info.Box, "location": info.Location, "key": info.Key,
-			"slot": strconv.Itoa(info.Slot), "from": fmtTime(bk.From), "until": fmtTime(end), "driver": driver,
-			"assignment": strconv.FormatInt(bk.AssignmentID, 10)}
+	data := func(driver string) map[string]any {
+		return map[string]any{notify.DataVehicle: vehicle, notify.DataBox: info.Box, notify.DataLocation: info.Location,
+			notify.DataKey: info.Key, dataSlot: strconv.Itoa(info.Slot), notify.DataStart: b.when(bk.From),
+			notify.DataEnd: b.until(end), notify.DataDriver: driver, dataAssignment: strconv.FormatInt(bk.AssignmentID, 10)}
 	}
 	var errs []error
 	if !f.DriverNotified {
@@ -129,7 +126,7 @@ func (b *Integration) notifyOverdue(ctx context.Context, bk Booking, end time.Ti
 		case err != nil:
 			errs = append(errs, err)
 		default:
-			if err := b.notified(b.o.Notifier.Notify(ctx, to, NotifyKeyOverdue, data(to.Name))); err != nil {
+			if err := b.send(ctx, to, notify.Method(bk.ContactMethod), notify.KindKeyOverdue, data(to.Name)); err != nil {
 				errs = append(errs, fmt.Errorf("notify driver of overdue key, booking %d: %w", bk.AssignmentID, err))
 			} else {
 				f.DriverNotified = true
@@ -139,7 +136,7 @@ func (b *Integration) notifyOverdue(ctx context.Context, bk Booking, end time.Ti
 	if !f.AdminNotified {
 		if b.o.Admin.Email == "" && b.o.Admin.Phone == "" {
 			f.AdminNotified = true // no admin configured
-		} else if err := b.notified(b.o.Notifier.Notify(ctx, b.o.Admin, NotifyKeyOverdue, data(bk.ContactName))); err != nil {
+		} else if err := b.send(ctx, b.o.Admin, b.o.AdminMethod, notify.KindKeyOverdue, data(bk.ContactName)); err != nil {
 			errs = append(errs, fmt.Errorf("notify admin of overdue key, booking %d: %w", bk.AssignmentID, err))
 		} else {
 			f.AdminNotified = true
@@ -150,14 +147,13 @@ func (b *Integration) notifyOverdue(ctx context.Context, bk Booking, end time.Ti
 
 // overdueDriver reads the driver's contact details from Fleetio (the
 // booking keeps only the name).
-func (b *Integration) overdueDriver(ctx context.Context, c *fleetio.Client, cerr error, bk Booking) (Recipient, error) {
+func (b *Integration) overdueDriver(ctx context.Context, c *fleetio.Client, cerr error, bk Booking) (notify.Recipient, error) {
 	if cerr != nil {
-		return Recipient{}, cerr
+		return notify.Recipient{}, cerr
 	}
 	ct, err := b.getContact(ctx, c, bk.ContactID)
 	if err != nil {
-		return Recipient{}, fmt.Errorf("read contact %d: %w", bk.ContactID, err)
+		return notify.Recipient{}, fmt.Errorf("read contact %d: %w", bk.ContactID, err)
 	}
-	return Recipient{ContactID: bk.ContactID, Name: cmpOr(bk.ContactName, ct.Name), Email: ct.Email, Phone: ct.Phone(),
-		Method: bk.ContactMethod}, nil
+	return notify.Recipient{Name: cmpOr(bk.ContactName, ct.Name), Email: ct.Email, Phone: ct.Phone()}, nil
 }

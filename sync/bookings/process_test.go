@@ -1,7 +1,6 @@
 package bookings_test
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"testing"
@@ -12,10 +11,11 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
 func TestAssignmentCreatedUpdatedEnded(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	from := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 	until := from.Add(4 * time.Hour)
 	a := e.assign(t, e.van, e.ada, from, until)
@@ -51,11 +51,11 @@ func TestAssignmentCreatedUpdatedEnded(t *testing.T) {
 	// The driver was told, once, with the PIN and the link.
 	ns := e.notes.all()
 	require.Len(t, ns, 1)
-	require.Equal(t, bookings.NotifyBookingCreated, ns[0].kind)
+	require.Equal(t, notify.KindBookingCreated, ns[0].kind)
 	require.Equal(t, "ada@example.com", ns[0].to.Email)
 	require.Equal(t, "+15550100", ns[0].to.Phone)
 	require.Equal(t, pin, ns[0].data["pin"])
-	require.Equal(t, link, ns[0].data["link"])
+	require.Equal(t, link, ns[0].data[notify.DataAccessLink])
 
 	// One PATCH: its own updated delivery came back and made no other.
 	require.Equal(t, 1, e.patches())
@@ -85,7 +85,7 @@ func TestAssignmentCreatedUpdatedEnded(t *testing.T) {
 	require.Equal(t, pin, field(got, fleetio.FieldAccessCode))
 	ns = e.notes.all()
 	require.Len(t, ns, 2)
-	require.Equal(t, bookings.NotifyBookingUpdated, ns[1].kind)
+	require.Equal(t, notify.KindBookingUpdated, ns[1].kind)
 	require.Empty(t, ns[1].data["pin"])
 
 	// Ended (ended_at moved into the past): revoked, fields cleared, page gone.
@@ -107,7 +107,7 @@ func TestAssignmentCreatedUpdatedEnded(t *testing.T) {
 }
 
 func TestAssignmentDeleted(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	from := time.Now().Add(time.Hour)
 	a := e.assign(t, e.van, e.ada, from, from.Add(time.Hour))
 	e.settle(t)
@@ -125,13 +125,13 @@ func TestAssignmentDeleted(t *testing.T) {
 	require.Equal(t, bookings.BookingEnded, bk.State)
 	ns := e.notes.all()
 	require.Len(t, ns, 2)
-	require.Equal(t, bookings.NotifyBookingCancelled, ns[1].kind)
+	require.Equal(t, notify.KindBookingCancelled, ns[1].kind)
 	require.Equal(t, "ada@example.com", ns[1].to.Email)
 	require.Empty(t, ns[1].data["pin"])
 }
 
 func TestDuplicateAndOutOfOrderDeliveries(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	e.f.DuplicateDeliveries(true)
 	e.f.PauseDeliveries()
 	from := time.Now().Add(time.Hour).Truncate(time.Millisecond)
@@ -156,7 +156,7 @@ func TestDuplicateAndOutOfOrderDeliveries(t *testing.T) {
 	// One booking notification for a, none for b, and one code written.
 	var created int
 	for _, n := range e.notes.all() {
-		if n.kind == bookings.NotifyBookingCreated {
+		if n.kind == notify.KindBookingCreated {
 			created++
 		}
 	}
@@ -166,7 +166,7 @@ func TestDuplicateAndOutOfOrderDeliveries(t *testing.T) {
 }
 
 func TestUnlinkedVehicle(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	a := e.assign(t, e.truck, e.ada, time.Now().Add(time.Hour), time.Time{})
 	e.settle(t)
 	_, ok := e.grant(t, bookings.GrantID(a.ID))
@@ -180,8 +180,8 @@ func TestUnlinkedVehicle(t *testing.T) {
 }
 
 func TestPromptVehicle(t *testing.T) {
-	e := newEnv(t)
-	require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Method: bookings.MethodPrompt}))
+	e := newEnv(t, envOpts{})
+	require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Mode: bookings.ModePrompt}))
 	a := e.assign(t, e.van, e.bob, time.Now().Add(time.Hour), time.Time{})
 	e.settle(t)
 	_, ok := e.grant(t, bookings.GrantID(a.ID))
@@ -192,12 +192,12 @@ func TestPromptVehicle(t *testing.T) {
 	require.Equal(t, e.bob.ID, r.ContactID)
 	ns := e.notes.all()
 	require.Len(t, ns, 1)
-	require.Equal(t, bookings.NotifyPromptBooking, ns[0].kind)
+	require.Equal(t, notify.KindPromptReservation, ns[0].kind)
 	require.Equal(t, "admin@example.com", ns[0].to.Email)
 }
 
 func TestFleetioRateLimitedThenOK(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	e.f.SetRetryAfter(0)
 	e.f.FailNext(2, http.StatusTooManyRequests)
 	a := e.assign(t, e.van, e.ada, time.Now().Add(time.Hour), time.Time{})
@@ -216,10 +216,8 @@ func TestFleetioRateLimitedThenOK(t *testing.T) {
 }
 
 func TestNotifierFailsThenOK(t *testing.T) {
-	e := newEnv(t)
-	e.notes.mu.Lock()
-	e.notes.err = errors.New("smtp down")
-	e.notes.mu.Unlock()
+	e := newEnv(t, envOpts{})
+	e.notes.failNext(1) // the mail relay is down
 	a := e.assign(t, e.van, e.ada, time.Now().Add(time.Hour), time.Time{})
 	e.settle(t)
 	ns := e.notes.all()
@@ -230,7 +228,7 @@ func TestNotifierFailsThenOK(t *testing.T) {
 }
 
 func TestDriverChangeGetsNewPIN(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	from := time.Now().Add(time.Hour)
 	a := e.assign(t, e.van, e.ada, from, from.Add(time.Hour))
 	e.settle(t)
@@ -252,7 +250,7 @@ func TestDriverChangeGetsNewPIN(t *testing.T) {
 }
 
 func TestAccessPageUnknownToken(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	for _, p := range []string{"nope", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "../../etc/passwd"} {
 		code, _ := get(t, e.srv.URL+bookings.AccessPath+p)
 		require.Equal(t, http.StatusNotFound, code, p)

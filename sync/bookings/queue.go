@@ -18,7 +18,7 @@ import (
 //
 //   - inflight: a delivery is claimed before it runs, with its assignment,
 //     so two deliveries of one assignment never run together, and a later one
-//     waits behind an earlier one (the dispatcher keeps id order per
+//     waits behind an earlier one (the worker pool keeps id order per
 //     assignment). One delivery is processed once: a worker reads it again
 //     under b.work and runs it only if it is still queued and due.
 //   - b.work (an RWMutex): workers hold it shared; the operations that act
@@ -39,25 +39,25 @@ type inflight struct {
 	assignments map[int64]bool
 }
 
-// claim takes delivery id of assignment key; false if either is taken.
-func (f *inflight) claim(id, key int64) bool {
+// claim takes delivery id of assignment a; false if either is taken.
+func (f *inflight) claim(id, a int64) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.deliveries[id] || f.assignments[key] {
+	if f.deliveries[id] || f.assignments[a] {
 		return false
 	}
 	if f.deliveries == nil {
 		f.deliveries, f.assignments = map[int64]bool{}, map[int64]bool{}
 	}
-	f.deliveries[id], f.assignments[key] = true, true
+	f.deliveries[id], f.assignments[a] = true, true
 	return true
 }
 
-func (f *inflight) release(id, key int64) {
+func (f *inflight) release(id, a int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.deliveries, id)
-	delete(f.assignments, key)
+	delete(f.assignments, a)
 }
 
 func (f *inflight) busy(id int64) bool {
@@ -66,42 +66,42 @@ func (f *inflight) busy(id int64) bool {
 	return f.deliveries[id]
 }
 
-// keyLock is a mutex per key (a Fleetio contact), made on first use and
+// idLocks is a mutex per id (a Fleetio contact), made on first use and
 // dropped when nobody holds or waits for it.
-type keyLock struct {
+type idLocks struct {
 	mu    sync.Mutex
-	locks map[int64]*keyEntry
+	locks map[int64]*idLock
 }
 
-type keyEntry struct {
+type idLock struct {
 	mu   sync.Mutex
 	refs int // holders and waiters
 }
 
-// lock takes the keys' locks in ascending order (so two callers wanting
+// lock takes the ids' locks in ascending order (so two callers wanting
 // overlapping sets cannot deadlock) and returns what releases them.
-func (k *keyLock) lock(keys ...int64) (unlock func()) {
-	keys = slices.Compact(slices.Sorted(slices.Values(keys)))
-	for _, key := range keys {
+func (k *idLocks) lock(ids ...int64) (unlock func()) {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	for _, id := range ids {
 		k.mu.Lock()
 		if k.locks == nil {
-			k.locks = map[int64]*keyEntry{}
+			k.locks = map[int64]*idLock{}
 		}
-		e := k.locks[key]
+		e := k.locks[id]
 		if e == nil {
-			e = &keyEntry{}
-			k.locks[key] = e
+			e = &idLock{}
+			k.locks[id] = e
 		}
 		e.refs++
 		k.mu.Unlock()
 		e.mu.Lock()
 	}
 	return func() {
-		for _, key := range slices.Backward(keys) {
+		for _, id := range slices.Backward(ids) {
 			k.mu.Lock()
-			e := k.locks[key]
+			e := k.locks[id]
 			if e.refs--; e.refs == 0 {
-				delete(k.locks, key)
+				delete(k.locks, id)
 			}
 			k.mu.Unlock()
 			e.mu.Unlock()
@@ -134,13 +134,13 @@ func pooledClient(workers int) *http.Client {
 
 // queued is a due delivery and the assignment it is about.
 type queued struct {
-	d   Delivery
-	key int64 // the assignment id; -(delivery id) for a body that names none (it fails on its own)
+	d          Delivery
+	assignment int64 // the assignment id; -(delivery id) for a body that names none (it fails on its own)
 }
 
-// deliveryKey is the assignment a delivery is about, read from its payload
+// deliveryAssignment is the assignment a delivery is about, read from its payload
 // without parsing the rest (process parses and checks it all).
-func deliveryKey(d Delivery) int64 {
+func deliveryAssignment(d Delivery) int64 {
 	var wh struct {
 		Payload struct {
 			ID int64 `json:"id"`
@@ -183,7 +183,7 @@ func (q *workerPool) scan() (next time.Time, err error) {
 	q.pending = q.pending[:0]
 	for _, d := range due {
 		if !q.b.inflight.busy(d.ID) {
-			q.pending = append(q.pending, queued{d: d, key: deliveryKey(d)})
+			q.pending = append(q.pending, queued{d: d, assignment: deliveryAssignment(d)})
 		}
 	}
 	return next, nil
@@ -204,11 +204,11 @@ func (q *workerPool) start() {
 			kept = append(kept, q.pending[i:]...)
 			break
 		}
-		if blocked[p.key] || !q.b.inflight.claim(p.d.ID, p.key) {
+		if blocked[p.assignment] || !q.b.inflight.claim(p.d.ID, p.assignment) {
 			if blocked == nil {
 				blocked = map[int64]bool{}
 			}
-			blocked[p.key] = true
+			blocked[p.assignment] = true
 			kept = append(kept, p)
 			continue
 		}
@@ -222,9 +222,9 @@ func (q *workerPool) start() {
 func (q *workerPool) work(p queued) {
 	var o outcome
 	o.d, o.ran, o.perr, o.err = q.b.runQueued(q.ctx, p.d.ID)
-	// Released before the dispatcher hears of it, so that the next
+	// Released before the worker pool hears of it, so that the next
 	// delivery of the assignment can start at once.
-	q.b.inflight.release(p.d.ID, p.key)
+	q.b.inflight.release(p.d.ID, p.assignment)
 	q.done <- o
 }
 

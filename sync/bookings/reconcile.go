@@ -189,7 +189,7 @@ func (b *Integration) repairListed(ctx context.Context, c *fleetio.Client, a fle
 func (b *Integration) mismatch(a fleetio.VehicleAssignment, link Link, bk Booking, have bool) (string, error) {
 	active := have && bk.State == BookingActive
 	from, until := window(a)
-	if link.Method == MethodPrompt && !active {
+	if link.Mode == ModePrompt && !active {
 		r, ok, err := b.o.Store.Reservation(a.ID)
 		switch {
 		case err != nil:

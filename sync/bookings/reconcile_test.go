@@ -11,6 +11,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
 func whys(rep bookings.ReconcileReport) []string {
@@ -22,7 +23,7 @@ func whys(rep bookings.ReconcileReport) []string {
 }
 
 func TestReconcileRepairsAMissedWebhook(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	ctx := context.Background()
 	now := e.clock.Now()
 
@@ -50,9 +51,9 @@ func TestReconcileRepairsAMissedWebhook(t *testing.T) {
 	fa, _ := e.f.Assignment(a.ID)
 	require.Regexp(t, regexp.MustCompile(`^\d{6}$`), fa.CustomFields[fleetio.FieldAccessCode])
 	require.NotEmpty(t, fa.CustomFields[fleetio.FieldAccessLink])
-	created := e.notes.of(bookings.NotifyBookingCreated)
+	created := e.notes.of(notify.KindBookingCreated)
 	require.Len(t, created, 1)
-	require.Equal(t, e.ada.ID, created[0].to.ContactID)
+	require.Equal(t, e.ada.ID, created[0].contactID)
 
 	// Our write-back's webhook is an echo; a second round finds nothing.
 	e.settle(t)
@@ -61,11 +62,11 @@ func TestReconcileRepairsAMissedWebhook(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, rep.Repairs)
 	require.Equal(t, patches, e.patches())
-	require.Len(t, e.notes.of(bookings.NotifyBookingCreated), 1)
+	require.Len(t, e.notes.of(notify.KindBookingCreated), 1)
 }
 
 func TestReconcileRepairsAMissedUpdate(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	ctx := context.Background()
 	now := e.clock.Now()
 	a := e.booked(t, e.van, e.ada, now.Add(time.Hour), now.Add(3*time.Hour))
@@ -82,7 +83,7 @@ func TestReconcileRepairsAMissedUpdate(t *testing.T) {
 	g, ok := e.grant(t, bookings.GrantID(a.ID))
 	require.True(t, ok)
 	require.True(t, g.Until.Equal(later.Truncate(time.Millisecond)), "grant until %s, want %s", g.Until, later)
-	require.Len(t, e.notes.of(bookings.NotifyBookingUpdated), 1)
+	require.Len(t, e.notes.of(notify.KindBookingUpdated), 1)
 
 	e.settle(t)
 	rep, err = e.b.Reconcile(ctx)
@@ -91,7 +92,7 @@ func TestReconcileRepairsAMissedUpdate(t *testing.T) {
 }
 
 func TestReconcileRevokesADeletedAssignment(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	ctx := context.Background()
 	now := e.clock.Now()
 	a := e.booked(t, e.van, e.ada, now.Add(time.Hour), now.Add(3*time.Hour))
@@ -112,7 +113,7 @@ func TestReconcileRevokesADeletedAssignment(t *testing.T) {
 	bk, _, err := e.store.Booking(a.ID)
 	require.NoError(t, err)
 	require.Equal(t, bookings.BookingEnded, bk.State)
-	require.Len(t, e.notes.of(bookings.NotifyBookingCancelled), 1, "the driver still holds a PIN: told")
+	require.Len(t, e.notes.of(notify.KindBookingCancelled), 1, "the driver still holds a PIN: told")
 
 	g, ok = e.grant(t, bookings.GrantID(kept.ID))
 	require.True(t, ok)
@@ -127,7 +128,7 @@ func TestReconcileRevokesADeletedAssignment(t *testing.T) {
 func TestReconcileFleetioErrorsChangeNothing(t *testing.T) {
 	for _, status := range []int{http.StatusTooManyRequests, http.StatusInternalServerError} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
-			e := newWEnv(t, wOpts{})
+			e := newEnv(t, envOpts{truck: true})
 			ctx := context.Background()
 			now := e.clock.Now()
 			gone := e.booked(t, e.truck, e.bob, now.Add(time.Hour), now.Add(3*time.Hour))
@@ -169,7 +170,7 @@ func TestReconcileFleetioErrorsChangeNothing(t *testing.T) {
 }
 
 func TestReconcileFinishesARepairCutShort(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	ctx := context.Background()
 	now := e.clock.Now()
 	e.webhooks(false)
@@ -184,23 +185,23 @@ func TestReconcileFinishesARepairCutShort(t *testing.T) {
 	require.True(t, ok, "the grant went in before Fleetio failed")
 	fa, _ := e.f.Assignment(a.ID)
 	require.Nil(t, fa.CustomFields[fleetio.FieldAccessCode])
-	require.Empty(t, e.notes.of(bookings.NotifyBookingCreated), "the driver is told after the write-back")
+	require.Empty(t, e.notes.of(notify.KindBookingCreated), "the driver is told after the write-back")
 
 	rep, err := e.b.Reconcile(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []string{bookings.RepairPending}, whys(rep))
 	fa, _ = e.f.Assignment(a.ID)
 	require.Regexp(t, regexp.MustCompile(`^\d{6}$`), fa.CustomFields[fleetio.FieldAccessCode])
-	created := e.notes.of(bookings.NotifyBookingCreated)
+	created := e.notes.of(notify.KindBookingCreated)
 	require.Len(t, created, 1)
 	require.Equal(t, fa.CustomFields[fleetio.FieldAccessCode], created[0].data["pin"], "the PIN in Fleetio is the one the driver got")
 }
 
 func TestRunMaintenance(t *testing.T) {
-	e := newWEnv(t, wOpts{noHook: true})
+	e := newEnv(t, envOpts{truck: true, noHook: true})
 	now := e.clock.Now()
 	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
-	e.send(t, e.take(now.Add(-30*time.Minute), van, wVanKey, 3)...) // nobody hands these over
+	e.send(t, e.take(now.Add(-30*time.Minute), van, keyID, 3)...) // nobody hands these over
 	e.webhooks(false)
 	a := e.assign(t, e.truck, e.bob, now.Add(time.Hour), now.Add(3*time.Hour))
 	e.webhooks(true)
@@ -211,7 +212,7 @@ func TestRunMaintenance(t *testing.T) {
 	go func() { done <- e.b.RunMaintenance(ctx, 20*time.Millisecond) }()
 	require.Eventually(t, func() bool {
 		_, ok := e.grant(t, bookings.GrantID(a.ID))
-		return ok && len(e.notes.of(bookings.NotifyKeyOverdue)) == 2
+		return ok && len(e.notes.of(notify.KindKeyOverdue)) == 2
 	}, 10*time.Second, 10*time.Millisecond, "missed webhook repaired, caught-up events make the van's key overdue")
 	cancel()
 	select {
@@ -224,10 +225,10 @@ func TestRunMaintenance(t *testing.T) {
 }
 
 func TestReconcilePromptVehicle(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	ctx := context.Background()
 	now := e.clock.Now()
-	require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.truck.ID, BoxID: wBox, KeyID: wTruckKey, Method: bookings.MethodPrompt}))
+	require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.truck.ID, BoxID: boxID, KeyID: truckKey, Mode: bookings.ModePrompt}))
 	e.webhooks(false)
 	a := e.assign(t, e.truck, e.bob, now.Add(time.Hour), now.Add(3*time.Hour))
 	e.webhooks(true)
@@ -238,7 +239,7 @@ func TestReconcilePromptVehicle(t *testing.T) {
 	_, ok, err := e.store.Reservation(a.ID)
 	require.NoError(t, err)
 	require.True(t, ok, "reservation recorded")
-	require.Len(t, e.notes.of(bookings.NotifyPromptBooking), 1, "admin told")
+	require.Len(t, e.notes.of(notify.KindPromptReservation), 1, "admin told")
 	_, ok = e.grant(t, bookings.GrantID(a.ID))
 	require.False(t, ok, "no grant before the admin books")
 

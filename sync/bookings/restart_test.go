@@ -19,7 +19,7 @@ import (
 // Fleetio's API fails; they are processed once it is back, and a delivery
 // stored by one bridge is processed by the next (the queue is the store's).
 func TestQueuedWhileFleetioDown(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	// Stop the worker: deliveries are only stored.
 	e.cancel()
 	<-e.done
@@ -63,7 +63,7 @@ func TestQueuedWhileFleetioDown(t *testing.T) {
 // BenchmarkWebhookAccept measures webhooks accepted per second: verify,
 // parse, store durably (one bbolt commit each), answer.
 func BenchmarkWebhookAccept(b *testing.B) {
-	e := newEnv(b)
+	e := newEnv(b, envOpts{})
 	e.cancel()
 	<-e.done
 	h := e.b.Webhook()

@@ -8,11 +8,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/box"
-	"github.com/smartbox-oss/smartbox/sync/bookings"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
 // overdueKeys lists the bookings whose overdue alert is still raised.
-func (e *wEnv) overdueKeys(t *testing.T) []int64 {
+func (e *env) overdueKeys(t *testing.T) []int64 {
 	t.Helper()
 	ks, err := e.b.OverdueKeys()
 	require.NoError(t, err)
@@ -25,7 +25,7 @@ func (e *wEnv) overdueKeys(t *testing.T) []int64 {
 
 // alertsSent waits for the alerts queued so far to have been sent (by Run's
 // loop or by this call: SendAlerts runs one at a time).
-func (e *wEnv) alertsSent(t *testing.T) {
+func (e *env) alertsSent(t *testing.T) {
 	t.Helper()
 	_, _, err := e.b.SendAlerts(context.Background())
 	require.NoError(t, err)
@@ -50,11 +50,11 @@ func TestOverdueClearedOnlyByAProvenReturn(t *testing.T) {
 		{"remote return", box.ReturnByRemote, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newWEnv(t, wOpts{})
+			e := newEnv(t, envOpts{truck: true})
 			ctx := context.Background()
 			van := e.overdueVan(t)
 
-			e.send(t, e.giveBackBy(e.clock.Now(), wVanKey, "01000734E0", 3, tc.by, tc.seatedMS)...)
+			e.send(t, e.giveBackBy(e.clock.Now(), keyID, "01000734E0", 3, tc.by, tc.seatedMS)...)
 			evs, err := e.b.BookingEvents(van.ID)
 			require.NoError(t, err)
 			ret := evs[len(evs)-1]
@@ -62,7 +62,7 @@ func TestOverdueClearedOnlyByAProvenReturn(t *testing.T) {
 			require.Equal(t, tc.by, ret.ReturnBy)
 			require.Equal(t, tc.seatedMS, ret.SeatedMS)
 			e.alertsSent(t)
-			told := e.notes.of(bookings.NotifyReturnUnconfirmed)
+			told := e.notes.of(notify.KindReturnUnconfirmed)
 			if tc.cleared {
 				require.Empty(t, e.overdueKeys(t), "the key is proved back")
 				require.False(t, ret.Unconfirmed)
@@ -85,7 +85,7 @@ func TestOverdueClearedOnlyByAProvenReturn(t *testing.T) {
 			require.Zero(t, n, "raised once")
 
 			// A return the slot confirms clears it after all.
-			e.send(t, e.giveBack(e.clock.Now().Add(time.Minute), wVanKey, "01000734E0", 3)...)
+			e.send(t, e.giveBack(e.clock.Now().Add(time.Minute), keyID, "01000734E0", 3)...)
 			require.Empty(t, e.overdueKeys(t))
 		})
 	}
@@ -95,24 +95,24 @@ func TestOverdueClearedOnlyByAProvenReturn(t *testing.T) {
 // out: it is overdue when the window ends (a confirmed one is not: see
 // TestOverdueNotRaised).
 func TestUnconfirmedReturnInTimeStillOverdue(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	now := e.clock.Now()
 	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
-	e.send(t, e.take(now.Add(-30*time.Minute), van, wVanKey, 3)...)
-	e.send(t, e.giveBackBy(now.Add(-5*time.Minute), wVanKey, "01000734E0", 3, box.ReturnByFob, 150)...)
+	e.send(t, e.take(now.Add(-30*time.Minute), van, keyID, 3)...)
+	e.send(t, e.giveBackBy(now.Add(-5*time.Minute), keyID, "01000734E0", 3, box.ReturnByFob, 150)...)
 	e.alertsSent(t)
-	require.Len(t, e.notes.of(bookings.NotifyReturnUnconfirmed), 1)
+	require.Len(t, e.notes.of(notify.KindReturnUnconfirmed), 1)
 
 	e.clock.Advance(2 * time.Hour)
 	n, err := e.b.CheckOverdue(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	require.Len(t, e.notes.of(bookings.NotifyKeyOverdue), 2, "driver and admin")
+	require.Len(t, e.notes.of(notify.KindKeyOverdue), 2, "driver and admin")
 	require.Equal(t, []int64{van.ID}, e.overdueKeys(t))
 
 	// The next booking takes the key from its slot: it was back after all.
 	bob := e.booked(t, e.van, e.bob, e.clock.Now().Add(-time.Minute), e.clock.Now().Add(time.Hour))
-	e.send(t, e.take(e.clock.Now(), bob, wVanKey, 3)...)
+	e.send(t, e.take(e.clock.Now(), bob, keyID, 3)...)
 	require.Empty(t, e.overdueKeys(t))
 }
 
@@ -120,14 +120,14 @@ func TestUnconfirmedReturnInTimeStillOverdue(t *testing.T) {
 // shown on the bookings in whose window it happened; more from the same box
 // within attackAlertInterval wait and go as one message.
 func TestKeypadAttackTellsTheAdmin(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	now := e.clock.Now()
 	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
 
 	e.send(t, e.ev(now, box.EventKeypadAttack, func(ev *box.Event) { ev.Count = 10 }))
-	require.Eventually(t, func() bool { return len(e.notes.of(bookings.NotifyKeypadAttack)) == 1 }, 10*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return len(e.notes.of(notify.KindKeypadAttack)) == 1 }, 10*time.Second, time.Millisecond,
 		"the admin is told without waiting for the maintenance loop")
-	got := e.notes.of(bookings.NotifyKeypadAttack)[0]
+	got := e.notes.of(notify.KindKeypadAttack)[0]
 	require.Equal(t, "admin@example.com", got.to.Email)
 	require.Equal(t, "10", got.data["count"])
 	require.Equal(t, "Depot North", got.data["box"])
@@ -145,23 +145,23 @@ func TestKeypadAttackTellsTheAdmin(t *testing.T) {
 	e.send(t, e.ev(e.clock.Now(), box.EventKeypadAttack, func(ev *box.Event) { ev.Count = 5 }),
 		e.ev(e.clock.Now(), box.EventKeypadAttack, func(ev *box.Event) { ev.Count = 6 }))
 	e.alertsSent(t)
-	require.Len(t, e.notes.of(bookings.NotifyKeypadAttack), 1, "not a second message within the interval")
+	require.Len(t, e.notes.of(notify.KindKeypadAttack), 1, "not a second message within the interval")
 	require.EqualValues(t, 3, e.b.Stats().KeypadAttacks)
 	e.clock.Advance(15 * time.Minute)
 	e.alertsSent(t)
-	told := e.notes.of(bookings.NotifyKeypadAttack)
+	told := e.notes.of(notify.KindKeypadAttack)
 	require.Len(t, told, 2)
 	require.Equal(t, "11", told[1].data["count"])
 }
 
 // A failed message is tried again, not lost.
 func TestKeypadAttackAlertRetried(t *testing.T) {
-	e := newWEnv(t, wOpts{})
+	e := newEnv(t, envOpts{truck: true})
 	e.notes.failNext(1)
 	e.send(t, e.ev(e.clock.Now(), box.EventKeypadAttack, func(ev *box.Event) { ev.Count = 10 }))
 	require.Eventually(t, func() bool { return e.b.Stats().NotificationsFailed == 1 }, 10*time.Second, time.Millisecond)
-	require.Empty(t, e.notes.of(bookings.NotifyKeypadAttack))
+	require.Empty(t, e.notes.of(notify.KindKeypadAttack))
 	e.clock.Advance(time.Minute)
 	e.alertsSent(t)
-	require.Len(t, e.notes.of(bookings.NotifyKeypadAttack), 1)
+	require.Len(t, e.notes.of(notify.KindKeypadAttack), 1)
 }

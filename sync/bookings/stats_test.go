@@ -12,7 +12,7 @@ import (
 )
 
 func TestStatsCounted(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	url := e.srv.URL + bookings.WebhookPath
 	signed := func(b []byte) map[string]string {
 		return map[string]string{fleetio.SignatureHeader: fleetio.Sign([]byte(secret), b)}

@@ -47,13 +47,13 @@ func TestStoreLinks(t *testing.T) {
 		name string
 		l    Link
 	}{
-		{"no vehicle", Link{BoxID: "b", KeyID: "k", Method: MethodAutomatic}},
-		{"no key", Link{VehicleID: 1, BoxID: "b", Method: MethodAutomatic}},
-		{"bad method", Link{VehicleID: 1, BoxID: "b", KeyID: "k", Method: "email"}},
+		{"no vehicle", Link{BoxID: "b", KeyID: "k", Mode: ModeAutomatic}},
+		{"no key", Link{VehicleID: 1, BoxID: "b", Mode: ModeAutomatic}},
+		{"bad method", Link{VehicleID: 1, BoxID: "b", KeyID: "k", Mode: "email"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { require.ErrorIs(t, s.PutLink(tc.l), ErrInvalid) })
 	}
-	l := Link{VehicleID: 7, BoxID: "box-a", KeyID: "van-7", Method: MethodAutomatic}
+	l := Link{VehicleID: 7, BoxID: "box-a", KeyID: "van-7", Mode: ModeAutomatic}
 	require.NoError(t, s.PutLink(l))
 	got, ok, err := s.LinkOf(7)
 	require.NoError(t, err)

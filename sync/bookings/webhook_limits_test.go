@@ -36,7 +36,7 @@ func (c *readCounter) Close() error { return nil }
 // A request that cannot be a delivery is refused from its headers alone:
 // the handler never reads its body.
 func TestWebhookRefusedBeforeBody(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	h := e.b.Webhook()
 	body := delivery(910001, fleetio.EventAssignmentCreated, `{"id":910002,"vehicle_id":1,"contact_id":1}`)
 	good := fleetio.Sign([]byte(secret), body)
@@ -122,7 +122,7 @@ func slowPost(t *testing.T, addr string, bodyLen int, sig string) (net.Conn, *bu
 // clients, one more is answered 503 at once, with Retry-After, unread;
 // once a slot is free a delivery goes through again.
 func TestWebhookBodiesInFlightBounded(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	const slots = 2
 	b, err := bookings.New(bookings.Options{Store: e.store, Cloud: e.cloud, AccessBaseURL: "http://bookings.test",
 		MaxBodiesInFlight: slots, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -215,7 +215,7 @@ func expectBusy(t *testing.T, c net.Conn, r *bufio.Reader) {
 // address still goes through. X-Forwarded-For is believed only from a
 // trusted proxy, and then only what the proxy appended (IPv6 by /64).
 func TestWebhookBodySlotsPerAddress(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	forged := strings.Repeat("ab", 32) // well-formed, wrong
 	start := func(t *testing.T, proxies ...netip.Prefix) (*bookings.Integration, string) {
 		b, err := bookings.New(bookings.Options{Store: e.store, Cloud: e.cloud, AccessBaseURL: "http://bookings.test",
@@ -279,7 +279,7 @@ func TestWebhookBodySlotsPerAddress(t *testing.T) {
 // connection closed, its slot free again, long before the server's own
 // read timeout (none here at all).
 func TestWebhookSlowBodyCut(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	const limit = 300 * time.Millisecond
 	b, err := bookings.New(bookings.Options{Store: e.store, Cloud: e.cloud, AccessBaseURL: "http://bookings.test",
 		BodyTimeout: limit, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})

@@ -18,7 +18,7 @@ func delivery(id int64, event string, payload string) []byte {
 }
 
 func TestWebhookAnswers(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, envOpts{})
 	url := e.srv.URL + bookings.WebhookPath
 	assignment := `{"id":424242,"vehicle_id":99999,"contact_id":1,"started_at":"2026-11-03T10:00:00.000-05:00"}`
 	signed := func(b []byte) map[string]string {
@@ -93,7 +93,7 @@ func FuzzWebhook(f *testing.F) {
 	f.Add([]byte(`{"id":1,"event":"vehicle_assignment_deleted","payload":{"vehicle_assignment":{"id":9}}}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"id":1e30}`))
-	e := newEnv(f)
+	e := newEnv(f, envOpts{})
 	url := e.srv.URL + bookings.WebhookPath
 	f.Fuzz(func(t *testing.T, body []byte) {
 		code := post(t, url, body, map[string]string{fleetio.SignatureHeader: fleetio.Sign([]byte(secret), body)})
