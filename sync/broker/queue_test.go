@@ -126,7 +126,7 @@ func publishOK(t *testing.T, c paho.Client, topic string, p []byte) {
 // last one comes before its delivery is tried.
 func waitDropped(t *testing.T, b *broker.Broker, want int) {
 	t.Helper()
-	require.Eventually(t, func() bool { return b.QueueDropped() >= uint64(want) }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return b.QueueDropped() >= uint64(want) }, wait, time.Millisecond)
 	require.EqualValues(t, want, b.QueueDropped())
 }
 
