@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -50,6 +51,10 @@ func reported(presses <-chan rune) string {
 	}
 }
 
+// The tests run in testing/synctest bubbles: holds, stalls and the scanner's
+// debounce pass on the bubble's fake clock, so "a plain 5 ms tap is lost" is
+// as true on a loaded machine as on an idle one.
+
 // Keys held far shorter than the scanner's debounce, or while the scanner is
 // stalled, are lost by plain taps; confirmed taps hold each key until the
 // scanner has debounced it, so every key is reported, in order, repeated
@@ -68,37 +73,43 @@ func TestConfirmedTypeReportsEveryKey(t *testing.T) {
 	}
 	for _, s := range setups {
 		t.Run(s.name+"/confirmed", func(t *testing.T) {
-			kp := sim.NewKeypad(nil)
-			presses := startScanner(t, kp, s.debounce, s.stall)
-			kp.ConfirmScans(s.confirm)
-			require.NoError(t, kp.Type(code, hold, hold))
-			require.Equal(t, code, reported(presses))
-			require.Empty(t, kp.Down())
+			synctest.Test(t, func(t *testing.T) {
+				kp := sim.NewKeypad(nil)
+				presses := startScanner(t, kp, s.debounce, s.stall)
+				kp.ConfirmScans(s.confirm)
+				require.NoError(t, kp.Type(code, hold, hold))
+				require.Equal(t, code, reported(presses))
+				require.Empty(t, kp.Down())
+			})
 		})
 		t.Run(s.name+"/unconfirmed", func(t *testing.T) {
-			kp := sim.NewKeypad(nil)
-			presses := startScanner(t, kp, s.debounce, s.stall)
-			require.NoError(t, kp.Type(code, hold, hold))
-			// A confirmed '5' afterwards: once it is reported, the scanner
-			// has reported all it ever will of the code.
-			kp.ConfirmScans(s.confirm)
-			require.NoError(t, kp.Tap('5', hold))
-			got := reported(presses)
-			require.NotEmpty(t, got)
-			require.Equal(t, '5', rune(got[len(got)-1]))
-			require.NotEqual(t, code, got[:len(got)-1], "the mode matters: plain taps this short lose keys")
+			synctest.Test(t, func(t *testing.T) {
+				kp := sim.NewKeypad(nil)
+				presses := startScanner(t, kp, s.debounce, s.stall)
+				require.NoError(t, kp.Type(code, hold, hold))
+				// A confirmed '5' afterwards: once it is reported, the scanner
+				// has reported all it ever will of the code.
+				kp.ConfirmScans(s.confirm)
+				require.NoError(t, kp.Tap('5', hold))
+				got := reported(presses)
+				require.NotEmpty(t, got)
+				require.Equal(t, '5', rune(got[len(got)-1]))
+				require.NotEqual(t, code, got[:len(got)-1], "the mode matters: plain taps this short lose keys")
+			})
 		})
 	}
 }
 
 // A confirmed tap still holds the key for at least the time it is given.
 func TestConfirmedTapHoldsAtLeastHold(t *testing.T) {
-	kp := sim.NewKeypad(nil)
-	presses := startScanner(t, kp, time.Millisecond, 0)
-	kp.ConfirmScans(time.Millisecond)
-	const hold = 80 * time.Millisecond
-	start := time.Now()
-	require.NoError(t, kp.Tap('8', hold))
-	require.GreaterOrEqual(t, time.Since(start), hold)
-	require.Equal(t, "8", reported(presses))
+	synctest.Test(t, func(t *testing.T) {
+		kp := sim.NewKeypad(nil)
+		presses := startScanner(t, kp, time.Millisecond, 0)
+		kp.ConfirmScans(time.Millisecond)
+		const hold = 80 * time.Millisecond
+		start := time.Now()
+		require.NoError(t, kp.Tap('8', hold))
+		require.GreaterOrEqual(t, time.Since(start), hold)
+		require.Equal(t, "8", reported(presses))
+	})
 }

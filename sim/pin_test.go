@@ -2,6 +2,7 @@ package sim
 
 import (
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -84,6 +85,28 @@ func TestPinWaitForEdge(t *testing.T) {
 		start := time.Now()
 		require.False(t, p.WaitForEdge(20*time.Millisecond))
 		require.GreaterOrEqual(t, time.Since(start), 20*time.Millisecond)
+	})
+	// In a testing/synctest bubble (where the hal tests run) the timeout is
+	// the bubble's fake clock: exact, and an edge wakes the waiter at the
+	// instant it happens.
+	t.Run("on a synctest clock", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := NewPin("P", 1)
+			require.NoError(t, p.In(gpio.PullUp, gpio.FallingEdge))
+			start := time.Now()
+			require.False(t, p.WaitForEdge(20*time.Millisecond))
+			require.Equal(t, 20*time.Millisecond, time.Since(start))
+
+			woke := make(chan time.Duration)
+			start = time.Now()
+			go func() {
+				require.True(t, p.WaitForEdge(time.Second))
+				woke <- time.Since(start)
+			}()
+			time.Sleep(10 * time.Millisecond)
+			p.Drive(gpio.Low)
+			require.Equal(t, 10*time.Millisecond, <-woke)
+		})
 	})
 	t.Run("halt interrupts", func(t *testing.T) {
 		p := NewPin("P", 1)

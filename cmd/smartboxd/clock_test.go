@@ -158,7 +158,7 @@ func TestClockWentBackRestarts(t *testing.T) {
 	d.floor.elapsed = func() time.Duration { return 30 * 24 * time.Hour }
 	done := make(chan error, 1)
 	go func() { done <- d.run(t.Context()) }()
-	require.Eventually(t, func() bool { return hasEvent(t, d.store, box.EventBoxStarted, 0) }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return hasEvent(t, d.store, box.EventBoxStarted, 0) }, waitFor, 10*time.Millisecond)
 	require.NoError(t, d.floor.remember())
 
 	// The clock goes back three weeks: still after the start floor (the
@@ -167,7 +167,7 @@ func TestClockWentBackRestarts(t *testing.T) {
 	select {
 	case err := <-done:
 		require.ErrorIs(t, err, errClockWentBack)
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitFor):
 		t.Fatal("the daemon did not stop when its clock went back")
 	}
 	requireAllLocked(t, d.sim.slots)
@@ -180,7 +180,7 @@ func TestClockWentBackRestarts(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done = make(chan error, 1)
 	go func() { done <- d.run(ctx) }()
-	require.Eventually(t, func() bool { return hasEvent(t, d.store, box.EventClockUntrusted, 0) }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return hasEvent(t, d.store, box.EventClockUntrusted, 0) }, waitFor, 10*time.Millisecond)
 	require.NoError(t, d.sim.keypad.Type(testPIN+"#", 60*time.Millisecond, 40*time.Millisecond))
 	require.Eventually(t, func() bool {
 		evs, err := d.store.Events(0, 0)
@@ -191,7 +191,7 @@ func TestClockWentBackRestarts(t *testing.T) {
 			}
 		}
 		return false
-	}, 5*time.Second, 10*time.Millisecond)
+	}, waitFor, 10*time.Millisecond)
 	require.False(t, d.sim.slots.Released(1))
 	cancel()
 	require.NoError(t, <-done)
@@ -222,7 +222,7 @@ func startBinary(t *testing.T, bin string, args ...string) *binaryRun {
 	require.NoError(t, err)
 	require.NoError(t, b.cmd.Start())
 	t.Cleanup(func() { _ = b.cmd.Process.Kill(); _ = b.cmd.Wait() })
-	if !assertEventually(30*time.Second, func() bool { return strings.Contains(b.stdout.String(), `Type "help"`) }) {
+	if !assertEventually(waitFor, func() bool { return strings.Contains(b.stdout.String(), `Type "help"`) }) {
 		t.Fatalf("no console prompt; stderr:\n%s", b.stderr.String())
 	}
 	return b
@@ -239,7 +239,7 @@ func (b *binaryRun) typePIN(t *testing.T, want string) {
 		_, err := io.WriteString(b.stdin, "press "+testPIN+"#\n")
 		require.NoError(t, err)
 		var out string
-		if !assertEventually(10*time.Second, func() bool {
+		if !assertEventually(waitFor, func() bool {
 			out = b.stdout.String()[mark:]
 			return strings.Contains(out, want) || strings.Contains(out, "reason=unknown_code")
 		}) {

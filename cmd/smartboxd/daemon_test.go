@@ -21,6 +21,12 @@ import (
 
 const testPIN = "123456"
 
+// waitFor bounds waiting for what must happen (an event, a line of output,
+// the daemon stopping). The tests wait on conditions, never on the clock,
+// so the bound only ends a hung test: generous, because the suite runs with
+// -race on 2 cores shared with other packages' tests.
+const waitFor = 2 * time.Minute
+
 // seedStore creates a store in dir for box id with one key in slot 1 and a
 // booking for it, as smartboxctl import would.
 func seedStore(t *testing.T, dir, id string) {
@@ -70,25 +76,25 @@ func TestEndToEndSim(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- d.run(ctx) }()
-	require.Eventually(t, func() bool { return hasEvent(t, d.store, box.EventBoxStarted, 0) }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return hasEvent(t, d.store, box.EventBoxStarted, 0) }, waitFor, 10*time.Millisecond)
 
 	// A driver types the booking PIN: slot 1 releases.
 	require.NoError(t, d.sim.keypad.Type(testPIN+"#", 60*time.Millisecond, 40*time.Millisecond))
-	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	wctx, wcancel := context.WithTimeout(ctx, waitFor)
 	defer wcancel()
 	require.NoError(t, d.sim.slots.WaitReleased(wctx, 1))
 	require.False(t, d.sim.slots.Released(2), "only the booked key's slot opens")
 
 	// The key leaves: key_taken, and the slot relocks.
 	require.NoError(t, d.sim.slots.Take(1))
-	require.Eventually(t, func() bool { return hasEvent(t, d.store, box.EventKeyTaken, 1) }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return hasEvent(t, d.store, box.EventKeyTaken, 1) }, waitFor, 10*time.Millisecond)
 	require.NoError(t, d.sim.slots.WaitLocked(wctx, 1))
 
 	// Returning it: scan its fob, the slot releases for the key, relocks.
 	require.NoError(t, d.sim.reader.Tap("01000734E0", 150*time.Millisecond))
 	require.NoError(t, d.sim.slots.WaitReleased(wctx, 1))
 	require.NoError(t, d.sim.slots.PutBack(1))
-	require.Eventually(t, func() bool { return hasEvent(t, d.store, box.EventKeyReturned, 1) }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return hasEvent(t, d.store, box.EventKeyReturned, 1) }, waitFor, 10*time.Millisecond)
 	require.NoError(t, d.sim.slots.WaitLocked(wctx, 1))
 
 	// The grant was used once (counted by the box).
@@ -102,7 +108,7 @@ func TestEndToEndSim(t *testing.T) {
 	select {
 	case err := <-done:
 		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitFor):
 		t.Fatal("daemon did not stop")
 	}
 	for slot := 1; slot <= 12; slot++ {
@@ -135,7 +141,7 @@ func startConsole(t *testing.T, args ...string) *consoleRun {
 	t.Cleanup(func() { _ = stdinW.Close() })
 	c := &consoleRun{consoleIO: consoleIO{stdin: stdinW}, done: make(chan int, 1)}
 	go func() { c.done <- run(t.Context(), args, stdinR, &c.stdout, &c.stderr) }()
-	require.Eventually(t, func() bool { return strings.Contains(c.stdout.String(), `Type "help"`) }, 10*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return strings.Contains(c.stdout.String(), `Type "help"`) }, waitFor, 10*time.Millisecond,
 		"stderr:\n%s", c.stderr.String())
 	return c
 }
@@ -146,7 +152,7 @@ func (c *consoleIO) say(t *testing.T, line, want string) {
 	mark := len(c.stdout.String())
 	_, err := io.WriteString(c.stdin, line+"\n")
 	require.NoError(t, err)
-	if !assertEventually(10*time.Second, func() bool { return strings.Contains(c.stdout.String()[mark:], want) }) {
+	if !assertEventually(waitFor, func() bool { return strings.Contains(c.stdout.String()[mark:], want) }) {
 		t.Fatalf("after %q, want %q in:\n%s\nstderr:\n%s", line, want, c.stdout.String()[mark:], c.stderr.String())
 	}
 }
@@ -158,7 +164,7 @@ func (c *consoleRun) quit(t *testing.T) {
 	select {
 	case code := <-c.done:
 		require.Equal(t, exitOK, code, "stderr:\n%s", c.stderr.String())
-	case <-time.After(15 * time.Second):
+	case <-time.After(waitFor):
 		t.Fatal("smartboxd did not stop on quit")
 	}
 }
@@ -216,7 +222,7 @@ func TestConsoleEOFKeepsRunning(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"--config", "smartboxd.sim.toml", "--data", dir}, devnull, &stdout, &stderr)
 	}()
-	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "console input ended") }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "console input ended") }, waitFor, 10*time.Millisecond)
 	select {
 	case code := <-done:
 		t.Fatalf("smartboxd stopped at EOF with %d", code)
@@ -226,7 +232,7 @@ func TestConsoleEOFKeepsRunning(t *testing.T) {
 	select {
 	case code := <-done:
 		require.Equal(t, exitOK, code, "stderr:\n%s", stderr.String())
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitFor):
 		t.Fatal("smartboxd did not stop")
 	}
 	require.Contains(t, stderr.String(), "every slot relocked")

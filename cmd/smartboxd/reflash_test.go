@@ -24,12 +24,12 @@ func TestReflashedBoxKeepsEvents(t *testing.T) {
 		require.Eventually(t, func() bool {
 			st, ok, err := r.cloud.Status(syncBoxID)
 			return err == nil && ok && st.Online && st.OutboxDepth == 0
-		}, 10*time.Second, 20*time.Millisecond, "stderr:\n%s", c.stderr.String())
+		}, waitFor, 20*time.Millisecond, "stderr:\n%s", c.stderr.String())
 		c.quit(t)
 		require.Eventually(t, func() bool {
 			st, ok, err := r.cloud.Status(syncBoxID)
 			return err == nil && ok && !st.Online
-		}, 10*time.Second, 20*time.Millisecond)
+		}, waitFor, 20*time.Millisecond)
 	}
 	count := func(typ box.EventType) int {
 		evs, err := r.cloud.Events(syncBoxID, 0, 1000)

@@ -78,7 +78,7 @@ func (r *syncRig) startCloud(t testing.TB) {
 				serveOnConnect(cl)
 				tok := cl.Subscribe(wire.CloudFilter("probe"), 0, nil)
 				go func() {
-					if tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
+					if tok.WaitTimeout(waitFor) && tok.Error() == nil {
 						once.Do(func() { close(subscribed) })
 					}
 				}()
@@ -90,14 +90,14 @@ func (r *syncRig) startCloud(t testing.TB) {
 		select {
 		case err := <-served:
 			require.NoError(t, err)
-		case <-time.After(10 * time.Second):
+		case <-time.After(waitFor):
 			t.Error("cloud.Serve did not stop")
 		}
 		_ = r.cloud.Close()
 	})
 	select {
 	case <-subscribed:
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitFor):
 		t.Fatal("the cloud did not subscribe")
 	}
 }
@@ -183,7 +183,7 @@ func TestEndToEndCloud(t *testing.T) {
 			require.Eventually(t, func() bool {
 				st, ok, err := r.cloud.Status(syncBoxID)
 				return err == nil && ok && st.Online
-			}, 10*time.Second, 20*time.Millisecond, "stderr:\n%s", c.stderr.String())
+			}, waitFor, 20*time.Millisecond, "stderr:\n%s", c.stderr.String())
 			c.say(t, "status", "connected")
 
 			// The cloud adds a key and a booking with a PIN: it reaches the box.
@@ -195,7 +195,7 @@ func TestEndToEndCloud(t *testing.T) {
 			require.Eventually(t, func() bool {
 				st, ok, err := r.cloud.Status(syncBoxID)
 				return err == nil && ok && st.Revision == rev
-			}, 10*time.Second, 20*time.Millisecond, "the box reports revision %d; stderr:\n%s", rev, c.stderr.String())
+			}, waitFor, 20*time.Millisecond, "the box reports revision %d; stderr:\n%s", rev, c.stderr.String())
 			c.say(t, "grants", "booking-1")
 			c.say(t, "status", "revision")
 
@@ -208,13 +208,13 @@ func TestEndToEndCloud(t *testing.T) {
 				evs, err := r.cloud.Events(syncBoxID, 0, 1000)
 				require.NoError(t, err)
 				return slices.ContainsFunc(evs, func(e box.Event) bool { return e.Type == box.EventCodeAccepted && e.GrantID == "booking-1" })
-			}, 10*time.Second, 20*time.Millisecond, "code_accepted at the cloud")
-			require.Eventually(t, func() bool { return cloudHas(t, r.cloud, box.EventKeyTaken, 1) }, 10*time.Second, 20*time.Millisecond,
+			}, waitFor, 20*time.Millisecond, "code_accepted at the cloud")
+			require.Eventually(t, func() bool { return cloudHas(t, r.cloud, box.EventKeyTaken, 1) }, waitFor, 20*time.Millisecond,
 				"key_taken at the cloud")
 			require.Eventually(t, func() bool {
 				st, ok, err := r.cloud.Status(syncBoxID)
 				return err == nil && ok && st.OutboxDepth == 0
-			}, 10*time.Second, 20*time.Millisecond, "the outbox drains")
+			}, waitFor, 20*time.Millisecond, "the outbox drains")
 
 			c.quit(t)
 			// Shutdown order: the controller stopped first, then the link
@@ -223,7 +223,7 @@ func TestEndToEndCloud(t *testing.T) {
 			require.Eventually(t, func() bool {
 				st, ok, err := r.cloud.Status(syncBoxID)
 				return err == nil && ok && !st.Online
-			}, 10*time.Second, 20*time.Millisecond, "the box said it is offline")
+			}, waitFor, 20*time.Millisecond, "the box said it is offline")
 			evs, err := r.cloud.Events(syncBoxID, 0, 1000)
 			require.NoError(t, err)
 			for i, e := range evs {

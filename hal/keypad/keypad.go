@@ -328,14 +328,27 @@ func (d *Dev) anyColumnLow() bool {
 	return false
 }
 
+// frozenSpins is how many clock reads settle's spin makes before it decides
+// the clock is not moving. A real monotonic clock moves between any two of
+// them; a testing/synctest bubble's fake clock moves only while every
+// goroutine of the bubble sleeps, so a spin there would never end.
+const frozenSpins = 100
+
 // settle waits d. Below a millisecond it spins: time.Sleep rounds short
 // sleeps up to about a millisecond on Linux, which would make a 4-row scan
-// cost 4 ms instead of 100 µs. It only runs while a key is down.
+// cost 4 ms instead of 100 µs. It only runs while a key is down. On a clock
+// that does not move while it spins (a synctest bubble, where the tests run)
+// it sleeps instead, which on that clock takes exactly d.
 func settle(d time.Duration) {
 	if d >= time.Millisecond {
 		time.Sleep(d)
 		return
 	}
-	for start := time.Now(); time.Since(start) < d; {
+	start := time.Now()
+	for i := 0; time.Since(start) < d; i++ {
+		if i == frozenSpins && time.Since(start) == 0 {
+			time.Sleep(d)
+			return
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -14,14 +15,18 @@ import (
 	"github.com/smartbox-oss/smartbox/sim"
 )
 
+// The tests run in testing/synctest bubbles: these durations pass on the
+// bubble's fake clock, which moves only once the scanner and the keypad have
+// done all they can at the current instant. A loaded machine makes a test
+// slower, never different, and no test waits for real time.
 const (
-	// hold and gap are a human's key press: generous, so a scanner goroutine
-	// starved for a while on a loaded CI box still sees every press.
+	// hold and gap are a human's key press.
 	hold = 100 * time.Millisecond
 	gap  = 100 * time.Millisecond
 	// quiet is how long a test waits to be sure no (further) key comes.
 	quiet = 150 * time.Millisecond
-	// long bounds waiting for a key that must come.
+	// long bounds waiting for a key that must come (fake time too: it trips
+	// only when the key never comes).
 	long = 5 * time.Second
 )
 
@@ -92,73 +97,83 @@ func TestEveryKey(t *testing.T) {
 	for _, layout := range [][]string{nil, {"AB", "CD"}, {"123A", "456B", "789C", "*0#D"}} {
 		t.Run(strings.Join(layout, "/"), func(t *testing.T) {
 			t.Parallel()
-			h := start(t, Options{Layout: layout})
-			if layout == nil {
-				layout = DefaultLayout
-			}
-			for _, row := range layout {
-				for _, k := range row {
-					require.NoError(t, h.kp.Tap(k, hold))
-					require.Equal(t, k, h.next(t), "key %q", k)
+			synctest.Test(t, func(t *testing.T) {
+				h := start(t, Options{Layout: layout})
+				if layout == nil {
+					layout = DefaultLayout
 				}
-			}
-			h.none(t)
+				for _, row := range layout {
+					for _, k := range row {
+						require.NoError(t, h.kp.Tap(k, hold))
+						require.Equal(t, k, h.next(t), "key %q", k)
+					}
+				}
+				h.none(t)
+			})
 		})
 	}
 }
 
 func TestTypedSequenceInOrder(t *testing.T) {
 	t.Parallel()
-	h := start(t, Options{})
-	const code = "123456#"
-	require.NoError(t, h.kp.Type(code, hold, gap))
-	var got []rune
-	for range code {
-		got = append(got, h.next(t))
-	}
-	require.Equal(t, code, string(got))
-	h.none(t)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Options{})
+		const code = "123456#"
+		require.NoError(t, h.kp.Type(code, hold, gap))
+		var got []rune
+		for range code {
+			got = append(got, h.next(t))
+		}
+		require.Equal(t, code, string(got))
+		h.none(t)
+	})
 }
 
 func TestRepeatedKey(t *testing.T) {
 	t.Parallel()
-	h := start(t, Options{})
-	require.NoError(t, h.kp.Type("000", hold, gap))
-	require.Equal(t, "000", string([]rune{h.next(t), h.next(t), h.next(t)}))
-	h.none(t)
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Options{})
+		require.NoError(t, h.kp.Type("000", hold, gap))
+		require.Equal(t, "000", string([]rune{h.next(t), h.next(t), h.next(t)}))
+		h.none(t)
+	})
 }
 
 func TestDebounce(t *testing.T) {
 	t.Parallel()
-	h := start(t, Options{})
-	// Contact bounce: the switch makes and breaks a few times within 5 ms.
-	bounce := func(k rune, end bool) {
-		for i := range 5 {
-			if i%2 == 0 == end {
-				require.NoError(t, h.kp.Press(k))
-			} else {
-				require.NoError(t, h.kp.Release(k))
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Options{})
+		// Contact bounce: the switch makes and breaks a few times within 5 ms.
+		bounce := func(k rune, end bool) {
+			for i := range 5 {
+				if i%2 == 0 == end {
+					require.NoError(t, h.kp.Press(k))
+				} else {
+					require.NoError(t, h.kp.Release(k))
+				}
+				time.Sleep(time.Millisecond)
 			}
-			time.Sleep(time.Millisecond)
 		}
-	}
-	bounce('7', true) // ends pressed
-	time.Sleep(hold)
-	bounce('7', false) // ends released
-	require.Equal(t, '7', h.next(t))
-	h.none(t)
+		bounce('7', true) // ends pressed
+		time.Sleep(hold)
+		bounce('7', false) // ends released
+		require.Equal(t, '7', h.next(t))
+		h.none(t)
+	})
 }
 
 func TestHeldKeyReportedOnce(t *testing.T) {
 	t.Parallel()
-	h := start(t, Options{})
-	require.NoError(t, h.kp.Press('9'))
-	require.Equal(t, '9', h.next(t))
-	h.none(t) // still held
-	require.NoError(t, h.kp.Release('9'))
-	h.none(t)
-	require.NoError(t, h.kp.Tap('9', hold))
-	require.Equal(t, '9', h.next(t))
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Options{})
+		require.NoError(t, h.kp.Press('9'))
+		require.Equal(t, '9', h.next(t))
+		h.none(t) // still held
+		require.NoError(t, h.kp.Release('9'))
+		h.none(t)
+		require.NoError(t, h.kp.Tap('9', hold))
+		require.Equal(t, '9', h.next(t))
+	})
 }
 
 func TestMultipleKeys(t *testing.T) {
@@ -214,79 +229,97 @@ func TestMultipleKeys(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := start(t, Options{})
-			tt.run(t, h)
-			// The keypad works normally afterwards.
-			require.NoError(t, h.kp.Tap('0', hold))
-			require.Equal(t, '0', h.next(t))
+			synctest.Test(t, func(t *testing.T) {
+				h := start(t, Options{})
+				tt.run(t, h)
+				// The keypad works normally afterwards.
+				require.NoError(t, h.kp.Tap('0', hold))
+				require.Equal(t, '0', h.next(t))
+			})
 		})
 	}
 }
 
 func TestIdleIsEdgeDriven(t *testing.T) {
 	t.Parallel()
-	h := start(t, Options{})
-	reads := func() (n uint64) {
-		for _, p := range h.kp.ColPins() {
-			n += p.Reads()
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Options{})
+		reads := func() (n uint64) {
+			for _, p := range h.kp.ColPins() {
+				n += p.Reads()
+			}
+			return n
 		}
-		return n
-	}
-	waits := func() (n uint64) {
-		for _, p := range h.kp.ColPins() {
-			n += p.Waits()
+		waits := func() (n uint64) {
+			for _, p := range h.kp.ColPins() {
+				n += p.Waits()
+			}
+			return n
 		}
-		return n
-	}
-	r0, w0 := reads(), waits()
-	time.Sleep(200 * time.Millisecond)
-	require.LessOrEqual(t, reads()-r0, uint64(0), "idle: no column reads")
-	require.LessOrEqual(t, waits()-w0, uint64(3*len(h.kp.Cols())), "idle: a few bounded waits per column")
+		r0, w0 := reads(), waits()
+		time.Sleep(200 * time.Millisecond)
+		require.LessOrEqual(t, reads()-r0, uint64(0), "idle: no column reads")
+		require.LessOrEqual(t, waits()-w0, uint64(3*len(h.kp.Cols())), "idle: a few bounded waits per column")
 
-	// After a press and release the scanner settles back to idle.
-	require.NoError(t, h.kp.Tap('5', hold))
-	require.Equal(t, '5', h.next(t))
-	time.Sleep(quiet)
-	r0 = reads()
-	time.Sleep(200 * time.Millisecond)
-	require.LessOrEqual(t, reads()-r0, uint64(0), "idle again after a press")
+		// After a press and release the scanner settles back to idle.
+		require.NoError(t, h.kp.Tap('5', hold))
+		require.Equal(t, '5', h.next(t))
+		time.Sleep(quiet)
+		r0 = reads()
+		time.Sleep(200 * time.Millisecond)
+		require.LessOrEqual(t, reads()-r0, uint64(0), "idle again after a press")
+	})
 }
 
 func TestRunCancel(t *testing.T) {
 	t.Parallel()
 	t.Run("idle", func(t *testing.T) {
-		h := start(t, Options{})
-		require.NoError(t, h.stop())
+		synctest.Test(t, func(t *testing.T) {
+			h := start(t, Options{})
+			require.NoError(t, h.stop())
+		})
 	})
 	t.Run("key held", func(t *testing.T) {
-		h := start(t, Options{})
-		require.NoError(t, h.kp.Press('1'))
-		require.Equal(t, '1', h.next(t))
-		require.NoError(t, h.stop())
-		for _, r := range h.kp.RowPins() {
-			require.True(t, r.IsOutput())
-			require.Equal(t, gpio.Low, r.Level(), "rows left idle")
-		}
+		synctest.Test(t, func(t *testing.T) {
+			h := start(t, Options{})
+			require.NoError(t, h.kp.Press('1'))
+			require.Equal(t, '1', h.next(t))
+			require.NoError(t, h.stop())
+			for _, r := range h.kp.RowPins() {
+				require.True(t, r.IsOutput())
+				require.Equal(t, gpio.Low, r.Level(), "rows left idle")
+			}
+		})
 	})
 	t.Run("already running", func(t *testing.T) {
-		h := start(t, Options{})
-		require.ErrorIs(t, h.dev.Run(context.Background(), func(rune) {}), ErrRunning)
+		synctest.Test(t, func(t *testing.T) {
+			h := start(t, Options{})
+			require.ErrorIs(t, h.dev.Run(context.Background(), func(rune) {}), ErrRunning)
+		})
 	})
 	t.Run("key down at start", func(t *testing.T) {
-		kp := sim.NewKeypad(nil)
-		require.NoError(t, kp.Press('#'))
-		dev, err := New(kp.Rows(), kp.Cols(), Options{})
-		require.NoError(t, err)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		keys := make(chan rune, 1)
-		go func() { _ = dev.Run(ctx, func(k rune) { keys <- k }) }()
-		select {
-		case k := <-keys:
-			require.Equal(t, '#', k)
-		case <-time.After(long):
-			t.Fatal("a key held at start was not reported")
-		}
+		synctest.Test(t, func(t *testing.T) {
+			kp := sim.NewKeypad(nil)
+			require.NoError(t, kp.Press('#'))
+			dev, err := New(kp.Rows(), kp.Cols(), Options{})
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			keys := make(chan rune, 1)
+			done := make(chan error, 1)
+			go func() { done <- dev.Run(ctx, func(k rune) { keys <- k }) }()
+			// The bubble's clock stops when this function returns: Run (and
+			// its column watchers' bounded waits) must be over by then.
+			defer func() {
+				cancel()
+				require.NoError(t, <-done)
+			}()
+			select {
+			case k := <-keys:
+				require.Equal(t, '#', k)
+			case <-time.After(long):
+				t.Fatal("a key held at start was not reported")
+			}
+		})
 	})
 }
 
@@ -323,46 +356,48 @@ func TestNewErrors(t *testing.T) {
 // selected (gpiotest pins do not model the matrix).
 func TestGPIOTestPins(t *testing.T) {
 	t.Parallel()
-	row := &gpiotest.Pin{N: "ROW", Num: 1}
-	cols := []*gpiotest.Pin{
-		{N: "COL1", Num: 2, EdgesChan: make(chan gpio.Level)},
-		{N: "COL2", Num: 3, EdgesChan: make(chan gpio.Level)},
-	}
-	dev, err := New([]gpio.PinIO{row}, []gpio.PinIO{cols[0], cols[1]}, Options{Layout: []string{"12"}})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	keys := make(chan rune, 10)
-	go func() { done <- dev.Run(ctx, func(k rune) { keys <- k }) }()
+	synctest.Test(t, func(t *testing.T) {
+		row := &gpiotest.Pin{N: "ROW", Num: 1}
+		cols := []*gpiotest.Pin{
+			{N: "COL1", Num: 2, EdgesChan: make(chan gpio.Level)},
+			{N: "COL2", Num: 3, EdgesChan: make(chan gpio.Level)},
+		}
+		dev, err := New([]gpio.PinIO{row}, []gpio.PinIO{cols[0], cols[1]}, Options{Layout: []string{"12"}})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		keys := make(chan rune, 10)
+		go func() { done <- dev.Run(ctx, func(k rune) { keys <- k }) }()
 
-	press := func(c *gpiotest.Pin) {
-		select {
-		case c.EdgesChan <- gpio.Low: // WaitForEdge takes it and sets the level
-		case <-time.After(long):
-			t.Fatal("the scanner is not waiting for an edge")
+		press := func(c *gpiotest.Pin) {
+			select {
+			case c.EdgesChan <- gpio.Low: // WaitForEdge takes it and sets the level
+			case <-time.After(long):
+				t.Fatal("the scanner is not waiting for an edge")
+			}
 		}
-	}
-	release := func(c *gpiotest.Pin) {
-		c.Lock()
-		c.L = gpio.High
-		c.Unlock()
-	}
-	for _, tc := range []struct {
-		col  *gpiotest.Pin
-		want rune
-	}{{cols[1], '2'}, {cols[0], '1'}, {cols[1], '2'}} {
-		press(tc.col)
-		select {
-		case k := <-keys:
-			require.Equal(t, tc.want, k)
-		case <-time.After(long):
-			t.Fatal("no key reported")
+		release := func(c *gpiotest.Pin) {
+			c.Lock()
+			c.L = gpio.High
+			c.Unlock()
 		}
-		release(tc.col)
-	}
-	cancel()
-	require.NoError(t, <-done)
-	require.Equal(t, gpio.Low, row.Read(), "row left driven Low")
+		for _, tc := range []struct {
+			col  *gpiotest.Pin
+			want rune
+		}{{cols[1], '2'}, {cols[0], '1'}, {cols[1], '2'}} {
+			press(tc.col)
+			select {
+			case k := <-keys:
+				require.Equal(t, tc.want, k)
+			case <-time.After(long):
+				t.Fatal("no key reported")
+			}
+			release(tc.col)
+		}
+		cancel()
+		require.NoError(t, <-done)
+		require.Equal(t, gpio.Low, row.Read(), "row left driven Low")
+	})
 }
 
 // BenchmarkPressToReport measures the time from a key press on the sim

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.bug.st/serial"
+
+	"github.com/smartbox-oss/smartbox/box"
 )
 
 // Defaults for Config.
@@ -37,6 +39,10 @@ type Config struct {
 	// ReopenMin, ReopenMax bound the exponential back-off between attempts
 	// to open a port that is missing or vanished (default 200ms .. 10s).
 	ReopenMin, ReopenMax time.Duration
+	// Clock times the repeat window and the back-off (nil: real time).
+	// Tests inject a fake one; the serial line itself stays real I/O, so a
+	// bubble of testing/synctest cannot stand in for it.
+	Clock box.Clock
 }
 
 func (c Config) withDefaults() Config {
@@ -72,9 +78,9 @@ type Stats struct {
 // Reader reads fobs from one EM4100 reader. Create it with New; call Run once.
 type Reader struct {
 	// immutable
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
+	cfg   Config
+	log   *slog.Logger
+	clock box.Clock
 
 	// mutable, owned by Run
 	dec    Decoder
@@ -91,10 +97,14 @@ func New(cfg Config, log *slog.Logger) *Reader {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
+	clock := cfg.Clock
+	if clock == nil {
+		clock = box.SystemClock{}
+	}
 	return &Reader{
 		cfg:    cfg,
 		log:    log.With("component", "rfid", "port", cfg.Port),
-		now:    time.Now,
+		clock:  clock,
 		filter: repeatFilter{window: cfg.Repeat},
 	}
 }
@@ -144,14 +154,14 @@ func (r *Reader) Run(ctx context.Context, scanned func(uid string)) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		start, opens := r.now(), r.opens.Load()
+		start, opens := r.clock.Now(), r.opens.Load()
 		gotBytes, err := r.session(ctx, scanned)
 		if ctx.Err() != nil {
 			return nil
 		}
 		// A session that ran a while or carried data was a healthy port:
 		// start the back-off again from the bottom.
-		if gotBytes || r.now().Sub(start) >= r.cfg.ReopenMax {
+		if gotBytes || r.clock.Now().Sub(start) >= r.cfg.ReopenMax {
 			backoff = r.cfg.ReopenMin
 		}
 		if r.opens.Load() != opens {
@@ -164,12 +174,13 @@ func (r *Reader) Run(ctx context.Context, scanned func(uid string)) error {
 		r.log.Log(ctx, level, "fob reader unavailable, retrying", "err", err, "retry_in", backoff)
 		failing = true
 
-		t := time.NewTimer(backoff)
+		due := make(chan struct{})
+		t := r.clock.AfterFunc(backoff, func() { close(due) })
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
-		case <-t.C:
+		case <-due:
 		}
 		backoff = min(2*backoff, r.cfg.ReopenMax)
 	}
@@ -208,7 +219,7 @@ func (r *Reader) session(ctx context.Context, scanned func(string)) (gotBytes bo
 	r.log.Info("fob reader port open", "baud", r.cfg.Baud)
 
 	emit := func(uid string) {
-		if r.filter.accept(uid, r.now()) {
+		if r.filter.accept(uid, r.clock.Now()) {
 			r.scans.Add(1)
 			r.log.Debug("fob scanned", "uid", uid)
 			scanned(uid)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/box/boxtest"
 	"github.com/smartbox-oss/smartbox/hal/rfid"
 	simrfid "github.com/smartbox-oss/smartbox/sim/rfid"
 )
@@ -168,10 +170,10 @@ func TestReaderDiscardsInputQueuedBeforeOpen(t *testing.T) {
 
 func TestReaderRepeatsCollapseWhilePresent(t *testing.T) {
 	sim := newSim(t, simrfid.ID12)
-	// The window is wider than the 300ms default only to keep a loaded CI
-	// machine's scheduling hiccups from splitting the presentation; the
-	// exact window semantics are unit-tested in repeat_test.go.
-	h := start(t, rfid.Config{Port: sim.Path(), Repeat: time.Second}, nil)
+	// The reader's clock moves one repeat period per frame, so the frames
+	// are 50 ms apart for the default window however late the reader's
+	// goroutine runs on a loaded machine.
+	h := start(t, rfid.Config{Port: sim.Path(), Clock: newTestClock(simrfid.Repeat)}, nil)
 	h.waitOpen(t, 1)
 	require.NoError(t, sim.Present("01000734E0"))
 	h.expectScan(t, "01000734E0")
@@ -189,14 +191,18 @@ func TestReaderRepeatsCollapseWhilePresent(t *testing.T) {
 func TestReaderRepresentAfterGapCountsAgain(t *testing.T) {
 	sim := newSim(t, simrfid.RDM6300)
 	const window = 150 * time.Millisecond
-	h := start(t, rfid.Config{Port: sim.Path(), Repeat: window}, nil)
+	// Frames of one tap are a repeat period apart on the reader's clock; the
+	// gap between taps is the test's Advance.
+	clock := newTestClock(simrfid.Repeat)
+	h := start(t, rfid.Config{Port: sim.Path(), Repeat: window, Clock: clock}, nil)
 	h.waitOpen(t, 1)
 	for range 3 {
 		require.NoError(t, sim.Tap("C0FFEE0001", 120*time.Millisecond))
 		h.expectScan(t, "C0FFEE0001")
-		// Remove has returned, so no frame follows; sleeping sets a lower
-		// bound on the gap, which is all the test needs.
-		time.Sleep(2 * window)
+		// Remove has returned, so no frame follows; once the reader has
+		// decoded every frame sent, the gap starts.
+		require.Eventually(t, func() bool { return h.r.Stats().Frames >= sim.Sent() }, waitFor, tick, "every frame of the tap read")
+		clock.Advance(2 * window)
 	}
 	h.expectNoMoreScans(t)
 }
@@ -313,21 +319,68 @@ func TestReaderConfigDefaults(t *testing.T) {
 	require.Equal(t, rfid.DefaultReopenMax, c.ReopenMax)
 }
 
-// A missing port is retried with a doubling wait, not hammered.
+// A missing port is retried with a doubling wait, not hammered: one attempt
+// per wait, each wait twice the last up to ReopenMax. The waits run on an
+// injected clock that moves only when the test says, so the test sees every
+// wait the reader asks for and no scheduling delay can blur them.
 func TestReaderBacksOffExponentially(t *testing.T) {
 	const first = 40 * time.Millisecond
-	began := time.Now()
-	h := start(t, rfid.Config{Port: filepath.Join(t.TempDir(), "none"), ReopenMin: first, ReopenMax: time.Hour}, nil)
-	time.Sleep(700 * time.Millisecond)
-	failures := h.r.Stats().OpenFailures
-	elapsed := time.Since(began)
-	// Attempts happen at 0, 40, 120, 280, 600, 1240 ms...: at most this many by now.
-	limit, next, wait := uint64(0), time.Duration(0), first
-	for next <= elapsed {
-		limit++
-		next += wait
-		wait *= 2
+	clock := newTestClock(0)
+	h := start(t, rfid.Config{Port: filepath.Join(t.TempDir(), "none"), ReopenMin: first, ReopenMax: 300 * time.Millisecond, Clock: clock}, nil)
+	ms := time.Millisecond
+	for i, want := range []time.Duration{40 * ms, 80 * ms, 160 * ms, 300 * ms, 300 * ms} {
+		got := clock.nextWait(t)
+		require.Equal(t, want, got, "wait %d", i+1)
+		// The reader is parked in the wait: exactly one attempt per wait so far.
+		require.EqualValues(t, i+1, h.r.Stats().OpenFailures, "attempts before wait %d", i+1)
+		clock.Advance(got)
 	}
-	require.GreaterOrEqual(t, failures, uint64(2))
-	require.LessOrEqual(t, failures, limit, "after %v", elapsed)
+}
+
+// testClock is a Reader's clock for tests. Now moves it by step at each call:
+// the reader reads it once per frame, so a present tag's frames are step
+// apart on the reader's clock, however late its goroutine runs. The test
+// moves it further with Advance, which fires due back-off waits; every
+// back-off the reader asks for is also sent on waits.
+type testClock struct {
+	*boxtest.Clock
+	step  time.Duration
+	waits chan time.Duration
+}
+
+func newTestClock(step time.Duration) *testClock {
+	return &testClock{
+		Clock: boxtest.NewClock(time.Date(2026, 11, 3, 8, 0, 0, 0, time.UTC)),
+		step:  step,
+		waits: make(chan time.Duration, 100),
+	}
+}
+
+func (c *testClock) Now() time.Time {
+	now := c.Clock.Now()
+	if c.step > 0 {
+		c.Clock.Advance(c.step)
+	}
+	return now
+}
+
+func (c *testClock) AfterFunc(d time.Duration, f func()) box.Timer {
+	tm := c.Clock.AfterFunc(d, f)
+	select {
+	case c.waits <- d:
+	default:
+	}
+	return tm
+}
+
+// nextWait returns the next back-off the reader asks for.
+func (c *testClock) nextWait(t *testing.T) time.Duration {
+	t.Helper()
+	select {
+	case d := <-c.waits:
+		return d
+	case <-time.After(waitFor):
+		t.Fatal("the reader asked for no back-off")
+		return 0
+	}
 }

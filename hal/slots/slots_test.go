@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -13,11 +14,15 @@ import (
 	"github.com/smartbox-oss/smartbox/sim"
 )
 
+// The timing tests run in testing/synctest bubbles: relock timers, debounce
+// waits and the durations below pass on the bubble's fake clock, which moves
+// only once every goroutine of the test is blocked, so a loaded machine makes
+// them slower, never different.
 const (
 	long  = 5 * time.Second        // bound for what must happen
 	quiet = 200 * time.Millisecond // wait to be sure nothing (more) happens
-	// slack is how late a relock timer may fire on a loaded 2-core CI box
-	// running the suite with -race.
+	// slack is how late a relock timer may fire. On the fake clock it fires
+	// on time; the bound stays as the assertion a real clock would need.
 	slack = 500 * time.Millisecond
 )
 
@@ -115,62 +120,68 @@ func TestReleaseRelocks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, d := newSim(t, 2, true, Options{HardMax: tt.hardMax})
-			require.NoError(t, d.Release(2, tt.dur))
-			require.True(t, s.Released(2))
-			require.False(t, s.Released(1))
-			waitLocked(t, s, 2)
-			p := s.Pulses(2)
-			require.Len(t, p, 1)
-			require.GreaterOrEqual(t, p[0], tt.want)
-			require.Less(t, p[0], tt.want+slack)
+			synctest.Test(t, func(t *testing.T) {
+				s, d := newSim(t, 2, true, Options{HardMax: tt.hardMax})
+				require.NoError(t, d.Release(2, tt.dur))
+				require.True(t, s.Released(2))
+				require.False(t, s.Released(1))
+				waitLocked(t, s, 2)
+				p := s.Pulses(2)
+				require.Len(t, p, 1)
+				require.GreaterOrEqual(t, p[0], tt.want)
+				require.Less(t, p[0], tt.want+slack)
+			})
 		})
 	}
 }
 
 func TestRepeatedReleaseCannotExceedHardMax(t *testing.T) {
 	t.Parallel()
-	const hardMax = 300 * time.Millisecond
-	s, d := newSim(t, 1, true, Options{HardMax: hardMax})
-	start := time.Now()
-	// Keep asking for more before each release time is up: the coil still
-	// gets no more than hardMax in one go.
-	for time.Since(start) < 2*hardMax {
-		err := d.Release(1, 200*time.Millisecond)
-		if err != nil {
-			require.ErrorIs(t, err, ErrHardMax)
+	synctest.Test(t, func(t *testing.T) {
+		const hardMax = 300 * time.Millisecond
+		s, d := newSim(t, 1, true, Options{HardMax: hardMax})
+		start := time.Now()
+		// Keep asking for more before each release time is up: the coil still
+		// gets no more than hardMax in one go.
+		for time.Since(start) < 2*hardMax {
+			err := d.Release(1, 200*time.Millisecond)
+			if err != nil {
+				require.ErrorIs(t, err, ErrHardMax)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	require.NoError(t, d.Lock(1))
-	p := s.Pulses(1)
-	require.GreaterOrEqual(t, len(p), 2, "the first pulse was cut at hardMax")
-	require.GreaterOrEqual(t, p[0], hardMax)
-	for _, p := range p {
-		require.Less(t, p, hardMax+slack)
-	}
+		require.NoError(t, d.Lock(1))
+		p := s.Pulses(1)
+		require.GreaterOrEqual(t, len(p), 2, "the first pulse was cut at hardMax")
+		require.GreaterOrEqual(t, p[0], hardMax)
+		for _, p := range p {
+			require.Less(t, p, hardMax+slack)
+		}
+	})
 }
 
 func TestLockAndLockAll(t *testing.T) {
 	t.Parallel()
-	s, d := newSim(t, 3, true, Options{})
-	for slot := 1; slot <= 3; slot++ {
-		require.NoError(t, d.Release(slot, time.Hour))
-	}
-	require.NoError(t, d.Lock(2))
-	require.True(t, s.Released(1))
-	require.False(t, s.Released(2))
-	require.NoError(t, d.LockAll())
-	for slot := 1; slot <= 3; slot++ {
-		require.False(t, s.Released(slot))
-	}
-	// The stale relock timers of the releases must not touch a later one.
-	require.NoError(t, d.Release(1, time.Hour))
-	require.NoError(t, d.Lock(1))
-	require.NoError(t, d.Release(1, 150*time.Millisecond))
-	time.Sleep(50 * time.Millisecond)
-	require.True(t, s.Released(1))
-	waitLocked(t, s, 1)
+	synctest.Test(t, func(t *testing.T) {
+		s, d := newSim(t, 3, true, Options{})
+		for slot := 1; slot <= 3; slot++ {
+			require.NoError(t, d.Release(slot, time.Hour))
+		}
+		require.NoError(t, d.Lock(2))
+		require.True(t, s.Released(1))
+		require.False(t, s.Released(2))
+		require.NoError(t, d.LockAll())
+		for slot := 1; slot <= 3; slot++ {
+			require.False(t, s.Released(slot))
+		}
+		// The stale relock timers of the releases must not touch a later one.
+		require.NoError(t, d.Release(1, time.Hour))
+		require.NoError(t, d.Lock(1))
+		require.NoError(t, d.Release(1, 150*time.Millisecond))
+		time.Sleep(50 * time.Millisecond)
+		require.True(t, s.Released(1))
+		waitLocked(t, s, 1)
+	})
 }
 
 func TestSlotRange(t *testing.T) {
@@ -284,73 +295,79 @@ func none(t *testing.T, ch <-chan change) {
 
 func TestWatchTakeAndReturn(t *testing.T) {
 	t.Parallel()
-	s, d := newSim(t, 3, true, Options{})
-	ch, stop := watch(t, d)
-	// Let every sensor watcher start waiting.
-	require.Eventually(t, func() bool {
-		for slot := 1; slot <= 3; slot++ {
-			if p, _ := s.SensorPin(slot); p.Waits() == 0 {
-				return false
+	synctest.Test(t, func(t *testing.T) {
+		s, d := newSim(t, 3, true, Options{})
+		ch, stop := watch(t, d)
+		// Let every sensor watcher start waiting.
+		require.Eventually(t, func() bool {
+			for slot := 1; slot <= 3; slot++ {
+				if p, _ := s.SensorPin(slot); p.Waits() == 0 {
+					return false
+				}
 			}
+			return true
+		}, long, time.Millisecond)
+
+		require.NoError(t, d.Release(2, time.Hour))
+		require.NoError(t, s.Take(2))
+		require.Equal(t, change{2, false}, next(t, ch))
+		require.NoError(t, s.PutBack(2))
+		require.Equal(t, change{2, true}, next(t, ch))
+		none(t, ch)
+
+		// Bounce: a fob rattling in and out within a few ms is one change.
+		require.NoError(t, d.Release(3, time.Hour))
+		for range 3 {
+			require.NoError(t, s.Take(3))
+			time.Sleep(2 * time.Millisecond)
+			require.NoError(t, s.PutBack(3))
+			time.Sleep(2 * time.Millisecond)
 		}
-		return true
-	}, long, time.Millisecond)
-
-	require.NoError(t, d.Release(2, time.Hour))
-	require.NoError(t, s.Take(2))
-	require.Equal(t, change{2, false}, next(t, ch))
-	require.NoError(t, s.PutBack(2))
-	require.Equal(t, change{2, true}, next(t, ch))
-	none(t, ch)
-
-	// Bounce: a fob rattling in and out within a few ms is one change.
-	require.NoError(t, d.Release(3, time.Hour))
-	for range 3 {
 		require.NoError(t, s.Take(3))
-		time.Sleep(2 * time.Millisecond)
+		require.Equal(t, change{3, false}, next(t, ch))
+		none(t, ch)
+
+		// A blip shorter than the debounce time is no change at all.
 		require.NoError(t, s.PutBack(3))
-		time.Sleep(2 * time.Millisecond)
-	}
-	require.NoError(t, s.Take(3))
-	require.Equal(t, change{3, false}, next(t, ch))
-	none(t, ch)
+		require.NoError(t, s.Take(3))
+		none(t, ch)
 
-	// A blip shorter than the debounce time is no change at all.
-	require.NoError(t, s.PutBack(3))
-	require.NoError(t, s.Take(3))
-	none(t, ch)
-
-	require.ErrorIs(t, d.Watch(context.Background(), func(int, bool) {}), ErrWatching)
-	stop()
+		require.ErrorIs(t, d.Watch(context.Background(), func(int, bool) {}), ErrWatching)
+		stop()
+	})
 }
 
 func TestWatchIdleIsEdgeDriven(t *testing.T) {
 	t.Parallel()
-	s, d := newSim(t, 2, true, Options{})
-	_, _ = watch(t, d)
-	p, err := s.SensorPin(1)
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { return p.Waits() > 0 }, long, time.Millisecond)
-	w0 := p.Waits()
-	time.Sleep(400 * time.Millisecond)
-	// Bounded waits of 200 ms: a couple per 400 ms, not a busy loop.
-	require.LessOrEqual(t, p.Waits()-w0, uint64(4))
+	synctest.Test(t, func(t *testing.T) {
+		s, d := newSim(t, 2, true, Options{})
+		_, _ = watch(t, d)
+		p, err := s.SensorPin(1)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return p.Waits() > 0 }, long, time.Millisecond)
+		w0 := p.Waits()
+		time.Sleep(400 * time.Millisecond)
+		// Bounded waits of 200 ms: a couple per 400 ms, not a busy loop.
+		require.LessOrEqual(t, p.Waits()-w0, uint64(4))
+	})
 }
 
 func TestWatchGPIOTest(t *testing.T) {
 	t.Parallel()
-	sensor := &gpiotest.Pin{N: "S1", EdgesChan: make(chan gpio.Level)}
-	d, err := New([]gpio.PinIO{&gpiotest.Pin{N: "L1"}}, []gpio.PinIO{sensor}, nil, Options{Debounce: 20 * time.Millisecond})
-	require.NoError(t, err)
-	ch, _ := watch(t, d)
-	for _, l := range []gpio.Level{gpio.Low, gpio.High} {
-		select {
-		case sensor.EdgesChan <- l: // WaitForEdge takes it and sets the level
-		case <-time.After(long):
-			t.Fatal("Watch is not waiting for an edge")
+	synctest.Test(t, func(t *testing.T) {
+		sensor := &gpiotest.Pin{N: "S1", EdgesChan: make(chan gpio.Level)}
+		d, err := New([]gpio.PinIO{&gpiotest.Pin{N: "L1"}}, []gpio.PinIO{sensor}, nil, Options{Debounce: 20 * time.Millisecond})
+		require.NoError(t, err)
+		ch, _ := watch(t, d)
+		for _, l := range []gpio.Level{gpio.Low, gpio.High} {
+			select {
+			case sensor.EdgesChan <- l: // WaitForEdge takes it and sets the level
+			case <-time.After(long):
+				t.Fatal("Watch is not waiting for an edge")
+			}
+			require.Equal(t, change{1, l == gpio.Low}, next(t, ch))
 		}
-		require.Equal(t, change{1, l == gpio.Low}, next(t, ch))
-	}
+	})
 }
 
 func ios(pins []*gpiotest.Pin) []gpio.PinIO {
@@ -376,16 +393,18 @@ func TestDeEnergise(t *testing.T) {
 // panic there before it ends the process.
 func TestRelockRunsUnderGuard(t *testing.T) {
 	t.Parallel()
-	guarded := make(chan struct{}, 1)
-	s, d := newSim(t, 1, true, Options{Guard: func(f func()) {
-		f()
-		guarded <- struct{}{}
-	}})
-	require.NoError(t, d.Release(1, 20*time.Millisecond))
-	select {
-	case <-guarded:
-	case <-time.After(long):
-		t.Fatal("the relock did not run under the guard")
-	}
-	require.False(t, s.Released(1), "relocked inside the guard")
+	synctest.Test(t, func(t *testing.T) {
+		guarded := make(chan struct{}, 1)
+		s, d := newSim(t, 1, true, Options{Guard: func(f func()) {
+			f()
+			guarded <- struct{}{}
+		}})
+		require.NoError(t, d.Release(1, 20*time.Millisecond))
+		select {
+		case <-guarded:
+		case <-time.After(long):
+			t.Fatal("the relock did not run under the guard")
+		}
+		require.False(t, s.Released(1), "relocked inside the guard")
+	})
 }

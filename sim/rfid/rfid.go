@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/creack/pty"
@@ -88,6 +89,7 @@ type Reader struct {
 	path    string
 
 	writeMu sync.Mutex // one write at a time: frames and raw bytes never interleave
+	sent    atomic.Uint64
 
 	mu      sync.Mutex // guards the fields below
 	closed  bool
@@ -217,6 +219,11 @@ func (r *Reader) Present(uid string) error {
 	return nil
 }
 
+// Sent is how many whole frames the transmitter has written since New (not
+// counting WriteRaw): a test that has seen that many frames arrive knows the
+// line holds no more of them.
+func (r *Reader) Sent() uint64 { return r.sent.Load() }
+
 // Remove takes the tag out of the field. When it returns, no more of its
 // frames will be written.
 func (r *Reader) Remove() {
@@ -279,7 +286,9 @@ func (r *Reader) transmit(frame []byte, stop <-chan struct{}, stopped chan<- str
 	for {
 		// A frame that cannot go out in time is dropped, maybe half sent: the
 		// receiver then sees a cut frame, as it would on a real line.
-		_ = r.write(frame, frameWriteTimeout)
+		if r.write(frame, frameWriteTimeout) == nil {
+			r.sent.Add(1)
+		}
 		select {
 		case <-stop:
 			return

@@ -260,7 +260,7 @@ func TestRetainedOlderThanADayIsKept(t *testing.T) {
 	require.Eventually(t, func() bool {
 		_, ok := b.srv.Topics.Retained.Get(stale)
 		return !ok
-	}, 10*time.Second, 50*time.Millisecond, "the sweep removes a message older than the expiry")
+	}, internalWait, 50*time.Millisecond, "the sweep removes a message older than the expiry")
 
 	got := make(chan string, 4)
 	o := paho.NewClientOptions().AddBroker("tcp://" + b.Addr()).SetClientID("cloud-1").
@@ -270,15 +270,15 @@ func TestRetainedOlderThanADayIsKept(t *testing.T) {
 		})
 	cl := paho.NewClient(o)
 	tok := cl.Connect()
-	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.True(t, tok.WaitTimeout(internalWait))
 	require.NoError(t, tok.Error())
 	defer cl.Disconnect(100)
 	tok = cl.Subscribe(wire.CloudFilter(wire.LeafStatus), 1, nil)
-	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.True(t, tok.WaitTimeout(internalWait))
 	select {
 	case m := <-got:
 		require.Equal(t, weekend+" 48h0m0s true", m)
-	case <-time.After(10 * time.Second):
+	case <-time.After(internalWait):
 		t.Fatal("the two-day-old retained status was not served")
 	}
 }

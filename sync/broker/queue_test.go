@@ -46,8 +46,8 @@ func (s seqs) next(t *testing.T) int {
 	select {
 	case n := <-s:
 		return n
-	case <-time.After(10 * time.Second):
-		t.Fatal("no message within 10 s")
+	case <-time.After(wait):
+		t.Fatalf("no message within %v", wait)
 		return 0
 	}
 }
@@ -87,22 +87,24 @@ func (s seqs) none(t *testing.T) {
 func dialPersistent(t *testing.T, b *broker.Broker, user, id string, in seqs) paho.Client {
 	t.Helper()
 	o := paho.NewClientOptions().AddBroker("tcp://" + b.Addr()).SetClientID(id).SetUsername(user).SetPassword("pw").
-		SetCleanSession(false).SetAutoReconnect(false).SetProtocolVersion(4)
+		SetCleanSession(false).SetAutoReconnect(false).SetProtocolVersion(4).SetConnectTimeout(wait)
 	if in != nil {
 		o.SetDefaultPublishHandler(in.handler) // what the session queued comes before any Subscribe returns
 	}
 	c := paho.NewClient(o)
-	tok := c.Connect()
-	require.True(t, tok.WaitTimeout(10*time.Second))
-	require.NoError(t, tok.Error())
+	// Disconnect even if the login fails below: a client left connected
+	// keeps the broker's Close (a cleanup of the test) waiting for it.
 	t.Cleanup(func() { c.Disconnect(0) })
+	tok := c.Connect()
+	require.True(t, tok.WaitTimeout(wait))
+	require.NoError(t, tok.Error())
 	return c
 }
 
 func subscribeOK(t *testing.T, c paho.Client, filter string, in seqs) {
 	t.Helper()
 	tok := c.Subscribe(filter, 1, in.handler)
-	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.True(t, tok.WaitTimeout(wait))
 	require.NoError(t, tok.Error())
 	require.Less(t, tok.(*paho.SubscribeToken).Result()[filter], byte(0x80), "subscribe %s granted", filter)
 }
@@ -117,7 +119,7 @@ func payload(seq, size int) []byte {
 func publishOK(t *testing.T, c paho.Client, topic string, p []byte) {
 	t.Helper()
 	tok := c.Publish(topic, 1, false, p)
-	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.True(t, tok.WaitTimeout(wait))
 	require.NoError(t, tok.Error())
 }
 
@@ -126,7 +128,7 @@ func publishOK(t *testing.T, c paho.Client, topic string, p []byte) {
 // last one comes before its delivery is tried.
 func waitDropped(t *testing.T, b *broker.Broker, want int) {
 	t.Helper()
-	require.Eventually(t, func() bool { return b.QueueDropped() >= uint64(want) }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return b.QueueDropped() >= uint64(want) }, wait, time.Millisecond)
 	require.EqualValues(t, want, b.QueueDropped())
 }
 
@@ -259,7 +261,7 @@ func TestQoS0Dropped(t *testing.T) {
 	boxA := dialPersistent(t, b, "box-a", "box-a", nil)
 	denied := b.Denied()
 	tok := boxA.Publish(wire.Topic("box-a", wire.LeafEvents), 0, false, payload(1, 100))
-	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.True(t, tok.WaitTimeout(wait))
 	publishOK(t, boxA, wire.Topic("box-a", wire.LeafEvents), payload(2, 100))
 	require.Equal(t, 2, in.next(t), "the QoS 1 one only")
 	require.Equal(t, denied+1, b.Denied())

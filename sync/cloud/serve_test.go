@@ -14,7 +14,10 @@ import (
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
-const waitFor = 15 * time.Second
+// waitFor bounds waiting for what must happen. The tests wait on the thing
+// itself, so the bound only ends a hung test: long, because packages run in
+// parallel with -race on two busy cores.
+const waitFor = time.Minute
 
 // TestServe runs the cloud against each broker over TLS with passwords,
 // and plays box-a by hand with a plain paho client: status, sync request,

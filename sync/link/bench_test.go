@@ -24,7 +24,7 @@ func runLink(b *testing.B, br brokertest.Broker, st *store.Store) (*link.Link, f
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = l.Run(ctx); close(done) }()
-	require.Eventually(b, l.Connected, 10*time.Second, time.Millisecond)
+	require.Eventually(b, l.Connected, waitFor, time.Millisecond)
 	return l, func() { cancel(); <-done }
 }
 
@@ -88,11 +88,11 @@ func BenchmarkPahoPublishSameBytes(b *testing.B) {
 		SetUsername(boxID).SetPassword(brokertest.Password(boxID)).SetCleanSession(true).
 		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) { got.Add(1) }))
 	tok := sub.Connect()
-	require.True(b, tok.WaitTimeout(10*time.Second))
+	require.True(b, tok.WaitTimeout(waitFor))
 	require.NoError(b, tok.Error())
 	defer sub.Disconnect(100)
 	tok = sub.Subscribe(wire.Topic(boxID, wire.LeafRecords), 1, nil)
-	require.True(b, tok.WaitTimeout(10*time.Second))
+	require.True(b, tok.WaitTimeout(waitFor))
 	require.NoError(b, tok.Error())
 
 	b.SetBytes(int64(size))

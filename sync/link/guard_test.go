@@ -53,14 +53,14 @@ func TestGuardRunsPahoCallbacks(t *testing.T) {
 		o.Guard = guard
 		o.Logger = slog.New(panicOn{msg: "connection lost"})
 	})
-	require.Eventually(t, l.Connected, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
 	require.Positive(t, guarded.Load(), "the connect handler ran under the guard")
 
 	b.Restart(t) // paho's connection-lost handler runs, and its log panics
 	select {
 	case r := <-panics:
 		require.Equal(t, "fault in sync: connection lost", r)
-	case <-time.After(20 * time.Second):
+	case <-time.After(waitFor):
 		t.Fatal("the connection-lost handler's panic never reached the guard")
 	}
 }

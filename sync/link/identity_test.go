@@ -58,7 +58,7 @@ func TestReplayForOldCardRefused(t *testing.T) {
 	tc.setBudget(0)
 	commit(t, st, 5, "new card")
 	l := startLink(t, b, st, nil)
-	require.Eventually(t, l.Connected, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
 
 	for _, c := range []struct {
 		name, leaf string
@@ -71,7 +71,7 @@ func TestReplayForOldCardRefused(t *testing.T) {
 		before := len(eventsOfType(t, st, box.EventSyncRefused))
 		tc.publish(c.leaf, c.msg)
 		require.Eventually(t, func() bool { return len(eventsOfType(t, st, box.EventSyncRefused)) > before },
-			10*time.Second, 10*time.Millisecond, c.name)
+			waitFor, 10*time.Millisecond, c.name)
 		refused := eventsOfType(t, st, box.EventSyncRefused)
 		require.Contains(t, refused[len(refused)-1].Detail, wire.ErrWrongAudience.Error(), c.name)
 
@@ -91,14 +91,14 @@ func TestReplayForOldCardRefused(t *testing.T) {
 	tc.holdEvents.Store(false)
 	tc.setBudget(-1)
 	tc.push(0)
-	requireSameRecords(t, tc, st, 10*time.Second)
+	requireSameRecords(t, tc, st, waitFor)
 	last, err := st.LastSeq()
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		depth, err := st.OutboxDepth()
 		require.NoError(t, err)
 		return depth == 0
-	}, 10*time.Second, 20*time.Millisecond, "the new card's events are acked")
+	}, waitFor, 20*time.Millisecond, "the new card's events are acked")
 	evs, err := tc.Events(boxID, 0, 1000)
 	require.NoError(t, err)
 	require.Len(t, evs, 5+int(last), "the old card's 5 events, then every one of the new card's")
@@ -126,7 +126,7 @@ func TestThrottledBoxLosesNothing(t *testing.T) {
 	startLink(t, b, st, func(o *link.Options) {
 		o.AckTimeout, o.MaxAckWait = 100*time.Millisecond, 400*time.Millisecond
 	})
-	require.Eventually(t, func() bool { return tc.Stats().EventsOverBudget > 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return tc.Stats().EventsOverBudget > 0 }, waitFor, 10*time.Millisecond)
 	hi, err := tc.HighestSeq(boxID)
 	require.NoError(t, err)
 	require.Less(t, hi, uint64(200), "held back at the budget")
@@ -134,7 +134,7 @@ func TestThrottledBoxLosesNothing(t *testing.T) {
 		depth, err := st.OutboxDepth()
 		require.NoError(t, err)
 		return depth == 200-int(hi)
-	}, 10*time.Second, 10*time.Millisecond, "the box deletes what was acked and keeps every event the cloud held back")
+	}, waitFor, 10*time.Millisecond, "the box deletes what was acked and keeps every event the cloud held back")
 
 	// Held back, the box backs off: over 1.5 s, waits of 100, 200, 400,
 	// 400 ms... make at most 5 resends (a fixed 100 ms would make 15).
@@ -151,6 +151,6 @@ func TestThrottledBoxLosesNothing(t *testing.T) {
 		depth, err := st.OutboxDepth()
 		require.NoError(t, err)
 		return depth == 0
-	}, 20*time.Second, 50*time.Millisecond)
-	requireEventsOnce(t, tc, st, 10*time.Second)
+	}, waitFor, 50*time.Millisecond)
+	requireEventsOnce(t, tc, st, waitFor)
 }

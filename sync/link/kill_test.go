@@ -136,11 +136,11 @@ func TestKilledBox(t *testing.T) {
 			_, err = tc.PutBatch(boxID, testKeys(), grants(0, 10000, "k1"))
 			require.NoError(t, err)
 			c := startChild(t, path, b.URL(), 100)
-			c.waitLog(t, "sync: snapshot chunk staged", 2, 30*time.Second)
+			c.waitLog(t, "sync: snapshot chunk staged", 2, waitFor)
 			c.kill()
 
 			c = startChild(t, path, b.URL(), 100)
-			c.waitLog(t, "sync: snapshot applied", 1, 30*time.Second)
+			c.waitLog(t, "sync: snapshot applied", 1, waitFor)
 			pushed := make(chan struct{})
 			go func() {
 				defer close(pushed)
@@ -157,7 +157,7 @@ func TestKilledBox(t *testing.T) {
 					time.Sleep(10 * time.Millisecond)
 				}
 			}()
-			c.waitLog(t, "sync: records applied", 3, 30*time.Second)
+			c.waitLog(t, "sync: records applied", 3, waitFor)
 			c.kill()
 			<-pushed
 
@@ -172,7 +172,7 @@ func TestKilledBox(t *testing.T) {
 				hi, err := tc.HighestSeq(boxID)
 				require.NoError(t, err)
 				return hi >= base+1000
-			}, 30*time.Second, 2*time.Millisecond)
+			}, waitFor, 2*time.Millisecond)
 			c.kill()
 			hi, err := tc.HighestSeq(boxID)
 			require.NoError(t, err)
@@ -181,7 +181,7 @@ func TestKilledBox(t *testing.T) {
 			c = startChild(t, path, b.URL(), 100)
 			// The cloud has every event once; the box has the cloud's set.
 			var last string
-			require.True(t, assertEventually(60*time.Second, func() bool {
+			require.True(t, assertEventually(waitFor, func() bool {
 				crev, _ := tc.Revision(boxID)
 				s, ok := tc.lastStatus()
 				hi, _ := tc.HighestSeq(boxID)
@@ -190,8 +190,8 @@ func TestKilledBox(t *testing.T) {
 			}), last)
 			c.kill()
 			st = openBox(t, path)
-			requireSameRecords(t, tc, st, time.Second)
-			evs := requireEventsOnce(t, tc, st, time.Second)
+			requireSameRecords(t, tc, st, waitFor)
+			evs := requireEventsOnce(t, tc, st, waitFor)
 			offline := 0
 			for _, e := range evs {
 				if strings.HasPrefix(e.Detail, "offline") {

@@ -38,12 +38,12 @@ func TestSyncFromEmptyThenDeltas(t *testing.T) {
 		t.Run(string(k), func(t *testing.T) {
 			t.Parallel()
 			_, tc, st, l := setup(t, k, nil)
-			require.Eventually(t, l.Connected, 10*time.Second, 10*time.Millisecond)
+			require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
 
 			rev, err := tc.PutBatch(boxID, testKeys(), grants(0, 10000, "k1"))
 			require.NoError(t, err)
 			tc.push(0)
-			requireSameRecords(t, tc, st, 30*time.Second)
+			requireSameRecords(t, tc, st, waitFor)
 
 			// The codes opened: a PIN check on the box finds its grant.
 			gs, err := st.GrantsByCode("10004242")
@@ -61,7 +61,7 @@ func TestSyncFromEmptyThenDeltas(t *testing.T) {
 			_, err = tc.PutGrant(boxID, box.Grant{ID: "g-000003", Kind: box.KindBooking, KeyIDs: []string{"k1"}}, "77778888")
 			require.NoError(t, err)
 			tc.push(rev)
-			requireSameRecords(t, tc, st, 10*time.Second)
+			requireSameRecords(t, tc, st, waitFor)
 			gs, err = st.GrantsByCode("77778888")
 			require.NoError(t, err)
 			require.Len(t, gs, 1)
@@ -71,7 +71,7 @@ func TestSyncFromEmptyThenDeltas(t *testing.T) {
 
 			// Each apply left a records_applied event, and they reached the cloud.
 			require.Len(t, eventsOfType(t, st, box.EventRecordsApplied), 0, "drained")
-			evs := requireEventsOnce(t, tc, st, 10*time.Second)
+			evs := requireEventsOnce(t, tc, st, waitFor)
 			require.GreaterOrEqual(t, len(evs), 2)
 			require.Equal(t, box.EventRecordsApplied, evs[0].Type)
 
@@ -81,7 +81,7 @@ func TestSyncFromEmptyThenDeltas(t *testing.T) {
 			require.Eventually(t, func() bool {
 				s, ok := tc.lastStatus()
 				return ok && s.Online && s.Revision == brev && s.OutboxDepth == 0
-			}, 10*time.Second, 20*time.Millisecond)
+			}, waitFor, 20*time.Millisecond)
 			require.Empty(t, eventsOfType(t, st, box.EventSyncRefused))
 		})
 	}
@@ -93,18 +93,18 @@ func TestRefused(t *testing.T) {
 		t.Run(string(k), func(t *testing.T) {
 			t.Parallel()
 			_, tc, st, l := setup(t, k, nil)
-			require.Eventually(t, l.Connected, 10*time.Second, 10*time.Millisecond)
+			require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
 			rev1, err := tc.PutBatch(boxID, testKeys(), grants(0, 10, "k1"))
 			require.NoError(t, err)
 			tc.push(0)
-			requireSameRecords(t, tc, st, 10*time.Second)
+			requireSameRecords(t, tc, st, waitFor)
 			_, err = tc.PutGrant(boxID, box.Grant{ID: "g-2", Kind: box.KindBooking, KeyIDs: []string{"k2"}}, "24682468")
 			require.NoError(t, err)
 			delta := tc.push(rev1)
-			requireSameRecords(t, tc, st, 10*time.Second)
+			requireSameRecords(t, tc, st, waitFor)
 			rev, err := st.Revision()
 			require.NoError(t, err)
-			requireEventsOnce(t, tc, st, 10*time.Second)
+			requireEventsOnce(t, tc, st, waitFor)
 
 			_, forger, err := ed25519.GenerateKey(rand.Reader)
 			require.NoError(t, err)
@@ -141,7 +141,7 @@ func TestRefused(t *testing.T) {
 			for _, c := range cases {
 				before := len(refusals(t, tc, st))
 				tc.publish(c.leaf, c.msg)
-				require.Eventually(t, func() bool { return len(refusals(t, tc, st)) > before }, 10*time.Second, 10*time.Millisecond, c.name)
+				require.Eventually(t, func() bool { return len(refusals(t, tc, st)) > before }, waitFor, 10*time.Millisecond, c.name)
 				got := refusals(t, tc, st)
 				require.Contains(t, got[len(got)-1].Detail, c.want, c.name)
 				now, err := st.Revision()
@@ -161,14 +161,14 @@ func TestRefused(t *testing.T) {
 			rev2, err := tc.PutGrant(boxID, box.Grant{ID: "g-3", Kind: box.KindBooking, KeyIDs: []string{"k2"}}, "13571357")
 			require.NoError(t, err)
 			tc.push(rev2 - 1)
-			requireSameRecords(t, tc, st, 10*time.Second)
+			requireSameRecords(t, tc, st, waitFor)
 			require.Len(t, refusals(t, tc, st), refused, "replay not refused, just ignored")
 
 			// The box still checks PINs.
 			gs, err := st.GrantsByCode("13571357")
 			require.NoError(t, err)
 			require.Len(t, gs, 1)
-			requireEventsOnce(t, tc, st, 10*time.Second)
+			requireEventsOnce(t, tc, st, waitFor)
 		})
 	}
 }
@@ -224,7 +224,7 @@ func TestBrokerRestartMidSnapshot(t *testing.T) {
 		t.Run(string(k), func(t *testing.T) {
 			t.Parallel()
 			b, tc, st, l := setup(t, k, nil)
-			require.Eventually(t, l.Connected, 10*time.Second, 10*time.Millisecond)
+			require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
 			_, err := tc.PutBatch(boxID, testKeys(), grants(0, 10000, "k1"))
 			require.NoError(t, err)
 			// Two of the five chunks get through, then the broker goes down.
@@ -235,15 +235,15 @@ func TestBrokerRestartMidSnapshot(t *testing.T) {
 				_, _, have, err := st.StagedChunks()
 				require.NoError(t, err)
 				return have == 2
-			}, 20*time.Second, 10*time.Millisecond)
+			}, waitFor, 10*time.Millisecond)
 			rev, err := st.Revision()
 			require.NoError(t, err)
 			require.Zero(t, rev, "nothing applied from a partial snapshot")
 
 			b.Restart(t)
 			tc.setBudget(-1)
-			requireSameRecords(t, tc, st, 30*time.Second)
-			requireEventsOnce(t, tc, st, 10*time.Second)
+			requireSameRecords(t, tc, st, waitFor)
+			requireEventsOnce(t, tc, st, waitFor)
 		})
 	}
 }
@@ -263,13 +263,13 @@ func TestEventsAcrossOutage(t *testing.T) {
 		t.Run(string(k), func(t *testing.T) {
 			t.Parallel()
 			b, tc, st, l := setup(t, k, nil)
-			require.Eventually(t, l.Connected, 10*time.Second, 10*time.Millisecond)
+			require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
 			commit(t, st, 20, "before")
 			l.Kick()
-			requireEventsOnce(t, tc, st, 10*time.Second)
+			requireEventsOnce(t, tc, st, waitFor)
 
 			b.Stop()
-			require.Eventually(t, func() bool { return !l.Connected() }, 10*time.Second, 10*time.Millisecond)
+			require.Eventually(t, func() bool { return !l.Connected() }, waitFor, 10*time.Millisecond)
 			deadline := time.Now().Add(d)
 			n := 0
 			for time.Now().Before(deadline) {
@@ -279,7 +279,7 @@ func TestEventsAcrossOutage(t *testing.T) {
 				time.Sleep(100 * time.Millisecond) // events spread over the outage, as a box makes them
 			}
 			b.Restart(t)
-			evs := requireEventsOnce(t, tc, st, 30*time.Second)
+			evs := requireEventsOnce(t, tc, st, waitFor)
 			during := 0
 			for _, e := range evs {
 				if strings.HasPrefix(e.Detail, "during") {
@@ -320,7 +320,7 @@ func TestCommands(t *testing.T) {
 		o.Box = rel
 		o.ClockTrusted = func() bool { v, _ := trusted.Load("v"); return v.(bool) }
 	})
-	require.Eventually(t, l.Connected, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
 
 	result := func(id string) wire.CommandResult {
 		var res wire.CommandResult
@@ -332,7 +332,7 @@ func TestCommands(t *testing.T) {
 				}
 			}
 			return false
-		}, 10*time.Second, 10*time.Millisecond)
+		}, waitFor, 10*time.Millisecond)
 		return res
 	}
 
@@ -346,7 +346,7 @@ func TestCommands(t *testing.T) {
 	// Redelivered: not run again, answered again.
 	before := len(tc.commandResults())
 	tc.publish(wire.LeafCommand, msg)
-	require.Eventually(t, func() bool { return len(tc.commandResults()) > before }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(tc.commandResults()) > before }, waitFor, 10*time.Millisecond)
 	require.Equal(t, 1, rel.n())
 
 	// Expired.
@@ -380,7 +380,7 @@ func TestCommands(t *testing.T) {
 			}
 		}
 		return false
-	}, 10*time.Second, 10*time.Millisecond)
+	}, waitFor, 10*time.Millisecond)
 	require.NotEmpty(t, refusals(t, tc, st), "the expired and the untrusted-clock commands are recorded")
 }
 

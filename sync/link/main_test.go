@@ -41,6 +41,13 @@ func TestMain(m *testing.M) {
 
 const boxID = "box-a"
 
+// waitFor bounds waiting for what must happen (a sync to converge, a log
+// line, a connection). The tests wait on conditions, never on the clock, so
+// the bound is only there to end a hung test: generous, because the suite
+// runs with -race on 2 cores shared with other packages' tests, where a
+// step that takes a second idle can take tens.
+const waitFor = 2 * time.Minute
+
 var signingKey = func() wire.Signer {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -117,7 +124,7 @@ func startCloudWith(t testing.TB, b brokertest.Broker, boxPub []byte, tweak func
 		})
 	tc.client = mqtt.NewClient(o)
 	tok := tc.client.Connect()
-	require.True(t, tok.WaitTimeout(10*time.Second))
+	require.True(t, tok.WaitTimeout(waitFor))
 	require.NoError(t, tok.Error())
 	done := make(chan struct{})
 	go func() {
@@ -228,7 +235,7 @@ func (tc *testCloud) commandResults() []wire.CommandResult {
 // publish sends raw bytes to the box's leaf as the cloud.
 func (tc *testCloud) publish(leaf string, msg []byte) {
 	tok := tc.client.Publish(wire.Topic(boxID, leaf), 1, false, msg)
-	require.True(tc.t, tok.WaitTimeout(10*time.Second))
+	require.True(tc.t, tok.WaitTimeout(waitFor))
 	require.NoError(tc.t, tok.Error())
 }
 
@@ -259,7 +266,7 @@ func startLink(t testing.TB, b brokertest.Broker, st *store.Store, mod func(*lin
 		select {
 		case err := <-done:
 			require.NoError(t, err)
-		case <-time.After(10 * time.Second):
+		case <-time.After(waitFor):
 			t.Error("link did not stop")
 		}
 	})
