@@ -180,43 +180,53 @@ type BookingRow struct {
 	BoxEvents []box.Event `json:"box_events,omitempty"`
 }
 
+// Assignment is what a booking and a Prompt reservation share: one Fleetio
+// assignment of a driver (contact) to a vehicle whose key is in a box.
+type Assignment struct {
+	AssignmentID  int64     `json:"assignment_id"`
+	VehicleID     int64     `json:"vehicle_id"`
+	ContactID     int64     `json:"contact_id"`
+	ContactName   string    `json:"contact_name,omitempty"`
+	BoxID         string    `json:"box_id,omitempty"`
+	KeyID         string    `json:"key_id,omitempty"`
+	From          time.Time `json:"from"`
+	Until         time.Time `json:"until,omitzero"` // zero: open-ended
+	ContactMethod string    `json:"contact,omitempty"`
+	// UpdatedAt is Fleetio's updated_at of the assignment last acted on.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
 // Booking is a Fleetio booking as the admin sees it: bookings.Booking
 // without its sealed PIN.
 type Booking struct {
-	AssignmentID  int64                 `json:"assignment_id"`
-	VehicleID     int64                 `json:"vehicle_id"`
-	VehicleName   string                `json:"vehicle_name,omitempty"`
-	ContactID     int64                 `json:"contact_id"`
-	ContactName   string                `json:"contact_name,omitempty"`
-	BoxID         string                `json:"box_id,omitempty"`
-	KeyID         string                `json:"key_id,omitempty"`
-	GrantID       string                `json:"grant_id,omitempty"`
-	From          time.Time             `json:"from"`
-	Until         time.Time             `json:"until,omitzero"`
-	State         bookings.BookingState `json:"state"`
-	ContactMethod string                `json:"contact,omitempty"`
-	DriverRef     string                `json:"driver_ref,omitempty"`
-	DriverCode    bool                  `json:"driver_code,omitempty"`
-	WindowEdited  bool                  `json:"window_edited,omitempty"`
-	FleetioFrom   time.Time             `json:"fleetio_from,omitzero"`
-	FleetioUntil  time.Time             `json:"fleetio_until,omitzero"`
+	Assignment
+	VehicleName  string                `json:"vehicle_name,omitempty"`
+	GrantID      string                `json:"grant_id,omitempty"`
+	State        bookings.BookingState `json:"state"`
+	DriverRef    string                `json:"driver_ref,omitempty"`
+	DriverCode   bool                  `json:"driver_code,omitempty"`
+	WindowEdited bool                  `json:"window_edited,omitempty"`
+	FleetioFrom  time.Time             `json:"fleetio_from,omitzero"`
+	FleetioUntil time.Time             `json:"fleetio_until,omitzero"`
 	// AccessLink is the driver's page (it holds the token, not the PIN):
 	// the admin passes it on when a driver lost the message.
-	AccessLink       string    `json:"access_link,omitempty"`
+	AccessLink string `json:"access_link,omitempty"`
+	// The steps of the booking still to do.
 	PendingGrant     bool      `json:"pending_grant,omitempty"`
 	PendingWriteBack bool      `json:"pending_write_back,omitempty"`
 	PendingNotify    string    `json:"pending_notify,omitempty"`
-	UpdatedAt        time.Time `json:"updated_at"`
 	Changed          time.Time `json:"changed"`
 }
 
 func bookingOf(b bookings.Booking) Booking {
-	return Booking{AssignmentID: b.AssignmentID, VehicleID: b.VehicleID, VehicleName: b.VehicleName, ContactID: b.ContactID,
-		ContactName: b.ContactName, BoxID: b.BoxID, KeyID: b.KeyID, GrantID: b.GrantID, From: b.From, Until: b.Until,
-		State: b.State, ContactMethod: b.ContactMethod, DriverRef: b.DriverRef, DriverCode: b.DriverCode,
+	return Booking{
+		Assignment: Assignment{AssignmentID: b.AssignmentID, VehicleID: b.VehicleID, ContactID: b.ContactID,
+			ContactName: b.ContactName, BoxID: b.BoxID, KeyID: b.KeyID, From: b.From, Until: b.Until,
+			ContactMethod: b.ContactMethod, UpdatedAt: b.UpdatedAt},
+		VehicleName: b.VehicleName, GrantID: b.GrantID, State: b.State, DriverRef: b.DriverRef, DriverCode: b.DriverCode,
 		WindowEdited: b.WindowEdited, FleetioFrom: b.FleetioFrom, FleetioUntil: b.FleetioUntil, AccessLink: b.AccessLink,
-		PendingGrant: b.PendingGrant, PendingWriteBack: b.PendingWriteBack, PendingNotify: b.PendingNotify,
-		UpdatedAt: b.UpdatedAt, Changed: b.Changed}
+		PendingGrant: b.PendingGrant, PendingWriteBack: b.PendingWriteBack, PendingNotify: b.PendingNotify, Changed: b.Changed,
+	}
 }
 
 func bookingsOf(bs []bookings.Booking) []Booking {
@@ -229,25 +239,20 @@ func bookingsOf(bs []bookings.Booking) []Booking {
 
 // Reservation is a pending Prompt reservation (GET /v1/fleetio/reservations).
 type Reservation struct {
-	AssignmentID  int64        `json:"assignment_id"`
-	VehicleID     int64        `json:"vehicle_id"`
-	ContactID     int64        `json:"contact_id"`
-	ContactName   string       `json:"contact_name,omitempty"`
-	BoxID         string       `json:"box_id"`
-	KeyID         string       `json:"key_id"`
-	From          time.Time    `json:"from"`
-	Until         time.Time    `json:"until,omitzero"`
-	UpdatedAt     time.Time    `json:"updated_at"`
-	Notified      bool         `json:"notified,omitempty"`
-	ContactMethod string       `json:"contact,omitempty"`
-	Approved      bool         `json:"approved,omitempty"`
-	Edit          *BookRequest `json:"edit,omitempty"`
+	Assignment
+	Notified bool `json:"notified,omitempty"` // the admin was told
+	// Approved: the admin asked for the booking, with Edit.
+	Approved bool         `json:"approved,omitempty"`
+	Edit     *BookRequest `json:"edit,omitempty"`
 }
 
 func reservationOf(r bookings.Reservation) Reservation {
-	out := Reservation{AssignmentID: r.AssignmentID, VehicleID: r.VehicleID, ContactID: r.ContactID, ContactName: r.ContactName,
-		BoxID: r.BoxID, KeyID: r.KeyID, From: r.From, Until: r.Until, UpdatedAt: r.UpdatedAt, Notified: r.Notified,
-		ContactMethod: r.ContactMethod, Approved: r.Approved}
+	out := Reservation{
+		Assignment: Assignment{AssignmentID: r.AssignmentID, VehicleID: r.VehicleID, ContactID: r.ContactID,
+			ContactName: r.ContactName, BoxID: r.BoxID, KeyID: r.KeyID, From: r.From, Until: r.Until,
+			ContactMethod: r.ContactMethod, UpdatedAt: r.UpdatedAt},
+		Notified: r.Notified, Approved: r.Approved,
+	}
 	if e := r.Edit; e != nil {
 		out.Edit = &BookRequest{From: e.From, Until: e.Until, Contact: e.ContactMethod}
 	}
