@@ -373,6 +373,12 @@ func (s *Service) SigningKeyCreated() bool { return s.keyCreated }
 // `smartboxctl provision` takes.
 func (s *Service) SigningKeyLine() string { return PublicKeyLine(s.signer) }
 
+// Ready is closed once the cloud is subscribed to the boxes' topics at the
+// broker: a box that connects from then on is heard from its first message
+// (before it, on a fresh data directory, its first messages wait for its
+// resend).
+func (s *Service) Ready() <-chan struct{} { return s.cloud.Subscribed() }
+
 // Cloud is the cloud store: records, events, commands of every box.
 func (s *Service) Cloud() *cloud.Cloud { return s.cloud }
 

@@ -80,6 +80,13 @@ func TestBoxSyncsThroughInProcessBridge(t *testing.T) {
 		Kind: box.KindBooking, Code: code, KeyIDs: []string{"van-7"}, MaxUses: 2}, &rev)
 	require.Equal(t, uint64(2), rev.Revision)
 
+	// The box connects once the cloud listens for it: its first sync
+	// request is answered, not left for its resend.
+	select {
+	case <-s.Ready():
+	case <-time.After(15 * time.Second):
+		t.Fatal("the cloud never subscribed to the box topics")
+	}
 	l, err := link.New(link.Options{BoxID: boxID, BrokerURL: s.BrokerURL(), Username: boxID, Password: password,
 		Store: st, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
