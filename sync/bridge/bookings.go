@@ -29,7 +29,7 @@ func (s *Service) startBookings() error {
 	if s.publicURL == "" {
 		s.publicURL = "http://" + s.publicLn.Addr().String()
 	}
-	s.fleet, err = bookings.New(bookings.Options{
+	bo := bookings.Options{
 		Store:         s.bookingsStore,
 		Cloud:         s.cloud,
 		Notifier:      s.o.Notifier,
@@ -43,8 +43,11 @@ func (s *Service) startBookings() error {
 		OverdueGrace:        fo.OverdueGrace,
 		ReturnSettle:        fo.ReturnSettle,
 		Logger:              s.log,
-	})
-	if err != nil {
+	}
+	if fo.Tune != nil {
+		fo.Tune(&bo)
+	}
+	if s.fleet, err = bookings.New(bo); err != nil {
 		return fmt.Errorf("fleetio integration: %w", err)
 	}
 	// Box events (key taken, returned, codes refused) are tied to bookings
@@ -61,7 +64,11 @@ func (s *Service) startBookings() error {
 // token, and nothing here changes a grant by itself.
 func (s *Service) publicHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(bookings.WebhookPath, s.fleet.Webhook())
+	var webhook http.Handler = s.fleet.Webhook()
+	if wrap := s.o.Fleetio.WrapWebhook; wrap != nil {
+		webhook = wrap(webhook)
+	}
+	mux.Handle(bookings.WebhookPath, webhook)
 	mux.Handle(bookings.AccessPath, s.fleet.Access())
 	mux.HandleFunc("GET /healthz", s.healthz)
 	return mux
@@ -88,11 +95,13 @@ func (s *Service) runBookings(ctx context.Context) <-chan struct{} {
 			s.log.Error("fleetio queue worker stopped", "err", err)
 		}
 	})
-	wg.Go(func() {
-		if err := s.fleet.RunMaintenance(ctx, s.o.Fleetio.ReconcileEvery); err != nil && ctx.Err() == nil {
-			s.log.Error("fleetio maintenance stopped", "err", err)
-		}
-	})
+	if s.o.Fleetio.ReconcileEvery > 0 {
+		wg.Go(func() {
+			if err := s.fleet.RunMaintenance(ctx, s.o.Fleetio.ReconcileEvery); err != nil && ctx.Err() == nil {
+				s.log.Error("fleetio maintenance stopped", "err", err)
+			}
+		})
+	}
 	done := make(chan struct{})
 	go func() {
 		wg.Wait()

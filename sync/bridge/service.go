@@ -82,7 +82,9 @@ type FleetioOptions struct {
 	// is http:// and the listener's address.
 	PublicURL string
 	// ReconcileEvery is how often Fleetio's assignments are compared with
-	// the bookings (0: DefaultReconcileEvery).
+	// the bookings and overdue keys looked for, starting at Start (0:
+	// DefaultReconcileEvery; negative: never, for a test that calls
+	// Reconcile and CheckOverdue itself and counts what they find).
 	ReconcileEvery      time.Duration
 	OverdueGrace        time.Duration
 	ReturnSettle        time.Duration
@@ -91,6 +93,12 @@ type FleetioOptions struct {
 	TrustedProxies      []netip.Prefix
 	// Admin hears of Prompt reservations and overdue keys.
 	Admin bookings.Recipient
+
+	// For tests and the simulator: Tune adjusts the integration's options
+	// before it is made (shorter back-offs, another Fleetio client), and
+	// WrapWebhook wraps the webhook's handler (to watch deliveries arrive).
+	Tune        func(*bookings.Options)
+	WrapWebhook func(http.Handler) http.Handler
 }
 
 // Defaults for options left zero.
@@ -384,3 +392,6 @@ func (s *Service) Cloud() *cloud.Cloud { return s.cloud }
 
 // Bookings is the Fleetio integration.
 func (s *Service) Bookings() *bookings.Integration { return s.fleet }
+
+// BookingsStore is the integration's store (DATA/bookings.db).
+func (s *Service) BookingsStore() *bookings.Store { return s.bookingsStore }
