@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -42,10 +43,12 @@ func TestAdminAnswersCarryNoSecrets(t *testing.T) {
 		require.NoError(t, err)
 	}
 	st := b.bookingsStore
-	// Fleetio unreachable (a closed port): disconnect's best-effort clearing
-	// of Fleetio's fields fails at once.
+	// A Fleetio that knows no assignment: disconnect's best-effort clearing
+	// of Fleetio's fields gets its answer (404, not retried) at once.
+	fleet := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(fleet.Close)
 	require.NoError(t, st.SetSettings(bookings.Settings{APIKey: apiKey, AccountToken: acctToken, WebhookSecret: hookKey,
-		Authorization: authz, BaseURL: "http://127.0.0.1:1"}))
+		Authorization: authz, BaseURL: fleet.URL}))
 	require.NoError(t, st.PutLink(bookings.Link{VehicleID: 1234, BoxID: "depot-1", KeyID: "van-7", Method: bookings.MethodPrompt}))
 	now := time.Now()
 	for i, from := range []time.Time{now.Add(-time.Hour), now.Add(time.Hour)} { // in progress (kept), not started (revoked)
