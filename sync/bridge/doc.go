@@ -12,7 +12,9 @@
 // what failed). Options are plain values: the caller (cmd/smartbox-bridge)
 // reads config and secret files and passes what they hold. A listen
 // address left "" is "127.0.0.1:0", so a test gets free ports and asks the
-// Service where it listens (AdminURL, PublicURL, BrokerURL).
+// Service where it listens (AdminURL, PublicURL, BrokerURL). Ready closes
+// once the cloud is subscribed to the boxes' topics: a box started after it
+// is answered from its first message.
 //
 // The library prints nothing: the signing key's public line, which serve
 // prints for `smartboxctl provision`, is SigningKeyLine.
