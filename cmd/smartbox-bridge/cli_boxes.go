@@ -14,7 +14,7 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
-	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
+	"github.com/smartbox-oss/smartbox/sync/secretfile"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 

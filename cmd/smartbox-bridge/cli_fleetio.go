@@ -15,9 +15,9 @@ import (
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
-	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/secretfile"
 )
 
 // stdin is where connect and driver-code read secrets when no file is

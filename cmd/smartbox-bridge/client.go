@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
-	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
+	"github.com/smartbox-oss/smartbox/sync/secretfile"
 )
 
 // adminClient talks to the running service's admin endpoint, found through

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/tomlconf"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/notify"
 )
@@ -20,8 +22,8 @@ import (
 // DefaultConfigPath is where smartbox-bridge looks for its config.
 const DefaultConfigPath = "/etc/smartbox/smartbox-bookings.toml"
 
-// DefaultDataDir holds bookings.db, broker data and keys when the config
-// names no data_dir.
+// DefaultDataDir holds the stores (cloud.db, bookings.db, boxes.db), broker
+// data and keys when the config names no data_dir.
 const DefaultDataDir = "/var/lib/smartbox-bridge"
 
 // Defaults for fields left out of the file.
@@ -109,7 +111,7 @@ type AdminConfig struct {
 // CloudConfig tunes the cloud store.
 type CloudConfig struct {
 	// CodeKeyFile holds the 32-byte key (64 hex digits) that encrypts codes
-	// at rest; "" keeps a random key in bookings.db (see sync/cloud Caveats).
+	// at rest; "" keeps a random key in cloud.db (see sync/cloud Caveats).
 	CodeKeyFile string `toml:"code_key_file"`
 	LogLimit    int    `toml:"log_limit"`
 }
@@ -534,4 +536,71 @@ func (c *Config) validateLoopback(field, addr string) error {
 // fieldErr makes "file:line: field: msg" (tomlconf.File.FieldErr).
 func (c *Config) fieldErr(field, format string, args ...any) error {
 	return c.file.FieldErr(field, format, args...)
+}
+
+// bridgeOptions maps the config to sync/bridge's options, reading the
+// secret and certificate files it names (wiring.go): the library takes
+// values, not files.
+func (c *Config) bridgeOptions(log *slog.Logger) (bridge.Options, error) {
+	b, f := &c.Broker, &c.Fleetio
+	o := bridge.Options{
+		DataDir:     c.DataDir,
+		AdminListen: c.Admin.Listen,
+		Broker: bridge.BrokerOptions{
+			URL: b.URL, Listen: b.Listen, ListenTLS: b.ListenTLS, MessageExpiry: b.MessageExpiry.Duration,
+			Username: b.Username, ClientID: b.ClientID,
+		},
+		Cloud: bridge.CloudOptions{LogLimit: c.Cloud.LogLimit},
+		Fleetio: bridge.FleetioOptions{
+			PublicListen: f.PublicListen, PublicURL: f.PublicURL, ReconcileEvery: f.ReconcileEvery.Duration,
+			OverdueGrace: f.OverdueGrace.Duration, ReturnSettle: f.ReturnSettle.Duration, MaxBody: f.MaxBody,
+			MaxBodiesPerAddress: f.MaxBodiesPerAddress,
+			// There is no admin web page yet: the admin link of a Prompt
+			// reservation is the command that makes the booking.
+			AdminLink: func(id string) string { return "smartbox-bridge fleetio book " + id },
+		},
+		Logger: log,
+	}
+	var err error
+	if o.Fleetio.TrustedProxies, err = f.trustedProxies(); err != nil { // checked by Validate
+		return o, fmt.Errorf("fleetio.trusted_proxies: %w", err)
+	}
+	if b.PasswordFile != "" {
+		if o.Broker.Password, err = readSecretFile("broker.password_file", b.PasswordFile); err != nil {
+			return o, err
+		}
+	}
+	if b.URL != "" {
+		if o.Broker.ClientTLS, err = externalTLS(b); err != nil {
+			return o, err
+		}
+	} else if b.ListenTLS != "" {
+		if o.Broker.TLS, err = embeddedTLS(b); err != nil {
+			return o, err
+		}
+	}
+	if k := c.Cloud.CodeKeyFile; k != "" {
+		if o.Cloud.CodeKey, err = readCodeKey(k); err != nil {
+			return o, err
+		}
+	}
+	o.Fleetio.Admin, o.Fleetio.AdminMethod = c.adminRecipient()
+	if o.Notifier, o.Zone, err = newNotifier(c.Notify, log); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// adminRecipient is who hears of Prompt reservations and overdue keys, and
+// the channel configured for them (email first).
+func (c *Config) adminRecipient() (notify.Recipient, notify.Method) {
+	f, n := &c.Fleetio, &c.Notify
+	r := notify.Recipient{Name: f.AdminName, Email: f.AdminEmail, Phone: f.AdminPhone}
+	switch {
+	case r.Email != "" && n.Email != nil:
+		return r, notify.MethodEmail
+	case r.Phone != "" && n.SMS != nil:
+		return r, notify.MethodSMS
+	}
+	return r, ""
 }

@@ -1,6 +1,6 @@
 // Command smartbox-bridge is the cloud side of SmartBox sync for a depot
 // (sync/README.md): it keeps each box's keys and grants and their revision log
-// (sync/cloud, in DATA/bridge.db), answers boxes over MQTT with signed record
+// (sync/cloud, in DATA/cloud.db), answers boxes over MQTT with signed record
 // batches, stores the events they send exactly once, and sends signed
 // commands. By default it runs its own MQTT broker (sync/broker: per-box ACL,
 // persistent sessions, messages kept 30 days); a fleet points it at an
@@ -9,6 +9,12 @@
 // # Serve
 //
 //	smartbox-bridge serve --config /etc/smartbox/smartbox-bridge.toml
+//
+// serve maps the config to sync/bridge's Options (reading the secret and
+// certificate files it names) and runs the service that package is; this
+// command holds the config, the wiring and the admin CLI. The data
+// directory's files are listed in sync/bridge's doc; one from an older
+// release (bridge.db, fleetio.db, auth.db) is renamed on first start.
 //
 // On first start it makes DATA/signing.key, the Ed25519 key boxes trust
 // (PKCS#8 PEM, mode 0600, never logged), and prints its public half as
@@ -22,17 +28,17 @@
 // notify.email.password_file, notify.sms.auth_token_file,
 // cloud.code_key_file, and --secrets-file) must not be readable by group
 // or others: serve refuses to start with the file and "chmod 600" in the
-// message, the check smartboxd makes (cmd/internal/secretfile).
+// message, the check smartboxd makes (sync/secretfile).
 //
 // Broker accounts: the cloud's (broker.username, password from
 // broker.password_file or a random one kept in DATA/cloud.passwd), and one per
-// registered box (user name = box id) whose bcrypt hash lives in DATA/auth.db.
+// registered box (user name = box id) whose bcrypt hash lives in DATA/boxes.db.
 // Boxes with client certificates (CN = box id, signed by
 // broker.client_ca_file) need no password.
 //
 // # Admin commands
 //
-// bbolt lets one process hold a file, and serve holds bridge.db; so the other
+// bbolt lets one process hold a file, and serve holds cloud.db; so the other
 // subcommands talk to the running service over a local HTTP endpoint
 // (admin.listen, loopback only, JSON) with the bearer token in
 // DATA/admin.token (0600). serve writes the endpoint's address to
@@ -85,11 +91,11 @@
 //
 // # Fleetio
 //
-// The Fleetio integration (sync/bookings, in DATA/fleetio.db) runs inside
+// The Fleetio integration (sync/bookings, in DATA/bookings.db) runs inside
 // serve. Its public listener (fleetio.public_listen, behind a TLS proxy)
 // serves POST /webhooks/fleetio, GET /access/{token} (a booking's page for
 // the driver) and GET /healthz. It is the internet's way in, so it bounds
-// what a client that has shown nothing can cost (listeners.go): headers
+// what a client that has shown nothing can cost (sync/bridge listeners.go): headers
 // within 10 s and 16 KiB, a whole request within 20 s, idle connections
 // closed after a minute; a webhook without a well-formed signature header
 // is refused (401) before its body is read, bodies are at most

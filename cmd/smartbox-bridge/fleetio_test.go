@@ -55,7 +55,7 @@ func startFleetRig(t *testing.T) *fleetRig {
 		"[notify.email]\nhost = \""+host+"\"\nport = "+port+"\nfrom = \"SmartBox <keys@example.com>\"\nstarttls = \"none\"\n")
 
 	r.f = fleetiotest.New(fleetiotest.Options{APIKey: flKey, AccountToken: flAccount, WebhookSecret: flSecret,
-		WebhookURL:     r.b.svc.publicURL + bookings.WebhookPath,
+		WebhookURL:     r.b.svc.PublicURL() + bookings.WebhookPath,
 		RetryIntervals: []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}})
 	t.Cleanup(func() { r.f.Close() })
 	_, err = r.f.Start()
@@ -125,14 +125,14 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 
 	// Before connect: a signed delivery gets 503, so Fleetio retries
 	// later; one without a signature is refused outright.
-	req, err := http.NewRequest(http.MethodPost, r.b.svc.publicURL+bookings.WebhookPath, strings.NewReader(`{}`))
+	req, err := http.NewRequest(http.MethodPost, r.b.svc.PublicURL()+bookings.WebhookPath, strings.NewReader(`{}`))
 	require.NoError(t, err)
 	req.Header.Set(fleetio.SignatureHeader, fleetio.Sign([]byte("any"), []byte(`{}`)))
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-	resp, err = http.Post(r.b.svc.publicURL+bookings.WebhookPath, "application/json", strings.NewReader(`{}`))
+	resp, err = http.Post(r.b.svc.PublicURL()+bookings.WebhookPath, "application/json", strings.NewReader(`{}`))
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
@@ -153,7 +153,7 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 
 	out := r.connect(t)
 	require.Contains(t, out, "connected to Fleetio")
-	require.Contains(t, out, r.b.svc.publicURL+bookings.WebhookPath)
+	require.Contains(t, out, r.b.svc.PublicURL()+bookings.WebhookPath)
 	require.Contains(t, r.b.mustCLI(t, "fleetio", "status"), "yes")
 
 	// Link: the van automatic (positional id after the flags works too),
@@ -182,9 +182,9 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 	}, 20*time.Second, 20*time.Millisecond, "the PIN is written back to Fleetio")
 	got, _ := r.f.Assignment(a.ID)
 	link, _ := got.CustomFields[fleetio.FieldAccessLink].(string)
-	require.True(t, strings.HasPrefix(link, r.b.svc.publicURL+bookings.AccessPath), link)
+	require.True(t, strings.HasPrefix(link, r.b.svc.PublicURL()+bookings.AccessPath), link)
 
-	_, grants, err := r.b.svc.cloud.Records(flBox)
+	_, grants, err := r.b.svc.Cloud().Records(flBox)
 	require.NoError(t, err)
 	require.Len(t, grants, 1)
 	require.Equal(t, bookings.GrantID(a.ID), grants[0].ID)
@@ -215,7 +215,7 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 		"--until", now.Add(4*time.Hour).UTC().Format(time.RFC3339))
 	require.Contains(t, out, fmt.Sprintf("booking for assignment %d", a2.ID))
 	require.Eventually(t, func() bool {
-		_, gs, err := r.b.svc.cloud.Records(flBox)
+		_, gs, err := r.b.svc.Cloud().Records(flBox)
 		return err == nil && len(gs) == 2
 	}, 20*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool { return len(r.mail.To("ada@example.com")) == 2 }, 20*time.Second, 20*time.Millisecond)
@@ -249,13 +249,13 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 	require.Regexp(t, `smartbox_bridge_fleetio_webhooks_total\{outcome="accepted"\} [1-9]`, metrics)
 	status, _ = httpGet(t, admin+"/healthz", "")
 	require.Equal(t, http.StatusOK, status)
-	status, _ = httpGet(t, r.b.svc.publicURL+"/healthz", "")
+	status, _ = httpGet(t, r.b.svc.PublicURL()+"/healthz", "")
 	require.Equal(t, http.StatusOK, status)
 	for _, path := range []string{"/v1/fleetio/status", "/v1/bookings", "/v1/fleetio/vehicles"} {
 		status, _ = httpGet(t, admin+path, "")
 		require.Equal(t, http.StatusUnauthorized, status, path)
 	}
-	status, _ = httpGet(t, r.b.svc.publicURL+"/metrics", "")
+	status, _ = httpGet(t, r.b.svc.PublicURL()+"/metrics", "")
 	require.Equal(t, http.StatusNotFound, status, "metrics are not on the public listener")
 
 	// Reconcile finds nothing to repair.
@@ -265,7 +265,7 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 	// and webhooks are refused again.
 	out = r.b.mustCLI(t, "fleetio", "disconnect")
 	require.Contains(t, out, "revoked 1 booking(s) not started; kept 1 in progress")
-	req, err = http.NewRequest(http.MethodPost, r.b.svc.publicURL+bookings.WebhookPath, strings.NewReader(`{}`))
+	req, err = http.NewRequest(http.MethodPost, r.b.svc.PublicURL()+bookings.WebhookPath, strings.NewReader(`{}`))
 	require.NoError(t, err)
 	req.Header.Set(fleetio.SignatureHeader, fleetio.Sign([]byte("any"), []byte(`{}`)))
 	resp, err = http.DefaultClient.Do(req)

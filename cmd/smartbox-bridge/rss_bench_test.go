@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/sync/bookings"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
 
@@ -61,7 +62,7 @@ func benchSlowPOSTs(b *testing.B, signature string) {
 			if err := os.Mkdir(data, 0o700); err != nil {
 				b.Fatal(err)
 			}
-			st, err := bookings.OpenStore(filepath.Join(data, fileFleetioDB))
+			st, err := bookings.OpenStore(filepath.Join(data, bridge.FileBookingsDB))
 			if err != nil {
 				b.Fatal(err)
 			}

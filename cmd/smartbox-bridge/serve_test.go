@@ -210,7 +210,7 @@ func testEndToEnd(t *testing.T, start func(t *testing.T) *runningBridge) {
 
 	// The box connects and gets the grant.
 	rel := &releases{}
-	l, err := link.New(link.Options{BoxID: boxID, BrokerURL: b.svc.mqttURL, Username: boxID, Password: password,
+	l, err := link.New(link.Options{BoxID: boxID, BrokerURL: b.svc.BrokerURL(), Username: boxID, Password: password,
 		Store: st, Box: rel, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	lctx, lcancel := context.WithCancel(context.Background())

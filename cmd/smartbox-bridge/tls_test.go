@@ -23,7 +23,7 @@ func TestServeTLSClientCert(t *testing.T) {
 	certs := brokertest.TestCerts(t)
 	b := startBridge(t, t.TempDir(), "listen = \"127.0.0.1:0\"\nlisten_tls = \"127.0.0.1:0\"\ncert_file = \""+certs.ServerCertFile+
 		"\"\nkey_file = \""+certs.ServerKeyFile+"\"\nclient_ca_file = \""+certs.CAFile+"\"\n")
-	require.NotEmpty(t, b.svc.broker.TLSAddr())
+	require.NotEmpty(t, b.svc.BrokerTLSAddr())
 
 	kid, pub64, _ := strings.Cut(strings.TrimSpace(b.mustCLI(t, "signing-key")), "=")
 	pub, err := base64.StdEncoding.DecodeString(pub64)
@@ -35,7 +35,7 @@ func TestServeTLSClientCert(t *testing.T) {
 	b.mustCLI(t, "put-key", "--box", boxID, "--key", "k1", "--fob", "0100073400", "--slot", "1")
 	b.mustCLI(t, "put-grant", "--box", boxID, "--grant", "g1", "--kind", "driver_code", "--code", "9911", "--keys", "k1", "--driver", "contact-1")
 
-	l, err := link.New(link.Options{BoxID: boxID, BrokerURL: "ssl://" + b.svc.broker.TLSAddr(), Store: st,
+	l, err := link.New(link.Options{BoxID: boxID, BrokerURL: "ssl://" + b.svc.BrokerTLSAddr(), Store: st,
 		TLS: certs.ClientTLS(t, boxID), Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

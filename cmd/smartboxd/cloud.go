@@ -11,8 +11,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
 	"github.com/smartbox-oss/smartbox/cmd/internal/tomlconf"
+	"github.com/smartbox-oss/smartbox/sync/secretfile"
 )
 
 // CloudConfig is the optional [cloud] table: where the box's sync link

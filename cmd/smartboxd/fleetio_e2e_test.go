@@ -77,7 +77,7 @@ func scenarioCreated(t *testing.T, rg *fleetRig, k rigKey) {
 	require.Equal(t, pin, customField(got, fleetio.FieldAccessCode), "the emailed PIN is the one written back to Fleetio")
 	require.Contains(t, customField(got, fleetio.FieldAccessInstructions), "Depot North")
 	link := customField(got, fleetio.FieldAccessLink)
-	require.True(t, strings.HasPrefix(link, rg.web.URL+bookings.AccessPath), link)
+	require.True(t, strings.HasPrefix(link, rg.svc.PublicURL()+bookings.AccessPath), link)
 	require.Contains(t, m.Body, link, "the email carries the access link")
 
 	// The access page works and does not show the PIN.
@@ -272,7 +272,7 @@ func scenarioPrompt(t *testing.T, rg *fleetRig, k rigKey) {
 // postWebhook posts a delivery body to the bridge as Fleetio would.
 func (rg *fleetRig) postWebhook(t testing.TB, body []byte) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, rg.web.URL+bookings.WebhookPath, strings.NewReader(string(body)))
+	req, err := http.NewRequest(http.MethodPost, rg.svc.WebhookURL(), strings.NewReader(string(body)))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(fleetio.SignatureHeader, fleetiotest.Sign(fleetSecret, body))

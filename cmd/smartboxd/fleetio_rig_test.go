@@ -3,10 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
@@ -58,16 +60,16 @@ var rigKeys = []rigKey{
 }
 
 // fleetRig is the whole Fleetio flow with every part real but Fleetio (the
-// fake, on loopback) and the pins (sim): a broker, sync/cloud serving on it,
-// sync/bookings with its store and its webhook on a loopback HTTP server,
-// email through a go-smtp server, and a smartboxd daemon on sim hardware
-// syncing from that cloud.
+// fake, on loopback) and the pins (sim): a broker, a whole bridge service
+// (sync/bridge: the cloud, sync/bookings, the webhook and access pages on
+// its public listener) on it, email through a go-smtp server, and a
+// smartboxd daemon on sim hardware syncing from that bridge.
 type fleetRig struct {
 	sync   *syncRig
 	f      *fleetiotest.Server
+	svc    *bridge.Service // the bridge: its webhook and access pages on its public listener
 	store  *bookings.Store
 	b      *bookings.Integration
-	web    *httptest.Server // the bridge's webhook and access pages
 	mail   *mailServer
 	d      *daemon
 	arrive *arrivals
@@ -104,16 +106,8 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 	if !o.quiet {
 		log = slog.New(slog.NewTextHandler(tbOutput(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	rg := &fleetRig{sync: startSyncRig(t, o.broker), vehicles: map[string]fleetio.Vehicle{}, arrive: newArrivals()}
+	rg := &fleetRig{sync: startBrokerRig(t, o.broker), vehicles: map[string]fleetio.Vehicle{}, arrive: newArrivals()}
 	r := rg.sync
-
-	// The cloud knows the box's keys before the box starts: it gets them
-	// in its first sync.
-	dir := r.provisionBox(t)
-	for _, k := range rigKeys {
-		_, err := r.cloud.PutKey(syncBoxID, box.Key{ID: k.ID, FobUID: k.Fob, Slot: k.Slot, Name: k.Name})
-		require.NoError(t, err)
-	}
 
 	// Email: a real SMTP server on loopback.
 	rg.mail = startMailServer(t)
@@ -144,30 +138,54 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 	rg.bob, err = rg.f.AddContact(fleetio.Contact{FirstName: "Bob", LastName: "Smith", Email: "bob@example.com"})
 	require.NoError(t, err)
 
-	// The bridge: store in t.TempDir(), webhook and access pages on loopback.
-	rg.store, err = bookings.OpenStore(filepath.Join(t.TempDir(), "bookings.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = rg.store.Close() })
-	require.NoError(t, rg.store.PutBox(bookings.BoxInfo{ID: syncBoxID, Name: "Depot North", Location: "12 Dock Road, bay 4"}))
-	mux := http.NewServeMux()
-	rg.web = httptest.NewServer(mux)
-	t.Cleanup(rg.web.Close)
-	rg.b, err = bookings.New(bookings.Options{
-		Store: rg.store, Cloud: r.cloud, Notifier: disp,
-		Admin:         notify.Recipient{Name: "Fleet admin", Email: adminEmail},
-		AccessBaseURL: rg.web.URL,
-		NewClient: func(s bookings.Settings) (*fleetio.Client, error) {
-			// No retries inside the client: the bridge's queue retries.
-			// Idle connections kept for every worker, as the bridge's
-			// default client does (net/http keeps 2 per host).
-			return fleetio.New(fleetio.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, AccountToken: s.AccountToken,
-				MaxRetries: -1, Timeout: 10 * time.Second, HTTPClient: fleetHTTP})
+	// The bridge: the whole service in-process, its cloud on the rig's
+	// broker, its data in t.TempDir(), its public listener on loopback.
+	rg.svc, err = bridge.Start(context.Background(), bridge.Options{
+		DataDir: t.TempDir(),
+		Broker:  bridge.BrokerOptions{URL: r.url, Username: brokertest.CloudUser, Password: cloudPassword},
+		Fleetio: bridge.FleetioOptions{
+			Admin: notify.Recipient{Name: "Fleet admin", Email: adminEmail},
+			// No maintenance loop: the scenarios call CheckOverdue
+			// themselves and count what it finds.
+			ReconcileEvery: -1,
+			Tune: func(bo *bookings.Options) {
+				bo.NewClient = func(s bookings.Settings) (*fleetio.Client, error) {
+					// No retries inside the client: the bridge's queue
+					// retries. Idle connections kept for every worker, as
+					// the bridge's default client does (net/http keeps 2
+					// per host).
+					return fleetio.New(fleetio.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, AccountToken: s.AccountToken,
+						MaxRetries: -1, Timeout: 10 * time.Second, HTTPClient: fleetHTTP})
+				}
+				// Short back-off: a test's transient failure retries in ms.
+				bo.MinRetry, bo.MaxRetry = 20*time.Millisecond, 200*time.Millisecond
+			},
+			WrapWebhook: rg.arrive.wrap,
 		},
-		// Short back-off: a test's transient failure retries in ms.
-		MinRetry: 20 * time.Millisecond, MaxRetry: 200 * time.Millisecond,
-		Logger: log,
+		Notifier: disp,
+		Logger:   log,
 	})
 	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, rg.svc.Close()) })
+	rg.store, rg.b, r.cloud = rg.svc.BookingsStore(), rg.svc.Bookings(), rg.svc.Cloud()
+	kid, pub64, _ := strings.Cut(rg.svc.SigningKeyLine(), "=")
+	pub, err := base64.StdEncoding.DecodeString(pub64)
+	require.NoError(t, err)
+	r.cloudKeys = map[string]ed25519.PublicKey{kid: pub}
+	select {
+	case <-rg.svc.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cloud did not subscribe")
+	}
+
+	// The cloud knows the box's keys before the box starts: it gets them
+	// in its first sync.
+	dir := r.provisionBox(t)
+	for _, k := range rigKeys {
+		_, err := r.cloud.PutKey(syncBoxID, box.Key{ID: k.ID, FobUID: k.Fob, Slot: k.Slot, Name: k.Name})
+		require.NoError(t, err)
+	}
+	require.NoError(t, rg.store.PutBox(bookings.BoxInfo{ID: syncBoxID, Name: "Depot North", Location: "12 Dock Road, bay 4"}))
 	// Connected and linked as an admin would: Connect checks users/me with
 	// the credentials; SetLink checks the key is one of the box's.
 	_, err = rg.b.Connect(context.Background(), bookings.Settings{APIKey: fleetAPIKey, AccountToken: fleetAccount,
@@ -176,17 +194,7 @@ func startFleetRig(t testing.TB, o rigOptions) *fleetRig {
 	for _, k := range rigKeys {
 		require.NoError(t, rg.b.SetLink(context.Background(), bookings.Link{VehicleID: rg.vehicles[k.ID].ID, BoxID: syncBoxID, KeyID: k.ID, Mode: o.method}))
 	}
-	mux.Handle(bookings.WebhookPath, rg.arrive.wrap(rg.b.Webhook()))
-	mux.Handle(bookings.AccessPath, rg.b.Access())
-	rg.f.SetWebhookURL(rg.web.URL + bookings.WebhookPath)
-	// Box events the cloud stores go to the bridge, which ties them to
-	// bookings (key taken, returned, refused codes).
-	r.cloud.OnEvents(rg.b.HandleEvents)
-
-	bctx, bcancel := context.WithCancel(context.Background())
-	bdone := make(chan struct{})
-	go func() { defer close(bdone); _ = rg.b.Run(bctx) }()
-	t.Cleanup(func() { bcancel(); <-bdone })
+	rg.f.SetWebhookURL(rg.svc.WebhookURL())
 
 	// The box: smartboxd's daemon on sim pins, syncing from the cloud.
 	rg.d = startRigDaemon(t, r, dir, log)

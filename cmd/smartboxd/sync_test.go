@@ -37,10 +37,20 @@ type syncRig struct {
 	broker brokertest.Broker
 	url    string // the plain listener, for the cloud and password boxes
 	cloud  *cloud.Cloud
-	signer wire.Signer
+	// cloudKeys are the signing keys a box is provisioned to trust.
+	cloudKeys map[string]ed25519.PublicKey
 }
 
 func startSyncRig(t testing.TB, kind brokertest.Kind) *syncRig {
+	t.Helper()
+	r := startBrokerRig(t, kind)
+	r.startCloud(t)
+	return r
+}
+
+// startBrokerRig is the broker alone, for a rig whose cloud is a whole
+// bridge service (it sets cloud and cloudKeys).
+func startBrokerRig(t testing.TB, kind brokertest.Kind) *syncRig {
 	t.Helper()
 	if kind == brokertest.Mosquitto {
 		brokertest.SkipWithoutMosquitto(t)
@@ -50,7 +60,6 @@ func startSyncRig(t testing.TB, kind brokertest.Kind) *syncRig {
 		TLS:   true,
 	})}
 	r.url = r.broker.URL()
-	r.startCloud(t)
 	return r
 }
 
@@ -59,8 +68,9 @@ func (r *syncRig) startCloud(t testing.TB) {
 
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	r.signer = wire.Signer{KeyID: "cloud-1", Key: priv}
-	r.cloud, err = cloud.Open(cloud.Options{Path: filepath.Join(t.TempDir(), "cloud.db"), Signer: r.signer, Logger: quiet})
+	signer := wire.Signer{KeyID: "cloud-1", Key: priv}
+	r.cloudKeys = map[string]ed25519.PublicKey{signer.KeyID: priv.Public().(ed25519.PublicKey)}
+	r.cloud, err = cloud.Open(cloud.Options{Path: filepath.Join(t.TempDir(), "cloud.db"), Signer: signer, Logger: quiet})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
@@ -110,7 +120,7 @@ func (r *syncRig) provisionBox(t testing.TB) string {
 	s, err := store.Open(filepath.Join(dir, "box.db"), store.Options{BoxID: syncBoxID, Slots: 12, Logger: testLogger(t)})
 	require.NoError(t, err)
 	require.NoError(t, s.SetProvision(store.Provision{
-		CloudKeys: map[string]ed25519.PublicKey{r.signer.KeyID: r.signer.Key.Public().(ed25519.PublicKey)},
+		CloudKeys: r.cloudKeys,
 		At:        time.Now(),
 	}))
 	pub, err := s.SyncPublicKey()

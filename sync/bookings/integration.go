@@ -54,7 +54,7 @@ const (
 	// end of its headers: a delivery of a few KB arrives in well under a
 	// second, even over a bad link, and a client slower than this is
 	// holding a body slot, not sending a delivery. It is what a slot costs
-	// at most, far under the server's read timeout (cmd/smartbox-bridge,
+	// at most, far under the server's read timeout (sync/bridge,
 	// 20 s for the whole request).
 	DefaultBodyTimeout = 5 * time.Second
 	// DefaultMinRetry and DefaultMaxRetry bound the back-off of a delivery

@@ -133,8 +133,11 @@ type Cloud struct {
 	syncs      map[string]*bucket         // per-box sync request rate
 	hooks      []func(boxID string, evs []box.Event)
 	serving    *server // non-nil while Serve runs
-	closed     bool
-	closeErr   error
+	// subscribed closes at the broker's first SUBACK for the box topics.
+	subscribed     chan struct{}
+	subscribedOnce sync.Once
+	closed         bool
+	closeErr       error
 }
 
 // Bucket names. Top level: meta (schema, code key check) and boxes, which
@@ -221,7 +224,7 @@ func Open(opts Options) (*Cloud, error) {
 		}
 		return nil, fmt.Errorf("cloud: open %s: %w", opts.Path, err)
 	}
-	c := &Cloud{db: db, opts: opts, log: opts.Logger.With("component", "cloud"),
+	c := &Cloud{db: db, opts: opts, log: opts.Logger.With("component", "cloud"), subscribed: make(chan struct{}),
 		events: map[string]*bucket{}, syncs: map[string]*bucket{},
 		eventBytes: map[string]*bucket{}, secWindows: map[string]*securityWindow{}}
 	var key []byte

@@ -65,6 +65,13 @@ func (s *server) enqueue(c *Cloud, j job) {
 	}
 }
 
+// Subscribed is closed once the broker has acknowledged Serve's first
+// subscription to the box topics. From then on the broker keeps what boxes
+// send for the cloud (the session is persistent); before it, on a broker
+// that never saw the cloud, a box's first messages have no subscriber and
+// wait for the box's resend. Tests and simulators start boxes after it.
+func (c *Cloud) Subscribed() <-chan struct{} { return c.subscribed }
+
 // Serve connects to the broker at mqttURL (tcp://, ssl://, ws://) and
 // answers boxes until ctx is done: sync requests with record batches,
 // event batches with acks, statuses and command results kept. It also
@@ -101,9 +108,14 @@ func (c *Cloud) Serve(ctx context.Context, mqttURL string, clientOpts ...func(*m
 			// restarts. Waiting happens off the handler goroutine.
 			tok := cl.SubscribeMultiple(filters, nil)
 			go func() {
-				if tok.WaitTimeout(connectTimeout) && tok.Error() != nil {
-					c.log.Error("subscribing to box topics", "err", tok.Error())
+				if !tok.WaitTimeout(connectTimeout) {
+					return
 				}
+				if err := tok.Error(); err != nil {
+					c.log.Error("subscribing to box topics", "err", err)
+					return
+				}
+				c.subscribedOnce.Do(func() { close(c.subscribed) })
 			}()
 		}).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {

@@ -1,6 +1,7 @@
-package main
+package bridge
 
 import (
+	"cmp"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
-	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
 // The admin API: JSON over HTTP on loopback, every request with
@@ -27,100 +27,16 @@ const maxAdminBody = 1 << 20
 // Source marks grants made through the admin API (box.Grant.Source).
 const adminSource = "admin"
 
-type registerBoxRequest struct {
-	ID        string `json:"id"`
-	PublicKey string `json:"public_key"`         // the box's X25519 key, base64
-	Password  string `json:"password,omitempty"` // MQTT password; "" keeps the current one
-	// Slots is how many key slots the box has (0 keeps the number known);
-	// Name and Location are what drivers are told to find it ("" keeps).
-	Slots    int    `json:"slots,omitempty"`
-	Name     string `json:"name,omitempty"`
-	Location string `json:"location,omitempty"`
-}
-
-type putKeyRequest struct {
-	Name   string `json:"name,omitempty"`
-	FobUID string `json:"fob_uid"`
-	Slot   int    `json:"slot"`
-}
-
-type putGrantRequest struct {
-	Kind      box.GrantKind `json:"kind"`
-	Code      string        `json:"code,omitempty"` // "" keeps the grant's code
-	KeyIDs    []string      `json:"key_ids"`
-	From      time.Time     `json:"from,omitzero"`
-	Until     time.Time     `json:"until,omitzero"`
-	MaxUses   int           `json:"max_uses,omitempty"`
-	DriverRef string        `json:"driver_ref,omitempty"`
-}
-
-type commandRequest struct {
-	Kind   string `json:"kind"`
-	Slot   int    `json:"slot,omitempty"`
-	By     string `json:"by"`
-	Reason string `json:"reason"`
-	TTL    string `json:"ttl,omitempty"` // Go duration; default 10m
-}
-
-type revisionResponse struct {
-	Revision uint64 `json:"revision"`
-}
-
-type boxInfo struct {
-	ID          string `json:"id"`
-	Revision    uint64 `json:"revision"` // the cloud's records revision for the box
-	HasPassword bool   `json:"has_password"`
-	// ExternalBroker: box passwords are the external broker's business
-	// (its password file); the one kept here is not used.
-	ExternalBroker bool         `json:"external_broker,omitempty"`
-	Status         *wire.Status `json:"status,omitempty"` // nil: the box never sent one
-	Slots          int          `json:"slots,omitempty"`
-	Name           string       `json:"name,omitempty"`
-	Location       string       `json:"location,omitempty"`
-}
-
-type recordsResponse struct {
-	Keys   []box.Key   `json:"keys"`
-	Grants []box.Grant `json:"grants"` // never with codes: box.Grant has none
-}
-
-type commandResponse struct {
-	ID      string    `json:"id"`
-	Expires time.Time `json:"expires"`
-}
-
-type commandResultResponse struct {
-	Answered bool                `json:"answered"`
-	Result   *wire.CommandResult `json:"result,omitempty"`
-}
-
-type signingKeyResponse struct {
-	KeyID     string `json:"kid"`
-	PublicKey string `json:"public_key"`
-	Line      string `json:"line"` // kid=base64, for smartboxctl provision
-}
-
-type errorResponse struct {
-	Error string `json:"error"`
-}
-
-// maxSlots bounds register-box --slots: the largest Keycafe cabinet has a
+// MaxSlots bounds register-box --slots: the largest Keycafe cabinet has a
 // few hundred; a bigger number is a typo.
-const maxSlots = 1000
+const MaxSlots = 1000
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// defaultCommandTTL is how long a command made without a ttl stays good: long
+// DefaultCommandTTL is how long a command made without a ttl stays good: long
 // enough for a box on a flaky link to get it, short enough that a captured
 // release is soon worthless.
-const defaultCommandTTL = 10 * time.Minute
+const DefaultCommandTTL = 10 * time.Minute
 
-func (s *service) adminHandler() http.Handler {
+func (s *Service) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/signing-key", s.getSigningKey)
 	mux.HandleFunc("GET /v1/boxes", s.listBoxes)
@@ -148,14 +64,14 @@ func (s *service) adminHandler() http.Handler {
 
 // authorize checks the bearer token (in constant time) and logs each
 // request by method, path and status: never a body.
-func (s *service) authorize(next http.Handler) http.Handler {
+func (s *Service) authorize(next http.Handler) http.Handler {
 	want := []byte("Bearer " + s.token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := []byte(r.Header.Get("Authorization"))
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			s.log.Warn("admin: request without a valid token", "security", true, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="smartbox-bridge"`)
-			writeJSON(w, http.StatusUnauthorized, errorResponse{Error: "missing or wrong bearer token (data_dir/admin.token)"})
+			writeJSON(w, http.StatusUnauthorized, ErrorResponse{Error: "missing or wrong bearer token (data_dir/admin.token)"})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
@@ -190,7 +106,7 @@ func fail(w http.ResponseWriter, status int, err error) {
 	case errors.Is(err, box.ErrCodeInUse):
 		status = http.StatusConflict
 	}
-	writeJSON(w, status, errorResponse{Error: err.Error()})
+	writeJSON(w, status, ErrorResponse{Error: err.Error()})
 }
 
 // decode reads a JSON body strictly: an unknown field is a typo that would
@@ -211,14 +127,14 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-func (s *service) getSigningKey(w http.ResponseWriter, _ *http.Request) {
-	line := publicKeyLine(s.signer)
+func (s *Service) getSigningKey(w http.ResponseWriter, _ *http.Request) {
+	line := PublicKeyLine(s.signer)
 	_, pub, _ := strings.Cut(line, "=")
-	writeJSON(w, http.StatusOK, signingKeyResponse{KeyID: s.signer.KeyID, PublicKey: pub, Line: line})
+	writeJSON(w, http.StatusOK, SigningKeyResponse{KeyID: s.signer.KeyID, PublicKey: pub, Line: line})
 }
 
-func (s *service) registerBox(w http.ResponseWriter, r *http.Request) {
-	var req registerBoxRequest
+func (s *Service) registerBox(w http.ResponseWriter, r *http.Request) {
+	var req RegisterBoxRequest
 	if err := decode(r, &req); err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
@@ -227,7 +143,7 @@ func (s *service) registerBox(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, fmt.Errorf("box id %q: want 1-128 letters, digits or ._:@-", req.ID))
 		return
 	}
-	if req.ID == s.cloudUser {
+	if req.ID == s.o.Broker.Username {
 		fail(w, http.StatusBadRequest, fmt.Errorf("box id %q is the cloud's broker user name", req.ID))
 		return
 	}
@@ -242,8 +158,8 @@ func (s *service) registerBox(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, fmt.Errorf("box %s: password over 72 bytes", req.ID))
 		return
 	}
-	if req.Slots < 0 || req.Slots > maxSlots {
-		fail(w, http.StatusBadRequest, fmt.Errorf("box %s: slots %d: want 1..%d", req.ID, req.Slots, maxSlots))
+	if req.Slots < 0 || req.Slots > MaxSlots {
+		fail(w, http.StatusBadRequest, fmt.Errorf("box %s: slots %d: want 1..%d", req.ID, req.Slots, MaxSlots))
 		return
 	}
 	if err := s.cloud.RegisterBox(req.ID, pub); err != nil {
@@ -251,33 +167,33 @@ func (s *service) registerBox(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Password != "" {
-		if err := s.auth.SetPassword(req.ID, req.Password); err != nil {
+		if err := s.accounts.SetPassword(req.ID, req.Password); err != nil {
 			fail(w, http.StatusInternalServerError, err)
 			return
 		}
 	}
 	if req.Slots > 0 {
-		if err := s.auth.SetSlots(req.ID, req.Slots); err != nil {
+		if err := s.accounts.SetSlots(req.ID, req.Slots); err != nil {
 			fail(w, http.StatusInternalServerError, err)
 			return
 		}
 	}
-	bi, err := s.fleetStore.Box(req.ID)
+	bi, err := s.bookingsStore.Box(req.ID)
 	if err != nil {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
 	if req.Name != "" || req.Location != "" {
 		// The access page and the drivers' messages say where the box is.
-		bi.ID, bi.Name, bi.Location = req.ID, cmpOr(req.Name, bi.Name), cmpOr(req.Location, bi.Location)
-		if err := s.fleetStore.PutBox(bi); err != nil {
+		bi.ID, bi.Name, bi.Location = req.ID, cmp.Or(req.Name, bi.Name), cmp.Or(req.Location, bi.Location)
+		if err := s.bookingsStore.PutBox(bi); err != nil {
 			fail(w, http.StatusInternalServerError, err)
 			return
 		}
 	}
 	s.log.Info("box registered", "box", req.ID, "password_set", req.Password != "", "slots", req.Slots, "location", bi.Location)
-	writeJSON(w, http.StatusOK, boxInfo{ID: req.ID, HasPassword: s.auth.HasPassword(req.ID), ExternalBroker: s.broker == nil,
-		Slots: s.auth.Slots(req.ID), Name: bi.Name, Location: bi.Location})
+	writeJSON(w, http.StatusOK, BoxInfo{ID: req.ID, HasPassword: s.accounts.HasPassword(req.ID), ExternalBroker: s.broker == nil,
+		Slots: s.accounts.Slots(req.ID), Name: bi.Name, Location: bi.Location})
 }
 
 // decodeBase64 takes standard or URL-safe base64, padded or not: people paste
@@ -292,16 +208,16 @@ func decodeBase64(s string) ([]byte, error) {
 	return nil, errors.New("not base64")
 }
 
-func (s *service) listBoxes(w http.ResponseWriter, _ *http.Request) {
+func (s *Service) listBoxes(w http.ResponseWriter, _ *http.Request) {
 	ids, err := s.cloud.Boxes()
 	if err != nil {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	out := make([]boxInfo, 0, len(ids))
+	out := make([]BoxInfo, 0, len(ids))
 	for _, id := range ids {
-		info := boxInfo{ID: id, HasPassword: s.auth.HasPassword(id), Slots: s.auth.Slots(id)}
-		if bi, err := s.fleetStore.Box(id); err == nil {
+		info := BoxInfo{ID: id, HasPassword: s.accounts.HasPassword(id), Slots: s.accounts.Slots(id)}
+		if bi, err := s.bookingsStore.Box(id); err == nil {
 			info.Name, info.Location = bi.Name, bi.Location
 		}
 		if info.Revision, err = s.cloud.Revision(id); err != nil {
@@ -321,7 +237,7 @@ func (s *service) listBoxes(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *service) getRecords(w http.ResponseWriter, r *http.Request) {
+func (s *Service) getRecords(w http.ResponseWriter, r *http.Request) {
 	keys, grants, err := s.cloud.Records(r.PathValue("box"))
 	if err != nil {
 		fail(w, http.StatusInternalServerError, err)
@@ -333,17 +249,17 @@ func (s *service) getRecords(w http.ResponseWriter, r *http.Request) {
 	if grants == nil {
 		grants = []box.Grant{}
 	}
-	writeJSON(w, http.StatusOK, recordsResponse{Keys: keys, Grants: grants})
+	writeJSON(w, http.StatusOK, RecordsResponse{Keys: keys, Grants: grants})
 }
 
-func (s *service) putKey(w http.ResponseWriter, r *http.Request) {
-	var req putKeyRequest
+func (s *Service) putKey(w http.ResponseWriter, r *http.Request) {
+	var req PutKeyRequest
 	if err := decode(r, &req); err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
 	}
 	k := box.Key{ID: r.PathValue("key"), Name: req.Name, FobUID: req.FobUID, Slot: req.Slot}
-	if n := s.auth.Slots(r.PathValue("box")); n > 0 && (k.Slot < 1 || k.Slot > n) {
+	if n := s.accounts.Slots(r.PathValue("box")); n > 0 && (k.Slot < 1 || k.Slot > n) {
 		fail(w, http.StatusBadRequest, fmt.Errorf("key %s: home slot %d: box %s has slots 1..%d", k.ID, k.Slot, r.PathValue("box"), n))
 		return
 	}
@@ -353,12 +269,12 @@ func (s *service) putKey(w http.ResponseWriter, r *http.Request) {
 	s.revision(w, func() (uint64, error) { return s.cloud.PutKey(r.PathValue("box"), k) })
 }
 
-func (s *service) deleteKey(w http.ResponseWriter, r *http.Request) {
+func (s *Service) deleteKey(w http.ResponseWriter, r *http.Request) {
 	s.revision(w, func() (uint64, error) { return s.cloud.DeleteKey(r.PathValue("box"), r.PathValue("key")) })
 }
 
-func (s *service) putGrant(w http.ResponseWriter, r *http.Request) {
-	var req putGrantRequest
+func (s *Service) putGrant(w http.ResponseWriter, r *http.Request) {
+	var req PutGrantRequest
 	if err := decode(r, &req); err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
@@ -368,27 +284,27 @@ func (s *service) putGrant(w http.ResponseWriter, r *http.Request) {
 	s.revision(w, func() (uint64, error) { return s.cloud.PutGrant(r.PathValue("box"), g, req.Code) })
 }
 
-func (s *service) deleteGrant(w http.ResponseWriter, r *http.Request) {
+func (s *Service) deleteGrant(w http.ResponseWriter, r *http.Request) {
 	s.revision(w, func() (uint64, error) { return s.cloud.DeleteGrant(r.PathValue("box"), r.PathValue("grant")) })
 }
 
-func (s *service) revokeGrant(w http.ResponseWriter, r *http.Request) {
+func (s *Service) revokeGrant(w http.ResponseWriter, r *http.Request) {
 	s.revision(w, func() (uint64, error) { return s.cloud.RevokeGrant(r.PathValue("box"), r.PathValue("grant")) })
 }
 
 // revision runs a change and answers with the box's new revision. A change
 // the cloud refuses is the caller's input (400), unless it names a missing
 // box or record (404) or a code in use (409).
-func (s *service) revision(w http.ResponseWriter, change func() (uint64, error)) {
+func (s *Service) revision(w http.ResponseWriter, change func() (uint64, error)) {
 	rev, err := change()
 	if err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, revisionResponse{Revision: rev})
+	writeJSON(w, http.StatusOK, RevisionResponse{Revision: rev})
 }
 
-func (s *service) getEvents(w http.ResponseWriter, r *http.Request) {
+func (s *Service) getEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	after, err := queryUint(q.Get("after"))
 	if err != nil {
@@ -418,13 +334,13 @@ func queryUint(s string) (uint64, error) {
 	return strconv.ParseUint(s, 10, 64)
 }
 
-func (s *service) postCommand(w http.ResponseWriter, r *http.Request) {
-	var req commandRequest
+func (s *Service) postCommand(w http.ResponseWriter, r *http.Request) {
+	var req CommandRequest
 	if err := decode(r, &req); err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
 	}
-	ttl := defaultCommandTTL
+	ttl := DefaultCommandTTL
 	if req.TTL != "" {
 		d, err := time.ParseDuration(req.TTL)
 		if err != nil {
@@ -440,16 +356,16 @@ func (s *service) postCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("command sent", "box", boxID, "id", cmd.ID, "kind", cmd.Kind, "slot", cmd.Slot, "by", cmd.By, "reason", cmd.Reason)
-	writeJSON(w, http.StatusOK, commandResponse{ID: cmd.ID, Expires: cmd.Expires})
+	writeJSON(w, http.StatusOK, CommandResponse{ID: cmd.ID, Expires: cmd.Expires})
 }
 
-func (s *service) getCommand(w http.ResponseWriter, r *http.Request) {
+func (s *Service) getCommand(w http.ResponseWriter, r *http.Request) {
 	res, ok, err := s.cloud.CommandResult(r.PathValue("box"), r.PathValue("id"))
 	if err != nil {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	out := commandResultResponse{Answered: ok}
+	out := CommandResultResponse{Answered: ok}
 	if ok {
 		out.Result = &res
 	}

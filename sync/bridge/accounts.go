@@ -1,4 +1,4 @@
-package main
+package bridge
 
 import (
 	"errors"
@@ -20,15 +20,16 @@ var (
 	bucketBoxSlots = []byte("box_slots")
 )
 
-// authStore keeps the boxes' MQTT password hashes (bcrypt) for the embedded
-// broker's user lookup. It is a bbolt file of its own beside bridge.db:
+// boxAccounts keeps the boxes' MQTT password hashes (bcrypt) for the embedded
+// broker's user lookup, and their slot counts. It is a bbolt file of its own
+// (DATA/boxes.db) beside the cloud's (DATA/cloud.db):
 // sync/cloud keeps records and events and has no accounts, and a password
 // check must not wait behind a big snapshot transaction.
-type authStore struct {
+type boxAccounts struct {
 	db *bolt.DB
 }
 
-func openAuthStore(path string) (*authStore, error) {
+func openBoxAccounts(path string) (*boxAccounts, error) {
 	// A second bridge on the same data dir would fight over the broker's
 	// port anyway; fail fast instead of blocking on the file lock.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
@@ -50,13 +51,13 @@ func openAuthStore(path string) (*authStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	return &authStore{db: db}, nil
+	return &boxAccounts{db: db}, nil
 }
 
-func (a *authStore) Close() error { return a.db.Close() }
+func (a *boxAccounts) Close() error { return a.db.Close() }
 
 // SetPassword stores a bcrypt hash of pw as box id's MQTT password.
-func (a *authStore) SetPassword(id, pw string) error {
+func (a *boxAccounts) SetPassword(id, pw string) error {
 	hash, err := broker.HashPassword(pw)
 	if err != nil {
 		return fmt.Errorf("hash password of box %s: %w", id, err)
@@ -67,7 +68,7 @@ func (a *authStore) SetPassword(id, pw string) error {
 }
 
 // PasswordHash is the broker's user lookup (broker.Config.Users).
-func (a *authStore) PasswordHash(id string) (hash string, ok bool) {
+func (a *boxAccounts) PasswordHash(id string) (hash string, ok bool) {
 	_ = a.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketBoxPasswords).Get([]byte(id)); v != nil {
 			hash, ok = string(v), true // string() copies: v dies with tx
@@ -78,20 +79,20 @@ func (a *authStore) PasswordHash(id string) (hash string, ok bool) {
 }
 
 // HasPassword says whether the box has a password set.
-func (a *authStore) HasPassword(id string) bool {
+func (a *boxAccounts) HasPassword(id string) bool {
 	_, ok := a.PasswordHash(id)
 	return ok
 }
 
 // SetSlots records how many slots box id has.
-func (a *authStore) SetSlots(id string, n int) error {
+func (a *boxAccounts) SetSlots(id string, n int) error {
 	return a.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketBoxSlots).Put([]byte(id), []byte(strconv.Itoa(n)))
 	})
 }
 
 // Slots is box id's slot count, 0 when never given.
-func (a *authStore) Slots(id string) (n int) {
+func (a *boxAccounts) Slots(id string) (n int) {
 	_ = a.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketBoxSlots).Get([]byte(id)); v != nil {
 			n, _ = strconv.Atoi(string(v))

@@ -1,4 +1,4 @@
-package main
+package bridge
 
 import (
 	"net/http"
@@ -12,7 +12,7 @@ import (
 // scrape time: the counters live in sync/bookings and sync/cloud already, so
 // there is nothing to keep in step here.
 type metricsCollector struct {
-	s *service
+	s *Service
 
 	webhooks, grants, fleetioErrors, notifications, overdue, reconciled, echoes *prometheus.Desc
 	queueDepth, boxes, connected, cloudDropped                                  *prometheus.Desc
@@ -21,7 +21,7 @@ type metricsCollector struct {
 
 const metricsNS = "smartbox_bridge"
 
-func newMetricsCollector(s *service) *metricsCollector {
+func newMetricsCollector(s *Service) *metricsCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(metricsNS, "", name), help, labels, nil)
 	}
@@ -125,7 +125,7 @@ func boolGauge(b bool) float64 {
 
 // metricsHandler serves /metrics in Prometheus' text format: the bridge's
 // own metrics, and the Go runtime's and the process's.
-func (s *service) metricsHandler() http.Handler {
+func (s *Service) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newMetricsCollector(s), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -133,6 +133,6 @@ func (s *service) metricsHandler() http.Handler {
 }
 
 // slogPrinter passes promhttp's errors to the service's log.
-type slogPrinter struct{ s *service }
+type slogPrinter struct{ s *Service }
 
 func (p slogPrinter) Println(v ...any) { p.s.log.Warn("metrics", "err", v) }

@@ -1,4 +1,4 @@
-package main
+package bridge
 
 import (
 	"cmp"
@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
@@ -33,80 +32,11 @@ import (
 //	POST   /v1/fleetio/reconcile
 //	GET    /v1/bookings                           every grant of every box, Fleetio's marked, with events
 
-type connectRequest struct {
-	APIKey        string            `json:"api_key"`
-	AccountToken  string            `json:"account_token"`
-	WebhookSecret string            `json:"webhook_secret"`
-	Authorization string            `json:"authorization,omitempty"`
-	BaseURL       string            `json:"base_url,omitempty"`
-	CodeMode      bookings.CodeMode `json:"code_mode,omitempty"`
-}
-
-type connectResponse struct {
-	User       fleetio.User `json:"user"`
-	WebhookURL string       `json:"webhook_url"` // give this to Fleetio
-}
-
-type fleetioStatus struct {
-	Connected  bool              `json:"connected"`
-	BaseURL    string            `json:"base_url,omitempty"`
-	CodeMode   bookings.CodeMode `json:"code_mode"`
-	WebhookURL string            `json:"webhook_url"`
-	AccessURL  string            `json:"access_url"`
-	Links      int               `json:"links"`
-	Pending    int               `json:"reservations"`
-	Stats      bookings.Stats    `json:"stats"`
-}
-
-type codeModeRequest struct {
-	Mode bookings.CodeMode `json:"mode"`
-}
-
-type linkRequest struct {
-	BoxID  string            `json:"box_id"`
-	KeyID  string            `json:"key_id"`
-	Method bookings.LinkMode `json:"method"`
-}
-
-type bookRequest struct {
-	From    *time.Time `json:"from,omitempty"`
-	Until   *time.Time `json:"until,omitempty"`
-	Contact string     `json:"contact,omitempty"`
-}
-
-type driverCodeRequest struct {
-	Code string `json:"code"`
-}
-
-// bookingRow is one grant of a box, or one Fleetio booking without a grant
-// (a vehicle not linked, or ended and its grant gone).
-type bookingRow struct {
-	BoxID     string        `json:"box_id,omitempty"`
-	GrantID   string        `json:"grant_id,omitempty"`
-	Kind      box.GrantKind `json:"kind,omitempty"`
-	KeyIDs    []string      `json:"key_ids,omitempty"`
-	From      time.Time     `json:"from,omitzero"`
-	Until     time.Time     `json:"until,omitzero"`
-	Revoked   bool          `json:"revoked,omitempty"`
-	MaxUses   int           `json:"max_uses,omitempty"`
-	Uses      int           `json:"uses,omitempty"`
-	DriverRef string        `json:"driver_ref,omitempty"`
-	Source    string        `json:"source,omitempty"`
-	// Fleetio: the grant is the integration's (a booking or a driver code).
-	Fleetio bool `json:"fleetio"`
-	// Booking is the Fleetio booking behind the grant, if any.
-	Booking *bookings.Booking       `json:"booking,omitempty"`
-	Events  []bookings.BookingEvent `json:"events,omitempty"`
-	// BoxEvents are the box's events naming a grant the bridge did not
-	// make (the latest grantEventWindow of the box's log).
-	BoxEvents []box.Event `json:"box_events,omitempty"`
-}
-
 // grantEventWindow bounds how far back the events of a non-Fleetio grant
 // are looked for: the bookings list is a glance, not an audit.
 const grantEventWindow = 2000
 
-func (s *service) fleetioRoutes(mux *http.ServeMux) {
+func (s *Service) fleetioRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/fleetio/status", s.fleetioStatus)
 	mux.HandleFunc("POST /v1/fleetio/connect", s.fleetioConnect)
 	mux.HandleFunc("POST /v1/fleetio/disconnect", s.fleetioDisconnect)
@@ -139,7 +69,7 @@ func fleetFail(w http.ResponseWriter, err error) {
 		// Fleetio said no (a bad key is 401 there): the gateway's answer.
 		status = http.StatusBadGateway
 	}
-	writeJSON(w, status, errorResponse{Error: err.Error()})
+	writeJSON(w, status, ErrorResponse{Error: err.Error()})
 }
 
 func pathInt(r *http.Request, name string) (int64, error) {
@@ -150,21 +80,21 @@ func pathInt(r *http.Request, name string) (int64, error) {
 	return v, nil
 }
 
-func (s *service) webhookURL() string { return s.publicURL + bookings.WebhookPath }
+func (s *Service) webhookURL() string { return s.publicURL + bookings.WebhookPath }
 
-func (s *service) fleetioStatus(w http.ResponseWriter, _ *http.Request) {
-	out := fleetioStatus{Connected: s.fleet.Connected(), WebhookURL: s.webhookURL(), AccessURL: s.publicURL + bookings.AccessPath,
+func (s *Service) fleetioStatus(w http.ResponseWriter, _ *http.Request) {
+	out := FleetioStatus{Connected: s.fleet.Connected(), WebhookURL: s.webhookURL(), AccessURL: s.publicURL + bookings.AccessPath,
 		Stats: s.fleet.Stats()}
-	if st, err := s.fleetStore.Settings(); err == nil {
+	if st, err := s.bookingsStore.Settings(); err == nil {
 		out.BaseURL = cmp.Or(st.BaseURL, fleetio.DefaultBaseURL)
 	}
 	var err error
-	if out.CodeMode, err = s.fleetStore.CodeMode(); err != nil {
+	if out.CodeMode, err = s.bookingsStore.CodeMode(); err != nil {
 		fleetFail(w, err)
 		return
 	}
 	out.CodeMode = cmp.Or(out.CodeMode, bookings.CodePerAssignment)
-	links, err := s.fleetStore.Links()
+	links, err := s.bookingsStore.Links()
 	if err != nil {
 		fleetFail(w, err)
 		return
@@ -178,8 +108,8 @@ func (s *service) fleetioStatus(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *service) fleetioConnect(w http.ResponseWriter, r *http.Request) {
-	var req connectRequest
+func (s *Service) fleetioConnect(w http.ResponseWriter, r *http.Request) {
+	var req ConnectRequest
 	if err := decode(r, &req); err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
@@ -191,17 +121,17 @@ func (s *service) fleetioConnect(w http.ResponseWriter, r *http.Request) {
 		var api *fleetio.APIError
 		if errors.As(err, &api) && (api.StatusCode == http.StatusUnauthorized || api.StatusCode == http.StatusForbidden) {
 			// The admin's input was wrong, not the gateway.
-			writeJSON(w, http.StatusBadRequest, errorResponse{Error: err.Error()})
+			writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
 			return
 		}
 		fleetFail(w, err)
 		return
 	}
 	s.log.Info("fleetio connected", "user", u.ID, "base_url", cmp.Or(req.BaseURL, fleetio.DefaultBaseURL))
-	writeJSON(w, http.StatusOK, connectResponse{User: u, WebhookURL: s.webhookURL()})
+	writeJSON(w, http.StatusOK, ConnectResponse{User: u, WebhookURL: s.webhookURL()})
 }
 
-func (s *service) fleetioDisconnect(w http.ResponseWriter, r *http.Request) {
+func (s *Service) fleetioDisconnect(w http.ResponseWriter, r *http.Request) {
 	rep, err := s.fleet.Disconnect(r.Context())
 	if err != nil && len(rep.Revoked)+len(rep.Kept) == 0 {
 		fleetFail(w, err)
@@ -211,11 +141,11 @@ func (s *service) fleetioDisconnect(w http.ResponseWriter, r *http.Request) {
 		// Partly done: the report says what was, the error what was not.
 		s.log.Warn("fleetio disconnect incomplete", "err", err)
 	}
-	writeJSON(w, http.StatusOK, rep)
+	writeJSON(w, http.StatusOK, disconnectReportOf(rep))
 }
 
-func (s *service) fleetioCodeMode(w http.ResponseWriter, r *http.Request) {
-	var req codeModeRequest
+func (s *Service) fleetioCodeMode(w http.ResponseWriter, r *http.Request) {
+	var req CodeModeRequest
 	if err := decode(r, &req); err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
@@ -228,25 +158,25 @@ func (s *service) fleetioCodeMode(w http.ResponseWriter, r *http.Request) {
 		fleetFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, codeModeRequest{Mode: cmp.Or(req.Mode, bookings.CodePerAssignment)})
+	writeJSON(w, http.StatusOK, CodeModeRequest{Mode: cmp.Or(req.Mode, bookings.CodePerAssignment)})
 }
 
-func (s *service) fleetioVehicles(w http.ResponseWriter, r *http.Request) {
+func (s *Service) fleetioVehicles(w http.ResponseWriter, r *http.Request) {
 	vs, err := s.fleet.Vehicles(r.Context())
 	if err != nil {
 		fleetFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, vs)
+	writeJSON(w, http.StatusOK, vehicleLinksOf(vs))
 }
 
-func (s *service) fleetioLink(w http.ResponseWriter, r *http.Request) {
+func (s *Service) fleetioLink(w http.ResponseWriter, r *http.Request) {
 	id, err := pathInt(r, "vehicle")
 	if err != nil {
 		fleetFail(w, err)
 		return
 	}
-	var req linkRequest
+	var req LinkRequest
 	if err := decode(r, &req); err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
@@ -256,10 +186,10 @@ func (s *service) fleetioLink(w http.ResponseWriter, r *http.Request) {
 		fleetFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, l)
+	writeJSON(w, http.StatusOK, Link{VehicleID: l.VehicleID, BoxID: l.BoxID, KeyID: l.KeyID, Method: l.Mode})
 }
 
-func (s *service) fleetioUnlink(w http.ResponseWriter, r *http.Request) {
+func (s *Service) fleetioUnlink(w http.ResponseWriter, r *http.Request) {
 	id, err := pathInt(r, "vehicle")
 	if err != nil {
 		fleetFail(w, err)
@@ -272,25 +202,26 @@ func (s *service) fleetioUnlink(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int64{"vehicle_id": id})
 }
 
-func (s *service) fleetioReservations(w http.ResponseWriter, _ *http.Request) {
+func (s *Service) fleetioReservations(w http.ResponseWriter, _ *http.Request) {
 	rs, err := s.fleet.Reservations()
 	if err != nil {
 		fleetFail(w, err)
 		return
 	}
-	if rs == nil {
-		rs = []bookings.Reservation{}
+	out := make([]Reservation, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, reservationOf(r))
 	}
-	writeJSON(w, http.StatusOK, rs)
+	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *service) fleetioBook(w http.ResponseWriter, r *http.Request) {
+func (s *Service) fleetioBook(w http.ResponseWriter, r *http.Request) {
 	id, err := pathInt(r, "assignment")
 	if err != nil {
 		fleetFail(w, err)
 		return
 	}
-	var req bookRequest
+	var req BookRequest
 	if err := decode(r, &req); err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
@@ -306,10 +237,10 @@ func (s *service) fleetioBook(w http.ResponseWriter, r *http.Request) {
 		fleetFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, bk)
+	writeJSON(w, http.StatusOK, bookingOf(bk))
 }
 
-func (s *service) fleetioDrivers(w http.ResponseWriter, _ *http.Request) {
+func (s *Service) fleetioDrivers(w http.ResponseWriter, _ *http.Request) {
 	ds, err := s.fleet.DriverCodes()
 	if err != nil {
 		fleetFail(w, err)
@@ -318,13 +249,13 @@ func (s *service) fleetioDrivers(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, ds)
 }
 
-func (s *service) fleetioSetDriverCode(w http.ResponseWriter, r *http.Request) {
+func (s *Service) fleetioSetDriverCode(w http.ResponseWriter, r *http.Request) {
 	id, err := pathInt(r, "contact")
 	if err != nil {
 		fleetFail(w, err)
 		return
 	}
-	var req driverCodeRequest
+	var req DriverCodeRequest
 	if err := decode(r, &req); err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
@@ -336,7 +267,7 @@ func (s *service) fleetioSetDriverCode(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int64{"contact_id": id})
 }
 
-func (s *service) fleetioClearDriverCode(w http.ResponseWriter, r *http.Request) {
+func (s *Service) fleetioClearDriverCode(w http.ResponseWriter, r *http.Request) {
 	id, err := pathInt(r, "contact")
 	if err != nil {
 		fleetFail(w, err)
@@ -349,7 +280,7 @@ func (s *service) fleetioClearDriverCode(w http.ResponseWriter, r *http.Request)
 	writeJSON(w, http.StatusOK, map[string]int64{"contact_id": id})
 }
 
-func (s *service) fleetioReconcile(w http.ResponseWriter, r *http.Request) {
+func (s *Service) fleetioReconcile(w http.ResponseWriter, r *http.Request) {
 	rep, err := s.fleet.Reconcile(r.Context())
 	if err != nil {
 		fleetFail(w, err)
@@ -360,17 +291,18 @@ func (s *service) fleetioReconcile(w http.ResponseWriter, r *http.Request) {
 
 // allBookings lists every grant of every box with the Fleetio booking
 // behind it, if any, and the Fleetio bookings that have no grant.
-func (s *service) allBookings(w http.ResponseWriter, _ *http.Request) {
+func (s *Service) allBookings(w http.ResponseWriter, _ *http.Request) {
 	bks, err := s.fleet.Bookings()
 	if err != nil {
 		fleetFail(w, err)
 		return
 	}
 	type ref struct{ box, grant string }
-	byGrant := make(map[ref]*bookings.Booking, len(bks))
-	for i := range bks {
-		if bks[i].GrantID != "" && bks[i].BoxID != "" {
-			byGrant[ref{bks[i].BoxID, bks[i].GrantID}] = &bks[i]
+	views := bookingsOf(bks)
+	byGrant := make(map[ref]*Booking, len(views))
+	for i := range views {
+		if views[i].GrantID != "" && views[i].BoxID != "" {
+			byGrant[ref{views[i].BoxID, views[i].GrantID}] = &views[i]
 		}
 	}
 	ids, err := s.cloud.Boxes()
@@ -378,7 +310,7 @@ func (s *service) allBookings(w http.ResponseWriter, _ *http.Request) {
 		fleetFail(w, err)
 		return
 	}
-	out := []bookingRow{}
+	out := []BookingRow{}
 	used := map[int64]bool{}
 	for _, id := range ids {
 		_, grants, err := s.cloud.Records(id)
@@ -388,7 +320,7 @@ func (s *service) allBookings(w http.ResponseWriter, _ *http.Request) {
 		}
 		var boxEvents []box.Event
 		for _, g := range grants {
-			row := bookingRow{BoxID: id, GrantID: g.ID, Kind: g.Kind, KeyIDs: g.KeyIDs, From: g.From, Until: g.Until,
+			row := BookingRow{BoxID: id, GrantID: g.ID, Kind: g.Kind, KeyIDs: g.KeyIDs, From: g.From, Until: g.Until,
 				Revoked: g.Revoked, MaxUses: g.MaxUses, Uses: g.Uses, DriverRef: g.DriverRef, Source: g.Source,
 				Fleetio: g.Source == bookings.GrantSource}
 			if bk := byGrant[ref{id, g.ID}]; bk != nil {
@@ -414,9 +346,9 @@ func (s *service) allBookings(w http.ResponseWriter, _ *http.Request) {
 			out = append(out, row)
 		}
 	}
-	for i := range bks {
-		if bk := &bks[i]; !used[bk.AssignmentID] {
-			row := bookingRow{BoxID: bk.BoxID, GrantID: bk.GrantID, Kind: box.KindBooking, From: bk.From, Until: bk.Until,
+	for i := range views {
+		if bk := &views[i]; !used[bk.AssignmentID] {
+			row := BookingRow{BoxID: bk.BoxID, GrantID: bk.GrantID, Kind: box.KindBooking, From: bk.From, Until: bk.Until,
 				Fleetio: true, Booking: bk, Source: bookings.GrantSource}
 			if bk.KeyID != "" {
 				row.KeyIDs = []string{bk.KeyID}
@@ -428,14 +360,14 @@ func (s *service) allBookings(w http.ResponseWriter, _ *http.Request) {
 			out = append(out, row)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b bookingRow) int {
+	slices.SortStableFunc(out, func(a, b BookingRow) int {
 		return cmp.Or(cmp.Compare(a.BoxID, b.BoxID), a.From.Compare(b.From), cmp.Compare(a.GrantID, b.GrantID))
 	})
 	writeJSON(w, http.StatusOK, out)
 }
 
 // recentEvents is the last grantEventWindow events of a box.
-func (s *service) recentEvents(boxID string) ([]box.Event, error) {
+func (s *Service) recentEvents(boxID string) ([]box.Event, error) {
 	hi, err := s.cloud.HighestSeq(boxID)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package main
+package bridge
 
 import (
 	"crypto/ed25519"
@@ -15,19 +15,21 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/smartbox-oss/smartbox/cmd/internal/secretfile"
+	"github.com/smartbox-oss/smartbox/sync/secretfile"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
-// Files in the data directory.
+// Files in the data directory, named by what they hold (migrate.go moves
+// the older names).
 const (
-	fileCloudDB    = "bridge.db"    // sync/cloud store
-	fileAuthDB     = "auth.db"      // box MQTT password hashes
-	fileBrokerDir  = "broker"       // embedded broker's sessions and retained messages
-	fileSigningKey = "signing.key"  // Ed25519 private key, PKCS#8 PEM, 0600
-	fileAdminToken = "admin.token"  // bearer token of the admin endpoint, 0600
-	fileAdminAddr  = "admin.addr"   // where the running service's admin endpoint listens
-	fileCloudPass  = "cloud.passwd" // the embedded broker's cloud password, 0600
+	FileCloudDB       = "cloud.db"     // sync/cloud: every box's keys, grants, revision log, events
+	FileBookingsDB    = "bookings.db"  // sync/bookings: Fleetio settings (0600), links, webhook queue, bookings
+	FileBoxesDB       = "boxes.db"     // box accounts: MQTT password hashes, slot counts
+	FileBrokerDir     = "broker"       // embedded broker's sessions and retained messages
+	FileSigningKey    = "signing.key"  // Ed25519 private key, PKCS#8 PEM, 0600
+	FileAdminToken    = "admin.token"  // bearer token of the admin endpoint, 0600
+	FileAdminAddr     = "admin.addr"   // where the running service's admin endpoint listens
+	FileCloudPassword = "cloud.passwd" // the embedded broker's cloud password, 0600
 )
 
 // loadOrCreateSigningKey reads the bridge's Ed25519 signing key from path,
@@ -37,10 +39,10 @@ const (
 // The key id is derived from the public key, so it needs no file of its own
 // and a box provisioned with "kid=base64" names the key that signs for it.
 func loadOrCreateSigningKey(path string) (s wire.Signer, created bool, err error) {
-	b, err := secretfile.Read(path, maxSecretFile)
+	b, err := secretfile.Read(path, MaxSecretFile)
 	switch {
 	case err == nil:
-		s, err := parseSigningKey(b)
+		s, err := ParseSigningKey(b)
 		if err != nil {
 			return wire.Signer{}, false, fmt.Errorf("signing key %s: %w", path, err)
 		}
@@ -62,7 +64,8 @@ func loadOrCreateSigningKey(path string) (s wire.Signer, created bool, err error
 	return wire.Signer{KeyID: keyID(priv.Public().(ed25519.PublicKey)), Key: priv}, true, nil
 }
 
-func parseSigningKey(b []byte) (wire.Signer, error) {
+// ParseSigningKey reads a signing key file's PEM (PKCS#8 Ed25519).
+func ParseSigningKey(b []byte) (wire.Signer, error) {
 	blk, _ := pem.Decode(b)
 	if blk == nil || blk.Type != "PRIVATE KEY" {
 		return wire.Signer{}, errors.New("not a PEM \"PRIVATE KEY\" block")
@@ -86,9 +89,9 @@ func keyID(pub ed25519.PublicKey) string {
 	return "bridge-" + hex.EncodeToString(sum[:4])
 }
 
-// publicKeyLine is what `signing-key` prints and `smartboxctl provision`
+// PublicKeyLine is what `signing-key` prints and `smartboxctl provision`
 // takes: kid=base64(public key).
-func publicKeyLine(s wire.Signer) string {
+func PublicKeyLine(s wire.Signer) string {
 	return s.KeyID + "=" + base64.StdEncoding.EncodeToString(s.Key.Public().(ed25519.PublicKey))
 }
 
@@ -96,7 +99,7 @@ func publicKeyLine(s wire.Signer) string {
 // 32-byte one (0600). An existing file others may read is refused
 // (secretfile), as every other secret file is.
 func loadOrCreateToken(path string) (string, error) {
-	b, err := secretfile.Read(path, maxSecretFile)
+	b, err := secretfile.Read(path, MaxSecretFile)
 	if err == nil {
 		tok := strings.TrimSpace(string(b))
 		if len(tok) < 32 {
@@ -118,27 +121,10 @@ func loadOrCreateToken(path string) (string, error) {
 	return tok, nil
 }
 
-// maxSecretFile bounds a password, token or key file: a secret is one short
+// MaxSecretFile bounds a password, token or key file: a secret is one short
 // line (the signing key a PEM block of about 120 bytes), and a path
 // mistyped to a log file must not be read whole.
-const maxSecretFile = 4 << 10
-
-// readSecretFile reads a password file: its first line, without the line
-// end. The file must not be readable by group or others (secretfile: the
-// check smartboxd makes too). An empty password is an error, not an
-// account without one.
-func readSecretFile(what, path string) (string, error) {
-	b, err := secretfile.Read(path, maxSecretFile)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", what, err)
-	}
-	s, _, _ := strings.Cut(string(b), "\n")
-	s = strings.TrimRight(s, "\r")
-	if s == "" {
-		return "", fmt.Errorf("%s %s: empty", what, path)
-	}
-	return s, nil
-}
+const MaxSecretFile = 4 << 10
 
 // writeSecret writes b to path with mode 0600, durably: a temporary file,
 // fsync, rename, so a power cut leaves the old file or the new one, never a
@@ -169,9 +155,6 @@ func writeSecret(path string, b []byte) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
+	_ = syncDir(dir) // best effort: the file itself is whole either way
 	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package bridge
 
 import (
 	"bufio"
@@ -16,12 +16,12 @@ import (
 
 // The service's listeners carry the limits listeners.go sets.
 func TestServiceListenerLimits(t *testing.T) {
-	b := startBridge(t, t.TempDir(), "")
+	b := startTest(t, Options{})
 	for _, tc := range []struct {
 		name string
 		srv  *http.Server
 		l    httpLimits
-	}{{"public", b.svc.publicSrv, publicLimits}, {"admin", b.svc.adminSrv, adminLimits}} {
+	}{{"public", b.publicSrv, publicLimits}, {"admin", b.adminSrv, adminLimits}} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.l.ReadHeader, tc.srv.ReadHeaderTimeout)
 			require.Equal(t, tc.l.Read, tc.srv.ReadTimeout)

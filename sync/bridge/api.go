@@ -1,0 +1,301 @@
+package bridge
+
+import (
+	"time"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/sync/bookings"
+	"github.com/smartbox-oss/smartbox/sync/fleetio"
+	"github.com/smartbox-oss/smartbox/sync/wire"
+)
+
+// The admin API's requests and answers. Answers are these types, never the
+// stores' own: a storage struct grows fields (a sealed PIN, a settings
+// secret) that must not reach a client by being added there. The JSON names
+// are the ones the CLI (cmd/smartbox-bridge) decodes.
+
+// RegisterBoxRequest is POST /v1/boxes.
+type RegisterBoxRequest struct {
+	ID        string `json:"id"`
+	PublicKey string `json:"public_key"`         // the box's X25519 key, base64
+	Password  string `json:"password,omitempty"` // MQTT password; "" keeps the current one
+	// Slots is how many key slots the box has (0 keeps the number known);
+	// Name and Location are what drivers are told to find it ("" keeps).
+	Slots    int    `json:"slots,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Location string `json:"location,omitempty"`
+}
+
+// PutKeyRequest is PUT /v1/boxes/{box}/keys/{key}.
+type PutKeyRequest struct {
+	Name   string `json:"name,omitempty"`
+	FobUID string `json:"fob_uid"`
+	Slot   int    `json:"slot"`
+}
+
+// PutGrantRequest is PUT /v1/boxes/{box}/grants/{grant}: the code goes
+// in, and never comes out of any answer.
+type PutGrantRequest struct {
+	Kind      box.GrantKind `json:"kind"`
+	Code      string        `json:"code,omitempty"` // "" keeps the grant's code
+	KeyIDs    []string      `json:"key_ids"`
+	From      time.Time     `json:"from,omitzero"`
+	Until     time.Time     `json:"until,omitzero"`
+	MaxUses   int           `json:"max_uses,omitempty"`
+	DriverRef string        `json:"driver_ref,omitempty"`
+}
+
+// CommandRequest is POST /v1/boxes/{box}/commands.
+type CommandRequest struct {
+	Kind   string `json:"kind"`
+	Slot   int    `json:"slot,omitempty"`
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+	TTL    string `json:"ttl,omitempty"` // Go duration; default 10m
+}
+
+// RevisionResponse answers a change to a box's records: its new revision.
+type RevisionResponse struct {
+	Revision uint64 `json:"revision"`
+}
+
+// BoxInfo is one box of GET /v1/boxes, and the answer to POST /v1/boxes.
+type BoxInfo struct {
+	ID          string `json:"id"`
+	Revision    uint64 `json:"revision"` // the cloud's records revision for the box
+	HasPassword bool   `json:"has_password"`
+	// ExternalBroker: box passwords are the external broker's business
+	// (its password file); the one kept here is not used.
+	ExternalBroker bool         `json:"external_broker,omitempty"`
+	Status         *wire.Status `json:"status,omitempty"` // nil: the box never sent one
+	Slots          int          `json:"slots,omitempty"`
+	Name           string       `json:"name,omitempty"`
+	Location       string       `json:"location,omitempty"`
+}
+
+// RecordsResponse is GET /v1/boxes/{box}/records.
+type RecordsResponse struct {
+	Keys   []box.Key   `json:"keys"`
+	Grants []box.Grant `json:"grants"` // never with codes: box.Grant has none
+}
+
+// CommandResponse answers POST /v1/boxes/{box}/commands.
+type CommandResponse struct {
+	ID      string    `json:"id"`
+	Expires time.Time `json:"expires"`
+}
+
+// CommandResultResponse is GET /v1/boxes/{box}/commands/{id}.
+type CommandResultResponse struct {
+	Answered bool                `json:"answered"`
+	Result   *wire.CommandResult `json:"result,omitempty"`
+}
+
+// SigningKeyResponse is GET /v1/signing-key: the public half only.
+type SigningKeyResponse struct {
+	KeyID     string `json:"kid"`
+	PublicKey string `json:"public_key"`
+	Line      string `json:"line"` // kid=base64, for smartboxctl provision
+}
+
+// ErrorResponse is every error answer.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
+
+// ConnectRequest is POST /v1/fleetio/connect: secrets go in, never out.
+type ConnectRequest struct {
+	APIKey        string            `json:"api_key"`
+	AccountToken  string            `json:"account_token"`
+	WebhookSecret string            `json:"webhook_secret"`
+	Authorization string            `json:"authorization,omitempty"`
+	BaseURL       string            `json:"base_url,omitempty"`
+	CodeMode      bookings.CodeMode `json:"code_mode,omitempty"`
+}
+
+// ConnectResponse answers POST /v1/fleetio/connect.
+type ConnectResponse struct {
+	User       fleetio.User `json:"user"`
+	WebhookURL string       `json:"webhook_url"` // give this to Fleetio
+}
+
+// FleetioStatus is GET /v1/fleetio/status: no secret, only whether there
+// are settings.
+type FleetioStatus struct {
+	Connected  bool              `json:"connected"`
+	BaseURL    string            `json:"base_url,omitempty"`
+	CodeMode   bookings.CodeMode `json:"code_mode"`
+	WebhookURL string            `json:"webhook_url"`
+	AccessURL  string            `json:"access_url"`
+	Links      int               `json:"links"`
+	Pending    int               `json:"reservations"`
+	Stats      bookings.Stats    `json:"stats"`
+}
+
+// CodeModeRequest is PUT /v1/fleetio/code-mode, and its answer.
+type CodeModeRequest struct {
+	Mode bookings.CodeMode `json:"mode"`
+}
+
+// LinkRequest is PUT /v1/fleetio/links/{vehicle}.
+type LinkRequest struct {
+	BoxID  string            `json:"box_id"`
+	KeyID  string            `json:"key_id"`
+	Method bookings.LinkMode `json:"method"`
+}
+
+// BookRequest is POST /v1/fleetio/reservations/{assignment}/book.
+type BookRequest struct {
+	From    *time.Time `json:"from,omitempty"`
+	Until   *time.Time `json:"until,omitempty"`
+	Contact string     `json:"contact,omitempty"`
+}
+
+// DriverCodeRequest is PUT /v1/fleetio/drivers/{contact}/code.
+type DriverCodeRequest struct {
+	Code string `json:"code"`
+}
+
+// BookingRow is one grant of a box, or one Fleetio booking without a grant
+// (a vehicle not linked, or ended and its grant gone).
+type BookingRow struct {
+	BoxID     string        `json:"box_id,omitempty"`
+	GrantID   string        `json:"grant_id,omitempty"`
+	Kind      box.GrantKind `json:"kind,omitempty"`
+	KeyIDs    []string      `json:"key_ids,omitempty"`
+	From      time.Time     `json:"from,omitzero"`
+	Until     time.Time     `json:"until,omitzero"`
+	Revoked   bool          `json:"revoked,omitempty"`
+	MaxUses   int           `json:"max_uses,omitempty"`
+	Uses      int           `json:"uses,omitempty"`
+	DriverRef string        `json:"driver_ref,omitempty"`
+	Source    string        `json:"source,omitempty"`
+	// Fleetio: the grant is the integration's (a booking or a driver code).
+	Fleetio bool `json:"fleetio"`
+	// Booking is the Fleetio booking behind the grant, if any.
+	Booking *Booking                `json:"booking,omitempty"`
+	Events  []bookings.BookingEvent `json:"events,omitempty"`
+	// BoxEvents are the box's events naming a grant the bridge did not
+	// make (the latest grantEventWindow of the box's log).
+	BoxEvents []box.Event `json:"box_events,omitempty"`
+}
+
+// Assignment is what a booking and a Prompt reservation share: one Fleetio
+// assignment of a driver (contact) to a vehicle whose key is in a box.
+type Assignment struct {
+	AssignmentID  int64     `json:"assignment_id"`
+	VehicleID     int64     `json:"vehicle_id"`
+	ContactID     int64     `json:"contact_id"`
+	ContactName   string    `json:"contact_name,omitempty"`
+	BoxID         string    `json:"box_id,omitempty"`
+	KeyID         string    `json:"key_id,omitempty"`
+	From          time.Time `json:"from"`
+	Until         time.Time `json:"until,omitzero"` // zero: open-ended
+	ContactMethod string    `json:"contact,omitempty"`
+	// UpdatedAt is Fleetio's updated_at of the assignment last acted on.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Booking is a Fleetio booking as the admin sees it: bookings.Booking
+// without its sealed PIN.
+type Booking struct {
+	Assignment
+	VehicleName  string                `json:"vehicle_name,omitempty"`
+	GrantID      string                `json:"grant_id,omitempty"`
+	State        bookings.BookingState `json:"state"`
+	DriverRef    string                `json:"driver_ref,omitempty"`
+	DriverCode   bool                  `json:"driver_code,omitempty"`
+	WindowEdited bool                  `json:"window_edited,omitempty"`
+	FleetioFrom  time.Time             `json:"fleetio_from,omitzero"`
+	FleetioUntil time.Time             `json:"fleetio_until,omitzero"`
+	// AccessLink is the driver's page (it holds the token, not the PIN):
+	// the admin passes it on when a driver lost the message.
+	AccessLink string `json:"access_link,omitempty"`
+	// The steps of the booking still to do.
+	PendingGrant     bool      `json:"pending_grant,omitempty"`
+	PendingWriteBack bool      `json:"pending_write_back,omitempty"`
+	PendingNotify    string    `json:"pending_notify,omitempty"`
+	Changed          time.Time `json:"changed"`
+}
+
+func bookingOf(b bookings.Booking) Booking {
+	return Booking{
+		Assignment: Assignment{AssignmentID: b.AssignmentID, VehicleID: b.VehicleID, ContactID: b.ContactID,
+			ContactName: b.ContactName, BoxID: b.BoxID, KeyID: b.KeyID, From: b.From, Until: b.Until,
+			ContactMethod: b.ContactMethod, UpdatedAt: b.UpdatedAt},
+		VehicleName: b.VehicleName, GrantID: b.GrantID, State: b.State, DriverRef: b.DriverRef, DriverCode: b.DriverCode,
+		WindowEdited: b.WindowEdited, FleetioFrom: b.FleetioFrom, FleetioUntil: b.FleetioUntil, AccessLink: b.AccessLink,
+		PendingGrant: b.PendingGrant, PendingWriteBack: b.PendingWriteBack, PendingNotify: string(b.PendingNotify), Changed: b.Changed,
+	}
+}
+
+func bookingsOf(bs []bookings.Booking) []Booking {
+	out := make([]Booking, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, bookingOf(b))
+	}
+	return out
+}
+
+// Reservation is a pending Prompt reservation (GET /v1/fleetio/reservations).
+type Reservation struct {
+	Assignment
+	Notified bool `json:"notified,omitempty"` // the admin was told
+	// Approved: the admin asked for the booking, with Edit.
+	Approved bool         `json:"approved,omitempty"`
+	Edit     *BookRequest `json:"edit,omitempty"`
+}
+
+func reservationOf(r bookings.Reservation) Reservation {
+	out := Reservation{
+		Assignment: Assignment{AssignmentID: r.AssignmentID, VehicleID: r.VehicleID, ContactID: r.ContactID,
+			ContactName: r.ContactName, BoxID: r.BoxID, KeyID: r.KeyID, From: r.From, Until: r.Until,
+			ContactMethod: r.ContactMethod, UpdatedAt: r.UpdatedAt},
+		Notified: r.Notified, Approved: r.Approved,
+	}
+	if e := r.Edit; e != nil {
+		out.Edit = &BookRequest{From: e.From, Until: e.Until, Contact: e.ContactMethod}
+	}
+	return out
+}
+
+// Link is a vehicle's link to a box's key (PUT /v1/fleetio/links/{vehicle}).
+type Link struct {
+	VehicleID int64             `json:"vehicle_id"`
+	BoxID     string            `json:"box_id"`
+	KeyID     string            `json:"key_id"`
+	Method    bookings.LinkMode `json:"method"`
+}
+
+// VehicleLink is one of Fleetio's vehicles with its link (GET
+// /v1/fleetio/vehicles).
+type VehicleLink struct {
+	Vehicle fleetio.Vehicle `json:"vehicle"`
+	Link    *Link           `json:"link"`
+}
+
+func vehicleLinksOf(vs []bookings.VehicleLink) []VehicleLink {
+	out := make([]VehicleLink, 0, len(vs))
+	for _, v := range vs {
+		vl := VehicleLink{Vehicle: v.Vehicle}
+		if l := v.Link; l != nil {
+			vl.Link = &Link{VehicleID: l.VehicleID, BoxID: l.BoxID, KeyID: l.KeyID, Method: l.Mode}
+		}
+		out = append(out, vl)
+	}
+	return out
+}
+
+// DisconnectReport answers POST /v1/fleetio/disconnect.
+type DisconnectReport struct {
+	Revoked             []Booking `json:"revoked"`
+	Kept                []Booking `json:"kept"`
+	DeliveriesDropped   int       `json:"deliveries_dropped"`
+	ReservationsDropped int       `json:"reservations_dropped"`
+	FieldsNotCleared    []int64   `json:"fields_not_cleared,omitempty"`
+}
+
+func disconnectReportOf(r bookings.DisconnectReport) DisconnectReport {
+	return DisconnectReport{Revoked: bookingsOf(r.Revoked), Kept: bookingsOf(r.Kept), DeliveriesDropped: r.DeliveriesDropped,
+		ReservationsDropped: r.ReservationsDropped, FieldsNotCleared: r.FieldsNotCleared}
+}

@@ -1,0 +1,114 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/smartbox-oss/smartbox/sync/bookings"
+)
+
+// startBookings opens the Fleetio integration's store, listens on the
+// public address and makes the integration. The public listener is opened
+// first so that a PublicURL left out can be derived from the port the
+// system picked.
+func (s *Service) startBookings() error {
+	fo := &s.o.Fleetio
+	var err error
+	if s.bookingsStore, err = bookings.OpenStore(filepath.Join(s.o.DataDir, FileBookingsDB)); err != nil {
+		return fmt.Errorf("bookings store: %w", err)
+	}
+	if s.publicLn, err = net.Listen("tcp", fo.PublicListen); err != nil {
+		return fmt.Errorf("fleetio.public_listen: listen on %s: %w", fo.PublicListen, err)
+	}
+	s.publicURL = strings.TrimRight(fo.PublicURL, "/")
+	if s.publicURL == "" {
+		s.publicURL = "http://" + s.publicLn.Addr().String()
+	}
+	bo := bookings.Options{
+		Store:         s.bookingsStore,
+		Cloud:         s.cloud,
+		Notifier:      s.o.Notifier,
+		Zone:          s.o.Zone,
+		Admin:         fo.Admin,
+		AdminMethod:   fo.AdminMethod,
+		AdminLink:     fo.AdminLink,
+		AccessBaseURL: s.publicURL,
+		MaxBody:       fo.MaxBody,
+		// At most a few slow bodies per client; a body has
+		// bookings.DefaultBodyTimeout to arrive.
+		MaxBodiesPerAddress: fo.MaxBodiesPerAddress,
+		TrustedProxies:      fo.TrustedProxies,
+		OverdueGrace:        fo.OverdueGrace,
+		ReturnSettle:        fo.ReturnSettle,
+		Logger:              s.log,
+	}
+	if fo.Tune != nil {
+		fo.Tune(&bo)
+	}
+	if s.fleet, err = bookings.New(bo); err != nil {
+		return fmt.Errorf("fleetio integration: %w", err)
+	}
+	// Box events (key taken, returned, codes refused) are tied to bookings
+	// as the cloud stores them; the maintenance loop catches up on any
+	// stored while the bridge was down.
+	s.cloud.OnEvents(s.fleet.HandleEvents)
+	s.publicSrv = publicLimits.server(s.publicHandler(), s.log)
+	s.log.Info("public endpoint listening", "addr", s.publicLn.Addr().String(), "webhook_url", s.WebhookURL())
+	return nil
+}
+
+// publicHandler is what the internet reaches: Fleetio's webhooks, the
+// drivers' access pages and a health check. Nothing here needs the admin
+// token, and nothing here changes a grant by itself.
+func (s *Service) publicHandler() http.Handler {
+	mux := http.NewServeMux()
+	var webhook http.Handler = s.fleet.Webhook()
+	if wrap := s.o.Fleetio.WrapWebhook; wrap != nil {
+		webhook = wrap(webhook)
+	}
+	mux.Handle(bookings.WebhookPath, webhook)
+	mux.Handle(bookings.AccessPath, s.fleet.Access())
+	mux.HandleFunc("GET /healthz", s.healthz)
+	return mux
+}
+
+// healthz answers 200 "ok" while the service runs; the body says whether
+// Fleetio is connected and how deep the queue is, for a person looking.
+func (s *Service) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintf(w, "ok\nfleetio_connected %t\nqueue_depth %d\n", s.fleetioConnected(), s.bookingsStore.QueueDepth())
+}
+
+// fleetioConnected says whether the integration has its settings.
+func (s *Service) fleetioConnected() bool { return s.fleet != nil && s.fleet.Connected() }
+
+// runBookings runs the queue worker and the maintenance loop (reconcile and
+// overdue keys every Fleetio.ReconcileEvery) until ctx ends. The channel
+// closes once both have stopped: the store must not close under them.
+func (s *Service) runBookings(ctx context.Context) <-chan struct{} {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := s.fleet.Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("fleetio queue worker stopped", "err", err)
+		}
+	})
+	if s.o.Fleetio.ReconcileEvery > 0 {
+		wg.Go(func() {
+			if err := s.fleet.RunMaintenance(ctx, s.o.Fleetio.ReconcileEvery); err != nil && ctx.Err() == nil {
+				s.log.Error("fleetio maintenance stopped", "err", err)
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	return done
+}

@@ -1,0 +1,50 @@
+// Package bridge is the running bridge service: what `smartbox-bridge serve`
+// runs, as a library, so that the simulator, the chaos run and tests start a
+// whole bridge in-process. It ties together the cloud store (sync/cloud),
+// the box accounts, the embedded MQTT broker (sync/broker) or an external
+// one, the Fleetio integration (sync/bookings), the admin API and the
+// public listener, and serves /metrics.
+//
+// # Basics
+//
+// Start(ctx, Options) opens the data directory, listens, and serves until
+// ctx is done, Close is called, or a part fails (Done closes; Close says
+// what failed). Options are plain values: the caller (cmd/smartbox-bridge)
+// reads config and secret files and passes what they hold. A listen
+// address left "" is "127.0.0.1:0", so a test gets free ports and asks the
+// Service where it listens (AdminURL, PublicURL, BrokerURL). Ready closes
+// once the cloud is subscribed to the boxes' topics: a box started after it
+// is answered from its first message.
+//
+// The library prints nothing: the signing key's public line, which serve
+// prints for `smartboxctl provision`, is SigningKeyLine.
+//
+// The data directory (made 0700) holds, by role:
+//
+//	cloud.db      sync/cloud: every box's keys, grants, revision log, events
+//	bookings.db   sync/bookings: Fleetio settings (0600), links, webhook queue, bookings
+//	boxes.db      box accounts: MQTT password hashes (bcrypt), slot counts
+//	broker/       the embedded broker's sessions and retained messages
+//	signing.key   the Ed25519 key boxes trust (PKCS#8 PEM, 0600)
+//	admin.token   the admin API's bearer token (0600)
+//	admin.addr    where the admin API listens, while the service runs
+//	cloud.passwd  the cloud's embedded-broker password when none is given (0600)
+//
+// The admin API (admin.go, admin_fleetio.go) answers with its own types
+// (api.go), never the stores' structs: codes, sealed PINs and Fleetio's
+// secrets go in and never come out.
+//
+// # Caveats
+//
+// Older releases named the stores bridge.db (the cloud's), fleetio.db (the
+// integration's) and auth.db (the box accounts). Start renames them before
+// opening anything; a directory with both an old and a new name for one
+// store is refused with both named, as only the admin knows which holds
+// the data.
+//
+// bbolt lets one process hold a file: a second service on the same data
+// directory fails to start (within a couple of seconds) rather than wait.
+//
+// Close waits up to 5 s for requests in flight (a webhook being stored),
+// then for the integration's workers to stop between deliveries.
+package bridge

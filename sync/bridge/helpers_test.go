@@ -1,0 +1,53 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// logBuffer collects a service's logs for a test to search; the service
+// writes from many goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// testBridge is a whole bridge started in-process on free loopback ports
+// (every listen address "" is 127.0.0.1:0), closed when the test ends.
+type testBridge struct {
+	*Service
+	dir string
+	log *logBuffer
+}
+
+// startTest starts a bridge with o, in a fresh data dir unless o names one,
+// logging at debug into a buffer.
+func startTest(t *testing.T, o Options) *testBridge {
+	t.Helper()
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
+	}
+	logs := &logBuffer{}
+	o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := Start(context.Background(), o)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	return &testBridge{Service: s, dir: o.DataDir, log: logs}
+}
