@@ -34,7 +34,7 @@ var commands = &cli.Set{
 	Header: `usage: smartbox-bridge COMMAND [flags]
 
 The cloud side of SmartBox sync for a depot: box records and events in
-DATA/bridge.db, an embedded MQTT broker (or an external one by URL), and a
+DATA/cloud.db, an embedded MQTT broker (or an external one by URL), and a
 local admin endpoint the other commands talk to.
 
 `,
