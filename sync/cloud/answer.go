@@ -170,6 +170,29 @@ func (bb *batchBuilder) sign() ([]byte, error) {
 	return msg, nil
 }
 
+// addRecords puts each id's record as it is now into the batch, or a
+// delete when it is gone, and counts the bytes against the message budget.
+func addRecords[R any](bb *batchBuilder, ids []string, get func(id string) (R, bool, error), put *[]R, del *[]string) error {
+	for _, id := range sortedIDs(ids) {
+		r, ok, err := get(id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			*del = append(*del, id)
+			bb.bytes += len(id) + 3 // the quoted id and its comma
+			continue
+		}
+		n, err := bb.account(r)
+		if err != nil {
+			return err
+		}
+		bb.bytes += n
+		*put = append(*put, r)
+	}
+	return nil
+}
+
 // deltas makes delta batches from have to cur, grouping whole revisions up
 // to ChunkRecords records a message. The log names what each revision
 // touched; the value sent is the record as it is now (or a delete when it
@@ -194,39 +217,11 @@ func (c *Cloud) deltas(bt *boxTx, have, cur uint64) ([][]byte, error) {
 		if err != nil {
 			return err
 		}
-		for _, id := range sortedIDs(g.keys) {
-			k, ok, err := bb.key(id)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				bb.b.DeleteKeys = append(bb.b.DeleteKeys, id)
-				bb.bytes += len(id) + 3
-				continue
-			}
-			n, err := bb.account(k)
-			if err != nil {
-				return err
-			}
-			bb.bytes += n
-			bb.b.Keys = append(bb.b.Keys, k)
+		if err := addRecords(bb, g.keys, bb.key, &bb.b.Keys, &bb.b.DeleteKeys); err != nil {
+			return err
 		}
-		for _, id := range sortedIDs(g.grs) {
-			gr, ok, err := bb.grant(id)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				bb.b.DeleteGrants = append(bb.b.DeleteGrants, id)
-				bb.bytes += len(id) + 3
-				continue
-			}
-			n, err := bb.account(gr)
-			if err != nil {
-				return err
-			}
-			bb.bytes += n
-			bb.b.Grants = append(bb.b.Grants, gr)
+		if err := addRecords(bb, g.grs, bb.grant, &bb.b.Grants, &bb.b.DeleteGrants); err != nil {
+			return err
 		}
 		if bb.bytes > messageBudget {
 			return errDeltaTooBig
