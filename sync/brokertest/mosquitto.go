@@ -1,7 +1,6 @@
 package brokertest
 
 import (
-	"bytes"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha512"
@@ -60,7 +59,7 @@ type MosquittoBroker struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	dead chan struct{} // closed when cmd exits
-	log  *lockedBuffer
+	log  *childLog
 }
 
 var _ Broker = (*MosquittoBroker)(nil)
@@ -74,7 +73,8 @@ func startMosquitto(t testing.TB, opts Options) *MosquittoBroker {
 	if opts.CloudUser != CloudUser {
 		t.Fatalf("brokertest: mosquitto's ACL names the cloud user %q, not %q", CloudUser, opts.CloudUser)
 	}
-	m := &MosquittoBroker{bin: bin, dir: t.TempDir(), certs: opts.Certs, log: new(lockedBuffer)}
+	m := &MosquittoBroker{bin: bin, dir: t.TempDir(), certs: opts.Certs}
+	m.log = newChildLog(t, m.dir)
 	if err := os.Mkdir(filepath.Join(m.dir, "data"), 0o755); err != nil {
 		t.Fatalf("brokertest: %v", err)
 	}
@@ -162,8 +162,8 @@ func (m *MosquittoBroker) config() string {
 
 func (m *MosquittoBroker) start() error {
 	cmd := exec.Command(m.bin, "-c", m.conf)
-	cmd.Stdout = m.log
-	cmd.Stderr = m.log
+	cmd.Stdout = m.log.f
+	cmd.Stderr = m.log.f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("running %s: %w", m.bin, err)
@@ -282,20 +282,24 @@ func writeFile(t testing.TB, path, content string) {
 	}
 }
 
-// lockedBuffer collects a child's output from its copying goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// childLog is a child's output in a file: the child writes to it directly
+// (no copying goroutine, nothing to lock), restarts append to it, and String
+// reads what is there so far.
+type childLog struct{ f *os.File }
+
+func newChildLog(t testing.TB, dir string) *childLog {
+	f, err := os.OpenFile(filepath.Join(dir, "mosquitto.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatalf("brokertest: mosquitto log: %v", err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	return &childLog{f: f}
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+func (l *childLog) String() string {
+	b, err := os.ReadFile(l.f.Name())
+	if err != nil {
+		return fmt.Sprintf("(reading %s: %v)", l.f.Name(), err)
+	}
+	return string(b)
 }
