@@ -14,6 +14,7 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/secretfile"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
@@ -32,19 +33,19 @@ func cmdSigningKey(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(cfg.DataDir, fileSigningKey)
-	b, err := secretfile.Read(path, maxSecretFile)
+	path := filepath.Join(cfg.DataDir, bridge.FileSigningKey)
+	b, err := secretfile.Read(path, bridge.MaxSecretFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("no signing key at %s yet: `smartbox-bridge serve` makes it on first start", path)
 	}
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
-	s, err := parseSigningKey(b)
+	s, err := bridge.ParseSigningKey(b)
 	if err != nil {
 		return fmt.Errorf("signing key %s: %w", path, err)
 	}
-	fmt.Fprintln(stdout, publicKeyLine(s))
+	fmt.Fprintln(stdout, bridge.PublicKeyLine(s))
 	return nil
 }
 
@@ -60,10 +61,10 @@ func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer
 		if err := errors.Join(required("id", *id), required("public-key", *pub)); err != nil {
 			return request{}, cli.Usagef("%v", err)
 		}
-		if *slots < 0 || *slots > maxSlots {
-			return request{}, cli.Usagef("--slots %d: want 1..%d", *slots, maxSlots)
+		if *slots < 0 || *slots > bridge.MaxSlots {
+			return request{}, cli.Usagef("--slots %d: want 1..%d", *slots, bridge.MaxSlots)
 		}
-		req := registerBoxRequest{ID: *id, PublicKey: *pub, Slots: *slots, Name: *name, Location: *location}
+		req := bridge.RegisterBoxRequest{ID: *id, PublicKey: *pub, Slots: *slots, Name: *name, Location: *location}
 		if *pwFile != "" {
 			pw, err := readSecretFile("--password-file", *pwFile)
 			if err != nil {
@@ -72,7 +73,7 @@ func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer
 			req.Password = pw
 		}
 		return request{http.MethodPost, "/v1/boxes", req}, nil
-	}, func(info boxInfo) error {
+	}, func(info bridge.BoxInfo) error {
 		auth := "password set"
 		if !info.HasPassword {
 			auth = "no password: the box needs a client certificate with CN=" + info.ID
@@ -90,7 +91,7 @@ func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer
 
 func cmdBoxes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("boxes", stderr)
-	return adminCall(ctx, fset, d, args, nil, get("/v1/boxes"), func(boxes []boxInfo) error {
+	return adminCall(ctx, fset, d, args, nil, get("/v1/boxes"), func(boxes []bridge.BoxInfo) error {
 		tw := report.NewTable(stdout)
 		fmt.Fprintln(tw, "BOX\tONLINE\tREVISION\tCLOUD REVISION\tOUTBOX\tLAST SEQ\tSOFTWARE")
 		for _, b := range boxes {
@@ -123,8 +124,8 @@ func cmdPutKey(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return request{}, cli.Usagef("--slot: want the home slot, 1 or more")
 		}
 		return request{http.MethodPut, "/v1/boxes/" + esc(*boxID) + "/keys/" + esc(*keyID),
-			putKeyRequest{Name: *name, FobUID: *fob, Slot: *slot}}, nil
-	}, func(rev revisionResponse) error {
+			bridge.PutKeyRequest{Name: *name, FobUID: *fob, Slot: *slot}}, nil
+	}, func(rev bridge.RevisionResponse) error {
 		fmt.Fprintf(stdout, "key %s on box %s: revision %d\n", *keyID, *boxID, rev.Revision)
 		return nil
 	})
@@ -150,7 +151,7 @@ func cmdPutGrant(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		default:
 			return request{}, cli.Usagef("--kind %q: want %s or %s", *kind, box.KindBooking, box.KindDriverCode)
 		}
-		req := putGrantRequest{Kind: box.GrantKind(*kind), Code: *code, MaxUses: *maxUses, DriverRef: *driver}
+		req := bridge.PutGrantRequest{Kind: box.GrantKind(*kind), Code: *code, MaxUses: *maxUses, DriverRef: *driver}
 		if *keys != "" {
 			for k := range strings.SplitSeq(*keys, ",") {
 				if k = strings.TrimSpace(k); k != "" {
@@ -169,7 +170,7 @@ func cmdPutGrant(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return request{}, cli.Usagef("--max-uses: %d is negative", *maxUses)
 		}
 		return request{http.MethodPut, "/v1/boxes/" + esc(*boxID) + "/grants/" + esc(*grantID), req}, nil
-	}, func(rev revisionResponse) error {
+	}, func(rev bridge.RevisionResponse) error {
 		// Never echo the code back: terminals are logged and screens shared.
 		fmt.Fprintf(stdout, "grant %s on box %s: revision %d\n", *grantID, *boxID, rev.Revision)
 		return nil
@@ -185,7 +186,7 @@ func cmdRevokeGrant(ctx context.Context, args []string, stdout, stderr io.Writer
 			return request{}, cli.Usagef("%v", err)
 		}
 		return request{http.MethodPost, "/v1/boxes/" + esc(*boxID) + "/grants/" + esc(*grantID) + "/revoke", nil}, nil
-	}, func(rev revisionResponse) error {
+	}, func(rev bridge.RevisionResponse) error {
 		fmt.Fprintf(stdout, "grant %s on box %s revoked: revision %d\n", *grantID, *boxID, rev.Revision)
 		return nil
 	})
@@ -213,7 +214,7 @@ func cmdReleaseSlot(ctx context.Context, args []string, stdout, stderr io.Writer
 	slot := fset.Int("slot", 0, "slot to open (1..N)")
 	by := fset.String("by", "", "who asks (kept in the box's events)")
 	reason := fset.String("reason", "", "why (kept in the box's events)")
-	ttl := fset.Duration("ttl", defaultCommandTTL, "the command is void after this")
+	ttl := fset.Duration("ttl", bridge.DefaultCommandTTL, "the command is void after this")
 	wait := fset.Duration("wait", 30*time.Second, "wait this long for the box's answer (0: do not wait)")
 	if err := fset.Parse(args); err != nil {
 		return err
@@ -229,8 +230,8 @@ func cmdReleaseSlot(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	var cmd commandResponse
-	req := commandRequest{Kind: wire.CommandReleaseSlot, Slot: *slot, By: *by, Reason: *reason, TTL: ttl.String()}
+	var cmd bridge.CommandResponse
+	req := bridge.CommandRequest{Kind: wire.CommandReleaseSlot, Slot: *slot, By: *by, Reason: *reason, TTL: ttl.String()}
 	if err := c.do(ctx, http.MethodPost, "/v1/boxes/"+esc(*boxID)+"/commands", req, &cmd); err != nil {
 		return err
 	}
@@ -242,7 +243,7 @@ func cmdReleaseSlot(ctx context.Context, args []string, stdout, stderr io.Writer
 	// broker queues the command until the box is back or it expires.
 	deadline := time.Now().Add(*wait)
 	for {
-		var res commandResultResponse
+		var res bridge.CommandResultResponse
 		if err := c.do(ctx, http.MethodGet, "/v1/boxes/"+esc(*boxID)+"/commands/"+esc(cmd.ID), nil, &res); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 	"github.com/smartbox-oss/smartbox/sync/secretfile"
 )
@@ -126,9 +128,9 @@ func cmdFleetioConnect(ctx context.Context, args []string, stdout, stderr io.Wri
 		if err != nil {
 			return request{}, err
 		}
-		return request{http.MethodPost, "/v1/fleetio/connect", connectRequest{APIKey: sec["api_key"], AccountToken: sec["account_token"],
+		return request{http.MethodPost, "/v1/fleetio/connect", bridge.ConnectRequest{APIKey: sec["api_key"], AccountToken: sec["account_token"],
 			WebhookSecret: sec["webhook_secret"], Authorization: sec["authorization"], BaseURL: *base, CodeMode: bookings.CodeMode(*mode)}}, nil
-	}, func(resp connectResponse) error {
+	}, func(resp bridge.ConnectResponse) error {
 		who := resp.User.Email
 		if n := strings.TrimSpace(resp.User.FirstName + " " + resp.User.LastName); n != "" {
 			who = n + " <" + resp.User.Email + ">"
@@ -141,7 +143,7 @@ func cmdFleetioConnect(ctx context.Context, args []string, stdout, stderr io.Wri
 
 func cmdFleetioDisconnect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio disconnect", stderr)
-	return adminCall(ctx, fset, d, args, nil, post("/v1/fleetio/disconnect"), func(rep bookings.DisconnectReport) error {
+	return adminCall(ctx, fset, d, args, nil, post("/v1/fleetio/disconnect"), func(rep bridge.DisconnectReport) error {
 		fmt.Fprintf(stdout, "disconnected from Fleetio: webhooks are refused, the secrets forgotten\n")
 		fmt.Fprintf(stdout, "revoked %d booking(s) not started; kept %d in progress until their end; dropped %d queued deliveries and %d reservations\n",
 			len(rep.Revoked), len(rep.Kept), rep.DeliveriesDropped, rep.ReservationsDropped)
@@ -157,7 +159,7 @@ func cmdFleetioDisconnect(ctx context.Context, args []string, stdout, stderr io.
 
 func cmdFleetioStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio status", stderr)
-	return adminCall(ctx, fset, d, args, nil, get("/v1/fleetio/status"), func(st fleetioStatus) error {
+	return adminCall(ctx, fset, d, args, nil, get("/v1/fleetio/status"), func(st bridge.FleetioStatus) error {
 		tw := report.NewTable(stdout)
 		yes := map[bool]string{true: "yes", false: "no"}
 		fmt.Fprintf(tw, "connected\t%s\n", yes[st.Connected])
@@ -188,8 +190,8 @@ func cmdFleetioCodeMode(ctx context.Context, args []string, stdout, stderr io.Wr
 		if err := m.Validate(); err != nil {
 			return request{}, cli.Usagef("%v", err)
 		}
-		return request{http.MethodPut, "/v1/fleetio/code-mode", codeModeRequest{Mode: m}}, nil
-	}, func(out codeModeRequest) error {
+		return request{http.MethodPut, "/v1/fleetio/code-mode", bridge.CodeModeRequest{Mode: m}}, nil
+	}, func(out bridge.CodeModeRequest) error {
 		fmt.Fprintf(stdout, "code mode: %s (bookings made from now on)\n", out.Mode)
 		return nil
 	})
@@ -197,13 +199,13 @@ func cmdFleetioCodeMode(ctx context.Context, args []string, stdout, stderr io.Wr
 
 func cmdFleetioVehicles(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio vehicles", stderr)
-	return adminCall(ctx, fset, d, args, nil, get("/v1/fleetio/vehicles"), func(vs []bookings.VehicleLink) error {
+	return adminCall(ctx, fset, d, args, nil, get("/v1/fleetio/vehicles"), func(vs []bridge.VehicleLink) error {
 		tw := report.NewTable(stdout)
 		fmt.Fprintln(tw, "VEHICLE\tNAME\tPLATE\tBOX\tKEY\tMETHOD")
 		for _, v := range vs {
 			bx, key, method := "-", "-", "not linked"
 			if l := v.Link; l != nil {
-				bx, key, method = l.BoxID, l.KeyID, string(l.Mode)
+				bx, key, method = l.BoxID, l.KeyID, string(l.Method)
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.Vehicle.ID, report.Dash(v.Vehicle.Name), report.Dash(v.Vehicle.LicensePlate), bx, key, method)
 		}
@@ -230,9 +232,9 @@ func cmdFleetioLink(ctx context.Context, args []string, stdout, stderr io.Writer
 			return request{}, cli.Usagef("--method %q: want automatic or prompt", *method)
 		}
 		return request{http.MethodPut, "/v1/fleetio/links/" + strconv.FormatInt(vid, 10),
-			linkRequest{BoxID: *boxID, KeyID: *keyID, Method: bookings.LinkMode(*method)}}, nil
-	}, func(l bookings.Link) error {
-		fmt.Fprintf(stdout, "vehicle %d linked to key %s of box %s (%s)\n", l.VehicleID, l.KeyID, l.BoxID, l.Mode)
+			bridge.LinkRequest{BoxID: *boxID, KeyID: *keyID, Method: bookings.LinkMode(*method)}}, nil
+	}, func(l bridge.Link) error {
+		fmt.Fprintf(stdout, "vehicle %d linked to key %s of box %s (%s)\n", l.VehicleID, l.KeyID, l.BoxID, l.Method)
 		return nil
 	})
 }
@@ -254,7 +256,7 @@ func cmdFleetioUnlink(ctx context.Context, args []string, stdout, stderr io.Writ
 
 func cmdFleetioReservations(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio reservations", stderr)
-	return adminCall(ctx, fset, d, args, nil, get("/v1/fleetio/reservations"), func(rs []bookings.Reservation) error {
+	return adminCall(ctx, fset, d, args, nil, get("/v1/fleetio/reservations"), func(rs []bridge.Reservation) error {
 		tw := report.NewTable(stdout)
 		fmt.Fprintln(tw, "ASSIGNMENT\tVEHICLE\tDRIVER\tBOX\tKEY\tFROM\tUNTIL\tCONTACT")
 		for _, r := range rs {
@@ -276,12 +278,12 @@ func cmdFleetioBook(ctx context.Context, args []string, stdout, stderr io.Writer
 		if id, err = positiveID("ASSIGNMENT", pos[0]); err != nil {
 			return request{}, err
 		}
-		switch *contact {
-		case "", bookings.ContactEmail, bookings.ContactSMS:
-		default:
-			return request{}, cli.Usagef("--contact %q: want email or sms", *contact)
+		// Checked here too only so that a typo is a usage error (exit 2)
+		// before anything is sent.
+		if err := bookings.ValidContactMethod(*contact); err != nil {
+			return request{}, cli.Usagef("--contact %q: %v", *contact, err)
 		}
-		req := bookRequest{Contact: *contact}
+		req := bridge.BookRequest{ContactMethod: *contact}
 		for _, f := range []struct {
 			name, v string
 			to      **time.Time
@@ -296,13 +298,13 @@ func cmdFleetioBook(ctx context.Context, args []string, stdout, stderr io.Writer
 			*f.to = &t
 		}
 		return request{http.MethodPost, "/v1/fleetio/reservations/" + strconv.FormatInt(id, 10) + "/book", req}, nil
-	}, func(bk bookings.Booking) error {
+	}, func(bk bridge.Booking) error {
 		fmt.Fprintf(stdout, "booking for assignment %d: %s\n", id, describeBooking(bk))
 		return nil
 	})
 }
 
-func describeBooking(bk bookings.Booking) string {
+func describeBooking(bk bridge.Booking) string {
 	s := fmt.Sprintf("state %s", bk.State)
 	if bk.GrantID != "" {
 		s += fmt.Sprintf(", grant %s on box %s", bk.GrantID, report.Dash(bk.BoxID))
@@ -327,7 +329,7 @@ func when(t time.Time) string {
 func cmdBookings(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("bookings", stderr)
 	events := fset.Bool("events", false, "list each booking's events under it")
-	return adminCall(ctx, fset, d, args, nil, get("/v1/bookings"), func(rows []bookingRow) error {
+	return adminCall(ctx, fset, d, args, nil, get("/v1/bookings"), func(rows []bridge.BookingRow) error {
 		tw := report.NewTable(stdout)
 		fmt.Fprintln(tw, "BOX\tGRANT\tKIND\tKEYS\tFROM\tUNTIL\tSTATE\tFLEETIO\tASSIGNMENT\tDRIVER\tEVENTS")
 		for _, r := range rows {
@@ -365,11 +367,11 @@ func cmdBookings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // bookingEventNote is the last column of an event under `bookings
 // --events`: its reason, or for a return what let the key in and whether
 // the bridge takes it as proof.
-func bookingEventNote(e bookings.BookingEvent) string {
+func bookingEventNote(e bridge.BookingEvent) string {
 	if e.ReturnBy == "" && !e.Unconfirmed {
 		return string(e.Reason)
 	}
-	note := "return_by: " + cmpOr(string(e.ReturnBy), "unknown")
+	note := "return_by: " + cmp.Or(string(e.ReturnBy), "unknown")
 	if e.Unconfirmed {
 		note += ", not confirmed by the slot sensor"
 	}
@@ -403,7 +405,7 @@ func cmdFleetioDriverCode(ctx context.Context, args []string, stdout, stderr io.
 		if err := bookings.ValidDriverCode(code); err != nil {
 			return request{}, err
 		}
-		return request{http.MethodPut, path, driverCodeRequest{Code: code}}, nil
+		return request{http.MethodPut, path, bridge.DriverCodeRequest{Code: code}}, nil
 	}, func(noAnswer) error {
 		done := "set"
 		if *clearCode {
@@ -416,7 +418,7 @@ func cmdFleetioDriverCode(ctx context.Context, args []string, stdout, stderr io.
 
 func cmdFleetioDrivers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio drivers", stderr)
-	return adminCall(ctx, fset, d, args, nil, get("/v1/fleetio/drivers"), func(ds []bookings.DriverCodeInfo) error {
+	return adminCall(ctx, fset, d, args, nil, get("/v1/fleetio/drivers"), func(ds []bridge.DriverCodeInfo) error {
 		tw := report.NewTable(stdout)
 		fmt.Fprintln(tw, "CONTACT\tCODE\tBOXES")
 		for _, dc := range ds {
@@ -432,7 +434,7 @@ func cmdFleetioDrivers(ctx context.Context, args []string, stdout, stderr io.Wri
 
 func cmdFleetioReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("fleetio reconcile", stderr)
-	return adminCall(ctx, fset, d, args, nil, post("/v1/fleetio/reconcile"), func(rep bookings.ReconcileReport) error {
+	return adminCall(ctx, fset, d, args, nil, post("/v1/fleetio/reconcile"), func(rep bridge.ReconcileReport) error {
 		fmt.Fprintf(stdout, "reconciled: %d linked vehicles, %d assignments, %d bookings looked up, %d repairs\n",
 			rep.Vehicles, rep.Assignments, rep.Checked, len(rep.Repairs))
 		for _, r := range rep.Repairs {

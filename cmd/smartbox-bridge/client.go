@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/secretfile"
 )
 
@@ -33,14 +34,14 @@ func newAdminClient(d *dirFlags) (*adminClient, error) {
 		return nil, err
 	}
 	dir := cfg.DataDir
-	addr, err := os.ReadFile(filepath.Join(dir, fileAdminAddr))
+	addr, err := os.ReadFile(filepath.Join(dir, bridge.FileAdminAddr))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w (no %s): start it with `smartbox-bridge serve`", errNoService, filepath.Join(dir, fileAdminAddr))
+		return nil, fmt.Errorf("%w (no %s): start it with `smartbox-bridge serve`", errNoService, filepath.Join(dir, bridge.FileAdminAddr))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("admin address: %w", err)
 	}
-	tok, err := secretfile.Read(filepath.Join(dir, fileAdminToken), maxSecretFile)
+	tok, err := secretfile.Read(filepath.Join(dir, bridge.FileAdminToken), bridge.MaxSecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("admin token: %w (run as the user that runs the bridge)", err)
 	}
@@ -82,7 +83,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, in, out any) 
 		return fmt.Errorf("reading answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e errorResponse
+		var e bridge.ErrorResponse
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
 			return errors.New(e.Error)
 		}

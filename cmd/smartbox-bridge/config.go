@@ -30,12 +30,7 @@ const DefaultDataDir = "/var/lib/smartbox-bridge"
 const (
 	defaultListen      = "127.0.0.1:1883"
 	defaultAdminListen = "127.0.0.1:8480"
-	defaultCloudUser   = "cloud"
 	defaultPublic      = "127.0.0.1:8490"
-	// defaultReconcile is how often the bridge compares Fleetio's
-	// assignments with its bookings and looks for overdue keys: webhooks
-	// are the fast path, this catches the ones Fleetio gave up on.
-	defaultReconcile = 15 * time.Minute
 	// minReconcile keeps a typo ("15s") from spending the account's API
 	// rate limit (Fleetio counts requests per minute per account).
 	minReconcile = time.Minute
@@ -243,7 +238,7 @@ func (c *Config) fillDefaults() {
 		b.Listen = defaultListen
 	}
 	if b.Username == "" {
-		b.Username = defaultCloudUser
+		b.Username = bridge.DefaultCloudUser
 	}
 	if b.ClientID == "" {
 		b.ClientID = cloud.DefaultClientID
@@ -256,7 +251,7 @@ func (c *Config) fillDefaults() {
 		f.PublicListen = defaultPublic
 	}
 	if f.ReconcileEvery.Duration == 0 {
-		f.ReconcileEvery.Duration = defaultReconcile
+		f.ReconcileEvery.Duration = bridge.DefaultReconcileEvery
 	}
 	if f.OverdueGrace == nil {
 		f.OverdueGrace = &Duration{Duration: defaultOverdueGrace}

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/sync/bookings"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
 	"github.com/smartbox-oss/smartbox/sync/notify/smtptest"
@@ -91,7 +92,7 @@ func (r *fleetRig) connect(t *testing.T) string {
 
 func (r *fleetRig) adminURL(t *testing.T) string {
 	t.Helper()
-	addr, err := os.ReadFile(filepath.Join(r.b.dir, fileAdminAddr))
+	addr, err := os.ReadFile(filepath.Join(r.b.dir, bridge.FileAdminAddr))
 	require.NoError(t, err)
 	return "http://" + strings.TrimSpace(string(addr))
 }

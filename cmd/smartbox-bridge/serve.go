@@ -30,7 +30,7 @@ func startService(cfg *Config, log *slog.Logger, stdout io.Writer) (*service, er
 		return nil, err
 	}
 	if s.SigningKeyCreated() {
-		fmt.Fprintf(stdout, "created signing key %s; provision boxes with:\n", filepath.Join(cfg.DataDir, fileSigningKey))
+		fmt.Fprintf(stdout, "created signing key %s; provision boxes with:\n", filepath.Join(cfg.DataDir, bridge.FileSigningKey))
 	} else {
 		fmt.Fprintf(stdout, "signing key (provision boxes with):\n")
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/syncbuf"
 	"github.com/smartbox-oss/smartbox/store"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/link"
 )
@@ -168,14 +169,14 @@ func testEndToEnd(t *testing.T, start func(t *testing.T) *runningBridge) {
 	pub, err := base64.StdEncoding.DecodeString(pub64)
 	require.NoError(t, err)
 	require.Len(t, pub, ed25519.PublicKeySize)
-	for _, f := range []string{fileSigningKey, fileAdminToken} {
+	for _, f := range []string{bridge.FileSigningKey, bridge.FileAdminToken} {
 		fi, err := os.Stat(filepath.Join(b.dir, f))
 		require.NoError(t, err)
 		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), f)
 	}
 
 	// The admin endpoint wants the token.
-	addr, err := os.ReadFile(filepath.Join(b.dir, fileAdminAddr))
+	addr, err := os.ReadFile(filepath.Join(b.dir, bridge.FileAdminAddr))
 	require.NoError(t, err)
 	for _, auth := range []string{"", "Bearer wrong", "Basic " + base64.StdEncoding.EncodeToString([]byte("a:b"))} {
 		req, err := http.NewRequest(http.MethodGet, "http://"+strings.TrimSpace(string(addr))+"/v1/boxes", nil)
@@ -253,7 +254,7 @@ func testEndToEnd(t *testing.T, start func(t *testing.T) *runningBridge) {
 	all := b.out + b.log.String() + out
 	require.NotContains(t, all, code)
 	require.NotContains(t, all, password)
-	_, err = os.Stat(filepath.Join(b.dir, fileAdminAddr))
+	_, err = os.Stat(filepath.Join(b.dir, bridge.FileAdminAddr))
 	require.ErrorIs(t, err, os.ErrNotExist, "a stopped service leaves no address behind")
 	c, _, errOut = b.cli(t, "boxes")
 	require.Equal(t, exitFailure, c)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/notify"
 	"github.com/smartbox-oss/smartbox/sync/secretfile"
 )
@@ -121,7 +122,7 @@ func loadPool(field, path string) (*x509.CertPool, error) {
 // readCodeKey reads the 32-byte code key written as 64 hex digits, from a
 // file only its owner may read (it decrypts every box's codes).
 func readCodeKey(path string) ([]byte, error) {
-	b, err := secretfile.Read(path, maxSecretFile)
+	b, err := secretfile.Read(path, bridge.MaxSecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("cloud.code_key_file: %w", err)
 	}
@@ -137,7 +138,7 @@ func readCodeKey(path string) ([]byte, error) {
 // check smartboxd makes too). An empty password is an error, not an
 // account without one.
 func readSecretFile(what, path string) (string, error) {
-	b, err := secretfile.Read(path, maxSecretFile)
+	b, err := secretfile.Read(path, bridge.MaxSecretFile)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}

@@ -14,10 +14,8 @@ import (
 // so); calling CreateBooking again for a booking already made returns it.
 // The edited window stays until Fleetio's window of the assignment changes.
 func (b *Integration) CreateBooking(ctx context.Context, assignmentID int64, e BookingEdit) (Booking, error) {
-	switch e.ContactMethod {
-	case "", ContactEmail, ContactSMS:
-	default:
-		return Booking{}, fmt.Errorf("%w contact method %q: want %q, %q or empty", ErrInvalid, e.ContactMethod, ContactEmail, ContactSMS)
+	if err := ValidContactMethod(e.ContactMethod); err != nil {
+		return Booking{}, err
 	}
 	c, err := b.fleetio()
 	if err != nil {

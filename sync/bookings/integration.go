@@ -22,6 +22,16 @@ const (
 	ContactSMS   = string(notify.MethodSMS)
 )
 
+// ValidContactMethod checks a contact method the admin chose (CreateBooking;
+// the CLI checks with it before it asks): ContactEmail, ContactSMS or "".
+func ValidContactMethod(m string) error {
+	switch m {
+	case "", ContactEmail, ContactSMS:
+		return nil
+	}
+	return fmt.Errorf("%w contact method %q: want %q, %q or empty", ErrInvalid, m, ContactEmail, ContactSMS)
+}
+
 // Defaults for Options left zero.
 const (
 	// DefaultMaxBody bounds one webhook body. A delivery is one vehicle

@@ -84,7 +84,7 @@ func (s *Service) webhookURL() string { return s.publicURL + bookings.WebhookPat
 
 func (s *Service) fleetioStatus(w http.ResponseWriter, _ *http.Request) {
 	out := FleetioStatus{Connected: s.fleet.Connected(), WebhookURL: s.webhookURL(), AccessURL: s.publicURL + bookings.AccessPath,
-		Stats: s.fleet.Stats()}
+		Stats: statsOf(s.fleet.Stats())}
 	if st, err := s.bookingsStore.Settings(); err == nil {
 		out.BaseURL = cmp.Or(st.BaseURL, fleetio.DefaultBaseURL)
 	}
@@ -167,7 +167,7 @@ func (s *Service) fleetioVehicles(w http.ResponseWriter, r *http.Request) {
 		fleetFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, vehicleLinksOf(vs))
+	writeJSON(w, http.StatusOK, listOf(vs, vehicleLinkOf))
 }
 
 func (s *Service) fleetioLink(w http.ResponseWriter, r *http.Request) {
@@ -186,7 +186,7 @@ func (s *Service) fleetioLink(w http.ResponseWriter, r *http.Request) {
 		fleetFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Link{VehicleID: l.VehicleID, BoxID: l.BoxID, KeyID: l.KeyID, Method: l.Mode})
+	writeJSON(w, http.StatusOK, linkOf(l))
 }
 
 func (s *Service) fleetioUnlink(w http.ResponseWriter, r *http.Request) {
@@ -208,11 +208,7 @@ func (s *Service) fleetioReservations(w http.ResponseWriter, _ *http.Request) {
 		fleetFail(w, err)
 		return
 	}
-	out := make([]Reservation, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, reservationOf(r))
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, listOf(rs, reservationOf))
 }
 
 func (s *Service) fleetioBook(w http.ResponseWriter, r *http.Request) {
@@ -226,13 +222,8 @@ func (s *Service) fleetioBook(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, err)
 		return
 	}
-	switch req.Contact {
-	case "", "email", "sms":
-	default:
-		fleetFail(w, fmt.Errorf("%w contact %q: want email or sms", bookings.ErrInvalid, req.Contact))
-		return
-	}
-	bk, err := s.fleet.CreateBooking(r.Context(), id, bookings.BookingEdit{From: req.From, Until: req.Until, ContactMethod: req.Contact})
+	// CreateBooking checks the contact method (ErrInvalid: 400).
+	bk, err := s.fleet.CreateBooking(r.Context(), id, bookings.BookingEdit{From: req.From, Until: req.Until, ContactMethod: req.ContactMethod})
 	if err != nil {
 		fleetFail(w, err)
 		return
@@ -246,7 +237,7 @@ func (s *Service) fleetioDrivers(w http.ResponseWriter, _ *http.Request) {
 		fleetFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ds)
+	writeJSON(w, http.StatusOK, listOf(ds, driverCodeOf))
 }
 
 func (s *Service) fleetioSetDriverCode(w http.ResponseWriter, r *http.Request) {
@@ -286,7 +277,7 @@ func (s *Service) fleetioReconcile(w http.ResponseWriter, r *http.Request) {
 		fleetFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep)
+	writeJSON(w, http.StatusOK, reconcileReportOf(rep))
 }
 
 // allBookings lists every grant of every box with the Fleetio booking
@@ -298,7 +289,7 @@ func (s *Service) allBookings(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	type ref struct{ box, grant string }
-	views := bookingsOf(bks)
+	views := listOf(bks, bookingOf)
 	byGrant := make(map[ref]*Booking, len(views))
 	for i := range views {
 		if views[i].GrantID != "" && views[i].BoxID != "" {
@@ -326,7 +317,7 @@ func (s *Service) allBookings(w http.ResponseWriter, _ *http.Request) {
 			if bk := byGrant[ref{id, g.ID}]; bk != nil {
 				row.Booking, row.Fleetio = bk, true
 				used[bk.AssignmentID] = true
-				if row.Events, err = s.fleet.BookingEvents(bk.AssignmentID); err != nil && !errors.Is(err, bookings.ErrNotFound) {
+				if row.Events, err = s.bookingEvents(bk.AssignmentID); err != nil {
 					fleetFail(w, err)
 					return
 				}
@@ -353,7 +344,7 @@ func (s *Service) allBookings(w http.ResponseWriter, _ *http.Request) {
 			if bk.KeyID != "" {
 				row.KeyIDs = []string{bk.KeyID}
 			}
-			if row.Events, err = s.fleet.BookingEvents(bk.AssignmentID); err != nil && !errors.Is(err, bookings.ErrNotFound) {
+			if row.Events, err = s.bookingEvents(bk.AssignmentID); err != nil {
 				fleetFail(w, err)
 				return
 			}
@@ -364,6 +355,15 @@ func (s *Service) allBookings(w http.ResponseWriter, _ *http.Request) {
 		return cmp.Or(cmp.Compare(a.BoxID, b.BoxID), a.From.Compare(b.From), cmp.Compare(a.GrantID, b.GrantID))
 	})
 	writeJSON(w, http.StatusOK, out)
+}
+
+// bookingEvents are a booking's events; a booking with none is not an error.
+func (s *Service) bookingEvents(assignmentID int64) ([]BookingEvent, error) {
+	evs, err := s.fleet.BookingEvents(assignmentID)
+	if err != nil && !errors.Is(err, bookings.ErrNotFound) {
+		return nil, err
+	}
+	return listOf(evs, bookingEventOf), nil
 }
 
 // recentEvents is the last grantEventWindow events of a box.

@@ -129,8 +129,34 @@ type FleetioStatus struct {
 	AccessURL  string            `json:"access_url"`
 	Links      int               `json:"links"`
 	Pending    int               `json:"reservations"`
-	Stats      bookings.Stats    `json:"stats"`
+	Stats      Stats             `json:"stats"`
 }
+
+// Stats are the Fleetio integration's counters since the bridge started
+// (bookings.Stats), in FleetioStatus.
+type Stats struct {
+	WebhooksAccepted    uint64 `json:"webhooks_accepted"`
+	WebhooksRejected    uint64 `json:"webhooks_rejected"`
+	WebhooksBusy        uint64 `json:"webhooks_busy"`
+	WebhooksIgnored     uint64 `json:"webhooks_ignored"`
+	WebhooksDuplicate   uint64 `json:"webhooks_duplicate"`
+	GrantsPushed        uint64 `json:"grants_pushed"`
+	GrantsRevoked       uint64 `json:"grants_revoked"`
+	FleetioErrors       uint64 `json:"fleetio_errors"`
+	NotificationsSent   uint64 `json:"notifications_sent"`
+	NotificationsFailed uint64 `json:"notifications_failed"`
+	Overdue             uint64 `json:"overdue"`
+	Reconciled          uint64 `json:"reconciled"`
+	EchoesSkipped       uint64 `json:"echoes_skipped"`
+	KeypadAttacks       uint64 `json:"keypad_attacks"`
+	ReturnsUnconfirmed  uint64 `json:"returns_unconfirmed"`
+	QueueDepth          int    `json:"queue_depth"`
+	BodiesInFlight      int    `json:"bodies_in_flight"`
+}
+
+// statsOf is a type conversion: a counter added to bookings.Stats stops
+// the build until it is added here too.
+func statsOf(s bookings.Stats) Stats { return Stats(s) }
 
 // CodeModeRequest is PUT /v1/fleetio/code-mode, and its answer.
 type CodeModeRequest struct {
@@ -146,9 +172,11 @@ type LinkRequest struct {
 
 // BookRequest is POST /v1/fleetio/reservations/{assignment}/book.
 type BookRequest struct {
-	From    *time.Time `json:"from,omitempty"`
-	Until   *time.Time `json:"until,omitempty"`
-	Contact string     `json:"contact,omitempty"`
+	From  *time.Time `json:"from,omitempty"`
+	Until *time.Time `json:"until,omitempty"`
+	// ContactMethod is how the driver is told: "email", "sms" or "" (email
+	// if the driver has an address); bookings checks it.
+	ContactMethod string `json:"contact,omitempty"`
 }
 
 // DriverCodeRequest is PUT /v1/fleetio/drivers/{contact}/code.
@@ -173,8 +201,8 @@ type BookingRow struct {
 	// Fleetio: the grant is the integration's (a booking or a driver code).
 	Fleetio bool `json:"fleetio"`
 	// Booking is the Fleetio booking behind the grant, if any.
-	Booking *Booking                `json:"booking,omitempty"`
-	Events  []bookings.BookingEvent `json:"events,omitempty"`
+	Booking *Booking       `json:"booking,omitempty"`
+	Events  []BookingEvent `json:"events,omitempty"`
 	// BoxEvents are the box's events naming a grant the bridge did not
 	// make (the latest grantEventWindow of the box's log).
 	BoxEvents []box.Event `json:"box_events,omitempty"`
@@ -229,10 +257,12 @@ func bookingOf(b bookings.Booking) Booking {
 	}
 }
 
-func bookingsOf(bs []bookings.Booking) []Booking {
-	out := make([]Booking, 0, len(bs))
-	for _, b := range bs {
-		out = append(out, bookingOf(b))
+// listOf converts each element of in: the answers' lists. It is never nil,
+// so that a list without omitempty is [] in JSON, not null.
+func listOf[T, A any](in []T, answer func(T) A) []A {
+	out := make([]A, 0, len(in))
+	for _, v := range in {
+		out = append(out, answer(v))
 	}
 	return out
 }
@@ -254,7 +284,7 @@ func reservationOf(r bookings.Reservation) Reservation {
 		Notified: r.Notified, Approved: r.Approved,
 	}
 	if e := r.Edit; e != nil {
-		out.Edit = &BookRequest{From: e.From, Until: e.Until, Contact: e.ContactMethod}
+		out.Edit = &BookRequest{From: e.From, Until: e.Until, ContactMethod: e.ContactMethod}
 	}
 	return out
 }
@@ -274,16 +304,17 @@ type VehicleLink struct {
 	Link    *Link           `json:"link"`
 }
 
-func vehicleLinksOf(vs []bookings.VehicleLink) []VehicleLink {
-	out := make([]VehicleLink, 0, len(vs))
-	for _, v := range vs {
-		vl := VehicleLink{Vehicle: v.Vehicle}
-		if l := v.Link; l != nil {
-			vl.Link = &Link{VehicleID: l.VehicleID, BoxID: l.BoxID, KeyID: l.KeyID, Method: l.Mode}
-		}
-		out = append(out, vl)
+func linkOf(l bookings.Link) Link {
+	return Link{VehicleID: l.VehicleID, BoxID: l.BoxID, KeyID: l.KeyID, Method: l.Mode}
+}
+
+func vehicleLinkOf(v bookings.VehicleLink) VehicleLink {
+	vl := VehicleLink{Vehicle: v.Vehicle}
+	if v.Link != nil {
+		l := linkOf(*v.Link)
+		vl.Link = &l
 	}
-	return out
+	return vl
 }
 
 // DisconnectReport answers POST /v1/fleetio/disconnect.
@@ -296,6 +327,76 @@ type DisconnectReport struct {
 }
 
 func disconnectReportOf(r bookings.DisconnectReport) DisconnectReport {
-	return DisconnectReport{Revoked: bookingsOf(r.Revoked), Kept: bookingsOf(r.Kept), DeliveriesDropped: r.DeliveriesDropped,
+	return DisconnectReport{Revoked: listOf(r.Revoked, bookingOf), Kept: listOf(r.Kept, bookingOf), DeliveriesDropped: r.DeliveriesDropped,
 		ReservationsDropped: r.ReservationsDropped, FieldsNotCleared: r.FieldsNotCleared}
+}
+
+// BookingEvent is a box event tied to a booking, or the bridge's own
+// key_overdue (bookings.BookingEvent), in BookingRow.
+type BookingEvent struct {
+	AssignmentID int64 `json:"assignment_id"`
+	// The box's event: BoxID "" is the bridge's own.
+	BoxID string        `json:"box_id,omitempty"`
+	Seq   uint64        `json:"seq,omitempty"`
+	Time  time.Time     `json:"time"`
+	Type  box.EventType `json:"type"`
+	// What it is about, and why.
+	Slot           int         `json:"slot,omitempty"`
+	KeyID          string      `json:"key_id,omitempty"`
+	GrantID        string      `json:"grant_id,omitempty"`
+	Reason         box.Reason  `json:"reason,omitempty"`
+	Purpose        box.Purpose `json:"purpose,omitempty"`
+	Failures       int         `json:"failures,omitempty"`
+	ClockUntrusted bool        `json:"clock_untrusted,omitempty"`
+	Detail         string      `json:"detail,omitempty"`
+	// A return: what let the key in, how long the sensor saw it seated,
+	// and whether the bridge takes it as proof the key is back.
+	ReturnBy    box.ReturnBy `json:"return_by,omitempty"`
+	SeatedMS    int64        `json:"seated_ms,omitempty"`
+	Unconfirmed bool         `json:"unconfirmed,omitempty"`
+	Count       int          `json:"count,omitempty"` // a keypad_attack's wrong codes
+	Via         string       `json:"via,omitempty"`   // how the event was tied to the booking
+}
+
+func bookingEventOf(e bookings.BookingEvent) BookingEvent {
+	return BookingEvent{AssignmentID: e.AssignmentID, BoxID: e.BoxID, Seq: e.Seq, Time: e.Time, Type: e.Type,
+		Slot: e.Slot, KeyID: e.KeyID, GrantID: e.GrantID, Reason: e.Reason, Purpose: e.Purpose, Failures: e.Failures,
+		ClockUntrusted: e.ClockUntrusted, Detail: e.Detail, ReturnBy: e.ReturnBy, SeatedMS: e.SeatedMS,
+		Unconfirmed: e.Unconfirmed, Count: e.Count, Via: e.Via}
+}
+
+// DriverCodeInfo is one driver with a code, and the boxes it is on (GET
+// /v1/fleetio/drivers): never the code.
+type DriverCodeInfo struct {
+	ContactID int64    `json:"contact_id"`
+	Own       bool     `json:"own"` // set by the admin; false: drawn (per_driver)
+	Boxes     []string `json:"boxes,omitempty"`
+}
+
+func driverCodeOf(d bookings.DriverCodeInfo) DriverCodeInfo {
+	return DriverCodeInfo{ContactID: d.ContactID, Own: d.Own, Boxes: d.Boxes}
+}
+
+// ReconcileReport answers POST /v1/fleetio/reconcile.
+type ReconcileReport struct {
+	Vehicles    int `json:"vehicles"`    // the linked vehicles, whose assignments were listed
+	Assignments int `json:"assignments"` // their assignments, current and future
+	Checked     int `json:"checked"`     // bookings not in those lists, asked for one by one
+	// Repairs are the bookings made to match Fleetio; Why is one of
+	// bookings' Repair* reasons.
+	Repairs []Repair `json:"repairs,omitempty"`
+}
+
+// Repair is one booking a reconcile round repaired.
+type Repair struct {
+	AssignmentID int64  `json:"assignment_id"`
+	VehicleID    int64  `json:"vehicle_id"`
+	Why          string `json:"why"`
+}
+
+func reconcileReportOf(r bookings.ReconcileReport) ReconcileReport {
+	return ReconcileReport{Vehicles: r.Vehicles, Assignments: r.Assignments, Checked: r.Checked,
+		Repairs: listOf(r.Repairs, func(rp bookings.Repair) Repair {
+			return Repair{AssignmentID: rp.AssignmentID, VehicleID: rp.VehicleID, Why: rp.Why}
+		})}
 }
