@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
 
@@ -23,10 +22,16 @@ import (
 //	fake-fleetio assign --url http://127.0.0.1:8090 --api-key k --account-token t --vehicle 1 --contact 4 --hours 8
 //	fake-fleetio unassign --url http://127.0.0.1:8090 --api-key k 6
 
+// manager is the assign or unassign subcommand.
+func manager(cmd string) cli.RunFunc {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		return runManager(ctx, cmd, args, stdout, stderr)
+	}
+}
+
 // runManager runs the assign and unassign subcommands.
 func runManager(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("fake-fleetio "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("fake-fleetio "+cmd, stderr)
 	base := fs.String("url", "http://127.0.0.1:8090", "the fake's base URL (as it printed at start)")
 	key := fs.String("api-key", "", "the account's API key (required)")
 	account := fs.String("account-token", "", "the account token (assign: to read the assignment back)")
@@ -34,11 +39,13 @@ func runManager(ctx context.Context, cmd string, args []string, stdout, stderr i
 	contact := fs.Int64("contact", 0, "assign: contact (driver) id")
 	hours := fs.Float64("hours", 8, "assign: length of the assignment from now, in hours (0: open-ended)")
 	wait := fs.Duration("wait", 30*time.Second, "assign: how long to wait for the Keycafe fields (0: do not wait)")
-	if err := fs.Parse(args); err != nil {
+	// Flags may come after the assignment id too (unassign 6 --api-key k).
+	pos, err := fs.Positional(args)
+	if err != nil {
 		return err
 	}
 	if *key == "" {
-		return errors.New("--api-key is required")
+		return cli.Usagef("--api-key is required")
 	}
 	ctl := func(method, path string, body any) ([]byte, error) {
 		var rd io.Reader
@@ -72,18 +79,18 @@ func runManager(ctx context.Context, cmd string, args []string, stdout, stderr i
 
 	switch cmd {
 	case "unassign":
-		if fs.NArg() != 1 {
-			return errors.New("unassign: give the assignment id")
+		if len(pos) != 1 {
+			return cli.Usagef("give the assignment id")
 		}
-		if _, err := ctl(http.MethodDelete, "/_fake/vehicle_assignments/"+fs.Arg(0), nil); err != nil {
+		if _, err := ctl(http.MethodDelete, "/_fake/vehicle_assignments/"+pos[0], nil); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "assignment %s deleted\n", fs.Arg(0))
+		fmt.Fprintf(stdout, "assignment %s deleted\n", pos[0])
 		return nil
 	}
 
 	if *vehicle <= 0 || *contact <= 0 {
-		return errors.New("assign: --vehicle and --contact are required")
+		return cli.Usagef("--vehicle and --contact are required")
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	body := map[string]any{"vehicle_id": *vehicle, "contact_id": *contact, "started_at": now}
@@ -107,7 +114,7 @@ func runManager(ctx context.Context, cmd string, args []string, stdout, stderr i
 		return nil
 	}
 	if *account == "" {
-		return errors.New("assign: --account-token is needed to wait for the Keycafe fields (or --wait 0)")
+		return cli.Usagef("--account-token is needed to wait for the Keycafe fields (or --wait 0)")
 	}
 	c, err := fleetio.New(fleetio.Options{BaseURL: strings.TrimRight(*base, "/") + "/api", APIKey: *key, AccountToken: *account})
 	if err != nil {

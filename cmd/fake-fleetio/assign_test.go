@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -33,18 +34,29 @@ func TestAssignAndUnassign(t *testing.T) {
 
 	c, err := fleetio.New(fleetio.Options{BaseURL: base + "/api", APIKey: "k", AccountToken: "t"})
 	require.NoError(t, err)
-	// The "bridge": fill the fields of any assignment that has none.
+	// The "bridge": fill the fields of any assignment that has none. It is
+	// stopped before the fake, and the clients' idle connections closed: a
+	// connection dialled for a request that another one then served, or
+	// for a request cancelled mid-dial, never sends a request, and the
+	// fake's Shutdown waits 5 s for such a connection before giving up.
+	stopBridge, bridgeDone := make(chan struct{}), make(chan struct{})
 	go func() {
-		for ctx.Err() == nil {
-			as, _ := c.ListVehicleAssignments(ctx, fleetio.AssignmentFilter{})
+		defer close(bridgeDone)
+		bctx := context.Background()
+		for {
+			as, _ := c.ListVehicleAssignments(bctx, fleetio.AssignmentFilter{})
 			for _, a := range as {
 				if v, _ := a.CustomFields[fleetio.FieldAccessCode].(string); v == "" {
-					_, _ = c.PatchAssignmentCustomFields(ctx, a.ID, map[string]any{
+					_, _ = c.PatchAssignmentCustomFields(bctx, a.ID, map[string]any{
 						fleetio.FieldAccessCode: "583920", fleetio.FieldAccessLink: "http://bridge/access/x",
 						fleetio.FieldAccessInstructions: "Type the PIN and #"})
 				}
 			}
-			time.Sleep(20 * time.Millisecond)
+			select {
+			case <-stopBridge:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 	}()
 
@@ -69,6 +81,9 @@ func TestAssignAndUnassign(t *testing.T) {
 	err = runManager(ctx, "unassign", []string{"--url", base, "--api-key", "k", "999"}, io.Discard, io.Discard)
 	require.ErrorContains(t, err, "404")
 
+	close(stopBridge)
+	<-bridgeDone
+	http.DefaultClient.CloseIdleConnections()
 	cancel()
 	require.NoError(t, <-done)
 }

@@ -10,8 +10,8 @@
 // with email and mobile, Grace Hopper with email) and the three Keycafe
 // custom fields; ids are one sequence over every record, so the first
 // assignment is 6. Because the fake has no UI, a small control API stands in
-// for a fleet manager's clicks, behind the same Authorization: Token header
-// as the API (no Account-Token needed):
+// for a fleet manager's clicks (fleetiotest's Server.ControlHandler), behind
+// the same Authorization: Token header as the API (no Account-Token needed):
 //
 //	POST   /_fake/vehicle_assignments      {"vehicle_id", "contact_id", "started_at", "ended_at"}
 //	PATCH  /_fake/vehicle_assignments/{id} {"contact_id", "started_at", "ended_at"} (those given)
@@ -29,6 +29,11 @@
 // assign waits until the bridge has written the Keycafe fields back and
 // prints them as Fleetio's assignment page shows them (--wait 0 for a Prompt
 // vehicle, whose fields wait for the admin).
+//
+// Without a command the arguments are the fake's flags (`fake-fleetio serve`
+// is the same). As with smartboxctl and smartbox-bridge (cmd/internal/cli),
+// -h prints the usage and exits 0, a mistake on the command line exits 2,
+// a failure 1.
 //
 // # The whole flow by hand
 //

@@ -126,3 +126,39 @@ func TestRunFlags(t *testing.T) {
 }
 
 func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// A mistake on the command line exits 2 and says what it was; -h exits 0;
+// a fake that cannot serve exits 1, as the kit's other commands do.
+func TestExitCodes(t *testing.T) {
+	creds := []string{"--api-key", "k", "--account-token", "t"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string // on stderr
+	}{
+		{"no arguments", nil, 2, "usage: fake-fleetio"},
+		{"help", []string{"-h"}, 0, "usage: fake-fleetio"},
+		{"serve help", []string{"serve", "-h"}, 0, "-retry-intervals"},
+		{"flag help", []string{"--listen", "x", "-h"}, 0, "-retry-intervals"},
+		{"unknown command", []string{"nope"}, 2, `unknown command "nope"`},
+		{"unknown flag", []string{"--colour", "red"}, 2, "flag provided but not defined: -colour"},
+		{"no key", []string{"--account-token", "t"}, 2, "fake-fleetio serve: --api-key and --account-token are required"},
+		{"bad retry", append(creds, "--retry-intervals", "soon"), 2, `--retry-intervals: "soon" is not a duration`},
+		{"stray argument", append(creds, "extra"), 2, `unexpected argument "extra"`},
+		{"bad listen", append(creds, "--listen", "nowhere"), 1, "fake-fleetio serve: --listen nowhere"},
+		{"assign no key", []string{"assign", "--vehicle", "1", "--contact", "4"}, 2, "fake-fleetio assign: --api-key is required"},
+		{"assign no vehicle", []string{"assign", "--api-key", "k", "--contact", "4"}, 2, "fake-fleetio assign: --vehicle and --contact are required"},
+		{"assign help", []string{"assign", "-h"}, 0, "-vehicle"},
+		{"unassign no id", []string{"unassign", "--api-key", "k"}, 2, "fake-fleetio unassign: give the assignment id"},
+		{"unassign unreachable", []string{"unassign", "--url", "http://127.0.0.1:1", "--api-key", "k", "6"}, 1, "fake-fleetio unassign: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			code := runMain(context.Background(), tc.args, &stdout, &stderr)
+			require.Equal(t, tc.code, code, "stderr: %s", stderr.String())
+			require.Contains(t, stderr.String(), tc.want)
+			require.Empty(t, stdout.String())
+		})
+	}
+}

@@ -198,10 +198,12 @@
 //     client is refused (0x91). The cloud subscribes again on each connect
 //     and may see this while its queue is sent; its session keeps the
 //     subscription, so nothing is lost.
-//   - Two mochi v2.7.9 defects are worked around here: the bolt hook stores
-//     queued messages without their packet ids (store.go), and a connection
-//     accepted while the server closes races on its client WaitGroup
-//     (listener.go).
+//   - Three mochi v2.7.9 defects are worked around here: the bolt hook
+//     stores queued messages without their packet ids (store.go); a
+//     connection accepted while the server closes races on its client
+//     WaitGroup; and a box whose login was in its password check as the
+//     server closed became a client after the server disconnected its
+//     clients, and Close waited for it as long as it stayed (listener.go).
 //   - mochi refuses a MQTT 3.1.1 client's QoS 1 publish outside its tree by
 //     closing the connection (v3 has no negative PUBACK); mosquitto acks and
 //     drops it. Either way nothing is delivered.

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -178,14 +179,25 @@ func (c *gatedConn) header(b byte) bool {
 	return c.hdrBytes < 5 // at most four length bytes
 }
 
-// closeSafeListener wraps a mochi listener to close a race in mochi v2.7.9:
-// each accepted connection runs attachClient in a new goroutine, which calls
+// closeSafeListener wraps a mochi listener to close two holes in mochi
+// v2.7.9's Close.
+//
+// Each accepted connection runs attachClient in a new goroutine, which calls
 // ClientsWg.Add(1) itself, while Server.Close waits on ClientsWg. A
 // connection accepted just as the broker closes (a box reconnecting during a
 // restart) thus adds to a WaitGroup that is being waited on: a data race, and
 // a client that may outlive Close. Here the Add is made before the connection
 // is handed over, under a lock that Close takes first, so every connection
 // is either counted before the wait or refused.
+//
+// Server.Close disconnects the clients in Server.Clients, but attachClient
+// adds a client there only after its password check (a bcrypt comparison,
+// up to checkSlotWait waiting for a slot first) without looking whether the
+// server is closing: a box mid-login as Close starts is added after the
+// disconnects and then served until it goes, which a box that pings never
+// does, and Close waits for it. So the listener keeps every connection it
+// handed over, and once mochi's own close has sent its DISCONNECTs and shut
+// the listener, closes what is left (Close).
 //
 // It also puts each connection through the gate: refused past the pending
 // bounds, given connectTimeout for its TLS handshake and CONNECT, and its
@@ -197,18 +209,15 @@ type closeSafeListener struct {
 
 	mu      sync.Mutex
 	closing bool
+	conns   map[net.Conn]struct{} // handed to mochi and not returned yet
 }
 
 func (l *closeSafeListener) Serve(establish listeners.EstablishFn) {
 	l.Listener.Serve(func(id string, c net.Conn) error {
-		l.mu.Lock()
-		if l.closing {
-			l.mu.Unlock()
+		if !l.handOver(c) {
 			return c.Close()
 		}
-		l.clients.Add(1)
-		l.mu.Unlock()
-		defer l.clients.Done()
+		defer l.returned(c)
 
 		remote := c.RemoteAddr().String()
 		addr := addressKey(remote)
@@ -223,11 +232,55 @@ func (l *closeSafeListener) Serve(establish listeners.EstablishFn) {
 	})
 }
 
+// handOver counts c for Server.Close's wait and keeps it for Close, or says
+// false if the listener is closing.
+func (l *closeSafeListener) handOver(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return false
+	}
+	l.clients.Add(1)
+	if l.conns == nil {
+		l.conns = map[net.Conn]struct{}{}
+	}
+	l.conns[c] = struct{}{}
+	return true
+}
+
+// returned: mochi is done with c.
+func (l *closeSafeListener) returned(c net.Conn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+	l.clients.Done()
+}
+
+// Close refuses new connections, lets mochi disconnect its clients (each
+// gets its DISCONNECT, written before mochi's closer returns) and close the
+// listener, then closes every connection still handed over: those mid-login
+// or not logged in yet. It closes the TCP socket itself, under any TLS, so
+// that no close_notify can wait on a client that does not read.
+//
+// Server.Close then waits only until each connection's goroutine sees its
+// socket closed: at once for one blocked reading or writing; a login in its
+// password check finishes that first, at most checkSlotWait (1 s) for a
+// slot and one bcrypt comparison (about 50 ms on a Pi 4, PasswordCost).
+// Nothing a client does can make it longer.
 func (l *closeSafeListener) Close(closer listeners.CloseFn) {
 	l.mu.Lock()
 	l.closing = true
 	l.mu.Unlock()
 	l.Listener.Close(closer)
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		if tc, ok := c.(*tls.Conn); ok {
+			c = tc.NetConn()
+		}
+		_ = c.Close()
+	}
 }
 
 // rawConn is the connection under a gatedConn (a *tls.Conn on the TLS

@@ -1,4 +1,4 @@
-// Package fake is a fake Fleetio account for tests and the demo: the API
+// Package fleetiotest is a fake Fleetio account for tests and the demo: the API
 // endpoints the SmartBox bridge uses, with the shapes of
 // /work/shared/fleetio-facts.md (types from sync/fleetio), in-memory records
 // seeded through Go methods, and signed webhook deliveries that behave like
@@ -7,7 +7,7 @@
 //
 // # Basics
 //
-//	f := fake.New(fake.Options{APIKey: "k", AccountToken: "t",
+//	f := fleetiotest.New(fleetiotest.Options{APIKey: "k", AccountToken: "t",
 //		WebhookURL: receiver.URL, WebhookSecret: "s",
 //		RetryIntervals: []time.Duration{10 * time.Millisecond}})
 //	defer f.Close()
@@ -19,6 +19,8 @@
 //	a, _ = f.Assignment(a.ID) // custom fields the bridge wrote back
 //
 // Server is also an http.Handler, for an httptest.Server of your own.
+// ControlHandler is the /_fake/ control API that stands in for a fleet
+// manager's clicks when the fake runs as a process (cmd/fake-fleetio).
 //
 // # API
 //
