@@ -125,11 +125,7 @@ func coolDownFor(n int) time.Duration {
 	if n < 2 {
 		return 0
 	}
-	d := ReleaseCoolBase
-	for i := 2; i < n && d < ReleaseCoolMax; i++ {
-		d *= 2
-	}
-	return min(d, ReleaseCoolMax)
+	return Doubling(ReleaseCoolBase, ReleaseCoolMax, n-2)
 }
 
 // WithDefaults fills zero fields and checks the rest.
@@ -216,14 +212,7 @@ func (c Config) lockoutFor(failures int) time.Duration {
 	if failures < c.LockoutThreshold {
 		return 0
 	}
-	d := c.LockoutBase
-	for i := c.LockoutThreshold; i < failures; i++ {
-		d *= 2
-		if d >= c.LockoutMax {
-			return c.LockoutMax
-		}
-	}
-	return min(d, c.LockoutMax)
+	return Doubling(c.LockoutBase, c.LockoutMax, failures-c.LockoutThreshold)
 }
 
 // failureCap is the wrong-code count at which the wait reaches LockoutMax.

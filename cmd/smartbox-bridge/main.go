@@ -78,13 +78,13 @@ type dirFlags struct{ config, data string }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, d := newFlagSet("serve", stderr)
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logLevel := fs.String("log-level", "info", cli.LogLevelUsage)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return cli.Usagef("--log-level %q: want debug, info, warn or error", *logLevel)
+	level, err := cli.ParseLogLevel(*logLevel)
+	if err != nil {
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg, err := loadConfigFor(d, true)

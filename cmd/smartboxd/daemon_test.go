@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/syncbuf"
 	"github.com/smartbox-oss/smartbox/store"
 )
@@ -163,7 +164,7 @@ func (c *consoleRun) quit(t *testing.T) {
 	c.say(t, "quit", "relocking and stopping")
 	select {
 	case code := <-c.done:
-		require.Equal(t, exitOK, code, "stderr:\n%s", c.stderr.String())
+		require.Equal(t, cli.ExitOK, code, "stderr:\n%s", c.stderr.String())
 	case <-time.After(waitFor):
 		t.Fatal("smartboxd did not stop on quit")
 	}
@@ -231,7 +232,7 @@ func TestConsoleEOFKeepsRunning(t *testing.T) {
 	cancel() // SIGTERM
 	select {
 	case code := <-done:
-		require.Equal(t, exitOK, code, "stderr:\n%s", stderr.String())
+		require.Equal(t, cli.ExitOK, code, "stderr:\n%s", stderr.String())
 	case <-time.After(waitFor):
 		t.Fatal("smartboxd did not stop")
 	}
@@ -255,13 +256,13 @@ func TestRunErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"unknown flag", []string{"--nope"}, exitUsage, "flag provided but not defined"},
-		{"bad log level", []string{"--log-level", "loud"}, exitUsage, "--log-level"},
-		{"bad hardware", []string{"--config", "smartboxd.sim.toml", "--hardware", "pi"}, exitUsage, `--hardware "pi"`},
-		{"missing config", []string{"--config", filepath.Join(dir, "none.toml")}, exitFailure, "none.toml"},
-		{"bad config", []string{"--config", bad}, exitFailure, "smartboxd.toml:6: hardware.slots.locks: has 1 pins, want 12 (one per slot)"},
-		{"wrong box", []string{"--config", "smartboxd.sim.toml", "--data", dir}, exitFailure, "another box"},
-		{"pin absent", []string{"--config", nopin, "--data", t.TempDir()}, exitFailure, `slot lock 1: no GPIO pin named "NO_SUCH_PIN_1"`},
+		{"unknown flag", []string{"--nope"}, cli.ExitUsage, "flag provided but not defined"},
+		{"bad log level", []string{"--log-level", "loud"}, cli.ExitUsage, "--log-level"},
+		{"bad hardware", []string{"--config", "smartboxd.sim.toml", "--hardware", "pi"}, cli.ExitUsage, `--hardware "pi"`},
+		{"missing config", []string{"--config", filepath.Join(dir, "none.toml")}, cli.ExitFailure, "none.toml"},
+		{"bad config", []string{"--config", bad}, cli.ExitFailure, "smartboxd.toml:6: hardware.slots.locks: has 1 pins, want 12 (one per slot)"},
+		{"wrong box", []string{"--config", "smartboxd.sim.toml", "--data", dir}, cli.ExitFailure, "another box"},
+		{"pin absent", []string{"--config", nopin, "--data", t.TempDir()}, cli.ExitFailure, `slot lock 1: no GPIO pin named "NO_SUCH_PIN_1"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr syncbuf.Buffer

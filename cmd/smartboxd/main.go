@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +10,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 )
 
 func main() {
@@ -23,50 +21,38 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// Exit codes.
-const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
-)
-
 // run is main without the process: flags, config, daemon. It returns the
-// exit code.
+// exit code (cmd/internal/cli's: 0 done, 1 failed, 2 a wrong command line).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("smartboxd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	return cli.Exit(runDaemon(ctx, args, stdin, stdout, stderr), "smartboxd", stderr)
+}
+
+// runDaemon is run before its error is reported: a mistake on the command
+// line is a cli.UsageError.
+func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("smartboxd", stderr)
 	configPath := fs.String("config", DefaultConfigPath, "config file (TOML)")
 	hardware := fs.String("hardware", "", `hardware profile, overriding the config's: "sim" or "smartbox-v1"`)
 	dataDir := fs.String("data", "", "data directory (box.db), overriding the config's data_dir")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logLevel := fs.String("log-level", "info", cli.LogLevelUsage)
 	simClock := fs.String("sim-clock", "", "with the sim profile: the simulated board's clock starts at this RFC 3339 time (a board without an RTC battery boots in 1970)")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "smartboxd: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
+		return err
 	}
 	switch *hardware {
 	case "", ProfileSim, ProfileSmartBoxV1:
 	default:
-		fmt.Fprintf(stderr, "smartboxd: --hardware %q: want %q or %q\n", *hardware, ProfileSim, ProfileSmartBoxV1)
-		return exitUsage
+		return cli.Usagef("--hardware %q: want %q or %q", *hardware, ProfileSim, ProfileSmartBoxV1)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "smartboxd: --log-level %q: want debug, info, warn or error\n", *logLevel)
-		return exitUsage
+	level, err := cli.ParseLogLevel(*logLevel)
+	if err != nil {
+		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	cfg, err := LoadConfig(*configPath)
 	if err != nil {
-		fmt.Fprintf(stderr, "smartboxd: %v\n", err)
-		return exitFailure
+		return err
 	}
 	if *hardware != "" {
 		cfg.Hardware.Profile = *hardware
@@ -75,29 +61,25 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		cfg.DataDir = *dataDir
 	}
 	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "smartboxd: %v\n", err)
-		return exitFailure
+		return err
 	}
 	var clock box.Clock
 	if *simClock != "" {
 		t, err := time.Parse(time.RFC3339, *simClock)
 		switch {
 		case err != nil:
-			fmt.Fprintf(stderr, "smartboxd: --sim-clock %q: want an RFC 3339 time such as 1970-01-01T00:00:00Z\n", *simClock)
-			return exitUsage
+			return cli.Usagef("--sim-clock %q: want an RFC 3339 time such as 1970-01-01T00:00:00Z", *simClock)
 		case cfg.Hardware.Profile != ProfileSim:
 			// A real box's clock is the system's; only a simulated board's
 			// may be set from the command line.
-			fmt.Fprintf(stderr, "smartboxd: --sim-clock needs the %q hardware profile, not %q\n", ProfileSim, cfg.Hardware.Profile)
-			return exitUsage
+			return cli.Usagef("--sim-clock needs the %q hardware profile, not %q", ProfileSim, cfg.Hardware.Profile)
 		}
 		clock = offsetClock{offset: time.Until(t)}
 	}
 
 	bt, btSource, err := resolveBuildTime(buildTime)
 	if err != nil {
-		fmt.Fprintf(stderr, "smartboxd: %v\n", err)
-		return exitFailure
+		return err
 	}
 	sw := softwareVersion(version)
 	log.Info("starting", "box_id", cfg.BoxID, "profile", cfg.Hardware.Profile, "data", cfg.DataDir,
@@ -112,13 +94,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	d, err := newDaemon(cfg, opts)
 	if err != nil {
-		fmt.Fprintf(stderr, "smartboxd: %v\n", err)
-		return exitFailure
+		return err
 	}
 	if err := d.run(ctx); err != nil {
-		fmt.Fprintf(stderr, "smartboxd: %v\n", err)
-		return exitFailure
+		return err
 	}
 	log.Info("stopped; every slot relocked")
-	return exitOK
+	return nil
 }

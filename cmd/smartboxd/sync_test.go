@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/syncbuf"
 	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
@@ -270,7 +271,7 @@ func TestCloudStartupErrors(t *testing.T) {
 			cfg := boxConfig(t, tc.data, tc.cloud)
 			var stdout, stderr syncbuf.Buffer
 			code := run(t.Context(), []string{"--config", cfg}, strings.NewReader(""), &stdout, &stderr)
-			require.Equal(t, exitFailure, code, "stderr:\n%s", stderr.String())
+			require.Equal(t, cli.ExitFailure, code, "stderr:\n%s", stderr.String())
 			for _, w := range tc.want {
 				require.Contains(t, stderr.String(), w)
 			}

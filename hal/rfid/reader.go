@@ -148,7 +148,7 @@ func (r *Reader) Run(ctx context.Context, scanned func(uid string)) error {
 	if scanned == nil {
 		scanned = func(string) {}
 	}
-	backoff := r.cfg.ReopenMin
+	failures := 0    // reopens in a row that did not lead to a healthy port
 	failing := false // in a streak of failures: log the first at Warn, the rest at Debug
 	for {
 		if ctx.Err() != nil {
@@ -162,11 +162,13 @@ func (r *Reader) Run(ctx context.Context, scanned func(uid string)) error {
 		// A session that ran a while or carried data was a healthy port:
 		// start the back-off again from the bottom.
 		if gotBytes || r.clock.Now().Sub(start) >= r.cfg.ReopenMax {
-			backoff = r.cfg.ReopenMin
+			failures = 0
 		}
 		if r.opens.Load() != opens {
 			failing = false // the port worked in between: losing it is news again
 		}
+		// The box's capped doubling: ReopenMin, twice that, ... ReopenMax.
+		backoff := box.Doubling(r.cfg.ReopenMin, r.cfg.ReopenMax, failures)
 		level := slog.LevelWarn
 		if failing {
 			level = slog.LevelDebug
@@ -182,7 +184,7 @@ func (r *Reader) Run(ctx context.Context, scanned func(uid string)) error {
 			return nil
 		case <-due:
 		}
-		backoff = min(2*backoff, r.cfg.ReopenMax)
+		failures++
 	}
 }
 

@@ -166,8 +166,9 @@ func New(o Options) (*Client, error) {
 		secret: []string{o.APIKey, o.AccountToken},
 	}
 	c.retry = retry.Loop{
-		// A 429's Retry-After is capped by retryAfter (MaxRetryAfter);
-		// the back-off itself by MaxBackoff.
+		// The one cap on a 429's Retry-After is this policy's
+		// MaxRetryAfter (retryAfter applies it for APIError.RetryAfter);
+		// the back-off itself is capped by MaxBackoff.
 		Policy:   retry.Policy{Base: o.MinBackoff, Cap: o.MaxBackoff, MaxRetryAfter: o.MaxRetryAfter},
 		Attempts: o.MaxRetries + 1,
 		Sleep:    o.Sleep,
@@ -389,7 +390,9 @@ func errorMessage(body []byte) string {
 }
 
 // retryAfter reads a Retry-After value: seconds (what Fleetio sends) or an
-// HTTP date (allowed by RFC 9110), capped at MaxRetryAfter. 0: none usable.
+// HTTP date (allowed by RFC 9110), capped by the retry policy (its
+// MaxRetryAfter): APIError.RetryAfter is capped too, for callers that wait
+// on it themselves (sync/bookings). 0: none usable.
 func (c *Client) retryAfter(v string) time.Duration {
-	return min(retry.RetryAfter(v, c.opts.Now()), c.opts.MaxRetryAfter)
+	return c.retry.Policy.AtLeast(0, retry.RetryAfter(v, c.opts.Now()))
 }

@@ -161,12 +161,16 @@ func TestKilledBox(t *testing.T) {
 			c.kill()
 			<-pushed
 
-			// Mid-drain: killed while the cloud takes a deep outbox.
+			// Mid-drain: killed while the cloud takes a deep outbox. The
+			// cloud takes no batch after the one that reaches base+1000,
+			// so the kill, as soon as that one is in, is always mid-drain:
+			// under load the box cannot finish first.
 			st = openBox(t, path)
 			base, err := st.LastSeq()
 			require.NoError(t, err)
 			commit(t, st, 3000, "offline")
 			require.NoError(t, st.Close())
+			tc.holdEventsFrom.Store(base + 1000)
 			c = startChild(t, path, b.URL(), 100)
 			require.Eventually(t, func() bool {
 				hi, err := tc.HighestSeq(boxID)
@@ -177,6 +181,8 @@ func TestKilledBox(t *testing.T) {
 			hi, err := tc.HighestSeq(boxID)
 			require.NoError(t, err)
 			require.Less(t, hi, base+3000, "killed before the drain was done")
+			tc.holdEventsFrom.Store(0)
+			tc.holdEvents.Store(false)
 
 			c = startChild(t, path, b.URL(), 100)
 			// The cloud has every event once; the box has the cloud's set.

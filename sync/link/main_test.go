@@ -86,6 +86,10 @@ type testCloud struct {
 	// holdEvents makes the cloud take no event batch (no ack), as a cloud
 	// that is down or holding the box back.
 	holdEvents atomic.Bool
+	// holdEventsFrom, when > 0, sets holdEvents once the cloud holds the
+	// box's events through this seq: the box's drain stops there whatever
+	// the machine's load (the kill test kills it mid-drain).
+	holdEventsFrom atomic.Uint64
 	// eventBatches counts the event batches the cloud was sent.
 	eventBatches atomic.Int64
 }
@@ -172,6 +176,11 @@ func (tc *testCloud) serve(m mqtt.Message) {
 		ack, _, err := tc.IngestEvents(id, batch)
 		if err == nil && ack != nil {
 			tc.client.Publish(wire.Topic(id, wire.LeafEventsAck), 1, false, ack)
+		}
+		if from := tc.holdEventsFrom.Load(); from > 0 {
+			if hi, err := tc.HighestSeq(id); err == nil && hi >= from {
+				tc.holdEvents.Store(true)
+			}
 		}
 	case wire.LeafStatus:
 		var st wire.Status

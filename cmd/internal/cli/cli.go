@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 )
 
@@ -129,6 +130,18 @@ func (s *Set) Run(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // args[0] names, prints its error and returns the exit code.
 func (s *Set) Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := s.Run(ctx, args, stdout, stderr)
+	name := s.Name
+	if len(args) > 0 {
+		name += " " + args[0]
+	}
+	return Exit(err, name, stderr)
+}
+
+// Exit is the exit code for err, what a command (or a program without
+// subcommands, as smartboxd) returned: 0 for nil or -h, 2 for a
+// [UsageError], else 1. An error not printed yet goes to stderr as one line,
+// "name: what went wrong".
+func Exit(err error, name string, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return ExitOK
 	}
@@ -140,8 +153,21 @@ func (s *Set) Main(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return code
 		}
 	}
-	fmt.Fprintf(stderr, "%s %s: %v\n", s.Name, args[0], err)
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
 	return code
+}
+
+// LogLevelUsage is the help text of a --log-level flag.
+const LogLevelUsage = "log level: debug, info, warn or error"
+
+// ParseLogLevel reads a --log-level value; a name slog does not know is a
+// [UsageError].
+func ParseLogLevel(s string) (slog.Level, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s)); err != nil {
+		return 0, Usagef("--log-level %q: want debug, info, warn or error", s)
+	}
+	return level, nil
 }
 
 // FlagSet is a subcommand's flags. It prints its mistakes and -h to the

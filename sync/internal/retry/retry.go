@@ -37,6 +37,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/smartbox-oss/smartbox/box"
 )
 
 // Policy is a capped exponential back-off (see the package comment).
@@ -53,14 +55,9 @@ type Policy struct {
 // Ceiling is the longest wait n (n >= 1; less counts as 1): Base doubled
 // n-1 times, at most Cap.
 func (p Policy) Ceiling(n int) time.Duration {
-	d := p.Base
-	for i := 1; i < n && d < p.Cap; i++ {
-		if d > p.Cap/2 {
-			return p.Cap // doubling would pass the cap (or overflow)
-		}
-		d *= 2
-	}
-	return max(min(d, p.Cap), 0)
+	// The box's rule (the daemon's cool-down and lockout use it too): one
+	// definition of capped doubling in the tree.
+	return max(box.Doubling(p.Base, p.Cap, n-1), 0)
 }
 
 // Delay is wait n drawn once before a retry: uniform in [Base, Ceiling(n)],
