@@ -12,7 +12,7 @@ import (
 
 func openTestStore(t *testing.T) (*Store, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "bridge.db")
+	path := filepath.Join(t.TempDir(), "bookings.db")
 	s, err := OpenStore(path)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
