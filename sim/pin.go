@@ -167,7 +167,11 @@ func (p *Pin) IsOutput() bool {
 // Reads is the number of Read calls so far.
 func (p *Pin) Reads() uint64 { return p.reads.Load() }
 
-// Waits is the number of WaitForEdge calls so far.
+// Waits is the number of WaitForEdge calls so far. A call counts once it
+// holds the pin's lock and has taken note of the pin's generation, so a
+// test that sees the count rise knows that an In or Halt from then on
+// interrupts that call (counted earlier, a Halt could land before the
+// call looked and the call would wait for ever).
 func (p *Pin) Waits() uint64 { return p.waits.Load() }
 
 // Edges is the number of edges latched so far (of the configured kind).
@@ -273,8 +277,8 @@ func (p *Pin) Read() gpio.Level {
 // at once if the pin is not an input with edge detection, and when In or Halt
 // interrupt it.
 func (p *Pin) WaitForEdge(timeout time.Duration) bool {
-	p.waits.Add(1)
 	p.mu.Lock()
+	p.waits.Add(1) // under the lock: see Waits
 	if p.dir != dirIn || p.edge == gpio.NoEdge {
 		p.mu.Unlock()
 		return false
