@@ -1,0 +1,144 @@
+// Package boxsocket is smartboxd's local socket: a Unix socket speaking HTTP
+// and JSON that shows a running box as it is (status, slots, keys, events)
+// and, on the simulated board only, lets the simulator act on the hardware
+// (press keys, take and return keys, hold a fob at the reader, break things).
+// This file is the API, one definition for the daemon that serves it and
+// the tools that call it (smartbox-sim, later smartboxctl).
+//
+// Routes (every answer is JSON; an error is ErrorResponse with a 4xx/5xx):
+//
+//	GET  /v1/status                Status
+//	GET  /v1/slots                 []Slot
+//	GET  /v1/keys                  []box.Key
+//	GET  /v1/events?after=S&limit=N []box.Event after seq S, at most N (default 100, max MaxEvents)
+//	GET  /v1/watch?after=S         text/event-stream of Watch, one "data:" line each:
+//	                               one at once, then one per change (coalesced, at most
+//	                               one per WatchEvery)
+//	POST /v1/sim/keypad            KeypadRequest: types through the real scanner; 200 when every key was read
+//	POST /v1/sim/slots/{n}/take    takes the key out of released slot n (409 if latched, jammed or empty)
+//	POST /v1/sim/slots/{n}/put-back seats a key in released slot n (409 if latched, jammed or full)
+//	PUT  /v1/sim/slots/{n}/fault   SlotFault: jam the latch, kill the key sensor
+//	POST /v1/sim/reader            ReaderRequest: hold a fob at the reader, or feed it garbage
+//	PUT  /v1/sim/clock             ClockRequest: set the simulated board's clock
+//
+// The /v1/sim routes answer 404 on real hardware.
+package boxsocket
+
+import (
+	"time"
+
+	"github.com/smartbox-oss/smartbox/box"
+)
+
+// Bounds of the socket, stated once.
+const (
+	// MaxEvents caps one /v1/events answer and the events carried by one
+	// Watch message.
+	MaxEvents = 500
+	// MaxRequestBody caps a request body: the largest is a keypad string.
+	MaxRequestBody = 4 << 10
+	// MaxKeys caps KeypadRequest.Keys (a PIN and a few retries).
+	MaxKeys = 64
+	// WatchEvery is the shortest gap between two Watch messages: a burst of
+	// pin changes (a scan, a release) is one message, not dozens.
+	WatchEvery = 50 * time.Millisecond
+	// MaxFobHold caps ReaderRequest.HoldMS: a fob left at the reader for
+	// longer is a person walking away.
+	MaxFobHold = 10 * time.Second
+	// MaxRawBytes caps ReaderRequest.Raw.
+	MaxRawBytes = 256
+)
+
+// Status is the box in one answer.
+type Status struct {
+	BoxID    string `json:"box_id"`
+	Software string `json:"software"`
+	// Hardware is the profile: "sim" or "smartbox-v1".
+	Hardware string    `json:"hardware"`
+	Started  time.Time `json:"started"` // process start, system clock
+	UptimeS  int64     `json:"uptime_s"`
+
+	// Cloud is "connected", "not connected" or "offline-only" (no [cloud]).
+	Cloud    string `json:"cloud"`
+	Broker   string `json:"broker,omitempty"`
+	Revision uint64 `json:"revision"`
+	Outbox   int    `json:"outbox"` // events not yet acknowledged by the cloud
+	LastSeq  uint64 `json:"last_seq"`
+
+	Clock        time.Time `json:"clock"` // the box clock now
+	ClockTrusted bool      `json:"clock_trusted"`
+	ClockFloor   time.Time `json:"clock_floor"`
+
+	// LockoutUntil is set while the keypad refuses codes after wrong ones.
+	LockoutUntil time.Time `json:"lockout_until,omitzero"`
+	Failures     int       `json:"failures,omitempty"` // wrong codes not yet forgiven
+}
+
+// Slot is one slot as a person at the box sees it.
+type Slot struct {
+	Slot       int    `json:"slot"`
+	KeyID      string `json:"key_id,omitempty"`   // the key whose home this is
+	KeyName    string `json:"key_name,omitempty"` // e.g. "Van 7 (Ford Transit)"
+	KeyPresent bool   `json:"key_present"`        // what the key sensor reads
+	Released   bool   `json:"released"`           // the lock is energised
+	LED        bool   `json:"led"`
+	// WaitingFor is what the box waits for while the slot is released:
+	// "take" (the key to leave) or "return" (the key to be seated).
+	WaitingFor box.Purpose `json:"waiting_for,omitempty"`
+
+	// Sim only: the physical truth and the faults set through /fault.
+	KeyInSlot  bool `json:"key_in_slot"`           // a key is physically there
+	Jammed     bool `json:"jammed,omitempty"`      // the latch does not open
+	SensorDead bool `json:"sensor_dead,omitempty"` // the sensor reads "no key" whatever is there
+}
+
+// Watch is one message of /v1/watch: the whole state, and the events
+// committed since the previous message (or since ?after= for the first).
+type Watch struct {
+	Status Status      `json:"status"`
+	Slots  []Slot      `json:"slots"`
+	Events []box.Event `json:"events,omitempty"`
+	// Typed is how many keys have been pressed since the last submit,
+	// clear or timeout (sim only, for the page's keypad display).
+	Typed int `json:"typed"`
+}
+
+// KeypadRequest types Keys ("123456#"; '*' clears, '#' submits) on the
+// simulated keypad, each key held HoldMS (0: the default, a finger's tap).
+type KeypadRequest struct {
+	Keys   string `json:"keys"`
+	HoldMS int    `json:"hold_ms,omitempty"`
+}
+
+// SlotFault sets or clears a slot's faults. A nil field is left as it is.
+type SlotFault struct {
+	// Jammed: the latch stays shut though the lock is energised, so the
+	// key cannot leave (nor be seated).
+	Jammed *bool `json:"jammed,omitempty"`
+	// SensorDead: the key sensor's wire is cut; with its pull-up it reads
+	// "no key" whatever is in the slot.
+	SensorDead *bool `json:"sensor_dead,omitempty"`
+}
+
+// ReaderRequest is one thing at the fob reader: exactly one of Fob (a
+// fob's UID, 10 hex digits, held for HoldMS, default about three frames)
+// and Raw (bytes written on the serial line as they are: garbage, a
+// frame with a bad checksum, half a frame).
+type ReaderRequest struct {
+	Fob    string `json:"fob,omitempty"`
+	HoldMS int    `json:"hold_ms,omitempty"`
+	Raw    []byte `json:"raw,omitempty"` // base64 in JSON
+}
+
+// ClockRequest sets the simulated board's clock: exactly one of At (the
+// clock jumps there, e.g. 1970-01-01T00:00:00Z) and Reset (back to the
+// system's time).
+type ClockRequest struct {
+	At    time.Time `json:"at,omitzero"`
+	Reset bool      `json:"reset,omitempty"`
+}
+
+// ErrorResponse is every error answer.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
