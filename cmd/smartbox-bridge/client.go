@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -23,9 +20,7 @@ import (
 // adminClient talks to the running service's admin endpoint, found through
 // DATA/admin.addr and authorised by DATA/admin.token.
 type adminClient struct {
-	base  string
-	token string
-	http  *http.Client
+	*bridge.AdminClient
 }
 
 func newAdminClient(d *dirFlags) (*adminClient, error) {
@@ -45,57 +40,16 @@ func newAdminClient(d *dirFlags) (*adminClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin token: %w (run as the user that runs the bridge)", err)
 	}
-	return &adminClient{
-		base:  "http://" + strings.TrimSpace(string(addr)),
-		token: strings.TrimSpace(string(tok)),
-		// Every admin call is a small local transaction; a minute covers
-		// a bbolt fsync on a slow SD card many times over.
-		http: &http.Client{Timeout: time.Minute},
-	}, nil
+	return &adminClient{bridge.NewAdminClient("http://"+strings.TrimSpace(string(addr)), strings.TrimSpace(string(tok)))}, nil
 }
 
-// do sends a JSON request and decodes a JSON answer into out (if not nil).
-// An error answer becomes an error with the service's message.
+// do is one admin call; a service that does not answer is errNoService.
 func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
+	err := c.Do(ctx, method, path, in, out)
+	if ue, ok := errors.AsType[*bridge.UnreachableError](err); ok {
+		return fmt.Errorf("%w at %s: %v", errNoService, ue.Base, ue.Err)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w at %s: %v", errNoService, c.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("reading answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e bridge.ErrorResponse
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("admin endpoint: %s", resp.Status)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("admin endpoint answer: %w", err)
-	}
-	return nil
+	return err
 }
 
 // esc makes an id one segment of an admin API path.
