@@ -52,11 +52,14 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# demo: a bridge (cloud side, embedded broker) in the background and a box on
-# simulated hardware in the foreground, with a console on this terminal; the
-# box gets its keys and codes from the bridge over MQTT. See cmd/smartboxd/demo.sh.
+# demo: the simulator (cmd/smartbox-sim): the bridge with its embedded
+# broker, a fake Fleetio account, mail and SMS catchers and a box (a real
+# smartboxd process on simulated pins) in one command; it prints the page's
+# URL. SIM_FLAGS adds flags: `make demo SIM_FLAGS="--boxes 5"`, or
+# SIM_FLAGS=--console for box 1's line console on this terminal.
+SIM_FLAGS ?=
 demo: build
-	@BIN=$(BIN) DEMO_DATA=$(DEMO_DATA) sh cmd/smartboxd/demo.sh
+	$(BIN)/smartbox-sim --data $(DEMO_DATA)/sim $(SIM_FLAGS)
 
 # demo-offline: the box alone, its records imported from a file.
 demo-offline: build

@@ -1,0 +1,257 @@
+package depot
+
+import (
+	"context"
+	"fmt"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
+	"github.com/smartbox-oss/smartbox/sim/netcut"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
+)
+
+// What a person does at a box's front, and what the simulator does to it.
+// Every call names the box by id; an unknown one is ErrUnknownBox.
+
+// Boxes is every box's view, box 1 first.
+func (d *Depot) Boxes() []BoxView {
+	out := make([]BoxView, 0, len(d.boxes))
+	for _, b := range d.boxes {
+		out = append(out, b.view())
+	}
+	return out
+}
+
+// Box is one box by id.
+func (d *Depot) Box(id string) (*Box, error) {
+	b, ok := d.byID[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownBox, id)
+	}
+	return b, nil
+}
+
+// Events are the box's last events (at most MaxEventsKept), oldest first;
+// nil for an unknown box.
+func (d *Depot) Events(id string) []box.Event {
+	b, ok := d.byID[id]
+	if !ok {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.events)
+}
+
+// live is the box by id, if its process runs.
+func (d *Depot) live(id string) (*Box, error) {
+	b, err := d.Box(id)
+	if err != nil {
+		return nil, err
+	}
+	return b, b.running()
+}
+
+// Press types keys on the box's keypad ('*' clears, '#' submits).
+func (d *Depot) Press(ctx context.Context, id, keys string) error {
+	b, err := d.live(id)
+	if err != nil {
+		return err
+	}
+	return b.client.Press(ctx, keys, 0)
+}
+
+// Take takes the key out of a released slot.
+func (d *Depot) Take(ctx context.Context, id string, slot int) error {
+	b, err := d.live(id)
+	if err != nil {
+		return err
+	}
+	return b.client.Take(ctx, slot)
+}
+
+// PutBack seats a key in a released slot.
+func (d *Depot) PutBack(ctx context.Context, id string, slot int) error {
+	b, err := d.live(id)
+	if err != nil {
+		return err
+	}
+	return b.client.PutBack(ctx, slot)
+}
+
+// Fob holds a fob (its UID) at the box's reader for a moment: a key's own
+// fob, a cloned one (the same UID while the key is in its slot) or one the
+// box does not know.
+func (d *Depot) Fob(ctx context.Context, id, uid string) error {
+	b, err := d.live(id)
+	if err != nil {
+		return err
+	}
+	return b.client.Reader(ctx, boxsocket.ReaderRequest{Fob: uid})
+}
+
+// ReaderRaw writes bytes on the reader's serial line as they are.
+func (d *Depot) ReaderRaw(ctx context.Context, id string, raw []byte) error {
+	b, err := d.live(id)
+	if err != nil {
+		return err
+	}
+	return b.client.Reader(ctx, boxsocket.ReaderRequest{Raw: raw})
+}
+
+// SetSlotFault jams or frees a slot's latch, cuts or mends its key
+// sensor. The fault is physical: it stays across a power cut.
+func (d *Depot) SetSlotFault(ctx context.Context, id string, slot int, f boxsocket.SlotFault) error {
+	b, err := d.live(id)
+	if err != nil {
+		return err
+	}
+	if err := b.client.SetFault(ctx, slot, f); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := b.faults[slot]
+	if f.Jammed != nil {
+		cur.Jammed = f.Jammed
+	}
+	if f.SensorDead != nil {
+		cur.SensorDead = f.SensorDead
+	}
+	b.faults[slot] = cur
+	return nil
+}
+
+// SetClock sets the board's clock (At) or puts it right (Reset). The
+// offset from real time stays across a power cut, as a board without an
+// RTC battery keeps a wrong time. A jump back below the box's clock floor
+// stops the daemon (it cannot trust its clock any more): the box then
+// shows as exited, and powers on with the skewed clock, untrusted.
+func (d *Depot) SetClock(ctx context.Context, id string, r boxsocket.ClockRequest) error {
+	b, err := d.live(id)
+	if err != nil {
+		return err
+	}
+	if r.Reset == !r.At.IsZero() {
+		return fmt.Errorf("%w: the clock wants exactly one of at and reset", ErrInvalid)
+	}
+	if err := b.client.SetClock(ctx, r); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	if r.Reset {
+		b.clockOffset = 0
+	} else {
+		b.clockOffset = time.Until(r.At)
+	}
+	b.mu.Unlock()
+	d.changed.notify()
+	return nil
+}
+
+// SetNetwork cuts the box's network (every connection to the broker is
+// reset, and new ones are refused) or restores it.
+func (d *Depot) SetNetwork(id string, cut bool) error {
+	b, err := d.Box(id)
+	if err != nil {
+		return err
+	}
+	if cut {
+		b.proxy.Cut(netcut.Reset)
+	} else {
+		b.proxy.Restore()
+	}
+	d.changed.notify()
+	return nil
+}
+
+// SetPower pulls the box's power (SIGKILL: no relock by the daemon, no
+// goodbye) or restores it (the process starts again on the same store, and
+// relocks every slot first).
+func (d *Depot) SetPower(ctx context.Context, id string, on bool) error {
+	b, err := d.Box(id)
+	if err != nil {
+		return err
+	}
+	if !on {
+		return b.powerOff()
+	}
+	b.mu.Lock()
+	if b.process == ProcessExited {
+		b.restarts++
+	}
+	b.mu.Unlock()
+	return b.powerOn(ctx)
+}
+
+// RestartBroker stops the bridge (with its embedded broker) and starts it
+// again on the same ports and data: every box loses its connection and
+// comes back, and Fleetio's deliveries during the gap are retried.
+func (d *Depot) RestartBroker(ctx context.Context) error {
+	d.bmu.Lock()
+	defer d.bmu.Unlock()
+	d.brokerUp = false
+	d.changed.notify()
+	if err := d.svc.Close(); err != nil {
+		d.log.Warn("closing the bridge for a restart", "err", err)
+	}
+	if err := d.bridgeUp(ctx); err != nil {
+		return err
+	}
+	d.changed.notify()
+	return nil
+}
+
+// BrokerUp reports whether the bridge and its broker are running.
+func (d *Depot) BrokerUp() bool {
+	d.bmu.RLock()
+	defer d.bmu.RUnlock()
+	return d.brokerUp
+}
+
+// Inbox is every email and SMS the bridge sent, oldest first.
+func (d *Depot) Inbox() []Message {
+	var out []Message
+	dec := new(mime.WordDecoder)
+	for _, m := range d.mail.Mails() {
+		subj, err := dec.DecodeHeader(m.Subject)
+		if err != nil {
+			subj = m.Subject
+		}
+		out = append(out, Message{At: m.At, Channel: "email", To: strings.Join(m.To, ", "), Subject: subj, Body: m.Body})
+	}
+	for _, m := range d.sms.Messages() {
+		out = append(out, Message{At: m.DateCreated, Channel: "sms", To: m.To, Body: m.Body})
+	}
+	slices.SortStableFunc(out, func(a, b Message) int { return a.At.Compare(b.At) })
+	return out
+}
+
+// Vehicles are Fleetio's vehicles with their links, as the bridge sees them.
+func (d *Depot) Vehicles(ctx context.Context) ([]bridge.VehicleLink, error) {
+	var out []bridge.VehicleLink
+	return out, d.Admin().Do(ctx, http.MethodGet, "/v1/fleetio/vehicles", nil, &out)
+}
+
+// Reservations are the pending Prompt reservations.
+func (d *Depot) Reservations(ctx context.Context) ([]bridge.Reservation, error) {
+	var out []bridge.Reservation
+	return out, d.Admin().Do(ctx, http.MethodGet, "/v1/fleetio/reservations", nil, &out)
+}
+
+// Book is the fleet manager's "create booking" for a Prompt reservation.
+func (d *Depot) Book(ctx context.Context, assignmentID int64, r bridge.BookRequest) error {
+	return d.Admin().Do(ctx, http.MethodPost, "/v1/fleetio/reservations/"+strconv.FormatInt(assignmentID, 10)+"/book", r, nil)
+}
+
+// Bookings are the bridge's bookings and grants with their box events.
+func (d *Depot) Bookings(ctx context.Context) ([]bridge.BookingRow, error) {
+	var out []bridge.BookingRow
+	return out, d.Admin().Do(ctx, http.MethodGet, "/v1/bookings", nil, &out)
+}

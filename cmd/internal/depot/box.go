@@ -1,0 +1,477 @@
+package depot
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
+	"github.com/smartbox-oss/smartbox/sim/netcut"
+	"github.com/smartbox-oss/smartbox/store"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
+)
+
+// Box is one simulated box: a smartboxd process the depot supervises, its
+// data directory, its socket, and the proxy its MQTT connection goes through.
+type Box struct {
+	// immutable after newBox
+	d        *Depot
+	n        int // 1-based
+	id       string
+	name     string
+	location string
+	dir      string
+	sock     string
+	config   string
+	syncKey  []byte // the box's X25519 sync public key, as registered
+	keys     []box.Key
+	proxy    *netcut.Proxy
+	client   *boxsocket.Client
+	logPath  string
+
+	// opMu serialises power changes (a power-on must not race a pull).
+	opMu sync.Mutex
+
+	mu          sync.Mutex
+	power       string
+	process     string
+	pid         int
+	exit        string
+	restarts    int
+	since       time.Time
+	killing     string        // why the depot is ending the process ("" if it is not)
+	exited      chan struct{} // closed when the current process has ended
+	clockOffset time.Duration
+	state       *boxsocket.Watch
+	events      []box.Event // the last MaxEventsKept, oldest first
+	lastSeq     uint64
+	keyInSlot   []bool                      // physical truth, carried across a power cut
+	faults      map[int]boxsocket.SlotFault // set through the depot, re-applied at power on
+	tail        *lineTail
+	stopWatch   context.CancelFunc
+}
+
+// newBox provisions box n as a technician would (store with identity and
+// the bridge's signing key, MQTT password, registration, keys, links) and
+// writes its config. The process is started by powerOn.
+func (d *Depot) newBox(ctx context.Context, n int, fleet *fleetSeed) (*Box, error) {
+	b := &Box{d: d, n: n, id: boxID(n), power: PowerOff, process: ProcessExited, since: time.Now(),
+		keyInSlot: slices.Repeat([]bool{true}, SlotsPerBox), faults: map[int]boxsocket.SlotFault{},
+		tail: newLineTail(exitTailLines)}
+	b.name = fmt.Sprintf("Depot %c", 'A'+rune((n-1)%26))
+	if n > 26 {
+		b.name = fmt.Sprintf("Depot %d", n)
+	}
+	b.location = fmt.Sprintf("%d Harbour Road, gate %d", 10+n, n)
+	b.dir = filepath.Join(d.dir, "boxes", b.id)
+	b.sock = filepath.Join(b.dir, "smartboxd.sock")
+	b.config = filepath.Join(b.dir, "smartboxd.toml")
+	b.logPath = filepath.Join(b.dir, "smartboxd.log")
+	b.client = boxsocket.Dial(b.sock)
+	if err := os.MkdirAll(b.dir, 0o700); err != nil {
+		return nil, err
+	}
+
+	// The store, as `smartboxctl init` and `provision` make it.
+	kid, pub64, ok := cutKeyLine(d.Bridge().SigningKeyLine())
+	if !ok {
+		return nil, errors.New("the bridge's signing key line is not KID=BASE64")
+	}
+	pub, err := base64.StdEncoding.DecodeString(pub64)
+	if err != nil {
+		return nil, fmt.Errorf("the bridge's signing key: %w", err)
+	}
+	st, err := store.Open(filepath.Join(b.dir, "box.db"), store.Options{BoxID: b.id, Slots: SlotsPerBox, Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("box %s: making its store: %w", b.id, err)
+	}
+	err = st.SetProvision(store.Provision{CloudKeys: map[string]ed25519.PublicKey{kid: pub}, At: time.Now().UTC()})
+	if err == nil {
+		b.syncKey, err = st.SyncPublicKey()
+	}
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("box %s: provisioning: %w", b.id, err)
+	}
+
+	b.proxy, err = netcut.Listen("", hostPort(d.Bridge().BrokerURL()), d.log.With("part", "netcut", "box", b.id))
+	if err != nil {
+		return nil, fmt.Errorf("box %s: its network proxy: %w", b.id, err)
+	}
+	password := randomSecret()
+	pwFile := filepath.Join(b.dir, "mqtt.pw")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(b.config, []byte(boxConfig(b.id, b.dir, b.proxy.Addr(), pwFile)), 0o600); err != nil {
+		return nil, err
+	}
+
+	admin := d.Admin()
+	if err := admin.Do(ctx, http.MethodPost, "/v1/boxes", bridge.RegisterBoxRequest{ID: b.id,
+		PublicKey: base64.StdEncoding.EncodeToString(b.syncKey), Password: password, Slots: SlotsPerBox,
+		Name: b.name, Location: b.location}, nil); err != nil {
+		return nil, fmt.Errorf("registering box %s: %w", b.id, err)
+	}
+	vehicleIDs := fleet.vehicles[b.id]
+	for i, v := range vehicles {
+		slot := i + 1
+		k := box.Key{ID: fmt.Sprintf("key-%d", slot), Name: vehicleName(v), FobUID: fobUID(n, slot), Slot: slot}
+		if err := admin.Do(ctx, http.MethodPut, "/v1/boxes/"+b.id+"/keys/"+k.ID,
+			bridge.PutKeyRequest{Name: k.Name, FobUID: k.FobUID, Slot: k.Slot}, nil); err != nil {
+			return nil, fmt.Errorf("box %s: putting %s: %w", b.id, k.ID, err)
+		}
+		if err := admin.Do(ctx, http.MethodPut, "/v1/fleetio/links/"+strconv.FormatInt(vehicleIDs[i], 10),
+			bridge.LinkRequest{BoxID: b.id, KeyID: k.ID, Method: linkMode(slot)}, nil); err != nil {
+			return nil, fmt.Errorf("box %s: linking vehicle %d to %s: %w", b.id, vehicleIDs[i], k.ID, err)
+		}
+		b.keys = append(b.keys, k)
+	}
+	return b, nil
+}
+
+// boxConfig is a simulated box's smartboxd.toml: the sim profile with the
+// reference SmartBox's timings, syncing through its proxy.
+func boxConfig(id, dir, proxy, pwFile string) string {
+	return fmt.Sprintf(`# written by the simulator (cmd/internal/depot)
+box_id = %q
+data_dir = %q
+
+[hardware]
+profile = "sim"
+
+[hardware.keypad]
+debounce = "20ms"
+
+[hardware.slots]
+count = %d
+hard_max = "10s"
+
+[hardware.reader]
+variant = "rdm6300"
+
+[timing]
+# Long enough to click "Take key" on the page after the PIN.
+release = "10s"
+release_max = "10s"
+entry_timeout = "10s"
+
+[lockout]
+threshold = 5
+base = "30s"
+max = "5m"
+
+[clock]
+untrusted = "refuse"
+
+[cloud]
+broker_url = "tcp://%s"
+password_file = %q
+`, id, dir, SlotsPerBox, proxy, pwFile)
+}
+
+// ID is the box's id.
+func (b *Box) ID() string { return b.id }
+
+// Client is the box's socket.
+func (b *Box) Client() *boxsocket.Client { return b.client }
+
+// Keys are the box's keys (slot order).
+func (b *Box) Keys() []box.Key { return slices.Clone(b.keys) }
+
+// Proxy is the box's network proxy.
+func (b *Box) Proxy() *netcut.Proxy { return b.proxy }
+
+// view is the BoxView of b.
+func (b *Box) view() BoxView {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v := BoxView{ID: b.id, Name: b.name, Location: b.location, Slots: SlotsPerBox,
+		Power: b.power, Process: b.process, PID: b.pid, Exit: b.exit, Restarts: b.restarts, Since: b.since,
+		NetworkCut: b.proxy.IsCut(), ClockOffsetS: int64(b.clockOffset / time.Second), Keys: slices.Clone(b.keys)}
+	if b.state != nil {
+		s := *b.state
+		s.Slots = slices.Clone(s.Slots)
+		v.State = &s
+	}
+	return v
+}
+
+// powerOn starts the box's process (if it is not running) and waits until
+// its socket answers, then re-applies the faults the depot set (a jammed
+// latch stays jammed across a power cut).
+func (b *Box) powerOn(ctx context.Context) error {
+	b.opMu.Lock()
+	defer b.opMu.Unlock()
+	b.mu.Lock()
+	if b.process != ProcessExited {
+		b.mu.Unlock()
+		return nil
+	}
+	args := []string{"--config", b.config, "--hardware", "sim", "--socket", b.sock, "--sim-keys", b.simKeysLocked()}
+	if b.clockOffset != 0 {
+		args = append(args, "--sim-clock", time.Now().Add(b.clockOffset).UTC().Format(time.RFC3339))
+	}
+	faults := make(map[int]boxsocket.SlotFault, len(b.faults))
+	for k, v := range b.faults {
+		faults[k] = v
+	}
+	b.mu.Unlock()
+
+	logf, err := os.OpenFile(b.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("box %s: its log: %w", b.id, err)
+	}
+	cmd := exec.Command(b.d.bin, args...)
+	out := io.MultiWriter(logf, b.tail)
+	cmd.Stderr = out
+	cmd.Stdout = out
+	if b.n == 1 && b.d.consoleIn != nil {
+		cmd.Stdin = b.d.consoleIn
+		cmd.Stdout = b.d.o.ConsoleOut
+	}
+	cmd.SysProcAttr = childAttrs()
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		return fmt.Errorf("box %s: starting smartboxd: %w", b.id, err)
+	}
+	exited := make(chan struct{})
+	b.mu.Lock()
+	b.power, b.process, b.pid, b.exit, b.killing, b.exited, b.since = PowerOn, ProcessStarting, cmd.Process.Pid, "", "", exited, time.Now()
+	b.tail.reset()
+	b.mu.Unlock()
+	b.d.changed.notify()
+	b.d.wg.Go(func() {
+		err := cmd.Wait()
+		_ = logf.Close()
+		b.mu.Lock()
+		b.process, b.pid, b.since = ProcessExited, 0, time.Now()
+		b.exit = b.describeExit(err)
+		if b.stopWatch != nil {
+			b.stopWatch()
+			b.stopWatch = nil
+		}
+		b.mu.Unlock()
+		close(exited)
+		b.d.changed.notify()
+		b.d.log.Info("box process ended", "box", b.id, "exit", b.exit)
+	})
+
+	if err := b.waitReady(ctx, exited); err != nil {
+		return err
+	}
+	for slot, f := range faults {
+		if err := b.client.SetFault(ctx, slot, f); err != nil {
+			return fmt.Errorf("box %s: re-applying slot %d's fault: %w", b.id, slot, err)
+		}
+	}
+	wctx, cancel := context.WithCancel(b.d.ctx)
+	b.mu.Lock()
+	if b.process == ProcessStarting {
+		b.process, b.since = ProcessRunning, time.Now()
+	}
+	b.stopWatch = cancel
+	b.mu.Unlock()
+	b.d.changed.notify()
+	b.d.wg.Go(func() { b.watch(wctx, exited) })
+	return nil
+}
+
+// waitReady waits until the socket answers, the process ends, or
+// BoxStartTimeout passes. It retries on a short tick: the socket appears
+// once the daemon has opened its store and hardware.
+func (b *Box) waitReady(ctx context.Context, exited <-chan struct{}) error {
+	const every = 20 * time.Millisecond
+	deadline := time.NewTimer(BoxStartTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := b.client.Status(cctx)
+		cancel()
+		if err == nil {
+			b.mu.Lock()
+			if b.state == nil {
+				b.state = &boxsocket.Watch{Status: st}
+			}
+			b.mu.Unlock()
+			return nil
+		}
+		select {
+		case <-exited:
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return fmt.Errorf("box %s: smartboxd ended while starting: %s", b.id, b.exit)
+		case <-deadline.C:
+			return fmt.Errorf("box %s: its socket did not answer within %s (see %s): %v", b.id, BoxStartTimeout, b.logPath, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// watch follows the box's /v1/watch stream while its process lives,
+// reconnecting if the stream breaks.
+func (b *Box) watch(ctx context.Context, exited <-chan struct{}) {
+	for {
+		b.mu.Lock()
+		after := b.lastSeq
+		b.mu.Unlock()
+		err := b.client.Watch(ctx, after, b.onWatch)
+		select {
+		case <-ctx.Done():
+			return
+		case <-exited:
+			return
+		case <-time.After(watchRetry):
+			b.d.log.Debug("box watch broke; again", "box", b.id, "err", err)
+		}
+	}
+}
+
+// watchRetry is the pause before re-opening a broken watch stream.
+const watchRetry = 200 * time.Millisecond
+
+func (b *Box) onWatch(w boxsocket.Watch) error {
+	b.mu.Lock()
+	for _, e := range w.Events {
+		if e.Seq > b.lastSeq {
+			b.events = append(b.events, e)
+			b.lastSeq = e.Seq
+		}
+	}
+	if over := len(b.events) - MaxEventsKept; over > 0 {
+		b.events = slices.Delete(b.events, 0, over)
+	}
+	w.Events = nil
+	b.state = &w
+	for _, s := range w.Slots {
+		if s.Slot >= 1 && s.Slot <= len(b.keyInSlot) {
+			b.keyInSlot[s.Slot-1] = s.KeyInSlot
+		}
+	}
+	b.mu.Unlock()
+	b.d.changed.notify()
+	return nil
+}
+
+// simKeysLocked is --sim-keys: the slots that hold a key now.
+func (b *Box) simKeysLocked() string {
+	var s []string
+	for i, in := range b.keyInSlot {
+		if in {
+			s = append(s, strconv.Itoa(i+1))
+		}
+	}
+	switch len(s) {
+	case 0:
+		return "none"
+	case len(b.keyInSlot):
+		return "all"
+	}
+	return strings.Join(s, ",")
+}
+
+// describeExit says why the process ended, with the end of its log when it
+// was not the depot that ended it. Called with b.mu held.
+func (b *Box) describeExit(err error) string {
+	why := "exited"
+	var ee *exec.ExitError
+	switch {
+	case b.killing != "":
+		return b.killing
+	case err == nil:
+		why = "exited (status 0)"
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			why = "killed by " + ws.Signal().String()
+		} else {
+			why = fmt.Sprintf("exited with status %d", ee.ExitCode())
+		}
+	default:
+		why = err.Error()
+	}
+	if t := b.tail.String(); t != "" {
+		why += "; its log ends:\n" + t
+	}
+	return why
+}
+
+// powerOff pulls the power: SIGKILL, no relock by the daemon (the locks
+// de-energise with the power), nothing flushed.
+func (b *Box) powerOff() error {
+	b.opMu.Lock()
+	defer b.opMu.Unlock()
+	return b.kill(syscall.SIGKILL, "power pulled (SIGKILL)", PowerOff, 0)
+}
+
+// stop ends the process in order: SIGTERM (the daemon relocks every slot
+// and sends box_stopped), SIGKILL after BoxStopTimeout.
+func (b *Box) stop() error {
+	b.opMu.Lock()
+	defer b.opMu.Unlock()
+	return b.kill(syscall.SIGTERM, "stopped by the simulator (SIGTERM)", PowerOff, BoxStopTimeout)
+}
+
+// kill signals the process and waits for it to end (forcing it after
+// grace, if grace > 0). Called with opMu held.
+func (b *Box) kill(sig syscall.Signal, why, power string, grace time.Duration) error {
+	b.mu.Lock()
+	pid, exited := b.pid, b.exited
+	b.power = power
+	if b.process == ProcessExited || pid == 0 {
+		b.mu.Unlock()
+		b.d.changed.notify()
+		return nil
+	}
+	b.killing = why
+	b.mu.Unlock()
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("box %s: signalling its process: %w", b.id, err)
+	}
+	if grace <= 0 {
+		<-exited
+		return nil
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(grace):
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		<-exited
+		return fmt.Errorf("box %s did not stop within %s of SIGTERM: killed", b.id, grace)
+	}
+}
+
+// running returns ErrBoxDown unless the process is up.
+func (b *Box) running() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.process == ProcessExited {
+		return fmt.Errorf("box %s: %w (power %s)", b.id, ErrBoxDown, b.power)
+	}
+	return nil
+}
+
+// cutKeyLine splits the bridge's "KID=BASE64" signing key line.
+func cutKeyLine(line string) (kid, pub string, ok bool) {
+	return strings.Cut(strings.TrimSpace(line), "=")
+}

@@ -1,0 +1,472 @@
+package depot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
+	"github.com/smartbox-oss/smartbox/sync/notify"
+	"github.com/smartbox-oss/smartbox/sync/notify/smtptest"
+	"github.com/smartbox-oss/smartbox/sync/notify/twiliotest"
+)
+
+// Bounds of a depot, stated once.
+const (
+	// MaxBoxes caps Options.Boxes: each box is a process with its own
+	// store, pty and broker connection; the load work (a later issue)
+	// drives 50.
+	MaxBoxes = 200
+	// BoxStartTimeout bounds a box process's start: from exec to its
+	// socket answering (a store open and a keypad scan on a busy laptop).
+	BoxStartTimeout = 15 * time.Second
+	// BoxStopTimeout bounds a box's orderly stop (SIGTERM: relock every
+	// slot, send box_stopped) before it is killed.
+	BoxStopTimeout = 10 * time.Second
+	// bridgeReadyTimeout bounds the wait for the cloud's subscriptions.
+	bridgeReadyTimeout = 15 * time.Second
+)
+
+// The fake Fleetio account's credentials: the three values a fleet manager
+// copies from Fleetio's settings into the bridge. Loopback only.
+const (
+	fleetioAPIKey        = "sim-api-key"
+	fleetioAccountToken  = "sim-account"
+	fleetioWebhookSecret = "sim-webhook-secret"
+	smsAccountSID        = "ACsim0000000000000000000000000000"
+	smsAuthToken         = "sim-sms-token"
+	smsFrom              = "+15550000000"
+	mailFrom             = "SmartBox <smartbox@depot.example>"
+)
+
+// fleetioRetries is the fake Fleetio's webhook retry schedule in the
+// simulator: Fleetio's own waits minutes and hours, which would leave a
+// delivery refused during a bridge restart missing for the rest of a demo.
+var fleetioRetries = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute}
+
+// Options configure a depot.
+type Options struct {
+	// Dir holds everything: bridge/ (the bridge's data directory), boxes/<id>/
+	// (each box's store, config, socket and log). Start clears those two
+	// first: a depot starts afresh. "" makes a temporary directory that
+	// Close removes.
+	Dir string
+	// Boxes is how many boxes run (default 1, at most MaxBoxes).
+	Boxes int
+	// Smartboxd is the smartboxd binary; "" looks beside the running
+	// executable, then on $PATH.
+	Smartboxd string
+	// Console, if set, is box 1's console input (the line console of
+	// smartboxd's sim profile) and ConsoleOut its output.
+	Console    io.Reader
+	ConsoleOut io.Writer
+	// AdminLink says where the fleet manager makes the booking of a Prompt
+	// reservation (the page), given its assignment id; nil: the bridge's
+	// default text.
+	AdminLink func(assignmentID string) string
+	// Logger gets the depot's own log; the bridge logs through it too.
+	// Box processes log to boxes/<id>/smartboxd.log. nil: discard.
+	Logger *slog.Logger
+}
+
+// Depot is a running installation.
+type Depot struct {
+	o      Options
+	log    *slog.Logger
+	dir    string
+	ownDir bool
+	bin    string // smartboxd
+
+	ctx    context.Context // ends at Close: every goroutine of the depot
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	changed signal
+
+	fleet  *fleetiotest.Server
+	mail   *smtptest.Server
+	sms    *twiliotest.Server
+	smsSrv *http.Server
+	smsURL string
+
+	// bmu guards the bridge across a restart (RestartBroker).
+	bmu      sync.RWMutex
+	svc      *bridge.Service
+	bopts    bridge.Options // fixed listen addresses once the first start chose them
+	admin    *bridge.AdminClient
+	brokerUp bool
+	kid      string // the bridge's signing key id, the one boxes trust
+	cloudPW  string // the cloud's own broker password (ForgeGrant's attacker has it)
+
+	boxes []*Box
+	byID  map[string]*Box
+
+	// consoleIn is box 1's console input: a pipe of the depot's, fed from
+	// Options.Console by one goroutine, and handed to each box-1 process
+	// in turn (across power cuts). A box runs in its own process group,
+	// where reading the terminal itself would stop it (SIGTTIN).
+	consoleIn *os.File
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start brings a whole installation up: catchers, fake Fleetio (seeded),
+// the bridge, and every box process, each provisioned, registered and
+// running. It returns once every box's socket answers; the bridge then
+// pushes each box its records, and the seeded assignment's booking follows
+// within a few seconds.
+func Start(ctx context.Context, o Options) (_ *Depot, err error) {
+	if o.Boxes == 0 {
+		o.Boxes = 1
+	}
+	if o.Boxes < 1 || o.Boxes > MaxBoxes {
+		return nil, fmt.Errorf("%w: %d boxes: want 1..%d", ErrInvalid, o.Boxes, MaxBoxes)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Depot{o: o, log: log, byID: map[string]*Box{}}
+	d.ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		if err != nil {
+			_ = d.Close()
+		}
+	}()
+	if d.bin, err = findSmartboxd(o.Smartboxd); err != nil {
+		return nil, err
+	}
+	if err := d.makeDir(); err != nil {
+		return nil, err
+	}
+	if o.Console != nil {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		d.consoleIn = pr
+		go func() {
+			_, _ = io.Copy(pw, o.Console)
+			_ = pw.Close()
+		}()
+	}
+	if err := d.startCatchers(); err != nil {
+		return nil, err
+	}
+	d.fleet = fleetiotest.New(fleetiotest.Options{
+		APIKey: fleetioAPIKey, AccountToken: fleetioAccountToken, WebhookSecret: fleetioWebhookSecret,
+		RetryIntervals: fleetioRetries, TriggeredBy: "Fleet Manager", Logger: log.With("part", "fleetio"),
+	})
+	if _, err := d.fleet.Start(); err != nil {
+		return nil, fmt.Errorf("starting the fake Fleetio: %w", err)
+	}
+	fleet, err := seedFleetio(d.fleet, o.Boxes)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.startBridge(ctx); err != nil {
+		return nil, err
+	}
+	admin := d.Admin()
+	if err := admin.Do(ctx, http.MethodPost, "/v1/fleetio/connect", bridge.ConnectRequest{
+		APIKey: fleetioAPIKey, AccountToken: fleetioAccountToken, WebhookSecret: fleetioWebhookSecret,
+		BaseURL: d.fleet.APIURL(),
+	}, nil); err != nil {
+		return nil, fmt.Errorf("connecting the bridge to Fleetio: %w", err)
+	}
+
+	for i := range o.Boxes {
+		b, err := d.newBox(ctx, i+1, fleet)
+		if err != nil {
+			return nil, err
+		}
+		d.boxes = append(d.boxes, b)
+		d.byID[b.id] = b
+	}
+	// Processes start side by side: 50 daemons opening their stores one
+	// after the other would take longer than a person waits for a page.
+	var g errgroup.Group
+	g.SetLimit(8)
+	for _, b := range d.boxes {
+		g.Go(func() error { return b.powerOn(ctx) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	// The story starts: Van 7's driver is assigned for the next hours.
+	if _, err := d.fleet.CreateAssignment(fleet.firstAssignment(time.Now())); err != nil {
+		return nil, fmt.Errorf("creating the first assignment: %w", err)
+	}
+	d.watchEdges()
+	return d, nil
+}
+
+// makeDir makes Options.Dir (0700: it holds secrets) and clears what a
+// previous run left.
+func (d *Depot) makeDir() error {
+	d.dir = d.o.Dir
+	if d.dir == "" {
+		dir, err := os.MkdirTemp("", "smartbox-sim-")
+		if err != nil {
+			return err
+		}
+		d.dir, d.ownDir = dir, true
+	}
+	for _, sub := range []string{"bridge", "boxes"} {
+		if err := os.RemoveAll(filepath.Join(d.dir, sub)); err != nil {
+			return fmt.Errorf("clearing the last run: %w", err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(d.dir, "boxes"), 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(d.dir, 0o700)
+}
+
+// startCatchers starts the SMTP server and the SMS gateway fake that catch
+// what the bridge sends drivers.
+func (d *Depot) startCatchers() error {
+	var err error
+	if d.mail, err = smtptest.Listen(""); err != nil {
+		return fmt.Errorf("starting the SMTP catcher: %w", err)
+	}
+	d.sms = twiliotest.New(smsAccountSID, smsAuthToken)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("starting the SMS gateway fake: %w", err)
+	}
+	d.smsSrv = &http.Server{Handler: d.sms, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = d.smsSrv.Serve(ln) }()
+	d.smsURL = "http://" + ln.Addr().String()
+	return nil
+}
+
+// startBridge starts the bridge service the first time: free ports, which
+// are then kept for restarts (the boxes' proxies and Fleetio's webhook
+// point at them).
+func (d *Depot) startBridge(ctx context.Context) error {
+	tmpl, err := notify.LoadTemplates("")
+	if err != nil {
+		return err
+	}
+	mailer, err := notify.NewMailer(notify.EmailConfig{Addr: d.mail.Addr, From: mailFrom, TLS: notify.TLSNone})
+	if err != nil {
+		return err
+	}
+	smsc, err := notify.NewSMSClient(notify.SMSConfig{BaseURL: d.smsURL, AccountSID: smsAccountSID,
+		AuthToken: smsAuthToken, From: smsFrom})
+	if err != nil {
+		return err
+	}
+	d.cloudPW = randomSecret()
+	d.bopts = bridge.Options{
+		DataDir: filepath.Join(d.dir, "bridge"),
+		Broker:  bridge.BrokerOptions{Password: d.cloudPW},
+		Fleetio: bridge.FleetioOptions{
+			Admin:     notify.Recipient{Name: "Fleet Manager", Email: "manager@depot.example"},
+			AdminLink: d.o.AdminLink,
+		},
+		Notifier: &notify.Dispatcher{Templates: tmpl, Mail: mailer, SMS: smsc, Log: d.log.With("part", "notify")},
+		Logger:   d.log.With("part", "bridge"),
+	}
+	if err := d.bridgeUp(ctx); err != nil {
+		return err
+	}
+	// From now on the same addresses, so that a restarted bridge is where
+	// the boxes and Fleetio look for it.
+	d.bopts.AdminListen = d.svc.AdminAddr()
+	d.bopts.Broker.Listen = hostPort(d.svc.BrokerURL())
+	d.bopts.Fleetio.PublicListen = hostPort(d.svc.PublicURL())
+	d.fleet.SetWebhookURL(d.svc.WebhookURL())
+	kid, _, _ := cutKeyLine(d.svc.SigningKeyLine())
+	d.kid = kid
+	return nil
+}
+
+// bridgeUp starts the bridge on d.bopts and waits until the cloud listens
+// to the boxes. Called with bmu held, or before anyone else runs.
+func (d *Depot) bridgeUp(ctx context.Context) error {
+	svc, err := bridge.Start(d.ctx, d.bopts)
+	if err != nil {
+		return fmt.Errorf("starting the bridge: %w", err)
+	}
+	select {
+	case <-svc.Ready():
+	case <-time.After(bridgeReadyTimeout):
+		_ = svc.Close()
+		return fmt.Errorf("the bridge's cloud did not subscribe to the box topics within %s", bridgeReadyTimeout)
+	case <-ctx.Done():
+		_ = svc.Close()
+		return ctx.Err()
+	}
+	// Bookings change when box events arrive: the page re-reads them.
+	svc.Cloud().OnEvents(func(string, []box.Event) { d.changed.notify() })
+	d.svc, d.admin, d.brokerUp = svc, svc.AdminClient(), true
+	return nil
+}
+
+// Admin is a client of the bridge's admin API (the same across restarts).
+func (d *Depot) Admin() *bridge.AdminClient {
+	d.bmu.RLock()
+	defer d.bmu.RUnlock()
+	return d.admin
+}
+
+// Bridge is the running bridge service (a new one after RestartBroker).
+func (d *Depot) Bridge() *bridge.Service {
+	d.bmu.RLock()
+	defer d.bmu.RUnlock()
+	return d.svc
+}
+
+// Fleetio is the fake Fleetio account: the fleet manager's side.
+func (d *Depot) Fleetio() *fleetiotest.Server { return d.fleet }
+
+// Dir is where the depot keeps everything.
+func (d *Depot) Dir() string { return d.dir }
+
+// Changed returns a channel closed at the next change of anything a page
+// shows: a box's state or process, the inbox, Fleetio's records or
+// deliveries, the bridge restarting. Call it again after each change.
+func (d *Depot) Changed() <-chan struct{} { return d.changed.wait() }
+
+// watchEdges turns the catchers' and the fake Fleetio's change signals into
+// the depot's.
+func (d *Depot) watchEdges() {
+	for _, ch := range []func() <-chan struct{}{d.mail.Changed, d.sms.Changed, d.fleet.Changed} {
+		d.wg.Go(func() {
+			for {
+				select {
+				case <-d.ctx.Done():
+					return
+				case <-ch():
+					d.changed.notify()
+				}
+			}
+		})
+	}
+}
+
+// Close stops every box (each relocks its slots: SIGTERM, then SIGKILL
+// after BoxStopTimeout), the bridge, Fleetio and the catchers, and removes
+// a temporary directory.
+func (d *Depot) Close() error {
+	d.closeOnce.Do(func() {
+		errs := make([]error, len(d.boxes))
+		var wg sync.WaitGroup
+		for i, b := range d.boxes {
+			wg.Go(func() { errs[i] = b.stop() })
+		}
+		wg.Wait()
+		d.cancel()
+		d.bmu.Lock()
+		if d.svc != nil {
+			if err := d.svc.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing the bridge: %w", err))
+			}
+		}
+		d.bmu.Unlock()
+		for _, b := range d.boxes {
+			if b.proxy != nil {
+				_ = b.proxy.Close()
+			}
+		}
+		if d.fleet != nil {
+			_ = d.fleet.Close()
+		}
+		if d.smsSrv != nil {
+			_ = d.smsSrv.Close()
+		}
+		if d.mail != nil {
+			_ = d.mail.Close()
+		}
+		d.wg.Wait()
+		if d.consoleIn != nil {
+			_ = d.consoleIn.Close()
+		}
+		if d.ownDir {
+			_ = os.RemoveAll(d.dir)
+		}
+		d.closeErr = errors.Join(errs...)
+	})
+	return d.closeErr
+}
+
+// findSmartboxd finds the box daemon: the path given, else beside the
+// running executable (bin/smartbox-sim and bin/smartboxd), else on $PATH.
+func findSmartboxd(path string) (string, error) {
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return "", fmt.Errorf("smartboxd: %w", err)
+		}
+		return path, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "smartboxd")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("smartboxd")
+	if err != nil {
+		return "", errors.New("smartboxd not found beside this program or on $PATH: build it (make build) or pass its path")
+	}
+	return p, nil
+}
+
+// signal is a broadcast: wait returns a channel that notify closes.
+type signal struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
+// randomSecret is a fresh password: 18 random bytes, base64.
+func randomSecret() string {
+	b := make([]byte, 18)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hostPort is the host:port of a URL ("tcp://127.0.0.1:1883").
+func hostPort(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Host
+}
