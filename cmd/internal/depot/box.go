@@ -95,7 +95,8 @@ func (d *Depot) newBox(ctx context.Context, n int, fleet *fleetSeed) (*Box, erro
 	if err != nil {
 		return nil, fmt.Errorf("the bridge's signing key: %w", err)
 	}
-	st, err := store.Open(filepath.Join(b.dir, "box.db"), store.Options{BoxID: b.id, Slots: SlotsPerBox, Timeout: 5 * time.Second})
+	st, err := store.Open(filepath.Join(b.dir, "box.db"), store.Options{BoxID: b.id, Slots: SlotsPerBox,
+		Timeout: 5 * time.Second, Logger: d.log.With("part", "store", "box", b.id)})
 	if err != nil {
 		return nil, fmt.Errorf("box %s: making its store: %w", b.id, err)
 	}
@@ -402,7 +403,7 @@ func (b *Box) describeExit(err error) string {
 		why = "exited (status 0)"
 	case errors.As(err, &ee):
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			why = "killed by " + ws.Signal().String()
+			why = fmt.Sprintf("ended by signal %d (%s)", int(ws.Signal()), ws.Signal())
 		} else {
 			why = fmt.Sprintf("exited with status %d", ee.ExitCode())
 		}

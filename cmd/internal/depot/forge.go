@@ -67,7 +67,7 @@ func (d *Depot) ForgeGrant(ctx context.Context, id string) error {
 	}
 
 	opts := mqtt.NewClientOptions().AddBroker(d.Bridge().BrokerURL()).
-		SetClientID("attacker-"+randomSecret()[:8]).SetUsername(d.cloudUser()).SetPassword(d.cloudPW).
+		SetClientID("attacker-" + randomSecret()[:8]).SetUsername(d.cloudUser()).SetPassword(d.cloudPW).
 		SetAutoReconnect(false).SetConnectTimeout(forgeTimeout)
 	c := mqtt.NewClient(opts)
 	if t := c.Connect(); !t.WaitTimeout(forgeTimeout) || t.Error() != nil {

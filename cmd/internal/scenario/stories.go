@@ -41,7 +41,7 @@ func playAutomatic(ctx context.Context, r *Run) error {
 	if err := r.Await(ctx, "Ada's email carries the PIN", r.messageTo(adaEmail, pin)); err != nil {
 		return err
 	}
-	if err := r.Await(ctx, "the box has the booking's grant", r.boxCurrent(boxA)); err != nil {
+	if err := r.Await(ctx, "the box has the booking's grant", r.hasGrant(a.ID)); err != nil {
 		return err
 	}
 	mark := r.lastSeq(boxA)
@@ -111,7 +111,7 @@ func playPrompt(ctx context.Context, r *Run) error {
 	if err := r.Await(ctx, "Linus gets the PIN by SMS", r.messageTo(linusPhone, pin)); err != nil {
 		return err
 	}
-	if err := r.Await(ctx, "the box has the booking's grant", r.boxCurrent(boxA)); err != nil {
+	if err := r.Await(ctx, "the box has the booking's grant", r.hasGrant(a.ID)); err != nil {
 		return err
 	}
 	mark := r.lastSeq(boxA)
@@ -159,7 +159,7 @@ func playChangedDeleted(ctx context.Context, r *Run) error {
 	}); err != nil {
 		return err
 	}
-	if err := r.Await(ctx, "the box has the changed grant", r.boxCurrent(boxA)); err != nil {
+	if err := r.Await(ctx, "the box has the changed grant", r.hasGrant(a.ID)); err != nil {
 		return err
 	}
 	revBefore, err := r.cloudRevision(boxA)
@@ -206,7 +206,7 @@ func playOffline(ctx context.Context, r *Run) error {
 	}); err != nil {
 		return err
 	}
-	if err := r.Await(ctx, "the box has the booking's grant", r.boxCurrent(boxA)); err != nil {
+	if err := r.Await(ctx, "the box has the booking's grant", r.hasGrant(a.ID)); err != nil {
 		return err
 	}
 	if err := r.Do("the box's network is cut", func() error { return r.D.SetNetwork(boxA, true) }); err != nil {
@@ -272,7 +272,7 @@ func playPowerCut(ctx context.Context, r *Run) error {
 	}); err != nil {
 		return err
 	}
-	if err := r.Await(ctx, "the box has the booking's grant", r.boxCurrent(boxA)); err != nil {
+	if err := r.Await(ctx, "the box has the booking's grant", r.hasGrant(a.ID)); err != nil {
 		return err
 	}
 	mark := r.lastSeq(boxA)
@@ -323,7 +323,7 @@ func playForgedGrant(ctx context.Context, r *Run) error {
 	}); err != nil {
 		return err
 	}
-	if err := r.Await(ctx, "the box has the booking's grant", r.boxCurrent(boxA)); err != nil {
+	if err := r.Await(ctx, "the box has the booking's grant", r.hasGrant(a.ID)); err != nil {
 		return err
 	}
 	mark := r.lastSeq(boxA)
@@ -384,6 +384,27 @@ func (r *Run) boxStatus(id string, check func(boxsocket.Status) error) func() er
 			return errors.New("the box has sent no state yet")
 		}
 		return check(v.State.Status)
+	}
+}
+
+// hasGrant: the bridge made the booking's grant for assignment id and the
+// box has applied the cloud's revision that holds it.
+func (r *Run) hasGrant(id int64) func() error {
+	return func() error {
+		rows, err := r.D.Bookings(context.Background())
+		if err != nil {
+			return err
+		}
+		for _, row := range rows {
+			if row.Booking == nil || row.Booking.AssignmentID != id {
+				continue
+			}
+			if row.GrantID == "" || row.Booking.PendingGrant {
+				return fmt.Errorf("the booking of assignment %d has no grant in the cloud yet", id)
+			}
+			return r.boxCurrent(boxA)()
+		}
+		return fmt.Errorf("no booking for assignment %d", id)
 	}
 }
 

@@ -1,0 +1,133 @@
+package depot_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
+	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
+	"github.com/smartbox-oss/smartbox/cmd/internal/depot/depottest"
+)
+
+// waitFor bounds every wait here: a real process, a real broker.
+const waitFor = 30 * time.Second
+
+// TestDepot runs two boxes against one bridge and plays the simulator's
+// faults on them: a box that dies on its own is shown dead while the other
+// keeps working, power and network come and go, the bridge restarts.
+func TestDepot(t *testing.T) {
+	ctx := t.Context()
+	d, err := depot.Start(ctx, depot.Options{Dir: t.TempDir(), Boxes: 2, Smartboxd: depottest.Smartboxd(t)})
+	require.NoError(t, err)
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			_ = d.Close()
+		}
+	})
+
+	views := d.Boxes()
+	require.Len(t, views, 2)
+	fobs := map[string]bool{}
+	for _, v := range views {
+		require.Equal(t, depot.ProcessRunning, v.Process, v.ID)
+		require.Equal(t, depot.PowerOn, v.Power)
+		require.Len(t, v.Keys, depot.SlotsPerBox)
+		for _, k := range v.Keys {
+			require.False(t, fobs[k.FobUID], "fob %s twice", k.FobUID)
+			fobs[k.FobUID] = true
+		}
+	}
+	view := func(id string) depot.BoxView {
+		for _, v := range d.Boxes() {
+			if v.ID == id {
+				return v
+			}
+		}
+		t.Fatalf("no box %s", id)
+		return depot.BoxView{}
+	}
+	connected := func(id string) func() bool {
+		return func() bool {
+			v := view(id)
+			return v.State != nil && v.State.Status.Cloud == "connected"
+		}
+	}
+	require.Eventually(t, connected("box-1"), waitFor, 10*time.Millisecond)
+	require.Eventually(t, connected("box-2"), waitFor, 10*time.Millisecond)
+
+	// Unknown boxes and bad requests.
+	require.ErrorIs(t, d.Press(ctx, "box-9", "1#"), depot.ErrUnknownBox)
+	require.ErrorIs(t, d.SetNetwork("box-9", true), depot.ErrUnknownBox)
+	require.ErrorIs(t, d.SetClock(ctx, "box-1", boxsocket.ClockRequest{}), depot.ErrInvalid)
+
+	// box-2 dies on its own (as a crash would): shown dead, with why;
+	// box-1 goes on.
+	pid := view("box-2").PID
+	require.NotZero(t, pid)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	require.Eventually(t, func() bool { return view("box-2").Process == depot.ProcessExited }, waitFor, 10*time.Millisecond)
+	require.Contains(t, view("box-2").Exit, "ended by signal 9")
+	require.ErrorIs(t, d.Press(ctx, "box-2", "1#"), depot.ErrBoxDown)
+	require.NoError(t, d.Press(ctx, "box-1", "12*"))
+
+	// Power back: the same store, a restart counted.
+	require.NoError(t, d.SetPower(ctx, "box-2", true))
+	require.Equal(t, depot.ProcessRunning, view("box-2").Process)
+	require.Equal(t, 1, view("box-2").Restarts)
+	require.Eventually(t, connected("box-2"), waitFor, 10*time.Millisecond)
+
+	// The network cut and back.
+	require.NoError(t, d.SetNetwork("box-1", true))
+	require.True(t, view("box-1").NetworkCut)
+	require.Eventually(t, func() bool { return !connected("box-1")() }, waitFor, 10*time.Millisecond)
+	require.NoError(t, d.SetNetwork("box-1", false))
+	require.Eventually(t, connected("box-1"), waitFor, 10*time.Millisecond)
+
+	// The clock two hours ahead, then right again.
+	require.NoError(t, d.SetClock(ctx, "box-1", boxsocket.ClockRequest{At: time.Now().Add(2 * time.Hour)}))
+	require.InDelta(t, 7200, view("box-1").ClockOffsetS, 5)
+	require.NoError(t, d.SetClock(ctx, "box-1", boxsocket.ClockRequest{Reset: true}))
+	require.Zero(t, view("box-1").ClockOffsetS)
+
+	// Ada hears of the seeded booking.
+	require.Eventually(t, func() bool {
+		for _, m := range d.Inbox() {
+			if m.Channel == "email" && strings.Contains(m.To, "ada@depot.example") && m.Subject != "" {
+				return true
+			}
+		}
+		return false
+	}, waitFor, 10*time.Millisecond)
+
+	// The bridge (and its broker) restart: both boxes come back.
+	require.NoError(t, d.RestartBroker(ctx))
+	require.True(t, d.BrokerUp())
+	require.Eventually(t, connected("box-1"), waitFor, 10*time.Millisecond)
+	require.Eventually(t, connected("box-2"), waitFor, 10*time.Millisecond)
+
+	// Close stops every box in order: each relocks and says so.
+	require.NoError(t, d.Close())
+	closed = true
+	for _, v := range d.Boxes() {
+		require.Equal(t, depot.ProcessExited, v.Process)
+		log, err := os.ReadFile(filepath.Join(d.Dir(), "boxes", v.ID, "smartboxd.log"))
+		require.NoError(t, err)
+		require.Contains(t, string(log), "every slot relocked", v.ID)
+	}
+}
+
+func TestStartRefuses(t *testing.T) {
+	_, err := depot.Start(t.Context(), depot.Options{Boxes: depot.MaxBoxes + 1, Smartboxd: "/bin/true"})
+	require.ErrorIs(t, err, depot.ErrInvalid)
+	_, err = depot.Start(t.Context(), depot.Options{Smartboxd: filepath.Join(t.TempDir(), "missing")})
+	require.Error(t, err)
+	require.True(t, errors.Is(err, os.ErrNotExist), err)
+}
