@@ -12,10 +12,10 @@
 //
 // # Modes
 //
-// Reset is a link that goes down hard: every live connection is closed at
-// once on both sides (the box and the broker each see the other go), and
-// while cut a new connection is accepted and closed at once, as a refused
-// reconnect would be.
+// Reset is a link that goes down hard: every live connection is reset (a
+// TCP RST) at once on both sides, so the box and the broker each see the
+// other go, and while cut a new connection is accepted and reset at once, as
+// a refused reconnect would be.
 //
 // Blackhole is a pulled cable: live connections stay open but nothing is
 // forwarded in either direction (what is read is dropped and counted in

@@ -11,6 +11,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/sim/netcut"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
+	"github.com/smartbox-oss/smartbox/sync/link"
 )
 
 // Timings of the box's client in this test, far shorter than smartboxd's so
@@ -45,6 +46,8 @@ func TestMQTTThroughProxy(t *testing.T) {
 	reconnecting := make(chan struct{}, 64)
 	box := connect(t, paho.NewClientOptions().AddBroker("tcp://"+p.Addr()).SetClientID("box-a").
 		SetUsername("box-a").SetPassword(brokertest.Password("box-a")).SetProtocolVersion(4).
+		// smartboxd's store: paho's own races on a reconnect (paho#703).
+		SetStore(link.NewMemoryStore()).
 		SetKeepAlive(keepAlive).SetPingTimeout(pingTimeout).SetConnectTimeout(connectTimeout).
 		SetAutoReconnect(true).SetMaxReconnectInterval(reconnectEvery).
 		SetOnConnectHandler(func(paho.Client) { connected <- struct{}{} }).

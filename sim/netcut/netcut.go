@@ -158,6 +158,7 @@ func (p *Proxy) Cut(mode Mode) error {
 	p.mode = mode
 	for l := range p.links {
 		if mode == Reset {
+			l.abort()
 			p.forget(l)
 		} else {
 			l.dark.Store(true)
@@ -257,8 +258,13 @@ func (p *Proxy) serve(c net.Conn) {
 	l := &link{client: c}
 	p.mu.Lock()
 	switch {
-	case p.closed, p.mode == Reset:
+	case p.closed:
 		p.mu.Unlock()
+		_ = c.Close()
+		return
+	case p.mode == Reset:
+		p.mu.Unlock()
+		abort(c)
 		_ = c.Close()
 		return
 	case p.mode == Blackhole:
@@ -278,7 +284,9 @@ func (p *Proxy) serve(c net.Conn) {
 	d := net.Dialer{Timeout: dialTimeout}
 	up, err := d.DialContext(p.ctx, "tcp", p.upstream)
 	if err != nil {
-		p.log.Warn("netcut: upstream refused, closing the client's connection", "client", c.RemoteAddr().String(), "err", err)
+		if p.ctx.Err() == nil { // not Close
+			p.log.Warn("netcut: upstream refused, closing the client's connection", "client", c.RemoteAddr().String(), "err", err)
+		}
 		p.drop(l)
 		return
 	}
@@ -346,6 +354,22 @@ func (p *Proxy) closeLink(l *link) {
 	_ = l.client.Close()
 	if l.up != nil {
 		_ = l.up.Close()
+	}
+}
+
+// abort makes the next close of l's connections a reset (RST) rather than
+// an orderly end (FIN), as a link that goes down hard looks to both ends.
+// Called with mu held.
+func (l *link) abort() {
+	abort(l.client)
+	if l.up != nil {
+		abort(l.up)
+	}
+}
+
+func abort(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,13 +139,15 @@ func (c *client) roundTrip(t *testing.T, line string) {
 	require.Equal(t, line+"\n", got)
 }
 
-// requireClosed reads until the proxy's end of the connection closes.
-func (c *client) requireClosed(t *testing.T) {
+// requireClosed reads until the proxy's end of the connection closes, and
+// returns the read's error (nil for an orderly close).
+func (c *client) requireClosed(t *testing.T) error {
 	t.Helper()
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(wait)))
 	_, err := io.Copy(io.Discard, c.r)
 	var ne net.Error
 	require.False(t, errors.As(err, &ne) && ne.Timeout(), "connection still open after %v", wait)
+	return err
 }
 
 // requireSilent checks that nothing arrives for a while and the connection
@@ -189,14 +192,21 @@ func TestReset(t *testing.T) {
 	require.True(t, p.IsCut())
 	require.Equal(t, netcut.Reset, p.CutMode())
 	require.Equal(t, 0, p.Conns(), "live connections are gone at once")
-	live.requireClosed(t)
+	require.ErrorIs(t, live.requireClosed(t), syscall.ECONNRESET)
 	require.Eventually(t, func() bool { return e.openConns() == 0 }, wait, time.Millisecond,
 		"the upstream side is closed too")
 
 	// While cut, a new connection is accepted and closed at once, and never
 	// reaches the upstream.
 	conns := e.conns.Load()
-	dial(t, p).requireClosed(t)
+	for range 3 {
+		c, err := net.DialTimeout("tcp", p.Addr(), wait)
+		if err == nil { // else the reset came before connect returned
+			err = (&client{Conn: c, r: bufio.NewReader(c)}).requireClosed(t)
+			_ = c.Close()
+		}
+		require.ErrorIs(t, err, syscall.ECONNRESET)
+	}
 	require.Equal(t, conns, e.conns.Load())
 
 	p.Restore()
@@ -305,8 +315,8 @@ func TestBadInput(t *testing.T) {
 	require.Error(t, err)
 }
 
-// TestCloseLeavesNothing: Close ends every goroutine, with live, held and
-// dialling connections open, and is idempotent.
+// TestCloseLeavesNothing: Close ends every goroutine and closes every
+// connection, live, dark and held ones, and is idempotent.
 func TestCloseLeavesNothing(t *testing.T) {
 	e := startEcho(t)
 	before := runtime.NumGoroutine()
@@ -317,7 +327,9 @@ func TestCloseLeavesNothing(t *testing.T) {
 		cs[0].roundTrip(t, "x")
 		if mode != 0 {
 			require.NoError(t, p.Cut(mode))
-			cs = append(cs, dial(t, p))
+		}
+		if mode == netcut.Blackhole {
+			cs = append(cs, dial(t, p)) // held
 		}
 		require.NoError(t, p.Close())
 		require.NoError(t, p.Close(), "a second Close does nothing")
