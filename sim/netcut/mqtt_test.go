@@ -19,7 +19,7 @@ import (
 // gives up pingTimeout later; it retries a connect every reconnectEvery.
 const (
 	keepAlive      = time.Second
-	pingTimeout    = time.Second
+	pingTimeout    = 2 * time.Second
 	reconnectEvery = 100 * time.Millisecond
 	connectTimeout = time.Second
 )
