@@ -292,6 +292,9 @@ func (p *Proxy) serve(c net.Conn) {
 	}
 	p.mu.Lock()
 	if l.closed { // cut (Reset) or Close while dialling
+		if p.mode == Reset {
+			abort(up)
+		}
 		p.mu.Unlock()
 		_ = up.Close()
 		return
