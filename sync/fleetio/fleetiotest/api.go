@@ -228,6 +228,7 @@ func (s *Server) patchAssignment(w http.ResponseWriter, r *http.Request, k apiKe
 	}
 	a.UpdatedAt = s.touch()
 	s.assigns[id] = a
+	s.changes.signal()
 	out := s.view(a)
 	by := s.me.Email
 	s.hooks.enqueue(fleetio.EventAssignmentUpdated, out, &by)

@@ -79,6 +79,8 @@
 // a while, PauseDeliveries and ResumeDeliveries(Reversed or Shuffled)
 // reorder them. Deliveries() is the log of every delivery and attempt;
 // Flush(ctx) waits until nothing is pending.
+// Changed() is closed at the next change of the records or of the
+// delivery log, for a watcher such as the simulator's page.
 //
 // # Caveats
 //

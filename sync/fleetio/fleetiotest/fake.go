@@ -108,6 +108,9 @@ type Server struct {
 	retryAfter int
 	requests   []Request
 
+	// changes wakes Changed's callers; it has its own lock
+	changes changes
+
 	// listener, set by Start
 	srvMu sync.Mutex
 	srv   *http.Server

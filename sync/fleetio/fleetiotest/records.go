@@ -53,6 +53,7 @@ func (s *Server) AddUser(u fleetio.User) (fleetio.User, error) {
 	defer s.mu.Unlock()
 	u.ID = s.nextID(u.ID)
 	s.me = u
+	s.changes.signal()
 	return u, nil
 }
 
@@ -71,6 +72,7 @@ func (s *Server) AddVehicle(v fleetio.Vehicle) (fleetio.Vehicle, error) {
 	}
 	v.CustomFields = maps.Clone(v.CustomFields)
 	s.vehicles[v.ID] = v
+	s.changes.signal()
 	return v, nil
 }
 
@@ -93,6 +95,7 @@ func (s *Server) AddContact(c fleetio.Contact) (fleetio.Contact, error) {
 	}
 	c.CustomFields = maps.Clone(c.CustomFields)
 	s.contacts[c.ID] = c
+	s.changes.signal()
 	return c, nil
 }
 
@@ -111,6 +114,7 @@ func (s *Server) DefineCustomField(key string, required bool) {
 			s.assigns[id] = a
 		}
 	}
+	s.changes.signal()
 }
 
 // CreateAssignment stores a new assignment of a.VehicleID to a.ContactID
@@ -127,6 +131,7 @@ func (s *Server) CreateAssignment(a fleetio.VehicleAssignment) (fleetio.VehicleA
 	now := s.touch()
 	a.CreatedAt, a.UpdatedAt = now, now
 	s.assigns[a.ID] = a
+	s.changes.signal()
 	out := s.view(a)
 	s.hooks.enqueue(fleetio.EventAssignmentCreated, out, s.seedActor())
 	return out, nil
@@ -150,6 +155,7 @@ func (s *Server) UpdateAssignment(id int64, change func(a *fleetio.VehicleAssign
 	}
 	a.UpdatedAt = s.touch()
 	s.assigns[id] = a
+	s.changes.signal()
 	out := s.view(a)
 	s.hooks.enqueue(fleetio.EventAssignmentUpdated, out, s.seedActor())
 	return out, nil
@@ -165,6 +171,7 @@ func (s *Server) DeleteAssignment(id int64) (fleetio.VehicleAssignment, error) {
 		return fleetio.VehicleAssignment{}, fmt.Errorf("fake fleetio: delete assignment %d: %w", id, ErrNotFound)
 	}
 	delete(s.assigns, id)
+	s.changes.signal()
 	a.UpdatedAt = s.touch()
 	out := s.view(a)
 	s.hooks.enqueue(fleetio.EventAssignmentDeleted, out, s.seedActor())

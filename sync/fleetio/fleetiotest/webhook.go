@@ -226,6 +226,7 @@ func (d *deliverer) enqueue(event string, payload fleetio.VehicleAssignment, tri
 	}
 	dl := &Delivery{ID: d.lastID, Event: event, Body: body, Signature: Sign(d.secret, body)}
 	d.log = append(d.log, dl)
+	d.s.changes.signal()
 	if d.url == "" {
 		return
 	}
@@ -327,6 +328,7 @@ func (d *deliverer) run() {
 			}
 			d.finish()
 		}
+		d.s.changes.signal() // the attempt, and Delivered or GaveUp with it
 		d.mu.Unlock()
 	}
 }
