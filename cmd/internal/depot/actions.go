@@ -163,7 +163,9 @@ func (d *Depot) SetNetwork(id string, cut bool) error {
 		return err
 	}
 	if cut {
-		b.proxy.Cut(netcut.Reset)
+		if err := b.proxy.Cut(netcut.Reset); err != nil {
+			return fmt.Errorf("cutting box %s's network: %w", id, err)
+		}
 	} else {
 		b.proxy.Restore()
 	}

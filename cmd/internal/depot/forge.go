@@ -11,6 +11,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/link"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
@@ -68,7 +69,8 @@ func (d *Depot) ForgeGrant(ctx context.Context, id string) error {
 
 	opts := mqtt.NewClientOptions().AddBroker(d.Bridge().BrokerURL()).
 		SetClientID("attacker-" + randomSecret()[:8]).SetUsername(d.cloudUser()).SetPassword(d.cloudPW).
-		SetAutoReconnect(false).SetConnectTimeout(forgeTimeout)
+		SetAutoReconnect(false).SetConnectTimeout(forgeTimeout).
+		SetStore(link.NewMemoryStore()) // paho's own store races on reconnect (paho#703)
 	c := mqtt.NewClient(opts)
 	if t := c.Connect(); !t.WaitTimeout(forgeTimeout) || t.Error() != nil {
 		return fmt.Errorf("forged grant: connecting to the broker: %v", t.Error())

@@ -52,11 +52,12 @@ type Server struct {
 
 // Mail is one accepted message.
 type Mail struct {
-	To      []string // envelope recipients
-	Raw     string   // as received
-	Header  string   // the header block, LF line ends
-	Subject string   // the Subject header as written (RFC 2047 left encoded)
-	Body    string   // decoded from quoted-printable (soft line breaks joined)
+	To      []string  // envelope recipients
+	Raw     string    // as received
+	Header  string    // the header block, LF line ends
+	Subject string    // the Subject header as written (RFC 2047 left encoded)
+	Body    string    // decoded from quoted-printable (soft line breaks joined)
+	At      time.Time // when the server accepted it
 }
 
 // Text is the header and the decoded body, as a person reads the mail.
@@ -161,7 +162,7 @@ func (x *session) Data(r io.Reader) error {
 		return fmt.Errorf("smtptest: read message: %w", err)
 	}
 	head, body, _ := strings.Cut(strings.ReplaceAll(string(raw), "\r\n", "\n"), "\n\n")
-	m := Mail{To: slices.Clone(x.to), Raw: string(raw), Header: head, Body: body}
+	m := Mail{To: slices.Clone(x.to), Raw: string(raw), Header: head, Body: body, At: time.Now()}
 	for _, line := range strings.Split(head, "\n") {
 		if v, ok := strings.CutPrefix(line, "Subject: "); ok {
 			m.Subject = v
