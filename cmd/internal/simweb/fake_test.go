@@ -13,8 +13,8 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
-	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
 )
@@ -199,7 +199,7 @@ func (d *fakeDepot) SetPower(_ context.Context, id string, on bool) error {
 	return d.act("power", id, on)
 }
 func (d *fakeDepot) ForgeGrant(_ context.Context, id string) error { return d.act("forge", id) }
-func (d *fakeDepot) RestartBroker(context.Context) error          { return d.record("broker") }
+func (d *fakeDepot) RestartBroker(context.Context) error           { return d.record("broker") }
 func (d *fakeDepot) Inbox() []depot.Message {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -139,18 +139,29 @@ function select(id) {
 
 // ---- rendering ----
 
+// drawn remembers what each part was last drawn from: a part whose input
+// did not change is left alone, so a button under the mouse is not
+// replaced by an equal one between mousedown and mouseup.
+const drawn = {};
+function part(name, input, draw) {
+  const key = JSON.stringify(input);
+  if (drawn[name] === key) return;
+  drawn[name] = key;
+  draw();
+}
+
 function render() {
-  renderErrors();
-  renderBoxes();
   const b = current();
-  renderFront(b);
-  renderSlots(b);
-  renderSync(b);
+  part('errors', state.errors, renderErrors);
+  part('boxes', [state.box, state.boxes.map((x) => [x.id, x.name, x.process, x.power, x.exit, x.state && x.state.status.cloud, x.state && x.state.status.revision, x.state && x.state.status.outbox])], renderBoxes);
+  part('front', [b && b.id, b && b.name, b && b.process, b && b.power, b && b.exit, b && b.keys, b && b.state && b.state.typed, state.events.slice(-20)], () => renderFront(b));
+  part('slots', b && b.state && b.state.slots, () => renderSlots(b));
+  part('sync', [b && b.state && b.state.status, b && b.network_cut, b && b.process, b && b.power, b && b.pid, b && b.restarts], () => renderSync(b));
   renderFaults(b);
-  renderEvents();
-  renderInbox();
-  renderFleetio();
-  renderBookings();
+  part('events', state.events, renderEvents);
+  part('inbox', state.inbox, renderInbox);
+  part('fleetio', [state.fleetio, state.reservations], renderFleetio);
+  part('bookings', state.bookings, renderBookings);
 }
 
 function renderErrors() {
