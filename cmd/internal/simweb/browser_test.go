@@ -154,6 +154,37 @@ func TestBrowser(t *testing.T) {
 	waitJS(t, ctx, `document.querySelector('`+row+` .field-code').textContent === '482913'`)
 	waitJS(t, ctx, `document.querySelector('`+row+` .field-link a').href === 'https://bridge.example/a/tok'`)
 
+	// Change the driver and open the window; end it; delete it.
+	run(t, ctx, chromedp.Click(chromedp.CSS(row+" button.edit")))
+	waitJS(t, ctx, `!document.querySelector('#assign-edit').hidden`)
+	run(t, ctx, chromedp.SetValue(chromedp.CSS(`#assign-edit select[name="contact"]`), fmt.Sprint(ids.bob)))
+	run(t, ctx, chromedp.Click(chromedp.CSS(`#assign-edit input[name="open"]`)))
+	run(t, ctx, chromedp.Click(chromedp.CSS(`#assign-edit button[type="submit"]`)))
+	require.Eventually(t, func() bool {
+		a, _ := d.fleet.Assignment(a.ID)
+		return a.ContactID == ids.bob && a.EndedAt == nil && a.StartedAt.Equal(fixedNow)
+	}, browserWithin, 10*time.Millisecond)
+	d.change(nil)
+	waitJS(t, ctx, `document.querySelector('#assign-edit').hidden`)
+	run(t, ctx, chromedp.Click(chromedp.CSS(row+" button.end")))
+	require.Eventually(t, func() bool {
+		a, _ := d.fleet.Assignment(a.ID)
+		return a.EndedAt != nil && a.EndedAt.Equal(fixedNow)
+	}, browserWithin, 10*time.Millisecond)
+	d.change(nil)
+	run(t, ctx, chromedp.Click(chromedp.CSS(row+" button.delete")))
+	require.Eventually(t, func() bool { return len(d.fleet.Assignments()) == 0 }, browserWithin, 10*time.Millisecond)
+	d.change(nil)
+	waitJS(t, ctx, `document.querySelector('`+row+`') === null`)
+
+	// One left for the screenshots, its fields filled.
+	_, err = d.fleet.CreateAssignment(fleetio.VehicleAssignment{VehicleID: ids.van, ContactID: ids.ada, StartedAt: time.Now(),
+		CustomFields: map[string]any{fleetio.FieldAccessCode: "482913", fleetio.FieldAccessLink: "https://bridge.example/a/tok",
+			fleetio.FieldAccessInstructions: "Type the code, then #"}})
+	require.NoError(t, err)
+	d.change(nil)
+	waitJS(t, ctx, `document.querySelectorAll('#assignments tr[data-id]').length === 1`)
+
 	// Prompt: create the booking.
 	run(t, ctx, chromedp.Click(chromedp.CSS(`#reservations tr[data-id="99"] button.book`)))
 	waitCall(t, d, "book 99")

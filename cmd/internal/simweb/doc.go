@@ -26,6 +26,9 @@
 //	DELETE /api/fleetio/assignments/{id}
 //	POST   /api/reservations/{assignment}/book {"from"?, "until"?, "contact"?}
 //
+// A clock offset is from the real time, not from the box's clock: "+2h"
+// twice is still two hours ahead.
+//
 // An action answers 200 {"ok": true}, or the assignment it created or
 // changed. An error is {"error": "..."}: 400 for a malformed request (with
 // the reason), 404 for an unknown box, assignment or vehicle, 409 when the

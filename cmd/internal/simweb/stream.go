@@ -11,9 +11,9 @@ import (
 // depot, at most one per StreamEvery, with a heartbeat comment when idle.
 // The box selection is the stream's: the page reconnects to change it.
 func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
+	want := r.URL.Query().Get("box")
 	boxes := s.d.Boxes()
-	id, err := selected(boxes, r.URL.Query().Get("box"))
-	if err != nil {
+	if _, err := selected(boxes, want); err != nil {
 		writeError(w, statusOf(err), err.Error())
 		return
 	}
@@ -33,16 +33,18 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	heartbeat := time.NewTicker(s.heartbeatEvery)
 	defer heartbeat.Stop()
-	var last time.Time
-	for {
+	for first := true; ; first = false {
 		// Take the next change's channel before reading the state, so that a
 		// change while it is built is not missed.
 		changed := s.d.Changed()
-		if !last.IsZero() {
+		if !first {
 			boxes = s.d.Boxes()
 		}
-		if _, err := selected(boxes, id); err != nil && id != "" {
-			// The box went away (not in this simulator, but say so).
+		// "" follows the first box (there may be none yet at the start).
+		id, err := selected(boxes, want)
+		if err != nil {
+			// The depot never drops a box; if one went, say so and let the
+			// page reconnect to the first.
 			fmt.Fprintf(w, "event: gone\ndata: %q\n\n", err.Error())
 			_ = rc.Flush()
 			return
@@ -58,7 +60,7 @@ func (s *Server) getStream(w http.ResponseWriter, r *http.Request) {
 		if err := rc.Flush(); err != nil {
 			return
 		}
-		last = time.Now()
+		last := time.Now()
 	wait:
 		for {
 			select {

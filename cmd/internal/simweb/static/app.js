@@ -12,6 +12,7 @@ const FIELDS = {
   instructions: 'keycafe_access_instructions',
 };
 const TOAST_MS = 5000; // how long an action's error stays up
+const RETRY_MS = 2000; // before reconnecting a refused stream (503: too many tabs)
 
 let state = null;     // the latest State
 let boxID = location.hash.slice(1); // the selected box ("" = the first)
@@ -58,6 +59,10 @@ function localInput(t) { // a time as a datetime-local value
   const d = new Date(t);
   const p = (n) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+function isoTime(t) {
+  const d = new Date(t);
+  return isNaN(d) ? String(t) : d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 function fromInput(v) { return v ? new Date(v).toISOString() : undefined; }
 
@@ -124,8 +129,12 @@ function connect() {
     conn.dataset.state = 'down';
     conn.textContent = 'reconnecting…';
     if (source.readyState === EventSource.CLOSED) {
-      if (boxID && state && !state.boxes.some((b) => b.id === boxID)) boxID = '';
-      setTimeout(connect, 2000);
+      // Refused: most likely a box id (from the URL) that is not here.
+      if (boxID && (!state || !state.boxes.some((b) => b.id === boxID))) {
+        boxID = '';
+        location.hash = '';
+      }
+      setTimeout(connect, RETRY_MS);
     }
   };
 }
@@ -292,7 +301,7 @@ function renderSync(b) {
     ['Cloud', st.cloud + (b.network_cut ? ' (network cut)' : '')],
     ['Revision', st.revision],
     ['Outbox', `${st.outbox} event(s) not acknowledged`],
-    ['Clock', `${new Date(st.clock).toISOString().replace('.000', '')} ${st.clock_trusted ? '(trusted)' : '(NOT trusted)'}`],
+    ['Clock', `${isoTime(st.clock)} ${st.clock_trusted ? '(trusted)' : '(NOT trusted)'}`],
     ['Lockout', st.lockout_until ? `until ${hhmm(st.lockout_until)} (${st.failures || 0} wrong)` : (st.failures ? `${st.failures} wrong code(s)` : 'none')],
     ['Process', `${processText(b)}${b.pid ? ' pid ' + b.pid : ''} · restarts ${b.restarts}`],
   ];
