@@ -121,21 +121,25 @@ func (s *Server) fault(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	return nil, s.d.SetSlotFault(ctx, r.PathValue("id"), n, f)
 }
 
+// What "garbage" on the reader's serial line is.
+const (
+	// garbageRandomBytes of noise come first.
+	garbageRandomBytes = 16
+	// badChecksumFrame is a well-formed RDM6300 frame whose checksum is
+	// wrong: 01 00 07 34 E0 sums to D2 (PITFALLS.md), not D3.
+	badChecksumFrame = "\x02" + "01000734E0" + "D3" + "\x03"
+	// halfFrame is a frame cut off after its start and three data bytes.
+	halfFrame = "\x02" + "010007"
+)
+
 // garbage is what a noisy or hostile serial line carries: random bytes, a
-// well-formed RDM6300 frame with a wrong checksum, and half a frame (the
-// reader's parser must survive all three and open nothing).
+// frame with a bad checksum, and half a frame. The reader's parser must
+// survive all three and open nothing.
 func garbage() []byte {
-	const randomBytes = 16
-	junk := make([]byte, randomBytes)
-	_, _ = rand.Read(junk) // crypto/rand.Read never fails (Go 1.24+)
-	out := append([]byte{}, junk...)
-	// 01 00 07 34 E0 has checksum D2 (PITFALLS.md); D3 is wrong.
-	out = append(out, 0x02)
-	out = append(out, "01000734E0D3"...)
-	out = append(out, 0x03)
-	out = append(out, 0x02)
-	out = append(out, "010007"...)
-	return out
+	out := make([]byte, garbageRandomBytes, garbageRandomBytes+len(badChecksumFrame)+len(halfFrame))
+	_, _ = rand.Read(out) // crypto/rand.Read never fails (Go 1.24+)
+	out = append(out, badChecksumFrame...)
+	return append(out, halfFrame...)
 }
 
 func (s *Server) reader(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error) {
@@ -286,6 +290,9 @@ func (s *Server) createAssignment(_ context.Context, w http.ResponseWriter, r *h
 	now := s.now()
 	a := fleetio.VehicleAssignment{VehicleID: req.VehicleID, ContactID: req.ContactID, StartedAt: now}
 	if req.StartedAt != nil {
+		if req.StartedAt.IsZero() {
+			return nil, badRequest("started_at: the zero time")
+		}
 		a.StartedAt = *req.StartedAt
 	}
 	end, given, err := endedAt(req.EndedAt)
@@ -326,6 +333,9 @@ func (s *Server) changeAssignment(_ context.Context, w http.ResponseWriter, r *h
 	}
 	if req.ContactID == nil && req.StartedAt == nil && !endGiven {
 		return nil, badRequest("assignment: give contact_id, started_at or ended_at")
+	}
+	if req.StartedAt != nil && req.StartedAt.IsZero() {
+		return nil, badRequest("started_at: the zero time")
 	}
 	if req.ContactID != nil && *req.ContactID < 1 {
 		return nil, badRequest("contact_id: not a Fleetio id")
