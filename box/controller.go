@@ -53,6 +53,10 @@ type Controller struct {
 
 	viewMu sync.Mutex
 	view   []SlotView
+	// typed mirrors len(entry) for Typed (other goroutines); typedCh is
+	// closed and replaced when it changes.
+	typed   int
+	typedCh chan struct{}
 }
 
 type phase int
@@ -161,6 +165,31 @@ func (c *Controller) Flush() {
 	select {
 	case <-ch:
 	case <-c.done:
+	}
+}
+
+// Typed returns how many keys are in the keypad entry now (digits since the
+// last submit, clear or timeout; never the digits themselves), and a channel
+// closed at its next change. Safe from any goroutine, like Slots.
+func (c *Controller) Typed() (n int, changed <-chan struct{}) {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	if c.typedCh == nil {
+		c.typedCh = make(chan struct{})
+	}
+	return c.typed, c.typedCh
+}
+
+// noteTyped publishes len(entry) to Typed.
+func (c *Controller) noteTyped() {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	if n := len(c.entry); n != c.typed {
+		c.typed = n
+		if c.typedCh != nil {
+			close(c.typedCh)
+			c.typedCh = nil
+		}
 	}
 }
 
@@ -296,6 +325,7 @@ func (c *Controller) press(key rune) {
 			c.overflow = true
 		} else {
 			c.entry = append(c.entry, byte(key))
+			c.noteTyped()
 		}
 		c.armEntryTimer()
 	case key == '*':
@@ -334,6 +364,7 @@ func (c *Controller) clearEntry() {
 		c.entry[i] = 0
 	}
 	c.entry = c.entry[:0]
+	c.noteTyped()
 	c.overflow = false
 	c.entryGen++
 	if c.entryTimer != nil {
