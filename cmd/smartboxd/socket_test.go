@@ -560,4 +560,3 @@ func TestSocketSimKeys(t *testing.T) {
 		require.Contains(t, stderr.String(), tc.want)
 	}
 }
-
