@@ -53,10 +53,10 @@ type Controller struct {
 
 	viewMu sync.Mutex
 	view   []SlotView
-	// typed mirrors len(entry) for Typed (other goroutines); typedCh is
-	// closed and replaced when it changes.
+	// typed mirrors len(entry) for Typed (other goroutines); changed is
+	// closed (and dropped) when it or view changes.
 	typed   int
-	typedCh chan struct{}
+	changed chan struct{}
 }
 
 type phase int
@@ -168,16 +168,33 @@ func (c *Controller) Flush() {
 	}
 }
 
-// Typed returns how many keys are in the keypad entry now (digits since the
-// last submit, clear or timeout; never the digits themselves), and a channel
-// closed at its next change. Safe from any goroutine, like Slots.
-func (c *Controller) Typed() (n int, changed <-chan struct{}) {
+// Typed returns how many keys are in the keypad entry now: digits since the
+// last submit, clear or timeout (never the digits themselves). Safe from any
+// goroutine, like Slots.
+func (c *Controller) Typed() int {
 	c.viewMu.Lock()
 	defer c.viewMu.Unlock()
-	if c.typedCh == nil {
-		c.typedCh = make(chan struct{})
+	return c.typed
+}
+
+// Changed returns a channel closed at the next change of what Typed or
+// Slots return, for a watcher that shows them (smartboxd's socket): take it
+// before reading them, and a change while reading is not missed.
+func (c *Controller) Changed() <-chan struct{} {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	if c.changed == nil {
+		c.changed = make(chan struct{})
 	}
-	return c.typed, c.typedCh
+	return c.changed
+}
+
+// viewChangedLocked wakes Changed's waiters; viewMu is held.
+func (c *Controller) viewChangedLocked() {
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
+	}
 }
 
 // noteTyped publishes len(entry) to Typed.
@@ -186,10 +203,7 @@ func (c *Controller) noteTyped() {
 	defer c.viewMu.Unlock()
 	if n := len(c.entry); n != c.typed {
 		c.typed = n
-		if c.typedCh != nil {
-			close(c.typedCh)
-			c.typedCh = nil
-		}
+		c.viewChangedLocked()
 	}
 }
 
@@ -824,8 +838,14 @@ func (c *Controller) setLED(slot int, on bool) {
 func (c *Controller) updateView() {
 	c.viewMu.Lock()
 	defer c.viewMu.Unlock()
+	changed := false
 	for i, s := range c.slots {
-		c.view[i] = SlotView{Slot: i + 1, KeyID: s.keyID, Occupied: s.occupied, Released: s.phase != idle,
+		v := SlotView{Slot: i + 1, KeyID: s.keyID, Occupied: s.occupied, Released: s.phase != idle,
 			Purpose: purposeOf(s.phase)}
+		changed = changed || v != c.view[i]
+		c.view[i] = v
+	}
+	if changed {
+		c.viewChangedLocked()
 	}
 }

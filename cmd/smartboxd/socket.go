@@ -294,9 +294,9 @@ func queryAfter(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 
 // serveWatch streams Watch messages as server-sent events: one at once,
 // then one after each change, at most one per WatchEvery. The changes come
-// from the sources themselves (the sim slots' pins, the controller's
-// entry, every event commit, the link, the clock being set), never from
-// polling.
+// from the sources themselves (the sim slots' pins, the controller's slot
+// views and entry, every event commit, the link, the clock being set),
+// never from polling.
 func (d *daemon) serveWatch(w http.ResponseWriter, r *http.Request) {
 	after, ok := queryAfter(w, r)
 	if !ok {
@@ -316,7 +316,7 @@ func (d *daemon) serveWatch(w http.ResponseWriter, r *http.Request) {
 		if d.sim != nil {
 			slotsCh = d.sim.slots.Changed()
 		}
-		_, typedCh := d.ctrl.Typed()
+		ctrlCh := d.ctrl.Changed() // the slot views and the keypad entry
 		changedCh := d.changes.wait()
 
 		msg, err := d.watchMessage(after)
@@ -346,7 +346,7 @@ func (d *daemon) serveWatch(w http.ResponseWriter, r *http.Request) {
 			case <-ctx.Done():
 				return
 			case <-slotsCh:
-			case <-typedCh:
+			case <-ctrlCh:
 			case <-changedCh:
 			case <-heartbeat.C:
 				if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {
@@ -386,7 +386,7 @@ func (d *daemon) watchMessage(after uint64) (boxsocket.Watch, error) {
 		return m, fmt.Errorf("reading the events: %w", err)
 	}
 	if d.sim != nil {
-		m.Typed, _ = d.ctrl.Typed()
+		m.Typed = d.ctrl.Typed()
 	}
 	return m, nil
 }
