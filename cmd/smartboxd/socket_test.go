@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +25,7 @@ import (
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/syncbuf"
 	simrfid "github.com/smartbox-oss/smartbox/sim/rfid"
+	"github.com/smartbox-oss/smartbox/sync/brokertest"
 )
 
 const testFob = "01000734E0" // key-1's fob (seedStore)
@@ -536,7 +538,8 @@ func TestSocketSimKeys(t *testing.T) {
 		want := s.Slot == 2 || s.Slot == 5
 		require.Equal(t, want, s.KeyInSlot, "slot %d", s.Slot)
 	}
-	require.Contains(t, stdout.String(), "2 holding a key")
+	require.Eventually(t, func() bool { return strings.Contains(stdout.String(), "2 holding a key") }, waitFor, 10*time.Millisecond,
+		"the console's banner counts the keys:\n%s", stdout.String())
 	cancel()
 	select {
 	case code := <-done:
@@ -558,5 +561,49 @@ func TestSocketSimKeys(t *testing.T) {
 		code := run(t.Context(), tc.args, strings.NewReader(""), &stdout, &stderr)
 		require.Equal(t, cli.ExitUsage, code, "stderr:\n%s", stderr.String())
 		require.Contains(t, stderr.String(), tc.want)
+	}
+}
+
+// TestSocketCloud: a box with [cloud]: the watch shows the link connect,
+// the records it applies and the outbox the cloud acknowledges, pushed by
+// the link (link.Options.Changed), with no keypad or slot moving.
+func TestSocketCloud(t *testing.T) {
+	r := startSyncRig(t, brokertest.Mochi)
+	dir := r.provisionBox(t)
+	pw := writeSecret(t, "mqtt-password", boxPassword+"\n", 0o600)
+	cfg := boxConfig(t, dir, "[cloud]\nbroker_url = \""+r.url+"\"\npassword_file = \""+pw+"\"\n")
+	path := socketPath(t)
+	c := startConsole(t, "--config", cfg, "--log-level", "warn", "--socket", path)
+	bc := boxsocket.Dial(path)
+	defer bc.Close()
+	w := startWatch(t, bc)
+	w.until(t, "the link connected", func(m boxsocket.Watch, _ []box.Event) bool {
+		return m.Status.Cloud == "connected" && m.Status.Broker == r.url
+	})
+	_, err := r.cloud.PutKey(syncBoxID, box.Key{ID: "key-1", FobUID: testFob, Slot: 1, Name: "Van 3"})
+	require.NoError(t, err)
+	rev, err := r.cloud.PutGrant(syncBoxID, box.Grant{ID: "booking-1", Kind: box.KindBooking, KeyIDs: []string{"key-1"}, Source: "fleetio"}, syncPIN)
+	require.NoError(t, err)
+	m := w.until(t, "the records applied and every event acknowledged", func(m boxsocket.Watch, evs []box.Event) bool {
+		return m.Status.Revision == rev && m.Status.Outbox == 0 && hasEv(evs, box.EventRecordsApplied, 0)
+	})
+	require.Equal(t, "Van 3", m.Slots[0].KeyName)
+	c.quit(t)
+}
+
+// TestSocketSimRoutesOnRealHardware: without simulated hardware every
+// /v1/sim route is a 404 that says why, before it looks at anything.
+func TestSocketSimRoutesOnRealHardware(t *testing.T) {
+	d := &daemon{cfg: &Config{}, log: testLogger(t)}
+	h := d.socketRoutes()
+	for _, route := range []string{
+		"POST /v1/sim/keypad", "POST /v1/sim/slots/1/take", "POST /v1/sim/slots/1/put-back",
+		"PUT /v1/sim/slots/1/fault", "POST /v1/sim/reader", "PUT /v1/sim/clock",
+	} {
+		method, path, _ := strings.Cut(route, " ")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(`{"keys":"1"}`)))
+		require.Equal(t, http.StatusNotFound, rec.Code, route)
+		require.JSONEq(t, `{"error":"not a simulated box"}`, rec.Body.String(), route)
 	}
 }
