@@ -125,8 +125,10 @@ func (d *daemon) command(ctx context.Context, line string) error {
 			return fmt.Errorf("fob uid %q is not 10 hex digits", args[0])
 		}
 		since := d.lastSeq()
-		// About three frames at the reader's 50 ms repeat: a quick tap.
-		if err := d.sim.reader.Tap(uid, 150*time.Millisecond); err != nil {
+		d.sim.readerMu.Lock() // one fob at a time, with the socket's
+		err := d.sim.reader.Tap(uid, defaultFobHold)
+		d.sim.readerMu.Unlock()
+		if err != nil {
 			return err
 		}
 		d.showEvents(ctx, since, "")
@@ -212,7 +214,10 @@ func (d *daemon) press(ctx context.Context, keys string) error {
 	// Hold each key well past the debounce, as a finger does.
 	hold := max(sim.DefaultHold, 3*d.cfg.Hardware.Keypad.Debounce.Duration)
 	since := d.lastSeq()
-	if err := d.sim.keypad.Type(keys, hold, hold); err != nil {
+	d.sim.keypadMu.Lock() // one finger at a time, with the socket's
+	err := d.sim.keypad.Type(keys, hold, hold)
+	d.sim.keypadMu.Unlock()
+	if err != nil {
 		return err
 	}
 	if strings.ContainsRune(keys, '#') {

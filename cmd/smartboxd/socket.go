@@ -157,7 +157,13 @@ func (d *daemon) socketRoutes() http.Handler {
 		answer(w, d.socketSlots)
 	})
 	mux.HandleFunc("GET /v1/keys", func(w http.ResponseWriter, r *http.Request) {
-		answer(w, d.store.Keys)
+		answer(w, func() ([]box.Key, error) {
+			keys, err := d.store.Keys()
+			if keys == nil {
+				keys = []box.Key{} // [] rather than null, for the page's JavaScript
+			}
+			return keys, err
+		})
 	})
 	mux.HandleFunc("GET /v1/events", d.serveEvents)
 	mux.HandleFunc("GET /v1/watch", d.serveWatch)
