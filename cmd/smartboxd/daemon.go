@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -48,6 +49,8 @@ type daemon struct {
 	started  time.Time // process start, system clock
 	sock     *boxSocket
 	changes  changes // fired when the state a socket watcher sees has changed
+	// linkSeen is the last event seq linkChanged has remembered.
+	linkSeen atomic.Uint64
 
 	// console I/O (sim only)
 	stdin        io.Reader

@@ -97,12 +97,34 @@ func (d *daemon) newLink(creds cloudCredentials, opts daemonOptions) error {
 		// locks too before it ends the process.
 		Guard: d.failSecure,
 		// Connected, revision and outbox as the socket's watchers see them.
-		Changed: d.changes.fire,
+		Changed: d.linkChanged,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the sync link: %w", err)
 	}
+	last, err := d.store.LastSeq()
+	if err != nil {
+		return fmt.Errorf("reading the last event's sequence number: %w", err)
+	}
+	d.linkSeen.Store(last)
 	return nil
+}
+
+// linkChanged runs on the link's worker after it handled something. The
+// events the link committed itself (records_applied, sync_refused) do not
+// pass the controller's kickOnCommit; they are still in the outbox now (the
+// worker drains only after this returns), so they are remembered here,
+// before the cloud's ack could take them out of the outbox unseen by the
+// console and the socket's watchers. One bbolt read, no wait.
+func (d *daemon) linkChanged() {
+	evs, err := d.store.Events(d.linkSeen.Load(), recentLimit)
+	if err != nil {
+		d.log.Warn("reading the events the link committed", "err", err)
+	} else if n := len(evs); n > 0 {
+		d.recent.merge(evs)
+		d.linkSeen.Store(evs[n-1].Seq)
+	}
+	d.changes.fire()
 }
 
 // startLink runs the link (if any) until the returned stop is called. The

@@ -80,8 +80,10 @@ type Options struct {
 	// something from the broker: connected (and subscribed), connection
 	// lost, a records batch (applied or refused), an events ack, a command.
 	// It says "look again" (Connected, the store's revision and outbox may
-	// differ), carries nothing, and must not block: smartboxd's local socket
-	// uses it to push a fresh status to its watchers.
+	// differ), carries nothing, and must not block. It runs before the
+	// worker drains again, so events the link committed while handling are
+	// still in the outbox then. smartboxd's local socket uses it to push a
+	// fresh status (and those events) to its watchers.
 	Changed func()
 }
 
