@@ -11,8 +11,9 @@ import (
 // recentLimit bounds the events the daemon remembers in memory.
 const recentLimit = 1000
 
-// recentEvents remembers the last events the controller committed, for the
-// simulator console. The outbox alone is not enough to show them: with a
+// recentEvents remembers the last events the controller committed, and
+// those the sync link committed (see linkChanged), for the simulator
+// console and the socket. The outbox alone is not enough to show them: with a
 // cloud link, an event leaves the outbox as soon as the cloud acknowledges
 // it, often before the console has looked.
 type recentEvents struct {
@@ -24,6 +25,22 @@ func (r *recentEvents) add(evs []box.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.evs = append(r.evs, evs...)
+	if over := len(r.evs) - recentLimit; over > 0 {
+		r.evs = slices.Delete(r.evs, 0, over)
+	}
+}
+
+// merge remembers evs beside what is there (events it has already are
+// kept once), in seq order.
+func (r *recentEvents) merge(evs []box.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.evs = append(r.evs, evs...)
+	slices.SortStableFunc(r.evs, func(a, b box.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	r.evs = slices.CompactFunc(r.evs, func(a, b box.Event) bool { return a.Seq == b.Seq })
 	if over := len(r.evs) - recentLimit; over > 0 {
 		r.evs = slices.Delete(r.evs, 0, over)
 	}

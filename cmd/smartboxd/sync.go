@@ -26,10 +26,12 @@ const (
 // commit tells the link that the outbox has new events. Kick never blocks,
 // so a PIN check never waits on the network.
 // It also remembers the events for the console (see recentEvents).
+// And it tells the socket's watchers (changed) that there is news.
 type kickOnCommit struct {
 	box.Store
-	kick   func()
-	recent *recentEvents
+	kick    func()
+	recent  *recentEvents
+	changed func()
 }
 
 func (k kickOnCommit) Commit(c box.Change) ([]box.Event, error) {
@@ -37,6 +39,9 @@ func (k kickOnCommit) Commit(c box.Change) ([]box.Event, error) {
 	if err == nil && len(evs) > 0 {
 		k.recent.add(evs)
 		k.kick()
+		if k.changed != nil {
+			k.changed()
+		}
 	}
 	return evs, err
 }
@@ -91,11 +96,35 @@ func (d *daemon) newLink(creds cloudCredentials, opts daemonOptions) error {
 		// startLink's failSecure: a panic there must de-energise the
 		// locks too before it ends the process.
 		Guard: d.failSecure,
+		// Connected, revision and outbox as the socket's watchers see them.
+		Changed: d.linkChanged,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the sync link: %w", err)
 	}
+	last, err := d.store.LastSeq()
+	if err != nil {
+		return fmt.Errorf("reading the last event's sequence number: %w", err)
+	}
+	d.linkSeen.Store(last)
 	return nil
+}
+
+// linkChanged runs on the link's worker after it handled something. The
+// events the link committed itself (records_applied, sync_refused) do not
+// pass the controller's kickOnCommit; they are still in the outbox now (the
+// worker drains only after this returns), so they are remembered here,
+// before the cloud's ack could take them out of the outbox unseen by the
+// console and the socket's watchers. One bbolt read, no wait.
+func (d *daemon) linkChanged() {
+	evs, err := d.store.Events(d.linkSeen.Load(), recentLimit)
+	if err != nil {
+		d.log.Warn("reading the events the link committed", "err", err)
+	} else if n := len(evs); n > 0 {
+		d.recent.merge(evs)
+		d.linkSeen.Store(evs[n-1].Seq)
+	}
+	d.changes.fire()
 }
 
 // startLink runs the link (if any) until the returned stop is called. The
