@@ -53,6 +53,10 @@ type Controller struct {
 
 	viewMu sync.Mutex
 	view   []SlotView
+	// typed mirrors len(entry) for Typed (other goroutines); changed is
+	// closed (and dropped) when it or view changes.
+	typed   int
+	changed chan struct{}
 }
 
 type phase int
@@ -161,6 +165,45 @@ func (c *Controller) Flush() {
 	select {
 	case <-ch:
 	case <-c.done:
+	}
+}
+
+// Typed returns how many keys are in the keypad entry now: digits since the
+// last submit, clear or timeout (never the digits themselves). Safe from any
+// goroutine, like Slots.
+func (c *Controller) Typed() int {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	return c.typed
+}
+
+// Changed returns a channel closed at the next change of what Typed or
+// Slots return, for a watcher that shows them (smartboxd's socket): take it
+// before reading them, and a change while reading is not missed.
+func (c *Controller) Changed() <-chan struct{} {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	if c.changed == nil {
+		c.changed = make(chan struct{})
+	}
+	return c.changed
+}
+
+// viewChangedLocked wakes Changed's waiters; viewMu is held.
+func (c *Controller) viewChangedLocked() {
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
+	}
+}
+
+// noteTyped publishes len(entry) to Typed.
+func (c *Controller) noteTyped() {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	if n := len(c.entry); n != c.typed {
+		c.typed = n
+		c.viewChangedLocked()
 	}
 }
 
@@ -296,6 +339,7 @@ func (c *Controller) press(key rune) {
 			c.overflow = true
 		} else {
 			c.entry = append(c.entry, byte(key))
+			c.noteTyped()
 		}
 		c.armEntryTimer()
 	case key == '*':
@@ -334,6 +378,7 @@ func (c *Controller) clearEntry() {
 		c.entry[i] = 0
 	}
 	c.entry = c.entry[:0]
+	c.noteTyped()
 	c.overflow = false
 	c.entryGen++
 	if c.entryTimer != nil {
@@ -793,8 +838,14 @@ func (c *Controller) setLED(slot int, on bool) {
 func (c *Controller) updateView() {
 	c.viewMu.Lock()
 	defer c.viewMu.Unlock()
+	changed := false
 	for i, s := range c.slots {
-		c.view[i] = SlotView{Slot: i + 1, KeyID: s.keyID, Occupied: s.occupied, Released: s.phase != idle,
+		v := SlotView{Slot: i + 1, KeyID: s.keyID, Occupied: s.occupied, Released: s.phase != idle,
 			Purpose: purposeOf(s.phase)}
+		changed = changed || v != c.view[i]
+		c.view[i] = v
+	}
+	if changed {
+		c.viewChangedLocked()
 	}
 }

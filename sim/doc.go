@@ -14,10 +14,14 @@
 //   - Slots: lock outputs (High energises the solenoid and releases the
 //     latch), key-present sensors (a switch to ground, closed while a fob is
 //     seated) and LEDs, with the latch mechanics: a key leaves or goes back
-//     only while its lock is released.
+//     only while its lock is released. Two faults can be set per slot:
+//     Slots.Jam (the latch stays shut though the lock is energised: Take and
+//     PutBack fail with ErrJammed) and Slots.KillSensor (the sensor wire is
+//     cut: the pin reads its pull, "no key", whatever is seated).
 //
 // A person at the box is modelled by methods: Keypad.Press, Tap and Type;
-// Slots.Take and PutBack.
+// Slots.Take and PutBack. NewSlotsHolding starts slots with keys in some of
+// them only (the simulator carries the physical world across a power cut).
 //
 // # Confirmed taps
 //

@@ -16,6 +16,8 @@ var (
 	ErrLatched  = errors.New("the lock is not released: the latch holds the key")
 	ErrEmpty    = errors.New("no key in the slot")
 	ErrOccupied = errors.New("a key is already seated in the slot")
+	// ErrJammed: the lock is energised but the latch is stuck shut (Jam).
+	ErrJammed = errors.New("the latch is jammed: it stays shut though the lock is released")
 )
 
 // Slots models N key slots electrically and mechanically. Slot i (1-based)
@@ -36,6 +38,12 @@ var (
 //
 // Slots records how long each lock stays energised (Pulses), to check the
 // hard maximum that protects the coil.
+//
+// Two faults can be set per slot, for the simulator to break things on
+// purpose: a jammed latch (Jam: the lock pin is energised, the latch stays
+// shut, so Take and PutBack fail with ErrJammed) and a dead key sensor
+// (KillSensor: the switch's wire is cut, so the pin reads its pull, High
+// with the pull-up, "no key", whatever is seated).
 type Slots struct {
 	// Immutable.
 	locks, sensors, leds []*Pin
@@ -44,6 +52,8 @@ type Slots struct {
 	occupied []bool
 	since    []time.Time // when the lock was energised; zero if it is not
 	pulses   [][]time.Duration
+	jammed   []bool
+	dead     []bool        // the key sensor's wire is cut
 	changed  chan struct{} // closed and replaced on every change
 }
 
@@ -53,14 +63,30 @@ func NewSlots(n int, occupied bool) *Slots {
 	if n < 1 {
 		panic(fmt.Sprintf("sim: NewSlots(%d): need at least one slot", n))
 	}
+	keys := make([]bool, n)
+	for i := range keys {
+		keys[i] = occupied
+	}
+	return NewSlotsHolding(keys)
+}
+
+// NewSlotsHolding returns len(keys) slots, slot i+1 holding a key if keys[i]:
+// the simulator carries the physical world across a power cut. It panics if
+// keys is empty (a program constant, not outside input).
+func NewSlotsHolding(keys []bool) *Slots {
+	n := len(keys)
+	if n < 1 {
+		panic("sim: NewSlotsHolding: need at least one slot")
+	}
 	s := &Slots{
-		occupied: make([]bool, n),
+		occupied: slices.Clone(keys),
 		since:    make([]time.Time, n),
 		pulses:   make([][]time.Duration, n),
+		jammed:   make([]bool, n),
+		dead:     make([]bool, n),
 		changed:  make(chan struct{}),
 	}
 	for i := range n {
-		s.occupied[i] = occupied
 		s.locks = append(s.locks, newPin(fmt.Sprintf("SLOT%d_LOCK", i+1), 3*i, s))
 		s.sensors = append(s.sensors, newPin(fmt.Sprintf("SLOT%d_KEY", i+1), 3*i+1, s))
 		s.leds = append(s.leds, newPin(fmt.Sprintf("SLOT%d_LED", i+1), 3*i+2, s))
@@ -111,6 +137,8 @@ func (s *Slots) move(slot int, what string, out bool) error {
 	switch {
 	case !s.releasedLocked(i):
 		err = ErrLatched
+	case s.jammed[i]:
+		err = ErrJammed
 	case out && !s.occupied[i]:
 		err = ErrEmpty
 	case !out && s.occupied[i]:
@@ -161,6 +189,48 @@ func (s *Slots) LED(slot int) bool {
 	return dir == dirOut && out == gpio.High
 }
 
+// Jam sets (on) or clears slot's jammed latch: while jammed, the latch stays
+// shut though the lock is energised, so Take and PutBack fail with ErrJammed.
+// Released still reports the lock pin, which is what the code drives.
+func (s *Slots) Jam(slot int, on bool) error {
+	return s.setFault(slot, s.jammed, on)
+}
+
+// KillSensor cuts (dead) or mends slot's key sensor wire: while cut, the
+// sensor pin reads its pull (High with the pull-up: "no key"), whatever is
+// seated.
+func (s *Slots) KillSensor(slot int, dead bool) error {
+	return s.setFault(slot, s.dead, dead)
+}
+
+func (s *Slots) setFault(slot int, faults []bool, on bool) error {
+	i, err := s.index(slot)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	faults[i] = on
+	s.mu.Unlock()
+	s.update()
+	return nil
+}
+
+// Jammed reports whether slot's latch is jammed (Jam).
+func (s *Slots) Jammed(slot int) bool { return s.fault(slot, s.jammed) }
+
+// SensorDead reports whether slot's key sensor wire is cut (KillSensor).
+func (s *Slots) SensorDead(slot int) bool { return s.fault(slot, s.dead) }
+
+func (s *Slots) fault(slot int, faults []bool) bool {
+	i, err := s.index(slot)
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return faults[i]
+}
+
 // Pulses returns how long each completed energising of slot's lock lasted,
 // oldest first.
 func (s *Slots) Pulses(slot int) []time.Duration {
@@ -174,7 +244,7 @@ func (s *Slots) Pulses(slot int) []time.Duration {
 }
 
 // Changed returns a channel that is closed at the next change of any slot:
-// a lock, an LED or a key. Call it again after each change.
+// a lock, an LED, a key or a fault. Call it again after each change.
 func (s *Slots) Changed() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -238,9 +308,9 @@ func (s *Slots) update() {
 			s.pulses[i] = append(s.pulses[i], now.Sub(s.since[i]))
 			s.since[i] = time.Time{}
 		}
-		// The seated fob closes the sensor switch to ground; without it the
-		// wire is left to the pin's pull.
-		if s.occupied[i] {
+		// The seated fob closes the sensor switch to ground; without it (or
+		// with the wire cut) the pin is left to its pull.
+		if s.occupied[i] && !s.dead[i] {
 			s.sensors[i].setExt(true, gpio.Low)
 		} else {
 			s.sensors[i].setExt(false, gpio.Low)

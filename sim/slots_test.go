@@ -120,3 +120,70 @@ func TestSlotsWait(t *testing.T) {
 	require.ErrorIs(t, s.WaitReleased(short, 1), context.DeadlineExceeded)
 	require.Error(t, s.WaitReleased(ctx, 9))
 }
+
+func TestSlotsJam(t *testing.T) {
+	s := newTestSlots(t, 2, true)
+	ch := s.Changed()
+	require.NoError(t, s.Jam(1, true))
+	<-ch // a fault is a change
+	require.True(t, s.Jammed(1))
+	require.False(t, s.Jammed(2))
+	require.NoError(t, s.LockPins()[0].Out(gpio.High))
+	require.True(t, s.Released(1), "the lock is energised; only the latch is stuck")
+	require.ErrorIs(t, s.Take(1), ErrJammed)
+	require.True(t, s.Occupied(1), "the key cannot leave")
+
+	// Nor can a key be seated in a jammed, empty slot.
+	require.NoError(t, s.LockPins()[1].Out(gpio.High))
+	require.NoError(t, s.Take(2))
+	require.NoError(t, s.Jam(2, true))
+	require.ErrorIs(t, s.PutBack(2), ErrJammed)
+	require.False(t, s.Occupied(2))
+
+	// A latched slot says latched first: the jam is behind the latch.
+	require.NoError(t, s.LockPins()[0].Out(gpio.Low))
+	require.ErrorIs(t, s.Take(1), ErrLatched)
+
+	// Cleared, the slot works again.
+	require.NoError(t, s.Jam(1, false))
+	require.NoError(t, s.LockPins()[0].Out(gpio.High))
+	require.NoError(t, s.Take(1))
+	require.ErrorContains(t, s.Jam(3, true), "slot 3 out of range 1..2")
+	require.False(t, s.Jammed(3))
+}
+
+func TestSlotsKillSensor(t *testing.T) {
+	s := newTestSlots(t, 2, true)
+	p, err := s.SensorPin(1)
+	require.NoError(t, err)
+	require.Equal(t, gpio.Low, p.Read(), "a seated key reads Low")
+	ch := s.Changed()
+	require.NoError(t, s.KillSensor(1, true))
+	<-ch
+	require.True(t, s.SensorDead(1))
+	require.False(t, s.SensorDead(2))
+	require.Equal(t, gpio.High, p.Read(), "a cut wire reads the pull-up: no key")
+	require.True(t, p.WaitForEdge(0), "the cut is an edge the driver sees")
+	require.True(t, s.Occupied(1), "the key is still there")
+	require.Equal(t, gpio.Low, s.SensorPins()[1].Read(), "other slot untouched")
+
+	// Taking and seating the key does not show through a dead sensor.
+	require.NoError(t, s.LockPins()[0].Out(gpio.High))
+	require.NoError(t, s.Take(1))
+	require.NoError(t, s.PutBack(1))
+	require.Equal(t, gpio.High, p.Read())
+
+	require.NoError(t, s.KillSensor(1, false))
+	require.Equal(t, gpio.Low, p.Read(), "mended, it reads the key again")
+	require.ErrorContains(t, s.KillSensor(0, true), "out of range")
+	require.False(t, s.SensorDead(0))
+}
+
+func TestNewSlotsHolding(t *testing.T) {
+	s := NewSlotsHolding([]bool{true, false, true})
+	require.Equal(t, 3, s.N())
+	require.True(t, s.Occupied(1))
+	require.False(t, s.Occupied(2))
+	require.True(t, s.Occupied(3))
+	require.Panics(t, func() { NewSlotsHolding(nil) })
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
@@ -190,12 +191,30 @@ func (f *clockFloor) Run(ctx context.Context) error {
 	}
 }
 
-// offsetClock is the system clock moved by a fixed offset: the simulator's
-// board clock when --sim-clock sets it (a board without an RTC battery boots
-// in 1970). Its readings keep their monotonic part.
+// offsetClock is the system clock moved by an offset: the simulated
+// board's clock. The sim profile always runs on one; --sim-clock sets where
+// it starts (a board without an RTC battery boots in 1970) and the socket's
+// PUT /v1/sim/clock moves it while the box runs. Its readings keep their
+// monotonic part, moved by the same offset.
 type offsetClock struct {
 	box.SystemClock
-	offset time.Duration
+	offset atomic.Int64 // time.Duration
 }
 
-func (c offsetClock) Now() time.Time { return time.Now().Add(c.offset) }
+// newOffsetClock returns a clock that says start now (zero: the system's
+// time).
+func newOffsetClock(start time.Time) *offsetClock {
+	c := &offsetClock{}
+	if !start.IsZero() {
+		c.Set(start)
+	}
+	return c
+}
+
+func (c *offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// Set makes the clock say t now and run on from there.
+func (c *offsetClock) Set(t time.Time) { c.offset.Store(int64(time.Until(t))) }
+
+// Reset puts the clock back on the system's time.
+func (c *offsetClock) Reset() { c.offset.Store(0) }

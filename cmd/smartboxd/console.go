@@ -81,7 +81,13 @@ func (d *daemon) console(ctx context.Context, quit context.CancelFunc) {
 
 func (d *daemon) banner() {
 	out := d.stdout
-	fmt.Fprintf(out, "SmartBox simulator: box %s, %d slots, every slot starts with its key.\n", d.cfg.BoxID, d.cfg.Hardware.Slots.Count)
+	held := 0
+	for slot := 1; slot <= d.sim.slots.N(); slot++ {
+		if d.sim.slots.Occupied(slot) {
+			held++
+		}
+	}
+	fmt.Fprintf(out, "SmartBox simulator: box %s, %d slots, %d holding a key.\n", d.cfg.BoxID, d.cfg.Hardware.Slots.Count, held)
 	if keys, err := d.store.Keys(); err == nil && len(keys) > 0 {
 		fmt.Fprintln(out, "Keys in this box (scan a fob to return its key):")
 		_ = report.Keys(out, keys)
@@ -119,8 +125,10 @@ func (d *daemon) command(ctx context.Context, line string) error {
 			return fmt.Errorf("fob uid %q is not 10 hex digits", args[0])
 		}
 		since := d.lastSeq()
-		// About three frames at the reader's 50 ms repeat: a quick tap.
-		if err := d.sim.reader.Tap(uid, 150*time.Millisecond); err != nil {
+		d.sim.readerMu.Lock() // one fob at a time, with the socket's
+		err := d.sim.reader.Tap(uid, defaultFobHold)
+		d.sim.readerMu.Unlock()
+		if err != nil {
 			return err
 		}
 		d.showEvents(ctx, since, "")
@@ -206,7 +214,10 @@ func (d *daemon) press(ctx context.Context, keys string) error {
 	// Hold each key well past the debounce, as a finger does.
 	hold := max(sim.DefaultHold, 3*d.cfg.Hardware.Keypad.Debounce.Duration)
 	since := d.lastSeq()
-	if err := d.sim.keypad.Type(keys, hold, hold); err != nil {
+	d.sim.keypadMu.Lock() // one finger at a time, with the socket's
+	err := d.sim.keypad.Type(keys, hold, hold)
+	d.sim.keypadMu.Unlock()
+	if err != nil {
 		return err
 	}
 	if strings.ContainsRune(keys, '#') {
@@ -228,12 +239,16 @@ func (d *daemon) slotArg(s string) (int, error) {
 // explainMove turns a refused take/return into what the person should do.
 func (d *daemon) explainMove(cmd string, slot int, err error) error {
 	switch {
+	case errors.Is(err, sim.ErrJammed):
+		return fmt.Errorf("slot %d is jammed: its latch stays shut though the lock is released: %w", slot, err)
 	case cmd == "take" && !d.sim.slots.Released(slot):
 		return fmt.Errorf("slot %d is locked: type a code first (press PIN#): %w", slot, err)
 	case cmd == "take" && !d.sim.slots.Occupied(slot):
 		return fmt.Errorf("slot %d is empty: %w", slot, err)
 	case cmd == "return" && !d.sim.slots.Released(slot):
 		return fmt.Errorf("slot %d is locked: scan the key's fob first (scan UID): %w", slot, err)
+	case cmd == "return" && d.sim.slots.Occupied(slot):
+		return fmt.Errorf("slot %d already holds a key: %w", slot, err)
 	}
 	return err
 }

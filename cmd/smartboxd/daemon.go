@@ -43,6 +43,12 @@ type daemon struct {
 
 	recent recentEvents // what the controller committed lately (console)
 
+	// the local socket (nil: no --socket)
+	software string    // version, for Status
+	started  time.Time // process start, system clock
+	sock     *boxSocket
+	changes  changes // fired when the state a socket watcher sees has changed
+
 	// console I/O (sim only)
 	stdin        io.Reader
 	stdout       io.Writer
@@ -58,6 +64,13 @@ type simHardware struct {
 	keypad *sim.Keypad
 	slots  *sim.Slots
 	reader *simrfid.Reader
+	// clock is the simulated board's clock, settable while the box runs;
+	// nil when a test gave the daemon a clock of its own.
+	clock *offsetClock
+
+	// One person at a time: keys typed by two requests at once would
+	// interleave, and two fobs at the reader would collide.
+	keypadMu, readerMu sync.Mutex
 }
 
 // daemonOptions are the parts of a daemon that do not come from the config.
@@ -69,6 +82,7 @@ type daemonOptions struct {
 	Stdout      io.Writer // console output (sim)
 	StdinIsTerm bool      // EOF on a terminal means quit; on a pipe or /dev/null it does not
 	Software    string    // version for the sync status
+	Socket      string    // the local socket's path; empty: none
 
 	// simSlots are the simulated slots to run on (tests: locks that start
 	// energised, as a crash would leave them); nil makes new ones.
@@ -91,7 +105,7 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &daemon{cfg: cfg, log: log, stdin: opts.Stdin, stdout: opts.Stdout, stdinIsTerm: opts.StdinIsTerm,
-		consoleReady: make(chan struct{})}
+		consoleReady: make(chan struct{}), software: opts.Software, started: time.Now()}
 	if d.stdout == nil {
 		d.stdout = io.Discard
 	}
@@ -147,6 +161,16 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 			sh.slots = sim.NewSlots(hw.Slots.Count, true)
 		}
 		d.sim = sh
+		// The simulated board always runs on a settable clock (the
+		// socket's PUT /v1/sim/clock), at the system's time unless
+		// --sim-clock said otherwise.
+		switch c := opts.Clock.(type) {
+		case nil:
+			sh.clock = newOffsetClock(time.Time{})
+			opts.Clock = sh.clock
+		case *offsetClock:
+			sh.clock = c
+		}
 		locks = sh.slots.LockPins()
 		if err := d.deEnergise(locks...); err != nil {
 			return nil, err
@@ -232,13 +256,21 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 	// starts the link's drain at once rather than at its next poll.
 	// Its BuildTime is the floor at start; run stops the daemon if the
 	// clock later goes back below a floor reached since (clockFloor.check).
-	d.ctrl, err = box.New(cfg.BoxConfig(floor), kickOnCommit{Store: d.store, kick: d.kickLink, recent: &d.recent},
+	d.ctrl, err = box.New(cfg.BoxConfig(floor), kickOnCommit{Store: d.store, kick: d.kickLink, recent: &d.recent, changed: d.changes.fire},
 		box.Hardware{Locks: d.slots, Sensors: d.slots, LEDs: ind}, d.clock, log.With("part", "box"))
 	if err != nil {
 		return nil, err
 	}
 	if err := d.newLink(creds, opts); err != nil {
 		return nil, err
+	}
+	if opts.Socket != "" {
+		// Last: a live socket (another smartboxd) is refused before this
+		// one serves anything, and nothing after can fail and leave the
+		// socket file behind.
+		if d.sock, err = listenSocket(opts.Socket); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return d, nil
@@ -310,13 +342,17 @@ func (d *daemon) run(ctx context.Context) error {
 	// The link runs on a context of its own: at shutdown it outlives the
 	// controller long enough to send box_stopped (see stopLink).
 	stopLink := d.startLink(ctx)
+	// The socket serves while the box runs; its watchers end with ctx.
+	stopSocket := d.serveSocket(ctx)
 
 	// The controller relocks every slot at start and again when ctx ends.
 	fail("controller", d.ctrl.Run(ctx))
 	cancel()
 	wg.Wait()
 	// Order: the controller has stopped (every slot relocked), then the
-	// link drains and disconnects, then close() closes the store.
+	// socket stops answering, then the link drains and disconnects, then
+	// close() closes the store and removes the socket file.
+	stopSocket()
 	stopLink()
 	errMu.Lock()
 	defer errMu.Unlock()
@@ -339,6 +375,9 @@ func (d *daemon) close() {
 		}
 		if err := slots.DeEnergise(d.lockPins); err != nil {
 			d.log.Error("de-energising the slot locks", "err", err)
+		}
+		if d.sock != nil {
+			d.sock.close(d.log)
 		}
 		if d.sim != nil && d.sim.reader != nil {
 			_ = d.sim.reader.Close()

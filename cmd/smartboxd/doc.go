@@ -7,6 +7,7 @@
 // Usage:
 //
 //	smartboxd [--config /etc/smartbox/smartboxd.toml] [--hardware sim] [--data DIR] [--log-level info]
+//	          [--socket PATH] [--sim-clock RFC3339] [--sim-keys all|none|1,2,5]
 //
 // The config is decoded strictly: an unknown key, a pin list of the wrong
 // length or a malformed duration stops smartboxd before it touches any
@@ -36,6 +37,26 @@
 // UART. "sim" runs the same hal code on simulated pins (sim) and a
 // pseudo-terminal reader (sim/rfid), and reads a line console on stdin for
 // a person to press keys, tap fobs and take or return keys (type "help").
+//
+// # The local socket
+//
+// --socket PATH serves HTTP and JSON on a Unix socket (mode 0600: it drives
+// the hardware, so only its owner and root may connect), for as long as the
+// daemon runs; the file is removed at stop. A socket file that nothing
+// answers on (a killed daemon's) is removed first; one that answers is
+// another daemon's, and smartboxd refuses to start. A path longer than the
+// 107 bytes of sun_path is refused with a message saying so. The routes and
+// their types are in cmd/internal/boxsocket (one definition for the daemon
+// and its callers): status, slots, keys, events, and /v1/watch, a
+// server-sent event stream of the whole state pushed on every change (the
+// sim pins, the keypad entry, every event committed, the sync link
+// connecting, dropping or applying records, the clock being set), at most
+// one message per 50 ms, with a comment line every 15 s to notice a client
+// gone. Its /v1/sim routes act on the simulated board (type on the keypad,
+// take or return a key, hold a fob or feed the reader bytes, jam a latch,
+// cut a key sensor, set the clock) and answer 404 on real hardware. Every
+// body is checked: a malformed one is a 400 with the reason; a move the slot
+// will not make (latched, jammed, empty, full) a 409 saying why.
 //
 // # Cloud sync
 //
@@ -98,7 +119,15 @@
 // the new floor: the restarted box does not trust its clock. The sync
 // link's trust check (release_slot commands) sees the rising floor at once.
 //
-// For the simulator, --sim-clock TIME starts the simulated board's clock at
-// TIME (as a board without an RTC battery boots in 1970); it is refused with
-// any other hardware profile.
+// The sim profile always runs on a settable board clock (the system's time
+// moved by an offset). --sim-clock TIME starts it at TIME (as a board without
+// an RTC battery boots in 1970), and the socket's PUT /v1/sim/clock moves it
+// while the box runs. That route answers 200 once the clock is set; a clock
+// set back more than a minute below the floor reached while running (but not
+// below the floor the box started with) then stops the daemon within a
+// second, as above, and a clock set before the start floor (1970) leaves it
+// running, untrusted. --sim-keys says which slots hold a key at start
+// ("all", the default; "none"; or a list such as 1,2,5): the simulator
+// carries the physical world across a power cut. Both are refused with any
+// other hardware profile.
 package main

@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
+	"github.com/smartbox-oss/smartbox/sim"
 )
 
 func main() {
@@ -36,6 +40,8 @@ func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	dataDir := fs.String("data", "", "data directory (box.db), overriding the config's data_dir")
 	logLevel := fs.String("log-level", "info", cli.LogLevelUsage)
 	simClock := fs.String("sim-clock", "", "with the sim profile: the simulated board's clock starts at this RFC 3339 time (a board without an RTC battery boots in 1970)")
+	simKeys := fs.String("sim-keys", "all", `with the sim profile: the slots holding a key at start: "all", "none" or a list such as 1,2,5`)
+	socket := fs.String("socket", "", "serve the local socket (HTTP and JSON, mode 0600) at this path; empty: none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,7 +80,20 @@ func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			// may be set from the command line.
 			return cli.Usagef("--sim-clock needs the %q hardware profile, not %q", ProfileSim, cfg.Hardware.Profile)
 		}
-		clock = offsetClock{offset: time.Until(t)}
+		clock = newOffsetClock(t)
+	}
+	simKeysSet := false
+	fs.Visit(func(f *flag.Flag) { simKeysSet = simKeysSet || f.Name == "sim-keys" })
+	var simSlots *sim.Slots
+	switch {
+	case cfg.Hardware.Profile == ProfileSim:
+		keys, err := parseSimKeys(*simKeys, cfg.Hardware.Slots.Count)
+		if err != nil {
+			return err
+		}
+		simSlots = sim.NewSlotsHolding(keys)
+	case simKeysSet:
+		return cli.Usagef("--sim-keys needs the %q hardware profile, not %q", ProfileSim, cfg.Hardware.Profile)
 	}
 
 	bt, btSource, err := resolveBuildTime(buildTime)
@@ -85,7 +104,7 @@ func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	log.Info("starting", "box_id", cfg.BoxID, "profile", cfg.Hardware.Profile, "data", cfg.DataDir,
 		"slots", cfg.Hardware.Slots.Count, "build_time", bt, "build_time_from", btSource, "software", sw)
 
-	opts := daemonOptions{Log: log, BuildTime: bt, Clock: clock, Software: sw}
+	opts := daemonOptions{Log: log, BuildTime: bt, Clock: clock, Software: sw, Socket: *socket, simSlots: simSlots}
 	if cfg.Hardware.Profile == ProfileSim {
 		opts.Stdin, opts.Stdout = stdin, stdout
 		if f, ok := stdin.(*os.File); ok {
@@ -101,4 +120,32 @@ func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	log.Info("stopped; every slot relocked")
 	return nil
+}
+
+// parseSimKeys reads --sim-keys for n slots: "all", "none" or a comma list
+// of slot numbers. A bad list is a usage error naming it.
+func parseSimKeys(s string, n int) ([]bool, error) {
+	keys := make([]bool, n)
+	switch s = strings.TrimSpace(s); s {
+	case "all":
+		for i := range keys {
+			keys[i] = true
+		}
+		return keys, nil
+	case "none":
+		return keys, nil
+	}
+	for _, f := range strings.Split(s, ",") {
+		slot, err := strconv.Atoi(strings.TrimSpace(f))
+		switch {
+		case err != nil:
+			return nil, cli.Usagef("--sim-keys %q: %q is not a slot number (want \"all\", \"none\" or a list such as 1,2,5)", s, f)
+		case slot < 1 || slot > n:
+			return nil, cli.Usagef("--sim-keys %q: slot %d is not in 1..%d", s, slot, n)
+		case keys[slot-1]:
+			return nil, cli.Usagef("--sim-keys %q: slot %d is listed twice", s, slot)
+		}
+		keys[slot-1] = true
+	}
+	return keys, nil
 }

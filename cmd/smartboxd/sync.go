@@ -26,10 +26,12 @@ const (
 // commit tells the link that the outbox has new events. Kick never blocks,
 // so a PIN check never waits on the network.
 // It also remembers the events for the console (see recentEvents).
+// And it tells the socket's watchers (changed) that there is news.
 type kickOnCommit struct {
 	box.Store
-	kick   func()
-	recent *recentEvents
+	kick    func()
+	recent  *recentEvents
+	changed func()
 }
 
 func (k kickOnCommit) Commit(c box.Change) ([]box.Event, error) {
@@ -37,6 +39,9 @@ func (k kickOnCommit) Commit(c box.Change) ([]box.Event, error) {
 	if err == nil && len(evs) > 0 {
 		k.recent.add(evs)
 		k.kick()
+		if k.changed != nil {
+			k.changed()
+		}
 	}
 	return evs, err
 }
@@ -91,6 +96,8 @@ func (d *daemon) newLink(creds cloudCredentials, opts daemonOptions) error {
 		// startLink's failSecure: a panic there must de-energise the
 		// locks too before it ends the process.
 		Guard: d.failSecure,
+		// Connected, revision and outbox as the socket's watchers see them.
+		Changed: d.changes.fire,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the sync link: %w", err)

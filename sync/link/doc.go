@@ -37,6 +37,10 @@
 // another store of the same box id (an old SD card's, replayed) is refused
 // like a bad signature, and deletes, applies and runs nothing.
 //
+// Options.Changed is called on the worker after each thing it handled from
+// the broker (connected, connection lost, records, an ack, a command): a
+// bare "look again" for a watcher of the box's state (smartboxd's socket).
+//
 // # Caveats
 //
 // Anything refused (a bad or missing signature, another box's message, a

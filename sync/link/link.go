@@ -76,6 +76,13 @@ type Options struct {
 	// caller's defers: smartboxd's Guard de-energises every lock first
 	// (its failSecure) and lets the panic go on. nil: f is called as is.
 	Guard func(f func())
+	// Changed, if set, is called on the link's worker after it has handled
+	// something from the broker: connected (and subscribed), connection
+	// lost, a records batch (applied or refused), an events ack, a command.
+	// It says "look again" (Connected, the store's revision and outbox may
+	// differ), carries nothing, and must not block: smartboxd's local socket
+	// uses it to push a fresh status to its watchers.
+	Changed func()
 }
 
 // Link is the box's side of sync. Make it with New and run it with Run.
@@ -267,6 +274,13 @@ func (l *Link) publish(leaf string, retained bool, payload []byte) {
 			l.log.Debug("sync: publish", "leaf", leaf, "err", tok.Error())
 		}
 	})
+}
+
+// changed calls Options.Changed, if set.
+func (l *Link) changed() {
+	if l.opts.Changed != nil {
+		l.opts.Changed()
+	}
 }
 
 // guard runs f under Options.Guard: f runs on a goroutine the caller's

@@ -73,6 +73,7 @@ func (l *Link) work(ctx context.Context) {
 }
 
 func (l *Link) handle(it item) {
+	defer l.changed() // whatever it was, the link's state may have moved
 	switch it.event {
 	case evConnected:
 		l.onConnect()

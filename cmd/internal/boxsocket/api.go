@@ -21,6 +21,7 @@
 //	POST /v1/sim/reader            ReaderRequest: hold a fob at the reader, or feed it garbage
 //	PUT  /v1/sim/clock             ClockRequest: set the simulated board's clock
 //
+// A /v1/sim action answers 200 with an empty JSON object ({}) once done.
 // The /v1/sim routes answer 404 on real hardware.
 package boxsocket
 
@@ -47,6 +48,13 @@ const (
 	MaxFobHold = 10 * time.Second
 	// MaxRawBytes caps ReaderRequest.Raw.
 	MaxRawBytes = 256
+	// MaxKeyHold caps KeypadRequest.HoldMS: a key held longer is a finger
+	// resting on it, and MaxKeys of them would keep the request open for
+	// minutes.
+	MaxKeyHold = 2 * time.Second
+	// MaxClockJump caps how far ClockRequest.At may be from the system's
+	// time: 1970 is in reach, a time.Duration's 292 years are not.
+	MaxClockJump = 100 * 365 * 24 * time.Hour
 )
 
 // Status is the box in one answer.
@@ -104,7 +112,8 @@ type Watch struct {
 }
 
 // KeypadRequest types Keys ("123456#"; '*' clears, '#' submits) on the
-// simulated keypad, each key held HoldMS (0: the default, a finger's tap).
+// simulated keypad, each key held HoldMS (0: the default, a finger's tap;
+// at most MaxKeyHold).
 type KeypadRequest struct {
 	Keys   string `json:"keys"`
 	HoldMS int    `json:"hold_ms,omitempty"`
