@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -200,7 +199,7 @@ func TestBrowser(t *testing.T) {
 		document.querySelector('#sync-state').dataset.connected === 'false'`, adaSlot))
 	waiting := waitFor[float64](t, ctx, "the release in the outbox while offline", fmt.Sprintf(
 		`document.querySelector('#sync-state').dataset.connected === 'false' && %s > 0 && %s`, outbox, outbox))
-	t.Logf("outbox while offline: %s event(s)", strconv.FormatFloat(waiting, 'f', -1, 64))
+	t.Logf("outbox while offline: %v event(s)", waiting)
 
 	// The network comes back: the outbox drains, and the release reaches
 	// the bridge, on Ada's booking.
