@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
 	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
 )
@@ -19,18 +20,9 @@ func badRequest(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
 }
 
-// statusCarrier is an error that knows its HTTP answer: the box socket's
-// error (a non-2xx answer of smartboxd, e.g. 409 for a latched slot).
-// boxsocket.Error{Status, Message} is being written beside this package;
-// once it lands, statusOf can use errors.As(err, new(*boxsocket.Error)).
-type statusCarrier interface {
-	error
-	HTTPStatus() int
-}
-
 // statusOf is the answer's status for err (see the package comment).
 func statusOf(err error) int {
-	var sc statusCarrier
+	se, fromBox := errors.AsType[*boxsocket.Error](err)
 	switch {
 	case errors.Is(err, errBadRequest), errors.Is(err, depot.ErrInvalid):
 		return http.StatusBadRequest
@@ -38,8 +30,10 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, depot.ErrBoxDown):
 		return http.StatusConflict
-	case errors.As(err, &sc) && sc.HTTPStatus() >= 400 && sc.HTTPStatus() <= 599:
-		return sc.HTTPStatus()
+	case fromBox && se.Status >= 400 && se.Status <= 599:
+		// The box's own answer (409 for a latched slot, 400 for a key
+		// not on its keypad) goes to the page as it is.
+		return se.Status
 	}
 	return http.StatusInternalServerError
 }

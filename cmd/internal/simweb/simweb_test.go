@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
@@ -257,11 +258,6 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
-// statusErr stands for the box socket's error (a non-2xx answer).
-type statusErr struct{ status int }
-
-func (e *statusErr) Error() string   { return fmt.Sprintf("box socket: %d: slot 3 is latched", e.status) }
-func (e *statusErr) HTTPStatus() int { return e.status }
 
 func TestErrorStatus(t *testing.T) {
 	d, _, _, hs := newTestServer(t)
@@ -275,8 +271,8 @@ func TestErrorStatus(t *testing.T) {
 	}{
 		{fmt.Errorf("taking: %w", depot.ErrBoxDown), http.StatusConflict},
 		{fmt.Errorf("slot 13 of 12: %w", depot.ErrInvalid), http.StatusBadRequest},
-		{fmt.Errorf("taking: %w", &statusErr{http.StatusConflict}), http.StatusConflict},
-		{fmt.Errorf("taking: %w", &statusErr{http.StatusServiceUnavailable}), http.StatusServiceUnavailable},
+		{fmt.Errorf("taking: %w", &boxsocket.Error{Status: http.StatusConflict, Message: "slot 3 is latched"}), http.StatusConflict},
+		{fmt.Errorf("taking: %w", &boxsocket.Error{Status: http.StatusServiceUnavailable, Message: "busy"}), http.StatusServiceUnavailable},
 		{errors.New("pty closed"), http.StatusInternalServerError},
 	} {
 		d.change(func(d *fakeDepot) { d.fail["take"] = tc.err })

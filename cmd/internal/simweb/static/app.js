@@ -425,7 +425,7 @@ function renderFleetio() {
       el('td', {}, `${fmtWhen(a.started_at)} – ${fmtWhen(a.ended_at)} `, el('span', {className: 'badge ' + (a.current ? 'good' : '')}, flag)),
       el('td', {className: 'field-code'}, fieldText(cf[FIELDS.code])),
       el('td', {className: 'field-link'}, typeof link === 'string' && /^https?:\/\//.test(link)
-        ? el('a', {href: link, target: '_blank', rel: 'noopener noreferrer'}, link) : fieldText(link)),
+        ? el('a', {href: link, title: link, target: '_blank', rel: 'noopener noreferrer'}, link) : fieldText(link)),
       el('td', {className: 'field-instructions'}, fieldText(cf[FIELDS.instructions])),
       el('td', {className: 'actions'},
         el('button', {type: 'button', className: 'edit', onclick: () => editAssignment(a)}, 'Change'),
