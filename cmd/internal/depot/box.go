@@ -263,7 +263,8 @@ func (b *Box) powerOn(ctx context.Context) error {
 		_ = logf.Close()
 		b.mu.Lock()
 		b.process, b.pid, b.since = ProcessExited, 0, time.Now()
-		b.exit = b.describeExit(err)
+		why := b.describeExit(err)
+		b.exit = why
 		if b.stopWatch != nil {
 			b.stopWatch()
 			b.stopWatch = nil
@@ -271,7 +272,7 @@ func (b *Box) powerOn(ctx context.Context) error {
 		b.mu.Unlock()
 		close(exited)
 		b.d.changed.notify()
-		b.d.log.Info("box process ended", "box", b.id, "exit", b.exit)
+		b.d.log.Info("box process ended", "box", b.id, "exit", why)
 	})
 
 	if err := b.waitReady(ctx, exited); err != nil {

@@ -258,7 +258,6 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
-
 func TestErrorStatus(t *testing.T) {
 	d, _, _, hs := newTestServer(t)
 	status, body := do(t, hs, "POST", "/api/boxes/nope/keypad", `{"keys": "1"}`)
