@@ -60,10 +60,14 @@ func TestPortInUse(t *testing.T) {
 func TestRunsUntilInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
+	bin := depottest.Smartboxd(t)
+	// A relative --data, as `make demo` passes: the boxes' configs must
+	// still name their files right.
+	t.Chdir(t.TempDir())
 	var out, errb syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--data", t.TempDir(), "--smartboxd", depottest.Smartboxd(t)},
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--data", "demo-data/sim", "--smartboxd", bin},
 			nil, &out, &errb)
 	}()
 	url := regexp.MustCompile(`Open (http://127\.0\.0\.1:\d+)`)

@@ -229,6 +229,13 @@ func (d *Depot) makeDir() error {
 		}
 		d.dir, d.ownDir = dir, true
 	}
+	// Absolute: a box's config names its files, and smartboxd reads a
+	// relative name from the config file's directory.
+	abs, err := filepath.Abs(d.dir)
+	if err != nil {
+		return err
+	}
+	d.dir = abs
 	for _, sub := range []string{"bridge", "boxes"} {
 		if err := os.RemoveAll(filepath.Join(d.dir, sub)); err != nil {
 			return fmt.Errorf("clearing the last run: %w", err)
