@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -23,8 +22,12 @@ import (
 // DefaultListen is the page's address: loopback, a port unlikely to be taken.
 const DefaultListen = "127.0.0.1:8400"
 
-// shutdownTimeout bounds the page server's shutdown (SSE streams are cut).
-const shutdownTimeout = 2 * time.Second
+// The page server's bounds: a request's headers (a slow client holds no
+// connection for long), and its shutdown once the live streams are closed.
+const (
+	readHeaderTimeout = 10 * time.Second
+	shutdownTimeout   = 2 * time.Second
+)
 
 func main() {
 	// Ctrl-C and SIGTERM end ctx: every box relocks and stops, then the rest.
@@ -91,7 +94,8 @@ func runSim(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: simweb.Handler(d, log), ReadHeaderTimeout: 10 * time.Second}
+	page := simweb.New(d, log)
+	srv := &http.Server{Handler: page, ReadHeaderTimeout: readHeaderTimeout}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "SmartBox simulator: %d box(es), bridge, fake Fleetio, mail and SMS catchers; ready in %.1f s.\n",
@@ -107,6 +111,9 @@ func runSim(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	case <-consoleDone(d, *console):
 		// `quit` at box 1's console: the person is done.
 	}
+	// The page's live streams end first, so that the server's Shutdown has
+	// nothing to wait for.
+	_ = page.Close()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
@@ -130,7 +137,7 @@ func consoleDone(d *depot.Depot, console bool) <-chan struct{} {
 	go func() {
 		for {
 			changed := d.Changed()
-			if v := d.Boxes()[0]; v.Process == depot.ProcessExited && strings.Contains(v.Exit, "status 0") {
+			if v := d.Boxes()[0]; v.Process == depot.ProcessExited && v.ExitCode == 0 {
 				close(ch)
 				return
 			}

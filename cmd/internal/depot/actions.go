@@ -155,15 +155,20 @@ func (d *Depot) SetClock(ctx context.Context, id string, r boxsocket.ClockReques
 	return nil
 }
 
-// SetNetwork cuts the box's network (every connection to the broker is
-// reset, and new ones are refused) or restores it.
-func (d *Depot) SetNetwork(id string, cut bool) error {
+// SetNetwork cuts the box's network or restores it (cut 0). netcut.Reset
+// resets every connection to the broker and refuses new ones; Blackhole is
+// a pulled cable: nothing gets through, and neither end is told until its
+// keepalive gives up.
+func (d *Depot) SetNetwork(id string, cut netcut.Mode) error {
 	b, err := d.Box(id)
 	if err != nil {
 		return err
 	}
-	if cut {
-		if err := b.proxy.Cut(netcut.Reset); err != nil {
+	if cut != 0 && cut != netcut.Reset && cut != netcut.Blackhole {
+		return fmt.Errorf("%w: network cut mode %d: want reset or blackhole", ErrInvalid, cut)
+	}
+	if cut != 0 {
+		if err := b.proxy.Cut(cut); err != nil {
 			return fmt.Errorf("cutting box %s's network: %w", id, err)
 		}
 	} else {
@@ -184,11 +189,6 @@ func (d *Depot) SetPower(ctx context.Context, id string, on bool) error {
 	if !on {
 		return b.powerOff()
 	}
-	b.mu.Lock()
-	if b.process == ProcessExited {
-		b.restarts++
-	}
-	b.mu.Unlock()
 	return b.powerOn(ctx)
 }
 

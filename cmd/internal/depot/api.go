@@ -44,12 +44,18 @@ type BoxView struct {
 	PID     int    `json:"pid,omitempty"`
 	// Exit says why the process ended ("killed: power pulled", "exit
 	// status 1: ...") with the last lines of its log; "" while it runs.
-	Exit     string    `json:"exit,omitempty"`
+	Exit string `json:"exit,omitempty"`
+	// ExitCode is the process's exit status once it has ended (-1: ended
+	// by a signal, as a pulled power is).
+	ExitCode int       `json:"exit_code,omitempty"`
 	Restarts int       `json:"restarts"`
 	Since    time.Time `json:"since"` // when Process last changed
 
-	// NetworkCut: the box's link to the broker is severed at the proxy.
-	NetworkCut bool `json:"network_cut"`
+	// NetworkCut: the box's link to the broker is severed at the proxy;
+	// NetworkMode says how ("reset": connections refused at once;
+	// "blackhole": a pulled cable, nothing gets through and nobody is told).
+	NetworkCut  bool   `json:"network_cut"`
+	NetworkMode string `json:"network_mode,omitempty"`
 	// ClockOffsetS is how far the simulator set the board's clock from
 	// the real time (0: not skewed); it survives a power cut.
 	ClockOffsetS int64 `json:"clock_offset_s"`
@@ -57,7 +63,9 @@ type BoxView struct {
 	// Keys are the box's keys with their fobs (for the page's reader).
 	Keys []box.Key `json:"keys"`
 	// State is the latest Watch the box sent (its Events left out: see
-	// Depot.Events); nil before the first.
+	// Depot.Events); nil before the first. Once the process has ended it
+	// is what the box is now: every lock de-energised and every LED off
+	// (the power, or the daemon, is gone), the cloud "not running".
 	State *boxsocket.Watch `json:"state,omitempty"`
 }
 

@@ -51,7 +51,9 @@ type Box struct {
 	process     string
 	pid         int
 	exit        string
+	exitCode    int
 	restarts    int
+	started     bool // a process has been started once (later ones are restarts)
 	since       time.Time
 	killing     string        // why the depot is ending the process ("" if it is not)
 	exited      chan struct{} // closed when the current process has ended
@@ -96,7 +98,7 @@ func (d *Depot) newBox(ctx context.Context, n int, fleet *fleetSeed) (*Box, erro
 		return nil, fmt.Errorf("the bridge's signing key: %w", err)
 	}
 	st, err := store.Open(filepath.Join(b.dir, "box.db"), store.Options{BoxID: b.id, Slots: SlotsPerBox,
-		Timeout: 5 * time.Second, Logger: d.log.With("part", "store", "box", b.id)})
+		Timeout: storeOpenTimeout, Logger: d.log.With("part", "store", "box", b.id)})
 	if err != nil {
 		return nil, fmt.Errorf("box %s: making its store: %w", b.id, err)
 	}
@@ -204,8 +206,12 @@ func (b *Box) view() BoxView {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	v := BoxView{ID: b.id, Name: b.name, Location: b.location, Slots: SlotsPerBox,
-		Power: b.power, Process: b.process, PID: b.pid, Exit: b.exit, Restarts: b.restarts, Since: b.since,
-		NetworkCut: b.proxy.IsCut(), ClockOffsetS: int64(b.clockOffset / time.Second), Keys: slices.Clone(b.keys)}
+		Power: b.power, Process: b.process, PID: b.pid, Exit: b.exit, ExitCode: b.exitCode, Restarts: b.restarts,
+		Since: b.since, NetworkCut: b.proxy.IsCut(), ClockOffsetS: int64(b.clockOffset / time.Second),
+		Keys: slices.Clone(b.keys)}
+	if v.NetworkCut {
+		v.NetworkMode = b.proxy.CutMode().String()
+	}
 	if b.state != nil {
 		s := *b.state
 		s.Slots = slices.Clone(s.Slots)
@@ -254,6 +260,10 @@ func (b *Box) powerOn(ctx context.Context) error {
 	}
 	exited := make(chan struct{})
 	b.mu.Lock()
+	if b.started {
+		b.restarts++
+	}
+	b.started = true
 	b.power, b.process, b.pid, b.exit, b.killing, b.exited, b.since = PowerOn, ProcessStarting, cmd.Process.Pid, "", "", exited, time.Now()
 	b.tail.reset()
 	b.mu.Unlock()
@@ -264,7 +274,8 @@ func (b *Box) powerOn(ctx context.Context) error {
 		b.mu.Lock()
 		b.process, b.pid, b.since = ProcessExited, 0, time.Now()
 		why := b.describeExit(err)
-		b.exit = why
+		b.exit, b.exitCode = why, cmd.ProcessState.ExitCode()
+		b.state = deadState(b.state)
 		if b.stopWatch != nil {
 			b.stopWatch()
 			b.stopWatch = nil
@@ -275,12 +286,17 @@ func (b *Box) powerOn(ctx context.Context) error {
 		b.d.log.Info("box process ended", "box", b.id, "exit", why)
 	})
 
-	if err := b.waitReady(ctx, exited); err != nil {
+	// A box that does not come up is not left running unwatched.
+	fail := func(err error) error {
+		_ = b.kill(syscall.SIGKILL, "killed: it did not start ("+err.Error()+")", PowerOff, 0)
 		return err
+	}
+	if err := b.waitReady(ctx, exited); err != nil {
+		return fail(err)
 	}
 	for slot, f := range faults {
 		if err := b.client.SetFault(ctx, slot, f); err != nil {
-			return fmt.Errorf("box %s: re-applying slot %d's fault: %w", b.id, slot, err)
+			return fail(fmt.Errorf("box %s: re-applying slot %d's fault: %w", b.id, slot, err))
 		}
 	}
 	wctx, cancel := context.WithCancel(b.d.ctx)
@@ -305,7 +321,7 @@ func (b *Box) waitReady(ctx context.Context, exited <-chan struct{}) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		cctx, cancel := context.WithTimeout(ctx, readyProbeTimeout)
 		st, err := b.client.Status(cctx)
 		cancel()
 		if err == nil {
@@ -351,6 +367,34 @@ func (b *Box) watch(ctx context.Context, exited <-chan struct{}) {
 
 // watchRetry is the pause before re-opening a broken watch stream.
 const watchRetry = 200 * time.Millisecond
+
+// readyProbeTimeout bounds one probe of a starting box's socket: a daemon
+// that accepts but does not answer is probed again rather than waited on.
+const readyProbeTimeout = time.Second
+
+// storeOpenTimeout bounds the wait for a box's store lock while the depot
+// provisions it (nothing else holds it then: a holder is a bug, said fast).
+const storeOpenTimeout = 5 * time.Second
+
+// deadState is what a box whose process has ended shows: the last state it
+// sent with every lock de-energised and every LED off (the sim's pins went
+// with the process, as a real box's coils go with its power) and the cloud
+// link gone; the keys stay where they physically are.
+func deadState(w *boxsocket.Watch) *boxsocket.Watch {
+	if w == nil {
+		return nil
+	}
+	d := *w
+	d.Slots = slices.Clone(w.Slots)
+	for i := range d.Slots {
+		s := &d.Slots[i]
+		s.Released, s.LED, s.WaitingFor = false, false, ""
+		s.KeyPresent = s.KeyInSlot && !s.SensorDead
+	}
+	d.Status.Cloud = "not running"
+	d.Typed = 0
+	return &d
+}
 
 func (b *Box) onWatch(w boxsocket.Watch) error {
 	b.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot/depottest"
+	"github.com/smartbox-oss/smartbox/sim/netcut"
 )
 
 // waitFor bounds every wait here: a real process, a real broker.
@@ -65,7 +66,7 @@ func TestDepot(t *testing.T) {
 
 	// Unknown boxes and bad requests.
 	require.ErrorIs(t, d.Press(ctx, "box-9", "1#"), depot.ErrUnknownBox)
-	require.ErrorIs(t, d.SetNetwork("box-9", true), depot.ErrUnknownBox)
+	require.ErrorIs(t, d.SetNetwork("box-9", netcut.Reset), depot.ErrUnknownBox)
 	require.ErrorIs(t, d.SetClock(ctx, "box-1", boxsocket.ClockRequest{}), depot.ErrInvalid)
 
 	// box-2 dies on its own (as a crash would): shown dead, with why;
@@ -85,10 +86,10 @@ func TestDepot(t *testing.T) {
 	require.Eventually(t, connected("box-2"), waitFor, 10*time.Millisecond)
 
 	// The network cut and back.
-	require.NoError(t, d.SetNetwork("box-1", true))
+	require.NoError(t, d.SetNetwork("box-1", netcut.Reset))
 	require.True(t, view("box-1").NetworkCut)
 	require.Eventually(t, func() bool { return !connected("box-1")() }, waitFor, 10*time.Millisecond)
-	require.NoError(t, d.SetNetwork("box-1", false))
+	require.NoError(t, d.SetNetwork("box-1", 0))
 	require.Eventually(t, connected("box-1"), waitFor, 10*time.Millisecond)
 
 	// The clock two hours ahead, then right again.

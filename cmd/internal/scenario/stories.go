@@ -10,6 +10,7 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
+	"github.com/smartbox-oss/smartbox/sim/netcut"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
@@ -209,7 +210,7 @@ func playOffline(ctx context.Context, r *Run) error {
 	if err := r.Await(ctx, "the box has the booking's grant", r.hasGrant(a.ID)); err != nil {
 		return err
 	}
-	if err := r.Do("the box's network is cut", func() error { return r.D.SetNetwork(boxA, true) }); err != nil {
+	if err := r.Do("the box's network is cut", func() error { return r.D.SetNetwork(boxA, netcut.Reset) }); err != nil {
 		return err
 	}
 	if err := r.Await(ctx, "the box knows it is offline", r.boxStatus(boxA, func(s boxsocket.Status) error {
@@ -246,7 +247,7 @@ func playOffline(ctx context.Context, r *Run) error {
 	}); err != nil {
 		return err
 	}
-	if err := r.Do("the network comes back", func() error { return r.D.SetNetwork(boxA, false) }); err != nil {
+	if err := r.Do("the network comes back", func() error { return r.D.SetNetwork(boxA, 0) }); err != nil {
 		return err
 	}
 	if err := r.Await(ctx, "the box reconnects and its outbox drains", r.boxStatus(boxA, func(s boxsocket.Status) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
+	"github.com/smartbox-oss/smartbox/sim/netcut"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
@@ -217,7 +218,8 @@ func (s *Server) clock(ctx context.Context, w http.ResponseWriter, r *http.Reque
 
 func (s *Server) network(_ context.Context, w http.ResponseWriter, r *http.Request) (any, error) {
 	var req struct {
-		Cut *bool `json:"cut"`
+		Cut  *bool  `json:"cut"`
+		Mode string `json:"mode"` // "reset" (the default) or "blackhole"
 	}
 	if err := readBody(w, r, &req); err != nil {
 		return nil, err
@@ -225,7 +227,21 @@ func (s *Server) network(_ context.Context, w http.ResponseWriter, r *http.Reque
 	if req.Cut == nil {
 		return nil, badRequest("network: give cut (true or false)")
 	}
-	return nil, s.d.SetNetwork(r.PathValue("id"), *req.Cut)
+	if !*req.Cut {
+		if req.Mode != "" {
+			return nil, badRequest("network: a mode is for a cut, not a restore")
+		}
+		return nil, s.d.SetNetwork(r.PathValue("id"), 0)
+	}
+	mode := netcut.Reset
+	if req.Mode != "" {
+		m, err := netcut.ParseMode(req.Mode)
+		if err != nil {
+			return nil, badRequest("network: %v", err)
+		}
+		mode = m
+	}
+	return nil, s.d.SetNetwork(r.PathValue("id"), mode)
 }
 
 func (s *Server) power(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
+	"github.com/smartbox-oss/smartbox/sim/netcut"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
@@ -197,7 +198,9 @@ func (d *fakeDepot) SetSlotFault(_ context.Context, id string, slot int, f boxso
 func (d *fakeDepot) SetClock(_ context.Context, id string, r boxsocket.ClockRequest) error {
 	return d.act("clock", id, r.At.UTC().Format(time.RFC3339), r.Reset)
 }
-func (d *fakeDepot) SetNetwork(id string, cut bool) error { return d.act("network", id, cut) }
+func (d *fakeDepot) SetNetwork(id string, cut netcut.Mode) error {
+	return d.act("network", id, cut != 0)
+}
 func (d *fakeDepot) SetPower(_ context.Context, id string, on bool) error {
 	return d.act("power", id, on)
 }

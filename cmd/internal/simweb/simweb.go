@@ -12,6 +12,7 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
+	"github.com/smartbox-oss/smartbox/sim/netcut"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
 )
@@ -28,7 +29,7 @@ type Depot interface {
 	ReaderRaw(ctx context.Context, boxID string, raw []byte) error // garbage on the serial line
 	SetSlotFault(ctx context.Context, boxID string, slot int, f boxsocket.SlotFault) error
 	SetClock(ctx context.Context, boxID string, r boxsocket.ClockRequest) error
-	SetNetwork(boxID string, cut bool) error
+	SetNetwork(boxID string, cut netcut.Mode) error // 0 restores
 	SetPower(ctx context.Context, boxID string, on bool) error
 	ForgeGrant(ctx context.Context, boxID string) error
 	RestartBroker(ctx context.Context) error
