@@ -194,18 +194,28 @@ func (d *Depot) SetPower(ctx context.Context, id string, on bool) error {
 
 // RestartBroker stops the bridge (with its embedded broker) and starts it
 // again on the same ports and data: every box loses its connection and
-// comes back, and Fleetio's deliveries during the gap are retried.
+// comes back, and Fleetio's deliveries during the gap are retried. The
+// depot's lock is not held meanwhile: the page goes on answering (the
+// bridge's parts of it fail, and say so) while BrokerUp is false. If the
+// start fails, the bridge stays down until the next RestartBroker.
 func (d *Depot) RestartBroker(ctx context.Context) error {
+	d.restartMu.Lock()
+	defer d.restartMu.Unlock()
 	d.bmu.Lock()
-	defer d.bmu.Unlock()
+	old := d.svc
 	d.brokerUp = false
+	d.bmu.Unlock()
 	d.changed.notify()
-	if err := d.svc.Close(); err != nil {
+	if err := old.Close(); err != nil {
 		d.log.Warn("closing the bridge for a restart", "err", err)
 	}
-	if err := d.bridgeUp(ctx); err != nil {
+	svc, err := d.startService(ctx)
+	if err != nil {
 		return err
 	}
+	d.bmu.Lock()
+	d.svc, d.admin, d.brokerUp = svc, svc.AdminClient(), true
+	d.bmu.Unlock()
 	d.changed.notify()
 	return nil
 }

@@ -43,17 +43,24 @@ const (
 	bridgeReadyTimeout = 15 * time.Second
 )
 
-// The fake Fleetio account's credentials: the three values a fleet manager
-// copies from Fleetio's settings into the bridge. Loopback only.
+// The SMS gateway fake's account and the senders. (The fake Fleetio's API
+// key, account token and webhook secret, the three values a fleet manager
+// copies from Fleetio into the bridge, are drawn afresh each run: with a
+// known webhook secret any local process could sign webhooks that make
+// real bookings.)
 const (
-	fleetioAPIKey        = "sim-api-key"
-	fleetioAccountToken  = "sim-account"
-	fleetioWebhookSecret = "sim-webhook-secret"
-	smsAccountSID        = "ACsim0000000000000000000000000000"
-	smsAuthToken         = "sim-sms-token"
-	smsFrom              = "+15550000000"
-	mailFrom             = "SmartBox <smartbox@depot.example>"
+	smsAccountSID = "ACsim0000000000000000000000000000"
+	smsFrom       = "+15550000000"
+	mailFrom      = "SmartBox <smartbox@depot.example>"
 )
+
+// boxStartParallel is how many box processes start at once: enough to
+// overlap their store opens, few enough not to starve the bridge on a
+// 2-core laptop.
+const boxStartParallel = 8
+
+// secretBytes is the entropy of every password and secret the depot draws.
+const secretBytes = 18
 
 // fleetioRetries is the fake Fleetio's webhook retry schedule in the
 // simulator: Fleetio's own waits minutes and hours, which would leave a
@@ -99,20 +106,23 @@ type Depot struct {
 
 	changed signal
 
-	fleet  *fleetiotest.Server
-	mail   *smtptest.Server
-	sms    *twiliotest.Server
-	smsSrv *http.Server
-	smsURL string
+	fleet    *fleetiotest.Server
+	mail     *smtptest.Server
+	sms      *twiliotest.Server
+	smsSrv   *http.Server
+	smsURL   string
+	smsToken string
 
-	// bmu guards the bridge across a restart (RestartBroker).
-	bmu      sync.RWMutex
-	svc      *bridge.Service
-	bopts    bridge.Options // fixed listen addresses once the first start chose them
-	admin    *bridge.AdminClient
-	brokerUp bool
-	kid      string // the bridge's signing key id, the one boxes trust
-	cloudPW  string // the cloud's own broker password (ForgeGrant's attacker has it)
+	// bmu guards the bridge's fields, swapped by a restart; restartMu
+	// makes restarts one at a time.
+	bmu       sync.RWMutex
+	restartMu sync.Mutex
+	svc       *bridge.Service
+	bopts     bridge.Options // fixed listen addresses once the first start chose them
+	admin     *bridge.AdminClient
+	brokerUp  bool
+	kid       string // the bridge's signing key id, the one boxes trust
+	cloudPW   string // the cloud's own broker password (ForgeGrant's attacker has it)
 
 	boxes []*Box
 	byID  map[string]*Box
@@ -170,8 +180,9 @@ func Start(ctx context.Context, o Options) (_ *Depot, err error) {
 	if err := d.startCatchers(); err != nil {
 		return nil, err
 	}
+	fc := bridge.ConnectRequest{APIKey: randomSecret(), AccountToken: randomSecret(), WebhookSecret: randomSecret()}
 	d.fleet = fleetiotest.New(fleetiotest.Options{
-		APIKey: fleetioAPIKey, AccountToken: fleetioAccountToken, WebhookSecret: fleetioWebhookSecret,
+		APIKey: fc.APIKey, AccountToken: fc.AccountToken, WebhookSecret: fc.WebhookSecret,
 		RetryIntervals: fleetioRetries, TriggeredBy: "Fleet Manager", Logger: log.With("part", "fleetio"),
 	})
 	if _, err := d.fleet.Start(); err != nil {
@@ -185,10 +196,8 @@ func Start(ctx context.Context, o Options) (_ *Depot, err error) {
 		return nil, err
 	}
 	admin := d.Admin()
-	if err := admin.Do(ctx, http.MethodPost, "/v1/fleetio/connect", bridge.ConnectRequest{
-		APIKey: fleetioAPIKey, AccountToken: fleetioAccountToken, WebhookSecret: fleetioWebhookSecret,
-		BaseURL: d.fleet.APIURL(),
-	}, nil); err != nil {
+	fc.BaseURL = d.fleet.APIURL()
+	if err := admin.Do(ctx, http.MethodPost, "/v1/fleetio/connect", fc, nil); err != nil {
 		return nil, fmt.Errorf("connecting the bridge to Fleetio: %w", err)
 	}
 
@@ -203,7 +212,7 @@ func Start(ctx context.Context, o Options) (_ *Depot, err error) {
 	// Processes start side by side: 50 daemons opening their stores one
 	// after the other would take longer than a person waits for a page.
 	var g errgroup.Group
-	g.SetLimit(8)
+	g.SetLimit(boxStartParallel)
 	for _, b := range d.boxes {
 		g.Go(func() error { return b.powerOn(ctx) })
 	}
@@ -254,7 +263,8 @@ func (d *Depot) startCatchers() error {
 	if d.mail, err = smtptest.Listen(""); err != nil {
 		return fmt.Errorf("starting the SMTP catcher: %w", err)
 	}
-	d.sms = twiliotest.New(smsAccountSID, smsAuthToken)
+	d.smsToken = randomSecret()
+	d.sms = twiliotest.New(smsAccountSID, d.smsToken)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("starting the SMS gateway fake: %w", err)
@@ -278,7 +288,7 @@ func (d *Depot) startBridge(ctx context.Context) error {
 		return err
 	}
 	smsc, err := notify.NewSMSClient(notify.SMSConfig{BaseURL: d.smsURL, AccountSID: smsAccountSID,
-		AuthToken: smsAuthToken, From: smsFrom})
+		AuthToken: d.smsToken, From: smsFrom})
 	if err != nil {
 		return err
 	}
@@ -293,9 +303,11 @@ func (d *Depot) startBridge(ctx context.Context) error {
 		Notifier: &notify.Dispatcher{Templates: tmpl, Mail: mailer, SMS: smsc, Log: d.log.With("part", "notify")},
 		Logger:   d.log.With("part", "bridge"),
 	}
-	if err := d.bridgeUp(ctx); err != nil {
+	svc, err := d.startService(ctx)
+	if err != nil {
 		return err
 	}
+	d.svc, d.admin, d.brokerUp = svc, svc.AdminClient(), true
 	// From now on the same addresses, so that a restarted bridge is where
 	// the boxes and Fleetio look for it.
 	d.bopts.AdminListen = d.svc.AdminAddr()
@@ -307,26 +319,25 @@ func (d *Depot) startBridge(ctx context.Context) error {
 	return nil
 }
 
-// bridgeUp starts the bridge on d.bopts and waits until the cloud listens
-// to the boxes. Called with bmu held, or before anyone else runs.
-func (d *Depot) bridgeUp(ctx context.Context) error {
+// startService starts a bridge on d.bopts and waits until its cloud
+// listens to the boxes.
+func (d *Depot) startService(ctx context.Context) (*bridge.Service, error) {
 	svc, err := bridge.Start(d.ctx, d.bopts)
 	if err != nil {
-		return fmt.Errorf("starting the bridge: %w", err)
+		return nil, fmt.Errorf("starting the bridge: %w", err)
 	}
 	select {
 	case <-svc.Ready():
 	case <-time.After(bridgeReadyTimeout):
 		_ = svc.Close()
-		return fmt.Errorf("the bridge's cloud did not subscribe to the box topics within %s", bridgeReadyTimeout)
+		return nil, fmt.Errorf("the bridge's cloud did not subscribe to the box topics within %s", bridgeReadyTimeout)
 	case <-ctx.Done():
 		_ = svc.Close()
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	// Bookings change when box events arrive: the page re-reads them.
 	svc.Cloud().OnEvents(func(string, []box.Event) { d.changed.notify() })
-	d.svc, d.admin, d.brokerUp = svc, svc.AdminClient(), true
-	return nil
+	return svc, nil
 }
 
 // Admin is a client of the bridge's admin API (the same across restarts).
@@ -462,9 +473,9 @@ func (s *signal) notify() {
 	}
 }
 
-// randomSecret is a fresh password: 18 random bytes, base64.
+// randomSecret is a fresh password: secretBytes random bytes, base64.
 func randomSecret() string {
-	b := make([]byte, 18)
+	b := make([]byte, secretBytes)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
 	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -22,8 +22,12 @@ const ForgedCode = "271828"
 // ForgedGrantID is the forged batch's grant.
 const ForgedGrantID = "forged-grant"
 
-// forgeTimeout bounds the attacker's connect and publish.
-const forgeTimeout = 10 * time.Second
+// forgeTimeout bounds the attacker's connect and publish; forgeQuiesce is
+// paho's wait for in-flight work at disconnect, in milliseconds.
+const (
+	forgeTimeout = 10 * time.Second
+	forgeQuiesce = 100
+)
 
 // ForgeGrant plays an attacker who has the broker (the cloud's broker
 // password, or the broker itself) but not the bridge's signing key: it
@@ -75,7 +79,7 @@ func (d *Depot) ForgeGrant(ctx context.Context, id string) error {
 	if t := c.Connect(); !t.WaitTimeout(forgeTimeout) || t.Error() != nil {
 		return fmt.Errorf("forged grant: connecting to the broker: %v", t.Error())
 	}
-	defer c.Disconnect(100)
+	defer c.Disconnect(forgeQuiesce)
 	t := c.Publish(wire.Topic(b.id, wire.LeafRecords), 1, false, msg)
 	if !t.WaitTimeout(forgeTimeout) || t.Error() != nil {
 		return fmt.Errorf("forged grant: publishing: %v", t.Error())
