@@ -63,7 +63,7 @@ type Box struct {
 	lastSeq     uint64
 	keyInSlot   []bool                      // physical truth, carried across a power cut
 	faults      map[int]boxsocket.SlotFault // set through the depot, re-applied at power on
-	tail        *lineTail
+	logStart    int64 // where the current process's lines begin in its log
 	stopWatch   context.CancelFunc
 }
 
@@ -72,8 +72,7 @@ type Box struct {
 // writes its config. The process is started by powerOn.
 func (d *Depot) newBox(ctx context.Context, n int, fleet *fleetSeed) (*Box, error) {
 	b := &Box{d: d, n: n, id: boxID(n), power: PowerOff, process: ProcessExited, since: time.Now(),
-		keyInSlot: slices.Repeat([]bool{true}, SlotsPerBox), faults: map[int]boxsocket.SlotFault{},
-		tail: newLineTail(exitTailLines)}
+		keyInSlot: slices.Repeat([]bool{true}, SlotsPerBox), faults: map[int]boxsocket.SlotFault{}}
 	b.name = fmt.Sprintf("Depot %c", 'A'+rune((n-1)%26))
 	if n > 26 {
 		b.name = fmt.Sprintf("Depot %d", n)
@@ -246,9 +245,16 @@ func (b *Box) powerOn(ctx context.Context) error {
 		return fmt.Errorf("box %s: its log: %w", b.id, err)
 	}
 	cmd := exec.Command(b.d.bin, args...)
-	out := io.MultiWriter(logf, b.tail)
-	cmd.Stderr = out
-	cmd.Stdout = out
+	// The log file itself, not a pipe through the depot: a box whose
+	// simulator was killed must still be able to log its way through its
+	// relock (a write to a broken pipe would end it with SIGPIPE first).
+	logStart, err := logf.Seek(0, io.SeekEnd)
+	if err != nil {
+		_ = logf.Close()
+		return err
+	}
+	cmd.Stderr = logf
+	cmd.Stdout = logf
 	if b.n == 1 && b.d.consoleIn != nil {
 		cmd.Stdin = b.d.consoleIn
 		cmd.Stdout = b.d.o.ConsoleOut
@@ -265,7 +271,7 @@ func (b *Box) powerOn(ctx context.Context) error {
 	}
 	b.started = true
 	b.power, b.process, b.pid, b.exit, b.killing, b.exited, b.since = PowerOn, ProcessStarting, cmd.Process.Pid, "", "", exited, time.Now()
-	b.tail.reset()
+	b.logStart = logStart
 	b.mu.Unlock()
 	b.d.changed.notify()
 	b.d.wg.Go(func() {
@@ -455,7 +461,7 @@ func (b *Box) describeExit(err error) string {
 	default:
 		why = err.Error()
 	}
-	if t := b.tail.String(); t != "" {
+	if t := logTail(b.logPath, b.logStart, exitTailLines); t != "" {
 		why += "; its log ends:\n" + t
 	}
 	return why

@@ -76,6 +76,12 @@ func TestDepot(t *testing.T) {
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 	require.Eventually(t, func() bool { return view("box-2").Process == depot.ProcessExited }, waitFor, 10*time.Millisecond)
 	require.Contains(t, view("box-2").Exit, "ended by signal 9")
+	require.Contains(t, view("box-2").Exit, "its log ends:\n", "a dead box shows the end of its log")
+	require.Equal(t, -1, view("box-2").ExitCode)
+	for _, s := range view("box-2").State.Slots {
+		require.False(t, s.Released, "a dead box has no energised lock")
+	}
+	require.Equal(t, "not running", view("box-2").State.Status.Cloud)
 	require.ErrorIs(t, d.Press(ctx, "box-2", "1#"), depot.ErrBoxDown)
 	require.NoError(t, d.Press(ctx, "box-1", "12*"))
 

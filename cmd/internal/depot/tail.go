@@ -1,66 +1,41 @@
 package depot
 
 import (
-	"bytes"
+	"io"
+	"os"
 	"strings"
-	"sync"
 )
 
 // exitTailLines is how many of a box's last log lines a dead box shows.
 const exitTailLines = 6
 
-// maxTailLine caps one kept line (a runaway line without a newline).
-const maxTailLine = 1 << 10
+// maxTailRead bounds what logTail reads from the end of a log: a few lines
+// of slog text, and a runaway line cut.
+const maxTailRead = 16 << 10
 
-// lineTail is an io.Writer keeping the last n lines written to it.
-type lineTail struct {
-	mu      sync.Mutex
-	n       int
-	lines   []string
-	partial []byte
-}
-
-func newLineTail(n int) *lineTail { return &lineTail{n: n} }
-
-func (t *lineTail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	rest := p
-	for {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			t.partial = append(t.partial, rest...)
-			if len(t.partial) > maxTailLine {
-				t.partial = t.partial[:maxTailLine]
-			}
-			return len(p), nil
-		}
-		line := append(t.partial, rest[:i]...)
-		t.partial = nil
-		if len(line) > maxTailLine {
-			line = line[:maxTailLine]
-		}
-		t.lines = append(t.lines, string(line))
-		if len(t.lines) > t.n {
-			t.lines = t.lines[len(t.lines)-t.n:]
-		}
-		rest = rest[i+1:]
+// logTail is the last n lines written to the log at path after offset from
+// (the current process's own lines), "" if none or unreadable.
+func logTail(path string, from int64, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
 	}
-}
-
-// String is the kept lines, and a last line without its newline.
-func (t *lineTail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := t.lines
-	if len(t.partial) > 0 {
-		lines = append(lines[:len(lines):len(lines)], string(t.partial))
+	defer f.Close()
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil || end <= from {
+		return ""
+	}
+	start := max(from, end-maxTailRead)
+	buf := make([]byte, end-start)
+	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(buf), "\n"), "\n")
+	if start > from && len(lines) > 1 {
+		lines = lines[1:] // the first is cut
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-func (t *lineTail) reset() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.lines, t.partial = nil, nil
 }
