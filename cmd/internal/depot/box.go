@@ -63,7 +63,7 @@ type Box struct {
 	lastSeq     uint64
 	keyInSlot   []bool                      // physical truth, carried across a power cut
 	faults      map[int]boxsocket.SlotFault // set through the depot, re-applied at power on
-	logStart    int64 // where the current process's lines begin in its log
+	logStart    int64                       // where the current process's lines begin in its log
 	stopWatch   context.CancelFunc
 }
 
