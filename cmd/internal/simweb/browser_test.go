@@ -118,7 +118,7 @@ func TestBrowser(t *testing.T) {
 
 	// A fault.
 	run(t, ctx, chromedp.Click(chromedp.CSS("#fault-network")))
-	waitCall(t, d, "network b1 true")
+	waitCall(t, d, "network b1 true reset")
 
 	// The inbox: the PIN stands out, the link is a link; the mail's markup is text.
 	require.Equal(t, "482913", run(t, ctx, chromedp.Text(chromedp.CSS("#inbox .message .pin"))))
