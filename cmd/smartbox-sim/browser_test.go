@@ -119,7 +119,7 @@ func TestBrowser(t *testing.T) {
 		Smartboxd: depottest.Smartboxd(t), Logger: log})
 	require.NoError(t, err, "starting the depot")
 	t.Cleanup(func() { require.NoError(t, d.Close(), "closing the depot") })
-	page := simweb.New(d, log)
+	page := simweb.New(d, simweb.Options{Logger: log})
 	hs := httptest.NewServer(page)
 	t.Cleanup(hs.Close)
 	// Before hs.Close, which waits for the page's open streams.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,7 +43,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 func runSim(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("smartbox-sim", stderr)
-	listen := fs.String("listen", DefaultListen, "the page's address (host:port; port 0 picks a free one)")
+	listen := fs.String("listen", DefaultListen, "the page's address (host:port; port 0 picks a free one); loopback only unless --allow-remote")
+	allowRemote := fs.Bool("allow-remote", false, "let --listen be an address other machines reach (the page has no login and controls the whole installation)")
 	boxes := fs.Int("boxes", 1, fmt.Sprintf("how many boxes (smartboxd processes) run, 1..%d", depot.MaxBoxes))
 	dataDir := fs.String("data", "", `where the installation lives (cleared at start); "" a temporary directory`)
 	smartboxd := fs.String("smartboxd", "", "the smartboxd binary (default: beside this program, then $PATH)")
@@ -76,6 +78,15 @@ func runSim(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return scenario.RunAll(ctx, list, opts, stdout)
 	}
 
+	// The page drives every box, the broker and Fleetio, with no login:
+	// on an address others reach, anyone on the network could.
+	if !isLoopbackListen(*listen) {
+		if !*allowRemote {
+			return cli.Usagef("--listen %s: not a loopback address; the page has no login and controls the whole installation, so anyone who reaches it could open every slot. Use 127.0.0.1, or pass --allow-remote if you mean it", *listen)
+		}
+		fmt.Fprintf(stderr, "warning: --allow-remote: the page on %s has no login; anyone who reaches it controls the whole installation\n", *listen)
+	}
+
 	// The page's port first: a port in use is said at once, before
 	// anything starts.
 	ln, err := net.Listen("tcp", *listen)
@@ -94,7 +105,7 @@ func runSim(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	page := simweb.New(d, log)
+	page := simweb.New(d, simweb.Options{Logger: log, AnyHost: *allowRemote})
 	srv := &http.Server{Handler: page, ReadHeaderTimeout: readHeaderTimeout}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -145,4 +156,19 @@ func consoleDone(d *depot.Depot, console bool) <-chan struct{} {
 		}
 	}()
 	return ch
+}
+
+// isLoopbackListen reports whether the --listen address is reachable from
+// this machine only: localhost or a loopback IP ("" or ":8400" is every
+// interface).
+func isLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -55,6 +55,29 @@ func TestPortInUse(t *testing.T) {
 	require.Contains(t, errb.String(), "the page cannot listen on "+ln.Addr().String()+" (in use?")
 }
 
+// TestAllowRemote: a --listen others can reach is refused, saying why,
+// unless --allow-remote, which warns and goes on.
+func TestAllowRemote(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:8400", "box.example:8400"} {
+		var out, errb syncbuf.Buffer
+		code := run(t.Context(), []string{"--listen", addr, "--smartboxd", "/nonexistent"}, nil, &out, &errb)
+		require.Equal(t, 2, code, addr)
+		require.Contains(t, errb.String(), "--listen "+addr+": not a loopback address; the page has no login and controls the whole installation")
+		require.Contains(t, errb.String(), "--allow-remote")
+	}
+	for _, addr := range []string{"127.0.0.1:0", "localhost:0", "[::1]:0", "127.0.0.2:0"} {
+		require.True(t, isLoopbackListen(addr), addr)
+	}
+
+	// With it: the warning, then the simulator starts (and fails here at
+	// the missing smartboxd, past the check).
+	var out, errb syncbuf.Buffer
+	code := run(t.Context(), []string{"--listen", "0.0.0.0:0", "--allow-remote", "--smartboxd", "/nonexistent"}, nil, &out, &errb)
+	require.Equal(t, 1, code, errb.String())
+	require.Contains(t, errb.String(), "warning: --allow-remote: the page on 0.0.0.0:0 has no login")
+	require.NotContains(t, errb.String(), "not a loopback address")
+}
+
 // TestRunsUntilInterrupted: the simulator prints one URL, serves the page
 // there, and on Ctrl-C (ctx) stops every box, which relocks.
 func TestRunsUntilInterrupted(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -36,6 +37,9 @@ const (
 	// that a client gone away is noticed (the write fails) and its
 	// goroutine ends.
 	watchHeartbeat = 15 * time.Second
+	// socketTempPattern names the private directory a new socket is made
+	// in before it is renamed into place: short, for sun_path's sake.
+	socketTempPattern = ".sbsock*"
 	// defaultEvents is /v1/events' limit when none is given.
 	defaultEvents = 100
 )
@@ -97,22 +101,50 @@ func listenSocket(path string) (*boxSocket, error) {
 			return nil, fmt.Errorf("--socket %s: removing the stale socket: %w", path, err)
 		}
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := listenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("--socket %s: %w", path, err)
-	}
-	// The socket drives the hardware: only its owner (and root) may
-	// connect. Set at once, before anything is served.
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("--socket %s: making it 0600: %w", path, err)
 	}
 	return &boxSocket{path: path, ln: ln}, nil
 }
 
+// listenPrivate listens on a Unix socket that appears at path already 0600.
+// The socket drives the hardware: only its owner (and root) may connect.
+// A socket file is made under the process umask, so bound at path and
+// chmod-ed after, a group member could connect in between (umask 002). It
+// is bound instead inside a fresh 0700 directory beside path (nobody else
+// can reach into it), made 0600 there, then renamed into place.
+func listenPrivate(path string) (net.Listener, error) {
+	tmpDir, err := os.MkdirTemp(filepath.Dir(path), socketTempPattern)
+	if err != nil {
+		return nil, fmt.Errorf("making a private directory for the new socket: %w", err)
+	}
+	defer func() { _ = os.RemoveAll(tmpDir) }()
+	tmp := filepath.Join(tmpDir, "s")
+	if len(tmp) > sunPathMax {
+		return nil, fmt.Errorf("the temporary socket path %s is %d bytes, over the %d a Unix socket path may have: choose a shorter --socket directory", tmp, len(tmp), sunPathMax)
+	}
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, err
+	}
+	// The file is renamed away from tmp: the listener must not unlink
+	// whatever is at tmp when it closes; boxSocket.close removes path.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("making it 0600: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("moving the socket into place: %w", err)
+	}
+	return ln, nil
+}
+
 // close stops listening and removes the socket file.
 func (s *boxSocket) close(log *slog.Logger) {
-	_ = s.ln.Close() // a UnixListener unlinks its file on Close too
+	_ = s.ln.Close() // it does not unlink (listenPrivate renamed the file)
 	if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		log.Error("removing the socket file", "path", s.path, "err", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -473,6 +475,77 @@ func TestSocketFile(t *testing.T) {
 
 	_, err = listenSocket("/tmp/" + strings.Repeat("s", sunPathMax))
 	require.ErrorContains(t, err, "over the 107 a Unix socket path may have")
+}
+
+// TestSocketUmask: under a umask that lets the group in (002), the socket
+// file is 0600 whenever a client can find it, and whatever else shows in
+// its directory meanwhile lets nobody but the owner in. Not parallel: the
+// umask is the process's.
+func TestSocketUmask(t *testing.T) {
+	old := syscall.Umask(0o002)
+	t.Cleanup(func() { syscall.Umask(old) })
+
+	path := socketPath(t)
+	dir := filepath.Dir(path)
+	// Watch the directory while the daemon starts: every entry seen must be
+	// closed to others (a best effort: the window of a chmod after the
+	// bind is short; the checks after it are exact).
+	stop := make(chan struct{})
+	seen := make(chan []string, 1)
+	go func() {
+		var bad []string
+		defer func() { seen <- bad }()
+		// open reports whether others may reach p, recording it if so.
+		open := func(p string) bool {
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return false // gone between the listing and the stat
+			}
+			if fi.Mode().Perm()&0o077 != 0 {
+				bad = append(bad, fmt.Sprintf("%s %v", p, fi.Mode()))
+				return true
+			}
+			return false
+		}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				p := filepath.Join(dir, e.Name())
+				// What is inside a directory closed to others is out of
+				// their reach whatever its own mode.
+				if open(p) && e.IsDir() {
+					inner, _ := os.ReadDir(p)
+					for _, ie := range inner {
+						open(filepath.Join(p, ie.Name()))
+					}
+				}
+			}
+		}
+	}()
+
+	dataDir := t.TempDir()
+	seedStore(t, dataDir, "demo-box")
+	d, err := newDaemon(simConfig(t, dataDir), daemonOptions{Log: testLogger(t), Socket: path})
+	require.NoError(t, err)
+	t.Cleanup(d.close)
+	// Ready: the socket is there, 0600, and answers.
+	fi, err := os.Lstat(path)
+	require.NoError(t, err)
+	require.Equal(t, fs.ModeSocket, fi.Mode().Type())
+	require.Equal(t, fs.FileMode(0o600), fi.Mode().Perm())
+	close(stop)
+	require.Empty(t, <-seen, "entries open to the group or others while the socket was made")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "only the socket is left in its directory")
+	c, err := net.Dial("unix", path)
+	require.NoError(t, err, "the renamed socket still takes connections")
+	require.NoError(t, c.Close())
 }
 
 func TestSocketParseSimKeys(t *testing.T) {

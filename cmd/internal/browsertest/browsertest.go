@@ -13,14 +13,14 @@
 package browsertest
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/smartbox-oss/smartbox/cmd/internal/syncbuf"
 )
 
 // ChromiumPath is where Debian's chromium package puts the browser.
@@ -50,7 +50,7 @@ func New(t testing.TB) context.Context {
 		}
 		t.Skipf("browsertest: no chromium at %s (apt-get install -y chromium)", ChromiumPath)
 	}
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{} // written from chromedp's goroutines
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(ChromiumPath),
 		chromedp.Headless,
@@ -78,23 +78,4 @@ func New(t testing.TB) context.Context {
 		t.Fatalf("browsertest: start chromium: %v\n%s", err, out.String())
 	}
 	return ctx
-}
-
-// lockedBuffer collects the browser's output, written from chromedp's
-// goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -29,7 +29,7 @@ func BenchmarkState(b *testing.B) {
 				evs[i] = box.Event{Seq: uint64(i + 1), Type: box.EventCodeRefused, Reason: box.ReasonUnknownCode, Failures: 1}
 			}
 			d.events["b1"] = evs
-			s := New(d, nil)
+			s := New(d, Options{})
 			ctx := context.Background()
 			var size int
 			b.ReportAllocs()

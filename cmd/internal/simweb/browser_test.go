@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
 
@@ -118,7 +119,35 @@ func TestBrowser(t *testing.T) {
 
 	// A fault.
 	run(t, ctx, chromedp.Click(chromedp.CSS("#fault-network")))
-	waitCall(t, d, "network b1 true")
+	waitCall(t, d, "network b1 true reset")
+	run(t, ctx, chromedp.Click(chromedp.CSS("#fault-blackhole")))
+	waitCall(t, d, "network b1 true blackhole")
+	// Cut as a pulled cable: both buttons restore, the pulled one is marked.
+	d.change(func(d *fakeDepot) { d.boxes[0].NetworkCut, d.boxes[0].NetworkMode = true, "blackhole" })
+	waitJS(t, ctx, `document.querySelector('#fault-blackhole').dataset.active === 'true' && document.querySelector('#fault-network').dataset.active === 'false'`)
+	waitJS(t, ctx, `document.querySelector('#fault-network').textContent === 'Restore network' && document.querySelector('#sync-state dd[data-field="cloud"]').textContent.includes('cable pulled')`)
+	run(t, ctx, chromedp.Click(chromedp.CSS("#fault-network")))
+	waitCall(t, d, "network b1 false")
+	d.change(func(d *fakeDepot) { d.boxes[0].NetworkCut, d.boxes[0].NetworkMode = false, "" })
+	waitJS(t, ctx, `document.querySelector('#fault-blackhole').textContent === 'Pull the cable'`)
+
+	// The broker restarting: said in red, and no second restart meanwhile.
+	d.change(func(d *fakeDepot) { d.brokerDown = true })
+	waitJS(t, ctx, `document.querySelector('#fault-broker').disabled && document.querySelector('#sync-state dd[data-field="broker"]').textContent === 'restarting' && document.querySelector('#sync-state dd[data-field="broker"]').classList.contains('bad')`)
+	d.change(func(d *fakeDepot) { d.brokerDown = false })
+	waitJS(t, ctx, `!document.querySelector('#fault-broker').disabled && document.querySelector('#sync-state dd[data-field="broker"]').textContent === 'up'`)
+
+	// A long inbox: the newest are shown, the rest counted.
+	var inbox []depot.Message
+	d.change(func(d *fakeDepot) {
+		inbox = d.inbox
+		for i := range MaxInboxShown {
+			d.inbox = append(d.inbox, depot.Message{At: time.Now(), Channel: "sms", To: fmt.Sprintf("+4470%04d", i), Body: "filler"})
+		}
+	})
+	waitJS(t, ctx, `document.querySelector('#inbox-older').textContent === '1 older not shown' && !document.querySelector('#inbox-older').hidden`)
+	d.change(func(d *fakeDepot) { d.inbox = inbox })
+	waitJS(t, ctx, `document.querySelector('#inbox-older').hidden`)
 
 	// The inbox: the PIN stands out, the link is a link; the mail's markup is text.
 	require.Equal(t, "482913", run(t, ctx, chromedp.Text(chromedp.CSS("#inbox .message .pin"))))
@@ -191,11 +220,17 @@ func TestBrowser(t *testing.T) {
 
 	// A dead box: open it, see why, power it on.
 	run(t, ctx, chromedp.Click(chromedp.CSS(`#boxes li[data-box="b2"]`)))
-	waitJS(t, ctx, `!document.querySelector('#dead').hidden && document.querySelector('#dead-exit').textContent.includes('exit status 1: boom')`)
+	waitJS(t, ctx, `!document.querySelector('#dead').hidden && document.querySelector('#dead-exit').textContent === 'Box not running: exit status 1: boom'`)
+	// Nothing to type, take or read on a dead box; power-on stays.
+	waitJS(t, ctx, `[...document.querySelectorAll('#keypad button')].every((b) => b.disabled) && document.querySelectorAll('#keypad button').length === 12`)
+	waitJS(t, ctx, `[...document.querySelectorAll('#reader button, #reader input, #reader select')].every((b) => b.disabled)`)
+	waitJS(t, ctx, `!document.querySelector('#power-on').disabled && !document.querySelector('#fault-power').disabled && document.querySelector('#fault-jam').disabled`)
+	waitJS(t, ctx, `['front', 'slots-panel', 'sync-panel'].every((id) => document.getElementById(id).dataset.down === 'true')`)
 	run(t, ctx, chromedp.Click(chromedp.CSS("#power-on")))
 	waitCall(t, d, "power b2 true")
 	run(t, ctx, chromedp.Click(chromedp.CSS(`#boxes li[data-box="b1"]`)))
 	waitJS(t, ctx, `document.querySelector('#dead').hidden && document.querySelector('#boxes li[data-box="b1"]').dataset.selected === 'true'`)
+	waitJS(t, ctx, `![...document.querySelectorAll('#keypad button')].some((b) => b.disabled) && document.querySelector('#front').dataset.down === 'false'`)
 
 	top := chromedp.Evaluate[chromedp.Void]("window.scrollTo(0, 0)")
 	run(t, ctx, top)

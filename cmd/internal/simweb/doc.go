@@ -16,7 +16,7 @@
 //	PUT    /api/boxes/{id}/slots/{n}/fault     {"jammed"?: bool, "sensor_dead"?: bool}
 //	POST   /api/boxes/{id}/reader              {"fob": UID} | {"garbage": true} | {"raw": base64}
 //	PUT    /api/boxes/{id}/clock               {"at": RFC3339} | {"offset": "-2h"} | {"reset": true}
-//	PUT    /api/boxes/{id}/network             {"cut": bool}
+//	PUT    /api/boxes/{id}/network             {"cut": bool, "mode"?: "reset" | "blackhole"}
 //	PUT    /api/boxes/{id}/power               {"on": bool}
 //	POST   /api/boxes/{id}/forged-grant        {}
 //	POST   /api/broker/restart                 {}
@@ -34,6 +34,19 @@
 // the reason), 404 for an unknown box, assignment or vehicle, 409 when the
 // box is not running, the box socket's own status for what the box refused
 // (a latched slot), 500 for the simulator failing.
+//
+// # Who may call
+//
+// The page has no login and drives the whole installation, so requests are
+// checked before any route: a Host that is not 127.0.0.1, localhost or
+// [::1] is refused (403; DNS rebinding) unless Options.AnyHost; a
+// cross-origin write (Sec-Fetch-Site or Origin, http.CrossOriginProtection)
+// is refused (403); a write with a body that is not application/json is
+// refused (415), since a plain HTML form can post text/plain across sites.
+//
+// State carries the newest MaxInboxShown messages, MaxAssignmentsShown
+// assignments and MaxBookingsShown bookings, with the count of older ones
+// left out in omitted.
 //
 // # Caveats
 //

@@ -25,18 +25,19 @@ import (
 type fakeDepot struct {
 	fleet *fleetiotest.Server
 
-	mu       sync.Mutex
-	changed  chan struct{}
-	boxes    []depot.BoxView
-	events   map[string][]box.Event
-	inbox    []depot.Message
-	calls    []string
-	fail     map[string]error // by the call's first word
-	vehicles []bridge.VehicleLink
-	res      []bridge.Reservation
-	rows     []bridge.BookingRow
-	booked   []bridge.BookRequest
-	presses  chan string // Presses, for the browser test (while it has room)
+	mu         sync.Mutex
+	changed    chan struct{}
+	boxes      []depot.BoxView
+	events     map[string][]box.Event
+	inbox      []depot.Message
+	calls      []string
+	fail       map[string]error // by the call's first word
+	vehicles   []bridge.VehicleLink
+	res        []bridge.Reservation
+	rows       []bridge.BookingRow
+	booked     []bridge.BookRequest
+	presses    chan string // Presses, for the browser test (while it has room)
+	brokerDown bool
 }
 
 var _ Depot = (*fakeDepot)(nil)
@@ -199,13 +200,21 @@ func (d *fakeDepot) SetClock(_ context.Context, id string, r boxsocket.ClockRequ
 	return d.act("clock", id, r.At.UTC().Format(time.RFC3339), r.Reset)
 }
 func (d *fakeDepot) SetNetwork(id string, cut netcut.Mode) error {
-	return d.act("network", id, cut != 0)
+	if cut == 0 {
+		return d.act("network", id, false)
+	}
+	return d.act("network", id, true, cut.String())
 }
 func (d *fakeDepot) SetPower(_ context.Context, id string, on bool) error {
 	return d.act("power", id, on)
 }
 func (d *fakeDepot) ForgeGrant(_ context.Context, id string) error { return d.act("forge", id) }
 func (d *fakeDepot) RestartBroker(context.Context) error           { return d.record("broker") }
+func (d *fakeDepot) BrokerUp() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.brokerDown
+}
 func (d *fakeDepot) Inbox() []depot.Message {
 	d.mu.Lock()
 	defer d.mu.Unlock()

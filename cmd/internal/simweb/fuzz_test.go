@@ -38,11 +38,14 @@ func FuzzActionBody(f *testing.F) {
 		f.Add(uint8(i), body)
 	}
 	d, _ := newFakeDepot(f)
-	s := New(d, nil)
+	s := New(d, Options{})
 	f.Fuzz(func(t *testing.T, route uint8, body string) {
 		rt := fuzzRoutes[int(route)%len(fuzzRoutes)]
 		w := httptest.NewRecorder()
-		s.ServeHTTP(w, httptest.NewRequest(rt.method, rt.path, strings.NewReader(body)))
+		req := httptest.NewRequest(rt.method, rt.path, strings.NewReader(body))
+		req.Host = "127.0.0.1:8400" // httptest's example.com is refused (DNS rebinding)
+		req.Header.Set("Content-Type", "application/json")
+		s.ServeHTTP(w, req)
 		require.Contains(t, []int{http.StatusOK, http.StatusBadRequest, http.StatusNotFound}, w.Code, "%s %s %q: %s", rt.method, rt.path, body, w.Body)
 		var answer map[string]any
 		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &answer))

@@ -3,9 +3,13 @@ package simweb
 import (
 	"context"
 	"embed"
+	"fmt"
 	"io/fs"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +37,7 @@ type Depot interface {
 	SetPower(ctx context.Context, boxID string, on bool) error
 	ForgeGrant(ctx context.Context, boxID string) error
 	RestartBroker(ctx context.Context) error
+	BrokerUp() bool         // false while RestartBroker runs
 	Inbox() []depot.Message // oldest first
 	Fleetio() *fleetiotest.Server
 	Vehicles(ctx context.Context) ([]bridge.VehicleLink, error)
@@ -74,10 +79,12 @@ var staticFiles embed.FS
 // http.Server's Shutdown waits for them otherwise).
 type Server struct {
 	// immutable
-	d   Depot
-	log *slog.Logger
-	mux *http.ServeMux
-	now func() time.Time
+	d       Depot
+	log     *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler // mux behind the host, origin and content-type checks
+	anyHost bool
+	now     func() time.Time
 
 	// tests shorten these
 	heartbeatEvery time.Duration
@@ -92,18 +99,88 @@ type Server struct {
 
 var _ http.Handler = (*Server)(nil)
 
-// Handler is New as an http.Handler, for a caller that never closes it.
-func Handler(d Depot, log *slog.Logger) http.Handler { return New(d, log) }
+// Options are New's settings; the zero value serves 127.0.0.1 only.
+type Options struct {
+	// Logger gets one line per failed action (nil: none).
+	Logger *slog.Logger
+	// AnyHost answers a request whatever its Host header. Without it only
+	// 127.0.0.1, localhost and [::1] are answered: the page drives the whole
+	// installation and has no login, so a web page the user visits must not
+	// reach it through a DNS name rebound to 127.0.0.1.
+	AnyHost bool
+}
 
-// New makes the page and API over d; log gets one line per failed action.
-func New(d Depot, log *slog.Logger) *Server {
+// New makes the page and API over d.
+func New(d Depot, o Options) *Server {
+	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{d: d, log: log, mux: http.NewServeMux(), now: time.Now,
+	s := &Server{d: d, log: log, mux: http.NewServeMux(), now: time.Now, anyHost: o.AnyHost,
 		heartbeatEvery: HeartbeatEvery, maxStreams: MaxStreams, closed: make(chan struct{})}
 	s.routes()
+	// Any page in the user's browser can send a request to 127.0.0.1: a
+	// cross-site one that changes something is refused (403) before it
+	// reaches the depot.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusForbidden, "cross-origin request refused: the simulator takes actions from its own page only")
+	}))
+	s.handler = s.checkHost(cop.Handler(requireJSON(s.mux)))
 	return s
+}
+
+// loopbackHosts are the Host names answered without Options.AnyHost.
+var loopbackHosts = []string{"127.0.0.1", "localhost", "::1"}
+
+// checkHost refuses (403) a request whose Host is not a loopback name,
+// unless the server answers any host.
+func (s *Server) checkHost(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.anyHost && !isLoopbackHost(r.Host) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("host %q refused: the simulator answers 127.0.0.1, localhost and [::1] only (start it with --allow-remote for others)", r.Host))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func isLoopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	for _, l := range loopbackHosts {
+		if strings.EqualFold(host, l) {
+			return true
+		}
+	}
+	return false
+}
+
+// requireJSON refuses (415) a body that is not declared application/json on
+// a method that changes something: a plain HTML form (text/plain,
+// urlencoded, multipart) can be sent cross-site without a preflight, JSON
+// cannot.
+func requireJSON(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			h.ServeHTTP(w, r)
+			return
+		}
+		ct := r.Header.Get("Content-Type")
+		if r.ContentLength == 0 && ct == "" {
+			h.ServeHTTP(w, r) // no body: nothing to declare (DELETE)
+			return
+		}
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("body: Content-Type %q, want application/json", ct))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Close ends every open stream; later ones are refused (503).
@@ -112,7 +189,7 @@ func (s *Server) Close() error {
 	return nil
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 func (s *Server) routes() {
 	sub, err := fs.Sub(staticFiles, "static")

@@ -26,7 +26,7 @@ var fixedNow = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 func newTestServer(t *testing.T) (*fakeDepot, seedIDs, *Server, *httptest.Server) {
 	t.Helper()
 	d, ids := newFakeDepot(t)
-	s := New(d, nil)
+	s := New(d, Options{})
 	s.now = func() time.Time { return fixedNow }
 	hs := httptest.NewServer(s)
 	t.Cleanup(func() {
@@ -46,6 +46,9 @@ func do(t *testing.T, hs *httptest.Server, method, path, body string) (int, map[
 	}
 	req, err := http.NewRequest(method, hs.URL+path, rd)
 	require.NoError(t, err)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	res, err := hs.Client().Do(req)
 	require.NoError(t, err)
 	defer res.Body.Close()
@@ -179,9 +182,9 @@ func TestBoxActions(t *testing.T) {
 		{"PUT", "/api/boxes/b1/clock", `{"offset": "-2h"}`, "clock b1 2026-12-02T08:00:00Z false"},
 		{"PUT", "/api/boxes/b1/clock", `{"offset": "2h"}`, "clock b1 2026-12-02T12:00:00Z false"},
 		{"PUT", "/api/boxes/b1/clock", `{"reset": true}`, "clock b1 0001-01-01T00:00:00Z true"},
-		{"PUT", "/api/boxes/b1/network", `{"cut": true}`, "network b1 true"},
+		{"PUT", "/api/boxes/b1/network", `{"cut": true}`, "network b1 true reset"},
 		{"PUT", "/api/boxes/b1/network", `{"cut": false}`, "network b1 false"},
-		{"PUT", "/api/boxes/b1/network", `{"cut": true, "mode": "blackhole"}`, "network b1 true"},
+		{"PUT", "/api/boxes/b1/network", `{"cut": true, "mode": "blackhole"}`, "network b1 true blackhole"},
 		{"PUT", "/api/boxes/b2/power", `{"on": true}`, "power b2 true"},
 		{"PUT", "/api/boxes/b1/power", `{"on": false}`, "power b1 false"},
 		{"POST", "/api/boxes/b1/forged-grant", `{}`, "forge b1"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
@@ -23,7 +24,26 @@ type State struct {
 	Fleetio      FleetioState         `json:"fleetio"`
 	Reservations []bridge.Reservation `json:"reservations"`
 	Bookings     []bridge.BookingRow  `json:"bookings"`
-	Errors       []string             `json:"errors"`
+	// BrokerUp is false while the broker (and the bridge with it) restarts.
+	BrokerUp bool     `json:"broker_up"`
+	Omitted  Omitted  `json:"omitted"`
+	Errors   []string `json:"errors"`
+}
+
+// How much of the long lists goes out: the whole State is sent at every
+// change to every tab, and a simulator run for a day piles up mail,
+// assignments and bookings nobody scrolls back to. The newest are kept.
+const (
+	MaxInboxShown       = 100
+	MaxAssignmentsShown = 200
+	MaxBookingsShown    = 200
+)
+
+// Omitted counts the older entries of each bounded list left out of State.
+type Omitted struct {
+	Inbox       int `json:"inbox"`
+	Assignments int `json:"assignments"`
+	Bookings    int `json:"bookings"`
 }
 
 // FleetioState is the fake Fleetio account as the fleet manager sees it.
@@ -65,7 +85,8 @@ func (s *Server) state(ctx context.Context, boxes []depot.BoxView, boxID string)
 		st.Events = s.d.Events(boxID)
 	}
 	st.Events = orEmpty(st.Events)
-	st.Inbox = orEmpty(s.d.Inbox())
+	st.BrokerUp = s.d.BrokerUp()
+	st.Inbox, st.Omitted.Inbox = lastN(orEmpty(s.d.Inbox()), MaxInboxShown) // oldest first
 
 	f := s.d.Fleetio()
 	links := map[int64]*bridge.Link{}
@@ -81,7 +102,8 @@ func (s *Server) state(ctx context.Context, boxes []depot.BoxView, boxID string)
 	}
 	st.Fleetio.Vehicles = orEmpty(st.Fleetio.Vehicles)
 	st.Fleetio.Contacts = orEmpty(f.Contacts())
-	st.Fleetio.Assignments = orEmpty(f.Assignments())
+	// By id: the newest are the last.
+	st.Fleetio.Assignments, st.Omitted.Assignments = lastN(orEmpty(f.Assignments()), MaxAssignmentsShown)
 
 	if rs, err := s.d.Reservations(ctx); err != nil {
 		st.Errors = append(st.Errors, fmt.Sprintf("the bridge's reservations: %v", err))
@@ -94,8 +116,40 @@ func (s *Server) state(ctx context.Context, boxes []depot.BoxView, boxID string)
 	} else {
 		st.Bookings = bs
 	}
-	st.Bookings = orEmpty(st.Bookings)
+	st.Bookings, st.Omitted.Bookings = newestBookings(orEmpty(st.Bookings), MaxBookingsShown)
 	return st
+}
+
+// lastN is the last n of l and how many came before them.
+func lastN[T any](l []T, n int) ([]T, int) {
+	if len(l) <= n {
+		return l, 0
+	}
+	return l[len(l)-n:], len(l) - n
+}
+
+// newestBookings keeps the n rows that start latest, in the bridge's order,
+// and says how many were left out.
+func newestBookings(rows []bridge.BookingRow, n int) ([]bridge.BookingRow, int) {
+	if len(rows) <= n {
+		return rows, 0
+	}
+	order := make([]int, len(rows))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return rows[b].From.Compare(rows[a].From) })
+	keep := make([]bool, len(rows))
+	for _, i := range order[:n] {
+		keep[i] = true
+	}
+	out := make([]bridge.BookingRow, 0, n)
+	for i, r := range rows {
+		if keep[i] {
+			out = append(out, r)
+		}
+	}
+	return out, len(rows) - n
 }
 
 func orEmpty[T any](l []T) []T {

@@ -101,6 +101,17 @@ const boxPath = (rest) => `/api/boxes/${encodeURIComponent(state.box)}${rest}`;
 const quiet = (p) => p.catch(() => {}); // the toast already said it
 
 function current() { return state && state.boxes.find((b) => b.id === state.box); }
+// down: the box's process is not running (exited, or its power is off):
+// nothing can be typed, taken or read; only power and network faults apply.
+function down(b) { return !!b && (b.process === 'exited' || b.power === 'off'); }
+// showOlder fills the line under a bounded list (#<list>-older): how many
+// older entries the server left out (State.omitted).
+function showOlder(list) {
+  const n = (state.omitted && state.omitted[list]) || 0;
+  const p = $(`#${list}-older`);
+  p.textContent = n > 0 ? `${n} older not shown` : '';
+  p.hidden = n === 0;
+}
 
 // ---- the stream ----
 
@@ -164,13 +175,13 @@ function render() {
   part('errors', state.errors, renderErrors);
   part('boxes', [state.box, state.boxes.map((x) => [x.id, x.name, x.process, x.power, x.exit, x.state && x.state.status.cloud, x.state && x.state.status.revision, x.state && x.state.status.outbox])], renderBoxes);
   part('front', [b && b.id, b && b.name, b && b.process, b && b.power, b && b.exit, b && b.keys, b && b.state && b.state.typed, state.events.slice(-20)], () => renderFront(b));
-  part('slots', b && b.state && b.state.slots, () => renderSlots(b));
-  part('sync', [b && b.state && b.state.status, b && b.network_cut, b && b.process, b && b.power, b && b.pid, b && b.restarts], () => renderSync(b));
+  part('slots', [b && b.state && b.state.slots, down(b)], () => renderSlots(b));
+  part('sync', [b && b.state && b.state.status, b && b.network_cut, b && b.network_mode, b && b.process, b && b.power, b && b.pid, b && b.restarts, state.broker_up], () => renderSync(b));
   renderFaults(b);
   part('events', state.events, renderEvents);
-  part('inbox', state.inbox, renderInbox);
-  part('fleetio', [state.fleetio, state.reservations], renderFleetio);
-  part('bookings', state.bookings, renderBookings);
+  part('inbox', [state.inbox, state.omitted], renderInbox);
+  part('fleetio', [state.fleetio, state.reservations, state.omitted], renderFleetio);
+  part('bookings', [state.bookings, state.omitted], renderBookings);
 }
 
 function renderErrors() {
@@ -240,9 +251,15 @@ function outcome(events) {
 
 function renderFront(b) {
   $('#box-title').textContent = b ? `${b.id}${b.name ? ' · ' + b.name : ''}` : '(none)';
-  const dead = !!b && (b.process === 'exited' || b.power === 'off');
+  const dead = down(b);
+  // The box's panels grey out (CSS: [data-down]); the banner and its
+  // power-on button stay clear.
+  for (const id of ['front', 'slots-panel', 'sync-panel']) $('#' + id).dataset.down = String(dead);
   $('#dead').hidden = !dead;
-  $('#dead-exit').textContent = b ? (b.power === 'off' ? 'Power is off. ' : '') + (b.exit || '') : '';
+  $('#dead-exit').textContent = !dead ? '' : b.power === 'off'
+    ? 'Box not running: power is off' + (b.exit ? ` (${b.exit})` : '')
+    : `Box not running: ${b.exit || b.process}`;
+  for (const c of document.querySelectorAll('#keypad button, #reader button, #reader input, #reader select')) c.disabled = dead;
   const typed = b && b.state ? b.state.typed : 0;
   $('#display').dataset.typed = String(typed);
   $('#display-dots').textContent = typed > 0 ? '•'.repeat(typed) : '';
@@ -263,13 +280,14 @@ function renderFront(b) {
 
 function renderSlots(b) {
   const slots = (b && b.state && b.state.slots) || [];
+  const dead = down(b);
   $('#slots').replaceChildren(...slots.map((s) => {
     const waits = s.waiting_for ? (s.waiting_for === 'return' ? 'waits for the key' : 'waits for the key to leave') : '';
     let action = null;
     if (s.released) {
       action = s.key_in_slot
-        ? el('button', {type: 'button', className: 'take', onclick: () => quiet(call('POST', boxPath(`/slots/${s.slot}/take`), {}))}, 'Take key')
-        : el('button', {type: 'button', className: 'put-back', onclick: () => quiet(call('POST', boxPath(`/slots/${s.slot}/put-back`), {}))}, 'Put key back');
+        ? el('button', {type: 'button', className: 'take', disabled: dead, onclick: () => quiet(call('POST', boxPath(`/slots/${s.slot}/take`), {}))}, 'Take key')
+        : el('button', {type: 'button', className: 'put-back', disabled: dead, onclick: () => quiet(call('POST', boxPath(`/slots/${s.slot}/put-back`), {}))}, 'Put key back');
     }
     return el('div', {
       className: 'slot', 'data-slot': s.slot, 'data-released': String(!!s.released),
@@ -286,37 +304,54 @@ function renderSlots(b) {
   }));
 }
 
+// networkText is how the box's network is cut, if it is.
+function networkText(b) {
+  if (!b.network_cut) return '';
+  return b.network_mode === 'blackhole' ? ' (cable pulled)' : ' (network cut)';
+}
+
 function renderSync(b) {
   const d = $('#sync-state');
   const w = b && b.state;
+  const broker = [el('dt', {}, 'Broker'), el('dd', {'data-field': 'broker', className: state.broker_up ? '' : 'bad'}, state.broker_up ? 'up' : 'restarting')];
   if (!w) {
     d.dataset.connected = 'false';
-    d.replaceChildren(el('dt', {}, 'State'), el('dd', {}, b ? 'no report from the box yet' : 'no box'));
+    d.replaceChildren(el('dt', {}, 'State'), el('dd', {}, b ? 'no report from the box yet' : 'no box'), ...broker);
     return;
   }
   const st = w.status;
   d.dataset.connected = String(st.cloud === 'connected');
   d.dataset.clockTrusted = String(!!st.clock_trusted);
   const rows = [
-    ['Cloud', st.cloud + (b.network_cut ? ' (network cut)' : '')],
+    ['Cloud', st.cloud + networkText(b)],
     ['Revision', st.revision],
     ['Outbox', `${st.outbox} event(s) not acknowledged`],
     ['Clock', `${isoTime(st.clock)} ${st.clock_trusted ? '(trusted)' : '(NOT trusted)'}`],
     ['Lockout', st.lockout_until ? `until ${hhmm(st.lockout_until)} (${st.failures || 0} wrong)` : (st.failures ? `${st.failures} wrong code(s)` : 'none')],
     ['Process', `${processText(b)}${b.pid ? ' pid ' + b.pid : ''} · restarts ${b.restarts}`],
   ];
-  d.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {'data-field': k.toLowerCase()}, String(v))]));
+  d.replaceChildren(...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {'data-field': k.toLowerCase()}, String(v))]), ...broker);
 }
 
 function renderFaults(b) {
   const on = !!b;
-  for (const id of ['fault-network', 'fault-power', 'fault-jam', 'fault-sensor', 'clock-plus2h', 'clock-minus2h', 'clock-1970', 'clock-reset', 'fault-forged', 'fault-garbage']) {
-    $('#' + id).disabled = !on;
+  // The proxy and the power are the depot's: they work on a dead box too.
+  for (const id of ['fault-network', 'fault-blackhole', 'fault-power']) $('#' + id).disabled = !on;
+  // These go through the box's own socket: not while it is down.
+  for (const id of ['fault-jam', 'fault-sensor', 'clock-plus2h', 'clock-minus2h', 'clock-1970', 'clock-reset', 'fault-forged', 'fault-garbage']) {
+    $('#' + id).disabled = !on || down(b);
   }
+  // A restart takes the broker away for a moment: not twice at once.
+  $('#fault-broker').disabled = !state.broker_up;
   if (!b) return;
-  const net = $('#fault-network');
-  net.textContent = b.network_cut ? 'Restore network' : 'Cut network';
-  net.dataset.cut = String(!!b.network_cut);
+  // Either button restores a cut network, whichever way it was cut.
+  for (const [id, mode, label] of [['fault-network', 'reset', 'Cut network'], ['fault-blackhole', 'blackhole', 'Pull the cable']]) {
+    const btn = $('#' + id);
+    btn.textContent = b.network_cut ? 'Restore network' : label;
+    btn.dataset.cut = String(!!b.network_cut);
+    btn.dataset.mode = mode;
+    btn.dataset.active = String(!!b.network_cut && (b.network_mode || 'reset') === mode);
+  }
   const pw = $('#fault-power');
   pw.textContent = b.power === 'off' ? 'Restore power' : 'Pull power';
   pw.dataset.on = String(b.power !== 'off');
@@ -375,6 +410,7 @@ function bodyNodes(body) {
 }
 
 function renderInbox() {
+  showOlder('inbox');
   const msgs = state.inbox.slice().reverse();
   const box = $('#inbox');
   if (msgs.length === 0) {
@@ -414,6 +450,7 @@ function renderFleetio() {
   syncOptions(form.elements.contact, f.contacts, (c) => c.id, contactName);
   syncOptions($('#assign-edit').elements.contact, f.contacts, (c) => c.id, contactName);
 
+  showOlder('assignments');
   $('#assignments tbody').replaceChildren(...f.assignments.map((a) => {
     const cf = a.custom_fields || {};
     const link = cf[FIELDS.link];
@@ -458,6 +495,7 @@ function editAssignment(a) {
 
 function renderBookings() {
   const rows = state.bookings;
+  showOlder('bookings');
   $('#bookings tbody').replaceChildren(...(rows.length === 0
     ? [el('tr', {}, el('td', {colspan: 6, className: 'small'}, 'No bookings yet.'))]
     : rows.map((r) => {
@@ -480,7 +518,7 @@ function renderBookings() {
 // ---- actions ----
 
 function press(keys) {
-  if (!state || !state.box) return;
+  if (!state || !state.box || down(current())) return;
   const path = boxPath('/keypad');
   keyQueue = keyQueue.then(() => quiet(call('POST', path, {keys})));
 }
@@ -511,7 +549,13 @@ function wire() {
   $('#fault-garbage').onclick = garbage;
   $('#power-on').onclick = () => quiet(call('PUT', boxPath('/power'), {on: true}));
 
-  $('#fault-network').onclick = (ev) => quiet(call('PUT', boxPath('/network'), {cut: ev.currentTarget.dataset.cut !== 'true'}));
+  // Cut with the button's mode; a cut network is restored by either.
+  const network = (ev) => {
+    const btn = ev.currentTarget;
+    quiet(call('PUT', boxPath('/network'), btn.dataset.cut === 'true' ? {cut: false} : {cut: true, mode: btn.dataset.mode}));
+  };
+  $('#fault-network').onclick = network;
+  $('#fault-blackhole').onclick = network;
   $('#fault-power').onclick = (ev) => quiet(call('PUT', boxPath('/power'), {on: ev.currentTarget.dataset.on !== 'true'}));
   $('#fault-broker').onclick = () => quiet(call('POST', '/api/broker/restart', {}).then(() => toast('Broker restarted', false)));
   $('#fault-slot').onchange = () => renderFaults(current());
