@@ -80,6 +80,7 @@ type Proxy struct {
 	// immutable
 	ln       net.Listener
 	upstream string
+	source   *net.TCPAddr // the upstream dial's local address; nil: the system's choice
 	log      *slog.Logger
 	ctx      context.Context // ends at Close: stops dials in progress
 	cancel   context.CancelFunc
@@ -107,6 +108,25 @@ type link struct {
 // Listen starts a proxy on addr ("" = a free port on 127.0.0.1) that
 // forwards each connection to upstream ("host:port"). A nil log discards.
 func Listen(addr, upstream string, log *slog.Logger) (*Proxy, error) {
+	return ListenFrom(addr, upstream, "", log)
+}
+
+// ListenFrom is Listen with the upstream connections made from the local
+// address source (an IP; "" lets the system choose). The simulator gives
+// each box its own loopback address (127.0.0.2, 127.0.0.3, ...: Linux routes
+// all of 127/8 to the loopback device), so that the broker sees boxes at
+// different addresses as in the field, and its per-address login back-off
+// treats fifty boxes starting at once as fifty boxes, not as one address
+// trying fifty passwords.
+func ListenFrom(addr, upstream, source string, log *slog.Logger) (*Proxy, error) {
+	var src *net.TCPAddr
+	if source != "" {
+		ip := net.ParseIP(source)
+		if ip == nil {
+			return nil, fmt.Errorf("netcut: listen: source address %q is not an IP", source)
+		}
+		src = &net.TCPAddr{IP: ip}
+	}
 	if upstream == "" {
 		return nil, errors.New("netcut: listen: no upstream address")
 	}
@@ -127,6 +147,7 @@ func Listen(addr, upstream string, log *slog.Logger) (*Proxy, error) {
 	p := &Proxy{
 		ln:       ln,
 		upstream: upstream,
+		source:   src,
 		log:      log.With("proxy", ln.Addr().String(), "upstream", upstream),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -282,6 +303,9 @@ func (p *Proxy) serve(c net.Conn) {
 	p.mu.Unlock()
 
 	d := net.Dialer{Timeout: dialTimeout}
+	if p.source != nil {
+		d.LocalAddr = p.source
+	}
 	up, err := d.DialContext(p.ctx, "tcp", p.upstream)
 	if err != nil {
 		if p.ctx.Err() == nil { // not Close

@@ -360,3 +360,36 @@ func waitGoroutines(t *testing.T, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestListenFrom: the upstream connection comes from the source address
+// given (the simulator's one loopback address per box).
+func TestListenFrom(t *testing.T) {
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer up.Close()
+	remote := make(chan string, 1)
+	go func() {
+		c, err := up.Accept()
+		if err != nil {
+			return
+		}
+		remote <- c.RemoteAddr().String()
+		_ = c.Close()
+	}()
+	p, err := netcut.ListenFrom("", up.Addr().String(), "127.0.0.7", nil)
+	require.NoError(t, err)
+	defer p.Close()
+	c, err := net.Dial("tcp", p.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	select {
+	case r := <-remote:
+		host, _, err := net.SplitHostPort(r)
+		require.NoError(t, err)
+		require.Equal(t, "127.0.0.7", host)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proxy never dialled upstream")
+	}
+	_, err = netcut.ListenFrom("", up.Addr().String(), "not-an-ip", nil)
+	require.ErrorContains(t, err, `source address "not-an-ip" is not an IP`)
+}

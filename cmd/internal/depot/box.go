@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,7 +113,7 @@ func (d *Depot) newBox(ctx context.Context, n int, fleet *fleetSeed) (*Box, erro
 		return nil, fmt.Errorf("box %s: provisioning: %w", b.id, err)
 	}
 
-	b.proxy, err = netcut.Listen("", hostPort(d.Bridge().BrokerURL()), d.log.With("part", "netcut", "box", b.id))
+	b.proxy, err = netcut.ListenFrom("", hostPort(d.Bridge().BrokerURL()), boxSource(n), d.log.With("part", "netcut", "box", b.id))
 	if err != nil {
 		return nil, fmt.Errorf("box %s: its network proxy: %w", b.id, err)
 	}
@@ -146,6 +147,17 @@ func (d *Depot) newBox(ctx context.Context, n int, fleet *fleetSeed) (*Box, erro
 		b.keys = append(b.keys, k)
 	}
 	return b, nil
+}
+
+// boxSource is the loopback address box n's MQTT connection comes from, as
+// the broker sees it: 127.0.0.(n+1) on Linux, where all of 127/8 is the
+// loopback device (see netcut.ListenFrom); elsewhere the system's choice.
+// MaxBoxes keeps n+1 within the last octet.
+func boxSource(n int) string {
+	if runtime.GOOS != "linux" {
+		return ""
+	}
+	return fmt.Sprintf("127.0.0.%d", n+1)
 }
 
 // boxConfig is a simulated box's smartboxd.toml: the sim profile with the

@@ -30,8 +30,9 @@ import (
 // Bounds of a depot, stated once.
 const (
 	// MaxBoxes caps Options.Boxes: each box is a process with its own
-	// store, pty and broker connection; the load work (a later issue)
-	// drives 50.
+	// store, pty and broker connection, from its own loopback address
+	// (127.0.0.2 up to 127.0.0.201, see boxSource); the load work (a later
+	// issue) drives 50.
 	MaxBoxes = 200
 	// BoxStartTimeout bounds a box process's start: from exec to its
 	// socket answering (a store open and a keypad scan on a busy laptop).
