@@ -1,8 +1,13 @@
 package broker
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
@@ -89,4 +94,39 @@ func packetIDFromKey(key string) (uint16, bool) {
 		return 0, false
 	}
 	return uint16(n), true
+}
+
+// SetOpts gives the hook a logger that leaves out one false alarm: on a
+// first start (a fresh data directory) mochi asks the store for its saved
+// system info, the hook logs the missing key as an error ("failed to get
+// data ... key not found"), and then treats it as the normal case it is.
+func (h boltStore) SetOpts(l *slog.Logger, opts *mqtt.HookOptions) {
+	h.Hook.SetOpts(slog.New(notFoundFilter{l.Handler()}), opts)
+}
+
+// notFoundFilter drops the bolt hook's records whose error is its
+// ErrKeyNotFound; every other record passes.
+type notFoundFilter struct{ slog.Handler }
+
+func (f notFoundFilter) Handle(ctx context.Context, r slog.Record) error {
+	missing := false
+	r.Attrs(func(a slog.Attr) bool {
+		if err, ok := a.Value.Any().(error); ok && errors.Is(err, bolt.ErrKeyNotFound) {
+			missing = true
+			return false
+		}
+		return true
+	})
+	if missing {
+		return nil
+	}
+	return f.Handler.Handle(ctx, r)
+}
+
+func (f notFoundFilter) WithAttrs(as []slog.Attr) slog.Handler {
+	return notFoundFilter{f.Handler.WithAttrs(as)}
+}
+
+func (f notFoundFilter) WithGroup(name string) slog.Handler {
+	return notFoundFilter{f.Handler.WithGroup(name)}
 }
