@@ -204,6 +204,16 @@ function renderBoxes() {
       'data-selected': b.id === state.box ? 'true' : 'false',
       className: dead ? 'dead' : '',
       onclick: () => select(b.id),
+      // Reachable from the keyboard too: Tab to a box, Enter or Space
+      // opens it (and is not typed on the keypad).
+      tabIndex: 0,
+      'aria-current': b.id === state.box ? 'true' : undefined,
+      onkeydown: (ev) => {
+        if (ev.key !== 'Enter' && ev.key !== ' ') return;
+        ev.preventDefault();
+        ev.stopPropagation();
+        select(b.id);
+      },
     },
     el('strong', {}, b.id), ' ', el('span', {className: 'name'}, b.name || ''),
     el('span', {className: 'badge'}, processText(b)),
