@@ -105,7 +105,9 @@ func runSim(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	page := simweb.New(d, simweb.Options{Logger: log, AnyHost: *allowRemote})
+	// Any Host header only when other machines are meant to reach the
+	// page: on loopback the Host check is what stops a DNS-rebinding page.
+	page := simweb.New(d, simweb.Options{Logger: log, AnyHost: *allowRemote && !isLoopbackListen(*listen)})
 	srv := &http.Server{Handler: page, ReadHeaderTimeout: readHeaderTimeout}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -75,6 +75,7 @@ func (c *changes) wait() <-chan struct{} {
 type boxSocket struct {
 	path string
 	ln   net.Listener
+	file os.FileInfo // the socket file as made: close removes path only if it is still this one
 }
 
 // listenSocket listens on the Unix socket path, mode 0600. A socket file
@@ -101,11 +102,11 @@ func listenSocket(path string) (*boxSocket, error) {
 			return nil, fmt.Errorf("--socket %s: removing the stale socket: %w", path, err)
 		}
 	}
-	ln, err := listenPrivate(path)
+	ln, fi, err := listenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("--socket %s: %w", path, err)
 	}
-	return &boxSocket{path: path, ln: ln}, nil
+	return &boxSocket{path: path, ln: ln, file: fi}, nil
 }
 
 // listenPrivate listens on a Unix socket that appears at path already 0600.
@@ -113,38 +114,54 @@ func listenSocket(path string) (*boxSocket, error) {
 // A socket file is made under the process umask, so bound at path and
 // chmod-ed after, a group member could connect in between (umask 002). It
 // is bound instead inside a fresh 0700 directory beside path (nobody else
-// can reach into it), made 0600 there, then renamed into place.
-func listenPrivate(path string) (net.Listener, error) {
+// can reach into it), made 0600 there, then hard-linked into place: a link,
+// unlike a rename, fails if something is at path already, so two daemons
+// started together on one --socket cannot take it from each other (the
+// second is told, as a bind at path would tell it).
+func listenPrivate(path string) (net.Listener, os.FileInfo, error) {
 	tmpDir, err := os.MkdirTemp(filepath.Dir(path), socketTempPattern)
 	if err != nil {
-		return nil, fmt.Errorf("making a private directory for the new socket: %w", err)
+		return nil, nil, fmt.Errorf("making a private directory for the new socket: %w", err)
 	}
 	defer func() { _ = os.RemoveAll(tmpDir) }()
 	tmp := filepath.Join(tmpDir, "s")
 	if len(tmp) > sunPathMax {
-		return nil, fmt.Errorf("the temporary socket path %s is %d bytes, over the %d a Unix socket path may have: choose a shorter --socket directory", tmp, len(tmp), sunPathMax)
+		return nil, nil, fmt.Errorf("the temporary socket path %s is %d bytes, over the %d a Unix socket path may have: choose a shorter --socket directory", tmp, len(tmp), sunPathMax)
 	}
 	ln, err := net.Listen("unix", tmp)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// The file is renamed away from tmp: the listener must not unlink
-	// whatever is at tmp when it closes; boxSocket.close removes path.
+	// The file at tmp goes with its directory: the listener must not unlink
+	// anything when it closes; boxSocket.close removes path.
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	if err := os.Chmod(tmp, 0o600); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("making it 0600: %w", err)
+		return nil, nil, fmt.Errorf("making it 0600: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := os.Link(tmp, path); err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("moving the socket into place: %w", err)
+		if errors.Is(err, fs.ErrExist) {
+			return nil, nil, errors.New("something was put there while this daemon started (another smartboxd?): stop it or choose another path")
+		}
+		return nil, nil, fmt.Errorf("putting the socket into place: %w", err)
 	}
-	return ln, nil
+	fi, err := os.Lstat(path)
+	if err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("the socket put into place: %w", err)
+	}
+	return ln, fi, nil
 }
 
-// close stops listening and removes the socket file.
+// close stops listening and removes the socket file, if it is still the one
+// this daemon made (never another daemon's that replaced it).
 func (s *boxSocket) close(log *slog.Logger) {
-	_ = s.ln.Close() // it does not unlink (listenPrivate renamed the file)
+	_ = s.ln.Close() // it does not unlink (see listenPrivate)
+	fi, err := os.Lstat(s.path)
+	if err != nil || !os.SameFile(fi, s.file) {
+		return
+	}
 	if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		log.Error("removing the socket file", "path", s.path, "err", err)
 	}

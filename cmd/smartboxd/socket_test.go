@@ -680,3 +680,27 @@ func TestSocketSimRoutesOnRealHardware(t *testing.T) {
 		require.JSONEq(t, `{"error":"not a simulated box"}`, rec.Body.String(), route)
 	}
 }
+
+// TestSocketNotTakenOver: two daemons making the same socket at once (both
+// past the liveness check): the second is refused, not silently put in the
+// first's place; and a daemon that stops removes only its own socket file.
+func TestSocketNotTakenOver(t *testing.T) {
+	path := socketPath(t)
+	first, fi, err := listenPrivate(path)
+	require.NoError(t, err)
+	_, _, err = listenPrivate(path)
+	require.ErrorContains(t, err, "something was put there while this daemon started (another smartboxd?)")
+	entries, err := os.ReadDir(filepath.Dir(path))
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "only the first's socket is left: no temporary directory")
+
+	// Someone replaced the file (an operator, a daemon started by hand):
+	// the first daemon's stop leaves the new one alone.
+	require.NoError(t, os.Remove(path))
+	other, err := net.Listen("unix", path)
+	require.NoError(t, err)
+	defer other.Close()
+	(&boxSocket{path: path, ln: first, file: fi}).close(testLogger(t))
+	_, err = os.Lstat(path)
+	require.NoError(t, err, "the other socket is still there")
+}

@@ -2,6 +2,7 @@ package depot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -196,21 +197,31 @@ func (d *Depot) SetPower(ctx context.Context, id string, on bool) error {
 // again on the same ports and data: every box loses its connection and
 // comes back, and Fleetio's deliveries during the gap are retried. The
 // depot's lock is not held meanwhile: the page goes on answering (the
-// bridge's parts of it fail, and say so) while BrokerUp is false. If the
-// start fails, the bridge stays down until the next RestartBroker.
+// bridge's parts of it fail, and say so) while BrokerUp is false. The start
+// is not the caller's to cancel (a page reloaded mid-restart must not leave
+// the bridge down; bridgeReadyTimeout bounds it). If it fails, the bridge
+// stays down, BrokerError says why, and RestartBroker may be tried again.
 func (d *Depot) RestartBroker(ctx context.Context) error {
 	d.restartMu.Lock()
 	defer d.restartMu.Unlock()
+	if d.ctx.Err() != nil {
+		return errors.New("the simulator is stopping")
+	}
 	d.bmu.Lock()
 	old := d.svc
-	d.brokerUp = false
+	d.brokerUp, d.brokerErr = false, ""
 	d.bmu.Unlock()
 	d.changed.notify()
 	if err := old.Close(); err != nil {
 		d.log.Warn("closing the bridge for a restart", "err", err)
 	}
-	svc, err := d.startService(ctx)
+	svc, err := d.startService(context.WithoutCancel(ctx))
 	if err != nil {
+		err = fmt.Errorf("the bridge did not come back after the restart (it stays down; restart the broker again): %w", err)
+		d.bmu.Lock()
+		d.brokerErr = err.Error()
+		d.bmu.Unlock()
+		d.changed.notify()
 		return err
 	}
 	d.bmu.Lock()
@@ -218,6 +229,14 @@ func (d *Depot) RestartBroker(ctx context.Context) error {
 	d.bmu.Unlock()
 	d.changed.notify()
 	return nil
+}
+
+// BrokerError is why the last broker restart failed ("" if it did not):
+// the bridge is down until the next RestartBroker.
+func (d *Depot) BrokerError() string {
+	d.bmu.RLock()
+	defer d.bmu.RUnlock()
+	return d.brokerErr
 }
 
 // BrokerUp reports whether the bridge and its broker are running.

@@ -113,7 +113,11 @@ func (d *Depot) newBox(ctx context.Context, n int, fleet *fleetSeed) (*Box, erro
 		return nil, fmt.Errorf("box %s: provisioning: %w", b.id, err)
 	}
 
-	b.proxy, err = netcut.ListenFrom("", hostPort(d.Bridge().BrokerURL()), boxSource(n), d.log.With("part", "netcut", "box", b.id))
+	source := ""
+	if d.sourceOK {
+		source = boxSource(n)
+	}
+	b.proxy, err = netcut.ListenFrom("", hostPort(d.Bridge().BrokerURL()), source, d.log.With("part", "netcut", "box", b.id))
 	if err != nil {
 		return nil, fmt.Errorf("box %s: its network proxy: %w", b.id, err)
 	}
@@ -282,7 +286,7 @@ func (b *Box) powerOn(ctx context.Context) error {
 		b.restarts++
 	}
 	b.started = true
-	b.power, b.process, b.pid, b.exit, b.killing, b.exited, b.since = PowerOn, ProcessStarting, cmd.Process.Pid, "", "", exited, time.Now()
+	b.power, b.process, b.pid, b.exit, b.exitCode, b.killing, b.exited, b.since = PowerOn, ProcessStarting, cmd.Process.Pid, "", 0, "", exited, time.Now()
 	b.logStart = logStart
 	b.mu.Unlock()
 	b.d.changed.notify()
@@ -298,8 +302,10 @@ func (b *Box) powerOn(ctx context.Context) error {
 			b.stopWatch()
 			b.stopWatch = nil
 		}
-		b.mu.Unlock()
+		// Closed under the lock: onWatch, which checks it under the lock
+		// too, cannot slip a live state in after the dead one.
 		close(exited)
+		b.mu.Unlock()
 		b.d.changed.notify()
 		b.d.log.Info("box process ended", "box", b.id, "exit", why)
 	})
@@ -371,7 +377,7 @@ func (b *Box) watch(ctx context.Context, exited <-chan struct{}) {
 		b.mu.Lock()
 		after := b.lastSeq
 		b.mu.Unlock()
-		err := b.client.Watch(ctx, after, b.onWatch)
+		err := b.client.Watch(ctx, after, func(w boxsocket.Watch) error { return b.onWatch(w, exited) })
 		select {
 		case <-ctx.Done():
 			return
@@ -414,8 +420,17 @@ func deadState(w *boxsocket.Watch) *boxsocket.Watch {
 	return &d
 }
 
-func (b *Box) onWatch(w boxsocket.Watch) error {
+// onWatch takes in one Watch of the process whose end closes exited.
+func (b *Box) onWatch(w boxsocket.Watch, exited <-chan struct{}) error {
 	b.mu.Lock()
+	select {
+	case <-exited:
+		// The stream's last buffered messages, read after the process
+		// ended: the dead state stands.
+		b.mu.Unlock()
+		return errors.New("the box's process has ended")
+	default:
+	}
 	for _, e := range w.Events {
 		if e.Seq > b.lastSeq {
 			b.events = append(b.events, e)

@@ -122,11 +122,14 @@ type Depot struct {
 	bopts     bridge.Options // fixed listen addresses once the first start chose them
 	admin     *bridge.AdminClient
 	brokerUp  bool
+	brokerErr string // why the last restart failed
 	kid       string // the bridge's signing key id, the one boxes trust
 	cloudPW   string // the cloud's own broker password (ForgeGrant's attacker has it)
 
 	boxes []*Box
 	byID  map[string]*Box
+	// sourceOK: each box's MQTT can come from its own loopback address.
+	sourceOK bool
 
 	// consoleIn is box 1's console input: a pipe of the depot's, fed from
 	// Options.Console by one goroutine, and handed to each box-1 process
@@ -202,6 +205,10 @@ func Start(ctx context.Context, o Options) (_ *Depot, err error) {
 		return nil, fmt.Errorf("connecting the bridge to Fleetio: %w", err)
 	}
 
+	d.sourceOK = sourcesWork()
+	if !d.sourceOK {
+		log.Warn("per-box loopback source addresses (127.0.0.2 and up) cannot be bound here: every box reaches the broker from 127.0.0.1, so the broker's per-address login back-off is shared and many boxes connect slowly")
+	}
 	for i := range o.Boxes {
 		b, err := d.newBox(ctx, i+1, fleet)
 		if err != nil {
@@ -388,6 +395,10 @@ func (d *Depot) watchEdges() {
 // a temporary directory.
 func (d *Depot) Close() error {
 	d.closeOnce.Do(func() {
+		// Not in the middle of a broker restart: its new bridge would be
+		// left running, its files in a directory being removed.
+		d.restartMu.Lock()
+		defer d.restartMu.Unlock()
 		errs := make([]error, len(d.boxes))
 		var wg sync.WaitGroup
 		for i, b := range d.boxes {
@@ -488,4 +499,19 @@ func hostPort(u string) string {
 		return ""
 	}
 	return p.Host
+}
+
+// sourcesWork reports whether a box's own loopback source address can be
+// bound (some sandboxes allow only 127.0.0.1).
+func sourcesWork() bool {
+	src := boxSource(1)
+	if src == "" {
+		return false
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(src, "0"))
+	if err != nil {
+		return false
+	}
+	_ = ln.Close()
+	return true
 }

@@ -134,7 +134,10 @@ func TestBrowser(t *testing.T) {
 	// The broker restarting: said in red, and no second restart meanwhile.
 	d.change(func(d *fakeDepot) { d.brokerDown = true })
 	waitJS(t, ctx, `document.querySelector('#fault-broker').disabled && document.querySelector('#sync-state dd[data-field="broker"]').textContent === 'restarting' && document.querySelector('#sync-state dd[data-field="broker"]').classList.contains('bad')`)
-	d.change(func(d *fakeDepot) { d.brokerDown = false })
+	// A restart that failed: said, and the button is there to try again.
+	d.change(func(d *fakeDepot) { d.brokerErr = "the bridge did not come back" })
+	waitJS(t, ctx, `!document.querySelector('#fault-broker').disabled && document.querySelector('#sync-state dd[data-field="broker"]').textContent === 'down: the bridge did not come back'`)
+	d.change(func(d *fakeDepot) { d.brokerDown, d.brokerErr = false, "" })
 	waitJS(t, ctx, `!document.querySelector('#fault-broker').disabled && document.querySelector('#sync-state dd[data-field="broker"]').textContent === 'up'`)
 
 	// A long inbox: the newest are shown, the rest counted.

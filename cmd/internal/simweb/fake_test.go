@@ -38,6 +38,7 @@ type fakeDepot struct {
 	booked     []bridge.BookRequest
 	presses    chan string // Presses, for the browser test (while it has room)
 	brokerDown bool
+	brokerErr  string
 }
 
 var _ Depot = (*fakeDepot)(nil)
@@ -214,6 +215,11 @@ func (d *fakeDepot) BrokerUp() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return !d.brokerDown
+}
+func (d *fakeDepot) BrokerError() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.brokerErr
 }
 func (d *fakeDepot) Inbox() []depot.Message {
 	d.mu.Lock()

@@ -87,9 +87,9 @@ func TestHostCheck(t *testing.T) {
 	for _, host := range []string{"evil.example", "evil.example:8400", "127.0.0.1.evil.example", "10.0.0.2:8400"} {
 		status, msg := send(t, hs, "GET", "/api/state", "", map[string]string{"Host": host})
 		require.Equal(t, http.StatusForbidden, status, host)
-		require.Contains(t, msg, "answers 127.0.0.1, localhost and [::1] only", host)
+		require.Contains(t, msg, "answers loopback addresses only (127.0.0.1, localhost, [::1]", host)
 	}
-	for _, host := range []string{"127.0.0.1", "127.0.0.1:8400", "localhost:8400", "LOCALHOST", "[::1]:8400", "[::1]"} {
+	for _, host := range []string{"127.0.0.1", "127.0.0.1:8400", "localhost:8400", "LOCALHOST", "[::1]:8400", "[::1]", "127.0.0.2:8400"} {
 		status, msg := send(t, hs, "GET", "/api/state", "", map[string]string{"Host": host})
 		require.Equal(t, http.StatusOK, status, "%s: %s", host, msg)
 	}

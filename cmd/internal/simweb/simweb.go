@@ -37,7 +37,8 @@ type Depot interface {
 	SetPower(ctx context.Context, boxID string, on bool) error
 	ForgeGrant(ctx context.Context, boxID string) error
 	RestartBroker(ctx context.Context) error
-	BrokerUp() bool         // false while RestartBroker runs
+	BrokerUp() bool         // false while RestartBroker runs, and after one that failed
+	BrokerError() string    // why the last RestartBroker failed ("" if it did not)
 	Inbox() []depot.Message // oldest first
 	Fleetio() *fleetiotest.Server
 	Vehicles(ctx context.Context) ([]bridge.VehicleLink, error)
@@ -138,7 +139,7 @@ var loopbackHosts = []string{"127.0.0.1", "localhost", "::1"}
 func (s *Server) checkHost(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.anyHost && !isLoopbackHost(r.Host) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("host %q refused: the simulator answers 127.0.0.1, localhost and [::1] only (start it with --allow-remote for others)", r.Host))
+			writeError(w, http.StatusForbidden, fmt.Sprintf("host %q refused: the simulator answers loopback addresses only (127.0.0.1, localhost, [::1]; start it with --allow-remote and a non-loopback --listen for others)", r.Host))
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -156,7 +157,9 @@ func isLoopbackHost(host string) bool {
 			return true
 		}
 	}
-	return false
+	// Any of 127/8 and ::1 written as an address (--listen 127.0.0.2:8400).
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // requireJSON refuses (415) a body that is not declared application/json on

@@ -24,10 +24,12 @@ type State struct {
 	Fleetio      FleetioState         `json:"fleetio"`
 	Reservations []bridge.Reservation `json:"reservations"`
 	Bookings     []bridge.BookingRow  `json:"bookings"`
-	// BrokerUp is false while the broker (and the bridge with it) restarts.
-	BrokerUp bool     `json:"broker_up"`
-	Omitted  Omitted  `json:"omitted"`
-	Errors   []string `json:"errors"`
+	// BrokerUp is false while the broker (and the bridge with it) restarts,
+	// and after a restart that failed: BrokerError then says why.
+	BrokerUp    bool     `json:"broker_up"`
+	BrokerError string   `json:"broker_error,omitempty"`
+	Omitted     Omitted  `json:"omitted"`
+	Errors      []string `json:"errors"`
 }
 
 // How much of the long lists goes out: the whole State is sent at every
@@ -85,7 +87,7 @@ func (s *Server) state(ctx context.Context, boxes []depot.BoxView, boxID string)
 		st.Events = s.d.Events(boxID)
 	}
 	st.Events = orEmpty(st.Events)
-	st.BrokerUp = s.d.BrokerUp()
+	st.BrokerUp, st.BrokerError = s.d.BrokerUp(), s.d.BrokerError()
 	st.Inbox, st.Omitted.Inbox = lastN(orEmpty(s.d.Inbox()), MaxInboxShown) // oldest first
 
 	f := s.d.Fleetio()

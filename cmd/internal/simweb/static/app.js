@@ -176,7 +176,7 @@ function render() {
   part('boxes', [state.box, state.boxes.map((x) => [x.id, x.name, x.process, x.power, x.exit, x.state && x.state.status.cloud, x.state && x.state.status.revision, x.state && x.state.status.outbox])], renderBoxes);
   part('front', [b && b.id, b && b.name, b && b.process, b && b.power, b && b.exit, b && b.keys, b && b.state && b.state.typed, state.events.slice(-20)], () => renderFront(b));
   part('slots', [b && b.state && b.state.slots, down(b)], () => renderSlots(b));
-  part('sync', [b && b.state && b.state.status, b && b.network_cut, b && b.network_mode, b && b.process, b && b.power, b && b.pid, b && b.restarts, state.broker_up], () => renderSync(b));
+  part('sync', [b && b.state && b.state.status, b && b.network_cut, b && b.network_mode, b && b.process, b && b.power, b && b.pid, b && b.restarts, state.broker_up, state.broker_error], () => renderSync(b));
   renderFaults(b);
   part('events', state.events, renderEvents);
   part('inbox', [state.inbox, state.omitted], renderInbox);
@@ -323,7 +323,8 @@ function networkText(b) {
 function renderSync(b) {
   const d = $('#sync-state');
   const w = b && b.state;
-  const broker = [el('dt', {}, 'Broker'), el('dd', {'data-field': 'broker', className: state.broker_up ? '' : 'bad'}, state.broker_up ? 'up' : 'restarting')];
+  const brokerText = state.broker_up ? 'up' : state.broker_error ? 'down: ' + state.broker_error : 'restarting';
+  const broker = [el('dt', {}, 'Broker'), el('dd', {'data-field': 'broker', className: state.broker_up ? '' : 'bad'}, brokerText)];
   if (!w) {
     d.dataset.connected = 'false';
     d.replaceChildren(el('dt', {}, 'State'), el('dd', {}, b ? 'no report from the box yet' : 'no box'), ...broker);
@@ -351,8 +352,9 @@ function renderFaults(b) {
   for (const id of ['fault-jam', 'fault-sensor', 'clock-plus2h', 'clock-minus2h', 'clock-1970', 'clock-reset', 'fault-forged', 'fault-garbage']) {
     $('#' + id).disabled = !on || down(b);
   }
-  // A restart takes the broker away for a moment: not twice at once.
-  $('#fault-broker').disabled = !state.broker_up;
+  // A restart takes the broker away for a moment: not twice at once; after
+  // one that failed, the button is how to try again.
+  $('#fault-broker').disabled = !state.broker_up && !state.broker_error;
   if (!b) return;
   // Either button restores a cut network, whichever way it was cut.
   for (const [id, mode, label] of [['fault-network', 'reset', 'Cut network'], ['fault-blackhole', 'blackhole', 'Pull the cable']]) {
