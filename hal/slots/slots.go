@@ -68,6 +68,9 @@ type Dev struct {
 	mu     sync.Mutex
 	closed bool
 	state  []lockState
+	// told is what Present last said of each sensor (0: never asked, 1:
+	// no key, 2: a key): Watch reports a baseline that differs from it.
+	told []uint8
 }
 
 type lockState struct {
@@ -127,6 +130,7 @@ func New(locks []gpio.PinIO, sensors []gpio.PinIO, leds []gpio.PinIO, opts Optio
 		log:      opts.Logger,
 		guard:    opts.Guard,
 		state:    make([]lockState, len(locks)),
+		told:     make([]uint8, len(sensors)),
 	}
 	if d.hardMax <= 0 {
 		d.hardMax = DefaultHardMax
@@ -277,7 +281,18 @@ func (d *Dev) Present(slot int) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return d.sensors[i].Read() == gpio.Low, nil
+	present := d.sensors[i].Read() == gpio.Low
+	d.mu.Lock()
+	d.told[i] = toldValue(present)
+	d.mu.Unlock()
+	return present, nil
+}
+
+func toldValue(present bool) uint8 {
+	if present {
+		return 2
+	}
+	return 1
 }
 
 // SetSlot lights (High) or darkens slot's LED. Without LEDs it does nothing.
@@ -302,8 +317,12 @@ func (d *Dev) SetSlot(slot int, on bool) error {
 
 // Watch calls changed each time a slot's debounced key sensor changes, until
 // ctx is done; it then returns nil. The state when Watch starts is the
-// baseline and is not reported: read it with Present. Calls to changed never
-// overlap. Only one Watch may run at a time.
+// baseline and is not reported (read it with Present), except where it
+// differs from what Present last said of that sensor: a caller that read
+// Present first (a controller starting) is told of a key that moved before
+// Watch took its baseline, rather than believing the old state until the
+// next change. Calls to changed never overlap. Only one Watch may run at a
+// time.
 //
 // It is edge-driven: one goroutine per sensor waits for an edge, then waits
 // until the sensor has been quiet for the debounce time and reads it.
@@ -321,6 +340,14 @@ func (d *Dev) Watch(ctx context.Context, changed func(slot int, present bool)) e
 	)
 	for i, p := range d.sensors {
 		last := p.Read() == gpio.Low
+		d.mu.Lock()
+		stale := d.told[i] != 0 && d.told[i] != toldValue(last)
+		d.mu.Unlock()
+		if stale {
+			cbMu.Lock()
+			changed(i+1, last)
+			cbMu.Unlock()
+		}
 		wg.Go(func() {
 			d.watchSensor(ctx, i, p, last, func(present bool) {
 				cbMu.Lock()

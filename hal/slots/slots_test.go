@@ -408,3 +408,23 @@ func TestRelockRunsUnderGuard(t *testing.T) {
 		require.False(t, s.Released(1), "relocked inside the guard")
 	})
 }
+
+// TestWatchTellsOfAMoveBeforeItsBaseline: a caller that read Present (a
+// controller starting) before Watch took its baseline is told of a key that
+// left in between; a sensor Present was never asked about, or that did not
+// move, is not reported.
+func TestWatchTellsOfAMoveBeforeItsBaseline(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s, d := newSim(t, 3, true, Options{})
+		for slot := 1; slot <= 2; slot++ {
+			present, err := d.Present(slot)
+			require.NoError(t, err)
+			require.True(t, present)
+		}
+		require.NoError(t, s.KillSensor(1, true)) // slot 1's wire cut before Watch starts
+		ch, _ := watch(t, d)
+		require.Equal(t, change{1, false}, next(t, ch))
+		none(t, ch)
+	})
+}
