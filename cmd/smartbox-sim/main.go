@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -160,17 +159,9 @@ func consoleDone(d *depot.Depot, console bool) <-chan struct{} {
 	return ch
 }
 
-// isLoopbackListen reports whether the --listen address is reachable from
-// this machine only: localhost or a loopback IP ("" or ":8400" is every
-// interface).
+// isLoopbackListen reports whether the --listen address (host:port) is
+// reachable from this machine only ("" or ":8400" is every interface).
 func isLoopbackListen(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	_, _, err := net.SplitHostPort(addr)
+	return err == nil && simweb.IsLoopback(addr)
 }

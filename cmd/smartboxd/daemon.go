@@ -14,6 +14,7 @@ import (
 	"periph.io/x/conn/v3/gpio"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/broadcast"
 	"github.com/smartbox-oss/smartbox/hal/keypad"
 	"github.com/smartbox-oss/smartbox/hal/pins"
 	"github.com/smartbox-oss/smartbox/hal/rfid"
@@ -48,7 +49,7 @@ type daemon struct {
 	software string    // version, for Status
 	started  time.Time // process start, system clock
 	sock     *boxSocket
-	changes  changes // fired when the state a socket watcher sees has changed
+	changes  broadcast.Signal // notified when the state a socket watcher sees has changed
 	// linkSeen is the last event seq linkChanged has remembered.
 	linkSeen atomic.Uint64
 
@@ -259,7 +260,7 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 	// starts the link's drain at once rather than at its next poll.
 	// Its BuildTime is the floor at start; run stops the daemon if the
 	// clock later goes back below a floor reached since (clockFloor.check).
-	d.ctrl, err = box.New(cfg.BoxConfig(floor), kickOnCommit{Store: d.store, kick: d.kickLink, recent: &d.recent, changed: d.changes.fire},
+	d.ctrl, err = box.New(cfg.BoxConfig(floor), kickOnCommit{Store: d.store, kick: d.kickLink, recent: &d.recent, changed: d.changes.Notify},
 		box.Hardware{Locks: d.slots, Sensors: d.slots, LEDs: ind}, d.clock, log.With("part", "box"))
 	if err != nil {
 		return nil, err

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -38,38 +37,11 @@ const (
 	// goroutine ends.
 	watchHeartbeat = 15 * time.Second
 	// socketTempPattern names the private directory a new socket is made
-	// in before it is renamed into place: short, for sun_path's sake.
+	// in before it is linked into place: short, for sun_path's sake.
 	socketTempPattern = ".sbsock*"
 	// defaultEvents is /v1/events' limit when none is given.
 	defaultEvents = 100
 )
-
-// changes tells socket watchers that something they show has changed: a
-// channel closed and replaced at each fire. The zero value is ready.
-type changes struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-// fire wakes every current waiter. It never blocks.
-func (c *changes) fire() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ch != nil {
-		close(c.ch)
-		c.ch = nil
-	}
-}
-
-// wait returns a channel closed at the next fire.
-func (c *changes) wait() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ch == nil {
-		c.ch = make(chan struct{})
-	}
-	return c.ch
-}
 
 // boxSocket is the listening socket and its file.
 type boxSocket struct {
@@ -372,7 +344,7 @@ func (d *daemon) serveWatch(w http.ResponseWriter, r *http.Request) {
 			slotsCh = d.sim.slots.Changed()
 		}
 		ctrlCh := d.ctrl.Changed() // the slot views and the keypad entry
-		changedCh := d.changes.wait()
+		changedCh := d.changes.Wait()
 
 		msg, err := d.watchMessage(after)
 		if err != nil {

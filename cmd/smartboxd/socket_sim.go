@@ -216,6 +216,6 @@ func (d *daemon) simClock(w http.ResponseWriter, r *http.Request) {
 		d.sim.clock.Set(req.At)
 	}
 	d.log.Info("sim: board clock set", "clock", d.clock.Now().UTC().Format(time.RFC3339), "trusted", d.floor.Trusted())
-	d.changes.fire()
+	d.changes.Notify()
 	done(w)
 }

@@ -124,7 +124,7 @@ func (d *daemon) linkChanged() {
 		d.recent.merge(evs)
 		d.linkSeen.Store(evs[n-1].Seq)
 	}
-	d.changes.fire()
+	d.changes.Notify()
 }
 
 // startLink runs the link (if any) until the returned stop is called. The

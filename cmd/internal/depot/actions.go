@@ -152,7 +152,7 @@ func (d *Depot) SetClock(ctx context.Context, id string, r boxsocket.ClockReques
 		b.clockOffset = time.Until(r.At)
 	}
 	b.mu.Unlock()
-	d.changed.notify()
+	d.changed.Notify()
 	return nil
 }
 
@@ -175,7 +175,7 @@ func (d *Depot) SetNetwork(id string, cut netcut.Mode) error {
 	} else {
 		b.proxy.Restore()
 	}
-	d.changed.notify()
+	d.changed.Notify()
 	return nil
 }
 
@@ -211,7 +211,7 @@ func (d *Depot) RestartBroker(ctx context.Context) error {
 	old := d.svc
 	d.brokerUp, d.brokerErr = false, ""
 	d.bmu.Unlock()
-	d.changed.notify()
+	d.changed.Notify()
 	if err := old.Close(); err != nil {
 		d.log.Warn("closing the bridge for a restart", "err", err)
 	}
@@ -221,13 +221,13 @@ func (d *Depot) RestartBroker(ctx context.Context) error {
 		d.bmu.Lock()
 		d.brokerErr = err.Error()
 		d.bmu.Unlock()
-		d.changed.notify()
+		d.changed.Notify()
 		return err
 	}
 	d.bmu.Lock()
 	d.svc, d.admin, d.brokerUp = svc, svc.AdminClient(), true
 	d.bmu.Unlock()
-	d.changed.notify()
+	d.changed.Notify()
 	return nil
 }
 

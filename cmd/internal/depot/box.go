@@ -289,7 +289,7 @@ func (b *Box) powerOn(ctx context.Context) error {
 	b.power, b.process, b.pid, b.exit, b.exitCode, b.killing, b.exited, b.since = PowerOn, ProcessStarting, cmd.Process.Pid, "", 0, "", exited, time.Now()
 	b.logStart = logStart
 	b.mu.Unlock()
-	b.d.changed.notify()
+	b.d.changed.Notify()
 	b.d.wg.Go(func() {
 		err := cmd.Wait()
 		_ = logf.Close()
@@ -306,7 +306,7 @@ func (b *Box) powerOn(ctx context.Context) error {
 		// too, cannot slip a live state in after the dead one.
 		close(exited)
 		b.mu.Unlock()
-		b.d.changed.notify()
+		b.d.changed.Notify()
 		b.d.log.Info("box process ended", "box", b.id, "exit", why)
 	})
 
@@ -330,7 +330,7 @@ func (b *Box) powerOn(ctx context.Context) error {
 	}
 	b.stopWatch = cancel
 	b.mu.Unlock()
-	b.d.changed.notify()
+	b.d.changed.Notify()
 	b.d.wg.Go(func() { b.watch(wctx, exited) })
 	return nil
 }
@@ -448,7 +448,7 @@ func (b *Box) onWatch(w boxsocket.Watch, exited <-chan struct{}) error {
 		}
 	}
 	b.mu.Unlock()
-	b.d.changed.notify()
+	b.d.changed.Notify()
 	return nil
 }
 
@@ -518,7 +518,7 @@ func (b *Box) kill(sig syscall.Signal, why, power string, grace time.Duration) e
 	b.power = power
 	if b.process == ProcessExited || pid == 0 {
 		b.mu.Unlock()
-		b.d.changed.notify()
+		b.d.changed.Notify()
 		return nil
 	}
 	b.killing = why

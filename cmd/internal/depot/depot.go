@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/broadcast"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
 	"github.com/smartbox-oss/smartbox/sync/notify"
@@ -105,7 +106,7 @@ type Depot struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	changed signal
+	changed broadcast.Signal
 
 	fleet    *fleetiotest.Server
 	mail     *smtptest.Server
@@ -344,7 +345,7 @@ func (d *Depot) startService(ctx context.Context) (*bridge.Service, error) {
 		return nil, ctx.Err()
 	}
 	// Bookings change when box events arrive: the page re-reads them.
-	svc.Cloud().OnEvents(func(string, []box.Event) { d.changed.notify() })
+	svc.Cloud().OnEvents(func(string, []box.Event) { d.changed.Notify() })
 	return svc, nil
 }
 
@@ -371,7 +372,7 @@ func (d *Depot) Dir() string { return d.dir }
 // Changed returns a channel closed at the next change of anything a page
 // shows: a box's state or process, the inbox, Fleetio's records or
 // deliveries, the bridge restarting. Call it again after each change.
-func (d *Depot) Changed() <-chan struct{} { return d.changed.wait() }
+func (d *Depot) Changed() <-chan struct{} { return d.changed.Wait() }
 
 // watchEdges turns the catchers' and the fake Fleetio's change signals into
 // the depot's.
@@ -383,7 +384,7 @@ func (d *Depot) watchEdges() {
 				case <-d.ctx.Done():
 					return
 				case <-ch():
-					d.changed.notify()
+					d.changed.Notify()
 				}
 			}
 		})
@@ -459,30 +460,6 @@ func findSmartboxd(path string) (string, error) {
 		return "", errors.New("smartboxd not found beside this program or on $PATH: build it (make build) or pass its path")
 	}
 	return p, nil
-}
-
-// signal is a broadcast: wait returns a channel that notify closes.
-type signal struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func (s *signal) wait() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ch == nil {
-		s.ch = make(chan struct{})
-	}
-	return s.ch
-}
-
-func (s *signal) notify() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ch != nil {
-		close(s.ch)
-		s.ch = nil
-	}
 }
 
 // randomSecret is a fresh password: secretBytes random bytes, base64.

@@ -32,11 +32,8 @@ func playAutomatic(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
-	var pin string
-	if err := r.Await(ctx, "Fleetio assigned Van 7 to Ada: the booking PIN is written into the assignment", func() (err error) {
-		pin, err = r.pinOf(a)
-		return err
-	}); err != nil {
+	pin, err := r.awaitPIN(ctx, "Fleetio assigned Van 7 to Ada: the booking PIN is written into the assignment", a)
+	if err != nil {
 		return err
 	}
 	if err := r.Await(ctx, "Ada's email carries the PIN", r.messageTo(adaEmail, pin)); err != nil {
@@ -65,11 +62,8 @@ func playAutomatic(ctx context.Context, r *Run) error {
 }
 
 func playPrompt(ctx context.Context, r *Run) error {
-	var a fleetio.VehicleAssignment
-	if err := r.Do("Fleetio assigns Truck 12 (Prompt mode) to Linus for 4 hours", func() (err error) {
-		a, err = r.assign("Truck 12", "Linus", 4*time.Hour)
-		return err
-	}); err != nil {
+	a, err := r.assignStep("Fleetio assigns Truck 12 (Prompt mode) to Linus for 4 hours", "Truck 12", "Linus", 4*time.Hour)
+	if err != nil {
 		return err
 	}
 	if err := r.Await(ctx, "a reservation waits for the fleet manager", func() error {
@@ -102,11 +96,8 @@ func playPrompt(ctx context.Context, r *Run) error {
 	}); err != nil {
 		return err
 	}
-	var pin string
-	if err := r.Await(ctx, "the PIN is written into the assignment", func() (err error) {
-		pin, err = r.pinOf(a)
-		return err
-	}); err != nil {
+	pin, err := r.awaitPIN(ctx, "the PIN is written into the assignment", a)
+	if err != nil {
 		return err
 	}
 	if err := r.Await(ctx, "Linus gets the PIN by SMS", r.messageTo(linusPhone, pin)); err != nil {
@@ -123,18 +114,12 @@ func playPrompt(ctx context.Context, r *Run) error {
 }
 
 func playChangedDeleted(ctx context.Context, r *Run) error {
-	var a fleetio.VehicleAssignment
-	if err := r.Do("Fleetio assigns Car 8 to Margaret for 4 hours", func() (err error) {
-		a, err = r.assign("Car 8", "Margaret", 4*time.Hour)
-		return err
-	}); err != nil {
+	a, err := r.assignStep("Fleetio assigns Car 8 to Margaret for 4 hours", "Car 8", "Margaret", 4*time.Hour)
+	if err != nil {
 		return err
 	}
-	var pin string
-	if err := r.Await(ctx, "the booking PIN is written into the assignment", func() (err error) {
-		pin, err = r.pinOf(a)
-		return err
-	}); err != nil {
+	pin, err := r.awaitPIN(ctx, "the booking PIN is written into the assignment", a)
+	if err != nil {
 		return err
 	}
 	alan, err := r.contact("Alan")
@@ -193,18 +178,12 @@ func playChangedDeleted(ctx context.Context, r *Run) error {
 }
 
 func playOffline(ctx context.Context, r *Run) error {
-	var a fleetio.VehicleAssignment
-	if err := r.Do("Fleetio assigns Van 9 to Grace for 4 hours", func() (err error) {
-		a, err = r.assign("Van 9", "Grace", 4*time.Hour)
-		return err
-	}); err != nil {
+	a, err := r.assignStep("Fleetio assigns Van 9 to Grace for 4 hours", "Van 9", "Grace", 4*time.Hour)
+	if err != nil {
 		return err
 	}
-	var pin string
-	if err := r.Await(ctx, "the booking PIN is written into the assignment", func() (err error) {
-		pin, err = r.pinOf(a)
-		return err
-	}); err != nil {
+	pin, err := r.awaitPIN(ctx, "the booking PIN is written into the assignment", a)
+	if err != nil {
 		return err
 	}
 	if err := r.Await(ctx, "the box has the booking's grant", r.hasGrant(a.ID)); err != nil {
@@ -262,18 +241,8 @@ func playOffline(ctx context.Context, r *Run) error {
 }
 
 func playPowerCut(ctx context.Context, r *Run) error {
-	a, err := r.assignmentOf(seededVehicle)
+	_, pin, err := r.seededBooking(ctx)
 	if err != nil {
-		return err
-	}
-	var pin string
-	if err := r.Await(ctx, "Ada's booking PIN is written into the assignment", func() (err error) {
-		pin, err = r.pinOf(a)
-		return err
-	}); err != nil {
-		return err
-	}
-	if err := r.Await(ctx, "the box has the booking's grant", r.hasGrant(a.ID)); err != nil {
 		return err
 	}
 	mark := r.lastSeq(boxA)
@@ -313,18 +282,8 @@ func playPowerCut(ctx context.Context, r *Run) error {
 }
 
 func playForgedGrant(ctx context.Context, r *Run) error {
-	a, err := r.assignmentOf(seededVehicle)
+	_, pin, err := r.seededBooking(ctx)
 	if err != nil {
-		return err
-	}
-	var pin string
-	if err := r.Await(ctx, "Ada's booking PIN is written into the assignment", func() (err error) {
-		pin, err = r.pinOf(a)
-		return err
-	}); err != nil {
-		return err
-	}
-	if err := r.Await(ctx, "the box has the booking's grant", r.hasGrant(a.ID)); err != nil {
 		return err
 	}
 	mark := r.lastSeq(boxA)
@@ -587,6 +546,40 @@ func (r *Run) bookingEvent(id int64, t box.EventType) func() error {
 		}
 		return fmt.Errorf("no booking for assignment %d", id)
 	}
+}
+
+// seededBooking is the steps to Ada's seeded booking of Van 7: its PIN
+// written into the assignment and its grant at the box.
+func (r *Run) seededBooking(ctx context.Context) (fleetio.VehicleAssignment, string, error) {
+	a, err := r.assignmentOf(seededVehicle)
+	if err != nil {
+		return a, "", err
+	}
+	pin, err := r.awaitPIN(ctx, "Ada's booking PIN is written into the assignment", a)
+	if err != nil {
+		return a, "", err
+	}
+	return a, pin, r.Await(ctx, "the box has the booking's grant", r.hasGrant(a.ID))
+}
+
+// awaitPIN is the step that waits for the assignment's booking PIN in its
+// Keycafe access code field.
+func (r *Run) awaitPIN(ctx context.Context, what string, a fleetio.VehicleAssignment) (pin string, err error) {
+	err = r.Await(ctx, what, func() (err error) {
+		pin, err = r.pinOf(a)
+		return err
+	})
+	return pin, err
+}
+
+// assignStep is the step where Fleetio assigns the vehicle to the driver
+// (by first name) from now for d.
+func (r *Run) assignStep(what, vehicle, driver string, d time.Duration) (a fleetio.VehicleAssignment, err error) {
+	err = r.Do(what, func() (err error) {
+		a, err = r.assign(vehicle, driver, d)
+		return err
+	})
+	return a, err
 }
 
 // assignmentOf is the (first) assignment of the vehicle named name.

@@ -131,14 +131,11 @@ func New(d Depot, o Options) *Server {
 	return s
 }
 
-// loopbackHosts are the Host names answered without Options.AnyHost.
-var loopbackHosts = []string{"127.0.0.1", "localhost", "::1"}
-
 // checkHost refuses (403) a request whose Host is not a loopback name,
 // unless the server answers any host.
 func (s *Server) checkHost(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.anyHost && !isLoopbackHost(r.Host) {
+		if !s.anyHost && !IsLoopback(r.Host) {
 			writeError(w, http.StatusForbidden, fmt.Sprintf("host %q refused: the simulator answers loopback addresses only (127.0.0.1, localhost, [::1]; start it with --allow-remote and a non-loopback --listen for others)", r.Host))
 			return
 		}
@@ -146,18 +143,20 @@ func (s *Server) checkHost(h http.Handler) http.Handler {
 	})
 }
 
-func isLoopbackHost(host string) bool {
+// IsLoopback reports whether host (a Host header, or a listen address;
+// with or without a port) names this machine only: localhost, or a loopback
+// address (any of 127/8, ::1). The page answers only such Hosts unless
+// Options.AnyHost, and smartbox-sim listens only on such addresses unless
+// --allow-remote. "" and ":8400" (every interface) are not.
+func IsLoopback(host string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	} else {
 		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	}
-	for _, l := range loopbackHosts {
-		if strings.EqualFold(host, l) {
-			return true
-		}
+	if strings.EqualFold(host, "localhost") {
+		return true
 	}
-	// Any of 127/8 and ::1 written as an address (--listen 127.0.0.2:8400).
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
