@@ -330,15 +330,3 @@ func TestPlainBuildClockFloor(t *testing.T) {
 		require.Contains(t, string(out), "--sim-clock needs the \"sim\" hardware profile")
 	})
 }
-
-// TestConfigClockFloor: [clock] floor takes an RFC 3339 string or a TOML
-// date-time; anything else is an error naming the line.
-func TestConfigClockFloor(t *testing.T) {
-	for _, v := range []string{`"2027-01-01T00:00:00Z"`, `2027-01-01T00:00:00Z`, `"2027-01-01T01:00:00+01:00"`} {
-		c, err := ParseConfig("smartboxd.toml", []byte(v1(func(f map[string]string) { f["extra"] = "[clock]\nfloor = " + v })))
-		require.NoError(t, err, v)
-		require.True(t, date(2027, 1, 1).Equal(c.Clock.Floor), "%s: %s", v, c.Clock.Floor)
-	}
-	_, err := ParseConfig("smartboxd.toml", []byte(v1(func(f map[string]string) { f["extra"] = "[clock]\nfloor = \"next year\"" })))
-	require.ErrorContains(t, err, "smartboxd.toml:24: clock.floor: parsing time \"next year\"")
-}

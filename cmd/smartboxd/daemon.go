@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxconfig"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -28,7 +29,7 @@ import (
 // daemon is one running box: store, hardware and controller.
 type daemon struct {
 	// immutable after newDaemon
-	cfg    *Config
+	cfg    *boxconfig.Config
 	log    *slog.Logger
 	store  *store.Store
 	ctrl   *box.Controller
@@ -103,7 +104,7 @@ type daemonOptions struct {
 // another process, another box's) exits with every lock Low, not in the
 // state the crash left. On error, and on a panic, everything opened is
 // closed again and every lock found is de-energised (again).
-func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
+func newDaemon(cfg *boxconfig.Config, opts daemonOptions) (_ *daemon, err error) {
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -126,7 +127,7 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 	var rows, cols, locks, sensors, leds []gpio.PinIO
 	var port string
 	switch hw.Profile {
-	case ProfileSmartBoxV1:
+	case boxconfig.ProfileSmartBoxV1:
 		if err := pins.Init(); err != nil {
 			return nil, fmt.Errorf("loading GPIO drivers: %w", err)
 		}
@@ -147,7 +148,7 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 			for i, name := range l.names {
 				p, err := pins.ByName(fmt.Sprintf("%s %d", l.role, i+1), name)
 				if err != nil {
-					return nil, fmt.Errorf("%s: %w", cfg.name(), err)
+					return nil, fmt.Errorf("%s: %w", cfg.Name(), err)
 				}
 				*l.out = append(*l.out, p)
 				if l.out == &locks {
@@ -158,7 +159,7 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 			}
 		}
 		port = hw.Reader.Port
-	case ProfileSim:
+	case boxconfig.ProfileSim:
 		sh := &simHardware{keypad: sim.NewKeypad(hw.Keypad.Layout), slots: opts.simSlots}
 		if sh.slots == nil {
 			// Every slot starts with its key seated, as a stocked box.
@@ -180,7 +181,7 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 			return nil, err
 		}
 		variant := simrfid.RDM6300
-		if hw.Reader.Variant == VariantID12 {
+		if hw.Reader.Variant == boxconfig.VariantID12 {
 			variant = simrfid.ID12
 		}
 		sh.reader, err = simrfid.New(variant)
@@ -192,12 +193,12 @@ func newDaemon(cfg *Config, opts daemonOptions) (_ *daemon, err error) {
 		sensors, leds = sh.slots.SensorPins(), sh.slots.LEDPins()
 		port = sh.reader.Path()
 	default:
-		return nil, fmt.Errorf("hardware profile %q is not %q or %q", hw.Profile, ProfileSmartBoxV1, ProfileSim)
+		return nil, fmt.Errorf("hardware profile %q is not %q or %q", hw.Profile, boxconfig.ProfileSmartBoxV1, boxconfig.ProfileSim)
 	}
 
 	// The cloud's files (password, certificates): a missing file is a
 	// config mistake, reported before the store is opened.
-	creds, err := cfg.cloudCredentials()
+	creds, err := cfg.Credentials()
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxconfig"
 	"io"
 	"log/slog"
 	"os"
@@ -44,9 +45,9 @@ func seedStore(t *testing.T, dir, id string) {
 	require.NoError(t, s.Close())
 }
 
-func simConfig(t *testing.T, dir string) *Config {
+func simConfig(t *testing.T, dir string) *boxconfig.Config {
 	t.Helper()
-	c, err := LoadConfig("smartboxd.sim.toml")
+	c, err := boxconfig.LoadConfig("smartboxd.sim.toml")
 	require.NoError(t, err)
 	c.DataDir = dir
 	require.NoError(t, c.Validate())

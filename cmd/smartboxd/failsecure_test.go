@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxconfig"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -84,14 +84,12 @@ func TestFailSecureLocksBeforeOtherPins(t *testing.T) {
 		require.True(t, ok)
 		require.NoError(t, p.Out(gpio.High)) // energised, as a crash left it
 		locks = append(locks, p)
-		names = append(names, `"`+p.N+`"`)
+		names = append(names, p.N)
 	}
-	src := v1(func(f map[string]string) {
-		f["locks"] = "[" + strings.Join(names, ", ") + "]"
-		f["rows"] = `["NO_SUCH_ROW_1", "NO_SUCH_ROW_2", "NO_SUCH_ROW_3", "NO_SUCH_ROW_4"]`
-	})
-	cfg, err := ParseConfig("smartboxd.toml", []byte(src))
+	cfg, err := boxconfig.LoadConfig("smartboxd.example.toml")
 	require.NoError(t, err)
+	cfg.Hardware.Slots.Locks = names
+	cfg.Hardware.Keypad.Rows = []string{"NO_SUCH_ROW_1", "NO_SUCH_ROW_2", "NO_SUCH_ROW_3", "NO_SUCH_ROW_4"}
 	cfg.DataDir = t.TempDir()
 	require.NoError(t, cfg.Validate())
 	_, err = newDaemon(cfg, daemonOptions{Log: testLogger(t)})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxconfig"
 	"io"
 	"log/slog"
 	"net/http"
@@ -221,7 +222,7 @@ func startRigDaemon(t testing.TB, r *syncRig, dir string, log *slog.Logger) *dae
 		"[cloud]\nbroker_url = \"" + r.url + "\"\npassword_file = \"" + pw + "\"\n"
 	p := filepath.Join(t.TempDir(), "smartboxd.toml")
 	require.NoError(t, os.WriteFile(p, []byte(src), 0o600))
-	cfg, err := LoadConfig(p)
+	cfg, err := boxconfig.LoadConfig(p)
 	require.NoError(t, err)
 	require.NoError(t, cfg.Validate())
 	d, err := newDaemon(cfg, daemonOptions{Log: log, Software: "e2e"})

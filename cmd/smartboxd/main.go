@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxconfig"
 	"io"
 	"log/slog"
 	"os"
@@ -35,7 +36,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // line is a cli.UsageError.
 func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("smartboxd", stderr)
-	configPath := fs.String("config", DefaultConfigPath, "config file (TOML)")
+	configPath := fs.String("config", boxconfig.DefaultConfigPath, "config file (TOML)")
 	hardware := fs.String("hardware", "", `hardware profile, overriding the config's: "sim" or "smartbox-v1"`)
 	dataDir := fs.String("data", "", "data directory (box.db), overriding the config's data_dir")
 	logLevel := fs.String("log-level", "info", cli.LogLevelUsage)
@@ -46,9 +47,9 @@ func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return err
 	}
 	switch *hardware {
-	case "", ProfileSim, ProfileSmartBoxV1:
+	case "", boxconfig.ProfileSim, boxconfig.ProfileSmartBoxV1:
 	default:
-		return cli.Usagef("--hardware %q: want %q or %q", *hardware, ProfileSim, ProfileSmartBoxV1)
+		return cli.Usagef("--hardware %q: want %q or %q", *hardware, boxconfig.ProfileSim, boxconfig.ProfileSmartBoxV1)
 	}
 	level, err := cli.ParseLogLevel(*logLevel)
 	if err != nil {
@@ -56,7 +57,7 @@ func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	cfg, err := LoadConfig(*configPath)
+	cfg, err := boxconfig.LoadConfig(*configPath)
 	if err != nil {
 		return err
 	}
@@ -75,10 +76,10 @@ func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		switch {
 		case err != nil:
 			return cli.Usagef("--sim-clock %q: want an RFC 3339 time such as 1970-01-01T00:00:00Z", *simClock)
-		case cfg.Hardware.Profile != ProfileSim:
+		case cfg.Hardware.Profile != boxconfig.ProfileSim:
 			// A real box's clock is the system's; only a simulated board's
 			// may be set from the command line.
-			return cli.Usagef("--sim-clock needs the %q hardware profile, not %q", ProfileSim, cfg.Hardware.Profile)
+			return cli.Usagef("--sim-clock needs the %q hardware profile, not %q", boxconfig.ProfileSim, cfg.Hardware.Profile)
 		}
 		clock = newOffsetClock(t)
 	}
@@ -86,14 +87,14 @@ func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs.Visit(func(f *flag.Flag) { simKeysSet = simKeysSet || f.Name == "sim-keys" })
 	var simSlots *sim.Slots
 	switch {
-	case cfg.Hardware.Profile == ProfileSim:
+	case cfg.Hardware.Profile == boxconfig.ProfileSim:
 		keys, err := parseSimKeys(*simKeys, cfg.Hardware.Slots.Count)
 		if err != nil {
 			return err
 		}
 		simSlots = sim.NewSlotsHolding(keys)
 	case simKeysSet:
-		return cli.Usagef("--sim-keys needs the %q hardware profile, not %q", ProfileSim, cfg.Hardware.Profile)
+		return cli.Usagef("--sim-keys needs the %q hardware profile, not %q", boxconfig.ProfileSim, cfg.Hardware.Profile)
 	}
 
 	bt, btSource, err := resolveBuildTime(buildTime)
@@ -105,7 +106,7 @@ func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		"slots", cfg.Hardware.Slots.Count, "build_time", bt, "build_time_from", btSource, "software", sw)
 
 	opts := daemonOptions{Log: log, BuildTime: bt, Clock: clock, Software: sw, Socket: *socket, simSlots: simSlots}
-	if cfg.Hardware.Profile == ProfileSim {
+	if cfg.Hardware.Profile == boxconfig.ProfileSim {
 		opts.Stdin, opts.Stdout = stdin, stdout
 		if f, ok := stdin.(*os.File); ok {
 			opts.StdinIsTerm = isTerminal(f.Fd())

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxconfig"
 	"io"
 	"io/fs"
 	"net"
@@ -53,7 +54,7 @@ type socketRig struct {
 
 // startSocketDaemon runs a sim daemon on a store seeded with key-1 in slot
 // 1 and its booking PIN, serving its socket; edit changes the config first.
-func startSocketDaemon(t *testing.T, edit func(*Config)) *socketRig {
+func startSocketDaemon(t *testing.T, edit func(*boxconfig.Config)) *socketRig {
 	t.Helper()
 	dir := t.TempDir()
 	seedStore(t, dir, "demo-box")
@@ -167,7 +168,7 @@ func TestSocketTakeAndReturn(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "demo-box", st.BoxID)
 	require.Equal(t, "test-1", st.Software)
-	require.Equal(t, ProfileSim, st.Hardware)
+	require.Equal(t, boxconfig.ProfileSim, st.Hardware)
 	require.Equal(t, "offline-only", st.Cloud)
 	require.Empty(t, st.Broker)
 	require.WithinDuration(t, time.Now(), st.Started, time.Minute)
@@ -266,7 +267,7 @@ func TestSocketTakeAndReturn(t *testing.T) {
 // TestSocketJammedSlot: a jammed latch keeps the key in; the released slot
 // times out and relocks.
 func TestSocketJammedSlot(t *testing.T) {
-	r := startSocketDaemon(t, func(c *Config) { c.Timing.Release.Duration = time.Second })
+	r := startSocketDaemon(t, func(c *boxconfig.Config) { c.Timing.Release.Duration = time.Second })
 	ctx := t.Context()
 	w := startWatch(t, r.c)
 	yes := true
@@ -667,7 +668,7 @@ func TestSocketCloud(t *testing.T) {
 // TestSocketSimRoutesOnRealHardware: without simulated hardware every
 // /v1/sim route is a 404 that says why, before it looks at anything.
 func TestSocketSimRoutesOnRealHardware(t *testing.T) {
-	d := &daemon{cfg: &Config{}, log: testLogger(t)}
+	d := &daemon{cfg: &boxconfig.Config{}, log: testLogger(t)}
 	h := d.socketRoutes()
 	for _, route := range []string{
 		"POST /v1/sim/keypad", "POST /v1/sim/slots/1/take", "POST /v1/sim/slots/1/put-back",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxconfig"
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
@@ -56,7 +57,7 @@ func (d *daemon) kickLink() {
 // newLink makes the sync link when the config has [cloud]. The box must
 // have been provisioned (the cloud's signing keys in the store): without
 // them it could verify nothing the cloud sends.
-func (d *daemon) newLink(creds cloudCredentials, opts daemonOptions) error {
+func (d *daemon) newLink(creds boxconfig.Credentials, opts daemonOptions) error {
 	cc := d.cfg.Cloud
 	if cc == nil {
 		d.log.Info("no [cloud] in the config: this box is offline-only and keeps the records it has")
@@ -66,7 +67,7 @@ func (d *daemon) newLink(creds cloudCredentials, opts daemonOptions) error {
 	if errors.Is(err, store.ErrNotProvisioned) {
 		return fmt.Errorf("%s: [cloud] is set but the store %s was never provisioned with the cloud's signing key: "+
 			"run 'smartboxctl provision --data %s --cloud-key KID=BASE64' (stop smartboxd first), or remove [cloud] for an offline box",
-			d.cfg.name(), d.store.Path(), d.cfg.DataDir)
+			d.cfg.Name(), d.store.Path(), d.cfg.DataDir)
 	}
 	if err != nil {
 		return fmt.Errorf("reading the box's provisioning: %w", err)

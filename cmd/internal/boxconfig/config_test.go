@@ -1,4 +1,4 @@
-package main
+package boxconfig
 
 import (
 	"os"
@@ -20,7 +20,7 @@ func TestExampleConfigsParse(t *testing.T) {
 		{"smartboxd.sim.toml", ProfileSim},
 	} {
 		t.Run(filepath.Base(tc.file), func(t *testing.T) {
-			c, err := LoadConfig(tc.file)
+			c, err := LoadConfig(filepath.Join("..", "..", "smartboxd", tc.file))
 			require.NoError(t, err)
 			require.NoError(t, c.Validate())
 			require.Equal(t, tc.profile, c.Hardware.Profile)
@@ -34,7 +34,7 @@ func TestExampleConfigsParse(t *testing.T) {
 }
 
 func TestExampleConfigPins(t *testing.T) {
-	c, err := LoadConfig("smartboxd.example.toml")
+	c, err := LoadConfig(filepath.Join("..", "..", "smartboxd", "smartboxd.example.toml"))
 	require.NoError(t, err)
 	require.Equal(t, []string{"GPIO5", "GPIO6", "GPIO13", "GPIO19"}, c.Hardware.Keypad.Rows)
 	require.Len(t, c.Hardware.Slots.Locks, 12)
@@ -182,4 +182,16 @@ func TestLoadConfigMissingFile(t *testing.T) {
 	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.toml"))
 	require.ErrorIs(t, err, os.ErrNotExist)
 	require.Contains(t, err.Error(), "nope.toml")
+}
+
+// TestConfigClockFloor: [clock] floor takes an RFC 3339 string or a TOML
+// date-time; anything else is an error naming the line.
+func TestConfigClockFloor(t *testing.T) {
+	for _, v := range []string{`"2027-01-01T00:00:00Z"`, `2027-01-01T00:00:00Z`, `"2027-01-01T01:00:00+01:00"`} {
+		c, err := ParseConfig("smartboxd.toml", []byte(v1(func(f map[string]string) { f["extra"] = "[clock]\nfloor = " + v })))
+		require.NoError(t, err, v)
+		require.True(t, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC).Equal(c.Clock.Floor), "%s: %s", v, c.Clock.Floor)
+	}
+	_, err := ParseConfig("smartboxd.toml", []byte(v1(func(f map[string]string) { f["extra"] = "[clock]\nfloor = \"next year\"" })))
+	require.ErrorContains(t, err, "smartboxd.toml:24: clock.floor: parsing time \"next year\"")
 }

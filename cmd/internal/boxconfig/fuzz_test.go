@@ -1,7 +1,8 @@
-package main
+package boxconfig
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -11,7 +12,7 @@ import (
 // relies on.
 func FuzzParseConfig(f *testing.F) {
 	for _, p := range []string{"smartboxd.example.toml", "smartboxd.sim.toml"} {
-		b, err := os.ReadFile(p)
+		b, err := os.ReadFile(filepath.Join("..", "..", "smartboxd", p))
 		if err != nil {
 			f.Fatal(err)
 		}

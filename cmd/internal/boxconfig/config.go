@@ -1,4 +1,4 @@
-package main
+package boxconfig
 
 import (
 	"fmt"
@@ -208,30 +208,30 @@ func (c *Config) fillDefaults() {
 }
 
 // name is the file name used in messages.
-func (c *Config) name() string { return c.file.Name() }
+func (c *Config) Name() string { return c.file.Name() }
 
 // fieldErr makes "file:line: field: msg" (tomlconf.File.FieldErr).
-func (c *Config) fieldErr(field, format string, args ...any) error {
+func (c *Config) FieldErr(field, format string, args ...any) error {
 	return c.file.FieldErr(field, format, args...)
 }
 
 // Validate checks every field before anything touches hardware or the store.
 func (c *Config) Validate() error {
 	if c.BoxID == "" {
-		return c.fieldErr("box_id", "missing: every box needs an id (letters, digits, ._:@-)")
+		return c.FieldErr("box_id", "missing: every box needs an id (letters, digits, ._:@-)")
 	}
 	if !box.ValidID(c.BoxID) {
-		return c.fieldErr("box_id", "%q is not a valid id: want 1-128 letters, digits or ._:@-", c.BoxID)
+		return c.FieldErr("box_id", "%q is not a valid id: want 1-128 letters, digits or ._:@-", c.BoxID)
 	}
 	h := &c.Hardware
 	switch h.Profile {
 	case ProfileSmartBoxV1, ProfileSim:
 	default:
-		return c.fieldErr("hardware.profile", "%q is not %q or %q", h.Profile, ProfileSmartBoxV1, ProfileSim)
+		return c.FieldErr("hardware.profile", "%q is not %q or %q", h.Profile, ProfileSmartBoxV1, ProfileSim)
 	}
 	n := h.Slots.Count
 	if n < 1 || n > box.MaxSlots {
-		return c.fieldErr("hardware.slots.count", "%d is not in 1..%d", n, box.MaxSlots)
+		return c.FieldErr("hardware.slots.count", "%d is not in 1..%d", n, box.MaxSlots)
 	}
 	if err := c.validateKeypad(); err != nil {
 		return err
@@ -258,20 +258,20 @@ func (c *Config) validateKeypad() error {
 	seen := map[rune]bool{}
 	for i, row := range k.Layout {
 		if len(row) != len(k.Layout[0]) || len(row) == 0 {
-			return c.fieldErr("hardware.keypad.layout", "row %d %q has %d keys, want %d like row 1", i+1, row, len(row), len(k.Layout[0]))
+			return c.FieldErr("hardware.keypad.layout", "row %d %q has %d keys, want %d like row 1", i+1, row, len(row), len(k.Layout[0]))
 		}
 		for _, r := range row {
 			if !strings.ContainsRune("0123456789*#", r) {
-				return c.fieldErr("hardware.keypad.layout", "row %d: key %q is not a digit, * or #", i+1, r)
+				return c.FieldErr("hardware.keypad.layout", "row %d: key %q is not a digit, * or #", i+1, r)
 			}
 			if seen[r] {
-				return c.fieldErr("hardware.keypad.layout", "key %q appears twice", r)
+				return c.FieldErr("hardware.keypad.layout", "key %q appears twice", r)
 			}
 			seen[r] = true
 		}
 	}
 	if d := k.Debounce.Duration; d < time.Millisecond || d > 500*time.Millisecond {
-		return c.fieldErr("hardware.keypad.debounce", "%s is not in 1ms..500ms", d)
+		return c.FieldErr("hardware.keypad.debounce", "%s is not in 1ms..500ms", d)
 	}
 	if err := c.pinList("hardware.keypad.rows", k.Rows, len(k.Layout), "one per layout row"); err != nil {
 		return err
@@ -290,7 +290,7 @@ func (c *Config) validateSlotPins() error {
 	}
 	// LEDs are optional on real hardware: a box without them leaves the list out.
 	if len(s.LEDs) > 0 && len(s.LEDs) != n {
-		return c.fieldErr("hardware.slots.leds", "has %d pins, want %d (one per slot) or none", len(s.LEDs), n)
+		return c.FieldErr("hardware.slots.leds", "has %d pins, want %d (one per slot) or none", len(s.LEDs), n)
 	}
 	if err := c.pinNames("hardware.slots.leds", s.LEDs); err != nil {
 		return err
@@ -298,10 +298,10 @@ func (c *Config) validateSlotPins() error {
 	// The hard maximum protects the lock coils; the controller's own
 	// maximum can never exceed box.HardMaxRelease either.
 	if d := s.HardMax.Duration; d < 100*time.Millisecond || d > box.HardMaxRelease {
-		return c.fieldErr("hardware.slots.hard_max", "%s is not in 100ms..%s", d, box.HardMaxRelease)
+		return c.FieldErr("hardware.slots.hard_max", "%s is not in 100ms..%s", d, box.HardMaxRelease)
 	}
 	if d := s.Debounce.Duration; d < time.Millisecond || d > 2*time.Second {
-		return c.fieldErr("hardware.slots.debounce", "%s is not in 1ms..2s", d)
+		return c.FieldErr("hardware.slots.debounce", "%s is not in 1ms..2s", d)
 	}
 	return nil
 }
@@ -311,7 +311,7 @@ func (c *Config) pinList(field string, pins []string, want int, why string) erro
 		return nil // the simulator makes its own pins
 	}
 	if len(pins) != want {
-		return c.fieldErr(field, "has %d pins, want %d (%s)", len(pins), want, why)
+		return c.FieldErr(field, "has %d pins, want %d (%s)", len(pins), want, why)
 	}
 	return c.pinNames(field, pins)
 }
@@ -319,7 +319,7 @@ func (c *Config) pinList(field string, pins []string, want int, why string) erro
 func (c *Config) pinNames(field string, pins []string) error {
 	for i, p := range pins {
 		if strings.TrimSpace(p) == "" {
-			return c.fieldErr(field, "pin %d is empty", i+1)
+			return c.FieldErr(field, "pin %d is empty", i+1)
 		}
 	}
 	return nil
@@ -344,7 +344,7 @@ func (c *Config) validateUniquePins() error {
 		for i, p := range l.pins {
 			where := fmt.Sprintf("%s[%d]", l.field, i+1)
 			if prev, ok := seen[p]; ok {
-				return c.fieldErr(l.field, "pin %q is used twice (%s and %s)", p, prev, where)
+				return c.FieldErr(l.field, "pin %q is used twice (%s and %s)", p, prev, where)
 			}
 			seen[p] = where
 		}
@@ -355,17 +355,17 @@ func (c *Config) validateUniquePins() error {
 func (c *Config) validateReader() error {
 	r := &c.Hardware.Reader
 	if r.Port == "" && c.needPins() {
-		return c.fieldErr("hardware.reader.port", "missing: name the reader's UART, e.g. \"/dev/serial0\"")
+		return c.FieldErr("hardware.reader.port", "missing: name the reader's UART, e.g. \"/dev/serial0\"")
 	}
 	switch r.Baud {
 	case 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200:
 	default:
-		return c.fieldErr("hardware.reader.baud", "%d is not a standard baud rate (EM4100 readers use 9600)", r.Baud)
+		return c.FieldErr("hardware.reader.baud", "%d is not a standard baud rate (EM4100 readers use 9600)", r.Baud)
 	}
 	switch r.Variant {
 	case VariantRDM6300, VariantID12:
 	default:
-		return c.fieldErr("hardware.reader.variant", "%q is not %q or %q", r.Variant, VariantRDM6300, VariantID12)
+		return c.FieldErr("hardware.reader.variant", "%q is not %q or %q", r.Variant, VariantRDM6300, VariantID12)
 	}
 	return nil
 }
@@ -386,32 +386,32 @@ func (c *Config) validateTiming() error {
 	}
 	for _, ch := range checks {
 		if ch.d < 0 {
-			return c.fieldErr(ch.field, "%s is negative", ch.d)
+			return c.FieldErr(ch.field, "%s is negative", ch.d)
 		}
 	}
 	if c.Lockout.Threshold < 1 {
-		return c.fieldErr("lockout.threshold", "%d is below 1", c.Lockout.Threshold)
+		return c.FieldErr("lockout.threshold", "%d is below 1", c.Lockout.Threshold)
 	}
 	switch box.ClockPolicy(c.Clock.Untrusted) {
 	case box.ClockRefuse, box.ClockAllow:
 	default:
-		return c.fieldErr("clock.untrusted", "%q is not %q or %q", c.Clock.Untrusted, box.ClockRefuse, box.ClockAllow)
+		return c.FieldErr("clock.untrusted", "%q is not %q or %q", c.Clock.Untrusted, box.ClockRefuse, box.ClockAllow)
 	}
 	if c.Timing.Release.Duration > c.Timing.ReleaseMax.Duration {
-		return c.fieldErr("timing.release", "%s is longer than timing.release_max %s", c.Timing.Release.Duration, c.Timing.ReleaseMax.Duration)
+		return c.FieldErr("timing.release", "%s is longer than timing.release_max %s", c.Timing.Release.Duration, c.Timing.ReleaseMax.Duration)
 	}
 	// The controller waits up to release_max for a key to move; if the lock
 	// driver cut the coil sooner, the slot would relock under the driver's
 	// hand while the box still says "open".
 	if c.Timing.ReleaseMax.Duration > c.Hardware.Slots.HardMax.Duration {
-		return c.fieldErr("timing.release_max", "%s is longer than hardware.slots.hard_max %s", c.Timing.ReleaseMax.Duration, c.Hardware.Slots.HardMax.Duration)
+		return c.FieldErr("timing.release_max", "%s is longer than hardware.slots.hard_max %s", c.Timing.ReleaseMax.Duration, c.Hardware.Slots.HardMax.Duration)
 	}
 	if c.Lockout.Max.Duration < c.Lockout.Base.Duration {
-		return c.fieldErr("lockout.max", "%s is shorter than lockout.base %s", c.Lockout.Max.Duration, c.Lockout.Base.Duration)
+		return c.FieldErr("lockout.max", "%s is shorter than lockout.base %s", c.Lockout.Max.Duration, c.Lockout.Base.Duration)
 	}
 	// box.Config has the last word on its own numbers.
 	if _, err := c.BoxConfig(time.Time{}).WithDefaults(); err != nil {
-		return fmt.Errorf("%s: %w", c.name(), err)
+		return fmt.Errorf("%s: %w", c.Name(), err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package boxconfig
 
 import (
 	"os"
@@ -107,18 +107,18 @@ func TestCloudCredentials(t *testing.T) {
 		name  string
 		cloud string
 		want  []string
-		check func(t *testing.T, cr cloudCredentials)
+		check func(t *testing.T, cr Credentials)
 	}{
-		{"password relative to the config", "broker_url = \"tcp://127.0.0.1:1883\"\npassword_file = \"pw\"\n", nil, func(t *testing.T, cr cloudCredentials) {
+		{"password relative to the config", "broker_url = \"tcp://127.0.0.1:1883\"\npassword_file = \"pw\"\n", nil, func(t *testing.T, cr Credentials) {
 			require.Equal(t, "s3cret-pw", cr.Password, "the final newline is not part of it")
 			require.Nil(t, cr.TLS)
 		}},
-		{"tls with system roots", "broker_url = \"ssl://x:8883\"\npassword_file = \"pw\"\n", nil, func(t *testing.T, cr cloudCredentials) {
+		{"tls with system roots", "broker_url = \"ssl://x:8883\"\npassword_file = \"pw\"\n", nil, func(t *testing.T, cr Credentials) {
 			require.NotNil(t, cr.TLS)
 			require.Nil(t, cr.TLS.RootCAs)
 		}},
 		{"client certificate", "broker_url = \"ssl://x:8883\"\nca_file = \"" + certs.CAFile + "\"\ncert_file = \"" + cert + "\"\nkey_file = \"" + key + "\"\n",
-			nil, func(t *testing.T, cr cloudCredentials) {
+			nil, func(t *testing.T, cr Credentials) {
 				require.NotNil(t, cr.TLS.RootCAs)
 				require.Len(t, cr.TLS.Certificates, 1)
 				require.Empty(t, cr.Password)
@@ -141,7 +141,7 @@ func TestCloudCredentials(t *testing.T) {
 			c, err := ParseConfig(filepath.Join(dir, "smartboxd.toml"), []byte(simBase+"[cloud]\n"+tc.cloud))
 			require.NoError(t, err)
 			require.NoError(t, c.Validate())
-			cr, err := c.cloudCredentials()
+			cr, err := c.Credentials()
 			if tc.want == nil {
 				require.NoError(t, err)
 				tc.check(t, cr)
@@ -161,9 +161,4 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
-}
-
-func TestSoftwareVersion(t *testing.T) {
-	require.Equal(t, "smartboxd v1.2.0", softwareVersion("v1.2.0")[:len("smartboxd v1.2.0")])
-	require.Contains(t, softwareVersion(""), "smartboxd ")
 }
