@@ -397,3 +397,36 @@ func reconcileReportOf(r bookings.ReconcileReport) ReconcileReport {
 			return Repair{AssignmentID: rp.AssignmentID, VehicleID: rp.VehicleID, Why: rp.Why}
 		})}
 }
+
+// ProvisioningResponse is GET /v1/provisioning: what `smartboxctl provision`
+// fetches from the bridge for a new box, so that a technician pastes
+// nothing. Everything in it is public.
+type ProvisioningResponse struct {
+	// BrokerURL is where boxes connect ("ssl://host:8883"): the bridge's
+	// configured [broker] box_url, else the embedded broker's TLS listener
+	// as the bridge sees it. "" when the bridge cannot say (the technician
+	// then gives --broker).
+	BrokerURL string `json:"broker_url,omitempty"`
+	// CACert is the PEM of the bridge's CA (DATA/ca.crt, made on first
+	// start): it signs the embedded broker's server certificate and the
+	// boxes' client certificates. A box trusts it as cloud.ca_file.
+	CACert string `json:"ca_cert"`
+	// SigningKey is the key batches are signed with (as GET /v1/signing-key).
+	SigningKey SigningKeyResponse `json:"signing_key"`
+}
+
+// CertificateRequest is POST /v1/boxes/{box}/certificate: a PKCS#10
+// certificate request (PEM) whose subject CN is the box id, made by the
+// technician's tool with a key that never leaves the box's card. The box
+// must be registered first (POST /v1/boxes).
+type CertificateRequest struct {
+	CSR string `json:"csr"`
+}
+
+// CertificateResponse answers it: the client certificate the bridge's CA
+// signed (PEM, CN = box id, client-auth only), and the CA.
+type CertificateResponse struct {
+	Certificate string    `json:"certificate"`
+	CACert      string    `json:"ca_cert"`
+	NotAfter    time.Time `json:"not_after"`
+}
