@@ -72,10 +72,23 @@ type Status struct {
 	Revision uint64 `json:"revision"`
 	Outbox   int    `json:"outbox"` // events not yet acknowledged by the cloud
 	LastSeq  uint64 `json:"last_seq"`
+	// LastSync is when the box last applied (or was told it had) the
+	// cloud's records; LastAck when the cloud last acknowledged events.
+	// Zero: not since the daemon started.
+	LastSync time.Time `json:"last_sync,omitzero"`
+	LastAck  time.Time `json:"last_ack,omitzero"`
+	// SyncRefused is the last message from the cloud the box refused (a
+	// batch whose signature does not verify with the provisioned key, a
+	// malformed one), with when; "" when none since start.
+	SyncRefused   string    `json:"sync_refused,omitempty"`
+	SyncRefusedAt time.Time `json:"sync_refused_at,omitzero"`
 
 	Clock        time.Time `json:"clock"` // the box clock now
 	ClockTrusted bool      `json:"clock_trusted"`
 	ClockFloor   time.Time `json:"clock_floor"`
+	// ClockSynced: the system clock is synchronised by NTP (the kernel's
+	// STA_UNSYNC flag is clear); false on the sim's settable clock.
+	ClockSynced bool `json:"clock_synced"`
 
 	// LockoutUntil is set while the keypad refuses codes after wrong ones.
 	LockoutUntil time.Time `json:"lockout_until,omitzero"`
