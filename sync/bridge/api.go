@@ -430,3 +430,12 @@ type CertificateResponse struct {
 	CACert      string    `json:"ca_cert"`
 	NotAfter    time.Time `json:"not_after"`
 }
+
+// ProvisionRecord is what `smartboxctl provision --offline` prints for a
+// box provisioned without reaching the bridge, for the admin to carry to
+// it (`smartbox-bridge register-box --record FILE`): the registration and
+// the certificate request. Nothing in it is secret.
+type ProvisionRecord struct {
+	Register RegisterBoxRequest `json:"register"`
+	CSR      string             `json:"csr"` // PEM, CN = Register.ID
+}
