@@ -100,6 +100,8 @@ type Link struct {
 	// shared with paho's goroutines
 	in        *inbox
 	kick      chan struct{}
+	probes    *probeWaiters
+	probeSend chan string // nonces for the worker to send (probe.go)
 	connected atomic.Bool
 	running   atomic.Bool
 
@@ -161,15 +163,17 @@ func New(opts Options) (*Link, error) {
 		return nil, fmt.Errorf("link: %w", err)
 	}
 	l := &Link{
-		opts:     opts,
-		log:      opts.Logger.With("box", opts.BoxID),
-		st:       opts.Store,
-		verifier: wire.Verifier{Keys: prov.CloudKeys, BoxKey: key.PublicKey().Bytes()},
-		key:      key,
-		topic:    func(leaf string) string { return wire.Topic(opts.BoxID, leaf) },
-		in:       newInbox(),
-		kick:     make(chan struct{}, 1),
-		refusals: newLimiter(refusalBurst, refusalEvery),
+		opts:      opts,
+		log:       opts.Logger.With("box", opts.BoxID),
+		st:        opts.Store,
+		verifier:  wire.Verifier{Keys: prov.CloudKeys, BoxKey: key.PublicKey().Bytes()},
+		key:       key,
+		topic:     func(leaf string) string { return wire.Topic(opts.BoxID, leaf) },
+		in:        newInbox(),
+		kick:      make(chan struct{}, 1),
+		probes:    newProbeWaiters(),
+		probeSend: make(chan string, maxProbes),
+		refusals:  newLimiter(refusalBurst, refusalEvery),
 	}
 	return l, nil
 }
