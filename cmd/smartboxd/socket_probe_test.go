@@ -109,4 +109,3 @@ func TestSocketProbe(t *testing.T) {
 		require.Contains(t, pe.Message, r.url)
 	})
 }
-
