@@ -75,7 +75,7 @@ type ProbeResult struct {
 // cancelled.
 func (l *Link) Probe(ctx context.Context) (ProbeResult, error) {
 	if !l.running.Load() {
-		return ProbeResult{}, fmt.Errorf("probe: %w: the link is not running", ErrNotConnected)
+		return ProbeResult{}, fmt.Errorf("probe: %w %s: the link is not running (starting, or stopped)", ErrNotConnected, l.opts.BrokerURL)
 	}
 	if !l.Connected() {
 		return ProbeResult{}, fmt.Errorf("probe: %w %s (the link keeps retrying; smartboxd's log says why)", ErrNotConnected, l.opts.BrokerURL)
