@@ -32,6 +32,11 @@ const (
 	// fob_unknown, ...) that were merged into one to keep the outbox within
 	// its quota or a burst of refusals small; Reason and Detail say which.
 	EventRefusalsMerged EventType = "refusals_merged"
+	// EventMaintenanceBegan and EventMaintenanceEnded bracket a
+	// technician's self-test: the box took no codes nor fobs in between,
+	// and its releases are slot_released with PurposeSelftest.
+	EventMaintenanceBegan EventType = "maintenance_began"
+	EventMaintenanceEnded EventType = "maintenance_ended"
 )
 
 // ReturnBy says what let a key back into its slot (key_returned).
@@ -75,9 +80,10 @@ const (
 type Purpose string
 
 const (
-	PurposeTake   Purpose = "take"
-	PurposeReturn Purpose = "return"
-	PurposeRemote Purpose = "remote" // opened by a signed command from the cloud
+	PurposeTake     Purpose = "take"
+	PurposeReturn   Purpose = "return"
+	PurposeRemote   Purpose = "remote"   // opened by a signed command from the cloud
+	PurposeSelftest Purpose = "selftest" // opened by a technician's self-test (smartboxctl selftest)
 )
 
 // Event is one entry of the outbox. Seq is given by the store when the event

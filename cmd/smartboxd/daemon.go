@@ -40,6 +40,7 @@ type daemon struct {
 	clock  box.Clock    // the box clock (the system's, or the simulator's --sim-clock)
 	floor  *clockFloor  // the earliest trusted time, kept moving by run
 	sim    *simHardware // nil on real hardware
+	input  *inputRouter // the controller, or a technician's self-test (socket_selftest.go)
 	// lockPins are the slot locks' pins as found, before slots.Dev owns
 	// them: close de-energises them whatever else failed.
 	lockPins []gpio.PinIO
@@ -114,6 +115,7 @@ func newDaemon(cfg *boxconfig.Config, opts daemonOptions) (_ *daemon, err error)
 	if d.stdout == nil {
 		d.stdout = io.Discard
 	}
+	d.input = newInputRouter(d)
 	ok := false
 	defer func() {
 		// Runs on an error return and while a panic unwinds (which then
@@ -261,7 +263,7 @@ func newDaemon(cfg *boxconfig.Config, opts daemonOptions) (_ *daemon, err error)
 	// starts the link's drain at once rather than at its next poll.
 	// Its BuildTime is the floor at start; run stops the daemon if the
 	// clock later goes back below a floor reached since (clockFloor.check).
-	d.ctrl, err = box.New(cfg.BoxConfig(floor), kickOnCommit{Store: d.store, kick: d.kickLink, recent: &d.recent, changed: d.changes.Notify},
+	d.ctrl, err = box.New(cfg.BoxConfig(floor), d.commitStore(),
 		box.Hardware{Locks: d.slots, Sensors: d.slots, LEDs: ind}, d.clock, log.With("part", "box"))
 	if err != nil {
 		return nil, err
@@ -279,6 +281,12 @@ func newDaemon(cfg *boxconfig.Config, opts daemonOptions) (_ *daemon, err error)
 	}
 	ok = true
 	return d, nil
+}
+
+// commitStore is the store as the controller (and a self-test session)
+// commits to it: see kickOnCommit.
+func (d *daemon) commitStore() kickOnCommit {
+	return kickOnCommit{Store: d.store, kick: d.kickLink, recent: &d.recent, changed: d.changes.Notify}
 }
 
 // deEnergise drives lock pins Low at once and keeps them, so that every
@@ -334,9 +342,11 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	// Every goroutine runs under failSecure: a panic in any of them ends
 	// the process, and the locks must be Low when it does.
-	wg.Go(func() { d.failSecure(func() { fail("keypad", d.keypad.Run(ctx, d.ctrl.Press)) }) })
-	wg.Go(func() { d.failSecure(func() { fail("reader", d.reader.Run(ctx, d.ctrl.FobScanned)) }) })
-	wg.Go(func() { d.failSecure(func() { fail("key sensors", d.slots.Watch(ctx, d.ctrl.KeySensed)) }) })
+	// The inputs go through d.input: to the controller, or to a
+	// technician's self-test session while one lasts.
+	wg.Go(func() { d.failSecure(func() { fail("keypad", d.keypad.Run(ctx, d.input.Press)) }) })
+	wg.Go(func() { d.failSecure(func() { fail("reader", d.reader.Run(ctx, d.input.FobScanned)) }) })
+	wg.Go(func() { d.failSecure(func() { fail("key sensors", d.slots.Watch(ctx, d.input.KeySensed)) }) })
 	wg.Go(func() { d.failSecure(func() { fail("clock", d.floor.Run(ctx)) }) })
 	if d.sim != nil && d.stdin != nil {
 		// The console is not waited for: a read on stdin cannot be
@@ -358,6 +368,7 @@ func (d *daemon) run(ctx context.Context) error {
 	// socket stops answering, then the link drains and disconnects, then
 	// close() closes the store and removes the socket file.
 	stopSocket()
+	d.input.stop() // a self-test still open: recorded as ended (the controller relocked all)
 	stopLink()
 	errMu.Lock()
 	defer errMu.Unlock()

@@ -86,7 +86,7 @@ func (d *daemon) newLink(creds boxconfig.Credentials, opts daemonOptions) error 
 		TLS:       creds.TLS,
 		Software:  opts.Software,
 		Store:     d.store,
-		Box:       d.ctrl,
+		Box:       d.input, // refuses a remote release during a self-test
 		// A clock before the floor is not trusted, so a release_slot
 		// command's expiry cannot be checked. The link sees the floor as it
 		// rises while the box runs.

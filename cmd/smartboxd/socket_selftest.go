@@ -1,0 +1,402 @@
+package main
+
+// The maintenance session behind `smartboxctl selftest` on a running box
+// (routes in cmd/internal/boxsocket/selftest.go). While a session lasts the
+// keypad, the reader and the key sensors talk to it instead of the
+// controller, so no code or fob opens anything, and the technician's
+// client drives the locks itself; every release is audited in the outbox
+// like a driver's.
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
+	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
+)
+
+// sessionInputs bounds the inputs a session keeps for its client: a
+// technician presses one key at a time, so more unread means the client
+// is not reading, and the oldest news is not worth memory.
+const sessionInputs = 64
+
+// inputRouter is where the keypad, the reader and the key sensors send
+// what they read: the controller, or the maintenance session while one
+// lasts. It is also the link's Releaser: a remote release waits for the
+// session to end (is refused meanwhile).
+type inputRouter struct {
+	d *daemon
+	// lease is boxsocket.SessionLease (tests shorten it before run).
+	lease time.Duration
+
+	mu sync.Mutex
+	s  *maintSession // nil: the controller has the inputs
+	// ended says why the last session ended, for a client still using it.
+	ended map[string]string
+}
+
+// maintSession is one maintenance session.
+type maintSession struct {
+	id     string
+	inputs chan selftest.Input
+	done   chan struct{} // closed at end
+	// guarded by inputRouter.mu
+	released map[int]bool
+	inflight int // requests being served: the lease does not run out meanwhile
+	lastSeen time.Time
+	timer    *time.Timer
+}
+
+func newInputRouter(d *daemon) *inputRouter {
+	return &inputRouter{d: d, lease: boxsocket.SessionLease, ended: map[string]string{}}
+}
+
+func (r *inputRouter) session() *maintSession {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.s
+}
+
+// offer gives s an input, dropping it if the client is not reading.
+func (r *inputRouter) offer(s *maintSession, in selftest.Input) {
+	select {
+	case s.inputs <- in:
+	default:
+		r.d.log.Warn("selftest: input dropped, the client is not reading", "session", s.id, "kind", in.Kind)
+	}
+}
+
+// Press is the keypad's.
+func (r *inputRouter) Press(key rune) {
+	if s := r.session(); s != nil {
+		r.offer(s, selftest.Input{Kind: selftest.InputKey, Key: string(key)})
+		return
+	}
+	r.d.ctrl.Press(key)
+}
+
+// FobScanned is the reader's.
+func (r *inputRouter) FobScanned(uid string) {
+	if s := r.session(); s != nil {
+		r.offer(s, selftest.Input{Kind: selftest.InputFob, Fob: uid})
+		return
+	}
+	r.d.ctrl.FobScanned(uid)
+}
+
+// KeySensed is the key sensors'.
+func (r *inputRouter) KeySensed(slot int, present bool) {
+	if s := r.session(); s != nil {
+		r.offer(s, selftest.Input{Kind: selftest.InputSensor, Slot: slot, Present: present})
+		return
+	}
+	r.d.ctrl.KeySensed(slot, present)
+}
+
+// RemoteRelease is the link's: refused while a technician tests the box.
+func (r *inputRouter) RemoteRelease(slot int, by, reason, commandID string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.s != nil {
+		return fmt.Errorf("slot %d: a technician's self-test is running on the box: send the command again when it ends", slot)
+	}
+	return r.d.ctrl.RemoteRelease(slot, by, reason, commandID)
+}
+
+// audit commits events as the controller does (the link drains at once,
+// watchers are told), stamped with the box clock and its trust.
+func (d *daemon) audit(evs ...box.Event) error {
+	now := d.clock.Now()
+	for i := range evs {
+		evs[i].Time, evs[i].ClockUntrusted = now, !d.floor.Trusted()
+	}
+	_, err := d.commitStore().Commit(box.Change{Events: evs})
+	return err
+}
+
+// begin starts a session, or says why not (409).
+func (r *inputRouter) begin() (*maintSession, error) {
+	r.mu.Lock()
+	if r.s != nil {
+		r.mu.Unlock()
+		return nil, errSessionBusy
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	s := &maintSession{id: hex.EncodeToString(b[:]), inputs: make(chan selftest.Input, sessionInputs),
+		done: make(chan struct{}), released: map[int]bool{}, lastSeen: time.Now()}
+	r.s = s // from here no input reaches the controller
+	r.mu.Unlock()
+	// A code or fob read just before may still be queued: let the
+	// controller handle it, then look whether a driver's slot is open.
+	r.d.ctrl.Flush()
+	for _, v := range r.d.ctrl.Slots() {
+		if v.Released {
+			r.abandon(s)
+			return nil, fmt.Errorf("slot %d is released for a driver (%s): wait until it relocks: %w", v.Slot, v.Purpose, errSessionBusy)
+		}
+	}
+	if err := r.d.audit(box.Event{Type: box.EventMaintenanceBegan, Detail: "selftest session " + s.id}); err != nil {
+		r.abandon(s)
+		return nil, fmt.Errorf("recording the session's start: %w", err)
+	}
+	r.mu.Lock()
+	s.timer = time.AfterFunc(r.lease, func() { r.d.failSecure(func() { r.expire(s) }) })
+	r.mu.Unlock()
+	r.d.log.Info("selftest session began", "session", s.id)
+	return s, nil
+}
+
+var errSessionBusy = errors.New("another self-test session is running")
+
+// abandon undoes a session that never began (nothing was released).
+func (r *inputRouter) abandon(s *maintSession) {
+	r.mu.Lock()
+	if r.s == s {
+		r.s = nil
+		close(s.done)
+	}
+	r.mu.Unlock()
+}
+
+// expire ends s if its client has gone quiet for the lease.
+func (r *inputRouter) expire(s *maintSession) {
+	r.mu.Lock()
+	if r.s != s {
+		r.mu.Unlock()
+		return
+	}
+	if left := r.lease - time.Since(s.lastSeen); s.inflight > 0 || left > 0 {
+		if s.inflight == 0 {
+			s.timer.Reset(left)
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	r.end(s, fmt.Sprintf("lease expired: no request for %s", r.lease))
+}
+
+// end ends s (if it is still the session): every lock de-energised, the
+// relocks and the end recorded, and the controller told what the sensors
+// read now (keys moved meanwhile).
+func (r *inputRouter) end(s *maintSession, why string) {
+	r.mu.Lock()
+	if r.s != s {
+		r.mu.Unlock()
+		return
+	}
+	// Locks first, before anything that can fail.
+	lockErr := r.d.slots.LockAll()
+	r.s = nil
+	r.ended[s.id] = why
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	close(s.done)
+	var evs []box.Event
+	for n := 1; n <= r.d.cfg.Hardware.Slots.Count; n++ {
+		if s.released[n] {
+			evs = append(evs, box.Event{Type: box.EventSlotRelocked, Slot: n, Purpose: box.PurposeSelftest, Reason: box.ReasonStop})
+		}
+	}
+	r.mu.Unlock()
+	if lockErr != nil {
+		r.d.log.Error("selftest: de-energising the locks at the session's end", "err", lockErr)
+	}
+	evs = append(evs, box.Event{Type: box.EventMaintenanceEnded, Detail: fmt.Sprintf("selftest session %s: %s", s.id, why)})
+	if err := r.d.audit(evs...); err != nil {
+		r.d.log.Error("selftest: recording the session's end", "session", s.id, "err", err)
+	}
+	for n := 1; n <= r.d.cfg.Hardware.Slots.Count; n++ {
+		if p, err := r.d.slots.Present(n); err == nil {
+			r.d.ctrl.KeySensed(n, p)
+		}
+	}
+	r.d.log.Info("selftest session ended", "session", s.id, "why", why)
+}
+
+// stop ends any session (the daemon stops).
+func (r *inputRouter) stop() {
+	if s := r.session(); s != nil {
+		r.end(s, "the box is stopping")
+	}
+}
+
+// selftestRoutes adds /v1/selftest.
+func (d *daemon) selftestRoutes(mux *http.ServeMux) {
+	r := d.input
+	mux.HandleFunc("POST /v1/selftest", func(w http.ResponseWriter, req *http.Request) {
+		s, err := r.begin()
+		switch {
+		case errors.Is(err, errSessionBusy):
+			boxsocket.WriteError(w, http.StatusConflict, err.Error())
+			return
+		case err != nil:
+			boxsocket.WriteError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		boxsocket.WriteJSON(w, http.StatusOK, boxsocket.SessionInfo{ID: s.id, Slots: d.cfg.Hardware.Slots.Count,
+			Layout: d.cfg.Hardware.Keypad.Layout, LeaseMS: r.lease.Milliseconds()})
+	})
+	// on serves a route on the session named by {id}, its lease held.
+	on := func(pattern string, h func(w http.ResponseWriter, req *http.Request, s *maintSession)) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, req *http.Request) {
+			s, ok := r.hold(w, req.PathValue("id"))
+			if !ok {
+				return
+			}
+			defer r.letGo(s)
+			h(w, req, s)
+		})
+	}
+	on("DELETE /v1/selftest/{id}", func(w http.ResponseWriter, req *http.Request, s *maintSession) {
+		r.end(s, "ended by the client")
+		done(w)
+	})
+	on("POST /v1/selftest/{id}/slots/{n}/release", d.sessionRelease)
+	on("POST /v1/selftest/{id}/slots/{n}/lock", d.sessionLock)
+	on("GET /v1/selftest/{id}/slots/{n}", func(w http.ResponseWriter, req *http.Request, s *maintSession) {
+		n, ok := d.slotPath(w, req)
+		if !ok {
+			return
+		}
+		answer(w, func() (boxsocket.SessionSensor, error) {
+			p, err := d.slots.Present(n)
+			return boxsocket.SessionSensor{Slot: n, Present: p}, err
+		})
+	})
+	on("GET /v1/selftest/{id}/next", d.sessionNext)
+	on("GET /v1/selftest/{id}/checks", func(w http.ResponseWriter, req *http.Request, s *maintSession) {
+		answer(w, d.sessionChecks)
+	})
+}
+
+// hold finds session id and holds its lease for one request; on an
+// unknown one it has answered 404.
+func (r *inputRouter) hold(w http.ResponseWriter, id string) (*maintSession, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.s == nil || r.s.id != id {
+		msg := fmt.Sprintf("no self-test session %s", id)
+		if why, ok := r.ended[id]; ok {
+			msg += " (ended: " + why + ")"
+		}
+		boxsocket.WriteError(w, http.StatusNotFound, msg+": begin a new one")
+		return nil, false
+	}
+	r.s.inflight++
+	r.s.lastSeen = time.Now()
+	return r.s, true
+}
+
+// letGo ends hold's request: the lease runs again from now.
+func (r *inputRouter) letGo(s *maintSession) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.inflight--
+	s.lastSeen = time.Now()
+	if r.s == s && s.timer != nil {
+		s.timer.Reset(r.lease)
+	}
+}
+
+func (d *daemon) sessionRelease(w http.ResponseWriter, req *http.Request, s *maintSession) {
+	n, ok := d.slotPath(w, req)
+	if !ok {
+		return
+	}
+	var rel boxsocket.SessionRelease
+	if !boxsocket.DecodeBody(w, req, &rel) {
+		return
+	}
+	if rel.MS <= 0 {
+		boxsocket.WriteError(w, http.StatusBadRequest, fmt.Sprintf("ms %d: want how long to release the lock, in milliseconds (more than 0)", rel.MS))
+		return
+	}
+	r := d.input
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.s != s {
+		boxsocket.WriteError(w, http.StatusNotFound, "the self-test session ended: begin a new one")
+		return
+	}
+	// Recorded first: a release the outbox cannot hold does not happen.
+	if err := d.audit(box.Event{Type: box.EventSlotReleased, Slot: n, Purpose: box.PurposeSelftest, Detail: "selftest session " + s.id}); err != nil {
+		boxsocket.WriteError(w, http.StatusInternalServerError, fmt.Sprintf("recording the release of slot %d: %v (not released)", n, err))
+		return
+	}
+	s.released[n] = true
+	if err := d.slots.Release(n, time.Duration(rel.MS)*time.Millisecond); err != nil {
+		boxsocket.WriteError(w, http.StatusInternalServerError, fmt.Sprintf("releasing slot %d: %v", n, err))
+		return
+	}
+	done(w)
+}
+
+func (d *daemon) sessionLock(w http.ResponseWriter, req *http.Request, s *maintSession) {
+	n, ok := d.slotPath(w, req)
+	if !ok {
+		return
+	}
+	r := d.input
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := d.slots.Lock(n); err != nil {
+		boxsocket.WriteError(w, http.StatusInternalServerError, fmt.Sprintf("locking slot %d: %v", n, err))
+		return
+	}
+	if s.released[n] && r.s == s {
+		delete(s.released, n)
+		if err := d.audit(box.Event{Type: box.EventSlotRelocked, Slot: n, Purpose: box.PurposeSelftest, Detail: "selftest session " + s.id}); err != nil {
+			d.log.Error("selftest: recording a relock", "slot", n, "err", err)
+		}
+	}
+	done(w)
+}
+
+func (d *daemon) sessionNext(w http.ResponseWriter, req *http.Request, s *maintSession) {
+	wait := boxsocket.MaxNextWait
+	if q := req.URL.Query().Get("timeout_ms"); q != "" {
+		ms, err := strconv.ParseInt(q, 10, 64)
+		if err != nil || ms < 0 {
+			boxsocket.WriteError(w, http.StatusBadRequest, fmt.Sprintf("timeout_ms %q: want milliseconds, 0 to %d", q, boxsocket.MaxNextWait.Milliseconds()))
+			return
+		}
+		wait = min(time.Duration(ms)*time.Millisecond, boxsocket.MaxNextWait)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case in := <-s.inputs:
+		boxsocket.WriteJSON(w, http.StatusOK, in)
+	case <-t.C:
+		boxsocket.WriteJSON(w, http.StatusOK, selftest.Input{})
+	case <-s.done:
+		boxsocket.WriteError(w, http.StatusNotFound, "the self-test session ended: begin a new one")
+	case <-req.Context().Done():
+	}
+}
+
+// sessionChecks is the clock, the store (bbolt's check, its identity) and
+// the broker.
+func (d *daemon) sessionChecks() (boxsocket.SessionChecks, error) {
+	st, err := d.socketStatus()
+	if err != nil {
+		return boxsocket.SessionChecks{}, err
+	}
+	c := boxsocket.SessionChecks{Status: st}
+	if err := d.store.Verify(); err != nil {
+		c.StoreErr = err.Error() + ": restore the store from the cloud (reflash) or replace the SD card"
+	} else if id, err := d.store.Identity(); err != nil || id.BoxID != d.cfg.BoxID {
+		c.StoreErr = fmt.Sprintf("the store is box %q's, the config says %q: wrong data directory or SD card", id.BoxID, d.cfg.BoxID)
+	}
+	return c, nil
+}
