@@ -53,6 +53,8 @@ var commands = &cli.Set{
 		// The leading space lines identity's arguments up with provision's.
 		{Name: "identity", Summary: " --data DIR                        print the box id and its X25519 sync public key\n" +
 			underDescriptions + "(the cloud registers the box with it)", Run: local(cmdIdentity)},
+		{Name: "selftest", Summary: "[--socket PATH] [--config FILE] [--yes] [--json] [--only locks,keys,...]\n" +
+			underDescriptions + "test the locks, sensors, keypad, reader, clock, store and cloud", Run: cmdSelftest},
 	},
 	Footer: "\nRun 'smartboxctl COMMAND -h' for a command's flags.\n",
 }

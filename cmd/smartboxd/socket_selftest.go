@@ -19,7 +19,6 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
-	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
 )
 
 // sessionInputs bounds the inputs a session keeps for its client: a
@@ -45,13 +44,14 @@ type inputRouter struct {
 // maintSession is one maintenance session.
 type maintSession struct {
 	id     string
-	inputs chan selftest.Input
+	inputs chan boxsocket.SessionInput
 	done   chan struct{} // closed at end
 	// guarded by inputRouter.mu
 	released map[int]bool
 	inflight int // requests being served: the lease does not run out meanwhile
 	lastSeen time.Time
 	timer    *time.Timer
+	lease    time.Duration // the router's when the session began
 }
 
 func newInputRouter(d *daemon) *inputRouter {
@@ -65,7 +65,7 @@ func (r *inputRouter) session() *maintSession {
 }
 
 // offer gives s an input, dropping it if the client is not reading.
-func (r *inputRouter) offer(s *maintSession, in selftest.Input) {
+func (r *inputRouter) offer(s *maintSession, in boxsocket.SessionInput) {
 	select {
 	case s.inputs <- in:
 	default:
@@ -76,7 +76,7 @@ func (r *inputRouter) offer(s *maintSession, in selftest.Input) {
 // Press is the keypad's.
 func (r *inputRouter) Press(key rune) {
 	if s := r.session(); s != nil {
-		r.offer(s, selftest.Input{Kind: selftest.InputKey, Key: string(key)})
+		r.offer(s, boxsocket.SessionInput{Kind: boxsocket.InputKey, Key: string(key)})
 		return
 	}
 	r.d.ctrl.Press(key)
@@ -85,7 +85,7 @@ func (r *inputRouter) Press(key rune) {
 // FobScanned is the reader's.
 func (r *inputRouter) FobScanned(uid string) {
 	if s := r.session(); s != nil {
-		r.offer(s, selftest.Input{Kind: selftest.InputFob, Fob: uid})
+		r.offer(s, boxsocket.SessionInput{Kind: boxsocket.InputFob, Fob: uid})
 		return
 	}
 	r.d.ctrl.FobScanned(uid)
@@ -94,7 +94,7 @@ func (r *inputRouter) FobScanned(uid string) {
 // KeySensed is the key sensors'.
 func (r *inputRouter) KeySensed(slot int, present bool) {
 	if s := r.session(); s != nil {
-		r.offer(s, selftest.Input{Kind: selftest.InputSensor, Slot: slot, Present: present})
+		r.offer(s, boxsocket.SessionInput{Kind: boxsocket.InputSensor, Slot: slot, Present: present})
 		return
 	}
 	r.d.ctrl.KeySensed(slot, present)
@@ -130,8 +130,9 @@ func (r *inputRouter) begin() (*maintSession, error) {
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	s := &maintSession{id: hex.EncodeToString(b[:]), inputs: make(chan selftest.Input, sessionInputs),
+	s := &maintSession{id: hex.EncodeToString(b[:]), inputs: make(chan boxsocket.SessionInput, sessionInputs),
 		done: make(chan struct{}), released: map[int]bool{}, lastSeen: time.Now()}
+	s.lease = r.lease
 	r.s = s // from here no input reaches the controller
 	r.mu.Unlock()
 	// A code or fob read just before may still be queued: let the
@@ -148,7 +149,7 @@ func (r *inputRouter) begin() (*maintSession, error) {
 		return nil, fmt.Errorf("recording the session's start: %w", err)
 	}
 	r.mu.Lock()
-	s.timer = time.AfterFunc(r.lease, func() { r.d.failSecure(func() { r.expire(s) }) })
+	s.timer = time.AfterFunc(s.lease, func() { r.d.failSecure(func() { r.expire(s) }) })
 	r.mu.Unlock()
 	r.d.log.Info("selftest session began", "session", s.id)
 	return s, nil
@@ -173,7 +174,7 @@ func (r *inputRouter) expire(s *maintSession) {
 		r.mu.Unlock()
 		return
 	}
-	if left := r.lease - time.Since(s.lastSeen); s.inflight > 0 || left > 0 {
+	if left := s.lease - time.Since(s.lastSeen); s.inflight > 0 || left > 0 {
 		if s.inflight == 0 {
 			s.timer.Reset(left)
 		}
@@ -181,7 +182,7 @@ func (r *inputRouter) expire(s *maintSession) {
 		return
 	}
 	r.mu.Unlock()
-	r.end(s, fmt.Sprintf("lease expired: no request for %s", r.lease))
+	r.end(s, fmt.Sprintf("lease expired: no request for %s", s.lease))
 }
 
 // end ends s (if it is still the session): every lock de-energised, the
@@ -244,7 +245,7 @@ func (d *daemon) selftestRoutes(mux *http.ServeMux) {
 			return
 		}
 		boxsocket.WriteJSON(w, http.StatusOK, boxsocket.SessionInfo{ID: s.id, Slots: d.cfg.Hardware.Slots.Count,
-			Layout: d.cfg.Hardware.Keypad.Layout, LeaseMS: r.lease.Milliseconds()})
+			Layout: d.cfg.Hardware.Keypad.Layout, LeaseMS: s.lease.Milliseconds()})
 	})
 	// on serves a route on the session named by {id}, its lease held.
 	on := func(pattern string, h func(w http.ResponseWriter, req *http.Request, s *maintSession)) {
@@ -274,6 +275,7 @@ func (d *daemon) selftestRoutes(mux *http.ServeMux) {
 		})
 	})
 	on("GET /v1/selftest/{id}/next", d.sessionNext)
+	on("POST /v1/selftest/{id}/lease", func(w http.ResponseWriter, req *http.Request, s *maintSession) { done(w) })
 	on("GET /v1/selftest/{id}/checks", func(w http.ResponseWriter, req *http.Request, s *maintSession) {
 		answer(w, d.sessionChecks)
 	})
@@ -304,7 +306,7 @@ func (r *inputRouter) letGo(s *maintSession) {
 	s.inflight--
 	s.lastSeen = time.Now()
 	if r.s == s && s.timer != nil {
-		s.timer.Reset(r.lease)
+		s.timer.Reset(s.lease)
 	}
 }
 
@@ -378,7 +380,7 @@ func (d *daemon) sessionNext(w http.ResponseWriter, req *http.Request, s *maintS
 	case in := <-s.inputs:
 		boxsocket.WriteJSON(w, http.StatusOK, in)
 	case <-t.C:
-		boxsocket.WriteJSON(w, http.StatusOK, selftest.Input{})
+		boxsocket.WriteJSON(w, http.StatusOK, boxsocket.SessionInput{})
 	case <-s.done:
 		boxsocket.WriteError(w, http.StatusNotFound, "the self-test session ended: begin a new one")
 	case <-req.Context().Done():

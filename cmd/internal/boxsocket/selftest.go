@@ -12,6 +12,7 @@ package boxsocket
 //	GET    /v1/selftest/{id}/next?timeout_ms=T   SessionInput: the next key, fob or sensor change
 //	                                             (kind "" after T, at most MaxNextWait)
 //	GET    /v1/selftest/{id}/checks              SessionChecks: clock, store, broker
+//	POST   /v1/selftest/{id}/lease               renews the lease (a client waiting for a person)
 //
 // Every request on the session renews its lease: a session nobody has
 // spoken to for SessionLease ends by itself (a killed smartboxctl must not
@@ -25,8 +26,6 @@ import (
 	"net/url"
 	"strconv"
 	"time"
-
-	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
 )
 
 // Session bounds.
@@ -60,8 +59,23 @@ type SessionSensor struct {
 	Present bool `json:"present"`
 }
 
-// SessionInput is one thing a person did at the box during the session.
-type SessionInput = selftest.Input
+// SessionInput is one thing a person did at the box during the session:
+// Kind "key" (Key), "fob" (Fob), "sensor" (Slot, Present), or "" when
+// nothing happened within the timeout.
+type SessionInput struct {
+	Kind    string `json:"kind,omitempty"`
+	Key     string `json:"key,omitempty"`
+	Fob     string `json:"fob,omitempty"`
+	Slot    int    `json:"slot,omitempty"`
+	Present bool   `json:"present,omitempty"`
+}
+
+// The kinds of SessionInput.
+const (
+	InputKey    = "key"
+	InputFob    = "fob"
+	InputSensor = "sensor"
+)
 
 // SessionChecks is the box's clock, store and broker, as the self-test
 // reads them.
@@ -119,6 +133,12 @@ func (s *Session) Next(ctx context.Context, timeout time.Duration) (SessionInput
 	q := "?timeout_ms=" + strconv.FormatInt(timeout.Milliseconds(), 10)
 	err := s.c.do(ctx, http.MethodGet, s.path("/next"+q), nil, &out, RequestTimeout+timeout)
 	return out, err
+}
+
+// Renew renews the lease: call it more often than Info.LeaseMS while
+// waiting for a person.
+func (s *Session) Renew(ctx context.Context) error {
+	return s.c.do(ctx, http.MethodPost, s.path("/lease"), nil, nil, RequestTimeout)
 }
 
 // Checks reads the clock, store and broker.

@@ -12,16 +12,18 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 )
 
 // InputKind says what a person did at the box.
 type InputKind string
 
 const (
-	InputNone   InputKind = ""       // nothing within the timeout
-	InputKey    InputKind = "key"    // a keypad key was pressed
-	InputFob    InputKind = "fob"    // a fob was read
-	InputSensor InputKind = "sensor" // a key sensor changed
+	InputNone   InputKind = ""                    // nothing within the timeout
+	InputKey    InputKind = boxsocket.InputKey    // a keypad key was pressed
+	InputFob    InputKind = boxsocket.InputFob    // a fob was read
+	InputSensor InputKind = boxsocket.InputSensor // a key sensor changed
 )
 
 // Input is one thing that happened at the box.

@@ -258,12 +258,14 @@ func (r *run) lock(s SlotInfo, present bool) (row Row, err error) {
 		row.Result, row.Detail = Fail, fmt.Sprintf("key taken, relocking failed: %v", err)
 		return row, nil
 	}
-	r.p.Say(fmt.Sprintf("Put %s back into slot %d: it opens again now.", keyName(s), n))
 	if err := release(); err != nil {
 		row.Result = Fail
 		row.Detail = fmt.Sprintf("key taken, the lock did not release again: %v (the key is out of the box: return it through a driver's return)", err)
 		return row, r.ctx.Err()
 	}
+	// Said once the slot is open, not before: a quick hand would meet a
+	// latched slot.
+	r.p.Say(fmt.Sprintf("Slot %d is open again: put %s back into it.", n, keyName(s)))
 	_, ok, err = r.waitFor(r.opts.ReturnTimeout, sensorIs(n, true), nil)
 	if err != nil {
 		return row, err

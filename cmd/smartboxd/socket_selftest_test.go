@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
+	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
+)
+
+// technician answers the self-test's instructions by acting on the
+// simulated box through its socket, as a person at the box would.
+type technician struct {
+	t    *testing.T
+	c    *boxsocket.Client
+	said chan string
+}
+
+func (p *technician) AssumeYes() bool                               { return true }
+func (p *technician) Confirm(context.Context, string) (bool, error) { return true, nil }
+func (p *technician) Say(instruction string)                        { p.said <- instruction }
+
+var (
+	sayTake  = regexp.MustCompile(`^Slot (\d+) is open: take`)
+	sayBack  = regexp.MustCompile(`^Slot (\d+) is open again: put`)
+	sayPress = regexp.MustCompile(`^Press key (.) `)
+)
+
+// run acts on each instruction in turn until ctx ends. Errors the box
+// answers (a jammed slot's take) are what a person would meet: ignored.
+func (p *technician) run(ctx context.Context) {
+	for {
+		var s string
+		select {
+		case <-ctx.Done():
+			return
+		case s = <-p.said:
+		}
+		slot := func(m []string) int { n, _ := strconv.Atoi(m[1]); return n }
+		switch {
+		case sayTake.MatchString(s):
+			_ = p.c.Take(ctx, slot(sayTake.FindStringSubmatch(s)))
+		case sayBack.MatchString(s):
+			_ = p.c.PutBack(ctx, slot(sayBack.FindStringSubmatch(s)))
+		case sayPress.MatchString(s):
+			_ = p.c.Press(ctx, sayPress.FindStringSubmatch(s)[1], 0)
+		case s == "Hold a fob at the reader.":
+			_ = p.c.Reader(ctx, boxsocket.ReaderRequest{Fob: testFob})
+		default:
+			p.t.Errorf("the technician does not know what to do: %q", s)
+		}
+	}
+}
+
+func newTechnician(t *testing.T, c *boxsocket.Client) *technician {
+	p := &technician{t: t, c: c, said: make(chan string, 1)}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); p.run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return p
+}
+
+// testTimeouts shorten the steps that only time out when something is
+// broken (the jammed slot's take, the empty slot's steady watch).
+var testTimeouts = selftest.Options{TakeTimeout: 2 * time.Second, SteadyWatch: 300 * time.Millisecond}
+
+func rowByName(t *testing.T, rep *selftest.Report, name string) selftest.Row {
+	t.Helper()
+	for _, r := range rep.Rows {
+		if r.Name == name {
+			return r
+		}
+	}
+	t.Fatalf("no row %q in %+v", name, rep.Rows)
+	return selftest.Row{}
+}
+
+// TestSelftestSocketJamAndDeadSensor runs the whole self-test on the sim
+// through the socket with slot 2's latch jammed and slot 3's sensor dead:
+// those two rows fail, every other passes (or is not available on an
+// offline sim box), and the test went on past them.
+func TestSelftestSocketJamAndDeadSensor(t *testing.T) {
+	r := startSocketDaemon(t, nil)
+	ctx := t.Context()
+	require.Eventually(t, func() bool { _, err := r.c.Status(ctx); return err == nil }, waitFor, 10*time.Millisecond)
+	yes := true
+	require.NoError(t, r.c.SetFault(ctx, 2, boxsocket.SlotFault{Jammed: &yes}))
+	require.NoError(t, r.c.SetFault(ctx, 3, boxsocket.SlotFault{SensorDead: &yes}))
+
+	rep, err := selftest.RunSocket(ctx, r.c, newTechnician(t, r.c), testTimeouts)
+	require.NoError(t, err)
+	for _, row := range rep.Rows {
+		t.Logf("%-8s %-18s %-13s %s", row.Group, row.Name, row.Result, row.Detail)
+	}
+	require.True(t, rep.Failed())
+	require.Equal(t, selftest.Fail, rowByName(t, rep, "slot 2 lock").Result)
+	require.Contains(t, rowByName(t, rep, "slot 2 lock").Detail, "jammed latch")
+	require.Equal(t, selftest.Fail, rowByName(t, rep, "slot 3 sensor").Result)
+	require.Contains(t, rowByName(t, rep, "slot 3 sensor").Detail, "dead sensor")
+	failed := 0
+	for _, row := range rep.Rows {
+		switch row.Result {
+		case selftest.Fail:
+			failed++
+		case selftest.Pass, selftest.NotAvailable:
+		default:
+			t.Errorf("row %s: %s", row.Name, row.Result)
+		}
+	}
+	require.Equal(t, 2, failed, "only the jammed lock and the dead sensor fail")
+	require.Equal(t, selftest.Pass, rowByName(t, rep, "slot 1 lock").Result)
+	require.Equal(t, selftest.Pass, rowByName(t, rep, "key #").Result)
+	require.Equal(t, selftest.Pass, rowByName(t, rep, "fob reader").Result)
+	require.Equal(t, selftest.Pass, rowByName(t, rep, "store").Result)
+	require.Len(t, rep.Rows, 12+12+12+1+2+1+1+1)
+
+	// Every lock de-energised, every key home; the session and each
+	// release are in the outbox.
+	for n := 1; n <= 12; n++ {
+		require.False(t, r.d.sim.slots.Released(n), "slot %d released after the test", n)
+		require.True(t, r.d.sim.slots.Occupied(n), "slot %d's key not home", n)
+	}
+	require.True(t, hasEvent(t, r.d.store, box.EventMaintenanceBegan, 0))
+	require.True(t, hasEvent(t, r.d.store, box.EventMaintenanceEnded, 0))
+	require.True(t, hasEvent(t, r.d.store, box.EventSlotReleased, 2))
+}
+
+// TestSelftestSessionRefusesCodes: during a session a driver's PIN opens
+// nothing, and a second session is refused; after it the PIN works.
+func TestSelftestSessionRefusesCodes(t *testing.T) {
+	r := startSocketDaemon(t, nil)
+	ctx := t.Context()
+	require.Eventually(t, func() bool { _, err := r.c.Status(ctx); return err == nil }, waitFor, 10*time.Millisecond)
+	s, err := r.c.BeginSession(ctx)
+	require.NoError(t, err)
+	_, err = r.c.BeginSession(ctx)
+	require.True(t, boxsocket.IsStatus(err, 409), "a second session: %v", err)
+
+	require.NoError(t, r.c.Press(ctx, testPIN+"#", 0))
+	// The session saw the keys, the controller none.
+	var got string
+	for len(got) < len(testPIN)+1 {
+		in, err := s.Next(ctx, 5*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, boxsocket.InputKey, in.Kind, "%+v", in)
+		got += in.Key
+	}
+	require.Equal(t, testPIN+"#", got)
+	require.False(t, r.d.sim.slots.Released(1))
+	require.False(t, hasEvent(t, r.d.store, box.EventCodeAccepted, 0))
+
+	require.NoError(t, s.End(ctx))
+	_, err = s.Next(ctx, time.Second)
+	require.True(t, boxsocket.IsStatus(err, 404), "a request on an ended session: %v", err)
+	require.NoError(t, r.c.Press(ctx, testPIN+"#", 0))
+	require.Eventually(t, func() bool { return r.d.sim.slots.Released(1) }, waitFor, 10*time.Millisecond, "the PIN after the session")
+
+	// A session is refused while the driver's slot is released.
+	_, err = r.c.BeginSession(ctx)
+	require.True(t, boxsocket.IsStatus(err, 409), "a session while slot 1 is released for a driver: %v", err)
+}
+
+// TestSelftestLeaseExpiry: a client that vanishes with a lock released
+// leaves the box in service and shut once the lease runs out, well before
+// the release time it asked for.
+func TestSelftestLeaseExpiry(t *testing.T) {
+	const lease = 300 * time.Millisecond
+	r := startSocketDaemon(t, nil)
+	r.d.input.mu.Lock()
+	r.d.input.lease = lease
+	r.d.input.mu.Unlock()
+	ctx := t.Context()
+	require.Eventually(t, func() bool { _, err := r.c.Status(ctx); return err == nil }, waitFor, 10*time.Millisecond)
+	s, err := r.c.BeginSession(ctx)
+	require.NoError(t, err)
+	require.Equal(t, lease.Milliseconds(), s.Info.LeaseMS)
+	require.NoError(t, s.Release(ctx, 4, 10*time.Second))
+	require.True(t, r.d.sim.slots.Released(4))
+	begun := time.Now()
+	// The client vanishes: nothing more is said.
+	require.Eventually(t, func() bool { return r.d.input.session() == nil }, waitFor, 10*time.Millisecond, "the lease never ran out")
+	require.False(t, r.d.sim.slots.Released(4), "slot 4 still released after the session's end")
+	require.Less(t, time.Since(begun), 10*time.Second, "the lock outlived the lease")
+	// The locks go first, the records right after.
+	require.Eventually(t, func() bool { return hasEvent(t, r.d.store, box.EventMaintenanceEnded, 0) }, waitFor, 10*time.Millisecond)
+	require.True(t, hasEvent(t, r.d.store, box.EventSlotRelocked, 4))
+	_, err = s.Present(ctx, 1)
+	require.True(t, boxsocket.IsStatus(err, 404))
+	require.Contains(t, fmt.Sprint(err), "lease expired")
+	// The box is back in service.
+	require.NoError(t, r.c.Press(ctx, testPIN+"#", 0))
+	require.Eventually(t, func() bool { return r.d.sim.slots.Released(1) }, waitFor, 10*time.Millisecond)
+}
