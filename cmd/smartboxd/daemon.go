@@ -12,12 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"periph.io/x/conn/v3/gpio"
-
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxhw"
 	"github.com/smartbox-oss/smartbox/cmd/internal/broadcast"
 	"github.com/smartbox-oss/smartbox/hal/keypad"
-	"github.com/smartbox-oss/smartbox/hal/pins"
 	"github.com/smartbox-oss/smartbox/hal/rfid"
 	"github.com/smartbox-oss/smartbox/hal/slots"
 	"github.com/smartbox-oss/smartbox/sim"
@@ -41,9 +39,9 @@ type daemon struct {
 	floor  *clockFloor  // the earliest trusted time, kept moving by run
 	sim    *simHardware // nil on real hardware
 	input  *inputRouter // the controller, or a technician's self-test (socket_selftest.go)
-	// lockPins are the slot locks' pins as found, before slots.Dev owns
-	// them: close de-energises them whatever else failed.
-	lockPins []gpio.PinIO
+	// hw is the keypad, slots and reader as opened (boxhw): close
+	// de-energises every lock through it whatever else failed.
+	hw *boxhw.Hardware
 
 	recent recentEvents // what the controller committed lately (console)
 
@@ -125,77 +123,25 @@ func newDaemon(cfg *boxconfig.Config, opts daemonOptions) (_ *daemon, err error)
 		}
 	}()
 
-	hw := cfg.Hardware
-	var rows, cols, locks, sensors, leds []gpio.PinIO
-	var port string
-	switch hw.Profile {
-	case boxconfig.ProfileSmartBoxV1:
-		if err := pins.Init(); err != nil {
-			return nil, fmt.Errorf("loading GPIO drivers: %w", err)
-		}
-		// The locks first: a misnamed keypad or LED pin must not keep a
-		// lock found before it energised.
-		lookups := []struct {
-			role  string
-			names []string
-			out   *[]gpio.PinIO
-		}{
-			{"slot lock", hw.Slots.Locks, &locks},
-			{"keypad row", hw.Keypad.Rows, &rows},
-			{"keypad column", hw.Keypad.Cols, &cols},
-			{"slot sensor", hw.Slots.Sensors, &sensors},
-			{"slot LED", hw.Slots.LEDs, &leds},
-		}
-		for _, l := range lookups {
-			for i, name := range l.names {
-				p, err := pins.ByName(fmt.Sprintf("%s %d", l.role, i+1), name)
-				if err != nil {
-					return nil, fmt.Errorf("%s: %w", cfg.Name(), err)
-				}
-				*l.out = append(*l.out, p)
-				if l.out == &locks {
-					if err := d.deEnergise(p); err != nil {
-						return nil, err
-					}
-				}
-			}
-		}
-		port = hw.Reader.Port
-	case boxconfig.ProfileSim:
-		sh := &simHardware{keypad: sim.NewKeypad(hw.Keypad.Layout), slots: opts.simSlots}
-		if sh.slots == nil {
-			// Every slot starts with its key seated, as a stocked box.
-			sh.slots = sim.NewSlots(hw.Slots.Count, true)
-		}
-		d.sim = sh
+	// The hardware first: every lock is de-energised the moment its pin
+	// is found (boxhw.Open).
+	d.hw, err = boxhw.Open(cfg, boxhw.Options{Log: log, Guard: d.failSecure, SimSlots: opts.simSlots})
+	if err != nil {
+		return nil, err
+	}
+	d.keypad, d.slots, d.reader = d.hw.Keypad, d.hw.Slots, d.hw.Reader
+	if sh := d.hw.Sim; sh != nil {
+		d.sim = &simHardware{keypad: sh.Keypad, slots: sh.Slots, reader: sh.Reader}
 		// The simulated board always runs on a settable clock (the
 		// socket's PUT /v1/sim/clock), at the system's time unless
 		// --sim-clock said otherwise.
 		switch c := opts.Clock.(type) {
 		case nil:
-			sh.clock = newOffsetClock(time.Time{})
-			opts.Clock = sh.clock
+			d.sim.clock = newOffsetClock(time.Time{})
+			opts.Clock = d.sim.clock
 		case *offsetClock:
-			sh.clock = c
+			d.sim.clock = c
 		}
-		locks = sh.slots.LockPins()
-		if err := d.deEnergise(locks...); err != nil {
-			return nil, err
-		}
-		variant := simrfid.RDM6300
-		if hw.Reader.Variant == boxconfig.VariantID12 {
-			variant = simrfid.ID12
-		}
-		sh.reader, err = simrfid.New(variant)
-		if err != nil {
-			return nil, fmt.Errorf("starting the simulated reader: %w", err)
-		}
-		sh.keypad.ConfirmScans(hw.Keypad.Debounce.Duration) // what keypad.New gets below, default filled in
-		rows, cols = sh.keypad.Rows(), sh.keypad.Cols()
-		sensors, leds = sh.slots.SensorPins(), sh.slots.LEDPins()
-		port = sh.reader.Path()
-	default:
-		return nil, fmt.Errorf("hardware profile %q is not %q or %q", hw.Profile, boxconfig.ProfileSmartBoxV1, boxconfig.ProfileSim)
 	}
 
 	// The cloud's files (password, certificates): a missing file is a
@@ -207,7 +153,7 @@ func newDaemon(cfg *boxconfig.Config, opts daemonOptions) (_ *daemon, err error)
 
 	d.store, err = store.Open(filepath.Join(cfg.DataDir, "box.db"), store.Options{
 		BoxID:  cfg.BoxID,
-		Slots:  hw.Slots.Count,
+		Slots:  cfg.Hardware.Slots.Count,
 		Logger: log.With("part", "store"),
 	})
 	if err != nil {
@@ -235,28 +181,8 @@ func newDaemon(cfg *boxconfig.Config, opts daemonOptions) (_ *daemon, err error)
 			"windowed_grants", cfg.Clock.Untrusted)
 	}
 
-	// slots.New de-energises every lock again before anything else.
-	d.slots, err = slots.New(locks, sensors, leds, slots.Options{
-		HardMax:  hw.Slots.HardMax.Duration,
-		Debounce: hw.Slots.Debounce.Duration,
-		Logger:   log.With("part", "slots"),
-		Guard:    d.failSecure, // a panic in the relock timer de-energises every lock first
-	})
-	if err != nil {
-		return nil, fmt.Errorf("slots: %w", err)
-	}
-	d.keypad, err = keypad.New(rows, cols, keypad.Options{
-		Layout:   hw.Keypad.Layout,
-		Debounce: hw.Keypad.Debounce.Duration,
-		Logger:   log.With("part", "keypad"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("keypad: %w", err)
-	}
-	d.reader = rfid.New(rfid.Config{Port: port, Baud: hw.Reader.Baud}, log.With("part", "reader"))
-
 	var ind box.Indicators
-	if len(leds) > 0 {
+	if d.hw.HasLEDs {
 		ind = d.slots
 	}
 	// The controller commits through kickOnCommit, so that a new event
@@ -287,16 +213,6 @@ func newDaemon(cfg *boxconfig.Config, opts daemonOptions) (_ *daemon, err error)
 // commits to it: see kickOnCommit.
 func (d *daemon) commitStore() kickOnCommit {
 	return kickOnCommit{Store: d.store, kick: d.kickLink, recent: &d.recent, changed: d.changes.Notify}
-}
-
-// deEnergise drives lock pins Low at once and keeps them, so that every
-// exit path (close) can do it again even when no slots.Dev was made.
-func (d *daemon) deEnergise(locks ...gpio.PinIO) error {
-	d.lockPins = append(d.lockPins, locks...)
-	if err := slots.DeEnergise(locks); err != nil {
-		return fmt.Errorf("de-energising the slot locks: %w", err)
-	}
-	return nil
 }
 
 // failSecure runs f (a goroutine's body). If f panics, every lock is
@@ -382,21 +298,15 @@ func (d *daemon) run(ctx context.Context) error {
 // methods then fail with "closed").
 func (d *daemon) close() {
 	d.closeOnce.Do(func() {
-		if d.slots != nil {
-			// Close locks all again and turns the LEDs off: whatever
-			// happened above, the box stops shut.
-			if err := d.slots.Close(); err != nil {
-				d.log.Error("closing slots", "err", err)
+		if d.hw != nil {
+			// Close locks all again, turns the LEDs off and closes the
+			// simulated reader: whatever happened above, the box stops shut.
+			if err := d.hw.Close(); err != nil {
+				d.log.Error("closing the hardware", "err", err)
 			}
-		}
-		if err := slots.DeEnergise(d.lockPins); err != nil {
-			d.log.Error("de-energising the slot locks", "err", err)
 		}
 		if d.sock != nil {
 			d.sock.close(d.log)
-		}
-		if d.sim != nil && d.sim.reader != nil {
-			_ = d.sim.reader.Close()
 		}
 		if d.store != nil {
 			if err := d.store.Close(); err != nil {

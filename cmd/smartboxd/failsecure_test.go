@@ -12,6 +12,7 @@ import (
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxhw"
 	"github.com/smartbox-oss/smartbox/hal/pins"
 	"github.com/smartbox-oss/smartbox/sim"
 	"github.com/smartbox-oss/smartbox/store"
@@ -105,7 +106,7 @@ func TestFailSecureLocksBeforeOtherPins(t *testing.T) {
 // process down with it, but not before every lock is de-energised.
 func TestFailSecureOnPanic(t *testing.T) {
 	sl := energisedSlots(t, 3)
-	d := &daemon{log: testLogger(t), lockPins: sl.LockPins()}
+	d := &daemon{log: testLogger(t), hw: boxhw.LocksOnly(sl.LockPins()...)}
 	var recovered any
 	func() {
 		defer func() { recovered = recover() }()
@@ -116,7 +117,7 @@ func TestFailSecureOnPanic(t *testing.T) {
 
 	// A body that returns leaves the locks alone.
 	sl = energisedSlots(t, 3)
-	d = &daemon{log: testLogger(t), lockPins: sl.LockPins()}
+	d = &daemon{log: testLogger(t), hw: boxhw.LocksOnly(sl.LockPins()...)}
 	d.failSecure(func() {})
 	require.True(t, sl.Released(1))
 }
