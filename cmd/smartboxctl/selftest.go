@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxconfig"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxhw"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
@@ -139,5 +141,12 @@ func (p *termPrompter) Confirm(ctx context.Context, question string) (bool, erro
 
 // selftestHardware runs the test on a stopped box's hardware.
 func selftestHardware(ctx context.Context, cfgPath string, p selftest.Prompter, opts selftest.Options) (*selftest.Report, error) {
-	return nil, errors.New("testing a stopped box's hardware directly is not built yet: start smartboxd and run the test through its socket")
+	cfg, err := boxconfig.LoadConfig(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return selftest.RunHardware(ctx, cfg, p, opts, boxhw.Options{Log: discardLogger})
 }

@@ -402,6 +402,8 @@ func (r *run) checks(c Checks) {
 		switch c.Cloud {
 		case "connected":
 			row.Result, row.Detail = Pass, "connected to "+c.Broker
+		case daemonStopped:
+			row.Result, row.Detail = NotAvailable, "smartboxd is stopped: nothing holds a broker connection"
 		case "offline-only", "":
 			row.Result, row.Detail = NotAvailable, "no [cloud] in the config: an offline box"
 		default:

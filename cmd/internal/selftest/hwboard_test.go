@@ -1,0 +1,127 @@
+package selftest
+
+import (
+	"context"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxconfig"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxhw"
+	"github.com/smartbox-oss/smartbox/store"
+)
+
+const testFob = "01000734E0"
+
+// simTech is the technician on the direct path: it acts on the simulated
+// pins boxhw opened, in its own goroutine.
+type simTech struct {
+	h    *boxhw.Hardware
+	said chan string
+}
+
+func (p *simTech) AssumeYes() bool                               { return true }
+func (p *simTech) Confirm(context.Context, string) (bool, error) { return true, nil }
+func (p *simTech) Say(s string)                                  { p.said <- s }
+
+var (
+	sayTake  = regexp.MustCompile(`^Slot (\d+) is open: take`)
+	sayBack  = regexp.MustCompile(`^Slot (\d+) is open again: put`)
+	sayPress = regexp.MustCompile(`^Press key (.) `)
+)
+
+func (p *simTech) run(t *testing.T, ctx context.Context) {
+	num := func(m []string) int { n, _ := strconv.Atoi(m[1]); return n }
+	for {
+		var s string
+		select {
+		case <-ctx.Done():
+			return
+		case s = <-p.said:
+		}
+		sh := p.h.Sim
+		switch {
+		case sayTake.MatchString(s):
+			_ = sh.Slots.Take(num(sayTake.FindStringSubmatch(s))) // a jammed slot refuses: as a person meets it
+		case sayBack.MatchString(s):
+			_ = sh.Slots.PutBack(num(sayBack.FindStringSubmatch(s)))
+		case sayPress.MatchString(s):
+			k := sayPress.FindStringSubmatch(s)[1]
+			_ = sh.Keypad.Type(k, 60*time.Millisecond, 60*time.Millisecond)
+		case strings.HasPrefix(s, "Hold a fob"):
+			_ = sh.Reader.Tap(testFob, 150*time.Millisecond)
+		default:
+			t.Errorf("the technician does not know what to do: %q", s)
+		}
+	}
+}
+
+// TestRunHardwareSim runs the direct (stopped daemon) path on boxhw's
+// simulated pins in process: a jammed latch and a dead sensor fail their
+// rows, the rest pass, every lock ends de-energised, and the session and
+// its releases are in the outbox.
+func TestRunHardwareSim(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := boxconfig.LoadConfig("../../smartboxd/smartboxd.sim.toml")
+	require.NoError(t, err)
+	cfg.DataDir = dir
+	cfg.Hardware.Slots.Count = 4 // a small box: the steps are per slot
+	require.NoError(t, cfg.Validate())
+	st, err := store.Open(filepath.Join(dir, "box.db"), store.Options{BoxID: cfg.BoxID, Slots: 4})
+	require.NoError(t, err)
+	b, err := store.ParseImport(strings.NewReader(`{"keys": [{"id": "key-1", "fob_uid": "`+testFob+`", "slot": 1}]}`), 4)
+	require.NoError(t, err)
+	_, err = st.Apply(b)
+	require.NoError(t, err)
+
+	h, err := boxhw.Open(cfg, boxhw.Options{})
+	require.NoError(t, err)
+	sl := h.Sim.Slots
+	require.NoError(t, sl.Jam(2, true))
+	require.NoError(t, sl.KillSensor(3, true))
+	tech := &simTech{h: h, said: make(chan string, 1)}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); tech.run(t, ctx) }()
+	defer func() { cancel(); <-done }()
+
+	rep, err := runOn(t.Context(), cfg, st, h, tech, Options{TakeTimeout: 2 * time.Second, SteadyWatch: 300 * time.Millisecond,
+		Groups: []Group{GroupSensors, GroupLocks, GroupKeys, GroupReader, GroupStore, GroupBroker, GroupSigning}})
+	require.NoError(t, err)
+	results := map[string]Result{}
+	for _, row := range rep.Rows {
+		t.Logf("%-8s %-18s %-13s %s", row.Group, row.Name, row.Result, row.Detail)
+		results[row.Name] = row.Result
+		if row.Result == Fail {
+			require.Contains(t, []string{"slot 2 lock", "slot 3 sensor"}, row.Name, "only the jammed lock and the dead sensor fail")
+		}
+	}
+	require.Equal(t, Fail, results["slot 2 lock"])
+	require.Equal(t, Fail, results["slot 3 sensor"])
+	require.Equal(t, Pass, results["slot 1 lock"])
+	require.Equal(t, Pass, results["key 0"])
+	require.Equal(t, Pass, results["fob reader"])
+	require.Equal(t, Pass, results["store"])
+	require.Equal(t, NotAvailable, results["broker connection"])
+	require.Equal(t, NotAvailable, results["signed round trip"])
+	require.Len(t, rep.Rows, 4+4+12+1+1+1+1)
+	for n := 1; n <= 4; n++ {
+		require.False(t, sl.Released(n), "slot %d released after the test", n)
+	}
+	evs, err := st.Events(0, 1000)
+	require.NoError(t, err)
+	var types []box.EventType
+	for _, e := range evs {
+		types = append(types, e.Type)
+	}
+	require.Contains(t, types, box.EventMaintenanceBegan)
+	require.Contains(t, types, box.EventMaintenanceEnded)
+	require.Contains(t, types, box.EventSlotReleased)
+	require.NoError(t, st.Close())
+}
