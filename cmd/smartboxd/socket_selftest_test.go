@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
@@ -27,12 +25,6 @@ func (p *technician) AssumeYes() bool                               { return tru
 func (p *technician) Confirm(context.Context, string) (bool, error) { return true, nil }
 func (p *technician) Say(instruction string)                        { p.said <- instruction }
 
-var (
-	sayTake  = regexp.MustCompile(`^Slot (\d+) is open: take`)
-	sayBack  = regexp.MustCompile(`^Slot (\d+) is open again: put`)
-	sayPress = regexp.MustCompile(`^Press key (.) `)
-)
-
 // run acts on each instruction in turn until ctx ends. Errors the box
 // answers (a jammed slot's take) are what a person would meet: ignored.
 func (p *technician) run(ctx context.Context) {
@@ -43,18 +35,18 @@ func (p *technician) run(ctx context.Context) {
 			return
 		case s = <-p.said:
 		}
-		slot := func(m []string) int { n, _ := strconv.Atoi(m[1]); return n }
+		step, ok := selftest.ParseStep(s)
 		switch {
-		case sayTake.MatchString(s):
-			_ = p.c.Take(ctx, slot(sayTake.FindStringSubmatch(s)))
-		case sayBack.MatchString(s):
-			_ = p.c.PutBack(ctx, slot(sayBack.FindStringSubmatch(s)))
-		case sayPress.MatchString(s):
-			_ = p.c.Press(ctx, sayPress.FindStringSubmatch(s)[1], 0)
-		case s == "Hold a fob at the reader.":
-			_ = p.c.Reader(ctx, boxsocket.ReaderRequest{Fob: testFob})
-		default:
+		case !ok:
 			p.t.Errorf("the technician does not know what to do: %q", s)
+		case step.Do == selftest.ActTake:
+			_ = p.c.Take(ctx, step.Slot)
+		case step.Do == selftest.ActPutBack:
+			_ = p.c.PutBack(ctx, step.Slot)
+		case step.Do == selftest.ActPress:
+			_ = p.c.Press(ctx, step.Key, 0)
+		case step.Do == selftest.ActFob:
+			_ = p.c.Reader(ctx, boxsocket.ReaderRequest{Fob: testFob})
 		}
 	}
 }

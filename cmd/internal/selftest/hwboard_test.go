@@ -3,8 +3,6 @@ package selftest
 import (
 	"context"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,14 +28,7 @@ func (p *simTech) AssumeYes() bool                               { return true }
 func (p *simTech) Confirm(context.Context, string) (bool, error) { return true, nil }
 func (p *simTech) Say(s string)                                  { p.said <- s }
 
-var (
-	sayTake  = regexp.MustCompile(`^Slot (\d+) is open: take`)
-	sayBack  = regexp.MustCompile(`^Slot (\d+) is open again: put`)
-	sayPress = regexp.MustCompile(`^Press key (.) `)
-)
-
 func (p *simTech) run(t *testing.T, ctx context.Context) {
-	num := func(m []string) int { n, _ := strconv.Atoi(m[1]); return n }
 	for {
 		var s string
 		select {
@@ -46,18 +37,18 @@ func (p *simTech) run(t *testing.T, ctx context.Context) {
 		case s = <-p.said:
 		}
 		sh := p.h.Sim
+		step, ok := ParseStep(s)
 		switch {
-		case sayTake.MatchString(s):
-			_ = sh.Slots.Take(num(sayTake.FindStringSubmatch(s))) // a jammed slot refuses: as a person meets it
-		case sayBack.MatchString(s):
-			_ = sh.Slots.PutBack(num(sayBack.FindStringSubmatch(s)))
-		case sayPress.MatchString(s):
-			k := sayPress.FindStringSubmatch(s)[1]
-			_ = sh.Keypad.Type(k, 60*time.Millisecond, 60*time.Millisecond)
-		case strings.HasPrefix(s, "Hold a fob"):
-			_ = sh.Reader.Tap(testFob, 150*time.Millisecond)
-		default:
+		case !ok:
 			t.Errorf("the technician does not know what to do: %q", s)
+		case step.Do == ActTake:
+			_ = sh.Slots.Take(step.Slot) // a jammed slot refuses: as a person meets it
+		case step.Do == ActPutBack:
+			_ = sh.Slots.PutBack(step.Slot)
+		case step.Do == ActPress:
+			_ = sh.Keypad.Type(step.Key, 60*time.Millisecond, 60*time.Millisecond)
+		case step.Do == ActFob:
+			_ = sh.Reader.Tap(testFob, 150*time.Millisecond)
 		}
 	}
 }

@@ -244,7 +244,7 @@ func (r *run) lock(s SlotInfo, present bool) (row Row, err error) {
 	if !present {
 		return r.emptyLock(row, relock)
 	}
-	r.p.Say(fmt.Sprintf("Slot %d is open: take %s out.", n, keyName(s)))
+	r.p.Say(Step{Do: ActTake, Slot: n, Key: keyName(s)}.String())
 	_, ok, err := r.waitFor(r.opts.TakeTimeout, sensorIs(n, false), nil)
 	if err != nil {
 		return row, err
@@ -265,7 +265,7 @@ func (r *run) lock(s SlotInfo, present bool) (row Row, err error) {
 	}
 	// Said once the slot is open, not before: a quick hand would meet a
 	// latched slot.
-	r.p.Say(fmt.Sprintf("Slot %d is open again: put %s back into it.", n, keyName(s)))
+	r.p.Say(Step{Do: ActPutBack, Slot: n, Key: keyName(s)}.String())
 	_, ok, err = r.waitFor(r.opts.ReturnTimeout, sensorIs(n, true), nil)
 	if err != nil {
 		return row, err
@@ -325,7 +325,7 @@ func (r *run) keys() error {
 		for _, k := range line {
 			key := string(k)
 			row := Row{Group: GroupKeys, Name: "key " + key}
-			r.p.Say(fmt.Sprintf("Press key %s on the keypad.", key))
+			r.p.Say(Step{Do: ActPress, Key: key}.String())
 			var others []string
 			_, ok, err := r.waitFor(r.opts.KeyTimeout, func(in Input) bool { return in.Kind == InputKey && in.Key == key },
 				func(in Input) {
@@ -357,7 +357,7 @@ func (r *run) keys() error {
 // reader asks for a fob at the reader.
 func (r *run) reader() error {
 	row := Row{Group: GroupReader, Name: "fob reader"}
-	r.p.Say("Hold a fob at the reader.")
+	r.p.Say(Step{Do: ActFob}.String())
 	in, ok, err := r.waitFor(r.opts.FobTimeout, func(in Input) bool { return in.Kind == InputFob }, nil)
 	if err != nil {
 		return err
