@@ -11,6 +11,7 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
+	"github.com/smartbox-oss/smartbox/store"
 )
 
 // technician answers the self-test's instructions by acting on the
@@ -148,6 +149,9 @@ func TestSelftestSessionRefusesCodes(t *testing.T) {
 	require.Equal(t, testPIN+"#", got)
 	require.False(t, r.d.sim.slots.Released(1))
 	require.False(t, hasEvent(t, r.d.store, box.EventCodeAccepted, 0))
+	// Nor does the cloud open a slot meanwhile.
+	require.ErrorContains(t, r.d.input.RemoteRelease(1, "admin", "test", "cmd-1"), "self-test is running")
+	require.False(t, r.d.sim.slots.Released(1))
 
 	require.NoError(t, s.End(ctx))
 	_, err = s.Next(ctx, time.Second)
@@ -190,4 +194,23 @@ func TestSelftestLeaseExpiry(t *testing.T) {
 	// The box is back in service.
 	require.NoError(t, r.c.Press(ctx, testPIN+"#", 0))
 	require.Eventually(t, func() bool { return r.d.sim.slots.Released(1) }, waitFor, 10*time.Millisecond)
+}
+
+// TestSelftestDaemonStops: the daemon stopping mid-session, a lock
+// released, leaves every lock de-energised and the session's end recorded.
+func TestSelftestDaemonStops(t *testing.T) {
+	r := startSocketDaemon(t, nil)
+	ctx := t.Context()
+	require.Eventually(t, func() bool { _, err := r.c.Status(ctx); return err == nil }, waitFor, 10*time.Millisecond)
+	s, err := r.c.BeginSession(ctx)
+	require.NoError(t, err)
+	require.NoError(t, s.Release(ctx, 5, 10*time.Second))
+	require.True(t, r.d.sim.slots.Released(5))
+	r.stop(t)
+	require.False(t, r.d.sim.slots.Released(5))
+	st, err := store.Open(r.d.store.Path(), store.Options{})
+	require.NoError(t, err)
+	defer st.Close()
+	require.True(t, hasEvent(t, st, box.EventMaintenanceEnded, 0))
+	require.True(t, hasEvent(t, st, box.EventSlotRelocked, 5))
 }

@@ -116,3 +116,49 @@ func TestRunHardwareSim(t *testing.T) {
 	require.Contains(t, types, box.EventSlotReleased)
 	require.NoError(t, st.Close())
 }
+
+// wrongKeyTech presses 6 when asked for 5 (crossed wires), the right key
+// otherwise.
+type wrongKeyTech struct{ simTech }
+
+func (p *wrongKeyTech) Say(s string) {
+	if step, ok := ParseStep(s); ok && step.Do == ActPress && step.Key == "5" {
+		s = Step{Do: ActPress, Key: "6"}.String()
+	}
+	p.said <- s
+}
+
+// TestKeysTimeOutEach: a key never read fails its own row after the key
+// timeout (saying what was read instead), and the next keys are still
+// asked for and pass.
+func TestKeysTimeOutEach(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := boxconfig.LoadConfig("../../smartboxd/smartboxd.sim.toml")
+	require.NoError(t, err)
+	cfg.DataDir = dir
+	require.NoError(t, cfg.Validate())
+	st, err := store.Open(filepath.Join(dir, "box.db"), store.Options{BoxID: cfg.BoxID})
+	require.NoError(t, err)
+	defer st.Close()
+	h, err := boxhw.Open(cfg, boxhw.Options{})
+	require.NoError(t, err)
+	tech := &wrongKeyTech{simTech{h: h, said: make(chan string, 1)}}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); tech.run(t, ctx) }()
+	defer func() { cancel(); <-done }()
+
+	const keyTimeout = time.Second
+	rep, err := runOn(t.Context(), cfg, st, h, tech, Options{KeyTimeout: keyTimeout, Groups: []Group{GroupKeys}})
+	require.NoError(t, err)
+	require.Len(t, rep.Rows, 12)
+	for _, row := range rep.Rows {
+		if row.Name == "key 5" {
+			require.Equal(t, Fail, row.Result)
+			require.Contains(t, row.Detail, "read instead: 6")
+			continue
+		}
+		require.Equal(t, Pass, row.Result, "%+v", row)
+	}
+	require.True(t, rep.Failed())
+}
