@@ -97,8 +97,11 @@ func (r *run) all() error {
 		}
 	}
 	if r.want(GroupSensors) {
-		for i, s := range slots {
-			r.add(sensorRow(s, present[i]))
+		for i := range slots {
+			if err := r.askExpected(&slots[i], present[i]); err != nil {
+				return err
+			}
+			r.add(sensorRow(slots[i], present[i]))
 		}
 	}
 	if r.want(GroupLocks) {
@@ -131,6 +134,22 @@ func (r *run) all() error {
 		r.add(r.signing())
 	}
 	return r.ctx.Err()
+}
+
+// askExpected asks the technician, when nothing else says so, whether a
+// slot whose sensor reads no key holds its key (the records make it its
+// home): a yes is a dead sensor. With --yes nothing is asked (a yes would
+// fail every slot whose key is out with a driver).
+func (r *run) askExpected(s *SlotInfo, present bool) error {
+	if s.Expected != nil || s.KeyID == "" || present || r.p.AssumeYes() {
+		return nil
+	}
+	in, err := r.p.Confirm(r.ctx, fmt.Sprintf("Slot %d's sensor reads no key: is %s in the slot?", s.Slot, keyName(*s)))
+	if err != nil {
+		return err
+	}
+	s.Expected = &in
+	return nil
 }
 
 // sensorRow is what slot s's sensor reads, failed when another source
