@@ -384,6 +384,9 @@ func (d *daemon) sessionNext(w http.ResponseWriter, req *http.Request, s *maintS
 	case <-s.done:
 		boxsocket.WriteError(w, http.StatusNotFound, "the self-test session ended: begin a new one")
 	case <-req.Context().Done():
+		// The daemon stopping (or the client gone): say so to a client
+		// still there rather than an empty answer.
+		boxsocket.WriteError(w, http.StatusServiceUnavailable, "smartboxd is stopping: the self-test session ends")
 	}
 }
 

@@ -78,13 +78,16 @@ type Report struct {
 	// Via is "socket" (a running smartboxd's session) or "hardware" (the
 	// daemon stopped, smartboxctl drove the pins).
 	Via    string `json:"via"`
-	Passed bool   `json:"passed"` // no row failed
+	Passed bool   `json:"passed"` // no row failed and the test ran to its end
 	Rows   []Row  `json:"rows"`
+	// Error is why the test stopped before its end (the box stopped, the
+	// technician interrupted it); the rows not reached are missing.
+	Error string `json:"error,omitempty"`
 }
 
-// Failed reports whether any row failed.
+// Failed reports whether any row failed or the test stopped early.
 func (r *Report) Failed() bool {
-	return slices.ContainsFunc(r.Rows, func(row Row) bool { return row.Result == Fail })
+	return r.Error != "" || slices.ContainsFunc(r.Rows, func(row Row) bool { return row.Result == Fail })
 }
 
 // WriteTable prints the report for people.
@@ -101,8 +104,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.Failed() {
 		verdict = "FAILED"
 	}
-	_, err := fmt.Fprintf(w, "\nselftest %s (via %s)\n", verdict, r.Via)
-	return err
+	if _, err := fmt.Fprintf(w, "\nselftest %s (via %s)\n", verdict, r.Via); err != nil {
+		return err
+	}
+	if r.Error != "" {
+		_, err := fmt.Fprintf(w, "stopped before its end: %s\n", r.Error)
+		return err
+	}
+	return nil
 }
 
 // WriteJSON prints the report as one JSON object.

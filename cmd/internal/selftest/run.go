@@ -71,8 +71,11 @@ type run struct {
 // again before the step ends, whatever happened.
 func Run(ctx context.Context, b Board, p Prompter, opts Options) (*Report, error) {
 	opts.defaults()
-	r := &run{ctx: ctx, b: b, p: p, opts: opts, rep: &Report{Via: opts.Via}}
+	r := &run{ctx: ctx, b: b, p: p, opts: opts, rep: &Report{Via: opts.Via, Rows: []Row{}}}
 	err := r.all()
+	if err != nil {
+		r.rep.Error = err.Error()
+	}
 	r.rep.Passed = !r.rep.Failed()
 	return r.rep, err
 }
