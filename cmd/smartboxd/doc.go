@@ -58,6 +58,16 @@
 // body is checked: a malformed one is a 400 with the reason; a move the slot
 // will not make (latched, jammed, empty, full) a 409 saying why.
 //
+// /v1/selftest is a technician's maintenance session (smartboxctl
+// selftest): one at a time, refused while a slot is released for a driver.
+// While it lasts the keypad, the reader and the key sensors report to the
+// session, not the controller (no code or fob opens anything, nor does a
+// cloud command), and the client releases and relocks locks itself, each
+// release recorded in the outbox (slot_released, purpose selftest) between
+// maintenance_began and maintenance_ended. A session its client has not
+// spoken to for 60 s ends by itself; at every end every lock is
+// de-energised and the controller is told what the key sensors read now.
+//
 // # Cloud sync
 //
 // An optional [cloud] table (broker_url, username, password_file, ca_file,
