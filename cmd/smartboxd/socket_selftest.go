@@ -37,8 +37,9 @@ type inputRouter struct {
 
 	mu sync.Mutex
 	s  *maintSession // nil: the controller has the inputs
-	// ended says why the last session ended, for a client still using it.
-	ended map[string]string
+	// endedID and endedWhy say why the last session ended, for a client
+	// still using it (only the last: one technician at a time).
+	endedID, endedWhy string
 }
 
 // maintSession is one maintenance session.
@@ -55,7 +56,7 @@ type maintSession struct {
 }
 
 func newInputRouter(d *daemon) *inputRouter {
-	return &inputRouter{d: d, lease: boxsocket.SessionLease, ended: map[string]string{}}
+	return &inputRouter{d: d, lease: boxsocket.SessionLease}
 }
 
 func (r *inputRouter) session() *maintSession {
@@ -197,7 +198,7 @@ func (r *inputRouter) end(s *maintSession, why string) {
 	// Locks first, before anything that can fail.
 	lockErr := r.d.slots.LockAll()
 	r.s = nil
-	r.ended[s.id] = why
+	r.endedID, r.endedWhy = s.id, why
 	if s.timer != nil {
 		s.timer.Stop()
 	}
@@ -288,8 +289,8 @@ func (r *inputRouter) hold(w http.ResponseWriter, id string) (*maintSession, boo
 	defer r.mu.Unlock()
 	if r.s == nil || r.s.id != id {
 		msg := fmt.Sprintf("no self-test session %s", id)
-		if why, ok := r.ended[id]; ok {
-			msg += " (ended: " + why + ")"
+		if id == r.endedID {
+			msg += " (ended: " + r.endedWhy + ")"
 		}
 		boxsocket.WriteError(w, http.StatusNotFound, msg+": begin a new one")
 		return nil, false
