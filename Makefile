@@ -6,10 +6,16 @@ BIN       := bin
 DEMO_DATA := demo-data
 FUZZTIME  ?= 10s
 
-# The build time is the box's floor for a trustworthy clock (see box/doc.go):
-# the last commit's time, or now outside a git checkout.
+# What every binary's --version says (cmd/internal/buildinfo). The build time
+# is also the box's floor for a trustworthy clock (see box/doc.go): the last
+# commit's time, or now outside a git checkout. The version is the nearest
+# tag (v1.2.3, or v1.2.3-4-gabcdef1-dirty past it), the bare commit without
+# tags, "dev" outside a checkout.
 BUILD_TIME ?= $(shell git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)
-LDFLAGS    := -X main.buildTime=$(BUILD_TIME)
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILDINFO  := github.com/smartbox-oss/smartbox/cmd/internal/buildinfo
+LDFLAGS    := -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT) -X $(BUILDINFO).buildTime=$(BUILD_TIME)
 
 # go build stamps VCS info and fails when the tree is a git checkout but git
 # is not installed; stamp only when git is there.
