@@ -24,12 +24,23 @@ BUILDVCS := $(if $(shell command -v git 2>/dev/null),auto,false)
 # -race needs cgo, and cgo a C compiler: without one, test without -race and say so.
 RACE := $(if $(shell command -v gcc 2>/dev/null || command -v cc 2>/dev/null),-race,)
 
-.PHONY: all build test bench fuzz lint demo demo-offline clean
+.PHONY: all build firmware test bench fuzz lint demo demo-offline clean
 
 all: build
 
 build:
 	$(GO) build -buildvcs=$(BUILDVCS) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+# firmware: smartboxd and smartboxctl for every board (linux/arm GOARM 6
+# and 7, linux/arm64, linux/amd64; static, -trimpath, stamped like build),
+# per target a .deb (built in Go with nfpm) and a .tar.gz of the same files,
+# and SHA256SUMS over them all, into DIST. FIRMWARE_TARGETS narrows it:
+# `make firmware FIRMWARE_TARGETS=arm64`. See cmd/internal/firmware.
+DIST             ?= dist
+FIRMWARE_TARGETS ?= all
+firmware:
+	$(GO) run ./cmd/internal/firmware/mkfirmware --out $(DIST) --targets $(FIRMWARE_TARGETS) \
+		--version '$(VERSION)' --commit '$(COMMIT)' --build-time '$(BUILD_TIME)'
 
 test:
 	@if [ -z "$(RACE)" ]; then echo "make test: no C compiler found, running without -race (apt-get install gcc)"; fi
@@ -77,4 +88,4 @@ demo-offline: build
 	$(BIN)/smartboxd --config cmd/smartboxd/smartboxd.sim.toml --hardware sim --data $(DEMO_DATA)/offline
 
 clean:
-	rm -rf $(BIN) $(DEMO_DATA)
+	rm -rf $(BIN) $(DEMO_DATA) $(DIST)
