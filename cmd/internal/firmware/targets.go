@@ -3,6 +3,8 @@ package firmware
 import (
 	"fmt"
 	"strings"
+
+	"github.com/smartbox-oss/smartbox/cmd/internal/buildinfo"
 )
 
 // Target is one board family's build.
@@ -65,11 +67,8 @@ func labels() string {
 	return strings.Join(l, ", ")
 }
 
-// Platform is "linux/arm/v6", "linux/arm64": how buildinfo prints it.
+// Platform is "linux/arm/v6", "linux/arm64": what its binaries' --version
+// says.
 func (t Target) Platform() string {
-	p := t.GOOS + "/" + t.GOARCH
-	if t.GOARM != "" {
-		p += "/v" + t.GOARM
-	}
-	return p
+	return buildinfo.Info{OS: t.GOOS, Arch: t.GOARCH, ARM: t.GOARM}.Platform()
 }
