@@ -28,8 +28,10 @@ RACE := $(if $(shell command -v gcc 2>/dev/null || command -v cc 2>/dev/null),-r
 
 all: build
 
+# The commands, not the tools under cmd/internal (mkfirmware is `make
+# firmware`'s, and pulls in the packaging library).
 build:
-	$(GO) build -buildvcs=$(BUILDVCS) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	$(GO) build -buildvcs=$(BUILDVCS) -ldflags '$(LDFLAGS)' -o $(BIN)/ $$($(GO) list ./cmd/... | grep -v /internal/)
 
 # firmware: smartboxd and smartboxctl for every board (linux/arm GOARM 6
 # and 7, linux/arm64, linux/amd64; static, -trimpath, stamped like build),

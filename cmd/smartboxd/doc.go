@@ -78,6 +78,11 @@
 // from cmd/internal/buildinfo (stamped by the Makefile's -ldflags, else the
 // module version and VCS commit stamped by go build).
 //
+// Under systemd (Type=notify; the unit is dist/smartboxd.service) smartboxd
+// sends READY=1 once its controller answers (logged as "ready": the keypad,
+// reader and key sensors run), WATCHDOG=1 only while the controller keeps
+// answering, and STOPPING=1 at stop (notify.go).
+//
 // # Clock floor
 //
 // A box clock earlier than the clock floor is not trusted (see box: windowed
