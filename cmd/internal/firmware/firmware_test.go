@@ -104,6 +104,14 @@ func TestDebAmd64(t *testing.T) {
 		require.Equal(t, sum+"  "+name, lines[i])
 	}
 
+	// dpkg's own reader agrees, where there is one (every Debian).
+	if dpkgDeb, err := exec.LookPath("dpkg-deb"); err == nil {
+		for _, flag := range []string{"--info", "--contents"} {
+			got, err := exec.Command(dpkgDeb, flag, filepath.Join(out, debName)).CombinedOutput()
+			require.NoError(t, err, "dpkg-deb %s: %s", flag, got)
+		}
+	}
+
 	members := readAr(t, filepath.Join(out, debName))
 	var names []string
 	for _, m := range members {
