@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/smartbox-oss/smartbox/cmd/internal/buildinfo"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 )
 
@@ -61,6 +62,9 @@ Every command takes --config FILE (default ` + DefaultConfigPath + `) or
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == "--version" {
+		return cli.Exit(buildinfo.Fprint(stdout, "smartbox-bridge"), "smartbox-bridge", stderr)
+	}
 	return commands.Main(ctx, args, stdout, stderr)
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/buildinfo"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
 	"github.com/smartbox-oss/smartbox/store"
@@ -67,6 +68,9 @@ func local(run func(args []string, stdout, stderr io.Writer) error) cli.RunFunc 
 
 // run is main without the process: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == "--version" {
+		return cli.Exit(buildinfo.Fprint(stdout, "smartboxctl"), "smartboxctl", stderr)
+	}
 	return commands.Main(context.Background(), args, stdout, stderr)
 }
 
