@@ -204,6 +204,8 @@ func (d *doctor) checkOutbox() {
 	case st.LastAck.IsZero() && up >= outboxStaleAfter:
 		d.problem("outbox", fmt.Sprintf("%d events wait in the outbox and the cloud acknowledged none in the %s smartboxd has run", st.Outbox, up.Round(time.Second)),
 			"check the bridge runs and takes this box's events (its log: throttled, refused, box not registered)")
+	case st.Cloud != "connected":
+		d.ok("outbox", "%d events wait for the connection (smartboxd up %s, %q)", st.Outbox, up, st.Cloud)
 	default:
 		d.ok("outbox", "%d events wait, draining (last ack %s)", st.Outbox, ackAge(st.LastAck, now))
 	}

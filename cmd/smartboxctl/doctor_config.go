@@ -90,7 +90,12 @@ func (d *doctor) checkPins() {
 				gone = append(gone, fmt.Sprintf("%s %d %q", f.role, i+1, name))
 			}
 		}
-		if len(gone) > 0 {
+		switch {
+		case len(gone) == 0:
+		case len(gone) == len(f.pins) && len(gone) > 2:
+			// All of a list: the names say it shorter than each one.
+			missing = append(missing, fmt.Sprintf("%s: all %d %s pins (%q .. %q)", f.field, len(gone), f.role, f.pins[0], f.pins[len(f.pins)-1]))
+		default:
 			missing = append(missing, f.field+": "+strings.Join(gone, ", "))
 		}
 	}

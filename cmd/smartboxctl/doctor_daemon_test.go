@@ -148,4 +148,12 @@ func TestDoctorSigningKeyThroughTheDaemon(t *testing.T) {
 	_, r = runDoctor(t, "--config", cfg, "--socket", sock)
 	requireOK(t, r, "signing", `verified with the box's key "cloud-1"`)
 	requireOK(t, r, "clock", "is trusted")
+	requireOK(t, r, "outbox")
+
+	// The sim board's clock set to 1970: before the build time, untrusted.
+	sc := boxsocket.Dial(sock)
+	defer sc.Close()
+	require.NoError(t, sc.SetClock(t.Context(), boxsocket.ClockRequest{At: time.Unix(0, 0)}))
+	_, r = runDoctor(t, "--config", cfg, "--socket", sock)
+	requireProblem(t, r, "clock", "the box clock says 1970-01-01T00:00:00Z, before its floor")
 }

@@ -27,6 +27,7 @@ import (
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/boardprofile"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 )
@@ -125,8 +126,8 @@ func TestDoctorPinsAndReader(t *testing.T) {
 	code, r := runDoctor(t, "--config", cfg, "--socket", noSocket(t))
 	require.Equal(t, exitFailure, code)
 	requireOK(t, r, "config", "profile smartbox-v1")
-	f := requireProblem(t, r, "pins", `hardware.slots.locks: slot lock 1 "LOCK1"`, `slot key sensor 12 "KEY12"`,
-		"board profile smartbox-v1")
+	f := requireProblem(t, r, "pins", `hardware.slots.locks: all 12 slot lock pins ("LOCK1" .. "LOCK12")`,
+		`hardware.slots.sensors: all 12 slot key sensor pins`, "board profile smartbox-v1")
 	require.NotContains(t, f.What, "hardware.keypad", "the keypad's header lines exist")
 	require.Contains(t, f.Fix, "rpi3, rpi4, rpi5")
 	requireProblem(t, r, "reader", "/dev/serial0 does not exist")
@@ -135,6 +136,16 @@ func TestDoctorPinsAndReader(t *testing.T) {
 	cfg = renderConfig(t, "rpi4", dir, "", nil)
 	_, r = runDoctor(t, "--config", cfg, "--socket", noSocket(t))
 	requireOK(t, r, "pins", "GPIO lines the config names exist")
+
+	// One line the board lacks (the Pi header stops at GPIO27): named by
+	// field, role and number; the config then fits no profile.
+	cfg = renderConfig(t, "rpi4", dir, "", func(s string) string {
+		return strings.Replace(s, `locks = ["GPIO17"`, `locks = ["GPIO40"`, 1)
+	})
+	_, r = runDoctor(t, "--config", cfg, "--socket", noSocket(t))
+	f = requireProblem(t, r, "pins", `hardware.slots.locks: slot lock 1 "GPIO40" (periph`)
+	require.NotContains(t, f.What, "the config's pins are those of")
+	require.Contains(t, f.Fix, "board profile rpi3, rpi4, rpi5")
 
 	t.Run("reader port", func(t *testing.T) {
 		regular := filepath.Join(t.TempDir(), "ttyAMA0")
@@ -245,6 +256,67 @@ func TestDoctorStaleSocket(t *testing.T) {
 	requireProblem(t, r, "daemon", "a socket file is at "+path+" but nothing answers")
 }
 
+// A socket that accepts and never answers: a stuck daemon.
+func TestDoctorStuckSocket(t *testing.T) {
+	sockDir, err := os.MkdirTemp("", "sbdoc")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
+	path := filepath.Join(sockDir, "s.sock")
+	ln, err := net.Listen("unix", path)
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	_, r := runDoctor(t, "--config", renderConfig(t, "sim", t.TempDir(), "", nil), "--socket", path)
+	requireProblem(t, r, "daemon", "accepts but does not answer within "+socketAnswerWait.String())
+}
+
+// The outbox rule on the status a daemon reports: the ages involved
+// (a quarter of an hour) are not waited for in a test.
+func TestDoctorOutboxRule(t *testing.T) {
+	now := time.Now()
+	long := int64((outboxStaleAfter + time.Minute) / time.Second)
+	for _, tc := range []struct {
+		name  string
+		st    boxsocket.Status
+		state string
+		says  string
+	}{
+		{"empty", boxsocket.Status{Cloud: "connected", UptimeS: long}, stateOK, "empty"},
+		{"draining", boxsocket.Status{Cloud: "connected", Outbox: 3, UptimeS: long, LastAck: now.Add(-time.Minute)}, stateOK, "3 events wait, draining"},
+		{"just started", boxsocket.Status{Cloud: "not connected", Outbox: 3, UptimeS: 10}, stateOK, "wait for the connection"},
+		{"not connected", boxsocket.Status{Cloud: "not connected", Outbox: 3, UptimeS: long}, stateProblem, "has not been connected"},
+		{"no ack for long", boxsocket.Status{Cloud: "connected", Outbox: 3, UptimeS: long, LastAck: now.Add(-time.Hour)}, stateProblem, "last acknowledged events 1h0m0s ago"},
+		{"never acked", boxsocket.Status{Cloud: "connected", Outbox: 3, UptimeS: long}, stateProblem, "acknowledged none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &doctor{status: &tc.st}
+			d.checkOutbox()
+			require.Len(t, d.findings, 1)
+			require.Equal(t, tc.state, d.findings[0].State, "%+v", d.findings[0])
+			require.Contains(t, d.findings[0].What, tc.says)
+		})
+	}
+}
+
 // The broker, classified from a real attempt: refused, another CA, a
 // wrong password, and a login that works.
 func TestDoctorBroker(t *testing.T) {
@@ -255,7 +327,11 @@ func TestDoctorBroker(t *testing.T) {
 	wrongPW := writeFile(t, "wrong-password", "guess\n")
 	refused := fmt.Sprintf("tcp://127.0.0.1:%d", brokertest.FreePort(t))
 	tlsURL := strings.Replace(b.TLSURL(), "127.0.0.1", "localhost", 1)
-	otherName, otherCA := tlsServerFor(t, "broker.example")
+	otherName, otherCA := tlsServer(t, "broker.example", time.Now().Add(time.Hour), nil)
+	expired, expiredCA := tlsServer(t, "localhost", time.Now().Add(-time.Hour), nil)
+	// A broker that takes client certificates of another CA than the box's.
+	strict, strictCA := tlsServer(t, "localhost", time.Now().Add(time.Hour), other.Pool)
+	cert, key, _ := b.Certs().ClientCert(t, "box-a")
 	for _, tc := range []struct {
 		name, cloud, state string
 		says               []string
@@ -266,6 +342,12 @@ func TestDoctorBroker(t *testing.T) {
 			[]string{"TLS: the broker's certificate", "is not signed by a CA the box trusts (cloud.ca_file)"}},
 		{"name mismatch", fmt.Sprintf("[cloud]\nbroker_url = %q\npassword_file = %q\nca_file = %q\n", otherName, pw, otherCA), stateProblem,
 			[]string{"TLS: the broker's certificate", `is for broker.example, not "localhost"`}},
+		{"expired", fmt.Sprintf("[cloud]\nbroker_url = %q\npassword_file = %q\nca_file = %q\n", expired, pw, expiredCA), stateProblem,
+			[]string{"TLS: the broker's certificate", "has expired or is not valid yet (valid "}},
+		{"client certificate refused", fmt.Sprintf("[cloud]\nbroker_url = %q\nca_file = %q\ncert_file = %q\nkey_file = %q\n", strict, strictCA, cert, key), stateProblem,
+			[]string{"TLS: the broker at", "refused the box's client certificate"}},
+		{"DNS", fmt.Sprintf("[cloud]\nbroker_url = \"ssl://no-such-broker.invalid:8883\"\npassword_file = %q\n", pw), stateProblem,
+			[]string{"DNS: ", `"no-such-broker.invalid"`}},
 		{"wrong password", fmt.Sprintf("[cloud]\nbroker_url = %q\npassword_file = %q\n", b.URL(), wrongPW), stateProblem,
 			[]string{`refused the box's login as user "box-a"`, "CONNACK"}},
 		{"fine over TLS", fmt.Sprintf("[cloud]\nbroker_url = %q\npassword_file = %q\nca_file = %q\n", tlsURL, pw, b.Certs().CAFile), stateOK,
@@ -301,20 +383,26 @@ func TestDoctorDisk(t *testing.T) {
 	requireProblem(t, r, "disk", "nearly full: 20.0 MiB free of 4.0 GiB (0.5 %")
 }
 
-// tlsServerFor serves TLS on loopback with a self-signed certificate for
-// name alone; it returns an ssl:// URL naming localhost and the
-// certificate's file (to trust it).
-func tlsServerFor(t *testing.T, name string) (string, string) {
+// tlsServer serves TLS on loopback with a self-signed certificate for
+// the DNS name name, valid until notAfter; with clientCAs it requires a
+// client certificate from them. It returns an ssl:// URL naming localhost
+// and the certificate's file (to trust it). Each connection is a
+// handshake, then an MQTT CONNACK 0 to whatever was sent.
+func tlsServer(t *testing.T, name string, notAfter time.Time, clientCAs *x509.CertPool) (string, string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter, IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	require.NoError(t, err)
-	caFile := writeFile(t, "other.crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	caFile := writeFile(t, "server.crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	if clientCAs != nil {
+		cfg.ClientAuth, cfg.ClientCAs = tls.RequireAndVerifyClientCert, clientCAs
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { ln.Close() })
 	go func() {
@@ -324,8 +412,11 @@ func tlsServerFor(t *testing.T, name string) (string, string) {
 				return
 			}
 			go func() {
-				_ = c.(*tls.Conn).Handshake()
-				c.Close()
+				defer c.Close()
+				if c.(*tls.Conn).Handshake() == nil {
+					_, _ = c.Read(make([]byte, 512))
+					_, _ = c.Write([]byte{0x20, 2, 0, 0})
+				}
 			}()
 		}
 	}()
