@@ -93,6 +93,9 @@ func (d *doctor) checkSigning(ctx context.Context) {
 	case errors.As(err, &pe) && pe.Reason == boxsocket.ProbeBadSignature:
 		d.problem("signing", "the bridge's signing key does not match the box's: "+pe.Message,
 			"provision the box again with the bridge's current signing key ('smartbox-bridge signing-key' prints it; 'smartboxctl provision'), then restart smartboxd: until then it applies no grant the bridge sends")
+	case errors.As(err, &pe) && pe.Reason == boxsocket.ProbeWrongBox:
+		d.problem("signing", "the bridge signs for another identity of this box: "+pe.Message,
+			"register this store's sync key with the bridge again ('smartboxctl identity' prints it; re-flashing a card needs it), then restart smartboxd")
 	case errors.As(err, &pe) && pe.Reason == boxsocket.ProbeTimedOut:
 		d.problem("signing", "the cloud did not answer a signed round trip: "+pe.Message,
 			"check the bridge runs and is connected to the same broker ('smartbox-bridge' logs); a bridge older than this box does not answer probes")

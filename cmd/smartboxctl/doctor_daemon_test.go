@@ -91,10 +91,7 @@ func TestDoctorSigningKeyThroughTheDaemon(t *testing.T) {
 
 	pw := writeFile(t, "mqtt-password", brokertest.Password("box-a")+"\n")
 	cfg := renderConfig(t, "sim", dir, "[cloud]\nbroker_url = \""+b.URL()+"\"\npassword_file = \""+pw+"\"\n", nil)
-	sockDir, err := os.MkdirTemp("", "sbdoc")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
-	sock := filepath.Join(sockDir, "s.sock")
+	sock := shortSocketPath(t)
 
 	start := func() func() {
 		var stderr syncbuf.Buffer

@@ -81,6 +81,16 @@ func requireOK(t *testing.T, r doctorReport, check string, says ...string) {
 	}
 }
 
+// shortSocketPath is a socket path short enough for sun_path's 107
+// bytes, which t.TempDir's can pass.
+func shortSocketPath(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sbdoc")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return filepath.Join(dir, "s.sock")
+}
+
 // noSocket is a socket path where nothing is.
 func noSocket(t *testing.T) string { return filepath.Join(t.TempDir(), "none.sock") }
 
@@ -243,10 +253,7 @@ func TestDoctorStore(t *testing.T) {
 
 // A socket file nothing answers on (a killed smartboxd's).
 func TestDoctorStaleSocket(t *testing.T) {
-	sockDir, err := os.MkdirTemp("", "sbdoc")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
-	path := filepath.Join(sockDir, "s.sock")
+	path := shortSocketPath(t)
 	ln, err := net.Listen("unix", path)
 	require.NoError(t, err)
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
@@ -258,10 +265,7 @@ func TestDoctorStaleSocket(t *testing.T) {
 
 // A socket that accepts and never answers: a stuck daemon.
 func TestDoctorStuckSocket(t *testing.T) {
-	sockDir, err := os.MkdirTemp("", "sbdoc")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
-	path := filepath.Join(sockDir, "s.sock")
+	path := shortSocketPath(t)
 	ln, err := net.Listen("unix", path)
 	require.NoError(t, err)
 	t.Cleanup(func() { ln.Close() })

@@ -18,6 +18,7 @@ import (
 	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/link"
+	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
 // probeConcurrency is how many probes TestProbe runs at once: more than
@@ -124,6 +125,27 @@ func TestProbeWrongSigningKey(t *testing.T) {
 	require.ErrorContains(t, err, `signed with cloud key "k1"`)
 	require.ErrorContains(t, err, `key "k1" (sha256 `+hex.EncodeToString(sum[:8]))
 	t.Log(err)
+}
+
+// A box whose store the cloud does not know (re-flashed, not registered
+// again): the key verifies nothing addressed to it, and the probe says why.
+func TestProbeAnotherIdentity(t *testing.T) {
+	t.Parallel()
+	b := brokertest.Start(t, brokertest.Mochi, brokertest.Options{})
+	st := openBox(t, filepath.Join(t.TempDir(), "box.db"))
+	old := openBox(t, filepath.Join(t.TempDir(), "old.db")) // the card before
+	pub, err := old.SyncPublicKey()
+	require.NoError(t, err)
+	startCloud(t, b, pub)
+	l := startLink(t, b, st, nil)
+	require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	_, err = l.Probe(ctx)
+	require.ErrorIs(t, err, link.ErrProbeSignature)
+	require.ErrorIs(t, err, wire.ErrWrongAudience)
+	require.ErrorContains(t, err, "register this store's sync key with the bridge again")
 }
 
 func TestProbeNotConnected(t *testing.T) {
