@@ -54,6 +54,9 @@ var commands = &cli.Set{
 		// The leading space lines identity's arguments up with provision's.
 		{Name: "identity", Summary: " --data DIR                        print the box id and its X25519 sync public key\n" +
 			underDescriptions + "(the cloud registers the box with it)", Run: local(cmdIdentity)},
+		// doctor.go
+		{Name: "doctor", Summary: "[--config FILE] [--socket PATH] [--data DIR] [--json]\n" +
+			underDescriptions + "say what is wrong with this box and what to do", Run: cmdDoctor},
 	},
 	Footer: "\nRun 'smartboxctl COMMAND -h' for a command's flags.\n",
 }

@@ -188,6 +188,7 @@ func (d *daemon) socketRoutes() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/events", d.serveEvents)
 	mux.HandleFunc("GET /v1/watch", d.serveWatch)
+	mux.HandleFunc("POST /v1/cloud/probe", d.serveProbe)
 	d.simRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		boxsocket.WriteError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))

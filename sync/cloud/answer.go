@@ -31,7 +31,9 @@ var errDeltaTooBig = errors.New("delta too big for a message")
 //     holds every revision after req.Have;
 //   - otherwise a snapshot in chunks (1..Chunks, same To): when Have is 0,
 //     older than the log, or when a single revision is too big for a delta;
-//   - nothing when the box is current.
+//   - nothing when the box is current;
+//   - and, when req.Probe is set, last of all a probe answer (see
+//     wire.RecordBatch.Probe) whether or not the box is current.
 //
 // A Have ahead of the cloud (a cloud restored from an old backup) moves the
 // cloud's revision to Have+1 and answers with a snapshot there: the box
@@ -43,6 +45,10 @@ func (c *Cloud) Answer(req wire.SyncRequest) ([][]byte, error) {
 	}
 	if req.Have > maxRevision {
 		return nil, fmt.Errorf("cloud: answer box %q: %w: have %d is not a revision", req.Box, wire.ErrMalformed, req.Have)
+	}
+	if req.Probe != "" && !wire.ValidProbe(req.Probe) {
+		return nil, fmt.Errorf("cloud: answer box %q: %w: probe nonce of %d bytes is not 1-%d letters, digits, - or _",
+			req.Box, wire.ErrMalformed, len(req.Probe), wire.MaxProbeLen)
 	}
 	var cur uint64
 	var err error
@@ -57,23 +63,42 @@ func (c *Cloud) Answer(req wire.SyncRequest) ([][]byte, error) {
 	var out [][]byte
 	err = c.view("answer", req.Box, func(bt *boxTx) error {
 		cur = getU64(bt.meta, kRev)
-		start := getU64(bt.meta, kLogStart)
-		if req.Have == cur {
-			return nil // current (or both empty)
+		if out, err = c.recordMessages(bt, req.Have, cur); err != nil {
+			return err
 		}
-		if req.Have > 0 && req.Have >= start {
-			out, err = c.deltas(bt, req.Have, cur)
-			if !errors.Is(err, errDeltaTooBig) {
-				return err
-			}
+		if req.Probe == "" {
+			return nil
 		}
-		out, err = c.snapshot(bt, req.Have, cur)
+		probe, err := c.probeAnswer(bt, cur, req.Probe)
+		out = append(out, probe)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// recordMessages is the record messages from have to cur (see Answer).
+func (c *Cloud) recordMessages(bt *boxTx, have, cur uint64) ([][]byte, error) {
+	if have == cur {
+		return nil, nil // current (or both empty)
+	}
+	if have > 0 && have >= getU64(bt.meta, kLogStart) {
+		out, err := c.deltas(bt, have, cur)
+		if !errors.Is(err, errDeltaTooBig) {
+			return out, err
+		}
+	}
+	return c.snapshot(bt, have, cur)
+}
+
+// probeAnswer is the signed answer to a probe: no records, at the cloud's
+// revision, with the box's nonce.
+func (c *Cloud) probeAnswer(bt *boxTx, cur uint64, nonce string) ([]byte, error) {
+	bb := &batchBuilder{c: c, bt: bt, b: wire.RecordBatch{V: wire.Version, Box: bt.id,
+		From: cur, To: cur, IssuedAt: c.opts.Now().UTC(), Probe: nonce}}
+	return bb.sign()
 }
 
 // rebase moves a box's revision past have (see Answer) and empties its log,

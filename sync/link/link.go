@@ -100,6 +100,8 @@ type Link struct {
 	// shared with paho's goroutines
 	in        *inbox
 	kick      chan struct{}
+	probes    *probeWaiters
+	probeSend chan string // nonces for the worker to send (probe.go)
 	connected atomic.Bool
 	running   atomic.Bool
 
@@ -171,6 +173,7 @@ func New(opts Options) (*Link, error) {
 		kick:     make(chan struct{}, 1),
 		refusals: newLimiter(refusalBurst, refusalEvery),
 	}
+	l.probes, l.probeSend = newProbeWaiters(), make(chan string, maxProbes) // probe.go
 	return l, nil
 }
 

@@ -15,8 +15,12 @@ import (
 func (l *Link) onRecords(payload []byte) {
 	var b wire.RecordBatch
 	if err := l.verifier.Open(payload, wire.KindRecords, l.opts.BoxID, &b); err != nil {
+		l.probeRefused(payload, err)
 		l.refuse("records", err)
 		return
+	}
+	if b.Probe != "" {
+		l.probeVerified(payload, b.Probe) // a probe answer (no records) then goes on as an old batch
 	}
 	rev, err := l.st.Revision()
 	if err != nil {

@@ -66,6 +66,8 @@ func (l *Link) work(ctx context.Context) {
 			}
 		case <-l.kick:
 			l.drain()
+		case nonce := <-l.probeSend:
+			l.sendProbe(nonce)
 		case <-tick.C:
 			l.periodic()
 		}

@@ -47,13 +47,46 @@ type SyncRequest struct {
 	Box  string `json:"box"`
 	Have uint64 `json:"have"`
 	// Reason is for people reading logs: "connect", "gap", "bad_signature",
-	// "command", "periodic".
+	// "command", "periodic", "probe".
 	Reason string `json:"reason,omitempty"`
+	// Probe, when set, asks for a signed answer that carries it back even
+	// if the box is current (see RecordBatch.Probe): the box's proof that
+	// the round trip to the cloud works and that what the cloud signs
+	// verifies with the keys the box was provisioned with. A nonce the box
+	// made, ValidProbe. Added within Version 1: an older cloud ignores it
+	// (and the box's probe times out), an older box never sends it.
+	Probe string `json:"probe,omitempty"`
+}
+
+// MaxProbeLen bounds SyncRequest.Probe: a random nonce needs no more than
+// a few dozen characters, and the cloud echoes it into a signed message.
+const MaxProbeLen = 64
+
+// ValidProbe says whether p is a probe nonce the cloud answers: 1 to
+// MaxProbeLen letters, digits, '-' or '_' (base64url or hex, nothing that
+// could mean something in a log line).
+func ValidProbe(p string) bool {
+	if len(p) == 0 || len(p) > MaxProbeLen {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // RecordBatch moves a box's records from revision From to revision To.
 // A snapshot replaces every record; it may come in Chunks parts (numbered
 // from 1) that the box applies together, once all are there.
+//
+// A probe answer is a delta with From = To = the cloud's revision, no
+// records and Probe set to the nonce of the SyncRequest it answers. A box
+// at that revision ignores it as a batch it holds already; a box behind it
+// sees a gap and asks again, as for any delta that does not start where it
+// is.
 type RecordBatch struct {
 	V            int           `json:"v"`
 	Box          string        `json:"box"`
@@ -70,6 +103,9 @@ type RecordBatch struct {
 	// codes (see SealCodes).
 	Ephemeral []byte    `json:"ephemeral,omitempty"`
 	IssuedAt  time.Time `json:"issued_at"`
+	// Probe is the nonce of the SyncRequest this batch answers, on a probe
+	// answer only (see SyncRequest.Probe).
+	Probe string `json:"probe,omitempty"`
 }
 
 // GrantRecord is a grant as the cloud sends it: the box's Grant (its Uses
