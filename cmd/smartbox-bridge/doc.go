@@ -33,8 +33,10 @@
 // Broker accounts: the cloud's (broker.username, password from
 // broker.password_file or a random one kept in DATA/cloud.passwd), and one per
 // registered box (user name = box id) whose bcrypt hash lives in DATA/boxes.db.
-// Boxes with client certificates (CN = box id, signed by
-// broker.client_ca_file) need no password.
+// Boxes with client certificates (CN = box id, signed by the bridge's CA
+// through register-box --record or smartboxctl provision, or by
+// broker.client_ca_file) need no password; a bridge-CA certificate works
+// only while it is the box's latest.
 //
 // # Admin commands
 //

@@ -56,7 +56,7 @@ func dialBox(t *testing.T, b *testBridge, id string, cert tls.Certificate, ca st
 	t.Helper()
 	pool := x509.NewCertPool()
 	require.True(t, pool.AppendCertsFromPEM([]byte(ca)))
-	o := paho.NewClientOptions().AddBroker("ssl://"+b.BrokerTLSAddr()).SetClientID(id).
+	o := paho.NewClientOptions().AddBroker("ssl://" + b.BrokerTLSAddr()).SetClientID(id).
 		SetAutoReconnect(false).SetConnectTimeout(mqttWait).SetProtocolVersion(4).
 		SetTLSConfig(&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: "localhost"})
 	cl := paho.NewClient(o)
