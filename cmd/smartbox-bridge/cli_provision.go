@@ -68,10 +68,7 @@ func cmdRegisterRecord(ctx context.Context, args []string, stdout, stderr io.Wri
 			return resp, fmt.Errorf("register box %s from %s: %w", rec.Register.ID, *record, err)
 		}
 		fmt.Fprintf(stderr, "registered box %s\n", info.ID)
-		resp, err = c.Certificate(ctx, rec.Register.ID, []byte(rec.CSR))
-		if ue, ok := errors.AsType[*bridge.UnreachableError](err); ok {
-			return resp, fmt.Errorf("%w at %s: %v", errNoService, ue.Base, ue.Err)
-		}
+		err = c.do(ctx, "POST", "/v1/boxes/"+esc(rec.Register.ID)+"/certificate", bridge.CertificateRequest{CSR: rec.CSR}, &resp)
 		if err != nil {
 			return resp, fmt.Errorf("certificate for box %s from %s: %w", rec.Register.ID, *record, err)
 		}

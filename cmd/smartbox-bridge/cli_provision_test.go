@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,17 +10,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/sync/bridge"
-	"github.com/smartbox-oss/smartbox/sync/link"
 )
 
 // The offline path: a provisioning record (registration and CSR) carried
@@ -76,17 +72,7 @@ func TestRegisterBoxFromRecord(t *testing.T) {
 	require.True(t, pool.AppendCertsFromPEM([]byte(caPEM)))
 	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12,
 		Certificates: []tls.Certificate{{Certificate: [][]byte{blk.Bytes}, PrivateKey: key}}}
-	l, err := link.New(link.Options{BoxID: boxID, BrokerURL: "ssl://" + b.svc.BrokerTLSAddr(), Store: st,
-		TLS: tc, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	require.Eventually(t, func() bool {
-		gs, err := st.GrantsByCode("9912")
-		return err == nil && len(gs) == 1 && gs[0].ID == "g1"
-	}, 15*time.Second, 20*time.Millisecond)
+	linkGetsGrant(t, b, boxID, st, tc, "9912", "g1")
 
 	// Bad records: said so, with the file named, exit 1.
 	big := filepath.Join(dir, "big.json")

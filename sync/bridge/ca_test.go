@@ -178,9 +178,12 @@ func TestCertificateRequestsRefused(t *testing.T) {
 // data dir with only one of its two files is refused with both named.
 func TestCAKeptAndHalfPairRefused(t *testing.T) {
 	dir := t.TempDir()
-	b := startTest(t, Options{DataDir: dir})
+	tlsOn := BrokerOptions{ListenTLS: freeLoopbackPort}
+	b := startTest(t, Options{DataDir: dir, Broker: tlsOn})
 	first, err := b.AdminClient().Provisioning(context.Background())
 	require.NoError(t, err)
+	require.NotContains(t, first.CACert, "PRIVATE KEY")
+	firstServer := serverCert(t, b, first.CACert)
 	for _, f := range []string{FileCAKey, FileCACert} {
 		fi, err := os.Stat(filepath.Join(dir, f))
 		require.NoError(t, err)
@@ -194,10 +197,12 @@ func TestCAKeptAndHalfPairRefused(t *testing.T) {
 	require.True(t, strings.HasPrefix(ca.cert.Subject.CommonName, "SmartBox bridge CA "))
 	require.NoError(t, b.Close())
 
-	again := startTest(t, Options{DataDir: dir})
+	again := startTest(t, Options{DataDir: dir, Broker: tlsOn})
 	second, err := again.AdminClient().Provisioning(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, first.CACert, second.CACert, "a restart keeps the CA")
+	require.NotEqual(t, firstServer.SerialNumber, serverCert(t, again, second.CACert).SerialNumber,
+		"the broker's certificate is issued again at each start")
 	require.NoError(t, again.Close())
 
 	require.NoError(t, os.Remove(filepath.Join(dir, FileCACert)))
@@ -206,6 +211,18 @@ func TestCAKeptAndHalfPairRefused(t *testing.T) {
 	require.ErrorContains(t, err, filepath.Join(dir, FileCACert))
 	_, err = os.Stat(filepath.Join(dir, FileCACert))
 	require.ErrorIs(t, err, os.ErrNotExist, "never silently replaced")
+}
+
+// serverCert is the embedded broker's TLS certificate, verified against
+// caPEM for the address boxes dial (127.0.0.1, one of DefaultTLSNames).
+func serverCert(t *testing.T, b *testBridge, caPEM string) *x509.Certificate {
+	t.Helper()
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM([]byte(caPEM)))
+	c, err := tls.Dial("tcp", b.BrokerTLSAddr(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	require.NoError(t, err)
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0]
 }
 
 func mustRead(t *testing.T, path string) []byte {
