@@ -66,6 +66,8 @@
 //	GET    /v1/boxes/{box}/events?after=N&limit=M
 //	POST   /v1/boxes/{box}/commands                  {kind, slot, by, reason, ttl}
 //	GET    /v1/boxes/{box}/commands/{id}             the box's answer, once there
+//	GET    /v1/provisioning                          broker URL, CA, signing key for a new box
+//	POST   /v1/boxes/{box}/certificate               {csr}: the box's client certificate from the bridge's CA
 //
 //	GET    /v1/bookings                              every grant of every box; Fleetio's marked, with events
 //	GET    /v1/fleetio/status                        connected, webhook URL, code mode, counters

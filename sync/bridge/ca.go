@@ -197,3 +197,7 @@ func randomSerial() (*big.Int, error) {
 	}
 	return n, nil
 }
+
+// CACert is the bridge CA's certificate (PEM, DATA/ca.crt): what boxes
+// trust for the broker, and the issuer of their client certificates.
+func (s *Service) CACert() string { return string(s.ca.certPEM) }
