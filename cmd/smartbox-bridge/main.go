@@ -43,7 +43,9 @@ local admin endpoint the other commands talk to.
 	Commands: []cli.Command{
 		{Name: "serve", Summary: "run the bridge (--config FILE)", Run: cmdServe},
 		{Name: "signing-key", Summary: "print the signing key as kid=base64, for smartboxctl provision", Run: cmdSigningKey},
-		{Name: "register-box", Summary: "--id ID --public-key B64 [--password-file F --slots N --name N --location L]", Run: cmdRegisterBox},
+		{Name: "register-box", Summary: "--id ID --public-key B64 [--password-file F --slots N --name N --location L]\n" +
+			"or --record FILE [--cert-out FILE]: a record of smartboxctl provision --offline", Run: cmdRegisterBox},
+		{Name: "provisioning", Summary: "what a new box is given: broker URL, signing key, CA", Run: cmdProvisioning},
 		{Name: "boxes", Summary: "list boxes: online, revision, outbox depth", Run: cmdBoxes},
 		{Name: "put-key", Summary: "--box ID --key ID --fob UID --slot N [--name NAME]", Run: cmdPutKey},
 		{Name: "put-grant", Summary: "--box ID --grant ID --kind booking|driver_code --code C --keys k1,k2\n" +
