@@ -6,10 +6,16 @@ BIN       := bin
 DEMO_DATA := demo-data
 FUZZTIME  ?= 10s
 
-# The build time is the box's floor for a trustworthy clock (see box/doc.go):
-# the last commit's time, or now outside a git checkout.
+# What every binary's --version says (cmd/internal/buildinfo). The build time
+# is also the box's floor for a trustworthy clock (see box/doc.go): the last
+# commit's time, or now outside a git checkout. The version is the nearest
+# tag (v1.2.3, or v1.2.3-4-gabcdef1-dirty past it), the bare commit without
+# tags, "dev" outside a checkout.
 BUILD_TIME ?= $(shell git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)
-LDFLAGS    := -X main.buildTime=$(BUILD_TIME)
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILDINFO  := github.com/smartbox-oss/smartbox/cmd/internal/buildinfo
+LDFLAGS    := -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT) -X $(BUILDINFO).buildTime=$(BUILD_TIME)
 
 # go build stamps VCS info and fails when the tree is a git checkout but git
 # is not installed; stamp only when git is there.
@@ -18,12 +24,25 @@ BUILDVCS := $(if $(shell command -v git 2>/dev/null),auto,false)
 # -race needs cgo, and cgo a C compiler: without one, test without -race and say so.
 RACE := $(if $(shell command -v gcc 2>/dev/null || command -v cc 2>/dev/null),-race,)
 
-.PHONY: all build test bench fuzz lint demo demo-offline clean
+.PHONY: all build firmware test bench fuzz lint demo demo-offline clean
 
 all: build
 
+# The commands, not the tools under cmd/internal (mkfirmware is `make
+# firmware`'s, and pulls in the packaging library).
 build:
-	$(GO) build -buildvcs=$(BUILDVCS) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	$(GO) build -buildvcs=$(BUILDVCS) -ldflags '$(LDFLAGS)' -o $(BIN)/ $$($(GO) list ./cmd/... | grep -v /internal/)
+
+# firmware: smartboxd and smartboxctl for every board (linux/arm GOARM 6
+# and 7, linux/arm64, linux/amd64; static, -trimpath, stamped like build),
+# per target a .deb (built in Go with nfpm) and a .tar.gz of the same files,
+# and SHA256SUMS over them all, into DIST. FIRMWARE_TARGETS narrows it:
+# `make firmware FIRMWARE_TARGETS=arm64`. See cmd/internal/firmware.
+DIST             ?= dist
+FIRMWARE_TARGETS ?= all
+firmware:
+	$(GO) run ./cmd/internal/firmware/mkfirmware --out $(DIST) --targets $(FIRMWARE_TARGETS) \
+		--version '$(VERSION)' --commit '$(COMMIT)' --build-time '$(BUILD_TIME)'
 
 test:
 	@if [ -z "$(RACE)" ]; then echo "make test: no C compiler found, running without -race (apt-get install gcc)"; fi
@@ -71,4 +90,4 @@ demo-offline: build
 	$(BIN)/smartboxd --config cmd/smartboxd/smartboxd.sim.toml --hardware sim --data $(DEMO_DATA)/offline
 
 clean:
-	rm -rf $(BIN) $(DEMO_DATA)
+	rm -rf $(BIN) $(DEMO_DATA) $(DIST)

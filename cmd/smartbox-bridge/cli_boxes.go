@@ -50,6 +50,9 @@ func cmdSigningKey(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if isRecordCall(args) {
+		return cmdRegisterRecord(ctx, args, stdout, stderr)
+	}
 	fset, d := newFlagSet("register-box", stderr)
 	id := fset.String("id", "", "box id")
 	pub := fset.String("public-key", "", "the box's X25519 public key, base64 (smartboxctl identity)")

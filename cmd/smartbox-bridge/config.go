@@ -80,6 +80,15 @@ type BrokerConfig struct {
 	KeyFile       string   `toml:"key_file"`
 	ClientCAFile  string   `toml:"client_ca_file"`
 	MessageExpiry Duration `toml:"message_expiry"`
+	// TLSNames are the host names and addresses of the certificate the
+	// bridge's CA issues the TLS listener when cert_file is not set
+	// (default: listen_tls's host, localhost, 127.0.0.1, ::1): the names
+	// boxes dial.
+	TLSNames []string `toml:"tls_names"`
+	// BoxURL is the broker URL new boxes are given (GET /v1/provisioning,
+	// smartboxctl provision), e.g. "ssl://bridge.depot.example:8883";
+	// default: ssl:// and listen_tls.
+	BoxURL string `toml:"box_url"`
 
 	// External broker.
 	URL            string `toml:"url"`
@@ -288,6 +297,9 @@ func (c *Config) Validate() error {
 	} else if err := c.validateEmbedded(); err != nil {
 		return err
 	}
+	if err := c.validateBoxURL(); err != nil {
+		return err
+	}
 	if !box.ValidID(b.Username) {
 		return c.fieldErr("broker.username", "%q is not a valid user name: want 1-128 letters, digits or ._:@-", b.Username)
 	}
@@ -450,8 +462,16 @@ func (c *Config) validateEmbedded() error {
 		if err := c.hostPort("broker.listen_tls", b.ListenTLS); err != nil {
 			return err
 		}
-		if b.CertFile == "" || b.KeyFile == "" {
-			return c.fieldErr("broker.listen_tls", "needs broker.cert_file and broker.key_file (the server certificate)")
+		if (b.CertFile == "") != (b.KeyFile == "") {
+			return c.fieldErr("broker.cert_file", "and broker.key_file go together (or leave both out: the bridge's CA issues the certificate)")
+		}
+		if b.CertFile != "" && len(b.TLSNames) > 0 {
+			return c.fieldErr("broker.tls_names", "is for the certificate the bridge's CA issues; broker.cert_file names its own")
+		}
+		for i, n := range b.TLSNames {
+			if n == "" || strings.ContainsAny(n, " /:") && net.ParseIP(n) == nil {
+				return c.fieldErr("broker.tls_names", "entry %d %q: want a host name or an IP address", i+1, n)
+			}
 		}
 	} else {
 		for _, f := range []struct{ field, v string }{
@@ -466,6 +486,26 @@ func (c *Config) validateEmbedded() error {
 		// mochi's own default is 24 h, and a box off over a weekend
 		// would lose its queued batches: refuse anything shorter.
 		return c.fieldErr("broker.message_expiry", "%s is shorter than 24h: a box offline over a weekend would lose its queued messages", d)
+	}
+	return nil
+}
+
+// validateBoxURL checks [broker] box_url, what new boxes are told to dial
+// (the embedded broker's TLS listener or an external broker, as the
+// network sees it).
+func (c *Config) validateBoxURL() error {
+	v := c.Broker.BoxURL
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || u.Port() == "" {
+		return c.fieldErr("broker.box_url", "%q is not a broker URL like \"ssl://bridge.example:8883\"", v)
+	}
+	switch u.Scheme {
+	case "ssl", "tls", "mqtts", "tcp", "mqtt":
+	default:
+		return c.fieldErr("broker.box_url", "scheme %q: want ssl:// (TLS) or tcp://", u.Scheme)
 	}
 	return nil
 }
@@ -543,6 +583,7 @@ func (c *Config) bridgeOptions(log *slog.Logger) (bridge.Options, error) {
 		AdminListen: c.Admin.Listen,
 		Broker: bridge.BrokerOptions{
 			URL: b.URL, Listen: b.Listen, ListenTLS: b.ListenTLS, MessageExpiry: b.MessageExpiry.Duration,
+			TLSNames: b.TLSNames, BoxURL: b.BoxURL,
 			Username: b.Username, ClientID: b.ClientID,
 		},
 		Cloud: bridge.CloudOptions{LogLimit: c.Cloud.LogLimit},

@@ -33,8 +33,10 @@
 // Broker accounts: the cloud's (broker.username, password from
 // broker.password_file or a random one kept in DATA/cloud.passwd), and one per
 // registered box (user name = box id) whose bcrypt hash lives in DATA/boxes.db.
-// Boxes with client certificates (CN = box id, signed by
-// broker.client_ca_file) need no password.
+// Boxes with client certificates (CN = box id, signed by the bridge's CA
+// through register-box --record or smartboxctl provision, or by
+// broker.client_ca_file) need no password; a bridge-CA certificate works
+// only while it is the box's latest.
 //
 // # Admin commands
 //
@@ -64,6 +66,8 @@
 //	GET    /v1/boxes/{box}/events?after=N&limit=M
 //	POST   /v1/boxes/{box}/commands                  {kind, slot, by, reason, ttl}
 //	GET    /v1/boxes/{box}/commands/{id}             the box's answer, once there
+//	GET    /v1/provisioning                          broker URL, CA, signing key for a new box
+//	POST   /v1/boxes/{box}/certificate               {csr}: the box's client certificate from the bridge's CA
 //
 //	GET    /v1/bookings                              every grant of every box; Fleetio's marked, with events
 //	GET    /v1/fleetio/status                        connected, webhook URL, code mode, counters

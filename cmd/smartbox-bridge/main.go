@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/smartbox-oss/smartbox/cmd/internal/buildinfo"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 )
 
@@ -42,7 +43,9 @@ local admin endpoint the other commands talk to.
 	Commands: []cli.Command{
 		{Name: "serve", Summary: "run the bridge (--config FILE)", Run: cmdServe},
 		{Name: "signing-key", Summary: "print the signing key as kid=base64, for smartboxctl provision", Run: cmdSigningKey},
-		{Name: "register-box", Summary: "--id ID --public-key B64 [--password-file F --slots N --name N --location L]", Run: cmdRegisterBox},
+		{Name: "register-box", Summary: "--id ID --public-key B64 [--password-file F --slots N --name N --location L]\n" +
+			"or --record FILE [--cert-out FILE]: a record of smartboxctl provision --offline", Run: cmdRegisterBox},
+		{Name: "provisioning", Summary: "what a new box is given: broker URL, signing key, CA", Run: cmdProvisioning},
 		{Name: "boxes", Summary: "list boxes: online, revision, outbox depth", Run: cmdBoxes},
 		{Name: "put-key", Summary: "--box ID --key ID --fob UID --slot N [--name NAME]", Run: cmdPutKey},
 		{Name: "put-grant", Summary: "--box ID --grant ID --kind booking|driver_code --code C --keys k1,k2\n" +
@@ -61,6 +64,9 @@ Every command takes --config FILE (default ` + DefaultConfigPath + `) or
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == "--version" {
+		return cli.Exit(buildinfo.Fprint(stdout, "smartbox-bridge"), "smartbox-bridge", stderr)
+	}
 	return commands.Main(ctx, args, stdout, stderr)
 }
 

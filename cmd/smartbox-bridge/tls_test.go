@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"log/slog"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/link"
 )
@@ -35,15 +37,22 @@ func TestServeTLSClientCert(t *testing.T) {
 	b.mustCLI(t, "put-key", "--box", boxID, "--key", "k1", "--fob", "0100073400", "--slot", "1")
 	b.mustCLI(t, "put-grant", "--box", boxID, "--grant", "g1", "--kind", "driver_code", "--code", "9911", "--keys", "k1", "--driver", "contact-1")
 
+	linkGetsGrant(t, b, boxID, st, certs.ClientTLS(t, boxID), "9911", "g1")
+}
+
+// linkGetsGrant runs a box's link over the embedded TLS listener with tc
+// until the box holds grant id under code.
+func linkGetsGrant(t *testing.T, b *runningBridge, boxID string, st *store.Store, tc *tls.Config, code, id string) {
+	t.Helper()
 	l, err := link.New(link.Options{BoxID: boxID, BrokerURL: "ssl://" + b.svc.BrokerTLSAddr(), Store: st,
-		TLS: certs.ClientTLS(t, boxID), Logger: slog.New(slog.DiscardHandler)})
+		TLS: tc, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	require.Eventually(t, func() bool {
-		gs, err := st.GrantsByCode("9911")
-		return err == nil && len(gs) == 1 && gs[0].ID == "g1"
+		gs, err := st.GrantsByCode(code)
+		return err == nil && len(gs) == 1 && gs[0].ID == id
 	}, 15*time.Second, 20*time.Millisecond)
 }

@@ -67,12 +67,18 @@ func newNotifier(c NotifyConfig, log *slog.Logger) (_ notify.Notifier, zone *tim
 	return d, zone, nil
 }
 
+// embeddedTLS is the embedded TLS listener's config from the files named:
+// without cert_file the bridge's CA issues the server certificate, and the
+// bridge adds its CA to the client CAs either way (sync/bridge).
 func embeddedTLS(b *BrokerConfig) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(b.CertFile, b.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("broker.cert_file/key_file: %w", err)
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if b.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(b.CertFile, b.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("broker.cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
 	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if b.ClientCAFile != "" {
 		pool, err := loadPool("broker.client_ca_file", b.ClientCAFile)
 		if err != nil {

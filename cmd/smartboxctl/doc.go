@@ -13,7 +13,20 @@
 //	smartboxctl events  --data DIR [--after SEQ] [--limit N]
 //	smartboxctl provision --data DIR --cloud-key KID=BASE64 [--cloud-key ...] [--broker URL]
 //	smartboxctl identity  --data DIR
+//	smartboxctl doctor    [--config FILE] [--socket PATH] [--data DIR] [--json]
 //	smartboxctl selftest  [--socket PATH] [--config FILE] [--yes] [--json] [--only locks,keys,...]
+//
+// doctor says what is wrong with a box and what to do, one finding per
+// check ("ok", "PROBLEM" with what to do, or "skipped" with why): the
+// config, GPIO pins the board lacks (with the board profile the machine
+// fits), the reader's port, whether smartboxd answers on its socket, the
+// store (missing, damaged, held by a daemon that does not answer), the way
+// to the broker (DNS, TCP, TLS, the MQTT login, tried step by step when the
+// daemon is not connected), the cloud's signing key (a signed round trip
+// through the daemon), the clock and NTP, an outbox that does not drain,
+// and a nearly full disk. It exits 1 when it found a problem. It changes
+// nothing: the store is opened read-only, and the broker is tried only
+// while smartboxd is not connected to it.
 //
 // provision replaces the set of cloud keys the box trusts with the ones
 // given (several during a key rotation); each is an Ed25519 public key in

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/buildinfo"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
 	"github.com/smartbox-oss/smartbox/store"
@@ -53,6 +54,10 @@ var commands = &cli.Set{
 		// The leading space lines identity's arguments up with provision's.
 		{Name: "identity", Summary: " --data DIR                        print the box id and its X25519 sync public key\n" +
 			underDescriptions + "(the cloud registers the box with it)", Run: local(cmdIdentity)},
+		// doctor.go
+		{Name: "doctor", Summary: "[--config FILE] [--socket PATH] [--data DIR] [--json]\n" +
+			underDescriptions + "say what is wrong with this box and what to do", Run: cmdDoctor},
+		// selftest.go
 		{Name: "selftest", Summary: "[--socket PATH] [--config FILE] [--yes] [--json] [--only locks,keys,...]\n" +
 			underDescriptions + "test the locks, sensors, keypad, reader, clock, store and cloud", Run: cmdSelftest},
 	},
@@ -69,6 +74,9 @@ func local(run func(args []string, stdout, stderr io.Writer) error) cli.RunFunc 
 
 // run is main without the process: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && args[0] == "--version" {
+		return cli.Exit(buildinfo.Fprint(stdout, "smartboxctl"), "smartboxctl", stderr)
+	}
 	return commands.Main(context.Background(), args, stdout, stderr)
 }
 

@@ -18,10 +18,6 @@ import (
 	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
 )
 
-// defaultSocket is where smartboxd's socket is when systemd runs it (its
-// RuntimeDirectory); --socket says otherwise.
-const defaultSocket = "/run/smartboxd/smartboxd.sock"
-
 // selftestStdin is where the technician's answers come from (tests swap it).
 var selftestStdin io.Reader = os.Stdin
 
@@ -31,7 +27,7 @@ var errSelftestFailed = errors.New("the self-test failed: see the rows marked FA
 
 func cmdSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("selftest", stderr)
-	sock := fs.String("socket", defaultSocket, "smartboxd's local socket")
+	sock := fs.String("socket", defaultSocketPath, "smartboxd's local socket")
 	cfgPath := fs.String("config", "", "smartboxd's config (needed when smartboxd is stopped: the test then drives the hardware)")
 	yes := fs.Bool("yes", false, "answer yes to every confirmation (the test still waits for the hardware)")
 	asJSON := fs.Bool("json", false, "print the report as JSON (stable: see cmd/internal/selftest.Report)")
@@ -148,5 +144,5 @@ func selftestHardware(ctx context.Context, cfgPath string, p selftest.Prompter, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return selftest.RunHardware(ctx, cfg, p, opts, boxhw.Options{Log: discardLogger})
+	return selftest.RunHardware(ctx, cfg, p, opts, boxhw.Options{Log: discardLogger}, ntpSynced)
 }

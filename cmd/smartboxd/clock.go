@@ -10,15 +10,13 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/buildinfo"
 	"github.com/smartbox-oss/smartbox/store"
 )
 
-// sourceFloor is a day this code was written. No box runs this code before
-// it was written, so a clock earlier than this is wrong whatever else is
-// missing (a binary built by plain `go build` with no build time, no
-// clock.floor in the config, a new store). Move it forward now and then;
-// never back.
-var sourceFloor = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+// sourceFloor is a day this code was written (buildinfo defines it, for
+// every binary): a clock earlier than this is wrong whatever else is missing.
+var sourceFloor = buildinfo.SourceFloor
 
 const (
 	// floorWriteInterval is how often a running box whose clock is trusted

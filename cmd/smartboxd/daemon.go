@@ -264,6 +264,9 @@ func (d *daemon) run(ctx context.Context) error {
 	wg.Go(func() { d.failSecure(func() { fail("reader", d.reader.Run(ctx, d.input.FobScanned)) }) })
 	wg.Go(func() { d.failSecure(func() { fail("key sensors", d.slots.Watch(ctx, d.input.KeySensed)) }) })
 	wg.Go(func() { d.failSecure(func() { fail("clock", d.floor.Run(ctx)) }) })
+	// systemd: READY=1 once the controller answers, the watchdog petted
+	// only while it does, STOPPING=1 at stop (notify.go).
+	wg.Go(func() { d.failSecure(func() { newNotifier(d.log).run(ctx, d.ctrl.Flush) }) })
 	if d.sim != nil && d.stdin != nil {
 		// The console is not waited for: a read on stdin cannot be
 		// interrupted, and the process ends anyway.

@@ -273,17 +273,3 @@ func TestRunErrors(t *testing.T) {
 		})
 	}
 }
-
-func TestResolveBuildTime(t *testing.T) {
-	bt, src, err := resolveBuildTime("2026-11-20T10:00:00Z")
-	require.NoError(t, err)
-	require.Equal(t, "ldflags", src)
-	require.Equal(t, time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC), bt.UTC())
-	_, _, err = resolveBuildTime("yesterday")
-	require.ErrorContains(t, err, "not RFC3339")
-	// A test binary has no vcs.time: the source date, never none.
-	bt, src, err = resolveBuildTime("")
-	require.NoError(t, err)
-	require.Contains(t, []string{"vcs.time", "source"}, src)
-	require.False(t, bt.IsZero())
-}

@@ -84,9 +84,14 @@
 // offline status, then the store closes. The console's "status" shows
 // whether the link is connected, the records revision and the outbox depth.
 //
-// The software version in the box's status comes from -ldflags
-// "-X main.version=v1.2.0", else the module version and VCS commit stamped
-// by go build.
+// The software version in the box's status, and what --version prints, come
+// from cmd/internal/buildinfo (stamped by the Makefile's -ldflags, else the
+// module version and VCS commit stamped by go build).
+//
+// Under systemd (Type=notify; the unit is dist/smartboxd.service) smartboxd
+// sends READY=1 once its controller answers (logged as "ready": the keypad,
+// reader and key sensors run), WATCHDOG=1 only while the controller keeps
+// answering, and STOPPING=1 at stop (notify.go).
 //
 // # Clock floor
 //
@@ -94,8 +99,9 @@
 // grants then follow [clock] untrusted). The floor is never missing. It is
 // the latest of:
 //
-//   - the build time: -ldflags "-X main.buildTime=RFC3339" (the Makefile sets
-//     it), else the binary's vcs.time, else (a plain go build or go install
+//   - the build time: buildinfo's, stamped with -ldflags "-X
+//     .../cmd/internal/buildinfo.buildTime=RFC3339" (the Makefile sets it),
+//     else the binary's vcs.time, else (a plain go build or go install
 //     without VCS information) the date compiled into the source,
 //     sourceFloor: a box cannot run this code before it was written. The
 //     start line logs build_time_from=ldflags, vcs.time or source;

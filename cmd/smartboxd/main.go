@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/buildinfo"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/sim"
 )
@@ -43,8 +44,12 @@ func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	simClock := fs.String("sim-clock", "", "with the sim profile: the simulated board's clock starts at this RFC 3339 time (a board without an RTC battery boots in 1970)")
 	simKeys := fs.String("sim-keys", "all", `with the sim profile: the slots holding a key at start: "all", "none" or a list such as 1,2,5`)
 	socket := fs.String("socket", "", "serve the local socket (HTTP and JSON, mode 0600) at this path; empty: none")
+	showVersion := fs.Bool("version", false, "print the version, commit, build time and platform, and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		return buildinfo.Fprint(stdout, "smartboxd")
 	}
 	switch *hardware {
 	case "", boxconfig.ProfileSim, boxconfig.ProfileSmartBoxV1:
@@ -97,15 +102,15 @@ func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return cli.Usagef("--sim-keys needs the %q hardware profile, not %q", boxconfig.ProfileSim, cfg.Hardware.Profile)
 	}
 
-	bt, btSource, err := resolveBuildTime(buildTime)
+	bi, err := buildinfo.Read()
 	if err != nil {
 		return err
 	}
-	sw := softwareVersion(version)
+	sw := bi.Software("smartboxd")
 	log.Info("starting", "box_id", cfg.BoxID, "profile", cfg.Hardware.Profile, "data", cfg.DataDir,
-		"slots", cfg.Hardware.Slots.Count, "build_time", bt, "build_time_from", btSource, "software", sw)
+		"slots", cfg.Hardware.Slots.Count, "build_time", bi.BuildTime, "build_time_from", bi.BuildTimeFrom, "software", sw)
 
-	opts := daemonOptions{Log: log, BuildTime: bt, Clock: clock, Software: sw, Socket: *socket, simSlots: simSlots}
+	opts := daemonOptions{Log: log, BuildTime: bi.BuildTime, Clock: clock, Software: sw, Socket: *socket, simSlots: simSlots}
 	if cfg.Hardware.Profile == boxconfig.ProfileSim {
 		opts.Stdin, opts.Stdout = stdin, stdout
 		if f, ok := stdin.(*os.File); ok {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/sync/link"
+	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
 // serveProbe is POST /v1/cloud/probe: a signed round trip to the cloud
@@ -39,6 +40,8 @@ func probeReason(err error) string {
 		return boxsocket.ProbeNotConnected
 	case errors.Is(err, link.ErrProbeTimeout):
 		return boxsocket.ProbeTimedOut
+	case errors.Is(err, wire.ErrWrongAudience):
+		return boxsocket.ProbeWrongBox
 	case errors.Is(err, link.ErrProbeSignature):
 		return boxsocket.ProbeBadSignature
 	case errors.Is(err, link.ErrProbeBusy):

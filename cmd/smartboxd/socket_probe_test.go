@@ -64,6 +64,7 @@ func TestSocketProbe(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "cloud-1", res.KeyID)
 		require.Positive(t, res.RTTMS)
+		t.Logf("probe round trip through the socket, the broker and the cloud: %.2f ms (key %s)", res.RTTMS, res.KeyID)
 	})
 	t.Run("another key", func(t *testing.T) {
 		t.Parallel()

@@ -40,7 +40,7 @@ func openBoxAccounts(path string) (*boxAccounts, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketBoxPasswords, bucketBoxSlots} {
+		for _, b := range [][]byte{bucketBoxPasswords, bucketBoxSlots, bucketBoxCerts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

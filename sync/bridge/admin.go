@@ -51,6 +51,7 @@ func (s *Service) adminHandler() http.Handler {
 	mux.HandleFunc("POST /v1/boxes/{box}/commands", s.postCommand)
 	mux.HandleFunc("GET /v1/boxes/{box}/commands/{id}", s.getCommand)
 	s.fleetioRoutes(mux)
+	s.provisionRoutes(mux)
 
 	// /metrics and /healthz go without the token: the admin listener is on
 	// loopback, and a Prometheus scraper should not hold a key that can put
@@ -217,6 +218,9 @@ func (s *Service) listBoxes(w http.ResponseWriter, _ *http.Request) {
 	out := make([]BoxInfo, 0, len(ids))
 	for _, id := range ids {
 		info := BoxInfo{ID: id, HasPassword: s.accounts.HasPassword(id), Slots: s.accounts.Slots(id)}
+		if c, ok := s.accounts.Cert(id); ok {
+			info.CertNotAfter = c.NotAfter
+		}
 		if bi, err := s.bookingsStore.Box(id); err == nil {
 			info.Name, info.Location = bi.Name, bi.Location
 		}

@@ -71,6 +71,9 @@ type BoxInfo struct {
 	Slots          int          `json:"slots,omitempty"`
 	Name           string       `json:"name,omitempty"`
 	Location       string       `json:"location,omitempty"`
+	// CertNotAfter is when the box's current client certificate from the
+	// bridge's CA expires; zero: it has none.
+	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
 }
 
 // RecordsResponse is GET /v1/boxes/{box}/records.

@@ -1,8 +1,11 @@
 package bridge
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/smartbox-oss/smartbox/sync/broker"
 )
@@ -28,10 +31,16 @@ func (s *Service) startBroker() error {
 	if err != nil {
 		return fmt.Errorf("hash cloud password: %w", err)
 	}
+	tc, err := s.brokerTLS()
+	if err != nil {
+		return err
+	}
 	s.broker, err = broker.Start(broker.Config{
 		Listen:        b.Listen,
 		ListenTLS:     b.ListenTLS,
-		TLS:           b.TLS,
+		TLS:           tc,
+		BoxCA:         s.ca.cert,
+		BoxCertSerial: s.accounts.CertSerial,
 		CloudUser:     b.Username,
 		Users:         s.boxPasswordHash,
 		StaticUsers:   []broker.User{{Name: b.Username, PasswordHash: hash}},
@@ -54,4 +63,41 @@ func (s *Service) boxPasswordHash(name string) (string, bool) {
 		return "", false
 	}
 	return s.accounts.PasswordHash(name)
+}
+
+// brokerTLS is the embedded TLS listener's config: the caller's, or a
+// server certificate issued now by the bridge's CA; the bridge's CA always
+// among the client CAs, a client certificate optional (boxes with a
+// password share the listener; the auth hook requires one or the other).
+func (s *Service) brokerTLS() (*tls.Config, error) {
+	b := &s.o.Broker
+	if b.ListenTLS == "" {
+		return b.TLS, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if b.TLS != nil {
+		tc = b.TLS.Clone()
+	}
+	if len(tc.Certificates) == 0 && tc.GetCertificate == nil {
+		names := b.TLSNames
+		if len(names) == 0 {
+			names = DefaultTLSNames(b.ListenTLS)
+		}
+		cert, err := s.ca.issueServer(names, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("embedded broker TLS: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+		s.log.Info("embedded broker TLS certificate issued by the bridge CA", "names", names, "not_after", cert.Leaf.NotAfter)
+	}
+	pool := x509.NewCertPool()
+	if tc.ClientCAs != nil {
+		pool = tc.ClientCAs.Clone()
+	}
+	pool.AddCert(s.ca.cert)
+	tc.ClientCAs = pool
+	if tc.ClientAuth == tls.NoClientCert {
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return tc, nil
 }

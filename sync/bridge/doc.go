@@ -23,14 +23,32 @@
 //
 //	cloud.db      sync/cloud: every box's keys, grants, revision log, events
 //	bookings.db   sync/bookings: Fleetio settings (0600), links, webhook queue, bookings
-//	boxes.db      box accounts: MQTT password hashes (bcrypt), slot counts
+//	boxes.db      box accounts: MQTT password hashes (bcrypt), slot counts,
+//	              each box's current certificate serial and expiry
 //	broker/       the embedded broker's sessions and retained messages
 //	signing.key   the Ed25519 key boxes trust (PKCS#8 PEM, 0600)
+//	ca.key        the bridge CA's ECDSA P-256 key (PKCS#8 PEM, 0600)
+//	ca.crt        the bridge CA's certificate (PEM): boxes trust it for the
+//	              broker, and it signs their client certificates
 //	admin.token   the admin API's bearer token (0600)
 //	admin.addr    where the admin API listens, while the service runs
 //	cloud.passwd  the cloud's embedded-broker password when none is given (0600)
 //
-// The admin API (admin.go, admin_fleetio.go) answers with its own types
+// # Certificates
+//
+// The bridge's CA (ca.go) is made on first start and kept: boxes trust it,
+// so a data directory with only one of ca.key and ca.crt is refused with
+// both named, never given a new CA. It issues the embedded broker's TLS
+// certificate at each start when Options.Broker.TLS brings none (for
+// Broker.TLSNames), and is always among that listener's client CAs. GET
+// /v1/provisioning hands out its certificate with the broker URL and the
+// signing key; POST /v1/boxes/{box}/certificate signs a registered box's
+// CSR (CN = box id, client authentication only, 5 years). The broker lets
+// a bridge-CA certificate in only with the serial last issued for its box,
+// so re-provisioning a box shuts out the certificate on its old card;
+// certificates of an operator's own client CA are not checked this way.
+//
+// The admin API (admin.go, admin_fleetio.go, admin_provision.go) answers with its own types
 // (api.go), never the stores' structs: codes, sealed PINs and Fleetio's
 // secrets go in and never come out.
 //

@@ -55,11 +55,19 @@ type BrokerOptions struct {
 	ClientTLS *tls.Config
 
 	// Listen and ListenTLS are the embedded broker's listeners (ListenTLS
-	// "" has none); TLS is its server certificate and client CAs.
+	// "" has none); TLS is its server certificate and client CAs. TLS nil,
+	// or without a certificate, gets one issued by the bridge's CA for
+	// TLSNames (nil: DefaultTLSNames) at each start. The bridge's CA is
+	// always among the client CAs (boxes' certificates from
+	// POST /v1/boxes/{box}/certificate), certificates optional.
 	Listen        string
 	ListenTLS     string
 	TLS           *tls.Config
+	TLSNames      []string
 	MessageExpiry time.Duration
+	// BoxURL is the broker URL boxes are told to use (GET
+	// /v1/provisioning); "" is ssl:// and the TLS listener's address.
+	BoxURL string
 
 	// Username and Password are the cloud's own account (Username "":
 	// DefaultCloudUser). With the embedded broker a Password "" is a
@@ -128,6 +136,7 @@ type Service struct {
 	// keyCreated: the signing key was made by this start.
 	keyCreated bool
 	token      string
+	ca         *certAuthority
 
 	cloud    *cloud.Cloud
 	accounts *boxAccounts
@@ -179,6 +188,11 @@ func Start(ctx context.Context, o Options) (_ *Service, err error) {
 		return nil, err
 	}
 	s.log.Info("signing key", "kid", s.signer.KeyID, "created", s.keyCreated) // the public id only
+	var caCreated bool
+	if s.ca, caCreated, err = loadOrCreateCA(dir); err != nil {
+		return nil, err
+	}
+	s.log.Info("bridge CA", "subject", s.ca.cert.Subject.CommonName, "created", caCreated)
 	if s.token, err = loadOrCreateToken(filepath.Join(dir, FileAdminToken)); err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
 	}

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 	"strings"
 	"sync"
@@ -59,6 +60,7 @@ type authHook struct {
 	lookup   func(name string) (hash string, ok bool)
 	sessions *mqtt.Clients // to see who owns an existing session
 	logins   *loginGuard
+	certs    certCheck
 	queues   *queueBound
 	log      *slog.Logger
 	denied   atomic.Uint64
@@ -81,19 +83,19 @@ func (h *authHook) deny(msg string, args ...any) {
 }
 
 // certIdentity is the CN of a client certificate that the TLS handshake
-// verified against the configured ClientCAs, or "" when there is none. Only
-// verified chains count: a listener configured with tls.RequestClientCert
-// would hand us unverified certificates.
-func certIdentity(cl *mqtt.Client) string {
+// verified against the configured ClientCAs, or "" when there is none, and
+// the verified chains. Only verified chains count: a listener configured
+// with tls.RequestClientCert would hand us unverified certificates.
+func certIdentity(cl *mqtt.Client) (string, [][]*x509.Certificate) {
 	tc, ok := rawConn(cl.Net.Conn).(*tls.Conn)
 	if !ok {
-		return ""
+		return "", nil
 	}
 	st := tc.ConnectionState() // the handshake completed when CONNECT was read
 	if len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
-		return ""
+		return "", nil
 	}
-	return st.PeerCertificates[0].Subject.CommonName
+	return st.PeerCertificates[0].Subject.CommonName, st.VerifiedChains
 }
 
 // OnConnectAuthenticate decides who the client is and whether it may connect.
@@ -103,10 +105,15 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	user := string(pk.Connect.Username)
 	remote := cl.Net.Remote
 	identity := user
-	if cn := certIdentity(cl); cn != "" {
+	if cn, chains := certIdentity(cl); cn != "" {
 		if user != "" && user != cn {
 			h.deny("connect refused: user name differs from client certificate",
 				"user", user, "cert_cn", cn, "client", cl.ID, "remote", remote)
+			return false
+		}
+		if reason := h.certs.refuse(cn, chains); reason != "" {
+			h.deny("connect refused: "+reason, "user", cn, "client", cl.ID, "remote", remote,
+				"serial", chains[0][0].SerialNumber.Text(16))
 			return false
 		}
 		identity = cn

@@ -2,10 +2,12 @@ package broker
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -67,6 +69,15 @@ type Config struct {
 	Users func(name string) (passwordHash string, ok bool)
 	// StaticUsers is a fixed list of accounts, for a demo or a config file.
 	StaticUsers []User
+
+	// BoxCA is the bridge's own CA (nil: none). A client certificate it
+	// issued is let in only if its serial is BoxCertSerial's answer for
+	// the certificate's box, so that re-provisioning a box shuts out its
+	// old certificate. Certificates of other ClientCAs are not checked.
+	BoxCA *x509.Certificate
+	// BoxCertSerial looks up a box's current certificate serial (the
+	// bridge's store); ok false refuses every BoxCA certificate of the box.
+	BoxCertSerial func(box string) (serial *big.Int, ok bool)
 
 	// DataDir keeps sessions, retained and queued messages across restarts
 	// in DataDir/broker.bolt; "" keeps them in memory only.
@@ -150,6 +161,7 @@ func Start(cfg Config) (*Broker, error) {
 		},
 		sessions:    srv.Clients,
 		logins:      newLoginGuard(time.Now),
+		certs:       certCheck{ca: cfg.BoxCA, serial: cfg.BoxCertSerial},
 		queues:      newQueueBound(cfg.CloudUser, log),
 		log:         log,
 		subscribing: map[*mqtt.Client]map[string]bool{},

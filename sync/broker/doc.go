@@ -14,6 +14,9 @@
 // client certificate, signed by Config.TLS.ClientCAs, whose subject CN is its
 // box id (then no password is needed, and a user name, if sent, must equal
 // the CN). The cloud user (Config.CloudUser) authenticates the same way.
+// A certificate issued by Config.BoxCA (the bridge's own CA) must also
+// carry the serial Config.BoxCertSerial gives for its box: provisioning a
+// box again shuts out the certificate on its old card (certcheck.go).
 // Passwords are stored as bcrypt hashes (HashPassword, CheckPassword), never
 // in clear.
 //

@@ -163,18 +163,17 @@ func New(opts Options) (*Link, error) {
 		return nil, fmt.Errorf("link: %w", err)
 	}
 	l := &Link{
-		opts:      opts,
-		log:       opts.Logger.With("box", opts.BoxID),
-		st:        opts.Store,
-		verifier:  wire.Verifier{Keys: prov.CloudKeys, BoxKey: key.PublicKey().Bytes()},
-		key:       key,
-		topic:     func(leaf string) string { return wire.Topic(opts.BoxID, leaf) },
-		in:        newInbox(),
-		kick:      make(chan struct{}, 1),
-		probes:    newProbeWaiters(),
-		probeSend: make(chan string, maxProbes),
-		refusals:  newLimiter(refusalBurst, refusalEvery),
+		opts:     opts,
+		log:      opts.Logger.With("box", opts.BoxID),
+		st:       opts.Store,
+		verifier: wire.Verifier{Keys: prov.CloudKeys, BoxKey: key.PublicKey().Bytes()},
+		key:      key,
+		topic:    func(leaf string) string { return wire.Topic(opts.BoxID, leaf) },
+		in:       newInbox(),
+		kick:     make(chan struct{}, 1),
+		refusals: newLimiter(refusalBurst, refusalEvery),
 	}
+	l.probes, l.probeSend = newProbeWaiters(), make(chan string, maxProbes) // probe.go
 	return l, nil
 }
 

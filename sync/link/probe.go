@@ -166,7 +166,14 @@ func (l *Link) probeRefused(payload []byte, verr error) {
 	if json.Unmarshal(env.Body, &body) != nil || body.Probe == "" {
 		return
 	}
-	l.probes.answer(body.Probe, probeAnswer{err: fmt.Errorf("%w: the answer is signed with cloud key %q; this box holds %s (provision it with the bridge's current signing key): %v",
+	if errors.Is(verr, wire.ErrWrongAudience) {
+		// The key is right; the cloud signs for another store of this box
+		// id (it has another sync key registered for it).
+		l.probes.answer(body.Probe, probeAnswer{err: fmt.Errorf("%w: the cloud signs for another identity of box %s (register this store's sync key with the bridge again: 'smartboxctl identity' prints it): %w",
+			ErrProbeSignature, l.opts.BoxID, verr)})
+		return
+	}
+	l.probes.answer(body.Probe, probeAnswer{err: fmt.Errorf("%w: the answer is signed with cloud key %q; this box holds %s (provision it with the bridge's current signing key): %w",
 		ErrProbeSignature, env.KeyID, describeKeys(l.verifier.Keys), verr)})
 }
 

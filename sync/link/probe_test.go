@@ -18,6 +18,7 @@ import (
 	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/link"
+	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
 // probeConcurrency is how many probes TestProbe runs at once: more than
@@ -100,30 +101,54 @@ func TestProbeBringsABoxBehindUpToDate(t *testing.T) {
 	requireSameRecords(t, tc, st, waitFor)
 }
 
+// probeMismatch runs a link for st against a cloud that has registered
+// the box with registered (its X25519 sync key) and returns a probe's error.
+func probeMismatch(t *testing.T, st *store.Store, registered []byte) error {
+	t.Helper()
+	b := brokertest.Start(t, brokertest.Mochi, brokertest.Options{})
+	startCloud(t, b, registered)
+	l := startLink(t, b, st, nil)
+	require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+	defer cancel()
+	_, err := l.Probe(ctx)
+	return err
+}
+
 // A box provisioned with a key that is not the cloud's (same key id,
 // another bridge's key): the probe says so, naming the ids and the box's
 // key fingerprint.
 func TestProbeWrongSigningKey(t *testing.T) {
 	t.Parallel()
-	b := brokertest.Start(t, brokertest.Mochi, brokertest.Options{})
 	st := openBox(t, filepath.Join(t.TempDir(), "box.db"))
 	other, _, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	require.NoError(t, st.SetProvision(store.Provision{CloudKeys: map[string]ed25519.PublicKey{signingKey.KeyID: other}}))
 	pub, err := st.SyncPublicKey()
 	require.NoError(t, err)
-	startCloud(t, b, pub)
-	l := startLink(t, b, st, nil)
-	require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
 
-	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
-	defer cancel()
-	_, err = l.Probe(ctx)
+	err = probeMismatch(t, st, pub)
 	require.ErrorIs(t, err, link.ErrProbeSignature)
+	require.ErrorIs(t, err, wire.ErrBadSignature)
 	sum := sha256.Sum256(other)
 	require.ErrorContains(t, err, `signed with cloud key "k1"`)
 	require.ErrorContains(t, err, `key "k1" (sha256 `+hex.EncodeToString(sum[:8]))
 	t.Log(err)
+}
+
+// A box whose store the cloud does not know (re-flashed, not registered
+// again): the key verifies nothing addressed to it, and the probe says why.
+func TestProbeAnotherIdentity(t *testing.T) {
+	t.Parallel()
+	st := openBox(t, filepath.Join(t.TempDir(), "box.db"))
+	old := openBox(t, filepath.Join(t.TempDir(), "old.db")) // the card before
+	pub, err := old.SyncPublicKey()
+	require.NoError(t, err)
+
+	err = probeMismatch(t, st, pub)
+	require.ErrorIs(t, err, link.ErrProbeSignature)
+	require.ErrorIs(t, err, wire.ErrWrongAudience)
+	require.ErrorContains(t, err, "register this store's sync key with the bridge again")
 }
 
 func TestProbeNotConnected(t *testing.T) {

@@ -27,12 +27,13 @@ const (
 
 // Reasons a probe fails (ProbeFailure.Reason).
 const (
-	ProbeOfflineOnly  = "offline_only"  // the config has no [cloud]: nothing to probe
-	ProbeNotConnected = "not_connected" // the box is not connected to the broker
-	ProbeTimedOut     = "timeout"       // no answer from the cloud
-	ProbeBadSignature = "bad_signature" // the answer does not verify with the box's keys
-	ProbeBusy         = "busy"          // too many probes at once
-	ProbeFailed       = "failed"        // anything else (the store, the daemon stopping)
+	ProbeOfflineOnly  = "offline_only"   // the config has no [cloud]: nothing to probe
+	ProbeNotConnected = "not_connected"  // the box is not connected to the broker
+	ProbeTimedOut     = "timeout"        // no answer from the cloud
+	ProbeBadSignature = "bad_signature"  // the answer does not verify with the box's keys
+	ProbeWrongBox     = "wrong_identity" // the cloud signs for another store of this box id
+	ProbeBusy         = "busy"           // too many probes at once
+	ProbeFailed       = "failed"         // anything else (the store, the daemon stopping)
 )
 
 // ProbeResponse is a probe that passed.

@@ -82,7 +82,7 @@ func TestRunHardwareSim(t *testing.T) {
 	go func() { defer close(done); tech.run(t, ctx) }()
 	defer func() { cancel(); <-done }()
 
-	rep, err := runOn(t.Context(), cfg, st, h, tech, Options{TakeTimeout: 2 * time.Second, SteadyWatch: 300 * time.Millisecond,
+	rep, err := runOn(t.Context(), cfg, st, h, nil, tech, Options{TakeTimeout: 2 * time.Second, SteadyWatch: 300 * time.Millisecond,
 		Groups: []Group{GroupSensors, GroupLocks, GroupKeys, GroupReader, GroupStore, GroupBroker, GroupSigning}})
 	require.NoError(t, err)
 	results := map[string]Result{}
@@ -149,7 +149,7 @@ func TestKeysTimeOutEach(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	const keyTimeout = time.Second
-	rep, err := runOn(t.Context(), cfg, st, h, tech, Options{KeyTimeout: keyTimeout, Groups: []Group{GroupKeys}})
+	rep, err := runOn(t.Context(), cfg, st, h, nil, tech, Options{KeyTimeout: keyTimeout, Groups: []Group{GroupKeys}})
 	require.NoError(t, err)
 	require.Len(t, rep.Rows, 12)
 	for _, row := range rep.Rows {

@@ -1,0 +1,65 @@
+package bridge
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// bucketBoxCerts keeps each box's current client certificate (serial and
+// expiry) from the bridge's CA: the broker lets in that serial only, so a
+// certificate replaced by a later provisioning stops working.
+var bucketBoxCerts = []byte("box_certs")
+
+// boxCert is one box's current certificate, as kept in boxes.db.
+type boxCert struct {
+	Serial   string    `json:"serial"` // hex
+	NotAfter time.Time `json:"not_after"`
+}
+
+// SetCert makes c the box's current certificate, replacing any other.
+func (a *boxAccounts) SetCert(id string, c issuedCert) error {
+	b, err := json.Marshal(boxCert{Serial: c.Serial.Text(16), NotAfter: c.NotAfter.UTC()})
+	if err != nil {
+		return err
+	}
+	err = a.db.Update(func(tx *bolt.Tx) error {
+		bk, err := tx.CreateBucketIfNotExists(bucketBoxCerts)
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(id), b)
+	})
+	if err != nil {
+		return fmt.Errorf("store certificate of box %s in boxes.db: %w", id, err)
+	}
+	return nil
+}
+
+// Cert is the box's current certificate; ok false when none was issued.
+func (a *boxAccounts) Cert(id string) (c boxCert, ok bool) {
+	_ = a.db.View(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketBoxCerts)
+		if bk == nil {
+			return nil
+		}
+		if v := bk.Get([]byte(id)); v != nil {
+			ok = json.Unmarshal(v, &c) == nil
+		}
+		return nil
+	})
+	return c, ok
+}
+
+// CertSerial is the broker's serial lookup (broker.Config.BoxCertSerial).
+// A record that does not parse refuses the box (fail secure).
+func (a *boxAccounts) CertSerial(id string) (*big.Int, bool) {
+	c, ok := a.Cert(id)
+	if !ok {
+		return nil, false
+	}
+	return new(big.Int).SetString(c.Serial, 16)
+}
