@@ -19,6 +19,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
+	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
 )
 
 // sessionInputs bounds the inputs a session keeps for its client: a
@@ -398,11 +399,5 @@ func (d *daemon) sessionChecks() (boxsocket.SessionChecks, error) {
 	if err != nil {
 		return boxsocket.SessionChecks{}, err
 	}
-	c := boxsocket.SessionChecks{Status: st}
-	if err := d.store.Verify(); err != nil {
-		c.StoreErr = err.Error() + ": restore the store from the cloud (reflash) or replace the SD card"
-	} else if id, err := d.store.Identity(); err != nil || id.BoxID != d.cfg.BoxID {
-		c.StoreErr = fmt.Sprintf("the store is box %q's, the config says %q: wrong data directory or SD card", id.BoxID, d.cfg.BoxID)
-	}
-	return c, nil
+	return boxsocket.SessionChecks{Status: st, StoreErr: selftest.StoreCheck(d.store, d.cfg.BoxID)}, nil
 }

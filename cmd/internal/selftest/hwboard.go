@@ -174,12 +174,21 @@ func (b *hwBoard) Checks(context.Context) (Checks, error) {
 		// An error reads as not synchronised: the row says to check NTP.
 		c.ClockSynced, _ = b.ntp()
 	}
-	if err := b.st.Verify(); err != nil {
-		c.StoreErr = err.Error() + ": restore the store from the cloud (reflash) or replace the SD card"
-	} else if id, err := b.st.Identity(); err != nil || id.BoxID != b.cfg.BoxID {
-		c.StoreErr = fmt.Sprintf("the store is box %q's, the config says %q: wrong data directory or SD card", id.BoxID, b.cfg.BoxID)
-	}
+	c.StoreErr = StoreCheck(b.st, b.cfg.BoxID)
 	return c, nil
+}
+
+// StoreCheck is the store row's check, for the daemon's session and the
+// direct path alike: bbolt's consistency check over the whole file, and
+// the identity against the config's box id. "" when both pass.
+func StoreCheck(st *store.Store, boxID string) string {
+	if err := st.Verify(); err != nil {
+		return err.Error() + ": restore the store from the cloud (reflash) or replace the SD card"
+	}
+	if id, err := st.Identity(); err != nil || id.BoxID != boxID {
+		return fmt.Sprintf("the store is box %q's, the config says %q: wrong data directory or SD card", id.BoxID, boxID)
+	}
+	return ""
 }
 
 func (b *hwBoard) Probe(context.Context) (ProbeResult, error) {
