@@ -20,7 +20,7 @@ func newCloudKey(t *testing.T) ed25519.PublicKey {
 	return pub
 }
 
-// storedProvision opens the store read-only-ish to look at what provision wrote.
+// storedProvision opens the store read-only-ish to look at what trust or provision wrote.
 func storedProvision(t *testing.T, dir string) (store.Provision, []byte) {
 	t.Helper()
 	s, err := store.Open(filepath.Join(dir, "box.db"), store.Options{Logger: discardLogger})
@@ -33,7 +33,7 @@ func storedProvision(t *testing.T, dir string) (store.Provision, []byte) {
 	return p, pub
 }
 
-func TestProvisionAndIdentity(t *testing.T) {
+func TestTrustAndIdentity(t *testing.T) {
 	dir := initBox(t)
 	k1, k2 := newCloudKey(t), newCloudKey(t)
 
@@ -49,7 +49,7 @@ func TestProvisionAndIdentity(t *testing.T) {
 	require.Len(t, pub, 32, "an X25519 public key")
 
 	// Any of the four base64 forms is taken.
-	code, out, errOut = ctl(t, "provision", "--data", dir,
+	code, out, errOut = ctl(t, "trust", "--data", dir,
 		"--cloud-key", "cloud-1="+base64.StdEncoding.EncodeToString(k1),
 		"--cloud-key", "cloud-2="+base64.RawURLEncoding.EncodeToString(k2),
 		"--broker", "ssl://mqtt.example.com:8883")
@@ -64,7 +64,7 @@ func TestProvisionAndIdentity(t *testing.T) {
 	require.False(t, p.At.IsZero())
 
 	// Provisioning again replaces the set (a key rotation done).
-	code, out, errOut = ctl(t, "provision", "--data", dir, "--cloud-key", "cloud-2="+base64.URLEncoding.EncodeToString(k2))
+	code, out, errOut = ctl(t, "trust", "--data", dir, "--cloud-key", "cloud-2="+base64.URLEncoding.EncodeToString(k2))
 	require.Equal(t, exitOK, code, errOut)
 	require.Contains(t, out, "replaced cloud keys cloud-1, cloud-2 with cloud-2")
 	p, _ = storedProvision(t, dir)
@@ -81,7 +81,7 @@ func TestProvisionAndIdentity(t *testing.T) {
 	require.Contains(t, out, "provisioned for sync")
 }
 
-func TestProvisionErrors(t *testing.T) {
+func TestTrustErrors(t *testing.T) {
 	dir := initBox(t)
 	key := base64.StdEncoding.EncodeToString(newCloudKey(t))
 	short := base64.StdEncoding.EncodeToString(make([]byte, 31))
@@ -91,16 +91,16 @@ func TestProvisionErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no data", []string{"provision", "--cloud-key", "k=" + key}, exitUsage, "--data DIR is required"},
-		{"no key", []string{"provision", "--data", dir}, exitUsage, "--cloud-key KID=BASE64 is required"},
-		{"no kid", []string{"provision", "--data", dir, "--cloud-key", key}, exitUsage, "want KID=BASE64"},
-		{"empty kid", []string{"provision", "--data", dir, "--cloud-key", "=" + key}, exitUsage, "want KID=BASE64"},
-		{"bad kid", []string{"provision", "--data", dir, "--cloud-key", "a b=" + key}, exitUsage, `key id "a b"`},
-		{"not base64", []string{"provision", "--data", dir, "--cloud-key", "k=not*base64"}, exitUsage, "not base64"},
-		{"wrong length", []string{"provision", "--data", dir, "--cloud-key", "k=" + short}, exitUsage, "the key is 31 bytes, an Ed25519 public key is 32"},
-		{"twice", []string{"provision", "--data", dir, "--cloud-key", "k=" + key, "--cloud-key", "k=" + key}, exitUsage, "given twice"},
-		{"bad broker", []string{"provision", "--data", dir, "--cloud-key", "k=" + key, "--broker", "mqtt.example.com"}, exitUsage, "--broker"},
-		{"no store", []string{"provision", "--data", t.TempDir(), "--cloud-key", "k=" + key}, exitFailure, "smartboxctl init"},
+		{"no data", []string{"trust", "--cloud-key", "k=" + key}, exitUsage, "--data DIR is required"},
+		{"no key", []string{"trust", "--data", dir}, exitUsage, "--cloud-key KID=BASE64 is required"},
+		{"no kid", []string{"trust", "--data", dir, "--cloud-key", key}, exitUsage, "want KID=BASE64"},
+		{"empty kid", []string{"trust", "--data", dir, "--cloud-key", "=" + key}, exitUsage, "want KID=BASE64"},
+		{"bad kid", []string{"trust", "--data", dir, "--cloud-key", "a b=" + key}, exitUsage, `key id "a b"`},
+		{"not base64", []string{"trust", "--data", dir, "--cloud-key", "k=not*base64"}, exitUsage, "not base64"},
+		{"wrong length", []string{"trust", "--data", dir, "--cloud-key", "k=" + short}, exitUsage, "the key is 31 bytes, an Ed25519 public key is 32"},
+		{"twice", []string{"trust", "--data", dir, "--cloud-key", "k=" + key, "--cloud-key", "k=" + key}, exitUsage, "given twice"},
+		{"bad broker", []string{"trust", "--data", dir, "--cloud-key", "k=" + key, "--broker", "mqtt.example.com"}, exitUsage, "--broker"},
+		{"no store", []string{"trust", "--data", t.TempDir(), "--cloud-key", "k=" + key}, exitFailure, "smartboxctl init"},
 		{"identity no store", []string{"identity", "--data", t.TempDir()}, exitFailure, "smartboxctl init"},
 		{"identity extra arg", []string{"identity", "--data", dir, "x"}, exitUsage, `unexpected argument "x"`},
 	} {
