@@ -96,6 +96,9 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return fmt.Errorf("--token-file: %w", err)
 		}
 	}
+	if err := checkTarget(f.target); err != nil {
+		return err
+	}
 	cur, err := inspectTarget(f.target, f.boxID, f.force)
 	if err != nil {
 		return err
@@ -247,9 +250,9 @@ func (r *provisionRun) run(ctx context.Context) error {
 		}
 		broker = f.broker
 	} else {
-		var pr bridge.ProvisioningResponse
-		if err := r.call(ctx, http.MethodGet, "/v1/provisioning", nil, &pr); err != nil {
-			return err
+		pr, err := r.admin.Provisioning(ctx)
+		if err != nil {
+			return r.bridgeErr("GET /v1/provisioning", err)
 		}
 		if kid, signKey, err = parseCloudKey(pr.SigningKey.KeyID + "=" + pr.SigningKey.PublicKey); err != nil {
 			return fmt.Errorf("the bridge's signing key (GET /v1/provisioning): %v", err)
@@ -325,14 +328,13 @@ func (r *provisionRun) run(ctx context.Context) error {
 	reg := bridge.RegisterBoxRequest{ID: f.boxID, PublicKey: base64.StdEncoding.EncodeToString(syncPub),
 		Slots: cfg.slots, Name: f.name, Location: f.location}
 	if r.admin != nil {
-		if err := r.call(ctx, http.MethodPost, "/v1/boxes", reg, nil); err != nil {
-			return err
+		if err := r.admin.Do(ctx, http.MethodPost, "/v1/boxes", reg, nil); err != nil {
+			return r.bridgeErr("POST /v1/boxes", err)
 		}
 		if csr != "" {
-			var cr bridge.CertificateResponse
-			if err := r.call(ctx, http.MethodPost, "/v1/boxes/"+url.PathEscape(f.boxID)+"/certificate",
-				bridge.CertificateRequest{CSR: csr}, &cr); err != nil {
-				return err
+			cr, err := r.admin.Certificate(ctx, f.boxID, []byte(csr))
+			if err != nil {
+				return r.bridgeErr("POST /v1/boxes/"+f.boxID+"/certificate", err)
 			}
 			c, err := checkCertificate([]byte(cr.Certificate), key, f.boxID, caPEM, "the certificate the bridge signed")
 			if err != nil {
@@ -357,12 +359,8 @@ func (r *provisionRun) run(ctx context.Context) error {
 	return r.report(reg, csr)
 }
 
-// call is one admin call, its error saying what to do.
-func (r *provisionRun) call(ctx context.Context, method, path string, in, out any) error {
-	err := r.admin.Do(ctx, method, path, in, out)
-	if err == nil {
-		return nil
-	}
+// bridgeErr is a failed admin call's error, saying what to do.
+func (r *provisionRun) bridgeErr(call string, err error) error {
 	var ue *bridge.UnreachableError
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%w (nothing was changed: check --bridge, or provision --offline)", err)
@@ -371,7 +369,7 @@ func (r *provisionRun) call(ctx context.Context, method, path string, in, out an
 		return fmt.Errorf("the bridge at %s refused the token in %s: %v (nothing was changed: it is the bridge's DATA/admin.token)",
 			r.f.bridgeURL, r.f.tokenFile, err)
 	}
-	return fmt.Errorf("the bridge at %s: %s %s: %w (nothing was changed)", r.f.bridgeURL, method, path, err)
+	return fmt.Errorf("the bridge at %s: %s: %w (nothing was changed)", r.f.bridgeURL, call, err)
 }
 
 // hasKey says whether p trusts exactly key under kid.

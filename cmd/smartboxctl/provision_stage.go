@@ -60,12 +60,8 @@ type stage struct {
 // newStage makes the staging directory; that it can be made is the check
 // that the target exists and is writable.
 func newStage(target string) (*stage, error) {
-	fi, err := os.Stat(target)
-	if err != nil {
-		return nil, fmt.Errorf("--target %s: %w (mount the card's data partition and name its directory)", target, err)
-	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("--target %s is not a directory", target)
+	if err := checkTarget(target); err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp(target, stagePrefix+"*")
 	if err != nil {
@@ -76,6 +72,18 @@ func newStage(target string) (*stage, error) {
 		return nil, err
 	}
 	return &stage{target: target, dir: dir, files: map[string]bool{}}, nil
+}
+
+// checkTarget says whether the target is a directory.
+func checkTarget(target string) error {
+	fi, err := os.Stat(target)
+	if err != nil {
+		return fmt.Errorf("--target %s: %w (mount the card's data partition and name its directory)", target, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("--target %s is not a directory (the card's data partition, mounted)", target)
+	}
+	return nil
 }
 
 // path is where rel is staged.
