@@ -192,7 +192,12 @@ func inspectTarget(target, boxID string, force bool) (current, error) {
 		if errors.Is(err, store.ErrInUse) {
 			return c, fmt.Errorf("%w\n(a smartboxd holds it: provision a card that is not in a running box)", err)
 		}
-		return c, fmt.Errorf("%s: %w (--force moves a store that is not this box's aside)", p, err)
+		if force {
+			// Unreadable is not this box's: it moves aside like another's.
+			c.other = true
+			return c, nil
+		}
+		return c, fmt.Errorf("%s: %w (nothing was changed; --force moves it to %s/%sTIME/, never deletes it)", p, err, target, replacedPrefix)
 	}
 	defer s.Close()
 	id, err := s.Identity()

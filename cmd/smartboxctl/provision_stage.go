@@ -19,7 +19,8 @@ import (
 // directory is removed). A power cut during the renames leaves some of the
 // new files in place and the rest in the staging directory; without the new
 // box.db the card has no (new) identity, and running the same command again
-// finishes it: it starts over, moving the half-installed files aside.
+// finishes it: it starts over, moving the half-installed files aside and
+// removing the stale staging directory.
 
 // Names in the target directory.
 const (
@@ -62,6 +63,12 @@ type stage struct {
 func newStage(target string) (*stage, error) {
 	if err := checkTarget(target); err != nil {
 		return nil, err
+	}
+	// A staging directory left by a run cut short holds copies of nothing
+	// installed (what was renamed out of it is in place): it goes.
+	stale, _ := filepath.Glob(filepath.Join(target, stagePrefix+"*"))
+	for _, d := range stale {
+		_ = os.RemoveAll(d)
 	}
 	dir, err := os.MkdirTemp(target, stagePrefix+"*")
 	if err != nil {
