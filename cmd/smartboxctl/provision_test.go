@@ -428,3 +428,53 @@ func TestProvisionOffline(t *testing.T) {
 	require.Equal(t, fs.FileMode(0o644), fileMode(t, filepath.Join(dir, relCert)))
 	require.NoFileExists(t, filepath.Join(dir, relStore+pidSuffix))
 }
+
+// A power cut during the final renames leaves some new files in place, no
+// box.db and the staging directory: the same command again finishes it.
+func TestProvisionAfterCut(t *testing.T) {
+	b := startBridge(t)
+	dir := t.TempDir()
+	code, _, errOut := b.provision(t, dir, "box-cut", "--profile", "sim")
+	require.Equal(t, exitOK, code, errOut)
+	// Make the cut: box.db back into a staging directory, as if its rename
+	// never happened.
+	stale := filepath.Join(dir, stagePrefix+"cut")
+	require.NoError(t, os.Mkdir(stale, 0o700))
+	require.NoError(t, os.Rename(filepath.Join(dir, relStore), filepath.Join(stale, relStore)))
+	half := tree(t, dir)
+
+	code, out, errOut := b.provision(t, dir, "box-cut", "--profile", "sim")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "created the store")
+	require.NoDirExists(t, stale)
+	require.FileExists(t, filepath.Join(dir, relStore))
+	old, err := filepath.Glob(filepath.Join(dir, replacedPrefix+"*"))
+	require.NoError(t, err)
+	require.Len(t, old, 1, "the half-installed files moved aside")
+	require.Equal(t, half[relDeviceKey], tree(t, old[0])[relDeviceKey])
+
+	// And the card works: the certificate is for the new key.
+	c := startSmartboxd(t, dir)
+	require.Eventually(t, func() bool {
+		st, err := c.Status(context.Background())
+		return err == nil && st.Cloud == "connected"
+	}, e2eWait, 50*time.Millisecond, "smartboxd never connected after a finished re-run")
+}
+
+// An unreadable box.db is refused, and moves aside with --force.
+func TestProvisionCorruptStore(t *testing.T) {
+	b := startBridge(t)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, relStore), []byte("not a bbolt file, but long enough to be looked at"), 0o600))
+	before := tree(t, dir)
+	code, _, errOut := b.provision(t, dir, "box-c", "--profile", "sim")
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, errOut, "--force moves it")
+	require.Equal(t, before, tree(t, dir))
+	code, _, errOut = b.provision(t, dir, "box-c", "--profile", "sim", "--force")
+	require.Equal(t, exitOK, code, errOut)
+	old, err := filepath.Glob(filepath.Join(dir, replacedPrefix+"*", relStore))
+	require.NoError(t, err)
+	require.Len(t, old, 1)
+	require.Equal(t, before[relStore], tree(t, filepath.Dir(old[0]))[relStore])
+}
