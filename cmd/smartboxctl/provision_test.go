@@ -60,6 +60,16 @@ func (b *testBridge) provision(t *testing.T, target, boxID string, extra ...stri
 	return ctl(t, args...)
 }
 
+// card provisions a fresh card for boxID with the sim profile and returns
+// its directory and tree.
+func (b *testBridge) card(t *testing.T, boxID string) (string, map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	code, _, errOut := b.provision(t, dir, boxID, "--profile", "sim")
+	require.Equal(t, exitOK, code, errOut)
+	return dir, tree(t, dir)
+}
+
 // failingBridge fronts b and answers 500 to the calls whose path ends with
 // suffix: a bridge that fails one step.
 func failingBridge(t *testing.T, b *testBridge, suffix string) string {
@@ -227,10 +237,7 @@ func TestProvisionEndToEnd(t *testing.T) {
 
 func TestProvisionIdempotent(t *testing.T) {
 	b := startBridge(t)
-	dir := t.TempDir()
-	code, _, errOut := b.provision(t, dir, "box-1", "--profile", "sim")
-	require.Equal(t, exitOK, code, errOut)
-	before := tree(t, dir)
+	dir, before := b.card(t, "box-1")
 
 	code, out, errOut := b.provision(t, dir, "box-1", "--profile", "sim", "--name", "Renamed")
 	require.Equal(t, exitOK, code, errOut)
@@ -253,12 +260,9 @@ func TestProvisionIdempotent(t *testing.T) {
 
 func TestProvisionForce(t *testing.T) {
 	b := startBridge(t)
-	dir := t.TempDir()
-	code, _, errOut := b.provision(t, dir, "box-old", "--profile", "sim")
-	require.Equal(t, exitOK, code, errOut)
-	before := tree(t, dir)
+	dir, before := b.card(t, "box-old")
 
-	code, _, errOut = b.provision(t, dir, "box-new", "--profile", "sim")
+	code, _, errOut := b.provision(t, dir, "box-new", "--profile", "sim")
 	require.Equal(t, exitFailure, code)
 	require.Contains(t, errOut, `is box "box-old"'s identity, not "box-new"'s`)
 	require.Contains(t, errOut, "--force")
@@ -301,9 +305,7 @@ func TestProvisionFailureChangesNothing(t *testing.T) {
 
 func TestProvisionBadInput(t *testing.T) {
 	b := startBridge(t)
-	provisioned := t.TempDir()
-	code, _, errOut := b.provision(t, provisioned, "box-1", "--profile", "sim")
-	require.Equal(t, exitOK, code, errOut)
+	provisioned, _ := b.card(t, "box-1")
 
 	looseToken := filepath.Join(t.TempDir(), "token")
 	require.NoError(t, os.WriteFile(looseToken, []byte(b.AdminToken()), 0o644))
@@ -433,9 +435,7 @@ func TestProvisionOffline(t *testing.T) {
 // box.db and the staging directory: the same command again finishes it.
 func TestProvisionAfterCut(t *testing.T) {
 	b := startBridge(t)
-	dir := t.TempDir()
-	code, _, errOut := b.provision(t, dir, "box-cut", "--profile", "sim")
-	require.Equal(t, exitOK, code, errOut)
+	dir, _ := b.card(t, "box-cut")
 	// Make the cut: box.db back into a staging directory, as if its rename
 	// never happened.
 	stale := filepath.Join(dir, stagePrefix+"cut")
