@@ -341,6 +341,7 @@ func TestProvisionBadInput(t *testing.T) {
 		{"wrong token", "", []string{"--token-file", wrongToken}, exitFailure, "refused the token in " + wrongToken},
 		{"unreachable", "", []string{"--bridge", unreachable}, exitFailure, "is not reachable"},
 		{"existing identity", provisioned, []string{"--box-id", "box-2"}, exitFailure, `is box "box-1"'s identity`},
+		{"box id the bridge refuses", "", []string{"--box-id", bridge.DefaultCloudUser}, exitFailure, "is the cloud's broker user name"},
 		{"bad bridge url", "", []string{"--bridge", "bridge.example.com"}, exitUsage, "--bridge"},
 		{"offline without key", "", []string{"--offline", "--bridge", ""}, exitUsage, "--bridge"},
 		{"offline alone", "", []string{"--bridge", "", "--token-file", "", "--offline"}, exitUsage, "--offline needs --signing-key"},
