@@ -1,8 +1,8 @@
 // Command smartboxctl is the technician's tool for a SmartBox: it creates a
 // box's store, imports keys and grants from a JSON file, and lists keys,
-// grants and the event outbox. For sync it stores the cloud's signing keys
-// (provision) and prints the box's own sync key (identity), the two halves
-// of registering a box with its cloud.
+// grants and the event outbox. It provisions a box's card for sync in one
+// step (provision), or by hand: it stores the cloud's signing keys (trust)
+// and prints the box's own sync key (identity).
 //
 // Usage:
 //
@@ -11,7 +11,11 @@
 //	smartboxctl keys    --data DIR
 //	smartboxctl grants  --data DIR
 //	smartboxctl events  --data DIR [--after SEQ] [--limit N]
-//	smartboxctl provision --data DIR --cloud-key KID=BASE64 [--cloud-key ...] [--broker URL]
+//	smartboxctl provision --target DIR --box-id ID --bridge URL --token-file F [--profile NAME]
+//	                      [--config FILE] [--name N] [--location L] [--broker URL] [--data-dir D] [--force]
+//	smartboxctl provision --target DIR --box-id ID --offline --signing-key KID=BASE64 --ca-file F --broker URL [...]
+//	smartboxctl provision --target DIR --certificate FILE
+//	smartboxctl trust     --data DIR --cloud-key KID=BASE64 [--cloud-key ...] [--broker URL]
 //	smartboxctl identity  --data DIR
 //	smartboxctl doctor    [--config FILE] [--socket PATH] [--data DIR] [--json]
 //	smartboxctl selftest  [--socket PATH] [--config FILE] [--yes] [--json] [--only locks,keys,...]
@@ -28,7 +32,37 @@
 // nothing: the store is opened read-only, and the broker is tried only
 // while smartboxd is not connected to it.
 //
-// provision replaces the set of cloud keys the box trusts with the ones
+// provision runs on the technician's laptop with the box's SD card mounted:
+// DIR is its data partition (the box's /var/lib/smartbox). From the bridge's
+// admin API (GET /v1/provisioning) it takes the signing key, the CA and the
+// broker URL; it makes the store (DIR/box.db: identity, code secret, X25519
+// sync key, the signing key), a fresh ECDSA P-256 device key (DIR/tls/box.key,
+// 0600, never sent), registers the box (POST /v1/boxes: sync key, slots from
+// the config, name, location; no MQTT password) and has the bridge's CA sign
+// a request for the key (POST /v1/boxes/{box}/certificate: DIR/tls/box.crt,
+// CN = box id), with the CA in DIR/tls/ca.crt and DIR/smartboxd.toml rendered
+// from the board profile (or --config, checked against the board's pins),
+// its [cloud] naming those files relative to itself.
+//
+// Every file is staged in DIR/.smartbox-provision-*, fsynced, and renamed
+// into place with box.db last: a failure before leaves DIR as it was. A
+// power cut during the renames leaves no new box.db (the identity), and
+// running the same command again finishes the card (the files half
+// installed move aside, as below). Nothing is deleted: a file provision
+// replaces moves to DIR/.smartbox-replaced-<UTC time>/. Another box's
+// box.db is refused without --force. For the same box id a run is
+// idempotent: the store and device key stay, the box is registered again,
+// and the signing key, CA, config and certificate are written only if
+// missing, different or (the certificate) invalid for the key; it says
+// what it did, or "nothing to change".
+//
+// --offline asks nothing: it writes everything but box.crt and prints on
+// stdout the bridge.ProvisionRecord (registration and certificate request,
+// JSON) for `smartbox-bridge register-box --record FILE --cert-out box.crt`;
+// `provision --target DIR --certificate box.crt` then installs the
+// certificate, checked for the card's key, box id and CA.
+//
+// trust replaces the set of cloud keys the box trusts with the ones
 // given (several during a key rotation); each is an Ed25519 public key in
 // standard or URL-safe base64, padded or not, as `smartbox-bridge
 // signing-key` prints it. identity prints "box_id:", "sync_public_key:"

@@ -90,7 +90,7 @@ func TestDoctorSigningKeyThroughTheDaemon(t *testing.T) {
 	require.NoError(t, c.RegisterBox("box-a", pub))
 
 	pw := writeFile(t, "mqtt-password", brokertest.Password("box-a")+"\n")
-	cfg := renderConfig(t, "sim", dir, "[cloud]\nbroker_url = \""+b.URL()+"\"\npassword_file = \""+pw+"\"\n", nil)
+	cfg := writeProfileConfig(t, "sim", dir, "[cloud]\nbroker_url = \""+b.URL()+"\"\npassword_file = \""+pw+"\"\n", nil)
 	sock := shortSocketPath(t)
 
 	start := func() func() {

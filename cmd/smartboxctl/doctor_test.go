@@ -96,7 +96,7 @@ func noSocket(t *testing.T) string { return filepath.Join(t.TempDir(), "none.soc
 
 // renderConfig writes profile's config for box-a with data dir dir, the
 // [cloud] table (if any) appended, and edit applied to the text.
-func renderConfig(t *testing.T, profile, dir, cloud string, edit func(string) string) string {
+func writeProfileConfig(t *testing.T, profile, dir, cloud string, edit func(string) string) string {
 	t.Helper()
 	p, err := boardprofile.ByName(profile)
 	require.NoError(t, err)
@@ -132,7 +132,7 @@ func registerHeaderPins(t *testing.T) {
 func TestDoctorPinsAndReader(t *testing.T) {
 	registerHeaderPins(t)
 	dir := t.TempDir()
-	cfg := renderConfig(t, "smartbox-v1", dir, "", nil)
+	cfg := writeProfileConfig(t, "smartbox-v1", dir, "", nil)
 	code, r := runDoctor(t, "--config", cfg, "--socket", noSocket(t))
 	require.Equal(t, exitFailure, code)
 	requireOK(t, r, "config", "profile smartbox-v1")
@@ -143,13 +143,13 @@ func TestDoctorPinsAndReader(t *testing.T) {
 	requireProblem(t, r, "reader", "/dev/serial0 does not exist")
 
 	// The header config on the same machine: every pin is there.
-	cfg = renderConfig(t, "rpi4", dir, "", nil)
+	cfg = writeProfileConfig(t, "rpi4", dir, "", nil)
 	_, r = runDoctor(t, "--config", cfg, "--socket", noSocket(t))
 	requireOK(t, r, "pins", "GPIO lines the config names exist")
 
 	// One line the board lacks (the Pi header stops at GPIO27): named by
 	// field, role and number; the config then fits no profile.
-	cfg = renderConfig(t, "rpi4", dir, "", func(s string) string {
+	cfg = writeProfileConfig(t, "rpi4", dir, "", func(s string) string {
 		return strings.Replace(s, `locks = ["GPIO17"`, `locks = ["GPIO40"`, 1)
 	})
 	_, r = runDoctor(t, "--config", cfg, "--socket", noSocket(t))
@@ -169,7 +169,7 @@ func TestDoctorPinsAndReader(t *testing.T) {
 			{dangling, stateProblem, "is a link to ttyAMA9, which does not exist"},
 			{linkToNull, stateOK, "(-> /dev/null) is a character device"},
 		} {
-			cfg := renderConfig(t, "rpi4", dir, "", func(s string) string {
+			cfg := writeProfileConfig(t, "rpi4", dir, "", func(s string) string {
 				return strings.Replace(s, `"/dev/serial0"`, `"`+tc.port+`"`, 1)
 			})
 			_, r := runDoctor(t, "--config", cfg, "--socket", noSocket(t))
@@ -201,7 +201,7 @@ func TestDoctorConfig(t *testing.T) {
 // The store: missing, damaged, held by another process, fine.
 func TestDoctorStore(t *testing.T) {
 	dir := t.TempDir()
-	cfg := renderConfig(t, "sim", dir, "", nil)
+	cfg := writeProfileConfig(t, "sim", dir, "", nil)
 	sock := noSocket(t)
 	_, r := runDoctor(t, "--config", cfg, "--socket", sock)
 	requireProblem(t, r, "store", "no store at "+filepath.Join(dir, "box.db"))
@@ -246,7 +246,7 @@ func TestDoctorStore(t *testing.T) {
 	t.Run("damaged", func(t *testing.T) {
 		dir := t.TempDir()
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "box.db"), []byte(strings.Repeat("not a bbolt file ", 512)), 0o600))
-		_, r := runDoctor(t, "--config", renderConfig(t, "sim", dir, "", nil), "--socket", sock)
+		_, r := runDoctor(t, "--config", writeProfileConfig(t, "sim", dir, "", nil), "--socket", sock)
 		requireProblem(t, r, "store", "is damaged")
 	})
 }
@@ -259,7 +259,7 @@ func TestDoctorStaleSocket(t *testing.T) {
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	require.NoError(t, ln.Close())
 
-	_, r := runDoctor(t, "--config", renderConfig(t, "sim", t.TempDir(), "", nil), "--socket", path)
+	_, r := runDoctor(t, "--config", writeProfileConfig(t, "sim", t.TempDir(), "", nil), "--socket", path)
 	requireProblem(t, r, "daemon", "a socket file is at "+path+" but nothing answers")
 }
 
@@ -289,7 +289,7 @@ func TestDoctorStuckSocket(t *testing.T) {
 			c.Close()
 		}
 	})
-	_, r := runDoctor(t, "--config", renderConfig(t, "sim", t.TempDir(), "", nil), "--socket", path)
+	_, r := runDoctor(t, "--config", writeProfileConfig(t, "sim", t.TempDir(), "", nil), "--socket", path)
 	requireProblem(t, r, "daemon", "accepts but does not answer within "+socketAnswerWait.String())
 }
 
@@ -358,7 +358,7 @@ func TestDoctorBroker(t *testing.T) {
 			[]string{"logged in at", "over TLS", "CONNACK 0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, r := runDoctor(t, "--config", renderConfig(t, "sim", dir, tc.cloud, nil), "--socket", noSocket(t))
+			_, r := runDoctor(t, "--config", writeProfileConfig(t, "sim", dir, tc.cloud, nil), "--socket", noSocket(t))
 			f := r.of(t, "broker")
 			require.Equal(t, tc.state, f.State, "%+v", f)
 			for _, s := range tc.says {
@@ -372,7 +372,7 @@ func TestDoctorBroker(t *testing.T) {
 // A nearly full disk, from statfs numbers put in its place.
 func TestDoctorDisk(t *testing.T) {
 	dir := t.TempDir()
-	cfg := renderConfig(t, "sim", dir, "", nil)
+	cfg := writeProfileConfig(t, "sim", dir, "", nil)
 	_, r := runDoctor(t, "--config", cfg, "--socket", noSocket(t))
 	requireOK(t, r, "disk", "on the file system of "+dir)
 

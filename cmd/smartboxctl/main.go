@@ -48,11 +48,15 @@ var commands = &cli.Set{
 		{Name: "keys", Summary: "--data DIR                          list keys", Run: local(cmdKeys)},
 		{Name: "grants", Summary: "--data DIR                          list grants (never their codes)", Run: local(cmdGrants)},
 		{Name: "events", Summary: "--data DIR [--after SEQ] [--limit N]  list events in the outbox", Run: local(cmdEvents)},
-		// provision.go
-		{Name: "provision", Summary: "--data DIR --cloud-key KID=BASE64 [--cloud-key ...] [--broker URL]\n" +
-			underDescriptions + "trust the cloud's Ed25519 signing key(s) for sync", Run: local(cmdProvision)},
-		// The leading space lines identity's arguments up with provision's.
-		{Name: "identity", Summary: " --data DIR                        print the box id and its X25519 sync public key\n" +
+		// provision.go, trust.go
+		{Name: "provision", Summary: "--target DIR --box-id ID --bridge URL --token-file F [--profile NAME] [--config FILE]\n" +
+			underDescriptions + "[--name N] [--location L] [--broker URL] [--data-dir D] [--force]\n" +
+			underDescriptions + "make a box's card in one step: store, device key, bridge-signed certificate, config\n" +
+			underDescriptions + "(--offline --signing-key KID=BASE64 --ca-file F --broker URL: no network;\n" +
+			underDescriptions + "then --target DIR --certificate FILE)", Run: cmdProvision},
+		{Name: "trust", Summary: "--data DIR --cloud-key KID=BASE64 [--cloud-key ...] [--broker URL]\n" +
+			underDescriptions + "trust the cloud's Ed25519 signing key(s) for sync (store only)", Run: local(cmdTrust)},
+		{Name: "identity", Summary: "--data DIR                          print the box id and its X25519 sync public key\n" +
 			underDescriptions + "(the cloud registers the box with it)", Run: local(cmdIdentity)},
 		// doctor.go
 		{Name: "doctor", Summary: "[--config FILE] [--socket PATH] [--data DIR] [--json]\n" +

@@ -1,151 +1,440 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"maps"
+	"net/http"
 	"net/url"
-	"slices"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boardprofile"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxconfig"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/store"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/secretfile"
 )
 
-// keyFlags collects repeated --cloud-key KID=BASE64 values.
-type keyFlags []string
+// `smartboxctl provision` makes a box's card in one step on the
+// technician's laptop: the store (identity, code secret, sync key, the
+// bridge's signing key), a device key and the bridge-signed client
+// certificate, the CA, and smartboxd.toml, all fetched from the bridge and
+// registered with it. See provision_stage.go for how it stays atomic.
 
-func (k *keyFlags) String() string     { return strings.Join(*k, ",") }
-func (k *keyFlags) Set(v string) error { *k = append(*k, v); return nil }
+// Bounds of a provisioning run.
+const (
+	// provisionTimeout bounds all the calls to the bridge together (each
+	// is bounded by bridge.AdminCallTimeout): three small calls.
+	provisionTimeout = 3 * bridge.AdminCallTimeout
+	// storeLockTimeout: a store held by a running smartboxd (a card still
+	// in its box) is said at once.
+	storeLockTimeout = time.Second
+	// defaultProfile is the board a technician provisions most.
+	defaultProfile = "smartbox-v1"
+)
 
-// base64Encodings are the encodings a pasted key may come in: the cloud
-// prints standard base64, but URL-safe and unpadded forms travel through
-// web pages and JSON tools unchanged.
-var base64Encodings = []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding}
-
-// parseCloudKey parses "KID=BASE64" into a key id and an Ed25519 public key.
-func parseCloudKey(v string) (string, ed25519.PublicKey, error) {
-	kid, b64, ok := strings.Cut(v, "=")
-	if !ok || kid == "" || b64 == "" {
-		return "", nil, cli.Usagef("--cloud-key %q: want KID=BASE64, e.g. cloud-1=MCowBQYDK2VwAyEA... (the key id and the public key the cloud prints)", v)
-	}
-	if !box.ValidID(kid) {
-		return "", nil, cli.Usagef("--cloud-key: key id %q: want 1-128 letters, digits or ._:@-", kid)
-	}
-	b64 = strings.TrimSpace(b64)
-	var raw []byte
-	var err error
-	for _, enc := range base64Encodings {
-		if raw, err = enc.DecodeString(b64); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return "", nil, cli.Usagef("--cloud-key %s: the key is not base64 (standard or URL-safe): %v", kid, err)
-	}
-	if len(raw) != ed25519.PublicKeySize {
-		return "", nil, cli.Usagef("--cloud-key %s: the key is %d bytes, an Ed25519 public key is %d (is it the public key, in base64?)",
-			kid, len(raw), ed25519.PublicKeySize)
-	}
-	return kid, ed25519.PublicKey(raw), nil
+// provisionFlags are the command line of provision.
+type provisionFlags struct {
+	target, boxID, bridgeURL, tokenFile, profile, config string
+	name, location, broker, dataDir                      string
+	signingKey, caFile, certificate                      string
+	force, offline                                       bool
 }
 
-func cmdProvision(args []string, stdout, stderr io.Writer) error {
+func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("provision", stderr)
-	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
-	var keys keyFlags
-	fs.Var(&keys, "cloud-key", "the cloud's Ed25519 public key as KID=BASE64; repeat for key rotation (all replace what the box had)")
-	broker := fs.String("broker", "", "the broker the box is meant for, e.g. ssl://mqtt.example.com:8883 (for the record: smartboxd's [cloud] decides)")
-	if _, err := fs.ParseArgs(args); err != nil {
+	var f provisionFlags
+	fs.StringVar(&f.target, "target", "", "the card's data partition, mounted (it is the box's /var/lib/smartbox)")
+	fs.StringVar(&f.boxID, "box-id", "", "this box's id (letters, digits, ._:@-)")
+	fs.StringVar(&f.bridgeURL, "bridge", "", "the bridge's admin API, e.g. https://bridge.example.com:8480")
+	fs.StringVar(&f.tokenFile, "token-file", "", "the bridge's admin token (its DATA/admin.token, mode 0600)")
+	fs.StringVar(&f.profile, "profile", defaultProfile, "board profile: "+boardprofile.Names())
+	fs.StringVar(&f.config, "config", "", "your own smartboxd.toml instead of the profile's (checked against --profile's board; no [cloud])")
+	fs.StringVar(&f.name, "name", "", "the box's name, for drivers")
+	fs.StringVar(&f.location, "location", "", "where the box is, for drivers")
+	fs.StringVar(&f.broker, "broker", "", "the broker the box connects to, e.g. ssl://mqtt.example.com:8883 (default: what the bridge advertises)")
+	fs.StringVar(&f.dataDir, "data-dir", boxconfig.DefaultDataDir, "data_dir in the config: where the card is mounted on the box")
+	fs.BoolVar(&f.force, "force", false, "replace another box's identity on the card (the old files move to DIR/.smartbox-replaced-TIME/)")
+	fs.BoolVar(&f.offline, "offline", false, "no network: needs --signing-key, --ca-file, --broker; prints the record to carry to the bridge")
+	fs.StringVar(&f.signingKey, "signing-key", "", "with --offline: the bridge's signing key as KID=BASE64 (smartbox-bridge signing-key)")
+	fs.StringVar(&f.caFile, "ca-file", "", "with --offline: the bridge's CA (its DATA/ca.crt)")
+	fs.StringVar(&f.certificate, "certificate", "", "install the certificate the bridge signed for an --offline box (smartbox-bridge register-box --cert-out)")
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *dir == "" {
-		return cli.Usagef("--data DIR is required")
+	if f.target == "" {
+		return cli.Usagef("--target DIR is required (the card's data partition)")
 	}
-	if len(keys) == 0 {
-		return cli.Usagef("--cloud-key KID=BASE64 is required: the box refuses every record batch it cannot verify")
+	if f.certificate != "" {
+		return installCertificate(f.target, f.certificate, stdout)
 	}
-	p := store.Provision{CloudKeys: map[string]ed25519.PublicKey{}, BrokerURL: *broker, At: time.Now().UTC()}
-	for _, v := range keys {
-		kid, k, err := parseCloudKey(v)
+	p, err := f.check()
+	if err != nil {
+		return err
+	}
+	// The technician's config is checked before anything is asked.
+	var own *ownConfig
+	if f.config != "" {
+		if own, err = loadOwnConfig(f.config, p, f.boxID); err != nil {
+			return err
+		}
+	}
+	var token []byte
+	if !f.offline {
+		if token, err = secretfile.Read(f.tokenFile, bridge.MaxSecretFile); err != nil {
+			return fmt.Errorf("--token-file: %w", err)
+		}
+	}
+	if err := checkTarget(f.target); err != nil {
+		return err
+	}
+	cur, err := inspectTarget(f.target, f.boxID, f.force)
+	if err != nil {
+		return err
+	}
+	st, err := newStage(f.target)
+	if err != nil {
+		return err
+	}
+	defer st.remove()
+	ctx, cancel := context.WithTimeout(ctx, provisionTimeout)
+	defer cancel()
+	r := &provisionRun{f: f, profile: p, own: own, cur: cur, st: st, out: stdout, errOut: stderr}
+	if !f.offline {
+		r.admin = bridge.NewAdminClient(strings.TrimRight(f.bridgeURL, "/"), strings.TrimSpace(string(token)))
+	}
+	return r.run(ctx)
+}
+
+// check checks the flags of a provisioning run (not --certificate).
+func (f *provisionFlags) check() (boardprofile.Profile, error) {
+	switch {
+	case f.boxID == "":
+		return boardprofile.Profile{}, cli.Usagef("--box-id ID is required")
+	case !box.ValidID(f.boxID):
+		return boardprofile.Profile{}, cli.Usagef("--box-id %q: want 1-128 letters, digits or ._:@-", f.boxID)
+	}
+	p, err := boardprofile.ByName(f.profile)
+	if err != nil {
+		return p, cli.Usagef("--profile: %v", err)
+	}
+	if f.offline {
+		switch {
+		case f.bridgeURL != "" || f.tokenFile != "":
+			return p, cli.Usagef("--offline calls no bridge: drop --bridge and --token-file")
+		case f.signingKey == "" || f.caFile == "" || f.broker == "":
+			return p, cli.Usagef("--offline needs --signing-key KID=BASE64, --ca-file F and --broker URL (what the bridge would have said)")
+		}
+		if _, _, err := parseCloudKey(f.signingKey); err != nil {
+			return p, cli.Usagef("--signing-key: %v", strings.TrimPrefix(err.Error(), "--cloud-key "))
+		}
+	} else {
+		switch {
+		case f.signingKey != "" || f.caFile != "":
+			return p, cli.Usagef("--signing-key and --ca-file are for --offline: online, the bridge gives them")
+		case f.bridgeURL == "":
+			return p, cli.Usagef("--bridge URL is required (or --offline)")
+		case f.tokenFile == "":
+			return p, cli.Usagef("--token-file F is required: the bridge's admin token")
+		}
+		if u, err := url.Parse(f.bridgeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return p, cli.Usagef("--bridge %q: want the admin API's URL, e.g. https://bridge.example.com:8480", f.bridgeURL)
+		}
+	}
+	if f.broker != "" {
+		if err := checkBroker(f.broker, "--broker"); err != nil {
+			return p, err
+		}
+	}
+	if !filepath.IsAbs(f.dataDir) {
+		return p, cli.Usagef("--data-dir %q: want an absolute path on the box, e.g. %s", f.dataDir, boxconfig.DefaultDataDir)
+	}
+	return p, nil
+}
+
+// current is what the target holds of this box already.
+type current struct {
+	// same: DIR/box.db is this box's; other: it is another box's (with
+	// --force, to be replaced).
+	same, other bool
+	syncPub     []byte
+	provision   store.Provision // zero if the store has none
+	deviceKey   *ecdsa.PrivateKey
+	certPEM     []byte // nil: missing
+	caPEM       []byte
+	config      []byte
+}
+
+// inspectTarget reads what the target has. An identity of another box is
+// refused without force.
+func inspectTarget(target, boxID string, force bool) (current, error) {
+	var c current
+	p := filepath.Join(target, relStore)
+	if _, err := os.Stat(p); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return c, nil
+		}
+		return c, fmt.Errorf("--target: %w", err)
+	}
+	s, err := store.Open(p, store.Options{Timeout: storeLockTimeout, Logger: discardLogger})
+	if err != nil {
+		if errors.Is(err, store.ErrInUse) {
+			return c, fmt.Errorf("%w\n(a smartboxd holds it: provision a card that is not in a running box)", err)
+		}
+		if force {
+			// Unreadable is not this box's: it moves aside like another's.
+			c.other = true
+			return c, nil
+		}
+		return c, fmt.Errorf("%s: %w (nothing was changed; --force moves it to %s/%sTIME/, never deletes it)", p, err, target, replacedPrefix)
+	}
+	defer s.Close()
+	id, err := s.Identity()
+	if err != nil {
+		return c, err
+	}
+	if id.BoxID != boxID {
+		if !force {
+			return c, fmt.Errorf("%s is box %q's identity, not %q's: nothing was changed "+
+				"(a card of another box? --force moves its files to %s/%sTIME/, never deletes them)",
+				p, id.BoxID, boxID, target, replacedPrefix)
+		}
+		c.other = true
+		return c, nil
+	}
+	c.same = true
+	if c.syncPub, err = s.SyncPublicKey(); err != nil {
+		return c, err
+	}
+	if c.provision, err = s.Provision(); err != nil && !errors.Is(err, store.ErrNotProvisioned) {
+		return c, err
+	}
+	// What is missing or unreadable is made again.
+	c.deviceKey, _ = loadDeviceKey(filepath.Join(target, relDeviceKey))
+	c.certPEM, _ = readBounded(filepath.Join(target, relCert))
+	c.caPEM, _ = readBounded(filepath.Join(target, relCA))
+	c.config, _ = readBounded(filepath.Join(target, relConfig))
+	return c, nil
+}
+
+// provisionRun is one run, its flags checked.
+type provisionRun struct {
+	f       provisionFlags
+	profile boardprofile.Profile
+	own     *ownConfig
+	cur     current
+	st      *stage
+	admin   *bridge.AdminClient // nil offline
+	out     io.Writer
+	errOut  io.Writer
+	did     []string // what changed, for the report
+}
+
+func (r *provisionRun) run(ctx context.Context) error {
+	f := r.f
+	// What the bridge says (or the technician, offline).
+	var kid, broker string
+	var signKey ed25519.PublicKey
+	var caPEM []byte
+	var err error
+	if r.admin == nil {
+		kid, signKey, _ = parseCloudKey(f.signingKey) // checked
+		if caPEM, err = readBounded(f.caFile); err != nil {
+			return fmt.Errorf("--ca-file: %w", err)
+		}
+		broker = f.broker
+	} else {
+		pr, err := r.admin.Provisioning(ctx)
 		if err != nil {
-			return err
+			return r.bridgeErr("GET /v1/provisioning", err)
 		}
-		if _, dup := p.CloudKeys[kid]; dup {
-			return cli.Usagef("--cloud-key %s is given twice", kid)
+		if kid, signKey, err = parseCloudKey(pr.SigningKey.KeyID + "=" + pr.SigningKey.PublicKey); err != nil {
+			return fmt.Errorf("the bridge's signing key (GET /v1/provisioning): %v", err)
 		}
-		p.CloudKeys[kid] = k
+		caPEM = []byte(pr.CACert)
+		broker = f.broker
+		if broker == "" {
+			if pr.BrokerURL == "" {
+				return cli.Usagef("the bridge at %s does not say where boxes connect: give --broker ssl://HOST:8883", f.bridgeURL)
+			}
+			if err := checkBroker(pr.BrokerURL, "the bridge's broker_url"); err != nil {
+				return fmt.Errorf("%v: give --broker", err)
+			}
+			broker = pr.BrokerURL
+		}
 	}
-	if *broker != "" {
-		u, err := url.Parse(*broker)
-		if err != nil || u.Scheme == "" || u.Host == "" {
-			return cli.Usagef("--broker %q: want scheme://host:port, e.g. ssl://mqtt.example.com:8883", *broker)
-		}
+	where := "--ca-file " + f.caFile
+	if r.admin != nil {
+		where = "the bridge's CA (GET /v1/provisioning)"
 	}
-	if err := p.Validate(); err != nil {
+	if _, err := parseCA(caPEM, where); err != nil {
 		return err
 	}
-	return withStore(*dir, 0, func(s *store.Store) error {
-		old, err := s.Provision()
-		had := err == nil
-		if err := s.SetProvision(p); err != nil {
+	cfg, err := renderConfig(r.profile, r.own, f.boxID, f.dataDir, broker)
+	if err != nil {
+		return err
+	}
+
+	// The store: kept if it is this box's, else made in the stage.
+	syncPub, setKey := r.cur.syncPub, !hasKey(r.cur.provision, kid, signKey)
+	if !r.cur.same {
+		if syncPub, err = r.makeStore(cfg.slots, kid, signKey, broker); err != nil {
 			return err
 		}
-		if had {
-			fmt.Fprintf(stdout, "replaced cloud keys %s with %s\n", keyIDs(old.CloudKeys), keyIDs(p.CloudKeys))
-		} else {
-			fmt.Fprintf(stdout, "provisioned with cloud keys %s\n", keyIDs(p.CloudKeys))
+		setKey = false
+		r.did = append(r.did, "created the store (identity, code secret, sync key, signing key "+kid+")")
+	}
+	key := r.cur.deviceKey
+	if key == nil {
+		var keyPEM []byte
+		if key, keyPEM, err = newDeviceKey(); err != nil {
+			return err
 		}
-		if p.BrokerURL != "" {
-			fmt.Fprintf(stdout, "broker: %s\n", p.BrokerURL)
+		if err := r.st.write(relDeviceKey, keyPEM, modeSecret); err != nil {
+			return err
 		}
-		// The cloud needs the box's key next: print it here so that the
-		// technician has both halves of the exchange in one place.
-		return printIdentity(stdout, s)
+		r.did = append(r.did, "made a device key (tls/box.key)")
+	}
+	if !bytes.Equal(r.cur.caPEM, caPEM) {
+		if err := r.st.write(relCA, caPEM, modePublic); err != nil {
+			return err
+		}
+		r.did = append(r.did, "wrote the bridge's CA (tls/ca.crt)")
+	}
+	if !bytes.Equal(r.cur.config, cfg.data) {
+		if err := r.st.write(relConfig, cfg.data, modeConfig); err != nil {
+			return err
+		}
+		r.did = append(r.did, fmt.Sprintf("wrote smartboxd.toml (%s, broker %s)", r.profile.Name, broker))
+	}
+	certOK := false
+	if r.cur.certPEM != nil {
+		_, err := checkCertificate(r.cur.certPEM, key, f.boxID, caPEM, relCert)
+		certOK = err == nil
+	}
+	csr := ""
+	if !certOK {
+		if csr, err = makeCSR(key, f.boxID); err != nil {
+			return err
+		}
+	}
+
+	reg := bridge.RegisterBoxRequest{ID: f.boxID, PublicKey: base64.StdEncoding.EncodeToString(syncPub),
+		Slots: cfg.slots, Name: f.name, Location: f.location}
+	if r.admin != nil {
+		if err := r.admin.Do(ctx, http.MethodPost, "/v1/boxes", reg, nil); err != nil {
+			return r.bridgeErr("POST /v1/boxes", err)
+		}
+		if csr != "" {
+			cr, err := r.admin.Certificate(ctx, f.boxID, []byte(csr))
+			if err != nil {
+				return r.bridgeErr("POST /v1/boxes/"+f.boxID+"/certificate", err)
+			}
+			c, err := checkCertificate([]byte(cr.Certificate), key, f.boxID, caPEM, "the certificate the bridge signed")
+			if err != nil {
+				return err
+			}
+			if err := r.st.write(relCert, []byte(cr.Certificate), modePublic); err != nil {
+				return err
+			}
+			r.did = append(r.did, "installed the bridge-signed client certificate (tls/box.crt, until "+c.NotAfter.UTC().Format(time.RFC3339)+")")
+		}
+	}
+
+	if err := r.st.install(r.cur.other); err != nil {
+		return err
+	}
+	if setKey {
+		if err := r.setSigningKey(kid, signKey, broker); err != nil {
+			return err
+		}
+		r.did = append(r.did, "stored the bridge's signing key "+kid)
+	}
+	return r.report(reg, csr)
+}
+
+// bridgeErr is a failed admin call's error, saying what to do.
+func (r *provisionRun) bridgeErr(call string, err error) error {
+	var ue *bridge.UnreachableError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%w (nothing was changed: check --bridge, or provision --offline)", err)
+	}
+	if strings.Contains(err.Error(), "bearer token") {
+		return fmt.Errorf("the bridge at %s refused the token in %s: %v (nothing was changed: it is the bridge's DATA/admin.token)",
+			r.f.bridgeURL, r.f.tokenFile, err)
+	}
+	return fmt.Errorf("the bridge at %s: %s: %w (nothing was changed)", r.f.bridgeURL, call, err)
+}
+
+// hasKey says whether p trusts exactly key under kid.
+func hasKey(p store.Provision, kid string, key ed25519.PublicKey) bool {
+	k, ok := p.CloudKeys[kid]
+	return ok && k.Equal(key)
+}
+
+// makeStore creates the box's store in the stage, with the signing key,
+// and returns its sync public key.
+func (r *provisionRun) makeStore(slots int, kid string, key ed25519.PublicKey, broker string) ([]byte, error) {
+	p := r.st.path(relStore)
+	s, err := store.Open(p, store.Options{BoxID: r.f.boxID, Slots: slots, Timeout: storeLockTimeout, Logger: discardLogger})
+	if err != nil {
+		return nil, err
+	}
+	err = s.SetProvision(store.Provision{CloudKeys: map[string]ed25519.PublicKey{kid: key}, BrokerURL: broker, At: time.Now().UTC()})
+	var pub []byte
+	if err == nil {
+		pub, err = s.SyncPublicKey()
+	}
+	if err = errors.Join(err, s.Close()); err != nil {
+		return nil, fmt.Errorf("making the store: %w", err)
+	}
+	// The holder file is this process's: it would only mislead on the box.
+	_ = os.Remove(p + pidSuffix)
+	r.st.added(relStore)
+	return pub, nil
+}
+
+// setSigningKey stores the bridge's (new) signing key in the box's own
+// store, in place: bbolt's commit is atomic.
+func (r *provisionRun) setSigningKey(kid string, key ed25519.PublicKey, broker string) error {
+	return withStore(r.f.target, 0, func(s *store.Store) error {
+		return s.SetProvision(store.Provision{CloudKeys: map[string]ed25519.PublicKey{kid: key}, BrokerURL: broker, At: time.Now().UTC()})
 	})
 }
 
-// keyIDs lists key ids for people: "cloud-1, cloud-2".
-func keyIDs(keys map[string]ed25519.PublicKey) string {
-	ids := slices.Sorted(maps.Keys(keys))
-	for i, id := range ids {
-		if id == "" {
-			ids[i] = `""`
-		}
+// report says what the run did. Offline, stdout is the record to carry to
+// the bridge (JSON, for a file) and what was done goes to stderr.
+func (r *provisionRun) report(reg bridge.RegisterBoxRequest, csr string) error {
+	w := r.out
+	if r.admin == nil {
+		w = r.errOut
 	}
-	return strings.Join(ids, ", ")
-}
-
-func cmdIdentity(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("identity", stderr)
-	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
-	if _, err := fs.ParseArgs(args); err != nil {
-		return err
+	if len(r.did) == 0 {
+		fmt.Fprintf(w, "%s: nothing to change\n", r.f.target)
 	}
-	return withStore(*dir, 0, func(s *store.Store) error { return printIdentity(stdout, s) })
-}
-
-// printIdentity prints the box id and its X25519 sync public key, one
-// "name: value" per line, for a person to read or a script to cut.
-func printIdentity(w io.Writer, s *store.Store) error {
-	id, err := s.Identity()
-	if err != nil {
-		return err
+	for _, d := range r.did {
+		fmt.Fprintf(w, "%s: %s\n", r.f.target, d)
 	}
-	pub, err := s.SyncPublicKey()
-	if err != nil {
-		return err
+	if r.admin != nil {
+		fmt.Fprintf(w, "box %s: registered with the bridge at %s (%d slots)\n", r.f.boxID, r.f.bridgeURL, reg.Slots)
+		return nil
 	}
-	fmt.Fprintf(w, "box_id: %s\n", id.BoxID)
-	fmt.Fprintf(w, "sync_public_key: %s\n", base64.StdEncoding.EncodeToString(pub))
-	if p, err := s.Provision(); err == nil {
-		fmt.Fprintf(w, "cloud_keys: %s\n", keyIDs(p.CloudKeys))
-	} else {
-		fmt.Fprintln(w, "cloud_keys: none (not provisioned: smartboxctl provision)")
+	if csr != "" {
+		fmt.Fprintf(w, "next: save this record, run 'smartbox-bridge register-box --record FILE --cert-out box.crt' on the bridge, "+
+			"then 'smartboxctl provision --target %s --certificate box.crt'\n", r.f.target)
 	}
-	return nil
+	enc := json.NewEncoder(r.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(bridge.ProvisionRecord{Register: reg, CSR: csr})
 }
