@@ -27,6 +27,9 @@ var (
 	// ErrWrongBox is returned by Open when the file belongs to another box
 	// than Options.BoxID.
 	ErrWrongBox = errors.New("store belongs to another box")
+	// ErrReadOnly is returned by every write on a store opened with
+	// Options.ReadOnly.
+	ErrReadOnly = errors.New("store is read-only")
 )
 
 // RevisionMismatchError says which revision the store has and which the

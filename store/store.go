@@ -85,6 +85,13 @@ type Options struct {
 	// refusal-class events are counted rather than stored
 	// (DefaultOutboxQuota if 0 or less).
 	OutboxQuota int
+	// ReadOnly opens the file for reading only, under bbolt's shared lock:
+	// tools inspecting a stopped box (smartboxctl status, events) can run
+	// beside each other, never beside a daemon (its exclusive lock makes
+	// Open fail with ErrInUse), and never change a byte of the file. Every
+	// write is refused with an error wrapping ErrReadOnly; a file that does
+	// not exist or needs a migration is refused at Open.
+	ReadOnly bool
 }
 
 // Identity is who the store belongs to.
@@ -103,6 +110,7 @@ type Store struct {
 	now    func() time.Time
 	slots  int
 	quota  int // outbox quota (Options.OutboxQuota)
+	ro     bool // Options.ReadOnly
 	log    *slog.Logger
 	secret []byte
 	id     Identity
@@ -147,6 +155,9 @@ func Open(path string, opts Options) (*Store, error) {
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Size() == 0):
+		if opts.ReadOnly {
+			return nil, fmt.Errorf("store: open %s read-only: there is no store there (wrong --data directory?)", path)
+		}
 		if opts.BoxID == "" {
 			return nil, fmt.Errorf("store: open %s: the file does not exist and Options.BoxID is empty, so it cannot be created", path)
 		}
@@ -156,12 +167,15 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: is a directory", path)
 	}
 
-	db, err := openBolt(path, opts.Timeout)
+	db, err := openBolt(path, opts.Timeout, opts.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, path: path, now: opts.Now, slots: opts.Slots, log: opts.Logger, quota: opts.OutboxQuota}
-	writePID(path)
+	s := &Store{db: db, path: path, now: opts.Now, slots: opts.Slots, log: opts.Logger, quota: opts.OutboxQuota, ro: opts.ReadOnly}
+	if !s.ro {
+		// A reader shares the lock: the pid file names the one writer.
+		writePID(path)
+	}
 	if err := s.init(opts); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -170,10 +184,11 @@ func Open(path string, opts Options) (*Store, error) {
 }
 
 // openBolt opens the bbolt file, turning bbolt's errors and panics into ours.
-func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
+func openBolt(path string, timeout time.Duration, readOnly bool) (db *bolt.DB, err error) {
 	var file *os.File
 	bopts := &bolt.Options{
-		Timeout: timeout,
+		Timeout:  timeout,
+		ReadOnly: readOnly, // O_RDONLY and a shared flock
 		// Keep the file so that it can be closed if bbolt panics half-way
 		// through Open on a damaged file (the lock goes with it).
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
@@ -258,6 +273,9 @@ func (s *Store) init(opts Options) error {
 	}
 	if version > SchemaVersion {
 		return fmt.Errorf("store: open %s: %w: file has schema version %d, this program knows up to %d", s.path, ErrSchema, version, SchemaVersion)
+	}
+	if version < SchemaVersion && s.ro {
+		return fmt.Errorf("store: open %s read-only: %w: the file has schema version %d and needs migrating to %d, which writes: start smartboxd on it once", s.path, ErrReadOnly, version, SchemaVersion)
 	}
 	if version < SchemaVersion {
 		err := s.update("open", func(tx *bolt.Tx) error {
@@ -384,12 +402,17 @@ func createV1(tx *bolt.Tx, opts Options) error {
 // Close releases the file. The pid file goes first, while the lock is still
 // held, so that it never names a process that no longer has the file.
 func (s *Store) Close() error {
-	_ = os.Remove(pidPath(s.path))
+	if !s.ro {
+		_ = os.Remove(pidPath(s.path))
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", s.path, err)
 	}
 	return nil
 }
+
+// ReadOnly reports whether the store was opened with Options.ReadOnly.
+func (s *Store) ReadOnly() bool { return s.ro }
 
 // Path is the file's path.
 func (s *Store) Path() string { return s.path }
@@ -432,6 +455,10 @@ func (s *Store) view(op string, fn func(tx *bolt.Tx) error) (err error) {
 // update runs fn in a write transaction; an error or panic rolls it all
 // back (bbolt's Update rolls back on both).
 func (s *Store) update(op string, fn func(tx *bolt.Tx) error) (err error) {
+	if s.ro {
+		// Before bbolt, whose own refusal does not say which file or why.
+		return fmt.Errorf("store: %s %s: %w: it was opened read-only (for inspection); stop smartboxd and use a tool that writes", op, s.path, ErrReadOnly)
+	}
 	old := debug.SetPanicOnFault(true)
 	defer func() {
 		debug.SetPanicOnFault(old)
