@@ -66,6 +66,7 @@ const (
 	releasedTake
 	releasedReturn
 	releasedRemote
+	releasedLocal // ReleaseLocal: like releasedRemote, a person who may take or seat the key
 )
 
 type slotState struct {
@@ -631,11 +632,12 @@ func (c *Controller) slotTimeout(slot int, gen uint64) {
 	ev := c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, GrantID: s.grantID,
 		FobUID: s.fobUID, Reason: ReasonTimeout, Purpose: purposeOf(s.phase)})
 	evs := []Event{ev}
-	if s.phase != releasedRemote {
+	if s.phase != releasedRemote && s.phase != releasedLocal {
 		// Released for a code or a fob and nothing moved: the slot rests
 		// (its coil cools) before it is released again, longer each time
 		// in a row, and the relock is merged like a refusal. A signed
-		// command from the cloud is not held back.
+		// command from the cloud (or a technician at the box) is not held
+		// back.
 		s.fruitless++
 		s.coolUntil = now.Add(coolDownFor(s.fruitless))
 		evs = c.refused(now, ev)
@@ -652,6 +654,8 @@ func purposeOf(p phase) Purpose {
 		return PurposeReturn
 	case releasedRemote:
 		return PurposeRemote
+	case releasedLocal:
+		return PurposeLocal
 	}
 	return ""
 }
@@ -681,21 +685,25 @@ func (c *Controller) keySensed(slot int, present bool) {
 			c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, GrantID: s.grantID,
 				Reason: ReasonKeyTaken, Purpose: PurposeTake}))
 		c.endSequence(slot)
-	case (s.phase == releasedReturn || s.phase == releasedRemote) && present:
+	case (s.phase == releasedReturn || s.phase == releasedRemote || s.phase == releasedLocal) && present:
 		// Relock at once (the safe move never waits); key_returned waits
 		// for the sensor to settle.
 		ret := Event{Type: EventKeyReturned, Slot: slot, KeyID: s.keyID, FobUID: s.fobUID, ReturnBy: ReturnByFob}
-		if s.phase == releasedRemote {
+		switch s.phase {
+		case releasedRemote:
 			ret.ReturnBy, ret.Purpose = ReturnByRemote, PurposeRemote
+		case releasedLocal:
+			ret.ReturnBy, ret.Purpose = ReturnByLocal, PurposeLocal
 		}
 		evs = append(evs, c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, FobUID: s.fobUID,
 			Reason: ReasonKeyReturned, Purpose: purposeOf(s.phase)}))
 		c.endSequence(slot)
 		c.settle(slot, now, ret)
-	case s.phase == releasedRemote:
+	case s.phase == releasedRemote || s.phase == releasedLocal:
+		p := purposeOf(s.phase)
 		evs = append(evs,
-			c.event(now, Event{Type: EventKeyTaken, Slot: slot, KeyID: s.keyID, Purpose: PurposeRemote}),
-			c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, Reason: ReasonKeyTaken, Purpose: PurposeRemote}))
+			c.event(now, Event{Type: EventKeyTaken, Slot: slot, KeyID: s.keyID, Purpose: p}),
+			c.event(now, Event{Type: EventSlotRelocked, Slot: slot, KeyID: s.keyID, Reason: ReasonKeyTaken, Purpose: p}))
 		c.endSequence(slot)
 	case s.phase == idle:
 		what := "key removed from a locked slot"
@@ -757,6 +765,14 @@ func (c *Controller) RemoteRelease(slot int, by, reason, commandID string) error
 }
 
 func (c *Controller) remoteRelease(slot int, by, reason, commandID string) error {
+	return c.releaseFor(slot, releasedRemote, Event{Type: EventSlotReleased, Purpose: PurposeRemote,
+		Detail: fmt.Sprintf("command %s by %s: %s", commandID, by, reason)})
+}
+
+// releaseFor releases slot for a person (phase releasedRemote or
+// releasedLocal), recording ev (its slot and time filled in here) before
+// the coil moves, as a code's release does. It runs on the loop.
+func (c *Controller) releaseFor(slot int, p phase, ev Event) error {
 	if slot < 1 || slot > c.cfg.Slots {
 		return fmt.Errorf("slot %d is not in 1..%d", slot, c.cfg.Slots)
 	}
@@ -768,13 +784,13 @@ func (c *Controller) remoteRelease(slot int, by, reason, commandID string) error
 	if c.slots[slot-1].ret != nil {
 		evs = append(evs, c.settled(slot, now)) // its return first, as in open
 	}
-	evs = append(evs, c.event(now, Event{Type: EventSlotReleased, Slot: slot, Purpose: PurposeRemote,
-		Detail: fmt.Sprintf("command %s by %s: %s", commandID, by, reason)}))
+	ev.Slot = slot
+	evs = append(evs, c.event(now, ev))
 	if err := c.commit(Change{Events: evs}); err != nil {
 		return fmt.Errorf("recording the release: %w", err)
 	}
-	c.startSequence(now, slot, releasedRemote, "", "", "")
-	if c.slots[slot-1].phase != releasedRemote {
+	c.startSequence(now, slot, p, "", "", "")
+	if c.slots[slot-1].phase != p {
 		return fmt.Errorf("slot %d: the lock did not release (hardware fault recorded)", slot)
 	}
 	return nil

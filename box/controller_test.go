@@ -654,3 +654,46 @@ func TestRemoteRelease(t *testing.T) {
 	r.advance(5 * time.Second)
 	require.Equal(t, box.ReasonTimeout, r.expect(box.EventSlotReleased, box.EventSlotRelocked)[1].Reason)
 }
+
+func TestReleaseLocal(t *testing.T) {
+	r := newRig(t, box.Config{}, store.Batch{Keys: keys(2)})
+	r.newEvents()
+	require.NoError(t, r.c.ReleaseLocal(2, "alice", 1000, "swap battery"))
+	evs := r.expect(box.EventSlotReleasedLocally)
+	require.Equal(t, 2, evs[0].Slot)
+	require.Equal(t, box.PurposeLocal, evs[0].Purpose)
+	require.Equal(t, "by alice (uid 1000): swap battery", evs[0].Detail)
+	require.Equal(t, []int{2}, r.hw.openSlots())
+	require.Equal(t, box.PurposeLocal, r.c.Slots()[1].Purpose)
+
+	// One sequence per slot; a slot off the box is refused.
+	require.ErrorIs(t, r.c.ReleaseLocal(2, "bob", 1001, "again"), box.ErrSlotBusy)
+	require.ErrorContains(t, r.c.ReleaseLocal(13, "bob", 1001, "no such slot"), "not in 1..")
+
+	// The key leaves: relocked at once, taken as a local release.
+	r.sense(2, false)
+	evs = r.expect(box.EventKeyTaken, box.EventSlotRelocked)
+	require.Equal(t, box.PurposeLocal, evs[0].Purpose)
+	require.Equal(t, box.ReasonKeyTaken, evs[1].Reason)
+	require.Empty(t, r.hw.openSlots())
+
+	// Seated again on another local release: relocked, returned "local".
+	require.NoError(t, r.c.ReleaseLocal(2, "alice", 1000, "key back"))
+	r.expect(box.EventSlotReleasedLocally)
+	r.sense(2, true)
+	require.Equal(t, box.ReasonKeyReturned, r.expect(box.EventSlotRelocked)[0].Reason)
+	require.Empty(t, r.hw.openSlots())
+
+	// Nothing moves: relocked after the release time, and released again
+	// at once (no cool-down for a person the box trusts).
+	require.NoError(t, r.c.ReleaseLocal(1, "alice", -1, "test"))
+	r.advance(5 * time.Second)
+	// (slot 2's return settles meanwhile, recorded with its seated time)
+	evs = r.expect(box.EventSlotReleasedLocally, box.EventKeyReturned, box.EventSlotRelocked)
+	require.Equal(t, "by alice (uid unknown): test", evs[0].Detail)
+	require.Equal(t, box.ReturnByLocal, evs[1].ReturnBy)
+	require.Equal(t, box.ReasonTimeout, evs[2].Reason)
+	require.Empty(t, r.hw.openSlots())
+	require.NoError(t, r.c.ReleaseLocal(1, "alice", 1000, "again"))
+	require.Equal(t, []int{1}, r.hw.openSlots())
+}

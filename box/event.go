@@ -37,6 +37,11 @@ const (
 	// and its releases are slot_released with PurposeSelftest.
 	EventMaintenanceBegan EventType = "maintenance_began"
 	EventMaintenanceEnded EventType = "maintenance_ended"
+	// EventSlotReleasedLocally: a person at the box (a technician on its
+	// admin socket, smartboxctl release) released a slot; Detail says who
+	// (name and the socket peer's uid) and why. Audited like slot_released,
+	// never merged.
+	EventSlotReleasedLocally EventType = "slot_released_locally"
 )
 
 // ReturnBy says what let a key back into its slot (key_returned).
@@ -50,6 +55,8 @@ const (
 	ReturnByFob ReturnBy = "fob"
 	// ReturnByRemote: the slot was opened by a signed command from the cloud.
 	ReturnByRemote ReturnBy = "remote"
+	// ReturnByLocal: the slot was released on the box's admin socket.
+	ReturnByLocal ReturnBy = "local"
 )
 
 // Reason says why something was refused or ended.
@@ -84,6 +91,7 @@ const (
 	PurposeReturn   Purpose = "return"
 	PurposeRemote   Purpose = "remote"   // opened by a signed command from the cloud
 	PurposeSelftest Purpose = "selftest" // opened by a technician's self-test (smartboxctl selftest)
+	PurposeLocal    Purpose = "local"    // released on the box's admin socket (ReleaseLocal)
 )
 
 // Event is one entry of the outbox. Seq is given by the store when the event

@@ -109,7 +109,7 @@ type Store struct {
 	path   string
 	now    func() time.Time
 	slots  int
-	quota  int // outbox quota (Options.OutboxQuota)
+	quota  int  // outbox quota (Options.OutboxQuota)
 	ro     bool // Options.ReadOnly
 	log    *slog.Logger
 	secret []byte
