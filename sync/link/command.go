@@ -92,8 +92,10 @@ func (l *Link) runCommand(c wire.Command) error {
 	default:
 		err = fmt.Errorf("%w: unknown command kind %q", errRefused, c.Kind)
 	}
+	detail := fmt.Sprintf("command %s (%s, by %s): %v", c.ID, c.Kind, c.By, err)
+	l.noteRefused(detail)
 	if ok, _ := l.refusals.allow(time.Now()); ok {
-		l.record(box.Event{Type: box.EventSyncRefused, Detail: fmt.Sprintf("command %s (%s, by %s): %v", c.ID, c.Kind, c.By, err)})
+		l.record(box.Event{Type: box.EventSyncRefused, Detail: detail})
 	}
 	return err
 }

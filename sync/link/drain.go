@@ -62,6 +62,7 @@ func (l *Link) onAck(payload []byte) {
 		if n > 0 {
 			l.log.Debug("sync: events acked", "through", ack.Through, "deleted", n)
 		}
+		l.noteAcked()
 	}
 	f := l.w.inflight
 	switch {

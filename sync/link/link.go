@@ -104,6 +104,7 @@ type Link struct {
 	probeSend chan string // nonces for the worker to send (probe.go)
 	connected atomic.Bool
 	running   atomic.Bool
+	state     syncState // what the cloud last said (state.go)
 
 	// worker state (the Run goroutine only)
 	client     mqtt.Client

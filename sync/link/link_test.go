@@ -83,6 +83,13 @@ func TestSyncFromEmptyThenDeltas(t *testing.T) {
 				return ok && s.Online && s.Revision == brev && s.OutboxDepth == 0
 			}, waitFor, 20*time.Millisecond)
 			require.Empty(t, eventsOfType(t, st, box.EventSyncRefused))
+
+			// The link's state for the admin socket: synced, acked, nothing refused.
+			ls := l.State()
+			require.False(t, ls.LastSync.IsZero(), "last sync")
+			require.Eventually(t, func() bool { return !l.State().LastAck.IsZero() }, waitFor, 10*time.Millisecond, "last ack")
+			require.Empty(t, ls.Refused)
+			require.True(t, ls.RefusedAt.IsZero())
 		})
 	}
 }
@@ -144,6 +151,9 @@ func TestRefused(t *testing.T) {
 				require.Eventually(t, func() bool { return len(refusals(t, tc, st)) > before }, waitFor, 10*time.Millisecond, c.name)
 				got := refusals(t, tc, st)
 				require.Contains(t, got[len(got)-1].Detail, c.want, c.name)
+				ls := l.State()
+				require.Contains(t, ls.Refused, c.want, "%s: the link's state", c.name)
+				require.False(t, ls.RefusedAt.IsZero(), c.name)
 				now, err := st.Revision()
 				require.NoError(t, err)
 				require.Equal(t, rev, now, "%s: nothing applied", c.name)

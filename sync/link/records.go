@@ -30,6 +30,9 @@ func (l *Link) onRecords(payload []byte) {
 	if b.To < rev || (b.To == rev && !(b.Snapshot && l.w.resync)) {
 		// A duplicate, a late copy, or a replay of an old batch.
 		l.log.Debug("sync: old batch ignored", "from", b.From, "to", b.To, "have", rev)
+		if b.To == rev {
+			l.noteSynced() // the cloud has nothing newer
+		}
 		return
 	}
 	if !b.Snapshot && b.From != rev {
@@ -53,6 +56,7 @@ func (l *Link) onRecords(payload []byte) {
 		return
 	}
 	l.log.Info("sync: records applied", "from", b.From, "to", b.To)
+	l.noteSynced()
 	l.Kick()
 	l.publishStatus()
 }
@@ -76,6 +80,7 @@ func (l *Link) applyChunk(b wire.RecordBatch, batch store.Batch) {
 	}
 	l.w.stageTo, l.w.resync = 0, false
 	l.log.Info("sync: snapshot applied", "to", b.To, "chunks", chunks)
+	l.noteSynced()
 	l.Kick()
 	l.publishStatus()
 }

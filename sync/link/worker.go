@@ -238,6 +238,7 @@ func (l *Link) publishStatus() {
 // broker or a neighbour still gets the real batch.
 func (l *Link) refuse(what string, err error) {
 	l.log.Warn("sync: refused", "what", what, "err", err)
+	l.noteRefused(fmt.Sprintf("%s: %v", what, err))
 	if ok, suppressed := l.refusals.allow(time.Now()); ok {
 		detail := fmt.Sprintf("%s: %v", what, err)
 		if suppressed > 0 {
