@@ -16,11 +16,6 @@ import (
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 )
 
-// defaultSocketPath is where smartboxd's socket is on a box (the systemd
-// unit's runtime directory). It is boxsocket.DefaultPath's value, which
-// another change of issue 11 adds; use that constant once both are in.
-const defaultSocketPath = "/run/smartbox/smartboxd.sock"
-
 // Finding states.
 const (
 	stateOK      = "ok"
@@ -83,7 +78,7 @@ func (d *doctor) problems() int {
 func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("doctor", stderr)
 	configPath := fs.String("config", boxconfig.DefaultConfigPath, "smartboxd's config file")
-	socketPath := fs.String("socket", defaultSocketPath, "smartboxd's local socket")
+	socketPath := fs.String("socket", boxsocket.DefaultPath, "smartboxd's local socket")
 	dataDir := fs.String("data", "", "data directory (the store is DIR/box.db); default: the config's data_dir")
 	asJSON := fs.Bool("json", false, "print the findings as JSON")
 	if _, err := fs.ParseArgs(args); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxconfig"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
+	"github.com/smartbox-oss/smartbox/cmd/internal/ntpsync"
 )
 
 // Bounds of the doctor's look at a running daemon.
@@ -149,7 +150,7 @@ func (d *doctor) checkClock() {
 	} else {
 		d.ok("clock", "the system clock %s is after %s (%s)", now.UTC().Format(time.RFC3339), floor.UTC().Format(time.RFC3339), from)
 	}
-	if synced, err := ntpSynced(); err != nil {
+	if synced, err := ntpsync.Synced(); err != nil {
 		d.skipped("ntp", "%v", err)
 	} else {
 		d.ntpFinding(synced)

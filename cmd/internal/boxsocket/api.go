@@ -1,15 +1,27 @@
-// Package boxsocket is smartboxd's local socket: a Unix socket speaking HTTP
-// and JSON that shows a running box as it is (status, slots, keys, events)
-// and, on the simulated board only, lets the simulator act on the hardware
-// (press keys, take and return keys, hold a fob at the reader, break things).
-// This file is the API, one definition for the daemon that serves it and
-// the tools that call it (smartbox-sim, later smartboxctl).
+// Package boxsocket is smartboxd's local admin socket: a Unix socket
+// speaking HTTP and JSON that shows a running box as it is (status, slots,
+// keys, grants, events), lets a technician release a slot (audited), and, on
+// the simulated board only, lets the simulator act on the hardware (press
+// keys, take and return keys, hold a fob at the reader, break things). This
+// file is the API, one definition for the daemon that serves it and the
+// tools that call it (smartbox-sim, smartboxctl).
+//
+// Who may connect: the socket is 0600 (root and the daemon's user), or 0660
+// with smartboxd's --socket-group (the systemd unit passes "smartbox": then
+// that group's members too). Anyone who can connect can release slots: the
+// file's mode is the access control, and every release records the peer's
+// uid (SO_PEERCRED). On a box the socket is at DefaultPath, in the unit's
+// RuntimeDirectory.
 //
 // Routes (every answer is JSON; an error is ErrorResponse with a 4xx/5xx):
 //
 //	GET  /v1/status                Status
 //	GET  /v1/slots                 []Slot
 //	GET  /v1/keys                  []box.Key
+//	GET  /v1/grants                []box.Grant (never a code: the box keeps only their HMACs)
+//	POST /v1/slots/{n}/release     ReleaseRequest: release slot n for a take or a return,
+//	                               audited as slot_released_locally; 409 while it is released
+//	POST /v1/cloud/probe           a signed round trip to the cloud (probe.go)
 //	GET  /v1/events?after=S&limit=N []box.Event after seq S, at most N (default 100, max MaxEvents)
 //	GET  /v1/watch?after=S         text/event-stream of Watch, one "data:" line each:
 //	                               one at once, then one per change (coalesced, at most
@@ -30,6 +42,13 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 )
+
+// DefaultPath is where smartboxd's socket is on a box: the systemd unit's
+// RuntimeDirectory (smartbox) and the name smartboxd gives it there.
+const DefaultPath = "/run/smartbox/smartboxd.sock"
+
+// SocketName is the socket's file name in $RUNTIME_DIRECTORY.
+const SocketName = "smartboxd.sock"
 
 // Bounds of the socket, stated once.
 const (
@@ -55,6 +74,11 @@ const (
 	// MaxClockJump caps how far ClockRequest.At may be from the system's
 	// time: 1970 is in reach, a time.Duration's 292 years are not.
 	MaxClockJump = 100 * 365 * 24 * time.Hour
+	// MaxReleaseBy caps ReleaseRequest.By (a name or an employee number).
+	MaxReleaseBy = 64
+	// MaxReleaseReason caps ReleaseRequest.Reason (a sentence), so that
+	// the event's Detail stays a line.
+	MaxReleaseReason = 200
 )
 
 // Status is the box in one answer.
@@ -158,6 +182,15 @@ type ReaderRequest struct {
 type ClockRequest struct {
 	At    time.Time `json:"at,omitzero"`
 	Reset bool      `json:"reset,omitempty"`
+}
+
+// ReleaseRequest releases a slot on the admin socket: By (who, e.g. a name)
+// and Reason (why) are both required, printable, at most MaxReleaseBy and
+// MaxReleaseReason characters; the event records them with the socket
+// peer's uid.
+type ReleaseRequest struct {
+	By     string `json:"by"`
+	Reason string `json:"reason"`
 }
 
 // ErrorResponse is every error answer.

@@ -1,4 +1,4 @@
-package main
+package ntpsync
 
 import (
 	"fmt"
@@ -6,10 +6,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ntpSynced asks the kernel whether NTP keeps the clock synchronised: a
+// Synced asks the kernel whether NTP keeps the clock synchronised: a
 // time service clears STA_UNSYNC once it has disciplined the clock, and
 // adjtimex says TIME_ERROR while it is set.
-func ntpSynced() (bool, error) {
+func Synced() (bool, error) {
 	var tx unix.Timex
 	state, err := unix.Adjtimex(&tx)
 	if err != nil {

@@ -1,10 +1,10 @@
 //go:build !linux
 
-package main
+package ntpsync
 
 import "errors"
 
-// ntpSynced is known on Linux only (adjtimex).
-func ntpSynced() (bool, error) {
+// Synced is known on Linux only (adjtimex).
+func Synced() (bool, error) {
 	return false, errors.New("the clock's NTP state is known on Linux only")
 }
