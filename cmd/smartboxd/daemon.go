@@ -87,6 +87,7 @@ type daemonOptions struct {
 	StdinIsTerm bool      // EOF on a terminal means quit; on a pipe or /dev/null it does not
 	Software    string    // version for the sync status
 	Socket      string    // the local socket's path; empty: none
+	SocketGroup string    // the socket's group (mode 0660); empty: mode 0600
 
 	// simSlots are the simulated slots to run on (tests: locks that start
 	// energised, as a crash would leave them); nil makes new ones.
@@ -201,7 +202,7 @@ func newDaemon(cfg *boxconfig.Config, opts daemonOptions) (_ *daemon, err error)
 		// Last: a live socket (another smartboxd) is refused before this
 		// one serves anything, and nothing after can fail and leave the
 		// socket file behind.
-		if d.sock, err = listenSocket(opts.Socket); err != nil {
+		if d.sock, err = listenSocket(opts.Socket, opts.SocketGroup); err != nil {
 			return nil, err
 		}
 	}

@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/buildinfo"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/sim"
@@ -43,10 +45,14 @@ func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	logLevel := fs.String("log-level", "info", cli.LogLevelUsage)
 	simClock := fs.String("sim-clock", "", "with the sim profile: the simulated board's clock starts at this RFC 3339 time (a board without an RTC battery boots in 1970)")
 	simKeys := fs.String("sim-keys", "all", `with the sim profile: the slots holding a key at start: "all", "none" or a list such as 1,2,5`)
-	socket := fs.String("socket", "", "serve the local socket (HTTP and JSON, mode 0600) at this path; empty: none")
+	socket := fs.String("socket", defaultSocket(), "serve the local admin socket (HTTP and JSON, mode 0600) at this path; default: $RUNTIME_DIRECTORY/"+boxsocket.SocketName+" when systemd sets RUNTIME_DIRECTORY, else none")
+	socketGroup := fs.String("socket-group", "", "make the socket 0660 with this group (the unit passes smartbox), so that its members may use smartboxctl; empty: 0600")
 	showVersion := fs.Bool("version", false, "print the version, commit, build time and platform, and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *socketGroup != "" && *socket == "" {
+		return cli.Usagef("--socket-group %q: there is no socket (give --socket, or run under systemd with RuntimeDirectory=)", *socketGroup)
 	}
 	if *showVersion {
 		return buildinfo.Fprint(stdout, "smartboxd")
@@ -110,7 +116,7 @@ func runDaemon(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	log.Info("starting", "box_id", cfg.BoxID, "profile", cfg.Hardware.Profile, "data", cfg.DataDir,
 		"slots", cfg.Hardware.Slots.Count, "build_time", bi.BuildTime, "build_time_from", bi.BuildTimeFrom, "software", sw)
 
-	opts := daemonOptions{Log: log, BuildTime: bi.BuildTime, Clock: clock, Software: sw, Socket: *socket, simSlots: simSlots}
+	opts := daemonOptions{Log: log, BuildTime: bi.BuildTime, Clock: clock, Software: sw, Socket: *socket, SocketGroup: *socketGroup, simSlots: simSlots}
 	if cfg.Hardware.Profile == boxconfig.ProfileSim {
 		opts.Stdin, opts.Stdout = stdin, stdout
 		if f, ok := stdin.(*os.File); ok {
@@ -154,4 +160,17 @@ func parseSimKeys(s string, n int) ([]bool, error) {
 		keys[slot-1] = true
 	}
 	return keys, nil
+}
+
+// defaultSocket is the admin socket's path when --socket is not given:
+// $RUNTIME_DIRECTORY/smartboxd.sock under systemd (RuntimeDirectory=
+// smartbox makes it boxsocket.DefaultPath), else none.
+func defaultSocket() string {
+	dir := os.Getenv("RUNTIME_DIRECTORY")
+	if dir == "" {
+		return ""
+	}
+	// Several RuntimeDirectory= entries come colon-separated: the first.
+	dir, _, _ = strings.Cut(dir, ":")
+	return filepath.Join(dir, boxsocket.SocketName)
 }

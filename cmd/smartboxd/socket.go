@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
+	"github.com/smartbox-oss/smartbox/cmd/internal/ntpsync"
 )
 
 // Bounds of the local socket.
@@ -50,10 +52,21 @@ type boxSocket struct {
 	file os.FileInfo // the socket file as made: close removes path only if it is still this one
 }
 
-// listenSocket listens on the Unix socket path, mode 0600. A socket file
-// that nothing answers on (a killed smartboxd's) is removed first; one that
-// answers is another daemon's, and an error.
-func listenSocket(path string) (*boxSocket, error) {
+// listenSocket listens on the Unix socket path, mode 0600, or 0660 with
+// group (a name) when it is not empty. A socket file that nothing answers
+// on (a killed smartboxd's) is removed first; one that answers is another
+// daemon's, and an error.
+func listenSocket(path, group string) (*boxSocket, error) {
+	gid := -1
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			return nil, fmt.Errorf("--socket-group %s: %w (create the group, or leave --socket-group out for a 0600 socket)", group, err)
+		}
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return nil, fmt.Errorf("--socket-group %s: gid %q is not a number", group, g.Gid)
+		}
+	}
 	if len(path) > sunPathMax {
 		return nil, fmt.Errorf("--socket %s: the path is %d bytes, over the %d a Unix socket path may have: choose a shorter one", path, len(path), sunPathMax)
 	}
@@ -74,15 +87,16 @@ func listenSocket(path string) (*boxSocket, error) {
 			return nil, fmt.Errorf("--socket %s: removing the stale socket: %w", path, err)
 		}
 	}
-	ln, fi, err := listenPrivate(path)
+	ln, fi, err := listenPrivate(path, gid)
 	if err != nil {
 		return nil, fmt.Errorf("--socket %s: %w", path, err)
 	}
 	return &boxSocket{path: path, ln: ln, file: fi}, nil
 }
 
-// listenPrivate listens on a Unix socket that appears at path already 0600.
-// The socket drives the hardware: only its owner (and root) may connect.
+// listenPrivate listens on a Unix socket that appears at path already 0600
+// (or 0660 with group gid, when gid is not -1). The socket drives the
+// hardware: only its owner, root and that group may connect.
 // A socket file is made under the process umask, so bound at path and
 // chmod-ed after, a group member could connect in between (umask 002). It
 // is bound instead inside a fresh 0700 directory beside path (nobody else
@@ -90,7 +104,7 @@ func listenSocket(path string) (*boxSocket, error) {
 // unlike a rename, fails if something is at path already, so two daemons
 // started together on one --socket cannot take it from each other (the
 // second is told, as a bind at path would tell it).
-func listenPrivate(path string) (net.Listener, os.FileInfo, error) {
+func listenPrivate(path string, gid int) (net.Listener, os.FileInfo, error) {
 	tmpDir, err := os.MkdirTemp(filepath.Dir(path), socketTempPattern)
 	if err != nil {
 		return nil, nil, fmt.Errorf("making a private directory for the new socket: %w", err)
@@ -107,9 +121,19 @@ func listenPrivate(path string) (net.Listener, os.FileInfo, error) {
 	// The file at tmp goes with its directory: the listener must not unlink
 	// anything when it closes; boxSocket.close removes path.
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	if err := os.Chmod(tmp, 0o600); err != nil {
+	mode := os.FileMode(0o600)
+	if gid >= 0 {
+		// The group before the mode: 0660 with the daemon's own group
+		// would let that group in for a moment.
+		if err := os.Chown(tmp, -1, gid); err != nil {
+			ln.Close()
+			return nil, nil, fmt.Errorf("giving it group %d: %w (the daemon's user must be root or in that group)", gid, err)
+		}
+		mode = 0o660
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
 		ln.Close()
-		return nil, nil, fmt.Errorf("making it 0600: %w", err)
+		return nil, nil, fmt.Errorf("making it %04o: %w", mode, err)
 	}
 	if err := os.Link(tmp, path); err != nil {
 		ln.Close()
@@ -149,6 +173,7 @@ func (d *daemon) serveSocket(ctx context.Context) (stop func()) {
 		Handler:           d.socketRoutes(),
 		ReadHeaderTimeout: socketHeaderTimeout,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext:       withPeer, // the uid a release records
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
 	done := make(chan struct{})
@@ -186,6 +211,8 @@ func (d *daemon) socketRoutes() http.Handler {
 			return keys, err
 		})
 	})
+	mux.HandleFunc("GET /v1/grants", d.serveGrants)
+	mux.HandleFunc("POST /v1/slots/{n}/release", d.serveRelease)
 	mux.HandleFunc("GET /v1/events", d.serveEvents)
 	mux.HandleFunc("GET /v1/watch", d.serveWatch)
 	mux.HandleFunc("POST /v1/cloud/probe", d.serveProbe)
@@ -224,6 +251,11 @@ func (d *daemon) socketStatus() (boxsocket.Status, error) {
 	default:
 		st.Cloud, st.Broker = "not connected", d.cfg.Cloud.BrokerURL
 	}
+	if d.link != nil {
+		ls := d.link.State()
+		st.LastSync, st.LastAck = ls.LastSync.Round(0), ls.LastAck.Round(0)
+		st.SyncRefused, st.SyncRefusedAt = ls.Refused, ls.RefusedAt.Round(0)
+	}
 	var err error
 	if st.Revision, err = d.store.Revision(); err != nil {
 		return st, fmt.Errorf("reading the revision: %w", err)
@@ -238,6 +270,11 @@ func (d *daemon) socketStatus() (boxsocket.Status, error) {
 	st.Clock = now.Round(0)
 	st.ClockTrusted = d.floor.Trusted()
 	st.ClockFloor, _ = d.floor.Floor()
+	if d.sim == nil {
+		// The sim's clock is settable, not NTP's: false there. An error
+		// (not Linux) is "not known to be synchronised".
+		st.ClockSynced, _ = ntpsync.Synced()
+	}
 	// The lockout as the store keeps it (the controller writes it with
 	// every commit that changes it).
 	lo, err := d.store.Lockout()

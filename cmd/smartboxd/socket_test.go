@@ -471,10 +471,10 @@ func TestSocketFile(t *testing.T) {
 	// A file that is not a socket is not removed.
 	plain := filepath.Join(filepath.Dir(stale), "plain")
 	require.NoError(t, os.WriteFile(plain, nil, 0o600))
-	_, err = listenSocket(plain)
+	_, err = listenSocket(plain, "")
 	require.ErrorContains(t, err, "is not a socket")
 
-	_, err = listenSocket("/tmp/" + strings.Repeat("s", sunPathMax))
+	_, err = listenSocket("/tmp/"+strings.Repeat("s", sunPathMax), "")
 	require.ErrorContains(t, err, "over the 107 a Unix socket path may have")
 }
 
@@ -662,6 +662,11 @@ func TestSocketCloud(t *testing.T) {
 		return m.Status.Revision == rev && m.Status.Outbox == 0 && hasEv(evs, box.EventRecordsApplied, 0)
 	})
 	require.Equal(t, "Van 3", m.Slots[0].KeyName)
+	// The link's state in the status: synced and acknowledged, nothing refused.
+	m = w.until(t, "last sync and last ack", func(m boxsocket.Watch, _ []box.Event) bool {
+		return !m.Status.LastSync.IsZero() && !m.Status.LastAck.IsZero()
+	})
+	require.Empty(t, m.Status.SyncRefused)
 	c.quit(t)
 }
 
@@ -687,9 +692,9 @@ func TestSocketSimRoutesOnRealHardware(t *testing.T) {
 // first's place; and a daemon that stops removes only its own socket file.
 func TestSocketNotTakenOver(t *testing.T) {
 	path := socketPath(t)
-	first, fi, err := listenPrivate(path)
+	first, fi, err := listenPrivate(path, -1)
 	require.NoError(t, err)
-	_, _, err = listenPrivate(path)
+	_, _, err = listenPrivate(path, -1)
 	require.ErrorContains(t, err, "something was put there while this daemon started (another smartboxd?)")
 	entries, err := os.ReadDir(filepath.Dir(path))
 	require.NoError(t, err)
