@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxconfig"
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/buildinfo"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
@@ -37,7 +39,9 @@ var discardLogger = slog.New(slog.DiscardHandler)
 // column.
 const underDescriptions = "                                    "
 
-// commands work on a box's store (DIR/box.db) while smartboxd is stopped.
+// commands: the reading ones (inspect.go) ask the running smartboxd on its
+// socket, else read the store read-only; the writing ones (init, import,
+// provision) need the store to themselves: smartboxd stopped.
 var commands = &cli.Set{
 	Name:   "smartboxctl",
 	Header: "usage: smartboxctl COMMAND [flags]\n\ncommands:\n",
@@ -45,9 +49,13 @@ var commands = &cli.Set{
 	Commands: []cli.Command{
 		{Name: "init", Summary: "--data DIR --box-id ID              create the box's store (DIR/box.db)", Run: local(cmdInit)},
 		{Name: "import", Summary: "--data DIR [--slots N] FILE.json    add or update keys and grants from a JSON file", Run: local(cmdImport)},
-		{Name: "keys", Summary: "--data DIR                          list keys", Run: local(cmdKeys)},
-		{Name: "grants", Summary: "--data DIR                          list grants (never their codes)", Run: local(cmdGrants)},
-		{Name: "events", Summary: "--data DIR [--after SEQ] [--limit N]  list events in the outbox", Run: local(cmdEvents)},
+		// inspect.go (each also takes --socket PATH and --data DIR: see the footer)
+		{Name: "status", Summary: "[--json]                            the box in words: cloud, sync, outbox, clock", Run: cmdStatus},
+		{Name: "keys", Summary: "[--json]                            list keys", Run: cmdKeys},
+		{Name: "grants", Summary: "[--json]                            list grants (never their codes)", Run: cmdGrants},
+		{Name: "events", Summary: "[--after SEQ] [--limit N] [--json]  list events in the outbox", Run: cmdEvents},
+		{Name: "slots", Summary: "[--json]                            list slots: key, sensor, lock", Run: cmdSlots},
+		{Name: "release", Summary: "SLOT --by WHO --reason WHY          release a slot on the running smartboxd (audited)", Run: cmdRelease},
 		// provision.go, trust.go
 		{Name: "provision", Summary: "--target DIR --box-id ID --bridge URL --token-file F [--profile NAME] [--config FILE]\n" +
 			underDescriptions + "[--name N] [--location L] [--broker URL] [--data-dir D] [--force]\n" +
@@ -65,7 +73,11 @@ var commands = &cli.Set{
 		{Name: "selftest", Summary: "[--socket PATH] [--config FILE] [--yes] [--json] [--only locks,keys,...]\n" +
 			underDescriptions + "test the locks, sensors, keypad, reader, clock, store and cloud", Run: cmdSelftest},
 	},
-	Footer: "\nRun 'smartboxctl COMMAND -h' for a command's flags.\n",
+	Footer: "\nstatus, keys, grants, events and slots read the running smartboxd on --socket PATH\n" +
+		"(default " + boxsocket.DefaultPath + "), else the store in --data DIR (default " + boxconfig.DefaultDataDir + ")\n" +
+		"read-only; release needs the running smartboxd. init, import, trust and identity write\n" +
+		"the store (or may): stop smartboxd first; provision writes a card, not a running box.\n" +
+		"\nRun 'smartboxctl COMMAND -h' for a command's flags.\n",
 }
 
 // local adapts a command that works on the box's store alone: it needs no
@@ -307,77 +319,6 @@ func codeUnchanged(s *store.Store, id, code string) (bool, error) {
 		return false, err
 	}
 	return slices.ContainsFunc(gs, func(g box.Grant) bool { return g.ID == id }), nil
-}
-
-// cmdKeys and cmdGrants list the store's records under the header.
-var (
-	cmdKeys   = listing("keys", (*store.Store).Keys, report.Keys)
-	cmdGrants = listing("grants", (*store.Store).Grants, report.Grants)
-)
-
-// listing makes a command that prints the header and then the records list
-// reads, as print lays them out.
-func listing[T any](name string, list func(*store.Store) ([]T, error), print func(io.Writer, []T) error) func(args []string, stdout, stderr io.Writer) error {
-	return func(args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet(name, stderr)
-		dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
-		if _, err := fs.ParseArgs(args); err != nil {
-			return err
-		}
-		return withStore(*dir, 0, func(s *store.Store) error {
-			records, err := list(s)
-			if err != nil {
-				return err
-			}
-			if err := header(stdout, s); err != nil {
-				return err
-			}
-			return print(stdout, records)
-		})
-	}
-}
-
-func cmdEvents(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("events", stderr)
-	dir := fs.String("data", "", "data directory (the store is DIR/box.db)")
-	after := fs.Uint64("after", 0, "list events with a sequence number above SEQ")
-	limit := fs.Int("limit", 0, "list at most N events (0: all)")
-	if _, err := fs.ParseArgs(args); err != nil {
-		return err
-	}
-	if *limit < 0 {
-		return cli.Usagef("--limit %d is negative", *limit)
-	}
-	return withStore(*dir, 0, func(s *store.Store) error {
-		tw := report.NewTable(stdout)
-		report.EventHeader(tw)
-		// Page through the outbox so that a box offline for weeks does
-		// not make one huge read.
-		const page = 1000
-		next, left := *after, *limit
-		for {
-			n := page
-			if *limit > 0 {
-				n = min(n, left)
-			}
-			if n == 0 {
-				break
-			}
-			evs, err := s.Events(next, n)
-			if err != nil {
-				return err
-			}
-			for _, e := range evs {
-				report.Event(tw, e)
-			}
-			if len(evs) < n {
-				break
-			}
-			next = evs[len(evs)-1].Seq
-			left -= len(evs)
-		}
-		return tw.Flush()
-	})
 }
 
 // header says which box and which records revision a listing shows, and

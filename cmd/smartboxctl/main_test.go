@@ -91,7 +91,7 @@ func TestImportAndList(t *testing.T) {
 
 	code, out, _ = ctl(t, "events", "--data", dir, "--after", "1", "--limit", "5")
 	require.Equal(t, exitOK, code)
-	require.Equal(t, 2, strings.Count(out, "\n"), "header and event 2:\n%s", out)
+	require.Equal(t, 3, strings.Count(out, "\n"), "the box line, the table header and event 2:\n%s", out)
 	require.Contains(t, out, "\n2 ")
 }
 
@@ -133,7 +133,7 @@ func TestInUse(t *testing.T) {
 	code, _, errOut := ctl(t, "grants", "--data", dir)
 	require.Equal(t, exitFailure, code)
 	require.Contains(t, errOut, "in use")
-	require.Contains(t, errOut, "smartboxd holds the store")
+	require.Contains(t, errOut, "smartboxd holds "+filepath.Join(dir, "box.db")+" but its socket")
 }
 
 func TestUsage(t *testing.T) {
@@ -148,7 +148,7 @@ func TestUsage(t *testing.T) {
 		{"help", []string{"help"}, exitOK, "usage: smartboxctl"},
 		{"unknown command", []string{"flash"}, exitUsage, `unknown command "flash"`},
 		{"unknown flag", []string{"grants", "--data", dir, "--codes"}, exitUsage, "flag provided but not defined: -codes"},
-		{"no data", []string{"keys"}, exitUsage, "--data DIR is required"},
+		{"no data", []string{"keys", "--data", ""}, exitUsage, "--data DIR is required"},
 		{"no file", []string{"import", "--data", dir}, exitUsage, "FILE.json is required"},
 		{"bad slots", []string{"import", "--data", dir, "--slots", "0", "x.json"}, exitUsage, "--slots 0"},
 		{"init without id", []string{"init", "--data", dir}, exitUsage, "--box-id ID is required"},

@@ -15,6 +15,7 @@ import (
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxhw"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
+	"github.com/smartbox-oss/smartbox/cmd/internal/ntpsync"
 	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
 )
 
@@ -27,7 +28,7 @@ var errSelftestFailed = errors.New("the self-test failed: see the rows marked FA
 
 func cmdSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("selftest", stderr)
-	sock := fs.String("socket", defaultSocketPath, "smartboxd's local socket")
+	sock := fs.String("socket", boxsocket.DefaultPath, "smartboxd's local socket")
 	cfgPath := fs.String("config", "", "smartboxd's config (needed when smartboxd is stopped: the test then drives the hardware)")
 	yes := fs.Bool("yes", false, "answer yes to every confirmation (the test still waits for the hardware)")
 	asJSON := fs.Bool("json", false, "print the report as JSON (stable: see cmd/internal/selftest.Report)")
@@ -144,5 +145,5 @@ func selftestHardware(ctx context.Context, cfgPath string, p selftest.Prompter, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return selftest.RunHardware(ctx, cfg, p, opts, boxhw.Options{Log: discardLogger}, ntpSynced)
+	return selftest.RunHardware(ctx, cfg, p, opts, boxhw.Options{Log: discardLogger}, ntpsync.Synced)
 }
