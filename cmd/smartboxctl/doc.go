@@ -1,16 +1,20 @@
 // Command smartboxctl is the technician's tool for a SmartBox: it creates a
-// box's store, imports keys and grants from a JSON file, and lists keys,
-// grants and the event outbox. It provisions a box's card for sync in one
-// step (provision), or by hand: it stores the cloud's signing keys (trust)
-// and prints the box's own sync key (identity).
+// box's store, imports keys and grants from a JSON file, shows a box
+// (status, keys, grants, events, slots), and releases a slot on a running
+// box. It provisions a box's card for sync in one step (provision), or by
+// hand: it stores the cloud's signing keys (trust) and prints the box's own
+// sync key (identity).
 //
 // Usage:
 //
 //	smartboxctl init    --data DIR --box-id ID
 //	smartboxctl import  --data DIR [--slots N] FILE.json
-//	smartboxctl keys    --data DIR
-//	smartboxctl grants  --data DIR
-//	smartboxctl events  --data DIR [--after SEQ] [--limit N]
+//	smartboxctl status  [--socket PATH] [--data DIR] [--json]
+//	smartboxctl keys    [--socket PATH] [--data DIR] [--json]
+//	smartboxctl grants  [--socket PATH] [--data DIR] [--json]
+//	smartboxctl events  [--socket PATH] [--data DIR] [--after SEQ] [--limit N] [--json]
+//	smartboxctl slots   [--socket PATH] [--data DIR] [--json]
+//	smartboxctl release SLOT --by WHO --reason WHY [--socket PATH]
 //	smartboxctl provision --target DIR --box-id ID --bridge URL --token-file F [--profile NAME]
 //	                      [--config FILE] [--name N] [--location L] [--broker URL] [--data-dir D] [--force]
 //	smartboxctl provision --target DIR --box-id ID --offline --signing-key KID=BASE64 --ca-file F --broker URL [...]
@@ -69,9 +73,26 @@
 // (the box's X25519 key in standard base64, for `smartbox-bridge
 // register-box --public-key`) and "cloud_keys:".
 //
-// The store is DIR/box.db. smartboxd holds it while it runs (bbolt takes an
-// exclusive file lock), so smartboxctl then reports that the store is in use
-// by the daemon's pid: stop the daemon first, or use its console.
+// The reading commands (status, keys, grants, events, slots) ask the running
+// smartboxd on its admin socket (--socket, default boxsocket.DefaultPath,
+// /run/smartbox/smartboxd.sock) and show the daemon's view. When nothing
+// answers there (no socket file, a stale one, no answer within 3 s) they
+// open the store DIR/box.db (--data, default /var/lib/smartbox) read-only,
+// under bbolt's shared lock: nothing in the file changes. A running daemon
+// holds an exclusive lock, so a daemon whose socket does not answer is
+// reported as such ("smartboxd holds DIR/box.db but its socket PATH does not
+// answer: ..."), with what to do. status prints the box in words (cloud,
+// last sync and ack, the last refused message, outbox, clock and NTP, the
+// keypad's lockout); --json prints each command's answer as JSON.
+//
+// release asks the running daemon to release a slot for a take or a
+// return: it holds the locks, so without it nothing is released (use
+// smartboxctl selftest for a stopped box's hardware). It is recorded as a
+// slot_released_locally event with --by, --reason and the caller's uid.
+//
+// init, import, trust and identity write the store (identity makes the
+// sync key on first use), so they need it to themselves: stop smartboxd
+// first (provision writes a card, not a running box). While it runs they report that the store is in use by its pid.
 //
 // selftest tests the box on site: each slot's lock (released after asking,
 // the key taken and put back where a key is present), every key sensor,

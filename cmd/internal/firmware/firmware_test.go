@@ -164,7 +164,7 @@ func TestDebAmd64(t *testing.T) {
 	require.Equal(t, dist.Unit, data["lib/systemd/system/smartboxd.service"].body)
 	unit := string(dist.Unit)
 	for _, line := range []string{"Type=notify", "WatchdogSec=30s", "Restart=on-failure", "User=smartbox",
-		"ExecStart=/usr/bin/smartboxd --config /var/lib/smartbox/smartboxd.toml --socket /run/smartbox/smartboxd.sock",
+		"ExecStart=/usr/bin/smartboxd --config /var/lib/smartbox/smartboxd.toml --socket /run/smartbox/smartboxd.sock --socket-group smartbox",
 		"ConditionPathExists=/var/lib/smartbox/smartboxd.toml", "DevicePolicy=closed", "DeviceAllow=char-gpiochip rw",
 		"NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet="} {
 		require.Regexp(t, "(?m)^"+regexp.QuoteMeta(line)+"$", unit, "a line of the unit")
