@@ -7,7 +7,7 @@
 // Usage:
 //
 //	smartboxd [--config /etc/smartbox/smartboxd.toml] [--hardware sim] [--data DIR] [--log-level info]
-//	          [--socket PATH] [--sim-clock RFC3339] [--sim-keys all|none|1,2,5]
+//	          [--socket PATH] [--socket-group NAME] [--sim-clock RFC3339] [--sim-keys all|none|1,2,5]
 //
 // The config is decoded strictly: an unknown key, a pin list of the wrong
 // length or a malformed duration stops smartboxd before it touches any
@@ -38,16 +38,24 @@
 // pseudo-terminal reader (sim/rfid), and reads a line console on stdin for
 // a person to press keys, tap fobs and take or return keys (type "help").
 //
-// # The local socket
+// # The local admin socket
 //
 // --socket PATH serves HTTP and JSON on a Unix socket (mode 0600: it drives
-// the hardware, so only its owner and root may connect), for as long as the
-// daemon runs; the file is removed at stop. A socket file that nothing
+// the hardware, so only its owner and root may connect; with --socket-group
+// NAME it is 0660 with that group, so that its members may too: the systemd
+// unit passes smartbox), for as long as the daemon runs. Under systemd
+// (RUNTIME_DIRECTORY set) it defaults to $RUNTIME_DIRECTORY/smartboxd.sock,
+// boxsocket.DefaultPath for the unit's RuntimeDirectory=smartbox; else there
+// is none unless --socket says; the file is removed at stop. A socket file that nothing
 // answers on (a killed daemon's) is removed first; one that answers is
 // another daemon's, and smartboxd refuses to start. A path longer than the
 // 107 bytes of sun_path is refused with a message saying so. The routes and
 // their types are in cmd/internal/boxsocket (one definition for the daemon
-// and its callers): status, slots, keys, events, and /v1/watch, a
+// and its callers): status (with the sync link's last sync, last ack and
+// last refused message, and whether NTP keeps the clock), slots, keys,
+// grants (never a code), events, POST /v1/slots/{n}/release (a technician's
+// release, recorded as slot_released_locally with who, why and the peer's
+// uid from SO_PEERCRED; 409 while the slot is released), and /v1/watch, a
 // server-sent event stream of the whole state pushed on every change (the
 // sim pins, the keypad entry, every event committed, the sync link
 // connecting, dropping or applying records, the clock being set), at most
