@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
-	"github.com/smartbox-oss/smartbox/cmd/internal/syncbuf"
 	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
@@ -58,7 +56,7 @@ func smartboxdBinary(t *testing.T) string {
 // /v1/cloud/probe); provisioned with the cloud's key, the same box passes,
 // and doctor takes the broker, store, clock and outbox from the daemon.
 func TestDoctorSigningKeyThroughTheDaemon(t *testing.T) {
-	bin := smartboxdBinary(t)
+	smartboxdBinary(t) // built before the broker and cloud start
 	b := brokertest.Start(t, brokertest.Mochi, brokertest.Options{})
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
@@ -94,21 +92,7 @@ func TestDoctorSigningKeyThroughTheDaemon(t *testing.T) {
 	sock := shortSocketPath(t)
 
 	start := func() func() {
-		var stderr syncbuf.Buffer
-		cmd := exec.Command(bin, "--config", cfg, "--socket", sock)
-		cmd.Stderr = &stderr
-		require.NoError(t, cmd.Start())
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		stop := func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(daemonWait):
-				_ = cmd.Process.Kill()
-				t.Errorf("smartboxd did not stop; stderr:\n%s", stderr.String())
-			}
-		}
+		stop, stderr := startSmartboxd(t, cfg, sock)
 		// Connected, and the cloud subscribed (it holds the box's retained
 		// status, which it gets only once subscribed).
 		require.Eventually(t, func() bool {

@@ -139,29 +139,15 @@ func (v *boxView) status(ctx context.Context) (boxsocket.Status, error) {
 		return st, err
 	}
 	st.BoxID, st.Cloud = id.BoxID, "smartboxd not running"
-	if st.Revision, err = v.s.Revision(); err != nil {
-		return st, err
-	}
-	if st.Outbox, err = v.s.OutboxDepth(); err != nil {
-		return st, err
-	}
-	if st.LastSeq, err = v.s.LastSeq(); err != nil {
+	st.Clock = time.Now().Round(0)
+	if err := st.FillFromStore(v.s, st.Clock); err != nil {
 		return st, err
 	}
 	if st.ClockFloor, err = v.s.ClockFloor(); err != nil {
 		return st, err
 	}
-	st.Clock = time.Now().Round(0)
 	st.ClockTrusted = !st.Clock.Before(st.ClockFloor)
 	st.ClockSynced, _ = ntpsync.Synced()
-	lo, err := v.s.Lockout()
-	if err != nil {
-		return st, err
-	}
-	st.Failures = lo.Failures
-	if st.Clock.Before(lo.Until) {
-		st.LockoutUntil = lo.Until
-	}
 	return st, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,32 +33,29 @@ func initBoxA(t *testing.T) string {
 	return dir
 }
 
-// startSmartboxd runs a real smartboxd on the sim profile with its socket at
-// sock, until the socket answers; the returned stop ends it (SIGTERM).
-func startSmartboxd(t *testing.T, dir, sock string) (stop func()) {
+// startSmartboxd runs a real smartboxd with config cfg and its socket at
+// sock, until the socket answers; stop ends it (SIGTERM, waited for; once,
+// and at cleanup if not before).
+func startSmartboxd(t *testing.T, cfg, sock string) (stop func(), stderr *syncbuf.Buffer) {
 	t.Helper()
 	bin := smartboxdBinary(t)
-	cfg := renderConfig(t, "sim", dir, "", nil)
-	var stderr syncbuf.Buffer
+	stderr = &syncbuf.Buffer{}
 	cmd := exec.Command(bin, "--config", cfg, "--socket", sock)
-	cmd.Stderr = &stderr
-	cmd.Stdin = nil
+	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	stopped := false
+	var once sync.Once
 	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(daemonWait):
-			_ = cmd.Process.Kill()
-			t.Errorf("smartboxd did not stop; stderr:\n%s", stderr.String())
-		}
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(daemonWait):
+				_ = cmd.Process.Kill()
+				t.Errorf("smartboxd did not stop; stderr:\n%s", stderr.String())
+			}
+		})
 	}
 	t.Cleanup(stop)
 	c := boxsocket.Dial(sock)
@@ -66,7 +64,7 @@ func startSmartboxd(t *testing.T, dir, sock string) (stop func()) {
 		_, err := c.Status(t.Context())
 		return err == nil
 	}, daemonWait, 20*time.Millisecond, "smartboxd's socket answers; stderr:\n%s", stderr.String())
-	return stop
+	return stop, stderr
 }
 
 func ctlEvents(t *testing.T, args ...string) []box.Event {
@@ -94,7 +92,7 @@ func findEvent(evs []box.Event, typ box.EventType) (box.Event, bool) {
 func TestInspectRunningThenStopped(t *testing.T) {
 	dir := initBoxA(t)
 	sock := shortSocketPath(t)
-	stop := startSmartboxd(t, dir, sock)
+	stop, _ := startSmartboxd(t, renderConfig(t, "sim", dir, "", nil), sock)
 	on := []string{"--socket", sock, "--data", dir}
 
 	c := boxsocket.Dial(sock)

@@ -256,16 +256,6 @@ func (d *daemon) socketStatus() (boxsocket.Status, error) {
 		st.LastSync, st.LastAck = ls.LastSync.Round(0), ls.LastAck.Round(0)
 		st.SyncRefused, st.SyncRefusedAt = ls.Refused, ls.RefusedAt.Round(0)
 	}
-	var err error
-	if st.Revision, err = d.store.Revision(); err != nil {
-		return st, fmt.Errorf("reading the revision: %w", err)
-	}
-	if st.Outbox, err = d.store.OutboxDepth(); err != nil {
-		return st, fmt.Errorf("reading the outbox depth: %w", err)
-	}
-	if st.LastSeq, err = d.store.LastSeq(); err != nil {
-		return st, fmt.Errorf("reading the last sequence number: %w", err)
-	}
 	now := d.clock.Now()
 	st.Clock = now.Round(0)
 	st.ClockTrusted = d.floor.Trusted()
@@ -275,15 +265,8 @@ func (d *daemon) socketStatus() (boxsocket.Status, error) {
 		// (not Linux) is "not known to be synchronised".
 		st.ClockSynced, _ = ntpsync.Synced()
 	}
-	// The lockout as the store keeps it (the controller writes it with
-	// every commit that changes it).
-	lo, err := d.store.Lockout()
-	if err != nil {
-		return st, fmt.Errorf("reading the lockout: %w", err)
-	}
-	st.Failures = lo.Failures
-	if now.Before(lo.Until) {
-		st.LockoutUntil = lo.Until
+	if err := st.FillFromStore(d.store, now); err != nil {
+		return st, err
 	}
 	return st, nil
 }
