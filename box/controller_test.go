@@ -664,6 +664,7 @@ func TestReleaseLocal(t *testing.T) {
 	require.Equal(t, box.PurposeLocal, evs[0].Purpose)
 	require.Equal(t, "by alice (uid 1000): swap battery", evs[0].Detail)
 	require.Equal(t, []int{2}, r.hw.openSlots())
+	r.c.Flush() // the view is updated after the release's handler returns
 	require.Equal(t, box.PurposeLocal, r.c.Slots()[1].Purpose)
 
 	// One sequence per slot; a slot off the box is refused.
