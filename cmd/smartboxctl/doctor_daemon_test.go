@@ -4,10 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
+	"github.com/smartbox-oss/smartbox/cmd/internal/depot/depottest"
 	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
@@ -25,38 +23,12 @@ import (
 // (once), starting, connecting. Generous: the suite shares two cores.
 const daemonWait = 2 * time.Minute
 
-var (
-	buildOnce   sync.Once
-	smartboxd   string
-	smartboxErr error
-)
-
-// smartboxdBinary builds cmd/smartboxd once per test process.
-func smartboxdBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "sbdoctor-bin")
-		if err != nil {
-			smartboxErr = err
-			return
-		}
-		smartboxd = filepath.Join(dir, "smartboxd")
-		out, err := exec.Command("go", "build", "-o", smartboxd, "../smartboxd").CombinedOutput()
-		if err != nil {
-			smartboxErr = err
-			smartboxd = string(out)
-		}
-	})
-	require.NoError(t, smartboxErr, "building smartboxd: %s", smartboxd)
-	return smartboxd
-}
-
 // A real smartboxd process provisioned with a signing key that is not the
 // cloud's: doctor says so through the signed probe (POST
 // /v1/cloud/probe); provisioned with the cloud's key, the same box passes,
 // and doctor takes the broker, store, clock and outbox from the daemon.
 func TestDoctorSigningKeyThroughTheDaemon(t *testing.T) {
-	smartboxdBinary(t) // built before the broker and cloud start
+	depottest.Smartboxd(t) // built before the broker and cloud start
 	b := brokertest.Start(t, brokertest.Mochi, brokertest.Options{})
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
+	"github.com/smartbox-oss/smartbox/cmd/internal/depot/depottest"
 	"github.com/smartbox-oss/smartbox/cmd/internal/syncbuf"
 	"github.com/smartbox-oss/smartbox/store"
 )
@@ -36,11 +37,11 @@ func initBoxA(t *testing.T) string {
 // startSmartboxd runs a real smartboxd with config cfg and its socket at
 // sock, until the socket answers; stop ends it (SIGTERM, waited for; once,
 // and at cleanup if not before).
-func startSmartboxd(t *testing.T, cfg, sock string) (stop func(), stderr *syncbuf.Buffer) {
+func startSmartboxd(t *testing.T, cfg, sock string, args ...string) (stop func(), stderr *syncbuf.Buffer) {
 	t.Helper()
-	bin := smartboxdBinary(t)
+	bin := depottest.Smartboxd(t)
 	stderr = &syncbuf.Buffer{}
-	cmd := exec.Command(bin, "--config", cfg, "--socket", sock)
+	cmd := exec.Command(bin, append([]string{"--config", cfg, "--socket", sock}, args...)...)
 	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
 	done := make(chan error, 1)
@@ -92,7 +93,7 @@ func findEvent(evs []box.Event, typ box.EventType) (box.Event, bool) {
 func TestInspectRunningThenStopped(t *testing.T) {
 	dir := initBoxA(t)
 	sock := shortSocketPath(t)
-	stop, _ := startSmartboxd(t, renderConfig(t, "sim", dir, "", nil), sock)
+	stop, _ := startSmartboxd(t, writeProfileConfig(t, "sim", dir, "", nil), sock)
 	on := []string{"--socket", sock, "--data", dir}
 
 	c := boxsocket.Dial(sock)

@@ -12,7 +12,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
-	"github.com/smartbox-oss/smartbox/cmd/internal/depot/depottest"
 	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 )
@@ -147,27 +145,10 @@ func boxInfo(t *testing.T, b *testBridge, id string) bridge.BoxInfo {
 }
 
 // startSmartboxd runs a real smartboxd from a provisioned card.
-func startSmartboxd(t *testing.T, dir string) *boxsocket.Client {
+func startFromCard(t *testing.T, dir string) *boxsocket.Client {
 	t.Helper()
 	sock := filepath.Join(dir, "s.sock")
-	cmd := exec.Command(depottest.Smartboxd(t), "--config", filepath.Join(dir, relConfig), "--data", dir, "--socket", sock)
-	logs := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	require.NoError(t, cmd.Start())
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(e2eWait):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("smartboxd:\n%s", logs.String())
-		}
-	})
+	startSmartboxd(t, filepath.Join(dir, relConfig), sock, "--data", dir)
 	c := boxsocket.Dial(sock)
 	t.Cleanup(c.Close)
 	return c
@@ -210,7 +191,7 @@ func TestProvisionEndToEnd(t *testing.T) {
 	require.False(t, info.CertNotAfter.IsZero())
 
 	// A real smartboxd from the card connects with its certificate.
-	c := startSmartboxd(t, dir)
+	c := startFromCard(t, dir)
 	ctx := context.Background()
 	require.Eventually(t, func() bool {
 		st, err := c.Status(ctx)
@@ -455,7 +436,7 @@ func TestProvisionAfterCut(t *testing.T) {
 	require.Equal(t, half[relDeviceKey], tree(t, old[0])[relDeviceKey])
 
 	// And the card works: the certificate is for the new key.
-	c := startSmartboxd(t, dir)
+	c := startFromCard(t, dir)
 	require.Eventually(t, func() bool {
 		st, err := c.Status(context.Background())
 		return err == nil && st.Cloud == "connected"
