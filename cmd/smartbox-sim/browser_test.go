@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
+	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/browsertest"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot/depottest"
@@ -108,17 +109,19 @@ func pinFor(t *testing.T, ctx context.Context, to string) string {
 // outbox is the box's outbox count as the sync panel shows it.
 const outbox = `parseInt(document.querySelector('#sync-state dd[data-field="outbox"]')?.textContent ?? '', 10)`
 
-// TestBrowser is issue 10's story in a real browser on a real depot: a fleet
-// manager assigns Car 3 to Grace in the Fleetio panel, the bridge books it
-// and mails her the PIN, she types it on the keypad and takes the key; the
-// box's network is cut, Ada's PIN still opens her slot, and the event
-// reaches the bridge once the network is back.
-func TestBrowser(t *testing.T) {
+// openPage starts a depot with one box (before, if not nil, acts on it
+// before the page opens), serves its page and opens it in a browser at
+// the reference size.
+func openPage(t *testing.T, before func(*depot.Depot)) context.Context {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	d, err := depot.Start(t.Context(), depot.Options{Dir: t.TempDir(), Boxes: 1,
 		Smartboxd: depottest.Smartboxd(t), Logger: log})
 	require.NoError(t, err, "starting the depot")
 	t.Cleanup(func() { require.NoError(t, d.Close(), "closing the depot") })
+	if before != nil {
+		before(d)
+	}
 	page := simweb.New(d, simweb.Options{Logger: log})
 	hs := httptest.NewServer(page)
 	t.Cleanup(hs.Close)
@@ -126,10 +129,20 @@ func TestBrowser(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, page.Close()) })
 	// After the depot: browsertest bounds the browser's whole life.
 	ctx := browsertest.New(t)
-	dir := shotsDir(t)
-
 	step(t, ctx, "sizing the viewport", chromedp.EmulateViewport(browsertest.WindowWidth, browsertest.WindowHeight))
 	step(t, ctx, "opening the page", chromedp.Navigate(hs.URL))
+	return ctx
+}
+
+// TestBrowser is issue 10's story in a real browser on a real depot: a fleet
+// manager assigns Car 3 to Grace in the Fleetio panel, the bridge books it
+// and mails her the PIN, she types it on the keypad and takes the key; the
+// box's network is cut, Ada's PIN still opens her slot, and the event
+// reaches the bridge once the network is back.
+func TestBrowser(t *testing.T) {
+	ctx := openPage(t, nil)
+	dir := shotsDir(t)
+
 	wait(t, ctx, "box 1 listed", `#boxes li[data-box="box-1"]`)
 	wait(t, ctx, "the box connected", `#sync-state[data-connected="true"]`)
 
@@ -212,4 +225,27 @@ func TestBrowser(t *testing.T) {
 			r.textContent.includes(%q) && r.querySelector('.chip[data-type="slot_released"]'))`, adaName))
 
 	t.Logf("screenshots in %s (%s)", dir, filepath.Base(shotPath))
+}
+
+// TestBrowserSelftest: the page's Self-test button runs the real
+// smartboxctl selftest on a real box with slot 3's latch jammed and slot
+// 5's sensor dead, and shows its table: those two rows fail, the verdict
+// says FAILED with exit status 1.
+func TestBrowserSelftest(t *testing.T) {
+	ctx := openPage(t, func(d *depot.Depot) {
+		yes := true
+		require.NoError(t, d.SetSlotFault(t.Context(), "box-1", 3, boxsocket.SlotFault{Jammed: &yes}))
+		require.NoError(t, d.SetSlotFault(t.Context(), "box-1", 5, boxsocket.SlotFault{SensorDead: &yes}))
+	})
+	wait(t, ctx, "the box connected", `#sync-state[data-connected="true"]`)
+	click(t, ctx, `#selftest`)
+	verdict := waitFor[string](t, ctx, "the self-test's verdict", `(() => {
+		const v = document.querySelector('#selftest-verdict').textContent;
+		return v.includes('exit status') ? v : ''; })()`)
+	require.Contains(t, verdict, "FAILED (exit status 1)")
+	failed := step(t, ctx, "the failed rows", chromedp.Evaluate[[]string](
+		`[...document.querySelectorAll('#selftest-rows tr[data-result="fail"]')].map((r) => r.children[1].textContent)`))
+	require.ElementsMatch(t, []string{"slot 3 lock", "slot 5 sensor"}, failed)
+	shot := step(t, ctx, "the screenshot", chromedp.FullScreenshot(100))
+	require.NoError(t, os.WriteFile(filepath.Join(shotsDir(t), "sim-selftest-full.png"), shot, 0o644), "writing the screenshot")
 }

@@ -47,6 +47,7 @@ func runSim(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	boxes := fs.Int("boxes", 1, fmt.Sprintf("how many boxes (smartboxd processes) run, 1..%d", depot.MaxBoxes))
 	dataDir := fs.String("data", "", `where the installation lives (cleared at start); "" a temporary directory`)
 	smartboxd := fs.String("smartboxd", "", "the smartboxd binary (default: beside this program, then $PATH)")
+	smartboxctl := fs.String("smartboxctl", "", "the smartboxctl binary that provisions each box (default: beside this program, then beside smartboxd, then $PATH)")
 	console := fs.Bool("console", false, "box 1's line console on this terminal (type help), beside the page")
 	scen := fs.String("scenario", "", `run a scripted story headless and exit (NAME, "all", or "list")`)
 	logLevel := fs.String("log-level", "warn", cli.LogLevelUsage)
@@ -61,7 +62,7 @@ func runSim(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	opts := depot.Options{Dir: *dataDir, Boxes: *boxes, Smartboxd: *smartboxd, Logger: log}
+	opts := depot.Options{Dir: *dataDir, Boxes: *boxes, Smartboxd: *smartboxd, Smartboxctl: *smartboxctl, Logger: log}
 
 	if *scen != "" {
 		if *scen == "list" {

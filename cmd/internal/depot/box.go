@@ -2,8 +2,6 @@ package depot
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -68,9 +66,12 @@ type Box struct {
 	stopWatch   context.CancelFunc
 }
 
-// newBox provisions box n as a technician would (store with identity and
-// the bridge's signing key, MQTT password, registration, keys, links) and
-// writes its config. The process is started by powerOn.
+// newBox provisions box n as a technician would: the real
+// `smartboxctl provision` writes its card (store with identity and the
+// bridge's signing key, device key and bridge-signed client certificate,
+// the bridge's CA, smartboxd.toml from the sim profile) into the box's
+// directory and registers it; the depot then puts its keys and links
+// through the admin API. The process is started by powerOn.
 func (d *Depot) newBox(ctx context.Context, n int, fleet *fleetSeed) (*Box, error) {
 	b := &Box{d: d, n: n, id: boxID(n), power: PowerOff, process: ProcessExited, since: time.Now(),
 		keyInSlot: slices.Repeat([]bool{true}, SlotsPerBox), faults: map[int]boxsocket.SlotFault{}}
@@ -88,54 +89,36 @@ func (d *Depot) newBox(ctx context.Context, n int, fleet *fleetSeed) (*Box, erro
 		return nil, err
 	}
 
-	// The store, as `smartboxctl init` and `provision` make it.
-	kid, pub64, ok := cutKeyLine(d.Bridge().SigningKeyLine())
-	if !ok {
-		return nil, errors.New("the bridge's signing key line is not KID=BASE64")
-	}
-	pub, err := base64.StdEncoding.DecodeString(pub64)
-	if err != nil {
-		return nil, fmt.Errorf("the bridge's signing key: %w", err)
-	}
-	st, err := store.Open(filepath.Join(b.dir, "box.db"), store.Options{BoxID: b.id, Slots: SlotsPerBox,
-		Timeout: storeOpenTimeout, Logger: d.log.With("part", "store", "box", b.id)})
-	if err != nil {
-		return nil, fmt.Errorf("box %s: making its store: %w", b.id, err)
-	}
-	err = st.SetProvision(store.Provision{CloudKeys: map[string]ed25519.PublicKey{kid: pub}, At: time.Now().UTC()})
-	if err == nil {
-		b.syncKey, err = st.SyncPublicKey()
-	}
-	if cerr := st.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("box %s: provisioning: %w", b.id, err)
-	}
-
+	// The proxy first: the box is provisioned to reach the broker's TLS
+	// listener through it (TLS passes through unchanged; the proxy listens
+	// on 127.0.0.1, which the broker's server certificate names).
 	source := ""
 	if d.sourceOK {
 		source = boxSource(n)
 	}
-	b.proxy, err = netcut.ListenFrom("", hostPort(d.Bridge().BrokerURL()), source, d.log.With("part", "netcut", "box", b.id))
+	var err error
+	b.proxy, err = netcut.ListenFrom("", d.Bridge().BrokerTLSAddr(), source, d.log.With("part", "netcut", "box", b.id))
 	if err != nil {
 		return nil, fmt.Errorf("box %s: its network proxy: %w", b.id, err)
 	}
-	password := randomSecret()
-	pwFile := filepath.Join(b.dir, "mqtt.pw")
-	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+	if err := d.provision(ctx, b); err != nil {
+		_ = b.proxy.Close()
 		return nil, err
 	}
-	if err := os.WriteFile(b.config, []byte(boxConfig(b.id, b.dir, b.proxy.Addr(), pwFile)), 0o600); err != nil {
-		return nil, err
+	// The sync key, as registered: ForgeGrant seals to it.
+	st, err := store.Open(filepath.Join(b.dir, "box.db"), store.Options{Timeout: storeOpenTimeout,
+		Logger: d.log.With("part", "store", "box", b.id)})
+	if err != nil {
+		_ = b.proxy.Close()
+		return nil, fmt.Errorf("box %s: opening the store provision made: %w", b.id, err)
+	}
+	b.syncKey, err = st.SyncPublicKey()
+	if err = errors.Join(err, st.Close()); err != nil {
+		_ = b.proxy.Close()
+		return nil, fmt.Errorf("box %s: its sync key: %w", b.id, err)
 	}
 
 	admin := d.Admin()
-	if err := admin.Do(ctx, http.MethodPost, "/v1/boxes", bridge.RegisterBoxRequest{ID: b.id,
-		PublicKey: base64.StdEncoding.EncodeToString(b.syncKey), Password: password, Slots: SlotsPerBox,
-		Name: b.name, Location: b.location}, nil); err != nil {
-		return nil, fmt.Errorf("registering box %s: %w", b.id, err)
-	}
 	vehicleIDs := fleet.vehicles[b.id]
 	for i, v := range vehicles {
 		slot := i + 1
@@ -162,46 +145,6 @@ func boxSource(n int) string {
 		return ""
 	}
 	return fmt.Sprintf("127.0.0.%d", n+1)
-}
-
-// boxConfig is a simulated box's smartboxd.toml: the sim profile with the
-// reference SmartBox's timings, syncing through its proxy.
-func boxConfig(id, dir, proxy, pwFile string) string {
-	return fmt.Sprintf(`# written by the simulator (cmd/internal/depot)
-box_id = %q
-data_dir = %q
-
-[hardware]
-profile = "sim"
-
-[hardware.keypad]
-debounce = "20ms"
-
-[hardware.slots]
-count = %d
-hard_max = "10s"
-
-[hardware.reader]
-variant = "rdm6300"
-
-[timing]
-# Long enough to click "Take key" on the page after the PIN.
-release = "10s"
-release_max = "10s"
-entry_timeout = "10s"
-
-[lockout]
-threshold = 5
-base = "30s"
-max = "5m"
-
-[clock]
-untrusted = "refuse"
-
-[cloud]
-broker_url = "tcp://%s"
-password_file = %q
-`, id, dir, SlotsPerBox, proxy, pwFile)
 }
 
 // ID is the box's id.
@@ -246,7 +189,7 @@ func (b *Box) powerOn(ctx context.Context) error {
 		b.mu.Unlock()
 		return nil
 	}
-	args := []string{"--config", b.config, "--hardware", "sim", "--socket", b.sock, "--sim-keys", b.simKeysLocked()}
+	args := []string{"--config", b.config, "--data", b.dir, "--hardware", "sim", "--socket", b.sock, "--sim-keys", b.simKeysLocked()}
 	if b.clockOffset != 0 {
 		args = append(args, "--sim-clock", time.Now().Add(b.clockOffset).UTC().Format(time.RFC3339))
 	}
@@ -397,7 +340,8 @@ const watchRetry = 200 * time.Millisecond
 const readyProbeTimeout = time.Second
 
 // storeOpenTimeout bounds the wait for a box's store lock while the depot
-// provisions it (nothing else holds it then: a holder is a bug, said fast).
+// reads what provision made (nothing else holds it then: a holder is a
+// bug, said fast).
 const storeOpenTimeout = 5 * time.Second
 
 // deadState is what a box whose process has ended shows: the last state it

@@ -81,6 +81,10 @@ type Options struct {
 	// Smartboxd is the smartboxd binary; "" looks beside the running
 	// executable, then on $PATH.
 	Smartboxd string
+	// Smartboxctl is the technician's tool that provisions each box (the
+	// real `smartboxctl provision`); "" looks beside the running
+	// executable, then beside Smartboxd, then on $PATH.
+	Smartboxctl string
 	// Console, if set, is box 1's console input (the line console of
 	// smartboxd's sim profile) and ConsoleOut its output.
 	Console    io.Reader
@@ -101,6 +105,7 @@ type Depot struct {
 	dir    string
 	ownDir bool
 	bin    string // smartboxd
+	ctl    string // smartboxctl
 
 	ctx    context.Context // ends at Close: every goroutine of the depot
 	cancel context.CancelFunc
@@ -126,6 +131,7 @@ type Depot struct {
 	brokerErr string // why the last restart failed
 	kid       string // the bridge's signing key id, the one boxes trust
 	cloudPW   string // the cloud's own broker password (ForgeGrant's attacker has it)
+	tokenFile string // the bridge's admin token (0600), for smartboxctl provision
 
 	boxes []*Box
 	byID  map[string]*Box
@@ -165,7 +171,10 @@ func Start(ctx context.Context, o Options) (_ *Depot, err error) {
 			_ = d.Close()
 		}
 	}()
-	if d.bin, err = findSmartboxd(o.Smartboxd); err != nil {
+	if d.bin, err = findTool("smartboxd", o.Smartboxd, ""); err != nil {
+		return nil, err
+	}
+	if d.ctl, err = findTool("smartboxctl", o.Smartboxctl, filepath.Dir(d.bin)); err != nil {
 		return nil, err
 	}
 	if err := d.makeDir(); err != nil {
@@ -304,7 +313,11 @@ func (d *Depot) startBridge(ctx context.Context) error {
 	d.cloudPW = randomSecret()
 	d.bopts = bridge.Options{
 		DataDir: filepath.Join(d.dir, "bridge"),
-		Broker:  bridge.BrokerOptions{Password: d.cloudPW},
+		// Boxes log in on the TLS listener with the client certificate
+		// provision got them; its server certificate, issued by the
+		// bridge's CA at each start, names 127.0.0.1, where every box's
+		// proxy listens. The cloud itself stays on the plain listener.
+		Broker: bridge.BrokerOptions{Password: d.cloudPW, ListenTLS: "127.0.0.1:0"},
 		Fleetio: bridge.FleetioOptions{
 			Admin:     notify.Recipient{Name: "Fleet Manager", Email: "manager@depot.example"},
 			AdminLink: d.o.AdminLink,
@@ -321,10 +334,17 @@ func (d *Depot) startBridge(ctx context.Context) error {
 	// the boxes and Fleetio look for it.
 	d.bopts.AdminListen = d.svc.AdminAddr()
 	d.bopts.Broker.Listen = hostPort(d.svc.BrokerURL())
+	d.bopts.Broker.ListenTLS = d.svc.BrokerTLSAddr()
 	d.bopts.Fleetio.PublicListen = hostPort(d.svc.PublicURL())
 	d.fleet.SetWebhookURL(d.svc.WebhookURL())
 	kid, _, _ := cutKeyLine(d.svc.SigningKeyLine())
 	d.kid = kid
+	// The admin token as a technician holds it, for provision's
+	// --token-file (the bridge keeps it across restarts).
+	d.tokenFile = filepath.Join(d.dir, "admin.token")
+	if err := os.WriteFile(d.tokenFile, []byte(d.svc.AdminToken()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing the admin token for provisioning: %w", err)
+	}
 	return nil
 }
 
@@ -440,24 +460,32 @@ func (d *Depot) Close() error {
 	return d.closeErr
 }
 
-// findSmartboxd finds the box daemon: the path given, else beside the
-// running executable (bin/smartbox-sim and bin/smartboxd), else on $PATH.
-func findSmartboxd(path string) (string, error) {
+// findTool finds one of the programs the depot runs: the path given, else
+// beside the running executable (bin/ holds smartbox-sim, smartboxd and
+// smartboxctl after `make build`), else in also (if not ""), else on $PATH.
+func findTool(name, path, also string) (string, error) {
 	if path != "" {
 		if _, err := os.Stat(path); err != nil {
-			return "", fmt.Errorf("smartboxd: %w", err)
+			return "", fmt.Errorf("%s: %w", name, err)
 		}
 		return path, nil
 	}
+	var dirs []string
 	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), "smartboxd")
+		dirs = append(dirs, filepath.Dir(exe))
+	}
+	if also != "" {
+		dirs = append(dirs, also)
+	}
+	for _, dir := range dirs {
+		p := filepath.Join(dir, name)
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
 	}
-	p, err := exec.LookPath("smartboxd")
+	p, err := exec.LookPath(name)
 	if err != nil {
-		return "", errors.New("smartboxd not found beside this program or on $PATH: build it (make build) or pass its path")
+		return "", fmt.Errorf("%s not found beside this program or on $PATH: build it (make build) or pass its path", name)
 	}
 	return p, nil
 }

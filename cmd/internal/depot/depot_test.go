@@ -2,6 +2,7 @@ package depot_test
 
 import (
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot/depottest"
 	"github.com/smartbox-oss/smartbox/sim/netcut"
+	"github.com/smartbox-oss/smartbox/sync/bridge"
 )
 
 // waitFor bounds every wait here: a real process, a real broker.
@@ -129,6 +131,51 @@ func TestDepot(t *testing.T) {
 		require.NoError(t, err)
 		require.Contains(t, string(log), "every slot relocked", v.ID)
 	}
+}
+
+// TestBoxLogsInWithItsCertificate: a box the depot provisioned (the real
+// smartboxctl provision) reaches the broker's TLS listener through its
+// proxy and logs in with its client certificate: the bridge knows the
+// certificate, no password exists for it, none is on its card.
+func TestBoxLogsInWithItsCertificate(t *testing.T) {
+	ctx := t.Context()
+	d, err := depot.Start(ctx, depot.Options{Dir: t.TempDir(), Boxes: 1, Smartboxd: depottest.Smartboxd(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Close() })
+	require.Eventually(t, func() bool {
+		v := d.Boxes()[0]
+		return v.State != nil && v.State.Status.Cloud == "connected"
+	}, waitFor, 10*time.Millisecond)
+
+	var boxes []bridge.BoxInfo
+	require.NoError(t, d.Admin().Do(ctx, http.MethodGet, "/v1/boxes", nil, &boxes))
+	require.Len(t, boxes, 1)
+	info := boxes[0]
+	require.Equal(t, "box-1", info.ID)
+	require.False(t, info.HasPassword, "a provisioned box has no broker password")
+	require.True(t, info.CertNotAfter.After(time.Now()), "the bridge issued the box a certificate: %+v", info)
+	require.Equal(t, depot.SlotsPerBox, info.Slots)
+	require.NotEmpty(t, info.Name)
+	require.NotEmpty(t, info.Location)
+	// The bridge hears the box: its status arrived over the TLS login.
+	require.Eventually(t, func() bool {
+		var bs []bridge.BoxInfo
+		return d.Admin().Do(ctx, http.MethodGet, "/v1/boxes", nil, &bs) == nil && len(bs) == 1 && bs[0].Status != nil
+	}, waitFor, 10*time.Millisecond)
+
+	dir := filepath.Join(d.Dir(), "boxes", "box-1")
+	for _, f := range []string{"box.db", "smartboxd.toml", "tls/ca.crt", "tls/box.crt", "tls/box.key"} {
+		_, err := os.Stat(filepath.Join(dir, f))
+		require.NoError(t, err, "provision writes %s", f)
+	}
+	_, err = os.Stat(filepath.Join(dir, "mqtt.pw"))
+	require.ErrorIs(t, err, os.ErrNotExist, "no password file on the card")
+	cfg, err := os.ReadFile(filepath.Join(dir, "smartboxd.toml"))
+	require.NoError(t, err)
+	require.NotContains(t, string(cfg), "password_file")
+	b1, err := d.Box("box-1")
+	require.NoError(t, err)
+	require.Contains(t, string(cfg), `broker_url = "ssl://`+b1.Proxy().Addr()+`"`, "the box reaches the broker through its proxy")
 }
 
 func TestStartRefuses(t *testing.T) {

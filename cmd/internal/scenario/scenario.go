@@ -42,6 +42,7 @@ var All = []Scenario{
 	{Name: "offline", Story: "the box cut off: a PIN made before still works, the events reach the bridge after", Play: playOffline},
 	{Name: "power-cut", Story: "the power pulled while a slot is released: it comes back locked and no event is lost", Play: playPowerCut},
 	{Name: "forged-grant", Story: "a forged grant batch on the box's topic: refused, a security event, PINs keep working", Play: playForgedGrant},
+	{Name: "selftest", Story: "smartboxctl selftest with a jammed lock and a dead sensor: both rows fail, the rest pass, exit status 1", Play: playSelftest},
 }
 
 // Select resolves a --scenario argument: a name, or "all".

@@ -26,8 +26,13 @@ type okBody struct {
 // action runs h with a bounded context and writes its answer: h's value, or
 // {"ok": true} for nil, or the error with its status.
 func (s *Server) action(h func(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error)) http.HandlerFunc {
+	return s.actionWithin(ActionTimeout, h)
+}
+
+// actionWithin is action bounded by timeout instead of ActionTimeout.
+func (s *Server) actionWithin(timeout time.Duration, h func(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), ActionTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		v, err := h(ctx, w, r)
 		if err != nil {
@@ -262,6 +267,15 @@ func (s *Server) forgedGrant(ctx context.Context, w http.ResponseWriter, r *http
 		return nil, err
 	}
 	return nil, s.d.ForgeGrant(ctx, r.PathValue("id"))
+}
+
+// selftest runs `smartboxctl selftest` on the box and answers its run:
+// the report's rows, the exit status, what the technician was told.
+func (s *Server) selftest(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error) {
+	if err := readBody(w, r, &struct{}{}); err != nil {
+		return nil, err
+	}
+	return s.d.Selftest(ctx, r.PathValue("id"))
 }
 
 func (s *Server) brokerRestart(ctx context.Context, w http.ResponseWriter, r *http.Request) (any, error) {

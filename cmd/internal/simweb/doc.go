@@ -19,6 +19,7 @@
 //	PUT    /api/boxes/{id}/network             {"cut": bool, "mode"?: "reset" | "blackhole"}
 //	PUT    /api/boxes/{id}/power               {"on": bool}
 //	POST   /api/boxes/{id}/forged-grant        {}
+//	POST   /api/boxes/{id}/selftest            {}  (answers depot.SelftestRun: the report, exit_code, said)
 //	POST   /api/broker/restart                 {}
 //	POST   /api/fleetio/assignments            {"vehicle_id", "contact_id", "started_at"?, "ended_at"?}
 //	PATCH  /api/fleetio/assignments/{id}       {"contact_id"?, "started_at"?, "ended_at"? (null: open)}

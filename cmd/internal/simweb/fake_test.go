@@ -13,6 +13,7 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
+	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
 	"github.com/smartbox-oss/smartbox/sim/netcut"
 	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
@@ -210,7 +211,14 @@ func (d *fakeDepot) SetPower(_ context.Context, id string, on bool) error {
 	return d.act("power", id, on)
 }
 func (d *fakeDepot) ForgeGrant(_ context.Context, id string) error { return d.act("forge", id) }
-func (d *fakeDepot) RestartBroker(context.Context) error           { return d.record("broker") }
+func (d *fakeDepot) Selftest(_ context.Context, id string) (*depot.SelftestRun, error) {
+	if err := d.act("selftest", id); err != nil {
+		return nil, err
+	}
+	return &depot.SelftestRun{ExitCode: 1, Said: []string{"Press key 1 on the keypad."}, Report: selftest.Report{Via: "socket",
+		Rows: []selftest.Row{{Group: selftest.GroupLocks, Name: "slot 3 lock", Slot: 3, Result: selftest.Fail, Detail: "jammed latch"}}}}, nil
+}
+func (d *fakeDepot) RestartBroker(context.Context) error { return d.record("broker") }
 func (d *fakeDepot) BrokerUp() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -36,6 +36,7 @@ type Depot interface {
 	SetNetwork(boxID string, cut netcut.Mode) error // 0 restores
 	SetPower(ctx context.Context, boxID string, on bool) error
 	ForgeGrant(ctx context.Context, boxID string) error
+	Selftest(ctx context.Context, boxID string) (*depot.SelftestRun, error) // the real smartboxctl selftest, a scripted technician at the box
 	RestartBroker(ctx context.Context) error
 	BrokerUp() bool         // false while RestartBroker runs, and after one that failed
 	BrokerError() string    // why the last RestartBroker failed ("" if it did not)
@@ -218,6 +219,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("PUT /api/boxes/{id}/network", s.action(s.network))
 	s.mux.HandleFunc("PUT /api/boxes/{id}/power", s.action(s.power))
 	s.mux.HandleFunc("POST /api/boxes/{id}/forged-grant", s.action(s.forgedGrant))
+	// A self-test waits for every lock and key: depot.SelftestTimeout,
+	// not ActionTimeout.
+	s.mux.HandleFunc("POST /api/boxes/{id}/selftest", s.actionWithin(depot.SelftestTimeout, s.selftest))
 	s.mux.HandleFunc("POST /api/broker/restart", s.action(s.brokerRestart))
 
 	s.mux.HandleFunc("POST /api/fleetio/assignments", s.action(s.createAssignment))

@@ -208,6 +208,22 @@ func TestBoxActions(t *testing.T) {
 	})
 }
 
+// TestSelftest: the page's self-test answers the depot's run (the rows,
+// the exit status); an unknown or stopped box is said as for any action.
+func TestSelftest(t *testing.T) {
+	d, _, _, hs := newTestServer(t)
+	status, body := do(t, hs, "POST", "/api/boxes/b1/selftest", `{}`)
+	require.Equal(t, http.StatusOK, status, body)
+	require.Equal(t, "selftest b1", lastCall(d))
+	require.EqualValues(t, 1, body["exit_code"])
+	rows := body["report"].(map[string]any)["rows"].([]any)
+	require.Len(t, rows, 1)
+	require.Equal(t, "slot 3 lock", rows[0].(map[string]any)["name"])
+	require.Equal(t, "fail", rows[0].(map[string]any)["result"])
+	status, body = do(t, hs, "POST", "/api/boxes/nope/selftest", `{}`)
+	require.Equal(t, http.StatusNotFound, status, body)
+}
+
 func TestBadRequests(t *testing.T) {
 	d, _, _, hs := newTestServer(t)
 	for _, tc := range []struct {

@@ -1,5 +1,6 @@
-// Package depottest helps tests that run a depot: it builds the smartboxd
-// binary the depot's boxes run, once per test binary.
+// Package depottest helps tests that run a depot: it builds the binaries
+// the depot runs (smartboxd for its boxes, smartboxctl to provision them),
+// once per test binary.
 package depottest
 
 import (
@@ -12,29 +13,44 @@ import (
 
 var (
 	once  sync.Once
-	bin   string
+	dir   string
 	build error
 	out   []byte
 )
 
-// Smartboxd builds cmd/smartboxd (plain: no race detector, so that fifty
-// boxes stay light) into a temporary directory the first time it is called
-// in a test binary, and returns its path. The directory outlives the test
+// Smartboxd builds cmd/smartboxd and cmd/smartboxctl (plain: no race
+// detector, so that fifty boxes stay light) into one temporary directory
+// the first time it is called in a test binary, and returns smartboxd's
+// path. smartboxctl is beside it, where the depot looks for it (as
+// bin/ holds both after `make build`). The directory outlives the test
 // that built it (others use it too) and is left to the OS's temp cleaning.
 func Smartboxd(t testing.TB) string {
 	t.Helper()
+	return filepath.Join(binDir(t), "smartboxd")
+}
+
+// Smartboxctl is the smartboxctl built beside Smartboxd's smartboxd.
+func Smartboxctl(t testing.TB) string {
+	t.Helper()
+	return filepath.Join(binDir(t), "smartboxctl")
+}
+
+// binDir builds both binaries once and returns their directory.
+func binDir(t testing.TB) string {
+	t.Helper()
 	once.Do(func() {
-		dir, err := os.MkdirTemp("", "smartboxd-bin-")
-		if err != nil {
-			build = err
+		dir, build = os.MkdirTemp("", "smartboxd-bin-")
+		if build != nil {
 			return
 		}
-		bin = filepath.Join(dir, "smartboxd")
-		out, build = exec.Command("go", "build", "-buildvcs=false", "-o", bin,
-			"github.com/smartbox-oss/smartbox/cmd/smartboxd").CombinedOutput()
+		// One go build for both: -o names a directory, each binary
+		// lands in it under its package's name.
+		out, build = exec.Command("go", "build", "-buildvcs=false", "-o", dir+string(filepath.Separator),
+			"github.com/smartbox-oss/smartbox/cmd/smartboxd",
+			"github.com/smartbox-oss/smartbox/cmd/smartboxctl").CombinedOutput()
 	})
 	if build != nil {
-		t.Fatalf("building smartboxd: %v\n%s", build, out)
+		t.Fatalf("building smartboxd and smartboxctl: %v\n%s", build, out)
 	}
-	return bin
+	return dir
 }

@@ -97,6 +97,28 @@ async function call(method, path, body) {
   }
   return data;
 }
+// runSelftest runs smartboxctl selftest on the box shown (it takes a
+// while: every lock, every key) and shows its table.
+async function runSelftest() {
+  const btn = $('#selftest');
+  const verdict = $('#selftest-verdict');
+  const box = state.box;
+  btn.disabled = true;
+  verdict.textContent = `running on ${box}...`;
+  try {
+    const run = await call('POST', boxPath('/selftest'), {});
+    const body = $('#selftest-rows tbody');
+    body.replaceChildren(...run.report.rows.map((r) => el('tr', {'data-result': r.result},
+      el('td', {}, r.group), el('td', {}, r.name), el('td', {className: 'result'}, r.result.toUpperCase()), el('td', {}, r.detail || '-'))));
+    $('#selftest-rows').hidden = false;
+    verdict.textContent = `${box}: ${run.report.passed ? 'PASSED' : 'FAILED'} (exit status ${run.exit_code})` +
+      (run.report.error ? `, stopped: ${run.report.error}` : '');
+  } catch (e) {
+    verdict.textContent = `${box}: ${e.message}`;
+  } finally {
+    btn.disabled = false;
+  }
+}
 const boxPath = (rest) => `/api/boxes/${encodeURIComponent(state.box)}${rest}`;
 const quiet = (p) => p.catch(() => {}); // the toast already said it
 
@@ -578,6 +600,7 @@ function wire() {
   $('#clock-1970').onclick = () => quiet(call('PUT', boxPath('/clock'), {at: '1970-01-01T00:00:00Z'}));
   $('#clock-reset').onclick = () => quiet(call('PUT', boxPath('/clock'), {reset: true}));
   $('#fault-forged').onclick = () => quiet(call('POST', boxPath('/forged-grant'), {}).then(() => toast('Forged grant sent', false)));
+  $('#selftest').onclick = runSelftest;
 
   $('#assign-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
