@@ -96,14 +96,15 @@ func unconfirmedReturnAlert(boxID string, assignmentID int64, e box.Event, why s
 
 // returnProof says whether a key_returned proves the key is back in its
 // slot, and if not, why (for people). A remote return was opened by a
-// signed command an admin sent; a fob return counts when the slot's sensor
-// saw the key seated for settle. A key_returned without return_by comes
+// signed command an admin sent; a fob return, and one through a slot a
+// technician released on the box (smartboxctl release, audited there),
+// count when the slot's sensor saw the key seated for settle. A key_returned without return_by comes
 // from firmware older than the field: it is not proof (fail secure).
 func returnProof(e box.Event, settle time.Duration) (bool, string) {
 	switch e.ReturnBy {
 	case box.ReturnByRemote:
 		return true, ""
-	case box.ReturnByFob:
+	case box.ReturnByFob, box.ReturnByLocal:
 		if time.Duration(e.SeatedMS)*time.Millisecond >= settle {
 			return true, ""
 		}
@@ -117,8 +118,11 @@ func returnProof(e box.Event, settle time.Duration) (bool, string) {
 
 // returnedBy says what proved a return, for the cleared overdue flag.
 func returnedBy(e box.Event) string {
-	if e.ReturnBy == box.ReturnByFob {
+	switch e.ReturnBy {
+	case box.ReturnByFob:
 		return fmt.Sprintf("fob return, key seated %d ms", e.SeatedMS)
+	case box.ReturnByLocal:
+		return fmt.Sprintf("return through a slot released on the box, key seated %d ms", e.SeatedMS)
 	}
 	return string(e.ReturnBy) + " return"
 }

@@ -48,6 +48,8 @@ func TestOverdueClearedOnlyByAProvenReturn(t *testing.T) {
 		{"fob, sensor never saw it", box.ReturnByFob, 0, false},
 		{"older firmware: no return_by", "", 0, false},
 		{"remote return", box.ReturnByRemote, 0, true},
+		{"technician's local release, seated the settle time", box.ReturnByLocal, 2000, true},
+		{"technician's local release, seated under it", box.ReturnByLocal, 300, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, envOpts{truck: true})
