@@ -24,6 +24,10 @@ import (
 // under 8 KiB; a path mistyped to something big must not be read whole.
 const maxRecordFile = 64 << 10
 
+// replaceUsage is register-box's --replace, with or without --record.
+const replaceUsage = "replace a box of this id that the bridge has with another key or certificate " +
+	"(a new card for it): without it that is refused, as a mistyped id would cut the real box off"
+
 // certFileMode: a certificate is public, but it names a box; no need for
 // others to write it.
 const certFileMode = 0o644
@@ -50,6 +54,7 @@ func cmdRegisterRecord(ctx context.Context, args []string, stdout, stderr io.Wri
 	fset, d := newFlagSet("register-box", stderr)
 	record := fset.String("record", "", "provisioning record from `smartboxctl provision --offline` (JSON)")
 	certOut := fset.String("cert-out", "", "write the box's certificate (PEM) here; none: stdout")
+	replace := fset.Bool("replace", false, replaceUsage)
 	return cli.Call(fset, args, nil, func([]string) (bridge.CertificateResponse, error) {
 		var resp bridge.CertificateResponse
 		if err := required("record", *record); err != nil {
@@ -63,12 +68,13 @@ func cmdRegisterRecord(ctx context.Context, args []string, stdout, stderr io.Wri
 		if err != nil {
 			return resp, err
 		}
+		rec.Register.Replace = *replace
 		var info bridge.BoxInfo
 		if err := c.do(ctx, "POST", "/v1/boxes", rec.Register, &info); err != nil {
 			return resp, fmt.Errorf("register box %s from %s: %w", rec.Register.ID, *record, err)
 		}
 		fmt.Fprintf(stderr, "registered box %s\n", info.ID)
-		err = c.do(ctx, "POST", "/v1/boxes/"+esc(rec.Register.ID)+"/certificate", bridge.CertificateRequest{CSR: rec.CSR}, &resp)
+		err = c.do(ctx, "POST", "/v1/boxes/"+esc(rec.Register.ID)+"/certificate", bridge.CertificateRequest{CSR: rec.CSR, Replace: *replace}, &resp)
 		if err != nil {
 			return resp, fmt.Errorf("certificate for box %s from %s: %w", rec.Register.ID, *record, err)
 		}

@@ -65,7 +65,8 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&f.location, "location", "", "where the box is, for drivers")
 	fs.StringVar(&f.broker, "broker", "", "the broker the box connects to, e.g. ssl://mqtt.example.com:8883 (default: what the bridge advertises)")
 	fs.StringVar(&f.dataDir, "data-dir", boxconfig.DefaultDataDir, "data_dir in the config: where the card is mounted on the box")
-	fs.BoolVar(&f.force, "force", false, "replace another box's identity on the card (the old files move to DIR/.smartbox-replaced-TIME/)")
+	fs.BoolVar(&f.force, "force", false, "replace another box's identity on the card (the old files move to DIR/.smartbox-replaced-TIME/), "+
+		"and on the bridge a box of this id with another key or certificate (that box is cut off)")
 	fs.BoolVar(&f.offline, "offline", false, "no network: needs --signing-key, --ca-file, --broker; prints the record to carry to the bridge")
 	fs.StringVar(&f.signingKey, "signing-key", "", "with --offline: the bridge's signing key as KID=BASE64 (smartbox-bridge signing-key)")
 	fs.StringVar(&f.caFile, "ca-file", "", "with --offline: the bridge's CA (its DATA/ca.crt)")
@@ -99,6 +100,10 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := checkTarget(f.target); err != nil {
 		return err
 	}
+	adopted, err := adoptStaleStore(f.target, f.boxID)
+	if err != nil {
+		return err
+	}
 	cur, err := inspectTarget(f.target, f.boxID, f.force)
 	if err != nil {
 		return err
@@ -111,6 +116,9 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	ctx, cancel := context.WithTimeout(ctx, provisionTimeout)
 	defer cancel()
 	r := &provisionRun{f: f, profile: p, own: own, cur: cur, st: st, out: stdout, errOut: stderr}
+	if adopted {
+		r.did = append(r.did, "took box.db from the run a cut interrupted")
+	}
 	if !f.offline {
 		r.admin = bridge.NewAdminClient(strings.TrimRight(f.bridgeURL, "/"), strings.TrimSpace(string(token)))
 	}
@@ -333,11 +341,14 @@ func (r *provisionRun) run(ctx context.Context) error {
 	reg := bridge.RegisterBoxRequest{ID: f.boxID, PublicKey: base64.StdEncoding.EncodeToString(syncPub),
 		Slots: cfg.slots, Name: f.name, Location: f.location}
 	if r.admin != nil {
+		// Only --force replaces a box the bridge has with another key: a
+		// mistyped --box-id must not take over another box.
+		reg.Replace = f.force
 		if err := r.admin.Do(ctx, http.MethodPost, "/v1/boxes", reg, nil); err != nil {
 			return r.bridgeErr("POST /v1/boxes", err)
 		}
 		if csr != "" {
-			cr, err := r.admin.Certificate(ctx, f.boxID, []byte(csr))
+			cr, err := r.admin.Certificate(ctx, f.boxID, []byte(csr), f.force)
 			if err != nil {
 				return r.bridgeErr("POST /v1/boxes/"+f.boxID+"/certificate", err)
 			}
@@ -369,6 +380,10 @@ func (r *provisionRun) bridgeErr(call string, err error) error {
 	var ue *bridge.UnreachableError
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%w (nothing was changed: check --bridge, or provision --offline)", err)
+	}
+	if ae, ok := errors.AsType[*bridge.APIError](err); ok && ae.Status == http.StatusConflict {
+		return fmt.Errorf("box %s is already registered with another key on the bridge at %s: is the box id right? "+
+			"--force replaces it there too, cutting off the box that has the old card (%s: %v)", r.f.boxID, r.f.bridgeURL, call, err)
 	}
 	if strings.Contains(err.Error(), "bearer token") {
 		return fmt.Errorf("the bridge at %s refused the token in %s: %v (nothing was changed: it is the bridge's DATA/admin.token)",

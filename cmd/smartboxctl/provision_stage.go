@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/smartbox-oss/smartbox/store"
 )
 
 // Staging: provision writes every file into a fresh directory inside the
@@ -19,8 +22,9 @@ import (
 // directory is removed). A power cut during the renames leaves some of the
 // new files in place and the rest in the staging directory; without the new
 // box.db the card has no (new) identity, and running the same command again
-// finishes it: it starts over, moving the half-installed files aside and
-// removing the stale staging directory.
+// finishes it: it takes the staged box.db (adoptStaleStore: the store the
+// bridge has registered), makes what else is missing, and removes the stale
+// staging directory.
 
 // Names in the target directory.
 const (
@@ -79,6 +83,36 @@ func newStage(target string) (*stage, error) {
 		return nil, err
 	}
 	return &stage{target: target, dir: dir, files: map[string]bool{}}, nil
+}
+
+// adoptStaleStore finishes an install that a power cut interrupted before
+// box.db's rename: a target without box.db whose staging directory holds
+// this box's store takes that store, the one the bridge already has
+// registered (a new one would be another key, which the bridge refuses
+// without --force). It says whether it did.
+func adoptStaleStore(target, boxID string) (bool, error) {
+	if _, err := os.Lstat(filepath.Join(target, relStore)); !errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	stale, _ := filepath.Glob(filepath.Join(target, stagePrefix+"*", relStore))
+	for _, p := range stale {
+		s, err := store.Open(p, store.Options{Timeout: storeLockTimeout, Logger: discardLogger})
+		if err != nil {
+			continue // unfinished or unreadable: the run starts over
+		}
+		id, err := s.Identity()
+		_ = s.Close()
+		_ = os.Remove(p + pidSuffix)
+		if err != nil || id.BoxID != boxID {
+			continue
+		}
+		to := filepath.Join(target, relStore)
+		if err := os.Rename(p, to); err != nil {
+			return false, fmt.Errorf("taking %s from an interrupted run: %w", to, err)
+		}
+		return true, syncDir(target)
+	}
+	return false, nil
 }
 
 // checkTarget says whether the target is a directory.

@@ -285,6 +285,28 @@ func TestProvisionForce(t *testing.T) {
 	}
 }
 
+// A fresh card given the id of a box the bridge already has (a mistyped
+// --box-id) does not take that box over: the bridge keeps its key and its
+// certificate, and says so; --force replaces it.
+func TestProvisionWrongBoxIDRefused(t *testing.T) {
+	b := startBridge(t)
+	_, _ = b.card(t, "box-a")
+	before := boxInfo(t, b, "box-a")
+	require.NotEmpty(t, before.CertSerial)
+
+	dir := t.TempDir()
+	code, _, errOut := b.provision(t, dir, "box-a", "--profile", "sim")
+	require.Equal(t, exitFailure, code, errOut)
+	require.Contains(t, errOut, "box box-a is already registered with another key")
+	require.Contains(t, errOut, "is the box id right?")
+	require.Contains(t, errOut, "--force replaces it there too")
+	require.Equal(t, before.CertSerial, boxInfo(t, b, "box-a").CertSerial, "the real box's certificate stays")
+
+	code, _, errOut = b.provision(t, dir, "box-a", "--profile", "sim", "--force")
+	require.Equal(t, exitOK, code, errOut)
+	require.NotEqual(t, before.CertSerial, boxInfo(t, b, "box-a").CertSerial)
+}
+
 // A bridge that fails the certificate step leaves the card as it was.
 func TestProvisionFailureChangesNothing(t *testing.T) {
 	b := startBridge(t)
@@ -406,7 +428,7 @@ func TestProvisionOffline(t *testing.T) {
 	// register-box --record` does) and the certificate back.
 	ctx := context.Background()
 	require.NoError(t, b.AdminClient().Do(ctx, http.MethodPost, "/v1/boxes", rec.Register, nil))
-	cr, err := b.AdminClient().Certificate(ctx, "box-off", []byte(rec.CSR))
+	cr, err := b.AdminClient().Certificate(ctx, "box-off", []byte(rec.CSR), false)
 	require.NoError(t, err)
 
 	// A certificate for another key is refused, and changes nothing.
@@ -417,7 +439,7 @@ func TestProvisionOffline(t *testing.T) {
 	var otherRec bridge.ProvisionRecord
 	require.NoError(t, json.Unmarshal([]byte(otherOut), &otherRec))
 	before := tree(t, dir)
-	otherCert, err := b.AdminClient().Certificate(ctx, "box-off", []byte(otherRec.CSR))
+	otherCert, err := b.AdminClient().Certificate(ctx, "box-off", []byte(otherRec.CSR), true)
 	require.NoError(t, err)
 	code, _, errOut = ctl(t, "provision", "--target", dir, "--certificate", writeFile(t, "other.crt", otherCert.Certificate))
 	require.Equal(t, exitFailure, code)
@@ -444,17 +466,20 @@ func TestProvisionAfterCut(t *testing.T) {
 	require.NoError(t, os.Rename(filepath.Join(dir, relStore), filepath.Join(stale, relStore)))
 	half := tree(t, dir)
 
+	staged := tree(t, stale)[relStore]
+
+	// The staged store is the one the bridge has: it is taken, not made
+	// again (a new one would be another key, which the bridge refuses).
 	code, out, errOut := b.provision(t, dir, "box-cut", "--profile", "sim")
 	require.Equal(t, exitOK, code, errOut)
-	require.Contains(t, out, "created the store")
+	require.Contains(t, out, "took box.db from the run a cut interrupted")
+	require.NotContains(t, out, "created the store")
 	require.NoDirExists(t, stale)
-	require.FileExists(t, filepath.Join(dir, relStore))
-	old, err := filepath.Glob(filepath.Join(dir, replacedPrefix+"*"))
-	require.NoError(t, err)
-	require.Len(t, old, 1, "the half-installed files moved aside")
-	require.Equal(t, half[relDeviceKey], tree(t, old[0])[relDeviceKey])
+	now := tree(t, dir)
+	require.Equal(t, staged, now[relStore])
+	require.Equal(t, half[relDeviceKey], now[relDeviceKey], "the installed key stays")
 
-	// And the card works: the certificate is for the new key.
+	// And the card works.
 	c := startSmartboxd(t, dir)
 	require.Eventually(t, func() bool {
 		st, err := c.Status(context.Background())
