@@ -28,7 +28,8 @@ type boxCert struct {
 // certificate for another key.
 var errOtherCert = errors.New("box has a current certificate for another key")
 
-// SetCert makes c the box's current certificate. A current (unexpired)
+// SetCert makes c the box's current certificate, and clears the box's
+// password. A current (unexpired)
 // certificate for another key is replaced only with replace: the new one
 // shuts the old card out, so a wrong box id must not do it silently. The
 // check and the write are one transaction.
@@ -48,7 +49,12 @@ func (a *boxAccounts) SetCert(id string, c issuedCert, replace bool, now time.Ti
 				return errOtherCert
 			}
 		}
-		return bk.Put([]byte(id), b)
+		if err := bk.Put([]byte(id), b); err != nil {
+			return err
+		}
+		// The box logs in with this certificate from now on: an old
+		// password (an old card) must not (the broker refuses it too).
+		return tx.Bucket(bucketBoxPasswords).Delete([]byte(id))
 	})
 	if errors.Is(err, errOtherCert) {
 		return err
