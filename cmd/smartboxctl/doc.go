@@ -84,7 +84,12 @@
 // hardware and the store itself (--config). --only runs some groups
 // (sensors, locks, keys, reader, clock, store, broker, signing). It prints
 // a table (or --json, cmd/internal/selftest.Report) and exits 1 if any row
-// failed; a failed row does not stop the test.
+// failed; a failed row does not stop the test. ^C, a stop, a dropped SSH
+// session (SIGHUP) and SIGQUIT end the test with every lock de-energised;
+// SIGKILL cannot be caught, and on the stopped-box path a lock it leaves
+// energised is de-energised only by smartboxd's next start (and the relays'
+// hard maximum on time): prefer the socket path, where smartboxd itself
+// ends a session whose client is gone.
 //
 // Codes are never shown: the store keeps only an HMAC of each code.
 //

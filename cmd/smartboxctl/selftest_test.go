@@ -1,17 +1,26 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
 )
+
+// selftestWait bounds a self-test step in these tests: generous for a
+// loaded machine, never reached when things work.
+const selftestWait = 30 * time.Second
 
 // simBoxConfig writes a sim config for the store in dir (box box-1).
 func simBoxConfig(t *testing.T, dir string) string {
@@ -58,4 +67,52 @@ func TestSelftestUsage(t *testing.T) {
 	code, _, errOut = ctl(t, "selftest", "--only", "locks,lights")
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, errOut, `"lights" is not one of`)
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while a command writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A dropped SSH session (SIGHUP) or a SIGQUIT during a stopped-box
+// self-test ends it through its defers (locks de-energised), instead of
+// killing the process with a lock possibly energised.
+func TestSelftestEndsOnHangup(t *testing.T) {
+	dir := initBox(t)
+	cfg := simBoxConfig(t, dir)
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGQUIT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			in, w := io.Pipe() // a technician who never answers
+			t.Cleanup(func() { _ = w.Close() })
+			selftestStdin = in
+			t.Cleanup(func() { selftestStdin = os.Stdin })
+			var stdout, stderr lockedBuffer
+			done := make(chan int, 1)
+			go func() {
+				done <- run([]string{"selftest", "--socket", noDaemon(t), "--config", cfg, "--only", "locks"}, &stdout, &stderr)
+			}()
+			require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "Release slot 1") },
+				selftestWait, 10*time.Millisecond, "the test never asked: %s", stderr.String())
+			require.NoError(t, syscall.Kill(os.Getpid(), sig))
+			select {
+			case code := <-done:
+				require.NotEqual(t, exitOK, code, "a test cut short did not pass: %s", stderr.String())
+			case <-time.After(selftestWait):
+				t.Fatalf("selftest did not end on %v", sig)
+			}
+		})
+	}
 }
