@@ -100,7 +100,7 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := checkTarget(f.target); err != nil {
 		return err
 	}
-	adopted, err := adoptStaleStore(f.target, f.boxID)
+	adopted, err := adoptStale(f.target, f.boxID)
 	if err != nil {
 		return err
 	}
@@ -116,9 +116,7 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	ctx, cancel := context.WithTimeout(ctx, provisionTimeout)
 	defer cancel()
 	r := &provisionRun{f: f, profile: p, own: own, cur: cur, st: st, out: stdout, errOut: stderr}
-	if adopted {
-		r.did = append(r.did, "took box.db from the run a cut interrupted")
-	}
+	r.did = append(r.did, adopted...)
 	if !f.offline {
 		r.admin = bridge.NewAdminClient(strings.TrimRight(f.bridgeURL, "/"), strings.TrimSpace(string(token)))
 	}
@@ -326,43 +324,79 @@ func (r *provisionRun) run(ctx context.Context) error {
 		}
 		r.did = append(r.did, fmt.Sprintf("wrote smartboxd.toml (%s, broker %s)", r.profile.Name, broker))
 	}
-	certOK := false
+	// The card's certificate is kept if it is valid for its key and, online,
+	// still the bridge's current one (a later provisioning shuts it out).
+	var curSerial string
 	if r.cur.certPEM != nil {
-		_, err := checkCertificate(r.cur.certPEM, key, f.boxID, caPEM, relCert)
-		certOK = err == nil
-	}
-	csr := ""
-	if !certOK {
-		if csr, err = makeCSR(key, f.boxID); err != nil {
-			return err
+		if c, err := checkCertificate(r.cur.certPEM, key, f.boxID, caPEM, relCert); err == nil {
+			curSerial = c.SerialNumber.Text(16)
 		}
 	}
 
 	reg := bridge.RegisterBoxRequest{ID: f.boxID, PublicKey: base64.StdEncoding.EncodeToString(syncPub),
 		Slots: cfg.slots, Name: f.name, Location: f.location}
-	if r.admin != nil {
-		// Only --force replaces a box the bridge has with another key: a
-		// mistyped --box-id must not take over another box.
-		reg.Replace = f.force
-		if err := r.admin.Do(ctx, http.MethodPost, "/v1/boxes", reg, nil); err != nil {
-			return r.bridgeErr("POST /v1/boxes", err)
-		}
-		if csr != "" {
-			cr, err := r.admin.Certificate(ctx, f.boxID, []byte(csr), f.force)
-			if err != nil {
-				return r.bridgeErr("POST /v1/boxes/"+f.boxID+"/certificate", err)
-			}
-			c, err := checkCertificate([]byte(cr.Certificate), key, f.boxID, caPEM, "the certificate the bridge signed")
-			if err != nil {
+	csr := ""
+	if r.admin == nil {
+		if curSerial == "" {
+			if csr, err = makeCSR(key, f.boxID); err != nil {
 				return err
 			}
-			if err := r.st.write(relCert, []byte(cr.Certificate), modePublic); err != nil {
-				return err
-			}
-			r.did = append(r.did, "installed the bridge-signed client certificate (tls/box.crt, until "+c.NotAfter.UTC().Format(time.RFC3339)+")")
 		}
+		return r.finish(reg, csr, setKey, kid, signKey, broker)
 	}
+	// Every staged file is written and fsynced: from here on the bridge
+	// changes, and a failure says what it now holds.
+	// Only --force replaces a box the bridge has with another key: a
+	// mistyped --box-id must not take over another box.
+	reg.Replace = f.force
+	var info bridge.BoxInfo
+	if err := r.admin.Do(ctx, http.MethodPost, "/v1/boxes", reg, &info); err != nil {
+		return r.bridgeErr("POST /v1/boxes", err)
+	}
+	if curSerial != "" && curSerial != info.CertSerial {
+		r.did = append(r.did, "replaced tls/box.crt: serial "+curSerial+" is no longer the bridge's current one")
+		curSerial = ""
+	}
+	if curSerial != "" {
+		return r.finish(reg, csr, setKey, kid, signKey, broker)
+	}
+	if csr, err = makeCSR(key, f.boxID); err != nil {
+		return r.afterBridge(err, "box "+f.boxID+" registered with this card's sync key, and no new certificate", true)
+	}
+	call := "POST /v1/boxes/" + f.boxID + "/certificate"
+	cr, err := r.admin.Certificate(ctx, f.boxID, []byte(csr), f.force)
+	if err != nil {
+		if ae, ok := errors.AsType[*bridge.APIError](err); ok && ae.Status == http.StatusConflict {
+			err = r.bridgeErr(call, err)
+		} else {
+			err = fmt.Errorf("%s: %w", call, err)
+		}
+		return r.afterBridge(err, "box "+f.boxID+" registered with this card's sync key, and no new certificate", true)
+	}
+	held := "box " + f.boxID + " registered with this card's sync key, and a new current certificate " +
+		"(the card's previous certificate no longer connects)"
+	c, err := checkCertificate([]byte(cr.Certificate), key, f.boxID, caPEM, "the certificate the bridge signed")
+	if err != nil {
+		return r.afterBridge(err, held, true)
+	}
+	held = fmt.Sprintf("box %s registered with this card's sync key, and as its current certificate serial %s "+
+		"(the card's previous certificate no longer connects)", f.boxID, c.SerialNumber.Text(16))
+	// box.crt last into the stage: everything else is there already.
+	if err := r.st.write(relCert, []byte(cr.Certificate), modePublic); err != nil {
+		r.st.keep = true
+		return r.afterBridge(err, held, false)
+	}
+	r.did = append(r.did, "installed the bridge-signed client certificate (tls/box.crt, serial "+c.SerialNumber.Text(16)+
+		", until "+c.NotAfter.UTC().Format(time.RFC3339)+")")
+	if err := r.finish(reg, csr, setKey, kid, signKey, broker); err != nil {
+		r.st.keep = true
+		return r.afterBridge(err, held, false)
+	}
+	return nil
+}
 
+// finish installs the stage, stores a new signing key and reports.
+func (r *provisionRun) finish(reg bridge.RegisterBoxRequest, csr string, setKey bool, kid string, signKey ed25519.PublicKey, broker string) error {
 	if err := r.st.install(r.cur.other); err != nil {
 		return err
 	}
@@ -373,6 +407,27 @@ func (r *provisionRun) run(ctx context.Context) error {
 		r.did = append(r.did, "stored the bridge's signing key "+kid)
 	}
 	return r.report(reg, csr)
+}
+
+// afterBridge is a failure after the bridge was changed: it says what the
+// bridge now holds. install: the staged files are installed all the same
+// (the card must hold the sync key the bridge registered), without a
+// certificate; else the stage, with the certificate, is kept for the next
+// run (adoptStale) and named.
+func (r *provisionRun) afterBridge(err error, held string, install bool) error {
+	what := "the card has everything else"
+	if install {
+		if ierr := r.st.install(r.cur.other); ierr != nil {
+			r.st.keep = true
+			err = errors.Join(err, ierr)
+			install = false
+		}
+	}
+	if !install {
+		what = "what was made for the card (store, device key, certificate) is kept in " + r.st.dir
+	}
+	return fmt.Errorf("%w\nthe bridge at %s now has %s; %s; running the same command again completes the card",
+		err, r.f.bridgeURL, held, what)
 }
 
 // bridgeErr is a failed admin call's error, saying what to do.

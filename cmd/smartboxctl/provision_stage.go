@@ -60,6 +60,9 @@ type stage struct {
 	files  map[string]bool // rel paths written
 	// replaced is where replaced files go, made on first use.
 	replaced string
+	// keep: remove leaves the directory, which holds a certificate the
+	// bridge issued that is not installed (adoptStale takes it next run).
+	keep bool
 }
 
 // newStage makes the staging directory; that it can be made is the check
@@ -85,34 +88,82 @@ func newStage(target string) (*stage, error) {
 	return &stage{target: target, dir: dir, files: map[string]bool{}}, nil
 }
 
-// adoptStaleStore finishes an install that a power cut interrupted before
-// box.db's rename: a target without box.db whose staging directory holds
-// this box's store takes that store, the one the bridge already has
-// registered (a new one would be another key, which the bridge refuses
-// without --force). It says whether it did.
-func adoptStaleStore(target, boxID string) (bool, error) {
-	if _, err := os.Lstat(filepath.Join(target, relStore)); !errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	stale, _ := filepath.Glob(filepath.Join(target, stagePrefix+"*", relStore))
-	for _, p := range stale {
-		s, err := store.Open(p, store.Options{Timeout: storeLockTimeout, Logger: discardLogger})
-		if err != nil {
-			continue // unfinished or unreadable: the run starts over
+// adoptStale finishes what an earlier run staged for boxID and did not
+// install (a power cut during the renames, or a failure after the bridge
+// was changed): a target without box.db takes a staged box.db of this box,
+// the store the bridge has registered (a new one would be another key,
+// which the bridge refuses without --force); and a staged certificate of
+// this box is installed with the key it certifies (the bridge's current
+// one: a new key would need --force too). It says what it took.
+func adoptStale(target, boxID string) ([]string, error) {
+	var took []string
+	stale, _ := filepath.Glob(filepath.Join(target, stagePrefix+"*"))
+	if _, err := os.Lstat(filepath.Join(target, relStore)); errors.Is(err, fs.ErrNotExist) {
+		for _, d := range stale {
+			if storeID(filepath.Join(d, relStore)) != boxID {
+				continue
+			}
+			if err := os.Rename(filepath.Join(d, relStore), filepath.Join(target, relStore)); err != nil {
+				return took, fmt.Errorf("taking %s from an interrupted run: %w", filepath.Join(target, relStore), err)
+			}
+			took = append(took, "took box.db from the run that was interrupted")
+			break
 		}
-		id, err := s.Identity()
-		_ = s.Close()
-		_ = os.Remove(p + pidSuffix)
-		if err != nil || id.BoxID != boxID {
+	}
+	st := &stage{target: target}
+	for _, d := range stale {
+		certPEM, err := readBounded(filepath.Join(d, relCert))
+		if err != nil {
 			continue
 		}
-		to := filepath.Join(target, relStore)
-		if err := os.Rename(p, to); err != nil {
-			return false, fmt.Errorf("taking %s from an interrupted run: %w", to, err)
+		keyFrom := filepath.Join(d, relDeviceKey)
+		if _, err := os.Lstat(keyFrom); err != nil {
+			keyFrom = filepath.Join(target, relDeviceKey)
 		}
-		return true, syncDir(target)
+		key, err := loadDeviceKey(keyFrom)
+		if err != nil || !certifies(certPEM, key, boxID) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Join(target, tlsDir), modeTLSDir); err != nil {
+			return took, err
+		}
+		for _, rel := range []string{relDeviceKey, relCert} {
+			from := filepath.Join(d, rel)
+			if _, err := os.Lstat(from); err != nil {
+				continue
+			}
+			if err := st.moveAside(rel); err != nil {
+				return took, err
+			}
+			if err := os.Rename(from, filepath.Join(target, rel)); err != nil {
+				return took, fmt.Errorf("taking %s from an interrupted run: %w", filepath.Join(target, rel), err)
+			}
+		}
+		took = append(took, "took the certificate the bridge issued to the run that was interrupted (tls/box.crt)")
+		break
 	}
-	return false, nil
+	if len(took) == 0 {
+		return nil, nil
+	}
+	return took, syncDirs(target, filepath.Join(target, tlsDir), st.replaced)
+}
+
+// storeID is the box id of the store at p, "" if there is none readable.
+func storeID(p string) string {
+	if _, err := os.Lstat(p); err != nil {
+		return ""
+	}
+	s, err := store.Open(p, store.Options{Timeout: storeLockTimeout, Logger: discardLogger})
+	if err != nil {
+		return ""
+	}
+	id, err := s.Identity()
+	_ = s.Close()
+	_ = os.Remove(p + pidSuffix) // the holder file is this process's
+	if err != nil {
+		return ""
+	}
+	return id.BoxID
 }
 
 // checkTarget says whether the target is a directory.
@@ -156,7 +207,11 @@ func (s *stage) added(rel string) { s.files[rel] = true }
 
 // remove drops the staging directory: after install it holds nothing of
 // value, after a failure it is all there is of the run.
-func (s *stage) remove() { _ = os.RemoveAll(s.dir) }
+func (s *stage) remove() {
+	if !s.keep {
+		_ = os.RemoveAll(s.dir)
+	}
+}
 
 // moveAside moves target/rel to the replaced directory, if it exists.
 func (s *stage) moveAside(rel string) error {

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"io/fs"
 	"net"
 	"net/http"
@@ -307,10 +309,10 @@ func TestProvisionWrongBoxIDRefused(t *testing.T) {
 	require.NotEqual(t, before.CertSerial, boxInfo(t, b, "box-a").CertSerial)
 }
 
-// A bridge that fails the certificate step leaves the card as it was.
+// A bridge that fails before it changed leaves the card as it was.
 func TestProvisionFailureChangesNothing(t *testing.T) {
 	b := startBridge(t)
-	for _, step := range []string{"/certificate", "/v1/boxes", "/v1/provisioning"} {
+	for _, step := range []string{"/v1/boxes", "/v1/provisioning"} {
 		t.Run(step, func(t *testing.T) {
 			dir := t.TempDir()
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "other"), []byte("x"), 0o600))
@@ -323,6 +325,61 @@ func TestProvisionFailureChangesNothing(t *testing.T) {
 			require.Equal(t, before, tree(t, dir))
 		})
 	}
+}
+
+// A bridge that fails the certificate step after registering the box:
+// the error says what the bridge now holds, the card gets the store the
+// bridge registered, and the same command again completes the card.
+func TestProvisionFailureAfterRegister(t *testing.T) {
+	b := startBridge(t)
+	dir := t.TempDir()
+	code, _, errOut := ctl(t, "provision", "--target", dir, "--box-id", "box-f", "--profile", "sim",
+		"--bridge", failingBridge(t, b, "/certificate"), "--token-file", b.tokenFile)
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, errOut, "injected failure")
+	require.NotContains(t, errOut, "nothing was changed")
+	require.Contains(t, errOut, "now has box box-f registered with this card's sync key, and no new certificate")
+	require.Contains(t, errOut, "running the same command again completes the card")
+	require.FileExists(t, filepath.Join(dir, relStore))
+	require.NoFileExists(t, filepath.Join(dir, relCert))
+	require.True(t, boxInfo(t, b, "box-f").CertNotAfter.IsZero())
+
+	code, out, errOut := b.provision(t, dir, "box-f", "--profile", "sim")
+	require.Equal(t, exitOK, code, errOut)
+	require.NotContains(t, out, "created the store")
+	require.Contains(t, out, "installed the bridge-signed client certificate")
+	require.Equal(t, certSerial(t, dir), boxInfo(t, b, "box-f").CertSerial)
+}
+
+// certSerial is the serial (hex) of the card's tls/box.crt.
+func certSerial(t *testing.T, dir string) string {
+	t.Helper()
+	blk, _ := pem.Decode(readFile(t, filepath.Join(dir, relCert)))
+	require.NotNil(t, blk)
+	c, err := x509.ParseCertificate(blk.Bytes)
+	require.NoError(t, err)
+	return c.SerialNumber.Text(16)
+}
+
+// A card whose certificate is valid but no longer the bridge's current one
+// (the box was certified again since) gets a new one on a re-run.
+func TestProvisionRenewsReplacedCertificate(t *testing.T) {
+	b := startBridge(t)
+	dir, _ := b.card(t, "box-s")
+	old := certSerial(t, dir)
+	key, err := loadDeviceKey(filepath.Join(dir, relDeviceKey))
+	require.NoError(t, err)
+	csr, err := makeCSR(key, "box-s")
+	require.NoError(t, err)
+	_, err = b.AdminClient().Certificate(context.Background(), "box-s", []byte(csr), false)
+	require.NoError(t, err)
+	require.NotEqual(t, old, boxInfo(t, b, "box-s").CertSerial)
+
+	code, out, errOut := b.provision(t, dir, "box-s", "--profile", "sim")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "serial "+old+" is no longer the bridge's current one")
+	require.Equal(t, certSerial(t, dir), boxInfo(t, b, "box-s").CertSerial)
+	require.NotEqual(t, old, certSerial(t, dir))
 }
 
 func TestProvisionBadInput(t *testing.T) {
@@ -472,7 +529,7 @@ func TestProvisionAfterCut(t *testing.T) {
 	// again (a new one would be another key, which the bridge refuses).
 	code, out, errOut := b.provision(t, dir, "box-cut", "--profile", "sim")
 	require.Equal(t, exitOK, code, errOut)
-	require.Contains(t, out, "took box.db from the run a cut interrupted")
+	require.Contains(t, out, "took box.db from the run that was interrupted")
 	require.NotContains(t, out, "created the store")
 	require.NoDirExists(t, stale)
 	now := tree(t, dir)
