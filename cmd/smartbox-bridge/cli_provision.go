@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -146,9 +147,13 @@ func cmdProvisioning(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		fmt.Fprintf(stdout, "broker URL:   %s\n", url)
 		fmt.Fprintf(stdout, "signing key:  %s\n", p.SigningKey.Line)
+		if pub, err := base64.StdEncoding.DecodeString(p.SigningKey.PublicKey); err == nil {
+			fmt.Fprintf(stdout, "  fingerprint %s (smartboxctl provision prints it; --expect-signing-key takes either)\n", bridge.Fingerprint(pub))
+		}
 		if blk, _ := pem.Decode([]byte(p.CACert)); blk != nil {
 			if ca, err := x509.ParseCertificate(blk.Bytes); err == nil {
 				fmt.Fprintf(stdout, "CA:           %s (valid until %s)\n", ca.Subject.CommonName, ca.NotAfter.Format("2006-01-02"))
+				fmt.Fprintf(stdout, "  fingerprint %s\n", bridge.Fingerprint(blk.Bytes))
 			}
 		}
 		_, err := io.WriteString(stdout, p.CACert)

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,7 +47,7 @@ const (
 type provisionFlags struct {
 	target, boxID, bridgeURL, tokenFile, profile, config string
 	name, location, broker, dataDir                      string
-	signingKey, caFile, certificate                      string
+	signingKey, caFile, certificate, expectKey           string
 	force, offline                                       bool
 }
 
@@ -69,6 +68,8 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		"and on the bridge a box of this id with another key or certificate (that box is cut off)")
 	fs.BoolVar(&f.offline, "offline", false, "no network: needs --signing-key, --ca-file, --broker; prints the record to carry to the bridge")
 	fs.StringVar(&f.signingKey, "signing-key", "", "with --offline: the bridge's signing key as KID=BASE64 (smartbox-bridge signing-key)")
+	fs.StringVar(&f.expectKey, "expect-signing-key", "", "refuse a bridge whose signing key is not this: KID=BASE64, or its "+
+		fingerprintPrefix+"HEX fingerprint (smartbox-bridge signing-key, or the fingerprint its admin reads out)")
 	fs.StringVar(&f.caFile, "ca-file", "", "with --offline: the bridge's CA (its DATA/ca.crt)")
 	fs.StringVar(&f.certificate, "certificate", "", "install the certificate the bridge signed for an --offline box (smartbox-bridge register-box --cert-out)")
 	if err := fs.Parse(args); err != nil {
@@ -154,8 +155,8 @@ func (f *provisionFlags) check() (boardprofile.Profile, error) {
 		case f.tokenFile == "":
 			return p, cli.Usagef("--token-file F is required: the bridge's admin token")
 		}
-		if u, err := url.Parse(f.bridgeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return p, cli.Usagef("--bridge %q: want the admin API's URL, e.g. https://bridge.example.com:8480", f.bridgeURL)
+		if err := checkBridgeURL(f.bridgeURL); err != nil {
+			return p, err
 		}
 	}
 	if f.broker != "" {
@@ -245,6 +246,10 @@ type provisionRun struct {
 	out     io.Writer
 	errOut  io.Writer
 	did     []string // what changed, for the report
+	// What the card trusts, for the report's fingerprints.
+	kid     string
+	signKey ed25519.PublicKey
+	caPEM   []byte
 }
 
 func (r *provisionRun) run(ctx context.Context) error {
@@ -280,6 +285,10 @@ func (r *provisionRun) run(ctx context.Context) error {
 			broker = pr.BrokerURL
 		}
 	}
+	if err := checkExpectedKey(f.expectKey, kid, signKey); err != nil {
+		return err
+	}
+	r.kid, r.signKey, r.caPEM = kid, signKey, caPEM
 	where := "--ca-file " + f.caFile
 	if r.admin != nil {
 		where = "the bridge's CA (GET /v1/provisioning)"
@@ -496,6 +505,8 @@ func (r *provisionRun) report(reg bridge.RegisterBoxRequest, csr string) error {
 	for _, d := range r.did {
 		fmt.Fprintf(w, "%s: %s\n", r.f.target, d)
 	}
+	fmt.Fprintf(w, "trusts: signing key %s (%s), CA %s: compare them with the bridge's own (smartbox-bridge provisioning)\n",
+		r.kid, keyFingerprint(r.signKey), caFingerprint(r.caPEM))
 	if r.admin != nil {
 		fmt.Fprintf(w, "box %s: registered with the bridge at %s (%d slots)\n", r.f.boxID, r.f.bridgeURL, reg.Slots)
 		return nil

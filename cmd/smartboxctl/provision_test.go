@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
@@ -287,6 +289,21 @@ func TestProvisionForce(t *testing.T) {
 	}
 }
 
+// The report shows what the card trusts, and a pinned signing key (its
+// line or its fingerprint) that matches lets the run through.
+func TestProvisionTrustAnchors(t *testing.T) {
+	b := startBridge(t)
+	kid, pub64, _ := strings.Cut(b.SigningKeyLine(), "=")
+	pub, err := base64.StdEncoding.DecodeString(pub64)
+	require.NoError(t, err)
+	fp := bridge.Fingerprint(pub)
+	for i, pin := range []string{b.SigningKeyLine(), fp} {
+		code, out, errOut := b.provision(t, t.TempDir(), fmt.Sprintf("box-t%d", i), "--profile", "sim", "--expect-signing-key", pin)
+		require.Equal(t, exitOK, code, errOut)
+		require.Contains(t, out, "trusts: signing key "+kid+" ("+fp+"), CA sha256:")
+	}
+}
+
 // A fresh card given the id of a box the bridge already has (a mistyped
 // --box-id) does not take that box over: the bridge keeps its key and its
 // certificate, and says so; --force replaces it.
@@ -422,6 +439,10 @@ func TestProvisionBadInput(t *testing.T) {
 		{"existing identity", provisioned, []string{"--box-id", "box-2"}, exitFailure, `is box "box-1"'s identity`},
 		{"box id the bridge refuses", "", []string{"--box-id", bridge.DefaultCloudUser}, exitFailure, "is the cloud's broker user name"},
 		{"bad bridge url", "", []string{"--bridge", "bridge.example.com"}, exitUsage, "--bridge"},
+		{"plain http to another host", "", []string{"--bridge", "http://bridge.example.com:8480"}, exitUsage, "plain http:// would send the admin token in clear"},
+		{"unexpected signing key", "", []string{"--expect-signing-key", "sha256:00"}, exitFailure, "not the sha256:00 expected (--expect-signing-key)"},
+		{"unexpected signing key id", "", []string{"--expect-signing-key", "other=" + base64.StdEncoding.EncodeToString(make([]byte, 32))},
+			exitFailure, "not the other expected (--expect-signing-key)"},
 		{"offline without key", "", []string{"--offline", "--bridge", ""}, exitUsage, "--bridge"},
 		{"offline alone", "", []string{"--bridge", "", "--token-file", "", "--offline"}, exitUsage, "--offline needs --signing-key"},
 	} {
