@@ -101,6 +101,9 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := checkTarget(f.target); err != nil {
 		return err
 	}
+	if err := checkCardNames(f.target); err != nil {
+		return err
+	}
 	adopted, err := adoptStale(f.target, f.boxID)
 	if err != nil {
 		return err
@@ -188,7 +191,7 @@ type current struct {
 func inspectTarget(target, boxID string, force bool) (current, error) {
 	var c current
 	p := filepath.Join(target, relStore)
-	if _, err := os.Stat(p); err != nil {
+	if _, err := os.Lstat(p); err != nil { // checkCardNames refused a link
 		if errors.Is(err, os.ErrNotExist) {
 			return c, nil
 		}

@@ -166,6 +166,43 @@ func storeID(p string) string {
 	return id.BoxID
 }
 
+// checkCardNames refuses a card whose names provision writes or reads are
+// symlinks (or tls a non-directory): provision runs as the technician on
+// the laptop and must not write, through a link planted on a card, to
+// somewhere else. An existing tls is made 0700 (it holds box.key).
+func checkCardNames(target string) error {
+	for _, rel := range []string{relStore, relStore + pidSuffix, relConfig, tlsDir} {
+		fi, err := os.Lstat(filepath.Join(target, rel))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("--target: %w", err)
+		}
+		p := filepath.Join(target, rel)
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%s is a symbolic link: nothing was changed (provision writes only real files on the card: remove the link)", p)
+		case rel == tlsDir && !fi.IsDir():
+			return fmt.Errorf("%s is not a directory: nothing was changed (it must be the card's tls directory: move it away)", p)
+		case rel != tlsDir && !fi.Mode().IsRegular():
+			return fmt.Errorf("%s is not a regular file: nothing was changed (move it away)", p)
+		}
+	}
+	for _, rel := range []string{relDeviceKey, relCert, relCA} {
+		p := filepath.Join(target, rel)
+		if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file (a symbolic link?): nothing was changed (move it away)", p)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(target, tlsDir)); err == nil && fi.Mode().Perm() != modeTLSDir {
+		if err := os.Chmod(filepath.Join(target, tlsDir), modeTLSDir); err != nil {
+			return fmt.Errorf("making %s mode 0700 (it holds the device key): %w", filepath.Join(target, tlsDir), err)
+		}
+	}
+	return nil
+}
+
 // checkTarget says whether the target is a directory.
 func checkTarget(target string) error {
 	fi, err := os.Stat(target)

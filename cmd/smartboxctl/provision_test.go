@@ -304,6 +304,49 @@ func TestProvisionTrustAnchors(t *testing.T) {
 	}
 }
 
+// A card whose names are symbolic links (or tls a file) is refused before
+// anything is written through them; an existing tls becomes 0700.
+func TestProvisionRefusesLinks(t *testing.T) {
+	b := startBridge(t)
+	for _, tc := range []struct {
+		name, want string
+		plant      func(t *testing.T, dir, elsewhere string)
+	}{
+		{"box.db", "box.db is a symbolic link", func(t *testing.T, dir, elsewhere string) {
+			require.NoError(t, os.Symlink(filepath.Join(elsewhere, "x.db"), filepath.Join(dir, relStore)))
+		}},
+		{"tls link", "tls is a symbolic link", func(t *testing.T, dir, elsewhere string) {
+			require.NoError(t, os.Symlink(elsewhere, filepath.Join(dir, tlsDir)))
+		}},
+		{"tls file", "tls is not a directory", func(t *testing.T, dir, _ string) {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, tlsDir), nil, 0o600))
+		}},
+		{"config", "smartboxd.toml is a symbolic link", func(t *testing.T, dir, elsewhere string) {
+			require.NoError(t, os.Symlink(filepath.Join(elsewhere, "etc.toml"), filepath.Join(dir, relConfig)))
+		}},
+		{"device key", "box.key is not a regular file", func(t *testing.T, dir, elsewhere string) {
+			require.NoError(t, os.Mkdir(filepath.Join(dir, tlsDir), 0o700))
+			require.NoError(t, os.Symlink(filepath.Join(elsewhere, "k"), filepath.Join(dir, relDeviceKey)))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, elsewhere := t.TempDir(), t.TempDir()
+			tc.plant(t, dir, elsewhere)
+			before := tree(t, dir)
+			code, _, errOut := b.provision(t, dir, "box-l", "--profile", "sim")
+			require.Equal(t, exitFailure, code, errOut)
+			require.Contains(t, errOut, tc.want)
+			require.Equal(t, before, tree(t, dir))
+			require.Empty(t, tree(t, elsewhere)["x.db"]+tree(t, elsewhere)["etc.toml"]+tree(t, elsewhere)["box.key"], "written through a link")
+		})
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(dir, tlsDir), 0o755))
+	code, _, errOut := b.provision(t, dir, "box-m", "--profile", "sim")
+	require.Equal(t, exitOK, code, errOut)
+	require.Equal(t, fs.FileMode(0o700), fileMode(t, filepath.Join(dir, tlsDir)))
+}
+
 // A fresh card given the id of a box the bridge already has (a mistyped
 // --box-id) does not take that box over: the bridge keeps its key and its
 // certificate, and says so; --force replaces it.
