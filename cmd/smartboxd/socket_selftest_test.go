@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -162,6 +164,29 @@ func TestSelftestSessionRefusesCodes(t *testing.T) {
 	// A session is refused while the driver's slot is released.
 	_, err = r.c.BeginSession(ctx)
 	require.True(t, boxsocket.IsStatus(err, 409), "a session while slot 1 is released for a driver: %v", err)
+}
+
+// A lock request of a session that has ended meanwhile (a racing end)
+// does not relock a slot the controller released for a driver since.
+func TestSelftestStaleLockLeavesDriversSlot(t *testing.T) {
+	r := startSocketDaemon(t, nil)
+	ctx := t.Context()
+	require.Eventually(t, func() bool { _, err := r.c.Status(ctx); return err == nil }, waitFor, 10*time.Millisecond)
+	s, err := r.c.BeginSession(ctx)
+	require.NoError(t, err)
+	stale := r.d.input.session()
+	require.NotNil(t, stale)
+	require.NoError(t, s.End(ctx))
+	require.NoError(t, r.c.Press(ctx, testPIN+"#", 0))
+	require.Eventually(t, func() bool { return r.d.sim.slots.Released(1) }, waitFor, 10*time.Millisecond, "the driver's PIN")
+
+	// What a lock request that passed hold just before the end does next.
+	req := httptest.NewRequest(http.MethodPost, "/v1/session/slots/1/lock", nil)
+	req.SetPathValue("n", "1")
+	w := httptest.NewRecorder()
+	r.d.sessionLock(w, req, stale)
+	require.Equal(t, http.StatusNotFound, w.Code, w.Body.String())
+	require.True(t, r.d.sim.slots.Released(1), "the stale session relocked the driver's slot")
 }
 
 // TestSelftestLeaseExpiry: a client that vanishes with a lock released
