@@ -65,7 +65,9 @@ func newTechnician(t *testing.T, c *boxsocket.Client) *technician {
 
 // testTimeouts shorten the steps that only time out when something is
 // broken (the jammed slot's take, the empty slot's steady watch).
-var testTimeouts = selftest.Options{TakeTimeout: 2 * time.Second, SteadyWatch: 300 * time.Millisecond}
+// TakeTimeout is also how long a healthy slot's key may take to be taken
+// on a loaded 2-core CI under -race: 10 s, many times what it takes.
+var testTimeouts = selftest.Options{TakeTimeout: 10 * time.Second, SteadyWatch: 300 * time.Millisecond}
 
 func rowByName(t *testing.T, rep *selftest.Report, name string) selftest.Row {
 	t.Helper()
@@ -193,7 +195,10 @@ func TestSelftestStaleLockLeavesDriversSlot(t *testing.T) {
 // leaves the box in service and shut once the lease runs out, well before
 // the release time it asked for.
 func TestSelftestLeaseExpiry(t *testing.T) {
-	const lease = 300 * time.Millisecond
+	// lease: long enough that the client's begin and release (a few ms)
+	// fit many times over on a loaded CI, short next to the 10 s release
+	// it must cut.
+	const lease = 2 * time.Second
 	r := startSocketDaemon(t, nil)
 	r.d.input.mu.Lock()
 	r.d.input.lease = lease
