@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
+	"github.com/smartbox-oss/smartbox/cmd/internal/syncbuf"
 )
 
 // selftestWait bounds a self-test step in these tests: generous for a
@@ -69,24 +68,6 @@ func TestSelftestUsage(t *testing.T) {
 	require.Contains(t, errOut, `"lights" is not one of`)
 }
 
-// lockedBuffer is a bytes.Buffer safe to read while a command writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A dropped SSH session (SIGHUP) or a SIGQUIT during a stopped-box
 // self-test ends it through its defers (locks de-energised), instead of
 // killing the process with a lock possibly energised.
@@ -99,7 +80,7 @@ func TestSelftestEndsOnHangup(t *testing.T) {
 			t.Cleanup(func() { _ = w.Close() })
 			selftestStdin = in
 			t.Cleanup(func() { selftestStdin = os.Stdin })
-			var stdout, stderr lockedBuffer
+			var stdout, stderr syncbuf.Buffer
 			done := make(chan int, 1)
 			go func() {
 				done <- run([]string{"selftest", "--socket", noDaemon(t), "--config", cfg, "--only", "locks"}, &stdout, &stderr)
