@@ -411,6 +411,33 @@ func TestProvisionFailureAfterRegister(t *testing.T) {
 	require.Equal(t, certSerial(t, dir), boxInfo(t, b, "box-f").CertSerial)
 }
 
+// A run that failed after the bridge issued a certificate keeps its stage
+// (key and certificate, the bridge's current one); the same command again
+// takes them instead of asking for a certificate for a new key, which the
+// bridge would refuse without --force.
+func TestProvisionTakesKeptCertificate(t *testing.T) {
+	b := startBridge(t)
+	dir, _ := b.card(t, "box-k")
+	serial := certSerial(t, dir)
+	kept := filepath.Join(dir, stagePrefix+"kept")
+	require.NoError(t, os.MkdirAll(filepath.Join(kept, tlsDir), 0o700))
+	for _, rel := range []string{relDeviceKey, relCert} {
+		require.NoError(t, os.Rename(filepath.Join(dir, rel), filepath.Join(kept, rel)))
+	}
+	// The card's own key is another one, whose certificate is not current.
+	_, keyPEM, err := newDeviceKey()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, relDeviceKey), keyPEM, 0o600))
+
+	code, out, errOut := b.provision(t, dir, "box-k", "--profile", "sim")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "took the certificate the bridge issued to the run that was interrupted")
+	require.NotContains(t, out, "installed the bridge-signed client certificate", "no new certificate asked for")
+	require.Equal(t, serial, certSerial(t, dir))
+	require.Equal(t, serial, boxInfo(t, b, "box-k").CertSerial)
+	require.NoDirExists(t, kept)
+}
+
 // certSerial is the serial (hex) of the card's tls/box.crt.
 func certSerial(t *testing.T, dir string) string {
 	t.Helper()
