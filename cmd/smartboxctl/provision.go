@@ -253,6 +253,8 @@ type provisionRun struct {
 	kid     string
 	signKey ed25519.PublicKey
 	caPEM   []byte
+	// conflict: the bridge refused (409) a change only --force makes.
+	conflict bool
 }
 
 func (r *provisionRun) run(ctx context.Context) error {
@@ -378,12 +380,15 @@ func (r *provisionRun) run(ctx context.Context) error {
 	call := "POST /v1/boxes/" + f.boxID + "/certificate"
 	cr, err := r.admin.Certificate(ctx, f.boxID, []byte(csr), f.force)
 	if err != nil {
+		held := "box " + f.boxID + " registered with this card's sync key, and no new certificate"
 		if ae, ok := errors.AsType[*bridge.APIError](err); ok && ae.Status == http.StatusConflict {
+			// The same command again would be refused again.
+			r.conflict = true
 			err = r.bridgeErr(call, err)
 		} else {
 			err = fmt.Errorf("%s: %w", call, err)
 		}
-		return r.afterBridge(err, "box "+f.boxID+" registered with this card's sync key, and no new certificate", true)
+		return r.afterBridge(err, held, true)
 	}
 	held := "box " + f.boxID + " registered with this card's sync key, and a new current certificate " +
 		"(the card's previous certificate no longer connects)"
@@ -438,8 +443,11 @@ func (r *provisionRun) afterBridge(err error, held string, install bool) error {
 	if !install {
 		what = "what was made for the card (store, device key, certificate) is kept in " + r.st.dir
 	}
-	return fmt.Errorf("%w\nthe bridge at %s now has %s; %s; running the same command again completes the card",
-		err, r.f.bridgeURL, held, what)
+	next := "running the same command again completes the card"
+	if r.conflict {
+		next = "with --force, running the same command again completes the card"
+	}
+	return fmt.Errorf("%w\nthe bridge at %s now has %s; %s; %s", err, r.f.bridgeURL, held, what, next)
 }
 
 // bridgeErr is a failed admin call's error, saying what to do.
@@ -449,8 +457,10 @@ func (r *provisionRun) bridgeErr(call string, err error) error {
 		return fmt.Errorf("%w (nothing was changed: check --bridge, or provision --offline)", err)
 	}
 	if ae, ok := errors.AsType[*bridge.APIError](err); ok && ae.Status == http.StatusConflict {
-		return fmt.Errorf("box %s is already registered with another key on the bridge at %s: is the box id right? "+
-			"--force replaces it there too, cutting off the box that has the old card (%s: %v)", r.f.boxID, r.f.bridgeURL, call, err)
+		// The bridge's message says what it has (another key, another
+		// certificate) and asks whether the box id is right.
+		return fmt.Errorf("the bridge at %s refused %s: %v\n--force replaces it there too, cutting off the box that has the old card",
+			r.f.bridgeURL, call, err)
 	}
 	if strings.Contains(err.Error(), "bearer token") {
 		return fmt.Errorf("the bridge at %s refused the token in %s: %v (nothing was changed: it is the bridge's DATA/admin.token)",

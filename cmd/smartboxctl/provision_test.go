@@ -438,6 +438,25 @@ func TestProvisionTakesKeptCertificate(t *testing.T) {
 	require.NoDirExists(t, kept)
 }
 
+// A card that lost its device key asks a certificate for a new one, which
+// the bridge refuses while the old one is current: the error says --force,
+// and --force completes the card.
+func TestProvisionLostKeyNeedsForce(t *testing.T) {
+	b := startBridge(t)
+	dir, _ := b.card(t, "box-d")
+	serial := certSerial(t, dir)
+	require.NoError(t, os.Remove(filepath.Join(dir, relDeviceKey)))
+	code, _, errOut := b.provision(t, dir, "box-d", "--profile", "sim")
+	require.Equal(t, exitFailure, code, errOut)
+	require.Contains(t, errOut, "already has a current certificate for another key")
+	require.Contains(t, errOut, "with --force, running the same command again completes the card")
+	require.Equal(t, serial, boxInfo(t, b, "box-d").CertSerial)
+	code, _, errOut = b.provision(t, dir, "box-d", "--profile", "sim", "--force")
+	require.Equal(t, exitOK, code, errOut)
+	require.Equal(t, certSerial(t, dir), boxInfo(t, b, "box-d").CertSerial)
+	require.NotEqual(t, serial, certSerial(t, dir))
+}
+
 // certSerial is the serial (hex) of the card's tls/box.crt.
 func certSerial(t *testing.T, dir string) string {
 	t.Helper()
