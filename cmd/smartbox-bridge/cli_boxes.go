@@ -60,6 +60,7 @@ func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer
 	slots := fset.Int("slots", 0, "how many key slots the box has (put-key refuses others); 0 keeps the number known")
 	name := fset.String("name", "", "the box's name for drivers, e.g. \"Depot North\"")
 	location := fset.String("location", "", "where the box is, for drivers' access pages and messages")
+	replace := fset.Bool("replace", false, replaceUsage)
 	return adminCall(ctx, fset, d, args, nil, func([]string) (request, error) {
 		if err := errors.Join(required("id", *id), required("public-key", *pub)); err != nil {
 			return request{}, cli.Usagef("%v", err)
@@ -67,7 +68,7 @@ func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer
 		if *slots < 0 || *slots > bridge.MaxSlots {
 			return request{}, cli.Usagef("--slots %d: want 1..%d", *slots, bridge.MaxSlots)
 		}
-		req := bridge.RegisterBoxRequest{ID: *id, PublicKey: *pub, Slots: *slots, Name: *name, Location: *location}
+		req := bridge.RegisterBoxRequest{ID: *id, PublicKey: *pub, Slots: *slots, Name: *name, Location: *location, Replace: *replace}
 		if *pwFile != "" {
 			pw, err := readSecretFile("--password-file", *pwFile)
 			if err != nil {

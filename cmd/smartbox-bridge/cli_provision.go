@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -23,6 +24,10 @@ import (
 // maxRecordFile bounds a provisioning record: a registration and a CSR of
 // under 8 KiB; a path mistyped to something big must not be read whole.
 const maxRecordFile = 64 << 10
+
+// replaceUsage is register-box's --replace, with or without --record.
+const replaceUsage = "replace a box of this id that the bridge has with another key or certificate " +
+	"(a new card for it): without it that is refused, as a mistyped id would cut the real box off"
 
 // certFileMode: a certificate is public, but it names a box; no need for
 // others to write it.
@@ -50,6 +55,7 @@ func cmdRegisterRecord(ctx context.Context, args []string, stdout, stderr io.Wri
 	fset, d := newFlagSet("register-box", stderr)
 	record := fset.String("record", "", "provisioning record from `smartboxctl provision --offline` (JSON)")
 	certOut := fset.String("cert-out", "", "write the box's certificate (PEM) here; none: stdout")
+	replace := fset.Bool("replace", false, replaceUsage)
 	return cli.Call(fset, args, nil, func([]string) (bridge.CertificateResponse, error) {
 		var resp bridge.CertificateResponse
 		if err := required("record", *record); err != nil {
@@ -63,12 +69,13 @@ func cmdRegisterRecord(ctx context.Context, args []string, stdout, stderr io.Wri
 		if err != nil {
 			return resp, err
 		}
+		rec.Register.Replace = *replace
 		var info bridge.BoxInfo
 		if err := c.do(ctx, "POST", "/v1/boxes", rec.Register, &info); err != nil {
 			return resp, fmt.Errorf("register box %s from %s: %w", rec.Register.ID, *record, err)
 		}
 		fmt.Fprintf(stderr, "registered box %s\n", info.ID)
-		err = c.do(ctx, "POST", "/v1/boxes/"+esc(rec.Register.ID)+"/certificate", bridge.CertificateRequest{CSR: rec.CSR}, &resp)
+		err = c.do(ctx, "POST", "/v1/boxes/"+esc(rec.Register.ID)+"/certificate", bridge.CertificateRequest{CSR: rec.CSR, Replace: *replace}, &resp)
 		if err != nil {
 			return resp, fmt.Errorf("certificate for box %s from %s: %w", rec.Register.ID, *record, err)
 		}
@@ -140,9 +147,13 @@ func cmdProvisioning(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		fmt.Fprintf(stdout, "broker URL:   %s\n", url)
 		fmt.Fprintf(stdout, "signing key:  %s\n", p.SigningKey.Line)
+		if pub, err := base64.StdEncoding.DecodeString(p.SigningKey.PublicKey); err == nil {
+			fmt.Fprintf(stdout, "  fingerprint %s (smartboxctl provision prints it; --expect-signing-key takes either)\n", bridge.Fingerprint(pub))
+		}
 		if blk, _ := pem.Decode([]byte(p.CACert)); blk != nil {
 			if ca, err := x509.ParseCertificate(blk.Bytes); err == nil {
 				fmt.Fprintf(stdout, "CA:           %s (valid until %s)\n", ca.Subject.CommonName, ca.NotAfter.Format("2006-01-02"))
+				fmt.Fprintf(stdout, "  fingerprint %s\n", bridge.Fingerprint(blk.Bytes))
 			}
 		}
 		_, err := io.WriteString(stdout, p.CACert)

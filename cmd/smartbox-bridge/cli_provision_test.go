@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -94,4 +95,24 @@ func TestRegisterBoxFromRecord(t *testing.T) {
 		require.Equal(t, exitFailure, code, errOut)
 		require.Contains(t, errOut, want)
 	}
+}
+
+// register-box refuses another key for a registered box (a mistyped id
+// would cut the real box off) unless --replace.
+func TestRegisterBoxReplace(t *testing.T) {
+	t.Parallel()
+	b := startBridge(t, t.TempDir(), "listen = \"127.0.0.1:0\"\n")
+	key := func() string {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		require.NoError(t, err)
+		return base64.StdEncoding.EncodeToString(k.PublicKey().Bytes())
+	}
+	first, second := key(), key()
+	b.mustCLI(t, "register-box", "--id", "box-r", "--public-key", first)
+	b.mustCLI(t, "register-box", "--id", "box-r", "--public-key", first)
+	code, _, errOut := b.cli(t, "register-box", "--id", "box-r", "--public-key", second)
+	require.Equal(t, exitFailure, code, errOut)
+	require.Contains(t, errOut, "already registered with another key")
+	require.Contains(t, errOut, "--replace")
+	b.mustCLI(t, "register-box", "--id", "box-r", "--public-key", second, "--replace")
 }

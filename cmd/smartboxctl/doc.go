@@ -16,7 +16,8 @@
 //	smartboxctl slots   [--socket PATH] [--data DIR] [--json]
 //	smartboxctl release SLOT --by WHO --reason WHY [--socket PATH]
 //	smartboxctl provision --target DIR --box-id ID --bridge URL --token-file F [--profile NAME]
-//	                      [--config FILE] [--name N] [--location L] [--broker URL] [--data-dir D] [--force]
+//	                      [--config FILE] [--name N] [--location L] [--broker URL] [--data-dir D]
+//	                      [--expect-signing-key KID=BASE64|sha256:HEX] [--force]
 //	smartboxctl provision --target DIR --box-id ID --offline --signing-key KID=BASE64 --ca-file F --broker URL [...]
 //	smartboxctl provision --target DIR --certificate FILE
 //	smartboxctl trust     --data DIR --cloud-key KID=BASE64 [--cloud-key ...] [--broker URL]
@@ -48,17 +49,29 @@
 // from the board profile (or --config, checked against the board's pins),
 // its [cloud] naming those files relative to itself.
 //
-// Every file is staged in DIR/.smartbox-provision-*, fsynced, and renamed
-// into place with box.db last: a failure before leaves DIR as it was. A
-// power cut during the renames leaves no new box.db (the identity), and
-// running the same command again finishes the card (the files half
-// installed move aside, as below). Nothing is deleted: a file provision
-// replaces moves to DIR/.smartbox-replaced-<UTC time>/. Another box's
-// box.db is refused without --force. For the same box id a run is
+// --bridge is https://, or http:// to the bridge's own machine only (the
+// admin token goes out, the trust anchors come back); the report prints the
+// signing key id and the SHA-256 fingerprints of the signing key and the
+// CA, and --expect-signing-key refuses a bridge whose key is not the one
+// given. Links on the card (box.db, smartboxd.toml, tls and its files) are
+// refused.
+//
+// Every file is staged in DIR/.smartbox-provision-* and fsynced before the
+// bridge is asked to change anything, box.crt last, then renamed into place
+// with box.db last: a failure before the bridge changed leaves DIR as it
+// was; one after says what the bridge now holds, and running the same
+// command again completes the card (the staged store, key and certificate
+// are taken from the kept staging directory). A power cut during the
+// renames leaves no new box.db (the identity), and running the same
+// command again finishes the card the same way. Nothing is deleted: a file
+// provision replaces moves to DIR/.smartbox-replaced-<UTC time>/. Another
+// box's box.db is refused without --force; so is, by the bridge, a box id it
+// has with another key or certificate (a mistyped --box-id would cut that
+// box off): --force replaces it there too. For the same box id a run is
 // idempotent: the store and device key stay, the box is registered again,
 // and the signing key, CA, config and certificate are written only if
-// missing, different or (the certificate) invalid for the key; it says
-// what it did, or "nothing to change".
+// missing, different or (the certificate) invalid for the key or no longer
+// the bridge's current one; it says what it did, or "nothing to change".
 //
 // --offline asks nothing: it writes everything but box.crt and prints on
 // stdout the bridge.ProvisionRecord (registration and certificate request,
@@ -105,7 +118,12 @@
 // hardware and the store itself (--config). --only runs some groups
 // (sensors, locks, keys, reader, clock, store, broker, signing). It prints
 // a table (or --json, cmd/internal/selftest.Report) and exits 1 if any row
-// failed; a failed row does not stop the test.
+// failed; a failed row does not stop the test. ^C, a stop, a dropped SSH
+// session (SIGHUP) and SIGQUIT end the test with every lock de-energised;
+// SIGKILL cannot be caught, and on the stopped-box path a lock it leaves
+// energised is de-energised only by smartboxd's next start (and the relays'
+// hard maximum on time): prefer the socket path, where smartboxd itself
+// ends a session whose client is gone.
 //
 // Codes are never shown: the store keeps only an HMAC of each code.
 //

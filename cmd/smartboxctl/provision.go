@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,7 +47,7 @@ const (
 type provisionFlags struct {
 	target, boxID, bridgeURL, tokenFile, profile, config string
 	name, location, broker, dataDir                      string
-	signingKey, caFile, certificate                      string
+	signingKey, caFile, certificate, expectKey           string
 	force, offline                                       bool
 }
 
@@ -65,9 +64,12 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&f.location, "location", "", "where the box is, for drivers")
 	fs.StringVar(&f.broker, "broker", "", "the broker the box connects to, e.g. ssl://mqtt.example.com:8883 (default: what the bridge advertises)")
 	fs.StringVar(&f.dataDir, "data-dir", boxconfig.DefaultDataDir, "data_dir in the config: where the card is mounted on the box")
-	fs.BoolVar(&f.force, "force", false, "replace another box's identity on the card (the old files move to DIR/.smartbox-replaced-TIME/)")
+	fs.BoolVar(&f.force, "force", false, "replace another box's identity on the card (the old files move to DIR/.smartbox-replaced-TIME/), "+
+		"and on the bridge a box of this id with another key or certificate (that box is cut off)")
 	fs.BoolVar(&f.offline, "offline", false, "no network: needs --signing-key, --ca-file, --broker; prints the record to carry to the bridge")
 	fs.StringVar(&f.signingKey, "signing-key", "", "with --offline: the bridge's signing key as KID=BASE64 (smartbox-bridge signing-key)")
+	fs.StringVar(&f.expectKey, "expect-signing-key", "", "refuse a bridge whose signing key is not this: KID=BASE64, or its "+
+		fingerprintPrefix+"HEX fingerprint (smartbox-bridge signing-key, or the fingerprint its admin reads out)")
 	fs.StringVar(&f.caFile, "ca-file", "", "with --offline: the bridge's CA (its DATA/ca.crt)")
 	fs.StringVar(&f.certificate, "certificate", "", "install the certificate the bridge signed for an --offline box (smartbox-bridge register-box --cert-out)")
 	if err := fs.Parse(args); err != nil {
@@ -99,6 +101,13 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := checkTarget(f.target); err != nil {
 		return err
 	}
+	if err := checkCardNames(f.target); err != nil {
+		return err
+	}
+	adopted, err := adoptStale(f.target, f.boxID)
+	if err != nil {
+		return err
+	}
 	cur, err := inspectTarget(f.target, f.boxID, f.force)
 	if err != nil {
 		return err
@@ -111,6 +120,7 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	ctx, cancel := context.WithTimeout(ctx, provisionTimeout)
 	defer cancel()
 	r := &provisionRun{f: f, profile: p, own: own, cur: cur, st: st, out: stdout, errOut: stderr}
+	r.did = append(r.did, adopted...)
 	if !f.offline {
 		r.admin = bridge.NewAdminClient(strings.TrimRight(f.bridgeURL, "/"), strings.TrimSpace(string(token)))
 	}
@@ -148,8 +158,8 @@ func (f *provisionFlags) check() (boardprofile.Profile, error) {
 		case f.tokenFile == "":
 			return p, cli.Usagef("--token-file F is required: the bridge's admin token")
 		}
-		if u, err := url.Parse(f.bridgeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return p, cli.Usagef("--bridge %q: want the admin API's URL, e.g. https://bridge.example.com:8480", f.bridgeURL)
+		if err := checkBridgeURL(f.bridgeURL); err != nil {
+			return p, err
 		}
 	}
 	if f.broker != "" {
@@ -181,7 +191,7 @@ type current struct {
 func inspectTarget(target, boxID string, force bool) (current, error) {
 	var c current
 	p := filepath.Join(target, relStore)
-	if _, err := os.Stat(p); err != nil {
+	if _, err := os.Lstat(p); err != nil { // checkCardNames refused a link
 		if errors.Is(err, os.ErrNotExist) {
 			return c, nil
 		}
@@ -239,6 +249,12 @@ type provisionRun struct {
 	out     io.Writer
 	errOut  io.Writer
 	did     []string // what changed, for the report
+	// What the card trusts, for the report's fingerprints.
+	kid     string
+	signKey ed25519.PublicKey
+	caPEM   []byte
+	// conflict: the bridge refused (409) a change only --force makes.
+	conflict bool
 }
 
 func (r *provisionRun) run(ctx context.Context) error {
@@ -274,6 +290,10 @@ func (r *provisionRun) run(ctx context.Context) error {
 			broker = pr.BrokerURL
 		}
 	}
+	if err := checkExpectedKey(f.expectKey, kid, signKey); err != nil {
+		return err
+	}
+	r.kid, r.signKey, r.caPEM = kid, signKey, caPEM
 	where := "--ca-file " + f.caFile
 	if r.admin != nil {
 		where = "the bridge's CA (GET /v1/provisioning)"
@@ -318,40 +338,82 @@ func (r *provisionRun) run(ctx context.Context) error {
 		}
 		r.did = append(r.did, fmt.Sprintf("wrote smartboxd.toml (%s, broker %s)", r.profile.Name, broker))
 	}
-	certOK := false
+	// The card's certificate is kept if it is valid for its key and, online,
+	// still the bridge's current one (a later provisioning shuts it out).
+	var curSerial string
 	if r.cur.certPEM != nil {
-		_, err := checkCertificate(r.cur.certPEM, key, f.boxID, caPEM, relCert)
-		certOK = err == nil
-	}
-	csr := ""
-	if !certOK {
-		if csr, err = makeCSR(key, f.boxID); err != nil {
-			return err
+		if c, err := checkCertificate(r.cur.certPEM, key, f.boxID, caPEM, relCert); err == nil {
+			curSerial = c.SerialNumber.Text(16)
 		}
 	}
 
 	reg := bridge.RegisterBoxRequest{ID: f.boxID, PublicKey: base64.StdEncoding.EncodeToString(syncPub),
 		Slots: cfg.slots, Name: f.name, Location: f.location}
-	if r.admin != nil {
-		if err := r.admin.Do(ctx, http.MethodPost, "/v1/boxes", reg, nil); err != nil {
-			return r.bridgeErr("POST /v1/boxes", err)
-		}
-		if csr != "" {
-			cr, err := r.admin.Certificate(ctx, f.boxID, []byte(csr))
-			if err != nil {
-				return r.bridgeErr("POST /v1/boxes/"+f.boxID+"/certificate", err)
-			}
-			c, err := checkCertificate([]byte(cr.Certificate), key, f.boxID, caPEM, "the certificate the bridge signed")
-			if err != nil {
+	csr := ""
+	if r.admin == nil {
+		if curSerial == "" {
+			if csr, err = makeCSR(key, f.boxID); err != nil {
 				return err
 			}
-			if err := r.st.write(relCert, []byte(cr.Certificate), modePublic); err != nil {
-				return err
-			}
-			r.did = append(r.did, "installed the bridge-signed client certificate (tls/box.crt, until "+c.NotAfter.UTC().Format(time.RFC3339)+")")
 		}
+		return r.finish(reg, csr, setKey, kid, signKey, broker)
 	}
+	// Every staged file is written and fsynced: from here on the bridge
+	// changes, and a failure says what it now holds.
+	// Only --force replaces a box the bridge has with another key: a
+	// mistyped --box-id must not take over another box.
+	reg.Replace = f.force
+	var info bridge.BoxInfo
+	if err := r.admin.Do(ctx, http.MethodPost, "/v1/boxes", reg, &info); err != nil {
+		return r.bridgeErr("POST /v1/boxes", err)
+	}
+	if curSerial != "" && curSerial != info.CertSerial {
+		r.did = append(r.did, "replaced tls/box.crt: serial "+curSerial+" is no longer the bridge's current one")
+		curSerial = ""
+	}
+	if curSerial != "" {
+		return r.finish(reg, csr, setKey, kid, signKey, broker)
+	}
+	if csr, err = makeCSR(key, f.boxID); err != nil {
+		return r.afterBridge(err, "box "+f.boxID+" registered with this card's sync key, and no new certificate", true)
+	}
+	call := "POST /v1/boxes/" + f.boxID + "/certificate"
+	cr, err := r.admin.Certificate(ctx, f.boxID, []byte(csr), f.force)
+	if err != nil {
+		held := "box " + f.boxID + " registered with this card's sync key, and no new certificate"
+		if ae, ok := errors.AsType[*bridge.APIError](err); ok && ae.Status == http.StatusConflict {
+			// The same command again would be refused again.
+			r.conflict = true
+			err = r.bridgeErr(call, err)
+		} else {
+			err = fmt.Errorf("%s: %w", call, err)
+		}
+		return r.afterBridge(err, held, true)
+	}
+	held := "box " + f.boxID + " registered with this card's sync key, and a new current certificate " +
+		"(the card's previous certificate no longer connects)"
+	c, err := checkCertificate([]byte(cr.Certificate), key, f.boxID, caPEM, "the certificate the bridge signed")
+	if err != nil {
+		return r.afterBridge(err, held, true)
+	}
+	held = fmt.Sprintf("box %s registered with this card's sync key, and as its current certificate serial %s "+
+		"(the card's previous certificate no longer connects)", f.boxID, c.SerialNumber.Text(16))
+	// box.crt last into the stage: everything else is there already.
+	if err := r.st.write(relCert, []byte(cr.Certificate), modePublic); err != nil {
+		r.st.keep = true
+		return r.afterBridge(err, held, false)
+	}
+	r.did = append(r.did, "installed the bridge-signed client certificate (tls/box.crt, serial "+c.SerialNumber.Text(16)+
+		", until "+c.NotAfter.UTC().Format(time.RFC3339)+")")
+	if err := r.finish(reg, csr, setKey, kid, signKey, broker); err != nil {
+		r.st.keep = true
+		return r.afterBridge(err, held, false)
+	}
+	return nil
+}
 
+// finish installs the stage, stores a new signing key and reports.
+func (r *provisionRun) finish(reg bridge.RegisterBoxRequest, csr string, setKey bool, kid string, signKey ed25519.PublicKey, broker string) error {
 	if err := r.st.install(r.cur.other); err != nil {
 		return err
 	}
@@ -364,11 +426,41 @@ func (r *provisionRun) run(ctx context.Context) error {
 	return r.report(reg, csr)
 }
 
+// afterBridge is a failure after the bridge was changed: it says what the
+// bridge now holds. install: the staged files are installed all the same
+// (the card must hold the sync key the bridge registered), without a
+// certificate; else the stage, with the certificate, is kept for the next
+// run (adoptStale) and named.
+func (r *provisionRun) afterBridge(err error, held string, install bool) error {
+	what := "the card has everything else"
+	if install {
+		if ierr := r.st.install(r.cur.other); ierr != nil {
+			r.st.keep = true
+			err = errors.Join(err, ierr)
+			install = false
+		}
+	}
+	if !install {
+		what = "what was made for the card (store, device key, certificate) is kept in " + r.st.dir
+	}
+	next := "running the same command again completes the card"
+	if r.conflict {
+		next = "with --force, running the same command again completes the card"
+	}
+	return fmt.Errorf("%w\nthe bridge at %s now has %s; %s; %s", err, r.f.bridgeURL, held, what, next)
+}
+
 // bridgeErr is a failed admin call's error, saying what to do.
 func (r *provisionRun) bridgeErr(call string, err error) error {
 	var ue *bridge.UnreachableError
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%w (nothing was changed: check --bridge, or provision --offline)", err)
+	}
+	if ae, ok := errors.AsType[*bridge.APIError](err); ok && ae.Status == http.StatusConflict {
+		// The bridge's message says what it has (another key, another
+		// certificate) and asks whether the box id is right.
+		return fmt.Errorf("the bridge at %s refused %s: %v\n--force replaces it there too, cutting off the box that has the old card",
+			r.f.bridgeURL, call, err)
 	}
 	if strings.Contains(err.Error(), "bearer token") {
 		return fmt.Errorf("the bridge at %s refused the token in %s: %v (nothing was changed: it is the bridge's DATA/admin.token)",
@@ -426,6 +518,8 @@ func (r *provisionRun) report(reg bridge.RegisterBoxRequest, csr string) error {
 	for _, d := range r.did {
 		fmt.Fprintf(w, "%s: %s\n", r.f.target, d)
 	}
+	fmt.Fprintf(w, "trusts: signing key %s (%s), CA %s: compare them with the bridge's own (smartbox-bridge provisioning)\n",
+		r.kid, keyFingerprint(r.signKey), caFingerprint(r.caPEM))
 	if r.admin != nil {
 		fmt.Fprintf(w, "box %s: registered with the bridge at %s (%d slots)\n", r.f.boxID, r.f.bridgeURL, reg.Slots)
 		return nil

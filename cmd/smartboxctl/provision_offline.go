@@ -18,6 +18,9 @@ func installCertificate(target, file string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--certificate: %w", err)
 	}
+	if err := checkCardNames(target); err != nil {
+		return err
+	}
 	var boxID string
 	if err := withStore(target, 0, func(s *store.Store) error {
 		id, err := s.Identity()

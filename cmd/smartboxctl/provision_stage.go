@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/smartbox-oss/smartbox/store"
 )
 
 // Staging: provision writes every file into a fresh directory inside the
@@ -19,8 +22,9 @@ import (
 // directory is removed). A power cut during the renames leaves some of the
 // new files in place and the rest in the staging directory; without the new
 // box.db the card has no (new) identity, and running the same command again
-// finishes it: it starts over, moving the half-installed files aside and
-// removing the stale staging directory.
+// finishes it: it takes the staged box.db (adoptStaleStore: the store the
+// bridge has registered), makes what else is missing, and removes the stale
+// staging directory.
 
 // Names in the target directory.
 const (
@@ -56,6 +60,9 @@ type stage struct {
 	files  map[string]bool // rel paths written
 	// replaced is where replaced files go, made on first use.
 	replaced string
+	// keep: remove leaves the directory, which holds a certificate the
+	// bridge issued that is not installed (adoptStale takes it next run).
+	keep bool
 }
 
 // newStage makes the staging directory; that it can be made is the check
@@ -79,6 +86,121 @@ func newStage(target string) (*stage, error) {
 		return nil, err
 	}
 	return &stage{target: target, dir: dir, files: map[string]bool{}}, nil
+}
+
+// adoptStale finishes what an earlier run staged for boxID and did not
+// install (a power cut during the renames, or a failure after the bridge
+// was changed): a target without box.db takes a staged box.db of this box,
+// the store the bridge has registered (a new one would be another key,
+// which the bridge refuses without --force); and a staged certificate of
+// this box is installed with the key it certifies (the bridge's current
+// one: a new key would need --force too). It says what it took.
+func adoptStale(target, boxID string) ([]string, error) {
+	var took []string
+	stale, _ := filepath.Glob(filepath.Join(target, stagePrefix+"*"))
+	if _, err := os.Lstat(filepath.Join(target, relStore)); errors.Is(err, fs.ErrNotExist) {
+		for _, d := range stale {
+			if storeID(filepath.Join(d, relStore)) != boxID {
+				continue
+			}
+			if err := os.Rename(filepath.Join(d, relStore), filepath.Join(target, relStore)); err != nil {
+				return took, fmt.Errorf("taking %s from an interrupted run: %w", filepath.Join(target, relStore), err)
+			}
+			took = append(took, "took box.db from the run that was interrupted")
+			break
+		}
+	}
+	st := &stage{target: target}
+	for _, d := range stale {
+		certPEM, err := readBounded(filepath.Join(d, relCert))
+		if err != nil {
+			continue
+		}
+		keyFrom := filepath.Join(d, relDeviceKey)
+		if _, err := os.Lstat(keyFrom); err != nil {
+			keyFrom = filepath.Join(target, relDeviceKey)
+		}
+		key, err := loadDeviceKey(keyFrom)
+		if err != nil || !certifies(certPEM, key, boxID) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Join(target, tlsDir), modeTLSDir); err != nil {
+			return took, err
+		}
+		for _, rel := range []string{relDeviceKey, relCert} {
+			from := filepath.Join(d, rel)
+			if _, err := os.Lstat(from); err != nil {
+				continue
+			}
+			if err := st.moveAside(rel); err != nil {
+				return took, err
+			}
+			if err := os.Rename(from, filepath.Join(target, rel)); err != nil {
+				return took, fmt.Errorf("taking %s from an interrupted run: %w", filepath.Join(target, rel), err)
+			}
+		}
+		took = append(took, "took the certificate the bridge issued to the run that was interrupted (tls/box.crt)")
+		break
+	}
+	if len(took) == 0 {
+		return nil, nil
+	}
+	return took, syncDirs(target, filepath.Join(target, tlsDir), st.replaced)
+}
+
+// storeID is the box id of the store at p, "" if there is none readable.
+func storeID(p string) string {
+	if _, err := os.Lstat(p); err != nil {
+		return ""
+	}
+	s, err := store.Open(p, store.Options{Timeout: storeLockTimeout, Logger: discardLogger})
+	if err != nil {
+		return ""
+	}
+	id, err := s.Identity()
+	_ = s.Close()
+	_ = os.Remove(p + pidSuffix) // the holder file is this process's
+	if err != nil {
+		return ""
+	}
+	return id.BoxID
+}
+
+// checkCardNames refuses a card whose names provision writes or reads are
+// symlinks (or tls a non-directory): provision runs as the technician on
+// the laptop and must not write, through a link planted on a card, to
+// somewhere else. An existing tls is made 0700 (it holds box.key).
+func checkCardNames(target string) error {
+	for _, rel := range []string{relStore, relStore + pidSuffix, relConfig, tlsDir} {
+		fi, err := os.Lstat(filepath.Join(target, rel))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("--target: %w", err)
+		}
+		p := filepath.Join(target, rel)
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("%s is a symbolic link: nothing was changed (provision writes only real files on the card: remove the link)", p)
+		case rel == tlsDir && !fi.IsDir():
+			return fmt.Errorf("%s is not a directory: nothing was changed (it must be the card's tls directory: move it away)", p)
+		case rel != tlsDir && !fi.Mode().IsRegular():
+			return fmt.Errorf("%s is not a regular file: nothing was changed (move it away)", p)
+		}
+	}
+	for _, rel := range []string{relDeviceKey, relCert, relCA} {
+		p := filepath.Join(target, rel)
+		if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file (a symbolic link?): nothing was changed (move it away)", p)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(target, tlsDir)); err == nil && fi.Mode().Perm() != modeTLSDir {
+		if err := os.Chmod(filepath.Join(target, tlsDir), modeTLSDir); err != nil {
+			return fmt.Errorf("making %s mode 0700 (it holds the device key): %w", filepath.Join(target, tlsDir), err)
+		}
+	}
+	return nil
 }
 
 // checkTarget says whether the target is a directory.
@@ -122,7 +244,11 @@ func (s *stage) added(rel string) { s.files[rel] = true }
 
 // remove drops the staging directory: after install it holds nothing of
 // value, after a failure it is all there is of the run.
-func (s *stage) remove() { _ = os.RemoveAll(s.dir) }
+func (s *stage) remove() {
+	if !s.keep {
+		_ = os.RemoveAll(s.dir)
+	}
+}
 
 // moveAside moves target/rel to the replaced directory, if it exists.
 func (s *stage) moveAside(rel string) error {

@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
@@ -266,10 +270,90 @@ func TestProvisionForce(t *testing.T) {
 	}
 }
 
-// A bridge that fails the certificate step leaves the card as it was.
+// The report shows what the card trusts, and a pinned signing key (its
+// line or its fingerprint) that matches lets the run through.
+func TestProvisionTrustAnchors(t *testing.T) {
+	b := startBridge(t)
+	kid, pub64, _ := strings.Cut(b.SigningKeyLine(), "=")
+	pub, err := base64.StdEncoding.DecodeString(pub64)
+	require.NoError(t, err)
+	fp := bridge.Fingerprint(pub)
+	for i, pin := range []string{b.SigningKeyLine(), fp} {
+		code, out, errOut := b.provision(t, t.TempDir(), fmt.Sprintf("box-t%d", i), "--profile", "sim", "--expect-signing-key", pin)
+		require.Equal(t, exitOK, code, errOut)
+		require.Contains(t, out, "trusts: signing key "+kid+" ("+fp+"), CA sha256:")
+	}
+}
+
+// A card whose names are symbolic links (or tls a file) is refused before
+// anything is written through them; an existing tls becomes 0700.
+func TestProvisionRefusesLinks(t *testing.T) {
+	b := startBridge(t)
+	for _, tc := range []struct {
+		name, want string
+		plant      func(t *testing.T, dir, elsewhere string)
+	}{
+		{"box.db", "box.db is a symbolic link", func(t *testing.T, dir, elsewhere string) {
+			require.NoError(t, os.Symlink(filepath.Join(elsewhere, "x.db"), filepath.Join(dir, relStore)))
+		}},
+		{"tls link", "tls is a symbolic link", func(t *testing.T, dir, elsewhere string) {
+			require.NoError(t, os.Symlink(elsewhere, filepath.Join(dir, tlsDir)))
+		}},
+		{"tls file", "tls is not a directory", func(t *testing.T, dir, _ string) {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, tlsDir), nil, 0o600))
+		}},
+		{"config", "smartboxd.toml is a symbolic link", func(t *testing.T, dir, elsewhere string) {
+			require.NoError(t, os.Symlink(filepath.Join(elsewhere, "etc.toml"), filepath.Join(dir, relConfig)))
+		}},
+		{"device key", "box.key is not a regular file", func(t *testing.T, dir, elsewhere string) {
+			require.NoError(t, os.Mkdir(filepath.Join(dir, tlsDir), 0o700))
+			require.NoError(t, os.Symlink(filepath.Join(elsewhere, "k"), filepath.Join(dir, relDeviceKey)))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, elsewhere := t.TempDir(), t.TempDir()
+			tc.plant(t, dir, elsewhere)
+			before := tree(t, dir)
+			code, _, errOut := b.provision(t, dir, "box-l", "--profile", "sim")
+			require.Equal(t, exitFailure, code, errOut)
+			require.Contains(t, errOut, tc.want)
+			require.Equal(t, before, tree(t, dir))
+			require.Empty(t, tree(t, elsewhere)["x.db"]+tree(t, elsewhere)["etc.toml"]+tree(t, elsewhere)["box.key"], "written through a link")
+		})
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(dir, tlsDir), 0o755))
+	code, _, errOut := b.provision(t, dir, "box-m", "--profile", "sim")
+	require.Equal(t, exitOK, code, errOut)
+	require.Equal(t, fs.FileMode(0o700), fileMode(t, filepath.Join(dir, tlsDir)))
+}
+
+// A fresh card given the id of a box the bridge already has (a mistyped
+// --box-id) does not take that box over: the bridge keeps its key and its
+// certificate, and says so; --force replaces it.
+func TestProvisionWrongBoxIDRefused(t *testing.T) {
+	b := startBridge(t)
+	_, _ = b.card(t, "box-a")
+	before := boxInfo(t, b, "box-a")
+	require.NotEmpty(t, before.CertSerial)
+
+	dir := t.TempDir()
+	code, _, errOut := b.provision(t, dir, "box-a", "--profile", "sim")
+	require.Equal(t, exitFailure, code, errOut)
+	require.Contains(t, errOut, "box box-a is already registered with another key")
+	require.Contains(t, errOut, "is the box id right?")
+	require.Contains(t, errOut, "--force replaces it there too")
+	require.Equal(t, before.CertSerial, boxInfo(t, b, "box-a").CertSerial, "the real box's certificate stays")
+
+	code, _, errOut = b.provision(t, dir, "box-a", "--profile", "sim", "--force")
+	require.Equal(t, exitOK, code, errOut)
+	require.NotEqual(t, before.CertSerial, boxInfo(t, b, "box-a").CertSerial)
+}
+
+// A bridge that fails before it changed leaves the card as it was.
 func TestProvisionFailureChangesNothing(t *testing.T) {
 	b := startBridge(t)
-	for _, step := range []string{"/certificate", "/v1/boxes", "/v1/provisioning"} {
+	for _, step := range []string{"/v1/boxes", "/v1/provisioning"} {
 		t.Run(step, func(t *testing.T) {
 			dir := t.TempDir()
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "other"), []byte("x"), 0o600))
@@ -282,6 +366,107 @@ func TestProvisionFailureChangesNothing(t *testing.T) {
 			require.Equal(t, before, tree(t, dir))
 		})
 	}
+}
+
+// A bridge that fails the certificate step after registering the box:
+// the error says what the bridge now holds, the card gets the store the
+// bridge registered, and the same command again completes the card.
+func TestProvisionFailureAfterRegister(t *testing.T) {
+	b := startBridge(t)
+	dir := t.TempDir()
+	code, _, errOut := ctl(t, "provision", "--target", dir, "--box-id", "box-f", "--profile", "sim",
+		"--bridge", failingBridge(t, b, "/certificate"), "--token-file", b.tokenFile)
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, errOut, "injected failure")
+	require.NotContains(t, errOut, "nothing was changed")
+	require.Contains(t, errOut, "now has box box-f registered with this card's sync key, and no new certificate")
+	require.Contains(t, errOut, "running the same command again completes the card")
+	require.FileExists(t, filepath.Join(dir, relStore))
+	require.NoFileExists(t, filepath.Join(dir, relCert))
+	require.True(t, boxInfo(t, b, "box-f").CertNotAfter.IsZero())
+
+	code, out, errOut := b.provision(t, dir, "box-f", "--profile", "sim")
+	require.Equal(t, exitOK, code, errOut)
+	require.NotContains(t, out, "created the store")
+	require.Contains(t, out, "installed the bridge-signed client certificate")
+	require.Equal(t, certSerial(t, dir), boxInfo(t, b, "box-f").CertSerial)
+}
+
+// A run that failed after the bridge issued a certificate keeps its stage
+// (key and certificate, the bridge's current one); the same command again
+// takes them instead of asking for a certificate for a new key, which the
+// bridge would refuse without --force.
+func TestProvisionTakesKeptCertificate(t *testing.T) {
+	b := startBridge(t)
+	dir, _ := b.card(t, "box-k")
+	serial := certSerial(t, dir)
+	kept := filepath.Join(dir, stagePrefix+"kept")
+	require.NoError(t, os.MkdirAll(filepath.Join(kept, tlsDir), 0o700))
+	for _, rel := range []string{relDeviceKey, relCert} {
+		require.NoError(t, os.Rename(filepath.Join(dir, rel), filepath.Join(kept, rel)))
+	}
+	// The card's own key is another one, whose certificate is not current.
+	_, keyPEM, err := newDeviceKey()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, relDeviceKey), keyPEM, 0o600))
+
+	code, out, errOut := b.provision(t, dir, "box-k", "--profile", "sim")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "took the certificate the bridge issued to the run that was interrupted")
+	require.NotContains(t, out, "installed the bridge-signed client certificate", "no new certificate asked for")
+	require.Equal(t, serial, certSerial(t, dir))
+	require.Equal(t, serial, boxInfo(t, b, "box-k").CertSerial)
+	require.NoDirExists(t, kept)
+}
+
+// A card that lost its device key asks a certificate for a new one, which
+// the bridge refuses while the old one is current: the error says --force,
+// and --force completes the card.
+func TestProvisionLostKeyNeedsForce(t *testing.T) {
+	b := startBridge(t)
+	dir, _ := b.card(t, "box-d")
+	serial := certSerial(t, dir)
+	require.NoError(t, os.Remove(filepath.Join(dir, relDeviceKey)))
+	code, _, errOut := b.provision(t, dir, "box-d", "--profile", "sim")
+	require.Equal(t, exitFailure, code, errOut)
+	require.Contains(t, errOut, "already has a current certificate for another key")
+	require.Contains(t, errOut, "with --force, running the same command again completes the card")
+	require.Equal(t, serial, boxInfo(t, b, "box-d").CertSerial)
+	code, _, errOut = b.provision(t, dir, "box-d", "--profile", "sim", "--force")
+	require.Equal(t, exitOK, code, errOut)
+	require.Equal(t, certSerial(t, dir), boxInfo(t, b, "box-d").CertSerial)
+	require.NotEqual(t, serial, certSerial(t, dir))
+}
+
+// certSerial is the serial (hex) of the card's tls/box.crt.
+func certSerial(t *testing.T, dir string) string {
+	t.Helper()
+	blk, _ := pem.Decode(readFile(t, filepath.Join(dir, relCert)))
+	require.NotNil(t, blk)
+	c, err := x509.ParseCertificate(blk.Bytes)
+	require.NoError(t, err)
+	return c.SerialNumber.Text(16)
+}
+
+// A card whose certificate is valid but no longer the bridge's current one
+// (the box was certified again since) gets a new one on a re-run.
+func TestProvisionRenewsReplacedCertificate(t *testing.T) {
+	b := startBridge(t)
+	dir, _ := b.card(t, "box-s")
+	old := certSerial(t, dir)
+	key, err := loadDeviceKey(filepath.Join(dir, relDeviceKey))
+	require.NoError(t, err)
+	csr, err := makeCSR(key, "box-s")
+	require.NoError(t, err)
+	_, err = b.AdminClient().Certificate(context.Background(), "box-s", []byte(csr), false)
+	require.NoError(t, err)
+	require.NotEqual(t, old, boxInfo(t, b, "box-s").CertSerial)
+
+	code, out, errOut := b.provision(t, dir, "box-s", "--profile", "sim")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "serial "+old+" is no longer the bridge's current one")
+	require.Equal(t, certSerial(t, dir), boxInfo(t, b, "box-s").CertSerial)
+	require.NotEqual(t, old, certSerial(t, dir))
 }
 
 func TestProvisionBadInput(t *testing.T) {
@@ -324,6 +509,10 @@ func TestProvisionBadInput(t *testing.T) {
 		{"existing identity", provisioned, []string{"--box-id", "box-2"}, exitFailure, `is box "box-1"'s identity`},
 		{"box id the bridge refuses", "", []string{"--box-id", bridge.DefaultCloudUser}, exitFailure, "is the cloud's broker user name"},
 		{"bad bridge url", "", []string{"--bridge", "bridge.example.com"}, exitUsage, "--bridge"},
+		{"plain http to another host", "", []string{"--bridge", "http://bridge.example.com:8480"}, exitUsage, "plain http:// would send the admin token in clear"},
+		{"unexpected signing key", "", []string{"--expect-signing-key", "sha256:00"}, exitFailure, "not the sha256:00 expected (--expect-signing-key)"},
+		{"unexpected signing key id", "", []string{"--expect-signing-key", "other=" + base64.StdEncoding.EncodeToString(make([]byte, 32))},
+			exitFailure, "not the other expected (--expect-signing-key)"},
 		{"offline without key", "", []string{"--offline", "--bridge", ""}, exitUsage, "--bridge"},
 		{"offline alone", "", []string{"--bridge", "", "--token-file", "", "--offline"}, exitUsage, "--offline needs --signing-key"},
 	} {
@@ -387,7 +576,7 @@ func TestProvisionOffline(t *testing.T) {
 	// register-box --record` does) and the certificate back.
 	ctx := context.Background()
 	require.NoError(t, b.AdminClient().Do(ctx, http.MethodPost, "/v1/boxes", rec.Register, nil))
-	cr, err := b.AdminClient().Certificate(ctx, "box-off", []byte(rec.CSR))
+	cr, err := b.AdminClient().Certificate(ctx, "box-off", []byte(rec.CSR), false)
 	require.NoError(t, err)
 
 	// A certificate for another key is refused, and changes nothing.
@@ -398,7 +587,7 @@ func TestProvisionOffline(t *testing.T) {
 	var otherRec bridge.ProvisionRecord
 	require.NoError(t, json.Unmarshal([]byte(otherOut), &otherRec))
 	before := tree(t, dir)
-	otherCert, err := b.AdminClient().Certificate(ctx, "box-off", []byte(otherRec.CSR))
+	otherCert, err := b.AdminClient().Certificate(ctx, "box-off", []byte(otherRec.CSR), true)
 	require.NoError(t, err)
 	code, _, errOut = ctl(t, "provision", "--target", dir, "--certificate", writeFile(t, "other.crt", otherCert.Certificate))
 	require.Equal(t, exitFailure, code)
@@ -425,17 +614,20 @@ func TestProvisionAfterCut(t *testing.T) {
 	require.NoError(t, os.Rename(filepath.Join(dir, relStore), filepath.Join(stale, relStore)))
 	half := tree(t, dir)
 
+	staged := tree(t, stale)[relStore]
+
+	// The staged store is the one the bridge has: it is taken, not made
+	// again (a new one would be another key, which the bridge refuses).
 	code, out, errOut := b.provision(t, dir, "box-cut", "--profile", "sim")
 	require.Equal(t, exitOK, code, errOut)
-	require.Contains(t, out, "created the store")
+	require.Contains(t, out, "took box.db from the run that was interrupted")
+	require.NotContains(t, out, "created the store")
 	require.NoDirExists(t, stale)
-	require.FileExists(t, filepath.Join(dir, relStore))
-	old, err := filepath.Glob(filepath.Join(dir, replacedPrefix+"*"))
-	require.NoError(t, err)
-	require.Len(t, old, 1, "the half-installed files moved aside")
-	require.Equal(t, half[relDeviceKey], tree(t, old[0])[relDeviceKey])
+	now := tree(t, dir)
+	require.Equal(t, staged, now[relStore])
+	require.Equal(t, half[relDeviceKey], now[relDeviceKey], "the installed key stays")
 
-	// And the card works: the certificate is for the new key.
+	// And the card works.
 	c := startFromCard(t, dir)
 	require.Eventually(t, func() bool {
 		st, err := c.Status(context.Background())

@@ -82,6 +82,30 @@ func parseCA(caPEM []byte, where string) (*x509.CertPool, error) {
 // box: CN = boxID, key = the device key, signed by the CA, valid now. where
 // names it for the error.
 func checkCertificate(certPEM []byte, key *ecdsa.PrivateKey, boxID string, caPEM []byte, where string) (*x509.Certificate, error) {
+	c, err := certFor(certPEM, key, boxID, where)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := parseCA(caPEM, "tls/ca.crt")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		CurrentTime: time.Now()}); err != nil {
+		return nil, fmt.Errorf("%s: not a valid client certificate from the bridge's CA: %w", where, err)
+	}
+	return c, nil
+}
+
+// certifies says whether certPEM is a certificate for boxID and key (not
+// whether a CA signed it: checkCertificate).
+func certifies(certPEM []byte, key *ecdsa.PrivateKey, boxID string) bool {
+	_, err := certFor(certPEM, key, boxID, "")
+	return err == nil
+}
+
+// certFor parses certPEM and checks its CN is boxID and its key is key.
+func certFor(certPEM []byte, key *ecdsa.PrivateKey, boxID, where string) (*x509.Certificate, error) {
 	blk, _ := pem.Decode(certPEM)
 	if blk == nil || blk.Type != "CERTIFICATE" {
 		return nil, fmt.Errorf("%s: not a PEM certificate", where)
@@ -96,14 +120,6 @@ func checkCertificate(certPEM []byte, key *ecdsa.PrivateKey, boxID string, caPEM
 	pub, ok := c.PublicKey.(*ecdsa.PublicKey)
 	if !ok || !pub.Equal(&key.PublicKey) {
 		return nil, fmt.Errorf("%s: the certificate is for another key than this box's tls/box.key", where)
-	}
-	pool, err := parseCA(caPEM, "tls/ca.crt")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		CurrentTime: time.Now()}); err != nil {
-		return nil, fmt.Errorf("%s: not a valid client certificate from the bridge's CA: %w", where, err)
 	}
 	return c, nil
 }

@@ -19,6 +19,12 @@ import (
 	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
 )
 
+// selftestSignals end a self-test through its defers, which de-energise
+// every lock it energised: a dropped SSH session (SIGHUP) and a ^\
+// (SIGQUIT) as well as ^C and a stop. Only SIGKILL cannot be caught (see
+// doc.go).
+var selftestSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+
 // selftestStdin is where the technician's answers come from (tests swap it).
 var selftestStdin io.Reader = os.Stdin
 
@@ -40,7 +46,7 @@ func cmdSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return cli.Usagef("%v", err)
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, selftestSignals...)
 	defer stop()
 	p := newTermPrompter(ctx, selftestStdin, stderr, *yes)
 	opts := selftest.Options{Groups: groups}

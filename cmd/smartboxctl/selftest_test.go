@@ -2,16 +2,24 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/selftest"
+	"github.com/smartbox-oss/smartbox/cmd/internal/syncbuf"
 )
+
+// selftestWait bounds a self-test step in these tests: generous for a
+// loaded machine, never reached when things work.
+const selftestWait = 30 * time.Second
 
 // simBoxConfig writes a sim config for the store in dir (box box-1).
 func simBoxConfig(t *testing.T, dir string) string {
@@ -58,4 +66,34 @@ func TestSelftestUsage(t *testing.T) {
 	code, _, errOut = ctl(t, "selftest", "--only", "locks,lights")
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, errOut, `"lights" is not one of`)
+}
+
+// A dropped SSH session (SIGHUP) or a SIGQUIT during a stopped-box
+// self-test ends it through its defers (locks de-energised), instead of
+// killing the process with a lock possibly energised.
+func TestSelftestEndsOnHangup(t *testing.T) {
+	dir := initBox(t)
+	cfg := simBoxConfig(t, dir)
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGQUIT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			in, w := io.Pipe() // a technician who never answers
+			t.Cleanup(func() { _ = w.Close() })
+			selftestStdin = in
+			t.Cleanup(func() { selftestStdin = os.Stdin })
+			var stdout, stderr syncbuf.Buffer
+			done := make(chan int, 1)
+			go func() {
+				done <- run([]string{"selftest", "--socket", noDaemon(t), "--config", cfg, "--only", "locks"}, &stdout, &stderr)
+			}()
+			require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "Release slot 1") },
+				selftestWait, 10*time.Millisecond, "the test never asked: %s", stderr.String())
+			require.NoError(t, syscall.Kill(os.Getpid(), sig))
+			select {
+			case code := <-done:
+				require.NotEqual(t, exitOK, code, "a test cut short did not pass: %s", stderr.String())
+			case <-time.After(selftestWait):
+				t.Fatalf("selftest did not end on %v", sig)
+			}
+		})
+	}
 }

@@ -29,8 +29,8 @@ const sessionInputs = 64
 
 // inputRouter is where the keypad, the reader and the key sensors send
 // what they read: the controller, or the maintenance session while one
-// lasts. It is also the link's Releaser: a remote release waits for the
-// session to end (is refused meanwhile).
+// lasts. It is also the link's Releaser: a remote release during a session
+// is refused (the cloud sends it again after).
 type inputRouter struct {
 	d *daemon
 	// lease is boxsocket.SessionLease (tests shorten it before run).
@@ -353,11 +353,18 @@ func (d *daemon) sessionLock(w http.ResponseWriter, req *http.Request, s *maintS
 	r := d.input
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// An ended session locked every slot as it ended; a lock arriving
+	// after (a racing end) must not relock a slot the controller has
+	// since released for a driver.
+	if r.s != s {
+		boxsocket.WriteError(w, http.StatusNotFound, "the self-test session ended: begin a new one")
+		return
+	}
 	if err := d.slots.Lock(n); err != nil {
 		boxsocket.WriteError(w, http.StatusInternalServerError, fmt.Sprintf("locking slot %d: %v", n, err))
 		return
 	}
-	if s.released[n] && r.s == s {
+	if s.released[n] {
 		delete(s.released, n)
 		if err := d.audit(box.Event{Type: box.EventSlotRelocked, Slot: n, Purpose: box.PurposeSelftest, Detail: "selftest session " + s.id}); err != nil {
 			d.log.Error("selftest: recording a relock", "slot", n, "err", err)

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -63,7 +65,9 @@ func newTechnician(t *testing.T, c *boxsocket.Client) *technician {
 
 // testTimeouts shorten the steps that only time out when something is
 // broken (the jammed slot's take, the empty slot's steady watch).
-var testTimeouts = selftest.Options{TakeTimeout: 2 * time.Second, SteadyWatch: 300 * time.Millisecond}
+// TakeTimeout is also how long a healthy slot's key may take to be taken
+// on a loaded 2-core CI under -race: 10 s, many times what it takes.
+var testTimeouts = selftest.Options{TakeTimeout: 10 * time.Second, SteadyWatch: 300 * time.Millisecond}
 
 func rowByName(t *testing.T, rep *selftest.Report, name string) selftest.Row {
 	t.Helper()
@@ -164,11 +168,37 @@ func TestSelftestSessionRefusesCodes(t *testing.T) {
 	require.True(t, boxsocket.IsStatus(err, 409), "a session while slot 1 is released for a driver: %v", err)
 }
 
+// A lock request of a session that has ended meanwhile (a racing end)
+// does not relock a slot the controller released for a driver since.
+func TestSelftestStaleLockLeavesDriversSlot(t *testing.T) {
+	r := startSocketDaemon(t, nil)
+	ctx := t.Context()
+	require.Eventually(t, func() bool { _, err := r.c.Status(ctx); return err == nil }, waitFor, 10*time.Millisecond)
+	s, err := r.c.BeginSession(ctx)
+	require.NoError(t, err)
+	stale := r.d.input.session()
+	require.NotNil(t, stale)
+	require.NoError(t, s.End(ctx))
+	require.NoError(t, r.c.Press(ctx, testPIN+"#", 0))
+	require.Eventually(t, func() bool { return r.d.sim.slots.Released(1) }, waitFor, 10*time.Millisecond, "the driver's PIN")
+
+	// What a lock request that passed hold just before the end does next.
+	req := httptest.NewRequest(http.MethodPost, "/v1/session/slots/1/lock", nil)
+	req.SetPathValue("n", "1")
+	w := httptest.NewRecorder()
+	r.d.sessionLock(w, req, stale)
+	require.Equal(t, http.StatusNotFound, w.Code, w.Body.String())
+	require.True(t, r.d.sim.slots.Released(1), "the stale session relocked the driver's slot")
+}
+
 // TestSelftestLeaseExpiry: a client that vanishes with a lock released
 // leaves the box in service and shut once the lease runs out, well before
 // the release time it asked for.
 func TestSelftestLeaseExpiry(t *testing.T) {
-	const lease = 300 * time.Millisecond
+	// lease: long enough that the client's begin and release (a few ms)
+	// fit many times over on a loaded CI, short next to the 10 s release
+	// it must cut.
+	const lease = 2 * time.Second
 	r := startSocketDaemon(t, nil)
 	r.d.input.mu.Lock()
 	r.d.input.lease = lease

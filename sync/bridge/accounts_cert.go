@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"time"
@@ -18,11 +19,22 @@ var bucketBoxCerts = []byte("box_certs")
 type boxCert struct {
 	Serial   string    `json:"serial"` // hex
 	NotAfter time.Time `json:"not_after"`
+	// KeySHA256 is issuedCert.KeySHA256; "" in a record made before it
+	// was kept, which counts as another key.
+	KeySHA256 string `json:"key_sha256,omitempty"`
 }
 
-// SetCert makes c the box's current certificate, replacing any other.
-func (a *boxAccounts) SetCert(id string, c issuedCert) error {
-	b, err := json.Marshal(boxCert{Serial: c.Serial.Text(16), NotAfter: c.NotAfter.UTC()})
+// errOtherCert: SetCert without replace found the box holding a current
+// certificate for another key.
+var errOtherCert = errors.New("box has a current certificate for another key")
+
+// SetCert makes c the box's current certificate, and clears the box's
+// password. A current (unexpired)
+// certificate for another key is replaced only with replace: the new one
+// shuts the old card out, so a wrong box id must not do it silently. The
+// check and the write are one transaction.
+func (a *boxAccounts) SetCert(id string, c issuedCert, replace bool, now time.Time) error {
+	b, err := json.Marshal(boxCert{Serial: c.Serial.Text(16), NotAfter: c.NotAfter.UTC(), KeySHA256: c.KeySHA256})
 	if err != nil {
 		return err
 	}
@@ -31,8 +43,22 @@ func (a *boxAccounts) SetCert(id string, c issuedCert) error {
 		if err != nil {
 			return err
 		}
-		return bk.Put([]byte(id), b)
+		if v := bk.Get([]byte(id)); v != nil && !replace {
+			var old boxCert
+			if json.Unmarshal(v, &old) != nil || (old.NotAfter.After(now) && old.KeySHA256 != c.KeySHA256) {
+				return errOtherCert
+			}
+		}
+		if err := bk.Put([]byte(id), b); err != nil {
+			return err
+		}
+		// The box logs in with this certificate from now on: an old
+		// password (an old card) must not (the broker refuses it too).
+		return tx.Bucket(bucketBoxPasswords).Delete([]byte(id))
 	})
+	if errors.Is(err, errOtherCert) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("store certificate of box %s in boxes.db: %w", id, err)
 	}

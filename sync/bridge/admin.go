@@ -163,7 +163,16 @@ func (s *Service) registerBox(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, fmt.Errorf("box %s: slots %d: want 1..%d", req.ID, req.Slots, MaxSlots))
 		return
 	}
-	if err := s.cloud.RegisterBox(req.ID, pub); err != nil {
+	register := s.cloud.RegisterBoxOnce
+	if req.Replace {
+		register = s.cloud.RegisterBox
+	}
+	if err := register(req.ID, pub); err != nil {
+		if errors.Is(err, cloud.ErrOtherKey) {
+			fail(w, http.StatusConflict, fmt.Errorf("box %s is already registered with another key: is the box id right? "+
+				"Replacing it cuts the box that has the old key off (smartboxctl provision --force, smartbox-bridge register-box --replace)", req.ID))
+			return
+		}
 		fail(w, http.StatusBadRequest, fmt.Errorf("register box %s: %w", req.ID, err))
 		return
 	}
@@ -193,8 +202,12 @@ func (s *Service) registerBox(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.log.Info("box registered", "box", req.ID, "password_set", req.Password != "", "slots", req.Slots, "location", bi.Location)
-	writeJSON(w, http.StatusOK, BoxInfo{ID: req.ID, HasPassword: s.accounts.HasPassword(req.ID), ExternalBroker: s.broker == nil,
-		Slots: s.accounts.Slots(req.ID), Name: bi.Name, Location: bi.Location})
+	info := BoxInfo{ID: req.ID, HasPassword: s.accounts.HasPassword(req.ID), ExternalBroker: s.broker == nil,
+		Slots: s.accounts.Slots(req.ID), Name: bi.Name, Location: bi.Location}
+	if c, ok := s.accounts.Cert(req.ID); ok {
+		info.CertNotAfter, info.CertSerial = c.NotAfter, c.Serial
+	}
+	writeJSON(w, http.StatusOK, info)
 }
 
 // decodeBase64 takes standard or URL-safe base64, padded or not: people paste
@@ -219,7 +232,7 @@ func (s *Service) listBoxes(w http.ResponseWriter, _ *http.Request) {
 	for _, id := range ids {
 		info := BoxInfo{ID: id, HasPassword: s.accounts.HasPassword(id), Slots: s.accounts.Slots(id)}
 		if c, ok := s.accounts.Cert(id); ok {
-			info.CertNotAfter = c.NotAfter
+			info.CertNotAfter, info.CertSerial = c.NotAfter, c.Serial
 		}
 		if bi, err := s.bookingsStore.Box(id); err == nil {
 			info.Name, info.Location = bi.Name, bi.Location

@@ -80,13 +80,20 @@ func (s *Service) postCertificate(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, err)
 		return
 	}
-	c, err := s.ca.issueBox(id, csr, time.Now())
+	now := time.Now()
+	c, err := s.ca.issueBox(id, csr, now)
 	if err != nil {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
 	// From here on only this certificate lets the box in (broker.BoxCA).
-	if err := s.accounts.SetCert(id, c); err != nil {
+	// Refused, it was never recorded: the broker does not let it in.
+	if err := s.accounts.SetCert(id, c, req.Replace, now); err != nil {
+		if errors.Is(err, errOtherCert) {
+			fail(w, http.StatusConflict, fmt.Errorf("box %s already has a current certificate for another key: is the box id right? "+
+				"Replacing it shuts the card that has the old one out (smartboxctl provision --force, smartbox-bridge register-box --replace)", id))
+			return
+		}
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}

@@ -24,6 +24,10 @@ type RegisterBoxRequest struct {
 	Slots    int    `json:"slots,omitempty"`
 	Name     string `json:"name,omitempty"`
 	Location string `json:"location,omitempty"`
+	// Replace allows a new public key for a box registered with another
+	// one (a new card for the box): without it that is a 409 Conflict, so
+	// that a mistyped box id does not silently take over another box.
+	Replace bool `json:"replace,omitempty"`
 }
 
 // PutKeyRequest is PUT /v1/boxes/{box}/keys/{key}.
@@ -74,6 +78,9 @@ type BoxInfo struct {
 	// CertNotAfter is when the box's current client certificate from the
 	// bridge's CA expires; zero: it has none.
 	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
+	// CertSerial is that certificate's serial (hex, as the broker checks
+	// it); "": none. A card whose box.crt has another serial is shut out.
+	CertSerial string `json:"cert_serial,omitempty"`
 }
 
 // RecordsResponse is GET /v1/boxes/{box}/records.
@@ -424,6 +431,10 @@ type ProvisioningResponse struct {
 // must be registered first (POST /v1/boxes).
 type CertificateRequest struct {
 	CSR string `json:"csr"`
+	// Replace allows a certificate for a new key while the box has a
+	// current one for another key: without it that is a 409 Conflict, as
+	// the new certificate shuts the old one out (broker.BoxCertSerial).
+	Replace bool `json:"replace,omitempty"`
 }
 
 // CertificateResponse answers it: the client certificate the bridge's CA

@@ -5,9 +5,11 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -29,6 +31,9 @@ type issuedCert struct {
 	PEM      []byte
 	Serial   *big.Int
 	NotAfter time.Time
+	// KeySHA256 is the SHA-256 of the certified key's SubjectPublicKeyInfo
+	// (hex): a later request for another key is another card.
+	KeySHA256 string
 }
 
 // parseBoxCSR reads a CSR for box id: one PEM block of bounded size, a
@@ -88,7 +93,9 @@ func (ca *certAuthority) issueBox(id string, csr *x509.CertificateRequest, now t
 	if err != nil {
 		return issuedCert{}, fmt.Errorf("sign certificate for box %s: %w", id, err)
 	}
-	return issuedCert{PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), Serial: serial, NotAfter: tmpl.NotAfter}, nil
+	sum := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
+	return issuedCert{PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), Serial: serial, NotAfter: tmpl.NotAfter,
+		KeySHA256: hex.EncodeToString(sum[:])}, nil
 }
 
 // issueServer makes the embedded broker's server certificate for names

@@ -68,11 +68,13 @@ func dialBox(t *testing.T, b *testBridge, id string, cert tls.Certificate, ca st
 	return cl, tok.Error()
 }
 
-func issue(t *testing.T, b *testBridge, id string) (tls.Certificate, CertificateResponse) {
+// issue has a certificate issued for box id with a new key; replace is
+// CertificateRequest.Replace (needed when the box has one for another key).
+func issue(t *testing.T, b *testBridge, id string, replace bool) (tls.Certificate, CertificateResponse) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
-	resp, err := b.AdminClient().Certificate(context.Background(), id, makeCSR(t, id, key))
+	resp, err := b.AdminClient().Certificate(context.Background(), id, makeCSR(t, id, key), replace)
 	require.NoError(t, err)
 	blk, _ := pem.Decode([]byte(resp.Certificate))
 	require.NotNil(t, blk)
@@ -95,7 +97,7 @@ func TestIssuedCertificateConnectsAndReplacesTheOld(t *testing.T) {
 	require.Contains(t, prov.CACert, "BEGIN CERTIFICATE")
 	require.Equal(t, b.SigningKeyLine(), prov.SigningKey.Line)
 
-	first, resp := issue(t, b, "depot-1")
+	first, resp := issue(t, b, "depot-1", false)
 	require.Equal(t, prov.CACert, resp.CACert)
 	leaf, err := x509.ParseCertificate(first.Certificate[0])
 	require.NoError(t, err)
@@ -121,8 +123,9 @@ func TestIssuedCertificateConnectsAndReplacesTheOld(t *testing.T) {
 	require.NoError(t, b.AdminClient().Do(ctx, "GET", "/v1/boxes", nil, &boxes))
 	require.Len(t, boxes, 1)
 	require.WithinDuration(t, resp.NotAfter, boxes[0].CertNotAfter, time.Second)
+	require.Equal(t, leaf.SerialNumber.Text(16), boxes[0].CertSerial)
 
-	second, _ := issue(t, b, "depot-1")
+	second, _ := issue(t, b, "depot-1", true)
 	_, err = dialBox(t, b, "depot-1", first, prov.CACert)
 	require.Error(t, err, "the replaced certificate must be refused")
 	require.Contains(t, b.log.String(), "is not the box's current one")
@@ -164,13 +167,13 @@ func TestCertificateRequestsRefused(t *testing.T) {
 		"unregistered":  {"depot-9", makeCSR(t, "depot-9", p256), "box depot-9 is not registered"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := b.AdminClient().Certificate(ctx, tc.box, tc.csr)
+			_, err := b.AdminClient().Certificate(ctx, tc.box, tc.csr, false)
 			require.ErrorContains(t, err, tc.want)
 		})
 	}
 	_, ed, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	_, err = b.AdminClient().Certificate(ctx, "depot-1", makeCSR(t, "depot-1", ed))
+	_, err = b.AdminClient().Certificate(ctx, "depot-1", makeCSR(t, "depot-1", ed), false)
 	require.NoError(t, err, "Ed25519 is accepted")
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,6 +32,15 @@ func (e *UnreachableError) Error() string {
 }
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// APIError is an answer that says no: its HTTP status and the service's
+// message, which is all Error says (callers tell a 409 from the rest).
+type APIError struct {
+	Status  int
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
 
 // AdminClient calls the admin API (admin.go) with the service's bearer
 // token and the answer types of api.go: what `smartbox-bridge` commands and
@@ -87,9 +95,9 @@ func (c *AdminClient) Do(ctx context.Context, method, path string, in, out any) 
 	if resp.StatusCode != http.StatusOK {
 		var e ErrorResponse
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
+			return &APIError{Status: resp.StatusCode, Message: e.Error}
 		}
-		return fmt.Errorf("admin API %s %s: %s", method, path, resp.Status)
+		return &APIError{Status: resp.StatusCode, Message: fmt.Sprintf("admin API %s %s: %s", method, path, resp.Status)}
 	}
 	if out == nil {
 		return nil

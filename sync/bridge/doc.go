@@ -46,7 +46,13 @@
 // CSR (CN = box id, client authentication only, 5 years). The broker lets
 // a bridge-CA certificate in only with the serial last issued for its box,
 // so re-provisioning a box shuts out the certificate on its old card;
-// certificates of an operator's own client CA are not checked this way.
+// certificates of an operator's own client CA are not checked this way. A
+// box with a bridge-CA certificate no longer logs in with a password
+// (issuing clears it, and the broker refuses one). Because a new key or
+// certificate cuts the old card off, POST /v1/boxes with another sync key
+// than the box's, and a certificate for another key while the box has a
+// current one, are 409 Conflict unless the request says replace (a
+// mistyped box id must not take over a box).
 //
 // The admin API (admin.go, admin_fleetio.go, admin_provision.go) answers with its own types
 // (api.go), never the stores' structs: codes, sealed PINs and Fleetio's

@@ -158,3 +158,14 @@ func writeSecret(path string, b []byte) error {
 	_ = syncDir(dir) // best effort: the file itself is whole either way
 	return nil
 }
+
+// FingerprintPrefix starts every Fingerprint.
+const FingerprintPrefix = "sha256:"
+
+// Fingerprint is how a trust anchor is read out to compare it by eye or
+// pin it: "sha256:" and the hex SHA-256 of b (an Ed25519 public key's 32
+// bytes, a certificate's DER). smartboxctl provision prints the same.
+func Fingerprint(b []byte) string {
+	sum := sha256.Sum256(b)
+	return FingerprintPrefix + hex.EncodeToString(sum[:])
+}

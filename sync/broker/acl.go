@@ -117,6 +117,12 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 			return false
 		}
 		identity = cn
+	} else if h.certs.hasCert(user) {
+		// A box with a certificate of the bridge's CA logs in with it
+		// only: its old password (an old card, a stolen one) is dead.
+		h.deny("connect refused: the box has a client certificate; password login refused",
+			"user", user, "client", cl.ID, "remote", remote)
+		return false
 	} else if refusal := h.checkPassword(user, remote, string(pk.Connect.Password)); refusal != nil {
 		h.deny("connect refused: "+refusal.reason, append([]any{"user", user, "client", cl.ID, "remote", remote}, refusal.args...)...)
 		return false

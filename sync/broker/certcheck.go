@@ -36,6 +36,16 @@ func (c certCheck) refuse(box string, chains [][]*x509.Certificate) string {
 	return ""
 }
 
+// hasCert says whether box has a current certificate from the bridge's CA:
+// it then may not log in with a password.
+func (c certCheck) hasCert(box string) bool {
+	if c.ca == nil || c.serial == nil || box == "" {
+		return false
+	}
+	_, ok := c.serial(box)
+	return ok
+}
+
 func (c certCheck) issued(chains [][]*x509.Certificate) bool {
 	for _, ch := range chains {
 		if root := ch[len(ch)-1]; bytes.Equal(root.Raw, c.ca.Raw) {

@@ -84,6 +84,9 @@ var (
 	ErrNoCode     = errors.New("grant has no code")
 	ErrCodeKey    = errors.New("code key does not match this store")
 	ErrInUse      = errors.New("store file in use by another process")
+	// ErrOtherKey: RegisterBoxOnce found the box registered with another
+	// public key (another card, or a mistyped box id).
+	ErrOtherKey = errors.New("box is registered with another public key")
 )
 
 // Stats counts what the cloud dropped or refused, for metrics and tests.
@@ -392,6 +395,18 @@ func (c *Cloud) update(what, boxID string, fn func(*boxTx) error) error {
 // RegisterBox adds a box, or changes the X25519 public key its codes are
 // sealed to (a re-provisioned box). Records, log and events are kept.
 func (c *Cloud) RegisterBox(id string, boxPublicKey []byte) error {
+	return c.registerBox(id, boxPublicKey, true)
+}
+
+// RegisterBoxOnce is RegisterBox that refuses, with ErrOtherKey, to change
+// the key of a box already registered with another one: re-keying cuts the
+// box that holds the old key off its codes, so a wrong box id must not do
+// it silently. The same key again is a no-op, as with RegisterBox.
+func (c *Cloud) RegisterBoxOnce(id string, boxPublicKey []byte) error {
+	return c.registerBox(id, boxPublicKey, false)
+}
+
+func (c *Cloud) registerBox(id string, boxPublicKey []byte, rekey bool) error {
 	if !box.ValidID(id) {
 		return fmt.Errorf("cloud: register box %q: %w: not a box id", id, box.ErrInvalidRecord)
 	}
@@ -412,6 +427,9 @@ func (c *Cloud) RegisterBox(id string, boxPublicKey []byte) error {
 		}
 		meta := b.Bucket(bMeta)
 		if old := meta.Get(kPub); old != nil && !bytes.Equal(old, boxPublicKey) {
+			if !rekey {
+				return ErrOtherKey
+			}
 			// A new key is a new box store (re-flashed, replaced): its
 			// outbox starts again at seq 1. Its events are stored after
 			// the old ones instead of being taken for duplicates.

@@ -131,7 +131,7 @@ func TestDebAmd64(t *testing.T) {
 	}
 	postinst := string(control["postinst"].body)
 	for _, want := range []string{"adduser --system --group", "smartbox gpio", "smartbox dialout",
-		"chown -R smartbox:smartbox /var/lib/smartbox", "systemctl daemon-reload", "systemctl enable smartboxd.service"} {
+		"chown -R -h smartbox:smartbox /var/lib/smartbox", "systemctl daemon-reload", "systemctl enable smartboxd.service"} {
 		require.Contains(t, postinst, want)
 	}
 	require.Contains(t, string(control["prerm"].body), "systemctl stop smartboxd.service")
@@ -166,9 +166,11 @@ func TestDebAmd64(t *testing.T) {
 	for _, line := range []string{"Type=notify", "WatchdogSec=30s", "Restart=on-failure", "User=smartbox",
 		"ExecStart=/usr/bin/smartboxd --config /var/lib/smartbox/smartboxd.toml --socket /run/smartbox/smartboxd.sock --socket-group smartbox",
 		"ConditionPathExists=/var/lib/smartbox/smartboxd.toml", "DevicePolicy=closed", "DeviceAllow=char-gpiochip rw",
-		"NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet="} {
+		"NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=", "SystemCallFilter=@system-service",
+		"ExecStartPre=+/bin/chown -R -h smartbox:smartbox /var/lib/smartbox"} {
 		require.Regexp(t, "(?m)^"+regexp.QuoteMeta(line)+"$", unit, "a line of the unit")
 	}
+	require.NotContains(t, unit, "reads the NTP state with adjtimex", "smartboxd calls no adjtimex")
 
 	// Every example config parses and validates, and is for example-box.
 	for _, p := range boardprofile.All() {
