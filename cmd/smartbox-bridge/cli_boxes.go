@@ -15,6 +15,7 @@ import (
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/cmd/internal/report"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 	"github.com/smartbox-oss/smartbox/sync/secretfile"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
@@ -34,7 +35,7 @@ func cmdSigningKey(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	path := filepath.Join(cfg.DataDir, bridge.FileSigningKey)
-	b, err := secretfile.Read(path, bridge.MaxSecretFile)
+	b, err := secretfile.Read(path, secretfile.MaxSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("no signing key at %s yet: `smartbox-bridge serve` makes it on first start", path)
 	}
@@ -68,7 +69,7 @@ func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer
 		if *slots < 0 || *slots > bridge.MaxSlots {
 			return request{}, cli.Usagef("--slots %d: want 1..%d", *slots, bridge.MaxSlots)
 		}
-		req := bridge.RegisterBoxRequest{ID: *id, PublicKey: *pub, Slots: *slots, Name: *name, Location: *location, Replace: *replace}
+		req := adminapi.RegisterBoxRequest{ID: *id, PublicKey: *pub, Slots: *slots, Name: *name, Location: *location, Replace: *replace}
 		if *pwFile != "" {
 			pw, err := readSecretFile("--password-file", *pwFile)
 			if err != nil {
@@ -77,7 +78,7 @@ func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer
 			req.Password = pw
 		}
 		return request{http.MethodPost, "/v1/boxes", req}, nil
-	}, func(info bridge.BoxInfo) error {
+	}, func(info adminapi.BoxInfo) error {
 		auth := "password set"
 		if !info.HasPassword {
 			auth = "no password: the box needs a client certificate with CN=" + info.ID
@@ -95,7 +96,7 @@ func cmdRegisterBox(ctx context.Context, args []string, stdout, stderr io.Writer
 
 func cmdBoxes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("boxes", stderr)
-	return adminCall(ctx, fset, d, args, nil, get("/v1/boxes"), func(boxes []bridge.BoxInfo) error {
+	return adminCall(ctx, fset, d, args, nil, get("/v1/boxes"), func(boxes []adminapi.BoxInfo) error {
 		tw := report.NewTable(stdout)
 		fmt.Fprintln(tw, "BOX\tONLINE\tREVISION\tCLOUD REVISION\tOUTBOX\tLAST SEQ\tSOFTWARE")
 		for _, b := range boxes {

@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 )
 
 // The provisioning commands: what the bridge tells a new box, and the
@@ -56,8 +56,8 @@ func cmdRegisterRecord(ctx context.Context, args []string, stdout, stderr io.Wri
 	record := fset.String("record", "", "provisioning record from `smartboxctl provision --offline` (JSON)")
 	certOut := fset.String("cert-out", "", "write the box's certificate (PEM) here; none: stdout")
 	replace := fset.Bool("replace", false, replaceUsage)
-	return cli.Call(fset, args, nil, func([]string) (bridge.CertificateResponse, error) {
-		var resp bridge.CertificateResponse
+	return cli.Call(fset, args, nil, func([]string) (adminapi.CertificateResponse, error) {
+		var resp adminapi.CertificateResponse
 		if err := required("record", *record); err != nil {
 			return resp, err
 		}
@@ -70,17 +70,17 @@ func cmdRegisterRecord(ctx context.Context, args []string, stdout, stderr io.Wri
 			return resp, err
 		}
 		rec.Register.Replace = *replace
-		var info bridge.BoxInfo
+		var info adminapi.BoxInfo
 		if err := c.do(ctx, "POST", "/v1/boxes", rec.Register, &info); err != nil {
 			return resp, fmt.Errorf("register box %s from %s: %w", rec.Register.ID, *record, err)
 		}
 		fmt.Fprintf(stderr, "registered box %s\n", info.ID)
-		err = c.do(ctx, "POST", "/v1/boxes/"+esc(rec.Register.ID)+"/certificate", bridge.CertificateRequest{CSR: rec.CSR, Replace: *replace}, &resp)
+		err = c.do(ctx, "POST", "/v1/boxes/"+esc(rec.Register.ID)+"/certificate", adminapi.CertificateRequest{CSR: rec.CSR, Replace: *replace}, &resp)
 		if err != nil {
 			return resp, fmt.Errorf("certificate for box %s from %s: %w", rec.Register.ID, *record, err)
 		}
 		return resp, nil
-	}, func(resp bridge.CertificateResponse) error {
+	}, func(resp adminapi.CertificateResponse) error {
 		if *certOut == "" {
 			_, err := io.WriteString(stdout, resp.Certificate)
 			return err
@@ -95,8 +95,8 @@ func cmdRegisterRecord(ctx context.Context, args []string, stdout, stderr io.Wri
 }
 
 // readRecord reads and checks a provisioning record file.
-func readRecord(path string) (bridge.ProvisionRecord, error) {
-	var rec bridge.ProvisionRecord
+func readRecord(path string) (adminapi.ProvisionRecord, error) {
+	var rec adminapi.ProvisionRecord
 	f, err := os.Open(path)
 	if err != nil {
 		return rec, fmt.Errorf("--record: %w", err)
@@ -140,7 +140,7 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 // the broker URL, the signing key and the CA a new box is given.
 func cmdProvisioning(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, d := newFlagSet("provisioning", stderr)
-	return adminCall(ctx, fset, d, args, nil, get("/v1/provisioning"), func(p bridge.ProvisioningResponse) error {
+	return adminCall(ctx, fset, d, args, nil, get("/v1/provisioning"), func(p adminapi.ProvisioningResponse) error {
 		url := p.BrokerURL
 		if url == "" {
 			url = "(unknown: set [broker] box_url, or give smartboxctl provision --broker)"
@@ -148,12 +148,12 @@ func cmdProvisioning(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stdout, "broker URL:   %s\n", url)
 		fmt.Fprintf(stdout, "signing key:  %s\n", p.SigningKey.Line)
 		if pub, err := base64.StdEncoding.DecodeString(p.SigningKey.PublicKey); err == nil {
-			fmt.Fprintf(stdout, "  fingerprint %s (smartboxctl provision prints it; --expect-signing-key takes either)\n", bridge.Fingerprint(pub))
+			fmt.Fprintf(stdout, "  fingerprint %s (smartboxctl provision prints it; --expect-signing-key takes either)\n", adminapi.Fingerprint(pub))
 		}
 		if blk, _ := pem.Decode([]byte(p.CACert)); blk != nil {
 			if ca, err := x509.ParseCertificate(blk.Bytes); err == nil {
 				fmt.Fprintf(stdout, "CA:           %s (valid until %s)\n", ca.Subject.CommonName, ca.NotAfter.Format("2006-01-02"))
-				fmt.Fprintf(stdout, "  fingerprint %s\n", bridge.Fingerprint(blk.Bytes))
+				fmt.Fprintf(stdout, "  fingerprint %s\n", adminapi.Fingerprint(blk.Bytes))
 			}
 		}
 		_, err := io.WriteString(stdout, p.CACert)

@@ -18,7 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 )
 
 // The offline path: a provisioning record (registration and CSR) carried
@@ -47,8 +47,8 @@ func TestRegisterBoxFromRecord(t *testing.T) {
 	require.NoError(t, err)
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: boxID}}, key)
 	require.NoError(t, err)
-	rec := bridge.ProvisionRecord{
-		Register: bridge.RegisterBoxRequest{ID: boxID, PublicKey: base64.StdEncoding.EncodeToString(boxPub), Slots: 12},
+	rec := adminapi.ProvisionRecord{
+		Register: adminapi.RegisterBoxRequest{ID: boxID, PublicKey: base64.StdEncoding.EncodeToString(boxPub), Slots: 12},
 		CSR:      string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})),
 	}
 	dir := t.TempDir()

@@ -14,13 +14,14 @@ import (
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 	"github.com/smartbox-oss/smartbox/sync/secretfile"
 )
 
 // adminClient talks to the running service's admin endpoint, found through
 // DATA/admin.addr and authorised by DATA/admin.token.
 type adminClient struct {
-	*bridge.AdminClient
+	*adminapi.AdminClient
 }
 
 func newAdminClient(d *dirFlags) (*adminClient, error) {
@@ -36,17 +37,17 @@ func newAdminClient(d *dirFlags) (*adminClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin address: %w", err)
 	}
-	tok, err := secretfile.Read(filepath.Join(dir, bridge.FileAdminToken), bridge.MaxSecretFile)
+	tok, err := secretfile.Read(filepath.Join(dir, bridge.FileAdminToken), secretfile.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("admin token: %w (run as the user that runs the bridge)", err)
 	}
-	return &adminClient{bridge.NewAdminClient("http://"+strings.TrimSpace(string(addr)), strings.TrimSpace(string(tok)))}, nil
+	return &adminClient{adminapi.NewAdminClient("http://"+strings.TrimSpace(string(addr)), strings.TrimSpace(string(tok)))}, nil
 }
 
 // do is one admin call; a service that does not answer is errNoService.
 func (c *adminClient) do(ctx context.Context, method, path string, in, out any) error {
 	err := c.Do(ctx, method, path, in, out)
-	if ue, ok := errors.AsType[*bridge.UnreachableError](err); ok {
+	if ue, ok := errors.AsType[*adminapi.UnreachableError](err); ok {
 		return fmt.Errorf("%w at %s: %v", errNoService, ue.Base, ue.Err)
 	}
 	return err

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/notify"
 	"github.com/smartbox-oss/smartbox/sync/secretfile"
 )
@@ -128,7 +127,7 @@ func loadPool(field, path string) (*x509.CertPool, error) {
 // readCodeKey reads the 32-byte code key written as 64 hex digits, from a
 // file only its owner may read (it decrypts every box's codes).
 func readCodeKey(path string) ([]byte, error) {
-	b, err := secretfile.Read(path, bridge.MaxSecretFile)
+	b, err := secretfile.Read(path, secretfile.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("cloud.code_key_file: %w", err)
 	}
@@ -144,7 +143,7 @@ func readCodeKey(path string) ([]byte, error) {
 // check smartboxd makes too). An empty password is an error, not an
 // account without one.
 func readSecretFile(what, path string) (string, error) {
-	b, err := secretfile.Read(path, bridge.MaxSecretFile)
+	b, err := secretfile.Read(path, secretfile.MaxSize)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}

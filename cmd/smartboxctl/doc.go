@@ -74,7 +74,7 @@
 // the bridge's current one; it says what it did, or "nothing to change".
 //
 // --offline asks nothing: it writes everything but box.crt and prints on
-// stdout the bridge.ProvisionRecord (registration and certificate request,
+// stdout the adminapi.ProvisionRecord (registration and certificate request,
 // JSON) for `smartbox-bridge register-box --record FILE --cert-out box.crt`;
 // `provision --target DIR --certificate box.crt` then installs the
 // certificate, checked for the card's key, box id and CA.

@@ -21,7 +21,7 @@ import (
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxconfig"
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
 	"github.com/smartbox-oss/smartbox/store"
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 	"github.com/smartbox-oss/smartbox/sync/secretfile"
 )
 
@@ -34,8 +34,8 @@ import (
 // Bounds of a provisioning run.
 const (
 	// provisionTimeout bounds all the calls to the bridge together (each
-	// is bounded by bridge.AdminCallTimeout): three small calls.
-	provisionTimeout = 3 * bridge.AdminCallTimeout
+	// is bounded by adminapi.AdminCallTimeout): three small calls.
+	provisionTimeout = 3 * adminapi.AdminCallTimeout
 	// storeLockTimeout: a store held by a running smartboxd (a card still
 	// in its box) is said at once.
 	storeLockTimeout = time.Second
@@ -94,7 +94,7 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	var token []byte
 	if !f.offline {
-		if token, err = secretfile.Read(f.tokenFile, bridge.MaxSecretFile); err != nil {
+		if token, err = secretfile.Read(f.tokenFile, secretfile.MaxSize); err != nil {
 			return fmt.Errorf("--token-file: %w", err)
 		}
 	}
@@ -122,7 +122,7 @@ func cmdProvision(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	r := &provisionRun{f: f, profile: p, own: own, cur: cur, st: st, out: stdout, errOut: stderr}
 	r.did = append(r.did, adopted...)
 	if !f.offline {
-		r.admin = bridge.NewAdminClient(strings.TrimRight(f.bridgeURL, "/"), strings.TrimSpace(string(token)))
+		r.admin = adminapi.NewAdminClient(strings.TrimRight(f.bridgeURL, "/"), strings.TrimSpace(string(token)))
 	}
 	return r.run(ctx)
 }
@@ -245,7 +245,7 @@ type provisionRun struct {
 	own     *ownConfig
 	cur     current
 	st      *stage
-	admin   *bridge.AdminClient // nil offline
+	admin   *adminapi.AdminClient // nil offline
 	out     io.Writer
 	errOut  io.Writer
 	did     []string // what changed, for the report
@@ -347,7 +347,7 @@ func (r *provisionRun) run(ctx context.Context) error {
 		}
 	}
 
-	reg := bridge.RegisterBoxRequest{ID: f.boxID, PublicKey: base64.StdEncoding.EncodeToString(syncPub),
+	reg := adminapi.RegisterBoxRequest{ID: f.boxID, PublicKey: base64.StdEncoding.EncodeToString(syncPub),
 		Slots: cfg.slots, Name: f.name, Location: f.location}
 	csr := ""
 	if r.admin == nil {
@@ -363,7 +363,7 @@ func (r *provisionRun) run(ctx context.Context) error {
 	// Only --force replaces a box the bridge has with another key: a
 	// mistyped --box-id must not take over another box.
 	reg.Replace = f.force
-	var info bridge.BoxInfo
+	var info adminapi.BoxInfo
 	if err := r.admin.Do(ctx, http.MethodPost, "/v1/boxes", reg, &info); err != nil {
 		return r.bridgeErr("POST /v1/boxes", err)
 	}
@@ -381,7 +381,7 @@ func (r *provisionRun) run(ctx context.Context) error {
 	cr, err := r.admin.Certificate(ctx, f.boxID, []byte(csr), f.force)
 	if err != nil {
 		held := "box " + f.boxID + " registered with this card's sync key, and no new certificate"
-		if ae, ok := errors.AsType[*bridge.APIError](err); ok && ae.Status == http.StatusConflict {
+		if ae, ok := errors.AsType[*adminapi.APIError](err); ok && ae.Status == http.StatusConflict {
 			// The same command again would be refused again.
 			r.conflict = true
 			err = r.bridgeErr(call, err)
@@ -413,7 +413,7 @@ func (r *provisionRun) run(ctx context.Context) error {
 }
 
 // finish installs the stage, stores a new signing key and reports.
-func (r *provisionRun) finish(reg bridge.RegisterBoxRequest, csr string, setKey bool, kid string, signKey ed25519.PublicKey, broker string) error {
+func (r *provisionRun) finish(reg adminapi.RegisterBoxRequest, csr string, setKey bool, kid string, signKey ed25519.PublicKey, broker string) error {
 	if err := r.st.install(r.cur.other); err != nil {
 		return err
 	}
@@ -452,11 +452,11 @@ func (r *provisionRun) afterBridge(err error, held string, install bool) error {
 
 // bridgeErr is a failed admin call's error, saying what to do.
 func (r *provisionRun) bridgeErr(call string, err error) error {
-	var ue *bridge.UnreachableError
+	var ue *adminapi.UnreachableError
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%w (nothing was changed: check --bridge, or provision --offline)", err)
 	}
-	if ae, ok := errors.AsType[*bridge.APIError](err); ok && ae.Status == http.StatusConflict {
+	if ae, ok := errors.AsType[*adminapi.APIError](err); ok && ae.Status == http.StatusConflict {
 		// The bridge's message says what it has (another key, another
 		// certificate) and asks whether the box id is right.
 		return fmt.Errorf("the bridge at %s refused %s: %v\n--force replaces it there too, cutting off the box that has the old card",
@@ -507,7 +507,7 @@ func (r *provisionRun) setSigningKey(kid string, key ed25519.PublicKey, broker s
 
 // report says what the run did. Offline, stdout is the record to carry to
 // the bridge (JSON, for a file) and what was done goes to stderr.
-func (r *provisionRun) report(reg bridge.RegisterBoxRequest, csr string) error {
+func (r *provisionRun) report(reg adminapi.RegisterBoxRequest, csr string) error {
 	w := r.out
 	if r.admin == nil {
 		w = r.errOut
@@ -530,5 +530,5 @@ func (r *provisionRun) report(reg bridge.RegisterBoxRequest, csr string) error {
 	}
 	enc := json.NewEncoder(r.out)
 	enc.SetIndent("", "  ")
-	return enc.Encode(bridge.ProvisionRecord{Register: reg, CSR: csr})
+	return enc.Encode(adminapi.ProvisionRecord{Register: reg, CSR: csr})
 }

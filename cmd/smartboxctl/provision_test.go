@@ -27,6 +27,7 @@ import (
 	"github.com/smartbox-oss/smartbox/cmd/internal/boxsocket"
 	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 )
 
 // e2eWait bounds what a real smartboxd and bridge do in these tests (start,
@@ -135,9 +136,9 @@ func readFile(t *testing.T, p string) []byte {
 }
 
 // boxInfo is the bridge's view of box id (GET /v1/boxes).
-func boxInfo(t *testing.T, b *testBridge, id string) bridge.BoxInfo {
+func boxInfo(t *testing.T, b *testBridge, id string) adminapi.BoxInfo {
 	t.Helper()
-	var boxes []bridge.BoxInfo
+	var boxes []adminapi.BoxInfo
 	require.NoError(t, b.AdminClient().Do(context.Background(), http.MethodGet, "/v1/boxes", nil, &boxes))
 	for _, bi := range boxes {
 		if bi.ID == id {
@@ -145,7 +146,7 @@ func boxInfo(t *testing.T, b *testBridge, id string) bridge.BoxInfo {
 		}
 	}
 	t.Fatalf("the bridge has no box %s", id)
-	return bridge.BoxInfo{}
+	return adminapi.BoxInfo{}
 }
 
 // startSmartboxd runs a real smartboxd from a provisioned card.
@@ -277,7 +278,7 @@ func TestProvisionTrustAnchors(t *testing.T) {
 	kid, pub64, _ := strings.Cut(b.SigningKeyLine(), "=")
 	pub, err := base64.StdEncoding.DecodeString(pub64)
 	require.NoError(t, err)
-	fp := bridge.Fingerprint(pub)
+	fp := adminapi.Fingerprint(pub)
 	for i, pin := range []string{b.SigningKeyLine(), fp} {
 		code, out, errOut := b.provision(t, t.TempDir(), fmt.Sprintf("box-t%d", i), "--profile", "sim", "--expect-signing-key", pin)
 		require.Equal(t, exitOK, code, errOut)
@@ -563,7 +564,7 @@ func TestProvisionOffline(t *testing.T) {
 		"--signing-key", b.SigningKeyLine(), "--ca-file", caFile, "--broker", broker, "--name", "Far away")
 	require.Equal(t, exitOK, code, errOut)
 	require.Contains(t, errOut, "register-box --record")
-	var rec bridge.ProvisionRecord
+	var rec adminapi.ProvisionRecord
 	require.NoError(t, json.Unmarshal([]byte(out), &rec), "stdout is the record: %s", out)
 	require.Equal(t, "box-off", rec.Register.ID)
 	require.Equal(t, "Far away", rec.Register.Name)
@@ -584,7 +585,7 @@ func TestProvisionOffline(t *testing.T) {
 	code, otherOut, errOut := ctl(t, "provision", "--target", other, "--box-id", "box-off", "--profile", "sim", "--offline",
 		"--signing-key", b.SigningKeyLine(), "--ca-file", caFile, "--broker", broker)
 	require.Equal(t, exitOK, code, errOut)
-	var otherRec bridge.ProvisionRecord
+	var otherRec adminapi.ProvisionRecord
 	require.NoError(t, json.Unmarshal([]byte(otherOut), &otherRec))
 	before := tree(t, dir)
 	otherCert, err := b.AdminClient().Certificate(ctx, "box-off", []byte(otherRec.CSR), true)

@@ -4,12 +4,12 @@ import (
 	"crypto/ed25519"
 	"encoding/pem"
 	"fmt"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 	"net"
 	"net/url"
 	"strings"
 
 	"github.com/smartbox-oss/smartbox/cmd/internal/cli"
-	"github.com/smartbox-oss/smartbox/sync/bridge"
 )
 
 // What provision trusts from the bridge: the admin token goes out and the
@@ -19,7 +19,7 @@ import (
 // with what the bridge's admin reads out (smartbox-bridge provisioning).
 
 // fingerprintPrefix marks a --expect-signing-key given as a fingerprint.
-const fingerprintPrefix = bridge.FingerprintPrefix
+const fingerprintPrefix = adminapi.FingerprintPrefix
 
 // checkBridgeURL refuses a --bridge that would send the token in clear to
 // another machine: https:// any host, http:// loopback only.
@@ -45,7 +45,7 @@ func isLoopback(host string) bool {
 }
 
 // keyFingerprint is the SHA-256 of an Ed25519 public key, as printed.
-func keyFingerprint(k ed25519.PublicKey) string { return bridge.Fingerprint(k) }
+func keyFingerprint(k ed25519.PublicKey) string { return adminapi.Fingerprint(k) }
 
 // caFingerprint is the SHA-256 of the first certificate (DER) of a CA
 // bundle, as printed; "" if there is none.
@@ -54,7 +54,7 @@ func caFingerprint(caPEM []byte) string {
 	if blk == nil {
 		return ""
 	}
-	return bridge.Fingerprint(blk.Bytes)
+	return adminapi.Fingerprint(blk.Bytes)
 }
 
 // checkExpectedKey compares the bridge's signing key with

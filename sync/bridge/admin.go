@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 	"net/http"
 	"strconv"
 	"strings"
@@ -72,7 +73,7 @@ func (s *Service) authorize(next http.Handler) http.Handler {
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			s.log.Warn("admin: request without a valid token", "security", true, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="smartbox-bridge"`)
-			writeJSON(w, http.StatusUnauthorized, ErrorResponse{Error: "missing or wrong bearer token (data_dir/admin.token)"})
+			writeJSON(w, http.StatusUnauthorized, adminapi.ErrorResponse{Error: "missing or wrong bearer token (data_dir/admin.token)"})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
@@ -107,7 +108,7 @@ func fail(w http.ResponseWriter, status int, err error) {
 	case errors.Is(err, box.ErrCodeInUse):
 		status = http.StatusConflict
 	}
-	writeJSON(w, status, ErrorResponse{Error: err.Error()})
+	writeJSON(w, status, adminapi.ErrorResponse{Error: err.Error()})
 }
 
 // decode reads a JSON body strictly: an unknown field is a typo that would
@@ -131,11 +132,11 @@ func decode(r *http.Request, v any) error {
 func (s *Service) getSigningKey(w http.ResponseWriter, _ *http.Request) {
 	line := PublicKeyLine(s.signer)
 	_, pub, _ := strings.Cut(line, "=")
-	writeJSON(w, http.StatusOK, SigningKeyResponse{KeyID: s.signer.KeyID, PublicKey: pub, Line: line})
+	writeJSON(w, http.StatusOK, adminapi.SigningKeyResponse{KeyID: s.signer.KeyID, PublicKey: pub, Line: line})
 }
 
 func (s *Service) registerBox(w http.ResponseWriter, r *http.Request) {
-	var req RegisterBoxRequest
+	var req adminapi.RegisterBoxRequest
 	if err := decode(r, &req); err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
@@ -202,7 +203,7 @@ func (s *Service) registerBox(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.log.Info("box registered", "box", req.ID, "password_set", req.Password != "", "slots", req.Slots, "location", bi.Location)
-	info := BoxInfo{ID: req.ID, HasPassword: s.accounts.HasPassword(req.ID), ExternalBroker: s.broker == nil,
+	info := adminapi.BoxInfo{ID: req.ID, HasPassword: s.accounts.HasPassword(req.ID), ExternalBroker: s.broker == nil,
 		Slots: s.accounts.Slots(req.ID), Name: bi.Name, Location: bi.Location}
 	if c, ok := s.accounts.Cert(req.ID); ok {
 		info.CertNotAfter, info.CertSerial = c.NotAfter, c.Serial
@@ -228,9 +229,9 @@ func (s *Service) listBoxes(w http.ResponseWriter, _ *http.Request) {
 		fail(w, http.StatusInternalServerError, err)
 		return
 	}
-	out := make([]BoxInfo, 0, len(ids))
+	out := make([]adminapi.BoxInfo, 0, len(ids))
 	for _, id := range ids {
-		info := BoxInfo{ID: id, HasPassword: s.accounts.HasPassword(id), Slots: s.accounts.Slots(id)}
+		info := adminapi.BoxInfo{ID: id, HasPassword: s.accounts.HasPassword(id), Slots: s.accounts.Slots(id)}
 		if c, ok := s.accounts.Cert(id); ok {
 			info.CertNotAfter, info.CertSerial = c.NotAfter, c.Serial
 		}
@@ -387,4 +388,9 @@ func (s *Service) getCommand(w http.ResponseWriter, r *http.Request) {
 		out.Result = &res
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// AdminClient is a client of this service's admin API.
+func (s *Service) AdminClient() *adminapi.AdminClient {
+	return adminapi.NewAdminClient(s.AdminURL(), s.AdminToken())
 }

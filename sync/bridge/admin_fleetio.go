@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 	"net/http"
 	"slices"
 	"strconv"
@@ -69,7 +70,7 @@ func fleetFail(w http.ResponseWriter, err error) {
 		// Fleetio said no (a bad key is 401 there): the gateway's answer.
 		status = http.StatusBadGateway
 	}
-	writeJSON(w, status, ErrorResponse{Error: err.Error()})
+	writeJSON(w, status, adminapi.ErrorResponse{Error: err.Error()})
 }
 
 func pathInt(r *http.Request, name string) (int64, error) {
@@ -121,7 +122,7 @@ func (s *Service) fleetioConnect(w http.ResponseWriter, r *http.Request) {
 		var api *fleetio.APIError
 		if errors.As(err, &api) && (api.StatusCode == http.StatusUnauthorized || api.StatusCode == http.StatusForbidden) {
 			// The admin's input was wrong, not the gateway.
-			writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
+			writeJSON(w, http.StatusBadRequest, adminapi.ErrorResponse{Error: err.Error()})
 			return
 		}
 		fleetFail(w, err)

@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 	"net"
 	"net/http"
 	"strings"
@@ -24,10 +25,10 @@ func (s *Service) provisionRoutes(mux *http.ServeMux) {
 func (s *Service) getProvisioning(w http.ResponseWriter, _ *http.Request) {
 	line := PublicKeyLine(s.signer)
 	_, pub, _ := strings.Cut(line, "=")
-	writeJSON(w, http.StatusOK, ProvisioningResponse{
+	writeJSON(w, http.StatusOK, adminapi.ProvisioningResponse{
 		BrokerURL:  s.boxBrokerURL(),
 		CACert:     string(s.ca.certPEM),
-		SigningKey: SigningKeyResponse{KeyID: s.signer.KeyID, PublicKey: pub, Line: line},
+		SigningKey: adminapi.SigningKeyResponse{KeyID: s.signer.KeyID, PublicKey: pub, Line: line},
 	})
 }
 
@@ -62,7 +63,7 @@ func (s *Service) postCertificate(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, fmt.Errorf("box id %q: want 1-128 letters, digits or ._:@-", id))
 		return
 	}
-	var req CertificateRequest
+	var req adminapi.CertificateRequest
 	if err := decode(r, &req); err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
@@ -98,5 +99,5 @@ func (s *Service) postCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("box certificate issued", "box", id, "serial", c.Serial.Text(16), "not_after", c.NotAfter)
-	writeJSON(w, http.StatusOK, CertificateResponse{Certificate: string(c.PEM), CACert: string(s.ca.certPEM), NotAfter: c.NotAfter})
+	writeJSON(w, http.StatusOK, adminapi.CertificateResponse{Certificate: string(c.PEM), CACert: string(s.ca.certPEM), NotAfter: c.NotAfter})
 }

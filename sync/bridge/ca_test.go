@@ -14,6 +14,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,7 +48,7 @@ func registerTestBox(t *testing.T, b *testBridge, id string) {
 	k, err := ecdh.X25519().GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	require.NoError(t, b.AdminClient().Do(context.Background(), "POST", "/v1/boxes",
-		RegisterBoxRequest{ID: id, PublicKey: base64.StdEncoding.EncodeToString(k.PublicKey().Bytes())}, nil))
+		adminapi.RegisterBoxRequest{ID: id, PublicKey: base64.StdEncoding.EncodeToString(k.PublicKey().Bytes())}, nil))
 }
 
 // dialBox connects to the TLS listener as box id with a client certificate
@@ -69,8 +70,8 @@ func dialBox(t *testing.T, b *testBridge, id string, cert tls.Certificate, ca st
 }
 
 // issue has a certificate issued for box id with a new key; replace is
-// CertificateRequest.Replace (needed when the box has one for another key).
-func issue(t *testing.T, b *testBridge, id string, replace bool) (tls.Certificate, CertificateResponse) {
+// adminapi.CertificateRequest.Replace (needed when the box has one for another key).
+func issue(t *testing.T, b *testBridge, id string, replace bool) (tls.Certificate, adminapi.CertificateResponse) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -119,7 +120,7 @@ func TestIssuedCertificateConnectsAndReplacesTheOld(t *testing.T) {
 	require.Equal(t, byte(0x80), other.(*paho.SubscribeToken).Result()[wire.Topic("depot-2", wire.LeafRecords)])
 	cl.Disconnect(100)
 
-	var boxes []BoxInfo
+	var boxes []adminapi.BoxInfo
 	require.NoError(t, b.AdminClient().Do(ctx, "GET", "/v1/boxes", nil, &boxes))
 	require.Len(t, boxes, 1)
 	require.WithinDuration(t, resp.NotAfter, boxes[0].CertNotAfter, time.Second)

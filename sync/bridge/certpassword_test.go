@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 	"testing"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -29,7 +30,7 @@ func TestCertificateEndsPasswordLogin(t *testing.T) {
 	b := startTest(t, Options{Broker: BrokerOptions{ListenTLS: freeLoopbackPort}})
 	const pw = "depot-1-old-card-password"
 	require.NoError(t, b.AdminClient().Do(context.Background(), "POST", "/v1/boxes",
-		RegisterBoxRequest{ID: "depot-1", PublicKey: newBoxKey(t), Password: pw}, nil))
+		adminapi.RegisterBoxRequest{ID: "depot-1", PublicKey: newBoxKey(t), Password: pw}, nil))
 	require.NoError(t, dialPassword(t, b, "depot-1", pw), "before a certificate the password logs in")
 
 	issue(t, b, "depot-1", false)

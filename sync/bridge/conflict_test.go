@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 	"net/http"
 	"testing"
 
@@ -18,7 +19,7 @@ import (
 
 // apiStatus is the HTTP status of an admin call's error answer, 0 if none.
 func apiStatus(err error) int {
-	if ae, ok := errors.AsType[*APIError](err); ok {
+	if ae, ok := errors.AsType[*adminapi.APIError](err); ok {
 		return ae.Status
 	}
 	return 0
@@ -48,17 +49,17 @@ func TestRegisterBoxOtherKeyConflicts(t *testing.T) {
 	b := startTest(t, Options{})
 	c, ctx := b.AdminClient(), context.Background()
 	first, second := newBoxKey(t), newBoxKey(t)
-	require.NoError(t, c.Do(ctx, http.MethodPost, "/v1/boxes", RegisterBoxRequest{ID: "depot-1", PublicKey: first}, nil))
-	require.NoError(t, c.Do(ctx, http.MethodPost, "/v1/boxes", RegisterBoxRequest{ID: "depot-1", PublicKey: first}, nil), "same key: idempotent")
+	require.NoError(t, c.Do(ctx, http.MethodPost, "/v1/boxes", adminapi.RegisterBoxRequest{ID: "depot-1", PublicKey: first}, nil))
+	require.NoError(t, c.Do(ctx, http.MethodPost, "/v1/boxes", adminapi.RegisterBoxRequest{ID: "depot-1", PublicKey: first}, nil), "same key: idempotent")
 
-	err := c.Do(ctx, http.MethodPost, "/v1/boxes", RegisterBoxRequest{ID: "depot-1", PublicKey: second}, nil)
+	err := c.Do(ctx, http.MethodPost, "/v1/boxes", adminapi.RegisterBoxRequest{ID: "depot-1", PublicKey: second}, nil)
 	require.Equal(t, http.StatusConflict, apiStatus(err), "%v", err)
 	require.ErrorContains(t, err, "box depot-1 is already registered with another key: is the box id right?")
 	// Refused, the key stays: the first is still the same key.
-	require.NoError(t, c.Do(ctx, http.MethodPost, "/v1/boxes", RegisterBoxRequest{ID: "depot-1", PublicKey: first}, nil))
+	require.NoError(t, c.Do(ctx, http.MethodPost, "/v1/boxes", adminapi.RegisterBoxRequest{ID: "depot-1", PublicKey: first}, nil))
 
-	require.NoError(t, c.Do(ctx, http.MethodPost, "/v1/boxes", RegisterBoxRequest{ID: "depot-1", PublicKey: second, Replace: true}, nil))
-	err = c.Do(ctx, http.MethodPost, "/v1/boxes", RegisterBoxRequest{ID: "depot-1", PublicKey: first}, nil)
+	require.NoError(t, c.Do(ctx, http.MethodPost, "/v1/boxes", adminapi.RegisterBoxRequest{ID: "depot-1", PublicKey: second, Replace: true}, nil))
+	err = c.Do(ctx, http.MethodPost, "/v1/boxes", adminapi.RegisterBoxRequest{ID: "depot-1", PublicKey: first}, nil)
 	require.Equal(t, http.StatusConflict, apiStatus(err), "replaced: the first is now the other key")
 }
 

@@ -39,7 +39,7 @@ const (
 // The key id is derived from the public key, so it needs no file of its own
 // and a box provisioned with "kid=base64" names the key that signs for it.
 func loadOrCreateSigningKey(path string) (s wire.Signer, created bool, err error) {
-	b, err := secretfile.Read(path, MaxSecretFile)
+	b, err := secretfile.Read(path, secretfile.MaxSize)
 	switch {
 	case err == nil:
 		s, err := ParseSigningKey(b)
@@ -99,7 +99,7 @@ func PublicKeyLine(s wire.Signer) string {
 // 32-byte one (0600). An existing file others may read is refused
 // (secretfile), as every other secret file is.
 func loadOrCreateToken(path string) (string, error) {
-	b, err := secretfile.Read(path, MaxSecretFile)
+	b, err := secretfile.Read(path, secretfile.MaxSize)
 	if err == nil {
 		tok := strings.TrimSpace(string(b))
 		if len(tok) < 32 {
@@ -120,11 +120,6 @@ func loadOrCreateToken(path string) (string, error) {
 	}
 	return tok, nil
 }
-
-// MaxSecretFile bounds a password, token or key file: a secret is one short
-// line (the signing key a PEM block of about 120 bytes), and a path
-// mistyped to a log file must not be read whole.
-const MaxSecretFile = 4 << 10
 
 // writeSecret writes b to path with mode 0600, durably: a temporary file,
 // fsync, rename, so a power cut leaves the old file or the new one, never a
@@ -157,15 +152,4 @@ func writeSecret(path string, b []byte) error {
 	}
 	_ = syncDir(dir) // best effort: the file itself is whole either way
 	return nil
-}
-
-// FingerprintPrefix starts every Fingerprint.
-const FingerprintPrefix = "sha256:"
-
-// Fingerprint is how a trust anchor is read out to compare it by eye or
-// pin it: "sha256:" and the hex SHA-256 of b (an Ed25519 public key's 32
-// bytes, a certificate's DER). smartboxctl provision prints the same.
-func Fingerprint(b []byte) string {
-	sum := sha256.Sum256(b)
-	return FingerprintPrefix + hex.EncodeToString(sum[:])
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/store"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 	"github.com/smartbox-oss/smartbox/sync/link"
 )
 
@@ -70,8 +71,8 @@ func TestBoxSyncsThroughInProcessBridge(t *testing.T) {
 	boxPub, err := st.SyncPublicKey()
 	require.NoError(t, err)
 
-	var info bridge.BoxInfo
-	adminCall(t, s, http.MethodPost, "/v1/boxes", bridge.RegisterBoxRequest{ID: boxID,
+	var info adminapi.BoxInfo
+	adminCall(t, s, http.MethodPost, "/v1/boxes", adminapi.RegisterBoxRequest{ID: boxID,
 		PublicKey: base64.StdEncoding.EncodeToString(boxPub), Password: password, Slots: 12}, &info)
 	require.True(t, info.HasPassword)
 	adminCall(t, s, http.MethodPut, "/v1/boxes/"+boxID+"/keys/van-7", bridge.PutKeyRequest{FobUID: "0100073400", Slot: 3}, nil)

@@ -20,6 +20,11 @@ import (
 // access for group or others.
 const LooseBits fs.FileMode = 0o077
 
+// MaxSize bounds a password, token or key file: a secret is one short line
+// (a signing key a PEM block of about 120 bytes), and a path mistyped to a
+// log file must not be read whole.
+const MaxSize = 4 << 10
+
 // PrivateDirMode is the mode of a directory that holds secrets.
 const PrivateDirMode fs.FileMode = 0o700
 

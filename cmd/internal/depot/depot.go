@@ -22,6 +22,7 @@ import (
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/cmd/internal/broadcast"
 	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
 	"github.com/smartbox-oss/smartbox/sync/notify"
 	"github.com/smartbox-oss/smartbox/sync/notify/smtptest"
@@ -126,7 +127,7 @@ type Depot struct {
 	restartMu sync.Mutex
 	svc       *bridge.Service
 	bopts     bridge.Options // fixed listen addresses once the first start chose them
-	admin     *bridge.AdminClient
+	admin     *adminapi.AdminClient
 	brokerUp  bool
 	brokerErr string // why the last restart failed
 	kid       string // the bridge's signing key id, the one boxes trust
@@ -370,7 +371,7 @@ func (d *Depot) startService(ctx context.Context) (*bridge.Service, error) {
 }
 
 // Admin is a client of the bridge's admin API (the same across restarts).
-func (d *Depot) Admin() *bridge.AdminClient {
+func (d *Depot) Admin() *adminapi.AdminClient {
 	d.bmu.RLock()
 	defer d.bmu.RUnlock()
 	return d.admin

@@ -16,7 +16,7 @@ import (
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot/depottest"
 	"github.com/smartbox-oss/smartbox/sim/netcut"
-	"github.com/smartbox-oss/smartbox/sync/bridge"
+	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 )
 
 // waitFor bounds every wait here: a real process, a real broker.
@@ -147,7 +147,7 @@ func TestBoxLogsInWithItsCertificate(t *testing.T) {
 		return v.State != nil && v.State.Status.Cloud == "connected"
 	}, waitFor, 10*time.Millisecond)
 
-	var boxes []bridge.BoxInfo
+	var boxes []adminapi.BoxInfo
 	require.NoError(t, d.Admin().Do(ctx, http.MethodGet, "/v1/boxes", nil, &boxes))
 	require.Len(t, boxes, 1)
 	info := boxes[0]
@@ -159,7 +159,7 @@ func TestBoxLogsInWithItsCertificate(t *testing.T) {
 	require.NotEmpty(t, info.Location)
 	// The bridge hears the box: its status arrived over the TLS login.
 	require.Eventually(t, func() bool {
-		var bs []bridge.BoxInfo
+		var bs []adminapi.BoxInfo
 		return d.Admin().Do(ctx, http.MethodGet, "/v1/boxes", nil, &bs) == nil && len(bs) == 1 && bs[0].Status != nil
 	}, waitFor, 10*time.Millisecond)
 

@@ -166,7 +166,7 @@ func TestDebAmd64(t *testing.T) {
 	for _, line := range []string{"Type=notify", "WatchdogSec=30s", "Restart=on-failure", "User=smartbox",
 		"ExecStart=/usr/bin/smartboxd --config /var/lib/smartbox/smartboxd.toml --socket /run/smartbox/smartboxd.sock --socket-group smartbox",
 		"ConditionPathExists=/var/lib/smartbox/smartboxd.toml", "DevicePolicy=closed", "DeviceAllow=char-gpiochip rw",
-		"NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=", "SystemCallFilter=@system-service",
+		"NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=", "SystemCallFilter=@system-service", "SystemCallFilter=adjtimex",
 		"ExecStartPre=+/bin/chown -R -h smartbox:smartbox /var/lib/smartbox"} {
 		require.Regexp(t, "(?m)^"+regexp.QuoteMeta(line)+"$", unit, "a line of the unit")
 	}

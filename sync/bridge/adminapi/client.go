@@ -1,4 +1,4 @@
-package bridge
+package adminapi
 
 import (
 	"bytes"
@@ -52,13 +52,10 @@ type AdminClient struct {
 }
 
 // NewAdminClient talks to the admin API at base ("http://127.0.0.1:8480")
-// with token (DATA/admin.token, or Service.AdminToken).
+// with token (DATA/admin.token, or bridge.Service.AdminToken).
 func NewAdminClient(base, token string) *AdminClient {
 	return &AdminClient{base: base, token: token, http: &http.Client{Timeout: AdminCallTimeout}}
 }
-
-// AdminClient is a client of this service's admin API.
-func (s *Service) AdminClient() *AdminClient { return NewAdminClient(s.AdminURL(), s.AdminToken()) }
 
 // Base is the URL the client calls.
 func (c *AdminClient) Base() string { return c.base }
