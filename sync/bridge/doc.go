@@ -54,8 +54,9 @@
 // current one, are 409 Conflict unless the request says replace (a
 // mistyped box id must not take over a box).
 //
-// The admin API (admin.go, admin_fleetio.go, admin_provision.go) answers with its own types
-// (api.go), never the stores' structs: codes, sealed PINs and Fleetio's
+// The admin API (admin.go, admin_fleetio.go, admin_provision.go) answers
+// with its own types (api.go, and the provisioning ones, with the client,
+// in sync/bridge/adminapi), never the stores' structs: codes, sealed PINs and Fleetio's
 // secrets go in and never come out.
 //
 // # Caveats
