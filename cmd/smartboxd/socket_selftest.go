@@ -123,8 +123,9 @@ func (d *daemon) audit(evs ...box.Event) error {
 	return err
 }
 
-// begin starts a session, or says why not (409).
-func (r *inputRouter) begin() (*maintSession, error) {
+// begin starts a session for the socket peer uid (-1: unknown), or says
+// why not (409).
+func (r *inputRouter) begin(uid int) (*maintSession, error) {
 	r.mu.Lock()
 	if r.s != nil {
 		r.mu.Unlock()
@@ -146,7 +147,7 @@ func (r *inputRouter) begin() (*maintSession, error) {
 			return nil, fmt.Errorf("slot %d is released for a driver (%s): wait until it relocks: %w", v.Slot, v.Purpose, errSessionBusy)
 		}
 	}
-	if err := r.d.audit(box.Event{Type: box.EventMaintenanceBegan, Detail: "selftest session " + s.id}); err != nil {
+	if err := r.d.audit(box.Event{Type: box.EventMaintenanceBegan, Detail: fmt.Sprintf("selftest session %s by uid %d", s.id, uid)}); err != nil {
 		r.abandon(s)
 		return nil, fmt.Errorf("recording the session's start: %w", err)
 	}
@@ -237,7 +238,7 @@ func (r *inputRouter) stop() {
 func (d *daemon) selftestRoutes(mux *http.ServeMux) {
 	r := d.input
 	mux.HandleFunc("POST /v1/selftest", func(w http.ResponseWriter, req *http.Request) {
-		s, err := r.begin()
+		s, err := r.begin(peerUID(req.Context()))
 		switch {
 		case errors.Is(err, errSessionBusy):
 			boxsocket.WriteError(w, http.StatusConflict, err.Error())

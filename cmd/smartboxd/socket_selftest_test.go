@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,6 +131,13 @@ func TestSelftestSocketJamAndDeadSensor(t *testing.T) {
 	require.True(t, hasEvent(t, r.d.store, box.EventMaintenanceBegan, 0))
 	require.True(t, hasEvent(t, r.d.store, box.EventMaintenanceEnded, 0))
 	require.True(t, hasEvent(t, r.d.store, box.EventSlotReleased, 2))
+	// The session says who began it: the socket peer's uid (this test's).
+	evs, err := r.d.store.Events(0, 1000)
+	require.NoError(t, err)
+	want := fmt.Sprintf("by uid %d", os.Getuid())
+	require.True(t, slices.ContainsFunc(evs, func(e box.Event) bool {
+		return e.Type == box.EventMaintenanceBegan && strings.HasSuffix(e.Detail, want)
+	}), "maintenance_began without %q", want)
 }
 
 // TestSelftestSessionRefusesCodes: during a session a driver's PIN opens
