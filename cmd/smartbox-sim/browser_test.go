@@ -78,11 +78,11 @@ func wait(t *testing.T, ctx context.Context, what, sel string) {
 	step(t, ctx, what, chromedp.WaitReady(chromedp.CSS(sel)))
 }
 
-// click clicks the element the selector matches, once it is visible.
+// click clicks the element the selector matches, once it is shown
+// (browsertest.Click: never a node a re-render replaced).
 func click(t *testing.T, ctx context.Context, sel string) {
 	t.Helper()
-	step(t, ctx, "clicking "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
-	step(t, ctx, "clicking "+sel, chromedp.Click(chromedp.CSS(sel)))
+	step(t, ctx, "clicking "+sel, browsertest.Click(sel))
 }
 
 // typePIN clicks the PIN on the keypad, then #.

@@ -14,6 +14,8 @@ package browsertest
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -78,4 +80,23 @@ func New(t testing.TB) context.Context {
 		t.Fatalf("browsertest: start chromium: %v\n%s", err, out.String())
 	}
 	return ctx
+}
+
+// clickPoll is how often Click looks for its element.
+const clickPoll = 20 * time.Millisecond
+
+// Click clicks the first element the CSS selector sel matches, once there
+// is one, it is laid out and it is not disabled, finding and clicking it in
+// one step inside the page. chromedp.Click finds the node and clicks it in
+// two calls from outside: a page that re-renders in between (a live update
+// replacing a table's rows) leaves it clicking a node that is gone ("Could
+// not find node with given id").
+func Click(sel string) chromedp.Action[chromedp.Void] {
+	q, _ := json.Marshal(sel) // a string always marshals
+	return chromedp.Poll[chromedp.Void](fmt.Sprintf(`(() => {
+		const e = document.querySelector(%s);
+		if (!e || e.disabled || e.getClientRects().length === 0) return false;
+		e.click();
+		return true;
+	})()`, q), chromedp.WithPollingInterval(clickPoll))
 }

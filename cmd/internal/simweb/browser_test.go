@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/cmd/internal/browsertest"
 	"github.com/smartbox-oss/smartbox/cmd/internal/depot"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
@@ -92,7 +93,7 @@ func TestBrowser(t *testing.T) {
 	waitJS(t, ctx, `document.querySelectorAll('#slots .slot').length === 12`)
 
 	// The keypad: a click, and the keyboard's keys.
-	run(t, ctx, chromedp.Click(chromedp.CSS(`#keypad button[data-key="5"]`)))
+	run(t, ctx, browsertest.Click(`#keypad button[data-key="5"]`))
 	wantPress(t, d, "5")
 	run(t, ctx, chromedp.KeyEvent("7"))
 	wantPress(t, d, "7")
@@ -109,24 +110,24 @@ func TestBrowser(t *testing.T) {
 	waitJS(t, ctx, `document.querySelector('#boxes li[data-box="b2"]').classList.contains('dead')`)
 
 	// Take the key from the released slot.
-	run(t, ctx, chromedp.Click(chromedp.CSS(`.slot[data-slot="3"] button.take`)))
+	run(t, ctx, browsertest.Click(`.slot[data-slot="3"] button.take`))
 	waitCall(t, d, "take b1 3")
 
 	// The reader: a key's fob, and a free UID.
 	run(t, ctx, chromedp.SetValue(chromedp.CSS("#fob-select"), "0100073404"))
-	run(t, ctx, chromedp.Click(chromedp.CSS("#fob-hold")))
+	run(t, ctx, browsertest.Click("#fob-hold"))
 	waitCall(t, d, "fob b1 0100073404")
 
 	// A fault.
-	run(t, ctx, chromedp.Click(chromedp.CSS("#fault-network")))
+	run(t, ctx, browsertest.Click("#fault-network"))
 	waitCall(t, d, "network b1 true reset")
-	run(t, ctx, chromedp.Click(chromedp.CSS("#fault-blackhole")))
+	run(t, ctx, browsertest.Click("#fault-blackhole"))
 	waitCall(t, d, "network b1 true blackhole")
 	// Cut as a pulled cable: both buttons restore, the pulled one is marked.
 	d.change(func(d *fakeDepot) { d.boxes[0].NetworkCut, d.boxes[0].NetworkMode = true, "blackhole" })
 	waitJS(t, ctx, `document.querySelector('#fault-blackhole').dataset.active === 'true' && document.querySelector('#fault-network').dataset.active === 'false'`)
 	waitJS(t, ctx, `document.querySelector('#fault-network').textContent === 'Restore network' && document.querySelector('#sync-state dd[data-field="cloud"]').textContent.includes('cable pulled')`)
-	run(t, ctx, chromedp.Click(chromedp.CSS("#fault-network")))
+	run(t, ctx, browsertest.Click("#fault-network"))
 	waitCall(t, d, "network b1 false")
 	d.change(func(d *fakeDepot) { d.boxes[0].NetworkCut, d.boxes[0].NetworkMode = false, "" })
 	waitJS(t, ctx, `document.querySelector('#fault-blackhole').textContent === 'Pull the cable'`)
@@ -168,7 +169,7 @@ func TestBrowser(t *testing.T) {
 	// Fleetio: create an assignment in the form; its fields fill in live.
 	run(t, ctx, chromedp.SetValue(chromedp.CSS(`#assign-form select[name="vehicle"]`), fmt.Sprint(ids.van)))
 	run(t, ctx, chromedp.SetValue(chromedp.CSS(`#assign-form select[name="contact"]`), fmt.Sprint(ids.ada)))
-	run(t, ctx, chromedp.Click(chromedp.CSS(`#assign-form button[type="submit"]`)))
+	run(t, ctx, browsertest.Click(`#assign-form button[type="submit"]`))
 	require.Eventually(t, func() bool { return len(d.fleet.Assignments()) == 1 }, browserWithin, 10*time.Millisecond)
 	a := d.fleet.Assignments()[0]
 	require.Equal(t, ids.van, a.VehicleID)
@@ -187,24 +188,24 @@ func TestBrowser(t *testing.T) {
 	waitJS(t, ctx, `document.querySelector('`+row+` .field-link a').href === 'https://bridge.example/a/tok'`)
 
 	// Change the driver and open the window; end it; delete it.
-	run(t, ctx, chromedp.Click(chromedp.CSS(row+" button.edit")))
+	run(t, ctx, browsertest.Click(row+" button.edit"))
 	waitJS(t, ctx, `!document.querySelector('#assign-edit').hidden`)
 	run(t, ctx, chromedp.SetValue(chromedp.CSS(`#assign-edit select[name="contact"]`), fmt.Sprint(ids.bob)))
-	run(t, ctx, chromedp.Click(chromedp.CSS(`#assign-edit input[name="open"]`)))
-	run(t, ctx, chromedp.Click(chromedp.CSS(`#assign-edit button[type="submit"]`)))
+	run(t, ctx, browsertest.Click(`#assign-edit input[name="open"]`))
+	run(t, ctx, browsertest.Click(`#assign-edit button[type="submit"]`))
 	require.Eventually(t, func() bool {
 		a, _ := d.fleet.Assignment(a.ID)
 		return a.ContactID == ids.bob && a.EndedAt == nil && a.StartedAt.Equal(fixedNow)
 	}, browserWithin, 10*time.Millisecond)
 	d.change(nil)
 	waitJS(t, ctx, `document.querySelector('#assign-edit').hidden`)
-	run(t, ctx, chromedp.Click(chromedp.CSS(row+" button.end")))
+	run(t, ctx, browsertest.Click(row+" button.end"))
 	require.Eventually(t, func() bool {
 		a, _ := d.fleet.Assignment(a.ID)
 		return a.EndedAt != nil && a.EndedAt.Equal(fixedNow)
 	}, browserWithin, 10*time.Millisecond)
 	d.change(nil)
-	run(t, ctx, chromedp.Click(chromedp.CSS(row+" button.delete")))
+	run(t, ctx, browsertest.Click(row+" button.delete"))
 	require.Eventually(t, func() bool { return len(d.fleet.Assignments()) == 0 }, browserWithin, 10*time.Millisecond)
 	d.change(nil)
 	waitJS(t, ctx, `document.querySelector('`+row+`') === null`)
@@ -218,18 +219,18 @@ func TestBrowser(t *testing.T) {
 	waitJS(t, ctx, `document.querySelectorAll('#assignments tr[data-id]').length === 1`)
 
 	// Prompt: create the booking.
-	run(t, ctx, chromedp.Click(chromedp.CSS(`#reservations tr[data-id="99"] button.book`)))
+	run(t, ctx, browsertest.Click(`#reservations tr[data-id="99"] button.book`))
 	waitCall(t, d, "book 99")
 
 	// A dead box: open it, see why, power it on.
-	run(t, ctx, chromedp.Click(chromedp.CSS(`#boxes li[data-box="b2"]`)))
+	run(t, ctx, browsertest.Click(`#boxes li[data-box="b2"]`))
 	waitJS(t, ctx, `!document.querySelector('#dead').hidden && document.querySelector('#dead-exit').textContent === 'Box not running: exit status 1: boom'`)
 	// Nothing to type, take or read on a dead box; power-on stays.
 	waitJS(t, ctx, `[...document.querySelectorAll('#keypad button')].every((b) => b.disabled) && document.querySelectorAll('#keypad button').length === 12`)
 	waitJS(t, ctx, `[...document.querySelectorAll('#reader button, #reader input, #reader select')].every((b) => b.disabled)`)
 	waitJS(t, ctx, `!document.querySelector('#power-on').disabled && !document.querySelector('#fault-power').disabled && document.querySelector('#fault-jam').disabled`)
 	waitJS(t, ctx, `['front', 'slots-panel', 'sync-panel'].every((id) => document.getElementById(id).dataset.down === 'true')`)
-	run(t, ctx, chromedp.Click(chromedp.CSS("#power-on")))
+	run(t, ctx, browsertest.Click("#power-on"))
 	waitCall(t, d, "power b2 true")
 	// Back to b1 from the keyboard: focus its entry, Enter opens it, and
 	// the Enter is not typed on the keypad (the next press the depot gets
@@ -244,7 +245,7 @@ func TestBrowser(t *testing.T) {
 	run(t, ctx, chromedp.Focus(chromedp.CSS(`#boxes li[data-box="b1"]`)))
 	run(t, ctx, chromedp.KeyEvent("\r"))
 	waitJS(t, ctx, `document.querySelector('#dead').hidden && document.querySelector('#boxes li[data-box="b1"]').dataset.selected === 'true'`)
-	run(t, ctx, chromedp.Click(chromedp.CSS(`#keypad button[data-key="1"]`)))
+	run(t, ctx, browsertest.Click(`#keypad button[data-key="1"]`))
 	wantPress(t, d, "1")
 	waitJS(t, ctx, `![...document.querySelectorAll('#keypad button')].some((b) => b.disabled) && document.querySelector('#front').dataset.down === 'false'`)
 
