@@ -54,6 +54,7 @@ type maintSession struct {
 	lastSeen time.Time
 	timer    *time.Timer
 	lease    time.Duration // the router's when the session began
+	began    time.Time
 }
 
 func newInputRouter(d *daemon) *inputRouter {
@@ -134,7 +135,7 @@ func (r *inputRouter) begin(uid int) (*maintSession, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 	s := &maintSession{id: hex.EncodeToString(b[:]), inputs: make(chan boxsocket.SessionInput, sessionInputs),
-		done: make(chan struct{}), released: map[int]bool{}, lastSeen: time.Now()}
+		done: make(chan struct{}), released: map[int]bool{}, lastSeen: time.Now(), began: time.Now()}
 	s.lease = r.lease
 	r.s = s // from here no input reaches the controller
 	r.mu.Unlock()
@@ -288,18 +289,27 @@ func (d *daemon) selftestRoutes(mux *http.ServeMux) {
 // unknown one it has answered 404.
 func (r *inputRouter) hold(w http.ResponseWriter, id string) (*maintSession, bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.s == nil || r.s.id != id {
 		msg := fmt.Sprintf("no self-test session %s", id)
 		if id == r.endedID {
 			msg += " (ended: " + r.endedWhy + ")"
 		}
+		r.mu.Unlock()
 		boxsocket.WriteError(w, http.StatusNotFound, msg+": begin a new one")
 		return nil, false
 	}
-	r.s.inflight++
-	r.s.lastSeen = time.Now()
-	return r.s, true
+	s := r.s
+	if time.Since(s.began) > boxsocket.MaxSessionLength {
+		r.mu.Unlock()
+		why := fmt.Sprintf("it ran longer than %s", boxsocket.MaxSessionLength)
+		r.end(s, why)
+		boxsocket.WriteError(w, http.StatusNotFound, fmt.Sprintf("self-test session %s ended: %s: begin a new one", id, why))
+		return nil, false
+	}
+	s.inflight++
+	s.lastSeen = time.Now()
+	r.mu.Unlock()
+	return s, true
 }
 
 // letGo ends hold's request: the lease runs again from now.
@@ -332,6 +342,14 @@ func (d *daemon) sessionRelease(w http.ResponseWriter, req *http.Request, s *mai
 	if r.s != s {
 		boxsocket.WriteError(w, http.StatusNotFound, "the self-test session ended: begin a new one")
 		return
+	}
+	// One slot at a time, as the self-test goes: a client cannot energise
+	// every coil at once (the supply is sized for one or two).
+	for m := range s.released {
+		if m != n {
+			boxsocket.WriteError(w, http.StatusConflict, fmt.Sprintf("slot %d is still released in this session: lock it first (one slot at a time)", m))
+			return
+		}
 	}
 	// Recorded first: a release the outbox cannot hold does not happen.
 	if err := d.audit(box.Event{Type: box.EventSlotReleased, Slot: n, Purpose: box.PurposeSelftest, Detail: "selftest session " + s.id}); err != nil {

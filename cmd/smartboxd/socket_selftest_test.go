@@ -254,3 +254,33 @@ func TestSelftestDaemonStops(t *testing.T) {
 	require.True(t, hasEvent(t, st, box.EventMaintenanceEnded, 0))
 	require.True(t, hasEvent(t, st, box.EventSlotRelocked, 5))
 }
+
+// A session releases one slot at a time, and ends MaxSessionLength after it
+// began however often it is renewed, every lock de-energised.
+func TestSelftestSessionBounds(t *testing.T) {
+	r := startSocketDaemon(t, nil)
+	ctx := t.Context()
+	require.Eventually(t, func() bool { _, err := r.c.Status(ctx); return err == nil }, waitFor, 10*time.Millisecond)
+	s, err := r.c.BeginSession(ctx)
+	require.NoError(t, err)
+
+	require.NoError(t, s.Release(ctx, 1, 5*time.Second))
+	err = s.Release(ctx, 2, 5*time.Second)
+	require.True(t, boxsocket.IsStatus(err, http.StatusConflict), "a second slot while slot 1 is released: %v", err)
+	require.ErrorContains(t, err, "slot 1 is still released in this session")
+	require.False(t, r.d.sim.slots.Released(2))
+	require.NoError(t, s.Lock(ctx, 1))
+	require.NoError(t, s.Release(ctx, 2, 5*time.Second))
+	require.True(t, r.d.sim.slots.Released(2))
+
+	// Thirty minutes on (the session's start moved back, not waited for).
+	r.d.input.mu.Lock()
+	r.d.input.s.began = time.Now().Add(-boxsocket.MaxSessionLength - time.Second)
+	r.d.input.mu.Unlock()
+	err = s.Renew(ctx)
+	require.True(t, boxsocket.IsStatus(err, http.StatusNotFound), "a renewal past the limit: %v", err)
+	require.ErrorContains(t, err, "ran longer than 30m0s")
+	require.Nil(t, r.d.input.session())
+	require.False(t, r.d.sim.slots.Released(2), "slot 2 relocked when the session ended")
+	require.True(t, hasEvent(t, r.d.store, box.EventMaintenanceEnded, 0))
+}

@@ -33,6 +33,11 @@ const (
 	// SessionLease ends a session its client has not spoken to for this
 	// long (a next request in flight counts as speaking).
 	SessionLease = 60 * time.Second
+	// MaxSessionLength ends a session this long after it began, however
+	// often its client renews it: a whole 12-slot test with a person at
+	// the box takes about five minutes, and a client left renewing must
+	// not keep the box out of service for drivers.
+	MaxSessionLength = 30 * time.Minute
 	// MaxNextWait caps one next request's timeout_ms: the client asks
 	// again, and the lease is renewed each time.
 	MaxNextWait = 30 * time.Second
