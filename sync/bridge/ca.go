@@ -26,6 +26,11 @@ import (
 const (
 	FileCAKey  = "ca.key" // the CA's ECDSA P-256 private key, PKCS#8 PEM, 0600
 	FileCACert = "ca.crt" // the CA's self-signed certificate, PEM: what boxes trust
+	// fileCAMaking is there while the pair is being written on first
+	// start: a crash between the two files leaves it beside them, and the
+	// next start makes the pair again (nothing was handed out: the admin
+	// API serves only once Start has returned).
+	fileCAMaking = "ca.making"
 )
 
 // Lifetimes and bounds of what the CA signs.
@@ -59,11 +64,20 @@ type certAuthority struct {
 }
 
 // loadOrCreateCA reads DATA/ca.key and DATA/ca.crt, or makes both when
-// neither exists. One without the other (a crash between the two writes,
-// or a file removed by hand) is refused with both named: boxes trust the
-// old certificate, so a silently new CA would cut every one of them off.
+// neither exists, or when a first start was cut while writing them (the
+// marker DATA/ca.making is still there). One without the other otherwise
+// (a file removed by hand) is refused with both named: boxes trust the old
+// certificate, so a silently new CA would cut every one of them off.
 func loadOrCreateCA(dir string) (_ *certAuthority, created bool, err error) {
 	keyPath, certPath := filepath.Join(dir, FileCAKey), filepath.Join(dir, FileCACert)
+	marker := filepath.Join(dir, fileCAMaking)
+	if _, err := os.Lstat(marker); err == nil {
+		for _, p := range []string{keyPath, certPath} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, false, fmt.Errorf("bridge CA: removing %s, half-written by a start that was cut: %w", p, err)
+			}
+		}
+	}
 	keyPEM, kerr := secretfile.Read(keyPath, maxCAFile)
 	certPEM, cerr := readBounded(certPath, maxCAFile)
 	kMissing, cMissing := errors.Is(kerr, fs.ErrNotExist), errors.Is(cerr, fs.ErrNotExist)
@@ -73,9 +87,16 @@ func loadOrCreateCA(dir string) (_ *certAuthority, created bool, err error) {
 		if err != nil {
 			return nil, false, err
 		}
+		if err := writeSecret(marker, nil); err != nil {
+			return nil, false, fmt.Errorf("bridge CA: %w", err)
+		}
 		if err := ca.write(keyPath, certPath); err != nil {
 			return nil, false, err
 		}
+		if err := os.Remove(marker); err != nil {
+			return nil, false, fmt.Errorf("bridge CA: %w", err)
+		}
+		_ = syncDir(dir) // the marker's removal: at worst the next start makes the pair again
 		return ca, true, nil
 	case kMissing || cMissing:
 		return nil, false, fmt.Errorf("bridge CA: %s and %s must both exist or both be absent; "+
@@ -143,9 +164,8 @@ func newCA() (*certAuthority, error) {
 	return &certAuthority{cert: cert, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key}, nil
 }
 
-// write stores the key first: a crash before the certificate is written
-// leaves a key alone, which the next start refuses (no box can trust a CA
-// whose certificate was never handed out, but the rule stays one rule).
+// write stores the key, then the certificate, each durably; a crash in
+// between is what the ca.making marker around it is for.
 func (ca *certAuthority) write(keyPath, certPath string) error {
 	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
 	if err != nil {

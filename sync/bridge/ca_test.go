@@ -217,6 +217,27 @@ func TestCAKeptAndHalfPairRefused(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist, "never silently replaced")
 }
 
+// A first start cut between the CA's two files (the marker still there)
+// is finished by the next: a new pair, which nobody can have been given.
+func TestCACutWhileMade(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := newCA()
+	require.NoError(t, err)
+	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	require.NoError(t, err)
+	require.NoError(t, writeSecret(filepath.Join(dir, fileCAMaking), nil))
+	require.NoError(t, writeSecret(filepath.Join(dir, FileCAKey), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+
+	b := startTest(t, Options{DataDir: dir, Broker: BrokerOptions{ListenTLS: freeLoopbackPort}})
+	prov, err := b.AdminClient().Provisioning(context.Background())
+	require.NoError(t, err)
+	made, err := parseCA(mustRead(t, filepath.Join(dir, FileCAKey)), []byte(prov.CACert))
+	require.NoError(t, err, "the new key and certificate are a pair")
+	require.False(t, made.key.Equal(ca.key), "the half-written key was not kept")
+	require.NoFileExists(t, filepath.Join(dir, fileCAMaking))
+	serverCert(t, b, prov.CACert)
+}
+
 // serverCert is the embedded broker's TLS certificate, verified against
 // caPEM for the address boxes dial (127.0.0.1, one of DefaultTLSNames).
 func serverCert(t *testing.T, b *testBridge, caPEM string) *x509.Certificate {

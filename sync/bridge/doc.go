@@ -38,7 +38,9 @@
 //
 // The bridge's CA (ca.go) is made on first start and kept: boxes trust it,
 // so a data directory with only one of ca.key and ca.crt is refused with
-// both named, never given a new CA. It issues the embedded broker's TLS
+// both named, never given a new CA (unless ca.making says the first start
+// was cut while writing them: nobody can have the CA yet, and it is made
+// again). It issues the embedded broker's TLS
 // certificate at each start when Options.Broker.TLS brings none (for
 // Broker.TLSNames), and is always among that listener's client CAs. GET
 // /v1/provisioning hands out its certificate with the broker URL and the
