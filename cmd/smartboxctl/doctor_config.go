@@ -51,23 +51,6 @@ func (d *doctor) checkConfig() {
 		cfg.Hardware.Slots.Count, cloud)
 }
 
-// pinField is one config list of pins.
-type pinField struct {
-	field, role string
-	pins        []string
-}
-
-func (d *doctor) pinFields() []pinField {
-	h := d.cfg.Hardware
-	return []pinField{
-		{"hardware.keypad.rows", "keypad row", h.Keypad.Rows},
-		{"hardware.keypad.cols", "keypad column", h.Keypad.Cols},
-		{"hardware.slots.locks", "slot lock", h.Slots.Locks},
-		{"hardware.slots.sensors", "slot key sensor", h.Slots.Sensors},
-		{"hardware.slots.leds", "slot LED", h.Slots.LEDs},
-	}
-}
-
 // checkPins looks up every pin the config names on this machine's GPIO
 // (periph's gpioreg, as smartboxd does) and lists the missing ones by field
 // and role, with the board profiles the config and the machine match.
@@ -82,21 +65,21 @@ func (d *doctor) checkPins() {
 	}
 	var missing []string
 	n := 0
-	for _, f := range d.pinFields() {
+	for _, f := range d.cfg.PinLists() {
 		var gone []string
-		for i, name := range f.pins {
+		for i, name := range f.Pins {
 			n++
-			if _, err := pins.ByName(fmt.Sprintf("%s %d", f.role, i+1), name); err != nil {
-				gone = append(gone, fmt.Sprintf("%s %d %q", f.role, i+1, name))
+			if _, err := pins.ByName(fmt.Sprintf("%s %d", f.Role, i+1), name); err != nil {
+				gone = append(gone, fmt.Sprintf("%s %d %q", f.Role, i+1, name))
 			}
 		}
 		switch {
 		case len(gone) == 0:
-		case len(gone) == len(f.pins) && len(gone) > 2:
+		case len(gone) == len(f.Pins) && len(gone) > 2:
 			// All of a list: the names say it shorter than each one.
-			missing = append(missing, fmt.Sprintf("%s: all %d %s pins (%q .. %q)", f.field, len(gone), f.role, f.pins[0], f.pins[len(f.pins)-1]))
+			missing = append(missing, fmt.Sprintf("%s: all %d %s pins (%q .. %q)", f.Field, len(gone), f.Role, f.Pins[0], f.Pins[len(f.Pins)-1]))
 		default:
-			missing = append(missing, f.field+": "+strings.Join(gone, ", "))
+			missing = append(missing, f.Field+": "+strings.Join(gone, ", "))
 		}
 	}
 	if len(missing) == 0 {

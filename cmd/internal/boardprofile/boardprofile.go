@@ -155,23 +155,13 @@ func (p Profile) CheckPins(c *boxconfig.Config) error {
 	if p.Pins == nil {
 		return nil
 	}
-	h := c.Hardware
-	for _, l := range []struct {
-		field string
-		pins  []string
-	}{
-		{"hardware.keypad.rows", h.Keypad.Rows},
-		{"hardware.keypad.cols", h.Keypad.Cols},
-		{"hardware.slots.locks", h.Slots.Locks},
-		{"hardware.slots.sensors", h.Slots.Sensors},
-		{"hardware.slots.leds", h.Slots.LEDs},
-	} {
-		for i, pin := range l.pins {
+	for _, l := range c.PinLists() {
+		for i, pin := range l.Pins {
 			if why, ok := p.Reserved[pin]; ok {
-				return c.FieldErr(l.field, "pin %d %q is %s on a %s board: wire it to another line", i+1, pin, why, p.Name)
+				return c.FieldErr(l.Field, "pin %d %q is %s on a %s board: wire it to another line", i+1, pin, why, p.Name)
 			}
 			if !slices.Contains(p.Pins, pin) {
-				return c.FieldErr(l.field, "pin %d %q: a %s board has no such line (it has %s)", i+1, pin, p.Name, describe(p.Pins))
+				return c.FieldErr(l.Field, "pin %d %q: a %s board has no such line (it has %s)", i+1, pin, p.Name, describe(p.Pins))
 			}
 		}
 	}

@@ -325,26 +325,36 @@ func (c *Config) pinNames(field string, pins []string) error {
 	return nil
 }
 
+// PinList is one of the config's lists of pin names: its field, what each
+// pin is for (in messages: "keypad row 2") and the names.
+type PinList struct {
+	Field, Role string
+	Pins        []string
+}
+
+// PinLists is every list of pins the config names, keypad first. Reading
+// them here keeps one list for the checks that walk them (uniqueness here,
+// a board's lines, a machine's GPIO).
+func (c *Config) PinLists() []PinList {
+	h := &c.Hardware
+	return []PinList{
+		{"hardware.keypad.rows", "keypad row", h.Keypad.Rows},
+		{"hardware.keypad.cols", "keypad column", h.Keypad.Cols},
+		{"hardware.slots.locks", "slot lock", h.Slots.Locks},
+		{"hardware.slots.sensors", "slot key sensor", h.Slots.Sensors},
+		{"hardware.slots.leds", "slot LED", h.Slots.LEDs},
+	}
+}
+
 // validateUniquePins refuses a pin named twice: a lock relay wired to the
 // same GPIO as a keypad row would open a slot on every keypad scan.
 func (c *Config) validateUniquePins() error {
-	h := &c.Hardware
 	seen := map[string]string{}
-	lists := []struct {
-		field string
-		pins  []string
-	}{
-		{"hardware.keypad.rows", h.Keypad.Rows},
-		{"hardware.keypad.cols", h.Keypad.Cols},
-		{"hardware.slots.locks", h.Slots.Locks},
-		{"hardware.slots.sensors", h.Slots.Sensors},
-		{"hardware.slots.leds", h.Slots.LEDs},
-	}
-	for _, l := range lists {
-		for i, p := range l.pins {
-			where := fmt.Sprintf("%s[%d]", l.field, i+1)
+	for _, l := range c.PinLists() {
+		for i, p := range l.Pins {
+			where := fmt.Sprintf("%s[%d]", l.Field, i+1)
 			if prev, ok := seen[p]; ok {
-				return c.FieldErr(l.field, "pin %q is used twice (%s and %s)", p, prev, where)
+				return c.FieldErr(l.Field, "pin %q is used twice (%s and %s)", p, prev, where)
 			}
 			seen[p] = where
 		}
