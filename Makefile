@@ -55,17 +55,12 @@ test:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# go test -fuzz takes one target per run: find every func FuzzXxx and fuzz
-# each for FUZZTIME.
+# fuzz: every fuzz target in the tree (cmd/internal/fuzzall finds each func
+# FuzzXxx), one at a time for FUZZTIME each (`make fuzz FUZZTIME=1m`), then a
+# table of executions and new corpus entries per target. Fails if a target
+# fails; go keeps the failing input under the package's testdata/fuzz/.
 fuzz:
-	@set -e; \
-	for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
-		dir=$$(dirname $$f); \
-		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
-			echo "== $$dir $$name"; \
-			$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$dir; \
-		done; \
-	done
+	$(GO) run ./cmd/internal/fuzzall --go $(GO) --fuzztime $(FUZZTIME)
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
