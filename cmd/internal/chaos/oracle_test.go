@@ -20,7 +20,6 @@ func applied(seq, rev uint64) box.Event {
 	return box.Event{Seq: seq, Type: box.EventRecordsApplied, Detail: "delta revision 1 to " + strconv.FormatUint(rev, 10) + ": 0 keys, 1 grants put, 0 keys, 0 grants deleted"}
 }
 
-
 func release(seq uint64, grant string, at time.Time) box.Event {
 	return box.Event{Seq: seq, Type: box.EventSlotReleased, Purpose: box.PurposeTake, Slot: 1, KeyID: "key-1", GrantID: grant, Time: at}
 }
@@ -54,7 +53,7 @@ func TestOracleCatchesPlantedBreaches(t *testing.T) {
 		"before its window":  {[]GrantVersion{booking(1, false)}, []box.Event{applied(1, 1), release(2, "g1", t0.Add(-time.Second))}, "before its window"},
 		"after its window":   {[]GrantVersion{booking(1, false)}, []box.Event{applied(1, 1), release(2, "g1", t0.Add(time.Hour))}, "after its window"},
 		"revoked, applied":   {[]GrantVersion{booking(1, false), booking(2, true)}, []box.Event{applied(1, 1), applied(2, 2), release(3, "g1", in)}, "revoked at revision 2"},
-		"over its use limit": {[]GrantVersion{booking(1, false)}, []box.Event{applied(1, 1), release(2, "g1", in), release(3, "g1", in.Add(time.Second)), release(4, "g1", in.Add(2 * time.Second))}, "open 3"},
+		"over its use limit": {[]GrantVersion{booking(1, false)}, []box.Event{applied(1, 1), release(2, "g1", in), release(3, "g1", in.Add(time.Second)), release(4, "g1", in.Add(2*time.Second))}, "open 3"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			b := JudgeOracle(c.versions, map[string][]box.Event{"box-1": c.events}, nil, nil, nil)
