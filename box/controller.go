@@ -43,6 +43,11 @@ type Controller struct {
 	// decayMark is the clock's Uptime at lockout.Since, as far as this
 	// process knows it: the decay credits no more than real time passed.
 	decayMark time.Duration
+	// refillMark is the same for lockout.Refilled and the guess budget's
+	// refill (Run credits it the time the box was off, see offCredit);
+	// refillServed is the part of the current refill lockoutNow last found
+	// served.
+	refillMark, refillServed time.Duration
 	// attempts are the times of the last AttackThreshold failed codes;
 	// lastAttack is when keypad_attack was last raised, sinceAlert the
 	// failed codes since then.
@@ -235,7 +240,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return fmt.Errorf("box start: reading lockout: %w", err)
 	}
 	c.lockout = lo
-	c.markDecay()
+	c.markDecay(c.clock.Now())
 	c.lockoutNow(c.clock.Now())
 	for i := range c.slots {
 		p, err := c.hw.Sensors.Present(i + 1)
@@ -391,7 +396,17 @@ func (c *Controller) clearEntry() {
 // submit checks a typed code and opens what it grants.
 func (c *Controller) submit(code string, overflow bool) {
 	now := c.clock.Now()
-	if lo := c.lockoutNow(now); now.Before(lo.Until) {
+	lo := c.lockoutNow(now)
+	if lo.Spent >= c.cfg.LockoutBudget {
+		// The guess budget is spent: no code is checked, a good one
+		// neither, until a refill (or a restore_keypad from the cloud).
+		// Nothing is spent either: the closure ends when stated.
+		evs := c.refused(now, Event{Type: EventCodeRefused, Reason: ReasonKeypadClosed, Until: c.closedUntil(now),
+			Failures: lo.Failures})
+		c.commit(Change{Events: append(evs, c.attempted(now, false)...)})
+		return
+	}
+	if now.Before(lo.Until) {
 		// Codes typed during a wait are not even looked up, so a guesser
 		// learns nothing; they do not extend the wait either, so a driver
 		// trying again early loses nothing. They do count as an attack.

@@ -140,6 +140,11 @@ func newRig(t *testing.T, cfg box.Config, b store.Batch) *rig {
 	if r.cfg.BuildTime.IsZero() {
 		r.cfg.BuildTime = built
 	}
+	if r.cfg.LockoutBudget == 0 {
+		// Most tests are of the tarpit alone; budget_test.go sets the
+		// budget it tests.
+		r.cfg.LockoutBudget = tarpitOnly
+	}
 	st, err := store.Open(r.path, store.Options{BoxID: "box-1", Now: r.clock.Now})
 	require.NoError(t, err)
 	r.st = st

@@ -42,6 +42,17 @@ const (
 	// (name and the socket peer's uid) and why. Audited like slot_released,
 	// never merged.
 	EventSlotReleasedLocally EventType = "slot_released_locally"
+	// EventKeypadClosed: a wrong code spent the keypad's guess budget
+	// (Config.LockoutBudget): no code is checked until Until, the next
+	// refill, unless a restore_keypad command comes first. Sent to the
+	// cloud at once; the bridge tells the admin (security event, never
+	// merged). Count is the wrong codes spent, Failures the tarpit's count.
+	EventKeypadClosed EventType = "keypad_closed"
+	// EventKeypadRestored: a signed restore_keypad command from the cloud
+	// gave the keypad its whole guess budget back; Detail says the command,
+	// who and why, Count how many spent codes were given back. The
+	// tarpit's count is kept.
+	EventKeypadRestored EventType = "keypad_restored"
 )
 
 // ReturnBy says what let a key back into its slot (key_returned).
@@ -71,9 +82,12 @@ const (
 	ReasonClockUntrusted Reason = "clock_untrusted"
 	ReasonLockedOut      Reason = "locked_out"
 	ReasonTooLong        Reason = "too_long"
-	ReasonNoKeys         Reason = "no_keys" // a good code whose keys are all unknown to the box
-	ReasonSlotOccupied   Reason = "slot_occupied"
-	ReasonSlotBusy       Reason = "slot_busy" // the slot is in the middle of another sequence
+	// ReasonKeypadClosed: the guess budget is spent, the code was not
+	// checked (Until says when one is checked again).
+	ReasonKeypadClosed Reason = "keypad_closed"
+	ReasonNoKeys       Reason = "no_keys" // a good code whose keys are all unknown to the box
+	ReasonSlotOccupied Reason = "slot_occupied"
+	ReasonSlotBusy     Reason = "slot_busy" // the slot is in the middle of another sequence
 	// ReasonCoolDown: the slot was released and nothing moved, so it is not
 	// released again for a while (its coil cools; see Config.coolDownFor).
 	ReasonCoolDown    Reason = "cool_down"

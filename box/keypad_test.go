@@ -305,7 +305,7 @@ func TestLockoutAdvancesWhenTheStoreFails(t *testing.T) {
 	require.Equal(t, box.Lockout{}, r.lockout(), "nothing written yet")
 
 	r.advance(5 * time.Second) // the retry
-	want := box.Lockout{Failures: 5, Since: t0, Until: t0.Add(30 * time.Second)}
+	want := box.Lockout{Failures: 5, Since: t0, Until: t0.Add(30 * time.Second), Spent: 5, Refilled: t0}
 	require.Equal(t, want, r.lockout())
 
 	r.typeKeys("123456#")
@@ -319,7 +319,7 @@ func TestLockoutAdvancesWhenTheStoreFails(t *testing.T) {
 	r.flaky.failing.Store(false)
 	r.c.FobScanned("ABCDEF0123")
 	r.c.Flush()
-	want = box.Lockout{Failures: 6, Since: t0, Until: r.clock.Now().Add(time.Minute)}
+	want = box.Lockout{Failures: 6, Since: t0, Until: r.clock.Now().Add(time.Minute), Spent: 6, Refilled: t0}
 	require.Equal(t, want, r.lockout())
 	r.restart()
 	// The count and the wait survive; the decay counts again from the

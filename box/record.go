@@ -79,6 +79,11 @@ type Lockout struct {
 	Failures int       `json:"failures"`
 	Until    time.Time `json:"until,omitzero"` // keypad checks no code before this
 	Since    time.Time `json:"since,omitzero"` // the decay of Failures counts from here
+	// Spent is the guess budget's wrong codes spent (Config.LockoutBudget):
+	// one is given back per Config.LockoutRefill since Refilled, and all by
+	// a restore_keypad command. At the budget the keypad checks no code.
+	Spent    int       `json:"spent,omitempty"`
+	Refilled time.Time `json:"refilled,omitzero"` // the refill of Spent counts from here
 }
 
 // Validation errors. Errors from Validate wrap ErrInvalidRecord.
