@@ -97,7 +97,7 @@ func (d *Depot) newBox(ctx context.Context, n int, fleet *fleetSeed) (*Box, erro
 		source = boxSource(n)
 	}
 	var err error
-	b.proxy, err = netcut.ListenFrom("", d.Bridge().BrokerTLSAddr(), source, d.log.With("part", "netcut", "box", b.id))
+	b.proxy, err = netcut.ListenFrom("", d.bopts.Broker.ListenTLS, source, d.log.With("part", "netcut", "box", b.id))
 	if err != nil {
 		return nil, fmt.Errorf("box %s: its network proxy: %w", b.id, err)
 	}
