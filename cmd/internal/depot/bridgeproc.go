@@ -279,18 +279,10 @@ func (p *bridgeProc) signal(sig syscall.Signal, grace time.Duration) error {
 	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("signalling the bridge process %d: %w", pid, err)
 	}
-	if grace <= 0 {
-		<-exited
-		return nil
-	}
-	select {
-	case <-exited:
-		return nil
-	case <-time.After(grace):
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		<-exited
+	if !awaitExit(pid, exited, grace) {
 		return fmt.Errorf("the bridge process did not stop within %s of SIGTERM: killed", grace)
 	}
+	return nil
 }
 
 // restartBridgeProc stops the bridge process (SIGKILL if kill, else
