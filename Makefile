@@ -24,7 +24,7 @@ BUILDVCS := $(if $(shell command -v git 2>/dev/null),auto,false)
 # -race needs cgo, and cgo a C compiler: without one, test without -race and say so.
 RACE := $(if $(shell command -v gcc 2>/dev/null || command -v cc 2>/dev/null),-race,)
 
-.PHONY: all build firmware test bench fuzz lint demo demo-offline clean
+.PHONY: all build firmware test bench fuzz lint demo demo-offline clean chaos
 
 all: build
 
@@ -65,6 +65,15 @@ fuzz:
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# chaos: the whole installation (the bridge as its own process, N real
+# smartboxd processes) under load and random faults for CHAOS_DURATION, then
+# the checks; the summary ends in "breaches: N", exit 1 on any. CHAOS_FLAGS
+# adds flags: `make chaos CHAOS_FLAGS="--boxes 6 --seed 42"`.
+CHAOS_DURATION ?= 60s
+CHAOS_FLAGS    ?=
+chaos: build
+	$(BIN)/smartbox-chaos --duration $(CHAOS_DURATION) $(CHAOS_FLAGS)
 
 # demo: the simulator (cmd/smartbox-sim): the bridge with its embedded
 # broker, a fake Fleetio account, mail and SMS catchers and a box (a real

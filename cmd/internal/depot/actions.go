@@ -194,7 +194,8 @@ func (d *Depot) SetPower(ctx context.Context, id string, on bool) error {
 }
 
 // RestartBroker stops the bridge (with its embedded broker) and starts it
-// again on the same ports and data: every box loses its connection and
+// again on the same ports and data (with Options.BridgeProcess, its process:
+// SIGTERM, an orderly stop): every box loses its connection and
 // comes back, and Fleetio's deliveries during the gap are retried. The
 // depot's lock is not held meanwhile: the page goes on answering (the
 // bridge's parts of it fail, and say so) while BrokerUp is false. The start
@@ -206,6 +207,9 @@ func (d *Depot) RestartBroker(ctx context.Context) error {
 	defer d.restartMu.Unlock()
 	if d.ctx.Err() != nil {
 		return errors.New("the simulator is stopping")
+	}
+	if d.bproc != nil {
+		return d.restartBridgeProc(ctx, false)
 	}
 	d.bmu.Lock()
 	old := d.svc

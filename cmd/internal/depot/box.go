@@ -97,7 +97,7 @@ func (d *Depot) newBox(ctx context.Context, n int, fleet *fleetSeed) (*Box, erro
 		source = boxSource(n)
 	}
 	var err error
-	b.proxy, err = netcut.ListenFrom("", d.Bridge().BrokerTLSAddr(), source, d.log.With("part", "netcut", "box", b.id))
+	b.proxy, err = netcut.ListenFrom("", d.bopts.Broker.ListenTLS, source, d.log.With("part", "netcut", "box", b.id))
 	if err != nil {
 		return nil, fmt.Errorf("box %s: its network proxy: %w", b.id, err)
 	}
@@ -470,17 +470,27 @@ func (b *Box) kill(sig syscall.Signal, why, power string, grace time.Duration) e
 	if err := syscall.Kill(pid, sig); err != nil {
 		return fmt.Errorf("box %s: signalling its process: %w", b.id, err)
 	}
+	if !awaitExit(pid, exited, grace) {
+		return fmt.Errorf("box %s did not stop within %s of SIGTERM: killed", b.id, grace)
+	}
+	return nil
+}
+
+// awaitExit waits for a signalled process to end (exited closes), forcing
+// it with SIGKILL after grace (grace 0: as long as it takes); false if it
+// had to be forced.
+func awaitExit(pid int, exited <-chan struct{}, grace time.Duration) bool {
 	if grace <= 0 {
 		<-exited
-		return nil
+		return true
 	}
 	select {
 	case <-exited:
-		return nil
+		return true
 	case <-time.After(grace):
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		<-exited
-		return fmt.Errorf("box %s did not stop within %s of SIGTERM: killed", b.id, grace)
+		return false
 	}
 }
 

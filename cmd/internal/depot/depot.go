@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -94,6 +95,15 @@ type Options struct {
 	// reservation (the page), given its assignment id; nil: the bridge's
 	// default text.
 	AdminLink func(assignmentID string) string
+	// BridgeProcess runs the bridge as its own process, the real
+	// `smartbox-bridge serve` on a config the depot writes (bridgeproc.go),
+	// so that KillBridge can SIGKILL it; its log is DIR/smartbox-bridge.log.
+	// Then Bridge is nil and AdminLink is not used. Default: in-process.
+	BridgeProcess bool
+	// SmartboxBridge is the smartbox-bridge binary for BridgeProcess; ""
+	// looks beside the running executable, then beside Smartboxd, then on
+	// $PATH.
+	SmartboxBridge string
 	// Logger gets the depot's own log; the bridge logs through it too.
 	// Box processes log to boxes/<id>/smartboxd.log. nil: discard.
 	Logger *slog.Logger
@@ -126,6 +136,7 @@ type Depot struct {
 	bmu       sync.RWMutex
 	restartMu sync.Mutex
 	svc       *bridge.Service
+	bproc     *bridgeProc    // the bridge's process instead of svc (Options.BridgeProcess)
 	bopts     bridge.Options // fixed listen addresses once the first start chose them
 	admin     *adminapi.AdminClient
 	brokerUp  bool
@@ -207,7 +218,11 @@ func Start(ctx context.Context, o Options) (_ *Depot, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := d.startBridge(ctx); err != nil {
+	startBridge := d.startBridge
+	if o.BridgeProcess {
+		startBridge = d.startBridgeProc
+	}
+	if err := startBridge(ctx); err != nil {
 		return nil, err
 	}
 	admin := d.Admin()
@@ -377,7 +392,9 @@ func (d *Depot) Admin() *adminapi.AdminClient {
 	return d.admin
 }
 
-// Bridge is the running bridge service (a new one after RestartBroker).
+// Bridge is the running bridge service (a new one after RestartBroker);
+// nil with Options.BridgeProcess (the bridge is then reached through Admin
+// only).
 func (d *Depot) Bridge() *bridge.Service {
 	d.bmu.RLock()
 	defer d.bmu.RUnlock()
@@ -432,6 +449,11 @@ func (d *Depot) Close() error {
 		if d.svc != nil {
 			if err := d.svc.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("closing the bridge: %w", err))
+			}
+		}
+		if d.bproc != nil {
+			if err := d.bproc.signal(syscall.SIGTERM, bridgeStopTimeout); err != nil {
+				errs = append(errs, fmt.Errorf("stopping the bridge process: %w", err))
 			}
 		}
 		d.bmu.Unlock()

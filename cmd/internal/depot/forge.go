@@ -71,7 +71,7 @@ func (d *Depot) ForgeGrant(ctx context.Context, id string) error {
 		return err
 	}
 
-	opts := mqtt.NewClientOptions().AddBroker(d.Bridge().BrokerURL()).
+	opts := mqtt.NewClientOptions().AddBroker("tcp://" + d.bopts.Broker.Listen).
 		SetClientID("attacker-" + randomSecret()[:8]).SetUsername(d.cloudUser()).SetPassword(d.cloudPW).
 		SetAutoReconnect(false).SetConnectTimeout(forgeTimeout).
 		SetStore(link.NewMemoryStore()) // paho's own store races on reconnect (paho#703)

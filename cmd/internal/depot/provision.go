@@ -23,7 +23,7 @@ func (d *Depot) provision(ctx context.Context, b *Box) error {
 	ctx, cancel := context.WithTimeout(ctx, provisionTimeout)
 	defer cancel()
 	args := []string{"provision", "--target", b.dir, "--data-dir", b.dir, "--box-id", b.id,
-		"--bridge", d.Bridge().AdminURL(), "--token-file", d.tokenFile, "--profile", "sim",
+		"--bridge", "http://" + d.bopts.AdminListen, "--token-file", d.tokenFile, "--profile", "sim",
 		"--broker", "ssl://" + b.proxy.Addr(), "--name", b.name, "--location", b.location}
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, d.ctl, args...)

@@ -54,3 +54,26 @@ func binDir(t testing.TB) string {
 	}
 	return dir
 }
+
+var (
+	bridgeOnce  sync.Once
+	bridgeBuild error
+	bridgeOut   []byte
+)
+
+// SmartboxBridge builds cmd/smartbox-bridge beside Smartboxd's binaries
+// (for a depot with Options.BridgeProcess), once per test binary, and
+// returns its path. Apart from Smartboxd so that tests of the in-process
+// bridge do not pay for its build.
+func SmartboxBridge(t testing.TB) string {
+	t.Helper()
+	d := binDir(t)
+	bridgeOnce.Do(func() {
+		bridgeOut, bridgeBuild = exec.Command("go", "build", "-buildvcs=false", "-o", d+string(filepath.Separator),
+			"github.com/smartbox-oss/smartbox/cmd/smartbox-bridge").CombinedOutput()
+	})
+	if bridgeBuild != nil {
+		t.Fatalf("building smartbox-bridge: %v\n%s", bridgeBuild, bridgeOut)
+	}
+	return filepath.Join(d, "smartbox-bridge")
+}
