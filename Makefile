@@ -5,6 +5,9 @@ GO        ?= go
 BIN       := bin
 DEMO_DATA := demo-data
 FUZZTIME  ?= 10s
+# BENCHTIME: go test -benchtime of make bench's short benchmarks (the
+# scenario ones have fixed counts, cmd/internal/benchtable/table/rows.go).
+BENCHTIME ?= 1s
 
 # What every binary's --version says (cmd/internal/buildinfo). The build time
 # is also the box's floor for a trustworthy clock (see box/doc.go): the last
@@ -53,7 +56,7 @@ test:
 	$(GO) test $(RACE) -count=1 -timeout 30m ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./cmd/internal/benchtable --benchtime $(BENCHTIME) --go $(GO)
 
 # go test -fuzz takes one target per run: find every func FuzzXxx and fuzz
 # each for FUZZTIME.
