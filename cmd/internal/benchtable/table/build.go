@@ -50,6 +50,7 @@ func Build(rows []Row, module string, results map[string]*Result, allowMissing b
 			case allowMissing && errors.As(err, &m):
 				l.Status, l.Note = "missing", err.Error()
 			default:
+				l.Status, l.Note = "error", err.Error()
 				errs = append(errs, fmt.Errorf("row %q: %w", r.What, err))
 			}
 		}
