@@ -5,6 +5,9 @@ GO        ?= go
 BIN       := bin
 DEMO_DATA := demo-data
 FUZZTIME  ?= 10s
+# BENCHTIME: go test -benchtime of make bench's short benchmarks (the
+# scenario ones have fixed counts, cmd/internal/benchtable/table/rows.go).
+BENCHTIME ?= 1s
 
 # What every binary's --version says (cmd/internal/buildinfo). The build time
 # is also the box's floor for a trustworthy clock (see box/doc.go): the last
@@ -53,7 +56,7 @@ test:
 	$(GO) test $(RACE) -count=1 -timeout 30m ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./cmd/internal/benchtable --benchtime $(BENCHTIME) --go $(GO)
 
 # fuzz: every fuzz target in the tree (cmd/internal/fuzzall finds each func
 # FuzzXxx), one at a time for FUZZTIME each (`make fuzz FUZZTIME=1m`), then a
