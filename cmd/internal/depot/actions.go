@@ -211,28 +211,48 @@ func (d *Depot) RestartBroker(ctx context.Context) error {
 	if d.bproc != nil {
 		return d.restartBridgeProc(ctx, false)
 	}
-	d.bmu.Lock()
+	d.bmu.RLock()
 	old := d.svc
-	d.brokerUp, d.brokerErr = false, ""
-	d.bmu.Unlock()
-	d.changed.Notify()
+	d.bmu.RUnlock()
+	d.bridgeDown()
 	if err := old.Close(); err != nil {
 		d.log.Warn("closing the bridge for a restart", "err", err)
 	}
 	svc, err := d.startService(context.WithoutCancel(ctx))
 	if err != nil {
-		err = fmt.Errorf("the bridge did not come back after the restart (it stays down; restart the broker again): %w", err)
-		d.bmu.Lock()
-		d.brokerErr = err.Error()
-		d.bmu.Unlock()
-		d.changed.Notify()
-		return err
+		return d.bridgeStaysDown(fmt.Errorf("the bridge did not come back after the restart (it stays down; restart the broker again): %w", err))
 	}
+	d.bridgeBack(func() { d.svc, d.admin = svc, svc.AdminClient() })
+	return nil
+}
+
+// bridgeDown, bridgeStaysDown and bridgeBack are a restart's three states
+// as the page sees them (BrokerUp, BrokerError), whichever way the bridge
+// runs: going down, failed to come back (err is kept and returned), and up
+// again (set, if not nil, swaps the bridge's fields under the same lock).
+func (d *Depot) bridgeDown() {
 	d.bmu.Lock()
-	d.svc, d.admin, d.brokerUp = svc, svc.AdminClient(), true
+	d.brokerUp, d.brokerErr = false, ""
 	d.bmu.Unlock()
 	d.changed.Notify()
-	return nil
+}
+
+func (d *Depot) bridgeStaysDown(err error) error {
+	d.bmu.Lock()
+	d.brokerErr = err.Error()
+	d.bmu.Unlock()
+	d.changed.Notify()
+	return err
+}
+
+func (d *Depot) bridgeBack(set func()) {
+	d.bmu.Lock()
+	if set != nil {
+		set()
+	}
+	d.brokerUp = true
+	d.bmu.Unlock()
+	d.changed.Notify()
 }
 
 // BrokerError is why the last broker restart failed ("" if it did not):

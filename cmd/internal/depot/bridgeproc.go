@@ -289,10 +289,7 @@ func (p *bridgeProc) signal(sig syscall.Signal, grace time.Duration) error {
 // SIGTERM: its orderly shutdown) and starts it again on the same config.
 // Called with restartMu held.
 func (d *Depot) restartBridgeProc(ctx context.Context, kill bool) error {
-	d.bmu.Lock()
-	d.brokerUp, d.brokerErr = false, ""
-	d.bmu.Unlock()
-	d.changed.Notify()
+	d.bridgeDown()
 	var err error
 	if kill {
 		d.bproc.mu.Lock()
@@ -306,17 +303,9 @@ func (d *Depot) restartBridgeProc(ctx context.Context, kill bool) error {
 		d.log.Warn("stopping the bridge process for a restart", "err", err)
 	}
 	if err := d.bproc.start(context.WithoutCancel(ctx), "http://"+d.bopts.AdminListen); err != nil {
-		err = fmt.Errorf("the bridge did not come back after the restart (it stays down; restart it again): %w", err)
-		d.bmu.Lock()
-		d.brokerErr = err.Error()
-		d.bmu.Unlock()
-		d.changed.Notify()
-		return err
+		return d.bridgeStaysDown(fmt.Errorf("the bridge did not come back after the restart (it stays down; restart it again): %w", err))
 	}
-	d.bmu.Lock()
-	d.brokerUp = true
-	d.bmu.Unlock()
-	d.changed.Notify()
+	d.bridgeBack(nil)
 	return nil
 }
 
