@@ -48,7 +48,10 @@ func run(ctx context.Context) int {
 		*seed = rand.Uint64()
 	}
 	fmt.Printf("smartbox-chaos: seed %d\n", *seed)
-	level := slog.LevelWarn
+	// Errors only unless -v: the faults make the parts warn by design (a
+	// cut network's proxy refusing, a broker gone), and the summary says
+	// what matters.
+	level := slog.LevelError
 	if *verbose {
 		level = slog.LevelInfo
 	}

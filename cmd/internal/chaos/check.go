@@ -252,7 +252,6 @@ func Check(ctx context.Context, d *depot.Depot, j *Journal, m *Monitor, base Bas
 	s.Breaches = append(s.Breaches, mb...)
 	admin := d.Admin()
 	events := map[string][]box.Event{}
-	var codes []CodeOf
 	for _, v := range d.Boxes() {
 		b, err := d.Box(v.ID)
 		if err != nil {
@@ -313,14 +312,7 @@ func Check(ctx context.Context, d *depot.Depot, j *Journal, m *Monitor, base Bas
 		return fmt.Errorf("checking the bookings: %w", err)
 	}
 	assignments := d.Fleetio().Assignments()
-	for _, a := range assignments {
-		code, _ := a.CustomFields[fleetio.FieldAccessCode].(string)
-		for _, r := range rows {
-			if r.Booking != nil && r.Booking.AssignmentID == a.ID && code != "" {
-				codes = append(codes, CodeOf{Box: r.BoxID, Code: code, GrantID: r.GrantID})
-			}
-		}
-	}
+	codes := bookingCodes(j.Codes(), assignments, rows)
 	s.Breaches = append(s.Breaches, JudgeFleetio(assignments, rows)...)
 	s.Breaches = append(s.Breaches, JudgeOracle(versions, events, j.TypedCodes(), codes, seen)...)
 	end, err := TakeBaseline(ctx, d)
@@ -330,4 +322,41 @@ func Check(ctx context.Context, d *depot.Depot, j *Journal, m *Monitor, base Bas
 	s.Breaches = append(s.Breaches, JudgeLeak(base, end)...)
 	slices.SortStableFunc(s.Breaches, func(a, b Breach) int { return strings.Compare(a.Check, b.Check) })
 	return nil
+}
+
+// bookingCodes is every code a booking had during the run: those the run
+// read as it went (an ended booking's code is cleared from Fleetio by the
+// end) and those in Fleetio's access-code fields now, each resolved from
+// its assignment to its booking's box and grant.
+func bookingCodes(read []CodeOf, assignments []fleetio.VehicleAssignment, rows []bridge.BookingRow) []CodeOf {
+	grantOf := map[int64]bridge.BookingRow{}
+	for _, r := range rows {
+		if r.Booking != nil {
+			grantOf[r.Booking.AssignmentID] = r
+		}
+	}
+	for _, a := range assignments {
+		if code, _ := a.CustomFields[fleetio.FieldAccessCode].(string); code != "" {
+			read = append(read, CodeOf{Code: code, Assignment: a.ID})
+		}
+	}
+	var out []CodeOf
+	for _, c := range read {
+		r, ok := grantOf[c.Assignment]
+		if !ok {
+			// A deleted assignment's booking may be gone from the list;
+			// its grant is named after the assignment all the same.
+			if c.Box == "" {
+				continue
+			}
+			c.GrantID = bookings.GrantID(c.Assignment)
+		} else {
+			if c.Box == "" {
+				c.Box = r.BoxID
+			}
+			c.GrantID = r.GrantID
+		}
+		out = append(out, c)
+	}
+	return out
 }

@@ -36,7 +36,11 @@ type Fault struct {
 type Typed struct {
 	Box  string
 	Code string
-	At   time.Time // when the last key ('#') was pressed, real time
+	// Began is when the first key went down and At when the call that
+	// pressed '#' returned, both real time. A release the code causes
+	// happens between the two (the box opens at '#', before the call that
+	// pressed it has returned), so it is attributed by Began.
+	Began, At time.Time
 	// Meant says what the run believed the code was when it typed it:
 	// the assignment it was the PIN of (0: a wrong code on purpose, or a
 	// PIN of an assignment already ended). The oracle does not trust it;
@@ -50,6 +54,7 @@ type Journal struct {
 	mu          sync.Mutex
 	faults      []Fault
 	typed       []Typed
+	codes       []CodeOf       // each booking's code, as the bridge wrote it to Fleetio when the run read it
 	assignments map[int64]bool // every Fleetio assignment the run created
 	changed     int            // changes to existing assignments
 	ended       int            // assignments ended (deleted or their end set)
@@ -65,6 +70,11 @@ func (j *Journal) AddFault(f Fault) { j.mu.Lock(); j.faults = append(j.faults, f
 
 // AddTyped records a code typed at a keypad.
 func (j *Journal) AddTyped(t Typed) { j.mu.Lock(); j.typed = append(j.typed, t); j.mu.Unlock() }
+
+// AddCode records a booking's code as the run read it from its Fleetio
+// assignment: read at the end instead, a code of a booking that ended is
+// gone (the bridge clears the field).
+func (j *Journal) AddCode(c CodeOf) { j.mu.Lock(); j.codes = append(j.codes, c); j.mu.Unlock() }
 
 // AddAssignment records an assignment the run created.
 func (j *Journal) AddAssignment(id int64) { j.mu.Lock(); j.assignments[id] = true; j.mu.Unlock() }
@@ -86,6 +96,12 @@ func (j *Journal) TypedCodes() []Typed {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return append([]Typed(nil), j.typed...)
+}
+
+func (j *Journal) Codes() []CodeOf {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]CodeOf(nil), j.codes...)
 }
 
 func (j *Journal) Assignments() []int64 {

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
@@ -43,9 +44,12 @@ type GrantVersion struct {
 }
 
 // CodeOf says which grant a code was on a box, as the bridge wrote it to
-// Fleetio (the assignment's access code): the typed-code check's key.
+// Fleetio (the assignment's access code): the typed-code check's key. The
+// run reads codes as it goes (Journal.AddCode, with the assignment) and
+// Check resolves each assignment to its booking's grant.
 type CodeOf struct {
 	Box, Code, GrantID string
+	Assignment         int64 // the Fleetio assignment the code was read from (0: not known)
 }
 
 // appliedRe reads the revision a records_applied event reached (the
@@ -118,19 +122,12 @@ func JudgeOracle(versions []GrantVersion, events map[string][]box.Event, typed [
 			}
 		}
 	}
-	out = append(out, judgeTyped(events, typed, codes, seen, hist2valid(hist))...)
-	return out
-}
-
-// hist2valid gives judgeTyped a way to ask whether a grant ever existed.
-func hist2valid[K comparable](h map[K][]GrantVersion) func(boxID, grant string) bool {
-	known := map[[2]string]bool{}
-	for _, vs := range h {
-		for _, v := range vs {
-			known[[2]string{v.Box, v.Grant.ID}] = true
-		}
+	byGrant := map[[2]string][]GrantVersion{}
+	for k, h := range hist {
+		byGrant[[2]string{k.box, k.grant}] = h
 	}
-	return func(boxID, grant string) bool { return known[[2]string{boxID, grant}] }
+	out = append(out, judgeTyped(events, typed, codes, seen, byGrant)...)
+	return out
 }
 
 // inForce is the version at or below rev (nil: none) and the first one
@@ -166,16 +163,21 @@ func releaseInvalid(v *GrantVersion, e box.Event, uses int) string {
 	return ""
 }
 
-// judgeTyped: a code typed that was no grant's code on the box (a wrong
-// code on purpose, or a PIN of another box) must not be followed, within
-// typedRelease, by a release the Monitor saw and that no other typing on
-// that box explains; and a code of a grant the cloud never had is a breach
-// whenever it opened anything. Releases are attributed to the typing just
-// before them on the same box.
-func judgeTyped(events map[string][]box.Event, typed []Typed, codes []CodeOf, seen map[string]map[uint64]time.Time, known func(boxID, grant string) bool) []Breach {
-	grantOf := map[[2]string]string{}
+// judgeTyped: a release the run's typing caused must be of a grant the
+// typed code was a code of, on that box: the code's own grant, or a
+// booking of the same driver when the code is a driver code. A code that
+// was no grant's code on the box (a wrong code on purpose, an old PIN, a
+// PIN of another box) must open nothing; and a code of a grant the cloud
+// never had is a breach whenever it opened anything. A release is
+// attributed to the last typing on its box that began before the Monitor
+// saw the release, if that typing ended at most typedRelease before.
+func judgeTyped(events map[string][]box.Event, typed []Typed, codes []CodeOf, seen map[string]map[uint64]time.Time, hist map[[2]string][]GrantVersion) []Breach {
+	grantsOf := map[[2]string][]string{}
 	for _, c := range codes {
-		grantOf[[2]string{c.Box, c.Code}] = c.GrantID
+		k := [2]string{c.Box, c.Code}
+		if !slices.Contains(grantsOf[k], c.GrantID) {
+			grantsOf[k] = append(grantsOf[k], c.GrantID)
+		}
 	}
 	byBox := map[string][]Typed{}
 	for _, t := range typed {
@@ -183,7 +185,7 @@ func judgeTyped(events map[string][]box.Event, typed []Typed, codes []CodeOf, se
 	}
 	var out []Breach
 	for boxID, ts := range byBox {
-		slices.SortFunc(ts, func(a, b Typed) int { return a.At.Compare(b.At) })
+		slices.SortFunc(ts, func(a, b Typed) int { return a.Began.Compare(b.Began) })
 		for _, e := range events[boxID] {
 			if e.Type != box.EventSlotReleased || e.Purpose != box.PurposeTake {
 				continue
@@ -192,10 +194,9 @@ func judgeTyped(events map[string][]box.Event, typed []Typed, codes []CodeOf, se
 			if !ok {
 				continue
 			}
-			// The last typing at or before the Monitor saw the release.
 			i := -1
 			for j, t := range ts {
-				if t.At.After(at) {
+				if t.Began.After(at) {
 					break
 				}
 				i = j
@@ -204,19 +205,49 @@ func judgeTyped(events map[string][]box.Event, typed []Typed, codes []CodeOf, se
 				continue // not a keypad release the run typed (or not attributable)
 			}
 			t := ts[i]
-			g, isCode := grantOf[[2]string{boxID, t.Code}]
-			switch {
-			case !isCode:
+			gs, isCode := grantsOf[[2]string{boxID, t.Code}]
+			if !isCode {
 				out = append(out, Breach{Check: "oracle", Box: boxID, Detail: fmt.Sprintf(
 					"a code that is no grant's code on the box (typed %s, meant assignment %d) was followed by slot %d released (seq %d) for grant %q",
-					t.At.Format(time.RFC3339Nano), t.Meant, e.Slot, e.Seq, e.GrantID)})
-			case !known(boxID, g):
+					t.Began.Format(time.RFC3339Nano), t.Meant, e.Slot, e.Seq, e.GrantID)})
+				continue
+			}
+			if why := typedInvalid(hist, boxID, gs, e.GrantID); why != "" {
 				out = append(out, Breach{Check: "oracle", Box: boxID, Detail: fmt.Sprintf(
-					"a code of grant %q, which the cloud never held, opened slot %d (seq %d)", g, e.Slot, e.Seq)})
+					"the code typed %s (meant assignment %d) opened slot %d (seq %d) for grant %q: %s",
+					t.Began.Format(time.RFC3339Nano), t.Meant, e.Slot, e.Seq, e.GrantID, why)})
 			}
 		}
 	}
 	return out
+}
+
+// typedInvalid says why a code of grants gs may not release grant g on
+// boxID ("" if it may): g is one of gs, or a booking carrying the driver
+// ref of a driver-code grant among gs; and every grant of gs was one the
+// cloud held.
+func typedInvalid(hist map[[2]string][]GrantVersion, boxID string, gs []string, g string) string {
+	for _, c := range gs {
+		if len(hist[[2]string{boxID, c}]) == 0 {
+			return fmt.Sprintf("the code is of grant %q, which the cloud never held", c)
+		}
+	}
+	if slices.Contains(gs, g) {
+		return ""
+	}
+	for _, c := range gs {
+		for _, dv := range hist[[2]string{boxID, c}] {
+			if dv.Grant.Kind != box.KindDriverCode || dv.Grant.DriverRef == "" {
+				continue
+			}
+			for _, bv := range hist[[2]string{boxID, g}] {
+				if bv.Grant.DriverRef == dv.Grant.DriverRef {
+					return ""
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("the code is of grant(s) %s, not of it", strings.Join(gs, ", "))
 }
 
 func compareU64(a, b uint64) int {

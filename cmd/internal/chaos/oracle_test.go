@@ -83,12 +83,65 @@ func TestOracleWrongCodeFollowedByRelease(t *testing.T) {
 	evs := map[string][]box.Event{"box-1": {applied(1, 1), release(2, "g1", at)}}
 	seen := map[string]map[uint64]time.Time{"box-1": {2: at.Add(100 * time.Millisecond)}}
 	codes := []CodeOf{{Box: "box-1", Code: "123456", GrantID: "g1"}}
-	right := []Typed{{Box: "box-1", Code: "123456", At: at}}
+	right := []Typed{{Box: "box-1", Code: "123456", Began: at.Add(-time.Second), At: at}}
 	require.Empty(t, JudgeOracle([]GrantVersion{booking(1, false)}, evs, right, codes, seen))
-	wrong := []Typed{{Box: "box-1", Code: "999999", At: at}}
+	wrong := []Typed{{Box: "box-1", Code: "999999", Began: at.Add(-time.Second), At: at}}
 	b := JudgeOracle([]GrantVersion{booking(1, false)}, evs, wrong, codes, seen)
 	require.Len(t, b, 1, oracleDetails(b))
 	require.Contains(t, b[0].Detail, "no grant's code")
+}
+
+// The box opens at '#', before the call that pressed it has returned: a
+// release seen before the typing's At is still that typing's, not the one
+// before it (the first chaos run's two false breaches).
+func TestOracleReleaseSeenBeforeTheTypingReturned(t *testing.T) {
+	at := t0.Add(time.Minute)
+	g2 := booking(1, false)
+	g2.Grant.ID = "g2"
+	evs := map[string][]box.Event{"box-1": {applied(1, 1), release(2, "g1", at), release(3, "g2", at.Add(3*time.Second))}}
+	seen := map[string]map[uint64]time.Time{"box-1": {2: at.Add(50 * time.Millisecond), 3: at.Add(3*time.Second + 50*time.Millisecond)}}
+	codes := []CodeOf{{Box: "box-1", Code: "111111", GrantID: "g1"}, {Box: "box-1", Code: "222222", GrantID: "g2"}}
+	typed := []Typed{
+		{Box: "box-1", Code: "111111", Began: at.Add(-700 * time.Millisecond), At: at.Add(200 * time.Millisecond)},
+		{Box: "box-1", Code: "222222", Began: at.Add(2300 * time.Millisecond), At: at.Add(3200 * time.Millisecond)},
+	}
+	require.Empty(t, JudgeOracle([]GrantVersion{booking(1, false), g2}, evs, typed, codes, seen))
+}
+
+func TestOracleCodeOpensOnlyItsOwnGrant(t *testing.T) {
+	at := t0.Add(time.Minute)
+	g2 := booking(1, false)
+	g2.Grant.ID, g2.Grant.DriverRef = "g2", "fleetio:7"
+	drv := GrantVersion{Box: "box-1", Rev: 1, Grant: box.Grant{ID: "driver-7", Kind: box.KindDriverCode, DriverRef: "fleetio:7"}}
+	versions := []GrantVersion{booking(1, false), g2, drv}
+	evs := map[string][]box.Event{"box-1": {applied(1, 1), release(2, "g2", at)}}
+	seen := map[string]map[uint64]time.Time{"box-1": {2: at.Add(50 * time.Millisecond)}}
+	typed := []Typed{{Box: "box-1", Code: "111111", Began: at.Add(-time.Second), At: at.Add(time.Second)}}
+
+	// A booking's PIN that opened another booking's slot.
+	b := JudgeOracle(versions, evs, typed, []CodeOf{{Box: "box-1", Code: "111111", GrantID: "g1"}}, seen)
+	require.Len(t, b, 1, oracleDetails(b))
+	require.Contains(t, b[0].Detail, `opened slot 1 (seq 2) for grant "g2": the code is of grant(s) g1`)
+
+	// A driver code opens the bookings of its driver.
+	require.Empty(t, JudgeOracle(versions, evs, typed, []CodeOf{{Box: "box-1", Code: "111111", GrantID: "driver-7"}}, seen))
+
+	// A code of a grant the cloud never held.
+	b = JudgeOracle(versions, evs, typed, []CodeOf{{Box: "box-1", Code: "111111", GrantID: "g2"}, {Box: "box-1", Code: "111111", GrantID: "ghost"}}, seen)
+	require.Len(t, b, 1, oracleDetails(b))
+	require.Contains(t, b[0].Detail, "never held")
+}
+
+func TestBookingCodes(t *testing.T) {
+	bk := &bridge.Booking{Assignment: bridge.Assignment{AssignmentID: 7, BoxID: "box-1"}}
+	rows := []bridge.BookingRow{{BoxID: "box-1", GrantID: "fleetio-7", Booking: bk}}
+	now := []fleetio.VehicleAssignment{{ID: 7, CustomFields: map[string]any{fleetio.FieldAccessCode: "222222"}}}
+	read := []CodeOf{{Box: "box-1", Code: "111111", Assignment: 7}, {Box: "box-2", Code: "333333", Assignment: 9}}
+	require.ElementsMatch(t, []CodeOf{
+		{Box: "box-1", Code: "111111", GrantID: "fleetio-7", Assignment: 7},
+		{Box: "box-2", Code: "333333", GrantID: "fleetio-9", Assignment: 9}, // deleted: no row
+		{Box: "box-1", Code: "222222", GrantID: "fleetio-7", Assignment: 7},
+	}, bookingCodes(read, now, rows))
 }
 
 func TestJudgeEvents(t *testing.T) {

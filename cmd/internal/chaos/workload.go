@@ -283,6 +283,9 @@ func (w *workload) pinOf(a *assignment) string {
 		return ""
 	}
 	pin, _ := fa.CustomFields[fleetio.FieldAccessCode].(string)
+	if pin != "" {
+		w.j.AddCode(CodeOf{Box: a.box, Code: pin, Assignment: a.id})
+	}
 	return pin
 }
 
@@ -376,10 +379,11 @@ func (w *workload) typeWrong(ctx context.Context, r *rand.Rand) error {
 
 // press types code and '#' at box id and records it with the time of '#'.
 func (w *workload) press(ctx context.Context, id, code string, meant int64) error {
+	began := time.Now()
 	err := w.d.Press(ctx, id, code+"#")
 	// Recorded even when the call failed: the keys may have reached the
 	// keypad before the box died, and the oracle must judge what follows.
-	w.j.AddTyped(Typed{Box: id, Code: code, At: time.Now(), Meant: meant})
+	w.j.AddTyped(Typed{Box: id, Code: code, Began: began, At: time.Now(), Meant: meant})
 	return err
 }
 
