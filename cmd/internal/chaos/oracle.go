@@ -168,9 +168,16 @@ func releaseInvalid(v *GrantVersion, e box.Event, uses int) string {
 // booking of the same driver when the code is a driver code. A code that
 // was no grant's code on the box (a wrong code on purpose, an old PIN, a
 // PIN of another box) must open nothing; and a code of a grant the cloud
-// never had is a breach whenever it opened anything. A release is
-// attributed to the last typing on its box that began before the Monitor
-// saw the release, if that typing ended at most typedRelease before.
+// never had is a breach whenever it opened anything.
+//
+// Attribution: the run types at one box one code at a time, and a box
+// handles them in order, so each open (the releases of one commit, which
+// share their time stamp) is matched in order to one typing whose span
+// holds the moment the Monitor saw it: begun before, ended at most
+// typedRelease before. Of those, the first whose code explains the open
+// is taken, and it and every typing before it are used up. An open no
+// candidate explains is a breach; an open with no candidate (seen late,
+// after a kill) is not attributable and not judged.
 func judgeTyped(events map[string][]box.Event, typed []Typed, codes []CodeOf, seen map[string]map[uint64]time.Time, hist map[[2]string][]GrantVersion) []Breach {
 	grantsOf := map[[2]string][]string{}
 	for _, c := range codes {
@@ -186,36 +193,51 @@ func judgeTyped(events map[string][]box.Event, typed []Typed, codes []CodeOf, se
 	var out []Breach
 	for boxID, ts := range byBox {
 		slices.SortFunc(ts, func(a, b Typed) int { return a.Began.Compare(b.Began) })
+		next := 0 // typings before next are used up
+		var lastOpen time.Time
 		for _, e := range events[boxID] {
 			if e.Type != box.EventSlotReleased || e.Purpose != box.PurposeTake {
 				continue
 			}
+			if e.Time.Equal(lastOpen) {
+				continue // another slot of the same open
+			}
+			lastOpen = e.Time
 			at, ok := seen[boxID][e.Seq]
 			if !ok {
 				continue
 			}
-			i := -1
-			for j, t := range ts {
-				if t.Began.After(at) {
-					break
+			var cands []int
+			for i := next; i < len(ts) && !ts[i].Began.After(at); i++ {
+				if at.Sub(ts[i].At) <= typedRelease {
+					cands = append(cands, i)
 				}
-				i = j
 			}
-			if i < 0 || at.Sub(ts[i].At) > typedRelease {
+			if len(cands) == 0 {
 				continue // not a keypad release the run typed (or not attributable)
 			}
-			t := ts[i]
-			gs, isCode := grantsOf[[2]string{boxID, t.Code}]
-			if !isCode {
-				out = append(out, Breach{Check: "oracle", Box: boxID, Detail: fmt.Sprintf(
-					"a code that is no grant's code on the box (typed %s, meant assignment %d) was followed by slot %d released (seq %d) for grant %q",
-					t.Began.Format(time.RFC3339Nano), t.Meant, e.Slot, e.Seq, e.GrantID)})
-				continue
+			why := ""
+			for _, i := range cands {
+				t := ts[i]
+				gs, isCode := grantsOf[[2]string{boxID, t.Code}]
+				w := ""
+				if !isCode {
+					w = fmt.Sprintf("a code that is no grant's code on the box (typed %s, meant assignment %d) was followed by slot %d released (seq %d) for grant %q",
+						t.Began.Format(time.RFC3339Nano), t.Meant, e.Slot, e.Seq, e.GrantID)
+				} else if inv := typedInvalid(hist, boxID, gs, e.GrantID); inv != "" {
+					w = fmt.Sprintf("the code typed %s (meant assignment %d) opened slot %d (seq %d) for grant %q: %s",
+						t.Began.Format(time.RFC3339Nano), t.Meant, e.Slot, e.Seq, e.GrantID, inv)
+				}
+				if w == "" {
+					why, next = "", i+1
+					break
+				}
+				if why == "" {
+					why = w
+				}
 			}
-			if why := typedInvalid(hist, boxID, gs, e.GrantID); why != "" {
-				out = append(out, Breach{Check: "oracle", Box: boxID, Detail: fmt.Sprintf(
-					"the code typed %s (meant assignment %d) opened slot %d (seq %d) for grant %q: %s",
-					t.Began.Format(time.RFC3339Nano), t.Meant, e.Slot, e.Seq, e.GrantID, why)})
+			if why != "" {
+				out = append(out, Breach{Check: "oracle", Box: boxID, Detail: why})
 			}
 		}
 	}

@@ -108,6 +108,28 @@ func TestOracleReleaseSeenBeforeTheTypingReturned(t *testing.T) {
 	require.Empty(t, JudgeOracle([]GrantVersion{booking(1, false), g2}, evs, typed, codes, seen))
 }
 
+// A release seen late, after the next typing at the box began, is still
+// matched to the typing that explains it, and the next typing to its own.
+func TestOracleReleaseSeenAfterTheNextTypingBegan(t *testing.T) {
+	at := t0.Add(time.Minute)
+	g2 := booking(1, false)
+	g2.Grant.ID = "g2"
+	evs := map[string][]box.Event{"box-1": {applied(1, 1), release(2, "g1", at), release(3, "g2", at.Add(time.Second))}}
+	seen := map[string]map[uint64]time.Time{"box-1": {2: at.Add(300 * time.Millisecond), 3: at.Add(1100 * time.Millisecond)}}
+	codes := []CodeOf{{Box: "box-1", Code: "111111", GrantID: "g1"}, {Box: "box-1", Code: "222222", GrantID: "g2"}}
+	typed := []Typed{
+		{Box: "box-1", Code: "111111", Began: at.Add(-700 * time.Millisecond), At: at.Add(100 * time.Millisecond)},
+		{Box: "box-1", Code: "222222", Began: at.Add(200 * time.Millisecond), At: at.Add(1000 * time.Millisecond)},
+	}
+	versions := []GrantVersion{booking(1, false), g2}
+	require.Empty(t, JudgeOracle(versions, evs, typed, codes, seen))
+	// The second code wrong instead: its open is a breach, the first is not.
+	typed[1].Code = "999999"
+	b := JudgeOracle(versions, evs, typed, codes, seen)
+	require.Len(t, b, 1, oracleDetails(b))
+	require.Contains(t, b[0].Detail, "(seq 3)")
+}
+
 func TestOracleCodeOpensOnlyItsOwnGrant(t *testing.T) {
 	at := t0.Add(time.Minute)
 	g2 := booking(1, false)

@@ -74,6 +74,11 @@ type workload struct {
 	wrong    map[string]int        // box -> wrong codes typed
 	out      map[slotRef]bool      // keys taken, not yet returned
 	failures int                   // actions that failed (box down, bridge down...)
+
+	// keypads: one person at a box's keypad at a time, as at a real box.
+	// Concurrent presses would interleave their keys, and the oracle
+	// could not tell which typing a release followed.
+	keypads sync.Map // box id -> *sync.Mutex
 }
 
 // newWorkload reads the seeded fleet: the links say which vehicle's key is
@@ -379,6 +384,9 @@ func (w *workload) typeWrong(ctx context.Context, r *rand.Rand) error {
 
 // press types code and '#' at box id and records it with the time of '#'.
 func (w *workload) press(ctx context.Context, id, code string, meant int64) error {
+	m, _ := w.keypads.LoadOrStore(id, new(sync.Mutex))
+	m.(*sync.Mutex).Lock()
+	defer m.(*sync.Mutex).Unlock()
 	began := time.Now()
 	err := w.d.Press(ctx, id, code+"#")
 	// Recorded even when the call failed: the keys may have reached the
