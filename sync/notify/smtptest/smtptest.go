@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"mime/quotedprintable"
 	"net"
 	"slices"
@@ -75,6 +76,10 @@ func Listen(addr string) (*Server, error) {
 	s.srv.Domain = "mail.test"
 	s.srv.ReadTimeout, s.srv.WriteTimeout = readTimeout, writeTimeout
 	s.srv.MaxMessageBytes = maxMessageBytes
+	// go-smtp logs a connection's end to stderr by default; a sender
+	// killed mid-session (the chaos run kills the bridge) resets its
+	// connection, which is the sender's business, not this inbox's.
+	s.srv.ErrorLog = log.New(io.Discard, "", 0)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("smtptest: listen on %s: %w", addr, err)
