@@ -31,7 +31,7 @@ const waitFor = 2 * time.Minute
 
 // seedStore creates a store in dir for box id with one key in slot 1 and a
 // booking for it, as smartboxctl import would.
-func seedStore(t *testing.T, dir, id string) {
+func seedStore(t testing.TB, dir, id string) {
 	t.Helper()
 	s, err := store.Open(filepath.Join(dir, "box.db"), store.Options{BoxID: id, Slots: 12, Logger: testLogger(t)})
 	require.NoError(t, err)
@@ -45,7 +45,7 @@ func seedStore(t *testing.T, dir, id string) {
 	require.NoError(t, s.Close())
 }
 
-func simConfig(t *testing.T, dir string) *boxconfig.Config {
+func simConfig(t testing.TB, dir string) *boxconfig.Config {
 	t.Helper()
 	c, err := boxconfig.LoadConfig("smartboxd.sim.toml")
 	require.NoError(t, err)
