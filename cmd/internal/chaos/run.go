@@ -174,6 +174,17 @@ func notQuiet(ctx context.Context, d *depot.Depot, quiet bool) string {
 		case quiet && b.Status.OutboxDepth != 0:
 			return fmt.Sprintf("box %s: outbox holds %d events", v.ID, b.Status.OutboxDepth)
 		}
+		if quiet && v.State != nil {
+			// The workload's last codes may have opened slots just before
+			// it stopped: quiet waits for them to relock (the Monitor,
+			// still running, calls a lock energised past its max release
+			// time a breach), so the checks see the box at rest.
+			for _, sl := range v.State.Slots {
+				if sl.Released {
+					return fmt.Sprintf("box %s: slot %d's lock energised", v.ID, sl.Slot)
+				}
+			}
+		}
 	}
 	if !quiet {
 		return ""
