@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -198,6 +199,9 @@ func (s *Store) RefusalsPending() (n int, err error) {
 // order. limit <= 0 means all of them.
 func (s *Store) Events(afterSeq uint64, limit int) ([]box.Event, error) {
 	var out []box.Event
+	if afterSeq == math.MaxUint64 {
+		return nil, nil // nothing is after the last seq there can be (afterSeq+1 would wrap to 0: every event)
+	}
 	err := s.view("events", func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
 		for k, v := c.Seek(u64(afterSeq + 1)); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
@@ -157,4 +158,20 @@ func TestRefusalClass(t *testing.T) {
 		box.EventRefusalsMerged, box.EventKeyAbsent, box.EventCodeAccepted} {
 		require.True(t, typ.Refusal(), typ)
 	}
+}
+
+// TestEventsAfterTheLastSeq: after the largest seq there is nothing (the
+// socket's ?after= is anyone's number; afterSeq+1 must not wrap to 0).
+func TestEventsAfterTheLastSeq(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "box.db"), Options{BoxID: "box-1", Now: (&testClock{now: t0}).Now, Slots: 12})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	_, err = s.Commit(box.Change{Events: []box.Event{{Type: box.EventCodeRefused, Reason: box.ReasonUnknownCode}}})
+	require.NoError(t, err)
+	evs, err := s.Events(math.MaxUint64, 0)
+	require.NoError(t, err)
+	require.Empty(t, evs)
+	evs, err = s.Events(math.MaxUint64-1, 0)
+	require.NoError(t, err)
+	require.Empty(t, evs)
 }
