@@ -331,6 +331,22 @@ func (r *releases) n() int {
 	return len(r.calls)
 }
 
+// awaitResult waits for the box's answer to command id.
+func awaitResult(t *testing.T, tc *testCloud, id string) wire.CommandResult {
+	t.Helper()
+	var res wire.CommandResult
+	require.Eventually(t, func() bool {
+		for _, r := range tc.commandResults() {
+			if r.ID == id {
+				res = r
+				return true
+			}
+		}
+		return false
+	}, waitFor, 10*time.Millisecond)
+	return res
+}
+
 func TestCommands(t *testing.T) {
 	t.Parallel()
 	rel := &releases{}
@@ -342,19 +358,7 @@ func TestCommands(t *testing.T) {
 	})
 	require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
 
-	result := func(id string) wire.CommandResult {
-		var res wire.CommandResult
-		require.Eventually(t, func() bool {
-			for _, r := range tc.commandResults() {
-				if r.ID == id {
-					res = r
-					return true
-				}
-			}
-			return false
-		}, waitFor, 10*time.Millisecond)
-		return res
-	}
+	result := func(id string) wire.CommandResult { return awaitResult(t, tc, id) }
 
 	msg, cmd, err := tc.Command(boxID, wire.CommandReleaseSlot, 3, "tech@depot", "lost PIN", time.Minute)
 	require.NoError(t, err)
@@ -377,23 +381,21 @@ func TestCommands(t *testing.T) {
 	require.False(t, res.OK)
 	require.Contains(t, res.Error, "expired")
 
-	// Untrusted clock.
+	// Untrusted clock: a slot release, and a keypad restore likewise
+	// (replayed a year on, it would hand a guesser a fresh budget).
 	trusted.Store("v", false)
-	msg, cmd, err = tc.Command(boxID, wire.CommandReleaseSlot, 3, "tech@depot", "lost PIN", time.Minute)
-	require.NoError(t, err)
-	tc.publish(wire.LeafCommand, msg)
-	res = result(cmd.ID)
-	require.False(t, res.OK)
-	require.Contains(t, res.Error, "not trusted")
+	for _, c := range []struct {
+		kind string
+		slot int
+	}{{wire.CommandReleaseSlot, 3}, {wire.CommandRestoreKeypad, 0}} {
+		msg, cmd, err = tc.Command(boxID, c.kind, c.slot, "tech@depot", "lost PIN", time.Minute)
+		require.NoError(t, err)
+		tc.publish(wire.LeafCommand, msg)
+		res = result(cmd.ID)
+		require.False(t, res.OK, c.kind)
+		require.Contains(t, res.Error, "not trusted", c.kind)
+	}
 	require.Equal(t, 1, rel.n())
-	// A keypad restore likewise: replayed a year on, it would hand a
-	// guesser a fresh budget.
-	msg, cmd, err = tc.Command(boxID, wire.CommandRestoreKeypad, 0, "ops@depot", "guessing stopped", time.Minute)
-	require.NoError(t, err)
-	tc.publish(wire.LeafCommand, msg)
-	res = result(cmd.ID)
-	require.False(t, res.OK)
-	require.Contains(t, res.Error, "not trusted")
 	trusted.Store("v", true)
 
 	// Signed, but with a reason longer than any audit line: refused by the
@@ -462,7 +464,6 @@ func (h *lockHW) releases() []int {
 func TestRestoreKeypadCommand(t *testing.T) {
 	t.Parallel()
 	hw := &lockHW{}
-	var ctrl *restores
 	b := brokertest.Start(t, brokertest.Mochi, brokertest.Options{})
 	st := openBox(t, filepath.Join(t.TempDir(), "box.db"))
 	pub, err := st.SyncPublicKey()
@@ -476,7 +477,7 @@ func TestRestoreKeypadCommand(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
-	ctrl = &restores{Controller: c}
+	ctrl := &restores{Controller: c}
 	l := startLink(t, b, st, func(o *link.Options) { o.Box = ctrl })
 	require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
 
@@ -502,16 +503,7 @@ func TestRestoreKeypadCommand(t *testing.T) {
 	msg, cmd, err := tc.Command(boxID, wire.CommandRestoreKeypad, 0, "ops@depot", "guessing stopped", time.Minute)
 	require.NoError(t, err)
 	tc.publish(wire.LeafCommand, msg)
-	var res wire.CommandResult
-	require.Eventually(t, func() bool {
-		for _, r := range tc.commandResults() {
-			if r.ID == cmd.ID {
-				res = r
-				return true
-			}
-		}
-		return false
-	}, waitFor, 10*time.Millisecond)
+	res := awaitResult(t, tc, cmd.ID)
 	require.True(t, res.OK, res.Error)
 	require.EqualValues(t, 1, ctrl.n.Load())
 	lo, err = st.Lockout()
