@@ -151,7 +151,7 @@ func (w *watchTx) queueAlert(a adminAlert) error {
 	if ok {
 		cur.Count += a.Count
 		if a.At.After(cur.At) {
-			cur.At, cur.Spent = a.At, max(a.Spent, cur.Spent)
+			cur.At, cur.Spent = a.At, a.Spent
 		}
 		if a.Until.After(cur.Until) {
 			cur.Until = a.Until
