@@ -36,61 +36,83 @@
 // by default they are refused (with a code_refused event whose reason is
 // clock_untrusted); grants without a window are unaffected.
 //
-// # Wrong codes: a tarpit, not a wall
+// # Wrong codes: a tarpit, then a budget
 //
 // The box counts wrong codes (codes that match no grant, and entries too long
-// to be one). The first LockoutThreshold (5) cost nothing: a driver's typos.
-// From then on each wrong code makes the keypad wait before it checks the
-// next one: LockoutBase (30 s), doubling per further wrong code (1, 2, 4 min),
-// capped at LockoutMax (5 min, reached at the 9th; the count stops there).
-// Each wrong code from the threshold on records a lockout event with the end
-// of its wait (Until). Codes typed during a wait are refused unchecked (a
-// guesser learns nothing) and do not make it longer. The count goes down by
-// one per LockoutDecay (15 min) of time really passed, and by nothing else: a
-// good code forgives nothing, even one that opens a slot and has its use
-// counted, so a driver who takes and returns their key between guesses
-// guesses no faster than anyone else. "Really passed" is the lesser of what
-// the wall clock says and what the clock's Uptime (the process's monotonic
-// clock, see Uptimer) says since the decay was last counted in this process:
-// a wall clock stepped forward (an RTC that booted in 1970, then NTP; an RTC
-// set years ahead) forgives nothing. The count and the wait are kept across
-// restarts, and the decay counts again from the start: the time a box was
-// off is not known to have passed, so a power cycle forgives nothing either
-// (and loses what was served of the current 15 min). The wait is never more
-// than LockoutMax from now, whatever the clock did (an RTC set back must not
-// wall the keypad for a year). Limit: the wait's end (Until) is a wall-clock
-// time, so a clock stepped forward ends a wait early (by at most LockoutMax
-// per wrong code).
+// to be one) in two buckets, both kept across restarts, both emptied only by
+// time really passed (see below). docs/brute-force.md works out what they
+// allow, with tables generated from Config's own functions.
 //
-// The two bounds, with the defaults (Config.GreedyGuesses and
-// Config.MaxGuesses compute them for any config; the tests check them):
+// The tarpit keeps a guesser slow. The first LockoutThreshold (5) wrong codes
+// cost nothing: a driver's typos. From then on each wrong code makes the
+// keypad wait before it checks the next one: LockoutBase (30 s), doubling per
+// further wrong code (1, 2, 4 min), capped at LockoutMax (5 min, reached at
+// the 9th; the count stops there). Each wrong code from the threshold on
+// records a lockout event with the end of its wait (Until). Codes typed
+// during a wait are refused unchecked (a guesser learns nothing) and do not
+// make it longer. The count goes down by one per LockoutDecay (15 min), and
+// by nothing else: a good code forgives nothing, even one that opens a slot,
+// so a driver who takes and returns their key between guesses guesses no
+// faster than anyone else. The wait is never more than LockoutMax from now,
+// whatever the clock did (an RTC set back must not wall the keypad for a
+// year). Limit: the wait's end is a wall-clock time, so a clock stepped
+// forward ends a wait early (by at most LockoutMax per wrong code).
 //
-//   - Guesses a day. Someone who types each code the moment it is admitted
-//     gets 5 at once, then one at 0:30, 1:30, 3:30 and 7:30 (9 in 7.5 min),
-//     then one every 5 min from 12:30: 9 + 1 + floor((1440 - 12.5)/5) = 295
-//     a day (in minutes). No one gets more than 9 + 96 + 288 + 2 = 395 a
-//     day, however they time their codes: a checked wrong code either raises
-//     the count by one (at most 9 times, plus once per decay step: 1440/15 +
-//     1 = 97 a day), or finds it at its cap and so came at least 5 min after
-//     the code before it (at most 1440/5 + 1 = 289 a day).
-//     This holds for a driver with a good code too (an insider): nothing but
-//     time forgives. A 6-digit booking PIN is one of 10^6 codes: sweeping
-//     them takes 10^6/395 = 2532 days (6.9 years), and with k PINs live on
-//     the box a guess hits one with a chance of k/10^6 (k = 10: 0.4% a day).
-//     A 4-digit driver code (MinCodeLength) is one of 10^4: swept in
-//     10^4/395 = 25 days, and with 20 driver codes on the box the first hit is
-//     expected after about 10^4/(21*395) = 1.2 days. Only the alert below
-//     stands between that and a stolen key: give drivers 6 digits or more.
-//   - Longest a driver is kept out: a code is checked at most LockoutMax
-//     (5 min) after the last code anyone typed. Someone standing at the
-//     keypad can of course keep others from typing at all; that is what the
-//     alert is for. (The old wall was 15 min, renewed by each wrong code.)
+// The budget bounds a patient guesser. Each wrong code the keypad checks
+// also spends one of LockoutBudget (20); one is given back per LockoutRefill
+// (60 h), counted from the first code spent. With the budget spent the keypad
+// checks no code at all, a driver's good one neither, until the next refill:
+// the code is refused unchecked (reason keypad_closed, with Until) and spends
+// nothing. The wrong code that spends the last raises keypad_closed (Until:
+// when codes are checked again), which the cloud tells the admin of at once;
+// a signed restore_keypad command (Controller.RestoreKeypad) gives the whole
+// budget back at once and records keypad_restored with who, why and the
+// command id. Fobs are not affected: a key can always be returned.
+//
+// "Time really passed" is the lesser of what the wall clock says and what the
+// clock's Uptime (the process's monotonic clock, see Uptimer) says since the
+// count was last advanced in this process: a wall clock stepped forward (an
+// RTC that booted in 1970, then NTP; an RTC set years ahead) forgives and
+// refills nothing. A wall clock set back credits nothing and counts again
+// from the step, so a closure never ends more than LockoutRefill after it.
+// Across a restart the tarpit counts again from the start (the time a box was
+// off is not known to have passed: a power cycle forgives nothing, and loses
+// what was served of the current 15 min); the budget is credited the time
+// off only on a trusted clock and at most one refill, so that a box that
+// reboots more often than every 60 h still refills, and a closure still ends
+// when it said. On an untrusted clock a closure ends LockoutRefill of running
+// after boot. Limit: someone who can power-cycle the box and step its trusted
+// clock forward while it is off gains one refill per power cycle.
+//
+// The bounds, with the defaults (Config computes them for any config; the
+// tests check them against guessers at the keypad):
+//
+//   - Codes checked in any span d, for anyone, however they time them:
+//     GuessBound(d) = min(MaxGuesses(d), BudgetGuesses(d)), per restore. The
+//     tarpit's MaxGuesses is 9 + 96 + 288 + 2 = 395 a day: a checked wrong
+//     code either raises the count by one (at most 9 times, plus once per
+//     decay step: 1440/15 + 1 = 97 a day) or finds it at its cap and so came
+//     at least 5 min after the code before it (at most 1440/5 + 1 = 289). A
+//     guesser who types each code the moment it is admitted gets 295
+//     (GreedyGuesses). The budget's BudgetGuesses is LockoutBudget +
+//     floor(d/LockoutRefill): 20 a day, 166 a year. So 20 codes a day and 166
+//     a year is all anyone gets checked, a driver with a good code included
+//     (nothing but time forgives). Against 100 live 6-digit PINs that is a
+//     0.2% chance of a hit in a day and 1.7% in a year; against 12 4-digit
+//     driver codes (MinCodeLength), 2.4% and 18%: give drivers 6 digits.
+//   - Longest a driver is kept out: by the tarpit, a code is checked at most
+//     LockoutMax (5 min) after the last code anyone typed; by the budget, at
+//     most LockoutRefill (60 h) after it was spent, and at once when the
+//     admin restores it. Limit: someone who comes back after each refill and
+//     types a wrong code closes it again (each closure is reported); someone
+//     standing at the keypad can keep others from typing at all. That is what
+//     the alerts are for.
 //
 // The lockout advances in memory whatever the store does: if the write that
 // records a wrong code fails (SD card full or failing), the keypad is locked
-// out all the same, and the lockout is written with the next commit that
-// works, or by a retry every 5 s. Only a power cut while the card refuses
-// writes loses it.
+// out (and the budget spent) all the same, and the lockout is written with
+// the next commit that works, or by a retry every 5 s. Only a power cut while
+// the card refuses writes loses it.
 //
 // # Who is told of a guesser, and when
 //
@@ -117,14 +139,17 @@
 // Either guesser is then reported again at their first wrong code an hour or
 // more after the last alert: every hour while they keep going (24 alerts in a
 // day of greedy or patient guessing, about 295 wrong codes; the tests check
-// these times over a simulated day). Limit: a guesser who never lets the
-// count reach its cap (and keeps under the fast threshold) is never reported.
-// Keeping it below the cap allows one wrong code per decay step at most,
-// after the first 8: no more than 8 + 1440/15 + 1 = 105 wrong codes a day (a
-// third of the tarpit's 295, a quarter of MaxGuesses), all unreported; a
-// 4-digit driver code then falls in about 10^4/(21*105) = 4.5 days with 20
-// driver codes on the box, a 6-digit PIN in years. The fast alert's memory of recent codes does not survive a restart
-// (the count does).
+// these times over a simulated day). A guesser who never lets the count
+// reach its cap (and keeps under the fast threshold) raises no
+// keypad_attack: one wrong code per decay step at most, after the first 8.
+// The budget reports them all the same: their 20th wrong code since the
+// budget was last full closes the keypad, and keypad_closed is told to the
+// admin at once (sync/bookings), with the time it reopens and the
+// restore-keypad command. Limit: a guesser who keeps under both alerts and
+// never spends the budget's last code (19 wrong codes, slowly, then one per
+// refill) is never reported; they get at most BudgetGuesses - 1 codes
+// checked, 165 a year. The fast alert's memory of recent
+// codes does not survive a restart (the counts do).
 //
 // # Refusals are merged
 //

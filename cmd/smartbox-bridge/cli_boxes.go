@@ -217,10 +217,7 @@ func cmdReleaseSlot(ctx context.Context, args []string, stdout, stderr io.Writer
 	fset, d := newFlagSet("release-slot", stderr)
 	boxID := fset.String("box", "", "box id")
 	slot := fset.Int("slot", 0, "slot to open (1..N)")
-	by := fset.String("by", "", "who asks (kept in the box's events)")
-	reason := fset.String("reason", "", "why (kept in the box's events)")
-	ttl := fset.Duration("ttl", bridge.DefaultCommandTTL, "the command is void after this")
-	wait := fset.Duration("wait", 30*time.Second, "wait this long for the box's answer (0: do not wait)")
+	by, reason, ttl, wait := commandFlags(fset)
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
@@ -230,38 +227,70 @@ func cmdReleaseSlot(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *slot < 1 {
 		return cli.Usagef("--slot: want a slot number, 1 or more")
 	}
+	req := bridge.CommandRequest{Kind: wire.CommandReleaseSlot, Slot: *slot, By: *by, Reason: *reason, TTL: ttl.String()}
+	return sendCommand(ctx, d, *boxID, req, *wait, fmt.Sprintf("release slot %d", *slot),
+		fmt.Sprintf("released slot %d", *slot), stdout)
+}
+
+// cmdRestoreKeypad gives a keypad closed by a spent guess budget its
+// budget back: drivers' codes are checked again at once.
+func cmdRestoreKeypad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, d := newFlagSet("restore-keypad", stderr)
+	boxID := fset.String("box", "", "box id")
+	by, reason, ttl, wait := commandFlags(fset)
+	if err := fset.Parse(args); err != nil {
+		return err
+	}
+	if err := errors.Join(required("box", *boxID), required("by", *by), required("reason", *reason)); err != nil {
+		return cli.Usagef("%v", err)
+	}
+	req := bridge.CommandRequest{Kind: wire.CommandRestoreKeypad, By: *by, Reason: *reason, TTL: ttl.String()}
+	return sendCommand(ctx, d, *boxID, req, *wait, "restore the keypad", "restored its keypad", stdout)
+}
+
+// commandFlags are the flags every signed command takes.
+func commandFlags(fset *cli.FlagSet) (by, reason *string, ttl, wait *time.Duration) {
+	by = fset.String("by", "", "who asks (kept in the box's events)")
+	reason = fset.String("reason", "", "why (kept in the box's events)")
+	ttl = fset.Duration("ttl", bridge.DefaultCommandTTL, "the command is void after this")
+	wait = fset.Duration("wait", 30*time.Second, "wait this long for the box's answer (0: do not wait)")
+	return by, reason, ttl, wait
+}
+
+// sendCommand sends a signed command to a box and, unless wait is 0, waits
+// for its answer: what says what the command asks, done what the box did.
+func sendCommand(ctx context.Context, d *dirFlags, boxID string, req bridge.CommandRequest, wait time.Duration, what, done string, stdout io.Writer) error {
 	// Not adminCall: the answer is a command id to poll with the same client.
 	c, err := newAdminClient(d)
 	if err != nil {
 		return err
 	}
 	var cmd bridge.CommandResponse
-	req := bridge.CommandRequest{Kind: wire.CommandReleaseSlot, Slot: *slot, By: *by, Reason: *reason, TTL: ttl.String()}
-	if err := c.do(ctx, http.MethodPost, "/v1/boxes/"+esc(*boxID)+"/commands", req, &cmd); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/v1/boxes/"+esc(boxID)+"/commands", req, &cmd); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "command %s sent to box %s: release slot %d (good until %s)\n", cmd.ID, *boxID, *slot, cmd.Expires.Local().Format(time.DateTime))
-	if *wait <= 0 {
+	fmt.Fprintf(stdout, "command %s sent to box %s: %s (good until %s)\n", cmd.ID, boxID, what, cmd.Expires.Local().Format(time.DateTime))
+	if wait <= 0 {
 		return nil
 	}
 	// Poll: the box answers within a second when online; offline, the
 	// broker queues the command until the box is back or it expires.
-	deadline := time.Now().Add(*wait)
+	deadline := time.Now().Add(wait)
 	for {
 		var res bridge.CommandResultResponse
-		if err := c.do(ctx, http.MethodGet, "/v1/boxes/"+esc(*boxID)+"/commands/"+esc(cmd.ID), nil, &res); err != nil {
+		if err := c.do(ctx, http.MethodGet, "/v1/boxes/"+esc(boxID)+"/commands/"+esc(cmd.ID), nil, &res); err != nil {
 			return err
 		}
 		if res.Answered {
 			if !res.Result.OK {
-				return fmt.Errorf("box %s refused command %s: %s", *boxID, cmd.ID, res.Result.Error)
+				return fmt.Errorf("box %s refused command %s: %s", boxID, cmd.ID, res.Result.Error)
 			}
-			fmt.Fprintf(stdout, "box %s released slot %d\n", *boxID, *slot)
+			fmt.Fprintf(stdout, "box %s %s\n", boxID, done)
 			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no answer from box %s within %s (offline?); the command stays good until %s",
-				*boxID, *wait, cmd.Expires.Local().Format(time.DateTime))
+				boxID, wait, cmd.Expires.Local().Format(time.DateTime))
 		}
 		select {
 		case <-ctx.Done():

@@ -242,6 +242,7 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 		`smartbox_bridge_cloud_dropped_total{reason="event_oversize"} 0`,
 		`smartbox_bridge_cloud_dropped_total{reason="event_over_budget"} 0`,
 		`smartbox_bridge_keypad_attacks_total 0`,
+		`smartbox_bridge_keypad_closures_total 0`,
 		`smartbox_bridge_fleetio_returns_unconfirmed_total 0`,
 		`smartbox_bridge_fleetio_webhooks_total{outcome="busy"} 0`,
 	} {

@@ -53,6 +53,8 @@ local admin endpoint the other commands talk to.
 		{Name: "revoke-grant", Summary: "--box ID --grant ID", Run: cmdRevokeGrant},
 		{Name: "events", Summary: "--box ID [--after SEQ --limit N]", Run: cmdEvents},
 		{Name: "release-slot", Summary: "--box ID --slot N --by WHO --reason WHY [--ttl 10m --wait 30s]", Run: cmdReleaseSlot},
+		{Name: "restore-keypad", Summary: "--box ID --by WHO --reason WHY [--ttl 10m --wait 30s]: reopen a keypad\n" +
+			"closed by too many wrong codes", Run: cmdRestoreKeypad},
 		{Name: "bookings", Summary: "[--events] every grant of every box, Fleetio's marked, with events", Run: cmdBookings},
 		{Name: "fleetio", Summary: "the Fleetio integration: connect, link, book... (fleetio help)", Run: fleetioCommands.Run},
 	},

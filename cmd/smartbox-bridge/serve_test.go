@@ -117,6 +117,12 @@ func (r *releases) RemoteRelease(slot int, by, reason, id string) error {
 	return nil
 }
 
+// RestoreKeypad records a restore_keypad as slot 0: the box's own tests
+// cover what a restore does to the keypad.
+func (r *releases) RestoreKeypad(by, reason, id string) error {
+	return r.RemoteRelease(0, by, reason, id)
+}
+
 func (r *releases) get() []int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -248,6 +254,13 @@ func testEndToEnd(t *testing.T, start func(t *testing.T) *runningBridge) {
 	out = b.mustCLI(t, "release-slot", "--box", boxID, "--slot", "3", "--by", "tech-ann", "--reason", "lost PIN", "--wait", "15s")
 	require.Contains(t, out, "released slot 3")
 	require.Equal(t, []int{3}, rel.get())
+	// And a keypad restore, for a keypad a guesser closed.
+	out = b.mustCLI(t, "restore-keypad", "--box", boxID, "--by", "ops-bo", "--reason", "guessing stopped", "--wait", "15s")
+	require.Contains(t, out, "restored its keypad")
+	require.Equal(t, []int{3, 0}, rel.get())
+	c, _, errOut = b.cli(t, "restore-keypad", "--box", boxID, "--by", "ops-bo")
+	require.Equal(t, exitUsage, c)
+	require.Contains(t, errOut, "reason")
 
 	// Neither the code nor the password was printed or logged anywhere.
 	b.stop(t)

@@ -113,6 +113,13 @@ func (r *inputRouter) RemoteRelease(slot int, by, reason, commandID string) erro
 	return r.d.ctrl.RemoteRelease(slot, by, reason, commandID)
 }
 
+// RestoreKeypad is the link's: let through during a self-test, which
+// moves no lock and reads no code the budget counts (the session takes
+// the keypad's input), so a restore changes nothing the technician sees.
+func (r *inputRouter) RestoreKeypad(by, reason, commandID string) error {
+	return r.d.ctrl.RestoreKeypad(by, reason, commandID)
+}
+
 // audit commits events as the controller does (the link drains at once,
 // watchers are told), stamped with the box clock and its trust.
 func (d *daemon) audit(evs ...box.Event) error {

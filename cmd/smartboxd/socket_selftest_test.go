@@ -166,6 +166,9 @@ func TestSelftestSessionRefusesCodes(t *testing.T) {
 	// Nor does the cloud open a slot meanwhile.
 	require.ErrorContains(t, r.d.input.RemoteRelease(1, "admin", "test", "cmd-1"), "self-test is running")
 	require.False(t, r.d.sim.slots.Released(1))
+	// A keypad restore moves no lock: it goes through.
+	require.NoError(t, r.d.input.RestoreKeypad("admin", "test", "cmd-2"))
+	require.True(t, hasEvent(t, r.d.store, box.EventKeypadRestored, 0))
 
 	require.NoError(t, s.End(ctx))
 	_, err = s.Next(ctx, time.Second)

@@ -86,9 +86,9 @@ func (d *daemon) newLink(creds boxconfig.Credentials, opts daemonOptions) error 
 		TLS:       creds.TLS,
 		Software:  opts.Software,
 		Store:     d.store,
-		Box:       d.input, // refuses a remote release during a self-test
-		// A clock before the floor is not trusted, so a release_slot
-		// command's expiry cannot be checked. The link sees the floor as it
+		Box:       d.input, // refuses a remote release during a self-test; a keypad restore goes through
+		// A clock before the floor is not trusted, so a release_slot or
+		// restore_keypad command's expiry cannot be checked. The link sees the floor as it
 		// rises while the box runs.
 		ClockTrusted: d.floor.Trusted,
 		Now:          d.clock.Now,

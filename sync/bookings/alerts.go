@@ -17,7 +17,9 @@ import (
 
 // Admin alerts: messages to the admin that box events call for
 // (notify.KindKeypadAttack: a box reported wrong codes past its alert
-// threshold, someone may be guessing; notify.KindReturnUnconfirmed: a
+// threshold, someone may be guessing; notify.KindKeypadClosed: wrong codes
+// spent a box's guess budget, its keypad checks no code until a stated
+// time or a restore_keypad command; notify.KindReturnUnconfirmed: a
 // booking's key came back by fob without the slot's sensor confirming it,
 // so it still counts as out, and overdue once the window ends).
 // HandleEvents runs on the cloud's ingest goroutine and must not wait on a
@@ -50,8 +52,8 @@ const (
 )
 
 // adminAlert is one queued message to the admin. There is one record per
-// kind and subject (a box for keypad_attack, a booking for
-// return_unconfirmed): an event while one is waiting adds to it.
+// kind and subject (a box for keypad_attack and keypad_closed, a booking
+// for return_unconfirmed): an event while one is waiting adds to it.
 type adminAlert struct {
 	Kind         notify.Kind `json:"kind"`
 	BoxID        string      `json:"box_id"`
@@ -59,6 +61,8 @@ type adminAlert struct {
 	KeyID        string      `json:"key_id,omitempty"`
 	Count        int         `json:"count"`            // what is waiting to be told: wrong codes, or returns
 	At           time.Time   `json:"at"`               // box time of the latest event
+	Until        time.Time   `json:"until,omitzero"`   // keypad_closed: when the latest closure ends
+	Spent        int         `json:"spent,omitempty"`  // keypad_closed: the wrong codes that spent the budget
 	Reason       string      `json:"reason,omitempty"` // return_unconfirmed: why
 	Pending      bool        `json:"pending"`          // something is waiting to be told
 	SentAt       time.Time   `json:"sent_at,omitzero"` // the last message about this subject
@@ -87,6 +91,14 @@ func (a adminAlert) due() time.Time {
 
 func keypadAttackAlert(boxID string, e box.Event) adminAlert {
 	return adminAlert{Kind: notify.KindKeypadAttack, BoxID: boxID, Count: max(e.Count, 1), At: e.Time}
+}
+
+// keypadClosedAlert is sent at once, like keypad_attack's first, and never
+// held: the box sends at most one keypad_closed per spent budget, that is
+// one per refill (60 h by default) or per restore, so it cannot flood the
+// admin, and each one means drivers are shut out now.
+func keypadClosedAlert(boxID string, e box.Event) adminAlert {
+	return adminAlert{Kind: notify.KindKeypadClosed, BoxID: boxID, Count: 1, At: e.Time, Until: e.Until, Spent: e.Count}
 }
 
 func unconfirmedReturnAlert(boxID string, assignmentID int64, e box.Event, why string) adminAlert {
@@ -139,7 +151,10 @@ func (w *watchTx) queueAlert(a adminAlert) error {
 	if ok {
 		cur.Count += a.Count
 		if a.At.After(cur.At) {
-			cur.At = a.At
+			cur.At, cur.Spent = a.At, a.Spent
+		}
+		if a.Until.After(cur.Until) {
+			cur.Until = a.Until
 		}
 		cur.KeyID, cur.Reason = cmpOr(a.KeyID, cur.KeyID), cmpOr(a.Reason, cur.Reason)
 		a = cur
@@ -266,7 +281,7 @@ func (s *Store) alertDone(a adminAlert, sent bool, now, next time.Time) error {
 		if cur.Count > 0 {
 			return putJSON(w.alerts, k, cur) // more came in while it was sent
 		}
-		if cur.Kind == notify.KindReturnUnconfirmed {
+		if cur.Kind != notify.KindKeypadAttack {
 			return w.alerts.Delete(k)
 		}
 		// keypad_attack: kept (not pending) for attackAlertInterval.
@@ -352,6 +367,8 @@ func (b *Integration) sendAlert(ctx context.Context, a adminAlert) error {
 	switch a.Kind {
 	case notify.KindKeypadAttack:
 		data[notify.DataCount] = strconv.Itoa(a.Count)
+	case notify.KindKeypadClosed:
+		data[notify.DataCount], data[notify.DataBoxID], data[notify.DataUntil] = strconv.Itoa(a.Spent), a.BoxID, b.when(a.Until)
 	case notify.KindReturnUnconfirmed:
 		bk, ok, err := b.o.Store.Booking(a.AssignmentID)
 		if err != nil {

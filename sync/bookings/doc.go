@@ -160,12 +160,15 @@
 //
 // HandleEvents queues, in the transaction that marks the events handled, an
 // alert to Options.Admin for each keypad_attack (a box saw wrong codes past
-// its threshold: someone may be guessing) and each unconfirmed return; Run
-// sends them at once (within seconds of the box's batch reaching the
-// cloud), retrying a failed message with back-off. keypad_attack messages
-// about one box are at most one per 15 minutes, the wrong codes reported
-// meanwhile added to the next. Stats counts keypad attacks and unconfirmed
-// returns.
+// its threshold: someone may be guessing), each keypad_closed (wrong codes
+// spent the box's guess budget: no code is checked until the time the
+// message gives, or until the admin runs the restore-keypad command it
+// quotes) and each unconfirmed return; Run sends them at once (within
+// seconds of the box's batch reaching the cloud), retrying a failed message
+// with back-off. keypad_attack messages about one box are at most one per
+// 15 minutes, the wrong codes reported meanwhile added to the next;
+// keypad_closed is never held (a box closes at most once per refill or
+// restore). Stats counts keypad attacks, closures and unconfirmed returns.
 //
 // # Notifications
 //
@@ -218,7 +221,7 @@
 //	access.go         the driver's access page
 //	events.go         HandleEvents: box events tied to bookings
 //	overdue.go        CheckOverdue; removal.go a return undone by a removal
-//	alerts.go         the admin's alerts (keypad_attack, return_unconfirmed)
+//	alerts.go         the admin's alerts (keypad_attack, keypad_closed, return_unconfirmed)
 //	expire.go         ExpireEnded; reconcile.go Reconcile (the sweep)
 //	maintenance.go    RunMaintenance; stats.go Stats
 package bookings

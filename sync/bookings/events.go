@@ -150,6 +150,7 @@ func (b *Integration) handleEvents(boxID string, evs []box.Event) (int, error) {
 		return 0, fmt.Errorf("bridge store: events of box %s: %w", boxID, err)
 	}
 	b.stats.keypadAttacks.Add(uint64(did.attacks))
+	b.stats.keypadClosures.Add(uint64(did.closures))
 	b.stats.returnsUnconfirmed.Add(uint64(did.unconfirmed))
 	if did.queued > 0 {
 		b.wakeAlerts()
@@ -305,6 +306,15 @@ func (w *watchTx) handle(boxID string, e box.Event) (int, error) {
 		// happened see it.
 		w.did.attacks++
 		if err := w.queueAlert(keypadAttackAlert(boxID, e)); err != nil {
+			return 0, err
+		}
+		return w.attachInWindow(boxID, e, viaWindow, nil)
+	case box.EventKeypadClosed:
+		// The keypad checks no code, a driver's neither: the admin is
+		// told at once how long and how to reopen it (alerts.go), and the
+		// bookings in whose window it closed see it.
+		w.did.closures++
+		if err := w.queueAlert(keypadClosedAlert(boxID, e)); err != nil {
 			return 0, err
 		}
 		return w.attachInWindow(boxID, e, viaWindow, nil)

@@ -167,3 +167,50 @@ func TestKeypadAttackAlertRetried(t *testing.T) {
 	e.alertsSent(t)
 	require.Len(t, e.notes.of(notify.KindKeypadAttack), 1)
 }
+
+// A keypad_closed from a box reaches the admin at once, with the box, when
+// it closed, until when, and the command that reopens it; it is counted
+// and shown on the bookings in whose window it happened. A second closure
+// (the budget spent again after a refill or a restore) is told too: it is
+// not held like keypad_attack.
+func TestKeypadClosedTellsTheAdmin(t *testing.T) {
+	e := newEnv(t, envOpts{truck: true})
+	now := e.clock.Now()
+	van := e.booked(t, e.van, e.ada, now.Add(-time.Hour), now.Add(time.Hour))
+	until := now.Add(60 * time.Hour)
+
+	e.send(t, e.ev(now, box.EventKeypadClosed, func(ev *box.Event) { ev.Count, ev.Until = 20, until }))
+	require.Eventually(t, func() bool { return len(e.notes.of(notify.KindKeypadClosed)) == 1 }, 10*time.Second, time.Millisecond,
+		"the admin is told without waiting for the maintenance loop")
+	got := e.notes.of(notify.KindKeypadClosed)[0]
+	require.Equal(t, "admin@example.com", got.to.Email)
+	require.Equal(t, "20", got.data[notify.DataCount])
+	require.Equal(t, "Depot North", got.data[notify.DataBox])
+	require.Equal(t, boxID, got.data[notify.DataBoxID])
+	require.EqualValues(t, 1, e.b.Stats().KeypadClosures)
+	require.Zero(t, e.b.Stats().KeypadAttacks)
+
+	// What the admin reads, through the built-in templates.
+	tm, err := notify.LoadTemplates("")
+	require.NoError(t, err)
+	for _, m := range notify.Methods {
+		r, err := tm.Render(notify.KindKeypadClosed, m, got.to, got.msg.Data)
+		require.NoError(t, err)
+		for _, want := range []string{"Depot North", now.UTC().Format("Mon 2 Jan 2006 15:04"), until.UTC().Format("Mon 2 Jan 2006 15:04"),
+			"smartbox-bridge restore-keypad --box " + boxID} {
+			require.Contains(t, r.Body, want, "%s body:\n%s", m, r.Body)
+		}
+	}
+
+	evs, err := e.b.BookingEvents(van.ID)
+	require.NoError(t, err)
+	require.Equal(t, []box.EventType{box.EventKeypadClosed}, types(evs))
+
+	// Spent again a minute later (a restore, then more guessing): told
+	// again at once.
+	e.clock.Advance(time.Minute)
+	e.send(t, e.ev(e.clock.Now(), box.EventKeypadClosed, func(ev *box.Event) { ev.Count, ev.Until = 20, until.Add(time.Minute) }))
+	e.alertsSent(t)
+	require.Len(t, e.notes.of(notify.KindKeypadClosed), 2, "each closure shuts drivers out: not held")
+	require.EqualValues(t, 2, e.b.Stats().KeypadClosures)
+}

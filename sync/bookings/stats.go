@@ -24,6 +24,7 @@ type Stats struct {
 	Reconciled          uint64 `json:"reconciled"`           // repairs made by Reconcile
 	EchoesSkipped       uint64 `json:"echoes_skipped"`       // deliveries of the bridge's own writes, done without a read-back
 	KeypadAttacks       uint64 `json:"keypad_attacks"`       // keypad_attack events from boxes (the admin is told)
+	KeypadClosures      uint64 `json:"keypad_closures"`      // keypad_closed events from boxes (the admin is told)
 	ReturnsUnconfirmed  uint64 `json:"returns_unconfirmed"`  // fob returns not taken as proof the key is back
 	QueueDepth          int    `json:"queue_depth"`          // deliveries waiting to be processed
 	BodiesInFlight      int    `json:"bodies_in_flight"`     // webhook bodies being read now
@@ -46,6 +47,7 @@ type counters struct {
 	reconciled          atomic.Uint64
 	echoesSkipped       atomic.Uint64
 	keypadAttacks       atomic.Uint64
+	keypadClosures      atomic.Uint64
 	returnsUnconfirmed  atomic.Uint64
 }
 
@@ -67,6 +69,7 @@ func (b *Integration) Stats() Stats {
 		Reconciled:          c.reconciled.Load(),
 		EchoesSkipped:       c.echoesSkipped.Load(),
 		KeypadAttacks:       c.keypadAttacks.Load(),
+		KeypadClosures:      c.keypadClosures.Load(),
 		ReturnsUnconfirmed:  c.returnsUnconfirmed.Load(),
 		QueueDepth:          b.o.Store.QueueDepth(),
 		BodiesInFlight:      b.bodySlots.inFlight(),

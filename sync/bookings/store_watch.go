@@ -73,7 +73,8 @@ type BookingEvent struct {
 	// seated for Options.ReturnSettle); Detail says why. The key still
 	// counts as out with its booking.
 	Unconfirmed bool `json:"unconfirmed,omitempty"`
-	// Count is a keypad_attack's number of wrong codes.
+	// Count is a keypad_attack's number of wrong codes, a keypad_closed's
+	// wrong codes that spent the budget.
 	Count int `json:"count,omitempty"`
 	// Via says how the event was tied to the booking: "grant" (its booking
 	// grant), "driver_code" (the driver's code, during the window), "key"
@@ -138,6 +139,7 @@ type watchTx struct {
 type watchCounts struct {
 	queued      int // admin alerts queued
 	attacks     int // keypad_attack events
+	closures    int // keypad_closed events
 	unconfirmed int // key_returned not taken as proof
 }
 

@@ -111,6 +111,7 @@ type Stats struct {
 	Reconciled          uint64 `json:"reconciled"`
 	EchoesSkipped       uint64 `json:"echoes_skipped"`
 	KeypadAttacks       uint64 `json:"keypad_attacks"`
+	KeypadClosures      uint64 `json:"keypad_closures"`
 	ReturnsUnconfirmed  uint64 `json:"returns_unconfirmed"`
 	QueueDepth          int    `json:"queue_depth"`
 	BodiesInFlight      int    `json:"bodies_in_flight"`

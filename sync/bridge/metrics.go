@@ -16,7 +16,7 @@ type metricsCollector struct {
 
 	webhooks, grants, fleetioErrors, notifications, overdue, reconciled, echoes *prometheus.Desc
 	queueDepth, boxes, connected, cloudDropped                                  *prometheus.Desc
-	keypadAttacks, returnsUnconfirmed                                           *prometheus.Desc
+	keypadAttacks, keypadClosures, returnsUnconfirmed                           *prometheus.Desc
 }
 
 const metricsNS = "smartbox_bridge"
@@ -39,6 +39,8 @@ func newMetricsCollector(s *Service) *metricsCollector {
 		connected:     d("fleetio_connected", "1 when the Fleetio integration is connected."),
 		cloudDropped:  d("cloud_dropped_total", "Box messages (event_*: events) the cloud dropped, refused, cut short or expired, by reason.", "reason"),
 		keypadAttacks: d("keypad_attacks_total", "keypad_attack events from boxes: wrong codes past a box's alert threshold (the admin is told)."),
+		keypadClosures: d("keypad_closures_total",
+			"keypad_closed events from boxes: wrong codes spent a box's guess budget, no code is checked until a refill or restore-keypad (the admin is told)."),
 		returnsUnconfirmed: d("fleetio_returns_unconfirmed_total",
 			"Fob returns of a booking's key that the slot's sensor did not confirm: the key still counts as out."),
 	}
@@ -46,7 +48,7 @@ func newMetricsCollector(s *Service) *metricsCollector {
 
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.webhooks, m.grants, m.fleetioErrors, m.notifications, m.overdue, m.reconciled, m.echoes,
-		m.queueDepth, m.boxes, m.connected, m.cloudDropped, m.keypadAttacks, m.returnsUnconfirmed} {
+		m.queueDepth, m.boxes, m.connected, m.cloudDropped, m.keypadAttacks, m.keypadClosures, m.returnsUnconfirmed} {
 		ch <- d
 	}
 }
@@ -66,6 +68,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(m.webhooks, st.WebhooksDuplicate, "duplicate")
 		counter(m.webhooks, st.WebhooksBusy, "busy")
 		counter(m.keypadAttacks, st.KeypadAttacks)
+		counter(m.keypadClosures, st.KeypadClosures)
 		counter(m.returnsUnconfirmed, st.ReturnsUnconfirmed)
 		counter(m.grants, st.GrantsPushed, "pushed")
 		counter(m.grants, st.GrantsRevoked, "revoked")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -436,16 +437,31 @@ func TestStatusAndCommands(t *testing.T) {
 		{"unknown kind", "explode", 1, "a", "b", time.Minute},
 		{"no slot", wire.CommandReleaseSlot, 0, "a", "b", time.Minute},
 		{"nobody asked", wire.CommandReleaseSlot, 1, "", "b", time.Minute},
+		{"restore without a reason", wire.CommandRestoreKeypad, 0, "ops", "", time.Minute},
+		{"restore by nobody", wire.CommandRestoreKeypad, 0, "", "guessing stopped", time.Minute},
+		{"restore of a slot", wire.CommandRestoreKeypad, 2, "ops", "guessing stopped", time.Minute},
+		{"restore forever", wire.CommandRestoreKeypad, 0, "ops", "guessing stopped", 48 * time.Hour},
+		{"a page of reason", wire.CommandRestoreKeypad, 0, "ops", strings.Repeat("r", wire.MaxCommandText+1), time.Minute},
+		{"a page of name", wire.CommandReleaseSlot, 1, strings.Repeat("b", wire.MaxCommandText+1), "lost PIN", time.Minute},
 		{"no expiry", wire.CommandResync, 0, "a", "b", 0},
 		{"forever", wire.CommandResync, 0, "a", "b", 48 * time.Hour},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := c.Command("box-a", tc.kind, tc.slot, tc.by, tc.reason, tc.ttl)
-			require.Error(t, err)
+			require.ErrorContains(t, err, "cloud: command for box box-a: ")
 		})
 	}
 	_, _, err = c.Command("box-a", wire.CommandResync, 0, "ops", "", time.Minute)
 	require.NoError(t, err)
+	_, _, err = c.Command("box-a", wire.CommandRestoreKeypad, 0, "", "", time.Minute)
+	require.ErrorIs(t, err, wire.ErrMalformed)
+	require.ErrorContains(t, err, "restore_keypad needs who asked (by) and why (reason)")
+	msg, cmd, err = c.Command("box-a", wire.CommandRestoreKeypad, 0, "ops@depot", strings.Repeat("r", wire.MaxCommandText), time.Minute)
+	require.NoError(t, err, "a reason of exactly MaxCommandText bytes")
+	var restore wire.Command
+	require.NoError(t, e.verifier.Open(msg, wire.KindCommand, "box-a", &restore))
+	require.Equal(t, cmd, restore)
+	require.Zero(t, restore.Slot)
 }
 
 // BenchmarkAnswerSnapshot100k makes every snapshot message (decrypt, seal,

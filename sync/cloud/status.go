@@ -48,21 +48,34 @@ type commandRecord struct {
 }
 
 // Command makes a signed command for a box: kind wire.CommandReleaseSlot
-// (slot >= 1, by and reason say who and why, for the audit trail) or
-// wire.CommandResync. It is good for ttl (at most MaxCommandTTL). The
-// command is kept so its result can be matched (CommandResult), and, while
-// Serve runs, published to the box.
+// (slot >= 1), wire.CommandRestoreKeypad (no slot: the keypad's guess
+// budget back) or wire.CommandResync. For the first two by and reason say
+// who and why, for the audit trail (each at most wire.MaxCommandText
+// bytes). It is good for ttl (at most MaxCommandTTL). The command is kept
+// so its result can be matched (CommandResult), and, while Serve runs,
+// published to the box.
 func (c *Cloud) Command(boxID, kind string, slot int, by, reason string, ttl time.Duration) ([]byte, wire.Command, error) {
-	switch {
-	case kind != wire.CommandReleaseSlot && kind != wire.CommandResync:
-		return nil, wire.Command{}, fmt.Errorf("cloud: command for box %s: kind %q is not %q or %q", boxID, kind,
-			wire.CommandReleaseSlot, wire.CommandResync)
-	case kind == wire.CommandReleaseSlot && slot < 1:
-		return nil, wire.Command{}, fmt.Errorf("cloud: command for box %s: release_slot needs a slot >= 1, got %d", boxID, slot)
-	case kind == wire.CommandReleaseSlot && (by == "" || reason == ""):
-		return nil, wire.Command{}, fmt.Errorf("cloud: command for box %s: release_slot needs who asked (by) and why (reason)", boxID)
-	case ttl <= 0 || ttl > MaxCommandTTL:
-		return nil, wire.Command{}, fmt.Errorf("cloud: command for box %s: ttl %s is not in (0, %s]", boxID, ttl, MaxCommandTTL)
+	fail := func(format string, args ...any) ([]byte, wire.Command, error) {
+		return nil, wire.Command{}, fmt.Errorf("cloud: command for box %s: "+format, append([]any{boxID}, args...)...)
+	}
+	switch kind {
+	case wire.CommandReleaseSlot:
+		if slot < 1 {
+			return fail("release_slot needs a slot >= 1, got %d", slot)
+		}
+	case wire.CommandRestoreKeypad:
+		if slot != 0 {
+			return fail("restore_keypad takes no slot, got %d", slot)
+		}
+	case wire.CommandResync:
+	default:
+		return fail("kind %q is not %q, %q or %q", kind, wire.CommandReleaseSlot, wire.CommandRestoreKeypad, wire.CommandResync)
+	}
+	if err := wire.CheckCommandText(kind, by, reason); err != nil {
+		return fail("%w", err)
+	}
+	if ttl <= 0 || ttl > MaxCommandTTL {
+		return fail("ttl %s is not in (0, %s]", ttl, MaxCommandTTL)
 	}
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {

@@ -23,7 +23,8 @@ func (l *Link) onCommand(payload []byte) {
 	}
 	// Remember the id before running: a box that loses power mid-command
 	// does not run it again when the broker redelivers it. For a slot
-	// release, not opening is the safe side of that choice.
+	// release, not opening is the safe side of that choice; for a keypad
+	// restore, not giving a guesser a second budget is.
 	seen, prev, err := l.st.BeginCommand(c.ID)
 	if err != nil {
 		l.log.Error("sync: recording command", "id", c.ID, "err", err)
@@ -63,18 +64,25 @@ func (l *Link) runCommand(c wire.Command) error {
 	expired := trusted && !c.Expires.IsZero() && !now.Before(c.Expires)
 	var err error
 	switch c.Kind {
-	case wire.CommandReleaseSlot:
+	case wire.CommandReleaseSlot, wire.CommandRestoreKeypad:
+		// The cloud checks by and reason too; the box does not take a
+		// signer's word for what goes into its events.
+		textErr := wire.CheckCommandText(c.Kind, c.By, c.Reason)
 		switch {
 		case !trusted:
 			// Without a trusted clock the box cannot tell a fresh command
 			// from one captured last year and replayed.
 			err = fmt.Errorf("%w: the box clock is not trusted, so the command's expiry cannot be checked", errRefused)
 		case c.Expires.IsZero():
-			err = fmt.Errorf("%w: release_slot without an expiry", errRefused)
+			err = fmt.Errorf("%w: %s without an expiry", errRefused, c.Kind)
 		case expired:
 			err = fmt.Errorf("%w: expired at %s", errRefused, c.Expires.UTC().Format("2006-01-02T15:04:05Z"))
+		case textErr != nil:
+			err = fmt.Errorf("%w: %v", errRefused, textErr)
 		case l.opts.Box == nil:
-			return errors.New("this box takes no remote release (no controller)")
+			return errors.New("this box takes no remote command (no controller)")
+		case c.Kind == wire.CommandRestoreKeypad:
+			return l.opts.Box.RestoreKeypad(c.By, c.Reason, c.ID)
 		default:
 			return l.opts.Box.RemoteRelease(c.Slot, c.By, c.Reason, c.ID)
 		}

@@ -18,10 +18,12 @@ import (
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
-// Releaser opens a slot on a signed cloud command. box.Controller
-// implements it.
+// Releaser runs the signed cloud commands that change the box: it opens a
+// slot (release_slot) and gives a closed keypad its guess budget back
+// (restore_keypad). box.Controller implements it.
 type Releaser interface {
 	RemoteRelease(slot int, by, reason, commandID string) error
+	RestoreKeypad(by, reason, commandID string) error
 }
 
 var _ Releaser = (*box.Controller)(nil)
@@ -55,9 +57,10 @@ type Options struct {
 	TLS                *tls.Config // server CA (RootCAs) and optional client certificate
 	Software           string      // version for the status
 	Store              *store.Store
-	Box                Releaser // for release_slot commands; nil refuses them
+	Box                Releaser // for release_slot and restore_keypad commands; nil refuses them
 	// ClockTrusted says whether the box clock can be believed (a box whose
-	// clock is not trusted refuses release_slot: it cannot check expiry).
+	// clock is not trusted refuses release_slot and restore_keypad: it
+	// cannot check expiry).
 	// nil: always trusted.
 	ClockTrusted func() bool
 	Now          func() time.Time // box clock (time.Now if nil)

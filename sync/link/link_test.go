@@ -1,13 +1,17 @@
 package link_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -315,10 +319,32 @@ func (r *releases) RemoteRelease(slot int, by, reason, id string) error {
 	return nil
 }
 
+// RestoreKeypad is not what TestCommands checks: TestRestoreKeypadCommand
+// runs it on a real controller.
+func (r *releases) RestoreKeypad(by, reason, id string) error {
+	return errors.New("no keypad here")
+}
+
 func (r *releases) n() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.calls)
+}
+
+// awaitResult waits for the box's answer to command id.
+func awaitResult(t *testing.T, tc *testCloud, id string) wire.CommandResult {
+	t.Helper()
+	var res wire.CommandResult
+	require.Eventually(t, func() bool {
+		for _, r := range tc.commandResults() {
+			if r.ID == id {
+				res = r
+				return true
+			}
+		}
+		return false
+	}, waitFor, 10*time.Millisecond)
+	return res
 }
 
 func TestCommands(t *testing.T) {
@@ -332,19 +358,7 @@ func TestCommands(t *testing.T) {
 	})
 	require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
 
-	result := func(id string) wire.CommandResult {
-		var res wire.CommandResult
-		require.Eventually(t, func() bool {
-			for _, r := range tc.commandResults() {
-				if r.ID == id {
-					res = r
-					return true
-				}
-			}
-			return false
-		}, waitFor, 10*time.Millisecond)
-		return res
-	}
+	result := func(id string) wire.CommandResult { return awaitResult(t, tc, id) }
 
 	msg, cmd, err := tc.Command(boxID, wire.CommandReleaseSlot, 3, "tech@depot", "lost PIN", time.Minute)
 	require.NoError(t, err)
@@ -367,16 +381,31 @@ func TestCommands(t *testing.T) {
 	require.False(t, res.OK)
 	require.Contains(t, res.Error, "expired")
 
-	// Untrusted clock.
+	// Untrusted clock: a slot release, and a keypad restore likewise
+	// (replayed a year on, it would hand a guesser a fresh budget).
 	trusted.Store("v", false)
-	msg, cmd, err = tc.Command(boxID, wire.CommandReleaseSlot, 3, "tech@depot", "lost PIN", time.Minute)
-	require.NoError(t, err)
-	tc.publish(wire.LeafCommand, msg)
-	res = result(cmd.ID)
-	require.False(t, res.OK)
-	require.Contains(t, res.Error, "not trusted")
+	for _, c := range []struct {
+		kind string
+		slot int
+	}{{wire.CommandReleaseSlot, 3}, {wire.CommandRestoreKeypad, 0}} {
+		msg, cmd, err = tc.Command(boxID, c.kind, c.slot, "tech@depot", "lost PIN", time.Minute)
+		require.NoError(t, err)
+		tc.publish(wire.LeafCommand, msg)
+		res = result(cmd.ID)
+		require.False(t, res.OK, c.kind)
+		require.Contains(t, res.Error, "not trusted", c.kind)
+	}
 	require.Equal(t, 1, rel.n())
 	trusted.Store("v", true)
+
+	// Signed, but with a reason longer than any audit line: refused by the
+	// box too, whatever the cloud checked.
+	long := wire.Command{V: 1, Box: boxID, ID: "c-long", Kind: wire.CommandRestoreKeypad, By: "x",
+		Reason: strings.Repeat("r", wire.MaxCommandText+1), IssuedAt: time.Now(), Expires: time.Now().Add(time.Minute)}
+	tc.publish(wire.LeafCommand, mustSign(t, signingKey, wire.KindCommand, tc.boxPub, long))
+	res = result("c-long")
+	require.False(t, res.OK)
+	require.Contains(t, res.Error, "at most 200")
 
 	// Resync: a sync request from 0.
 	msg, cmd, err = tc.Command(boxID, wire.CommandResync, 0, "tech@depot", "check", time.Minute)
@@ -392,6 +421,122 @@ func TestCommands(t *testing.T) {
 		return false
 	}, waitFor, 10*time.Millisecond)
 	require.NotEmpty(t, refusals(t, tc, st), "the expired and the untrusted-clock commands are recorded")
+}
+
+// restores counts the restore_keypad commands the link runs on a real
+// controller.
+type restores struct {
+	*box.Controller
+	n atomic.Int32
+}
+
+func (r *restores) RestoreKeypad(by, reason, id string) error {
+	r.n.Add(1)
+	return r.Controller.RestoreKeypad(by, reason, id)
+}
+
+// lockHW is a box's locks and key sensors that only remember which slots
+// were opened: the pins are tested in hal/ and sim/.
+type lockHW struct {
+	mu     sync.Mutex
+	opened []int
+}
+
+func (h *lockHW) Release(slot int, _ time.Duration) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.opened = append(h.opened, slot)
+	return nil
+}
+func (h *lockHW) Lock(int) error                 { return nil }
+func (h *lockHW) LockAll() error                 { return nil }
+func (h *lockHW) Present(slot int) (bool, error) { return true, nil }
+func (h *lockHW) releases() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]int(nil), h.opened...)
+}
+
+// TestRestoreKeypadCommand: a keypad closed by a spent guess budget refuses
+// a driver's good code; a signed restore_keypad reopens it at once, so the
+// same code opens the slot; the command redelivered does not run again (a
+// second budget for a guesser), and is answered again.
+func TestRestoreKeypadCommand(t *testing.T) {
+	t.Parallel()
+	hw := &lockHW{}
+	b := brokertest.Start(t, brokertest.Mochi, brokertest.Options{})
+	st := openBox(t, filepath.Join(t.TempDir(), "box.db"))
+	pub, err := st.SyncPublicKey()
+	require.NoError(t, err)
+	tc := startCloud(t, b, pub)
+	// A budget of 2, spent twice, stays under the tarpit's first wait (5
+	// wrong codes): the tarpit keeps its count across a restore.
+	c, err := box.New(box.Config{LockoutBudget: 2}, st, box.Hardware{Locks: hw, Sensors: hw}, box.SystemClock{}, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	ctrl := &restores{Controller: c}
+	l := startLink(t, b, st, func(o *link.Options) { o.Box = ctrl })
+	require.Eventually(t, l.Connected, waitFor, 10*time.Millisecond)
+
+	_, err = tc.PutBatch(boxID, testKeys(), grants(0, 1, "k1"))
+	require.NoError(t, err)
+	tc.push(0)
+	requireSameRecords(t, tc, st, waitFor)
+	typeCode := func(code string) {
+		for _, k := range code + "#" {
+			c.Press(k)
+		}
+		c.Flush()
+	}
+	for i := range 2 {
+		typeCode(fmt.Sprintf("9999000%d", i))
+	}
+	lo, err := st.Lockout()
+	require.NoError(t, err)
+	require.Equal(t, 2, lo.Spent, "the budget is spent")
+	typeCode("10000000")
+	require.Empty(t, hw.releases(), "a closed keypad checks no code, a good one included")
+
+	msg, cmd, err := tc.Command(boxID, wire.CommandRestoreKeypad, 0, "ops@depot", "guessing stopped", time.Minute)
+	require.NoError(t, err)
+	tc.publish(wire.LeafCommand, msg)
+	res := awaitResult(t, tc, cmd.ID)
+	require.True(t, res.OK, res.Error)
+	require.EqualValues(t, 1, ctrl.n.Load())
+	lo, err = st.Lockout()
+	require.NoError(t, err)
+	require.Zero(t, lo.Spent, "the whole budget is back")
+	typeCode("10000000")
+	require.Equal(t, []int{1}, hw.releases(), "the driver's code opens the slot again")
+
+	// A guesser spends the budget again; the command replayed does not
+	// give it back.
+	for i := range 2 {
+		typeCode(fmt.Sprintf("8888000%d", i))
+	}
+	before := len(tc.commandResults())
+	tc.publish(wire.LeafCommand, msg)
+	require.Eventually(t, func() bool { return len(tc.commandResults()) > before }, waitFor, 10*time.Millisecond)
+	require.EqualValues(t, 1, ctrl.n.Load(), "a replayed command id runs once")
+	lo, err = st.Lockout()
+	require.NoError(t, err)
+	require.Equal(t, 2, lo.Spent, "the replay gave nothing back")
+
+	// The keypad_restored event reaches the cloud, with who and why.
+	require.Eventually(t, func() bool {
+		evs, err := tc.Events(boxID, 0, 100000)
+		require.NoError(t, err)
+		for _, e := range evs {
+			if e.Type == box.EventKeypadRestored && strings.Contains(e.Detail, "ops@depot") &&
+				strings.Contains(e.Detail, "guessing stopped") && strings.Contains(e.Detail, cmd.ID) {
+				return true
+			}
+		}
+		return false
+	}, waitFor, 10*time.Millisecond)
 }
 
 func TestNew(t *testing.T) {

@@ -3,7 +3,9 @@
 // when it changes, is cancelled or the key is overdue; an account admin is
 // prompted when a vehicle set to Prompt is assigned (Keycafe's notification
 // methods, Automatic and Prompt), and alerted when a box reports wrong codes
-// past its alert threshold (keypad_attack) or a fob return the slot's key
+// past its alert threshold (keypad_attack), wrong codes that spent its
+// keypad's guess budget, so that no code opens it until a stated time or a
+// restore-keypad command (keypad_closed), or a fob return the slot's key
 // sensor did not confirm (return_unconfirmed).
 //
 // # Messages

@@ -20,6 +20,10 @@ const (
 	// KindKeypadAttack tells the admin that wrong codes at a box passed the
 	// box's alert threshold: someone may be guessing codes.
 	KindKeypadAttack Kind = "keypad_attack"
+	// KindKeypadClosed tells the admin that wrong codes spent a box's guess
+	// budget: its keypad checks no code, a driver's included, until the
+	// time it names, unless the admin reopens it (restore-keypad) first.
+	KindKeypadClosed Kind = "keypad_closed"
 	// KindReturnUnconfirmed tells the admin that a key was returned by fob
 	// but the slot's key sensor did not confirm it seated: the booking's
 	// key is still counted out (and overdue once its window ends).
@@ -28,7 +32,7 @@ const (
 
 // Kinds lists every kind, in a fixed order.
 var Kinds = []Kind{KindBookingCreated, KindBookingUpdated, KindBookingCancelled, KindPromptReservation, KindKeyOverdue,
-	KindKeypadAttack, KindReturnUnconfirmed}
+	KindKeypadAttack, KindKeypadClosed, KindReturnUnconfirmed}
 
 func (k Kind) valid() bool {
 	for _, x := range Kinds {
@@ -66,6 +70,7 @@ type Recipient struct {
 // "America/Chicago"; the box's local time is what a driver reads on site).
 const (
 	DataBox          = "box"          // box name or id
+	DataBoxID        = "box_id"       // keypad_closed: the box's id, for the command that reopens it
 	DataLocation     = "location"     // where the box is (address, depot)
 	DataKey          = "key"          // key name
 	DataVehicle      = "vehicle"      // vehicle name from Fleetio
@@ -77,8 +82,9 @@ const (
 	DataInstructions = "instructions" // how to use the box
 	DataAdminLink    = "admin_link"   // prompt_reservation: where the admin creates the booking
 	DataDriver       = "driver"       // prompt_reservation: the assigned driver's name
-	DataAt           = "at"           // keypad_attack, return_unconfirmed: when it happened at the box
-	DataCount        = "count"        // keypad_attack: wrong codes the alert stands for
+	DataAt           = "at"           // keypad_attack, keypad_closed, return_unconfirmed: when it happened at the box
+	DataUntil        = "until"        // keypad_closed: when the keypad checks codes again by itself
+	DataCount        = "count"        // keypad_attack: wrong codes the alert stands for; keypad_closed: the budget spent
 	DataReason       = "reason"       // return_unconfirmed: why the return is not proof the key is back
 	DataRecipient    = "recipient"    // set by the package: the Recipient (templates: .recipient.Name)
 )

@@ -207,6 +207,7 @@ func SampleData() map[string]any {
 	start := time.Date(2026, 3, 2, 15, 0, 0, 0, time.UTC)
 	return map[string]any{
 		DataBox:          "Depot North box 1",
+		DataBoxID:        "depot-north-1",
 		DataLocation:     "12 Fleet Way, Springfield",
 		DataKey:          "Van 12 key",
 		DataVehicle:      "Van 12 (Ford Transit)",
@@ -219,6 +220,7 @@ func SampleData() map[string]any {
 		DataAdminLink:    "https://bridge.example.com/admin/reservations",
 		DataDriver:       "Alex Driver",
 		DataAt:           start.Add(9 * time.Hour),
+		DataUntil:        start.Add(69 * time.Hour),
 		DataCount:        "12",
 		DataReason:       "the key sensor saw it seated for 300 ms, under the 2s settle time",
 	}

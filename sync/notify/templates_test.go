@@ -22,7 +22,7 @@ func TestDefaultTemplatesRender(t *testing.T) {
 				r, err := tm.Render(k, m, notify.SampleRecipient, data)
 				require.NoError(t, err)
 				require.NotContains(t, r.Body, "<no value>")
-				if k != notify.KindKeypadAttack { // a box's alert, no vehicle in it
+				if k != notify.KindKeypadAttack && k != notify.KindKeypadClosed { // a box's alert, no vehicle in it
 					require.Contains(t, r.Body, data[notify.DataVehicle].(string)[:6])
 				}
 				if m == notify.MethodEmail {
@@ -45,6 +45,14 @@ func TestDefaultTemplatesRender(t *testing.T) {
 					require.Contains(t, r.Body, "12 wrong codes")
 					require.Contains(t, r.Body, "Depot North box 1")
 					require.Contains(t, r.Body, "Mon 2 Mar 2026 18:00 CST", "the time in the box's zone")
+					require.NotContains(t, r.Body, "482913")
+				case notify.KindKeypadClosed:
+					// Which box, since when, until when, and how to reopen it.
+					require.Contains(t, r.Body, "Depot North box 1")
+					require.Contains(t, r.Body, "Mon 2 Mar 2026 18:00 CST", "closed at, in the box's zone")
+					require.Contains(t, r.Body, "Thu 5 Mar 2026 06:00 CST", "until, in the box's zone")
+					require.Contains(t, r.Body, "smartbox-bridge restore-keypad --box depot-north-1 --by ")
+					require.Contains(t, r.Body, "12 wrong codes")
 					require.NotContains(t, r.Body, "482913")
 				case notify.KindReturnUnconfirmed:
 					require.Contains(t, r.Body, "300 ms")

@@ -136,7 +136,30 @@ type EventAck struct {
 const (
 	CommandReleaseSlot = "release_slot" // open a slot remotely (a technician, a lost PIN)
 	CommandResync      = "resync"       // ask the box to send a SyncRequest from revision 0
+	// CommandRestoreKeypad gives a keypad closed by a spent guess budget
+	// its budget back (box.Controller.RestoreKeypad): no slot.
+	CommandRestoreKeypad = "restore_keypad"
 )
+
+// MaxCommandText bounds a command's By and Reason: a name or an email and
+// a sentence. Both go into the box's events, which the box keeps and sends
+// back; a page of text there is a mistake or an attack, not an audit trail.
+const MaxCommandText = 200
+
+// CheckCommandText checks a command's By and Reason: both required for the
+// commands that change the box (release_slot, restore_keypad), and each
+// at most MaxCommandText bytes.
+func CheckCommandText(kind, by, reason string) error {
+	switch {
+	case kind != CommandResync && (by == "" || reason == ""):
+		return fmt.Errorf("%w: %s needs who asked (by) and why (reason)", ErrMalformed, kind)
+	case len(by) > MaxCommandText:
+		return fmt.Errorf("%w: %s: by is %d bytes, at most %d", ErrMalformed, kind, len(by), MaxCommandText)
+	case len(reason) > MaxCommandText:
+		return fmt.Errorf("%w: %s: reason is %d bytes, at most %d", ErrMalformed, kind, len(reason), MaxCommandText)
+	}
+	return nil
+}
 
 // Command is a signed instruction from the cloud. ID is unique; a box runs a
 // command once, and not after Expires (so a command captured and replayed

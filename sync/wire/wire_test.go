@@ -199,3 +199,31 @@ func FuzzParseTopic(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckCommandText: the commands that change a box say who and why, in
+// at most MaxCommandText bytes each; a resync needs neither.
+func TestCheckCommandText(t *testing.T) {
+	long := string(make([]byte, wire.MaxCommandText+1))
+	for _, tc := range []struct {
+		kind, by, reason string
+		want             string // "" passes
+	}{
+		{wire.CommandRestoreKeypad, "ops@depot", "guessing stopped", ""},
+		{wire.CommandRestoreKeypad, "", "guessing stopped", "restore_keypad needs who asked (by) and why (reason)"},
+		{wire.CommandRestoreKeypad, "ops@depot", "", "restore_keypad needs who asked (by) and why (reason)"},
+		{wire.CommandReleaseSlot, "", "", "release_slot needs who asked"},
+		{wire.CommandRestoreKeypad, long, "why", "restore_keypad: by is 201 bytes, at most 200"},
+		{wire.CommandReleaseSlot, "tech", long, "release_slot: reason is 201 bytes, at most 200"},
+		{wire.CommandRestoreKeypad, long[:wire.MaxCommandText], long[:wire.MaxCommandText], ""},
+		{wire.CommandResync, "", "", ""},
+		{wire.CommandResync, long, "", "resync: by is 201 bytes"},
+	} {
+		err := wire.CheckCommandText(tc.kind, tc.by, tc.reason)
+		if tc.want == "" {
+			require.NoError(t, err, "%s by %d bytes, reason %d", tc.kind, len(tc.by), len(tc.reason))
+			continue
+		}
+		require.ErrorIs(t, err, wire.ErrMalformed)
+		require.ErrorContains(t, err, tc.want)
+	}
+}

@@ -99,7 +99,23 @@ type LockoutConfig struct {
 	Decay           Duration `toml:"decay"`
 	AttackThreshold int      `toml:"attack_threshold"`
 	AttackWindow    Duration `toml:"attack_window"`
+	// Budget and Refill are the slow guess budget above the tarpit
+	// (box.Config.LockoutBudget, LockoutRefill): Budget wrong codes, one
+	// given back per Refill; with none left the keypad checks no code.
+	Budget int      `toml:"budget"`
+	Refill Duration `toml:"refill"`
 }
+
+// Bounds of lockout.refill. At an hour the budget still lets through a
+// tenth of the tarpit's codes a day (20 + 24 against 395 with the
+// defaults); much shorter it bounds little (at about 4 minutes, nothing
+// the tarpit does not), so a shorter refill is a typo. Longer than a week,
+// a guesser who spends the budget shuts drivers out for more than a week
+// (the admin can reopen the keypad at once, but may be on leave).
+const (
+	MinLockoutRefill = time.Hour
+	MaxLockoutRefill = 7 * 24 * time.Hour
+)
 
 // ClockConfig says what windowed grants do while the clock is untrusted,
 // and the earliest time the clock can be trusted at.
@@ -152,6 +168,12 @@ func ParseConfig(path string, src []byte) (*Config, error) {
 		return nil, err
 	}
 	c.fillDefaults()
+	if !md.IsDefined("lockout", "budget") {
+		// Here, not in fillDefaults: an explicit budget = 0 is an error
+		// (Validate), not the default; no budget at all is what 0 would
+		// seem to mean, and that is not on offer.
+		c.Lockout.Budget = box.DefaultLockoutBudget
+	}
 	return c, nil
 }
 
@@ -199,6 +221,7 @@ func (c *Config) fillDefaults() {
 	fill(&c.Lockout.Base, def.LockoutBase)
 	fill(&c.Lockout.Max, def.LockoutMax)
 	fill(&c.Lockout.AttackWindow, def.AttackWindow)
+	fill(&c.Lockout.Refill, box.DefaultLockoutRefill)
 	if c.Lockout.Threshold == 0 {
 		c.Lockout.Threshold = def.LockoutThreshold
 	}
@@ -393,6 +416,7 @@ func (c *Config) validateTiming() error {
 		{"lockout.max", c.Lockout.Max.Duration},
 		{"lockout.decay", c.Lockout.Decay.Duration},
 		{"lockout.attack_window", c.Lockout.AttackWindow.Duration},
+		{"lockout.refill", c.Lockout.Refill.Duration},
 	}
 	for _, ch := range checks {
 		if ch.d < 0 {
@@ -401,6 +425,12 @@ func (c *Config) validateTiming() error {
 	}
 	if c.Lockout.Threshold < 1 {
 		return c.FieldErr("lockout.threshold", "%d is below 1", c.Lockout.Threshold)
+	}
+	if c.Lockout.Budget < 1 {
+		return c.FieldErr("lockout.budget", "%d is below 1 (the keypad would check no code at all)", c.Lockout.Budget)
+	}
+	if r := c.Lockout.Refill.Duration; r < MinLockoutRefill || r > MaxLockoutRefill {
+		return c.FieldErr("lockout.refill", "%s is not in %s..%s", r, MinLockoutRefill, MaxLockoutRefill)
 	}
 	switch box.ClockPolicy(c.Clock.Untrusted) {
 	case box.ClockRefuse, box.ClockAllow:
@@ -441,6 +471,8 @@ func (c *Config) BoxConfig(buildTime time.Time) box.Config {
 		LockoutDecay:     c.Lockout.Decay.Duration,
 		AttackThreshold:  c.Lockout.AttackThreshold,
 		AttackWindow:     c.Lockout.AttackWindow.Duration,
+		LockoutBudget:    c.Lockout.Budget,
+		LockoutRefill:    c.Lockout.Refill.Duration,
 		BuildTime:        buildTime,
 		UntrustedClock:   box.ClockPolicy(c.Clock.Untrusted),
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/box"
 )
 
 func TestExampleConfigsParse(t *testing.T) {
@@ -55,6 +57,22 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, 10*time.Second, c.Hardware.Slots.HardMax.Duration)
 	require.Equal(t, "refuse", c.Clock.Untrusted)
 	require.Equal(t, 5, c.Lockout.Threshold)
+	require.Equal(t, box.DefaultLockoutBudget, c.Lockout.Budget)
+	require.Equal(t, box.DefaultLockoutRefill, c.Lockout.Refill.Duration)
+	bc, err := c.BoxConfig(time.Time{}).WithDefaults()
+	require.NoError(t, err)
+	require.Equal(t, box.DefaultLockoutBudget, bc.LockoutBudget)
+	require.Equal(t, box.DefaultLockoutRefill, bc.LockoutRefill)
+}
+
+// TestLockoutBudgetConfig: [lockout] budget and refill reach box.Config.
+func TestLockoutBudgetConfig(t *testing.T) {
+	c, err := ParseConfig("b.toml", []byte("box_id = \"b1\"\n[hardware]\nprofile = \"sim\"\n[lockout]\nbudget = 7\nrefill = \"90h\"\n"))
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
+	bc := c.BoxConfig(time.Time{})
+	require.Equal(t, 7, bc.LockoutBudget)
+	require.Equal(t, 90*time.Hour, bc.LockoutRefill)
 }
 
 // pinArray makes a TOML array of n pin names with a prefix.
@@ -154,6 +172,22 @@ func TestConfigErrors(t *testing.T) {
 			[]string{"smartboxd.toml:6: lockout.max: 30s is shorter than lockout.base 1m0s"}},
 		{"lockout decay below max", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[lockout]\ndecay = \"1m\"\n",
 			[]string{"smartboxd.toml: lockout decay: 1m0s is shorter than lockout max 5m0s"}},
+		{"lockout budget zero", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[lockout]\nbudget = 0\n",
+			[]string{"smartboxd.toml:5: lockout.budget: 0 is below 1 (the keypad would check no code at all)"}},
+		{"lockout budget negative", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[lockout]\nbudget = -3\n",
+			[]string{"smartboxd.toml:5: lockout.budget: -3 is below 1"}},
+		{"lockout budget one", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[lockout]\nbudget = 1\n", nil},
+		{"lockout refill under an hour", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[lockout]\nrefill = \"59m\"\n",
+			[]string{"smartboxd.toml:5: lockout.refill: 59m0s is not in 1h0m0s..168h0m0s"}},
+		{"lockout refill an hour", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[lockout]\nrefill = \"1h\"\n", nil},
+		{"lockout refill over a week", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[lockout]\nrefill = \"169h\"\n",
+			[]string{"smartboxd.toml:5: lockout.refill: 169h0m0s is not in 1h0m0s..168h0m0s"}},
+		{"lockout refill negative", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[lockout]\nrefill = \"-1h\"\n",
+			[]string{"smartboxd.toml:5: lockout.refill: -1h0m0s is negative"}},
+		{"lockout refill not a duration", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[lockout]\nrefill = \"60 hours\"\n",
+			[]string{"lockout.refill", `"60 hours" is not a duration`}},
+		{"lockout refill below decay", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[lockout]\ndecay = \"2h\"\nrefill = \"1h\"\n",
+			[]string{"lockout refill: 1h0m0s is shorter than lockout decay 2h0m0s"}},
 		{"duplicate layout key", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[hardware.keypad]\nlayout = [\"123\", \"456\", \"789\", \"*1#\"]\n",
 			[]string{"smartboxd.toml:5: hardware.keypad.layout: key '1' appears twice"}},
 		{"too many slots", "box_id = \"b\"\n[hardware]\nprofile = \"sim\"\n[hardware.slots]\ncount = 1000\n",
