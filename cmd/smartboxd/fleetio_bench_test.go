@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -266,9 +267,16 @@ type signedDelivery struct {
 	sig  string
 }
 
-// webhookHTTP keeps an idle connection for every sender (net/http keeps 2
-// per host).
-var webhookHTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * webhookSenders}}
+// senderClient is sender i's HTTP client, dialling from its own loopback
+// address (127.0.0.2, .3, ...: Linux answers for all of 127/8): the bridge
+// lets one client address read only a couple of bodies at once
+// (bookings.DefaultMaxBodiesPerAddress), and Fleetio's deliveries come
+// from several servers, not four connections of one.
+func senderClient(i int) *http.Client {
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}
+	d := &net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 2}}
+}
 
 // postWebhooks POSTs every delivery to url, webhookSenders at a time, and
 // returns how long it took; any answer but 200 fails b.
@@ -277,8 +285,12 @@ func postWebhooks(b *testing.B, url string, deliveries []signedDelivery) time.Du
 	var next atomic.Int64
 	var wg gosync.WaitGroup
 	errs := make(chan error, webhookSenders)
+	clients := make([]*http.Client, webhookSenders)
+	for i := range clients {
+		clients[i] = senderClient(i)
+	}
 	start := time.Now()
-	for range webhookSenders {
+	for _, client := range clients {
 		wg.Go(func() {
 			for {
 				i := next.Add(1) - 1
@@ -288,7 +300,7 @@ func postWebhooks(b *testing.B, url string, deliveries []signedDelivery) time.Du
 				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(deliveries[i].body))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set(fleetio.SignatureHeader, deliveries[i].sig)
-				resp, err := webhookHTTP.Do(req)
+				resp, err := client.Do(req)
 				if err != nil {
 					errs <- err
 					return
