@@ -84,19 +84,7 @@ func benchWebhookToGrantAtBox(b *testing.B, latency time.Duration) {
 		slices.Sort(single)
 
 		start := time.Now()
-		ids := make([]int64, 0, benchAssignments)
-		base := time.Now().Add(time.Hour).Truncate(time.Millisecond)
-		for i := range benchAssignments {
-			k := rigKeys[i%len(rigKeys)]
-			c := rg.ada
-			if i%2 == 1 {
-				c = rg.bob
-			}
-			// Windows one after another per key, as real bookings are.
-			from := base.Add(time.Duration(i/len(rigKeys)) * 2 * time.Hour)
-			a := rg.assign(b, k.ID, c, from, from.Add(time.Hour))
-			ids = append(ids, a.ID)
-		}
+		ids := rg.assignBurst(b, benchAssignments)
 		created := time.Since(start)
 
 		want := make([]string, len(ids))
@@ -141,6 +129,26 @@ func benchWebhookToGrantAtBox(b *testing.B, latency time.Duration) {
 			"(its own PATCH echoes included); stats %+v", len(ids), created, total, accepted, st)
 		b.ReportMetric(0, "ns/op") // the figures above say it; one op is a whole burst
 	}
+}
+
+// assignBurst creates n assignments in the fake as fast as it takes them,
+// over the rig's keys in turn, Ada and Bob alternating, and returns their
+// ids. Each key's windows (an hour each, from an hour from now) come one
+// after another, 2 hours apart, as real bookings do.
+func (rg *fleetRig) assignBurst(t testing.TB, n int) []int64 {
+	t.Helper()
+	ids := make([]int64, 0, n)
+	base := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	for i := range n {
+		k := rigKeys[i%len(rigKeys)]
+		c := rg.ada
+		if i%2 == 1 {
+			c = rg.bob
+		}
+		from := base.Add(time.Duration(i/len(rigKeys)) * 2 * time.Hour)
+		ids = append(ids, rg.assign(t, k.ID, c, from, from.Add(time.Hour)).ID)
+	}
+	return ids
 }
 
 // grantWatch records when each grant first shows in the box's store.
@@ -342,18 +350,8 @@ const drainBacklog = 3000
 func BenchmarkWebhookAcceptedWhileDraining(b *testing.B) {
 	rg := startFleetRig(b, rigOptions{quiet: true})
 	rg.f.SetWebhookURL("") // the fake logs each delivery and sends none: this benchmark sends them
-	base := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 	n := drainBacklog + b.N
-	for i := range n {
-		k := rigKeys[i%len(rigKeys)]
-		c := rg.ada
-		if i%2 == 1 {
-			c = rg.bob
-		}
-		// Windows one after another per key, as real bookings are.
-		from := base.Add(time.Duration(i/len(rigKeys)) * 2 * time.Hour)
-		rg.assign(b, k.ID, c, from, from.Add(time.Hour))
-	}
+	rg.assignBurst(b, n)
 	var deliveries []signedDelivery
 	for _, d := range rg.f.Deliveries() {
 		if d.Event == fleetio.EventAssignmentCreated {
