@@ -38,19 +38,20 @@ const (
 // after the keypad scanner, the reader and the key sensors started, the
 // moment systemd is sent READY=1). The stop (SIGTERM, every slot relocked)
 // is outside the timing. Reported: ms/start (mean), p50-ms, max-ms.
-func BenchmarkColdStart100k(b *testing.B) {
-	bin := filepath.Join(b.TempDir(), "smartboxd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("building smartboxd: %v\n%s", err, out)
-	}
+func BenchmarkColdStart100k(b *testing.B) { benchColdStart(b, true) }
+
+// BenchmarkColdStartEmpty is BenchmarkColdStart100k's reference: the same
+// starts on an empty store (no keys, no grants), so that the difference is
+// what 100,000 grants cost a start.
+func BenchmarkColdStartEmpty(b *testing.B) { benchColdStart(b, false) }
+
+func benchColdStart(b *testing.B, seeded bool) {
+	bin := buildSmartboxd(b)
 	dir := b.TempDir()
-	seedColdStart(b, dir)
-	sockDir, err := os.MkdirTemp("", "sbcold")
-	if err != nil {
-		b.Fatal(err)
+	if seeded {
+		seedColdStart(b, dir)
 	}
-	b.Cleanup(func() { _ = os.RemoveAll(sockDir) })
-	sock := filepath.Join(sockDir, "s.sock")
+	sock := benchSocket(b)
 
 	var took []time.Duration
 	b.ResetTimer()
@@ -67,6 +68,28 @@ func BenchmarkColdStart100k(b *testing.B) {
 	b.ReportMetric(ms(sum)/float64(len(took)), "ms/start")
 	b.ReportMetric(ms(took[len(took)/2]), "p50-ms")
 	b.ReportMetric(ms(took[len(took)-1]), "max-ms")
+}
+
+// buildSmartboxd builds this package's command into a temporary directory.
+func buildSmartboxd(b *testing.B) string {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "smartboxd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("building smartboxd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// benchSocket is a box socket's path in a short temporary directory: a unix
+// socket's path is limited to 108 bytes, which b.TempDir() can pass.
+func benchSocket(b *testing.B) string {
+	b.Helper()
+	sockDir, err := os.MkdirTemp("", "sbcold")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.RemoveAll(sockDir) })
+	return filepath.Join(sockDir, "s.sock")
 }
 
 // seedColdStart makes demo-box's store in dir: 12 keys and coldStartGrants
@@ -99,18 +122,48 @@ func seedColdStart(b *testing.B, dir string) {
 }
 
 // coldStart runs one start of bin and returns the time to ready; it stops
-// the process (untimed) before returning. No polling: the "ready:" line is
-// read from the process's stderr as it is written, then one status request
-// is made (the socket is bound before ready, so a request made then waits
-// for the answer rather than fail).
+// the process (untimed) before returning.
 func coldStart(b *testing.B, bin, dir, sock string) time.Duration {
+	b.Helper()
+	p, took := startReady(b, bin, dir, sock)
+	b.StopTimer()
+	defer b.StartTimer()
+	if err := p.stop(); err != nil {
+		b.Fatalf("smartboxd's stop: %v\n%s", err, p.log.String())
+	}
+	return took
+}
+
+// boxProcess is a smartboxd process started by startReady.
+type boxProcess struct {
+	cmd  *exec.Cmd
+	log  *syncbuf.Buffer
+	read chan struct{} // closed when its stderr closes: the process is gone
+}
+
+// stop sends SIGTERM (every slot relocks) and waits for the exit, killing
+// the process if it is not gone within coldStartWait.
+func (p *boxProcess) stop() error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.AfterFunc(coldStartWait, func() { _ = p.cmd.Process.Kill() })
+	defer t.Stop()
+	<-p.read
+	return p.cmd.Wait()
+}
+
+// startReady starts bin on the sim profile with dir as its data and
+// returns once it is ready, with the time from exec to ready. No polling:
+// the "ready:" line is read from the process's stderr as it is written,
+// then one status request is made (the socket is bound before ready, so a
+// request made then waits for the answer rather than fail).
+func startReady(b *testing.B, bin, dir, sock string) (*boxProcess, time.Duration) {
 	b.Helper()
 	cmd := exec.Command(bin, "--config", "smartboxd.sim.toml", "--data", dir, "--socket", sock, "--sim-keys", "all")
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		b.Fatal(err)
 	}
-	var log syncbuf.Buffer
+	p := &boxProcess{cmd: cmd, log: &syncbuf.Buffer{}, read: make(chan struct{})}
 	ready := make(chan struct{})
 	c := boxsocket.Dial(sock)
 	defer c.Close()
@@ -118,47 +171,34 @@ func coldStart(b *testing.B, bin, dir, sock string) time.Duration {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	read := make(chan struct{})
 	go func() {
-		defer close(read)
+		defer close(p.read)
 		sc := bufio.NewScanner(pipe)
 		seen := false
 		for sc.Scan() {
 			line := sc.Text()
-			fmt.Fprintln(&log, line)
+			fmt.Fprintln(p.log, line)
 			if !seen && strings.Contains(line, "msg=\"ready:") {
 				seen = true
 				close(ready)
 			}
 		}
 	}()
-	stop := func() error {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		t := time.AfterFunc(coldStartWait, func() { _ = cmd.Process.Kill() })
-		defer t.Stop()
-		<-read // stderr closed: the process is gone
-		return cmd.Wait()
-	}
 	select {
 	case <-ready:
-	case <-read:
-		b.Fatalf("smartboxd exited before it was ready: %v\n%s", cmd.Wait(), log.String())
+	case <-p.read:
+		b.Fatalf("smartboxd exited before it was ready: %v\n%s", cmd.Wait(), p.log.String())
 	case <-time.After(coldStartWait):
-		_ = stop()
-		b.Fatalf("smartboxd not ready within %s; stderr:\n%s", coldStartWait, log.String())
+		_ = p.stop()
+		b.Fatalf("smartboxd not ready within %s; stderr:\n%s", coldStartWait, p.log.String())
 	}
 	ctx, cancel := context.WithTimeout(b.Context(), coldStartWait)
 	_, err = c.Status(ctx)
 	cancel()
 	took := time.Since(start)
 	if err != nil {
-		_ = stop()
-		b.Fatalf("smartboxd ready but its socket does not answer: %v\n%s", err, log.String())
+		_ = p.stop()
+		b.Fatalf("smartboxd ready but its socket does not answer: %v\n%s", err, p.log.String())
 	}
-	b.StopTimer()
-	defer b.StartTimer()
-	if err := stop(); err != nil {
-		b.Fatalf("smartboxd's stop: %v\n%s", err, log.String())
-	}
-	return took
+	return p, took
 }

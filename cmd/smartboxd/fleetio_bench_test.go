@@ -1,17 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
-	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"testing"
@@ -45,12 +47,13 @@ const benchSingles = 20
 // earlier ones in the bridge's queue, which is what p99 and max show.
 //
 // It runs twice: against a fake Fleetio that answers at once (latency=0: the
-// bridge's own cost) and one that takes 50 ms per request (latency=50ms: a
-// real Fleetio's round trip, where the bridge's concurrency matters).
+// bridge's own cost) and one that takes 100 ms per request (latency=100ms: a
+// real Fleetio's round trip, about 100-300 ms, where the bridge's
+// concurrency matters).
 //
 //	go test -run '^$' -bench WebhookToGrantAtBox -benchtime 1x -timeout 30m ./cmd/smartboxd
 func BenchmarkWebhookToGrantAtBox(b *testing.B) {
-	for _, lat := range []time.Duration{0, 50 * time.Millisecond} {
+	for _, lat := range []time.Duration{0, 100 * time.Millisecond} {
 		b.Run("latency="+lat.String(), func(b *testing.B) { benchWebhookToGrantAtBox(b, lat) })
 	}
 }
@@ -81,19 +84,7 @@ func benchWebhookToGrantAtBox(b *testing.B, latency time.Duration) {
 		slices.Sort(single)
 
 		start := time.Now()
-		ids := make([]int64, 0, benchAssignments)
-		base := time.Now().Add(time.Hour).Truncate(time.Millisecond)
-		for i := range benchAssignments {
-			k := rigKeys[i%len(rigKeys)]
-			c := rg.ada
-			if i%2 == 1 {
-				c = rg.bob
-			}
-			// Windows one after another per key, as real bookings are.
-			from := base.Add(time.Duration(i/len(rigKeys)) * 2 * time.Hour)
-			a := rg.assign(b, k.ID, c, from, from.Add(time.Hour))
-			ids = append(ids, a.ID)
-		}
+		ids := rg.assignBurst(b, benchAssignments)
 		created := time.Since(start)
 
 		want := make([]string, len(ids))
@@ -138,6 +129,26 @@ func benchWebhookToGrantAtBox(b *testing.B, latency time.Duration) {
 			"(its own PATCH echoes included); stats %+v", len(ids), created, total, accepted, st)
 		b.ReportMetric(0, "ns/op") // the figures above say it; one op is a whole burst
 	}
+}
+
+// assignBurst creates n assignments in the fake as fast as it takes them,
+// over the rig's keys in turn, Ada and Bob alternating, and returns their
+// ids. Each key's windows (an hour each, from an hour from now) come one
+// after another, 2 hours apart, as real bookings do.
+func (rg *fleetRig) assignBurst(t testing.TB, n int) []int64 {
+	t.Helper()
+	ids := make([]int64, 0, n)
+	base := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	for i := range n {
+		k := rigKeys[i%len(rigKeys)]
+		c := rg.ada
+		if i%2 == 1 {
+			c = rg.bob
+		}
+		from := base.Add(time.Duration(i/len(rigKeys)) * 2 * time.Hour)
+		ids = append(ids, rg.assign(t, k.ID, c, from, from.Add(time.Hour)).ID)
+	}
+	return ids
 }
 
 // grantWatch records when each grant first shows in the box's store.
@@ -237,32 +248,72 @@ func BenchmarkWebhookAcceptedHTTP(b *testing.B) {
 	require.NoError(b, err)
 	srv := httptest.NewServer(br.Webhook())
 	b.Cleanup(srv.Close)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 
-	const senders = 4
+	deliveries := make([]signedDelivery, b.N)
+	for i := range deliveries {
+		id := i + 1
+		payload := fmt.Sprintf(`{"id":%d,"vehicle_id":1,"contact_id":1,"started_at":"2026-11-03T10:00:00.000-05:00","ended_at":null,"custom_fields":{}}`, id)
+		body := []byte(fmt.Sprintf(`{"id":%d,"event":%q,"timestamp":"2026-11-03T10:00:00.000-05:00","triggered_by":null,"payload":%s}`,
+			id, fleetio.EventAssignmentCreated, payload))
+		deliveries[i] = signedDelivery{body: body, sig: fleetiotest.Sign(fleetSecret, body)}
+	}
+	b.ResetTimer()
+	elapsed := postWebhooks(b, srv.URL+bookings.WebhookPath, deliveries)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "webhooks-accepted/s")
+	require.Equal(b, b.N, st.QueueDepth(), "every delivery stored")
+}
+
+// webhookSenders is how many deliveries the intake benchmarks POST at once:
+// Fleetio sends one at a time per webhook, a few webhooks (accounts, or
+// retries beside new deliveries) at once.
+const webhookSenders = 4
+
+// signedDelivery is one webhook body and its signature header.
+type signedDelivery struct {
+	body []byte
+	sig  string
+}
+
+// senderClient is sender i's HTTP client, dialling from its own loopback
+// address (127.0.0.2, .3, ...: Linux answers for all of 127/8): the bridge
+// lets one client address read only a couple of bodies at once
+// (bookings.DefaultMaxBodiesPerAddress), and Fleetio's deliveries come
+// from several servers, not four connections of one.
+func senderClient(i int) *http.Client {
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}
+	d := &net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 2}}
+}
+
+// postWebhooks POSTs every delivery to url, webhookSenders at a time, and
+// returns how long it took; any answer but 200 fails b.
+func postWebhooks(b *testing.B, url string, deliveries []signedDelivery) time.Duration {
+	b.Helper()
 	var next atomic.Int64
 	var wg gosync.WaitGroup
-	errs := make(chan error, senders)
-	b.ResetTimer()
+	errs := make(chan error, webhookSenders)
+	clients := make([]*http.Client, webhookSenders)
+	for i := range clients {
+		clients[i] = senderClient(i)
+	}
 	start := time.Now()
-	for range senders {
+	for _, client := range clients {
 		wg.Go(func() {
 			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
+				i := next.Add(1) - 1
+				if i >= int64(len(deliveries)) {
 					return
 				}
-				payload := fmt.Sprintf(`{"id":%d,"vehicle_id":1,"contact_id":1,"started_at":"2026-11-03T10:00:00.000-05:00","ended_at":null,"custom_fields":{}}`, i)
-				body := []byte(fmt.Sprintf(`{"id":%d,"event":%q,"timestamp":"2026-11-03T10:00:00.000-05:00","triggered_by":null,"payload":%s}`,
-					i, fleetio.EventAssignmentCreated, payload))
-				req, _ := http.NewRequest(http.MethodPost, srv.URL+bookings.WebhookPath, strings.NewReader(string(body)))
+				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(deliveries[i].body))
 				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set(fleetio.SignatureHeader, fleetiotest.Sign(fleetSecret, body))
+				req.Header.Set(fleetio.SignatureHeader, deliveries[i].sig)
 				resp, err := client.Do(req)
 				if err != nil {
 					errs <- err
 					return
 				}
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
 					errs <- fmt.Errorf("delivery %d: status %d", i, resp.StatusCode)
@@ -273,11 +324,54 @@ func BenchmarkWebhookAcceptedHTTP(b *testing.B) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	b.StopTimer()
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
 	}
+	return elapsed
+}
+
+// drainBacklog is how many deliveries BenchmarkWebhookAcceptedWhileDraining
+// queues at the bridge before it measures: enough that the worker (each
+// one a Fleetio read-back, a grant put in the cloud, the custom fields
+// written back, an email) is still at them when the b.N measured ones are
+// all in.
+const drainBacklog = 3000
+
+// BenchmarkWebhookAcceptedWhileDraining is BenchmarkWebhookAcceptedHTTP's
+// intake with the bridge busy: the whole bridge service of the rig, its
+// worker draining a backlog of drainBacklog created-assignment deliveries
+// (each a real booking: the grant goes to the box over the broker) while 4
+// senders POST b.N more. The deliveries are the fake Fleetio's own bytes
+// (its webhook URL unset, it only logs them): real assignments, signed as
+// Fleetio signs. Fails if the backlog ran dry before the last accept.
+//
+//	go test -run '^$' -bench WebhookAcceptedWhileDraining -benchtime 2000x -timeout 30m ./cmd/smartboxd
+func BenchmarkWebhookAcceptedWhileDraining(b *testing.B) {
+	rg := startFleetRig(b, rigOptions{quiet: true})
+	rg.f.SetWebhookURL("") // the fake logs each delivery and sends none: this benchmark sends them
+	n := drainBacklog + b.N
+	rg.assignBurst(b, n)
+	var deliveries []signedDelivery
+	for _, d := range rg.f.Deliveries() {
+		if d.Event == fleetio.EventAssignmentCreated {
+			deliveries = append(deliveries, signedDelivery{body: d.Body, sig: d.Signature})
+		}
+	}
+	require.Len(b, deliveries, n, "one created delivery per assignment")
+	url := rg.svc.WebhookURL()
+	postWebhooks(b, url, deliveries[:drainBacklog])
+	backlog := rg.store.QueueDepth()
+	require.Positive(b, backlog, "a backlog to drain")
+	pushed := rg.b.Stats().GrantsPushed
+
+	b.ResetTimer()
+	elapsed := postWebhooks(b, url, deliveries[drainBacklog:])
+	b.StopTimer()
+	left := rg.store.QueueDepth()
+	drained := rg.b.Stats().GrantsPushed - pushed
+	require.Greater(b, left, 0, "the backlog ran dry before the last accept: raise drainBacklog")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "webhooks-accepted/s")
-	require.Equal(b, b.N, st.QueueDepth(), "every delivery stored")
+	b.ReportMetric(float64(drained)/elapsed.Seconds(), "grants-pushed/s")
+	b.Logf("backlog %d queued; %d accepted in %s while %d grants were pushed; %d deliveries left", backlog, b.N, elapsed, drained, left)
 }
