@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"strings"
 	"time"
@@ -31,16 +32,25 @@ func main() {
 	rawPath := flag.String("raw", "", "also write the whole go test -json stream here")
 	allowMissing := flag.Bool("allow-missing", false, "a benchmark or package that does not exist is a 'missing' row, not an error (for testing this program only)")
 	goCmd := flag.String("go", "go", "the go command")
+	skip := flag.String("skip", "", "do not run the packages this regexp matches (their rows print as missing and the run fails: a partial table, said so)")
 	flag.Parse()
+	skipRe, err := regexp.Compile(*skip)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchtable: --skip:", err)
+		os.Exit(2)
+	}
+	if *skip == "" {
+		skipRe = nil
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *goCmd, *benchtime, *out, *rawPath, *allowMissing); err != nil {
+	if err := run(ctx, *goCmd, *benchtime, *out, *rawPath, *allowMissing, skipRe); err != nil {
 		fmt.Fprintln(os.Stderr, "benchtable:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, goCmd, benchtime, outPath, rawPath string, allowMissing bool) error {
+func run(ctx context.Context, goCmd, benchtime, outPath, rawPath string, allowMissing bool, skip *regexp.Regexp) error {
 	mod, err := exec.CommandContext(ctx, goCmd, "list", "-m").Output()
 	if err != nil {
 		return fmt.Errorf("go list -m (run me from the module's root): %w", err)
@@ -64,6 +74,11 @@ func run(ctx context.Context, goCmd, benchtime, outPath, rawPath string, allowMi
 			fmt.Fprintf(os.Stderr, "benchtable: %s does not exist, its rows are missing\n", r.Pkg)
 			continue
 		}
+		if skip != nil && skip.MatchString(r.Pkg) {
+			fmt.Fprintf(os.Stderr, "benchtable: %s skipped (--skip), its rows are missing\n", r.Pkg)
+			errs = append(errs, fmt.Errorf("%s not run (--skip): the table is partial", r.Pkg))
+			continue
+		}
 		t0 := time.Now()
 		fmt.Fprintf(os.Stderr, "benchtable: %s -bench '%s' -benchtime %s ...", r.Pkg, r.Pattern(), r.Benchtime)
 		res, err := table.Exec(ctx, goCmd, r, procs, runTimeout, raw)
@@ -75,7 +90,7 @@ func run(ctx context.Context, goCmd, benchtime, outPath, rawPath string, allowMi
 			results[k] = v
 		}
 	}
-	lines, err := table.Build(table.Rows, module, results, allowMissing)
+	lines, err := table.Build(table.Rows, module, results, allowMissing || skip != nil)
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -47,6 +47,26 @@ func Parse(r io.Reader, procs int) (map[string]*Result, error) {
 	if procs > 1 {
 		suffix = "-" + strconv.Itoa(procs)
 	}
+	readLine := func(pkg, test, line string) {
+		trimmed := strings.TrimSpace(line)
+		if name, ok := strings.CutPrefix(trimmed, "--- FAIL: "); ok && strings.HasPrefix(name, "Benchmark") {
+			get(pkg, strings.Fields(name)[0]).Failed = true
+		} else if name, ok := strings.CutPrefix(trimmed, "--- SKIP: "); ok && strings.HasPrefix(name, "Benchmark") {
+			get(pkg, strings.Fields(name)[0]).Failed = true
+		}
+		if strings.HasPrefix(test, "Benchmark") && !strings.HasPrefix(line, "Benchmark") && trimmed != "" {
+			res := get(pkg, test)
+			res.Why += trimmed + "\n"
+		}
+		if name, n, metrics, ok := parseLine(line, suffix); ok {
+			res := get(pkg, name)
+			res.N = n
+			for u, v := range metrics {
+				res.Metrics[u] = v
+			}
+		}
+	}
+	partial := map[string]string{} // package+test -> the line so far
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxEventLine)
 	for sc.Scan() {
@@ -63,24 +83,22 @@ func Parse(r io.Reader, procs int) (map[string]*Result, error) {
 			res := get(ev.Package, ev.Test)
 			res.Failed, res.Why = true, res.Why+"skipped\n"
 		case ev.Action == "output":
-			line := strings.TrimRight(ev.Output, "\n")
-			trimmed := strings.TrimSpace(line)
-			if name, ok := strings.CutPrefix(trimmed, "--- FAIL: "); ok && strings.HasPrefix(name, "Benchmark") {
-				get(ev.Package, strings.Fields(name)[0]).Failed = true
-			} else if name, ok := strings.CutPrefix(trimmed, "--- SKIP: "); ok && strings.HasPrefix(name, "Benchmark") {
-				get(ev.Package, strings.Fields(name)[0]).Failed = true
+			// test2json may hand a line over in pieces (a benchmark's
+			// name is printed before it runs, its figures after), so
+			// lines are joined per test before they are read.
+			k := ev.Package + " " + ev.Test
+			text := partial[k] + ev.Output
+			lines := strings.Split(text, "\n")
+			partial[k] = lines[len(lines)-1]
+			for _, line := range lines[:len(lines)-1] {
+				readLine(ev.Package, ev.Test, line)
 			}
-			if strings.HasPrefix(ev.Test, "Benchmark") && !strings.HasPrefix(line, "Benchmark") && trimmed != "" {
-				res := get(ev.Package, ev.Test)
-				res.Why += trimmed + "\n"
-			}
-			if name, n, metrics, ok := parseLine(line, suffix); ok {
-				res := get(ev.Package, name)
-				res.N = n
-				for u, v := range metrics {
-					res.Metrics[u] = v
-				}
-			}
+		}
+	}
+	for k, rest := range partial {
+		if rest != "" {
+			pkg, test, _ := strings.Cut(k, " ")
+			readLine(pkg, test, rest)
 		}
 	}
 	if err := sc.Err(); err != nil {

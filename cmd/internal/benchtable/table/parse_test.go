@@ -44,3 +44,17 @@ func TestParseAndBuild(t *testing.T) {
 	_, err = Build(failed, mod, res, true)
 	require.ErrorContains(t, err, "broker gone", "a failed benchmark is an error even with allowMissing")
 }
+
+// test2json may split a result line over two output events (the name is
+// printed before the benchmark runs, its figures after).
+func TestParseJoinsSplitLines(t *testing.T) {
+	split := `{"Action":"output","Package":"example.com/m/a","Test":"BenchmarkX","Output":"BenchmarkX-2   \t"}
+{"Action":"output","Package":"example.com/m/a","Test":"BenchmarkY","Output":"BenchmarkY-2 \t"}
+{"Action":"output","Package":"example.com/m/a","Test":"BenchmarkX","Output":"   100\t  1200 ns/op\n"}
+{"Action":"output","Package":"example.com/m/a","Test":"BenchmarkY","Output":" 7\t  5 ns/op"}
+`
+	res, err := Parse(strings.NewReader(split), 2)
+	require.NoError(t, err)
+	require.Equal(t, 1200.0, res["example.com/m/a BenchmarkX"].Metrics["ns/op"])
+	require.Equal(t, 5.0, res["example.com/m/a BenchmarkY"].Metrics["ns/op"])
+}

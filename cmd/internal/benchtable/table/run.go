@@ -19,19 +19,22 @@ func Exec(ctx context.Context, goCmd string, r Run, procs int, timeout time.Dura
 	args := []string{"test", "-run", "^$", "-bench", r.Pattern(), "-benchmem", "-json",
 		"-benchtime", r.Benchtime, "-cpu", strconv.Itoa(procs), "-timeout", timeout.String(), r.Pkg}
 	cmd := exec.CommandContext(ctx, goCmd, args...)
-	var out bytes.Buffer
-	var sink io.Writer = &out
+	// The -json stream (stdout) apart from stderr: a benchmark's own
+	// stderr writes are not converted by test2json, and one landing in the
+	// middle of a JSON line lost that line's result.
+	var out, stderr bytes.Buffer
+	var sink, esink io.Writer = &out, &stderr
 	if raw != nil {
-		sink = io.MultiWriter(&out, raw)
+		sink, esink = io.MultiWriter(&out, raw), io.MultiWriter(&stderr, raw)
 	}
-	cmd.Stdout, cmd.Stderr = sink, sink
+	cmd.Stdout, cmd.Stderr = sink, esink
 	runErr := cmd.Run()
 	res, err := Parse(bytes.NewReader(out.Bytes()), procs)
 	if err != nil {
 		return nil, err
 	}
 	if runErr != nil {
-		return res, fmt.Errorf("go %v: %w\n%s", args, runErr, tail(out.Bytes()))
+		return res, fmt.Errorf("go %v: %w\n%s%s", args, runErr, tail(out.Bytes()), tail(stderr.Bytes()))
 	}
 	return res, nil
 }
