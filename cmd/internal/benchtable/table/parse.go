@@ -50,12 +50,12 @@ func Parse(r io.Reader, procs int) (map[string]*Result, error) {
 	readLine := func(pkg, test, line string) {
 		trimmed := strings.TrimSpace(line)
 		if name, ok := strings.CutPrefix(trimmed, "--- FAIL: "); ok && strings.HasPrefix(name, "Benchmark") {
-			get(pkg, strings.Fields(name)[0]).Failed = true
+			get(pkg, strings.TrimSuffix(strings.Fields(name)[0], suffix)).Failed = true
 		} else if name, ok := strings.CutPrefix(trimmed, "--- SKIP: "); ok && strings.HasPrefix(name, "Benchmark") {
-			get(pkg, strings.Fields(name)[0]).Failed = true
+			get(pkg, strings.TrimSuffix(strings.Fields(name)[0], suffix)).Failed = true
 		}
 		if strings.HasPrefix(test, "Benchmark") && !strings.HasPrefix(line, "Benchmark") && trimmed != "" {
-			res := get(pkg, test)
+			res := get(pkg, strings.TrimSuffix(test, suffix))
 			res.Why += trimmed + "\n"
 		}
 		if name, n, metrics, ok := parseLine(line, suffix); ok {
@@ -78,9 +78,10 @@ func Parse(r io.Reader, procs int) (map[string]*Result, error) {
 		}
 		switch {
 		case ev.Action == "fail" && strings.HasPrefix(ev.Test, "Benchmark"):
-			get(ev.Package, ev.Test).Failed = true
+			// go names a failed benchmark with its -procs suffix.
+			get(ev.Package, strings.TrimSuffix(ev.Test, suffix)).Failed = true
 		case ev.Action == "skip" && strings.HasPrefix(ev.Test, "Benchmark"):
-			res := get(ev.Package, ev.Test)
+			res := get(ev.Package, strings.TrimSuffix(ev.Test, suffix))
 			res.Failed, res.Why = true, res.Why+"skipped\n"
 		case ev.Action == "output":
 			// test2json may hand a line over in pieces (a benchmark's

@@ -58,3 +58,17 @@ func TestParseJoinsSplitLines(t *testing.T) {
 	require.Equal(t, 1200.0, res["example.com/m/a BenchmarkX"].Metrics["ns/op"])
 	require.Equal(t, 5.0, res["example.com/m/a BenchmarkY"].Metrics["ns/op"])
 }
+
+// A failed benchmark's fail event and --- FAIL line carry the -procs suffix;
+// the failure and its log land on the benchmark all the same.
+func TestParseFailWithProcsSuffix(t *testing.T) {
+	failed := `{"Action":"output","Package":"example.com/m/a","Test":"BenchmarkX","Output":"    x_test.go:9: slot 1 not released\n"}
+{"Action":"output","Package":"example.com/m/a","Test":"BenchmarkX-2","Output":"--- FAIL: BenchmarkX-2\n"}
+{"Action":"fail","Package":"example.com/m/a","Test":"BenchmarkX-2"}
+`
+	res, err := Parse(strings.NewReader(failed), 2)
+	require.NoError(t, err)
+	require.True(t, res["example.com/m/a BenchmarkX"].Failed)
+	require.Contains(t, res["example.com/m/a BenchmarkX"].Why, "slot 1 not released")
+	require.NotContains(t, res, "example.com/m/a BenchmarkX-2")
+}
