@@ -33,6 +33,13 @@ const (
 	// inbox drops (paho handlers must not block) and the worker asks for
 	// the records again, which repairs what was dropped.
 	inboxLen = 256
+	// resyncAfter: a sync request with no records answer (the cloud's
+	// inbound queue full in a reconnect storm drops it, or the answer
+	// came before the subscription) is asked again after this. A real
+	// box's safety net is its 15-minute periodic sync (sync/link); a
+	// load box asks sooner, so a storm's figure is the bridge's pace,
+	// not a lost message's.
+	resyncAfter = 10 * time.Second
 )
 
 // Config is one lightweight box.
@@ -67,6 +74,7 @@ type Box struct {
 	changed   chan struct{} // closed and replaced at every change
 	refused   int
 	connects  int
+	asked     time.Time // when the sync request still unanswered was sent (zero: none)
 }
 
 // New makes a box; Start connects it.
@@ -148,7 +156,11 @@ func (b *Box) work(ctx context.Context) {
 			if b.inflight != 0 && time.Since(b.sentAt) >= b.cfg.AckTimeout {
 				b.inflight = 0
 			}
+			unanswered := b.connected && !b.asked.IsZero() && time.Since(b.asked) >= resyncAfter
 			b.mu.Unlock()
+			if unanswered {
+				b.requestSync("no_answer")
+			}
 			b.drain()
 		}
 	}
@@ -195,6 +207,7 @@ func (b *Box) onRecords(payload []byte) {
 	}
 	b.mu.Lock()
 	rev := b.rec.rev
+	b.asked = time.Time{} // answered (a probe answer too)
 	b.mu.Unlock()
 	if rb.To <= rev {
 		return // a duplicate, a late copy, a probe answer
@@ -338,6 +351,7 @@ func (b *Box) refuse(what string, err error) {
 func (b *Box) requestSync(reason string) {
 	b.mu.Lock()
 	have := b.rec.rev
+	b.asked = time.Now()
 	b.mu.Unlock()
 	msg, _ := json.Marshal(wire.SyncRequest{V: wire.Version, Box: b.cfg.ID, Have: have, Reason: reason})
 	b.publish(wire.LeafSyncRequest, false, msg)
