@@ -1,0 +1,2 @@
+-- +goose Up
+INSERT INTO demo_rows (id, note) VALUES (1, 'applied once');
