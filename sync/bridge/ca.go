@@ -167,17 +167,26 @@ func newCA() (*certAuthority, error) {
 // write stores the key, then the certificate, each durably; a crash in
 // between is what the ca.making marker around it is for.
 func (ca *certAuthority) write(keyPath, certPath string) error {
-	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	keyPEM, err := ca.keyPEM()
 	if err != nil {
-		return fmt.Errorf("encode CA key: %w", err)
+		return err
 	}
-	if err := writeSecret(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+	if err := writeSecret(keyPath, keyPEM); err != nil {
 		return fmt.Errorf("write CA key %s: %w", keyPath, err)
 	}
 	if err := writeSecret(certPath, ca.certPEM); err != nil {
 		return fmt.Errorf("write CA certificate %s: %w", certPath, err)
 	}
 	return nil
+}
+
+// keyPEM is the CA's private key, PKCS#8 PEM.
+func (ca *certAuthority) keyPEM() ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("encode CA key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
 func parseCA(keyPEM, certPEM []byte) (*certAuthority, error) {

@@ -50,18 +50,28 @@ func loadOrCreateSigningKey(path string) (s wire.Signer, created bool, err error
 	case !errors.Is(err, fs.ErrNotExist):
 		return wire.Signer{}, false, fmt.Errorf("signing key: %w", err)
 	}
+	pemKey, s, err := newSigningKey()
+	if err != nil {
+		return wire.Signer{}, false, err
+	}
+	if err := writeSecret(path, pemKey); err != nil {
+		return wire.Signer{}, false, fmt.Errorf("write signing key: %w", err)
+	}
+	return s, true, nil
+}
+
+// newSigningKey makes an Ed25519 signing key: its PKCS#8 PEM and the signer.
+func newSigningKey() ([]byte, wire.Signer, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return wire.Signer{}, false, fmt.Errorf("make signing key: %w", err)
+		return nil, wire.Signer{}, fmt.Errorf("make signing key: %w", err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return wire.Signer{}, false, fmt.Errorf("encode signing key: %w", err)
+		return nil, wire.Signer{}, fmt.Errorf("encode signing key: %w", err)
 	}
-	if err := writeSecret(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
-		return wire.Signer{}, false, fmt.Errorf("write signing key: %w", err)
-	}
-	return wire.Signer{KeyID: keyID(priv.Public().(ed25519.PublicKey)), Key: priv}, true, nil
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+		wire.Signer{KeyID: keyID(priv.Public().(ed25519.PublicKey)), Key: priv}, nil
 }
 
 // ParseSigningKey reads a signing key file's PEM (PKCS#8 Ed25519).
@@ -110,15 +120,23 @@ func loadOrCreateToken(path string) (string, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return "", err // secretfile's errors name the file (and the chmod)
 	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", fmt.Errorf("make secret: %w", err)
+	tok, err := newToken()
+	if err != nil {
+		return "", err
 	}
-	tok := hex.EncodeToString(raw)
 	if err := writeSecret(path, []byte(tok+"\n")); err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	return tok, nil
+}
+
+// newToken makes a bearer token: 32 random bytes, hex.
+func newToken() (string, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("make secret: %w", err)
+	}
+	return hex.EncodeToString(raw), nil
 }
 
 // writeSecret writes b to path with mode 0600, durably: a temporary file,
