@@ -112,4 +112,3 @@ func (a *pgAccounts) swapCert(id string, decide func(old []byte) ([]byte, error)
 		return err
 	})
 }
-
