@@ -252,14 +252,18 @@ func (p *pgTx) putConnection(doc []byte) error {
 	return p.exec(`UPDATE bookings_settings SET connection = $1`, doc)
 }
 
-func (p *pgTx) deleteConnection() error { return p.exec(`UPDATE bookings_settings SET connection = NULL`) }
+func (p *pgTx) deleteConnection() error {
+	return p.exec(`UPDATE bookings_settings SET connection = NULL`)
+}
 
 func (p *pgTx) codeMode() (string, error) {
 	m, _, err := pgOne[string](p, `SELECT code_mode FROM bookings_settings`)
 	return m, err
 }
 
-func (p *pgTx) putCodeMode(m string) error { return p.exec(`UPDATE bookings_settings SET code_mode = $1`, m) }
+func (p *pgTx) putCodeMode(m string) error {
+	return p.exec(`UPDATE bookings_settings SET code_mode = $1`, m)
+}
 
 // pgDue is a delivery's due column: NULL when it is due at once.
 func pgDue(d Delivery) *time.Time {

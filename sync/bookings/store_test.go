@@ -167,3 +167,32 @@ func TestStoreBookingsAndTokens(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok)
 }
+
+// TestStoreKeepsNUL: a NUL in a string of a record (a box event's detail, a
+// name or an error text from Fleetio) is stored and read back as it was,
+// on either engine: a store that refused it would stall what comes behind.
+func TestStoreKeepsNUL(t *testing.T) {
+	s, _ := openTestStore(t)
+	require.NoError(t, s.SetSettings(Settings{APIKey: "k", AccountToken: "t", WebhookSecret: "s"}))
+	b := Booking{AssignmentID: 9, VehicleID: 7, ContactName: "Ada\x00Lovelace", State: BookingActive}
+	require.NoError(t, s.PutBooking(b, ""))
+	got, ok, err := s.Booking(9)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, b.ContactName, got.ContactName)
+
+	d := Delivery{ID: 3, Event: "e", Body: []byte("{\x00}"), ReceivedAt: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+	_, err = s.AddDelivery(d)
+	require.NoError(t, err)
+	d.State, d.LastError = DeliveryFailed, "fleetio said \x00"
+	require.NoError(t, s.UpdateDelivery(d))
+	gd, err := s.Delivery(3)
+	require.NoError(t, err)
+	require.Equal(t, d, gd)
+
+	ev := BookingEvent{AssignmentID: 9, BoxID: "box-a", Seq: 1, Type: "code_refused", Detail: "bad\x00bytes"}
+	require.NoError(t, s.watchUpdate(func(w *watchTx) error { return w.attach(ev) }))
+	evs, err := s.bookingEvents(9)
+	require.NoError(t, err)
+	require.Equal(t, []BookingEvent{ev}, evs)
+}
