@@ -3,8 +3,10 @@ package bookings
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -72,7 +74,14 @@ func OpenStore(path string) (*Store, error) {
 	return s, nil
 }
 
-type boltEngine struct{ db *bolt.DB }
+type boltEngine struct {
+	db *bolt.DB
+
+	// claims are the deliveries claimed (ClaimDue) and until when: a
+	// bbolt file is one process's, so they live in memory.
+	mu     sync.Mutex
+	claims map[int64]time.Time
+}
 
 // openBolt opens the file at path, makes its buckets and its seal key if
 // missing, and returns the seal key.
@@ -114,21 +123,67 @@ func openBolt(path string) (*boltEngine, []byte, error) {
 		db.Close()
 		return nil, nil, fmt.Errorf("bridge store %s: init: %w", path, err)
 	}
-	return &boltEngine{db: db}, sealKey, nil
+	return &boltEngine{db: db, claims: map[int64]time.Time{}}, sealKey, nil
 }
 
 func (e *boltEngine) view(fn func(storeTx) error) error {
-	return e.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	return e.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx: tx}) })
 }
 
-// update is bbolt's Update: one writer at a time, fn run once.
+// update is bbolt's Update: one writer at a time, fn run once. The claims
+// of the deliveries it wrote end once it has committed.
 func (e *boltEngine) update(fn func(storeTx) error) error {
-	return e.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	var written []int64
+	err := e.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx: tx, written: &written}) })
+	if err == nil && len(written) > 0 {
+		e.mu.Lock()
+		for _, id := range written {
+			delete(e.claims, id)
+		}
+		e.mu.Unlock()
+	}
+	return err
+}
+
+func (e *boltEngine) claimDue(owner string, now, until time.Time, max int) ([][]byte, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var docs [][]byte
+	var ids []int64
+	err := e.db.View(func(tx *bolt.Tx) error {
+		return boltTx{tx: tx}.queued(func(raw []byte) error {
+			if len(docs) == max {
+				return nil
+			}
+			var d struct {
+				ID          int64     `json:"id"`
+				NextAttempt time.Time `json:"next_attempt"`
+			}
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return fmt.Errorf("decode queued delivery: %w", err)
+			}
+			if held, ok := e.claims[d.ID]; d.NextAttempt.After(now) || (ok && held.After(now)) {
+				return nil
+			}
+			docs, ids = append(docs, bytes.Clone(raw)), append(ids, d.ID)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		e.claims[id] = until
+	}
+	return docs, nil
 }
 
 func (e *boltEngine) close() error { return e.db.Close() }
 
-type boltTx struct{ tx *bolt.Tx }
+type boltTx struct {
+	tx      *bolt.Tx
+	written *[]int64 // the deliveries written (update only)
+}
 
 // boltKey is k as a key of t's bucket.
 func boltKey(t table, k recKey) []byte {
@@ -249,6 +304,7 @@ func (b boltTx) putDelivery(d Delivery, doc []byte) error {
 	if err := b.tx.Bucket(bucketDeliveries).Put(k, doc); err != nil {
 		return err
 	}
+	*b.written = append(*b.written, d.ID)
 	if d.State == DeliveryQueued {
 		return b.tx.Bucket(bucketQueue).Put(k, nil)
 	}

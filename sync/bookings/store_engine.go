@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // The seam between the Store and where it keeps things. The Store's methods
@@ -24,6 +25,11 @@ type engine interface {
 	// each run and have no effect outside the transaction.
 	update(fn func(tx storeTx) error) error
 	close() error
+	// claimDue claims for owner, until until, up to max queued deliveries
+	// due at now that nobody holds a claim on (or whose claim ran out by
+	// now), oldest id first, and returns their documents. A claim ends
+	// when the delivery is written (putDelivery) or at its until.
+	claimDue(owner string, now, until time.Time, max int) ([][]byte, error)
 }
 
 // table names a kind of record kept as a JSON document under a recKey.

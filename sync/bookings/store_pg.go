@@ -100,6 +100,31 @@ func (e *pgEngine) update(fn func(storeTx) error) error {
 
 func (e *pgEngine) close() error { return nil }
 
+// claimDue runs at READ COMMITTED, not SERIALIZABLE: the row locks of FOR
+// UPDATE SKIP LOCKED keep two replicas off one delivery, and each skips
+// what the other holds instead of both being aborted for reading it.
+func (e *pgEngine) claimDue(owner string, now, until time.Time, max int) ([][]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), pgOpTimeout)
+	defer cancel()
+	var docs [][]byte
+	err := pgdb.InTx(ctx, e.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE bookings_deliveries SET claimed_by = $1, claimed_until = $3
+			WHERE id IN (SELECT id FROM bookings_deliveries
+				WHERE queued AND (due IS NULL OR due <= $2) AND (claimed_until IS NULL OR claimed_until <= $2)
+				ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+			RETURNING doc`, owner, now, until, max)
+		if err != nil {
+			return err
+		}
+		docs, err = pgx.CollectRows(rows, pgx.RowTo[[]byte])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim due deliveries: %w", err)
+	}
+	return docs, nil
+}
+
 // pgTable is the table of a record kind and its key columns, in key order.
 type pgTable struct {
 	name string

@@ -1,8 +1,10 @@
 package bookings
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -86,6 +88,32 @@ func (s *Store) UpdateDelivery(d Delivery) error {
 		return fmt.Errorf("bridge store: encode delivery %d: %w", d.ID, err)
 	}
 	return s.eng.update(func(tx storeTx) error { return tx.putDelivery(d, raw) })
+}
+
+// ClaimDue claims for owner (a replica's name) up to max queued deliveries
+// due at now that nobody holds a claim on, oldest id first, for lease: two
+// claimers, in one process or (PostgreSQL) in several, never hold the same
+// delivery. A claim ends when the delivery is stored again (UpdateDelivery:
+// done, failed or queued for a later attempt) or when its lease runs out
+// (the claimer died). The claims of a bbolt store live in its process.
+func (s *Store) ClaimDue(owner string, now time.Time, lease time.Duration, max int) ([]Delivery, error) {
+	if owner == "" || lease <= 0 || max <= 0 {
+		return nil, fmt.Errorf("%w claim: owner %q, lease %s, max %d", ErrInvalid, owner, lease, max)
+	}
+	docs, err := s.eng.claimDue(owner, now, now.Add(lease), max)
+	if err != nil {
+		return nil, fmt.Errorf("bridge store: %w", err)
+	}
+	out := make([]Delivery, 0, len(docs))
+	for _, raw := range docs {
+		var d Delivery
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return nil, fmt.Errorf("bridge store: decode claimed delivery: %w", err)
+		}
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b Delivery) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 // AddInternalDelivery queues a delivery the bridge makes itself, so that the

@@ -3,6 +3,7 @@ package bookings
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -26,7 +27,11 @@ func OpenTestStore(t testing.TB) (s *Store, reopen func() *Store) {
 	var open func() *Store
 	if pgtest.Engine() == pgtest.Postgres {
 		url := pgtest.New(t)
-		open = func() *Store { return OpenTestPostgresStore(t, url) }
+		open = func() *Store {
+			s := OpenTestPostgresStore(t, url)
+			testURLs.Store(s, url)
+			return s
+		}
 	} else {
 		path := filepath.Join(t.TempDir(), "bookings.db")
 		open = func() *Store {
@@ -42,6 +47,19 @@ func OpenTestStore(t testing.TB) (s *Store, reopen func() *Store) {
 		s = open()
 		return s
 	}
+}
+
+// testURLs: the database URL of each store OpenTestStore opened on
+// PostgreSQL, for OpenTestPostgresStoreLike.
+var testURLs sync.Map
+
+// OpenTestPostgresStoreLike opens a second store (another replica) on the
+// database of s, which OpenTestStore opened on PostgreSQL.
+func OpenTestPostgresStoreLike(t testing.TB, s *Store) *Store {
+	t.Helper()
+	url, ok := testURLs.Load(s)
+	require.True(t, ok, "not a PostgreSQL store of OpenTestStore")
+	return OpenTestPostgresStore(t, url.(string))
 }
 
 // OpenTestPostgresStore opens a store on the database at url, on a pool of
