@@ -19,7 +19,7 @@ import (
 // booking's key came back by fob without the slot's sensor confirming it,
 // so it still counts as out, and overdue once the window ends).
 // HandleEvents runs on the cloud's ingest goroutine and must not wait on a
-// mail server, so it only queues them in the store (bucket watch_alerts, in
+// mail server, so it only queues them in the store (watch_alerts, in
 // the same transaction that marks the events handled: a crash loses none);
 // Run's alert loop sends them at once and retries a failure.
 

@@ -12,7 +12,7 @@ import (
 // on the sensor for two seconds pass. Pulling the object out afterwards is
 // seen by the box only as slot_unexpected ("key removed from a locked
 // slot", no key id). So the bridge remembers each proven return of a key a
-// booking held (bucket watch_returns) and, when the key's slot reports such
+// booking held (watch_returns) and, when the key's slot reports such
 // a removal before the key was taken again, undoes the return: the
 // booking holds the key again, an overdue alert the return cleared is
 // raised again (the same alert), and the admin is told (return_unconfirmed,

@@ -41,6 +41,9 @@ const pgOpTimeout = 30 * time.Second
 // if replicas open together). The pool is the caller's: Close leaves it
 // open.
 func OpenPostgresStore(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
+	if pool == nil {
+		return nil, fmt.Errorf("bridge store (postgres): %w pool: nil", ErrInvalid)
+	}
 	if err := migratePostgres(ctx, pool, slog.Default()); err != nil {
 		return nil, err
 	}
@@ -273,8 +276,11 @@ func (p *pgTx) connection() ([]byte, bool, error) {
 	return doc, doc != nil, err
 }
 
+// putConnection and putCodeMode write the one settings row, making it
+// again if someone deleted it.
 func (p *pgTx) putConnection(doc []byte) error {
-	return p.exec(`UPDATE bookings_settings SET connection = $1`, doc)
+	return p.exec(`INSERT INTO bookings_settings (one, connection) VALUES (true, $1)
+		ON CONFLICT (one) DO UPDATE SET connection = EXCLUDED.connection`, doc)
 }
 
 func (p *pgTx) deleteConnection() error {
@@ -287,7 +293,8 @@ func (p *pgTx) codeMode() (string, error) {
 }
 
 func (p *pgTx) putCodeMode(m string) error {
-	return p.exec(`UPDATE bookings_settings SET code_mode = $1`, m)
+	return p.exec(`INSERT INTO bookings_settings (one, code_mode) VALUES (true, $1)
+		ON CONFLICT (one) DO UPDATE SET code_mode = EXCLUDED.code_mode`, m)
 }
 
 // pgDue is a delivery's due column: NULL when it is due at once.
