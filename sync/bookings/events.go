@@ -118,7 +118,7 @@ func (b *Integration) handleEvents(boxID string, evs []box.Event) (int, error) {
 	}
 	var attached int
 	var did watchCounts
-	err := b.o.Store.watchUpdate(func(w *watchTx) error {
+	err := b.o.Store.watchUpdateBox(boxID, func(w *watchTx) error {
 		attached = 0 // the store's engine may run the function again
 		w.settle = b.o.ReturnSettle
 		defer func() { did = w.did }()

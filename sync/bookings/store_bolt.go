@@ -145,6 +145,9 @@ func (e *boltEngine) update(fn func(storeTx) error) error {
 	return err
 }
 
+// updateOneAtATime: bbolt's writers are one at a time already.
+func (e *boltEngine) updateOneAtATime(_ string, fn func(storeTx) error) error { return e.update(fn) }
+
 func (e *boltEngine) claimDue(owner string, now, until time.Time, max int) ([][]byte, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -24,6 +24,11 @@ type engine interface {
 	// process (PostgreSQL), so fn must set what it returns from scratch on
 	// each run and have no effect outside the transaction.
 	update(fn func(tx storeTx) error) error
+	// updateOneAtATime runs fn as update does, and one at a time with
+	// every other updateOneAtATime of the same key, in any process: the
+	// writers of a hot record (a box's watch state) wait their turn
+	// instead of all aborting but one.
+	updateOneAtATime(key string, fn func(tx storeTx) error) error
 	close() error
 	// claimDue claims for owner, until until, up to max queued deliveries
 	// due at now that nobody holds a claim on (or whose claim ran out by

@@ -101,6 +101,47 @@ func (e *pgEngine) update(fn func(storeTx) error) error {
 		func(tx pgx.Tx) error { return fn(&pgTx{ctx: ctx, tx: tx}) })
 }
 
+// lockedTxAttempts bounds the runs of a transaction under
+// updateOneAtATime's lock that PostgreSQL aborted for a conflict with a
+// writer outside it (as pgdb.InTx bounds its own).
+const lockedTxAttempts = 10
+
+// updateOneAtATime takes a session advisory lock on key before the
+// transaction begins, on the connection that runs it: a waiter's snapshot
+// is taken once it holds the lock, so it sees what the one before it
+// committed (a lock taken inside a SERIALIZABLE transaction would leave it
+// a snapshot from before, and the conflict would abort it anyway).
+func (e *pgEngine) updateOneAtATime(key string, fn func(storeTx) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), pgOpTimeout)
+	defer cancel()
+	conn, err := e.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, pgLockPrefix+key); err != nil {
+		// Waiting was cut short: the lock may have been granted as the
+		// statement was cancelled; a closed session holds none.
+		conn.Conn().Close(context.Background())
+		return fmt.Errorf("lock %s: %w", key, err)
+	}
+	defer func() {
+		if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, pgLockPrefix+key); err != nil {
+			conn.Conn().Close(context.Background()) // the session's end frees the lock
+		}
+	}()
+	for attempt := 1; ; attempt++ {
+		err = pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.Serializable},
+			func(tx pgx.Tx) error { return fn(&pgTx{ctx: ctx, tx: tx}) })
+		if !pgdb.Retryable(err) || attempt == lockedTxAttempts {
+			return err
+		}
+	}
+}
+
+// pgLockPrefix names the store's advisory locks apart from other stores'.
+const pgLockPrefix = "bookings:"
+
 func (e *pgEngine) close() error { return nil }
 
 // claimDue runs at READ COMMITTED, not SERIALIZABLE: the row locks of FOR

@@ -184,3 +184,42 @@ func TestPostgresReplicasInternalDeliveries(t *testing.T) {
 	}
 	require.Equal(t, 2*each, s1.QueueDepth())
 }
+
+// TestPostgresReplicasWatchNoLostUpdate: watch transactions of two
+// replicas on one box (each reads the box's seen seq, handles what follows
+// and writes it) never lose one another's work: the same box's events
+// handled at once on two replicas move its seq once per event.
+func TestPostgresReplicasWatchNoLostUpdate(t *testing.T) {
+	url := replicaDB(t)
+	s1, s2 := OpenTestPostgresStore(t, url), OpenTestPostgresStore(t, url)
+	const steps = 40
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for i := range steps {
+		s := []*Store{s1, s2}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.watchUpdateBox("box-a", func(w *watchTx) error {
+				seen, err := w.lastSeen("box-a")
+				if err != nil {
+					return err
+				}
+				ev := BookingEvent{AssignmentID: 9, BoxID: "box-a", Seq: seen + 1, Type: "code_accepted", Via: viaGrant}
+				return firstErr(w.attach(ev), w.setSeen("box-a", seen+1))
+			})
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	require.Empty(t, errs)
+	require.Equal(t, uint64(steps), s1.seenOf("box-a"))
+	evs, err := s2.bookingEvents(9)
+	require.NoError(t, err)
+	require.Len(t, evs, steps)
+}

@@ -118,6 +118,12 @@ func (s *Store) watchUpdate(fn func(w *watchTx) error) error {
 	return s.eng.update(func(tx storeTx) error { return fn(&watchTx{tx: tx}) })
 }
 
+// watchUpdateBox is watchUpdate for the events of one box: one at a time
+// per box across replicas, since each reads and moves the box's seen seq.
+func (s *Store) watchUpdateBox(boxID string, fn func(w *watchTx) error) error {
+	return s.eng.updateOneAtATime("watch:"+boxID, func(tx storeTx) error { return fn(&watchTx{tx: tx}) })
+}
+
 // get, put and del are the transaction's records.
 func (w *watchTx) get(t table, k recKey, v any) (bool, error) {
 	raw, ok, err := w.tx.get(t, k)
