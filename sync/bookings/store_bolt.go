@@ -183,6 +183,11 @@ func (e *boltEngine) claimDue(owner string, now, until time.Time, max int) ([][]
 
 func (e *boltEngine) close() error { return e.db.Close() }
 
+var (
+	_ engine  = (*boltEngine)(nil)
+	_ storeTx = boltTx{}
+)
+
 type boltTx struct {
 	tx      *bolt.Tx
 	written *[]int64 // the deliveries written (update only)

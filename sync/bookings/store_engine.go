@@ -165,6 +165,9 @@ func getRec[T any](tx storeTx, t table, k recKey) (T, bool, error) {
 
 // putRec encodes v and stores it under k in t.
 func putRec(tx storeTx, t table, k recKey, v any) error {
+	if t == tDeliveries {
+		return fmt.Errorf("%s record %s: store a delivery with putDelivery (its queue state)", t, k)
+	}
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s record %s: %w", t, k, err)

@@ -85,6 +85,11 @@ func pgSealKey(ctx context.Context, pool *pgxpool.Pool, key []byte) ([]byte, err
 
 type pgEngine struct{ pool *pgxpool.Pool }
 
+var (
+	_ engine  = (*pgEngine)(nil)
+	_ storeTx = (*pgTx)(nil)
+)
+
 func (e *pgEngine) view(fn func(storeTx) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), pgOpTimeout)
 	defer cancel()
@@ -249,9 +254,6 @@ func (p *pgTx) get(t table, k recKey) ([]byte, bool, error) {
 }
 
 func (p *pgTx) put(t table, k recKey, doc []byte) error {
-	if t == tDeliveries {
-		return fmt.Errorf("%s: put a delivery with putDelivery", t)
-	}
 	return p.exec(pgTables[t].put, append(pgKeyArgs(t, k), doc)...)
 }
 

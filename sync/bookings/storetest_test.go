@@ -2,6 +2,7 @@ package bookings
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -70,6 +71,9 @@ func OpenTestPostgresStore(t testing.TB, url string) *Store {
 	pool, err := pgdb.Open(ctx, url, pgdb.Options{})
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
+	// Migrated first without a word, so that OpenPostgresStore finds
+	// nothing to do and logs nothing (slog.Default) into test output.
+	require.NoError(t, migratePostgres(ctx, pool, slog.New(slog.DiscardHandler)))
 	s, err := OpenPostgresStore(ctx, pool)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
