@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,11 +25,17 @@ type CopyCounts map[string]int
 // copied. It refuses a database whose bookings store holds anything,
 // a seal key included (a bridge ran on it: its PINs are sealed with
 // another key); stop every bridge on the file and the database first. The
-// file is opened as the bridge opens it (a running bridge holds its lock:
-// an error after two seconds) and only read.
+// file must exist (a mistyped path is an error, not an empty copy); it is
+// opened as the bridge opens it (a running bridge holds its lock: an error
+// after two seconds; a bucket an older bridge lacked is made) and read.
 func CopyToPostgres(ctx context.Context, boltPath string, pool *pgxpool.Pool, log *slog.Logger) (CopyCounts, error) {
 	if log == nil {
 		log = slog.Default()
+	}
+	if fi, err := os.Stat(boltPath); err != nil {
+		return nil, fmt.Errorf("copy bridge store to postgres: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("copy bridge store to postgres: %w source %s: not a file", ErrInvalid, boltPath)
 	}
 	src, sealKey, err := openBolt(boltPath)
 	if err != nil {

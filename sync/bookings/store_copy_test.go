@@ -3,6 +3,7 @@ package bookings
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -156,4 +157,11 @@ func TestCopyToPostgresRefusesUsedDatabase(t *testing.T) {
 	_, err = CopyToPostgres(ctx, path, pool, slog.New(slog.DiscardHandler))
 	require.ErrorIs(t, err, ErrInvalid)
 	require.ErrorContains(t, err, "bookings_meta")
+
+	// A mistyped path is an error, and makes no file.
+	missing := filepath.Join(t.TempDir(), "bookngs.db")
+	_, err = CopyToPostgres(ctx, missing, pool, slog.New(slog.DiscardHandler))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	_, err = os.Stat(missing)
+	require.ErrorIs(t, err, os.ErrNotExist)
 }
