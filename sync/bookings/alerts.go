@@ -2,14 +2,10 @@ package bookings
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/notify"
@@ -23,7 +19,7 @@ import (
 // booking's key came back by fob without the slot's sensor confirming it,
 // so it still counts as out, and overdue once the window ends).
 // HandleEvents runs on the cloud's ingest goroutine and must not wait on a
-// mail server, so it only queues them in the store (bucket watch_alerts, in
+// mail server, so it only queues them in the store (watch_alerts, in
 // the same transaction that marks the events handled: a crash loses none);
 // Run's alert loop sends them at once and retries a failure.
 
@@ -70,12 +66,12 @@ type adminAlert struct {
 	NextTry      time.Time   `json:"next_try,omitzero"`
 }
 
-func (a adminAlert) key() []byte {
+func (a adminAlert) key() recKey {
 	subject := a.BoxID
 	if a.Kind == notify.KindReturnUnconfirmed {
 		subject = strconv.FormatInt(a.AssignmentID, 10)
 	}
-	return append(append([]byte(a.Kind), 0), subject...)
+	return recKey{Kind: string(a.Kind), Subject: subject}
 }
 
 // due is when a can be sent.
@@ -144,7 +140,7 @@ func returnedBy(e box.Event) string {
 func (w *watchTx) queueAlert(a adminAlert) error {
 	k := a.key()
 	var cur adminAlert
-	ok, err := getJSON(w.alerts, k, &cur)
+	ok, err := w.get(tAlerts, k, &cur)
 	if err != nil {
 		return err
 	}
@@ -161,20 +157,20 @@ func (w *watchTx) queueAlert(a adminAlert) error {
 	}
 	a.Pending = true
 	w.did.queued++
-	return putJSON(w.alerts, k, a)
+	return w.put(tAlerts, k, a)
 }
 
 // clearOverdue marks a booking's overdue flag cleared (its key proved
 // back), if it has one still raised; cleared says whether it had.
 func (w *watchTx) clearOverdue(assignmentID int64, at time.Time, by string) (cleared bool, err error) {
-	k := id64(assignmentID)
+	k := idKey(assignmentID)
 	var f overdueFlag
-	ok, err := getJSON(w.overdue, k, &f)
+	ok, err := w.get(tOverdue, k, &f)
 	if err != nil || !ok || !f.ClearedAt.IsZero() {
 		return false, err
 	}
 	f.ClearedAt, f.ClearedBy = at, by
-	return true, putJSON(w.overdue, k, f)
+	return true, w.put(tOverdue, k, f)
 }
 
 // reopenOverdue raises again a booking's overdue flag that a return
@@ -182,14 +178,14 @@ func (w *watchTx) clearOverdue(assignmentID int64, at time.Time, by string) (cle
 // and whoever was told is not told again (the admin hears of the reason,
 // alerts.go).
 func (w *watchTx) reopenOverdue(assignmentID int64) error {
-	k := id64(assignmentID)
+	k := idKey(assignmentID)
 	var f overdueFlag
-	ok, err := getJSON(w.overdue, k, &f)
+	ok, err := w.get(tOverdue, k, &f)
 	if err != nil || !ok || f.ClearedAt.IsZero() {
 		return err
 	}
 	f.ClearedAt, f.ClearedBy = time.Time{}, ""
-	return putJSON(w.overdue, k, f)
+	return w.put(tOverdue, k, f)
 }
 
 // OverdueKey is a booking whose key was found overdue and has not been
@@ -216,11 +212,8 @@ func (b *Integration) OverdueKeys() ([]OverdueKey, error) {
 		stillOut[h] = true
 	}
 	var open []OverdueKey
-	err = forEachJSON(b.o.Store, bucketWatchOverdue, func(k []byte, f overdueFlag) {
-		if len(k) != 8 {
-			return
-		}
-		id := int64(binary.BigEndian.Uint64(k))
+	err = forEachRec(b.o.Store, tOverdue, func(k recKey, f overdueFlag) {
+		id := k.ID
 		if f.ClearedAt.IsZero() && stillOut[heldKey{BoxID: f.BoxID, KeyID: f.KeyID, AssignmentID: id}] {
 			open = append(open, OverdueKey{AssignmentID: id, BoxID: f.BoxID, KeyID: f.KeyID, RaisedAt: f.RaisedAt})
 		}
@@ -234,7 +227,7 @@ func (b *Integration) OverdueKeys() ([]OverdueKey, error) {
 // pendingAlerts lists the alerts waiting to be sent.
 func (s *Store) pendingAlerts() ([]adminAlert, error) {
 	var out []adminAlert
-	err := forEachJSON(s, bucketWatchAlerts, func(_ []byte, a adminAlert) {
+	err := forEachRec(s, tAlerts, func(_ recKey, a adminAlert) {
 		if a.Pending {
 			out = append(out, a)
 		}
@@ -242,19 +235,10 @@ func (s *Store) pendingAlerts() ([]adminAlert, error) {
 	return out, err
 }
 
-// forEachJSON decodes every record of a watch bucket (none if it was never
-// made) and hands it to fn, in key order.
-func forEachJSON[T any](s *Store, bucket []byte, fn func(k []byte, v T)) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucket)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, raw []byte) error {
-			var v T
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return fmt.Errorf("%s record %x: %w", bucket, k, err)
-			}
+// forEachRec decodes every record of t and hands it to fn, in key order.
+func forEachRec[T any](s *Store, t table, fn func(k recKey, v T)) error {
+	return s.eng.view(func(tx storeTx) error {
+		return scanRecs(tx, t, false, 0, func(k recKey, v T) error {
 			fn(k, v)
 			return nil
 		})
@@ -268,25 +252,25 @@ func (s *Store) alertDone(a adminAlert, sent bool, now, next time.Time) error {
 	return s.watchUpdate(func(w *watchTx) error {
 		k := a.key()
 		var cur adminAlert
-		if ok, err := getJSON(w.alerts, k, &cur); err != nil || !ok {
+		if ok, err := w.get(tAlerts, k, &cur); err != nil || !ok {
 			return err
 		}
 		if !sent {
 			cur.Attempts++
 			cur.NextTry = next
-			return putJSON(w.alerts, k, cur)
+			return w.put(tAlerts, k, cur)
 		}
 		cur.Count -= a.Count
 		cur.Attempts, cur.NextTry, cur.SentAt = 0, time.Time{}, now
 		if cur.Count > 0 {
-			return putJSON(w.alerts, k, cur) // more came in while it was sent
+			return w.put(tAlerts, k, cur) // more came in while it was sent
 		}
 		if cur.Kind != notify.KindKeypadAttack {
-			return w.alerts.Delete(k)
+			return w.del(tAlerts, k)
 		}
 		// keypad_attack: kept (not pending) for attackAlertInterval.
 		cur.Count, cur.Pending = 0, false
-		return putJSON(w.alerts, k, cur)
+		return w.put(tAlerts, k, cur)
 	})
 }
 

@@ -81,9 +81,7 @@ func newFleet(t *testing.T, mode bookings.CodeMode, latency time.Duration) *flee
 		fl.f.DefineCustomField(k, false)
 	}
 
-	fl.store, err = bookings.OpenStore(filepath.Join(dir, "bookings.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { fl.store.Close() })
+	fl.store, _ = bookings.OpenTestStore(t) // the test run's engine (pgtest.Engine)
 	require.NoError(t, fl.store.SetSettings(bookings.Settings{APIKey: apiKey, AccountToken: account, WebhookSecret: secret,
 		BaseURL: fl.f.APIURL(), CodeMode: mode}))
 

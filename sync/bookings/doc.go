@@ -5,10 +5,15 @@
 //
 // # Basics
 //
-// A Store (one bbolt file, mode 0600) keeps the integration's connection
-// settings, the key <-> vehicle links, a durable queue of webhook deliveries,
-// the bookings made from assignments, the pending Prompt reservations and the
-// drivers' codes (sealed).
+// A Store keeps the integration's connection settings, the key <-> vehicle
+// links, a durable queue of webhook deliveries, the bookings made from
+// assignments, the pending Prompt reservations and the drivers' codes
+// (sealed). It has two engines behind one seam (store_engine.go): one bbolt
+// file, mode 0600, for one bridge process (OpenStore, the default), or the
+// bookings_ tables of a PostgreSQL database that any number of replicas
+// share (OpenPostgresStore; migrations/ applied at open). Both keep the same
+// JSON documents; CopyToPostgres moves a depot's file into an empty
+// database.
 //
 // Webhook (POST /webhooks/fleetio) bounds the body, verifies Fleetio's
 // signature, de-duplicates by delivery id and stores the delivery before it
@@ -113,8 +118,8 @@
 // booking it belongs to: by the booking's grant, by the driver's code grant
 // and the window, by the key for a take or a return, and wrong codes or
 // lockouts at the box to every booking whose window holds them. It only
-// writes the store (buckets watch_events, watch_holders, watch_overdue,
-// watch_returns, watch_seen) and fills a gap in a box's seq from the
+// writes the store (its watch side: events, holders, overdue flags,
+// returns, the seq seen per box) and fills a gap in a box's seq from the
 // cloud's copy.
 // BookingEvents lists them. CheckOverdue raises "key_overdue" once for a
 // booking whose window is over (plus Options.OverdueGrace) while its key is
@@ -189,8 +194,8 @@
 //
 // # Caveats
 //
-// The sealing key lives in the store file (like sync/cloud's default code
-// key): it keeps PINs and driver codes out of a casual dump, not from someone
+// The sealing key lives in the store (the file, or the bookings_meta table;
+// like sync/cloud's default code key): it keeps PINs and driver codes out of a casual dump, not from someone
 // holding the file. A booking in progress at Disconnect keeps its grant with
 // no word from Fleetio any more; an open-ended one stays until the admin
 // revokes it. Overdue is judged on what boxes have reported: a box offline
@@ -204,9 +209,13 @@
 //	delivery.go       Delivery, DeliveryState, the integration's own delivery events
 //	link.go           Link, LinkMode, BoxInfo
 //	settings.go       Settings (the connection's secrets)
-//	store.go          Store, OpenStore, the buckets, JSON and sealing helpers
+//	store.go          Store, the sealing helpers
+//	store_engine.go   the engine seam: tables, keys, transactions
+//	store_bolt.go     the bbolt engine: OpenStore, the buckets
+//	store_pg.go       the PostgreSQL engine: OpenPostgresStore; migrations/
+//	store_copy.go     CopyToPostgres: a bbolt file into PostgreSQL
 //	store_settings.go storing settings, the code mode, boxes and links
-//	store_queue.go    storing deliveries: the queue
+//	store_queue.go    storing deliveries: the queue, ClaimDue
 //	store_bookings.go storing bookings, access tokens and reservations
 //	store_codes.go    storing drivers' codes (sealed)
 //	store_watch.go    storing box events tied to bookings, holders, overdue flags

@@ -118,11 +118,14 @@ func (b *Integration) handleEvents(boxID string, evs []box.Event) (int, error) {
 	}
 	var attached int
 	var did watchCounts
-	err := b.o.Store.watchUpdate(func(w *watchTx) error {
-		attached = 0 // bbolt may run the function again
+	err := b.o.Store.watchUpdateBox(boxID, func(w *watchTx) error {
+		attached = 0 // the store's engine may run the function again
 		w.settle = b.o.ReturnSettle
 		defer func() { did = w.did }()
-		seen := w.lastSeen(boxID)
+		seen, err := w.lastSeen(boxID)
+		if err != nil {
+			return err
+		}
 		last := seen
 		for _, e := range evs {
 			if e.Seq <= last {
@@ -227,7 +230,7 @@ func bookingEvent(boxID string, e box.Event, assignmentID int64, via string) Boo
 // handle ties one event to the bookings it belongs to.
 func (w *watchTx) handle(boxID string, e box.Event) (int, error) {
 	// A box's bytes: a key or grant id the box could not hold names nothing
-	// of ours, and must not reach a bbolt key (an over-long one would fail
+	// of ours, and must not reach a store key (an over-long one would fail
 	// the transaction and stall the box's events behind it).
 	if e.KeyID != "" && !box.ValidID(e.KeyID) {
 		e.KeyID = ""
@@ -259,7 +262,10 @@ func (w *watchTx) handle(boxID string, e box.Event) (int, error) {
 		}
 		// The key goes back to the booking that took it, even after its
 		// window (an overdue key returned late).
-		id, held := w.holder(boxID, e.KeyID)
+		id, held, err := w.holder(boxID, e.KeyID)
+		if err != nil {
+			return 0, err
+		}
 		if !held {
 			bk, ok, err := w.keyBooking(boxID, e)
 			if err != nil || !ok {
@@ -356,7 +362,11 @@ func (w *watchTx) attachInWindow(boxID string, e box.Event, via string, match fu
 // its slot to be taken, so an overdue alert of that booking (left raised
 // by a return the slot did not confirm) is cleared.
 func (w *watchTx) takenBy(boxID string, e box.Event, id int64) error {
-	if prev, ok := w.holder(boxID, e.KeyID); ok && prev != id {
+	prev, ok, err := w.holder(boxID, e.KeyID)
+	if err != nil {
+		return err
+	}
+	if ok && prev != id {
 		if _, err := w.clearOverdue(prev, e.Time, "key taken again from its slot"); err != nil {
 			return err
 		}

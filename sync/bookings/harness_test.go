@@ -210,9 +210,8 @@ func newEnv(t testing.TB, o envOpts) *env {
 	require.NoError(t, err)
 	e.notes.contacts = map[string]int64{e.ada.Email: e.ada.ID, e.bob.Email: e.bob.ID}
 
-	e.store, err = bookings.OpenStore(filepath.Join(dir, "bookings.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { e.store.Close() })
+	// The test run's engine (pgtest.Engine); the cloud stays on bbolt.
+	e.store, _ = bookings.OpenTestStore(t)
 	require.NoError(t, e.store.SetSettings(bookings.Settings{APIKey: apiKey, AccountToken: account, WebhookSecret: secret, BaseURL: e.f.APIURL()}))
 	require.NoError(t, e.store.PutBox(bookings.BoxInfo{ID: boxID, Name: "Depot North", Location: "12 Dock Road, bay 4"}))
 	require.NoError(t, e.store.PutLink(bookings.Link{VehicleID: e.van.ID, BoxID: boxID, KeyID: keyID, Mode: bookings.ModeAutomatic}))

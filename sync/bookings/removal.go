@@ -12,7 +12,7 @@ import (
 // on the sensor for two seconds pass. Pulling the object out afterwards is
 // seen by the box only as slot_unexpected ("key removed from a locked
 // slot", no key id). So the bridge remembers each proven return of a key a
-// booking held (bucket watch_returns) and, when the key's slot reports such
+// booking held (watch_returns) and, when the key's slot reports such
 // a removal before the key was taken again, undoes the return: the
 // booking holds the key again, an overdue alert the return cleared is
 // raised again (the same alert), and the admin is told (return_unconfirmed,
@@ -44,13 +44,13 @@ type watchedReturn struct {
 
 // watchReturn remembers the proven return e of a key booking id held.
 func (w *watchTx) watchReturn(boxID string, e box.Event, id int64, clearedOverdue bool) error {
-	return putJSON(w.returns, holderKey(boxID, e.KeyID), watchedReturn{AssignmentID: id, Slot: e.Slot, Seq: e.Seq,
+	return w.put(tReturns, returnKey(boxID, e.KeyID), watchedReturn{AssignmentID: id, Slot: e.Slot, Seq: e.Seq,
 		At: e.Time, ClearedOverdue: clearedOverdue})
 }
 
 // unwatchReturn forgets the return of a key: it was taken from its slot.
 func (w *watchTx) unwatchReturn(boxID, keyID string) error {
-	return w.returns.Delete(holderKey(boxID, keyID))
+	return w.del(tReturns, returnKey(boxID, keyID))
 }
 
 // removedAfterReturn undoes the watched return of the key of e's slot when
@@ -61,20 +61,22 @@ func (w *watchTx) removedAfterReturn(boxID string, e box.Event) (int, error) {
 	if e.KeyID == "" || e.Detail == detailKeyAppeared {
 		return 0, nil
 	}
-	k := holderKey(boxID, e.KeyID)
+	k := returnKey(boxID, e.KeyID)
 	var r watchedReturn
-	ok, err := getJSON(w.returns, k, &r)
+	ok, err := w.get(tReturns, k, &r)
 	if err != nil || !ok {
 		return 0, err
 	}
-	if err := w.returns.Delete(k); err != nil {
+	if err := w.del(tReturns, k); err != nil {
 		return 0, err
 	}
 	after := e.Time.Sub(r.At)
 	if r.Slot != e.Slot || (!e.ClockUntrusted && after > removalWatch) {
 		return 0, nil
 	}
-	if _, held := w.holder(boxID, e.KeyID); !held {
+	if _, held, err := w.holder(boxID, e.KeyID); err != nil {
+		return 0, err
+	} else if !held {
 		if err := w.setHolder(boxID, e.KeyID, r.AssignmentID); err != nil {
 			return 0, err
 		}
@@ -92,11 +94,11 @@ func (w *watchTx) removedAfterReturn(boxID string, e box.Event) (int, error) {
 	// The return, as attached to the booking, is no longer proof.
 	var ret BookingEvent
 	rk := eventKey(r.AssignmentID, boxID, r.Seq)
-	if ok, err := getJSON(w.events, rk, &ret); err != nil {
+	if ok, err := w.get(tEvents, rk, &ret); err != nil {
 		return 0, err
 	} else if ok && !ret.Unconfirmed {
 		ret.Unconfirmed, ret.Detail = true, joinDetail(why, ret.Detail)
-		if err := putJSON(w.events, rk, ret); err != nil {
+		if err := w.put(tEvents, rk, ret); err != nil {
 			return 0, err
 		}
 	}

@@ -1,42 +1,13 @@
 package bookings
 
 import (
-	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
-
-// Buckets of the store file. Ids (vehicle, delivery, assignment, contact)
-// are keys of 8 bytes big-endian, so a cursor walks them in id order (the
-// queue in arrival order); values are JSON, so a field added to a record
-// reads as its zero value from an older file. The buckets of box events tied
-// to bookings (watch_*) are laid out in store_watch.go. Which file stores
-// what: store_settings.go (settings, boxes, links), store_queue.go
-// (deliveries, queue), store_bookings.go (bookings, tokens, prompts),
-// store_codes.go (drivers).
-var (
-	bucketMeta       = []byte("meta")       // "schema", "seal_key"
-	bucketSettings   = []byte("settings")   // "connection" -> Settings (JSON)
-	bucketBoxes      = []byte("boxes")      // box id -> BoxInfo
-	bucketLinks      = []byte("links")      // vehicle id (8 bytes BE) -> Link
-	bucketDeliveries = []byte("deliveries") // delivery id -> Delivery
-	bucketQueue      = []byte("queue")      // delivery id -> empty: the deliveries still to process
-	bucketBookings   = []byte("bookings")   // assignment id -> Booking
-	bucketTokens     = []byte("tokens")     // SHA-256 of an access token -> assignment id
-	bucketPrompts    = []byte("prompts")    // assignment id -> Reservation
-	bucketDrivers    = []byte("drivers")    // contact id -> driverCode (code sealed)
-)
-
-const schemaVersion = 1
 
 // Errors of the store, wrapped with what and which.
 var (
@@ -45,128 +16,52 @@ var (
 	ErrInvalid      = errors.New("invalid")
 )
 
-// Store is the integration's bbolt file. It is safe for concurrent use.
+// Store is the integration's store: a bbolt file (OpenStore) or PostgreSQL
+// tables (OpenPostgresStore), behind the same methods (store_engine.go). It
+// is safe for concurrent use. Which file stores what: store_settings.go
+// (settings, boxes, links), store_queue.go (deliveries, queue),
+// store_bookings.go (bookings, tokens, prompts), store_codes.go (drivers),
+// store_watch.go (box events tied to bookings).
 type Store struct {
-	db   *bolt.DB
+	eng  engine
 	aead cipher.AEAD
 }
 
-// OpenStore opens (or creates, mode 0600) the store file at path.
-func OpenStore(path string) (*Store, error) {
-	// Timeout: a second bridge on the same file gets an error, not a hang.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("bridge store %s: open: %w", path, err)
-	}
-	// An existing file keeps its mode; the secrets inside need 0600.
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("bridge store %s: chmod 0600: %w", path, err)
-	}
-	s := &Store{db: db}
-	var sealKey []byte
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketSettings, bucketBoxes, bucketLinks, bucketDeliveries,
-			bucketQueue, bucketBookings, bucketTokens, bucketPrompts, bucketDrivers} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get([]byte("schema")); v == nil {
-			if err := meta.Put([]byte("schema"), u64(schemaVersion)); err != nil {
-				return err
-			}
-		} else if binary.BigEndian.Uint64(v) != schemaVersion {
-			return fmt.Errorf("schema %d, this code knows %d", binary.BigEndian.Uint64(v), schemaVersion)
-		}
-		if v := meta.Get([]byte("seal_key")); v != nil {
-			sealKey = bytes.Clone(v)
-			return nil
-		}
-		sealKey = make([]byte, 32)
-		if _, err := rand.Read(sealKey); err != nil {
-			return err
-		}
-		return meta.Put([]byte("seal_key"), sealKey)
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("bridge store %s: init: %w", path, err)
-	}
+// newStore is a Store on eng, sealing with sealKey (32 bytes, AES-256).
+func newStore(eng engine, sealKey []byte) (*Store, error) {
 	blk, err := aes.NewCipher(sealKey)
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("bridge store %s: seal key: %w", path, err)
+		return nil, fmt.Errorf("seal key: %w", err)
 	}
-	s.aead, _ = cipher.NewGCM(blk)
-	return s, nil
+	aead, err := cipher.NewGCM(blk)
+	if err != nil {
+		return nil, fmt.Errorf("seal key: %w", err)
+	}
+	return &Store{eng: eng, aead: aead}, nil
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// newSealKey draws the key that seals PINs and driver codes.
+func newSealKey() []byte {
+	k := make([]byte, 32)
+	rand.Read(k) // crypto/rand.Read never fails (Go >= 1.24)
+	return k
+}
+
+// Close closes the store (a PostgreSQL store leaves its pool open: it is
+// the caller's).
+func (s *Store) Close() error { return s.eng.close() }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
+// id64 is an id as 8 bytes big-endian: a bbolt key (in id order), and what
+// binds a sealed PIN to its assignment.
 func id64(v int64) []byte { return u64(uint64(v)) }
-
-func getJSON(b *bolt.Bucket, k []byte, v any) (bool, error) {
-	raw := b.Get(k)
-	if raw == nil {
-		return false, nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return true, fmt.Errorf("decode record %x: %w", k, err)
-	}
-	return true, nil
-}
-
-// get reads the record of id in bucket; false if there is none.
-func get[T any](s *Store, bucket []byte, id int64) (T, bool, error) {
-	var v T
-	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		ok, err = getJSON(tx.Bucket(bucket), id64(id), &v)
-		return err
-	})
-	return v, ok, err
-}
-
-// list decodes every record of bucket in key (id) order; what names a
-// record in an error.
-func list[T any](s *Store, bucket []byte, what string) ([]T, error) {
-	var out []T
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
-			var x T
-			if err := json.Unmarshal(v, &x); err != nil {
-				return fmt.Errorf("%s %x: %w", what, k, err)
-			}
-			out = append(out, x)
-			return nil
-		})
-	})
-	return out, err
-}
-
-func putJSON(b *bolt.Bucket, k []byte, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return b.Put(k, raw)
-}
 
 // forgetSecrets wipes every sealed PIN and driver code (disconnect).
 func (s *Store) forgetSecrets() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		bs := tx.Bucket(bucketBookings)
+	return s.eng.update(func(tx storeTx) error {
 		var wipe []Booking
-		if err := bs.ForEach(func(k, v []byte) error {
-			var b Booking
-			if err := json.Unmarshal(v, &b); err != nil {
-				return fmt.Errorf("booking %x: %w", k, err)
-			}
+		if err := scanRecs(tx, tBookings, false, 0, func(_ recKey, b Booking) error {
 			if b.SealedPIN != nil {
 				b.SealedPIN = nil
 				wipe = append(wipe, b)
@@ -176,14 +71,11 @@ func (s *Store) forgetSecrets() error {
 			return err
 		}
 		for _, b := range wipe {
-			if err := putJSON(bs, id64(b.AssignmentID), b); err != nil {
+			if err := putRec(tx, tBookings, idKey(b.AssignmentID), b); err != nil {
 				return err
 			}
 		}
-		if err := tx.DeleteBucket(bucketDrivers); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucket(bucketDrivers)
+		_, err := tx.clear(tDrivers)
 		return err
 	})
 }

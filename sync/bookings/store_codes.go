@@ -4,8 +4,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // driverCode is a driver's code (CodePerDriver drawn, or CodeDriverOwn set
@@ -19,20 +17,16 @@ type driverCode struct {
 }
 
 func (s *Store) driverCode(contactID int64) (driverCode, bool, error) {
-	return get[driverCode](s, bucketDrivers, contactID)
+	return get[driverCode](s, tDrivers, contactID)
 }
 
 func (s *Store) putDriverCode(dc driverCode) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketDrivers), id64(dc.ContactID), dc) })
+	return putOne(s, tDrivers, idKey(dc.ContactID), dc)
 }
 
-func (s *Store) deleteDriverCode(contactID int64) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDrivers).Delete(id64(contactID)) })
-}
+func (s *Store) deleteDriverCode(contactID int64) error { return delOne(s, tDrivers, idKey(contactID)) }
 
-func (s *Store) driverCodes() ([]driverCode, error) {
-	return list[driverCode](s, bucketDrivers, "driver code")
-}
+func (s *Store) driverCodes() ([]driverCode, error) { return list[driverCode](s, tDrivers) }
 
 // sealDriverCode encrypts a driver's code, bound to the contact (the
 // additional data differs from a PIN's, so one can't pass for the other).

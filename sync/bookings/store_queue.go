@@ -1,12 +1,11 @@
 package bookings
 
 import (
-	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // AddDelivery stores a new delivery and queues it, in one transaction.
@@ -17,22 +16,22 @@ func (s *Store) AddDelivery(d Delivery) (added bool, err error) {
 		return false, fmt.Errorf("%w delivery id %d", ErrInvalid, d.ID)
 	}
 	d.State = DeliveryQueued
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return false, fmt.Errorf("bridge store: encode delivery %d: %w", d.ID, err)
+	}
+	err = s.eng.update(func(tx storeTx) (err error) {
+		added = false
 		// In the same transaction as the write: a webhook verified just
 		// before a Disconnect forgot the settings must not land in the
 		// queue Disconnect has just emptied.
-		if tx.Bucket(bucketSettings).Get([]byte("connection")) == nil {
+		if _, ok, err := tx.connection(); err != nil {
+			return err
+		} else if !ok {
 			return ErrNotConnected
 		}
-		k := id64(d.ID)
-		if tx.Bucket(bucketDeliveries).Get(k) != nil {
-			return nil
-		}
-		added = true
-		if err := putJSON(tx.Bucket(bucketDeliveries), k, d); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketQueue).Put(k, nil)
+		added, err = tx.addDelivery(d, raw)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("bridge store: add delivery %d: %w", d.ID, err)
@@ -42,27 +41,22 @@ func (s *Store) AddDelivery(d Delivery) (added bool, err error) {
 
 // Delivery returns a stored delivery.
 func (s *Store) Delivery(id int64) (Delivery, error) {
-	var d Delivery
-	err := s.db.View(func(tx *bolt.Tx) error {
-		ok, err := getJSON(tx.Bucket(bucketDeliveries), id64(id), &d)
-		if err == nil && !ok {
-			err = fmt.Errorf("delivery %d: %w", id, ErrNotFound)
-		}
-		return err
-	})
+	d, ok, err := get[Delivery](s, tDeliveries, id)
+	if err == nil && !ok {
+		err = fmt.Errorf("delivery %d: %w", id, ErrNotFound)
+	}
 	return d, err
 }
 
 // Queued returns the queued deliveries, oldest id first, and the earliest
 // NextAttempt among those not due at now (zero if none).
 func (s *Store) Queued(now time.Time) (due []Delivery, next time.Time, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
-		ds := tx.Bucket(bucketDeliveries)
-		return tx.Bucket(bucketQueue).ForEach(func(k, _ []byte) error {
+	err = s.eng.view(func(tx storeTx) error {
+		due, next = nil, time.Time{}
+		return tx.queued(func(raw []byte) error {
 			var d Delivery
-			ok, err := getJSON(ds, k, &d)
-			if err != nil || !ok {
-				return err
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return fmt.Errorf("decode queued delivery: %w", err)
 			}
 			if d.NextAttempt.After(now) {
 				if next.IsZero() || d.NextAttempt.Before(next) {
@@ -77,27 +71,49 @@ func (s *Store) Queued(now time.Time) (due []Delivery, next time.Time, err error
 	return due, next, err
 }
 
-// QueueDepth is how many deliveries wait to be processed.
+// QueueDepth is how many deliveries wait to be processed (0 if the store
+// cannot be read: it is a figure for people and for tests).
 func (s *Store) QueueDepth() (n int) {
-	s.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketQueue).Stats().KeyN
-		return nil
+	s.eng.view(func(tx storeTx) (err error) {
+		n, err = tx.queueDepth()
+		return err
 	})
 	return n
 }
 
 // UpdateDelivery stores d; a state other than queued takes it off the queue.
 func (s *Store) UpdateDelivery(d Delivery) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		k := id64(d.ID)
-		if err := putJSON(tx.Bucket(bucketDeliveries), k, d); err != nil {
-			return err
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("bridge store: encode delivery %d: %w", d.ID, err)
+	}
+	return s.eng.update(func(tx storeTx) error { return tx.putDelivery(d, raw) })
+}
+
+// ClaimDue claims for owner (a replica's name) up to max queued deliveries
+// due at now that nobody holds a claim on, oldest id first, for lease: two
+// claimers, in one process or (PostgreSQL) in several, never hold the same
+// delivery. A claim ends when the delivery is stored again (UpdateDelivery:
+// done, failed or queued for a later attempt) or when its lease runs out
+// (the claimer died). The claims of a bbolt store live in its process.
+func (s *Store) ClaimDue(owner string, now time.Time, lease time.Duration, max int) ([]Delivery, error) {
+	if owner == "" || lease <= 0 || max <= 0 {
+		return nil, fmt.Errorf("%w claim: owner %q, lease %s, max %d", ErrInvalid, owner, lease, max)
+	}
+	docs, err := s.eng.claimDue(owner, now, now.Add(lease), max)
+	if err != nil {
+		return nil, fmt.Errorf("bridge store: %w", err)
+	}
+	out := make([]Delivery, 0, len(docs))
+	for _, raw := range docs {
+		var d Delivery
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return nil, fmt.Errorf("bridge store: decode claimed delivery: %w", err)
 		}
-		if d.State == DeliveryQueued {
-			return tx.Bucket(bucketQueue).Put(k, nil)
-		}
-		return tx.Bucket(bucketQueue).Delete(k)
-	})
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b Delivery) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 // AddInternalDelivery queues a delivery the bridge makes itself, so that the
@@ -105,12 +121,9 @@ func (s *Store) UpdateDelivery(d Delivery) error {
 // it, with the same retries and durability as Fleetio's. event says why.
 func (s *Store) AddInternalDelivery(event string, assignmentID, vehicleID int64, now time.Time) (Delivery, error) {
 	var d Delivery
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		d = internalDelivery(tx, event, assignmentID, vehicleID, now)
-		if err := putJSON(tx.Bucket(bucketDeliveries), id64(d.ID), d); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketQueue).Put(id64(d.ID), nil)
+	err := s.eng.update(func(tx storeTx) (err error) {
+		d, err = queueInternal(tx, event, assignmentID, vehicleID, now)
+		return err
 	})
 	if err != nil {
 		return Delivery{}, fmt.Errorf("bridge store: queue %s of assignment %d: %w", event, assignmentID, err)
@@ -118,47 +131,52 @@ func (s *Store) AddInternalDelivery(event string, assignmentID, vehicleID int64,
 	return d, nil
 }
 
-func internalDelivery(tx *bolt.Tx, event string, assignmentID, vehicleID int64, now time.Time) Delivery {
-	seq, _ := tx.Bucket(bucketDeliveries).NextSequence() // fails only on a read-only tx
+// queueInternal makes and queues a delivery of the bridge's own in tx.
+func queueInternal(tx storeTx, event string, assignmentID, vehicleID int64, now time.Time) (Delivery, error) {
+	seq, err := tx.nextInternalSeq()
+	if err != nil {
+		return Delivery{}, err
+	}
 	id := int64(internalDeliveryBase + seq)
 	body, _ := json.Marshal(map[string]any{"id": id, "event": event, "triggered_by": "smartbox-bridge",
 		"payload": map[string]int64{"id": assignmentID, "vehicle_id": vehicleID}})
-	return Delivery{ID: id, Event: event, Body: body, ReceivedAt: now, State: DeliveryQueued}
+	d := Delivery{ID: id, Event: event, Body: body, ReceivedAt: now, State: DeliveryQueued}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return Delivery{}, err
+	}
+	return d, tx.putDelivery(d, raw)
 }
 
 // DropQueue takes every queued delivery off the queue as failed with reason
 // (a disconnect: they belong to the old connection) and deletes the pending
 // reservations. It returns how many of each.
 func (s *Store) DropQueue(reason string) (deliveries, reservations int, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		ds, q := tx.Bucket(bucketDeliveries), tx.Bucket(bucketQueue)
-		var ids [][]byte
-		q.ForEach(func(k, _ []byte) error { ids = append(ids, bytes.Clone(k)); return nil })
-		for _, k := range ids {
+	err = s.eng.update(func(tx storeTx) error {
+		var queued []Delivery
+		if err := tx.queued(func(raw []byte) error {
 			var d Delivery
-			if ok, err := getJSON(ds, k, &d); err != nil {
-				return err
-			} else if ok {
-				d.State, d.LastError = DeliveryFailed, reason
-				if err := putJSON(ds, k, d); err != nil {
-					return err
-				}
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return fmt.Errorf("decode queued delivery: %w", err)
 			}
-			if err := q.Delete(k); err != nil {
+			queued = append(queued, d)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, d := range queued {
+			d.State, d.LastError = DeliveryFailed, reason
+			raw, err := json.Marshal(d)
+			if err != nil {
+				return err
+			}
+			if err := tx.putDelivery(d, raw); err != nil {
 				return err
 			}
 		}
-		deliveries = len(ids)
-		ps := tx.Bucket(bucketPrompts)
-		var rs [][]byte
-		ps.ForEach(func(k, _ []byte) error { rs = append(rs, bytes.Clone(k)); return nil })
-		for _, k := range rs {
-			if err := ps.Delete(k); err != nil {
-				return err
-			}
-		}
-		reservations = len(rs)
-		return nil
+		deliveries = len(queued)
+		reservations, err = tx.clear(tPrompts)
+		return err
 	})
 	return deliveries, reservations, err
 }

@@ -1,9 +1,8 @@
 package bookings
 
 import (
+	"encoding/json"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // SetSettings stores the connection settings (after Validate). A CodeMode
@@ -15,15 +14,19 @@ func (s *Store) SetSettings(st Settings) error {
 	if err := st.CodeMode.Validate(); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSettings)
-		if st.CodeMode != "" {
-			if err := b.Put([]byte("code_mode"), []byte(st.CodeMode)); err != nil {
+	mode := st.CodeMode
+	st.CodeMode = ""
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("bridge store: encode settings: %w", err)
+	}
+	return s.eng.update(func(tx storeTx) error {
+		if mode != "" {
+			if err := tx.putCodeMode(string(mode)); err != nil {
 				return err
 			}
 		}
-		st.CodeMode = ""
-		return putJSON(b, []byte("connection"), st)
+		return tx.putConnection(raw)
 	})
 }
 
@@ -33,16 +36,15 @@ func (s *Store) SetCodeMode(m CodeMode) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSettings).Put([]byte("code_mode"), []byte(m))
-	})
+	return s.eng.update(func(tx storeTx) error { return tx.putCodeMode(string(m)) })
 }
 
 // CodeMode returns the stored code mode (CodePerAssignment when none is).
 func (s *Store) CodeMode() (m CodeMode, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
-		m = CodeMode(tx.Bucket(bucketSettings).Get([]byte("code_mode")))
-		return nil
+	err = s.eng.view(func(tx storeTx) error {
+		v, err := tx.codeMode()
+		m = CodeMode(v)
+		return err
 	})
 	if m == "" {
 		m = CodePerAssignment
@@ -55,10 +57,17 @@ func (s *Store) CodeMode() (m CodeMode, err error) {
 func (s *Store) Settings() (Settings, error) {
 	var st Settings
 	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		b := tx.Bucket(bucketSettings)
-		ok, err = getJSON(b, []byte("connection"), &st)
-		st.CodeMode = CodeMode(b.Get([]byte("code_mode")))
+	err := s.eng.view(func(tx storeTx) error {
+		raw, have, err := tx.connection()
+		if err != nil || !have {
+			return err
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return fmt.Errorf("decode connection settings: %w", err)
+		}
+		ok = true
+		m, err := tx.codeMode()
+		st.CodeMode = CodeMode(m)
 		return err
 	})
 	if err != nil {
@@ -73,9 +82,7 @@ func (s *Store) Settings() (Settings, error) {
 // ForgetSettings deletes the connection settings (disconnect); the code mode
 // stays.
 func (s *Store) ForgetSettings() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketSettings).Delete([]byte("connection"))
-	})
+	return s.eng.update(func(tx storeTx) error { return tx.deleteConnection() })
 }
 
 // PutBox stores what a driver is told about a box.
@@ -83,14 +90,17 @@ func (s *Store) PutBox(b BoxInfo) error {
 	if b.ID == "" {
 		return fmt.Errorf("%w box: empty id", ErrInvalid)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketBoxes), []byte(b.ID), b) })
+	return putOne(s, tBoxes, boxKey(b.ID), b)
 }
 
 // Box returns a box's info; an unknown box gives BoxInfo{ID: id}.
 func (s *Store) Box(id string) (BoxInfo, error) {
 	b := BoxInfo{ID: id}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		_, err := getJSON(tx.Bucket(bucketBoxes), []byte(id), &b)
+	err := s.eng.view(func(tx storeTx) error {
+		got, ok, err := getRec[BoxInfo](tx, tBoxes, boxKey(id))
+		if ok && err == nil {
+			b = got
+		}
 		return err
 	})
 	return b, err
@@ -101,18 +111,16 @@ func (s *Store) PutLink(l Link) error {
 	if err := l.Validate(); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketLinks), id64(l.VehicleID), l) })
+	return putOne(s, tLinks, idKey(l.VehicleID), l)
 }
 
 // DeleteLink unlinks a vehicle.
-func (s *Store) DeleteLink(vehicleID int64) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketLinks).Delete(id64(vehicleID)) })
-}
+func (s *Store) DeleteLink(vehicleID int64) error { return delOne(s, tLinks, idKey(vehicleID)) }
 
 // LinkOf returns the vehicle's link, false if it has none.
 func (s *Store) LinkOf(vehicleID int64) (Link, bool, error) {
-	return get[Link](s, bucketLinks, vehicleID)
+	return get[Link](s, tLinks, vehicleID)
 }
 
 // Links lists every link by vehicle id.
-func (s *Store) Links() ([]Link, error) { return list[Link](s, bucketLinks, "link") }
+func (s *Store) Links() ([]Link, error) { return list[Link](s, tLinks) }

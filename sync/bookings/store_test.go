@@ -8,24 +8,54 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/sync/pgtest"
 )
 
-func openTestStore(t *testing.T) (*Store, string) {
+func openTestStore(t *testing.T) (*Store, func() *Store) {
 	t.Helper()
+	return OpenTestStore(t)
+}
+
+// TestStoreFileMode: the bbolt file holds secrets, so it is made (or
+// kept) 0600.
+func TestStoreFileMode(t *testing.T) {
+	if pgtest.Engine() != pgtest.Bbolt {
+		t.Skip("bbolt file mode: PostgreSQL keeps no file of ours (its data directory is the server's)")
+	}
 	path := filepath.Join(t.TempDir(), "bookings.db")
 	s, err := OpenStore(path)
 	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	return s, path
-}
-
-func TestStoreSettings(t *testing.T) {
-	s, path := openTestStore(t)
 	fi, err := os.Stat(path)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	require.NoError(t, s.Close())
+	require.NoError(t, os.Chmod(path, 0o644))
+	s, err = OpenStore(path)
+	require.NoError(t, err)
+	defer s.Close()
+	fi, err = os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "an existing file is made 0600")
+}
 
-	_, err = s.Settings()
+// TestStoreFileLocked: a second bridge on the same file gets an error
+// after the lock timeout, not a hang.
+func TestStoreFileLocked(t *testing.T) {
+	if pgtest.Engine() != pgtest.Bbolt {
+		t.Skip("bbolt file lock: no such thing on PostgreSQL, where replicas share the database (TestPostgresReplicas*)")
+	}
+	path := filepath.Join(t.TempDir(), "bookings.db")
+	s, err := OpenStore(path)
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = OpenStore(path)
+	require.Error(t, err)
+}
+
+func TestStoreSettings(t *testing.T) {
+	s, _ := openTestStore(t)
+	_, err := s.Settings()
 	require.ErrorIs(t, err, ErrNotConnected)
 	require.ErrorIs(t, s.SetSettings(Settings{APIKey: "k"}), ErrInvalid)
 	st := Settings{APIKey: "secret-key", AccountToken: "secret-acct", WebhookSecret: "secret-hook"}
@@ -69,7 +99,7 @@ func TestStoreLinks(t *testing.T) {
 }
 
 func TestStoreDeliveryQueue(t *testing.T) {
-	s, path := openTestStore(t)
+	s, reopen := openTestStore(t)
 	t0 := time.Date(2026, 11, 3, 15, 0, 0, 0, time.UTC)
 	_, err := s.AddDelivery(Delivery{ID: 2, Event: "e", Body: []byte("{}"), ReceivedAt: t0})
 	require.ErrorIs(t, err, ErrNotConnected, "no queue without a connection")
@@ -98,10 +128,7 @@ func TestStoreDeliveryQueue(t *testing.T) {
 	require.NoError(t, s.UpdateDelivery(due[0]))
 
 	// Survives a restart.
-	require.NoError(t, s.Close())
-	s, err = OpenStore(path)
-	require.NoError(t, err)
-	defer s.Close()
+	s = reopen()
 	due, next, err = s.Queued(t0)
 	require.NoError(t, err)
 	require.Empty(t, due)
@@ -139,4 +166,33 @@ func TestStoreBookingsAndTokens(t *testing.T) {
 	_, ok, err = s.Reservation(3)
 	require.NoError(t, err)
 	require.False(t, ok)
+}
+
+// TestStoreKeepsNUL: a NUL in a string of a record (a box event's detail, a
+// name or an error text from Fleetio) is stored and read back as it was,
+// on either engine: a store that refused it would stall what comes behind.
+func TestStoreKeepsNUL(t *testing.T) {
+	s, _ := openTestStore(t)
+	require.NoError(t, s.SetSettings(Settings{APIKey: "k", AccountToken: "t", WebhookSecret: "s"}))
+	b := Booking{AssignmentID: 9, VehicleID: 7, ContactName: "Ada\x00Lovelace", State: BookingActive}
+	require.NoError(t, s.PutBooking(b, ""))
+	got, ok, err := s.Booking(9)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, b.ContactName, got.ContactName)
+
+	d := Delivery{ID: 3, Event: "e", Body: []byte("{\x00}"), ReceivedAt: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+	_, err = s.AddDelivery(d)
+	require.NoError(t, err)
+	d.State, d.LastError = DeliveryFailed, "fleetio said \x00"
+	require.NoError(t, s.UpdateDelivery(d))
+	gd, err := s.Delivery(3)
+	require.NoError(t, err)
+	require.Equal(t, d, gd)
+
+	ev := BookingEvent{AssignmentID: 9, BoxID: "box-a", Seq: 1, Type: "code_refused", Detail: "bad\x00bytes"}
+	require.NoError(t, s.watchUpdate(func(w *watchTx) error { return w.attach(ev) }))
+	evs, err := s.bookingEvents(9)
+	require.NoError(t, err)
+	require.Equal(t, []BookingEvent{ev}, evs)
 }

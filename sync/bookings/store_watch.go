@@ -1,47 +1,23 @@
 package bookings
 
 import (
-	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/smartbox-oss/smartbox/box"
 )
 
-// Buckets of the watch side (box events, overdue keys), in the same file as
-// the rest of the bridge's store. They are made on first use (the store file
-// of an older bridge has none): a read finding none sees nothing.
-var (
-	// assignment id (8 bytes BE) ++ box id ++ 0x00 ++ box event seq (8 bytes
-	// BE) -> BookingEvent. The bridge's own events have box id "" (box ids
-	// are never empty), so the key of an event is stable and attaching it
-	// twice stores it once.
-	bucketWatchEvents = []byte("watch_events")
-	// box id ++ 0x00 ++ key id -> assignment id: the booking whose driver
-	// took that key out and has not returned it (the per-box index that
-	// finds the booking of a key_returned, which carries only the key).
-	bucketWatchHolders = []byte("watch_holders")
-	// assignment id -> overdueFlag: raised once per booking.
-	bucketWatchOverdue = []byte("watch_overdue")
-	// box id -> highest box event seq handled, with none missing before it.
-	bucketWatchSeen = []byte("watch_seen")
-	// kind ++ 0x00 ++ subject (a box id, or an assignment id in decimal) ->
-	// adminAlert: messages to the admin HandleEvents queued (see alerts.go).
-	bucketWatchAlerts = []byte("watch_alerts")
-	// box id ++ 0x00 ++ key id -> watchedReturn: the last proven return of
-	// a key a booking held, until the key is taken again or a removal from
-	// its locked slot undoes it (see removedAfterReturn).
-	bucketWatchReturns = []byte("watch_returns")
-)
-
-var watchBuckets = [][]byte{bucketWatchEvents, bucketWatchHolders, bucketWatchOverdue, bucketWatchSeen, bucketWatchAlerts,
-	bucketWatchReturns}
+// The watch side (box events tied to bookings, overdue keys) keeps, beside
+// the rest of the store: the events (tEvents, by booking), the holders
+// index (box and key -> the booking whose driver took that key out and has
+// not returned it: it finds the booking of a key_returned, which carries
+// only the key), the overdue flags (tOverdue: raised once per booking), the
+// highest event seq handled per box with none missing before it, the admin
+// alerts HandleEvents queued (tAlerts, see alerts.go) and the last proven
+// return of each key a booking held (tReturns, see removal.go).
 
 // EventKeyOverdue is the booking event the bridge records itself when a
 // booking's window ended with its key still out.
@@ -115,16 +91,9 @@ type heldKey struct {
 	AssignmentID int64
 }
 
-// watchTx is a write transaction over the watch buckets.
+// watchTx is a write transaction over the watch side.
 type watchTx struct {
-	tx       *bolt.Tx
-	events   *bolt.Bucket
-	holders  *bolt.Bucket
-	overdue  *bolt.Bucket
-	seen     *bolt.Bucket
-	alerts   *bolt.Bucket
-	returns  *bolt.Bucket
-	bookings *bolt.Bucket // A's bucket, read only here
+	tx storeTx
 
 	boxBookings map[string][]Booking // bookings of a box, read once per transaction
 
@@ -143,79 +112,59 @@ type watchCounts struct {
 	unconfirmed int // key_returned not taken as proof
 }
 
-// watchUpdate runs fn in a write transaction, making the watch buckets first.
+// watchUpdate runs fn in a write transaction. fn gets a new watchTx on
+// each run (an engine may run it again after a conflict).
 func (s *Store) watchUpdate(fn func(w *watchTx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		var bs [6]*bolt.Bucket
-		for i, name := range watchBuckets {
-			b, err := tx.CreateBucketIfNotExists(name)
-			if err != nil {
-				return fmt.Errorf("bucket %s: %w", name, err)
-			}
-			bs[i] = b
-		}
-		return fn(&watchTx{tx: tx, events: bs[0], holders: bs[1], overdue: bs[2], seen: bs[3], alerts: bs[4],
-			returns: bs[5], bookings: tx.Bucket(bucketBookings)})
-	})
+	return s.eng.update(func(tx storeTx) error { return fn(&watchTx{tx: tx}) })
 }
 
-func eventKey(assignmentID int64, boxID string, seq uint64) []byte {
-	k := make([]byte, 0, 8+len(boxID)+1+8)
-	k = binary.BigEndian.AppendUint64(k, uint64(assignmentID))
-	k = append(k, boxID...)
-	k = append(k, 0)
-	return binary.BigEndian.AppendUint64(k, seq)
+// watchUpdateBox is watchUpdate for the events of one box: one at a time
+// per box across replicas, since each reads and moves the box's seen seq.
+func (s *Store) watchUpdateBox(boxID string, fn func(w *watchTx) error) error {
+	return s.eng.updateOneAtATime("watch:"+boxID, func(tx storeTx) error { return fn(&watchTx{tx: tx}) })
 }
 
-func holderKey(boxID, keyID string) []byte {
-	return append(append([]byte(boxID), 0), keyID...)
+// get, put and del are the transaction's records.
+func (w *watchTx) get(t table, k recKey, v any) (bool, error) {
+	raw, ok, err := w.tx.get(t, k)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("decode %s record %s: %w", t, k, err)
+	}
+	return true, nil
 }
+
+func (w *watchTx) put(t table, k recKey, v any) error { return putRec(w.tx, t, k, v) }
+
+func (w *watchTx) del(t table, k recKey) error { return w.tx.del(t, k) }
 
 // attach stores ev as an event of its booking; an event already stored
 // (same booking, box and seq) is kept as it is.
 func (w *watchTx) attach(ev BookingEvent) error {
 	k := eventKey(ev.AssignmentID, ev.BoxID, ev.Seq)
-	if w.events.Get(k) != nil {
-		return nil
+	if _, ok, err := w.tx.get(tEvents, k); err != nil || ok {
+		return err
 	}
-	return putJSON(w.events, k, ev)
+	return w.put(tEvents, k, ev)
 }
 
-func (w *watchTx) lastSeen(boxID string) uint64 {
-	if v := w.seen.Get([]byte(boxID)); len(v) == 8 {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
-}
+func (w *watchTx) lastSeen(boxID string) (uint64, error) { return w.tx.seen(boxID) }
 
-func (w *watchTx) setSeen(boxID string, seq uint64) error {
-	return w.seen.Put([]byte(boxID), u64(seq))
-}
+func (w *watchTx) setSeen(boxID string, seq uint64) error { return w.tx.putSeen(boxID, seq) }
 
-func (w *watchTx) holder(boxID, keyID string) (int64, bool) {
-	v := w.holders.Get(holderKey(boxID, keyID))
-	if len(v) != 8 {
-		return 0, false
-	}
-	return int64(binary.BigEndian.Uint64(v)), true
-}
+func (w *watchTx) holder(boxID, keyID string) (int64, bool, error) { return w.tx.holder(boxID, keyID) }
 
 func (w *watchTx) setHolder(boxID, keyID string, assignmentID int64) error {
-	return w.holders.Put(holderKey(boxID, keyID), id64(assignmentID))
+	return w.tx.putHolder(boxID, keyID, assignmentID)
 }
 
-func (w *watchTx) clearHolder(boxID, keyID string) error {
-	return w.holders.Delete(holderKey(boxID, keyID))
-}
+func (w *watchTx) clearHolder(boxID, keyID string) error { return w.tx.deleteHolder(boxID, keyID) }
 
-// booking reads one booking of A's bucket.
+// booking reads one booking.
 func (w *watchTx) booking(assignmentID int64) (Booking, bool, error) {
-	var bk Booking
-	if w.bookings == nil {
-		return bk, false, nil
-	}
-	ok, err := getJSON(w.bookings, id64(assignmentID), &bk)
-	return bk, ok, err
+	return getRec[Booking](w.tx, tBookings, idKey(assignmentID))
 }
 
 // bookingsOf lists the bookings that had a grant on boxID (active or ended;
@@ -224,20 +173,15 @@ func (w *watchTx) booking(assignmentID int64) (Booking, bool, error) {
 func (w *watchTx) bookingsOf(boxID string) ([]Booking, error) {
 	if w.boxBookings == nil {
 		w.boxBookings = map[string][]Booking{}
-		if w.bookings != nil {
-			err := w.bookings.ForEach(func(k, v []byte) error {
-				var bk Booking
-				if err := json.Unmarshal(v, &bk); err != nil {
-					return fmt.Errorf("booking %x: %w", k, err)
-				}
-				if bk.BoxID != "" && (bk.State == BookingActive || bk.State == BookingEnded) {
-					w.boxBookings[bk.BoxID] = append(w.boxBookings[bk.BoxID], bk)
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, err
+		err := scanRecs(w.tx, tBookings, false, 0, func(_ recKey, bk Booking) error {
+			if bk.BoxID != "" && (bk.State == BookingActive || bk.State == BookingEnded) {
+				w.boxBookings[bk.BoxID] = append(w.boxBookings[bk.BoxID], bk)
 			}
+			return nil
+		})
+		if err != nil {
+			w.boxBookings = nil
+			return nil, err
 		}
 	}
 	return w.boxBookings[boxID], nil
@@ -246,21 +190,12 @@ func (w *watchTx) bookingsOf(boxID string) ([]Booking, error) {
 // bookingEvents lists the events of a booking, oldest first.
 func (s *Store) bookingEvents(assignmentID int64) ([]BookingEvent, error) {
 	var out []BookingEvent
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketWatchEvents)
-		if b == nil {
-			return nil
-		}
-		prefix := id64(assignmentID)
-		c := b.Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var ev BookingEvent
-			if err := json.Unmarshal(v, &ev); err != nil {
-				return fmt.Errorf("booking event %x: %w", k, err)
-			}
+	err := s.eng.view(func(tx storeTx) error {
+		out = nil
+		return scanRecs(tx, tEvents, true, assignmentID, func(_ recKey, ev BookingEvent) error {
 			out = append(out, ev)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bridge store: events of booking %d: %w", assignmentID, err)
@@ -286,17 +221,10 @@ func (s *Store) bookingEvents(assignmentID int64) ([]BookingEvent, error) {
 // heldKeys lists the keys out with a booking.
 func (s *Store) heldKeys() ([]heldKey, error) {
 	var out []heldKey
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketWatchHolders)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			boxID, keyID, ok := bytes.Cut(k, []byte{0})
-			if !ok || len(v) != 8 {
-				return fmt.Errorf("holder record %q is malformed", k)
-			}
-			out = append(out, heldKey{BoxID: string(boxID), KeyID: string(keyID), AssignmentID: int64(binary.BigEndian.Uint64(v))})
+	err := s.eng.view(func(tx storeTx) error {
+		out = nil
+		return tx.holders(func(h heldKey) error {
+			out = append(out, h)
 			return nil
 		})
 	})
@@ -308,29 +236,20 @@ func (s *Store) heldKeys() ([]heldKey, error) {
 
 // overdueFlagOf returns the overdue flag of a booking, false if none.
 func (s *Store) overdueFlagOf(assignmentID int64) (overdueFlag, bool, error) {
-	var f overdueFlag
-	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		b := tx.Bucket(bucketWatchOverdue)
-		if b == nil {
-			return nil
-		}
-		ok, err = getJSON(b, id64(assignmentID), &f)
-		return err
-	})
-	return f, ok, err
+	return get[overdueFlag](s, tOverdue, assignmentID)
 }
 
 // raiseOverdue flags a booking overdue and records its key_overdue event, in
 // one transaction; raised is false when it already was (by another check).
 func (s *Store) raiseOverdue(assignmentID int64, f overdueFlag, ev BookingEvent) (raised bool, err error) {
 	err = s.watchUpdate(func(w *watchTx) error {
-		k := id64(assignmentID)
-		if w.overdue.Get(k) != nil {
-			return nil
+		raised = false
+		k := idKey(assignmentID)
+		if _, ok, err := w.tx.get(tOverdue, k); err != nil || ok {
+			return err
 		}
 		raised = true
-		if err := putJSON(w.overdue, k, f); err != nil {
+		if err := w.put(tOverdue, k, f); err != nil {
 			return err
 		}
 		return w.attach(ev)
@@ -343,18 +262,15 @@ func (s *Store) raiseOverdue(assignmentID int64, f overdueFlag, ev BookingEvent)
 
 // putOverdueFlag updates who has been told.
 func (s *Store) putOverdueFlag(assignmentID int64, f overdueFlag) error {
-	return s.watchUpdate(func(w *watchTx) error { return putJSON(w.overdue, id64(assignmentID), f) })
+	return putOne(s, tOverdue, idKey(assignmentID), f)
 }
 
-// seenOf is the highest event seq of a box handled (0: none).
+// seenOf is the highest event seq of a box handled (0: none, or the store
+// could not be read: the watch transaction reads it again before it acts).
 func (s *Store) seenOf(boxID string) (seq uint64) {
-	s.db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketWatchSeen); b != nil {
-			if v := b.Get([]byte(boxID)); len(v) == 8 {
-				seq = binary.BigEndian.Uint64(v)
-			}
-		}
-		return nil
+	s.eng.view(func(tx storeTx) (err error) {
+		seq, err = tx.seen(boxID)
+		return err
 	})
 	return seq
 }
