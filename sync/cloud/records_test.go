@@ -3,7 +3,6 @@ package cloud_test
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -375,17 +374,17 @@ func TestCodesAtRest(t *testing.T) {
 	_, err = e.c.PutGrant("box-a", booking("g1", "k1"), code)
 	require.NoError(t, err)
 	require.NoError(t, e.c.Close())
-	raw, err := os.ReadFile(e.path)
-	require.NoError(t, err)
-	require.False(t, bytes.Contains(raw, []byte(code)), "a code in clear in the store file")
+	raw := e.store.dump(t)
+	require.Contains(t, string(raw), "g1", "the dump holds the grant")
+	require.False(t, bytes.Contains(raw, []byte(code)), "a code in clear in the store")
 
-	_, err = cloud.Open(cloud.Options{Path: e.path, Signer: wire.Signer{Key: make([]byte, 64)}, CodeKey: bytes.Repeat([]byte{8}, 32)})
+	_, err = cloud.Open(e.store.opts(cloud.Options{Signer: wire.Signer{Key: make([]byte, 64)}, CodeKey: bytes.Repeat([]byte{8}, 32)}))
 	require.ErrorIs(t, err, cloud.ErrCodeKey)
-	_, err = cloud.Open(cloud.Options{Path: e.path, Signer: wire.Signer{Key: make([]byte, 64)}})
+	_, err = cloud.Open(e.store.opts(cloud.Options{Signer: wire.Signer{Key: make([]byte, 64)}}))
 	require.ErrorIs(t, err, cloud.ErrCodeKey)
 
 	// With the right key, the code comes back in a snapshot after a restart.
-	c2, err := cloud.Open(cloud.Options{Path: e.path, Signer: wire.Signer{KeyID: "k1", Key: e.signerKey(t)}, CodeKey: key32})
+	c2, err := cloud.Open(e.store.opts(cloud.Options{Signer: wire.Signer{KeyID: "k1", Key: e.signerKey(t)}, CodeKey: key32}))
 	require.NoError(t, err)
 	defer c2.Close()
 	e.c = c2

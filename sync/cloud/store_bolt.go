@@ -151,11 +151,11 @@ func getU64(b *bolt.Bucket, k []byte) uint64 {
 
 // boltBox is one box's buckets inside a bbolt transaction.
 type boltBox struct {
-	id                                             string
-	b                                              *bolt.Bucket // the box's own
+	id                                           string
+	b                                            *bolt.Bucket // the box's own
 	mb, keys, fobs, grants, codes, log, ev, cmds *bolt.Bucket
-	days                                           *bolt.Bucket // nil in a store made before it (see putDay)
-	m                                              boxMeta      // as stored: setMeta writes what differs
+	days                                         *bolt.Bucket // nil in a store made before it (see putDay)
+	m                                            boxMeta      // as stored: setMeta writes what differs
 }
 
 var _ boxTx = (*boltBox)(nil)
@@ -241,18 +241,20 @@ func forEachID(b *bolt.Bucket, fn func(id string, doc []byte) error) error {
 }
 
 func (bt *boltBox) keysByID(ids []string) (map[string][]byte, error) { return byIDs(bt.keys, ids), nil }
-func (bt *boltBox) putKey(id string, doc []byte) error              { return bt.keys.Put([]byte(id), doc) }
-func (bt *boltBox) deleteKey(id string) error                       { return bt.keys.Delete([]byte(id)) }
-func (bt *boltBox) forEachKey(fn func(string, []byte) error) error  { return forEachID(bt.keys, fn) }
-func (bt *boltBox) fobKey(fob string) (string, error)               { return string(bt.fobs.Get([]byte(fob))), nil }
-func (bt *boltBox) putFob(fob, keyID string) error                  { return bt.fobs.Put([]byte(fob), []byte(keyID)) }
-func (bt *boltBox) deleteFob(fob string) error                      { return bt.fobs.Delete([]byte(fob)) }
+func (bt *boltBox) putKey(id string, doc []byte) error               { return bt.keys.Put([]byte(id), doc) }
+func (bt *boltBox) deleteKey(id string) error                        { return bt.keys.Delete([]byte(id)) }
+func (bt *boltBox) forEachKey(fn func(string, []byte) error) error   { return forEachID(bt.keys, fn) }
+func (bt *boltBox) fobKey(fob string) (string, error)                { return string(bt.fobs.Get([]byte(fob))), nil }
+func (bt *boltBox) putFob(fob, keyID string) error                   { return bt.fobs.Put([]byte(fob), []byte(keyID)) }
+func (bt *boltBox) deleteFob(fob string) error                       { return bt.fobs.Delete([]byte(fob)) }
 
-func (bt *boltBox) grant(id string) ([]byte, error)                   { return bt.grants.Get([]byte(id)), nil }
-func (bt *boltBox) grantsByID(ids []string) (map[string][]byte, error) { return byIDs(bt.grants, ids), nil }
-func (bt *boltBox) putGrant(id string, doc []byte) error              { return bt.grants.Put([]byte(id), doc) }
-func (bt *boltBox) deleteGrant(id string) error                       { return bt.grants.Delete([]byte(id)) }
-func (bt *boltBox) forEachGrant(fn func(string, []byte) error) error  { return forEachID(bt.grants, fn) }
+func (bt *boltBox) grant(id string) ([]byte, error) { return bt.grants.Get([]byte(id)), nil }
+func (bt *boltBox) grantsByID(ids []string) (map[string][]byte, error) {
+	return byIDs(bt.grants, ids), nil
+}
+func (bt *boltBox) putGrant(id string, doc []byte) error             { return bt.grants.Put([]byte(id), doc) }
+func (bt *boltBox) deleteGrant(id string) error                      { return bt.grants.Delete([]byte(id)) }
+func (bt *boltBox) forEachGrant(fn func(string, []byte) error) error { return forEachID(bt.grants, fn) }
 
 func indexKey(mac []byte, grantID string) []byte {
 	return append(append(make([]byte, 0, len(mac)+len(grantID)), mac...), grantID...)
