@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"errors"
@@ -8,6 +9,9 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,9 +51,13 @@ const pgStoreName = "cloud"
 const pgTxTimeout = time.Minute
 
 type pgStore struct {
-	pool *pgxpool.Pool
-	name string
+	pool   *pgxpool.Pool
+	name   string
+	closed atomic.Bool // Close was called: the pool is the caller's, but this Cloud is done
 }
+
+// errClosed: the Cloud was closed (bbolt says the same with its own error).
+var errClosed = errors.New("cloud store closed")
 
 var _ store = (*pgStore)(nil)
 
@@ -74,7 +82,10 @@ func openPostgres(pool *pgxpool.Pool, log *slog.Logger) (*pgStore, error) {
 }
 
 func (s *pgStore) where() string { return s.name }
-func (s *pgStore) close() error  { return nil } // the pool is the caller's
+func (s *pgStore) close() error {
+	s.closed.Store(true) // the pool is the caller's: left open
+	return nil
+}
 
 var (
 	txRead  = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
@@ -82,6 +93,9 @@ var (
 )
 
 func (s *pgStore) inTx(opts pgx.TxOptions, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	if s.closed.Load() {
+		return errClosed
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), pgTxTimeout)
 	defer cancel()
 	return pgdb.InTx(ctx, s.pool, opts, func(tx pgx.Tx) error { return fn(ctx, tx) })
@@ -119,8 +133,13 @@ func (s *pgStore) meta(fn func(metaTx) error) error {
 const selectBox = `SELECT pub, rev, logstart, highseq, seqbase, seqbase_pending, status FROM cloud_boxes WHERE id = $1`
 
 func (s *pgStore) box(boxID string, opts pgx.TxOptions, lock, make bool, fn func(boxTx) error) error {
+	if hasNUL(boxID) {
+		// text holds no NUL, so no box has such an id; say so rather
+		// than pass on the database's encoding error.
+		return fmt.Errorf("%w %q", ErrUnknownBox, boxID)
+	}
 	return s.inTx(opts, func(ctx context.Context, tx pgx.Tx) error {
-		bt := &pgBox{ctx: ctx, tx: tx, id: boxID}
+		bt := &pgBox{ctx: ctx, tx: tx, id: boxID, keys: map[string][]byte{}}
 		if make {
 			bt.write("making the box", `INSERT INTO cloud_boxes (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, boxID)
 		}
@@ -160,6 +179,9 @@ func (s *pgStore) register(boxID string, fn func(boxTx) error) error {
 }
 
 func (s *pgStore) boxes() ([]string, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), pgTxTimeout)
 	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT id FROM cloud_boxes ORDER BY id`)
@@ -178,7 +200,15 @@ type pgBox struct {
 	pending pgx.Batch // writes not sent yet: they go with the next read
 	what    []string  // what each pending write does, for its error
 	reading bool      // a forEach is reading rows: fn must not call back
+	// keys caches the key documents this transaction read or wrote (nil:
+	// known absent). A box has tens of keys and a batch of grants names
+	// them over and over; the box's row lock (or the view's snapshot)
+	// keeps the cache true for the transaction.
+	keys map[string][]byte
 }
+
+// hasNUL: PostgreSQL's text cannot hold the byte 0, so no stored id has it.
+func hasNUL(id string) bool { return strings.IndexByte(id, 0) >= 0 }
 
 var _ boxTx = (*pgBox)(nil)
 
@@ -308,21 +338,48 @@ func jsonOrNull(v []byte) any {
 }
 
 func (p *pgBox) key(id string) ([]byte, error) {
-	return p.doc(`SELECT doc FROM cloud_keys WHERE box_id = $1 AND id = $2`, p.id, id)
+	docs, err := p.keysByID([]string{id})
+	return docs[id], err
 }
 
 func (p *pgBox) keysByID(ids []string) (map[string][]byte, error) {
-	return p.docsByID(`SELECT id, doc FROM cloud_keys WHERE box_id = $1 AND id = ANY($2)`, ids)
+	out := make(map[string][]byte, len(ids))
+	var missing []string
+	for _, id := range ids {
+		if doc, ok := p.keys[id]; ok {
+			if doc != nil {
+				out[id] = doc
+			}
+		} else if !hasNUL(id) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	found, err := p.docsByID(`SELECT id, doc FROM cloud_keys WHERE box_id = $1 AND id = ANY($2)`, missing)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range missing {
+		p.keys[id] = found[id]
+		if found[id] != nil {
+			out[id] = found[id]
+		}
+	}
+	return out, nil
 }
 
 func (p *pgBox) putKey(id string, doc []byte) error {
 	p.write("putting key "+id, `INSERT INTO cloud_keys (box_id, id, doc) VALUES ($1, $2, $3)
 		ON CONFLICT (box_id, id) DO UPDATE SET doc = EXCLUDED.doc`, p.id, id, string(doc))
+	p.keys[id] = bytes.Clone(doc)
 	return nil
 }
 
 func (p *pgBox) deleteKey(id string) error {
 	p.write("deleting key "+id, `DELETE FROM cloud_keys WHERE box_id = $1 AND id = $2`, p.id, id)
+	p.keys[id] = nil
 	return nil
 }
 
@@ -331,6 +388,9 @@ func (p *pgBox) forEachKey(fn func(string, []byte) error) error {
 }
 
 func (p *pgBox) fobKey(fob string) (string, error) {
+	if hasNUL(fob) {
+		return "", nil
+	}
 	v, err := p.doc(`SELECT key_id FROM cloud_fobs WHERE box_id = $1 AND fob = $2`, p.id, fob)
 	return string(v), err
 }
@@ -347,10 +407,14 @@ func (p *pgBox) deleteFob(fob string) error {
 }
 
 func (p *pgBox) grant(id string) ([]byte, error) {
+	if hasNUL(id) {
+		return nil, nil
+	}
 	return p.doc(`SELECT doc FROM cloud_grants WHERE box_id = $1 AND id = $2`, p.id, id)
 }
 
 func (p *pgBox) grantsByID(ids []string) (map[string][]byte, error) {
+	ids = slices.DeleteFunc(slices.Clone(ids), hasNUL)
 	return p.docsByID(`SELECT id, doc FROM cloud_grants WHERE box_id = $1 AND id = ANY($2)`, ids)
 }
 
@@ -466,6 +530,9 @@ func (p *pgBox) deleteDaysBefore(day uint64) error {
 }
 
 func (p *pgBox) command(id string) ([]byte, error) {
+	if hasNUL(id) {
+		return nil, nil // a box's answer naming no command the cloud made
+	}
 	return p.doc(`SELECT doc FROM cloud_commands WHERE box_id = $1 AND id = $2`, p.id, id)
 }
 
