@@ -414,6 +414,21 @@ func (c *Cloud) DeleteGrant(boxID, grantID string) (uint64, error) {
 // PutBatch puts many keys then many grants as one revision, all or nothing.
 func (c *Cloud) PutBatch(boxID string, keys []box.Key, grants []box.GrantPut) (uint64, error) {
 	return c.mutate("put batch", boxID, func(ch *change) error {
+		var keyIDs, grantIDs []string
+		var macs [][]byte
+		for _, k := range keys {
+			keyIDs = append(keyIDs, k.ID)
+		}
+		for _, g := range grants {
+			keyIDs = append(keyIDs, g.KeyIDs...)
+			grantIDs = append(grantIDs, g.ID)
+			if g.Code != "" {
+				macs = append(macs, c.codeMACOf(boxID, g.Code))
+			}
+		}
+		if err := ch.bt.prefetch(keyIDs, grantIDs, macs); err != nil {
+			return err
+		}
 		for i, k := range keys {
 			if err := ch.putKey(k); err != nil {
 				return fmt.Errorf("keys[%d]: %w", i, err)

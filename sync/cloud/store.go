@@ -78,6 +78,11 @@ type metaTx interface {
 type boxTx interface {
 	boxID() string
 	meta() boxMeta
+	// prefetch says which keys, grants and code MACs the transaction is
+	// about to look up, so that an engine with round trips (PostgreSQL)
+	// fetches them in a few queries rather than one per record. It
+	// changes no answer; bbolt ignores it.
+	prefetch(keyIDs, grantIDs []string, codeMACs [][]byte) error
 	setMeta(boxMeta) error
 
 	key(id string) ([]byte, error)

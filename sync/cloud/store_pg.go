@@ -139,7 +139,8 @@ func (s *pgStore) box(boxID string, opts pgx.TxOptions, lock, make bool, fn func
 		return fmt.Errorf("%w %q", ErrUnknownBox, boxID)
 	}
 	return s.inTx(opts, func(ctx context.Context, tx pgx.Tx) error {
-		bt := &pgBox{ctx: ctx, tx: tx, id: boxID, keys: map[string][]byte{}}
+		bt := &pgBox{ctx: ctx, tx: tx, id: boxID, keys: map[string][]byte{}, grants: map[string][]byte{},
+			codes: map[string][]string{}}
 		if make {
 			bt.write("making the box", `INSERT INTO cloud_boxes (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, boxID)
 		}
@@ -205,6 +206,10 @@ type pgBox struct {
 	// them over and over; the box's row lock (or the view's snapshot)
 	// keeps the cache true for the transaction.
 	keys map[string][]byte
+	// grants and codes are the same for grant documents and the code
+	// index (code MAC -> grant ids, sorted; a MAC present is complete).
+	grants map[string][]byte
+	codes  map[string][]string
 }
 
 // hasNUL: PostgreSQL's text cannot hold the byte 0, so no stored id has it.
@@ -313,6 +318,56 @@ func (p *pgBox) forEachSeq(sql string, args []any, fn func(uint64, []byte) error
 func (p *pgBox) boxID() string { return p.id }
 func (p *pgBox) meta() boxMeta { return p.m }
 
+func (p *pgBox) prefetch(keyIDs, grantIDs []string, macs [][]byte) error {
+	if _, err := p.keysByID(keyIDs); err != nil {
+		return err
+	}
+	var missing []string
+	for _, id := range grantIDs {
+		if _, ok := p.grants[id]; !ok && !hasNUL(id) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		found, err := p.docsByID(`SELECT id, doc FROM cloud_grants WHERE box_id = $1 AND id = ANY($2)`, missing)
+		if err != nil {
+			return err
+		}
+		for _, id := range missing {
+			p.grants[id] = found[id]
+		}
+	}
+	var unknown [][]byte
+	for _, mac := range macs {
+		if _, ok := p.codes[string(mac)]; !ok {
+			p.codes[string(mac)] = nil // complete once the query below is read
+			unknown = append(unknown, mac)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	return p.query(`SELECT c.code_mac, c.grant_id, g.doc FROM cloud_codes c
+		LEFT JOIN cloud_grants g ON g.box_id = c.box_id AND g.id = c.grant_id
+		WHERE c.box_id = $1 AND c.code_mac = ANY($2) ORDER BY c.code_mac, c.grant_id`, []any{p.id, unknown},
+		p.scanCodeRow)
+}
+
+// scanCodeRow caches one row of the code index with its grant's document.
+func (p *pgBox) scanCodeRow(r pgx.Rows) error {
+	var mac []byte
+	var id string
+	var doc []byte
+	if err := r.Scan(&mac, &id, &doc); err != nil {
+		return err
+	}
+	p.codes[string(mac)] = append(p.codes[string(mac)], id)
+	if _, ok := p.grants[id]; !ok {
+		p.grants[id] = doc
+	}
+	return nil
+}
+
 func (p *pgBox) setMeta(m boxMeta) error {
 	// The whole row: one statement whatever changed, none if nothing did.
 	if sameMeta(p.m, m) {
@@ -410,7 +465,14 @@ func (p *pgBox) grant(id string) ([]byte, error) {
 	if hasNUL(id) {
 		return nil, nil
 	}
-	return p.doc(`SELECT doc FROM cloud_grants WHERE box_id = $1 AND id = $2`, p.id, id)
+	if doc, ok := p.grants[id]; ok {
+		return doc, nil
+	}
+	doc, err := p.doc(`SELECT doc FROM cloud_grants WHERE box_id = $1 AND id = $2`, p.id, id)
+	if err == nil {
+		p.grants[id] = doc
+	}
+	return doc, err
 }
 
 func (p *pgBox) grantsByID(ids []string) (map[string][]byte, error) {
@@ -421,11 +483,13 @@ func (p *pgBox) grantsByID(ids []string) (map[string][]byte, error) {
 func (p *pgBox) putGrant(id string, doc []byte) error {
 	p.write("putting grant "+id, `INSERT INTO cloud_grants (box_id, id, doc) VALUES ($1, $2, $3)
 		ON CONFLICT (box_id, id) DO UPDATE SET doc = EXCLUDED.doc`, p.id, id, string(doc))
+	p.grants[id] = bytes.Clone(doc)
 	return nil
 }
 
 func (p *pgBox) deleteGrant(id string) error {
 	p.write("deleting grant "+id, `DELETE FROM cloud_grants WHERE box_id = $1 AND id = $2`, p.id, id)
+	p.grants[id] = nil
 	return nil
 }
 
@@ -436,19 +500,58 @@ func (p *pgBox) forEachGrant(fn func(string, []byte) error) error {
 func (p *pgBox) putCode(mac []byte, grantID string) error {
 	p.write("indexing the code of grant "+grantID, `INSERT INTO cloud_codes (box_id, code_mac, grant_id)
 		VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, p.id, mac, grantID)
+	if ids, ok := p.codes[string(mac)]; ok {
+		if i, found := slices.BinarySearch(ids, grantID); !found {
+			p.codes[string(mac)] = slices.Insert(ids, i, grantID)
+		}
+	}
 	return nil
 }
 
 func (p *pgBox) deleteCode(mac []byte, grantID string) error {
 	p.write("unindexing the code of grant "+grantID,
 		`DELETE FROM cloud_codes WHERE box_id = $1 AND code_mac = $2 AND grant_id = $3`, p.id, mac, grantID)
+	if ids, ok := p.codes[string(mac)]; ok {
+		if i, found := slices.BinarySearch(ids, grantID); found {
+			p.codes[string(mac)] = slices.Delete(ids, i, i+1)
+		}
+	}
 	return nil
 }
 
 func (p *pgBox) forEachCodeGrant(mac []byte, fn func(string, []byte) error) error {
-	return p.forEachID(`SELECT c.grant_id, g.doc FROM cloud_codes c
-		LEFT JOIN cloud_grants g ON g.box_id = c.box_id AND g.id = c.grant_id
-		WHERE c.box_id = $1 AND c.code_mac = $2 ORDER BY c.grant_id`, []any{p.id, mac}, fn)
+	ids, ok := p.codes[string(mac)]
+	if !ok {
+		p.codes[string(mac)] = nil
+		if err := p.query(`SELECT c.code_mac, c.grant_id, g.doc FROM cloud_codes c
+			LEFT JOIN cloud_grants g ON g.box_id = c.box_id AND g.id = c.grant_id
+			WHERE c.box_id = $1 AND c.code_mac = $2 ORDER BY c.grant_id`, []any{p.id, mac}, p.scanCodeRow); err != nil {
+			delete(p.codes, string(mac))
+			return err
+		}
+		ids = p.codes[string(mac)]
+	}
+	var missing []string
+	for _, id := range ids {
+		if _, ok := p.grants[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 { // indexed after the index was read: fetch their documents
+		found, err := p.docsByID(`SELECT id, doc FROM cloud_grants WHERE box_id = $1 AND id = ANY($2)`, missing)
+		if err != nil {
+			return err
+		}
+		for _, id := range missing {
+			p.grants[id] = found[id]
+		}
+	}
+	for _, id := range slices.Clone(ids) {
+		if err := fn(id, p.grants[id]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (p *pgBox) putLog(rev uint64, doc []byte) error {
