@@ -45,10 +45,12 @@ var migrationFiles embed.FS
 // cloud_schema.
 const pgStoreName = "cloud"
 
-// pgTxTimeout bounds one transaction. The longest is a snapshot of a box
-// with 100,000 grants (one query streamed, a decrypt and a seal a grant:
-// a few seconds); a minute says the database is stuck, not busy.
-const pgTxTimeout = time.Minute
+// pgTxTimeout bounds one transaction. The longest are a PutBatch of
+// 100,000 grants (about 20 s on a test machine, as long as on bbolt: the
+// time goes into sealing and indexing each code, not into round trips) and
+// a snapshot of such a box (one query streamed, about 4 s); five minutes
+// says the database is stuck, not busy.
+const pgTxTimeout = 5 * time.Minute
 
 type pgStore struct {
 	pool   *pgxpool.Pool
@@ -201,6 +203,7 @@ type pgBox struct {
 	pending pgx.Batch // writes not sent yet: they go with the next read
 	what    []string  // what each pending write does, for its error
 	reading bool      // a forEach is reading rows: fn must not call back
+	err     error     // a failed send of queued writes (see write)
 	// keys caches the key documents this transaction read or wrote (nil:
 	// known absent). A box has tens of keys and a batch of grants names
 	// them over and over; the box's row lock (or the view's snapshot)
@@ -219,10 +222,19 @@ var _ boxTx = (*pgBox)(nil)
 
 var errReentered = errors.New("cloud: postgres: a forEach callback called its transaction back")
 
-// write queues a statement that returns nothing.
+// maxPendingWrites bounds the writes queued before they are sent without
+// waiting for a read: a batch of 100,000 grants goes in round trips of
+// this many statements, not in one message of hundreds of megabytes.
+const maxPendingWrites = 1000
+
+// write queues a statement that returns nothing. An error sending a full
+// queue is kept and returned by the next read or the commit.
 func (p *pgBox) write(what, sql string, args ...any) {
 	p.pending.Queue(sql, args...)
 	p.what = append(p.what, what)
+	if p.pending.Len() >= maxPendingWrites && p.err == nil {
+		p.err = p.flush()
+	}
 }
 
 // query sends the pending writes and then sql in one round trip, and calls
@@ -230,6 +242,9 @@ func (p *pgBox) write(what, sql string, args ...any) {
 func (p *pgBox) query(sql string, args []any, fn func(pgx.Rows) error) error {
 	if p.reading {
 		return errReentered
+	}
+	if p.err != nil {
+		return p.err
 	}
 	b, what := p.pending, p.what
 	p.pending, p.what = pgx.Batch{}, nil
