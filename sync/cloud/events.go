@@ -109,7 +109,7 @@ func (c *Cloud) IngestEvents(boxID string, batch wire.EventBatch) (ack []byte, s
 	now := c.opts.Now()
 	budget := c.byteBudget(boxID, now)
 	// through is in the box's own numbering (what the ack speaks); the
-	// stored seq is base+through (see kSeqBase).
+	// stored seq is base+through (see boxMeta.SeqBase).
 	var through, base uint64
 	var fresh []box.Event
 	var dups, past, cut, overBudget, spent, expired uint64

@@ -17,8 +17,8 @@ const DefaultEventRetention = 90 * 24 * time.Hour
 const sweepEvery = time.Hour
 
 // day is the cloud's day number of t: events are indexed by the day the
-// cloud received them (the received-day index), never by the box's clock, which may say
-// 1970 on a Pi that booted without network.
+// cloud received them (the received-day index), never by the box's clock,
+// which may say 1970 on a Pi that booted without network.
 func day(t time.Time) uint64 { return uint64(max(t.Unix(), 0) / 86400) }
 
 // sweepBox deletes the box's events received on days wholly older than the
