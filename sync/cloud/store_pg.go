@@ -134,7 +134,7 @@ func (s *pgStore) meta(fn func(metaTx) error) error {
 
 const selectBox = `SELECT pub, rev, logstart, highseq, seqbase, seqbase_pending, status FROM cloud_boxes WHERE id = $1`
 
-func (s *pgStore) box(boxID string, opts pgx.TxOptions, lock, make bool, fn func(boxTx) error) error {
+func (s *pgStore) box(boxID string, opts pgx.TxOptions, lock, create bool, fn func(boxTx) error) error {
 	if hasNUL(boxID) {
 		// text holds no NUL, so no box has such an id; say so rather
 		// than pass on the database's encoding error.
@@ -143,7 +143,7 @@ func (s *pgStore) box(boxID string, opts pgx.TxOptions, lock, make bool, fn func
 	return s.inTx(opts, func(ctx context.Context, tx pgx.Tx) error {
 		bt := &pgBox{ctx: ctx, tx: tx, id: boxID, keys: map[string][]byte{}, grants: map[string][]byte{},
 			codes: map[string][]string{}}
-		if make {
+		if create {
 			bt.write("making the box", `INSERT INTO cloud_boxes (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, boxID)
 		}
 		q := selectBox
