@@ -61,8 +61,8 @@ func (c *Cloud) Answer(req wire.SyncRequest) ([][]byte, error) {
 		}
 	}
 	var out [][]byte
-	err = c.view("answer", req.Box, func(bt *boxTx) error {
-		cur = getU64(bt.meta, kRev)
+	err = c.view("answer", req.Box, func(bt boxTx) error {
+		cur = bt.meta().Rev
 		if out, err = c.recordMessages(bt, req.Have, cur); err != nil {
 			return err
 		}
@@ -80,11 +80,11 @@ func (c *Cloud) Answer(req wire.SyncRequest) ([][]byte, error) {
 }
 
 // recordMessages is the record messages from have to cur (see Answer).
-func (c *Cloud) recordMessages(bt *boxTx, have, cur uint64) ([][]byte, error) {
+func (c *Cloud) recordMessages(bt boxTx, have, cur uint64) ([][]byte, error) {
 	if have == cur {
 		return nil, nil // current (or both empty)
 	}
-	if have > 0 && have >= getU64(bt.meta, kLogStart) {
+	if have > 0 && have >= bt.meta().LogStart {
 		out, err := c.deltas(bt, have, cur)
 		if !errors.Is(err, errDeltaTooBig) {
 			return out, err
@@ -95,8 +95,8 @@ func (c *Cloud) recordMessages(bt *boxTx, have, cur uint64) ([][]byte, error) {
 
 // probeAnswer is the signed answer to a probe: no records, at the cloud's
 // revision, with the box's nonce.
-func (c *Cloud) probeAnswer(bt *boxTx, cur uint64, nonce string) ([]byte, error) {
-	bb := &batchBuilder{c: c, bt: bt, b: wire.RecordBatch{V: wire.Version, Box: bt.id,
+func (c *Cloud) probeAnswer(bt boxTx, cur uint64, nonce string) ([]byte, error) {
+	bb := &batchBuilder{c: c, bt: bt, b: wire.RecordBatch{V: wire.Version, Box: bt.boxID(),
 		From: cur, To: cur, IssuedAt: c.opts.Now().UTC(), Probe: nonce}}
 	return bb.sign()
 }
@@ -104,42 +104,37 @@ func (c *Cloud) probeAnswer(bt *boxTx, cur uint64, nonce string) ([]byte, error)
 // rebase moves a box's revision past have (see Answer) and empties its log,
 // so that the next answer is a snapshot the box will take.
 func (c *Cloud) rebase(boxID string, have uint64) error {
-	return c.update("answer (rebase)", boxID, func(bt *boxTx) error {
-		cur := getU64(bt.meta, kRev)
-		if have <= cur {
+	return c.update("answer (rebase)", boxID, func(bt boxTx) error {
+		m := bt.meta()
+		if have <= m.Rev {
 			return nil
 		}
 		c.log.Warn("box holds a revision ahead of the cloud (cloud restored from a backup?): moving past it with a snapshot",
-			"box", boxID, "box_revision", have, "cloud_revision", cur)
-		start := getU64(bt.meta, kLogStart)
-		for r := start + 1; r <= cur; r++ {
-			if err := bt.log.Delete(u64(r)); err != nil {
-				return err
-			}
-		}
-		if err := bt.meta.Put(kRev, u64(have+1)); err != nil {
+			"box", boxID, "box_revision", have, "cloud_revision", m.Rev)
+		if err := bt.deleteLog(m.LogStart+1, m.Rev); err != nil {
 			return err
 		}
-		return bt.meta.Put(kLogStart, u64(have+1))
+		m.Rev, m.LogStart = have+1, have+1
+		return bt.setMeta(m)
 	})
 }
 
 // batchBuilder fills one RecordBatch up to the size budget.
 type batchBuilder struct {
 	c      *Cloud
-	bt     *boxTx
+	bt     boxTx
 	sealer *wire.CodeSealer
 	b      wire.RecordBatch
 	bytes  int
 	n      int
 }
 
-func (c *Cloud) newBuilder(bt *boxTx, from, to uint64, now time.Time) (*batchBuilder, error) {
-	sealer, err := wire.NewCodeSealer(bt.meta.Get(kPub), bt.id, to)
+func (c *Cloud) newBuilder(bt boxTx, from, to uint64, now time.Time) (*batchBuilder, error) {
+	sealer, err := wire.NewCodeSealer(bt.meta().Pub, bt.boxID(), to)
 	if err != nil {
 		return nil, err
 	}
-	return &batchBuilder{c: c, bt: bt, sealer: sealer, b: wire.RecordBatch{V: wire.Version, Box: bt.id,
+	return &batchBuilder{c: c, bt: bt, sealer: sealer, b: wire.RecordBatch{V: wire.Version, Box: bt.boxID(),
 		From: from, To: to, Ephemeral: sealer.Ephemeral(), IssuedAt: now.UTC()}}, nil
 }
 
@@ -156,29 +151,28 @@ func (bb *batchBuilder) full(next int) bool {
 	return bb.n > 0 && (bb.n >= bb.c.opts.ChunkRecords || bb.bytes+next > messageBudget)
 }
 
-// key returns the key's record and its size.
-func (bb *batchBuilder) key(id string) (box.Key, bool, error) {
-	v := bb.bt.keys.Get([]byte(id))
-	if v == nil {
+// key decodes a stored key; false when doc is nil (the key is gone).
+func (bb *batchBuilder) key(id string, doc []byte) (box.Key, bool, error) {
+	if doc == nil {
 		return box.Key{}, false, nil
 	}
 	var k box.Key
-	if err := json.Unmarshal(v, &k); err != nil {
+	if err := json.Unmarshal(doc, &k); err != nil {
 		return k, false, fmt.Errorf("key %s: stored record: %w", id, err)
 	}
 	return k, true, nil
 }
 
-// grant returns the grant as sent: its code decrypted and sealed to the box
-// for this batch.
-func (bb *batchBuilder) grant(id string) (wire.GrantRecord, bool, error) {
-	g, ok, err := getGrant(bb.bt, id)
+// grant returns a stored grant as sent: its code decrypted and sealed to
+// the box for this batch; false when doc is nil (the grant is gone).
+func (bb *batchBuilder) grant(id string, doc []byte) (wire.GrantRecord, bool, error) {
+	g, ok, err := decodeGrant(id, doc)
 	if err != nil || !ok {
 		return wire.GrantRecord{}, ok, err
 	}
 	gr := wire.GrantRecord{Grant: g.Grant}
 	if g.CodeEnc != nil {
-		code, err := bb.c.decryptCode(bb.bt.id, id, g.CodeEnc)
+		code, err := bb.c.decryptCode(bb.bt.boxID(), id, g.CodeEnc)
 		if err != nil {
 			return gr, false, err
 		}
@@ -188,18 +182,20 @@ func (bb *batchBuilder) grant(id string) (wire.GrantRecord, bool, error) {
 }
 
 func (bb *batchBuilder) sign() ([]byte, error) {
-	msg, err := bb.c.opts.Signer.Sign(wire.KindRecords, bb.bt.id, bb.bt.meta.Get(kPub), bb.b)
+	msg, err := bb.c.opts.Signer.Sign(wire.KindRecords, bb.bt.boxID(), bb.bt.meta().Pub, bb.b)
 	if err != nil {
-		return nil, fmt.Errorf("signing records %d..%d for box %s: %w", bb.b.From, bb.b.To, bb.bt.id, err)
+		return nil, fmt.Errorf("signing records %d..%d for box %s: %w", bb.b.From, bb.b.To, bb.bt.boxID(), err)
 	}
 	return msg, nil
 }
 
-// addRecords puts each id's record as it is now into the batch, or a
-// delete when it is gone, and counts the bytes against the message budget.
-func addRecords[R any](bb *batchBuilder, ids []string, get func(id string) (R, bool, error), put *[]R, del *[]string) error {
+// addRecords puts each id's record as it is now (its document in docs)
+// into the batch, or a delete when it is gone, and counts the bytes against
+// the message budget.
+func addRecords[R any](bb *batchBuilder, ids []string, docs map[string][]byte,
+	decode func(id string, doc []byte) (R, bool, error), put *[]R, del *[]string) error {
 	for _, id := range sortedIDs(ids) {
-		r, ok, err := get(id)
+		r, ok, err := decode(id, docs[id])
 		if err != nil {
 			return err
 		}
@@ -226,7 +222,7 @@ func addRecords[R any](bb *batchBuilder, ids []string, get func(id string) (R, b
 // Codes are always sent with a grant. The protocol lets the cloud leave a
 // code out when it did not change, but sending it costs a few dozen bytes
 // and makes a box that lost a code (a restored SD card) whole again.
-func (c *Cloud) deltas(bt *boxTx, have, cur uint64) ([][]byte, error) {
+func (c *Cloud) deltas(bt boxTx, have, cur uint64) ([][]byte, error) {
 	now := c.opts.Now()
 	var out [][]byte
 	type group struct {
@@ -242,10 +238,18 @@ func (c *Cloud) deltas(bt *boxTx, have, cur uint64) ([][]byte, error) {
 		if err != nil {
 			return err
 		}
-		if err := addRecords(bb, g.keys, bb.key, &bb.b.Keys, &bb.b.DeleteKeys); err != nil {
+		keys, err := bt.keysByID(g.keys)
+		if err != nil {
 			return err
 		}
-		if err := addRecords(bb, g.grs, bb.grant, &bb.b.Grants, &bb.b.DeleteGrants); err != nil {
+		grants, err := bt.grantsByID(g.grs)
+		if err != nil {
+			return err
+		}
+		if err := addRecords(bb, g.keys, keys, bb.key, &bb.b.Keys, &bb.b.DeleteKeys); err != nil {
+			return err
+		}
+		if err := addRecords(bb, g.grs, grants, bb.grant, &bb.b.Grants, &bb.b.DeleteGrants); err != nil {
 			return err
 		}
 		if bb.bytes > messageBudget {
@@ -258,19 +262,33 @@ func (c *Cloud) deltas(bt *boxTx, have, cur uint64) ([][]byte, error) {
 		out = append(out, msg)
 		return nil
 	}
-	g := newGroup(have)
-	for r := have + 1; r <= cur; r++ {
-		v := bt.log.Get(u64(r))
-		if v == nil {
-			return nil, errDeltaTooBig // trimmed meanwhile; a snapshot will do
+	// The log of (have, cur], read in one pass before any record is.
+	entries := make([]logEntry, 0, min(cur-have, uint64(c.opts.LogLimit)))
+	next := have + 1
+	err := bt.forEachLog(have+1, cur, func(r uint64, v []byte) error {
+		if r != next {
+			return errDeltaTooBig // trimmed meanwhile; a snapshot will do
 		}
+		next++
 		var e logEntry
 		if err := json.Unmarshal(v, &e); err != nil {
-			return nil, fmt.Errorf("box %s: log entry of revision %d: %w", bt.id, r, err)
+			return fmt.Errorf("box %s: log entry of revision %d: %w", bt.boxID(), r, err)
 		}
 		if e.size() > c.opts.ChunkRecords {
-			return nil, errDeltaTooBig
+			return errDeltaTooBig
 		}
+		entries = append(entries, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if next != cur+1 {
+		return nil, errDeltaTooBig
+	}
+	g := newGroup(have)
+	for i, e := range entries {
+		r := have + 1 + uint64(i)
 		if len(g.keys)+len(g.grs)+e.size() > c.opts.ChunkRecords {
 			if err := flush(g); err != nil {
 				return nil, err
@@ -300,7 +318,7 @@ func (c *Cloud) deltas(bt *boxTx, have, cur uint64) ([][]byte, error) {
 // snapshot makes every record at revision cur, in chunks numbered from 1.
 // All chunks share one sealing key (bound to box and cur), made fresh for
 // this answer.
-func (c *Cloud) snapshot(bt *boxTx, have, cur uint64) ([][]byte, error) {
+func (c *Cloud) snapshot(bt boxTx, have, cur uint64) ([][]byte, error) {
 	now := c.opts.Now()
 	first, err := c.newBuilder(bt, have, cur, now)
 	if err != nil {
@@ -311,10 +329,10 @@ func (c *Cloud) snapshot(bt *boxTx, have, cur uint64) ([][]byte, error) {
 	bb := first
 	next := func() {
 		batches = append(batches, bb.b)
-		bb = &batchBuilder{c: c, bt: bt, sealer: first.sealer, b: wire.RecordBatch{V: wire.Version, Box: bt.id,
+		bb = &batchBuilder{c: c, bt: bt, sealer: first.sealer, b: wire.RecordBatch{V: wire.Version, Box: bt.boxID(),
 			From: have, To: cur, Snapshot: true, Ephemeral: first.b.Ephemeral, IssuedAt: first.b.IssuedAt}}
 	}
-	err = bt.keys.ForEach(func(id, v []byte) error {
+	err = bt.forEachKey(func(id string, v []byte) error {
 		var k box.Key
 		if err := json.Unmarshal(v, &k); err != nil {
 			return fmt.Errorf("key %s: stored record: %w", id, err)
@@ -331,8 +349,8 @@ func (c *Cloud) snapshot(bt *boxTx, have, cur uint64) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = bt.grants.ForEach(func(id, _ []byte) error {
-		gr, _, err := bb.grant(string(id))
+	err = bt.forEachGrant(func(id string, v []byte) error {
+		gr, _, err := bb.grant(id, v)
 		if err != nil {
 			return err
 		}

@@ -17,8 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/wire"
@@ -56,8 +55,13 @@ var DefaultSyncRate = Rate{PerSecond: 1, Burst: 10}
 
 // Options configure Open.
 type Options struct {
-	Path   string      // bbolt file of the cloud store
-	Signer wire.Signer // Ed25519 key the boxes trust
+	Path string // bbolt file of the cloud store
+	// Postgres, when set, holds the store on that database (the cloud_
+	// tables, migrated by Open) and Path is ignored. The pool is the
+	// caller's: Close does not close it. Any number of Clouds may share one
+	// database (see store_pg.go).
+	Postgres *pgxpool.Pool
+	Signer   wire.Signer // Ed25519 key the boxes trust
 	// CodeKey (32 bytes) encrypts codes at rest. Nil: a random key is made
 	// on first Open and kept in the store file (see the package Caveats).
 	// Once a store is made, it opens only with the same key.
@@ -120,7 +124,7 @@ type counters struct {
 // events the boxes sent, and (with Serve) the MQTT client answering boxes.
 type Cloud struct {
 	// immutable after Open
-	db       *bolt.DB
+	st       store
 	opts     Options
 	log      *slog.Logger
 	codeAEAD cipher.AEAD // codes at rest
@@ -143,58 +147,32 @@ type Cloud struct {
 	closeErr       error
 }
 
-// Bucket names. Top level: meta (schema, code key check) and boxes, which
-// has one nested bucket per box id holding the buckets below.
-var (
-	bucketMeta  = []byte("meta")
-	bucketBoxes = []byte("boxes")
-
-	bMeta     = []byte("meta")     // pub, rev, logstart, highseq, status
-	bKeys     = []byte("keys")     // key id -> box.Key JSON
-	bFobs     = []byte("fobs")     // fob uid -> key id
-	bGrants   = []byte("grants")   // grant id -> storedGrant JSON
-	bCodes    = []byte("codes")    // code MAC (32) ++ grant id -> empty
-	bLog      = []byte("log")      // revision (u64 BE) -> logEntry JSON
-	bEvents   = []byte("events")   // seq (u64 BE) -> box.Event JSON
-	bCommands = []byte("commands") // command id -> commandRecord JSON
-	// bDays indexes events by the day the cloud received them, for the
-	// retention sweep: day (u64 BE, days since 1970 UTC) -> the highest
-	// seq stored that day. Made on first use in stores made before it.
-	bDays = []byte("days")
-
-	metaSchema       = []byte("schema")
-	metaCodeKey      = []byte("code_key")       // only when Options.CodeKey was nil
-	metaCodeKeyCheck = []byte("code_key_check") // HMAC(key, "check"): detects a wrong key at Open
-
-	kPub      = []byte("pub")
-	kRev      = []byte("rev")
-	kLogStart = []byte("logstart") // deltas can be made from any have in [logstart, rev]
-	kHighSeq  = []byte("highseq")  // highest event seq stored with none missing before it
-	// kSeqBase is added to a box's own seq to make the stored one: 0 until
-	// the box is registered again with a new key (a re-flashed card whose
-	// outbox restarts at 1), then the highest seq stored before.
-	kSeqBase = []byte("seqbase")
-	// kSeqBasePending marks a kSeqBase not yet confirmed by the box's first
-	// batch: a batch starting at seq 1 confirms it (a fresh outbox); one
-	// starting later means the box kept its outbox and its numbering, and
-	// the base goes back to 0, so such a box is never stuck at a gap.
-	kSeqBasePending = []byte("seqbase-pending")
-	kStatus         = []byte("status")
+// Store-wide meta names (bbolt's top-level "meta" bucket, PostgreSQL's
+// cloud_meta).
+const (
+	metaSchema       = "schema"
+	metaCodeKey      = "code_key"       // only when Options.CodeKey was nil
+	metaCodeKeyCheck = "code_key_check" // HMAC(key, "check"): detects a wrong key at Open
 )
 
 const schemaVersion = 1
 
-// Open opens (or creates) the cloud store at opts.Path.
+// Open opens (or creates) the cloud store: on opts.Postgres when set, else
+// in the bbolt file at opts.Path.
 func Open(opts Options) (*Cloud, error) {
-	if opts.Path == "" {
-		return nil, errors.New("cloud: open: Options.Path is empty")
+	if opts.Path == "" && opts.Postgres == nil {
+		return nil, errors.New("cloud: open: Options.Path is empty and Options.Postgres is nil")
+	}
+	where := opts.Path
+	if opts.Postgres != nil {
+		where = "postgres"
 	}
 	if len(opts.Signer.Key) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("cloud: open %s: Options.Signer.Key is %d bytes, want an Ed25519 private key of %d",
-			opts.Path, len(opts.Signer.Key), ed25519.PrivateKeySize)
+			where, len(opts.Signer.Key), ed25519.PrivateKeySize)
 	}
 	if opts.CodeKey != nil && len(opts.CodeKey) != 32 {
-		return nil, fmt.Errorf("cloud: open %s: Options.CodeKey is %d bytes, want 32", opts.Path, len(opts.CodeKey))
+		return nil, fmt.Errorf("cloud: open %s: Options.CodeKey is %d bytes, want 32", where, len(opts.CodeKey))
 	}
 	if opts.LogLimit <= 0 {
 		opts.LogLimit = DefaultLogLimit
@@ -220,65 +198,86 @@ func Open(opts Options) (*Cloud, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{Timeout: openTimeout})
-	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("cloud: open %s: %w (waited %s for its lock)", opts.Path, ErrInUse, openTimeout)
-		}
-		return nil, fmt.Errorf("cloud: open %s: %w", opts.Path, err)
+	log := opts.Logger.With("component", "cloud")
+	var st store
+	var err error
+	if opts.Postgres != nil {
+		st, err = openPostgres(opts.Postgres, log)
+	} else {
+		st, err = openBolt(opts.Path)
 	}
-	c := &Cloud{db: db, opts: opts, log: opts.Logger.With("component", "cloud"), subscribed: make(chan struct{}),
+	if err != nil {
+		return nil, fmt.Errorf("cloud: open %s: %w", where, err)
+	}
+	c := &Cloud{st: st, opts: opts, log: log, subscribed: make(chan struct{}),
 		events: map[string]*bucket{}, syncs: map[string]*bucket{},
 		eventBytes: map[string]*bucket{}, secWindows: map[string]*securityWindow{}}
-	var key []byte
-	err = db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	key, err := openCodeKey(st, opts.CodeKey)
+	if err == nil {
+		c.codeAEAD, c.codeMAC, err = codeCiphers(key)
+	}
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("cloud: open %s: %w", st.where(), err)
+	}
+	return c, nil
+}
+
+// openCodeKey checks the store's schema and returns the code key: the one
+// given, checked against the store's check value, or (given none) the one
+// kept in the store, made on first Open. Every value is set only if absent
+// and read back, so that two replicas opening a new database at once agree
+// on one key.
+func openCodeKey(st store, given []byte) (key []byte, err error) {
+	err = st.meta(func(m metaTx) error {
+		v, err := m.putIfAbsent(metaSchema, u64(schemaVersion))
 		if err != nil {
 			return err
 		}
-		if _, err := tx.CreateBucketIfNotExists(bucketBoxes); err != nil {
-			return err
-		}
-		if v := meta.Get(metaSchema); v == nil {
-			if err := meta.Put(metaSchema, u64(schemaVersion)); err != nil {
-				return err
-			}
-		} else if len(v) != 8 || binary.BigEndian.Uint64(v) != schemaVersion {
+		if len(v) != 8 || binary.BigEndian.Uint64(v) != schemaVersion {
 			return fmt.Errorf("schema version %x, this code reads %d", v, schemaVersion)
 		}
-		key = opts.CodeKey
+		key = given
 		if key == nil {
-			if stored := meta.Get(metaCodeKey); stored != nil {
-				key = append([]byte(nil), stored...)
-			} else if meta.Get(metaCodeKeyCheck) != nil {
-				return fmt.Errorf("%w: it was made with Options.CodeKey, none given", ErrCodeKey)
-			} else {
-				key = make([]byte, 32)
-				if _, err := rand.Read(key); err != nil {
+			stored, err := m.get(metaCodeKey)
+			if err != nil {
+				return err
+			}
+			if stored == nil {
+				check, err := m.get(metaCodeKeyCheck)
+				if err != nil {
 					return err
 				}
-				if err := meta.Put(metaCodeKey, key); err != nil {
+				if check != nil {
+					return fmt.Errorf("%w: it was made with Options.CodeKey, none given", ErrCodeKey)
+				}
+				fresh := make([]byte, 32)
+				if _, err := rand.Read(fresh); err != nil {
+					return err
+				}
+				if stored, err = m.putIfAbsent(metaCodeKey, fresh); err != nil {
 					return err
 				}
 			}
+			if len(stored) != 32 {
+				return fmt.Errorf("the stored code key is %d bytes, want 32 (store damaged)", len(stored))
+			}
+			key = stored
 		}
 		check := keyCheck(key)
-		if stored := meta.Get(metaCodeKeyCheck); stored == nil {
-			return meta.Put(metaCodeKeyCheck, check)
-		} else if !hmac.Equal(stored, check) {
+		stored, err := m.putIfAbsent(metaCodeKeyCheck, check)
+		if err != nil {
+			return err
+		}
+		if !hmac.Equal(stored, check) {
 			return ErrCodeKey
 		}
 		return nil
 	})
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("cloud: open %s: %w", opts.Path, err)
+		return nil, err
 	}
-	if c.codeAEAD, c.codeMAC, err = codeCiphers(key); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("cloud: open %s: code key: %w", opts.Path, err)
-	}
-	return c, nil
+	return key, nil
 }
 
 // Close closes the store. Stop Serve (cancel its context) first.
@@ -289,7 +288,7 @@ func (c *Cloud) Close() error {
 		return c.closeErr
 	}
 	c.closed = true
-	c.closeErr = c.db.Close()
+	c.closeErr = c.st.close()
 	return c.closeErr
 }
 
@@ -331,62 +330,15 @@ func codeCiphers(key []byte) (cipher.AEAD, []byte, error) {
 	return aead, mac, nil
 }
 
-func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
-
-func getU64(b *bolt.Bucket, k []byte) uint64 {
-	v := b.Get(k)
-	if len(v) != 8 {
-		return 0
-	}
-	return binary.BigEndian.Uint64(v)
-}
-
-// boxTx is one box's buckets inside a transaction.
-type boxTx struct {
-	id                                             string
-	b                                              *bolt.Bucket // the box's own
-	meta, keys, fobs, grants, codes, log, ev, cmds *bolt.Bucket
-	days                                           *bolt.Bucket // nil in a store made before it (see daysBucket)
-}
-
-func openBox(tx *bolt.Tx, id string) (*boxTx, error) {
-	b := tx.Bucket(bucketBoxes).Bucket([]byte(id))
-	if b == nil {
-		return nil, fmt.Errorf("%w %q", ErrUnknownBox, id)
-	}
-	bt := &boxTx{id: id, b: b, days: b.Bucket(bDays), meta: b.Bucket(bMeta), keys: b.Bucket(bKeys), fobs: b.Bucket(bFobs),
-		grants: b.Bucket(bGrants), codes: b.Bucket(bCodes), log: b.Bucket(bLog), ev: b.Bucket(bEvents),
-		cmds: b.Bucket(bCommands)}
-	if bt.meta == nil || bt.keys == nil || bt.fobs == nil || bt.grants == nil || bt.codes == nil ||
-		bt.log == nil || bt.ev == nil || bt.cmds == nil {
-		return nil, fmt.Errorf("box %q: store damaged: a bucket is missing", id)
-	}
-	return bt, nil
-}
-
-func (c *Cloud) view(what, boxID string, fn func(*boxTx) error) error {
-	err := c.db.View(func(tx *bolt.Tx) error {
-		bt, err := openBox(tx, boxID)
-		if err != nil {
-			return err
-		}
-		return fn(bt)
-	})
-	if err != nil {
+func (c *Cloud) view(what, boxID string, fn func(boxTx) error) error {
+	if err := c.st.view(boxID, fn); err != nil {
 		return fmt.Errorf("cloud: %s: %w", what, err)
 	}
 	return nil
 }
 
-func (c *Cloud) update(what, boxID string, fn func(*boxTx) error) error {
-	err := c.db.Update(func(tx *bolt.Tx) error {
-		bt, err := openBox(tx, boxID)
-		if err != nil {
-			return err
-		}
-		return fn(bt)
-	})
-	if err != nil {
+func (c *Cloud) update(what, boxID string, fn func(boxTx) error) error {
+	if err := c.st.update(boxID, fn); err != nil {
 		return fmt.Errorf("cloud: %s: %w", what, err)
 	}
 	return nil
@@ -415,35 +367,21 @@ func (c *Cloud) registerBox(id string, boxPublicKey []byte, rekey bool) error {
 	if _, err := wire.NewCodeSealer(boxPublicKey, id, 1); err != nil {
 		return fmt.Errorf("cloud: register box %q: X25519 public key: %w", id, err)
 	}
-	err := c.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.Bucket(bucketBoxes).CreateBucketIfNotExists([]byte(id))
-		if err != nil {
-			return err
-		}
-		for _, name := range [][]byte{bMeta, bKeys, bFobs, bGrants, bCodes, bLog, bEvents, bCommands, bDays} {
-			if _, err := b.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		meta := b.Bucket(bMeta)
-		if old := meta.Get(kPub); old != nil && !bytes.Equal(old, boxPublicKey) {
+	err := c.st.register(id, func(bt boxTx) error {
+		m := bt.meta()
+		if len(m.Pub) > 0 && !bytes.Equal(m.Pub, boxPublicKey) {
 			if !rekey {
 				return ErrOtherKey
 			}
 			// A new key is a new box store (re-flashed, replaced): its
 			// outbox starts again at seq 1. Its events are stored after
 			// the old ones instead of being taken for duplicates.
-			high := getU64(meta, kHighSeq)
-			if err := meta.Put(kSeqBase, u64(high)); err != nil {
-				return err
-			}
-			if err := meta.Put(kSeqBasePending, []byte{1}); err != nil {
-				return err
-			}
+			m.SeqBase, m.SeqBasePending = m.HighSeq, true
 			c.log.Warn("box registered with a new key: its event numbering starts again after the events stored so far",
-				"box", id, "events_before", high)
+				"box", id, "events_before", m.HighSeq)
 		}
-		return meta.Put(kPub, append([]byte(nil), boxPublicKey...))
+		m.Pub = bytes.Clone(boxPublicKey)
+		return bt.setMeta(m)
 	})
 	if err != nil {
 		return fmt.Errorf("cloud: register box %q: %w", id, err)
@@ -455,8 +393,8 @@ func (c *Cloud) registerBox(id string, boxPublicKey []byte, rekey bool) error {
 // everything signed for the box is addressed to (wire.Audience), so that a
 // message made for an old SD card does not verify on the new one.
 func (c *Cloud) boxKey(boxID string) (pub []byte, err error) {
-	err = c.view("box key", boxID, func(bt *boxTx) error {
-		pub = bytes.Clone(bt.meta.Get(kPub))
+	err = c.view("box key", boxID, func(bt boxTx) error {
+		pub = bytes.Clone(bt.meta().Pub)
 		return nil
 	})
 	return pub, err
@@ -464,13 +402,7 @@ func (c *Cloud) boxKey(boxID string) (pub []byte, err error) {
 
 // Boxes lists the registered box ids.
 func (c *Cloud) Boxes() ([]string, error) {
-	var ids []string
-	err := c.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketBoxes).ForEachBucket(func(k []byte) error {
-			ids = append(ids, string(k))
-			return nil
-		})
-	})
+	ids, err := c.st.boxes()
 	if err != nil {
 		return nil, fmt.Errorf("cloud: boxes: %w", err)
 	}

@@ -6,9 +6,14 @@
 //
 // # Basics
 //
-// Everything lives in one bbolt file. A top-level bucket "meta" holds the
-// schema version and a check value of the code key; "boxes" holds one
-// bucket per box id with:
+// The store has two engines behind one seam (store.go): the rules
+// (validation, codes, revisions, deltas and snapshots, event numbering,
+// budgets, retention) are written once against a per-box transaction, and
+// an engine only stores and finds.
+//
+// bbolt (Options.Path, the default) keeps everything in one file, for one
+// process. A top-level bucket "meta" holds the schema version and a check
+// value of the code key; "boxes" holds one bucket per box id with:
 //
 //	meta      X25519 public key, revision, log start, highest event seq,
 //	          last status
@@ -20,6 +25,17 @@
 //	events    seq -> box.Event
 //	days      day received (cloud clock) -> highest seq stored that day
 //	commands  command id -> the command and, once answered, its result
+//
+// PostgreSQL (Options.Postgres) keeps the same records in cloud_ tables
+// (migrations/, applied by Open): cloud_meta, cloud_boxes (one row per box
+// with its meta), cloud_keys, cloud_fobs, cloud_grants, cloud_codes,
+// cloud_log, cloud_events (primary key box and seq), cloud_event_days and
+// cloud_commands. Any number of Clouds (replicas) may share a database:
+// every update of a box locks the box's row first, so its revisions are
+// bumped one after the other in the database; an event batch that two
+// replicas get at once is stored once and acked by both; the code key made
+// by the first Open is the one every other Open takes. CopyToPostgres moves
+// a bbolt store into an empty database.
 //
 // Every change (PutKey, PutGrant, PutBatch, ...) is one transaction that
 // bumps the box's revision by one and logs the ids it touched; a change
@@ -67,9 +83,10 @@
 // # Caveats
 //
 // Without Options.CodeKey the code key is made at random and kept in the
-// store file beside the encrypted codes: that keeps codes out of a casual
-// dump or a backup grep, not from someone holding the whole file. A
-// deployment that cares passes the key from elsewhere (a secret store).
+// store (file or database) beside the encrypted codes: that keeps codes
+// out of a casual dump or a backup grep, not from someone holding the whole
+// store. A deployment that cares passes the key from elsewhere (a secret
+// store).
 //
 // A re-flashed SD card under the same box id has a new store, so a new
 // X25519 key and an outbox that restarts at seq 1. Registering the box again

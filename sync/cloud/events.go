@@ -3,7 +3,6 @@ package cloud
 import (
 	"bytes"
 	"cmp"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -110,28 +109,25 @@ func (c *Cloud) IngestEvents(boxID string, batch wire.EventBatch) (ack []byte, s
 	now := c.opts.Now()
 	budget := c.byteBudget(boxID, now)
 	// through is in the box's own numbering (what the ack speaks); the
-	// stored seq is base+through (see kSeqBase).
+	// stored seq is base+through (see boxMeta.SeqBase).
 	var through, base uint64
 	var fresh []box.Event
 	var dups, past, cut, overBudget, spent, expired uint64
 	var pub []byte
-	err = c.update("ingest events", boxID, func(bt *boxTx) error {
-		// Reset: bbolt may not, but keep the closure safe to rerun.
+	err = c.update("ingest events", boxID, func(bt boxTx) error {
+		// Reset: the engine may run this again (PostgreSQL, after a
+		// conflict).
 		fresh, dups, past, cut, overBudget, spent = fresh[:0], 0, 0, 0, 0, 0
-		pub = bytes.Clone(bt.meta.Get(kPub))
-		base = getU64(bt.meta, kSeqBase)
-		if bt.meta.Get(kSeqBasePending) != nil && len(evs) > 0 {
+		m := bt.meta()
+		pub = bytes.Clone(m.Pub)
+		base = m.SeqBase
+		if m.SeqBasePending && len(evs) > 0 {
 			if evs[0].Seq != 1 {
 				base = 0 // the box kept its outbox: same numbering as before
 			}
-			if err := bt.meta.Put(kSeqBase, u64(base)); err != nil {
-				return err
-			}
-			if err := bt.meta.Delete(kSeqBasePending); err != nil {
-				return err
-			}
+			m.SeqBase, m.SeqBasePending = base, false
 		}
-		through = getU64(bt.meta, kHighSeq) - base
+		through = m.HighSeq - base
 		for i, e := range evs {
 			switch {
 			case e.Seq <= through:
@@ -157,22 +153,23 @@ func (c *Cloud) IngestEvents(boxID string, batch wire.EventBatch) (ack []byte, s
 			}
 			spent += uint64(len(v))
 			through = e.Seq - base
-			if err := bt.ev.Put(u64(e.Seq), v); err != nil {
+			if err := bt.putEvent(e.Seq, v); err != nil {
 				return err
 			}
 			fresh = append(fresh, e)
 		}
+		if len(fresh) > 0 {
+			m.HighSeq = base + through
+			if err := bt.putDay(day(now), m.HighSeq); err != nil {
+				return err
+			}
+		}
+		if err := bt.setMeta(m); err != nil {
+			return err
+		}
 		var err error
-		if expired, err = c.sweepBox(bt, now); err != nil {
-			return err
-		}
-		if len(fresh) == 0 {
-			return nil
-		}
-		if err := bt.meta.Put(kHighSeq, u64(base+through)); err != nil {
-			return err
-		}
-		return bt.noteReceived(now, base+through)
+		expired, err = c.sweepBox(bt, now)
+		return err
 	})
 	if err != nil {
 		return nil, 0, err
@@ -217,27 +214,23 @@ func (c *Cloud) Events(boxID string, afterSeq uint64, limit int) ([]box.Event, e
 		limit = DefaultEventsLimit
 	}
 	var out []box.Event
-	err := c.view("events", boxID, func(bt *boxTx) error {
-		cur := bt.ev.Cursor()
-		for k, v := cur.Seek(u64(afterSeq + 1)); k != nil && len(out) < limit; k, v = cur.Next() {
-			if afterSeq == ^uint64(0) || binary.BigEndian.Uint64(k) <= afterSeq {
-				break
-			}
+	err := c.view("events", boxID, func(bt boxTx) error {
+		return bt.forEachEvent(afterSeq, limit, func(seq uint64, v []byte) error {
 			var e box.Event
 			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("event %d: stored record: %w", binary.BigEndian.Uint64(k), err)
+				return fmt.Errorf("event %d: stored record: %w", seq, err)
 			}
 			out = append(out, e)
-		}
-		return nil
+			return nil
+		})
 	})
 	return out, err
 }
 
 // HighestSeq is the highest event seq stored for the box with none missing.
 func (c *Cloud) HighestSeq(boxID string) (seq uint64, err error) {
-	err = c.view("highest seq", boxID, func(bt *boxTx) error {
-		seq = getU64(bt.meta, kHighSeq)
+	err = c.view("highest seq", boxID, func(bt boxTx) error {
+		seq = bt.meta().HighSeq
 		return nil
 	})
 	return seq, err

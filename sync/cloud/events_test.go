@@ -232,3 +232,29 @@ func TestIngestAfterReRegister(t *testing.T) {
 		require.EqualValues(t, 7, ack(e, pub, raw))
 	})
 }
+
+// TestOddBytesFromABox: what a box may put in JSON strings (NUL, bytes
+// that are not UTF-8) is stored and read back on either engine, and a
+// command result or an id naming nothing with them is refused as naming
+// nothing, not with a store error.
+func TestOddBytesFromABox(t *testing.T) {
+	e := newEnv(t, nil)
+	b := events(1, 2)
+	b.Events[0].Detail = "nul \x00 here"
+	b.Events[1].Detail = "not utf-8 \xff\xfe"
+	raw, stored, err := e.c.IngestEvents("box-a", b)
+	require.NoError(t, err)
+	require.Equal(t, 2, stored)
+	require.EqualValues(t, 2, ackThrough(t, e, raw))
+	evs, err := e.c.Events("box-a", 0, 10)
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+	require.Equal(t, "nul \x00 here", evs[0].Detail)
+	require.Equal(t, "not utf-8 \ufffd\ufffd", evs[1].Detail, "encoding/json replaces what is not UTF-8")
+
+	require.ErrorIs(t, e.c.SetCommandResult("box-a", wire.CommandResult{V: 1, Box: "box-a", ID: "x\x00"}), cloud.ErrNotFound)
+	_, err = e.c.RevokeGrant("box-a", "g\x00")
+	require.ErrorIs(t, err, cloud.ErrNotFound)
+	_, err = e.c.Revision("box\x00")
+	require.ErrorIs(t, err, cloud.ErrUnknownBox)
+}

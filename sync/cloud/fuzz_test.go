@@ -1,6 +1,7 @@
 package cloud
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/sync/pgdb"
+	"github.com/smartbox-oss/smartbox/sync/pgtest"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
@@ -25,9 +28,18 @@ func FuzzProcess(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	c, err := Open(Options{Path: filepath.Join(f.TempDir(), "cloud.db"), Signer: wire.Signer{Key: priv},
+	o := Options{Path: filepath.Join(f.TempDir(), "cloud.db"), Signer: wire.Signer{Key: priv},
 		EventRate: Rate{PerSecond: 1e9, Burst: 1 << 30}, SyncRate: Rate{PerSecond: 1e9, Burst: 1 << 30},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if pgtest.Engine() == pgtest.Postgres {
+		pool, err := pgdb.Open(context.Background(), pgtest.New(f), pgdb.Options{})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Cleanup(pool.Close)
+		o.Postgres = pool
+	}
+	c, err := Open(o)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -1,22 +1,117 @@
 package cloud_test
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	gosync "sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
+	"github.com/smartbox-oss/smartbox/sync/pgdb"
+	"github.com/smartbox-oss/smartbox/sync/pgtest"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
+
+// The package's tests run on the engine pgtest.Engine() names (bbolt by
+// default, PostgreSQL with SMARTBOX_TEST_STORE=postgres).
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// storeAt is where a test's cloud keeps its store: a bbolt file in a temp
+// directory, or a fresh PostgreSQL database. Opening it again (Options
+// from opts) is a restart on the same data.
+type storeAt struct {
+	path string
+	url  string        // the test's database on the PostgreSQL engine
+	pool *pgxpool.Pool // a pool on url
+}
+
+func newStore(t testing.TB) storeAt {
+	t.Helper()
+	if pgtest.Engine() != pgtest.Postgres {
+		return storeAt{path: filepath.Join(t.TempDir(), "cloud.db")}
+	}
+	url := pgtest.New(t)
+	return storeAt{url: url, pool: pgPool(t, url)}
+}
+
+// replica is the same store as another process would open it: on
+// PostgreSQL a pool of its own on the same database.
+func (s storeAt) replica(t testing.TB) storeAt {
+	t.Helper()
+	if s.url != "" {
+		s.pool = pgPool(t, s.url)
+	}
+	return s
+}
+
+// pgPool opens a pool on url, closed when the test ends.
+func pgPool(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgdb.Open(context.Background(), url, pgdb.Options{})
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// size is the store's size on disk: the file, or the database's.
+func (s storeAt) size(t testing.TB) int64 {
+	t.Helper()
+	if s.pool == nil {
+		fi, err := os.Stat(s.path)
+		require.NoError(t, err)
+		return fi.Size()
+	}
+	var n int64
+	require.NoError(t, s.pool.QueryRow(context.Background(), `SELECT pg_database_size(current_database())`).Scan(&n))
+	return n
+}
+
+// dump is everything the store holds, as an attacker with a copy of it
+// reads it: the file's bytes, or every row of every cloud_ table as text.
+func (s storeAt) dump(t testing.TB) []byte {
+	t.Helper()
+	if s.pool == nil {
+		raw, err := os.ReadFile(s.path)
+		require.NoError(t, err)
+		return raw
+	}
+	ctx := context.Background()
+	rows, err := s.pool.Query(ctx, `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = 'public' AND table_name LIKE 'cloud\_%' ORDER BY table_name`)
+	require.NoError(t, err)
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Contains(t, tables, "cloud_grants")
+	var out []byte
+	for _, table := range tables {
+		rows, err := s.pool.Query(ctx, `SELECT t::text FROM `+pgx.Identifier{table}.Sanitize()+` t`)
+		require.NoError(t, err)
+		texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		for _, r := range texts {
+			out = append(append(out, r...), '\n')
+		}
+	}
+	return out
+}
+
+// opts puts the store in o.
+func (s storeAt) opts(o cloud.Options) cloud.Options {
+	o.Path, o.Postgres = s.path, s.pool
+	return o
+}
 
 // fakeNow is a settable clock for rate limits, windows and expiry.
 type fakeNow struct {
@@ -39,27 +134,28 @@ func (f *fakeNow) Add(d time.Duration) {
 // env is a cloud with one registered box "box-a" and the box's keys.
 type env struct {
 	c        *cloud.Cloud
-	path     string
+	store    storeAt
 	verifier wire.Verifier
 	boxKey   *ecdh.PrivateKey
 	clock    *fakeNow
 	signer   wire.Signer
+	opts     cloud.Options // as e.c was opened
 }
 
 func (e *env) signerKey(testing.TB) ed25519.PrivateKey { return e.signer.Key }
 
 func newEnv(t testing.TB, tweak func(*cloud.Options)) *env {
 	t.Helper()
+	st := newStore(t)
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	boxKey, err := ecdh.X25519().GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	clock := &fakeNow{t: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
-	opts := cloud.Options{
-		Path:   filepath.Join(t.TempDir(), "cloud.db"),
+	opts := st.opts(cloud.Options{
 		Signer: wire.Signer{KeyID: "k1", Key: priv},
 		Now:    clock.Now,
-	}
+	})
 	if tweak != nil {
 		tweak(&opts)
 	}
@@ -67,8 +163,18 @@ func newEnv(t testing.TB, tweak func(*cloud.Options)) *env {
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	require.NoError(t, c.RegisterBox("box-a", boxKey.PublicKey().Bytes()))
-	return &env{c: c, path: opts.Path, verifier: wire.Verifier{Keys: map[string]ed25519.PublicKey{"k1": pub}, BoxKey: boxKey.PublicKey().Bytes()},
-		boxKey: boxKey, clock: clock, signer: opts.Signer}
+	return &env{c: c, store: st, verifier: wire.Verifier{Keys: map[string]ed25519.PublicKey{"k1": pub}, BoxKey: boxKey.PublicKey().Bytes()},
+		boxKey: boxKey, clock: clock, signer: opts.Signer, opts: opts}
+}
+
+// another opens a second Cloud on e's store, as another replica (or a
+// restart) would: same signer and clock, its own pool on PostgreSQL.
+func (e *env) another(t testing.TB) *cloud.Cloud {
+	t.Helper()
+	c, err := cloud.Open(e.store.replica(t).opts(e.opts))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 func key(i int) box.Key {

@@ -62,10 +62,6 @@ func (c *Cloud) codeMACOf(boxID, code string) []byte {
 	return m.Sum(nil)
 }
 
-func indexKey(mac []byte, grantID string) []byte {
-	return append(append(make([]byte, 0, len(mac)+len(grantID)), mac...), grantID...)
-}
-
 // ended is the cloud's view of a grant that can no longer be used: the box
 // counts uses, so a used-up grant still counts as active here.
 func ended(g box.Grant, now time.Time) bool {
@@ -75,7 +71,7 @@ func ended(g box.Grant, now time.Time) bool {
 // change is one revision in the making.
 type change struct {
 	c     *Cloud
-	bt    *boxTx
+	bt    boxTx
 	now   time.Time
 	entry logEntry
 	keys  map[string]bool
@@ -102,28 +98,30 @@ func (ch *change) touchGrant(id string) {
 // change to the box when Serve runs.
 func (c *Cloud) mutate(what, boxID string, fn func(*change) error) (uint64, error) {
 	var rev, from uint64
-	err := c.update(what, boxID, func(bt *boxTx) error {
+	err := c.update(what, boxID, func(bt boxTx) error {
 		ch := &change{c: c, bt: bt, now: c.opts.Now(), keys: map[string]bool{}, grs: map[string]bool{}}
 		if err := fn(ch); err != nil {
 			return err
 		}
-		from = getU64(bt.meta, kRev)
+		m := bt.meta()
+		from = m.Rev
 		rev = from
 		if ch.entry.size() == 0 {
 			return nil
 		}
 		rev = from + 1
-		if err := bt.meta.Put(kRev, u64(rev)); err != nil {
-			return err
-		}
 		v, err := json.Marshal(ch.entry)
 		if err != nil {
 			return err
 		}
-		if err := bt.log.Put(u64(rev), v); err != nil {
+		if err := bt.putLog(rev, v); err != nil {
 			return err
 		}
-		return trimLog(bt, rev, c.opts.LogLimit)
+		m.Rev = rev
+		if err := trimLog(bt, &m, c.opts.LogLimit); err != nil {
+			return err
+		}
+		return bt.setMeta(m)
 	})
 	if err != nil {
 		return 0, err
@@ -134,20 +132,19 @@ func (c *Cloud) mutate(what, boxID string, fn func(*change) error) (uint64, erro
 	return rev, nil
 }
 
-// trimLog keeps the last limit revisions. The log always holds every
-// revision in (logstart, rev], so its length is rev - logstart.
-func trimLog(bt *boxTx, rev uint64, limit int) error {
-	start := getU64(bt.meta, kLogStart)
-	if rev-start <= uint64(limit) {
+// trimLog keeps the last limit revisions: it deletes the older ones and
+// moves m.LogStart. The log always holds every revision in (logstart, rev],
+// so its length is rev - logstart.
+func trimLog(bt boxTx, m *boxMeta, limit int) error {
+	if m.Rev-m.LogStart <= uint64(limit) {
 		return nil
 	}
-	newStart := rev - uint64(limit)
-	for r := start + 1; r <= newStart; r++ {
-		if err := bt.log.Delete(u64(r)); err != nil {
-			return err
-		}
+	newStart := m.Rev - uint64(limit)
+	if err := bt.deleteLog(m.LogStart+1, newStart); err != nil {
+		return err
 	}
-	return bt.meta.Put(kLogStart, u64(newStart))
+	m.LogStart = newStart
+	return nil
 }
 
 func (ch *change) putKey(k box.Key) error {
@@ -163,10 +160,17 @@ func (ch *change) putKey(k box.Key) error {
 		return fmt.Errorf("%w: key %s is %d bytes as JSON, at most %d", box.ErrInvalidRecord, k.ID, len(v), MaxRecordSize)
 	}
 	bt := ch.bt
-	if owner := bt.fobs.Get([]byte(k.FobUID)); owner != nil && string(owner) != k.ID {
+	owner, err := bt.fobKey(k.FobUID)
+	if err != nil {
+		return err
+	}
+	if owner != "" && owner != k.ID {
 		return fmt.Errorf("%w: key %s: fob %s is key %s's", box.ErrInvalidRecord, k.ID, k.FobUID, owner)
 	}
-	old := bt.keys.Get([]byte(k.ID))
+	old, err := bt.key(k.ID)
+	if err != nil {
+		return err
+	}
 	if bytes.Equal(old, v) {
 		return nil
 	}
@@ -176,15 +180,15 @@ func (ch *change) putKey(k box.Key) error {
 			return fmt.Errorf("key %s: stored record: %w", k.ID, err)
 		}
 		if ok.FobUID != k.FobUID {
-			if err := bt.fobs.Delete([]byte(ok.FobUID)); err != nil {
+			if err := bt.deleteFob(ok.FobUID); err != nil {
 				return err
 			}
 		}
 	}
-	if err := bt.keys.Put([]byte(k.ID), v); err != nil {
+	if err := bt.putKey(k.ID, v); err != nil {
 		return err
 	}
-	if err := bt.fobs.Put([]byte(k.FobUID), []byte(k.ID)); err != nil {
+	if err := bt.putFob(k.FobUID, k.ID); err != nil {
 		return err
 	}
 	ch.touchKey(k.ID)
@@ -193,26 +197,34 @@ func (ch *change) putKey(k box.Key) error {
 
 func (ch *change) deleteKey(id string) error {
 	bt := ch.bt
-	old := bt.keys.Get([]byte(id))
-	if old == nil {
-		return nil
+	old, err := bt.key(id)
+	if err != nil || old == nil {
+		return err
 	}
 	var k box.Key
 	if err := json.Unmarshal(old, &k); err != nil {
 		return fmt.Errorf("key %s: stored record: %w", id, err)
 	}
-	if err := bt.fobs.Delete([]byte(k.FobUID)); err != nil {
+	if err := bt.deleteFob(k.FobUID); err != nil {
 		return err
 	}
-	if err := bt.keys.Delete([]byte(id)); err != nil {
+	if err := bt.deleteKey(id); err != nil {
 		return err
 	}
 	ch.touchKey(id)
 	return nil
 }
 
-func getGrant(bt *boxTx, id string) (storedGrant, bool, error) {
-	v := bt.grants.Get([]byte(id))
+func getGrant(bt boxTx, id string) (storedGrant, bool, error) {
+	v, err := bt.grant(id)
+	if err != nil {
+		return storedGrant{}, false, err
+	}
+	return decodeGrant(id, v)
+}
+
+// decodeGrant is a stored grant document, false if there is none.
+func decodeGrant(id string, v []byte) (storedGrant, bool, error) {
 	if v == nil {
 		return storedGrant{}, false, nil
 	}
@@ -236,9 +248,15 @@ func (ch *change) putGrant(gp box.GrantPut) error {
 	// A grant naming a key the box lacks is a bridge mistake worth
 	// catching here; a revoked grant opens nothing, so it may keep the ids
 	// of keys deleted since.
-	for _, kid := range g.KeyIDs {
-		if !g.Revoked && bt.keys.Get([]byte(kid)) == nil {
-			return fmt.Errorf("%w: grant %s names key %s, which box %s does not have", ErrNotFound, g.ID, kid, bt.id)
+	if !g.Revoked && len(g.KeyIDs) > 0 {
+		have, err := bt.keysByID(g.KeyIDs)
+		if err != nil {
+			return err
+		}
+		for _, kid := range g.KeyIDs {
+			if have[kid] == nil {
+				return fmt.Errorf("%w: grant %s names key %s, which box %s does not have", ErrNotFound, g.ID, kid, bt.boxID())
+			}
 		}
 	}
 	old, had, err := getGrant(bt, g.ID)
@@ -249,10 +267,10 @@ func (ch *change) putGrant(gp box.GrantPut) error {
 	codeChanged := false
 	switch {
 	case gp.Code != "":
-		ng.CodeMAC = c.codeMACOf(bt.id, gp.Code)
+		ng.CodeMAC = c.codeMACOf(bt.boxID(), gp.Code)
 		codeChanged = !had || !hmac.Equal(old.CodeMAC, ng.CodeMAC)
 		if codeChanged {
-			ng.CodeEnc = c.encryptCode(bt.id, g.ID, gp.Code)
+			ng.CodeEnc = c.encryptCode(bt.boxID(), g.ID, gp.Code)
 		} else {
 			ng.CodeEnc = old.CodeEnc
 		}
@@ -283,12 +301,12 @@ func (ch *change) putGrant(gp box.GrantPut) error {
 		}
 	}
 	if had && old.CodeMAC != nil && codeChanged {
-		if err := bt.codes.Delete(indexKey(old.CodeMAC, g.ID)); err != nil {
+		if err := bt.deleteCode(old.CodeMAC, g.ID); err != nil {
 			return err
 		}
 	}
 	if ng.CodeMAC != nil {
-		if err := bt.codes.Put(indexKey(ng.CodeMAC, g.ID), nil); err != nil {
+		if err := bt.putCode(ng.CodeMAC, g.ID); err != nil {
 			return err
 		}
 	}
@@ -296,7 +314,7 @@ func (ch *change) putGrant(gp box.GrantPut) error {
 	if err != nil {
 		return fmt.Errorf("grant %s: encoding: %w", g.ID, err)
 	}
-	if err := bt.grants.Put([]byte(g.ID), v); err != nil {
+	if err := bt.putGrant(g.ID, v); err != nil {
 		return err
 	}
 	ch.touchGrant(g.ID)
@@ -305,21 +323,27 @@ func (ch *change) putGrant(gp box.GrantPut) error {
 
 // checkCodeFree refuses a code that an active or future grant other than
 // id already has: at the keypad, one code must mean one grant.
-func checkCodeFree(bt *boxTx, mac []byte, id string, now time.Time) error {
-	cur := bt.codes.Cursor()
-	for k, _ := cur.Seek(mac); k != nil && bytes.HasPrefix(k, mac); k, _ = cur.Next() {
-		other := string(k[len(mac):])
-		if other == id {
-			continue
+func checkCodeFree(bt boxTx, mac []byte, id string, now time.Time) error {
+	var holder string
+	err := bt.forEachCodeGrant(mac, func(other string, doc []byte) error {
+		if other == id || holder != "" {
+			return nil
 		}
-		og, ok, err := getGrant(bt, other)
+		og, ok, err := decodeGrant(other, doc)
 		if err != nil {
 			return err
 		}
 		if ok && !ended(og.Grant, now) {
-			return fmt.Errorf("%w: grant %s would have the same code as grant %s of box %s, which is active or future",
-				box.ErrCodeInUse, id, other, bt.id)
+			holder = other
 		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if holder != "" {
+		return fmt.Errorf("%w: grant %s would have the same code as grant %s of box %s, which is active or future",
+			box.ErrCodeInUse, id, holder, bt.boxID())
 	}
 	return nil
 }
@@ -331,11 +355,11 @@ func (ch *change) deleteGrant(id string) error {
 		return err
 	}
 	if old.CodeMAC != nil {
-		if err := bt.codes.Delete(indexKey(old.CodeMAC, id)); err != nil {
+		if err := bt.deleteCode(old.CodeMAC, id); err != nil {
 			return err
 		}
 	}
-	if err := bt.grants.Delete([]byte(id)); err != nil {
+	if err := bt.deleteGrant(id); err != nil {
 		return err
 	}
 	ch.touchGrant(id)
@@ -390,6 +414,21 @@ func (c *Cloud) DeleteGrant(boxID, grantID string) (uint64, error) {
 // PutBatch puts many keys then many grants as one revision, all or nothing.
 func (c *Cloud) PutBatch(boxID string, keys []box.Key, grants []box.GrantPut) (uint64, error) {
 	return c.mutate("put batch", boxID, func(ch *change) error {
+		var keyIDs, grantIDs []string
+		var macs [][]byte
+		for _, k := range keys {
+			keyIDs = append(keyIDs, k.ID)
+		}
+		for _, g := range grants {
+			keyIDs = append(keyIDs, g.KeyIDs...)
+			grantIDs = append(grantIDs, g.ID)
+			if g.Code != "" {
+				macs = append(macs, c.codeMACOf(boxID, g.Code))
+			}
+		}
+		if err := ch.bt.prefetch(keyIDs, grantIDs, macs); err != nil {
+			return err
+		}
 		for i, k := range keys {
 			if err := ch.putKey(k); err != nil {
 				return fmt.Errorf("keys[%d]: %w", i, err)
@@ -406,8 +445,8 @@ func (c *Cloud) PutBatch(boxID string, keys []box.Key, grants []box.GrantPut) (u
 
 // Revision is the box's current records revision.
 func (c *Cloud) Revision(boxID string) (rev uint64, err error) {
-	err = c.view("revision", boxID, func(bt *boxTx) error {
-		rev = getU64(bt.meta, kRev)
+	err = c.view("revision", boxID, func(bt boxTx) error {
+		rev = bt.meta().Rev
 		return nil
 	})
 	return rev, err
@@ -415,8 +454,8 @@ func (c *Cloud) Revision(boxID string) (rev uint64, err error) {
 
 // Records returns the box's current keys and grants (without codes), by id.
 func (c *Cloud) Records(boxID string) (keys []box.Key, grants []box.Grant, err error) {
-	err = c.view("records", boxID, func(bt *boxTx) error {
-		if err := bt.keys.ForEach(func(_, v []byte) error {
+	err = c.view("records", boxID, func(bt boxTx) error {
+		if err := bt.forEachKey(func(_ string, v []byte) error {
 			var k box.Key
 			if err := json.Unmarshal(v, &k); err != nil {
 				return err
@@ -426,7 +465,7 @@ func (c *Cloud) Records(boxID string) (keys []box.Key, grants []box.Grant, err e
 		}); err != nil {
 			return err
 		}
-		return bt.grants.ForEach(func(_, v []byte) error {
+		return bt.forEachGrant(func(_ string, v []byte) error {
 			var g storedGrant
 			if err := json.Unmarshal(v, &g); err != nil {
 				return err

@@ -3,7 +3,7 @@ package cloud_test
 import (
 	"bytes"
 	"fmt"
-	"os"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -375,17 +375,17 @@ func TestCodesAtRest(t *testing.T) {
 	_, err = e.c.PutGrant("box-a", booking("g1", "k1"), code)
 	require.NoError(t, err)
 	require.NoError(t, e.c.Close())
-	raw, err := os.ReadFile(e.path)
-	require.NoError(t, err)
-	require.False(t, bytes.Contains(raw, []byte(code)), "a code in clear in the store file")
+	raw := e.store.dump(t)
+	require.Contains(t, string(raw), "g1", "the dump holds the grant")
+	require.False(t, bytes.Contains(raw, []byte(code)), "a code in clear in the store")
 
-	_, err = cloud.Open(cloud.Options{Path: e.path, Signer: wire.Signer{Key: make([]byte, 64)}, CodeKey: bytes.Repeat([]byte{8}, 32)})
+	_, err = cloud.Open(e.store.opts(cloud.Options{Signer: wire.Signer{Key: make([]byte, 64)}, CodeKey: bytes.Repeat([]byte{8}, 32)}))
 	require.ErrorIs(t, err, cloud.ErrCodeKey)
-	_, err = cloud.Open(cloud.Options{Path: e.path, Signer: wire.Signer{Key: make([]byte, 64)}})
+	_, err = cloud.Open(e.store.opts(cloud.Options{Signer: wire.Signer{Key: make([]byte, 64)}}))
 	require.ErrorIs(t, err, cloud.ErrCodeKey)
 
 	// With the right key, the code comes back in a snapshot after a restart.
-	c2, err := cloud.Open(cloud.Options{Path: e.path, Signer: wire.Signer{KeyID: "k1", Key: e.signerKey(t)}, CodeKey: key32})
+	c2, err := cloud.Open(e.store.opts(cloud.Options{Signer: wire.Signer{KeyID: "k1", Key: e.signerKey(t)}, CodeKey: key32}))
 	require.NoError(t, err)
 	defer c2.Close()
 	e.c = c2
@@ -487,4 +487,42 @@ func BenchmarkAnswerSnapshot100k(b *testing.B) {
 	b.ReportMetric(float64(n), "messages")
 	b.ReportMetric(float64(size)/float64(n), "bytes/message")
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N)*1e9/100_000, "ns/grant")
+}
+
+// TestBatchCodeMoves: within one batch a code freed by one grant may be
+// taken by the next, a grant put twice keeps its last code, and a code an
+// active grant keeps is refused; a snapshot carries exactly the codes that
+// resulted. (On PostgreSQL a batch's grants and codes are fetched up front:
+// what the batch writes must still be what the later grants see.)
+func TestBatchCodeMoves(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.c
+	_, err := c.PutBatch("box-a", []box.Key{key(1)}, []box.GrantPut{
+		{Grant: booking("g1", "k1"), Code: "111111"}, {Grant: booking("g2", "k1"), Code: "222222"}})
+	require.NoError(t, err)
+	_, err = c.PutBatch("box-a", nil, []box.GrantPut{
+		{Grant: booking("g1", "k1"), Code: "333333"}, {Grant: booking("g3", "k1"), Code: "111111"}})
+	require.NoError(t, err, "g1 freed 111111 earlier in the batch")
+	_, err = c.PutBatch("box-a", nil, []box.GrantPut{{Grant: booking("g4", "k1"), Code: "222222"}})
+	require.ErrorIs(t, err, box.ErrCodeInUse)
+	require.Contains(t, err.Error(), "g2")
+	_, err = c.PutBatch("box-a", nil, []box.GrantPut{
+		{Grant: booking("g2", "k1"), Code: "444444"}, {Grant: booking("g2", "k1"), Code: "555555"},
+		{Grant: booking("g5", "k1"), Code: "222222"}})
+	require.NoError(t, err)
+	_, err = c.PutBatch("box-a", nil, []box.GrantPut{{Grant: booking("g6", "k1"), Code: "444444"}})
+	require.NoError(t, err, "g2 moved off 444444 within its batch")
+	_, err = c.PutBatch("box-a", nil, []box.GrantPut{{Grant: booking("g7", "k1"), Code: "555555"}})
+	require.ErrorIs(t, err, box.ErrCodeInUse)
+	_, err = c.DeleteGrant("box-a", "g3")
+	require.NoError(t, err)
+	_, err = c.PutBatch("box-a", nil, []box.GrantPut{{Grant: booking("g8", "k1"), Code: "111111"}})
+	require.NoError(t, err, "a deleted grant's code is free")
+
+	codes := map[string]string{}
+	for _, m := range e.answer(t, 0) {
+		_, cs := e.open(t, m)
+		maps.Copy(codes, cs)
+	}
+	require.Equal(t, map[string]string{"g1": "333333", "g2": "555555", "g5": "222222", "g6": "444444", "g8": "111111"}, codes)
 }

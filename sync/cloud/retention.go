@@ -1,11 +1,8 @@
 package cloud
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // DefaultEventRetention is how long the cloud keeps a box's events. The
@@ -20,81 +17,45 @@ const DefaultEventRetention = 90 * 24 * time.Hour
 const sweepEvery = time.Hour
 
 // day is the cloud's day number of t: events are indexed by the day the
-// cloud received them (bDays), never by the box's clock, which may say
-// 1970 on a Pi that booted without network.
+// cloud received them (the received-day index), never by the box's clock,
+// which may say 1970 on a Pi that booted without network.
 func day(t time.Time) uint64 { return uint64(max(t.Unix(), 0) / 86400) }
-
-// noteReceived records that events through seq (the cloud's numbering)
-// were received on now's day.
-func (bt *boxTx) noteReceived(now time.Time, seq uint64) error {
-	days, err := bt.daysBucket()
-	if err != nil {
-		return err
-	}
-	return days.Put(u64(day(now)), u64(seq))
-}
-
-// daysBucket returns the box's received-day index, making it for a store
-// made before retention existed. Events stored before then are indexed as
-// received now (the index's first entry), so they go one retention after
-// the upgrade rather than never.
-func (bt *boxTx) daysBucket() (*bolt.Bucket, error) {
-	if bt.days != nil {
-		return bt.days, nil
-	}
-	if !bt.b.Writable() {
-		return nil, nil
-	}
-	days, err := bt.b.CreateBucketIfNotExists(bDays)
-	if err != nil {
-		return nil, err
-	}
-	bt.days = days
-	return days, nil
-}
 
 // sweepBox deletes the box's events received on days wholly older than the
 // retention: an event is kept at least EventRetention and at most a day
 // more. It touches only the index's oldest entries, so it is cheap to run
 // on every ingest.
-func (c *Cloud) sweepBox(bt *boxTx, now time.Time) (deleted uint64, err error) {
-	days, err := bt.daysBucket()
-	if err != nil || days == nil {
+//
+// A store made before retention existed has no index: events stored before
+// then are indexed as received now (the index's first entry), so they go
+// one retention after the upgrade rather than never.
+func (c *Cloud) sweepBox(bt boxTx, now time.Time) (deleted uint64, err error) {
+	has, err := bt.hasDays()
+	if err != nil {
 		return 0, err
 	}
-	if k, _ := days.Cursor().First(); k == nil && getU64(bt.meta, kHighSeq) > 0 {
-		// An old store: index what it holds as received today.
-		if err := days.Put(u64(day(now)), u64(getU64(bt.meta, kHighSeq))); err != nil {
+	if high := bt.meta().HighSeq; !has && high > 0 {
+		if err := bt.putDay(day(now), high); err != nil {
 			return 0, err
 		}
 	}
 	cutoff := day(now.Add(-c.opts.EventRetention))
-	var old [][]byte
+	var old int
 	var through uint64
-	cur := days.Cursor()
-	for k, v := cur.First(); k != nil && binary.BigEndian.Uint64(k) < cutoff; k, v = cur.Next() {
-		old = append(old, k)
-		through = binary.BigEndian.Uint64(v)
+	if err := bt.forEachDayBefore(cutoff, func(_, seq uint64) error {
+		old++
+		through = max(through, seq)
+		return nil
+	}); err != nil {
+		return 0, err
 	}
-	if len(old) == 0 {
+	if old == 0 {
 		return 0, nil
 	}
-	var seqs [][]byte
-	ev := bt.ev.Cursor()
-	for k, _ := ev.First(); k != nil && binary.BigEndian.Uint64(k) <= through; k, _ = ev.Next() {
-		seqs = append(seqs, k)
+	if deleted, err = bt.deleteEventsThrough(through); err != nil {
+		return 0, err
 	}
-	for _, k := range seqs {
-		if err := bt.ev.Delete(k); err != nil {
-			return 0, err
-		}
-	}
-	for _, k := range old {
-		if err := days.Delete(k); err != nil {
-			return 0, err
-		}
-	}
-	return uint64(len(seqs)), nil
+	return deleted, bt.deleteDaysBefore(cutoff)
 }
 
 // SweepEvents deletes, for every box, the events received more than
@@ -108,7 +69,7 @@ func (c *Cloud) SweepEvents() (deleted int, err error) {
 	now := c.opts.Now()
 	for _, id := range ids {
 		var n uint64
-		if err := c.update("sweep events", id, func(bt *boxTx) error {
+		if err := c.update("sweep events", id, func(bt boxTx) error {
 			n, err = c.sweepBox(bt, now)
 			return err
 		}); err != nil {

@@ -25,13 +25,17 @@ func (c *Cloud) SetStatus(boxID string, st wire.Status) error {
 	if err != nil {
 		return fmt.Errorf("cloud: status of box %s: encoding: %w", boxID, err)
 	}
-	return c.update("status", boxID, func(bt *boxTx) error { return bt.meta.Put(kStatus, v) })
+	return c.update("status", boxID, func(bt boxTx) error {
+		m := bt.meta()
+		m.Status = v
+		return bt.setMeta(m)
+	})
 }
 
 // Status returns the box's last status, and false if it never sent one.
 func (c *Cloud) Status(boxID string) (st wire.Status, ok bool, err error) {
-	err = c.view("status", boxID, func(bt *boxTx) error {
-		v := bt.meta.Get(kStatus)
+	err = c.view("status", boxID, func(bt boxTx) error {
+		v := bt.meta().Status
 		if v == nil {
 			return nil
 		}
@@ -96,7 +100,7 @@ func (c *Cloud) Command(boxID, kind string, slot int, by, reason string, ttl tim
 	if err != nil {
 		return nil, cmd, err
 	}
-	if err := c.update("command", boxID, func(bt *boxTx) error { return bt.cmds.Put([]byte(cmd.ID), v) }); err != nil {
+	if err := c.update("command", boxID, func(bt boxTx) error { return bt.putCommand(cmd.ID, v) }); err != nil {
 		return nil, cmd, err
 	}
 	c.log.Info("command issued", "box", boxID, "id", cmd.ID, "kind", kind, "slot", slot, "by", by,
@@ -111,8 +115,11 @@ func (c *Cloud) SetCommandResult(boxID string, res wire.CommandResult) error {
 		c.stats.wrongBox.Add(1)
 		return fmt.Errorf("cloud: command result of box %s: %w: it says box %q", boxID, wire.ErrWrongBox, res.Box)
 	}
-	return c.update("command result", boxID, func(bt *boxTx) error {
-		v := bt.cmds.Get([]byte(res.ID))
+	return c.update("command result", boxID, func(bt boxTx) error {
+		v, err := bt.command(res.ID)
+		if err != nil {
+			return err
+		}
 		if v == nil {
 			return fmt.Errorf("%w: box %s answers command %q, which the cloud never sent it", ErrNotFound, boxID, res.ID)
 		}
@@ -125,14 +132,17 @@ func (c *Cloud) SetCommandResult(boxID string, res wire.CommandResult) error {
 		if err != nil {
 			return err
 		}
-		return bt.cmds.Put([]byte(res.ID), nv)
+		return bt.putCommand(res.ID, nv)
 	})
 }
 
 // CommandResult returns the box's answer to command id, false if none yet.
 func (c *Cloud) CommandResult(boxID, id string) (res wire.CommandResult, ok bool, err error) {
-	err = c.view("command result", boxID, func(bt *boxTx) error {
-		v := bt.cmds.Get([]byte(id))
+	err = c.view("command result", boxID, func(bt boxTx) error {
+		v, err := bt.command(id)
+		if err != nil {
+			return err
+		}
 		if v == nil {
 			return fmt.Errorf("%w: command %q of box %s", ErrNotFound, id, boxID)
 		}
