@@ -47,6 +47,9 @@ firmware:
 	$(GO) run ./cmd/internal/firmware/mkfirmware --out $(DIST) --targets $(FIRMWARE_TARGETS) \
 		--version '$(VERSION)' --commit '$(COMMIT)' --build-time '$(BUILD_TIME)'
 
+# The packages whose tests run on either store engine (pgtest.Engine).
+PG_PACKAGES := ./sync/cloud ./sync/bookings ./sync/bridge
+
 test:
 	@if [ -z "$(RACE)" ]; then echo "make test: no C compiler found, running without -race (apt-get install gcc)"; fi
 	# Packages run in parallel: no test's outcome depends on how fast the
@@ -54,6 +57,9 @@ test:
 	# fake clock, the fob reader's on an injected one, and the rest wait for
 	# conditions, with bounds that only a real hang reaches.
 	$(GO) test $(RACE) -count=1 -timeout 30m ./...
+	# The bridge's stores once more on PostgreSQL: the same suites, each
+	# test on a database of a throwaway cluster (sync/pgtest).
+	SMARTBOX_TEST_STORE=postgres $(GO) test $(RACE) -count=1 -timeout 30m $(PG_PACKAGES)
 
 # BENCH_FLAGS adds flags: `make bench BENCH_FLAGS="--skip ./sync/loadbox"`
 # leaves the 1,000-box rows out (and says the table is partial).

@@ -17,6 +17,7 @@ import (
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/notify"
+	"github.com/smartbox-oss/smartbox/sync/pgdb"
 )
 
 // DefaultConfigPath is where smartbox-bridge looks for its config.
@@ -58,6 +59,7 @@ type Config struct {
 	Broker  BrokerConfig  `toml:"broker"`
 	Admin   AdminConfig   `toml:"admin"`
 	Cloud   CloudConfig   `toml:"cloud"`
+	Store   StoreConfig   `toml:"store"`
 	Fleetio FleetioConfig `toml:"fleetio"`
 	Notify  NotifyConfig  `toml:"notify"`
 
@@ -119,6 +121,23 @@ type CloudConfig struct {
 	CodeKeyFile string `toml:"code_key_file"`
 	LogLimit    int    `toml:"log_limit"`
 }
+
+// StoreConfig says where the bridge keeps its data: bbolt files in
+// data_dir (neither field: one process, the default), or a PostgreSQL
+// database that several replicas share. The URL names the database; its
+// password goes in url_file (0600) or in PostgreSQL's own ~/.pgpass,
+// never in this file.
+type StoreConfig struct {
+	URL     string `toml:"url"`
+	URLFile string `toml:"url_file"`
+	// MaxConns bounds this replica's connections to the database (0:
+	// pgdb.DefaultMaxConns).
+	MaxConns int `toml:"max_conns"`
+}
+
+// maxStoreConns bounds store.max_conns: PostgreSQL's default
+// max_connections is 100, and every connection is a server process.
+const maxStoreConns = 200
 
 // FleetioConfig is the Fleetio integration's public side: the listener
 // Fleetio's webhooks and the drivers' access pages reach, and who is told
@@ -311,6 +330,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Cloud.LogLimit < 0 {
 		return c.fieldErr("cloud.log_limit", "%d is negative", c.Cloud.LogLimit)
+	}
+	if err := c.validateStore(); err != nil {
+		return err
 	}
 	if err := c.validateFleetio(); err != nil {
 		return err
@@ -568,6 +590,44 @@ func (c *Config) validateLoopback(field, addr string) error {
 	return nil
 }
 
+func (c *Config) validateStore() error {
+	st := &c.Store
+	if st.URL != "" && st.URLFile != "" {
+		return c.fieldErr("store.url", "and store.url_file are both set: give one")
+	}
+	if st.URL != "" {
+		if !pgdb.IsURL(st.URL) {
+			return c.fieldErr("store.url", "%q is not a postgres:// URL", pgdb.Redact(st.URL))
+		}
+		if u, err := url.Parse(st.URL); err != nil {
+			return c.fieldErr("store.url", "does not parse as a URL")
+		} else if _, has := u.User.Password(); has {
+			return c.fieldErr("store.url", "holds a password: put the URL in store.url_file (0600), or the password in ~/.pgpass")
+		}
+	}
+	if st.MaxConns < 0 || st.MaxConns > maxStoreConns {
+		return c.fieldErr("store.max_conns", "%d is outside 0..%d", st.MaxConns, maxStoreConns)
+	}
+	return nil
+}
+
+// storeURL is the database URL of [store], read from url_file when given;
+// "" keeps the bbolt files.
+func (c *Config) storeURL() (string, error) {
+	st := &c.Store
+	if st.URLFile == "" {
+		return st.URL, nil
+	}
+	u, err := readSecretFile("store.url_file", st.URLFile)
+	if err != nil {
+		return "", err
+	}
+	if !pgdb.IsURL(u) {
+		return "", fmt.Errorf("store.url_file %s: not a postgres:// URL", st.URLFile)
+	}
+	return u, nil
+}
+
 // fieldErr makes "file:line: field: msg" (tomlconf.File.FieldErr).
 func (c *Config) fieldErr(field, format string, args ...any) error {
 	return c.file.FieldErr(field, format, args...)
@@ -615,6 +675,10 @@ func (c *Config) bridgeOptions(log *slog.Logger) (bridge.Options, error) {
 			return o, err
 		}
 	}
+	if o.Store.URL, err = c.storeURL(); err != nil {
+		return o, err
+	}
+	o.Store.MaxConns = int32(c.Store.MaxConns)
 	if k := c.Cloud.CodeKeyFile; k != "" {
 		if o.Cloud.CodeKey, err = readCodeKey(k); err != nil {
 			return o, err

@@ -42,6 +42,8 @@ local admin endpoint the other commands talk to.
 	Width: 15,
 	Commands: []cli.Command{
 		{Name: "serve", Summary: "run the bridge (--config FILE)", Run: cmdServe},
+		{Name: "migrate", Summary: "move data_dir's stores and secrets into the [store] PostgreSQL database\n" +
+			"(stop the bridge first; the database must be empty)", Run: cmdMigrate},
 		{Name: "signing-key", Summary: "print the signing key as kid=base64, for smartboxctl provision", Run: cmdSigningKey},
 		{Name: "register-box", Summary: "--id ID --public-key B64 [--password-file F --slots N --name N --location L]\n" +
 			"or --record FILE [--cert-out FILE]: a record of smartboxctl provision --offline", Run: cmdRegisterBox},
@@ -103,7 +105,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if err := s.run(ctx); err != nil {
+	if err := s.run(ctx, log); err != nil {
 		return err
 	}
 	log.Info("stopped")

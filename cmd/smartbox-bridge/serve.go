@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	sdnotify "github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 )
 
@@ -39,12 +41,28 @@ func startService(cfg *Config, log *slog.Logger, stdout io.Writer) (*service, er
 }
 
 // run serves until ctx is done or the bridge stops by itself (its first
-// broker connection failed), then closes it.
-func (s *service) run(ctx context.Context) error {
+// broker connection failed), then closes it. Under systemd (Type=notify,
+// dist/smartbox-bridge.service) it says READY=1 once the cloud is
+// subscribed at the broker, when a box's message is heard from the first,
+// and STOPPING=1 when it begins to stop; outside systemd (no
+// NOTIFY_SOCKET) both are no-ops.
+func (s *service) run(ctx context.Context, log *slog.Logger) error {
+	notify := func(state string) {
+		if _, err := sdnotify.SdNotify(false, state); err != nil {
+			log.Warn("telling systemd", "state", state, "err", err)
+		}
+	}
 	select {
 	case <-ctx.Done():
 	case <-s.Done():
+	case <-s.Ready():
+		notify(sdnotify.SdNotifyReady)
+		select {
+		case <-ctx.Done():
+		case <-s.Done():
+		}
 	}
+	notify(sdnotify.SdNotifyStopping)
 	return s.Close()
 }
 

@@ -60,7 +60,7 @@ func startBridgeWith(t *testing.T, dir, brokerTOML, more string) *runningBridge 
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &runningBridge{svc: svc, dir: dir, out: stdout.String(), log: logs, cancel: cancel, done: make(chan error, 1)}
-	go func() { b.done <- svc.run(ctx) }()
+	go func() { b.done <- svc.run(ctx, slog.New(slog.NewTextHandler(logs, nil))) }()
 	t.Cleanup(func() { b.stop(t) })
 	return b
 }

@@ -26,7 +26,7 @@ func (b *Integration) RunMaintenance(ctx context.Context, every time.Duration) e
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		b.maintain(ctx)
+		b.Maintain(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -35,8 +35,9 @@ func (b *Integration) RunMaintenance(ctx context.Context, every time.Duration) e
 	}
 }
 
-// maintain is one round of RunMaintenance.
-func (b *Integration) maintain(ctx context.Context) {
+// Maintain is one round of RunMaintenance; replicas on one database run
+// it in turns (sync/bridge takes the round).
+func (b *Integration) Maintain(ctx context.Context) {
 	if n, err := b.CatchUpEvents(); err != nil {
 		b.log.Error("maintenance: catch up box events", "err", err)
 	} else if n > 0 {

@@ -107,3 +107,54 @@ func (a *boltAccounts) swapCert(id string, decide func(old []byte) ([]byte, erro
 		return tx.Bucket(bucketBoxPasswords).Delete([]byte(id))
 	})
 }
+
+// accountRow is one box's account, as moved between engines.
+type accountRow struct {
+	id           string
+	passwordHash *string
+	slots        *int
+	cert         []byte // JSON; nil: none
+}
+
+// rows lists every box's account, in box id order.
+func (a *boltAccounts) rows() ([]accountRow, error) {
+	byID := map[string]*accountRow{}
+	var ids []string
+	row := func(id []byte) *accountRow {
+		r := byID[string(id)]
+		if r == nil {
+			r = &accountRow{id: string(id)}
+			byID[r.id] = r
+			ids = append(ids, r.id)
+		}
+		return r
+	}
+	err := a.db.View(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketBoxPasswords).ForEach(func(k, v []byte) error {
+			h := string(v)
+			row(k).passwordHash = &h
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketBoxSlots).ForEach(func(k, v []byte) error {
+			n, err := strconv.Atoi(string(v))
+			if err != nil {
+				return fmt.Errorf("slot count of box %s: %q", k, v)
+			}
+			row(k).slots = &n
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketBoxCerts).ForEach(func(k, v []byte) error {
+			row(k).cert = bytes.Clone(v)
+			return nil
+		})
+	})
+	rows := make([]accountRow, 0, len(ids))
+	for _, id := range ids {
+		rows = append(rows, *byID[id])
+	}
+	return rows, err
+}

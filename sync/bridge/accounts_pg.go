@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
 	"time"
 
@@ -111,4 +112,20 @@ func (a *pgAccounts) swapCert(id string, decide func(old []byte) ([]byte, error)
 		_, err = tx.Exec(ctx, `UPDATE bridge_box_accounts SET cert = $2::jsonb, password_hash = NULL WHERE box_id = $1`, id, string(v))
 		return err
 	})
+}
+
+// insertRows adds moved accounts (MoveToPostgres) in the transaction tx.
+func insertAccountRows(ctx context.Context, tx pgx.Tx, rows []accountRow) error {
+	for _, r := range rows {
+		var cert *string
+		if r.cert != nil {
+			c := string(r.cert)
+			cert = &c
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO bridge_box_accounts (box_id, password_hash, slots, cert) VALUES ($1, $2, $3, $4::jsonb)`,
+			r.id, r.passwordHash, r.slots, cert); err != nil {
+			return fmt.Errorf("box %s: %w", r.id, err)
+		}
+	}
+	return nil
 }

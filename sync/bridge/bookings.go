@@ -5,23 +5,20 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/smartbox-oss/smartbox/sync/bookings"
 )
 
-// startBookings opens the Fleetio integration's store, listens on the
-// public address and makes the integration. The public listener is opened
+// startBookings listens on the public address and makes the integration
+// on the store openStores opened. The public listener is opened
 // first so that a PublicURL left out can be derived from the port the
 // system picked.
 func (s *Service) startBookings() error {
 	fo := &s.o.Fleetio
 	var err error
-	if s.bookingsStore, err = bookings.OpenStore(filepath.Join(s.o.DataDir, FileBookingsDB)); err != nil {
-		return fmt.Errorf("bookings store: %w", err)
-	}
 	if s.publicLn, err = net.Listen("tcp", fo.PublicListen); err != nil {
 		return fmt.Errorf("fleetio.public_listen: listen on %s: %w", fo.PublicListen, err)
 	}
@@ -74,6 +71,7 @@ func (s *Service) publicHandler() http.Handler {
 	mux.Handle(bookings.WebhookPath, webhook)
 	mux.Handle(bookings.AccessPath, s.fleet.Access())
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
 	return mux
 }
 
@@ -83,6 +81,46 @@ func (s *Service) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	fmt.Fprintf(w, "ok\nfleetio_connected %t\nqueue_depth %d\n", s.fleetioConnected(), s.bookingsStore.QueueDepth())
+}
+
+// readyPingTimeout bounds /readyz's check of the database: a load balancer
+// polls it every few seconds, and a database slower than this to answer a
+// ping could not take webhooks in time either.
+const readyPingTimeout = time.Second
+
+// readyz answers 200 "ready" when this replica may take traffic: subscribed
+// to the boxes' topics at the broker, its database answering, and not
+// shutting down; 503 with the failing check otherwise. /healthz says the
+// process is alive; this says whether to send it webhooks.
+func (s *Service) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	notReady := func(why string) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: %s\n", why)
+	}
+	select {
+	case <-s.stop:
+		notReady("shutting down")
+		return
+	default:
+	}
+	select {
+	case <-s.cloud.Subscribed():
+	default:
+		notReady("not yet subscribed at the broker")
+		return
+	}
+	if s.pool != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyPingTimeout)
+		defer cancel()
+		if err := s.pool.Ping(ctx); err != nil {
+			notReady("database not answering")
+			s.log.Warn("readyz: database ping", "err", err)
+			return
+		}
+	}
+	fmt.Fprintf(w, "ready\n")
 }
 
 // fleetioConnected says whether the integration has its settings.
@@ -98,9 +136,15 @@ func (s *Service) runBookings(ctx context.Context) <-chan struct{} {
 			s.log.Error("fleetio queue worker stopped", "err", err)
 		}
 	})
-	if s.o.Fleetio.ReconcileEvery > 0 {
+	if every := s.o.Fleetio.ReconcileEvery; every > 0 {
 		wg.Go(func() {
-			if err := s.fleet.RunMaintenance(ctx, s.o.Fleetio.ReconcileEvery); err != nil && ctx.Err() == nil {
+			var err error
+			if s.pool == nil {
+				err = s.fleet.RunMaintenance(ctx, every)
+			} else {
+				err = s.maintainInRounds(ctx, every)
+			}
+			if err != nil && ctx.Err() == nil {
 				s.log.Error("fleetio maintenance stopped", "err", err)
 			}
 		})
@@ -111,4 +155,26 @@ func (s *Service) runBookings(ctx context.Context) <-chan struct{} {
 		close(done)
 	}()
 	return done
+}
+
+// maintainInRounds is RunMaintenance for replicas on one database: each
+// replica ticks every interval, and the one that takes the round
+// (takeRound) runs it, so reconcile, expiry and overdue checks run once
+// per interval across the replicas, and still run while any one is up.
+func (s *Service) maintainInRounds(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		switch mine, err := takeRound(ctx, s.pool, "maintenance", s.o.Store.Replica, every); {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error("maintenance: round", "err", err) // the next tick asks again
+		case mine:
+			s.fleet.Maintain(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

@@ -181,6 +181,7 @@ func TestCertificateRequestsRefused(t *testing.T) {
 // The CA is made on first start and kept: a restart serves the same one. A
 // data dir with only one of its two files is refused with both named.
 func TestCAKeptAndHalfPairRefused(t *testing.T) {
+	boltOnly(t, "the CA's files in the data dir (on PostgreSQL it is in the database: TestReplicasShareSecrets)")
 	dir := t.TempDir()
 	tlsOn := BrokerOptions{ListenTLS: freeLoopbackPort}
 	b := startTest(t, Options{DataDir: dir, Broker: tlsOn})
@@ -220,6 +221,7 @@ func TestCAKeptAndHalfPairRefused(t *testing.T) {
 // A first start cut between the CA's two files (the marker still there)
 // is finished by the next: a new pair, which nobody can have been given.
 func TestCACutWhileMade(t *testing.T) {
+	boltOnly(t, "the ca.making marker between the two CA files")
 	dir := t.TempDir()
 	ca, err := newCA()
 	require.NoError(t, err)

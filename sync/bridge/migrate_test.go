@@ -51,9 +51,29 @@ func oldDataDir(t *testing.T) string {
 	return dir
 }
 
+// requireOldDepotData checks that b holds what oldDataDir wrote.
+func requireOldDepotData(t *testing.T, b *testBridge) {
+	t.Helper()
+	keys, grants, err := b.Cloud().Records("depot-1")
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	require.Len(t, grants, 1)
+	require.Equal(t, "booking-1", grants[0].ID)
+	require.True(t, b.accounts.HasPassword("depot-1"))
+	require.Equal(t, 12, b.accounts.Slots("depot-1"))
+	links, err := b.bookingsStore.Links()
+	require.NoError(t, err)
+	require.Len(t, links, 1)
+	bk, ok, err := b.bookingsStore.Booking(77)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "booking-1", bk.GrantID)
+}
+
 // A data directory with the old file names starts with the new code and
 // keeps its data; a second start moves nothing.
 func TestMigrateOldDataDir(t *testing.T) {
+	boltOnly(t, "the renames of the bbolt files (a depot moves to PostgreSQL by MoveToPostgres: TestMoveToPostgres)")
 	dir := oldDataDir(t)
 	for _, start := range []string{"first", "second"} {
 		t.Run(start, func(t *testing.T) {
@@ -72,20 +92,7 @@ func TestMigrateOldDataDir(t *testing.T) {
 				require.NotContains(t, b.log.String(), "renamed")
 			}
 
-			keys, grants, err := b.Cloud().Records("depot-1")
-			require.NoError(t, err)
-			require.Len(t, keys, 1)
-			require.Len(t, grants, 1)
-			require.Equal(t, "booking-1", grants[0].ID)
-			require.True(t, b.accounts.HasPassword("depot-1"))
-			require.Equal(t, 12, b.accounts.Slots("depot-1"))
-			links, err := b.bookingsStore.Links()
-			require.NoError(t, err)
-			require.Len(t, links, 1)
-			bk, ok, err := b.bookingsStore.Booking(77)
-			require.NoError(t, err)
-			require.True(t, ok)
-			require.Equal(t, "booking-1", bk.GrantID)
+			requireOldDepotData(t, b)
 		})
 	}
 }

@@ -38,6 +38,14 @@ type secrets struct {
 // depot's boxes trust its key, and a new one would cut every one of them
 // off; `smartbox-bridge migrate` moves the depot into the database.
 func loadSecretsPG(ctx context.Context, pool *pgxpool.Pool, dir string) (s secrets, err error) {
+	var moving bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM bridge_secrets WHERE name = $1)`, secretMoving).Scan(&moving); err != nil {
+		return s, fmt.Errorf("secrets: %w", err)
+	}
+	if moving {
+		return s, errors.New("secrets: `smartbox-bridge migrate` is moving a depot into this database, or failed to: " +
+			"wait for it, or drop the database, make an empty one and run the move again")
+	}
 	var have bool
 	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM bridge_secrets WHERE name = $1)`, secretSigningKey).Scan(&have); err != nil {
 		return s, fmt.Errorf("secrets: %w", err)

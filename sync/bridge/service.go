@@ -14,6 +14,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/broker"
@@ -35,6 +36,7 @@ type Options struct {
 	AdminListen string
 	Broker      BrokerOptions
 	Cloud       CloudOptions
+	Store       StoreOptions
 	Fleetio     FleetioOptions
 	// Notifier tells drivers and the admin; nil tells nobody.
 	Notifier notify.Notifier
@@ -76,6 +78,19 @@ type BrokerOptions struct {
 	Password string
 	// ClientID is the cloud's MQTT client id ("": cloud.DefaultClientID).
 	ClientID string
+}
+
+// StoreOptions say where the bridge keeps its data.
+type StoreOptions struct {
+	// URL "" keeps the stores in bbolt files in DataDir, for one process.
+	// A postgres:// URL keeps them, and the secrets (signing key, CA,
+	// admin token), in that database, which any number of replicas share.
+	URL string
+	// MaxConns bounds this replica's pool (0: pgdb.DefaultMaxConns).
+	MaxConns int32
+	// Replica names this process among the replicas, in the logs and the
+	// rounds of periodic work ("": host name and process id).
+	Replica string
 }
 
 // CloudOptions tune the cloud store (sync/cloud).
@@ -133,11 +148,12 @@ type Service struct {
 	o      Options
 	log    *slog.Logger
 	signer wire.Signer
-	// keyCreated: the signing key was made by this start.
-	keyCreated bool
-	token      string
-	ca         *certAuthority
+	// keyCreated, caCreated: the signing key, the CA were made by this start.
+	keyCreated, caCreated bool
+	token                 string
+	ca                    *certAuthority
 
+	pool     *pgxpool.Pool // nil on bbolt
 	cloud    *cloud.Cloud
 	accounts *boxAccounts
 	broker   *broker.Broker // nil with an external broker
@@ -183,33 +199,11 @@ func Start(ctx context.Context, o Options) (_ *Service, err error) {
 		return nil, err
 	}
 
-	s.signer, s.keyCreated, err = loadOrCreateSigningKey(filepath.Join(dir, FileSigningKey))
-	if err != nil {
+	if err := s.openStores(ctx); err != nil {
 		return nil, err
 	}
 	s.log.Info("signing key", "kid", s.signer.KeyID, "created", s.keyCreated) // the public id only
-	var caCreated bool
-	if s.ca, caCreated, err = loadOrCreateCA(dir); err != nil {
-		return nil, err
-	}
-	s.log.Info("bridge CA", "subject", s.ca.cert.Subject.CommonName, "created", caCreated)
-	if s.token, err = loadOrCreateToken(filepath.Join(dir, FileAdminToken)); err != nil {
-		return nil, fmt.Errorf("admin token: %w", err)
-	}
-
-	s.cloud, err = cloud.Open(cloud.Options{
-		Path:     filepath.Join(dir, FileCloudDB),
-		Signer:   s.signer,
-		CodeKey:  o.Cloud.CodeKey,
-		LogLimit: o.Cloud.LogLimit,
-		Logger:   s.log.With("component", "cloud"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cloud store: %w", err)
-	}
-	if s.accounts, err = openBoxAccounts(filepath.Join(dir, FileBoxesDB)); err != nil {
-		return nil, err
-	}
+	s.log.Info("bridge CA", "subject", s.ca.cert.Subject.CommonName, "created", s.caCreated)
 	if err := s.startBroker(); err != nil {
 		return nil, err
 	}
@@ -248,6 +242,10 @@ func (o *Options) fillDefaults() {
 	}
 	if b.ClientID == "" {
 		b.ClientID = cloud.DefaultClientID
+	}
+	if o.Store.Replica == "" {
+		host, _ := os.Hostname()
+		o.Store.Replica = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	f := &o.Fleetio
 	if f.PublicListen == "" {
@@ -364,6 +362,9 @@ func (s *Service) release() {
 			if err := s.accounts.Close(); err != nil {
 				s.log.Warn("closing box accounts", "err", err)
 			}
+		}
+		if s.pool != nil {
+			s.pool.Close() // last: the stores above use it
 		}
 	})
 }
