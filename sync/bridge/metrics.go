@@ -10,13 +10,18 @@ import (
 
 // metricsCollector reads the bridge's counters and the boxes' statuses at
 // scrape time: the counters live in sync/bookings and sync/cloud already, so
-// there is nothing to keep in step here.
+// there is nothing to keep in step here. With replicas, each serves its own
+// /metrics: the counters (_total) count what this replica did, so sum them
+// across replicas; the gauges read from the store (boxes, queue depth) are
+// the whole service's, the same on every replica. replica_info names the
+// replica and its store engine.
 type metricsCollector struct {
 	s *Service
 
 	webhooks, grants, fleetioErrors, notifications, overdue, reconciled, echoes *prometheus.Desc
 	queueDepth, boxes, connected, cloudDropped                                  *prometheus.Desc
 	keypadAttacks, keypadClosures, returnsUnconfirmed                           *prometheus.Desc
+	replica                                                                     *prometheus.Desc
 }
 
 const metricsNS = "smartbox_bridge"
@@ -43,12 +48,14 @@ func newMetricsCollector(s *Service) *metricsCollector {
 			"keypad_closed events from boxes: wrong codes spent a box's guess budget, no code is checked until a refill or restore-keypad (the admin is told)."),
 		returnsUnconfirmed: d("fleetio_returns_unconfirmed_total",
 			"Fob returns of a booking's key that the slot's sensor did not confirm: the key still counts as out."),
+		replica: d("replica_info", "1, labelled with this replica's name and its store engine (bbolt: one process; postgres: one of the replicas on a database).",
+			"replica", "store"),
 	}
 }
 
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.webhooks, m.grants, m.fleetioErrors, m.notifications, m.overdue, m.reconciled, m.echoes,
-		m.queueDepth, m.boxes, m.connected, m.cloudDropped, m.keypadAttacks, m.keypadClosures, m.returnsUnconfirmed} {
+		m.queueDepth, m.boxes, m.connected, m.cloudDropped, m.keypadAttacks, m.keypadClosures, m.returnsUnconfirmed, m.replica} {
 		ch <- d
 	}
 }
@@ -60,6 +67,11 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
+	engine := "bbolt"
+	if m.s.pool != nil {
+		engine = "postgres"
+	}
+	gauge(m.replica, 1, m.s.o.Store.Replica, engine)
 	if b := m.s.fleet; b != nil {
 		st := b.Stats()
 		counter(m.webhooks, st.WebhooksAccepted, "accepted")
