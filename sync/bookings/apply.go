@@ -24,7 +24,10 @@ const GrantSource = "fleetio"
 // that every delivery about an assignment touches the same grant.
 func GrantID(assignmentID int64) string { return "fleetio-" + strconv.FormatInt(assignmentID, 10) }
 
-// applyAssignment makes the booking of assignment a match a.
+// applyAssignment makes the booking of assignment a match a. c nil: a is a
+// webhook's payload and Fleetio is not to be asked now; only what needs no
+// Fleetio call is done (the grant pushed or revoked, the booking stored),
+// the rest is left pending for the confirm (see intake).
 func (b *Integration) applyAssignment(ctx context.Context, c *fleetio.Client, a fleetio.VehicleAssignment, bk Booking, have bool) error {
 	if have && !bk.pending() && !a.UpdatedAt.After(bk.UpdatedAt) {
 		// Not newer than what was acted on: a repeat, a late delivery, or
@@ -273,6 +276,12 @@ func (b *Integration) finish(ctx context.Context, c *fleetio.Client, a fleetio.V
 			return err
 		}
 	}
+	if c == nil {
+		// From a payload: the grant is live; the write-back and the
+		// message (Fleetio calls) wait for the confirm, the PIN sealed
+		// until then.
+		return nil
+	}
 	// told is the code the driver types: the booking's PIN, or their
 	// driver code.
 	told, tellCode := pin, pin != ""
@@ -337,7 +346,8 @@ func (b *Integration) finish(ctx context.Context, c *fleetio.Client, a fleetio.V
 
 // end revokes the booking of an assignment that is gone (a nil), ended, or
 // whose vehicle is no longer linked, clears the custom fields where the
-// assignment still exists, and records the booking in state st.
+// assignment still exists, and records the booking in state st. c nil
+// (from a payload): the clearing is left to the confirm (PendingClear).
 func (b *Integration) end(ctx context.Context, c *fleetio.Client, a *fleetio.VehicleAssignment, id int64, bk Booking, have bool, st BookingState) error {
 	if err := b.o.Store.DeleteReservation(id); err != nil {
 		return err
@@ -352,6 +362,12 @@ func (b *Integration) end(ctx context.Context, c *fleetio.Client, a *fleetio.Veh
 		if !have {
 			bk = Booking{AssignmentID: a.ID}
 		}
+		if bk.PendingClear && c != nil {
+			// Ended from a payload: the fields it had are cleared now.
+			if err := b.clearFields(ctx, c, a, &bk); err != nil {
+				return err
+			}
+		}
 		bk.VehicleID, bk.ContactID, bk.ContactName, bk.From, bk.Until = a.VehicleID, a.ContactID, contactName(*a), from, until
 		bk.State, bk.UpdatedAt, bk.Changed = st, a.UpdatedAt, b.o.Now()
 		return b.o.Store.PutBooking(bk, "")
@@ -361,16 +377,10 @@ func (b *Integration) end(ctx context.Context, c *fleetio.Client, a *fleetio.Veh
 	}
 	if a != nil {
 		bk.UpdatedAt = a.UpdatedAt
-		up, err := c.PatchAssignmentCustomFields(ctx, id, map[string]any{
-			fleetio.FieldAccessInstructions: nil, fleetio.FieldAccessLink: nil, fleetio.FieldAccessCode: nil,
-		})
-		b.fleetioErr(err)
-		switch {
-		case errors.Is(err, fleetio.ErrNotFound): // deleted meanwhile: nothing to clear
-		case err != nil:
-			return fmt.Errorf("clear fields of assignment %d: %w", id, err)
-		case up.UpdatedAt.After(bk.UpdatedAt) && sameVersion(up, *a):
-			bk.UpdatedAt = up.UpdatedAt
+		if c == nil {
+			bk.PendingClear = true
+		} else if err := b.clearFields(ctx, c, a, &bk); err != nil {
+			return err
 		}
 	}
 	if a == nil && (bk.Until.IsZero() || b.o.Now().Before(bk.Until)) {
@@ -391,6 +401,24 @@ func (b *Integration) end(ctx context.Context, c *fleetio.Client, a *fleetio.Veh
 	if bk.DriverCode {
 		return b.pruneDriverGrant(bk.ContactID, bk.BoxID)
 	}
+	return nil
+}
+
+// clearFields clears the custom fields of assignment a (ended) and takes
+// the PATCH's updated_at when it is our own write.
+func (b *Integration) clearFields(ctx context.Context, c *fleetio.Client, a *fleetio.VehicleAssignment, bk *Booking) error {
+	up, err := c.PatchAssignmentCustomFields(ctx, a.ID, map[string]any{
+		fleetio.FieldAccessInstructions: nil, fleetio.FieldAccessLink: nil, fleetio.FieldAccessCode: nil,
+	})
+	b.fleetioErr(err)
+	switch {
+	case errors.Is(err, fleetio.ErrNotFound): // deleted meanwhile: nothing to clear
+	case err != nil:
+		return fmt.Errorf("clear fields of assignment %d: %w", a.ID, err)
+	case up.UpdatedAt.After(bk.UpdatedAt) && sameVersion(up, *a):
+		bk.UpdatedAt = up.UpdatedAt
+	}
+	bk.PendingClear = false
 	return nil
 }
 

@@ -66,8 +66,10 @@ func permanent(err error) bool {
 	return errors.Is(err, errPermanent) || errors.Is(err, cloud.ErrUnknownBox) || errors.Is(err, box.ErrInvalidRecord)
 }
 
-// process acts on one delivery. The payload only says which assignment; what
-// the bridge does follows the assignment as the API shows it now.
+// process acts on one delivery. A webhook of Fleetio's is acted on from its
+// payload, at once (intake: no Fleetio call); the bridge's own deliveries,
+// among them the confirm every webhook leaves, read the assignment back and
+// make the booking follow what Fleetio's API shows now (confirm).
 func (b *Integration) process(ctx context.Context, d Delivery) error {
 	wh, err := fleetio.ParseWebhook(d.Body)
 	if err != nil {
@@ -77,25 +79,133 @@ func (b *Integration) process(ctx context.Context, d Delivery) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errPermanent, err)
 	}
+	if d.internal() {
+		return b.confirm(ctx, pa)
+	}
+	return b.intake(ctx, d, wh.Event, pa)
+}
+
+// intake acts on a webhook's payload without asking Fleetio: the body was
+// verified at the webhook (Fleetio's HMAC), so the payload is Fleetio's
+// word at the time it was sent. When it is newer than what the booking was
+// last made from (its updated_at), the booking is made, changed or ended
+// from it and its grant pushed now; the write-back and the driver's message
+// wait for the confirm. A payload that is not newer (late, reordered,
+// replayed) changes nothing: it only asks for the confirm. A deletion too:
+// its payload does not move updated_at, and the confirm's read-back finds
+// the assignment gone and ends the booking. Either way the confirm is
+// owed: one queued confirm per assignment (Booking.ConfirmID), however
+// many deliveries ask for it before it runs.
+func (b *Integration) intake(ctx context.Context, d Delivery, event string, pa fleetio.VehicleAssignment) error {
 	bk, have, err := b.o.Store.Booking(pa.ID)
 	if err != nil {
 		return err
 	}
-	if echoOf(wh.Event, pa, bk, have) {
+	if echoOf(event, pa, bk, have) {
 		b.stats.echoesSkipped.Add(1)
 		b.log.Debug("delivery is the echo of the bridge's own write: not read back", "delivery", d.ID, "assignment", pa.ID)
 		return nil
+	}
+	// Queued first: should acting on the payload fail for good, the
+	// confirm still makes the booking follow Fleetio.
+	confirmID, err := b.oweConfirm(pa, bk, have)
+	if err != nil {
+		return err
+	}
+	if actable(event, pa) && (!have || pa.UpdatedAt.After(bk.UpdatedAt)) {
+		unlock, err := b.lockDrivers(bk, have, pa, true)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		// Read again under the driver's lock (see confirm).
+		if bk, have, err = b.o.Store.Booking(pa.ID); err != nil {
+			return err
+		}
+		if !have || pa.UpdatedAt.After(bk.UpdatedAt) {
+			if err := b.applyAssignment(ctx, nil, pa, bk, have); err != nil {
+				return err
+			}
+			b.log.Debug("booking follows the delivery's payload; confirm owed", "delivery", d.ID, "assignment", pa.ID, "confirm", confirmID)
+		}
+	}
+	return b.markConfirm(pa.ID, confirmID)
+}
+
+// actable reports whether a payload says enough to act on: an assignment
+// created or updated, with its version, vehicle and start. Anything else
+// waits for the confirm's read-back.
+func actable(event string, pa fleetio.VehicleAssignment) bool {
+	return (event == fleetio.EventAssignmentCreated || event == fleetio.EventAssignmentUpdated) &&
+		!pa.UpdatedAt.IsZero() && pa.VehicleID > 0 && !pa.StartedAt.IsZero()
+}
+
+// oweConfirm returns the queued confirm of assignment pa.ID, queuing one
+// when there is none (coalescing: the booking names the one queued).
+func (b *Integration) oweConfirm(pa fleetio.VehicleAssignment, bk Booking, have bool) (int64, error) {
+	if have && bk.ConfirmID != 0 {
+		d, err := b.o.Store.Delivery(bk.ConfirmID)
+		switch {
+		case err == nil && d.State == DeliveryQueued:
+			return d.ID, nil
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return 0, err
+		}
+	}
+	vehicle := pa.VehicleID
+	if vehicle <= 0 && have {
+		vehicle = bk.VehicleID
+	}
+	d, err := b.o.Store.AddInternalDelivery(EventConfirm, pa.ID, vehicle, b.o.Now())
+	if err != nil {
+		return 0, err
+	}
+	b.wakeLane(laneConfirm)
+	return d.ID, nil
+}
+
+// markConfirm records on the booking of assignment id (if there is one)
+// that confirm delivery confirmID is owed.
+func (b *Integration) markConfirm(id, confirmID int64) error {
+	bk, have, err := b.o.Store.Booking(id)
+	if err != nil || !have || (bk.PendingConfirm && bk.ConfirmID == confirmID) {
+		return err
+	}
+	bk.PendingConfirm, bk.ConfirmID = true, confirmID
+	return b.o.Store.PutBooking(bk, "")
+}
+
+// errStaleReadBack is a read-back older than the payload the booking was
+// made from: Fleetio's API has not caught up with its own webhook yet. The
+// confirm is tried again (with the queue's back-off); the booking stays.
+var errStaleReadBack = errors.New("read-back older than the webhook payload acted on")
+
+// confirm reads assignment pa.ID back from Fleetio and makes the booking
+// match it: the read-back is the truth. A payload acted on that Fleetio
+// disagrees with (another window, vehicle or driver, the assignment gone
+// or ended) is repaired here; one it agrees with is finished (the
+// write-back of the custom fields, the driver's message).
+func (b *Integration) confirm(ctx context.Context, pa fleetio.VehicleAssignment) error {
+	bk, have, err := b.o.Store.Booking(pa.ID)
+	if err != nil {
+		return err
 	}
 	c, err := b.fleetio()
 	if err != nil {
 		return err
 	}
-	a, err := c.FindVehicleAssignment(ctx, pa.VehicleID, pa.ID)
+	vehicle := pa.VehicleID
+	if have && bk.PendingConfirm && bk.VehicleID > 0 {
+		vehicle = bk.VehicleID // the latest payload's, when one moved it
+	}
+	a, err := c.FindVehicleAssignment(ctx, vehicle, pa.ID)
 	b.fleetioErr(err)
-	if errors.Is(err, fleetio.ErrNotFound) && have && bk.VehicleID != pa.VehicleID {
-		// The delivery may be older than a change of vehicle.
-		a, err = c.FindVehicleAssignment(ctx, bk.VehicleID, pa.ID)
-		b.fleetioErr(err)
+	for _, v := range []int64{pa.VehicleID, bk.VehicleID} {
+		if errors.Is(err, fleetio.ErrNotFound) && have && v != vehicle && v > 0 {
+			// The delivery may be older than a change of vehicle.
+			a, err = c.FindVehicleAssignment(ctx, v, pa.ID)
+			b.fleetioErr(err)
+		}
 	}
 	gone := errors.Is(err, fleetio.ErrNotFound)
 	if err != nil && !gone {
@@ -115,7 +225,32 @@ func (b *Integration) process(ctx context.Context, d Delivery) error {
 	if gone {
 		return b.end(ctx, c, nil, pa.ID, bk, have, BookingEnded)
 	}
-	return b.applyAssignment(ctx, c, a, bk, have)
+	if have && bk.PendingConfirm && a.UpdatedAt.Before(bk.UpdatedAt) {
+		return fmt.Errorf("assignment %d: %w (%s < %s)", pa.ID, errStaleReadBack, a.UpdatedAt, bk.UpdatedAt)
+	}
+	if have && bk.PendingConfirm && b.disagrees(a, bk) {
+		b.log.Warn("Fleetio's read-back disagrees with the payload the booking was made from: the booking follows Fleetio",
+			"assignment", a.ID, "vehicle", a.VehicleID, "contact", a.ContactID)
+	}
+	if err := b.applyAssignment(ctx, c, a, bk, have); err != nil {
+		return err
+	}
+	bk, have, err = b.o.Store.Booking(pa.ID)
+	if err != nil || !have || !bk.PendingConfirm {
+		return err
+	}
+	bk.PendingConfirm = false
+	return b.o.Store.PutBooking(bk, "")
+}
+
+// disagrees reports whether read-back a differs from what booking bk was
+// made from in something the booking depends on.
+func (b *Integration) disagrees(a fleetio.VehicleAssignment, bk Booking) bool {
+	from, until := window(a)
+	if bk.State != BookingActive {
+		return a.EndedAt == nil || a.EndedAt.After(b.o.Now())
+	}
+	return a.VehicleID != bk.VehicleID || a.ContactID != bk.ContactID || !from.Equal(bk.FleetioFrom) || !until.Equal(bk.FleetioUntil)
 }
 
 // echoOf reports whether a delivery is the echo of the bridge's own write

@@ -159,18 +159,46 @@ type outcome struct {
 	perr, err error
 }
 
-// workerPool hands due deliveries, oldest first, to up to Workers
-// goroutines.
+// lane is one of the queue's two halves, each with its own workers, so
+// that the work that waits on Fleetio never holds up the work that does
+// not:
+//
+//	laneIntake   Fleetio's webhooks, acted on from their payload: a grant
+//	             pushed, no Fleetio call (intake)
+//	laneConfirm  the bridge's own deliveries: a read-back, then the
+//	             write-back and the driver's message (confirm), each call
+//	             taking from the request budget
+//
+// The assignment claim (inflight) is shared: one assignment's deliveries
+// never run at once, whatever their lane.
+type lane int
+
+const (
+	laneIntake lane = iota
+	laneConfirm
+	lanes
+)
+
+func laneOf(d Delivery) lane {
+	if d.internal() {
+		return laneConfirm
+	}
+	return laneIntake
+}
+
+// workerPool hands the due deliveries of its lane, oldest first, to up to
+// Workers goroutines.
 type workerPool struct {
 	b       *Integration
 	ctx     context.Context
+	lane    lane
 	pending []queued // due, not started, oldest first
 	running int
 	done    chan outcome
 }
 
-func (b *Integration) newWorkerPool(ctx context.Context) *workerPool {
-	return &workerPool{b: b, ctx: ctx, done: make(chan outcome, b.o.Workers)}
+func (b *Integration) newWorkerPool(ctx context.Context, l lane) *workerPool {
+	return &workerPool{b: b, ctx: ctx, lane: l, done: make(chan outcome, b.o.Workers)}
 }
 
 // scan reads the queue: pending becomes the due deliveries that no worker
@@ -182,7 +210,7 @@ func (q *workerPool) scan() (next time.Time, err error) {
 	}
 	q.pending = q.pending[:0]
 	for _, d := range due {
-		if !q.b.inflight.busy(d.ID) {
+		if laneOf(d) == q.lane && !q.b.inflight.busy(d.ID) {
 			q.pending = append(q.pending, queued{d: d, assignment: deliveryAssignment(d)})
 		}
 	}
@@ -223,8 +251,10 @@ func (q *workerPool) work(p queued) {
 	var o outcome
 	o.d, o.ran, o.perr, o.err = q.b.runQueued(q.ctx, p.d.ID)
 	// Released before the worker pool hears of it, so that the next
-	// delivery of the assignment can start at once.
+	// delivery of the assignment can start at once; the other lane may
+	// have one waiting for the assignment.
 	q.b.inflight.release(p.d.ID, p.assignment)
+	q.b.wakeLane(lanes - 1 - q.lane)
 	q.done <- o
 }
 
@@ -265,18 +295,23 @@ func earlier(a, b time.Time) time.Time {
 }
 
 // Run processes the delivery queue until ctx is done, up to Options.Workers
-// deliveries at once: at once, whenever a webhook is stored (Wake), and when
-// a retry is due. It sends the admin alerts box events queue (alerts.go)
-// too. When ctx ends it waits for the deliveries in progress
-// (each ends soon: its calls see ctx) and returns nil.
+// deliveries at once in each lane: at once, whenever a webhook is stored
+// (Wake), and when a retry is due. It sends the admin alerts box events
+// queue (alerts.go) too. When ctx ends it waits for the deliveries in
+// progress (each ends soon: its calls see ctx) and returns nil.
 func (b *Integration) Run(ctx context.Context) error {
-	alertsDone := make(chan struct{})
-	go func() {
-		defer close(alertsDone)
-		b.runAlerts(ctx)
-	}()
-	defer func() { <-alertsDone }()
-	q := b.newWorkerPool(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { b.runAlerts(ctx) })
+	for l := range lanes {
+		wg.Go(func() { b.runLane(ctx, l) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// runLane is Run's loop of one lane.
+func (b *Integration) runLane(ctx context.Context, l lane) {
+	q := b.newWorkerPool(ctx, l)
 	var next time.Time
 	rescan := true
 	for {
@@ -305,8 +340,8 @@ func (b *Integration) Run(ctx context.Context) error {
 			for q.running > 0 {
 				q.finished(<-q.done)
 			}
-			return nil
-		case <-b.wake:
+			return
+		case <-b.wake[l]:
 			rescan = true
 		case o := <-q.done:
 			next = earlier(next, q.finished(o))
@@ -324,10 +359,27 @@ func (b *Integration) Run(ctx context.Context) error {
 
 // ProcessDue processes every queued delivery that is due, up to
 // Options.Workers at once, and returns when they are done and when the next
-// one not yet due will be (zero: none). A delivery another worker (Run) has
-// in hand is left to it. err is a failure to record an outcome, or ctx's.
+// one not yet due will be (zero: none): Fleetio's webhooks first, then the
+// confirms they queued (and the bridge's other deliveries). A delivery
+// another worker (Run) has in hand is left to it. err is a failure to
+// record an outcome, or ctx's.
 func (b *Integration) ProcessDue(ctx context.Context) (next time.Time, err error) {
-	q := b.newWorkerPool(ctx)
+	var errs []error
+	for l := range lanes {
+		n, err := b.processDue(ctx, l)
+		next = earlier(next, n)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return next, errors.Join(errs...)
+}
+
+func (b *Integration) processDue(ctx context.Context, l lane) (next time.Time, err error) {
+	q := b.newWorkerPool(ctx, l)
 	if next, err = q.scan(); err != nil {
 		return time.Time{}, err
 	}

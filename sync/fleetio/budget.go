@@ -1,0 +1,120 @@
+package fleetio
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/smartbox-oss/smartbox/sync/internal/retry"
+)
+
+// Budget is the client side of Fleetio's per-account rate limit: every
+// request the Client sends (each attempt, retries included) takes a token
+// first. It is an interface so that the bridge's replicas can share one
+// budget in their database later; TokenBucket is the one-process budget.
+type Budget interface {
+	// Take waits for one request's token, or returns ctx's error.
+	Take(ctx context.Context) error
+	// Pause says Fleetio answered 429 with Retry-After: no request is to
+	// be sent before until, by anyone sharing the budget.
+	Pause(until time.Time)
+}
+
+// TokenBucket is a Budget of perMinute requests a minute with bursts of up
+// to burst: it starts full, refills continuously, and a Pause empties it
+// and holds every Take until the pause is over (Fleetio's word on its
+// limit beats our guess of it). Safe for concurrent use; waiters are not
+// served in order.
+type TokenBucket struct {
+	perToken time.Duration // refill time of one token
+	burst    float64
+	now      func() time.Time
+	sleep    func(ctx context.Context, d time.Duration) error
+
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+	paused time.Time
+}
+
+// NewTokenBucket makes a full bucket of perMinute requests a minute (at
+// least 1) and bursts of burst (at least 1). now nil: time.Now.
+func NewTokenBucket(perMinute, burst int, now func() time.Time) *TokenBucket {
+	if now == nil {
+		now = time.Now
+	}
+	perMinute, burst = max(perMinute, 1), max(burst, 1)
+	return &TokenBucket{perToken: time.Minute / time.Duration(perMinute), burst: float64(burst), tokens: float64(burst),
+		now: now, sleep: retry.Sleep}
+}
+
+// Take waits for a token.
+func (b *TokenBucket) Take(ctx context.Context) error {
+	for {
+		wait, ok := b.take()
+		if ok {
+			return nil
+		}
+		if err := b.sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// take takes a token if one is there; otherwise it says how long until
+// one may be.
+func (b *TokenBucket) take() (time.Duration, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if now.Before(b.paused) {
+		return b.paused.Sub(now), false
+	}
+	b.refill(now)
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0, true
+	}
+	return max(time.Duration((1-b.tokens)*float64(b.perToken)), time.Millisecond), false
+}
+
+func (b *TokenBucket) refill(now time.Time) {
+	if b.last.IsZero() {
+		b.last = now
+	}
+	if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(b.burst, b.tokens+float64(d)/float64(b.perToken))
+	}
+	b.last = now
+}
+
+// Pause holds every Take until until and empties the bucket.
+func (b *TokenBucket) Pause(until time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if until.After(b.paused) {
+		b.paused = until
+	}
+	b.tokens, b.last = 0, until
+}
+
+// Available is how many whole tokens the bucket holds now (0 while paused):
+// for stats and tests.
+func (b *TokenBucket) Available() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if now.Before(b.paused) {
+		return 0
+	}
+	b.refill(now)
+	return int(b.tokens)
+}
+
+// WithBudget returns a copy of c whose requests take their tokens from
+// budget (nil: none, only Fleetio's 429s pace them).
+func (c *Client) WithBudget(budget Budget) *Client {
+	cc := *c
+	cc.opts.Budget = budget
+	return &cc
+}
