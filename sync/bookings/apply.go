@@ -354,6 +354,14 @@ func (b *Integration) end(ctx context.Context, c *fleetio.Client, a *fleetio.Veh
 	}
 	if !have || bk.State != BookingActive {
 		if a == nil {
+			if have && bk.PendingNotify == notify.KindBookingCancelled && c != nil {
+				// Ended from a deletion's payload: the driver is told now.
+				if err := b.tellCancelled(ctx, c, bk); err != nil {
+					return err
+				}
+				bk.PendingNotify = ""
+				return b.o.Store.PutBooking(bk, "")
+			}
 			return nil // nothing was made of it
 		}
 		// Recorded, no grant (an unlinked vehicle, or an assignment that
@@ -383,17 +391,26 @@ func (b *Integration) end(ctx context.Context, c *fleetio.Client, a *fleetio.Veh
 			return err
 		}
 	}
-	if a == nil && (bk.Until.IsZero() || b.o.Now().Before(bk.Until)) {
+	var tellLater bool
+	if a == nil && (bk.Until.IsZero() || b.o.Now().Before(bk.Until)) && bk.PendingNotify != notify.KindBookingCreated {
 		// Deleted before its end: the driver still holds a PIN and may be
 		// on the way to the box. Tell them (revoking again on a retry is
-		// no change).
-		if err := b.tellCancelled(ctx, c, bk); err != nil {
+		// no change); from a deletion's payload, once the confirm has
+		// read it gone (their contact is Fleetio's). A driver never told
+		// of the booking (made from a payload, unconfirmed) is not told
+		// of its end either.
+		if c == nil {
+			tellLater = true
+		} else if err := b.tellCancelled(ctx, c, bk); err != nil {
 			return err
 		}
 	}
 	// The access link's token stays indexed: its page says 410 Gone.
 	bk.State, bk.SealedPIN, bk.Changed = st, nil, b.o.Now()
 	bk.PendingGrant, bk.PendingWriteBack, bk.PendingNotify, bk.NotifyCode = false, false, "", false
+	if tellLater {
+		bk.PendingNotify = notify.KindBookingCancelled
+	}
 	b.log.Info("booking ended", "assignment", id, "grant", bk.GrantID, "box", bk.BoxID, "state", st)
 	if err := b.o.Store.PutBooking(bk, ""); err != nil {
 		return err

@@ -112,7 +112,11 @@ func (b *Integration) intake(ctx context.Context, d Delivery, event string, pa f
 	if err != nil {
 		return err
 	}
-	if actable(event, pa) && (!have || pa.UpdatedAt.After(bk.UpdatedAt)) {
+	if event == fleetio.EventAssignmentDeleted {
+		if err := b.intakeDeleted(ctx, pa, bk, have); err != nil {
+			return err
+		}
+	} else if actable(event, pa) && (!have || pa.UpdatedAt.After(bk.UpdatedAt)) {
 		unlock, err := b.lockDrivers(bk, have, pa, true)
 		if err != nil {
 			return err
@@ -130,6 +134,44 @@ func (b *Integration) intake(ctx context.Context, d Delivery, event string, pa f
 		}
 	}
 	return b.markConfirm(pa.ID, confirmID)
+}
+
+// intakeDeleted acts on a deletion's payload: an active booking's grant is
+// revoked now (the driver is told once the confirm has read the assignment
+// gone), and an assignment the bridge has not booked yet is recorded ended
+// with the deletion's updated_at, so that its created delivery, should it
+// come after (reordered), makes no grant.
+func (b *Integration) intakeDeleted(ctx context.Context, pa fleetio.VehicleAssignment, bk Booking, have bool) error {
+	if have && pa.UpdatedAt.Before(bk.UpdatedAt) {
+		return nil // older than what the booking was made from: the confirm decides
+	}
+	unlock, err := b.lockDrivers(bk, have, pa, true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if bk, have, err = b.o.Store.Booking(pa.ID); err != nil {
+		return err
+	}
+	switch {
+	case !have:
+		from, until := window(pa)
+		return b.o.Store.PutBooking(Booking{AssignmentID: pa.ID, VehicleID: pa.VehicleID, ContactID: pa.ContactID,
+			ContactName: contactName(pa), From: from, Until: until, State: BookingEnded, UpdatedAt: pa.UpdatedAt,
+			Changed: b.o.Now()}, "")
+	case bk.State == BookingActive:
+		if err := b.end(ctx, nil, nil, pa.ID, bk, have, BookingEnded); err != nil {
+			return err
+		}
+		if bk, _, err = b.o.Store.Booking(pa.ID); err != nil {
+			return err
+		}
+	}
+	if pa.UpdatedAt.After(bk.UpdatedAt) {
+		bk.UpdatedAt = pa.UpdatedAt
+		return b.o.Store.PutBooking(bk, "")
+	}
+	return nil
 }
 
 // actable reports whether a payload says enough to act on: an assignment
