@@ -3,6 +3,7 @@ package bookings
 import (
 	"time"
 
+	"github.com/smartbox-oss/smartbox/sync/fleetio"
 	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
@@ -95,6 +96,22 @@ type Reservation struct {
 
 func (bk Booking) pending() bool {
 	return bk.PendingGrant || bk.PendingWriteBack || bk.PendingNotify != "" || bk.PendingConfirm || bk.PendingClear
+}
+
+// assignment is the assignment as the booking was last made from it (its
+// vehicle, driver, Fleetio's window and updated_at): what finish needs of
+// it when the read-back was done by an earlier run of the confirm.
+func (bk Booking) assignment() fleetio.VehicleAssignment {
+	a := fleetio.VehicleAssignment{ID: bk.AssignmentID, VehicleID: bk.VehicleID, ContactID: bk.ContactID,
+		ContactFullName: bk.ContactName, StartedAt: bk.FleetioFrom, UpdatedAt: bk.UpdatedAt}
+	if a.StartedAt.IsZero() {
+		a.StartedAt = bk.From
+	}
+	if !bk.FleetioUntil.IsZero() {
+		u := bk.FleetioUntil
+		a.EndedAt = &u
+	}
+	return a
 }
 
 // BookingEdit is what the admin may change when making the booking of a

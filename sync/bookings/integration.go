@@ -268,7 +268,7 @@ func New(o Options) (*Integration, error) {
 		o.Logger = slog.Default()
 	}
 	return &Integration{o: o, log: o.Logger.With("component", "fleetio-bridge"),
-		wake: [lanes]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
+		wake:      [lanes]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
 		bodySlots: newBodySlots(o.MaxBodiesInFlight, o.MaxBodiesPerAddress, o.TrustedProxies), alertWake: make(chan struct{}, 1)}, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 	"github.com/smartbox-oss/smartbox/sync/internal/retry"
+	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
 // pollInterval bounds how long the worker sleeps with nothing due: a
@@ -31,6 +32,12 @@ func (b *Integration) processOne(ctx context.Context, d Delivery) (_ Delivery, p
 	case perr == nil:
 		d.State, d.LastError, d.NextAttempt = DeliveryDone, "", time.Time{}
 		log.Info("delivery processed")
+	case errors.Is(perr, fleetio.ErrBudgetSpent) || errors.Is(perr, errConfirmAgain):
+		// Not a failure: the confirm goes on once its lane has a token
+		// (the budget) or at once (a payload changed the booking).
+		d.Attempts--
+		d.LastError, d.NextAttempt = perr.Error(), b.o.Now()
+		log.Debug("confirm goes on later", "why", perr)
 	case permanent(perr) || d.Attempts >= b.o.MaxAttempts:
 		d.State, d.LastError = DeliveryFailed, perr.Error()
 		log.Error("delivery failed for good", "err", perr)
@@ -80,7 +87,7 @@ func (b *Integration) process(ctx context.Context, d Delivery) error {
 		return fmt.Errorf("%w: %w", errPermanent, err)
 	}
 	if d.internal() {
-		return b.confirm(ctx, pa)
+		return b.confirm(ctx, d.Event, pa)
 	}
 	return b.intake(ctx, d, wh.Event, pa)
 }
@@ -225,9 +232,12 @@ var errStaleReadBack = errors.New("read-back older than the webhook payload acte
 // confirm reads assignment pa.ID back from Fleetio and makes the booking
 // match it: the read-back is the truth. A payload acted on that Fleetio
 // disagrees with (another window, vehicle or driver, the assignment gone
-// or ended) is repaired here; one it agrees with is finished (the
-// write-back of the custom fields, the driver's message).
-func (b *Integration) confirm(ctx context.Context, pa fleetio.VehicleAssignment) error {
+// or ended) is repaired here; then what is owed is done (settleOwed: the
+// write-back of the custom fields, the driver's message). Each step is
+// stored as done, so a confirm stopped half-way (ErrBudgetSpent, an error,
+// a restart) does only what is left when it runs again: a confirm whose
+// read-back is done goes on with the write-back without reading again.
+func (b *Integration) confirm(ctx context.Context, event string, pa fleetio.VehicleAssignment) error {
 	bk, have, err := b.o.Store.Booking(pa.ID)
 	if err != nil {
 		return err
@@ -235,6 +245,23 @@ func (b *Integration) confirm(ctx context.Context, pa fleetio.VehicleAssignment)
 	c, err := b.fleetio()
 	if err != nil {
 		return err
+	}
+	if event == EventConfirm && have && !bk.PendingConfirm {
+		// Read back already (by an earlier run of this confirm, or by
+		// Reconcile): what is owed, if anything, is left.
+		a := bk.assignment()
+		unlock, err := b.lockDrivers(bk, have, a, true)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if bk, have, err = b.o.Store.Booking(pa.ID); err != nil || !have {
+			return err
+		}
+		if bk.PendingConfirm {
+			return fmt.Errorf("assignment %d changed meanwhile: %w", pa.ID, errConfirmAgain)
+		}
+		return b.settleOwed(ctx, c, &a, bk)
 	}
 	vehicle := pa.VehicleID
 	if have && bk.PendingConfirm && bk.VehicleID > 0 {
@@ -264,25 +291,76 @@ func (b *Integration) confirm(ctx context.Context, pa fleetio.VehicleAssignment)
 	if bk, have, err = b.o.Store.Booking(pa.ID); err != nil {
 		return err
 	}
-	if gone {
-		return b.end(ctx, c, nil, pa.ID, bk, have, BookingEnded)
-	}
-	if have && bk.PendingConfirm && a.UpdatedAt.Before(bk.UpdatedAt) {
+	switch {
+	case gone:
+		err = b.end(ctx, nil, nil, pa.ID, bk, have, BookingEnded)
+	case have && bk.PendingConfirm && a.UpdatedAt.Before(bk.UpdatedAt):
 		return fmt.Errorf("assignment %d: %w (%s < %s)", pa.ID, errStaleReadBack, a.UpdatedAt, bk.UpdatedAt)
+	default:
+		if have && bk.PendingConfirm && b.disagrees(a, bk) {
+			b.log.Warn("Fleetio's read-back disagrees with the payload the booking was made from: the booking follows Fleetio",
+				"assignment", a.ID, "vehicle", a.VehicleID, "contact", a.ContactID)
+		}
+		// No Fleetio call: the booking and its grant follow the read-back;
+		// what needs Fleetio is left pending for settleOwed.
+		err = b.applyAssignment(ctx, nil, a, bk, have)
 	}
-	if have && bk.PendingConfirm && b.disagrees(a, bk) {
-		b.log.Warn("Fleetio's read-back disagrees with the payload the booking was made from: the booking follows Fleetio",
-			"assignment", a.ID, "vehicle", a.VehicleID, "contact", a.ContactID)
-	}
-	if err := b.applyAssignment(ctx, c, a, bk, have); err != nil {
+	if err != nil {
 		return err
 	}
-	bk, have, err = b.o.Store.Booking(pa.ID)
-	if err != nil || !have || !bk.PendingConfirm {
+	if bk, have, err = b.o.Store.Booking(pa.ID); err != nil || !have {
 		return err
 	}
-	bk.PendingConfirm = false
-	return b.o.Store.PutBooking(bk, "")
+	if bk.PendingConfirm {
+		bk.PendingConfirm = false
+		if err := b.o.Store.PutBooking(bk, ""); err != nil {
+			return err
+		}
+	}
+	if gone {
+		return b.settleOwed(ctx, c, nil, bk)
+	}
+	return b.settleOwed(ctx, c, &a, bk)
+}
+
+// errConfirmAgain: the confirm is to run again at once (a payload changed
+// the booking while it ran).
+var errConfirmAgain = errors.New("confirm again")
+
+// settleOwed does what a booking still owes Fleetio and the driver once its
+// assignment is confirmed: an active booking's steps (finish: the grant if
+// still pending, the write-back, the message); an ended one's clearing of
+// the custom fields and the driver's cancellation. a is the assignment as
+// read back (nil: gone).
+func (b *Integration) settleOwed(ctx context.Context, c *fleetio.Client, a *fleetio.VehicleAssignment, bk Booking) error {
+	if bk.State == BookingActive {
+		if !bk.pending() {
+			return nil
+		}
+		if a == nil {
+			sa := bk.assignment()
+			a = &sa
+		}
+		return b.finish(ctx, c, *a, bk)
+	}
+	if bk.PendingClear {
+		if a == nil {
+			bk.PendingClear = false // gone: nothing to clear
+		} else if err := b.clearFields(ctx, c, a, &bk); err != nil {
+			return err
+		}
+		if err := b.o.Store.PutBooking(bk, ""); err != nil {
+			return err
+		}
+	}
+	if bk.PendingNotify == notify.KindBookingCancelled {
+		if err := b.tellCancelled(ctx, c, bk); err != nil {
+			return err
+		}
+		bk.PendingNotify = ""
+		return b.o.Store.PutBooking(bk, "")
+	}
+	return nil
 }
 
 // disagrees reports whether read-back a differs from what booking bk was

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
 
 // The queue's workers. A delivery spends nearly all its time waiting on
@@ -195,10 +197,71 @@ type workerPool struct {
 	pending []queued // due, not started, oldest first
 	running int
 	done    chan outcome
+
+	// The confirm lane's request budget (nil: none, or the intake lane):
+	// a confirm starts only with a token taken for its first request, so
+	// that it never waits on the budget while it holds its assignment
+	// (a payload of that assignment waits for the claim); its further
+	// requests take a token only if one is free (fleetio.Prepaid), or it
+	// stops with ErrBudgetSpent and goes on with its next token.
+	budget fleetio.Budget
+	tokens int             // taken, not yet handed to a confirm
+	starve bool            // a confirm waits for a token
+	wait   bool            // take tokens waiting (ProcessDue), not from a feeder
+	feed   <-chan struct{} // the feeder's tokens (Run)
 }
 
-func (b *Integration) newWorkerPool(ctx context.Context, l lane) *workerPool {
-	return &workerPool{b: b, ctx: ctx, lane: l, done: make(chan outcome, b.o.Workers)}
+func (b *Integration) newWorkerPool(ctx context.Context, l lane, wait bool) *workerPool {
+	q := &workerPool{b: b, ctx: ctx, lane: l, done: make(chan outcome, b.o.Workers), wait: wait}
+	q.findBudget()
+	return q
+}
+
+// findBudget looks up the confirm lane's budget, the client's (none before
+// the integration is connected: looked up again at each scan), and starts
+// Run's feeder of tokens once there is one.
+func (q *workerPool) findBudget() {
+	if q.lane != laneConfirm || q.budget != nil {
+		return
+	}
+	if c, err := q.b.fleetio(); err == nil {
+		q.budget = c.Budget()
+	}
+	if q.budget != nil && !q.wait {
+		q.feed = q.feeder()
+	}
+}
+
+// token reports whether the next confirm may start: a token is held, or
+// one is free now (or, waiting, once one is).
+func (q *workerPool) token() bool {
+	switch {
+	case q.budget == nil || q.tokens > 0:
+		return true
+	case q.budget.TryTake():
+	case !q.wait || q.budget.Take(q.ctx) != nil:
+		q.starve = true
+		return false
+	}
+	q.tokens++
+	return true
+}
+
+// feeder takes tokens for the confirm lane (runLane): one at a time, and
+// only while a confirm waits for one (the lane's loop receives only then),
+// so that at most one token is held idle.
+func (q *workerPool) feeder() <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		for q.budget.Take(q.ctx) == nil {
+			select {
+			case ch <- struct{}{}:
+			case <-q.ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch
 }
 
 // scan reads the queue: pending becomes the due deliveries that no worker
@@ -208,6 +271,7 @@ func (q *workerPool) scan() (next time.Time, err error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read queue: %w", err)
 	}
+	q.findBudget()
 	q.pending = q.pending[:0]
 	for _, d := range due {
 		if laneOf(d) == q.lane && !q.b.inflight.busy(d.ID) {
@@ -227,8 +291,9 @@ func (q *workerPool) start() {
 	}
 	var blocked map[int64]bool
 	kept := q.pending[:0]
+	q.starve = false
 	for i, p := range q.pending {
-		if q.running >= q.b.o.Workers {
+		if q.running >= q.b.o.Workers || (!blocked[p.assignment] && !q.token()) {
 			kept = append(kept, q.pending[i:]...)
 			break
 		}
@@ -241,15 +306,27 @@ func (q *workerPool) start() {
 			continue
 		}
 		q.running++
-		go q.work(p)
+		prepaid := 0
+		if q.budget != nil {
+			q.tokens--
+			prepaid = 1
+		}
+		go q.work(p, prepaid)
 	}
 	clear(q.pending[len(kept):])
 	q.pending = kept
 }
 
-func (q *workerPool) work(p queued) {
+// work runs one delivery with prepaid tokens of the budget; beyond them
+// its Fleetio requests never wait (fleetio.Prepaid): the intake lane has
+// none and makes none.
+func (q *workerPool) work(p queued, prepaid int) {
 	var o outcome
-	o.d, o.ran, o.perr, o.err = q.b.runQueued(q.ctx, p.d.ID)
+	ctx := q.ctx
+	if q.lane == laneIntake || q.budget != nil {
+		ctx = fleetio.Prepaid(ctx, prepaid)
+	}
+	o.d, o.ran, o.perr, o.err = q.b.runQueued(ctx, p.d.ID)
 	// Released before the worker pool hears of it, so that the next
 	// delivery of the assignment can start at once; the other lane may
 	// have one waiting for the assignment.
@@ -311,7 +388,7 @@ func (b *Integration) Run(ctx context.Context) error {
 
 // runLane is Run's loop of one lane.
 func (b *Integration) runLane(ctx context.Context, l lane) {
-	q := b.newWorkerPool(ctx, l)
+	q := b.newWorkerPool(ctx, l, false)
 	var next time.Time
 	rescan := true
 	for {
@@ -334,7 +411,13 @@ func (b *Integration) runLane(ctx context.Context, l lane) {
 			wait = min(max(next.Sub(b.o.Now()), 0), pollInterval)
 		}
 		t := time.NewTimer(wait)
+		var feed <-chan struct{}
+		if q.starve {
+			feed = q.feed
+		}
 		select {
+		case <-feed:
+			q.tokens++
 		case <-ctx.Done():
 			t.Stop()
 			for q.running > 0 {
@@ -379,7 +462,7 @@ func (b *Integration) ProcessDue(ctx context.Context) (next time.Time, err error
 }
 
 func (b *Integration) processDue(ctx context.Context, l lane) (next time.Time, err error) {
-	q := b.newWorkerPool(ctx, l)
+	q := b.newWorkerPool(ctx, l, true)
 	if next, err = q.scan(); err != nil {
 		return time.Time{}, err
 	}

@@ -2,6 +2,7 @@ package fleetio
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 type Budget interface {
 	// Take waits for one request's token, or returns ctx's error.
 	Take(ctx context.Context) error
+	// TryTake takes a token if one is free now, without waiting.
+	TryTake() bool
 	// Pause says Fleetio answered 429 with Retry-After: no request is to
 	// be sent before until, by anyone sharing the budget.
 	Pause(until time.Time)
@@ -59,6 +62,12 @@ func (b *TokenBucket) Take(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// TryTake takes a token if one is free now.
+func (b *TokenBucket) TryTake() bool {
+	_, ok := b.take()
+	return ok
 }
 
 // take takes a token if one is there; otherwise it says how long until
@@ -110,6 +119,53 @@ func (b *TokenBucket) Available() int {
 	b.refill(now)
 	return int(b.tokens)
 }
+
+// ErrBudgetSpent is a request refused by the client itself: its context
+// said not to wait for the budget (Prepaid) and no token was free. Nothing
+// was sent; the caller tries again once it has a token.
+var ErrBudgetSpent = errors.New("fleetio: request budget spent")
+
+// credit is what Prepaid puts in a context.
+type credit struct {
+	mu      sync.Mutex
+	prepaid int
+}
+
+type creditKey struct{}
+
+// Prepaid returns a context whose requests use n tokens the caller already
+// took from the client's budget and then, instead of waiting for more,
+// take one only if it is free now, or fail with ErrBudgetSpent. A caller
+// holding something others wait for (the bridge's worker, an assignment)
+// takes its token before it takes the lock, and never waits on the budget
+// while holding it.
+func Prepaid(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, creditKey{}, &credit{prepaid: n})
+}
+
+// takeToken takes the token of one attempt (see Budget, Prepaid).
+func (c *Client) takeToken(ctx context.Context) error {
+	b := c.opts.Budget
+	if b == nil {
+		return nil
+	}
+	if cr, ok := ctx.Value(creditKey{}).(*credit); ok {
+		cr.mu.Lock()
+		defer cr.mu.Unlock()
+		if cr.prepaid > 0 {
+			cr.prepaid--
+			return nil
+		}
+		if !b.TryTake() {
+			return ErrBudgetSpent
+		}
+		return nil
+	}
+	return b.Take(ctx)
+}
+
+// Budget is the budget c's requests take from (nil: none).
+func (c *Client) Budget() Budget { return c.opts.Budget }
 
 // WithBudget returns a copy of c whose requests take their tokens from
 // budget (nil: none, only Fleetio's 429s pace them).

@@ -294,10 +294,8 @@ func (c *Client) doRaw(ctx context.Context, method, path string, q url.Values, i
 			"method", method, "path", path, "attempt", attempt, "wait", wait, "err", c.redact(err.Error()))
 	}
 	a, err := retry.Do(ctx, loop, func(ctx context.Context) (answer, retry.Outcome, error) {
-		if c.opts.Budget != nil {
-			if err := c.opts.Budget.Take(ctx); err != nil {
-				return answer{}, retry.Outcome{}, fmt.Errorf("fleetio: %s %s: wait for the request budget: %w", method, where, err)
-			}
+		if err := c.takeToken(ctx); err != nil {
+			return answer{}, retry.Outcome{}, fmt.Errorf("fleetio: %s %s: %w", method, where, err)
 		}
 		h, body, wait, retryable, err := c.attempt(ctx, method, u.String(), where, reqBody)
 		if wait > 0 && c.opts.Budget != nil {
