@@ -306,10 +306,17 @@ func (q *workerPool) start() {
 			continue
 		}
 		q.running++
-		prepaid := 0
-		if q.budget != nil {
+		// The intake lane's requests never wait (it makes none); a
+		// confirm's beyond its first never wait while it holds the
+		// assignment. Without a budget known (not connected when the
+		// lane looked), requests wait as they would anywhere.
+		prepaid := -1
+		switch {
+		case q.budget != nil:
 			q.tokens--
 			prepaid = 1
+		case q.lane == laneIntake:
+			prepaid = 0
 		}
 		go q.work(p, prepaid)
 	}
@@ -317,13 +324,13 @@ func (q *workerPool) start() {
 	q.pending = kept
 }
 
-// work runs one delivery with prepaid tokens of the budget; beyond them
-// its Fleetio requests never wait (fleetio.Prepaid): the intake lane has
-// none and makes none.
+// work runs one delivery with prepaid tokens of the budget (< 0: none,
+// requests wait for theirs); beyond them its Fleetio requests never wait
+// (fleetio.Prepaid).
 func (q *workerPool) work(p queued, prepaid int) {
 	var o outcome
 	ctx := q.ctx
-	if q.lane == laneIntake || q.budget != nil {
+	if prepaid >= 0 {
 		ctx = fleetio.Prepaid(ctx, prepaid)
 	}
 	o.d, o.ran, o.perr, o.err = q.b.runQueued(ctx, p.d.ID)
