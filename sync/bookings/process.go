@@ -87,7 +87,7 @@ func (b *Integration) process(ctx context.Context, d Delivery) error {
 		return fmt.Errorf("%w: %w", errPermanent, err)
 	}
 	if d.internal() {
-		return b.confirm(ctx, d.Event, pa)
+		return b.confirm(ctx, d, pa)
 	}
 	return b.intake(ctx, d, wh.Event, pa)
 }
@@ -237,7 +237,7 @@ var errStaleReadBack = errors.New("read-back older than the webhook payload acte
 // stored as done, so a confirm stopped half-way (ErrBudgetSpent, an error,
 // a restart) does only what is left when it runs again: a confirm whose
 // read-back is done goes on with the write-back without reading again.
-func (b *Integration) confirm(ctx context.Context, event string, pa fleetio.VehicleAssignment) error {
+func (b *Integration) confirm(ctx context.Context, d Delivery, pa fleetio.VehicleAssignment) error {
 	bk, have, err := b.o.Store.Booking(pa.ID)
 	if err != nil {
 		return err
@@ -246,9 +246,10 @@ func (b *Integration) confirm(ctx context.Context, event string, pa fleetio.Vehi
 	if err != nil {
 		return err
 	}
-	if event == EventConfirm && have && !bk.PendingConfirm {
-		// Read back already (by an earlier run of this confirm, or by
-		// Reconcile): what is owed, if anything, is left.
+	if d.Event == EventConfirm && have && !bk.PendingConfirm && bk.ConfirmID == d.ID {
+		// Read back already, by an earlier run of this confirm: what is
+		// owed, if anything, is left. (Any other confirm reads back: one
+		// queued by a payload whose booking a crash left unmarked, say.)
 		a := bk.assignment()
 		unlock, err := b.lockDrivers(bk, have, a, true)
 		if err != nil {

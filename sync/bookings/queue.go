@@ -208,7 +208,8 @@ type workerPool struct {
 	tokens int             // taken, not yet handed to a confirm
 	starve bool            // a confirm waits for a token
 	wait   bool            // take tokens waiting (ProcessDue), not from a feeder
-	feed   <-chan struct{} // the feeder's tokens (Run)
+	ask    chan<- struct{} // asks the feeder for a token (Run)
+	feed   <-chan struct{} // the feeder's tokens
 }
 
 func (b *Integration) newWorkerPool(ctx context.Context, l lane, wait bool) *workerPool {
@@ -228,7 +229,7 @@ func (q *workerPool) findBudget() {
 		q.budget = c.Budget()
 	}
 	if q.budget != nil && !q.wait {
-		q.feed = q.feeder()
+		q.ask, q.feed = q.feeder()
 	}
 }
 
@@ -247,21 +248,30 @@ func (q *workerPool) token() bool {
 	return true
 }
 
-// feeder takes tokens for the confirm lane (runLane): one at a time, and
-// only while a confirm waits for one (the lane's loop receives only then),
-// so that at most one token is held idle.
-func (q *workerPool) feeder() <-chan struct{} {
-	ch := make(chan struct{})
+// feeder takes tokens for the confirm lane (runLane), one each time the
+// lane asks (ask) while a confirm waits for one, so that no token is held
+// idle: one taken before a 429 would let a request through the pause the
+// 429 asked for.
+func (q *workerPool) feeder() (ask chan<- struct{}, feed <-chan struct{}) {
+	a, f := make(chan struct{}, 1), make(chan struct{})
 	go func() {
-		for q.budget.Take(q.ctx) == nil {
+		for {
 			select {
-			case ch <- struct{}{}:
+			case <-a:
+			case <-q.ctx.Done():
+				return
+			}
+			if q.budget.Take(q.ctx) != nil {
+				return
+			}
+			select {
+			case f <- struct{}{}:
 			case <-q.ctx.Done():
 				return
 			}
 		}
 	}()
-	return ch
+	return a, f
 }
 
 // scan reads the queue: pending becomes the due deliveries that no worker
@@ -419,7 +429,11 @@ func (b *Integration) runLane(ctx context.Context, l lane) {
 		}
 		t := time.NewTimer(wait)
 		var feed <-chan struct{}
-		if q.starve {
+		if q.starve && q.feed != nil {
+			select {
+			case q.ask <- struct{}{}:
+			default: // asked already
+			}
 			feed = q.feed
 		}
 		select {
