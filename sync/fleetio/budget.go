@@ -135,12 +135,19 @@ type creditKey struct{}
 
 // Prepaid returns a context whose requests use n tokens the caller already
 // took from the client's budget and then, instead of waiting for more,
-// take one only if it is free now, or fail with ErrBudgetSpent. A caller
-// holding something others wait for (the bridge's worker, an assignment)
-// takes its token before it takes the lock, and never waits on the budget
-// while holding it.
+// take one only if it is free now, or fail with ErrBudgetSpent; and are
+// not retried inside the client (a retry waits its back-off or a 429's
+// Retry-After), whatever Options.MaxRetries says. A caller holding
+// something others wait for (the bridge's worker, an assignment) takes its
+// token before it takes the lock, never waits on the budget or a back-off
+// while holding it, and retries later itself.
 func Prepaid(ctx context.Context, n int) context.Context {
 	return context.WithValue(ctx, creditKey{}, &credit{prepaid: n})
+}
+
+func prepaid(ctx context.Context) bool {
+	_, ok := ctx.Value(creditKey{}).(*credit)
+	return ok
 }
 
 // takeToken takes the token of one attempt (see Budget, Prepaid).

@@ -149,6 +149,21 @@ func TestPrepaid(t *testing.T) {
 	_, err = h.c.GetVehicle(ctx, 3)
 	require.NoError(t, err, "a free token is taken")
 
+	// A Prepaid request is not retried inside the client: its caller
+	// retries.
+	var n atomic.Int32
+	h429 := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Retry-After", "20")
+		writeJSON(w, 429, map[string]any{"error": "Too many requests"})
+	}, func(o *Options) { o.Budget = newTestBucket(600, 10); o.MaxRetries = 3 })
+	_, err = h429.c.GetVehicle(Prepaid(context.Background(), 1), 3)
+	var ae *APIError
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, 20*time.Second, ae.RetryAfter)
+	require.Equal(t, int32(1), n.Load())
+	require.Empty(t, h429.slept(), "no back-off slept")
+
 	// Without a budget, Prepaid changes nothing.
 	free := newHarness(t, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"id": 3, "name": "Van"})

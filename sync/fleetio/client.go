@@ -289,6 +289,11 @@ func (c *Client) doRaw(ctx context.Context, method, path string, q url.Values, i
 		body []byte
 	}
 	loop := c.retry
+	if c.opts.Budget != nil && prepaid(ctx) {
+		// The caller holds something others wait for: no wait here, not
+		// even a retry's; its own queue retries.
+		loop.Attempts = 1
+	}
 	loop.OnRetry = func(ctx context.Context, attempt int, wait time.Duration, err error) {
 		c.log.WarnContext(ctx, "fleetio request failed, retrying",
 			"method", method, "path", path, "attempt", attempt, "wait", wait, "err", c.redact(err.Error()))
