@@ -415,7 +415,9 @@ func (b *Integration) runLane(ctx context.Context, l lane) {
 		// wakes the worker hundreds of times while the first scan's
 		// deliveries are still being worked through. New deliveries have
 		// higher ids than the pending ones, so waiting keeps the order.
-		if rescan && ctx.Err() == nil && q.running < b.o.Workers {
+		// Nor while the confirm lane waits for a token: nothing could
+		// start, and every webhook the intake lane takes wakes it.
+		if rescan && ctx.Err() == nil && q.running < b.o.Workers && !q.starve {
 			n, err := q.scan()
 			if err != nil {
 				b.log.Error("delivery queue", "err", err)
