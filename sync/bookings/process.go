@@ -309,14 +309,11 @@ func (b *Integration) confirm(ctx context.Context, d Delivery, pa fleetio.Vehicl
 	if err != nil {
 		return err
 	}
-	if bk, have, err = b.o.Store.Booking(pa.ID); err != nil || !have {
+	if err := b.confirmed(pa.ID); err != nil {
 		return err
 	}
-	if bk.PendingConfirm {
-		bk.PendingConfirm = false
-		if err := b.o.Store.PutBooking(bk, ""); err != nil {
-			return err
-		}
+	if bk, have, err = b.o.Store.Booking(pa.ID); err != nil || !have {
+		return err
 	}
 	if gone {
 		return b.settleOwed(ctx, c, nil, bk)
