@@ -82,7 +82,9 @@ func (b *Integration) book(ctx context.Context, c *fleetio.Client, a fleetio.Veh
 	var prune []Booking // driver code grants that may be left without a booking
 	switch {
 	case !have || bk.State != BookingActive:
-		bk = Booking{AssignmentID: a.ID, GrantID: GrantID(a.ID), State: BookingActive, PendingNotify: notify.KindBookingCreated}
+		// A new booking; the confirm owed (set by intake) carries over.
+		bk = Booking{AssignmentID: a.ID, GrantID: GrantID(a.ID), State: BookingActive, PendingNotify: notify.KindBookingCreated,
+			PendingConfirm: bk.PendingConfirm, ConfirmID: bk.ConfirmID}
 		r, ok, err := b.o.Store.Reservation(a.ID)
 		if err != nil {
 			return err
@@ -368,7 +370,7 @@ func (b *Integration) end(ctx context.Context, c *fleetio.Client, a *fleetio.Veh
 		// was over before the bridge heard of it).
 		from, until := window(*a)
 		if !have {
-			bk = Booking{AssignmentID: a.ID}
+			bk = Booking{AssignmentID: a.ID, PendingConfirm: bk.PendingConfirm, ConfirmID: bk.ConfirmID}
 		}
 		if bk.PendingClear && c != nil {
 			// Ended from a payload: the fields it had are cleared now.

@@ -34,10 +34,12 @@ func (b *Integration) processOne(ctx context.Context, d Delivery) (_ Delivery, p
 		log.Info("delivery processed")
 	case errors.Is(perr, fleetio.ErrBudgetSpent) || errors.Is(perr, errConfirmAgain):
 		// Not a failure: the confirm goes on once its lane has a token
-		// (the budget) or at once (a payload changed the booking).
+		// (the budget) or at once (a payload changed the booking). It is
+		// stored as it was, queued and due: no commit for it.
 		d.Attempts--
-		d.LastError, d.NextAttempt = perr.Error(), b.o.Now()
+		d.NextAttempt = b.o.Now()
 		log.Debug("confirm goes on later", "why", perr)
+		return d, perr, nil
 	case permanent(perr) || d.Attempts >= b.o.MaxAttempts:
 		d.State, d.LastError = DeliveryFailed, perr.Error()
 		log.Error("delivery failed for good", "err", perr)
@@ -134,6 +136,10 @@ func (b *Integration) intake(ctx context.Context, d Delivery, event string, pa f
 			return err
 		}
 		if !have || pa.UpdatedAt.After(bk.UpdatedAt) {
+			// The booking stored from the payload names its confirm
+			// (book and end keep these), so markConfirm has nothing
+			// left to write.
+			bk.PendingConfirm, bk.ConfirmID = true, confirmID
 			if err := b.applyAssignment(ctx, nil, pa, bk, have); err != nil {
 				return err
 			}
