@@ -159,8 +159,8 @@ func (r *fastRig) start(t *testing.T, budget fleetio.Budget) {
 			return fleetio.New(fleetio.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, AccountToken: s.AccountToken,
 				MaxRetries: -1, Timeout: 5 * time.Second, HTTPClient: &http.Client{Transport: r.gate}, Budget: budget})
 		},
-		FleetioBudget: budget,
-		MinRetry:      20 * time.Millisecond, MaxRetry: 200 * time.Millisecond,
+		FleetioBudget: budget, FleetioPerMinute: unlimited(budget),
+		MinRetry: 20 * time.Millisecond, MaxRetry: 200 * time.Millisecond,
 		Now:    r.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -173,6 +173,15 @@ func (r *fastRig) start(t *testing.T, budget fleetio.Budget) {
 	r.cancel, r.done = cancel, make(chan struct{})
 	go func() { defer close(r.done); r.b.Run(ctx) }()
 	t.Cleanup(r.stop)
+}
+
+// unlimited is Options.FleetioPerMinute for a rig's budget: -1 (none) when
+// the test gives none.
+func unlimited(b fleetio.Budget) int {
+	if b == nil {
+		return -1
+	}
+	return 0
 }
 
 // stop stops the rig's worker (a bridge going down); deliveries it had in

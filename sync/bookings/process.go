@@ -99,12 +99,11 @@ func (b *Integration) process(ctx context.Context, d Delivery) error {
 // word at the time it was sent. When it is newer than what the booking was
 // last made from (its updated_at), the booking is made, changed or ended
 // from it and its grant pushed now; the write-back and the driver's message
-// wait for the confirm. A payload that is not newer (late, reordered,
-// replayed) changes nothing: it only asks for the confirm. A deletion too:
-// its payload does not move updated_at, and the confirm's read-back finds
-// the assignment gone and ends the booking. Either way the confirm is
-// owed: one queued confirm per assignment (Booking.ConfirmID), however
-// many deliveries ask for it before it runs.
+// wait for the confirm. A deletion revokes the grant now (intakeDeleted).
+// A payload that is not newer (late, reordered, replayed) changes nothing:
+// it only asks for the confirm. Either way the confirm is owed: one queued
+// confirm per assignment (Booking.ConfirmID), however many deliveries ask
+// for it before it runs.
 func (b *Integration) intake(ctx context.Context, d Delivery, event string, pa fleetio.VehicleAssignment) error {
 	bk, have, err := b.o.Store.Booking(pa.ID)
 	if err != nil {
