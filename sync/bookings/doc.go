@@ -244,8 +244,9 @@
 //	store_codes.go    storing drivers' codes (sealed)
 //	store_watch.go    storing box events tied to bookings, holders, overdue flags
 //	webhook.go        the webhook handler; bodyslots.go its body bounds
-//	queue.go          Run, the worker pool, ProcessDue, the locks
-//	process.go        a delivery: processOne, its retry and back-off, echoes
+//	queue.go          Run, the lanes and their worker pools, ProcessDue, the locks
+//	process.go        a delivery: processOne, its retry and back-off; intake
+//	                  (from the payload), confirm (the read-back), echoes
 //	apply.go          an assignment: applyAssignment, book, finish, end, prompt
 //	createbooking.go  CreateBooking: the admin's booking of a Prompt reservation
 //	message.go        what people are told: notify.Message built from a booking

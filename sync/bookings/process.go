@@ -109,7 +109,7 @@ func (b *Integration) intake(ctx context.Context, d Delivery, event string, pa f
 	if err != nil {
 		return err
 	}
-	if echoOf(event, pa, bk, have) {
+	if b.echoOf(event, pa, bk, have) {
 		b.stats.echoesSkipped.Add(1)
 		b.log.Debug("delivery is the echo of the bridge's own write: not read back", "delivery", d.ID, "assignment", pa.ID)
 		return nil
@@ -392,10 +392,13 @@ func (b *Integration) disagrees(a fleetio.VehicleAssignment, bk Booking) bool {
 //     still shows what the booking was made from (see sameVersion), so a
 //     change someone made between our read-back and our PATCH is not
 //     mistaken for our own;
-//   - a booking with a step pending, or not active, is always read back,
-//     and so is every other event (a deletion does not move updated_at).
-func echoOf(event string, pa fleetio.VehicleAssignment, bk Booking, have bool) bool {
-	if !have || event != fleetio.EventAssignmentUpdated || bk.State != BookingActive || bk.pending() {
+//   - a booking with a step pending is read back, unless its confirm is
+//     queued (it does what is owed: the echo of a PATCH whose confirm
+//     stopped before the message, for one); one not active is always read
+//     back, and so is every other event (a deletion does not move
+//     updated_at).
+func (b *Integration) echoOf(event string, pa fleetio.VehicleAssignment, bk Booking, have bool) bool {
+	if !have || event != fleetio.EventAssignmentUpdated || bk.State != BookingActive || (bk.pending() && !b.confirmQueued(bk)) {
 		return false
 	}
 	from, until := window(pa)
