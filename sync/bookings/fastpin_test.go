@@ -476,3 +476,48 @@ func TestRetryAfterHonoured(t *testing.T) {
 	require.Equal(t, bookings.DeliveryDone, d.State)
 	require.Equal(t, 2, d.Attempts, "the 429 was one failed attempt")
 }
+
+// TestEndFromPayload: an assignment ended or deleted loses its grant as
+// soon as the webhook arrives, with Fleetio slow; the fields are cleared
+// and the driver told once the confirm reads it back.
+func TestEndFromPayload(t *testing.T) {
+	t.Run("ended", func(t *testing.T) {
+		r := newFastRig(t, newGate(true), nil)
+		from := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+		a := r.booked(t, r.van, r.ada, from, from.Add(3*time.Hour))
+		got, _ := r.f.Assignment(a.ID)
+		require.Len(t, field(got, fleetio.FieldAccessCode), 6)
+		*r.gate = gate{open: make(chan struct{})}
+		ended := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+		_, err := r.f.UpdateAssignment(a.ID, func(a *fleetio.VehicleAssignment) { a.EndedAt = &ended })
+		require.NoError(t, err)
+		r.waitGrant(t, a.ID, func(_ time.Time, revoked bool) bool { return revoked })
+		require.Zero(t, r.gate.answers(), "revoked before any Fleetio answer")
+		require.Eventually(t, func() bool {
+			bk := r.booking(t, a.ID)
+			return bk.State == bookings.BookingEnded && bk.PendingClear
+		}, 10*time.Second, 2*time.Millisecond, "ended from the payload, the clearing owed")
+		r.gate.Open()
+		r.settle(t)
+		got, _ = r.f.Assignment(a.ID)
+		require.Empty(t, field(got, fleetio.FieldAccessCode), "the fields are cleared by the confirm")
+		require.False(t, r.booking(t, a.ID).PendingClear)
+	})
+	t.Run("deleted", func(t *testing.T) {
+		r := newFastRig(t, newGate(true), nil)
+		from := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+		a := r.booked(t, r.van, r.ada, from, from.Add(time.Hour))
+		*r.gate = gate{open: make(chan struct{})}
+		_, err := r.f.DeleteAssignment(a.ID)
+		require.NoError(t, err)
+		r.waitGrant(t, a.ID, func(_ time.Time, revoked bool) bool { return revoked })
+		require.Zero(t, r.gate.answers(), "revoked before any Fleetio answer")
+		require.Empty(t, r.notes.of(notify.KindBookingCancelled), "told once the confirm reads it gone")
+		r.gate.Open()
+		r.settle(t)
+		ns := r.notes.of(notify.KindBookingCancelled)
+		require.Len(t, ns, 1)
+		require.Equal(t, "ada@example.com", ns[0].to.Email)
+		require.Equal(t, bookings.BookingEnded, r.booking(t, a.ID).State)
+	})
+}
