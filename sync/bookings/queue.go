@@ -39,6 +39,7 @@ type inflight struct {
 	mu          sync.Mutex
 	deliveries  map[int64]bool
 	assignments map[int64]bool
+	waiting     map[int64]bool // assignments a claim was refused for
 }
 
 // claim takes delivery id of assignment a; false if either is taken.
@@ -46,6 +47,10 @@ func (f *inflight) claim(id, a int64) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.deliveries[id] || f.assignments[a] {
+		if f.waiting == nil {
+			f.waiting = map[int64]bool{}
+		}
+		f.waiting[a] = true
 		return false
 	}
 	if f.deliveries == nil {
@@ -55,11 +60,16 @@ func (f *inflight) claim(id, a int64) bool {
 	return true
 }
 
-func (f *inflight) release(id, a int64) {
+// release gives delivery id and assignment a back, and reports whether a
+// claim of a was refused meanwhile (someone waits for it).
+func (f *inflight) release(id, a int64) (waited bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.deliveries, id)
 	delete(f.assignments, a)
+	waited = f.waiting[a]
+	delete(f.waiting, a)
+	return waited
 }
 
 func (f *inflight) busy(id int64) bool {
@@ -345,10 +355,12 @@ func (q *workerPool) work(p queued, prepaid int) {
 	}
 	o.d, o.ran, o.perr, o.err = q.b.runQueued(ctx, p.d.ID)
 	// Released before the worker pool hears of it, so that the next
-	// delivery of the assignment can start at once; the other lane may
-	// have one waiting for the assignment.
-	q.b.inflight.release(p.d.ID, p.assignment)
-	q.b.wakeLane(lanes - 1 - q.lane)
+	// delivery of the assignment can start at once; the other lane is
+	// woken when it may have one waiting for the assignment (only then:
+	// a wake-up reads the queue again).
+	if q.b.inflight.release(p.d.ID, p.assignment) {
+		q.b.wakeLane(lanes - 1 - q.lane)
+	}
 	q.done <- o
 }
 
