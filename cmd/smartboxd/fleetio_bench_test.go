@@ -46,22 +46,37 @@ const benchSingles = 20
 // in the box's own store. A burst: the later assignments wait behind the
 // earlier ones in the bridge's queue, which is what p99 and max show.
 //
-// It runs twice: against a fake Fleetio that answers at once (latency=0: the
-// bridge's own cost) and one that takes 100 ms per request (latency=100ms: a
-// real Fleetio's round trip, about 100-300 ms, where the bridge's
-// concurrency matters).
+// It runs three times: against a fake Fleetio that answers at once
+// (latency=0: the bridge's own cost), one that takes 100 ms per request
+// (latency=100ms: a real Fleetio's round trip, about 100-300 ms), and one
+// that also allows only 20 requests a minute (latency=100ms,limit=20rpm:
+// the figure of an older Fleetio page, its 429s with Retry-After). The
+// grant is made from the webhook's payload, so none of them waits on
+// Fleetio; the read-backs and write-backs follow within the bridge's
+// request budget (bookings.DefaultFleetioPerMinute) and Fleetio's limit,
+// after the grant (not measured here). Under the limit the singles are not
+// settled between them (their write-backs would take minutes): each waits
+// for its grant only.
 //
 //	go test -run '^$' -bench WebhookToGrantAtBox -benchtime 1x -timeout 30m ./cmd/smartboxd
 func BenchmarkWebhookToGrantAtBox(b *testing.B) {
-	for _, lat := range []time.Duration{0, 100 * time.Millisecond} {
-		b.Run("latency="+lat.String(), func(b *testing.B) { benchWebhookToGrantAtBox(b, lat) })
+	for _, c := range []struct {
+		latency time.Duration
+		limit   int // requests a minute the fake Fleetio allows; 0: any
+	}{{0, 0}, {100 * time.Millisecond, 0}, {100 * time.Millisecond, 20}} {
+		name := "latency=" + c.latency.String()
+		if c.limit > 0 {
+			name += fmt.Sprintf(",limit=%drpm", c.limit)
+		}
+		b.Run(name, func(b *testing.B) { benchWebhookToGrantAtBox(b, c.latency, c.limit) })
 	}
 }
 
-func benchWebhookToGrantAtBox(b *testing.B, latency time.Duration) {
+func benchWebhookToGrantAtBox(b *testing.B, latency time.Duration, limit int) {
 	for range b.N {
 		b.StopTimer()
 		rg := startFleetRig(b, rigOptions{quiet: true, latency: latency})
+		rg.f.RateLimit(limit)
 		seen := watchBoxGrants(b, rg)
 		b.StartTimer()
 
@@ -79,7 +94,9 @@ func benchWebhookToGrantAtBox(b *testing.B, latency time.Duration) {
 			require.True(b, ok)
 			at, _ := seen.at(gid)
 			single = append(single, at.Sub(sent))
-			rg.settle(b) // its write-back echo too, before the next
+			if limit == 0 {
+				rg.settle(b) // its write-back echo too, before the next
+			}
 		}
 		slices.Sort(single)
 

@@ -24,7 +24,10 @@ const GrantSource = "fleetio"
 // that every delivery about an assignment touches the same grant.
 func GrantID(assignmentID int64) string { return "fleetio-" + strconv.FormatInt(assignmentID, 10) }
 
-// applyAssignment makes the booking of assignment a match a.
+// applyAssignment makes the booking of assignment a match a. c nil: a is a
+// webhook's payload and Fleetio is not to be asked now; only what needs no
+// Fleetio call is done (the grant pushed or revoked, the booking stored),
+// the rest is left pending for the confirm (see intake).
 func (b *Integration) applyAssignment(ctx context.Context, c *fleetio.Client, a fleetio.VehicleAssignment, bk Booking, have bool) error {
 	if have && !bk.pending() && !a.UpdatedAt.After(bk.UpdatedAt) {
 		// Not newer than what was acted on: a repeat, a late delivery, or
@@ -79,7 +82,9 @@ func (b *Integration) book(ctx context.Context, c *fleetio.Client, a fleetio.Veh
 	var prune []Booking // driver code grants that may be left without a booking
 	switch {
 	case !have || bk.State != BookingActive:
-		bk = Booking{AssignmentID: a.ID, GrantID: GrantID(a.ID), State: BookingActive, PendingNotify: notify.KindBookingCreated}
+		// A new booking; the confirm owed (set by intake) carries over.
+		bk = Booking{AssignmentID: a.ID, GrantID: GrantID(a.ID), State: BookingActive, PendingNotify: notify.KindBookingCreated,
+			PendingConfirm: bk.PendingConfirm, ConfirmID: bk.ConfirmID}
 		r, ok, err := b.o.Store.Reservation(a.ID)
 		if err != nil {
 			return err
@@ -273,6 +278,12 @@ func (b *Integration) finish(ctx context.Context, c *fleetio.Client, a fleetio.V
 			return err
 		}
 	}
+	if c == nil {
+		// From a payload: the grant is live; the write-back and the
+		// message (Fleetio calls) wait for the confirm, the PIN sealed
+		// until then.
+		return nil
+	}
 	// told is the code the driver types: the booking's PIN, or their
 	// driver code.
 	told, tellCode := pin, pin != ""
@@ -337,20 +348,35 @@ func (b *Integration) finish(ctx context.Context, c *fleetio.Client, a fleetio.V
 
 // end revokes the booking of an assignment that is gone (a nil), ended, or
 // whose vehicle is no longer linked, clears the custom fields where the
-// assignment still exists, and records the booking in state st.
+// assignment still exists, and records the booking in state st. c nil
+// (from a payload): the clearing is left to the confirm (PendingClear).
 func (b *Integration) end(ctx context.Context, c *fleetio.Client, a *fleetio.VehicleAssignment, id int64, bk Booking, have bool, st BookingState) error {
 	if err := b.o.Store.DeleteReservation(id); err != nil {
 		return err
 	}
 	if !have || bk.State != BookingActive {
 		if a == nil {
+			if have && bk.PendingNotify == notify.KindBookingCancelled && c != nil {
+				// Ended from a deletion's payload: the driver is told now.
+				if err := b.tellCancelled(ctx, c, bk); err != nil {
+					return err
+				}
+				bk.PendingNotify = ""
+				return b.o.Store.PutBooking(bk, "")
+			}
 			return nil // nothing was made of it
 		}
 		// Recorded, no grant (an unlinked vehicle, or an assignment that
 		// was over before the bridge heard of it).
 		from, until := window(*a)
 		if !have {
-			bk = Booking{AssignmentID: a.ID}
+			bk = Booking{AssignmentID: a.ID, PendingConfirm: bk.PendingConfirm, ConfirmID: bk.ConfirmID}
+		}
+		if bk.PendingClear && c != nil {
+			// Ended from a payload: the fields it had are cleared now.
+			if err := b.clearFields(ctx, c, a, &bk); err != nil {
+				return err
+			}
 		}
 		bk.VehicleID, bk.ContactID, bk.ContactName, bk.From, bk.Until = a.VehicleID, a.ContactID, contactName(*a), from, until
 		bk.State, bk.UpdatedAt, bk.Changed = st, a.UpdatedAt, b.o.Now()
@@ -361,29 +387,32 @@ func (b *Integration) end(ctx context.Context, c *fleetio.Client, a *fleetio.Veh
 	}
 	if a != nil {
 		bk.UpdatedAt = a.UpdatedAt
-		up, err := c.PatchAssignmentCustomFields(ctx, id, map[string]any{
-			fleetio.FieldAccessInstructions: nil, fleetio.FieldAccessLink: nil, fleetio.FieldAccessCode: nil,
-		})
-		b.fleetioErr(err)
-		switch {
-		case errors.Is(err, fleetio.ErrNotFound): // deleted meanwhile: nothing to clear
-		case err != nil:
-			return fmt.Errorf("clear fields of assignment %d: %w", id, err)
-		case up.UpdatedAt.After(bk.UpdatedAt) && sameVersion(up, *a):
-			bk.UpdatedAt = up.UpdatedAt
+		if c == nil {
+			bk.PendingClear = true
+		} else if err := b.clearFields(ctx, c, a, &bk); err != nil {
+			return err
 		}
 	}
-	if a == nil && (bk.Until.IsZero() || b.o.Now().Before(bk.Until)) {
+	var tellLater bool
+	if a == nil && (bk.Until.IsZero() || b.o.Now().Before(bk.Until)) && bk.PendingNotify != notify.KindBookingCreated {
 		// Deleted before its end: the driver still holds a PIN and may be
 		// on the way to the box. Tell them (revoking again on a retry is
-		// no change).
-		if err := b.tellCancelled(ctx, c, bk); err != nil {
+		// no change); from a deletion's payload, once the confirm has
+		// read it gone (their contact is Fleetio's). A driver never told
+		// of the booking (made from a payload, unconfirmed) is not told
+		// of its end either.
+		if c == nil {
+			tellLater = true
+		} else if err := b.tellCancelled(ctx, c, bk); err != nil {
 			return err
 		}
 	}
 	// The access link's token stays indexed: its page says 410 Gone.
 	bk.State, bk.SealedPIN, bk.Changed = st, nil, b.o.Now()
 	bk.PendingGrant, bk.PendingWriteBack, bk.PendingNotify, bk.NotifyCode = false, false, "", false
+	if tellLater {
+		bk.PendingNotify = notify.KindBookingCancelled
+	}
 	b.log.Info("booking ended", "assignment", id, "grant", bk.GrantID, "box", bk.BoxID, "state", st)
 	if err := b.o.Store.PutBooking(bk, ""); err != nil {
 		return err
@@ -391,6 +420,24 @@ func (b *Integration) end(ctx context.Context, c *fleetio.Client, a *fleetio.Veh
 	if bk.DriverCode {
 		return b.pruneDriverGrant(bk.ContactID, bk.BoxID)
 	}
+	return nil
+}
+
+// clearFields clears the custom fields of assignment a (ended) and takes
+// the PATCH's updated_at when it is our own write.
+func (b *Integration) clearFields(ctx context.Context, c *fleetio.Client, a *fleetio.VehicleAssignment, bk *Booking) error {
+	up, err := c.PatchAssignmentCustomFields(ctx, a.ID, map[string]any{
+		fleetio.FieldAccessInstructions: nil, fleetio.FieldAccessLink: nil, fleetio.FieldAccessCode: nil,
+	})
+	b.fleetioErr(err)
+	switch {
+	case errors.Is(err, fleetio.ErrNotFound): // deleted meanwhile: nothing to clear
+	case err != nil:
+		return fmt.Errorf("clear fields of assignment %d: %w", a.ID, err)
+	case up.UpdatedAt.After(bk.UpdatedAt) && sameVersion(up, *a):
+		bk.UpdatedAt = up.UpdatedAt
+	}
+	bk.PendingClear = false
 	return nil
 }
 

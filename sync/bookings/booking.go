@@ -3,6 +3,7 @@ package bookings
 import (
 	"time"
 
+	"github.com/smartbox-oss/smartbox/sync/fleetio"
 	"github.com/smartbox-oss/smartbox/sync/notify"
 )
 
@@ -52,6 +53,17 @@ type Booking struct {
 	PendingGrant     bool        `json:"pending_grant,omitempty"`
 	PendingWriteBack bool        `json:"pending_write_back,omitempty"`
 	PendingNotify    notify.Kind `json:"pending_notify,omitempty"` // the message to send
+	// PendingConfirm: the booking was made (or changed, or ended) from a
+	// webhook's payload and the read-back that confirms it is owed: the
+	// confirm delivery ConfirmID (an internal one, EventConfirm) reads the
+	// assignment back and the booking follows what it reads. The
+	// write-back and the driver's message wait for that read-back, so
+	// several changes of one assignment before it make one PATCH.
+	PendingConfirm bool  `json:"pending_confirm,omitempty"`
+	ConfirmID      int64 `json:"confirm_delivery,omitempty"`
+	// PendingClear: the booking ended from a payload and the assignment's
+	// custom fields are still to be cleared (by the confirm).
+	PendingClear bool `json:"pending_clear,omitempty"`
 	// NotifyCode: the code the driver knows changed (a driver code drawn
 	// again), so an update notification carries it.
 	NotifyCode bool `json:"notify_code,omitempty"`
@@ -83,7 +95,23 @@ type Reservation struct {
 }
 
 func (bk Booking) pending() bool {
-	return bk.PendingGrant || bk.PendingWriteBack || bk.PendingNotify != ""
+	return bk.PendingGrant || bk.PendingWriteBack || bk.PendingNotify != "" || bk.PendingConfirm || bk.PendingClear
+}
+
+// assignment is the assignment as the booking was last made from it (its
+// vehicle, driver, Fleetio's window and updated_at): what finish needs of
+// it when the read-back was done by an earlier run of the confirm.
+func (bk Booking) assignment() fleetio.VehicleAssignment {
+	a := fleetio.VehicleAssignment{ID: bk.AssignmentID, VehicleID: bk.VehicleID, ContactID: bk.ContactID,
+		ContactFullName: bk.ContactName, StartedAt: bk.FleetioFrom, UpdatedAt: bk.UpdatedAt}
+	if a.StartedAt.IsZero() {
+		a.StartedAt = bk.From
+	}
+	if !bk.FleetioUntil.IsZero() {
+		u := bk.FleetioUntil
+		a.EndedAt = &u
+	}
+	return a
 }
 
 // BookingEdit is what the admin may change when making the booking of a

@@ -21,6 +21,12 @@ func (b *Integration) CreateBooking(ctx context.Context, assignmentID int64, e B
 	if err != nil {
 		return Booking{}, err
 	}
+	// Its requests' tokens (the contact, the read-back, the write-back,
+	// the contact again) are taken before the lock: the intake of webhooks
+	// must not wait on the budget behind it (see prepay).
+	if ctx, err = b.prepay(ctx, c, 4); err != nil {
+		return Booking{}, err
+	}
 	b.work.Lock()
 	defer b.work.Unlock()
 	r, ok, err := b.o.Store.Reservation(assignmentID)

@@ -36,4 +36,12 @@ type Delivery struct {
 const (
 	EventCreateBooking     = "smartbox_create_booking"      // the admin approved a Prompt reservation
 	EventDriverCodeChanged = "smartbox_driver_code_changed" // a booking's driver code changed
+	// EventConfirm: a webhook's payload was acted on (or was too old to
+	// be); the read-back that confirms or repairs it, and the write-back
+	// and message that follow, are owed (Booking.PendingConfirm).
+	EventConfirm = "smartbox_confirm"
 )
+
+// internal reports whether d is one of the bridge's own deliveries: they
+// carry no payload to act on, only which assignment to read back.
+func (d Delivery) internal() bool { return d.ID >= internalDeliveryBase }

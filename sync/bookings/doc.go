@@ -39,16 +39,49 @@
 // without it is refused before its body, so a forger without that value
 // gets no body read at all.
 //
-// Run's workers drain the queue (Integration.processOne, one delivery;
-// applyAssignment, what one assignment calls for). They never trust a
-// payload: deliveries come late, repeated and out of order, so a worker
-// reads the assignment back from Fleetio's API and makes the booking match
-// what it reads. A Fleetio outage or 429 leaves the delivery queued with a
-// next-attempt time; nothing is lost.
+// Run's workers drain the queue in two lanes (queue.go), each with up to
+// Options.Workers (default 8) at once, so that what waits on Fleetio never
+// holds up what does not:
 //
-// Up to Options.Workers deliveries (default 8) are processed at once: each
-// waits mostly on Fleetio. Two deliveries of one assignment never run at the
-// same time, and run in order; the bookings of a driver who uses a driver
+//   - intake (Integration.intake): a webhook of Fleetio's is acted on from
+//     its payload, with no Fleetio call. The body was verified at the
+//     webhook, so the payload is Fleetio's word at the time it was sent;
+//     when its updated_at is newer than what the booking was made from, the
+//     booking is made, changed or ended from it (applyAssignment with no
+//     client) and its grant pushed or revoked at once. A deletion revokes
+//     at once too (and records an assignment not booked yet as ended, so
+//     that its created delivery, reordered behind it, makes no grant). A
+//     payload older than or equal to what is held (late, reordered,
+//     replayed) changes nothing. Either way the assignment's confirm is
+//     owed: an internal delivery (EventConfirm) named by the booking
+//     (ConfirmID, PendingConfirm), one per assignment however many
+//     deliveries ask for it before it runs.
+//   - confirm (Integration.confirm): the bridge's own deliveries read the
+//     assignment back, and the booking and its grant follow what they read:
+//     the read-back is the truth, so a payload Fleetio disagrees with (a
+//     changed window, vehicle or driver, the assignment gone or ended) is
+//     repaired; a read-back older than the payload acted on (Fleetio's API
+//     behind its own webhook) is tried again later. Then what is owed is
+//     done (settleOwed): the write-back of the custom fields, one PATCH
+//     with the latest fields however many changes came before it, and the
+//     driver's message (a driver is told only once the read-back
+//     confirms). Each step is stored as done on the booking, so a stopped
+//     confirm (a restart, an error) does only what is left.
+//
+// Every Fleetio request takes a token from one budget (fleetio.Budget:
+// Options.FleetioPerMinute and FleetioBurst, a token bucket of
+// DefaultFleetioPerMinute, 300 a minute, bursts of 30, by default; or
+// Options.FleetioBudget, which a budget shared by replicas can replace),
+// and a 429's Retry-After pauses it for every caller. A confirm takes its
+// first token before it claims its assignment and never waits on the
+// budget while it holds it (fleetio.Prepaid): a request that finds no free
+// token stops the confirm (ErrBudgetSpent, not a failure) until its lane
+// has the next one, so a payload of that assignment never waits behind a
+// spent budget. A Fleetio outage or 429 leaves the confirm queued with a
+// next-attempt time; nothing is lost, and the grant did not wait for it.
+//
+// Two deliveries of one assignment never run at the same time, whatever
+// their lane, and run in order; the bookings of a driver who uses a driver
 // code are processed one at a time (their code is drawn once, its grant put
 // once per box); Disconnect, CreateBooking, the driver code calls and each
 // Reconcile repair wait for the deliveries in progress and run alone. Two
@@ -58,12 +91,12 @@
 // # Loops
 //
 // The integration's own PATCH of the custom fields makes Fleetio send a
-// vehicle_assignment_updated delivery. The worker records the updated_at the
-// PATCH returned (when the PATCH's answer still shows what it acted on); the
-// echo, whose payload carries that updated_at and the booking's vehicle,
-// driver and window, is marked done without reading it back. A read-back
-// that is not newer, or that changes nothing the booking depends on (window,
-// driver, vehicle), does nothing.
+// vehicle_assignment_updated delivery. The confirm records the updated_at
+// the PATCH returned (when the PATCH's answer still shows what it acted
+// on); the echo, whose payload carries that updated_at and the booking's
+// vehicle, driver and window, is marked done with nothing owed. A payload
+// or read-back that is not newer, or that changes nothing the booking
+// depends on (window, driver, vehicle), does nothing.
 //
 // # Connecting
 //
@@ -220,8 +253,9 @@
 //	store_codes.go    storing drivers' codes (sealed)
 //	store_watch.go    storing box events tied to bookings, holders, overdue flags
 //	webhook.go        the webhook handler; bodyslots.go its body bounds
-//	queue.go          Run, the worker pool, ProcessDue, the locks
-//	process.go        a delivery: processOne, its retry and back-off, echoes
+//	queue.go          Run, the lanes and their worker pools, ProcessDue, the locks
+//	process.go        a delivery: processOne, its retry and back-off; intake
+//	                  (from the payload), confirm (the read-back), echoes
 //	apply.go          an assignment: applyAssignment, book, finish, end, prompt
 //	createbooking.go  CreateBooking: the admin's booking of a Prompt reservation
 //	message.go        what people are told: notify.Message built from a booking

@@ -83,6 +83,15 @@ const (
 	// Fleetio's per-account rate limit between two 429s (a 429 is retried by
 	// the queue after its Retry-After).
 	DefaultWorkers = 8
+	// DefaultFleetioPerMinute and DefaultFleetioBurst are the bridge's own
+	// budget of Fleetio requests (Options.FleetioPerMinute): Fleetio
+	// publishes no figure for its per-account limit (an older page said
+	// 20 a minute), so this is a guess that keeps a burst's read-backs
+	// and write-backs from running into it, 5 a second; a 429's
+	// Retry-After pauses the budget for every caller anyway. No booking
+	// waits on it: PINs go live from the webhook's payload.
+	DefaultFleetioPerMinute = 300
+	DefaultFleetioBurst     = 30
 )
 
 // Options configure New.
@@ -130,6 +139,16 @@ type Options struct {
 	MinRetry    time.Duration
 	MaxRetry    time.Duration
 	MaxAttempts int
+	// FleetioPerMinute and FleetioBurst size the token bucket every Fleetio
+	// request of the default client takes from (read-backs, write-backs,
+	// contact lookups, Reconcile's lists); 0: DefaultFleetioPerMinute and
+	// DefaultFleetioBurst; FleetioPerMinute < 0: no client-side budget
+	// (only Fleetio's 429s pace the bridge). FleetioBudget, if set,
+	// replaces the bucket (a budget shared by replicas). A custom
+	// NewClient gets Budget() and sets fleetio.Options.Budget itself.
+	FleetioPerMinute int
+	FleetioBurst     int
+	FleetioBudget    fleetio.Budget
 	// Workers is how many deliveries are processed at the same time
 	// (default DefaultWorkers; 1 processes them one by one). Two deliveries
 	// of one assignment never run at once.
@@ -151,9 +170,10 @@ type Options struct {
 // Integration is the Fleetio integration: webhook receiver, queue worker and
 // access pages.
 type Integration struct {
-	o    Options
-	log  *slog.Logger
-	wake chan struct{}
+	o   Options
+	log *slog.Logger
+	// wake wakes each lane of the queue (see lane).
+	wake [lanes]chan struct{}
 
 	// work orders the queue's workers against the operations that act on
 	// many bookings at once: each worker holds it shared (RLock) while it
@@ -200,10 +220,18 @@ func New(o Options) (*Integration, error) {
 	if o.Workers <= 0 {
 		o.Workers = DefaultWorkers
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FleetioBudget == nil && o.FleetioPerMinute >= 0 {
+		o.FleetioBudget = fleetio.NewTokenBucket(cmpOrInt(o.FleetioPerMinute, DefaultFleetioPerMinute),
+			cmpOrInt(o.FleetioBurst, DefaultFleetioBurst), nil)
+	}
 	if o.NewClient == nil {
+		budget := o.FleetioBudget
 		o.NewClient = func(s Settings) (*fleetio.Client, error) {
 			return fleetio.New(fleetio.Options{BaseURL: s.BaseURL, APIKey: s.APIKey, AccountToken: s.AccountToken,
-				HTTPClient: pooledClient(o.Workers)})
+				HTTPClient: pooledClient(o.Workers), Budget: budget})
 		}
 	}
 	if o.MaxBody <= 0 {
@@ -231,9 +259,6 @@ func New(o Options) (*Integration, error) {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = DefaultMaxAttempts
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
 	if o.Rand != nil {
 		// Workers draw PINs and tokens at the same time; a test's
 		// deterministic reader need not be safe for that.
@@ -242,7 +267,8 @@ func New(o Options) (*Integration, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Integration{o: o, log: o.Logger.With("component", "fleetio-bridge"), wake: make(chan struct{}, 1),
+	return &Integration{o: o, log: o.Logger.With("component", "fleetio-bridge"),
+		wake:      [lanes]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
 		bodySlots: newBodySlots(o.MaxBodiesInFlight, o.MaxBodiesPerAddress, o.TrustedProxies), alertWake: make(chan struct{}, 1)}, nil
 }
 
@@ -266,10 +292,27 @@ func (b *Integration) fleetio() (*fleetio.Client, error) {
 	return c, nil
 }
 
-// Wake makes the worker look at the queue now.
+// Budget is the budget the Fleetio requests take from (Options.FleetioBudget
+// or the token bucket New made; nil: none).
+func (b *Integration) Budget() fleetio.Budget { return b.o.FleetioBudget }
+
+// Wake makes the workers look at the queue now.
 func (b *Integration) Wake() {
+	for l := range lanes {
+		b.wakeLane(lane(l))
+	}
+}
+
+func (b *Integration) wakeLane(l lane) {
 	select {
-	case b.wake <- struct{}{}:
+	case b.wake[l] <- struct{}{}:
 	default:
 	}
+}
+
+func cmpOrInt(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/smartbox-oss/smartbox/sync/fleetio"
 )
 
 // The queue's workers. A delivery spends nearly all its time waiting on
@@ -37,6 +39,7 @@ type inflight struct {
 	mu          sync.Mutex
 	deliveries  map[int64]bool
 	assignments map[int64]bool
+	waiting     map[int64]bool // assignments a claim was refused for
 }
 
 // claim takes delivery id of assignment a; false if either is taken.
@@ -44,6 +47,10 @@ func (f *inflight) claim(id, a int64) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.deliveries[id] || f.assignments[a] {
+		if f.waiting == nil {
+			f.waiting = map[int64]bool{}
+		}
+		f.waiting[a] = true
 		return false
 	}
 	if f.deliveries == nil {
@@ -53,11 +60,16 @@ func (f *inflight) claim(id, a int64) bool {
 	return true
 }
 
-func (f *inflight) release(id, a int64) {
+// release gives delivery id and assignment a back, and reports whether a
+// claim of a was refused meanwhile (someone waits for it).
+func (f *inflight) release(id, a int64) (waited bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.deliveries, id)
 	delete(f.assignments, a)
+	waited = f.waiting[a]
+	delete(f.waiting, a)
+	return waited
 }
 
 func (f *inflight) busy(id int64) bool {
@@ -159,18 +171,117 @@ type outcome struct {
 	perr, err error
 }
 
-// workerPool hands due deliveries, oldest first, to up to Workers
-// goroutines.
+// lane is one of the queue's two halves, each with its own workers, so
+// that the work that waits on Fleetio never holds up the work that does
+// not:
+//
+//	laneIntake   Fleetio's webhooks, acted on from their payload: a grant
+//	             pushed, no Fleetio call (intake)
+//	laneConfirm  the bridge's own deliveries: a read-back, then the
+//	             write-back and the driver's message (confirm), each call
+//	             taking from the request budget
+//
+// The assignment claim (inflight) is shared: one assignment's deliveries
+// never run at once, whatever their lane.
+type lane int
+
+const (
+	laneIntake lane = iota
+	laneConfirm
+	lanes
+)
+
+func laneOf(d Delivery) lane {
+	if d.internal() {
+		return laneConfirm
+	}
+	return laneIntake
+}
+
+// workerPool hands the due deliveries of its lane, oldest first, to up to
+// Workers goroutines.
 type workerPool struct {
 	b       *Integration
 	ctx     context.Context
+	lane    lane
 	pending []queued // due, not started, oldest first
 	running int
 	done    chan outcome
+
+	// The confirm lane's request budget (nil: none, or the intake lane):
+	// a confirm starts only with a token taken for its first request, so
+	// that it never waits on the budget while it holds its assignment
+	// (a payload of that assignment waits for the claim); its further
+	// requests take a token only if one is free (fleetio.Prepaid), or it
+	// stops with ErrBudgetSpent and goes on with its next token.
+	budget fleetio.Budget
+	tokens int             // taken, not yet handed to a confirm
+	starve bool            // a confirm waits for a token
+	wait   bool            // take tokens waiting (ProcessDue), not from a feeder
+	ask    chan<- struct{} // asks the feeder for a token (Run)
+	feed   <-chan struct{} // the feeder's tokens
 }
 
-func (b *Integration) newWorkerPool(ctx context.Context) *workerPool {
-	return &workerPool{b: b, ctx: ctx, done: make(chan outcome, b.o.Workers)}
+func (b *Integration) newWorkerPool(ctx context.Context, l lane, wait bool) *workerPool {
+	q := &workerPool{b: b, ctx: ctx, lane: l, done: make(chan outcome, b.o.Workers), wait: wait}
+	q.findBudget()
+	return q
+}
+
+// findBudget looks up the confirm lane's budget, the client's (none before
+// the integration is connected: looked up again at each scan), and starts
+// Run's feeder of tokens once there is one.
+func (q *workerPool) findBudget() {
+	if q.lane != laneConfirm || q.budget != nil {
+		return
+	}
+	if c, err := q.b.fleetio(); err == nil {
+		q.budget = c.Budget()
+	}
+	if q.budget != nil && !q.wait {
+		q.ask, q.feed = q.feeder()
+	}
+}
+
+// token reports whether the next confirm may start: a token is held, or
+// one is free now (or, waiting, once one is).
+func (q *workerPool) token() bool {
+	switch {
+	case q.budget == nil || q.tokens > 0:
+		return true
+	case q.budget.TryTake():
+	case !q.wait || q.budget.Take(q.ctx) != nil:
+		q.starve = true
+		return false
+	}
+	q.tokens++
+	return true
+}
+
+// feeder takes tokens for the confirm lane (runLane), one each time the
+// lane asks (ask) while a confirm waits for one, so that no token is held
+// idle: one taken before a 429 would let a request through the pause the
+// 429 asked for.
+func (q *workerPool) feeder() (ask chan<- struct{}, feed <-chan struct{}) {
+	a, f := make(chan struct{}, 1), make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-a:
+			case <-q.ctx.Done():
+				return
+			}
+			if q.budget.Take(q.ctx) != nil {
+				return
+			}
+			select {
+			case f <- struct{}{}:
+			case <-q.ctx.Done():
+				return
+			}
+		}
+	}()
+	return a, f
 }
 
 // scan reads the queue: pending becomes the due deliveries that no worker
@@ -180,9 +291,10 @@ func (q *workerPool) scan() (next time.Time, err error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read queue: %w", err)
 	}
+	q.findBudget()
 	q.pending = q.pending[:0]
 	for _, d := range due {
-		if !q.b.inflight.busy(d.ID) {
+		if laneOf(d) == q.lane && !q.b.inflight.busy(d.ID) {
 			q.pending = append(q.pending, queued{d: d, assignment: deliveryAssignment(d)})
 		}
 	}
@@ -199,8 +311,9 @@ func (q *workerPool) start() {
 	}
 	var blocked map[int64]bool
 	kept := q.pending[:0]
+	q.starve = false
 	for i, p := range q.pending {
-		if q.running >= q.b.o.Workers {
+		if q.running >= q.b.o.Workers || (!blocked[p.assignment] && !q.token()) {
 			kept = append(kept, q.pending[i:]...)
 			break
 		}
@@ -213,18 +326,41 @@ func (q *workerPool) start() {
 			continue
 		}
 		q.running++
-		go q.work(p)
+		// The intake lane's requests never wait (it makes none); a
+		// confirm's beyond its first never wait while it holds the
+		// assignment. Without a budget known (not connected when the
+		// lane looked), requests wait as they would anywhere.
+		prepaid := -1
+		switch {
+		case q.budget != nil:
+			q.tokens--
+			prepaid = 1
+		case q.lane == laneIntake:
+			prepaid = 0
+		}
+		go q.work(p, prepaid)
 	}
 	clear(q.pending[len(kept):])
 	q.pending = kept
 }
 
-func (q *workerPool) work(p queued) {
+// work runs one delivery with prepaid tokens of the budget (< 0: none,
+// requests wait for theirs); beyond them its Fleetio requests never wait
+// (fleetio.Prepaid).
+func (q *workerPool) work(p queued, prepaid int) {
 	var o outcome
-	o.d, o.ran, o.perr, o.err = q.b.runQueued(q.ctx, p.d.ID)
+	ctx := q.ctx
+	if prepaid >= 0 {
+		ctx = fleetio.Prepaid(ctx, prepaid)
+	}
+	o.d, o.ran, o.perr, o.err = q.b.runQueued(ctx, p.d.ID)
 	// Released before the worker pool hears of it, so that the next
-	// delivery of the assignment can start at once.
-	q.b.inflight.release(p.d.ID, p.assignment)
+	// delivery of the assignment can start at once; the other lane is
+	// woken when it may have one waiting for the assignment (only then:
+	// a wake-up reads the queue again).
+	if q.b.inflight.release(p.d.ID, p.assignment) {
+		q.b.wakeLane(lanes - 1 - q.lane)
+	}
 	q.done <- o
 }
 
@@ -265,18 +401,23 @@ func earlier(a, b time.Time) time.Time {
 }
 
 // Run processes the delivery queue until ctx is done, up to Options.Workers
-// deliveries at once: at once, whenever a webhook is stored (Wake), and when
-// a retry is due. It sends the admin alerts box events queue (alerts.go)
-// too. When ctx ends it waits for the deliveries in progress
-// (each ends soon: its calls see ctx) and returns nil.
+// deliveries at once in each lane: at once, whenever a webhook is stored
+// (Wake), and when a retry is due. It sends the admin alerts box events
+// queue (alerts.go) too. When ctx ends it waits for the deliveries in
+// progress (each ends soon: its calls see ctx) and returns nil.
 func (b *Integration) Run(ctx context.Context) error {
-	alertsDone := make(chan struct{})
-	go func() {
-		defer close(alertsDone)
-		b.runAlerts(ctx)
-	}()
-	defer func() { <-alertsDone }()
-	q := b.newWorkerPool(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { b.runAlerts(ctx) })
+	for l := range lanes {
+		wg.Go(func() { b.runLane(ctx, l) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// runLane is Run's loop of one lane.
+func (b *Integration) runLane(ctx context.Context, l lane) {
+	q := b.newWorkerPool(ctx, l, false)
 	var next time.Time
 	rescan := true
 	for {
@@ -286,7 +427,9 @@ func (b *Integration) Run(ctx context.Context) error {
 		// wakes the worker hundreds of times while the first scan's
 		// deliveries are still being worked through. New deliveries have
 		// higher ids than the pending ones, so waiting keeps the order.
-		if rescan && ctx.Err() == nil && q.running < b.o.Workers {
+		// Nor while the confirm lane waits for a token: nothing could
+		// start, and every webhook the intake lane takes wakes it.
+		if rescan && ctx.Err() == nil && q.running < b.o.Workers && !q.starve {
 			n, err := q.scan()
 			if err != nil {
 				b.log.Error("delivery queue", "err", err)
@@ -299,14 +442,24 @@ func (b *Integration) Run(ctx context.Context) error {
 			wait = min(max(next.Sub(b.o.Now()), 0), pollInterval)
 		}
 		t := time.NewTimer(wait)
+		var feed <-chan struct{}
+		if q.starve && q.feed != nil {
+			select {
+			case q.ask <- struct{}{}:
+			default: // asked already
+			}
+			feed = q.feed
+		}
 		select {
+		case <-feed:
+			q.tokens++
 		case <-ctx.Done():
 			t.Stop()
 			for q.running > 0 {
 				q.finished(<-q.done)
 			}
-			return nil
-		case <-b.wake:
+			return
+		case <-b.wake[l]:
 			rescan = true
 		case o := <-q.done:
 			next = earlier(next, q.finished(o))
@@ -324,10 +477,27 @@ func (b *Integration) Run(ctx context.Context) error {
 
 // ProcessDue processes every queued delivery that is due, up to
 // Options.Workers at once, and returns when they are done and when the next
-// one not yet due will be (zero: none). A delivery another worker (Run) has
-// in hand is left to it. err is a failure to record an outcome, or ctx's.
+// one not yet due will be (zero: none): Fleetio's webhooks first, then the
+// confirms they queued (and the bridge's other deliveries). A delivery
+// another worker (Run) has in hand is left to it. err is a failure to
+// record an outcome, or ctx's.
 func (b *Integration) ProcessDue(ctx context.Context) (next time.Time, err error) {
-	q := b.newWorkerPool(ctx)
+	var errs []error
+	for l := range lanes {
+		n, err := b.processDue(ctx, l)
+		next = earlier(next, n)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return next, errors.Join(errs...)
+}
+
+func (b *Integration) processDue(ctx context.Context, l lane) (next time.Time, err error) {
+	q := b.newWorkerPool(ctx, l, true)
 	if next, err = q.scan(); err != nil {
 		return time.Time{}, err
 	}

@@ -158,21 +158,19 @@ func (b *Integration) repaired(rep *ReconcileReport, r Repair) {
 // repairListed makes the booking of a current or future assignment match it,
 // if it does not. It says why it acted ("" if it did not).
 func (b *Integration) repairListed(ctx context.Context, c *fleetio.Client, a fleetio.VehicleAssignment) (string, error) {
-	b.work.Lock()
-	defer b.work.Unlock()
-	// Read again under the lock: the worker may have acted meanwhile.
-	bk, have, err := b.o.Store.Booking(a.ID)
+	// Looked at first without the lock: most assignments need nothing,
+	// and a repair's tokens are taken before the lock (prepay).
+	if why, _, _, err := b.listedMismatch(a); err != nil || why == "" {
+		return "", err
+	}
+	ctx, err := b.prepay(ctx, c, repairRequests)
 	if err != nil {
 		return "", err
 	}
-	if have && bk.UpdatedAt.After(a.UpdatedAt) {
-		return "", nil // the worker has seen a newer version than the list
-	}
-	link, linked, err := b.o.Store.LinkOf(a.VehicleID)
-	if err != nil || !linked {
-		return "", err // unlinked since it was listed: not this round's business
-	}
-	why, err := b.mismatch(a, link, bk, have)
+	b.work.Lock()
+	defer b.work.Unlock()
+	// Again under the lock: the worker may have acted meanwhile.
+	why, bk, have, err := b.listedMismatch(a)
 	if err != nil || why == "" {
 		return "", err
 	}
@@ -182,7 +180,72 @@ func (b *Integration) repairListed(ctx context.Context, c *fleetio.Client, a fle
 		// left pending) must not be skipped.
 		bk.UpdatedAt = time.Time{}
 	}
-	return why, b.applyAssignment(ctx, c, a, bk, have)
+	if err := b.applyAssignment(ctx, c, a, bk, have); err != nil {
+		return why, err
+	}
+	// The list is a read-back: a confirm owed is done.
+	return why, b.confirmed(a.ID)
+}
+
+// confirmQueued reports whether bk's confirm is queued: it will do what the
+// booking owes.
+func (b *Integration) confirmQueued(bk Booking) bool {
+	if bk.ConfirmID == 0 {
+		return false
+	}
+	d, err := b.o.Store.Delivery(bk.ConfirmID)
+	return err == nil && d.State == DeliveryQueued
+}
+
+// confirmed clears the booking of assignment id's PendingConfirm.
+func (b *Integration) confirmed(id int64) error {
+	bk, have, err := b.o.Store.Booking(id)
+	if err != nil || !have || !bk.PendingConfirm {
+		return err
+	}
+	bk.PendingConfirm = false
+	return b.o.Store.PutBooking(bk, "")
+}
+
+// listedMismatch says how the booking of listed assignment a differs from
+// it ("" if it does not, or if it is not this round's business).
+func (b *Integration) listedMismatch(a fleetio.VehicleAssignment) (string, Booking, bool, error) {
+	bk, have, err := b.o.Store.Booking(a.ID)
+	if err != nil {
+		return "", bk, have, err
+	}
+	if have && bk.UpdatedAt.After(a.UpdatedAt) {
+		return "", bk, have, nil // the worker has seen a newer version than the list
+	}
+	link, linked, err := b.o.Store.LinkOf(a.VehicleID)
+	if err != nil || !linked {
+		return "", bk, have, err // unlinked since it was listed: not this round's business
+	}
+	why, err := b.mismatch(a, link, bk, have)
+	return why, bk, have, err
+}
+
+// repairRequests is how many Fleetio requests a repair makes at most (the
+// write-back or the clearing of the fields, the driver's contact): taken
+// from the budget before a repair takes the worker's lock, so that the
+// intake of webhooks never waits on the budget behind a repair. A repair
+// that would need more stops with fleetio.ErrBudgetSpent; the next round
+// finishes it.
+const repairRequests = 2
+
+// prepay takes n tokens of c's budget (if it has one) and returns a
+// context whose requests use them and then never wait (fleetio.Prepaid).
+func (b *Integration) prepay(ctx context.Context, c *fleetio.Client, n int) (context.Context, error) {
+	bu := c.Budget()
+	if bu == nil {
+		return ctx, nil
+	}
+	for range n {
+		if err := bu.Take(ctx); err != nil {
+			return ctx, fmt.Errorf("wait for the Fleetio request budget: %w", err)
+		}
+	}
+	return fleetio.Prepaid(ctx, n), nil
 }
 
 // mismatch says how a booking differs from its assignment ("" if it does not).
@@ -214,7 +277,9 @@ func (b *Integration) mismatch(a fleetio.VehicleAssignment, link Link, bk Bookin
 		return RepairMissing, nil
 	case !active:
 		return RepairInactive, nil
-	case bk.pending():
+	case bk.pending() && !b.confirmQueued(bk):
+		// Steps left, and no confirm queued to do them (one that failed
+		// for good, or dropped).
 		return RepairPending, nil
 	case bk.ContactID != a.ContactID:
 		return RepairDriver, nil
@@ -236,6 +301,10 @@ func (b *Integration) mismatch(a fleetio.VehicleAssignment, link Link, bk Bookin
 // repairUnlisted ends the booking (or reservation) of an assignment that is
 // gone (a nil), ended early or no longer on a linked vehicle.
 func (b *Integration) repairUnlisted(ctx context.Context, c *fleetio.Client, id int64, a *fleetio.VehicleAssignment) (string, error) {
+	ctx, err := b.prepay(ctx, c, repairRequests)
+	if err != nil {
+		return "", err
+	}
 	b.work.Lock()
 	defer b.work.Unlock()
 	bk, have, err := b.o.Store.Booking(id)

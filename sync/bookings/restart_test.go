@@ -33,11 +33,21 @@ func TestQueuedWhileFleetioDown(t *testing.T) {
 		require.True(t, d.Delivered, "answered 2xx although Fleetio is down")
 	}
 
-	// A worker while Fleetio is down: retried, nothing lost.
+	// A worker while Fleetio is down: the grant is made from the
+	// payload; the confirm (read-back, write-back) is retried, nothing
+	// lost.
 	_, err := e.b.ProcessDue(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, e.store.QueueDepth())
-	d, err := e.store.Delivery(e.f.Deliveries()[0].ID)
+	wd, err := e.store.Delivery(e.f.Deliveries()[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, bookings.DeliveryDone, wd.State)
+	_, ok := e.grant(t, bookings.GrantID(a.ID))
+	require.True(t, ok, "the grant does not wait for Fleetio")
+	bk, _, err := e.store.Booking(a.ID)
+	require.NoError(t, err)
+	require.True(t, bk.PendingConfirm)
+	d, err := e.store.Delivery(bk.ConfirmID)
 	require.NoError(t, err)
 	require.Equal(t, bookings.DeliveryQueued, d.State)
 	require.Equal(t, 1, d.Attempts)
@@ -54,10 +64,11 @@ func TestQueuedWhileFleetioDown(t *testing.T) {
 	require.NoError(t, err)
 	go b2.Run(ctx)
 	require.Eventually(t, func() bool {
-		_, ok := e.grant(t, bookings.GrantID(a.ID))
 		d, err := e.store.Delivery(d.ID)
-		return ok && err == nil && d.State == bookings.DeliveryDone
+		return err == nil && d.State == bookings.DeliveryDone
 	}, 10*time.Second, 5*time.Millisecond)
+	got, _ := e.f.Assignment(a.ID)
+	require.Len(t, field(got, fleetio.FieldAccessCode), 6, "the owed write-back done by the next bridge")
 }
 
 // BenchmarkWebhookAccept measures webhooks accepted per second: verify,

@@ -79,7 +79,7 @@ func (b *Integration) Stats() Stats {
 // fleetioErr counts err (if any) as a failed Fleetio call and returns it. A
 // 404 is an answer (the record is gone), not a failure.
 func (b *Integration) fleetioErr(err error) error {
-	if err != nil && !errors.Is(err, fleetio.ErrNotFound) {
+	if err != nil && !errors.Is(err, fleetio.ErrNotFound) && !errors.Is(err, fleetio.ErrBudgetSpent) { // spent: nothing was sent
 		b.stats.fleetioErrors.Add(1)
 	}
 	return err

@@ -68,6 +68,10 @@ type Options struct {
 	MaxBackoff    time.Duration // back-off cap; default DefaultMaxBackoff (sync/internal/retry: full jitter between the two)
 	PerPage       int           // cursor page size, 2..100; default DefaultPerPage
 	Logger        *slog.Logger  // default slog.Default()
+	// Budget, if set, is taken from before every attempt (see Budget), and
+	// told of every 429's Retry-After, so that all the callers sharing it
+	// wait it out, not only the one that got it. nil: no client-side limit.
+	Budget Budget
 
 	// Hooks for tests. Now reads the clock (Retry-After as an HTTP date);
 	// Sleep waits d or until ctx is done (default retry.Sleep, a timer).
@@ -285,12 +289,23 @@ func (c *Client) doRaw(ctx context.Context, method, path string, q url.Values, i
 		body []byte
 	}
 	loop := c.retry
+	if c.opts.Budget != nil && prepaid(ctx) {
+		// The caller holds something others wait for: no wait here, not
+		// even a retry's; its own queue retries.
+		loop.Attempts = 1
+	}
 	loop.OnRetry = func(ctx context.Context, attempt int, wait time.Duration, err error) {
 		c.log.WarnContext(ctx, "fleetio request failed, retrying",
 			"method", method, "path", path, "attempt", attempt, "wait", wait, "err", c.redact(err.Error()))
 	}
 	a, err := retry.Do(ctx, loop, func(ctx context.Context) (answer, retry.Outcome, error) {
+		if err := c.takeToken(ctx); err != nil {
+			return answer{}, retry.Outcome{}, fmt.Errorf("fleetio: %s %s: %w", method, where, err)
+		}
 		h, body, wait, retryable, err := c.attempt(ctx, method, u.String(), where, reqBody)
+		if wait > 0 && c.opts.Budget != nil {
+			c.opts.Budget.Pause(c.opts.Now().Add(wait))
+		}
 		return answer{h, body}, retry.Outcome{Retry: retryable, RetryAfter: wait}, err
 	})
 	var stopped *retry.Error

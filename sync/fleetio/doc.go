@@ -19,11 +19,24 @@
 // returned as *APIError carrying the status and Fleetio's error body. No
 // error ever contains the API key or the account token.
 //
+// # Budget
+//
+// Options.Budget (Client.WithBudget) is the client side of Fleetio's
+// per-account rate limit: every attempt takes a token from it first, and a
+// 429's Retry-After pauses it (Budget.Pause) for every caller sharing it,
+// not only the one refused. TokenBucket is the one-process Budget; the
+// interface lets replicas share one in their database. A caller that must
+// not wait while it holds a lock takes its token first and sends with
+// Prepaid: its further requests take a token only if one is free
+// (ErrBudgetSpent otherwise, nothing sent) and are not retried inside the
+// client.
+//
 // # Webhooks
 //
 // Fleetio signs a webhook's raw body with HMAC-SHA256 keyed by the webhook's
 // secret and sends the lower-case hex in X-Fleetio-Webhook-Signature. No
 // timestamp is signed, so VerifyWebhook proves origin, not freshness: the
-// receiver de-duplicates by delivery id and trusts the record it reads back
-// from the API, not the payload's order.
+// receiver de-duplicates by delivery id, acts on a payload only when it is
+// newer (updated_at) than what it holds, and confirms by reading the record
+// back from the API (sync/bookings).
 package fleetio
