@@ -67,10 +67,8 @@ func newFleet(t *testing.T, mode bookings.CodeMode, latency time.Duration) *flee
 	fl := &fleet{notes: &notes{}, boxes: []string{"box-a", "box-b"}, links: map[int64]bookings.Link{}, own: map[int64]string{}}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	fl.cloud, err = cloud.Open(cloud.Options{Path: filepath.Join(dir, "cloud.db"), Signer: wire.Signer{KeyID: "k1", Key: priv},
+	fl.cloud = bookings.OpenTestCloud(t, cloud.Options{Path: filepath.Join(dir, "cloud.db"), Signer: wire.Signer{KeyID: "k1", Key: priv},
 		Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, err)
-	t.Cleanup(func() { fl.cloud.Close() })
 
 	fl.f = fleetiotest.New(fleetiotest.Options{APIKey: apiKey, AccountToken: account, WebhookSecret: secret, Latency: latency,
 		RetryIntervals: []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}})

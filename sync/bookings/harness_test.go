@@ -178,10 +178,8 @@ func newEnv(t testing.TB, o envOpts) *env {
 
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	e.cloud, err = cloud.Open(cloud.Options{Path: filepath.Join(dir, "cloud.db"), Signer: wire.Signer{KeyID: "k1", Key: priv},
+	e.cloud = bookings.OpenTestCloud(t, cloud.Options{Path: filepath.Join(dir, "cloud.db"), Signer: wire.Signer{KeyID: "k1", Key: priv},
 		EventRate: cloud.Rate{PerSecond: 1e6, Burst: 1 << 20}}) // the fuzz target sends batches fast
-	require.NoError(t, err)
-	t.Cleanup(func() { e.cloud.Close() })
 	boxKey, err := ecdh.X25519().GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	require.NoError(t, e.cloud.RegisterBox(boxID, boxKey.PublicKey().Bytes()))
@@ -210,7 +208,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	require.NoError(t, err)
 	e.notes.contacts = map[string]int64{e.ada.Email: e.ada.ID, e.bob.Email: e.bob.ID}
 
-	// The test run's engine (pgtest.Engine); the cloud stays on bbolt.
+	// The test run's engine (pgtest.Engine), as the cloud's above.
 	e.store, _ = bookings.OpenTestStore(t)
 	require.NoError(t, e.store.SetSettings(bookings.Settings{APIKey: apiKey, AccountToken: account, WebhookSecret: secret, BaseURL: e.f.APIURL()}))
 	require.NoError(t, e.store.PutBox(bookings.BoxInfo{ID: boxID, Name: "Depot North", Location: "12 Dock Road, bay 4"}))

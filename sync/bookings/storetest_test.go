@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/pgdb"
 	"github.com/smartbox-oss/smartbox/sync/pgtest"
 )
@@ -78,4 +79,22 @@ func OpenTestPostgresStore(t testing.TB, url string) *Store {
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// OpenTestCloud opens the cloud store of a test on the run's engine: the
+// bbolt file o.Path names, or (on PostgreSQL) a new database of its own, as
+// a bridge on PostgreSQL keeps the cloud's tables beside the bookings'.
+func OpenTestCloud(t testing.TB, o cloud.Options) *cloud.Cloud {
+	t.Helper()
+	if pgtest.Engine() == pgtest.Postgres {
+		pool, err := pgdb.Open(context.Background(), pgtest.New(t), pgdb.Options{})
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
+		o.Postgres = pool
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	c, err := cloud.Open(o)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
 }
