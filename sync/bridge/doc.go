@@ -19,7 +19,8 @@
 // The library prints nothing: the signing key's public line, which serve
 // prints for `smartboxctl provision`, is SigningKeyLine.
 //
-// The data directory (made 0700) holds, by role:
+// On bbolt (the default, one process) the data directory (made 0700)
+// holds, by role:
 //
 //	cloud.db      sync/cloud: every box's keys, grants, revision log, events
 //	bookings.db   sync/bookings: Fleetio settings (0600), links, webhook queue, bookings
@@ -33,6 +34,28 @@
 //	admin.token   the admin API's bearer token (0600)
 //	admin.addr    where the admin API listens, while the service runs
 //	cloud.passwd  the cloud's embedded-broker password when none is given (0600)
+//
+// # On PostgreSQL, as replicas
+//
+// With Options.Store.URL (the config's [store] url) every store is in one
+// PostgreSQL database instead of the files above: the cloud's (cloud_*
+// tables, sync/cloud), the integration's (bookings_*, sync/bookings), the
+// box accounts and the secrets (bridge_*: the signing key, the CA and the
+// admin token, made by the first replica to start and read by the others),
+// each with its own migrations, applied at start under an advisory lock.
+// Any number of replicas (`smartbox-bridge serve` processes, each with a
+// data directory of its own for admin.addr and admin.token) may run on it:
+// a box's revisions are serialised by its row in the database, event
+// ingest is idempotent by (box, seq), and the periodic work (reconcile,
+// expiry, overdue keys) runs once per round across replicas (rounds_pg.go:
+// the first replica to ask in the round's window of the database's clock
+// takes it). A data directory that holds a depot's signing key is refused
+// on a database without one (the depot's boxes trust that key):
+// MoveToPostgres (`smartbox-bridge migrate`) moves a depot into an empty
+// database, and a marker keeps replicas off it until the move is done.
+// /readyz on the public listener says whether a replica may take traffic
+// (subscribed at the broker, its database answering, not stopping); each
+// replica serves its own /metrics (replica_info names it).
 //
 // # Certificates
 //
