@@ -55,6 +55,10 @@ const (
 // cmd/smartbox-bridge/smartbox-bookings.example.toml for the documented version of every
 // field. Boxes are not in the config: they live in the store (register-box).
 type Config struct {
+	// Replica names this process among the replicas on one database (the
+	// logs, the metrics, the rounds of periodic work, the queue's claims,
+	// the MQTT client id); default the host name.
+	Replica string        `toml:"replica"`
 	DataDir string        `toml:"data_dir"`
 	Broker  BrokerConfig  `toml:"broker"`
 	Admin   AdminConfig   `toml:"admin"`
@@ -107,6 +111,10 @@ type BrokerConfig struct {
 	Username     string `toml:"username"`
 	PasswordFile string `toml:"password_file"`
 	ClientID     string `toml:"client_id"`
+	// ShareGroup subscribes the cloud to the boxes' topics as
+	// $share/<group>/..., so that each box message reaches one replica;
+	// default "smartbox-bridge" with [store] and an external broker.
+	ShareGroup string `toml:"share_group"`
 }
 
 // AdminConfig is the local admin HTTP endpoint the CLI subcommands use.
@@ -133,6 +141,22 @@ type StoreConfig struct {
 	// MaxConns bounds this replica's connections to the database (0:
 	// pgdb.DefaultMaxConns).
 	MaxConns int `toml:"max_conns"`
+}
+
+// defaultShareGroup is the replicas' share group when none is given.
+// maxShareGroup bounds broker.share_group: a topic level, short.
+const (
+	defaultShareGroup = "smartbox-bridge"
+	maxShareGroup     = 64
+)
+
+// defaultReplica is the host name (a replica per machine), or "bridge".
+func defaultReplica() string {
+	h, err := os.Hostname()
+	if err != nil || !box.ValidID(h) {
+		return "bridge"
+	}
+	return h
 }
 
 // maxStoreConns bounds store.max_conns: PostgreSQL's default
@@ -268,8 +292,19 @@ func (c *Config) fillDefaults() {
 	if b.Username == "" {
 		b.Username = bridge.DefaultCloudUser
 	}
+	if c.Replica == "" {
+		c.Replica = defaultReplica()
+	}
+	if b.ShareGroup == "" && b.URL != "" && (c.Store.URL != "" || c.Store.URLFile != "") {
+		b.ShareGroup = defaultShareGroup
+	}
 	if b.ClientID == "" {
+		// Replicas each hold a session of their own at the broker: one
+		// client id for two would have them take it from each other.
 		b.ClientID = cloud.DefaultClientID
+		if b.ShareGroup != "" {
+			b.ClientID = cloud.DefaultClientID + "-" + c.Replica
+		}
 	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = defaultAdminListen
@@ -324,6 +359,12 @@ func (c *Config) Validate() error {
 	}
 	if strings.ContainsAny(b.ClientID, "+#/") || b.ClientID == "" {
 		return c.fieldErr("broker.client_id", "%q is not a usable MQTT client id", b.ClientID)
+	}
+	if !box.ValidID(c.Replica) {
+		return c.fieldErr("replica", "%q is not a valid replica name: want 1-128 letters, digits or ._:@-", c.Replica)
+	}
+	if g := b.ShareGroup; g != "" && (strings.ContainsAny(g, "+#/$") || len(g) > maxShareGroup) {
+		return c.fieldErr("broker.share_group", "%q is not a share group name: want 1-%d characters, none of + # / $", g, maxShareGroup)
 	}
 	if err := c.validateLoopback("admin.listen", c.Admin.Listen); err != nil {
 		return err
@@ -644,7 +685,7 @@ func (c *Config) bridgeOptions(log *slog.Logger) (bridge.Options, error) {
 		Broker: bridge.BrokerOptions{
 			URL: b.URL, Listen: b.Listen, ListenTLS: b.ListenTLS, MessageExpiry: b.MessageExpiry.Duration,
 			TLSNames: b.TLSNames, BoxURL: b.BoxURL,
-			Username: b.Username, ClientID: b.ClientID,
+			Username: b.Username, ClientID: b.ClientID, ShareGroup: b.ShareGroup,
 		},
 		Cloud: bridge.CloudOptions{LogLimit: c.Cloud.LogLimit},
 		Fleetio: bridge.FleetioOptions{
@@ -678,7 +719,7 @@ func (c *Config) bridgeOptions(log *slog.Logger) (bridge.Options, error) {
 	if o.Store.URL, err = c.storeURL(); err != nil {
 		return o, err
 	}
-	o.Store.MaxConns = int32(c.Store.MaxConns)
+	o.Store.MaxConns, o.Store.Replica = int32(c.Store.MaxConns), c.Replica
 	if k := c.Cloud.CodeKeyFile; k != "" {
 		if o.Cloud.CodeKey, err = readCodeKey(k); err != nil {
 			return o, err

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/smartbox-oss/smartbox/sync/cloud"
 )
 
 func TestParseConfigDefaults(t *testing.T) {
@@ -31,6 +33,25 @@ func TestParseConfigDefaults(t *testing.T) {
 }
 
 // trusted_proxies takes single addresses and CIDRs.
+// Replicas on a database with an external broker share the boxes'
+// messages (a share group) and each has a client id of its own.
+func TestParseConfigReplicaDefaults(t *testing.T) {
+	src := "replica = \"bridge-2\"\n[store]\nurl = \"postgres://smartbox@db/smartbox\"\n" +
+		"[broker]\nurl = \"ssl://mqtt:8883\"\npassword_file = \"p\"\n"
+	c, err := ParseConfig("/etc/smartbox/b.toml", []byte(src))
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
+	require.Equal(t, "smartbox-bridge", c.Broker.ShareGroup)
+	require.Equal(t, cloud.DefaultClientID+"-bridge-2", c.Broker.ClientID)
+
+	// One process on its files: no group, the one client id.
+	c, err = ParseConfig("/etc/smartbox/b.toml", []byte("[broker]\nlisten = \"127.0.0.1:1883\"\n"))
+	require.NoError(t, err)
+	require.Empty(t, c.Broker.ShareGroup)
+	require.Equal(t, cloud.DefaultClientID, c.Broker.ClientID)
+	require.NotEmpty(t, c.Replica)
+}
+
 func TestParseConfigTrustedProxies(t *testing.T) {
 	c, err := ParseConfig("b.toml", []byte("[fleetio]\ntrusted_proxies = [\"127.0.0.1\", \"::1\", \"10.1.2.3/24\"]\nmax_bodies_per_address = 4\n"))
 	require.NoError(t, err)
@@ -141,6 +162,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad username", "[broker]\nusername = \"a b\"\n", "b.toml:2: broker.username"},
 		{"bad client id", "[broker]\nclient_id = \"a/#\"\n", "b.toml:2: broker.client_id"},
 		{"negative log limit", "[cloud]\nlog_limit = -1\n", "b.toml:2: cloud.log_limit: -1 is negative"},
+		{"bad replica", "replica = \"a b\"\n", "b.toml:1: replica: \"a b\" is not a valid replica name"},
+		{"bad share group", "[broker]\nshare_group = \"a/b\"\n", "b.toml:2: broker.share_group: \"a/b\" is not a share group name"},
 		{"store both", "[store]\nurl = \"postgres://h/db\"\nurl_file = \"f\"\n", "b.toml:2: store.url: and store.url_file are both set"},
 		{"store not postgres", "[store]\nurl = \"mysql://h/db\"\n", "b.toml:2: store.url: \"mysql://h/db\" is not a postgres:// URL"},
 		{"store password inline", "[store]\nurl = \"postgres://u:hunter2@h/db\"\n", "b.toml:2: store.url: holds a password"},

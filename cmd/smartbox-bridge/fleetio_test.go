@@ -249,7 +249,7 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 		require.Contains(t, metrics, want)
 	}
 	require.Regexp(t, `smartbox_bridge_fleetio_webhooks_total\{outcome="accepted"\} [1-9]`, metrics)
-	require.Regexp(t, `smartbox_bridge_replica_info\{replica="[^"]+-[0-9]+",store="bbolt"\} 1`, metrics)
+	require.Regexp(t, `smartbox_bridge_replica_info\{replica="[^"]+",store="bbolt"\} 1`, metrics)
 	status, _ = httpGet(t, admin+"/healthz", "")
 	require.Equal(t, http.StatusOK, status)
 	status, _ = httpGet(t, r.b.svc.PublicURL()+"/healthz", "")

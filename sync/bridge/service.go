@@ -76,8 +76,14 @@ type BrokerOptions struct {
 	// random one kept in DATA/cloud.passwd.
 	Username string
 	Password string
-	// ClientID is the cloud's MQTT client id ("": cloud.DefaultClientID).
+	// ClientID is the cloud's MQTT client id ("": cloud.DefaultClientID,
+	// or with ShareGroup cloud.DefaultClientID-<replica>: each replica
+	// needs a broker session of its own).
 	ClientID string
+	// ShareGroup, when set, subscribes the cloud to the boxes' topics as
+	// MQTT shared subscriptions ($share/<group>/...), so that each box
+	// message is handled by one of the replicas in the group.
+	ShareGroup string
 }
 
 // StoreOptions say where the bridge keeps its data.
@@ -240,12 +246,15 @@ func (o *Options) fillDefaults() {
 	if b.Username == "" {
 		b.Username = DefaultCloudUser
 	}
-	if b.ClientID == "" {
-		b.ClientID = cloud.DefaultClientID
-	}
 	if o.Store.Replica == "" {
 		host, _ := os.Hostname()
 		o.Store.Replica = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if b.ClientID == "" {
+		b.ClientID = cloud.DefaultClientID
+		if b.ShareGroup != "" {
+			b.ClientID = cloud.DefaultClientID + "-" + o.Store.Replica
+		}
 	}
 	f := &o.Fleetio
 	if f.PublicListen == "" {
