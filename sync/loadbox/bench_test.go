@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/sync/pgtest"
 )
 
 // Bounds of the 1,000-box benchmarks.
@@ -56,16 +57,23 @@ type benchFleet struct {
 
 // leftConnected is the fleet BenchmarkReconnectStorm1000 leaves connected
 // and current, for BenchmarkEventsIngest1000 after it in the same run (go
-// runs benchmarks one at a time, in source order): connecting 1,000 boxes
-// is minutes of the broker's fsyncs (see benchWait), which the ingest
-// benchmark does not measure and need not pay twice. Run alone, it
-// connects its own. TestMain closes what is left.
-var leftConnected *benchFleet
+// runs benchmarks one at a time, in source order), per store engine:
+// connecting 1,000 boxes is minutes of the broker's fsyncs (see
+// benchWait), which the ingest benchmark does not measure and need not pay
+// twice. Run alone, it connects its own. TestMain closes what is left.
+var leftConnected = map[string]*benchFleet{}
+
+// The store engines the benchmarks run on: the bridge's bbolt files, and a
+// durable PostgreSQL (fsync on, as in production: pgtest.SharedDurable).
+const (
+	onBbolt    = "bbolt"
+	onPostgres = "postgres"
+)
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if leftConnected != nil {
-		leftConnected.close()
+	code := pgtest.Run(m)
+	for _, bf := range leftConnected {
+		bf.close()
 	}
 	os.Exit(code)
 }
@@ -74,22 +82,30 @@ func TestMain(m *testing.M) {
 // directory and connects it; it returns it and how long the connect took.
 // A failed benchmark closes it (cleanup); one that hands it on to
 // leftConnected does not.
-func startConnected(b *testing.B) (*benchFleet, time.Duration) {
+func startConnected(b *testing.B, engine string) (*benchFleet, time.Duration) {
 	b.Helper()
 	dir, err := os.MkdirTemp("", "loadbox-bench")
 	if err != nil {
 		b.Fatal(err)
 	}
+	var url string
+	if engine == onPostgres {
+		// A database of the cluster's own lifetime: the fleet may outlive
+		// this benchmark (leftConnected).
+		if url, err = pgtest.SharedDurable(b).Database(); err != nil {
+			b.Fatal(err)
+		}
+	}
 	bf := &benchFleet{dir: dir}
 	b.Cleanup(func() {
-		if leftConnected != bf {
+		if leftConnected[engine] != bf {
 			bf.close()
 		}
 	})
 	// The fleet's own context is the process's: the boxes outlive this
 	// benchmark when they are handed on.
 	t0 := time.Now()
-	f, err := StartFleet(context.Background(), FleetOptions{Boxes: benchBoxes, Grants: 3, DataDir: dir})
+	f, err := StartFleet(context.Background(), FleetOptions{Boxes: benchBoxes, Grants: 3, DataDir: dir, StoreURL: url})
 	bf.f = f
 	bf.close = sync.OnceFunc(func() {
 		if f != nil {
@@ -115,11 +131,30 @@ func startConnected(b *testing.B) (*benchFleet, time.Duration) {
 // BenchmarkReconnectStorm1000: 1,000 boxes connected and current (s/connect:
 // the first connect of all, the reference), then the bridge and its broker
 // restarted with a grant of every box changed during the outage; s/storm is
-// until every box holds the new revision again.
-func BenchmarkReconnectStorm1000(b *testing.B) {
+// until every box holds the new revision again, boxes/s its rate. The
+// bridge's stores are its bbolt files; ...Postgres below is the same on a
+// durable PostgreSQL.
+func BenchmarkReconnectStorm1000(b *testing.B) { reconnectStorm(b, onBbolt) }
+
+// BenchmarkEventsIngest1000: 1,000 connected boxes each record benchEvents
+// events at once; events/s is until the cloud has acked all of them. Then
+// one box records as many alone (events/s_one_box). fsyncs/s is the
+// reference: write+fsync pairs per second in the bridge's data directory,
+// measured right after, on the same disk.
+func BenchmarkEventsIngest1000(b *testing.B) { eventsIngest(b, onBbolt) }
+
+// BenchmarkReconnectStorm1000Postgres is the storm with the bridge's stores
+// on a durable PostgreSQL (the broker's sessions are still its own files).
+func BenchmarkReconnectStorm1000Postgres(b *testing.B) { reconnectStorm(b, onPostgres) }
+
+// BenchmarkEventsIngest1000Postgres is the ingest with the cloud's events
+// stored in a durable PostgreSQL on the same disk.
+func BenchmarkEventsIngest1000Postgres(b *testing.B) { eventsIngest(b, onPostgres) }
+
+func reconnectStorm(b *testing.B, engine string) {
 	raiseFDLimit(b)
 	for b.Loop() {
-		bf, connected := startConnected(b)
+		bf, connected := startConnected(b, engine)
 		b.ReportMetric(connected.Seconds(), "s/connect")
 		if err := bf.f.RestartBridge(true); err != nil {
 			b.Fatal(err)
@@ -129,27 +164,24 @@ func BenchmarkReconnectStorm1000(b *testing.B) {
 		if err := bf.f.WaitCurrent(ctx); err != nil {
 			b.Fatal(err)
 		}
-		b.ReportMetric(time.Since(t1).Seconds(), "s/storm")
+		storm := time.Since(t1)
+		b.ReportMetric(storm.Seconds(), "s/storm")
+		b.ReportMetric(benchBoxes/storm.Seconds(), "boxes/s")
 		cancel()
-		if leftConnected != nil {
-			leftConnected.close()
+		if left := leftConnected[engine]; left != nil {
+			left.close()
 		}
-		leftConnected = bf
+		leftConnected[engine] = bf
 	}
 }
 
-// BenchmarkEventsIngest1000: 1,000 connected boxes each record benchEvents
-// events at once; events/s is until the cloud has acked all of them. Then
-// one box records as many alone (events/s_one_box). fsyncs/s is the
-// reference: write+fsync pairs per second in the bridge's data directory,
-// measured right after, on the same disk.
-func BenchmarkEventsIngest1000(b *testing.B) {
+func eventsIngest(b *testing.B, engine string) {
 	raiseFDLimit(b)
 	for b.Loop() {
-		bf := leftConnected
-		leftConnected = nil
+		bf := leftConnected[engine]
+		delete(leftConnected, engine)
 		if bf == nil {
-			bf, _ = startConnected(b)
+			bf, _ = startConnected(b, engine)
 		} else {
 			b.Cleanup(bf.close)
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/smartbox-oss/smartbox/sync/bridge"
 	"github.com/smartbox-oss/smartbox/sync/bridge/adminapi"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
+	"github.com/smartbox-oss/smartbox/sync/pgdb"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
@@ -44,7 +45,10 @@ type FleetOptions struct {
 	Boxes   int    // how many boxes
 	Grants  int    // grants per box (each on its own key)
 	DataDir string // the bridge's data directory (a test's TempDir)
-	Box     Config // AckTimeout, DrainBatch for every box (the rest is filled in)
+	// StoreURL puts the bridge's stores on that PostgreSQL database
+	// (bridge.StoreOptions.URL); "" keeps them in DataDir's bbolt files.
+	StoreURL string
+	Box      Config // AckTimeout, DrainBatch for every box (the rest is filled in)
 }
 
 // Fleet is a bridge and N lightweight boxes connected to it.
@@ -61,7 +65,8 @@ type Fleet struct {
 // StartFleet starts the bridge and registers the boxes with their keys and
 // grants; Connect connects them.
 func StartFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
-	f := &Fleet{o: o, bopts: bridge.Options{DataDir: o.DataDir, Broker: bridge.BrokerOptions{ListenTLS: "127.0.0.1:0"}}}
+	f := &Fleet{o: o, bopts: bridge.Options{DataDir: o.DataDir, Store: bridge.StoreOptions{URL: o.StoreURL},
+		Broker: bridge.BrokerOptions{ListenTLS: "127.0.0.1:0"}}}
 	f.ctx, f.stop = context.WithCancel(ctx)
 	svc, err := f.startService()
 	if err != nil {
@@ -230,14 +235,23 @@ func (f *Fleet) RestartBridge(change bool) error {
 }
 
 // changeOffline extends grant-1 of every box in the closed bridge's cloud
-// store. It signs nothing (the key given is a throwaway): boxes get the
+// store (its bbolt file, or its database). It signs nothing (the key given is a throwaway): boxes get the
 // change signed by the restarted bridge.
 func (f *Fleet) changeOffline() error {
 	_, throwaway, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return err
 	}
-	c, err := cloud.Open(cloud.Options{Path: filepath.Join(f.o.DataDir, bridge.FileCloudDB), Signer: wire.Signer{KeyID: "offline", Key: throwaway}})
+	co := cloud.Options{Path: filepath.Join(f.o.DataDir, bridge.FileCloudDB), Signer: wire.Signer{KeyID: "offline", Key: throwaway}}
+	if f.o.StoreURL != "" {
+		pool, err := pgdb.Open(f.ctx, f.o.StoreURL, pgdb.Options{})
+		if err != nil {
+			return fmt.Errorf("loadbox: the store during the outage: %w", err)
+		}
+		defer pool.Close()
+		co.Postgres = pool
+	}
+	c, err := cloud.Open(co)
 	if err != nil {
 		return fmt.Errorf("loadbox: opening the cloud store during the outage: %w", err)
 	}

@@ -78,23 +78,31 @@ var (
 	mainCalled atomic.Bool
 	shared     struct {
 		sync.Mutex
-		c   *Cluster
-		err error
+		c          *Cluster
+		err        error
+		durable    *Cluster // SharedDurable's
+		durableErr error
 	}
 	dbSeq atomic.Int64
 )
 
 // Main runs the package's tests and then stops the shared cluster, if one
 // was started. Call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain with more to do after the tests: it runs
+// them, stops the clusters started, and returns the exit code.
+func Run(m *testing.M) int {
 	mainCalled.Store(true)
 	code := m.Run()
 	shared.Lock()
-	if shared.c != nil {
-		shared.c.Stop()
+	for _, c := range []*Cluster{shared.c, shared.durable} {
+		if c != nil {
+			c.Stop()
+		}
 	}
 	shared.Unlock()
-	os.Exit(code)
+	return code
 }
 
 // New makes an empty database on the shared cluster, starting it on first
@@ -120,6 +128,25 @@ func Shared(t testing.TB) *Cluster {
 		unavailable(t, shared.err)
 	}
 	return shared.c
+}
+
+// SharedDurable is the test binary's durable cluster (fsync on, as a
+// production server), started on first use: for benchmarks whose figures
+// must include the database's writes reaching the disk.
+func SharedDurable(t testing.TB) *Cluster {
+	t.Helper()
+	if !mainCalled.Load() {
+		t.Fatal("pgtest: call pgtest.Main(m) (or Run) from the package's TestMain, or the cluster outlives the tests")
+	}
+	shared.Lock()
+	defer shared.Unlock()
+	if shared.durable == nil && shared.durableErr == nil {
+		shared.durable, shared.durableErr = StartCluster(ClusterOptions{Durable: true})
+	}
+	if shared.durableErr != nil {
+		unavailable(t, shared.durableErr)
+	}
+	return shared.durable
 }
 
 // ErrNotInstalled: no PostgreSQL server binaries were found.
@@ -284,6 +311,16 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 		}
 	})
 	return c.URL(name)
+}
+
+// Database makes an empty database that lives as long as the cluster (for
+// a fixture shared by several tests or benchmarks) and returns its URL.
+func (c *Cluster) Database() (string, error) {
+	name := fmt.Sprintf("t_%d_%d", os.Getpid(), dbSeq.Add(1))
+	if err := c.exec("CREATE DATABASE " + name); err != nil {
+		return "", err
+	}
+	return c.URL(name), nil
 }
 
 func (c *Cluster) exec(sql string) error {

@@ -39,6 +39,10 @@ var Rows = []Row{
 		Ref: Const("Fleetio delay", ms(fleetioDelay), "p50-ms")},
 	{What: "webhook to grant at box, Fleetio 100 ms, p99", Fig: M("./cmd/smartboxd", "BenchmarkWebhookToGrantAtBox/latency=100ms", "p99-ms"),
 		Ref: Const("Fleetio delay", ms(fleetioDelay), "p99-ms")},
+	{What: "webhook to grant at box, Fleetio 100 ms + 20 req/min, p50", Fig: M("./cmd/smartboxd", "BenchmarkWebhookToGrantAtBox/latency=100ms,limit=20rpm", "p50-ms"),
+		Ref: Const("Fleetio delay", ms(fleetioDelay), "p50-ms")},
+	{What: "webhook to grant at box, Fleetio 100 ms + 20 req/min, p99", Fig: M("./cmd/smartboxd", "BenchmarkWebhookToGrantAtBox/latency=100ms,limit=20rpm", "p99-ms"),
+		Ref: Const("the issue's target", 2000, "p99-ms")},
 	{What: "webhooks accepted (HTTP, 4 senders), alone", Fig: M("./cmd/smartboxd", "BenchmarkWebhookAcceptedHTTP", "webhooks-accepted/s"),
 		Ref: M("./sync/link", "BenchmarkFsync", "fsyncs/s")},
 	{What: "webhooks accepted (HTTP, 4 senders), while draining", Fig: M("./cmd/smartboxd", "BenchmarkWebhookAcceptedWhileDraining", "webhooks-accepted/s"),
@@ -57,6 +61,12 @@ var Rows = []Row{
 		Ref: M("./sync/loadbox", "BenchmarkReconnectStorm1000", "s/connect")},
 	{What: "1,000 boxes: events ingested", Fig: M("./sync/loadbox", "BenchmarkEventsIngest1000", "events/s"),
 		Ref: M("./sync/loadbox", "BenchmarkEventsIngest1000", "fsyncs/s")},
+	// The same two with the bridge's stores on a durable PostgreSQL, each
+	// beside its bbolt figure.
+	{What: "1,000 boxes, stores on PostgreSQL: current after a broker restart", Fig: M("./sync/loadbox", "BenchmarkReconnectStorm1000Postgres", "boxes/s"),
+		Ref: M("./sync/loadbox", "BenchmarkReconnectStorm1000", "boxes/s")},
+	{What: "1,000 boxes, stores on PostgreSQL: events ingested", Fig: M("./sync/loadbox", "BenchmarkEventsIngest1000Postgres", "events/s"),
+		Ref: M("./sync/loadbox", "BenchmarkEventsIngest1000", "events/s")},
 }
 
 // Fixed run counts (go test -benchtime Nx) of the benchmarks whose one op
@@ -84,6 +94,8 @@ var Runs = map[string]int{
 	"./cmd/smartboxd BenchmarkColdStart100k":  5,
 	"./cmd/smartboxd BenchmarkColdStartEmpty": 5,
 	// A 1,000-box scenario is the op.
-	"./sync/loadbox BenchmarkReconnectStorm1000": 1,
-	"./sync/loadbox BenchmarkEventsIngest1000":   1,
+	"./sync/loadbox BenchmarkReconnectStorm1000":         1,
+	"./sync/loadbox BenchmarkEventsIngest1000":           1,
+	"./sync/loadbox BenchmarkReconnectStorm1000Postgres": 1,
+	"./sync/loadbox BenchmarkEventsIngest1000Postgres":   1,
 }
