@@ -100,7 +100,7 @@ func (s *Service) readyz(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "not ready: %s\n", why)
 	}
 	select {
-	case <-s.stop:
+	case <-s.stopping:
 		notReady("shutting down")
 		return
 	default:

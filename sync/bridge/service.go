@@ -175,6 +175,9 @@ type Service struct {
 	publicURL     string
 
 	stop     chan struct{} // closed by Close
+	// stopping is closed when the service begins to stop, for whatever
+	// reason (ctx, Close, a part failed): /readyz says so from then on.
+	stopping chan struct{}
 	stopOnce sync.Once
 	stopped  chan struct{} // closed once everything started has stopped
 	err      error         // why it stopped, when not asked to; set before stopped closes
@@ -187,7 +190,7 @@ type Service struct {
 // ctx is done, Close is called, or a part of it fails (Done closes).
 func Start(ctx context.Context, o Options) (_ *Service, err error) {
 	o.fillDefaults()
-	s := &Service{o: o, log: o.Logger, stop: make(chan struct{})}
+	s := &Service{o: o, log: o.Logger, stop: make(chan struct{}), stopping: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.release()
@@ -307,6 +310,7 @@ func (s *Service) serve(ctx context.Context) {
 		case err = <-publicErr:
 			err = fmt.Errorf("public endpoint: %w", err)
 		}
+		close(s.stopping)
 		cancel()
 		// Graceful: a webhook being stored finishes (Fleetio would
 		// otherwise retry it, which is harmless but noisy), then the
