@@ -75,11 +75,15 @@ func (c *Cloud) subscription(filter string) string {
 //
 // The scan reads each box's row once (Boxes, then one read per box): for a
 // fleet of thousands on PostgreSQL that is thousands of small queries per
-// scan per replica. A store query for "online and behind" would make it
-// one.
+// scan per replica. So that it never keeps the store busy, the next scan
+// starts catchUpEvery after the last began, or catchUpIdle times the
+// last's duration after it ended if that is later (a scan of 1 s: one
+// every 5 s, and the catch-up and its backoff slow down alike). A store
+// query for "online and behind" would make a scan one query.
 const (
 	catchUpEvery    = 2 * time.Second
-	catchUpMaxScans = 300 // 10 minutes of scans
+	catchUpIdle     = 4
+	catchUpMaxScans = 300 // 10 minutes of scans at catchUpEvery
 )
 
 // behind is what the catch-up remembers of a box seen behind.
@@ -95,19 +99,23 @@ type catchUp struct {
 	boxes map[string]*behind
 }
 
-// catchUpLoop scans every catchUpEvery until done is closed.
+// catchUpLoop scans every catchUpEvery (or slower, see above) until done
+// is closed.
 func (c *Cloud) catchUpLoop(s *server) {
-	tick := time.NewTicker(catchUpEvery)
-	defer tick.Stop()
+	timer := time.NewTimer(catchUpEvery)
+	defer timer.Stop()
 	cu := &catchUp{boxes: map[string]*behind{}}
 	for {
 		select {
 		case <-s.done:
 			return
-		case <-tick.C:
+		case <-timer.C:
+			began := time.Now()
 			if err := c.catchUpScan(s, cu); err != nil {
 				c.log.Error("catch-up scan", "err", err)
 			}
+			took := time.Since(began)
+			timer.Reset(max(catchUpEvery-took, catchUpIdle*took))
 		}
 	}
 }
