@@ -75,8 +75,18 @@ type Options struct {
 	// EventRetention is how long events are kept (DefaultEventRetention).
 	EventRetention time.Duration
 	SyncRate       Rate // sync requests answered per box (Serve); excess dropped
-	Now            func() time.Time
-	Logger         *slog.Logger
+	// ShareGroup, when set, makes Serve a member of that MQTT shared
+	// subscription group: it subscribes to the box topics as
+	// $share/<ShareGroup>/<filter>, so that each box message reaches one
+	// of the replicas serving with the same group on one broker and one
+	// database (Postgres), with a clean session (see serve.go). Each
+	// replica must then connect with a client id of its own (SetClientID
+	// in Serve's client options; Serve refuses DefaultClientID). "" keeps
+	// plain subscriptions and a persistent session: one cloud process.
+	// A group name is at most 64 bytes and has no '/', '+', '#' or space.
+	ShareGroup string
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Errors, each wrapped with what and which. A code that another grant of
@@ -112,12 +122,19 @@ type Stats struct {
 	EventsOverBudget uint64
 	// EventsExpired counts events deleted after EventRetention.
 	EventsExpired uint64
+	// Messages counts the box messages this Cloud's Serve took from the
+	// broker (every leaf, dropped ones too): with Options.ShareGroup, each
+	// replica's share.
+	Messages uint64
+	// CatchUps counts the answers Serve sent unasked to a box that stayed
+	// behind the store (share.go).
+	CatchUps uint64
 }
 
 type counters struct {
 	wrongBox, malformed, unknownBox, eventsThrottled, syncThrottled,
 	queueFull, duplicateEvents, eventsPastGap,
-	eventsOversize, eventsOverBudget, eventsExpired atomic.Uint64
+	eventsOversize, eventsOverBudget, eventsExpired, messages, catchUps atomic.Uint64
 }
 
 // Cloud is the cloud side of sync: the per-box records, their log, the
@@ -191,6 +208,9 @@ func Open(opts Options) (*Cloud, error) {
 	}
 	if opts.SyncRate.PerSecond <= 0 || opts.SyncRate.Burst <= 0 {
 		opts.SyncRate = DefaultSyncRate
+	}
+	if err := checkShareGroup(opts.ShareGroup); err != nil {
+		return nil, fmt.Errorf("cloud: open %s: %w", where, err)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -299,7 +319,7 @@ func (c *Cloud) Stats() Stats {
 		EventsThrottled: s.eventsThrottled.Load(), SyncThrottled: s.syncThrottled.Load(),
 		QueueFull: s.queueFull.Load(), DuplicateEvents: s.duplicateEvents.Load(), EventsPastGap: s.eventsPastGap.Load(),
 		EventsOversize: s.eventsOversize.Load(), EventsOverBudget: s.eventsOverBudget.Load(),
-		EventsExpired: s.eventsExpired.Load()}
+		EventsExpired: s.eventsExpired.Load(), Messages: s.messages.Load(), CatchUps: s.catchUps.Load()}
 }
 
 func keyCheck(key []byte) []byte {

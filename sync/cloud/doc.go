@@ -68,6 +68,32 @@
 // one security log line per SecurityLogWindow with the counts, not one per
 // event.
 //
+// # Replicas
+//
+// Serve with Options.ShareGroup joins an MQTT shared subscription group
+// ($share/<group>/smartbox/v1/+/<leaf>, mosquitto 2, EMQX, HiveMQ, VerneMQ
+// and the embedded broker): each box message goes to one replica, and
+// every replica pushes to any box what it committed (records after Put*,
+// commands). Each replica needs its own client id; a member's session is
+// clean, so a dead replica takes no share of the messages (share.go says
+// why, and what the protocol repairs). Every Serve also catches up a box
+// whose status says it is online behind the store's revision at two scans
+// in a row (catchUpEvery, 2 s): a revision committed by a replica that died
+// before pushing it, or a sync request lost with one, reaches the box in
+// seconds, not at its 15-minute periodic request; per box the catch-ups
+// back off to one per 10 minutes per replica.
+//
+// What a replica keeps in memory is its own: the per-box EventRate,
+// EventBytes and SyncRate buckets and the security log windows. With
+// shared subscriptions a box's messages spread over the replicas, so a
+// box's budgets are per replica: with N replicas a box may get up to N
+// times each rate, and N security log lines per window. The stored bytes
+// and events stay bounded by what a box sends (each event is stored once).
+// The statuses are kept in the store, so every replica sees the last one
+// stored; two statuses of one box handled by two replicas at once may be
+// stored in either order (a will and the online status of a quick
+// reconnect), which the box's next status (at most 5 minutes) mends.
+//
 // Everything the cloud signs for a box is addressed to the X25519 key the
 // box was last registered with (wire.Audience), so what was signed for an
 // old SD card does not verify on the re-flashed one.

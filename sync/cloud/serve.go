@@ -16,7 +16,10 @@ import (
 // DefaultClientID is the cloud's MQTT client id. It is fixed so that the
 // broker keeps the cloud's session (CleanSession=false) and queues what
 // boxes send while the cloud is away. Two clouds on one broker need two ids
-// (SetClientID in a client option), or the broker will kick one out.
+// (SetClientID in a client option), or the broker will kick one out: with
+// Options.ShareGroup, Serve refuses to start on DefaultClientID (or none),
+// and the caller gives each replica its own (e.g. "smartbox-cloud-<host>"),
+// stable or not: a share-group member's session is clean.
 const DefaultClientID = "smartbox-cloud"
 
 const (
@@ -67,9 +70,11 @@ func (s *server) enqueue(c *Cloud, j job) {
 
 // Subscribed is closed once the broker has acknowledged Serve's first
 // subscription to the box topics. From then on the broker keeps what boxes
-// send for the cloud (the session is persistent); before it, on a broker
-// that never saw the cloud, a box's first messages have no subscriber and
-// wait for the box's resend. Tests and simulators start boxes after it.
+// send for the cloud (the session is persistent; with Options.ShareGroup,
+// for as long as one member of the group is connected); before it, on a
+// broker that never saw the cloud, a box's first messages have no
+// subscriber and wait for the box's resend. Tests and simulators start
+// boxes after it.
 func (c *Cloud) Subscribed() <-chan struct{} { return c.subscribed }
 
 // Serve connects to the broker at mqttURL (tcp://, ssl://, ws://) and
@@ -78,6 +83,12 @@ func (c *Cloud) Subscribed() <-chan struct{} { return c.subscribed }
 // pushes each new revision to an online box right after Put* and sends
 // commands made by Command. clientOpts adjust the paho options (TLS,
 // username and password, client id) after the defaults are set.
+//
+// With Options.ShareGroup it subscribes as a member of that shared
+// subscription group (share.go): several Clouds on one database and one
+// broker then split the box messages, one replica each, and any of them
+// pushes to any box. Every Serve, grouped or not, also catches up a box
+// that stays behind the store with no answer on its way (share.go).
 //
 // The box id is taken from the topic, which the broker's ACL ties to the
 // box's login; a body naming another box is dropped and counted
@@ -92,11 +103,16 @@ func (c *Cloud) Serve(ctx context.Context, mqttURL string, clientOpts ...func(*m
 	}
 	filters := map[string]byte{}
 	for _, leaf := range []string{wire.LeafStatus, wire.LeafSyncRequest, wire.LeafEvents, wire.LeafCommandResult} {
-		filters[wire.CloudFilter(leaf)] = 1
+		filters[c.subscription(wire.CloudFilter(leaf))] = 1
 	}
+	shared := c.opts.ShareGroup != ""
 	o := mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID(DefaultClientID).
 		SetProtocolVersion(4). // 3.1.1 only: no second, MQTT 3.1 login after a refusal
-		SetCleanSession(false).SetAutoReconnect(true).SetConnectTimeout(connectTimeout).
+		// One process: a persistent session, so the broker queues what
+		// boxes send while the cloud restarts. A share-group member: a
+		// clean one, or a dead replica's session would keep taking its
+		// share of box messages (share.go).
+		SetCleanSession(shared).SetAutoReconnect(true).SetConnectTimeout(connectTimeout).
 		SetMaxReconnectInterval(30 * time.Second).
 		// Set before Connect: with a persistent session the broker sends
 		// what it queued at once, before any Subscribe returns.
@@ -124,6 +140,13 @@ func (c *Cloud) Serve(ctx context.Context, mqttURL string, clientOpts ...func(*m
 	for _, f := range clientOpts {
 		f(o)
 	}
+	if shared {
+		o.SetCleanSession(true) // whatever clientOpts said: see share.go
+	}
+	if shared && (o.ClientID == DefaultClientID || o.ClientID == "") {
+		return fmt.Errorf("cloud: serve: share group %q: each replica needs a client id of its own (SetClientID), not %q",
+			c.opts.ShareGroup, o.ClientID)
+	}
 	client := mqtt.NewClient(o)
 	s.client = client
 
@@ -143,10 +166,14 @@ func (c *Cloud) Serve(ctx context.Context, mqttURL string, clientOpts ...func(*m
 			c.work(s, s.queues[i])
 		}()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		c.sweepLoop(s.done)
+	}()
+	go func() {
+		defer wg.Done()
+		c.catchUpLoop(s)
 	}()
 	stop := func() {
 		c.mu.Lock()
@@ -177,6 +204,7 @@ func (c *Cloud) Serve(ctx context.Context, mqttURL string, clientOpts ...func(*m
 
 // receive runs on paho's goroutine: classify, then hand over. Never block.
 func (c *Cloud) receive(s *server, m mqtt.Message) {
+	c.stats.messages.Add(1)
 	boxID, leaf, err := wire.ParseTopic(m.Topic())
 	if err != nil {
 		c.stats.malformed.Add(1)
@@ -258,6 +286,13 @@ func (c *Cloud) process(j job) []outMsg {
 				return c.answer(j, wire.SyncRequest{V: wire.Version, Box: j.box, Have: st.Revision, Reason: "status"})
 			}
 		}
+	case leafCatchUp:
+		// Still behind at the revision the scan saw? A push or an answer
+		// may have got there since.
+		if have, behind, err := c.boxBehind(j.box); err != nil || !behind || have != j.from {
+			return nil
+		}
+		return c.answer(j, wire.SyncRequest{V: wire.Version, Box: j.box, Have: j.from, Reason: "catch_up"})
 	case wire.LeafSyncRequest:
 		var req wire.SyncRequest
 		if err := wire.Decode(j.payload, j.box, &req); err != nil {
