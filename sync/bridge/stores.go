@@ -21,7 +21,9 @@ func (s *Service) openStores(ctx context.Context) (err error) {
 		Signer:   s.signer,
 		CodeKey:  o.Cloud.CodeKey,
 		LogLimit: o.Cloud.LogLimit,
-		Logger:   s.log.With("component", "cloud"),
+		// Replicas: each box message to one of them (Options.Broker).
+		ShareGroup: o.Broker.ShareGroup,
+		Logger:     s.log.With("component", "cloud"),
 	}
 	if o.Store.URL == "" {
 		if s.signer, s.keyCreated, err = loadOrCreateSigningKey(filepath.Join(dir, FileSigningKey)); err != nil {
