@@ -41,8 +41,8 @@ func (b *Integration) liveAlertBefore() time.Duration {
 // rev. A put that changed nothing (a retry) returns the box's current
 // revision, which holds the grant too.
 func (b *Integration) grantPushed(bk *Booking, rev uint64) {
-	if rev == bk.GrantRev && !bk.LiveAt.IsZero() {
-		return // the same grant, already live
+	if rev == bk.GrantRev {
+		return // the same revision: live or waiting as it was
 	}
 	bk.GrantRev, bk.GrantAt, bk.LiveAt = rev, b.o.Now(), time.Time{}
 }
