@@ -331,7 +331,7 @@ func cmdBookings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	events := fset.Bool("events", false, "list each booking's events under it")
 	return adminCall(ctx, fset, d, args, nil, get("/v1/bookings"), func(rows []bridge.BookingRow) error {
 		tw := report.NewTable(stdout)
-		fmt.Fprintln(tw, "BOX\tGRANT\tKIND\tKEYS\tFROM\tUNTIL\tSTATE\tFLEETIO\tASSIGNMENT\tDRIVER\tEVENTS")
+		fmt.Fprintln(tw, "BOX\tGRANT\tKIND\tKEYS\tFROM\tUNTIL\tSTATE\tFLEETIO\tASSIGNMENT\tDRIVER\tEVENTS\tLIVE")
 		for _, r := range rows {
 			state := "active"
 			if r.Revoked {
@@ -347,8 +347,8 @@ func cmdBookings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 					driver = bk.ContactName
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", report.Dash(r.BoxID), report.Dash(r.GrantID), report.Dash(string(r.Kind)),
-				report.List(r.KeyIDs), when(r.From), when(r.Until), state, fl, asg, driver, len(r.Events)+len(r.BoxEvents))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", report.Dash(r.BoxID), report.Dash(r.GrantID), report.Dash(string(r.Kind)),
+				report.List(r.KeyIDs), when(r.From), when(r.Until), state, fl, asg, driver, len(r.Events)+len(r.BoxEvents), liveCell(r.Booking))
 			if *events {
 				for _, e := range r.Events {
 					fmt.Fprintf(tw, "\t  %s\t%s\t%s\t%s\t%s\t\t\t\t\t\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Type,
@@ -362,6 +362,21 @@ func cmdBookings(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return tw.Flush()
 	})
+}
+
+// liveCell is the LIVE column: whether the box holds the booking's grant
+// ("live since 2026-12-02 14:02") or not yet, with the box's revision and
+// the grant's; "-" for a grant with no active booking behind it.
+func liveCell(bk *bridge.Booking) string {
+	switch {
+	case bk == nil || bk.State != bookings.BookingActive || bk.GrantRevision == 0:
+		return "-"
+	case !bk.LiveAt.IsZero():
+		return "live since " + when(bk.LiveAt)
+	case bk.BoxRevision == 0:
+		return fmt.Sprintf("not yet (grant at rev %d, box not heard since)", bk.GrantRevision)
+	}
+	return fmt.Sprintf("not yet (box at rev %d, grant at %d)", bk.BoxRevision, bk.GrantRevision)
 }
 
 // bookingEventNote is the last column of an event under `bookings

@@ -25,6 +25,7 @@ import (
 	"github.com/smartbox-oss/smartbox/sync/fleetio"
 	"github.com/smartbox-oss/smartbox/sync/fleetio/fleetiotest"
 	"github.com/smartbox-oss/smartbox/sync/notify/smtptest"
+	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
 const (
@@ -226,7 +227,9 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 	r.b.mustCLI(t, "put-grant", "--box", flBox, "--grant", "cleaner", "--kind", "booking", "--code", "73914682", "--keys", "truck-2-key")
 	table := r.b.mustCLI(t, "bookings", "--events")
 	require.Regexp(t, regexp.MustCompile(`(?m)^`+flBox+`\s+`+regexp.QuoteMeta(bookings.GrantID(a.ID))+`\s+booking\s+`+flKeyID+`\s.*\sactive\s+yes\s+`+strconv.FormatInt(a.ID, 10)), table)
-	require.Regexp(t, regexp.MustCompile(`(?m)^`+flBox+`\s+cleaner\s+booking\s+truck-2-key\s.*\sactive\s+no\s+-`), table)
+	require.Regexp(t, regexp.MustCompile(`(?m)^`+flBox+`\s+cleaner\s+booking\s+truck-2-key\s.*\sactive\s+no\s+-.*\s-$`), table)
+	// No box connected: the bookings' grants wait (LIVE, the last column).
+	require.Regexp(t, regexp.MustCompile(`(?m)^`+flBox+`\s+`+regexp.QuoteMeta(bookings.GrantID(a.ID))+`\s.*\snot yet \(grant at rev \d+, box not heard since\)$`), table)
 
 	// Metrics without the token (loopback); the API wants it.
 	admin := r.adminURL(t)
@@ -250,6 +253,12 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 	}
 	require.Regexp(t, `smartbox_bridge_fleetio_webhooks_total\{outcome="accepted"\} [1-9]`, metrics)
 	require.Regexp(t, `smartbox_bridge_replica_info\{replica="[^"]+",store="bbolt"\} 1`, metrics)
+	// The box says it holds the records: live.
+	rev, err := r.b.svc.Cloud().Revision(flBox)
+	require.NoError(t, err)
+	require.NoError(t, r.b.svc.Cloud().ReceiveStatus(flBox, wire.Status{V: wire.Version, Box: flBox, Online: true, Revision: rev}))
+	table = r.b.mustCLI(t, "bookings")
+	require.Regexp(t, regexp.MustCompile(`(?m)^`+flBox+`\s+`+regexp.QuoteMeta(bookings.GrantID(a.ID))+`\s.*\slive since \d{4}-\d\d-\d\d \d\d:\d\d$`), table)
 	status, _ = httpGet(t, admin+"/healthz", "")
 	require.Equal(t, http.StatusOK, status)
 	status, _ = httpGet(t, r.b.svc.PublicURL()+"/healthz", "")

@@ -103,7 +103,9 @@ var accessPage = template.Must(template.New("access").Parse(`<!doctype html>
 <dt>From</dt><dd id="from">{{.FromText}}</dd>
 {{if .UntilText}}<dt>Until</dt><dd id="until">{{.UntilText}}</dd>{{end}}
 </dl>
-<h2>How to take the key</h2>
+{{if .LiveText}}<p id="live">Your code is active on {{.Box}} since {{.LiveText}}.</p>
+{{else}}<p id="live">Your code is on its way to {{.Box}}: boxes usually have it within a minute of the booking being made. If the box does not open with it, contact your fleet admin.</p>
+{{end}}<h2>How to take the key</h2>
 <ol>
 <li>At the SmartBox, type the access code you were sent (also in your Fleetio assignment) on the keypad.</li>
 <li>Press <kbd>#</kbd>. <kbd>*</kbd> clears a mistake.</li>
@@ -155,9 +157,14 @@ func (b *Integration) Access() http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		// LiveAt in the booking's zone, like the window's times.
+		var live string
+		if !bk.LiveAt.IsZero() {
+			live = fmtTime(bk.LiveAt.In(bk.From.Location()))
+		}
 		accessPage.Execute(w, struct {
 			bookingInfo
-			FromText, UntilText string
-		}{info, fmtTime(info.From), fmtTime(info.Until)})
+			FromText, UntilText, LiveText string
+		}{info, fmtTime(info.From), fmtTime(info.Until), live})
 	})
 }

@@ -17,7 +17,9 @@ import (
 // spent a box's guess budget, its keypad checks no code until a stated
 // time or a restore_keypad command; notify.KindReturnUnconfirmed: a
 // booking's key came back by fob without the slot's sensor confirming it,
-// so it still counts as out, and overdue once the window ends).
+// so it still counts as out, and overdue once the window ends;
+// notify.KindNotLive: a booking's start is near and its box has not
+// applied its grant, live.go).
 // HandleEvents runs on the cloud's ingest goroutine and must not wait on a
 // mail server, so it only queues them in the store (watch_alerts, in
 // the same transaction that marks the events handled: a crash loses none);
@@ -55,20 +57,21 @@ type adminAlert struct {
 	BoxID        string      `json:"box_id"`
 	AssignmentID int64       `json:"assignment_id,omitempty"`
 	KeyID        string      `json:"key_id,omitempty"`
-	Count        int         `json:"count"`            // what is waiting to be told: wrong codes, or returns
-	At           time.Time   `json:"at"`               // box time of the latest event
-	Until        time.Time   `json:"until,omitzero"`   // keypad_closed: when the latest closure ends
-	Spent        int         `json:"spent,omitempty"`  // keypad_closed: the wrong codes that spent the budget
-	Reason       string      `json:"reason,omitempty"` // return_unconfirmed: why
-	Pending      bool        `json:"pending"`          // something is waiting to be told
-	SentAt       time.Time   `json:"sent_at,omitzero"` // the last message about this subject
+	Count        int         `json:"count"`               // what is waiting to be told: wrong codes, or returns
+	At           time.Time   `json:"at"`                  // box time of the latest event
+	Until        time.Time   `json:"until,omitzero"`      // keypad_closed: when the latest closure ends
+	Spent        int         `json:"spent,omitempty"`     // keypad_closed: the wrong codes that spent the budget
+	Reason       string      `json:"reason,omitempty"`    // return_unconfirmed: why; not_live: the box's last status
+	GrantRev     uint64      `json:"grant_rev,omitempty"` // not_live: the revision that holds the grant
+	Pending      bool        `json:"pending"`             // something is waiting to be told
+	SentAt       time.Time   `json:"sent_at,omitzero"`    // the last message about this subject
 	Attempts     int         `json:"attempts,omitempty"`
 	NextTry      time.Time   `json:"next_try,omitzero"`
 }
 
 func (a adminAlert) key() recKey {
 	subject := a.BoxID
-	if a.Kind == notify.KindReturnUnconfirmed {
+	if a.Kind == notify.KindReturnUnconfirmed || a.Kind == notify.KindNotLive {
 		subject = strconv.FormatInt(a.AssignmentID, 10)
 	}
 	return recKey{Kind: string(a.Kind), Subject: subject}
@@ -353,6 +356,16 @@ func (b *Integration) sendAlert(ctx context.Context, a adminAlert) error {
 		data[notify.DataCount] = strconv.Itoa(a.Count)
 	case notify.KindKeypadClosed:
 		data[notify.DataCount], data[notify.DataBoxID], data[notify.DataUntil] = strconv.Itoa(a.Spent), a.BoxID, b.when(a.Until)
+	case notify.KindNotLive:
+		bk, _, err := b.o.Store.Booking(a.AssignmentID)
+		if err != nil {
+			return err
+		}
+		data[notify.DataVehicle] = cmpOr(bk.VehicleName, fmt.Sprintf("vehicle %d", bk.VehicleID))
+		data[notify.DataDriver], data[notify.DataKey] = cmpOr(bk.ContactName, fmt.Sprintf("contact %d", bk.ContactID)), a.KeyID
+		data[notify.DataStart], data[notify.DataBoxID] = b.when(bk.From), a.BoxID
+		data[notify.DataBoxStatus], data[notify.DataRevision] = a.Reason, strconv.FormatUint(a.GrantRev, 10)
+		data[dataAssignment] = strconv.FormatInt(a.AssignmentID, 10)
 	case notify.KindReturnUnconfirmed:
 		bk, ok, err := b.o.Store.Booking(a.AssignmentID)
 		if err != nil {

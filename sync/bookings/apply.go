@@ -164,6 +164,8 @@ func (b *Integration) book(ctx context.Context, c *fleetio.Client, a fleetio.Veh
 	bk.DriverRef, bk.FleetioFrom, bk.FleetioUntil = DriverRef(a.ContactID), ffrom, funtil
 	bk.UpdatedAt = a.UpdatedAt
 	bk.PendingGrant, bk.PendingWriteBack = true, true
+	// A new grant: not live until the box holds its revision (live.go).
+	bk.GrantRev, bk.LiveAt, bk.BoxRev = 0, time.Time{}, 0
 	bk.Changed = b.o.Now()
 	if err := b.o.Store.PutBooking(bk, token); err != nil {
 		return err
@@ -258,8 +260,9 @@ func (b *Integration) finish(ctx context.Context, c *fleetio.Client, a fleetio.V
 		g := box.Grant{ID: bk.GrantID, Kind: box.KindBooking, KeyIDs: []string{bk.KeyID}, From: bk.From, Until: bk.Until,
 			Source: GrantSource, DriverRef: bk.DriverRef}
 		for i := 0; ; i++ {
-			err := b.putGrant(bk.BoxID, g, pin)
+			rev, err := b.putGrantRev(bk.BoxID, g, pin)
 			if err == nil {
+				b.grantPushed(&bk, rev)
 				break
 			}
 			if !errors.Is(err, box.ErrCodeInUse) || pin == "" || i >= maxPINDraws {
@@ -276,6 +279,13 @@ func (b *Integration) finish(ctx context.Context, c *fleetio.Client, a fleetio.V
 		bk.PendingGrant = false
 		if err := b.o.Store.PutBooking(bk, ""); err != nil {
 			return err
+		}
+		// A status that arrived between the put and the line above found
+		// the booking's older revision: look at the box's once more. A
+		// failure here costs the receipt a minute (CheckLive catches up),
+		// not the delivery.
+		if err := b.liveFromStatus(&bk); err != nil {
+			b.log.Warn("booking's live receipt not checked (caught up later)", "assignment", bk.AssignmentID, "box", bk.BoxID, "err", err)
 		}
 	}
 	if c == nil {
@@ -479,11 +489,20 @@ func cmpOr(a, b string) string {
 
 // putGrant puts a grant in the cloud and counts it.
 func (b *Integration) putGrant(boxID string, g box.Grant, code string) error {
-	if _, err := b.o.Cloud.PutGrant(boxID, g, code); err != nil {
-		return err
+	_, err := b.putGrantRev(boxID, g, code)
+	return err
+}
+
+// putGrantRev is putGrant that returns the box's records revision that
+// holds the grant (the box's revision as it is when the put changed
+// nothing).
+func (b *Integration) putGrantRev(boxID string, g box.Grant, code string) (uint64, error) {
+	rev, err := b.o.Cloud.PutGrant(boxID, g, code)
+	if err != nil {
+		return 0, err
 	}
 	b.stats.grantsPushed.Add(1)
-	return nil
+	return rev, nil
 }
 
 // revokeGrant revokes a grant in the cloud and counts it.

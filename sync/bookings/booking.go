@@ -71,6 +71,18 @@ type Booking struct {
 	// PATCH, the one the PATCH returned): an equal or older read-back is stale.
 	UpdatedAt time.Time `json:"updated_at"`
 	Changed   time.Time `json:"changed"`
+	// The live receipt (live.go). GrantRev is the box's records revision
+	// that holds the booking's current grant (the one its last PutGrant
+	// returned: a changed PIN or window is a new one), GrantAt when it was
+	// pushed. LiveAt is when the box was heard holding GrantRev or later
+	// (its status), zero while it has not: the grant is on its way.
+	// BoxRev is the revision that status reported. AlertedRev is the
+	// GrantRev a not_live alert was raised for (one alert per grant).
+	GrantRev   uint64    `json:"grant_rev,omitempty"`
+	GrantAt    time.Time `json:"grant_at,omitzero"`
+	LiveAt     time.Time `json:"live_at,omitzero"`
+	BoxRev     uint64    `json:"box_rev,omitempty"`
+	AlertedRev uint64    `json:"alerted_rev,omitempty"`
 }
 
 // Reservation is a pending Prompt booking: an assignment of a vehicle linked

@@ -208,6 +208,23 @@
 // keypad_closed is never held (a box closes at most once per refill or
 // restore). Stats counts keypad attacks, closures and unconfirmed returns.
 //
+// # The live receipt
+//
+// Each put of a booking's grant records the box's records revision that
+// holds it (Booking.GrantRev; a changed PIN or window is a new one). A box
+// publishes its status, with the revision it holds, after it applies
+// records; HandleStatus (registered with cloud.OnStatus, on whichever
+// replica the status lands) makes every booking of the box waiting for that
+// revision or an older one live (Booking.LiveAt: when the cloud received the
+// status). A grant changed after it was live is not live until the box
+// reports its new revision; PutBooking keeps the receipt of an unchanged
+// grant, so a writer holding an older copy does not undo it. CatchUpLive
+// applies the statuses the cloud kept (one that arrived while the bridge was
+// down). CheckLive raises a not_live alert once per grant for a booking
+// whose start is within Options.LiveAlertBefore (10 minutes by default) and
+// whose grant the box has not applied. The access page says "Your code is
+// active on <box> since <time>", or that it is on its way.
+//
 // # Notifications
 //
 // The integration builds sync/notify's Message itself (notify.Recipient,
@@ -264,7 +281,9 @@
 //	access.go         the driver's access page
 //	events.go         HandleEvents: box events tied to bookings
 //	overdue.go        CheckOverdue; removal.go a return undone by a removal
-//	alerts.go         the admin's alerts (keypad_attack, keypad_closed, return_unconfirmed)
+//	alerts.go         the admin's alerts (keypad_attack, keypad_closed, return_unconfirmed, not_live)
+//	live.go           the live receipt: HandleStatus, CatchUpLive, CheckLive, LiveText
+//	store_live.go     storing it: keepLive, boxHolds, raiseNotLive
 //	expire.go         ExpireEnded; reconcile.go Reconcile (the sweep)
 //	maintenance.go    RunMaintenance; stats.go Stats
 package bookings

@@ -165,6 +165,10 @@ type Options struct {
 	Now          func() time.Time
 	Logger       *slog.Logger
 	Rand         io.Reader // PINs and tokens; default crypto/rand (any other is used under a lock)
+	// LiveAlertBefore is how long before a booking's start CheckLive
+	// raises not_live when the box has not applied its grant (default
+	// DefaultLiveAlertBefore; < 0: no not_live alerts).
+	LiveAlertBefore time.Duration
 }
 
 // Integration is the Fleetio integration: webhook receiver, queue worker and

@@ -26,6 +26,7 @@ type Stats struct {
 	KeypadAttacks       uint64 `json:"keypad_attacks"`       // keypad_attack events from boxes (the admin is told)
 	KeypadClosures      uint64 `json:"keypad_closures"`      // keypad_closed events from boxes (the admin is told)
 	ReturnsUnconfirmed  uint64 `json:"returns_unconfirmed"`  // fob returns not taken as proof the key is back
+	NotLiveAlerts       uint64 `json:"not_live_alerts"`      // not_live alerts raised: a booking's grant not at its box before its start
 	QueueDepth          int    `json:"queue_depth"`          // deliveries waiting to be processed
 	BodiesInFlight      int    `json:"bodies_in_flight"`     // webhook bodies being read now
 }
@@ -49,6 +50,7 @@ type counters struct {
 	keypadAttacks       atomic.Uint64
 	keypadClosures      atomic.Uint64
 	returnsUnconfirmed  atomic.Uint64
+	notLiveAlerts       atomic.Uint64
 }
 
 // Stats returns the counters and the current queue depth.
@@ -71,6 +73,7 @@ func (b *Integration) Stats() Stats {
 		KeypadAttacks:       c.keypadAttacks.Load(),
 		KeypadClosures:      c.keypadClosures.Load(),
 		ReturnsUnconfirmed:  c.returnsUnconfirmed.Load(),
+		NotLiveAlerts:       c.notLiveAlerts.Load(),
 		QueueDepth:          b.o.Store.QueueDepth(),
 		BodiesInFlight:      b.bodySlots.inFlight(),
 	}

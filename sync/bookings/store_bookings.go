@@ -15,6 +15,10 @@ func (s *Store) PutBooking(b Booking, token string) error {
 				return err
 			}
 		}
+		b, err := keepLive(tx, b) // store_live.go
+		if err != nil {
+			return err
+		}
 		return putRec(tx, tBookings, idKey(b.AssignmentID), b)
 	})
 }

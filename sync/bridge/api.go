@@ -113,6 +113,7 @@ type Stats struct {
 	KeypadAttacks       uint64 `json:"keypad_attacks"`
 	KeypadClosures      uint64 `json:"keypad_closures"`
 	ReturnsUnconfirmed  uint64 `json:"returns_unconfirmed"`
+	NotLiveAlerts       uint64 `json:"not_live_alerts"`
 	QueueDepth          int    `json:"queue_depth"`
 	BodiesInFlight      int    `json:"bodies_in_flight"`
 }
@@ -207,6 +208,15 @@ type Booking struct {
 	PendingWriteBack bool      `json:"pending_write_back,omitempty"`
 	PendingNotify    string    `json:"pending_notify,omitempty"`
 	Changed          time.Time `json:"changed"`
+	// The live receipt: LiveAt is when the box was heard holding the
+	// booking's grant (zero: not yet, the grant on its way); GrantRevision
+	// is the box's records revision that holds the grant, pushed at GrantAt;
+	// BoxRevision the revision the box last said it holds while the
+	// grant waited.
+	LiveAt        time.Time `json:"live_at,omitzero"`
+	GrantRevision uint64    `json:"grant_revision,omitempty"`
+	GrantAt       time.Time `json:"grant_at,omitzero"`
+	BoxRevision   uint64    `json:"box_revision,omitempty"`
 }
 
 func bookingOf(b bookings.Booking) Booking {
@@ -217,6 +227,7 @@ func bookingOf(b bookings.Booking) Booking {
 		VehicleName: b.VehicleName, GrantID: b.GrantID, State: b.State, DriverRef: b.DriverRef, DriverCode: b.DriverCode,
 		WindowEdited: b.WindowEdited, FleetioFrom: b.FleetioFrom, FleetioUntil: b.FleetioUntil, AccessLink: b.AccessLink,
 		PendingGrant: b.PendingGrant, PendingWriteBack: b.PendingWriteBack, PendingNotify: string(b.PendingNotify), Changed: b.Changed,
+		LiveAt: b.LiveAt, GrantRevision: b.GrantRev, GrantAt: b.GrantAt, BoxRevision: b.BoxRev,
 	}
 }
 

@@ -54,6 +54,7 @@ func (s *Service) startBookings() error {
 	// as the cloud stores them; the maintenance loop catches up on any
 	// stored while the bridge was down.
 	s.cloud.OnEvents(s.fleet.HandleEvents)
+	s.cloud.OnStatus(s.fleet.HandleStatus) // the live receipt: a box holding a booking's grant
 	s.publicSrv = publicLimits.server(s.publicHandler(), s.log)
 	s.log.Info("public endpoint listening", "addr", s.publicLn.Addr().String(), "webhook_url", s.WebhookURL())
 	return nil

@@ -162,6 +162,8 @@ type Cloud struct {
 	subscribedOnce sync.Once
 	closed         bool
 	closeErr       error
+
+	statusHooks []func(boxID string, st wire.Status, at time.Time) // OnStatus
 }
 
 // Store-wide meta names (bbolt's top-level "meta" bucket, PostgreSQL's

@@ -274,7 +274,7 @@ func (c *Cloud) process(j job) []outMsg {
 			c.refused(j, err)
 			return nil
 		}
-		if err := c.SetStatus(j.box, st); err != nil {
+		if err := c.ReceiveStatus(j.box, st); err != nil {
 			c.refused(j, err)
 			return nil
 		}

@@ -28,11 +28,15 @@ const (
 	// but the slot's key sensor did not confirm it seated: the booking's
 	// key is still counted out (and overdue once its window ends).
 	KindReturnUnconfirmed Kind = "return_unconfirmed"
+	// KindNotLive tells the admin that a booking starts soon and its box
+	// has not applied its grant: the driver's code would not open it (the
+	// box is offline, or refusing the cloud's batches).
+	KindNotLive Kind = "not_live"
 )
 
 // Kinds lists every kind, in a fixed order.
 var Kinds = []Kind{KindBookingCreated, KindBookingUpdated, KindBookingCancelled, KindPromptReservation, KindKeyOverdue,
-	KindKeypadAttack, KindKeypadClosed, KindReturnUnconfirmed}
+	KindKeypadAttack, KindKeypadClosed, KindReturnUnconfirmed, KindNotLive}
 
 func (k Kind) valid() bool {
 	for _, x := range Kinds {
@@ -86,6 +90,8 @@ const (
 	DataUntil        = "until"        // keypad_closed: when the keypad checks codes again by itself
 	DataCount        = "count"        // keypad_attack: wrong codes the alert stands for; keypad_closed: the budget spent
 	DataReason       = "reason"       // return_unconfirmed: why the return is not proof the key is back
+	DataBoxStatus    = "box_status"   // not_live: the box's last status ("online, at revision 7", "never connected")
+	DataRevision     = "revision"     // not_live: the box's records revision that holds the grant
 	DataRecipient    = "recipient"    // set by the package: the Recipient (templates: .recipient.Name)
 )
 

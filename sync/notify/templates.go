@@ -223,5 +223,7 @@ func SampleData() map[string]any {
 		DataUntil:        start.Add(69 * time.Hour),
 		DataCount:        "12",
 		DataReason:       "the key sensor saw it seated for 300 ms, under the 2s settle time",
+		DataBoxStatus:    "offline, last at revision 7",
+		DataRevision:     "9",
 	}
 }

@@ -54,6 +54,14 @@ func TestDefaultTemplatesRender(t *testing.T) {
 					require.Contains(t, r.Body, "smartbox-bridge restore-keypad --box depot-north-1 --by ")
 					require.Contains(t, r.Body, "12 wrong codes")
 					require.NotContains(t, r.Body, "482913")
+				case notify.KindNotLive:
+					// Which box, which booking, since when, the box's status.
+					require.Contains(t, r.Body, "Depot North box 1")
+					require.Contains(t, r.Body, "Alex Driver")
+					require.Contains(t, r.Body, "Mon 2 Mar 2026 09:00 CST", "the start, in the box's zone")
+					require.Contains(t, r.Body, "Mon 2 Mar 2026 18:00 CST", "waiting since, in the box's zone")
+					require.Contains(t, r.Body, "offline, last at revision 7")
+					require.NotContains(t, r.Body, "482913")
 				case notify.KindReturnUnconfirmed:
 					require.Contains(t, r.Body, "300 ms")
 					require.Contains(t, r.Body, "Van 12 key")
