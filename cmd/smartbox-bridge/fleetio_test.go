@@ -248,6 +248,7 @@ func TestFleetioServiceEndToEnd(t *testing.T) {
 		`smartbox_bridge_keypad_closures_total 0`,
 		`smartbox_bridge_fleetio_returns_unconfirmed_total 0`,
 		`smartbox_bridge_fleetio_webhooks_total{outcome="busy"} 0`,
+		`smartbox_bridge_fleetio_not_live_alerts_total 0`,
 	} {
 		require.Contains(t, metrics, want)
 	}

@@ -137,6 +137,12 @@ func (s *Service) runBookings(ctx context.Context) <-chan struct{} {
 			s.log.Error("fleetio queue worker stopped", "err", err)
 		}
 	})
+	if s.o.Fleetio.ReconcileEvery > 0 {
+		// Bookings whose grant the box has not shown it holds as their
+		// start nears: checked every minute, once per round across
+		// replicas (the alert is once per grant revision anyway).
+		wg.Go(func() { s.everyRound(ctx, "live", liveCheckEvery, s.checkLive) })
+	}
 	if every := s.o.Fleetio.ReconcileEvery; every > 0 {
 		wg.Go(func() {
 			var err error
@@ -158,23 +164,47 @@ func (s *Service) runBookings(ctx context.Context) <-chan struct{} {
 	return done
 }
 
+// liveCheckEvery is how often bookings not yet live at their box are
+// checked (bookings.CheckLive): a minute is well inside the alert's lead
+// (bookings.DefaultLiveAlertBefore, 10 minutes) and costs one scan.
+const liveCheckEvery = time.Minute
+
+func (s *Service) checkLive(ctx context.Context) {
+	if n, err := s.fleet.CheckLive(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("live check", "err", err, "raised", n)
+	} else if n > 0 {
+		s.log.Warn("bookings not live at their box as they start: admin told", "raised", n)
+	}
+}
+
 // maintainInRounds is RunMaintenance for replicas on one database: each
 // replica ticks every interval, and the one that takes the round
 // (takeRound) runs it, so reconcile, expiry and overdue checks run once
 // per interval across the replicas, and still run while any one is up.
 func (s *Service) maintainInRounds(ctx context.Context, every time.Duration) error {
+	s.everyRound(ctx, "maintenance", every, s.fleet.Maintain)
+	return nil
+}
+
+// everyRound runs job at once and then every interval until ctx ends; on
+// PostgreSQL only in the rounds this replica takes (takeRound).
+func (s *Service) everyRound(ctx context.Context, name string, every time.Duration, job func(context.Context)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		switch mine, err := takeRound(ctx, s.pool, "maintenance", s.o.Store.Replica, every); {
-		case err != nil && ctx.Err() == nil:
-			s.log.Error("maintenance: round", "err", err) // the next tick asks again
-		case mine:
-			s.fleet.Maintain(ctx)
+		mine := true
+		if s.pool != nil {
+			var err error
+			if mine, err = takeRound(ctx, s.pool, name, s.o.Store.Replica, every); err != nil && ctx.Err() == nil {
+				s.log.Error("periodic work: round", "job", name, "err", err) // the next tick asks again
+			}
+		}
+		if mine {
+			job(ctx)
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}

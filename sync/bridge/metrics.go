@@ -21,7 +21,7 @@ type metricsCollector struct {
 	webhooks, grants, fleetioErrors, notifications, overdue, reconciled, echoes *prometheus.Desc
 	queueDepth, boxes, connected, cloudDropped                                  *prometheus.Desc
 	keypadAttacks, keypadClosures, returnsUnconfirmed                           *prometheus.Desc
-	replica                                                                     *prometheus.Desc
+	replica, notLive                                                            *prometheus.Desc
 }
 
 const metricsNS = "smartbox_bridge"
@@ -48,6 +48,8 @@ func newMetricsCollector(s *Service) *metricsCollector {
 			"keypad_closed events from boxes: wrong codes spent a box's guess budget, no code is checked until a refill or restore-keypad (the admin is told)."),
 		returnsUnconfirmed: d("fleetio_returns_unconfirmed_total",
 			"Fob returns of a booking's key that the slot's sensor did not confirm: the key still counts as out."),
+		notLive: d("fleetio_not_live_alerts_total",
+			"Bookings whose grant the box had not shown it holds as their start neared: the admin was told (once per grant revision)."),
 		replica: d("replica_info", "1, labelled with this replica's name and its store engine (bbolt: one process; postgres: one of the replicas on a database).",
 			"replica", "store"),
 	}
@@ -55,7 +57,7 @@ func newMetricsCollector(s *Service) *metricsCollector {
 
 func (m *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.webhooks, m.grants, m.fleetioErrors, m.notifications, m.overdue, m.reconciled, m.echoes,
-		m.queueDepth, m.boxes, m.connected, m.cloudDropped, m.keypadAttacks, m.keypadClosures, m.returnsUnconfirmed, m.replica} {
+		m.queueDepth, m.boxes, m.connected, m.cloudDropped, m.keypadAttacks, m.keypadClosures, m.returnsUnconfirmed, m.replica, m.notLive} {
 		ch <- d
 	}
 }
@@ -90,6 +92,7 @@ func (m *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(m.overdue, st.Overdue)
 		counter(m.reconciled, st.Reconciled)
 		counter(m.echoes, st.EchoesSkipped)
+		counter(m.notLive, st.NotLiveAlerts)
 		gauge(m.queueDepth, float64(st.QueueDepth))
 		gauge(m.connected, boolGauge(m.s.fleetioConnected()))
 	}
