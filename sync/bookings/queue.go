@@ -72,6 +72,17 @@ func (f *inflight) release(id, a int64) (waited bool) {
 	return waited
 }
 
+// wait records that a claim of assignment a was refused: its next release
+// wakes the other lane.
+func (f *inflight) wait(a int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.waiting == nil {
+		f.waiting = map[int64]bool{}
+	}
+	f.waiting[a] = true
+}
+
 // ids are the deliveries being processed.
 func (f *inflight) ids() []int64 {
 	f.mu.Lock()
@@ -370,7 +381,13 @@ func (q *workerPool) claimShared(p queued) bool {
 		q.b.log.Error("delivery queue: claim", "delivery", p.d.ID, "err", err)
 	}
 	if !ok {
+		// Refused for a delivery of the assignment this process has (a
+		// webhook in the intake lane before its confirm), the release of
+		// that one wakes this lane at once (as a refusal of inflight's
+		// does); refused for another replica's, the lane looks again in
+		// claimRetry.
 		q.b.inflight.release(p.d.ID, p.assignment)
+		q.b.inflight.wait(p.assignment)
 		q.retry = true
 	}
 	return ok

@@ -41,7 +41,7 @@ type replicaOpts struct {
 	n       int
 	lease   time.Duration
 	budget  func(t testing.TB, s *bookings.Store) fleetio.Budget // nil: none
-	latency bool                              // the fake answers in 30 ms
+	latency bool                                                 // the fake answers in 30 ms
 }
 
 func newReplicas(t *testing.T, o replicaOpts) *replicas {
