@@ -22,12 +22,15 @@ import (
 //     so two deliveries of one assignment never run together, and a later one
 //     waits behind an earlier one (the worker pool keeps id order per
 //     assignment). One delivery is processed once: a worker reads it again
-//     under b.work and runs it only if it is still queued and due.
-//   - b.work (an RWMutex): workers hold it shared; the operations that act
-//     on many bookings (Disconnect, CreateBooking, driver codes, Reconcile's
-//     repairs) hold it exclusively, so they never overlap a worker.
-//   - b.drivers: the deliveries of bookings that use a driver code are
-//     serialized per driver (see lockDrivers).
+//     under the work lock and runs it only if it is still queued and due.
+//   - on a shared store (PostgreSQL), the same claim in the store, for
+//     every replica: claimShared, after inflight's (see store_claims.go).
+//   - the work lock (locks.go): workers hold it shared; the operations that
+//     act on many bookings (Disconnect, CreateBooking, driver codes,
+//     Reconcile's repairs) hold it exclusively, so they never overlap a
+//     worker, on any replica.
+//   - the driver locks: the deliveries of bookings that use a driver code
+//     are serialized per driver (see lockDrivers).
 //   - PINs: the cloud refuses a code another grant of the box holds
 //     (box.ErrCodeInUse, checked in the transaction that stores the
 //     grant), and finish draws again: two workers drawing the same PIN for
