@@ -389,7 +389,11 @@ func (q *workerPool) claimShared(p queued) bool {
 		// that one wakes this lane at once (as a refusal of inflight's
 		// does); refused for another replica's, the lane looks again in
 		// claimRetry.
-		q.b.inflight.release(p.d.ID, p.assignment)
+		// A claim of the other lane refused meanwhile by inflight (while
+		// this lane held the assignment) is woken now: nobody else will.
+		if q.b.inflight.release(p.d.ID, p.assignment) {
+			q.b.wakeLane(lanes - 1 - q.lane)
+		}
 		q.b.inflight.wait(p.assignment)
 		q.retry = true
 	}
