@@ -169,13 +169,14 @@ func (r *replicas) processedOnce(t *testing.T, as []fleetio.VehicleAssignment) {
 }
 
 // midBurst has Fleetio send its deliveries (Flush, in the background) and
-// returns once replica a has acted on one of them: it has more in hand.
+// returns once replica a has taken one of them in: it has deliveries in
+// hand (and claims on them).
 func (r *replicas) midBurst(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	go r.f.Flush(ctx)
-	require.Eventually(t, func() bool { return r.rs[0].b.Stats().GrantsPushed > 0 }, time.Minute, time.Millisecond)
+	require.Eventually(t, func() bool { return r.rs[0].b.Stats().WebhooksAccepted > 0 }, time.Minute, time.Millisecond)
 }
 
 // TestReplicasBurst: a burst of webhooks to random replicas is processed
