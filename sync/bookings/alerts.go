@@ -311,8 +311,11 @@ func (b *Integration) runAlerts(ctx context.Context) {
 // sent and when the next one waiting will be due (zero: none). Run does
 // this as alerts are queued; the maintenance loop too.
 func (b *Integration) SendAlerts(ctx context.Context) (sent int, next time.Time, err error) {
-	b.alertMu.Lock()
-	defer b.alertMu.Unlock()
+	unlock, err := b.locks.named(ctx, "alerts")
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("admin alerts: %w", err)
+	}
+	defer unlock()
 	alerts, err := b.o.Store.pendingAlerts()
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("bridge store: admin alerts: %w", err)

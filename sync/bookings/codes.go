@@ -63,8 +63,11 @@ func driverGrant(contactID int64) box.Grant {
 func (b *Integration) SetCodeMode(m CodeMode) error {
 	// Exclusive: a worker decides once, at its start, whether it needs the
 	// driver locks (lockDrivers), from the mode.
-	b.work.Lock()
-	defer b.work.Unlock()
+	_, unlock, err := b.exclusive(context.Background())
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := b.o.Store.SetCodeMode(m); err != nil {
 		return err
 	}
@@ -100,8 +103,11 @@ func (b *Integration) SetDriverCode(ctx context.Context, contactID int64, code s
 	if err := ValidDriverCode(code); err != nil {
 		return err
 	}
-	b.work.Lock()
-	defer b.work.Unlock()
+	ctx, unlock, err := b.exclusive(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	dc, had, err := b.o.Store.driverCode(contactID)
 	if err != nil {
 		return err
@@ -130,8 +136,11 @@ func (b *Integration) SetDriverCode(ctx context.Context, contactID int64, code s
 // ClearDriverCode forgets a driver's code and revokes its grants. The
 // driver's bookings that used it get a per-assignment PIN, sent to them.
 func (b *Integration) ClearDriverCode(ctx context.Context, contactID int64) error {
-	b.work.Lock()
-	defer b.work.Unlock()
+	ctx, unlock, err := b.exclusive(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	dc, had, err := b.o.Store.driverCode(contactID)
 	if err != nil || !had {
 		if err == nil {

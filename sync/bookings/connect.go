@@ -31,9 +31,12 @@ func (b *Integration) Connect(ctx context.Context, s Settings) (fleetio.User, er
 		return fleetio.User{}, fmt.Errorf("fleetio connect: checking the API key and account token (users/me): %w", err)
 	}
 	// Exclusive: the settings may carry a code mode (see SetCodeMode).
-	b.work.Lock()
+	_, unlock, err := b.exclusive(ctx)
+	if err != nil {
+		return fleetio.User{}, fmt.Errorf("fleetio connect: %w", err)
+	}
 	err = b.o.Store.SetSettings(s)
-	b.work.Unlock()
+	unlock()
 	if err != nil {
 		return fleetio.User{}, fmt.Errorf("fleetio connect: store settings: %w", err)
 	}
@@ -92,9 +95,11 @@ func (b *Integration) Disconnect(ctx context.Context) (DisconnectReport, error) 
 	b.client = nil
 	b.mu.Unlock()
 
-	b.work.Lock()
-	defer b.work.Unlock()
-	var err error
+	ctx, unlock, err := b.exclusive(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("fleetio disconnect: %w", err)
+	}
+	defer unlock()
 	if rep.DeliveriesDropped, rep.ReservationsDropped, err = b.o.Store.DropQueue("fleetio integration disconnected"); err != nil {
 		return rep, fmt.Errorf("fleetio disconnect: drop queue: %w", err)
 	}

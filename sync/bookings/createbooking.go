@@ -27,8 +27,11 @@ func (b *Integration) CreateBooking(ctx context.Context, assignmentID int64, e B
 	if ctx, err = b.prepay(ctx, c, 4); err != nil {
 		return Booking{}, err
 	}
-	b.work.Lock()
-	defer b.work.Unlock()
+	ctx, unlock, err := b.exclusive(ctx)
+	if err != nil {
+		return Booking{}, err
+	}
+	defer unlock()
 	r, ok, err := b.o.Store.Reservation(assignmentID)
 	if err != nil {
 		return Booking{}, err

@@ -88,6 +88,26 @@
 // PINs drawn at once for one box cannot both be taken: the cloud refuses a
 // code in use, and the worker draws again. See queue.go (workerPool).
 //
+// # Replicas
+//
+// On PostgreSQL all of that holds across the replicas that share the
+// database (each an Integration, Options.Replica naming it): a delivery is
+// claimed in the store before it runs (Store.ClaimDelivery: not while
+// another replica holds it or another delivery of its assignment, nor
+// before a lower one of its assignment that is due), with a lease
+// (Options.ClaimLease, DefaultClaimLease 30 s) that Run renews while the
+// delivery runs; a replica killed leaves its claims to lapse, and the
+// others take them up. Drain, on SIGTERM, stops claiming, lets what runs
+// finish (bounded) and releases the replica's claims at once. The work,
+// driver and alerts locks are PostgreSQL advisory locks (locks.go), each
+// wait bounded (lockWait), so the exclusive operations, the drivers'
+// serialisation and SendAlerts hold across replicas; a driver's message is
+// part of its delivery and goes out with it, once. NewPostgresBudget is a
+// Fleetio request budget the replicas share (one row, refilled by the
+// database's clock), with a 429's pause shared the same way; give it as
+// Options.FleetioBudget. On bbolt (one process) the claims and locks are
+// in memory, as they always were.
+//
 // # Loops
 //
 // The integration's own PATCH of the custom fields makes Fleetio send a
@@ -266,11 +286,14 @@
 //	store_copy.go     CopyToPostgres: a bbolt file into PostgreSQL
 //	store_settings.go storing settings, the code mode, boxes and links
 //	store_queue.go    storing deliveries: the queue, ClaimDue
+//	store_claims.go   the queue's claims across replicas: ClaimDelivery, RenewClaims, ReleaseClaims
 //	store_bookings.go storing bookings, access tokens and reservations
 //	store_codes.go    storing drivers' codes (sealed)
 //	store_watch.go    storing box events tied to bookings, holders, overdue flags
 //	webhook.go        the webhook handler; bodyslots.go its body bounds
-//	queue.go          Run, the lanes and their worker pools, ProcessDue, the locks
+//	queue.go          Run, Drain, the lanes and their worker pools, ProcessDue, inflight
+//	locks.go          the work, driver and alerts locks: memory, or PostgreSQL advisory locks
+//	budget_pg.go      PostgresBudget: a Fleetio request budget replicas share
 //	process.go        a delivery: processOne, its retry and back-off; intake
 //	                  (from the payload), confirm (the read-back), echoes
 //	apply.go          an assignment: applyAssignment, book, finish, end, prompt

@@ -77,8 +77,11 @@ func (b *Integration) expireOne(ctx context.Context, c *fleetio.Client, id int64
 		}
 	}
 
-	b.work.Lock()
-	defer b.work.Unlock()
+	ctx, unlock, err := b.exclusive(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	bk, have, err := b.o.Store.Booking(id)
 	if err != nil || !have || !b.expired(bk) {
 		return false, err // the worker got there first

@@ -140,6 +140,7 @@ type envOpts struct {
 	// zone and adminLink are Options.Zone and Options.AdminLink.
 	zone      *time.Location
 	adminLink func(assignmentID string) string
+	latency   time.Duration // fleetiotest.Options.Latency
 }
 
 // countingTransport counts the integration's requests to Fleetio, so that a
@@ -190,7 +191,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		require.NoError(t, err)
 	}
 
-	e.f = fleetiotest.New(fleetiotest.Options{APIKey: apiKey, AccountToken: account, WebhookSecret: secret,
+	e.f = fleetiotest.New(fleetiotest.Options{APIKey: apiKey, AccountToken: account, WebhookSecret: secret, Latency: o.latency,
 		RetryIntervals: []time.Duration{20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}})
 	t.Cleanup(func() { e.f.Close() })
 	_, err = e.f.Start()

@@ -1,11 +1,14 @@
 package bookings
 
 import (
+	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -92,6 +95,15 @@ const (
 	// waits on it: PINs go live from the webhook's payload.
 	DefaultFleetioPerMinute = 300
 	DefaultFleetioBurst     = 30
+	// DefaultClaimLease is how long a replica's claim on a delivery holds
+	// (PostgreSQL) unless renewed: Run renews the claims of the deliveries
+	// in progress every third of it, so a live replica keeps them however
+	// long Fleetio takes, and a replica killed (no Drain) leaves them to
+	// another within 30 s. Shorter would let a stall of the database or a
+	// long GC pause of a few seconds pass a delivery to a second replica
+	// while the first still works on it; longer holds a dead replica's
+	// deliveries (grants not pushed) for longer.
+	DefaultClaimLease = 30 * time.Second
 )
 
 // Options configure New.
@@ -153,6 +165,15 @@ type Options struct {
 	// (default DefaultWorkers; 1 processes them one by one). Two deliveries
 	// of one assignment never run at once.
 	Workers int
+	// Replica names this process among the replicas on one PostgreSQL
+	// database: the owner of its claims on the queue (default: host name,
+	// process id and a random suffix). Each replica needs its own: a
+	// replica's Run starts by releasing the claims its name holds (those
+	// of its previous run, which died).
+	Replica string
+	// ClaimLease is how long a claim on a delivery holds without being
+	// renewed (default DefaultClaimLease); see Store.ClaimDelivery.
+	ClaimLease time.Duration
 	// OverdueGrace is how long after a booking's end a key still out is
 	// let be before CheckOverdue raises it: a driver a few minutes late
 	// at the box is not told off. 0 raises it at the end.
@@ -179,24 +200,35 @@ type Integration struct {
 	// wake wakes each lane of the queue (see lane).
 	wake [lanes]chan struct{}
 
-	// work orders the queue's workers against the operations that act on
-	// many bookings at once: each worker holds it shared (RLock) while it
-	// processes a delivery; Disconnect, CreateBooking, SetDriverCode,
-	// ClearDriverCode, SetCodeMode and each Reconcile repair hold it
-	// exclusively (Lock), so they never see a booking half-processed and
-	// no worker starts while they run. A worker takes it once (never
-	// again while holding it: a waiting Lock would deadlock a nested RLock).
-	work sync.RWMutex
+	// locks (locks.go) order the queue's workers against the operations
+	// that act on many bookings at once: each worker holds the work lock
+	// shared while it processes a delivery; Disconnect, CreateBooking,
+	// SetDriverCode, ClearDriverCode, SetCodeMode and each Reconcile
+	// repair hold it exclusively, so they never see a booking
+	// half-processed and no worker starts while they run, on any replica.
+	// A worker takes it once (never again while holding it: a waiting
+	// exclusive would deadlock a nested shared). The driver locks
+	// serialize, per Fleetio contact, the processing of deliveries whose
+	// bookings use a driver code: drawing the driver's code once, its
+	// grant once per box, the rewrite of the driver's other bookings when
+	// it changes (see lockDrivers). Taken after the work lock, in
+	// ascending contact order.
+	locks locker
 	// inflight is the keyed lock of the queue: the deliveries being
 	// processed and their assignments, so that two deliveries of one
 	// assignment never run at once, and in order (see workerPool).
 	inflight inflight
-	// drivers serializes, per Fleetio contact, the processing of deliveries
-	// whose bookings use a driver code: drawing the driver's code once,
-	// its grant once per box, the rewrite of the driver's other bookings
-	// when it changes (see lockDrivers). Taken after the delivery's claim,
-	// in ascending contact order.
-	drivers idLocks
+
+	// Drain's: drainCh is closed when Drain starts; run is Run's, while
+	// it runs.
+	drainCh   chan struct{}
+	drainOnce sync.Once
+	run       struct {
+		sync.Mutex
+		lanes  chan struct{} // closed when the lanes have stopped
+		done   chan struct{} // closed when Run returns
+		cancel context.CancelFunc
+	}
 
 	stats counters
 
@@ -204,9 +236,9 @@ type Integration struct {
 	// client address (Options.MaxBodiesInFlight, MaxBodiesPerAddress).
 	bodySlots *bodySlots
 	// alertWake wakes Run's alert loop when HandleEvents queued an admin
-	// alert; alertMu keeps two SendAlerts from sending one alert twice.
+	// alert; the "alerts" lock keeps two SendAlerts (of any replica) from
+	// sending one alert twice.
 	alertWake chan struct{}
-	alertMu   sync.Mutex
 
 	mu         sync.Mutex
 	client     *fleetio.Client
@@ -271,8 +303,21 @@ func New(o Options) (*Integration, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Integration{o: o, log: o.Logger.With("component", "fleetio-bridge"),
+	if o.Replica == "" {
+		o.Replica = defaultReplica()
+	}
+	if o.ClaimLease <= 0 {
+		o.ClaimLease = DefaultClaimLease
+	}
+	// Sessions: each worker of both lanes, plus the exclusive operations
+	// and SendAlerts beside them.
+	locks, err := newLocker(o.Store, 2*o.Workers+4)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: locks: %w", err)
+	}
+	return &Integration{o: o, log: o.Logger.With("component", "fleetio-bridge"), locks: locks,
 		wake:      [lanes]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
+		drainCh:   make(chan struct{}),
 		bodySlots: newBodySlots(o.MaxBodiesInFlight, o.MaxBodiesPerAddress, o.TrustedProxies), alertWake: make(chan struct{}, 1)}, nil
 }
 
@@ -319,4 +364,20 @@ func cmpOrInt(a, b int) int {
 		return a
 	}
 	return b
+}
+
+// defaultReplica is a name no other process has: host, process id and a
+// random suffix (a restarted process on the same host may reuse the pid).
+func defaultReplica() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%s", cmpOr(host, "bridge"), os.Getpid(), rand.Text()[:6])
+}
+
+// exclusive takes the work lock exclusively (see Integration.locks).
+func (b *Integration) exclusive(ctx context.Context) (context.Context, func(), error) {
+	ctx, unlock, err := b.locks.work(ctx, true)
+	if err != nil {
+		return ctx, nil, fmt.Errorf("wait for the deliveries in progress: %w", err)
+	}
+	return ctx, unlock, nil
 }

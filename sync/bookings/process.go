@@ -22,7 +22,7 @@ var errPermanent = errors.New("permanent")
 
 // processOne processes one delivery and records the outcome: done, failed
 // for good, or queued again with a back-off. perr is the processing error,
-// err a failure to record it. b.work must be held (shared by a worker,
+// err a failure to record it. The work lock must be held (shared by a worker,
 // which has claimed the delivery and its assignment; or exclusively).
 func (b *Integration) processOne(ctx context.Context, d Delivery) (_ Delivery, perr, err error) {
 	perr = b.process(ctx, d)
@@ -125,7 +125,7 @@ func (b *Integration) intake(ctx context.Context, d Delivery, event string, pa f
 			return err
 		}
 	} else if actable(event, pa) && (!have || pa.UpdatedAt.After(bk.UpdatedAt)) {
-		unlock, err := b.lockDrivers(bk, have, pa, true)
+		unlock, err := b.lockDrivers(ctx, bk, have, pa, true)
 		if err != nil {
 			return err
 		}
@@ -157,7 +157,7 @@ func (b *Integration) intakeDeleted(ctx context.Context, pa fleetio.VehicleAssig
 	if have && pa.UpdatedAt.Before(bk.UpdatedAt) {
 		return nil // older than what the booking was made from: the confirm decides
 	}
-	unlock, err := b.lockDrivers(bk, have, pa, true)
+	unlock, err := b.lockDrivers(ctx, bk, have, pa, true)
 	if err != nil {
 		return err
 	}
@@ -256,7 +256,7 @@ func (b *Integration) confirm(ctx context.Context, d Delivery, pa fleetio.Vehicl
 		// owed, if anything, is left. (Any other confirm reads back: one
 		// queued by a payload whose booking a crash left unmarked, say.)
 		a := bk.assignment()
-		unlock, err := b.lockDrivers(bk, have, a, true)
+		unlock, err := b.lockDrivers(ctx, bk, have, a, true)
 		if err != nil {
 			return err
 		}
@@ -286,7 +286,7 @@ func (b *Integration) confirm(ctx context.Context, d Delivery, pa fleetio.Vehicl
 	if err != nil && !gone {
 		return fmt.Errorf("read assignment %d back: %w", pa.ID, err)
 	}
-	unlock, err := b.lockDrivers(bk, have, a, !gone)
+	unlock, err := b.lockDrivers(ctx, bk, have, a, !gone)
 	if err != nil {
 		return err
 	}
@@ -426,8 +426,8 @@ func sameVersion(up, a fleetio.VehicleAssignment) bool {
 // puts its grant on a box once, and rewrites the driver's other bookings
 // when the code changes without another worker writing those bookings
 // meanwhile. The code mode cannot change while a worker runs (SetCodeMode
-// takes b.work exclusively).
-func (b *Integration) lockDrivers(bk Booking, have bool, a fleetio.VehicleAssignment, found bool) (func(), error) {
+// takes the work lock exclusively).
+func (b *Integration) lockDrivers(ctx context.Context, bk Booking, have bool, a fleetio.VehicleAssignment, found bool) (func(), error) {
 	mode, err := b.o.Store.CodeMode()
 	if err != nil {
 		return nil, err
@@ -442,5 +442,5 @@ func (b *Integration) lockDrivers(bk Booking, have bool, a fleetio.VehicleAssign
 	if found && a.ContactID > 0 {
 		ids = append(ids, a.ContactID)
 	}
-	return b.drivers.lock(ids...), nil
+	return b.locks.drivers(ctx, ids)
 }

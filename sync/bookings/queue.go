@@ -22,12 +22,15 @@ import (
 //     so two deliveries of one assignment never run together, and a later one
 //     waits behind an earlier one (the worker pool keeps id order per
 //     assignment). One delivery is processed once: a worker reads it again
-//     under b.work and runs it only if it is still queued and due.
-//   - b.work (an RWMutex): workers hold it shared; the operations that act
-//     on many bookings (Disconnect, CreateBooking, driver codes, Reconcile's
-//     repairs) hold it exclusively, so they never overlap a worker.
-//   - b.drivers: the deliveries of bookings that use a driver code are
-//     serialized per driver (see lockDrivers).
+//     under the work lock and runs it only if it is still queued and due.
+//   - on a shared store (PostgreSQL), the same claim in the store, for
+//     every replica: claimShared, after inflight's (see store_claims.go).
+//   - the work lock (locks.go): workers hold it shared; the operations that
+//     act on many bookings (Disconnect, CreateBooking, driver codes,
+//     Reconcile's repairs) hold it exclusively, so they never overlap a
+//     worker, on any replica.
+//   - the driver locks: the deliveries of bookings that use a driver code
+//     are serialized per driver (see lockDrivers).
 //   - PINs: the cloud refuses a code another grant of the box holds
 //     (box.ErrCodeInUse, checked in the transaction that stores the
 //     grant), and finish draws again: two workers drawing the same PIN for
@@ -70,6 +73,28 @@ func (f *inflight) release(id, a int64) (waited bool) {
 	waited = f.waiting[a]
 	delete(f.waiting, a)
 	return waited
+}
+
+// wait records that a claim of assignment a was refused: its next release
+// wakes the other lane.
+func (f *inflight) wait(a int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.waiting == nil {
+		f.waiting = map[int64]bool{}
+	}
+	f.waiting[a] = true
+}
+
+// ids are the deliveries being processed.
+func (f *inflight) ids() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := make([]int64, 0, len(f.deliveries))
+	for id := range f.deliveries {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 func (f *inflight) busy(id int64) bool {
@@ -220,6 +245,8 @@ type workerPool struct {
 	wait   bool            // take tokens waiting (ProcessDue), not from a feeder
 	ask    chan<- struct{} // asks the feeder for a token (Run)
 	feed   <-chan struct{} // the feeder's tokens
+
+	retry bool // the store refused a claim: look again in claimRetry
 }
 
 func (b *Integration) newWorkerPool(ctx context.Context, l lane, wait bool) *workerPool {
@@ -306,7 +333,7 @@ func (q *workerPool) scan() (next time.Time, err error) {
 // assignment behind it: an assignment's deliveries run one at a time, in
 // order.
 func (q *workerPool) start() {
-	if q.ctx.Err() != nil {
+	if q.ctx.Err() != nil || q.b.draining() {
 		return
 	}
 	var blocked map[int64]bool
@@ -317,7 +344,7 @@ func (q *workerPool) start() {
 			kept = append(kept, q.pending[i:]...)
 			break
 		}
-		if blocked[p.assignment] || !q.b.inflight.claim(p.d.ID, p.assignment) {
+		if blocked[p.assignment] || !q.b.inflight.claim(p.d.ID, p.assignment) || !q.claimShared(p) {
 			if blocked == nil {
 				blocked = map[int64]bool{}
 			}
@@ -344,6 +371,42 @@ func (q *workerPool) start() {
 	q.pending = kept
 }
 
+// claimShared claims p in the store when replicas share it (PostgreSQL),
+// after the in-process claim (inflight) was had: refused, p stays pending,
+// its in-process claim given back, and the lane looks again soon
+// (claimRetry): another replica has it or its assignment, or processed it.
+func (q *workerPool) claimShared(p queued) bool {
+	if !q.b.o.Store.Shared() {
+		return true
+	}
+	ok, err := q.b.o.Store.ClaimDelivery(q.b.o.Replica, p.d, q.b.o.Now(), q.b.o.ClaimLease)
+	if err != nil {
+		q.b.log.Error("delivery queue: claim", "delivery", p.d.ID, "err", err)
+	}
+	if !ok {
+		// Refused for a delivery of the assignment this process has (a
+		// webhook in the intake lane before its confirm), the release of
+		// that one wakes this lane at once (as a refusal of inflight's
+		// does); refused for another replica's, the lane looks again in
+		// claimRetry.
+		// A claim of the other lane refused meanwhile by inflight (while
+		// this lane held the assignment) is woken now: nobody else will.
+		if q.b.inflight.release(p.d.ID, p.assignment) {
+			q.b.wakeLane(lanes - 1 - q.lane)
+		}
+		q.b.inflight.wait(p.assignment)
+		q.retry = true
+	}
+	return ok
+}
+
+// claimRetry is how soon a lane looks at the queue again after the store
+// refused it a claim (another replica holds the delivery or its
+// assignment): that replica's next delivery of the assignment, or a dead
+// replica's lapsed claim, is taken within this; a rescan reads the queue,
+// so not much more often.
+const claimRetry = 500 * time.Millisecond
+
 // work runs one delivery with prepaid tokens of the budget (< 0: none,
 // requests wait for theirs); beyond them its Fleetio requests never wait
 // (fleetio.Prepaid).
@@ -354,6 +417,17 @@ func (q *workerPool) work(p queued, prepaid int) {
 		ctx = fleetio.Prepaid(ctx, prepaid)
 	}
 	o.d, o.ran, o.perr, o.err = q.b.runQueued(ctx, p.d.ID)
+	// The store's claim ends with the delivery's outcome stored; one not
+	// stored (not run, a confirm that goes on later, a failure to store)
+	// is released so that any replica may take it at once. Stopping, it
+	// is kept: a replica stopped without Drain is as one killed, and its
+	// claims lapse with their lease.
+	if q.b.o.Store.Shared() && q.ctx.Err() == nil &&
+		(!o.ran || o.err != nil || errors.Is(o.perr, fleetio.ErrBudgetSpent) || errors.Is(o.perr, errConfirmAgain)) {
+		if _, err := q.b.o.Store.ReleaseClaims(q.b.o.Replica, []int64{p.d.ID}); err != nil {
+			q.b.log.Warn("delivery queue: release claim", "delivery", p.d.ID, "err", err)
+		}
+	}
 	// Released before the worker pool hears of it, so that the next
 	// delivery of the assignment can start at once; the other lane is
 	// woken when it may have one waiting for the assignment (only then:
@@ -378,8 +452,14 @@ func (q *workerPool) finished(o outcome) time.Time {
 // the scan that found it and now, CreateBooking may have processed it, or
 // Disconnect dropped it.
 func (b *Integration) runQueued(ctx context.Context, id int64) (d Delivery, ran bool, perr, err error) {
-	b.work.RLock()
-	defer b.work.RUnlock()
+	ctx, unlock, err := b.locks.work(ctx, false)
+	if err != nil {
+		if ctx.Err() != nil {
+			return d, false, nil, nil // stopping
+		}
+		return d, false, nil, fmt.Errorf("delivery %d: %w", id, err)
+	}
+	defer unlock()
 	if ctx.Err() != nil {
 		return d, false, nil, nil // stopping: it stays queued as it is
 	}
@@ -405,14 +485,111 @@ func earlier(a, b time.Time) time.Time {
 // (Wake), and when a retry is due. It sends the admin alerts box events
 // queue (alerts.go) too. When ctx ends it waits for the deliveries in
 // progress (each ends soon: its calls see ctx) and returns nil.
+//
+// On a store replicas share (PostgreSQL), each delivery is claimed in the
+// store before it runs (Store.ClaimDelivery, owner Options.Replica, lease
+// Options.ClaimLease), the claims of the deliveries in progress renewed
+// every third of the lease. Run starts by releasing the claims of its
+// name (its previous run's, which died). When ctx ends without Drain, the
+// claims left are kept, as a killed replica's: they lapse after the lease.
 func (b *Integration) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	wg.Go(func() { b.runAlerts(ctx) })
-	for l := range lanes {
-		wg.Go(func() { b.runLane(ctx, l) })
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lanesDone, done := make(chan struct{}), make(chan struct{})
+	defer close(done)
+	b.run.Lock()
+	b.run.lanes, b.run.done, b.run.cancel = lanesDone, done, cancel
+	b.run.Unlock()
+	if b.o.Store.Shared() {
+		if n, err := b.o.Store.ReleaseClaims(b.o.Replica, nil); err != nil {
+			b.log.Warn("delivery queue: release the claims of a previous run", "replica", b.o.Replica, "err", err)
+		} else if n > 0 {
+			b.log.Info("delivery queue: released the claims of a previous run", "replica", b.o.Replica, "claims", n)
+		}
 	}
+	var wg, lanesWG sync.WaitGroup
+	wg.Go(func() { b.runAlerts(ctx) })
+	if b.o.Store.Shared() {
+		wg.Go(func() { b.renewClaims(ctx) })
+	}
+	for l := range lanes {
+		lanesWG.Go(func() { b.runLane(ctx, l) })
+	}
+	lanesWG.Wait()
+	close(lanesDone)
 	wg.Wait()
 	return nil
+}
+
+// renewClaims renews the store's claims on the deliveries in progress
+// every third of the lease, until ctx ends: a renewal that fails once
+// leaves two more before the lease runs out.
+func (b *Integration) renewClaims(ctx context.Context) {
+	t := time.NewTicker(b.o.ClaimLease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := b.o.Store.RenewClaims(b.o.Replica, b.inflight.ids(), b.o.Now().Add(b.o.ClaimLease)); err != nil {
+			b.log.Warn("delivery queue: renew claims", "err", err)
+		}
+	}
+}
+
+// drainBound bounds Drain's wait for the deliveries in progress when its
+// ctx has no deadline: a delivery is a few Fleetio calls; one still
+// running after this is stopped, and its claim released for another
+// replica to run it again.
+const drainBound = 20 * time.Second
+
+// Drain stops Run's lanes from starting deliveries, waits for those in
+// progress (until ctx ends, or drainBound without a deadline), stops what
+// is left (and Run), and releases this replica's claims in the store, so
+// that another replica takes the deliveries at once instead of after the
+// lease. The bridge calls it on SIGTERM, before it cancels Run and closes
+// the store. Once drained, the integration starts no more deliveries
+// (ProcessDue neither); a second Drain only releases the claims again.
+func (b *Integration) Drain(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, drainBound)
+		defer cancel()
+	}
+	b.drainOnce.Do(func() { close(b.drainCh) })
+	b.run.Lock()
+	lanesDone, done, cancel := b.run.lanes, b.run.done, b.run.cancel
+	b.run.Unlock()
+	var errs []error
+	if lanesDone != nil {
+		select {
+		case <-lanesDone:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("drain: deliveries still in progress: %w", ctx.Err()))
+		}
+		cancel()
+		<-done // the workers see their ctx: each stops within its next call
+	}
+	if b.o.Store.Shared() {
+		n, err := b.o.Store.ReleaseClaims(b.o.Replica, nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("drain: %w", err))
+		} else {
+			b.log.Info("delivery queue drained", "replica", b.o.Replica, "claims_released", n)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Integration) draining() bool {
+	select {
+	case <-b.drainCh:
+		return true
+	default:
+		return false
+	}
 }
 
 // runLane is Run's loop of one lane.
@@ -437,11 +614,15 @@ func (b *Integration) runLane(ctx context.Context, l lane) {
 			next, rescan = n, false
 			q.start()
 		}
+		if q.retry {
+			next, q.retry = earlier(next, b.o.Now().Add(claimRetry)), false
+		}
 		wait := pollInterval
 		if !next.IsZero() {
 			wait = min(max(next.Sub(b.o.Now()), 0), pollInterval)
 		}
 		t := time.NewTimer(wait)
+		drain := b.drainCh
 		var feed <-chan struct{}
 		if q.starve && q.feed != nil {
 			select {
@@ -457,6 +638,17 @@ func (b *Integration) runLane(ctx context.Context, l lane) {
 			t.Stop()
 			for q.running > 0 {
 				q.finished(<-q.done)
+			}
+			return
+		case <-drain:
+			t.Stop()
+			// Drain: nothing starts; what runs finishes (or sees ctx,
+			// which Drain cancels at its bound).
+			for q.running > 0 {
+				if o := <-q.done; o.err != nil && ctx.Err() == nil {
+					b.log.Error("delivery queue", "err", o.err)
+				}
+				q.running--
 			}
 			return
 		case <-b.wake[l]:

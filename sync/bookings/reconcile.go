@@ -167,8 +167,11 @@ func (b *Integration) repairListed(ctx context.Context, c *fleetio.Client, a fle
 	if err != nil {
 		return "", err
 	}
-	b.work.Lock()
-	defer b.work.Unlock()
+	ctx, unlock, err := b.exclusive(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	// Again under the lock: the worker may have acted meanwhile.
 	why, bk, have, err := b.listedMismatch(a)
 	if err != nil || why == "" {
@@ -305,8 +308,11 @@ func (b *Integration) repairUnlisted(ctx context.Context, c *fleetio.Client, id 
 	if err != nil {
 		return "", err
 	}
-	b.work.Lock()
-	defer b.work.Unlock()
+	ctx, unlock, err := b.exclusive(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	bk, have, err := b.o.Store.Booking(id)
 	if err != nil {
 		return "", err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -179,6 +180,72 @@ func (e *boltEngine) claimDue(owner string, now, until time.Time, max int) ([][]
 		e.claims[id] = until
 	}
 	return docs, nil
+}
+
+// shared: a bbolt file is one process's.
+func (e *boltEngine) shared() bool { return false }
+
+// claim keeps the rule of the PostgreSQL engine's in memory (the queue's
+// workers on bbolt do not claim in the store: their inflight is the claim
+// of one process); it reads the queue, so it is for a few claims, not a
+// burst's.
+func (e *boltEngine) claim(owner string, id, a int64, now, until time.Time) (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ok := false
+	err := e.db.View(func(tx *bolt.Tx) error {
+		return boltTx{tx: tx}.queued(func(raw []byte) error {
+			var d Delivery
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return fmt.Errorf("decode queued delivery: %w", err)
+			}
+			held := e.claims[d.ID].After(now)
+			due := !d.NextAttempt.After(now)
+			switch {
+			case d.ID == id:
+				ok = due && !held
+			case deliveryAssignment(d) == a && (held || (d.ID < id && due)):
+				ok = false
+				return errStopScan
+			}
+			return nil
+		})
+	})
+	if err != nil && err != errStopScan {
+		return false, err
+	}
+	if ok {
+		e.claims[id] = until
+	}
+	return ok, nil
+}
+
+var errStopScan = fmt.Errorf("stop")
+
+// renewClaims and releaseClaims: bbolt's claims have no owner (one
+// process holds them all).
+func (e *boltEngine) renewClaims(_ string, ids []int64, until time.Time) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := e.claims[id]; ok {
+			e.claims[id] = until
+		}
+	}
+	return nil
+}
+
+func (e *boltEngine) releaseClaims(_ string, ids []int64) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for id := range e.claims {
+		if ids == nil || slices.Contains(ids, id) {
+			delete(e.claims, id)
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (e *boltEngine) close() error { return e.db.Close() }

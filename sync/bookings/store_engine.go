@@ -35,6 +35,20 @@ type engine interface {
 	// now), oldest id first, and returns their documents. A claim ends
 	// when the delivery is written (putDelivery) or at its until.
 	claimDue(owner string, now, until time.Time, max int) ([][]byte, error)
+	// claim claims delivery id of assignment a for owner until until, if
+	// it is queued and due at now, nobody holds a claim on it or on
+	// another delivery of a that lasts past now, and no delivery of a
+	// with a lower id is queued and due (an assignment's deliveries run
+	// one at a time, in id order, across replicas).
+	claim(owner string, id, a int64, now, until time.Time) (bool, error)
+	// renewClaims moves the end of owner's claims on ids to until.
+	renewClaims(owner string, ids []int64, until time.Time) error
+	// releaseClaims ends owner's claims on ids (nil: all of owner's) and
+	// returns how many it ended.
+	releaseClaims(owner string, ids []int64) (int, error)
+	// shared reports whether other processes may use the same records
+	// (PostgreSQL): only then do the queue's workers claim in the store.
+	shared() bool
 }
 
 // table names a kind of record kept as a JSON document under a recKey.

@@ -3,11 +3,13 @@ package bookings
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -47,6 +49,9 @@ func OpenPostgresStore(ctx context.Context, pool *pgxpool.Pool) (*Store, error) 
 	if err := migratePostgres(ctx, pool, slog.Default()); err != nil {
 		return nil, err
 	}
+	if err := pgFillAssignments(ctx, pool); err != nil {
+		return nil, err
+	}
 	key, err := pgSealKey(ctx, pool, newSealKey())
 	if err != nil {
 		return nil, err
@@ -83,7 +88,42 @@ func pgSealKey(ctx context.Context, pool *pgxpool.Pool, key []byte) ([]byte, err
 	return got, nil
 }
 
-type pgEngine struct{ pool *pgxpool.Pool }
+// pgFillAssignments writes the assignment column of the queued deliveries
+// stored before it existed (migration 00002): a claim orders an
+// assignment's deliveries by it. Replicas opening together write the same
+// values.
+func pgFillAssignments(ctx context.Context, pool *pgxpool.Pool) error {
+	rows, err := pool.Query(ctx, `SELECT doc FROM bookings_deliveries WHERE queued AND assignment_id IS NULL`)
+	if err != nil {
+		return fmt.Errorf("bridge store (postgres): read the queue: %w", err)
+	}
+	docs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return fmt.Errorf("bridge store (postgres): read the queue: %w", err)
+	}
+	for _, doc := range docs {
+		var d Delivery
+		if err := json.Unmarshal(doc, &d); err != nil {
+			return fmt.Errorf("bridge store (postgres): decode queued delivery: %w", err)
+		}
+		if _, err := pool.Exec(ctx, `UPDATE bookings_deliveries SET assignment_id = $2 WHERE id = $1`, d.ID, deliveryAssignment(d)); err != nil {
+			return fmt.Errorf("bridge store (postgres): delivery %d: %w", d.ID, err)
+		}
+	}
+	return nil
+}
+
+type pgEngine struct {
+	pool *pgxpool.Pool
+
+	// locks is the pool of the advisory locks' sessions (pgLocker), made
+	// on first use and closed with the store: a lock held across Fleetio
+	// calls holds its connection, and taking those from pool could leave
+	// the transactions of the lock holders none.
+	locksOnce sync.Once
+	locks     *pgxpool.Pool
+	locksErr  error
+}
 
 var (
 	_ engine  = (*pgEngine)(nil)
@@ -147,7 +187,13 @@ func (e *pgEngine) updateOneAtATime(key string, fn func(storeTx) error) error {
 // pgLockPrefix names the store's advisory locks apart from other stores'.
 const pgLockPrefix = "bookings:"
 
-func (e *pgEngine) close() error { return nil }
+func (e *pgEngine) close() error {
+	e.locksOnce.Do(func() {}) // none made from now on
+	if e.locks != nil {
+		e.locks.Close()
+	}
+	return nil
+}
 
 // claimDue runs at READ COMMITTED, not SERIALIZABLE: the row locks of FOR
 // UPDATE SKIP LOCKED keep two replicas off one delivery, and each skips
@@ -172,6 +218,63 @@ func (e *pgEngine) claimDue(owner string, now, until time.Time, max int) ([][]by
 		return nil, fmt.Errorf("claim due deliveries: %w", err)
 	}
 	return docs, nil
+}
+
+func (e *pgEngine) shared() bool { return true }
+
+// claim runs at READ COMMITTED under a transaction advisory lock that
+// every claim takes: claims are one at a time across replicas (a
+// statement of milliseconds), so that the assignment rule, which reads
+// other rows than the one it writes, sees every claim committed before it
+// (two claims at once could each miss the other's). The delivery's own row
+// is locked by the UPDATE; a worker storing its outcome meanwhile makes
+// the UPDATE see the row as stored.
+func (e *pgEngine) claim(owner string, id, a int64, now, until time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), pgOpTimeout)
+	defer cancel()
+	var n int64
+	err := pgdb.InTx(ctx, e.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, pgLockPrefix+"claim"); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE bookings_deliveries d SET claimed_by = $1, claimed_until = $5
+			WHERE d.id = $2 AND d.queued AND (d.due IS NULL OR d.due <= $4)
+				AND (d.claimed_until IS NULL OR d.claimed_until <= $4)
+				AND NOT EXISTS (SELECT 1 FROM bookings_deliveries o
+					WHERE o.queued AND o.assignment_id = $3 AND o.id <> d.id
+						AND (o.claimed_until > $4 OR (o.id < d.id AND (o.due IS NULL OR o.due <= $4))))`,
+			owner, id, a, now, until)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("claim delivery %d: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+func (e *pgEngine) renewClaims(owner string, ids []int64, until time.Time) error {
+	ctx, cancel := context.WithTimeout(context.Background(), pgOpTimeout)
+	defer cancel()
+	if _, err := e.pool.Exec(ctx, `UPDATE bookings_deliveries SET claimed_until = $3
+		WHERE claimed_by = $1 AND id = ANY($2) AND queued`, owner, ids, until); err != nil {
+		return fmt.Errorf("renew claims of %s: %w", owner, err)
+	}
+	return nil
+}
+
+func (e *pgEngine) releaseClaims(owner string, ids []int64) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), pgOpTimeout)
+	defer cancel()
+	sql, args := `UPDATE bookings_deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1`, []any{owner}
+	if ids != nil {
+		sql, args = sql+` AND id = ANY($2)`, append(args, ids)
+	}
+	tag, err := e.pool.Exec(ctx, sql, args...)
+	if err != nil {
+		return 0, fmt.Errorf("release claims of %s: %w", owner, err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // pgTable is the table of a record kind and its key columns, in key order.
@@ -351,15 +454,15 @@ func pgDue(d Delivery) *time.Time {
 // putDelivery also ends a claim on the delivery: whoever claimed it has
 // done with it (done, failed, or queued again for a later attempt).
 func (p *pgTx) putDelivery(d Delivery, doc []byte) error {
-	return p.exec(`INSERT INTO bookings_deliveries (id, doc, queued, due) VALUES ($1, $2, $3, $4)
+	return p.exec(`INSERT INTO bookings_deliveries (id, doc, queued, due, assignment_id) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, queued = EXCLUDED.queued, due = EXCLUDED.due,
-			claimed_by = NULL, claimed_until = NULL`,
-		d.ID, doc, d.State == DeliveryQueued, pgDue(d))
+			assignment_id = EXCLUDED.assignment_id, claimed_by = NULL, claimed_until = NULL`,
+		d.ID, doc, d.State == DeliveryQueued, pgDue(d), deliveryAssignment(d))
 }
 
 func (p *pgTx) addDelivery(d Delivery, doc []byte) (bool, error) {
-	tag, err := p.tx.Exec(p.ctx, `INSERT INTO bookings_deliveries (id, doc, queued, due) VALUES ($1, $2, true, $3)
-		ON CONFLICT (id) DO NOTHING`, d.ID, doc, pgDue(d))
+	tag, err := p.tx.Exec(p.ctx, `INSERT INTO bookings_deliveries (id, doc, queued, due, assignment_id) VALUES ($1, $2, true, $3, $4)
+		ON CONFLICT (id) DO NOTHING`, d.ID, doc, pgDue(d), deliveryAssignment(d))
 	return tag.RowsAffected() == 1, err
 }
 

@@ -98,3 +98,12 @@ func OpenTestCloud(t testing.TB, o cloud.Options) *cloud.Cloud {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// PostgresURLOf is the database URL of s, which OpenTestStore opened on
+// PostgreSQL (for a test's own pools: a shared budget, say).
+func PostgresURLOf(t testing.TB, s *Store) string {
+	t.Helper()
+	url, ok := testURLs.Load(s)
+	require.True(t, ok, "not a PostgreSQL store of OpenTestStore")
+	return url.(string)
+}
