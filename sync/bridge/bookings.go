@@ -44,8 +44,23 @@ func (s *Service) startBookings() error {
 		ReturnSettle:        fo.ReturnSettle,
 		Logger:              s.log,
 	}
+	bo.Replica = s.o.Store.Replica
 	if fo.Tune != nil {
 		fo.Tune(&bo)
+	}
+	if s.pool != nil && bo.FleetioBudget == nil && bo.FleetioPerMinute >= 0 {
+		// One request budget for every replica: Fleetio's limit is the
+		// account's, not a process's.
+		perMinute, burst := bo.FleetioPerMinute, bo.FleetioBurst
+		if perMinute == 0 {
+			perMinute = bookings.DefaultFleetioPerMinute
+		}
+		if burst == 0 {
+			burst = bookings.DefaultFleetioBurst
+		}
+		if bo.FleetioBudget, err = bookings.NewPostgresBudget(context.Background(), s.pool, "fleetio", perMinute, burst); err != nil {
+			return fmt.Errorf("fleetio request budget: %w", err)
+		}
 	}
 	if s.fleet, err = bookings.New(bo); err != nil {
 		return fmt.Errorf("fleetio integration: %w", err)

@@ -147,6 +147,11 @@ const (
 	freeLoopbackPort      = "127.0.0.1:0"
 )
 
+// shutdownBound is how long a stopping service waits for webhooks being
+// stored and deliveries in progress (a delivery is a few Fleetio calls);
+// one still running then is stopped, and its claim handed back.
+const shutdownBound = 5 * time.Second
+
 // Service is a running bridge: the cloud store, the box accounts, the
 // embedded broker (unless an external one is used), the Fleetio
 // integration, the admin endpoint and the public listener.
@@ -311,13 +316,18 @@ func (s *Service) serve(ctx context.Context) {
 			err = fmt.Errorf("public endpoint: %w", err)
 		}
 		close(s.stopping)
-		cancel()
 		// Graceful: a webhook being stored finishes (Fleetio would
-		// otherwise retry it, which is harmless but noisy), then the
-		// worker stops between deliveries; the stores close in Close.
-		shut, done := context.WithTimeout(context.Background(), 5*time.Second)
+		// otherwise retry it, which is harmless but noisy); the
+		// deliveries in progress finish and this replica's claims are
+		// handed back (Drain), so another replica takes them at once;
+		// then everything stops, and the stores close in Close.
+		shut, done := context.WithTimeout(context.Background(), shutdownBound)
 		defer done()
 		_ = s.publicSrv.Shutdown(shut)
+		if err := s.fleet.Drain(shut); err != nil {
+			s.log.Warn("draining the webhook queue", "err", err)
+		}
+		cancel()
 		_ = s.adminSrv.Shutdown(shut)
 		<-fleetDone
 		if !served {
