@@ -179,7 +179,7 @@ type Service struct {
 	publicSrv     *http.Server
 	publicURL     string
 
-	stop     chan struct{} // closed by Close
+	stop chan struct{} // closed by Close
 	// stopping is closed when the service begins to stop, for whatever
 	// reason (ctx, Close, a part failed): /readyz says so from then on.
 	stopping chan struct{}
