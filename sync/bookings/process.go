@@ -26,6 +26,15 @@ var errPermanent = errors.New("permanent")
 // which has claimed the delivery and its assignment; or exclusively).
 func (b *Integration) processOne(ctx context.Context, d Delivery) (_ Delivery, perr, err error) {
 	perr = b.process(ctx, d)
+	if perr != nil && ctx.Err() != nil {
+		// Stopped (a drain, a shutdown), not failed: the delivery stays
+		// queued as it was, no attempt counted and no back-off, so this
+		// replica's next start or another replica takes it at once (its
+		// claim is handed back by Drain, or lapses). What it did so far
+		// is done again, as after a crash.
+		b.log.Info("delivery interrupted by shutdown: left queued", "delivery", d.ID, "event", d.Event, "err", perr)
+		return d, perr, nil
+	}
 	d.Attempts++
 	log := b.log.With("delivery", d.ID, "event", d.Event, "attempt", d.Attempts)
 	switch {
