@@ -152,24 +152,14 @@ func (s *Service) runBookings(ctx context.Context) <-chan struct{} {
 			s.log.Error("fleetio queue worker stopped", "err", err)
 		}
 	})
-	if s.o.Fleetio.ReconcileEvery > 0 {
-		// Bookings whose grant the box has not shown it holds as their
-		// start nears: checked every minute, once per round across
-		// replicas (the alert is once per grant revision anyway).
-		wg.Go(func() { s.everyRound(ctx, "live", liveCheckEvery, s.checkLive) })
-	}
 	if every := s.o.Fleetio.ReconcileEvery; every > 0 {
-		wg.Go(func() {
-			var err error
-			if s.pool == nil {
-				err = s.fleet.RunMaintenance(ctx, every)
-			} else {
-				err = s.maintainInRounds(ctx, every)
-			}
-			if err != nil && ctx.Err() == nil {
-				s.log.Error("fleetio maintenance stopped", "err", err)
-			}
-		})
+		// Reconcile, expiry and overdue keys (bookings.Maintain) every
+		// interval; and bookings whose grant the box has not shown it
+		// holds as their start nears, every minute. On PostgreSQL each
+		// once per round across replicas (the alert is once per grant
+		// revision anyway), and still while any one replica is up.
+		wg.Go(func() { s.everyRound(ctx, "maintenance", every, s.fleet.Maintain) })
+		wg.Go(func() { s.everyRound(ctx, "live", liveCheckEvery, s.checkLive) })
 	}
 	done := make(chan struct{})
 	go func() {
@@ -190,15 +180,6 @@ func (s *Service) checkLive(ctx context.Context) {
 	} else if n > 0 {
 		s.log.Warn("bookings not live at their box as they start: admin told", "raised", n)
 	}
-}
-
-// maintainInRounds is RunMaintenance for replicas on one database: each
-// replica ticks every interval, and the one that takes the round
-// (takeRound) runs it, so reconcile, expiry and overdue checks run once
-// per interval across the replicas, and still run while any one is up.
-func (s *Service) maintainInRounds(ctx context.Context, every time.Duration) error {
-	s.everyRound(ctx, "maintenance", every, s.fleet.Maintain)
-	return nil
 }
 
 // everyRound runs job at once and then every interval until ctx ends; on
