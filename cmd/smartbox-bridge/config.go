@@ -39,6 +39,11 @@ const (
 	// worth an "overdue" message to the driver and the admin.
 	defaultOverdueGrace = 10 * time.Minute
 	maxOverdueGrace     = 24 * time.Hour
+	// maxFleetioPerMinute and maxFleetioBurst bound the Fleetio request
+	// budget: 6,000 a minute is 100 a second, past what any API account
+	// is allowed; a burst beyond 1,000 is no budget at all.
+	maxFleetioPerMinute = 6000
+	maxFleetioBurst     = 1000
 	defaultSMTPPort     = 587
 	// minWebhookBody and maxWebhookBody bound fleetio.max_body: below 4 KiB
 	// a delivery with a few custom fields would be refused; above 1 MiB the
@@ -198,6 +203,16 @@ type FleetioConfig struct {
 	// (addresses or CIDRs) whose X-Forwarded-For is believed, so that the
 	// webhook's share per address is the client's, not the proxy's.
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// RequestsPerMinute and RequestBurst size the bridge's own budget of
+	// Fleetio requests (read-backs, custom-field write-backs, contact
+	// lookups, reconcile's lists), one token bucket shared by every
+	// replica on PostgreSQL. Fleetio publishes no limit (an older page
+	// says 20 a minute): set it to the account's. Default
+	// bookings.DefaultFleetioPerMinute (300) and DefaultFleetioBurst (30);
+	// at most maxFleetioPerMinute and maxFleetioBurst. PINs never wait on
+	// it: they go live from the signed webhook.
+	RequestsPerMinute int `toml:"requests_per_minute"`
+	RequestBurst      int `toml:"request_burst"`
 }
 
 // NotifyConfig says how drivers and the admin are told: email, SMS, or both
@@ -325,6 +340,12 @@ func (c *Config) fillDefaults() {
 	if f.MaxBodiesPerAddress == 0 {
 		f.MaxBodiesPerAddress = bookings.DefaultMaxBodiesPerAddress
 	}
+	if f.RequestsPerMinute == 0 {
+		f.RequestsPerMinute = bookings.DefaultFleetioPerMinute
+	}
+	if f.RequestBurst == 0 {
+		f.RequestBurst = min(bookings.DefaultFleetioBurst, f.RequestsPerMinute)
+	}
 	if e := c.Notify.Email; e != nil {
 		if e.Port == 0 {
 			e.Port = defaultSMTPPort
@@ -406,6 +427,13 @@ func (c *Config) validateFleetio() error {
 	}
 	if n := f.MaxBodiesPerAddress; n < 1 || n > bookings.DefaultMaxBodiesInFlight {
 		return c.fieldErr("fleetio.max_bodies_per_address", "%d: want 1..%d", n, bookings.DefaultMaxBodiesInFlight)
+	}
+	if n := f.RequestsPerMinute; n < 1 || n > maxFleetioPerMinute {
+		return c.fieldErr("fleetio.requests_per_minute", "%d: want 1..%d", n, maxFleetioPerMinute)
+	}
+	if n := f.RequestBurst; n < 1 || n > maxFleetioBurst || n > f.RequestsPerMinute {
+		return c.fieldErr("fleetio.request_burst", "%d: want 1..%d and at most requests_per_minute (%d)",
+			n, maxFleetioBurst, f.RequestsPerMinute)
 	}
 	if _, err := f.trustedProxies(); err != nil {
 		return c.fieldErr("fleetio.trusted_proxies", "%v", err)
@@ -692,6 +720,7 @@ func (c *Config) bridgeOptions(log *slog.Logger) (bridge.Options, error) {
 			PublicListen: f.PublicListen, PublicURL: f.PublicURL, ReconcileEvery: f.ReconcileEvery.Duration,
 			OverdueGrace: f.OverdueGrace.Duration, ReturnSettle: f.ReturnSettle.Duration, MaxBody: f.MaxBody,
 			MaxBodiesPerAddress: f.MaxBodiesPerAddress,
+			RequestsPerMinute:   f.RequestsPerMinute, RequestBurst: f.RequestBurst,
 			// There is no admin web page yet: the admin link of a Prompt
 			// reservation is the command that makes the booking.
 			AdminLink: func(id string) string { return "smartbox-bridge fleetio book " + id },

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/smartbox-oss/smartbox/sync/bookings"
 	"github.com/smartbox-oss/smartbox/sync/cloud"
 )
 
@@ -27,6 +29,8 @@ func TestParseConfigDefaults(t *testing.T) {
 	require.Equal(t, 10*time.Minute, c.Fleetio.OverdueGrace.Duration)
 	require.EqualValues(t, 64<<10, c.Fleetio.MaxBody)
 	require.Equal(t, 2, c.Fleetio.MaxBodiesPerAddress)
+	require.Equal(t, bookings.DefaultFleetioPerMinute, c.Fleetio.RequestsPerMinute)
+	require.Equal(t, bookings.DefaultFleetioBurst, c.Fleetio.RequestBurst)
 	require.Empty(t, c.Fleetio.TrustedProxies)
 	require.Nil(t, c.Notify.Email)
 	require.Nil(t, c.Notify.SMS)
@@ -50,6 +54,19 @@ func TestParseConfigReplicaDefaults(t *testing.T) {
 	require.Empty(t, c.Broker.ShareGroup)
 	require.Equal(t, cloud.DefaultClientID, c.Broker.ClientID)
 	require.NotEmpty(t, c.Replica)
+}
+
+// An account allowed 20 requests a minute gets a burst of at most 20.
+func TestParseConfigFleetioBudget(t *testing.T) {
+	c, err := ParseConfig("b.toml", []byte("[fleetio]\nrequests_per_minute = 20\n"))
+	require.NoError(t, err)
+	require.NoError(t, c.Validate())
+	require.Equal(t, 20, c.Fleetio.RequestsPerMinute)
+	require.Equal(t, 20, c.Fleetio.RequestBurst)
+	o, err := c.bridgeOptions(slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.Equal(t, 20, o.Fleetio.RequestsPerMinute)
+	require.Equal(t, 20, o.Fleetio.RequestBurst)
 }
 
 func TestParseConfigTrustedProxies(t *testing.T) {
@@ -177,6 +194,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"max body", "[fleetio]\nmax_body = 10\n", "b.toml:2: fleetio.max_body: 10 bytes"},
 		{"max body too large", "[fleetio]\nmax_body = 2097152\n", "b.toml:2: fleetio.max_body: 2097152 bytes: want 4096..1048576"},
 		{"bodies per address", "[fleetio]\nmax_bodies_per_address = 33\n", "b.toml:2: fleetio.max_bodies_per_address: 33: want 1..32"},
+		{"fleetio budget", "[fleetio]\nrequests_per_minute = 7000\n", "b.toml:2: fleetio.requests_per_minute: 7000: want 1..6000"},
+		{"fleetio budget negative", "[fleetio]\nrequests_per_minute = -1\n", "b.toml:2: fleetio.requests_per_minute: -1"},
+		{"fleetio burst over rate", "[fleetio]\nrequests_per_minute = 20\nrequest_burst = 30\n", "b.toml:3: fleetio.request_burst: 30: want 1..1000 and at most requests_per_minute (20)"},
 		{"trusted proxy", "[fleetio]\ntrusted_proxies = [\"10.0.0.5\", \"proxy.lan\"]\n", "b.toml:2: fleetio.trusted_proxies: \"proxy.lan\" is not an address or CIDR"},
 		{"return settle", "[fleetio]\nreturn_settle = \"2h\"\n", "b.toml:2: fleetio.return_settle: 2h0m0s"},
 		{"admin email", "[fleetio]\nadmin_email = \"desk\"\n", "b.toml:2: fleetio.admin_email"},

@@ -42,6 +42,8 @@ func (s *Service) startBookings() error {
 		TrustedProxies:      fo.TrustedProxies,
 		OverdueGrace:        fo.OverdueGrace,
 		ReturnSettle:        fo.ReturnSettle,
+		FleetioPerMinute:    fo.RequestsPerMinute,
+		FleetioBurst:        fo.RequestBurst,
 		Logger:              s.log,
 	}
 	bo.Replica = s.o.Store.Replica

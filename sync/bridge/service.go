@@ -124,6 +124,10 @@ type FleetioOptions struct {
 	MaxBody             int64
 	MaxBodiesPerAddress int
 	TrustedProxies      []netip.Prefix
+	// RequestsPerMinute and RequestBurst size the budget of Fleetio
+	// requests (bookings.Options.FleetioPerMinute, FleetioBurst; 0: the
+	// defaults), shared by the replicas on PostgreSQL.
+	RequestsPerMinute, RequestBurst int
 	// Admin hears of Prompt reservations and overdue keys, by AdminMethod
 	// ("": email when there is an address, else SMS).
 	Admin       notify.Recipient

@@ -44,15 +44,19 @@ const (
 
 // Config is one lightweight box.
 type Config struct {
-	ID         string
-	BrokerURL  string      // ssl://host:port of the broker's TLS listener
-	TLS        *tls.Config // the bridge CA and the box's client certificate
-	CloudKeys  map[string]ed25519.PublicKey
-	SyncKey    *ecdh.PrivateKey // the key registered with the cloud
-	Slots      int
-	DrainBatch int           // events per EventBatch (link.DefaultDrainBatch)
-	AckTimeout time.Duration // resend an unacked batch after this (DefaultAckTimeout)
-	Logger     *slog.Logger
+	ID        string
+	BrokerURL string      // ssl://host:port of the broker's TLS listener
+	TLS       *tls.Config // the bridge CA and the box's client certificate
+	// Username and Password log in to a broker that knows boxes by
+	// password (an external mosquitto's password file, user = box id);
+	// "": the client certificate in TLS is the box's identity.
+	Username, Password string
+	CloudKeys          map[string]ed25519.PublicKey
+	SyncKey            *ecdh.PrivateKey // the key registered with the cloud
+	Slots              int
+	DrainBatch         int           // events per EventBatch (link.DefaultDrainBatch)
+	AckTimeout         time.Duration // resend an unacked batch after this (DefaultAckTimeout)
+	Logger             *slog.Logger
 }
 
 // Box is a lightweight box: its records and outbox in memory.
@@ -108,7 +112,7 @@ func (b *Box) Start(ctx context.Context) error {
 		SetOrderMatters(true).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(maxReconnectInterval).
 		SetKeepAlive(30*time.Second).SetConnectTimeout(30*time.Second).SetWriteTimeout(10*time.Second).
-		SetTLSConfig(b.cfg.TLS).
+		SetTLSConfig(b.cfg.TLS).SetUsername(b.cfg.Username).SetPassword(b.cfg.Password).
 		SetBinaryWill(b.topic(wire.LeafStatus), will, 1, true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
 			select {
@@ -234,7 +238,7 @@ func (b *Box) applyBatch(rb wire.RecordBatch, open func(string, []byte) (string,
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := b.rec.apply(rb.Snapshot, rb.To, keys, grants, rb.DeleteKeys, rb.DeleteGrants); err != nil {
+	if err := b.rec.apply(time.Now(), rb.Snapshot, rb.To, keys, grants, rb.DeleteKeys, rb.DeleteGrants); err != nil {
 		return err
 	}
 	b.out.add(box.Event{Type: box.EventRecordsApplied, Time: time.Now(),
@@ -273,7 +277,7 @@ func (b *Box) stageChunk(rb wire.RecordBatch) {
 	}
 	r.stageTo, r.stage = 0, nil
 	b.mu.Lock()
-	err := r.apply(true, rb.To, keys, grants, delKeys, delGrants)
+	err := r.apply(time.Now(), true, rb.To, keys, grants, delKeys, delGrants)
 	if err == nil {
 		b.out.add(box.Event{Type: box.EventRecordsApplied, Time: time.Now(),
 			Detail: fmt.Sprintf("snapshot revision %d in %d chunks", rb.To, rb.Chunks)})
@@ -432,6 +436,27 @@ func (b *Box) Wait(ctx context.Context, cond func(Snapshot) bool) error {
 			return fmt.Errorf("box %s: %w (state %+v)", b.cfg.ID, ctx.Err(), b.State())
 		}
 	}
+}
+
+// Grants is a copy of the grants the box holds now, codes in clear (a
+// test compares them with what the cloud and Fleetio were given).
+func (b *Box) Grants() map[string]box.GrantPut {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[string]box.GrantPut, len(b.rec.grants))
+	for id, g := range b.rec.grants {
+		out[id] = g
+	}
+	return out
+}
+
+// GrantSeen is when grant id was first applied at the box (the moment a
+// driver's code would open its slot), and whether it ever was.
+func (b *Box) GrantSeen(id string) (time.Time, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ok := b.rec.seen[id]
+	return t, ok
 }
 
 // ID is the box id.

@@ -2,6 +2,7 @@ package loadbox
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/sync/wire"
@@ -16,10 +17,13 @@ type records struct {
 	// stage holds the chunks of a snapshot being received (to, chunk -> batch).
 	stageTo uint64
 	stage   map[int]wire.RecordBatch
+	// seen is when each grant id was first applied; kept across deletes
+	// and snapshots (one entry per grant id ever held: a test's bound).
+	seen map[string]time.Time
 }
 
 func newRecords() *records {
-	return &records{keys: map[string]box.Key{}, grants: map[string]box.GrantPut{}}
+	return &records{keys: map[string]box.Key{}, grants: map[string]box.GrantPut{}, seen: map[string]time.Time{}}
 }
 
 // check validates a batch's records as the box's store does, and opens its
@@ -52,8 +56,8 @@ func check(b *wire.RecordBatch, open func(grantID string, sealed []byte) (string
 	return keys, grants, nil
 }
 
-// apply puts checked records; a snapshot first drops everything.
-func (r *records) apply(snapshot bool, to uint64, keys []box.Key, grants []box.GrantPut, delKeys, delGrants []string) error {
+// apply puts checked records at now; a snapshot first drops everything.
+func (r *records) apply(now time.Time, snapshot bool, to uint64, keys []box.Key, grants []box.GrantPut, delKeys, delGrants []string) error {
 	if snapshot {
 		r.keys, r.grants = map[string]box.Key{}, map[string]box.GrantPut{}
 	}
@@ -73,6 +77,9 @@ func (r *records) apply(snapshot bool, to uint64, keys []box.Key, grants []box.G
 			return fmt.Errorf("grant %s: %w: a new grant needs a code unless revoked", g.ID, box.ErrInvalidRecord)
 		}
 		r.grants[g.ID] = g
+		if _, ok := r.seen[g.ID]; !ok {
+			r.seen[g.ID] = now
+		}
 	}
 	r.rev = to
 	return nil
