@@ -314,9 +314,15 @@ func (q *workerPool) feeder() (ask chan<- struct{}, feed <-chan struct{}) {
 // scan reads the queue: pending becomes the due deliveries that no worker
 // has, oldest first; next is when the first one not yet due will be.
 func (q *workerPool) scan() (next time.Time, err error) {
-	due, next, err := q.b.o.Store.Queued(q.b.o.Now())
+	due, next, held, err := q.b.o.Store.Claimable(q.b.o.Replica, q.b.o.Now())
 	if err != nil {
 		return time.Time{}, fmt.Errorf("read queue: %w", err)
+	}
+	if held {
+		// Left out for another replica's live claim: look again in
+		// claimRetry, as after a refused claim (that claim ends, or
+		// lapses if its replica died).
+		q.retry = true
 	}
 	q.findBudget()
 	q.pending = q.pending[:0]

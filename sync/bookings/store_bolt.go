@@ -320,6 +320,10 @@ func (b boltTx) put(t table, k recKey, doc []byte) error { return b.bucket(t).Pu
 
 func (b boltTx) del(t table, k recKey) error { return b.bucket(t).Delete(boltKey(t, k)) }
 
+func (b boltTx) boxBookings(_ string, fn func(recKey, []byte) error) error {
+	return b.scan(tBookings, false, 0, fn)
+}
+
 func (b boltTx) scan(t table, byID bool, id int64, fn func(recKey, []byte) error) error {
 	var prefix []byte
 	if byID {
@@ -391,6 +395,12 @@ func (b boltTx) addDelivery(d Delivery, doc []byte) (bool, error) {
 		return false, nil
 	}
 	return true, b.putDelivery(d, doc)
+}
+
+// claimable: one process, no claims in the file (the in-process inflight
+// set keeps workers apart).
+func (b boltTx) claimable(_ string, _ time.Time, fn func([]byte, bool) error) error {
+	return b.queued(func(doc []byte) error { return fn(doc, false) })
 }
 
 func (b boltTx) queued(fn func([]byte) error) error {

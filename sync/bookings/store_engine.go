@@ -121,6 +121,10 @@ type storeTx interface {
 	// those whose key's ID is id (tEvents: one booking's). fn must not
 	// write in the same transaction while it runs (collect, then write).
 	scan(t table, byID bool, id int64, fn func(k recKey, doc []byte) error) error
+	// boxBookings hands fn the bookings of box boxID, and maybe others
+	// (the caller checks BoxID): PostgreSQL reads them by an index, bbolt
+	// scans the bucket (one process, no network between).
+	boxBookings(boxID string, fn func(k recKey, doc []byte) error) error
 	// clear deletes every record of t and returns how many there were.
 	clear(t table) (int, error)
 
@@ -143,6 +147,11 @@ type storeTx interface {
 	addDelivery(d Delivery, doc []byte) (added bool, err error)
 	// queued hands the queued deliveries to fn, oldest id first.
 	queued(fn func(doc []byte) error) error
+	// claimable hands fn every queued delivery, oldest id first, each
+	// with held: its own claim or its assignment's is another owner's and
+	// live at now (Store.Claimable; doc is nil then: not needed). On an
+	// engine without claims (bbolt), none is held.
+	claimable(owner string, now time.Time, fn func(doc []byte, held bool) error) error
 	queueDepth() (int, error)
 	// nextInternalSeq is the next number of the deliveries the bridge
 	// queues itself (1, 2, ...), never handed out twice.

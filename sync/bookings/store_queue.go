@@ -51,9 +51,28 @@ func (s *Store) Delivery(id int64) (Delivery, error) {
 // Queued returns the queued deliveries, oldest id first, and the earliest
 // NextAttempt among those not due at now (zero if none).
 func (s *Store) Queued(now time.Time) (due []Delivery, next time.Time, err error) {
+	due, next, _, err = s.queuedBy(now, func(tx storeTx, fn func([]byte, bool) error) error {
+		return tx.queued(func(doc []byte) error { return fn(doc, false) })
+	})
+	return due, next, err
+}
+
+// Claimable is Queued less the deliveries owner's claim would be refused
+// for another owner's live claim on them or on their assignment (held
+// says some were left out: look again soon, the claims end): what a
+// replica's queue pass may try to claim; ClaimDelivery still decides.
+func (s *Store) Claimable(owner string, now time.Time) (due []Delivery, next time.Time, held bool, err error) {
+	return s.queuedBy(now, func(tx storeTx, fn func([]byte, bool) error) error { return tx.claimable(owner, now, fn) })
+}
+
+func (s *Store) queuedBy(now time.Time, read func(storeTx, func([]byte, bool) error) error) (due []Delivery, next time.Time, held bool, err error) {
 	err = s.eng.view(func(tx storeTx) error {
-		due, next = nil, time.Time{}
-		return tx.queued(func(raw []byte) error {
+		due, next, held = nil, time.Time{}, false
+		return read(tx, func(raw []byte, h bool) error {
+			if h {
+				held = true
+				return nil
+			}
 			var d Delivery
 			if err := json.Unmarshal(raw, &d); err != nil {
 				return fmt.Errorf("decode queued delivery: %w", err)
@@ -68,7 +87,7 @@ func (s *Store) Queued(now time.Time) (due []Delivery, next time.Time, err error
 			return nil
 		})
 	})
-	return due, next, err
+	return due, next, held, err
 }
 
 // QueueDepth is how many deliveries wait to be processed (0 if the store
