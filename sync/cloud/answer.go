@@ -31,7 +31,7 @@ var errDeltaTooBig = errors.New("delta too big for a message")
 //     holds every revision after req.Have;
 //   - otherwise a snapshot in chunks (1..Chunks, same To): when Have is 0,
 //     older than the log, or when a single revision is too big for a delta;
-//   - nothing when the box is current (but see answerRequest);
+//   - nothing when the box is current (but see AnswerRequest);
 //   - and, when req.Probe is set, last of all a probe answer (see
 //     wire.RecordBatch.Probe) whether or not the box is current.
 //
@@ -43,12 +43,13 @@ func (c *Cloud) Answer(req wire.SyncRequest) ([][]byte, error) {
 	return c.answerMessages(req, false)
 }
 
-// answerRequest is Answer for a box's own sync request: a box that is
+// AnswerRequest is Answer for a box's own sync request (Serve's, and a test
+// cloud's): a box that is
 // current gets a current answer too, an empty delta at the cloud's
 // revision (wire.RecordBatch, "current answer"), so that the box can tell a
 // request answered from one lost with the replica that took it, and asks
 // again only after the latter (sync/link). A probe answer is one already.
-func (c *Cloud) answerRequest(req wire.SyncRequest) ([][]byte, error) {
+func (c *Cloud) AnswerRequest(req wire.SyncRequest) ([][]byte, error) {
 	return c.answerMessages(req, true)
 }
 

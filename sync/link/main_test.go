@@ -69,7 +69,7 @@ func openBox(t testing.TB, path string) *store.Store {
 }
 
 // testCloud is a real sync/cloud with the MQTT glue of a bridge: it answers
-// sync requests with Cloud.Answer and event batches with IngestEvents.
+// sync requests with Cloud.AnswerRequest and event batches with IngestEvents.
 type testCloud struct {
 	*cloud.Cloud
 	t      testing.TB
@@ -92,6 +92,9 @@ type testCloud struct {
 	holdEventsFrom atomic.Uint64
 	// eventBatches counts the event batches the cloud was sent.
 	eventBatches atomic.Int64
+	// dropRequests is how many more sync requests the cloud takes and
+	// never answers (the replica that got them was killed).
+	dropRequests atomic.Int32
 }
 
 func startCloud(t testing.TB, b brokertest.Broker, boxPub []byte) *testCloud {
@@ -159,7 +162,10 @@ func (tc *testCloud) serve(m mqtt.Message) {
 		tc.mu.Lock()
 		tc.requests = append(tc.requests, req)
 		tc.mu.Unlock()
-		msgs, err := tc.Answer(req)
+		if tc.dropRequests.Add(-1) >= 0 {
+			return // a replica killed before it answered
+		}
+		msgs, err := tc.AnswerRequest(req)
 		if err != nil {
 			return
 		}
