@@ -78,8 +78,10 @@ type testCloud struct {
 
 	mu       sync.Mutex
 	requests []wire.SyncRequest
-	statuses []wire.Status
-	results  []wire.CommandResult
+	// requestTimes is when each of requests came.
+	requestTimes []time.Time
+	statuses     []wire.Status
+	results      []wire.CommandResult
 	// budget, when >= 0, is how many more record messages the cloud
 	// publishes; the rest are dropped (lost on the way). -1: no limit.
 	budget int
@@ -161,6 +163,7 @@ func (tc *testCloud) serve(m mqtt.Message) {
 		}
 		tc.mu.Lock()
 		tc.requests = append(tc.requests, req)
+		tc.requestTimes = append(tc.requestTimes, time.Now())
 		tc.mu.Unlock()
 		if tc.dropRequests.Add(-1) >= 0 {
 			return // a replica killed before it answered
@@ -239,6 +242,12 @@ func (tc *testCloud) syncRequests() []wire.SyncRequest {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	return append([]wire.SyncRequest(nil), tc.requests...)
+}
+
+func (tc *testCloud) syncRequestTimes() []time.Time {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return append([]time.Time(nil), tc.requestTimes...)
 }
 
 func (tc *testCloud) commandResults() []wire.CommandResult {
