@@ -34,7 +34,7 @@
 // resets the wait (a gap resets it too, but asks again); a delta lost
 // after one that applied is sent by the cloud when it reads the status the
 // box publishes after applying. A snapshot missing chunks asks again after
-// AckTimeout of silence.
+// AckTimeout of silence, then backs off as any unanswered request.
 //
 // Events: one EventBatch in flight. The outbox keeps events until a signed
 // EventAck says the cloud stored them, because a QoS 1 PUBACK only says the
