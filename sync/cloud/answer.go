@@ -31,7 +31,7 @@ var errDeltaTooBig = errors.New("delta too big for a message")
 //     holds every revision after req.Have;
 //   - otherwise a snapshot in chunks (1..Chunks, same To): when Have is 0,
 //     older than the log, or when a single revision is too big for a delta;
-//   - nothing when the box is current;
+//   - nothing when the box is current (but see AnswerRequest);
 //   - and, when req.Probe is set, last of all a probe answer (see
 //     wire.RecordBatch.Probe) whether or not the box is current.
 //
@@ -40,6 +40,20 @@ var errDeltaTooBig = errors.New("delta too big for a message")
 // refuses a snapshot older than what it holds, so the cloud must move past
 // it rather than send its own, lower, number.
 func (c *Cloud) Answer(req wire.SyncRequest) ([][]byte, error) {
+	return c.answerMessages(req, false)
+}
+
+// AnswerRequest is Answer for a box's own sync request (Serve's, and a test
+// cloud's): a box that is
+// current gets a current answer too, an empty delta at the cloud's
+// revision (wire.RecordBatch, "current answer"), so that the box can tell a
+// request answered from one lost with the replica that took it, and asks
+// again only after the latter (sync/link). A probe answer is one already.
+func (c *Cloud) AnswerRequest(req wire.SyncRequest) ([][]byte, error) {
+	return c.answerMessages(req, true)
+}
+
+func (c *Cloud) answerMessages(req wire.SyncRequest, current bool) ([][]byte, error) {
 	if req.V != wire.Version {
 		return nil, fmt.Errorf("cloud: answer box %q: %w: v=%d", req.Box, wire.ErrVersion, req.V)
 	}
@@ -66,10 +80,10 @@ func (c *Cloud) Answer(req wire.SyncRequest) ([][]byte, error) {
 		if out, err = c.recordMessages(bt, req.Have, cur); err != nil {
 			return err
 		}
-		if req.Probe == "" {
+		if req.Probe == "" && (!current || len(out) > 0) {
 			return nil
 		}
-		probe, err := c.probeAnswer(bt, cur, req.Probe)
+		probe, err := c.probeAnswer(bt, cur, req.Probe) // without a nonce: the current answer
 		out = append(out, probe)
 		return err
 	})
@@ -94,7 +108,7 @@ func (c *Cloud) recordMessages(bt boxTx, have, cur uint64) ([][]byte, error) {
 }
 
 // probeAnswer is the signed answer to a probe: no records, at the cloud's
-// revision, with the box's nonce.
+// revision, with the box's nonce; with none, the current answer.
 func (c *Cloud) probeAnswer(bt boxTx, cur uint64, nonce string) ([]byte, error) {
 	bb := &batchBuilder{c: c, bt: bt, b: wire.RecordBatch{V: wire.Version, Box: bt.boxID(),
 		From: cur, To: cur, IssuedAt: c.opts.Now().UTC(), Probe: nonce}}

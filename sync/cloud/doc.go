@@ -1,7 +1,8 @@
 // Package cloud is the cloud side of SmartBox sync (see sync/README.md): it
 // owns each box's replicated records (keys and grants) and their revision
 // log, answers a box's "I have revision N" with signed deltas or a chunked
-// snapshot, stores the events boxes send exactly once, and keeps their
+// snapshot (a box already at N gets a signed current answer, so it can tell
+// an answered request from one lost with a killed replica), stores the events boxes send exactly once, and keeps their
 // statuses and the results of remote commands. The bridge embeds it.
 //
 // # Basics

@@ -337,7 +337,7 @@ func (c *Cloud) answer(j job, req wire.SyncRequest) []outMsg {
 		c.refused(j, fmt.Errorf("sync request: %w", ErrThrottled))
 		return nil
 	}
-	msgs, err := c.Answer(req)
+	msgs, err := c.AnswerRequest(req)
 	if err != nil {
 		c.refused(j, err)
 		return nil

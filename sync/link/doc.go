@@ -24,6 +24,18 @@
 // snapshot's chunks staged in the store and applied together when all are
 // there. A duplicate (to <= revision) is ignored; a gap asks again.
 //
+// Every sync request is answered: with records, or, when the box is
+// current, with the cloud's current answer (an empty delta at its
+// revision, sync/wire). A request with no verified batch within AckTimeout
+// (the cloud replica that took it killed first, or the cloud down) is sent
+// again, each further unanswered request waiting twice as long, up to
+// MaxAckWait: the ack wait's rule, so a box whose cloud is down asks every
+// five minutes at most. Any verified batch but a gap is an answer and
+// resets the wait (a gap resets it too, but asks again); a delta lost
+// after one that applied is sent by the cloud when it reads the status the
+// box publishes after applying. A snapshot missing chunks asks again after
+// AckTimeout of silence, then backs off as any unanswered request.
+//
 // Events: one EventBatch in flight. The outbox keeps events until a signed
 // EventAck says the cloud stored them, because a QoS 1 PUBACK only says the
 // broker has them; no ack within AckTimeout and the batch goes again, each

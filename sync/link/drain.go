@@ -3,7 +3,6 @@ package link
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
@@ -37,7 +36,7 @@ func (l *Link) drain() {
 			evs = evs[:len(evs)/2]
 			continue
 		}
-		l.w.inflight = &flight{first: evs[0].Seq, last: evs[len(evs)-1].Seq, sentAt: time.Now()}
+		l.w.inflight = &flight{first: evs[0].Seq, last: evs[len(evs)-1].Seq, sentAt: l.now()}
 		l.publish(wire.LeafEvents, false, msg)
 		return
 	}

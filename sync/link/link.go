@@ -99,6 +99,9 @@ type Link struct {
 	verifier wire.Verifier
 	key      *ecdh.PrivateKey
 	topic    func(leaf string) string
+	// now is the worker's clock for its waits (acks, answers, chunks):
+	// time.Now; a test steps it.
+	now func() time.Time
 
 	// shared with paho's goroutines
 	in        *inbox
@@ -173,6 +176,7 @@ func New(opts Options) (*Link, error) {
 		verifier: wire.Verifier{Keys: prov.CloudKeys, BoxKey: key.PublicKey().Bytes()},
 		key:      key,
 		topic:    func(leaf string) string { return wire.Topic(opts.BoxID, leaf) },
+		now:      time.Now,
 		in:       newInbox(),
 		kick:     make(chan struct{}, 1),
 		refusals: newLimiter(refusalBurst, refusalEvery),

@@ -69,7 +69,7 @@ func openBox(t testing.TB, path string) *store.Store {
 }
 
 // testCloud is a real sync/cloud with the MQTT glue of a bridge: it answers
-// sync requests with Cloud.Answer and event batches with IngestEvents.
+// sync requests with Cloud.AnswerRequest and event batches with IngestEvents.
 type testCloud struct {
 	*cloud.Cloud
 	t      testing.TB
@@ -78,8 +78,10 @@ type testCloud struct {
 
 	mu       sync.Mutex
 	requests []wire.SyncRequest
-	statuses []wire.Status
-	results  []wire.CommandResult
+	// requestTimes is when each of requests came.
+	requestTimes []time.Time
+	statuses     []wire.Status
+	results      []wire.CommandResult
 	// budget, when >= 0, is how many more record messages the cloud
 	// publishes; the rest are dropped (lost on the way). -1: no limit.
 	budget int
@@ -92,6 +94,9 @@ type testCloud struct {
 	holdEventsFrom atomic.Uint64
 	// eventBatches counts the event batches the cloud was sent.
 	eventBatches atomic.Int64
+	// dropRequests is how many more sync requests the cloud takes and
+	// never answers (the replica that got them was killed).
+	dropRequests atomic.Int32
 }
 
 func startCloud(t testing.TB, b brokertest.Broker, boxPub []byte) *testCloud {
@@ -158,8 +163,12 @@ func (tc *testCloud) serve(m mqtt.Message) {
 		}
 		tc.mu.Lock()
 		tc.requests = append(tc.requests, req)
+		tc.requestTimes = append(tc.requestTimes, time.Now())
 		tc.mu.Unlock()
-		msgs, err := tc.Answer(req)
+		if tc.dropRequests.Add(-1) >= 0 {
+			return // a replica killed before it answered
+		}
+		msgs, err := tc.AnswerRequest(req)
 		if err != nil {
 			return
 		}
@@ -233,6 +242,12 @@ func (tc *testCloud) syncRequests() []wire.SyncRequest {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	return append([]wire.SyncRequest(nil), tc.requests...)
+}
+
+func (tc *testCloud) syncRequestTimes() []time.Time {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return append([]time.Time(nil), tc.requestTimes...)
 }
 
 func (tc *testCloud) commandResults() []wire.CommandResult {

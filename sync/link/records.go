@@ -3,7 +3,6 @@ package link
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
 	"github.com/smartbox-oss/smartbox/store"
@@ -28,7 +27,11 @@ func (l *Link) onRecords(payload []byte) {
 		return
 	}
 	if b.To < rev || (b.To == rev && !(b.Snapshot && l.w.resync)) {
-		// A duplicate, a late copy, or a replay of an old batch.
+		// A duplicate, a late copy, a replay of an old batch, or the
+		// current answer.
+		if b.To == rev {
+			l.answered()
+		}
 		l.log.Debug("sync: old batch ignored", "from", b.From, "to", b.To, "have", rev)
 		if b.To == rev {
 			l.noteSynced() // the cloud has nothing newer
@@ -36,6 +39,9 @@ func (l *Link) onRecords(payload []byte) {
 		return
 	}
 	if !b.Snapshot && b.From != rev {
+		// Not an answer that leaves the box anywhere: the request stays
+		// pending, but the cloud is up, so the next wait is the first.
+		l.w.unanswered = 0
 		l.log.Info("sync: gap, asking again", "from", b.From, "to", b.To, "have", rev)
 		l.requestSync("gap", false)
 		return
@@ -45,6 +51,7 @@ func (l *Link) onRecords(payload []byte) {
 		l.refuse("records", fmt.Errorf("batch %d to %d: %w", b.From, b.To, err))
 		return
 	}
+	l.answered()
 	if b.Snapshot {
 		l.applyChunk(b, batch)
 		return
@@ -75,7 +82,7 @@ func (l *Link) applyChunk(b wire.RecordBatch, batch store.Batch) {
 	}
 	if !complete {
 		l.log.Debug("sync: snapshot chunk staged", "to", b.To, "chunk", chunk, "chunks", chunks)
-		l.w.stageTo, l.w.lastChunkAt = b.To, time.Now()
+		l.w.stageTo, l.w.lastChunkAt = b.To, l.now()
 		return
 	}
 	l.w.stageTo, l.w.resync = 0, false

@@ -29,11 +29,16 @@ type flight struct {
 
 // workerState is what the worker goroutine alone reads and writes.
 type workerState struct {
-	online      bool    // the worker has seen the connection come up
-	inflight    *flight // nil: no event batch waiting for an ack
-	unacked     int     // event batches in a row that got no ack (see ackWait)
-	syncHave    uint64  // have of the last SyncRequest
-	syncAt      time.Time
+	online   bool    // the worker has seen the connection come up
+	inflight *flight // nil: no event batch waiting for an ack
+	unacked  int     // event batches in a row that got no ack (see ackWait)
+	syncHave uint64  // have of the last SyncRequest
+	syncAt   time.Time
+	// syncPending: the last SyncRequest has had no answer yet (a verified
+	// records batch, see answered); unanswered counts the requests in a
+	// row that got none (see periodic).
+	syncPending bool
+	unanswered  int
 	resync      bool   // a resync command: take a snapshot even at the revision held
 	stageTo     uint64 // a snapshot being staged, waiting for more chunks
 	lastChunkAt time.Time
@@ -135,7 +140,7 @@ func (l *Link) onConnect() {
 
 // periodic runs on every tick.
 func (l *Link) periodic() {
-	now := time.Now()
+	now := l.now()
 	if f := l.w.inflight; f != nil && now.Sub(f.sentAt) >= ackWait(l.opts.AckTimeout, l.opts.MaxAckWait, l.w.unacked) {
 		l.w.unacked++
 		l.log.Info("sync: no ack, resending events", "first", f.first, "last", f.last,
@@ -146,7 +151,26 @@ func (l *Link) periodic() {
 	if !l.w.online {
 		return
 	}
-	if l.w.stageTo != 0 && now.Sub(l.w.lastChunkAt) >= l.opts.AckTimeout {
+	switch {
+	case l.w.syncPending:
+		if now.Sub(l.w.syncAt) < ackWait(l.opts.AckTimeout, l.opts.MaxAckWait, l.w.unanswered) {
+			break
+		}
+		// The replica that took the request may have been killed before it
+		// answered (the cloud answers every request, a current box too):
+		// ask again, each request in a row without an answer waiting twice
+		// as long as the last, by the ack wait's rule and cap (MaxAckWait,
+		// 5 minutes by default, under syncEvery): a box whose cloud is down
+		// asks at that rate, no faster.
+		l.w.unanswered++
+		l.log.Info("sync: no answer, asking again", "have", l.w.syncHave,
+			"next_wait", ackWait(l.opts.AckTimeout, l.opts.MaxAckWait, l.w.unanswered))
+		reason := "no_answer"
+		if l.w.stageTo != 0 {
+			reason = "snapshot_incomplete"
+		}
+		l.requestSync(reason, true)
+	case l.w.stageTo != 0 && now.Sub(l.w.lastChunkAt) >= l.opts.AckTimeout:
 		// Chunks of a snapshot went missing (a broker restart): ask again.
 		l.w.lastChunkAt = now
 		l.requestSync("snapshot_incomplete", true)
@@ -190,17 +214,28 @@ func (l *Link) sendSync(reason string, force, fromZero bool) {
 	if fromZero {
 		have = 0
 	}
-	now := time.Now()
+	now := l.now()
 	if !force && have == l.w.syncHave && now.Sub(l.w.syncAt) < l.opts.AckTimeout {
 		return
 	}
 	l.w.syncHave, l.w.syncAt, l.lastSync = have, now, now
+	l.w.syncPending = true
 	msg, err := json.Marshal(wire.SyncRequest{V: wire.Version, Box: l.opts.BoxID, Have: have, Reason: reason})
 	if err != nil {
 		return
 	}
 	l.log.Debug("sync: request", "have", have, "reason", reason)
 	l.publish(wire.LeafSyncRequest, false, msg)
+}
+
+// answered notes that the cloud answered: a verified records batch came
+// (applied, staged, or one the box holds already, the current answer). Any
+// batch will do, not only the answer to the last request: a cloud that
+// sends one is up, and the box is where the batch left it. A delta lost
+// after one that applied leaves the box behind with nothing pending; the
+// status it publishes after applying makes the cloud send the rest.
+func (l *Link) answered() {
+	l.w.syncPending, l.w.unanswered = false, 0
 }
 
 // statusMessage is the box's status now.

@@ -41,7 +41,9 @@ type Status struct {
 }
 
 // SyncRequest says which records revision the box has. The cloud answers
-// with a RecordBatch on LeafRecords.
+// with a RecordBatch on LeafRecords; a box that is current gets a current
+// answer (see RecordBatch). A request with no answer within the box's
+// AckTimeout is sent again, with a growing wait (sync/link).
 type SyncRequest struct {
 	V    int    `json:"v"`
 	Box  string `json:"box"`
@@ -87,6 +89,13 @@ func ValidProbe(p string) bool {
 // at that revision ignores it as a batch it holds already; a box behind it
 // sees a gap and asks again, as for any delta that does not start where it
 // is.
+//
+// A current answer is a probe answer without Probe: the cloud's reply to a
+// SyncRequest from a box that holds its revision already, which tells the
+// box that its request was answered (the replica that took it did not die
+// first). Added within Version 1: an older box ignores it as a batch it
+// holds; a box talking to an older cloud gets none and asks again at its
+// backed-off rate.
 type RecordBatch struct {
 	V            int           `json:"v"`
 	Box          string        `json:"box"`
