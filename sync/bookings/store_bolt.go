@@ -320,10 +320,6 @@ func (b boltTx) put(t table, k recKey, doc []byte) error { return b.bucket(t).Pu
 
 func (b boltTx) del(t table, k recKey) error { return b.bucket(t).Delete(boltKey(t, k)) }
 
-func (b boltTx) boxBookings(_ string, fn func(recKey, []byte) error) error {
-	return b.scan(tBookings, false, 0, fn)
-}
-
 func (b boltTx) scan(t table, byID bool, id int64, fn func(recKey, []byte) error) error {
 	var prefix []byte
 	if byID {

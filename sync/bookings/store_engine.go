@@ -121,10 +121,6 @@ type storeTx interface {
 	// those whose key's ID is id (tEvents: one booking's). fn must not
 	// write in the same transaction while it runs (collect, then write).
 	scan(t table, byID bool, id int64, fn func(k recKey, doc []byte) error) error
-	// boxBookings hands fn the bookings of box boxID, and maybe others
-	// (the caller checks BoxID): PostgreSQL reads them by an index, bbolt
-	// scans the bucket (one process, no network between).
-	boxBookings(boxID string, fn func(k recKey, doc []byte) error) error
 	// clear deletes every record of t and returns how many there were.
 	clear(t table) (int, error)
 

@@ -1,7 +1,6 @@
 package bookings
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -37,25 +36,10 @@ func keepLive(tx storeTx, b Booking) (Booking, error) {
 // has not been heard holding, of box boxID ("": of every box).
 func (s *Store) waitingGrants(boxID string) ([]Booking, error) {
 	var out []Booking
-	keep := func(_ recKey, bk Booking) error {
+	err := forEachRec(s, tBookings, func(_ recKey, bk Booking) {
 		if bk.State == BookingActive && bk.GrantRev > 0 && bk.LiveAt.IsZero() && (boxID == "" || bk.BoxID == boxID) {
 			out = append(out, bk)
 		}
-		return nil
-	}
-	err := s.eng.view(func(tx storeTx) error {
-		out = nil
-		if boxID == "" {
-			return scanRecs(tx, tBookings, false, 0, keep)
-		}
-		// Every status of every box comes here: its own bookings only.
-		return tx.boxBookings(boxID, func(k recKey, raw []byte) error {
-			var bk Booking
-			if err := json.Unmarshal(raw, &bk); err != nil {
-				return fmt.Errorf("decode booking %s: %w", k, err)
-			}
-			return keep(k, bk)
-		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bridge store: bookings waiting for box %q: %w", boxID, err)

@@ -373,27 +373,6 @@ type pgRec struct {
 	doc []byte
 }
 
-func (p *pgTx) boxBookings(boxID string, fn func(recKey, []byte) error) error {
-	rows, err := p.tx.Query(p.ctx, `SELECT assignment_id, doc FROM bookings_bookings WHERE doc->>'box_id' = $1 ORDER BY assignment_id`, boxID)
-	if err != nil {
-		return err
-	}
-	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (pgRec, error) {
-		var r pgRec
-		err := row.Scan(&r.k.ID, &r.doc)
-		return r, err
-	})
-	if err != nil {
-		return fmt.Errorf("read the bookings of box %s: %w", boxID, err)
-	}
-	for _, r := range recs {
-		if err := fn(r.k, r.doc); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (p *pgTx) scan(t table, byID bool, id int64, fn func(recKey, []byte) error) error {
 	sql, args := pgTables[t].scan, []any(nil)
 	if byID {

@@ -67,6 +67,14 @@ var Rows = []Row{
 		Ref: M("./sync/loadbox", "BenchmarkReconnectStorm1000", "boxes/s")},
 	{What: "1,000 boxes, stores on PostgreSQL: events ingested", Fig: M("./sync/loadbox", "BenchmarkEventsIngest1000Postgres", "events/s"),
 		Ref: M("./sync/loadbox", "BenchmarkEventsIngest1000", "events/s")},
+	// The bridge as a cloud service (issue 13): real serve processes on
+	// PostgreSQL and mosquitto, 200 boxes, Fleetio at 100 ms + 20 req/min.
+	{What: "replicas: webhook to grant at box, 1 replica, Fleetio 100 ms + 20 req/min, p99", Fig: M("./cmd/smartbox-bridge", "BenchmarkReplicasWebhookToGrant/replicas=1,limit=20rpm", "p99-ms"),
+		Ref: Const("the issue's target", 2000, "p99-ms")},
+	{What: "replicas: webhook to grant at box, 3 replicas, Fleetio 100 ms + 20 req/min, p50", Fig: M("./cmd/smartbox-bridge", "BenchmarkReplicasWebhookToGrant/replicas=3,limit=20rpm", "p50-ms"),
+		Ref: M("./cmd/smartbox-bridge", "BenchmarkReplicasWebhookToGrant/replicas=1,limit=20rpm", "p50-ms")},
+	{What: "replicas: webhook to grant at box, 3 replicas, Fleetio 100 ms + 20 req/min, p99", Fig: M("./cmd/smartbox-bridge", "BenchmarkReplicasWebhookToGrant/replicas=3,limit=20rpm", "p99-ms"),
+		Ref: Const("the issue's target", 2000, "p99-ms")},
 }
 
 // Fixed run counts (go test -benchtime Nx) of the benchmarks whose one op
@@ -98,4 +106,6 @@ var Runs = map[string]int{
 	"./sync/loadbox BenchmarkEventsIngest1000":           1,
 	"./sync/loadbox BenchmarkReconnectStorm1000Postgres": 1,
 	"./sync/loadbox BenchmarkEventsIngest1000Postgres":   1,
+	// One burst of 1,000 assignments on the replica rig is the op.
+	"./cmd/smartbox-bridge BenchmarkReplicasWebhookToGrant": 1,
 }
