@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -487,13 +488,10 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-// freeAddr is a free loopback host:port (closed again: the replica binds it).
+// freeAddr is a free loopback host:port (brokertest.FreePort's: closed
+// again, the replica binds it).
 func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(brokertest.FreePort(t)))
 }
 
 // start runs the process and waits until its /readyz says ready.
