@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
@@ -94,8 +98,9 @@ func (c *Cloud) Subscribed() <-chan struct{} { return c.subscribed }
 // box's login; a body naming another box is dropped and counted
 // (Stats.WrongBox) as a security event.
 //
-// Serve returns an error if the first connection fails; later losses are
-// retried by paho. It returns nil once ctx is done.
+// Serve returns an error if the first connection fails (a broker that
+// closes it before answering is tried again for up to 30 s: see connect);
+// later losses are retried by paho. It returns nil once ctx is done.
 func (c *Cloud) Serve(ctx context.Context, mqttURL string, clientOpts ...func(*mqtt.ClientOptions)) error {
 	s := &server{done: make(chan struct{})}
 	for range workers {
@@ -124,7 +129,14 @@ func (c *Cloud) Serve(ctx context.Context, mqttURL string, clientOpts ...func(*m
 			// restarts. Waiting happens off the handler goroutine.
 			tok := cl.SubscribeMultiple(filters, nil)
 			go func() {
-				if !tok.WaitTimeout(connectTimeout) {
+				// No time bound of its own: on a loaded broker the SUBACK
+				// may come after connectTimeout, and giving up then would
+				// leave Subscribed (and /readyz) closed for good on a
+				// cloud that is in fact subscribed. paho completes the
+				// token with an error if the connection is lost first.
+				select {
+				case <-tok.Done():
+				case <-s.done:
 					return
 				}
 				if err := tok.Error(); err != nil {
@@ -183,12 +195,8 @@ func (c *Cloud) Serve(ctx context.Context, mqttURL string, clientOpts ...func(*m
 		wg.Wait()
 	}
 
-	tok := client.Connect()
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-	}
-	if err := tok.Error(); err != nil || ctx.Err() != nil {
+	err := c.connect(ctx, client, mqttURL)
+	if err != nil || ctx.Err() != nil {
 		client.Disconnect(0)
 		stop()
 		if err == nil {
@@ -200,6 +208,51 @@ func (c *Cloud) Serve(ctx context.Context, mqttURL string, clientOpts ...func(*m
 	stop()
 	client.Disconnect(250)
 	return nil
+}
+
+// connect makes the first connection. A broker that accepts the connection
+// and closes it before its CONNACK is up but shedding load: the embedded
+// broker refuses connections past its bound on those not logged in yet
+// (sync/broker's connGate), and a box fleet reconnecting after a restart
+// can fill that bound from the very address the cloud connects from. That
+// is retried every firstConnectRetry for up to connectTimeout in all. What
+// no retry mends is an error at once: nothing listening, a refusal in the
+// CONNACK (login, not authorised), a TLS failure.
+func (c *Cloud) connect(ctx context.Context, client mqtt.Client, mqttURL string) error {
+	deadline := time.Now().Add(connectTimeout)
+	for {
+		tok := client.Connect()
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			return nil
+		}
+		err := tok.Error()
+		if err == nil || !closedBeforeConnack(err) || time.Now().Add(firstConnectRetry).After(deadline) {
+			return err
+		}
+		c.log.Warn("broker closed the connection before answering; retrying", "url", mqttURL, "err", err, "in", firstConnectRetry)
+		select {
+		case <-time.After(firstConnectRetry):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// firstConnectRetry spaces connect's retries.
+const firstConnectRetry = time.Second
+
+// closedBeforeConnack: paho's error for a connection the broker accepted
+// and then closed (EOF, or a reset: it closed with our CONNECT unread)
+// before it answered.
+func closedBeforeConnack(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	return errors.Is(err, packets.ErrorNetworkError) &&
+		(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET))
 }
 
 // receive runs on paho's goroutine: classify, then hand over. Never block.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smartbox-oss/smartbox/sync/brokertest"
+	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/wire"
 )
 
@@ -33,22 +36,9 @@ func TestServe(t *testing.T) {
 			_, err = c.PutGrant("box-a", booking("g1", "k1"), "123456")
 			require.NoError(t, err)
 
-			ctx, cancel := context.WithCancel(context.Background())
-			served := make(chan error, 1)
-			go func() {
-				served <- c.Serve(ctx, br.TLSURL(), func(o *mqtt.ClientOptions) {
-					o.SetUsername(brokertest.CloudUser).SetPassword(brokertest.Password(brokertest.CloudUser)).
-						SetTLSConfig(br.Certs().ClientTLS(t, "")).SetClientID("smartbox-cloud-" + string(kind))
-				})
-			}()
-			t.Cleanup(func() {
-				cancel()
-				select {
-				case err := <-served:
-					require.NoError(t, err)
-				case <-time.After(waitFor):
-					t.Error("Serve did not return after cancel")
-				}
+			serveUntilCleanup(t, c, br.TLSURL(), func(o *mqtt.ClientOptions) {
+				o.SetUsername(brokertest.CloudUser).SetPassword(brokertest.Password(brokertest.CloudUser)).
+					SetTLSConfig(br.Certs().ClientTLS(t, "")).SetClientID("smartbox-cloud-" + string(kind))
 			})
 
 			// The box: its own topics only, as its ACL allows.
@@ -194,4 +184,84 @@ func TestServeBadBroker(t *testing.T) {
 	err := e.c.Serve(ctx, fmt.Sprintf("tcp://127.0.0.1:%d", port), func(o *mqtt.ClientOptions) { o.SetConnectTimeout(time.Second) })
 	require.Error(t, err)
 	require.NoError(t, ctx.Err())
+}
+
+// TestServeRetriesBrokerShedding: the embedded broker refuses connections
+// past its bound on those not logged in yet from one address, as a box
+// fleet reconnecting after a restart fills it from the address the
+// in-process cloud connects from. Serve's first connection is refused,
+// tried again, and gets in once the bound frees; it does not give up.
+func TestServeRetriesBrokerShedding(t *testing.T) {
+	br := brokertest.Start(t, brokertest.Mochi, brokertest.Options{}).(*brokertest.MochiBroker)
+	embedded := br.Embedded()
+	addr := strings.TrimPrefix(br.URL(), "tcp://")
+	// Hold connections open without a CONNECT until the broker refuses one.
+	var held []net.Conn
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	for embedded.RefusedConnections() == 0 {
+		require.Less(t, len(held), 1000, "the broker never refused a connection")
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		held = append(held, c)
+		// The refusal is counted once the broker has accepted the
+		// connection; give the accept loop a moment by a read that ends
+		// at once if the broker closed it.
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		_, _ = c.Read(make([]byte, 1))
+	}
+	refused := embedded.RefusedConnections()
+
+	e := newEnv(t, nil)
+	served := serveUntilCleanup(t, e.c, br.URL(), func(o *mqtt.ClientOptions) {
+		o.SetUsername(brokertest.CloudUser).SetPassword(brokertest.Password(brokertest.CloudUser))
+	})
+	require.Eventually(t, func() bool { return embedded.RefusedConnections() > refused },
+		waitFor, 10*time.Millisecond, "the cloud's connection was not refused")
+	select {
+	case err := <-served:
+		t.Fatalf("Serve gave up on a broker shedding load: %v", err)
+	default:
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	select {
+	case <-e.c.Subscribed():
+	case err := <-served:
+		t.Fatalf("Serve returned before subscribing: %v", err)
+	case <-time.After(waitFor):
+		t.Fatal("the cloud did not subscribe once the broker took connections again")
+	}
+}
+
+// serveUntilCleanup runs c.Serve in the background until the test ends,
+// then requires it to return nil. The channel gets Serve's error if it
+// returns before that (read it, and the cleanup waits no more).
+func serveUntilCleanup(t *testing.T, c *cloud.Cloud, url string, opts func(*mqtt.ClientOptions)) <-chan error {
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		served <- c.Serve(ctx, url, opts)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-returned:
+			select {
+			case err := <-served:
+				require.NoError(t, err)
+			default: // the test read it
+			}
+		case <-time.After(waitFor):
+			t.Error("Serve did not return after cancel")
+		}
+	})
+	return served
 }

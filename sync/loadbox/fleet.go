@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -49,6 +50,9 @@ type FleetOptions struct {
 	// (bridge.StoreOptions.URL); "" keeps them in DataDir's bbolt files.
 	StoreURL string
 	Box      Config // AckTimeout, DrainBatch for every box (the rest is filled in)
+	// Logger gets the bridge's logs, and the boxes' unless Box.Logger is
+	// set; nil discards them.
+	Logger *slog.Logger
 }
 
 // Fleet is a bridge and N lightweight boxes connected to it.
@@ -66,7 +70,10 @@ type Fleet struct {
 // grants; Connect connects them.
 func StartFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 	f := &Fleet{o: o, bopts: bridge.Options{DataDir: o.DataDir, Store: bridge.StoreOptions{URL: o.StoreURL},
-		Broker: bridge.BrokerOptions{ListenTLS: "127.0.0.1:0"}}}
+		Broker: bridge.BrokerOptions{ListenTLS: "127.0.0.1:0"}, Logger: o.Logger}}
+	if f.o.Box.Logger == nil {
+		f.o.Box.Logger = o.Logger
+	}
 	f.ctx, f.stop = context.WithCancel(ctx)
 	svc, err := f.startService()
 	if err != nil {
@@ -124,6 +131,8 @@ func (f *Fleet) startService() (*bridge.Service, error) {
 	select {
 	case <-svc.Ready():
 		return svc, nil
+	case <-svc.Done():
+		return nil, fmt.Errorf("loadbox: the bridge stopped before its cloud subscribed: %v", svc.Close())
 	case <-time.After(readyTimeout):
 		_ = svc.Close()
 		return nil, fmt.Errorf("loadbox: the bridge's cloud did not subscribe within %s", readyTimeout)

@@ -1,7 +1,10 @@
 package loadbox
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,17 +23,22 @@ func TestFleetSurvivesBridgeRestart(t *testing.T) {
 	const boxes, events = 30, 20
 	ctx, cancel := context.WithTimeout(t.Context(), testWait)
 	defer cancel()
-	f, err := StartFleet(ctx, FleetOptions{Boxes: boxes, Grants: 3, DataDir: t.TempDir()})
+	start := time.Now()
+	f, err := StartFleet(ctx, FleetOptions{Boxes: boxes, Grants: 3, DataDir: t.TempDir(), Logger: failureLog(t)})
 	require.NoError(t, err)
 	t.Cleanup(f.Close)
 	require.NoError(t, f.Connect(ctx))
+	t.Logf("%d boxes registered and current in %s", boxes, time.Since(start))
 	for _, b := range f.Boxes {
 		for i := range events {
 			b.Record(box.Event{Type: box.EventCodeRefused, Time: time.Now(), Detail: "load " + string(rune('a'+i%26))})
 		}
 	}
+	start = time.Now()
 	require.NoError(t, f.RestartBridge(true))
+	t.Logf("bridge restarted in %s", time.Since(start))
 	require.NoError(t, f.WaitCurrent(ctx))
+	t.Logf("every box current again %s after the restart began", time.Since(start))
 	for _, b := range f.Boxes {
 		require.NoError(t, b.Wait(ctx, func(s Snapshot) bool { return s.Outbox == 0 && s.Acked == s.LastSeq }))
 		s := b.State()
@@ -44,3 +52,26 @@ func TestFleetSurvivesBridgeRestart(t *testing.T) {
 		require.Equal(t, 3, s.Grants)
 	}
 }
+
+// failureLog is a logger at Info whose lines the test prints only if it
+// fails: the bridge's and the boxes' story of a run CI could not repeat.
+func failureLog(t *testing.T) *slog.Logger {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("logs of the run:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (w writerFunc) Write(p []byte) (int, error) { return w(p) }

@@ -373,6 +373,8 @@ func (d *Depot) startService(ctx context.Context) (*bridge.Service, error) {
 	}
 	select {
 	case <-svc.Ready():
+	case <-svc.Done():
+		return nil, fmt.Errorf("the bridge stopped before its cloud subscribed to the box topics: %v", svc.Close())
 	case <-time.After(bridgeReadyTimeout):
 		_ = svc.Close()
 		return nil, fmt.Errorf("the bridge's cloud did not subscribe to the box topics within %s", bridgeReadyTimeout)
