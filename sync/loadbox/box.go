@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,12 +52,18 @@ type Config struct {
 	// password (an external mosquitto's password file, user = box id);
 	// "": the client certificate in TLS is the box's identity.
 	Username, Password string
-	CloudKeys          map[string]ed25519.PublicKey
-	SyncKey            *ecdh.PrivateKey // the key registered with the cloud
-	Slots              int
-	DrainBatch         int           // events per EventBatch (link.DefaultDrainBatch)
-	AckTimeout         time.Duration // resend an unacked batch after this (DefaultAckTimeout)
-	Logger             *slog.Logger
+	// LocalIP is the address the box connects from ("": the system's
+	// choice). A fleet on one machine spreads its boxes over loopback
+	// addresses (127.0.0.0/8 is all loopback on Linux) so that the broker
+	// sees depots behind their own NATs, not one address: its bound on
+	// connections not logged in yet is per address (sync/broker).
+	LocalIP    net.IP
+	CloudKeys  map[string]ed25519.PublicKey
+	SyncKey    *ecdh.PrivateKey // the key registered with the cloud
+	Slots      int
+	DrainBatch int           // events per EventBatch (link.DefaultDrainBatch)
+	AckTimeout time.Duration // resend an unacked batch after this (DefaultAckTimeout)
+	Logger     *slog.Logger
 }
 
 // Box is a lightweight box: its records and outbox in memory.
@@ -113,6 +120,7 @@ func (b *Box) Start(ctx context.Context) error {
 		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(maxReconnectInterval).
 		SetKeepAlive(30*time.Second).SetConnectTimeout(30*time.Second).SetWriteTimeout(10*time.Second).
 		SetTLSConfig(b.cfg.TLS).SetUsername(b.cfg.Username).SetPassword(b.cfg.Password).
+		SetDialer(&net.Dialer{Timeout: 30 * time.Second, LocalAddr: localAddr(b.cfg.LocalIP)}).
 		SetBinaryWill(b.topic(wire.LeafStatus), will, 1, true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
 			select {
@@ -457,6 +465,15 @@ func (b *Box) GrantSeen(id string) (time.Time, bool) {
 	defer b.mu.Unlock()
 	t, ok := b.rec.seen[id]
 	return t, ok
+}
+
+// localAddr is a dialer's LocalAddr for ip; nil for none. (A nil
+// *net.TCPAddr in the interface would not be nil to net.Dialer.)
+func localAddr(ip net.IP) net.Addr {
+	if ip == nil {
+		return nil
+	}
+	return &net.TCPAddr{IP: ip}
 }
 
 // ID is the box id.

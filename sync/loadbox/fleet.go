@@ -50,6 +50,10 @@ type FleetOptions struct {
 	// (bridge.StoreOptions.URL); "" keeps them in DataDir's bbolt files.
 	StoreURL string
 	Box      Config // AckTimeout, DrainBatch for every box (the rest is filled in)
+	// BoxesPerAddress spreads the boxes over loopback addresses from
+	// 127.0.1.1 up, this many on each, as depots behind their own NATs;
+	// 0 connects every box from 127.0.0.1 (one NAT for the whole fleet).
+	BoxesPerAddress int
 	// Logger gets the bridge's logs, and the boxes' unless Box.Logger is
 	// set; nil discards them.
 	Logger *slog.Logger
@@ -111,7 +115,7 @@ func StartFleet(ctx context.Context, o FleetOptions) (*Fleet, error) {
 	g.SetLimit(ConnectParallel)
 	for i := range o.Boxes {
 		g.Go(func() error {
-			b, err := f.register(gctx, admin, fmt.Sprintf("load-%04d", i+1), roots, keys, brokerURL)
+			b, err := f.register(gctx, admin, i, fmt.Sprintf("load-%04d", i+1), roots, keys, brokerURL)
 			f.Boxes[i] = b
 			return err
 		})
@@ -141,7 +145,7 @@ func (f *Fleet) startService() (*bridge.Service, error) {
 
 // register makes one box's identity, registers it, gets its certificate
 // and puts its keys and grants (one revision).
-func (f *Fleet) register(ctx context.Context, admin *adminapi.AdminClient, id string, roots *x509.CertPool,
+func (f *Fleet) register(ctx context.Context, admin *adminapi.AdminClient, n int, id string, roots *x509.CertPool,
 	keys map[string]ed25519.PublicKey, brokerURL string) (*Box, error) {
 	syncKey, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
@@ -185,8 +189,19 @@ func (f *Fleet) register(ctx context.Context, admin *adminapi.AdminClient, id st
 		}
 	}
 	cfg := f.o.Box
+	cfg.LocalIP = f.localIP(n)
 	cfg.ID, cfg.BrokerURL, cfg.TLS, cfg.CloudKeys, cfg.SyncKey, cfg.Slots = id, brokerURL, tc, keys, syncKey, slots
 	return New(cfg)
+}
+
+// localIP is box n's address by FleetOptions.BoxesPerAddress: 127.0.1.1
+// for the first group, then 127.0.1.2, and on (65,000 groups at most).
+func (f *Fleet) localIP(n int) net.IP {
+	if f.o.BoxesPerAddress <= 0 {
+		return nil
+	}
+	g := n/f.o.BoxesPerAddress + 1 + 256 // from 127.0.1.1
+	return net.IPv4(127, byte(g>>16), byte(g>>8), byte(g))
 }
 
 // Connect connects every box, at most ConnectParallel at once, and waits

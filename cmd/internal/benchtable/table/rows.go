@@ -57,13 +57,13 @@ var Rows = []Row{
 		Ref: M("./cmd/smartboxd", "BenchmarkColdStartEmpty", "ms/start")},
 	// Helper fleet's benchmarks: 1,000 lightweight protocol clients
 	// against the bridge.
-	{What: "1,000 boxes: all current after a broker restart", Fig: M("./sync/loadbox", "BenchmarkReconnectStorm1000", "s/storm"),
+	{What: "1,000 boxes (8 per address): all current after a broker restart", Fig: M("./sync/loadbox", "BenchmarkReconnectStorm1000", "s/storm"),
 		Ref: M("./sync/loadbox", "BenchmarkReconnectStorm1000", "s/connect")},
 	{What: "1,000 boxes: events ingested", Fig: M("./sync/loadbox", "BenchmarkEventsIngest1000", "events/s"),
 		Ref: M("./sync/loadbox", "BenchmarkEventsIngest1000", "fsyncs/s")},
 	// The same two with the bridge's stores on a durable PostgreSQL, each
 	// beside its bbolt figure.
-	{What: "1,000 boxes, stores on PostgreSQL: current after a broker restart", Fig: M("./sync/loadbox", "BenchmarkReconnectStorm1000Postgres", "boxes/s"),
+	{What: "1,000 boxes (8 per address), stores on PostgreSQL: current after a broker restart", Fig: M("./sync/loadbox", "BenchmarkReconnectStorm1000Postgres", "boxes/s"),
 		Ref: M("./sync/loadbox", "BenchmarkReconnectStorm1000", "boxes/s")},
 	{What: "1,000 boxes, stores on PostgreSQL: events ingested", Fig: M("./sync/loadbox", "BenchmarkEventsIngest1000Postgres", "events/s"),
 		Ref: M("./sync/loadbox", "BenchmarkEventsIngest1000", "events/s")},
