@@ -52,7 +52,7 @@ type Config struct {
 	// password (an external mosquitto's password file, user = box id);
 	// "": the client certificate in TLS is the box's identity.
 	Username, Password string
-	// LocalIP is the address the box connects from ("": the system's
+	// LocalIP is the address the box connects from (nil: the system's
 	// choice). A fleet on one machine spreads its boxes over loopback
 	// addresses (127.0.0.0/8 is all loopback on Linux) so that the broker
 	// sees depots behind their own NATs, not one address: its bound on

@@ -49,7 +49,10 @@ type seedIDs struct{ van, car, ada, bob int64 }
 
 func newFakeDepot(t testing.TB) (*fakeDepot, seedIDs) {
 	t.Helper()
-	f := fleetiotest.New(fleetiotest.Options{})
+	// The fake's clock is the page's (fixedNow): "current" and "future"
+	// of an assignment are then the same on the page's day as at any date
+	// the test runs on.
+	f := fleetiotest.New(fleetiotest.Options{Clock: fixedClock{}})
 	t.Cleanup(func() { _ = f.Close() })
 	for _, k := range []string{fleetio.FieldAccessCode, fleetio.FieldAccessLink, fleetio.FieldAccessInstructions} {
 		f.DefineCustomField(k, false)
@@ -262,3 +265,8 @@ func (d *fakeDepot) Bookings(context.Context) ([]bridge.BookingRow, error) {
 	}
 	return d.rows, nil
 }
+
+// fixedClock is fixedNow, as a fleetiotest.Clock.
+type fixedClock struct{}
+
+func (fixedClock) Now() time.Time { return fixedNow }
