@@ -13,9 +13,9 @@ import (
 func TestAckWaitBacksOff(t *testing.T) {
 	var got []time.Duration
 	for n := range 8 {
-		got = append(got, ackWait(10*time.Second, 5*time.Minute, n))
+		got = append(got, AckWait(10*time.Second, 5*time.Minute, n))
 	}
 	require.Equal(t, []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second,
 		160 * time.Second, 5 * time.Minute, 5 * time.Minute, 5 * time.Minute}, got)
-	require.Equal(t, 5*time.Minute, ackWait(10*time.Second, 5*time.Minute, 1<<30), "no overflow")
+	require.Equal(t, 5*time.Minute, AckWait(10*time.Second, 5*time.Minute, 1<<30), "no overflow")
 }

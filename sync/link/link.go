@@ -32,7 +32,7 @@ var _ Releaser = (*box.Controller)(nil)
 const (
 	DefaultDrainBatch = 500              // events per EventBatch (sync/README.md: at most 500)
 	DefaultAckTimeout = 10 * time.Second // resend an unacked event batch after this
-	// DefaultMaxAckWait caps the growing wait for an ack (see ackWait): a
+	// DefaultMaxAckWait caps the growing wait for an ack (see AckWait): a
 	// box the cloud throttles retries every five minutes at worst, each try
 	// storing what the cloud's byte budget earned meanwhile (about 85 KB at
 	// the default 1 MiB an hour), and is never more than five minutes late

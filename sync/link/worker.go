@@ -31,7 +31,7 @@ type flight struct {
 type workerState struct {
 	online   bool    // the worker has seen the connection come up
 	inflight *flight // nil: no event batch waiting for an ack
-	unacked  int     // event batches in a row that got no ack (see ackWait)
+	unacked  int     // event batches in a row that got no ack (see AckWait)
 	syncHave uint64  // have of the last SyncRequest
 	syncAt   time.Time
 	// syncPending: the last SyncRequest has had no answer yet (a verified
@@ -141,10 +141,10 @@ func (l *Link) onConnect() {
 // periodic runs on every tick.
 func (l *Link) periodic() {
 	now := l.now()
-	if f := l.w.inflight; f != nil && now.Sub(f.sentAt) >= ackWait(l.opts.AckTimeout, l.opts.MaxAckWait, l.w.unacked) {
+	if f := l.w.inflight; f != nil && now.Sub(f.sentAt) >= AckWait(l.opts.AckTimeout, l.opts.MaxAckWait, l.w.unacked) {
 		l.w.unacked++
 		l.log.Info("sync: no ack, resending events", "first", f.first, "last", f.last,
-			"next_wait", ackWait(l.opts.AckTimeout, l.opts.MaxAckWait, l.w.unacked))
+			"next_wait", AckWait(l.opts.AckTimeout, l.opts.MaxAckWait, l.w.unacked))
 		l.w.inflight = nil
 	}
 	l.drain()
@@ -153,7 +153,7 @@ func (l *Link) periodic() {
 	}
 	switch {
 	case l.w.syncPending:
-		if now.Sub(l.w.syncAt) < ackWait(l.opts.AckTimeout, l.opts.MaxAckWait, l.w.unanswered) {
+		if now.Sub(l.w.syncAt) < AckWait(l.opts.AckTimeout, l.opts.MaxAckWait, l.w.unanswered) {
 			break
 		}
 		// The replica that took the request may have been killed before it
@@ -164,7 +164,7 @@ func (l *Link) periodic() {
 		// asks at that rate, no faster.
 		l.w.unanswered++
 		l.log.Info("sync: no answer, asking again", "have", l.w.syncHave,
-			"next_wait", ackWait(l.opts.AckTimeout, l.opts.MaxAckWait, l.w.unanswered))
+			"next_wait", AckWait(l.opts.AckTimeout, l.opts.MaxAckWait, l.w.unanswered))
 		reason := "no_answer"
 		if l.w.stageTo != 0 {
 			reason = "snapshot_incomplete"
@@ -183,13 +183,14 @@ func (l *Link) periodic() {
 	}
 }
 
-// ackWait is how long the box waits for the ack of an event batch after
+// AckWait is how long the box waits for the ack of an event batch after
 // unacked batches in a row got none: AckTimeout, doubling with each batch
 // that got no ack, up to max. A cloud that holds a box's events back (over
 // its byte budget, ErrThrottled, with no ack) is not sent the same
 // megabyte every AckTimeout; an ack of any part resets the wait. The events
-// stay in the outbox throughout.
-func ackWait(timeout, max time.Duration, unacked int) time.Duration {
+// stay in the outbox throughout. sync/loadbox waits by the same rule, so
+// that a load test resends as boxes do.
+func AckWait(timeout, max time.Duration, unacked int) time.Duration {
 	// The ceiling, not a draw: the wait is recomputed at every poll.
 	return retry.Policy{Base: timeout, Cap: max}.Ceiling(unacked + 1)
 }

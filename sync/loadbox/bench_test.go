@@ -194,9 +194,19 @@ func eventsIngest(b *testing.B, engine string) {
 			b.Cleanup(bf.close)
 		}
 		ctx, cancel := phase(b)
+		// The cloud's counters say why a run was slow: events stored
+		// already (a box resent after its ack timeout), batches dropped by
+		// the per-box event rate or by full worker queues.
+		s0 := bf.f.Service().Cloud().Stats()
 		b.ReportMetric(ingest(b, ctx, bf.f.Boxes, benchEvents), "events/s")
+		s1 := bf.f.Service().Cloud().Stats()
 		b.ReportMetric(ingest(b, ctx, bf.f.Boxes[:1], benchBoxes*benchEvents), "events/s_one_box")
+		s2 := bf.f.Service().Cloud().Stats()
 		cancel()
+		b.ReportMetric(float64(s1.DuplicateEvents-s0.DuplicateEvents), "dups")
+		b.ReportMetric(float64(s1.EventsThrottled-s0.EventsThrottled+s1.QueueFull-s0.QueueFull), "dropped")
+		b.ReportMetric(float64(s2.DuplicateEvents-s1.DuplicateEvents), "dups_one_box")
+		b.ReportMetric(float64(s2.EventsThrottled-s1.EventsThrottled+s2.QueueFull-s1.QueueFull), "dropped_one_box")
 		b.ReportMetric(fsyncRate(b, bf.dir), "fsyncs/s")
 		bf.close()
 	}

@@ -17,9 +17,10 @@
 // GrantPut.Validate).
 //
 // Events go from an in-memory outbox with seqs from 1, one EventBatch in
-// flight (at most DrainBatch events, as sync/link sends them), resent after
-// AckTimeout without a verified EventAck; an ack deletes the prefix it
-// names.
+// flight (at most DrainBatch events, as sync/link sends them), resent with
+// no verified EventAck after sync/link's wait (AckTimeout, doubling for
+// each batch in a row without an ack, up to MaxAckWait); an ack deletes the
+// prefix it names.
 //
 // A Fleet starts a bridge (sync/bridge.Start, embedded broker, in-process),
 // registers N boxes through the admin API with a client certificate each
