@@ -439,6 +439,22 @@ func (s *Service) SigningKeyLine() string { return PublicKeyLine(s.signer) }
 // resend).
 func (s *Service) Ready() <-chan struct{} { return s.cloud.Subscribed() }
 
+// WaitReady waits for Ready, and says why not if the service stopped first
+// (with the error that stopped it), timeout passed, or ctx ended. The
+// caller closes the service on an error.
+func (s *Service) WaitReady(ctx context.Context, timeout time.Duration) error {
+	select {
+	case <-s.Ready():
+		return nil
+	case <-s.Done():
+		return fmt.Errorf("the bridge stopped before its cloud subscribed to the box topics: %v", s.Close())
+	case <-time.After(timeout):
+		return fmt.Errorf("the bridge's cloud did not subscribe to the box topics within %s", timeout)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Cloud is the cloud store: records, events, commands of every box.
 func (s *Service) Cloud() *cloud.Cloud { return s.cloud }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/smartbox-oss/smartbox/box"
+	"github.com/smartbox-oss/smartbox/sync/cloud"
 	"github.com/smartbox-oss/smartbox/sync/pgtest"
 )
 
@@ -203,10 +204,8 @@ func eventsIngest(b *testing.B, engine string) {
 		b.ReportMetric(ingest(b, ctx, bf.f.Boxes[:1], benchBoxes*benchEvents), "events/s_one_box")
 		s2 := bf.f.Service().Cloud().Stats()
 		cancel()
-		b.ReportMetric(float64(s1.DuplicateEvents-s0.DuplicateEvents), "dups")
-		b.ReportMetric(float64(s1.EventsThrottled-s0.EventsThrottled+s1.QueueFull-s0.QueueFull), "dropped")
-		b.ReportMetric(float64(s2.DuplicateEvents-s1.DuplicateEvents), "dups_one_box")
-		b.ReportMetric(float64(s2.EventsThrottled-s1.EventsThrottled+s2.QueueFull-s1.QueueFull), "dropped_one_box")
+		reportResends(b, s0, s1, "")
+		reportResends(b, s1, s2, "_one_box")
 		b.ReportMetric(fsyncRate(b, bf.dir), "fsyncs/s")
 		bf.close()
 	}
@@ -250,4 +249,11 @@ func fsyncRate(b *testing.B, dir string) float64 {
 		}
 	}
 	return fsyncProbes / time.Since(t0).Seconds()
+}
+
+// reportResends reports, between two of the cloud's Stats, the events it
+// had stored already and the batches it dropped (event rate, full queues).
+func reportResends(b *testing.B, before, after cloud.Stats, suffix string) {
+	b.ReportMetric(float64(after.DuplicateEvents-before.DuplicateEvents), "dups"+suffix)
+	b.ReportMetric(float64(after.EventsThrottled-before.EventsThrottled+after.QueueFull-before.QueueFull), "dropped"+suffix)
 }

@@ -132,15 +132,11 @@ func (f *Fleet) startService() (*bridge.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loadbox: starting the bridge: %w", err)
 	}
-	select {
-	case <-svc.Ready():
-		return svc, nil
-	case <-svc.Done():
-		return nil, fmt.Errorf("loadbox: the bridge stopped before its cloud subscribed: %v", svc.Close())
-	case <-time.After(readyTimeout):
+	if err := svc.WaitReady(context.Background(), readyTimeout); err != nil {
 		_ = svc.Close()
-		return nil, fmt.Errorf("loadbox: the bridge's cloud did not subscribe within %s", readyTimeout)
+		return nil, fmt.Errorf("loadbox: %w", err)
 	}
+	return svc, nil
 }
 
 // register makes one box's identity, registers it, gets its certificate

@@ -371,16 +371,9 @@ func (d *Depot) startService(ctx context.Context) (*bridge.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the bridge: %w", err)
 	}
-	select {
-	case <-svc.Ready():
-	case <-svc.Done():
-		return nil, fmt.Errorf("the bridge stopped before its cloud subscribed to the box topics: %v", svc.Close())
-	case <-time.After(bridgeReadyTimeout):
+	if err := svc.WaitReady(ctx, bridgeReadyTimeout); err != nil {
 		_ = svc.Close()
-		return nil, fmt.Errorf("the bridge's cloud did not subscribe to the box topics within %s", bridgeReadyTimeout)
-	case <-ctx.Done():
-		_ = svc.Close()
-		return nil, ctx.Err()
+		return nil, err
 	}
 	// Bookings change when box events arrive: the page re-reads them.
 	svc.Cloud().OnEvents(func(string, []box.Event) { d.changed.Notify() })
