@@ -243,7 +243,10 @@
 // down). CheckLive raises a not_live alert once per grant for a booking
 // whose start is within Options.LiveAlertBefore (10 minutes by default) and
 // whose grant the box has not applied. The access page says "Your code is
-// active on <box> since <time>", or that it is on its way.
+// active on <box> since <time>", or that it is on its way. The bookings
+// waiting for their box are indexed by box in both engines (waitingFor,
+// storeTx.putBooking), so a status reads its box's few and not every
+// booking kept.
 //
 // # Notifications
 //
@@ -306,7 +309,7 @@
 //	overdue.go        CheckOverdue; removal.go a return undone by a removal
 //	alerts.go         the admin's alerts (keypad_attack, keypad_closed, return_unconfirmed, not_live)
 //	live.go           the live receipt: HandleStatus, CatchUpLive, CheckLive, LiveText
-//	store_live.go     storing it: keepLive, boxHolds, raiseNotLive
+//	store_live.go     storing it: keepLive, waitingFor (the waiting index), boxHolds, raiseNotLive
 //	expire.go         ExpireEnded; reconcile.go Reconcile (the sweep)
 //	maintenance.go    RunMaintenance; stats.go Stats
 package bookings

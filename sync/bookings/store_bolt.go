@@ -29,6 +29,17 @@ var (
 	bucketPrompts    = []byte("prompts")    // assignment id -> Reservation
 	bucketDrivers    = []byte("drivers")    // contact id -> driverCode (code sealed)
 
+	// The waiting index (storeTx.putBooking): the bookings waiting for
+	// their box, as two buckets kept together, so that a box's status
+	// seeks its own entries and a write of a booking finds the entry it
+	// replaces without decoding the document it overwrites. A file older
+	// than them has them made and filled from its bookings on open.
+	//
+	// box id ++ 0x00 ++ assignment id (8 bytes BE) -> empty.
+	bucketWaiting = []byte("bookings_waiting")
+	// assignment id -> box id: the entry of each booking in bookings_waiting.
+	bucketWaitingBox = []byte("bookings_waiting_box")
+
 	// The watch side (box events tied to bookings). A bridge older than
 	// them made them on first use; OpenStore makes them if missing.
 	//
@@ -98,11 +109,18 @@ func openBolt(path string) (*boltEngine, []byte, error) {
 	}
 	var sealKey []byte
 	err = db.Update(func(tx *bolt.Tx) error {
+		fill := tx.Bucket(bucketWaiting) == nil
 		for _, b := range [][]byte{bucketMeta, bucketSettings, bucketBoxes, bucketLinks, bucketDeliveries,
 			bucketQueue, bucketBookings, bucketTokens, bucketPrompts, bucketDrivers, bucketWatchEvents,
-			bucketWatchHolders, bucketWatchOverdue, bucketWatchSeen, bucketWatchAlerts, bucketWatchReturns} {
+			bucketWatchHolders, bucketWatchOverdue, bucketWatchSeen, bucketWatchAlerts, bucketWatchReturns,
+			bucketWaiting, bucketWaitingBox} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
+			}
+		}
+		if fill {
+			if err := fillWaiting(boltTx{tx: tx}); err != nil {
+				return fmt.Errorf("waiting index: %w", err)
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
@@ -316,9 +334,97 @@ func (b boltTx) get(t table, k recKey) ([]byte, bool, error) {
 	return bytes.Clone(v), v != nil, nil
 }
 
-func (b boltTx) put(t table, k recKey, doc []byte) error { return b.bucket(t).Put(boltKey(t, k), doc) }
+func (b boltTx) put(t table, k recKey, doc []byte) error {
+	if t == tBookings {
+		return fmt.Errorf("%s record %s: store a booking with putBooking (its waiting index)", t, k)
+	}
+	return b.bucket(t).Put(boltKey(t, k), doc)
+}
 
-func (b boltTx) del(t table, k recKey) error { return b.bucket(t).Delete(boltKey(t, k)) }
+func (b boltTx) del(t table, k recKey) error {
+	if t == tBookings {
+		if err := b.setWaiting(id64(k.ID), ""); err != nil {
+			return err
+		}
+	}
+	return b.bucket(t).Delete(boltKey(t, k))
+}
+
+func (b boltTx) putBooking(id int64, waitingBox string, doc []byte) error {
+	k := id64(id)
+	if err := b.tx.Bucket(bucketBookings).Put(k, doc); err != nil {
+		return err
+	}
+	return b.setWaiting(k, waitingBox)
+}
+
+// waitingKey is the key of booking id (8 bytes) in bookings_waiting.
+func waitingKey(boxID string, id []byte) []byte {
+	return append(append([]byte(boxID), 0), id...)
+}
+
+// setWaiting files booking id (8 bytes) under box boxID in the waiting
+// index ("": under none), dropping the entry it had.
+func (b boltTx) setWaiting(id []byte, boxID string) error {
+	byBox, byID := b.tx.Bucket(bucketWaiting), b.tx.Bucket(bucketWaitingBox)
+	if old := byID.Get(id); old != nil {
+		if string(old) == boxID {
+			return nil
+		}
+		if err := byBox.Delete(waitingKey(string(old), id)); err != nil {
+			return err
+		}
+		if err := byID.Delete(id); err != nil {
+			return err
+		}
+	}
+	if boxID == "" {
+		return nil
+	}
+	if err := byBox.Put(waitingKey(boxID, id), nil); err != nil {
+		return err
+	}
+	return byID.Put(id, []byte(boxID))
+}
+
+// waiting: one box's entries are the keys of bookings_waiting under its
+// prefix, in id order; every box's are bookings_waiting_box's, in id
+// order too.
+func (b boltTx) waiting(boxID string, fn func([]byte) error) error {
+	bookings := b.tx.Bucket(bucketBookings)
+	each := func(id []byte) error {
+		if v := bookings.Get(id); v != nil {
+			return fn(v)
+		}
+		return nil
+	}
+	if boxID == "" {
+		return b.tx.Bucket(bucketWaitingBox).ForEach(func(id, _ []byte) error { return each(id) })
+	}
+	prefix := waitingKey(boxID, nil)
+	c := b.tx.Bucket(bucketWaiting).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) != len(prefix)+8 {
+			return fmt.Errorf("waiting index key %q is malformed", k)
+		}
+		if err := each(k[len(prefix):]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fillWaiting files every booking of a file older than the waiting index
+// in it.
+func fillWaiting(b boltTx) error {
+	return b.tx.Bucket(bucketBookings).ForEach(func(k, v []byte) error {
+		var bk Booking
+		if err := json.Unmarshal(v, &bk); err != nil {
+			return fmt.Errorf("decode booking %x: %w", k, err)
+		}
+		return b.setWaiting(k, waitingFor(bk))
+	})
+}
 
 func (b boltTx) scan(t table, byID bool, id int64, fn func(recKey, []byte) error) error {
 	var prefix []byte
@@ -345,12 +451,19 @@ func (b boltTx) scan(t table, byID bool, id int64, fn func(recKey, []byte) error
 func (b boltTx) clear(t table) (int, error) {
 	n := 0 // counted, not Stats().KeyN: that reads the pages, not this transaction's writes
 	b.bucket(t).ForEach(func(_, _ []byte) error { n++; return nil })
-	name := tableBuckets[t]
-	if err := b.tx.DeleteBucket(name); err != nil {
-		return 0, err
+	names := [][]byte{tableBuckets[t]}
+	if t == tBookings {
+		names = append(names, bucketWaiting, bucketWaitingBox)
 	}
-	_, err := b.tx.CreateBucket(name)
-	return n, err
+	for _, name := range names {
+		if err := b.tx.DeleteBucket(name); err != nil {
+			return 0, err
+		}
+		if _, err := b.tx.CreateBucket(name); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
 func (b boltTx) connection() ([]byte, bool, error) {

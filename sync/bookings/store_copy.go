@@ -110,6 +110,15 @@ func copyBolt(src boltTx, dst *pgTx, counts CopyCounts) error {
 	for t := range numTables {
 		err := src.scan(t, false, 0, func(k recKey, doc []byte) error {
 			counts[t.String()]++
+			if t == tBookings {
+				// The document as it is, filed in the waiting index from
+				// itself (as the file's own index files it).
+				var bk Booking
+				if err := json.Unmarshal(doc, &bk); err != nil {
+					return fmt.Errorf("decode booking %d: %w", k.ID, err)
+				}
+				return dst.putBooking(k.ID, waitingFor(bk), doc)
+			}
 			if t != tDeliveries {
 				return dst.put(t, k, doc)
 			}

@@ -114,15 +114,38 @@ func eventKey(assignmentID int64, boxID string, seq uint64) recKey {
 type storeTx interface {
 	// get returns the document of k in t, false if there is none.
 	get(t table, k recKey) ([]byte, bool, error)
-	// put stores doc under k in t (not tDeliveries: putDelivery).
+	// put stores doc under k in t (not tDeliveries: putDelivery; not
+	// tBookings: putBooking).
 	put(t table, k recKey, doc []byte) error
+	// del deletes the record of k in t (a booking's entry in the waiting
+	// index with it).
 	del(t table, k recKey) error
 	// scan hands every record of t to fn in key order; with byID, only
 	// those whose key's ID is id (tEvents: one booking's). fn must not
 	// write in the same transaction while it runs (collect, then write).
 	scan(t table, byID bool, id int64, fn func(k recKey, doc []byte) error) error
-	// clear deletes every record of t and returns how many there were.
+	// clear deletes every record of t and returns how many there were
+	// (tBookings: the waiting index with them).
 	clear(t table) (int, error)
+
+	// The waiting index: the bookings waiting for their box to be heard
+	// holding their grant, by box, so that a box's status reads its own
+	// few and not every booking kept (store_live.go). The Store decides
+	// which box a booking waits for (waitingFor) and hands it over with
+	// the document; the engine writes both in one statement or bucket
+	// pair, so no write of a booking can leave its entry behind. Not a
+	// table of recKeys of its own: that would be a second record every
+	// writer of a booking must keep in step, and one more kind for the
+	// copy, the dumps and the counts to walk. bbolt keeps two buckets;
+	// PostgreSQL a column beside the document (migration 00003), as it
+	// keeps a delivery's queue state (putDelivery).
+	//
+	// putBooking stores the document of booking id, waiting for box
+	// waitingBox ("": for none).
+	putBooking(id int64, waitingBox string, doc []byte) error
+	// waiting hands fn, in assignment id order, the documents of the
+	// bookings waiting for box boxID ("": for any box).
+	waiting(boxID string, fn func(doc []byte) error) error
 
 	// The connection settings (a JSON document, absent when not
 	// connected) and the code mode (a plain string, kept across a
@@ -182,7 +205,8 @@ func getRec[T any](tx storeTx, t table, k recKey) (T, bool, error) {
 	return v, true, nil
 }
 
-// putRec encodes v and stores it under k in t.
+// putRec encodes v and stores it under k in t; a booking (a Booking)
+// with its entry in the waiting index.
 func putRec(tx storeTx, t table, k recKey, v any) error {
 	if t == tDeliveries {
 		return fmt.Errorf("%s record %s: store a delivery with putDelivery (its queue state)", t, k)
@@ -190,6 +214,13 @@ func putRec(tx storeTx, t table, k recKey, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s record %s: %w", t, k, err)
+	}
+	if t == tBookings {
+		b, ok := v.(Booking)
+		if !ok {
+			return fmt.Errorf("%s record %s: a %T, not a Booking", t, k, v)
+		}
+		return tx.putBooking(k.ID, waitingFor(b), raw)
 	}
 	return tx.put(t, k, raw)
 }

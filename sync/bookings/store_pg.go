@@ -53,6 +53,9 @@ func OpenPostgresStore(ctx context.Context, pool *pgxpool.Pool) (*Store, error) 
 	if err := pgFillAssignments(ctx, pool); err != nil {
 		return nil, err
 	}
+	if err := pgFillWaiting(ctx, pool); err != nil {
+		return nil, err
+	}
 	key, err := pgSealKey(ctx, pool, newSealKey())
 	if err != nil {
 		return nil, err
@@ -109,6 +112,35 @@ func pgFillAssignments(ctx context.Context, pool *pgxpool.Pool) error {
 		}
 		if _, err := pool.Exec(ctx, `UPDATE bookings_deliveries SET assignment_id = $2 WHERE id = $1`, d.ID, deliveryAssignment(d)); err != nil {
 			return fmt.Errorf("bridge store (postgres): delivery %d: %w", d.ID, err)
+		}
+	}
+	return nil
+}
+
+// pgFillWaiting writes the waiting_box column of the bookings stored
+// before it existed (migration 00003), from their documents. A row is
+// written only while still NULL: every write of a booking since sets it,
+// from a document at least as new as the one read here, and stands.
+func pgFillWaiting(ctx context.Context, pool *pgxpool.Pool) error {
+	rows, err := pool.Query(ctx, `SELECT assignment_id, doc FROM bookings_bookings WHERE waiting_box IS NULL`)
+	if err != nil {
+		return fmt.Errorf("bridge store (postgres): read the bookings to index: %w", err)
+	}
+	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (pgRec, error) {
+		var r pgRec
+		return r, row.Scan(&r.k.ID, &r.doc)
+	})
+	if err != nil {
+		return fmt.Errorf("bridge store (postgres): read the bookings to index: %w", err)
+	}
+	for _, r := range recs {
+		var bk Booking
+		if err := json.Unmarshal(r.doc, &bk); err != nil {
+			return fmt.Errorf("bridge store (postgres): decode booking %d: %w", r.k.ID, err)
+		}
+		if _, err := pool.Exec(ctx, `UPDATE bookings_bookings SET waiting_box = $2 WHERE assignment_id = $1 AND waiting_box IS NULL`,
+			r.k.ID, waitingFor(bk)); err != nil {
+			return fmt.Errorf("bridge store (postgres): booking %d: %w", r.k.ID, err)
 		}
 	}
 	return nil
@@ -363,7 +395,32 @@ func (p *pgTx) get(t table, k recKey) ([]byte, bool, error) {
 }
 
 func (p *pgTx) put(t table, k recKey, doc []byte) error {
+	if t == tBookings {
+		return fmt.Errorf("%s record %s: store a booking with putBooking (its waiting_box)", t, k)
+	}
 	return p.exec(pgTables[t].put, append(pgKeyArgs(t, k), doc)...)
+}
+
+func (p *pgTx) putBooking(id int64, waitingBox string, doc []byte) error {
+	return p.exec(`INSERT INTO bookings_bookings (assignment_id, doc, waiting_box) VALUES ($1, $2, $3)
+		ON CONFLICT (assignment_id) DO UPDATE SET doc = EXCLUDED.doc, waiting_box = EXCLUDED.waiting_box`,
+		id, doc, waitingBox)
+}
+
+// waiting reads the partial index bookings_bookings_waiting (the rows
+// whose waiting_box is not empty). A box's query states that condition
+// again: the plan of a prepared statement is made for any $1, and without
+// it PostgreSQL cannot tell that $1 is not empty and scans the table.
+func (p *pgTx) waiting(boxID string, fn func([]byte) error) error {
+	sql, args := `SELECT doc FROM bookings_bookings WHERE waiting_box <> '' ORDER BY assignment_id`, []any(nil)
+	if boxID != "" {
+		sql, args = `SELECT doc FROM bookings_bookings WHERE waiting_box = $1 AND waiting_box <> '' ORDER BY assignment_id`, []any{boxID}
+	}
+	rows, err := p.tx.Query(p.ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	return p.eachDoc(rows, "the waiting index", fn)
 }
 
 func (p *pgTx) del(t table, k recKey) error { return p.exec(pgTables[t].del, pgKeyArgs(t, k)...) }
@@ -477,7 +534,7 @@ func (p *pgTx) queued(fn func([]byte) error) error {
 	if err != nil {
 		return err
 	}
-	return p.eachDoc(rows, fn)
+	return p.eachDoc(rows, "the queue", fn)
 }
 
 // claimable leaves out what a claim would refuse for another replica's
@@ -518,10 +575,11 @@ func (p *pgTx) claimable(owner string, now time.Time, fn func([]byte, bool) erro
 	return nil
 }
 
-func (p *pgTx) eachDoc(rows pgx.Rows, fn func([]byte) error) error {
+// eachDoc hands fn the documents of rows, read first (fn may query).
+func (p *pgTx) eachDoc(rows pgx.Rows, what string, fn func([]byte) error) error {
 	docs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
 	if err != nil {
-		return fmt.Errorf("read the queue: %w", err)
+		return fmt.Errorf("read %s: %w", what, err)
 	}
 	for _, doc := range docs {
 		if err := fn(doc); err != nil {
