@@ -98,7 +98,10 @@
 // (Options.ClaimLease, DefaultClaimLease 30 s) that Run renews while the
 // delivery runs; a replica killed leaves its claims to lapse, and the
 // others take them up. Drain, on SIGTERM, stops claiming, lets what runs
-// finish (bounded) and releases the replica's claims at once. The work,
+// finish (bounded) and releases the replica's claims at once. A webhook
+// wakes only the replica that stored it: the others find what it leaves
+// (drained, killed or busy) at their next look at the queue, every
+// sharedPollInterval (2 s) on a shared store. The work,
 // driver and alerts locks are PostgreSQL advisory locks (locks.go), each
 // wait bounded (lockWait), so the exclusive operations, the drivers'
 // serialisation and SendAlerts hold across replicas; a driver's message is

@@ -17,6 +17,17 @@ import (
 // safety net should a wake-up be missed (a delivery stored by another path).
 const pollInterval = time.Minute
 
+// sharedPollInterval is pollInterval on a store replicas share
+// (PostgreSQL): a webhook wakes only the replica that stored it, so one
+// that replica never ran (it was drained or killed just after, or its
+// workers were busy when it stopped) waits for another replica's look at
+// the queue. At a minute, one run in ten of TestReplicasDrain left such a
+// delivery a minute; at 2 s a grant waits at most that long, for one
+// query of the queued deliveries (an index of the queued) per lane and
+// replica every 2 s when idle. LISTEN/NOTIFY would wake at once, but
+// CockroachDB and YugabyteDB, which the store targets too, have none.
+const sharedPollInterval = 2 * time.Second
+
 // errPermanent marks a delivery that will never succeed as it is.
 var errPermanent = errors.New("permanent")
 

@@ -603,6 +603,10 @@ func (b *Integration) runLane(ctx context.Context, l lane) {
 	q := b.newWorkerPool(ctx, l, false)
 	var next time.Time
 	rescan := true
+	poll := pollInterval
+	if b.o.Store.Shared() {
+		poll = sharedPollInterval
+	}
 	for {
 		q.start()
 		// The queue is read again only when a worker is free and nothing
@@ -623,9 +627,9 @@ func (b *Integration) runLane(ctx context.Context, l lane) {
 		if q.retry {
 			next, q.retry = earlier(next, b.o.Now().Add(claimRetry)), false
 		}
-		wait := pollInterval
+		wait := poll
 		if !next.IsZero() {
-			wait = min(max(next.Sub(b.o.Now()), 0), pollInterval)
+			wait = min(max(next.Sub(b.o.Now()), 0), poll)
 		}
 		t := time.NewTimer(wait)
 		drain := b.drainCh
